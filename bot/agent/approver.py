@@ -1,0 +1,205 @@
+"""SlackApprover: the ``can_use_tool`` callback that asks a team in Slack."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Self
+
+from claude_agent_sdk import (
+    PermissionResult,
+    PermissionResultAllow,
+    PermissionResultDeny,
+    ToolPermissionContext,
+)
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from .. import text
+from ..approvals import keys
+from ..approvals.model import ApprovalRequest, Decision, NewRequest, State, request_id_for
+from ..approvals.store import RequestStore
+from ..approvals.wake import DecisionWaiter
+from ..redis_client import connect
+from ..settings import Settings
+
+log = logging.getLogger(__name__)
+
+CANCEL_GRACE_SECONDS = 5.0
+"""How long a cancelled call may spend marking its request cancelled."""
+
+
+class _Vanished:
+    """The request hash is gone (Redis lost it, or its retention ran out)."""
+
+
+VANISHED = _Vanished()
+
+
+class SlackApprover:
+    """Answers the Claude Agent SDK's permission callback from Slack.
+
+    Pass ``approver.can_use_tool`` as ``ClaudeAgentOptions(can_use_tool=...)``.
+    Each call is stored in Redis (once per ``tool_use_id``), posted to Slack
+    by the bot workers, and waits, without polling, until someone decides.
+    The agent host needs only Redis; the Slack token stays with the workers.
+
+    It never fails open: an expiry, a Redis or Slack failure, an undeliverable
+    message or a bug ends in ``PermissionResultDeny`` with a message saying
+    what happened. If the SDK cancels the call, the request is marked
+    cancelled (Slack says so) and the cancellation propagates.
+
+    Use it as an async context manager, or call ``start()`` and ``close()``.
+    """
+
+    def __init__(
+        self,
+        redis: Redis | str,
+        *,
+        timeout: float = 86400,
+        agent_name: str = "",
+        requested_by: str = "",
+        channel: str = "",
+        max_connections: int = 20,
+    ) -> None:
+        """
+        Args:
+            redis: a ``redis.asyncio.Redis`` client or a ``redis://`` URL.
+            timeout: seconds until an undecided request is denied as expired; 0 waits forever.
+            agent_name: shown in Slack as who asks (subagent ids are appended).
+            requested_by: Slack user id of the person this agent works for.
+            channel: post to this channel instead of the workers' ``APPROVAL_CHANNEL``.
+            max_connections: Redis connections for commands; further calls queue.
+        """
+        if timeout < 0:
+            raise ValueError("timeout must be >= 0 (0 waits forever)")
+        self._owns_redis = isinstance(redis, str)
+        self.redis = connect(redis, max_connections=max_connections) if isinstance(redis, str) else redis
+        self.timeout = timeout
+        self.agent_name = agent_name
+        self.requested_by = requested_by
+        self.channel = channel
+        self.store = RequestStore(self.redis)
+        self._waiter = DecisionWaiter(self.redis, keys.DECISIONS, self.store.ended)
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        agent_name: str = "",
+        requested_by: str = "",
+        channel: str = "",
+        **overrides: Any,
+    ) -> Self:
+        """Build from the environment (and ``.env``), as the workers do.
+
+        ``overrides`` are ``Settings`` fields (``redis_url=…``,
+        ``approval_timeout=…``). Only ``REDIS_URL`` is required.
+        """
+        settings = Settings(**overrides)
+        settings.require("redis_url")
+        return cls(
+            settings.redis_url,
+            timeout=settings.approval_timeout,
+            agent_name=agent_name,
+            requested_by=requested_by,
+            channel=channel,
+            max_connections=settings.redis_max_connections,
+        )
+
+    async def start(self) -> None:
+        """Subscribe to decisions. Called for you on first use."""
+        async with self._start_lock:
+            if not self._started:
+                await self._waiter.start()
+                self._started = True
+
+    async def close(self) -> None:
+        await self._waiter.close()
+        self._started = False
+        if self._owns_redis:
+            await self.redis.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def can_use_tool(
+        self, tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext
+    ) -> PermissionResult:
+        """The SDK's permission callback: ask Slack, wait, allow or deny."""
+        request_id = request_id_for(context.tool_use_id)
+        try:
+            await self.start()
+            request = await self._ask(request_id, tool_name, tool_input, context)
+        except asyncio.CancelledError:
+            await self._cancel(request_id)
+            raise
+        except (RedisError, OSError) as exc:
+            log.exception("approval %s: Redis unavailable, denying", request_id)
+            return PermissionResultDeny(message=text.deny_unreachable(exc))
+        except Exception as exc:
+            # The SDK would turn an exception into an error response, not a
+            # deny: catch everything so the answer is always an explicit no.
+            log.exception("approval %s: internal error, denying", request_id)
+            return PermissionResultDeny(message=text.deny_internal_error(exc))
+        if request is VANISHED:
+            return PermissionResultDeny(message=text.DENY_VANISHED)
+        assert isinstance(request, ApprovalRequest)
+        if request.state is State.APPROVED:
+            # Allow exactly what the approvers saw (or the edit they made),
+            # not whatever input a repeated call with this id carries.
+            approved = request.updated_input if request.updated_input is not None else request.tool_input
+            return PermissionResultAllow(updated_input=approved)
+        return PermissionResultDeny(message=text.deny_message(request))
+
+    async def _ask(
+        self, request_id: str, tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext
+    ) -> ApprovalRequest | _Vanished:
+        agent = self.agent_name
+        if context.agent_id:
+            agent = f"{agent} (subagent {context.agent_id})" if agent else f"subagent {context.agent_id}"
+        request, created = await self.store.create(
+            NewRequest(
+                id=request_id,
+                tool_name=tool_name,
+                tool_input=tool_input,
+                tool_use_id=context.tool_use_id,
+                agent=agent,
+                requested_by=self.requested_by,
+                channel=self.channel,
+                title=context.title or "",
+                timeout=self.timeout,
+            )
+        )
+        log.info("approval %s for %s: %s", request_id, tool_name, "posted" if created else "resumed")
+        if request.state.is_final:
+            return request
+        remaining = max(0.0, request.deadline - time.time()) if request.deadline else None
+        ended = await self._waiter.wait(request_id, lambda: self._ended(request_id), remaining)
+        if ended is not None:
+            return ended
+        # Our own deadline passed: expire it ourselves rather than trusting a
+        # worker to be running. If a decision won the race, it stands.
+        transition = await self.store.decide(request_id, Decision(State.EXPIRED, reason="timeout"))
+        return transition.request or VANISHED
+
+    async def _ended(self, request_id: str) -> ApprovalRequest | _Vanished | None:
+        request = await self.store.get(request_id)
+        if request is None:
+            return VANISHED
+        return request if request.state.is_final else None
+
+    async def _cancel(self, request_id: str) -> None:
+        decision = Decision(State.CANCELLED, reason="the agent stopped waiting")
+        try:
+            async with asyncio.timeout(CANCEL_GRACE_SECONDS):
+                await self.store.decide(request_id, decision)
+        except (RedisError, OSError, TimeoutError):
+            log.warning("approval %s: could not mark cancelled", request_id, exc_info=True)

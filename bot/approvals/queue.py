@@ -1,0 +1,90 @@
+"""JobQueue: the Redis stream of work for bot workers, read through a consumer group.
+
+A job a worker took but never acknowledged (the worker died) is claimed by
+another worker after ``retry_after`` seconds, so nothing stays stuck.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from . import keys
+from .codec import text
+
+
+class JobKind(StrEnum):
+    POST = "post"
+    """Post a new request to Slack."""
+    UPDATE = "update"
+    """Re-render a request's Slack message from its stored state."""
+    NOTIFY = "notify"
+    """Tell one person something (an ephemeral message)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    entry_id: str
+    kind: str
+    fields: dict[str, str]
+    deliveries: int = 1
+    """How many times the stream has handed this job out."""
+
+
+class JobQueue:
+    def __init__(self, redis: Redis, consumer: str, *, retry_after: float) -> None:
+        self.redis = redis
+        self.consumer = consumer
+        self.retry_after_ms = int(retry_after * 1000)
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(keys.JOBS, keys.JOBS_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def notify(self, channel: str, user: str, message: str) -> None:
+        await self.redis.xadd(
+            keys.JOBS, {"kind": JobKind.NOTIFY.value, "channel": channel, "user": user, "text": message}
+        )
+
+    async def take(self, count: int, block_ms: int) -> list[Job]:
+        """New jobs for this consumer, waiting up to ``block_ms`` for one."""
+        reply = await self.redis.xreadgroup(
+            keys.JOBS_GROUP, self.consumer, {keys.JOBS: ">"}, count=count, block=block_ms
+        )
+        return [_job(entry_id, fields) for _stream, entries in reply or [] for entry_id, fields in entries]
+
+    async def reclaim(self, count: int = 50) -> list[Job]:
+        """Jobs other consumers took more than ``retry_after`` ago and never finished."""
+        _next, entries, _deleted = await self.redis.xautoclaim(
+            keys.JOBS, keys.JOBS_GROUP, self.consumer, self.retry_after_ms, start_id="0-0", count=count
+        )
+        if not entries:
+            return []
+        ids = [text(entry_id) for entry_id, _ in entries]
+        pending = await self.redis.xpending_range(
+            keys.JOBS, keys.JOBS_GROUP, min=ids[0], max=ids[-1], count=len(ids) + 100
+        )
+        deliveries = {text(p["message_id"]): int(p["times_delivered"]) for p in pending}
+        return [
+            _job(entry_id, fields, deliveries.get(text(entry_id), 1))
+            for entry_id, fields in entries
+            if fields  # an entry trimmed from the stream comes back empty
+        ]
+
+    async def done(self, job: Job) -> None:
+        """Acknowledge and delete: the stream holds only unfinished work."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(keys.JOBS, keys.JOBS_GROUP, job.entry_id)
+            pipe.xdel(keys.JOBS, job.entry_id)
+            await pipe.execute()
+
+
+def _job(entry_id: bytes | str, fields: dict[bytes | str, bytes | str], deliveries: int = 1) -> Job:
+    decoded = {text(k): text(v) for k, v in fields.items()}
+    return Job(entry_id=text(entry_id), kind=decoded.get("kind", ""), fields=decoded, deliveries=deliveries)

@@ -1,0 +1,175 @@
+"""DecisionWaiter: many waits on decisions over one pub/sub connection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+from ..tasks import stop
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+EndedProbe = Callable[[list[str]], Awaitable[set[str]]]
+"""Given request ids, returns those that are no longer pending."""
+
+
+class DecisionWaiter:
+    """Wakes waiting calls when their request is decided, without polling.
+
+    One subscriber connection carries every wait of the process; a wait is an
+    ``asyncio.Event`` in a dict, not a task or a connection. The channel is
+    subscribed before any wait starts, and every wait registers itself before
+    reading the stored state, so a decision that lands before or during the
+    wait is never missed. After a reconnect (or every ``recheck_interval`` as
+    a second line of defence) the pending ids are checked in one pipeline and
+    the ended ones woken, since messages published while the connection was
+    down are lost.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        channel: str,
+        probe: EndedProbe,
+        *,
+        recheck_interval: float = 30.0,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self._redis = redis
+        self._channel = channel
+        self._probe = probe
+        self._recheck_interval = recheck_interval
+        self._max_backoff = max_backoff
+        self._waits: dict[str, set[asyncio.Event]] = {}
+        self._pubsub: PubSub | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    @property
+    def waiting(self) -> int:
+        """How many request ids have at least one wait."""
+        return len(self._waits)
+
+    async def start(self) -> None:
+        """Subscribe, and return once the subscription is confirmed."""
+        await self._subscribe()
+        self._task = asyncio.create_task(self._run(), name="decision-waiter")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            await stop([self._task])
+            self._task = None
+        await self._drop()
+
+    async def wait(
+        self,
+        request_id: str,
+        load: Callable[[], Awaitable[T | None]],
+        timeout: float | None,
+    ) -> T | None:
+        """Return ``load()`` as soon as it is not None; None after ``timeout``.
+
+        ``load`` reads the stored outcome (None while pending). It runs once
+        up front and again each time the request may have changed.
+        """
+        if self._task is None:
+            raise RuntimeError("DecisionWaiter.start() was not awaited")
+        loop = asyncio.get_running_loop()
+        until = None if timeout is None else loop.time() + timeout
+        woken = asyncio.Event()
+        self._waits.setdefault(request_id, set()).add(woken)
+        try:
+            while True:
+                woken.clear()
+                result = await load()
+                if result is not None:
+                    return result
+                remaining = None if until is None else until - loop.time()
+                if remaining is not None and remaining <= 0:
+                    return None
+                try:
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for
+                    # can swallow a cancel that races with the wake-up, and
+                    # the SDK's cancel of can_use_tool must never be lost.
+                    async with asyncio.timeout(remaining):
+                        await woken.wait()
+                except TimeoutError:
+                    return None
+        finally:
+            events = self._waits.get(request_id)
+            if events is not None:
+                events.discard(woken)
+                if not events:
+                    del self._waits[request_id]
+
+    def _wake(self, request_id: str) -> None:
+        for event in self._waits.get(request_id, ()):
+            event.set()
+
+    async def _subscribe(self) -> None:
+        pubsub = self._redis.pubsub()
+        try:
+            await pubsub.subscribe(self._channel)
+            # The subscription is active only once Redis confirms it; a
+            # decision published before that would not reach us.
+            while True:
+                message = await pubsub.get_message(timeout=self._max_backoff)
+                if message is None:
+                    raise TimeoutError("no subscribe confirmation from Redis")
+                if message["type"] == "subscribe":
+                    break
+        except BaseException:
+            await pubsub.aclose()
+            raise
+        self._pubsub = pubsub
+
+    async def _drop(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            try:
+                await pubsub.aclose()
+            except (RedisError, OSError):
+                pass
+
+    async def _recheck(self) -> None:
+        if not self._waits:
+            return
+        for request_id in await self._probe(list(self._waits)):
+            self._wake(request_id)
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            try:
+                if self._pubsub is None:
+                    await self._subscribe()
+                    log.info("decision channel re-subscribed; re-checking %d waits", len(self._waits))
+                    await self._recheck()
+                    backoff = 0.05
+                message = await self._pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=self._recheck_interval
+                )
+                if message is None:
+                    # Quiet for a while: prove the connection is alive (a
+                    # half-open TCP connection would otherwise block forever)
+                    # and re-check, in case a message was ever lost.
+                    await self._pubsub.ping()
+                    await self._recheck()
+                elif message["type"] == "message":
+                    data = message["data"]
+                    self._wake(data.decode() if isinstance(data, bytes) else data)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.warning("decision channel lost (%s); reconnecting in %.2fs", exc, backoff)
+                await self._drop()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)

@@ -1,0 +1,70 @@
+"""Settings, read once from the environment (and ``.env``) and passed down."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MissingSetting(Exception):
+    """A command needs a setting that is not set."""
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(f"{name} is not set: {why}")
+        self.name = name
+
+
+class Settings(BaseSettings):
+    """Configuration of both halves.
+
+    Field names map to environment variables of the same name in upper case
+    (``redis_url`` ← ``REDIS_URL``). The agent side reads only the Redis and
+    timeout settings; Slack secrets live only on the bot workers.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    slack_bot_token: SecretStr | None = None
+    """Bot token (``xoxb-…``) the workers post with."""
+    slack_signing_secret: SecretStr | None = None
+    """Verifies that requests to ``/slack/events`` come from Slack."""
+    slack_app_token: SecretStr | None = None
+    """App-level token (``xapp-…``): when set, ``serve`` uses Socket Mode instead of HTTP."""
+    slack_api_url: str = "https://slack.com/api/"
+    """Web API base URL; tests and proxies point it elsewhere."""
+    redis_url: str | None = None
+    """Where requests, jobs and decisions live; shared by agents and workers."""
+    approval_channel: str | None = None
+    """Channel id (``C…``) the workers post requests to."""
+    approval_timeout: float = Field(default=86400, ge=0)
+    """Seconds a request waits for a decision before it is denied as expired; 0 waits forever."""
+    port: int = Field(default=3000, ge=1, le=65535)
+    """HTTP port of ``serve`` (``/slack/events``, ``/healthz``)."""
+
+    redis_max_connections: int = Field(default=20, ge=2)
+    """Connections a process may open to Redis for commands; more callers queue."""
+    job_retry_after: float = Field(default=60, gt=0)
+    """Seconds before a job a worker took but did not finish is taken over by another."""
+    sweep_interval: float = Field(default=1.0, gt=0)
+    """How often each worker looks for expired requests and abandoned jobs."""
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        # slack_sdk joins base_url and method name without adding a slash.
+        return value if value.endswith("/") else value + "/"
+
+    def require(self, *names: str) -> None:
+        """Raise ``MissingSetting`` for the first of ``names`` that is unset."""
+        for name in names:
+            value = getattr(self, name)
+            if value is None or (isinstance(value, SecretStr) and not value.get_secret_value()):
+                raise MissingSetting(name.upper(), _WHY.get(name, "required here"))
+
+
+_WHY = {
+    "redis_url": "agents and workers share requests through Redis (e.g. redis://localhost:6379/0)",
+    "slack_bot_token": "the bot token (xoxb-…) from the Slack app's OAuth & Permissions page",
+    "slack_signing_secret": "the signing secret from the Slack app's Basic Information page",
+    "approval_channel": "the id of the channel to post approval requests to (e.g. C0123456789)",
+}

@@ -1,0 +1,225 @@
+"""Pure Block Kit builders: domain objects in, Slack JSON out.
+
+No I/O here. Every size is cut to ``limits`` and every piece of tool input
+goes through ``mrkdwn`` so it can neither ping anyone nor break the layout.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .. import text
+from ..approvals.model import ApprovalRequest, State
+from . import limits, mrkdwn
+from .ids import Action, Field, Modal, actions_block
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    """Fallback and notification text."""
+    blocks: list[dict[str, Any]]
+
+
+def _plain(value: str, budget: int) -> dict[str, Any]:
+    return {"type": "plain_text", "text": mrkdwn.plain(value, budget), "emoji": True}
+
+
+def _section(markdown: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": markdown}}
+
+
+def _plain_section(value: str) -> dict[str, Any]:
+    return {"type": "section", "text": _plain(value, limits.SECTION_TEXT)}
+
+
+def _context(*markdown: str) -> dict[str, Any]:
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": m} for m in markdown[: limits.CONTEXT_ELEMENTS]],
+    }
+
+
+def _labelled_code(label: str, value: str) -> tuple[dict[str, Any], int]:
+    """A section: bold label, then the value as an inert code block."""
+    heading = f"*{label}*\n"
+    code, hidden = mrkdwn.code_block(value, min(limits.PREVIEW_TEXT, limits.SECTION_TEXT - len(heading)))
+    if hidden:
+        code += "\n" + text.TRUNCATED.format(hidden=hidden)
+    return _section(heading + code), hidden
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+# Fields each well-known tool's input is shown by; any other keys follow as JSON.
+_SHOWN_AS_CODE: dict[str, tuple[tuple[str, str], ...]] = {
+    "Bash": (("command", "Command"),),
+    "Write": (("content", "Content"),),
+    "Edit": (("old_string", "Replace"), ("new_string", "With")),
+    "MultiEdit": (("edits", "Edits"),),
+}
+_SHOWN_AS_TEXT: dict[str, tuple[tuple[str, str], ...]] = {
+    "Bash": (("description", "Description"),),
+    "Write": (("file_path", "File"),),
+    "Edit": (("file_path", "File"),),
+    "MultiEdit": (("file_path", "File"),),
+}
+
+
+def input_blocks(tool_name: str, tool_input: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+    """A readable rendering of a tool input, and whether any of it was cut."""
+    blocks: list[dict[str, Any]] = []
+    shown: set[str] = set()
+    truncated = False
+    for key, label in _SHOWN_AS_TEXT.get(tool_name, ()):
+        value = tool_input.get(key)
+        if isinstance(value, str) and value:
+            blocks.append(_plain_section(f"{label}: {value}"))
+            truncated |= len(label) + 2 + len(value) > limits.SECTION_TEXT
+            shown.add(key)
+    for key, label in _SHOWN_AS_CODE.get(tool_name, ()):
+        value = tool_input.get(key)
+        if value is None:
+            continue
+        block, hidden = _labelled_code(label, value if isinstance(value, str) else _json(value))
+        blocks.append(block)
+        truncated |= hidden > 0
+        shown.add(key)
+    rest = {k: v for k, v in tool_input.items() if k not in shown}
+    if rest or not blocks:
+        block, hidden = _labelled_code("Input" if not shown else "Other input", _json(rest))
+        blocks.append(block)
+        truncated |= hidden > 0
+    return blocks, truncated
+
+
+def _summary(tool_input: dict[str, Any]) -> str:
+    for key in ("command", "file_path", "url", "query"):
+        if isinstance(tool_input.get(key), str):
+            return tool_input[key]
+    return _json(tool_input)
+
+
+def _date(epoch: float) -> str:
+    return text.EXPIRES_LINE.format(epoch=int(epoch), fallback=text.utc(epoch))
+
+
+def request_message(request: ApprovalRequest) -> Message:
+    """The request as Slack shows it: buttons while pending, the outcome after."""
+    title = text.HEADER[request.state].format(tool=request.tool_name)
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(title, limits.HEADER_TEXT)}]
+
+    about = []
+    if request.agent:
+        about.append(text.AGENT_LINE.format(agent=mrkdwn.escape(mrkdwn.plain(request.agent, 200))))
+    if request.requested_by:
+        about.append(text.REQUESTED_BY_LINE.format(user=mrkdwn.escape(request.requested_by)))
+    if request.title:
+        about.append(mrkdwn.escape(mrkdwn.plain(request.title, 500)))
+    if about:
+        blocks.append(_context(*about))
+
+    body, truncated = input_blocks(request.tool_name, request.tool_input)
+    blocks.extend(body)
+
+    footer = [text.REQUEST_ID_LINE.format(id=request.id)]
+    if request.state is State.PENDING:
+        footer.append(_date(request.deadline) if request.deadline else text.NEVER_EXPIRES)
+    blocks.append(_context(*footer))
+
+    buttons: list[dict[str, Any]] = []
+    if request.state is State.PENDING:
+        buttons += [
+            _button(text.APPROVE, Action.APPROVE, request.id, style="primary"),
+            _button(text.DENY, Action.DENY, request.id, style="danger"),
+        ]
+    else:
+        blocks.append(_context(text.outcome_line(request)))
+        if request.reason and request.state is State.DENIED:
+            blocks.append(_plain_section(text.REASON_PLAIN.format(reason=request.reason)))
+    if truncated:
+        buttons.append(_button(text.VIEW_FULL_INPUT, Action.VIEW_INPUT, request.id))
+    if buttons:
+        blocks.append({"type": "actions", "block_id": actions_block(request.id), "elements": buttons})
+
+    notification = text.NOTIFICATION.format(
+        tool=request.tool_name, summary=mrkdwn.plain(_summary(request.tool_input), limits.NOTIFICATION_SUMMARY)
+    )
+    return Message(text=mrkdwn.escape(notification)[: limits.MESSAGE_TEXT], blocks=blocks[: limits.MESSAGE_BLOCKS])
+
+
+def _button(label: str, action: Action, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": _plain(label, limits.BUTTON_TEXT),
+        "action_id": action.value,
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def _modal(callback: Modal, title: str, blocks: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    view = {
+        "type": "modal",
+        "callback_id": callback.value,
+        "title": _plain(title, limits.MODAL_TITLE),
+        "close": _plain(text.CLOSE, limits.MODAL_BUTTON),
+        "blocks": blocks[: limits.MODAL_BLOCKS],
+    }
+    view.update(extra)
+    return view
+
+
+def deny_modal(request_id: str) -> dict[str, Any]:
+    """Asks for an optional reason; the request id rides in private_metadata."""
+    return _modal(
+        Modal.DENY,
+        text.DENY_MODAL_TITLE,
+        [
+            _section(text.DENY_MODAL_INTRO),
+            {
+                "type": "input",
+                "block_id": Field.REASON_BLOCK.value,
+                "optional": True,
+                "label": _plain(text.DENY_REASON_LABEL, 2000),
+                "hint": _plain(text.DENY_REASON_HINT, 2000),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": Field.REASON_INPUT.value,
+                    "multiline": True,
+                    "max_length": limits.PLAIN_TEXT_INPUT,
+                },
+            },
+        ],
+        submit=_plain(text.DENY_MODAL_SUBMIT, limits.MODAL_BUTTON),
+        close=_plain(text.DENY_MODAL_CLOSE, limits.MODAL_BUTTON),
+        private_metadata=request_id,
+    )
+
+
+def loading_modal(title: str) -> dict[str, Any]:
+    """Opened at once (trigger_id lives 3 s), then replaced by the real view."""
+    return _modal(Modal.NOTICE, title, [_section(text.LOADING)])
+
+
+def notice_modal(title: str, markdown: str) -> dict[str, Any]:
+    return _modal(Modal.NOTICE, title, [_section(markdown[: limits.SECTION_TEXT])])
+
+
+def full_input_modal(request: ApprovalRequest) -> dict[str, Any]:
+    """The whole input as pretty JSON, split over as many sections as fit."""
+    remaining = _json(request.tool_input)
+    blocks: list[dict[str, Any]] = [_plain_section(f"{request.tool_name} · request {request.id}")]
+    while remaining and len(blocks) <= limits.FULL_INPUT_SECTIONS:
+        code, hidden = mrkdwn.code_block(remaining, limits.SECTION_TEXT)
+        blocks.append(_section(code))
+        remaining = remaining[len(remaining) - hidden :] if hidden else ""
+    if remaining:
+        blocks.append(_context(text.TRUNCATED_IN_MODAL.format(hidden=len(remaining))))
+    return _modal(Modal.FULL_INPUT, text.FULL_INPUT_TITLE, blocks)

@@ -1,0 +1,30 @@
+"""Every action_id, callback_id and block_id the bot sends, in one place.
+
+Each button's ``value`` carries the request id, so one listener serves every
+request and a click can only ever decide the request it was shown on.
+"""
+
+from enum import StrEnum
+
+
+class Action(StrEnum):
+    APPROVE = "approval.approve"
+    DENY = "approval.deny"
+    VIEW_INPUT = "approval.view_input"
+
+
+class Modal(StrEnum):
+    DENY = "approval.deny_modal"
+    FULL_INPUT = "approval.full_input"
+    NOTICE = "approval.notice"
+
+
+class Field(StrEnum):
+    """block_id / action_id of modal inputs."""
+
+    REASON_BLOCK = "reason"
+    REASON_INPUT = "reason_input"
+
+
+def actions_block(request_id: str) -> str:
+    return f"approval.actions.{request_id}"

@@ -1,0 +1,204 @@
+"""SlackJobWorker: drains the jobs stream into Slack and sweeps deadlines.
+
+Every ``serve`` process runs one. The consumer group hands each job to one
+worker; a job its worker did not finish is re-claimed by another after
+``job_retry_after``. All Slack I/O that is not needed to answer a click
+happens here, off the 3-second ack path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import aiohttp
+from redis.exceptions import RedisError
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from ..approvals.model import ApprovalRequest, Decision, State
+from ..approvals.queue import Job, JobKind, JobQueue
+from ..approvals.store import RequestStore
+from ..tasks import stop
+from . import blocks
+
+log = logging.getLogger(__name__)
+
+MAX_DELIVERIES = 5
+"""A post handed out this many times without success is given up as undeliverable."""
+
+_TRANSIENT_SLACK_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+
+
+def _is_transient(exc: Exception) -> bool:
+    if isinstance(exc, SlackApiError):
+        status = exc.response.status_code
+        return status == 429 or status >= 500 or exc.response.get("error") in _TRANSIENT_SLACK_ERRORS
+    return isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, OSError))
+
+
+def _slack_error(exc: SlackApiError) -> str:
+    return str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
+
+
+class SlackJobWorker:
+    def __init__(
+        self,
+        store: RequestStore,
+        queue: JobQueue,
+        client: AsyncWebClient,
+        *,
+        default_channel: str,
+        sweep_interval: float,
+        concurrency: int = 16,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.client = client
+        self.default_channel = default_channel
+        self.sweep_interval = sweep_interval
+        self.concurrency = concurrency
+        self._slots = asyncio.Semaphore(concurrency)
+        self._running: set[asyncio.Task[None]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    async def start(self) -> None:
+        await self.queue.ensure_group()
+        self._loops = [
+            asyncio.create_task(self._consume(), name="jobs-consume"),
+            asyncio.create_task(self._sweep(), name="jobs-sweep"),
+        ]
+
+    async def close(self) -> None:
+        self._stopping = True  # the loops also end on this, should a cancel be lost
+        await stop([*self._loops, *self._running])
+        self._loops = []
+
+    # -- loops ---------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        backoff = 0.1
+        while not self._stopping:
+            try:
+                jobs = await self.queue.take(count=self.concurrency, block_ms=1000)
+                backoff = 0.1
+            except (RedisError, OSError) as exc:
+                log.warning("jobs: Redis unavailable (%s); retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            for job in jobs:
+                await self._spawn(job)
+
+    async def _sweep(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.sweep_interval)
+            try:
+                await self.expire_due()
+                for job in await self.queue.reclaim():
+                    await self._spawn(job)
+            except (RedisError, OSError) as exc:
+                log.warning("sweep: Redis unavailable (%s)", exc)
+
+    async def expire_due(self) -> None:
+        """Expire every pending request past its deadline (any worker may; one wins)."""
+        for request_id in await self.store.due(time.time()):
+            transition = await self.store.decide(request_id, Decision(State.EXPIRED, reason="timeout"))
+            if transition.request is None:
+                await self.store.forget_deadline(request_id)
+            elif transition.won:
+                log.info("request %s expired", request_id)
+
+    async def _spawn(self, job: Job) -> None:
+        await self._slots.acquire()
+        task = asyncio.create_task(self._run(job))
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._slots.release()
+
+    async def _run(self, job: Job) -> None:
+        try:
+            await self.handle(job)
+            await self.queue.done(job)
+        except Exception:
+            if job.deliveries < MAX_DELIVERIES:
+                # Not acknowledged: a worker re-claims it after job_retry_after.
+                log.exception("job %s (%s) failed; it will be retried", job.entry_id, job.kind)
+                return
+            log.exception("job %s (%s) failed %d times; dropped", job.entry_id, job.kind, job.deliveries)
+            with contextlib.suppress(RedisError, OSError):
+                await self.queue.done(job)
+
+    # -- jobs ----------------------------------------------------------------
+
+    async def handle(self, job: Job) -> None:
+        """Do one job. Raises only when retrying later could help."""
+        match job.kind:
+            case JobKind.POST:
+                await self._post(job)
+            case JobKind.UPDATE:
+                request = await self.store.get(job.fields["id"])
+                if request is not None and request.posted:
+                    await self._update(request)
+                # Not posted yet: the post job renders the latest state itself.
+            case JobKind.NOTIFY:
+                await self._notify(job)
+            case _:
+                log.error("job %s: unknown kind %r dropped", job.entry_id, job.kind)
+
+    async def _post(self, job: Job) -> None:
+        request_id = job.fields["id"]
+        request = await self.store.get(request_id)
+        if request is None or request.posted or request.state.is_final:
+            return  # gone, done by another worker, or ended before anyone saw it
+        channel = request.channel or self.default_channel
+        message = blocks.request_message(request)
+        try:
+            response = await self.client.chat_postMessage(
+                channel=channel, text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
+            )
+        except Exception as exc:
+            if _is_transient(exc) and job.deliveries < MAX_DELIVERIES:
+                raise
+            reason = _slack_error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
+            log.error("request %s could not be posted to %s: %s", request_id, channel, reason)
+            await self.store.decide(request_id, Decision(State.UNDELIVERABLE, reason=reason))
+            return
+        posted_channel, ts = response["channel"], response["ts"]
+        if not await self.store.mark_posted(request_id, posted_channel, ts):
+            # Another worker posted it too (this job was re-claimed while the
+            # first worker was still alive): keep one message.
+            await self.client.chat_delete(channel=posted_channel, ts=ts)
+            return
+        current = await self.store.get(request_id)
+        if current is not None and current.state.is_final:
+            await self._update(current)  # it ended while we were posting
+
+    async def _update(self, request: ApprovalRequest) -> None:
+        message = blocks.request_message(request)
+        try:
+            await self.client.chat_update(
+                channel=request.posted_channel, ts=request.ts, text=message.text, blocks=message.blocks
+            )
+        except SlackApiError as exc:
+            if _is_transient(exc):
+                raise
+            log.error("request %s: message could not be updated: %s", request.id, _slack_error(exc))
+
+    async def _notify(self, job: Job) -> None:
+        try:
+            await self.client.chat_postEphemeral(
+                channel=job.fields["channel"], user=job.fields["user"], text=job.fields["text"]
+            )
+        except SlackApiError as exc:
+            if _is_transient(exc):
+                raise
+            log.warning("ephemeral to %s failed: %s", job.fields["user"], _slack_error(exc))

@@ -1,0 +1,35 @@
+"""Block Kit limits (docs.slack.dev, Block Kit reference), in one place.
+
+Slack rejects a payload that breaks any of them (``invalid_blocks``,
+``msg_too_long``, ``view_too_large``), so the builders cut text to these
+sizes themselves and say that they did.
+"""
+
+MESSAGE_BLOCKS = 50
+MODAL_BLOCKS = 100
+SECTION_TEXT = 3000
+HEADER_TEXT = 150
+CONTEXT_ELEMENTS = 10
+CONTEXT_TEXT = 3000
+ACTIONS_ELEMENTS = 25
+BUTTON_TEXT = 75
+BUTTON_VALUE = 2000
+ACTION_ID = 255
+BLOCK_ID = 255
+MODAL_TITLE = 24
+MODAL_BUTTON = 24
+PRIVATE_METADATA = 3000
+PLAIN_TEXT_INPUT = 3000
+MESSAGE_TEXT = 4000
+"""Top-level ``text``: Slack truncates at 40,000, but 4,000 is safe for ``chat.update``."""
+
+PREVIEW_TEXT = 2000
+"""How much of one input field a request message shows before pointing to the full view.
+
+Below ``SECTION_TEXT`` so that escaping and the code fence still fit."""
+NOTIFICATION_SUMMARY = 150
+"""How much of the input the push-notification text carries."""
+
+FULL_INPUT_SECTIONS = 40
+"""Code sections in the "View full input" modal (~120 KB). Slack documents no
+byte cap for views but answers ``view_too_large`` well below 100 full sections."""

@@ -1,0 +1,71 @@
+"""Button clicks on a request message."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from ... import text
+from ...approvals.model import Decision, State
+from ...approvals.queue import JobQueue
+from ...approvals.store import RequestStore
+from .. import blocks
+from ..ids import Action
+from ..payloads import ButtonClick
+
+log = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp, store: RequestStore, queue: JobQueue) -> None:
+    @app.action(Action.APPROVE.value)
+    async def approve(ack: AsyncAck, body: dict[str, Any]) -> None:
+        click = _parse(body)
+        if click is None:
+            await ack()
+            return
+        # The decision is recorded before Slack gets its 200: one Redis call,
+        # and a worker that dies here fails visibly instead of losing the click.
+        decision = Decision(State.APPROVED, actor=click.user.id, actor_name=click.user.display)
+        transition = await store.decide(click.request_id, decision)
+        await ack()
+        if not transition.won:
+            await queue.notify(click.channel.id, click.user.id, text.already_ended(transition.request))
+
+    @app.action(Action.DENY.value)
+    async def deny(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        click = _parse(body)
+        if click is None:
+            await ack()
+            return
+        # trigger_id expires 3 s after the click: open the modal first. A
+        # request that ended meanwhile is reported when the modal is submitted.
+        await client.views_open(trigger_id=click.trigger_id, view=blocks.deny_modal(click.request_id))
+        await ack()
+
+    @app.action(Action.VIEW_INPUT.value)
+    async def view_input(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        click = _parse(body)
+        if click is None:
+            await ack()
+            return
+        opened = await client.views_open(trigger_id=click.trigger_id, view=blocks.loading_modal(text.FULL_INPUT_TITLE))
+        await ack()
+        request = await store.get(click.request_id)
+        view = (
+            blocks.full_input_modal(request)
+            if request is not None
+            else blocks.notice_modal(text.FULL_INPUT_TITLE, text.already_ended(None))
+        )
+        await client.views_update(view_id=opened["view"]["id"], view=view)
+
+
+def _parse(body: dict[str, Any]) -> ButtonClick | None:
+    try:
+        return ButtonClick.model_validate(body)
+    except ValidationError as exc:
+        log.warning("malformed block_actions payload ignored: %s", exc.errors(include_url=False))
+        return None

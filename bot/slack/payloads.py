@@ -1,0 +1,83 @@
+"""The parts of Slack's interaction payloads the listeners use, validated.
+
+A payload that does not have them is malformed: the listener acks, logs and
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .ids import Field as InputField
+
+_REQUEST_ID = re.compile(r"^[0-9a-f]{24}$")
+
+
+def _request_id(value: str) -> str:
+    if not _REQUEST_ID.match(value):
+        raise ValueError("not a request id")
+    return value
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class SlackUser(_Payload):
+    id: str = Field(min_length=1)
+    username: str = ""
+    name: str = ""
+
+    @property
+    def display(self) -> str:
+        return self.username or self.name
+
+
+class _Channel(_Payload):
+    id: str = Field(min_length=1)
+
+
+class _Action(_Payload):
+    action_id: str
+    value: str
+
+    _check = field_validator("value")(_request_id)
+
+
+class ButtonClick(_Payload):
+    """A ``block_actions`` payload for one of our buttons."""
+
+    user: SlackUser
+    channel: _Channel
+    trigger_id: str = ""
+    actions: list[_Action] = Field(min_length=1)
+
+    @property
+    def request_id(self) -> str:
+        return self.actions[0].value
+
+
+class _DenyView(_Payload):
+    private_metadata: str
+    state: dict[str, Any]
+
+    _check = field_validator("private_metadata")(_request_id)
+
+
+class DenySubmission(_Payload):
+    """A ``view_submission`` of the deny modal."""
+
+    user: SlackUser
+    view: _DenyView
+
+    @property
+    def request_id(self) -> str:
+        return self.view.private_metadata
+
+    @property
+    def reason(self) -> str:
+        block = self.view.state.get("values", {}).get(InputField.REASON_BLOCK.value, {})
+        return (block.get(InputField.REASON_INPUT.value) or {}).get("value") or ""

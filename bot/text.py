@@ -1,0 +1,157 @@
+"""Every sentence a person or the model reads, in one place.
+
+Messages to the model say what happened and that the tool did not run, so it
+can tell the user instead of retrying blindly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from .approvals.model import ApprovalRequest, State
+
+
+def duration(seconds: float) -> str:
+    """``86400`` → ``"1 day"``, ``90`` → ``"1 minute 30 seconds"``."""
+    remaining = int(round(seconds))
+    parts = []
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        count, remaining = divmod(remaining, size)
+        if count:
+            parts.append(f"{count} {unit}{'' if count == 1 else 's'}")
+    return " ".join(parts[:2]) or "0 seconds"
+
+
+# -- to the model (PermissionResultDeny.message) ------------------------------
+
+def deny_message(request: ApprovalRequest) -> str:
+    """What the model is told when a request ended without approval."""
+    match request.state:
+        case State.DENIED:
+            who = f"@{request.decided_by_name}" if request.decided_by_name else request.decided_by
+            message = f"Denied in Slack by {who} ({request.decided_by}). The tool was not run."
+            if request.reason:
+                message += f" Reason: {request.reason}"
+            return message
+        case State.EXPIRED:
+            waited = duration(request.deadline - request.created_at) if request.deadline else "the time allowed"
+            return (
+                f"Denied: nobody approved this {request.tool_name} call in Slack within {waited}, "
+                "so the request expired. The tool was not run."
+            )
+        case State.UNDELIVERABLE:
+            return (
+                "Denied: the approval request could not be posted to Slack "
+                f"({request.reason or 'unknown error'}), so nobody could approve it. The tool was not run."
+            )
+        case State.CANCELLED:
+            return "Denied: the approval request was cancelled. The tool was not run."
+        case _:
+            raise ValueError(f"no deny message for state {request.state}")
+
+
+def deny_unreachable(error: BaseException) -> str:
+    return (
+        f"Denied: the approval service could not be reached ({type(error).__name__}: {error}), "
+        "so nobody could approve this call. The tool was not run."
+    )
+
+
+def deny_internal_error(error: BaseException) -> str:
+    return (
+        f"Denied: the approval service failed ({type(error).__name__}: {error}). "
+        "The tool was not run."
+    )
+
+
+DENY_VANISHED = (
+    "Denied: the approval request disappeared from storage before anyone decided it. "
+    "The tool was not run."
+)
+
+
+# -- in Slack ----------------------------------------------------------------
+
+HEADER = {
+    State.PENDING: "Approval needed: {tool}",
+    State.APPROVED: "Approved: {tool}",
+    State.DENIED: "Denied: {tool}",
+    State.EXPIRED: "Expired: {tool}",
+    State.CANCELLED: "Cancelled: {tool}",
+    State.UNDELIVERABLE: "Not delivered: {tool}",
+}
+
+NOTIFICATION = "Approval needed: {tool} {summary}"
+"""Top-level ``text``: what a push notification shows."""
+
+APPROVE = "Approve"
+DENY = "Deny"
+VIEW_FULL_INPUT = "View full input"
+
+TRUNCATED = "… [{hidden:,} more characters; use “View full input”]"
+TRUNCATED_IN_MODAL = "… [{hidden:,} more characters not shown]"
+
+AGENT_LINE = "*Agent:* {agent}"
+REQUESTED_BY_LINE = "*On behalf of:* <@{user}>"
+EXPIRES_LINE = "Expires <!date^{epoch}^{{date_short_pretty}} at {{time}}|{fallback}>"
+NEVER_EXPIRES = "Waits until decided"
+REQUEST_ID_LINE = "Request `{id}`"
+
+
+def outcome_line(request: ApprovalRequest) -> str:
+    """The context line that replaces the buttons once a request ended.
+
+    ``<!date^…>`` shows the time in each reader's own time zone.
+    """
+    when = f"<!date^{int(request.decided_at)}^{{date_short_pretty}} at {{time}}|{utc(request.decided_at)}>"
+    match request.state:
+        case State.APPROVED:
+            return f":white_check_mark: Approved by <@{request.decided_by}> {when}"
+        case State.DENIED:
+            return f":no_entry: Denied by <@{request.decided_by}> {when}"
+        case State.EXPIRED:
+            return f":hourglass: Expired {when}: nobody decided in time. The agent was told no."
+        case State.CANCELLED:
+            return f":no_entry_sign: Cancelled {when}: the agent stopped waiting. Nothing ran."
+        case State.UNDELIVERABLE:
+            return f":warning: Not delivered {when}. The agent was told no."
+        case _:
+            return ""
+
+
+REASON_PLAIN = "Reason: {reason}"
+
+
+def already_ended(request: ApprovalRequest | None) -> str:
+    """Ephemeral for a click that came too late."""
+    if request is None:
+        return "This approval request no longer exists."
+    match request.state:
+        case State.APPROVED:
+            return f"This request was already approved by <@{request.decided_by}>."
+        case State.DENIED:
+            return f"This request was already denied by <@{request.decided_by}>."
+        case State.EXPIRED:
+            return "This request expired before anyone decided; the agent was told no."
+        case State.CANCELLED:
+            return "This request was cancelled: the agent stopped waiting."
+        case _:
+            return "This request can no longer be decided."
+
+
+DENY_MODAL_TITLE = "Deny request"
+DENY_MODAL_SUBMIT = "Deny"
+DENY_MODAL_CLOSE = "Cancel"
+DENY_REASON_LABEL = "Reason (optional)"
+DENY_REASON_HINT = "The agent receives this verbatim."
+DENY_MODAL_INTRO = "The agent will be told that you denied this request, and why."
+
+FULL_INPUT_TITLE = "Full input"
+CLOSE = "Close"
+LOADING = "Loading…"
+
+
+
+def utc(epoch: float) -> str:
+    """A time for clients that cannot render ``<!date>``."""
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")

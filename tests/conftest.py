@@ -1,0 +1,168 @@
+"""Shared fixtures: a real redis-server, the fake Slack Web API, bot workers, approvers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from claude_agent_sdk import ToolPermissionContext
+from redis.asyncio import Redis
+
+from bot import Settings, SlackApprover
+from bot.approvals.store import RequestStore
+from bot.slack.ids import Action, Field, Modal
+from bot.web import create_app
+from tests.fakes.redis_server import RedisServer
+from tests.fakes.slack_api import FakeSlack, PostedMessage
+from tests.fakes.slack_payloads import block_actions, signed_form, view_submission
+
+SIGNING_SECRET = "test-signing-secret"
+CHANNEL = "C0APPROVALS"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    try:
+        server = RedisServer(tmp_path_factory.mktemp("redis"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    """A client on an empty database (every test starts from nothing)."""
+    if redis_server.process is None:  # a fault test stopped it
+        redis_server.start()
+    client = Redis.from_url(redis_server.url)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def store(redis: Redis) -> RequestStore:
+    return RequestStore(redis)
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack.start() as fake:
+        yield fake
+        assert fake.invalid == [], f"the bot sent payloads Slack would reject: {fake.invalid}"
+
+
+def settings_for(redis_server: RedisServer, slack: FakeSlack, **overrides: Any) -> Settings:
+    """Settings as a deployment would set them, pointed at the test's servers (no .env)."""
+    values: dict[str, Any] = dict(
+        redis_url=redis_server.url,
+        slack_bot_token=slack.token,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_url=slack.base_url,
+        approval_channel=CHANNEL,
+        approval_timeout=60,
+        job_retry_after=30,
+        sweep_interval=0.05,
+    )
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+class Worker:
+    """A running ``serve`` worker, and a person's hands on Slack's side."""
+
+    def __init__(self, url: str, session: aiohttp.ClientSession, slack: FakeSlack) -> None:
+        self.url = url
+        self.session = session
+        self.slack = slack
+
+    async def post_signed(self, payload: dict[str, Any], *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> aiohttp.ClientResponse:
+        body, headers = signed_form(payload, secret, timestamp)
+        async with self.session.post(f"{self.url}/slack/events", data=body, headers=headers) as response:
+            await response.read()
+            return response
+
+    async def click(self, user: str, action: Action, message: PostedMessage, *, name: str | None = None) -> aiohttp.ClientResponse:
+        """Click a button the message shows (ValueError if it shows none)."""
+        payload = block_actions(
+            user, action.value, _button_value(message, action), message=message.as_dict(),
+            channel=message.channel, user_name=name or user.lower(),
+        )
+        response = await self.post_signed(payload)
+        assert response.status == 200, response.status
+        return response
+
+    async def deny(self, user: str, message: PostedMessage, reason: str = "", *, name: str | None = None) -> aiohttp.ClientResponse:
+        """Click Deny, then submit the modal Slack opened, as a person would."""
+        await self.click(user, Action.DENY, message, name=name)
+        opened = self.slack.calls_to("views.open")[-1].response["view"]
+        view = self.slack.views[opened["id"]]
+        payload = view_submission(
+            user, Modal.DENY.value, view["private_metadata"],
+            {Field.REASON_BLOCK.value: {Field.REASON_INPUT.value: reason}},
+            user_name=name or user.lower(), view=view,
+        )
+        return await self.post_signed(payload)
+
+
+def _button_value(message: PostedMessage, action: Action) -> str:
+    for block in message.blocks:
+        for element in block.get("elements", []):
+            if element.get("action_id") == action.value:
+                return element["value"]
+    raise ValueError(f"the message shows no {action.value} button")
+
+
+@pytest.fixture
+async def start_worker(redis_server: RedisServer, slack: FakeSlack, redis: Redis) -> AsyncIterator[Callable[..., Awaitable[Worker]]]:
+    """Factory: start a bot worker in this event loop (several may run at once)."""
+    runners: list[web.AppRunner] = []
+    session = aiohttp.ClientSession()
+
+    async def start(**overrides: Any) -> Worker:
+        app = create_app(settings_for(redis_server, slack, **overrides), consumer=f"worker-{len(runners)}")
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        runners.append(runner)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        return Worker(f"http://{host}:{port}", session, slack)
+
+    yield start
+    await session.close()  # first: a kept-alive connection would hold up the workers' shutdown
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def make_approver(redis_server: RedisServer, redis: Redis) -> AsyncIterator[Callable[..., Awaitable[SlackApprover]]]:
+    approvers: list[SlackApprover] = []
+
+    async def make(**kwargs: Any) -> SlackApprover:
+        kwargs.setdefault("timeout", 60)
+        approver = SlackApprover(kwargs.pop("redis_url", redis_server.url), **kwargs)
+        await approver.start()
+        approvers.append(approver)
+        return approver
+
+    yield make
+    for approver in approvers:
+        await approver.close()
+
+
+def context(tool_use_id: str, **kwargs: Any) -> ToolPermissionContext:
+    """What the SDK passes to can_use_tool."""
+    return ToolPermissionContext(tool_use_id=tool_use_id, **kwargs)
+
+
+async def posted(slack: FakeSlack, count: int = 1) -> PostedMessage:
+    """The ``count``-th message the bot posted, once it is there."""
+    call = await slack.wait_for_call("chat.postMessage", count=count)
+    return slack.message(call.response["channel"], call.response["ts"])

@@ -1,0 +1,902 @@
+"""An offline Slack Web API that answers like Slack and remembers what it shows.
+
+:class:`FakeSlack` serves ``/api/<method>`` on 127.0.0.1 for a real
+``slack_sdk.web.async_client.AsyncWebClient(base_url=slack.base_url, ...)``.
+It validates Block Kit payloads the way Slack rejects them, keeps the current
+state of every posted message and opened view, and can inject errors, rate
+limits and 5xx answers.
+
+Example::
+
+    async with FakeSlack.start() as slack:
+        client = slack.client()
+        await client.chat_postMessage(channel="C0APPROVALS", text="hi")
+        slack.rate_limit("chat.update", retry_after=0)
+        ...
+        await slack.wait_for(lambda: slack.calls_to("chat.update"))
+        assert slack.invalid == []
+
+Validation uses slack_sdk's own models through ``to_dict()`` (which, unlike
+``validate_json()``, also validates nested elements such as buttons) plus the
+checks slack_sdk does not make; see :func:`message_blocks_errors` and
+:func:`view_errors`, which tests may also call directly on a builder's output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
+from slack_sdk.web.async_client import AsyncWebClient
+
+__all__ = [
+    "APP_ID",
+    "BOT_ID",
+    "BOT_USER_ID",
+    "DEFAULT_TOKEN",
+    "TEAM_DOMAIN",
+    "TEAM_ID",
+    "EphemeralMessage",
+    "FakeChannel",
+    "FakeSlack",
+    "FakeUser",
+    "Invalid",
+    "PostedMessage",
+    "SlackCall",
+    "message_blocks_errors",
+    "view_errors",
+]
+
+# The fake workspace and the bot installed in it; slack_payloads uses the same ids.
+TEAM_ID = "T0TEAM"
+TEAM_DOMAIN = "fake-team"
+APP_ID = "A0APP"
+BOT_ID = "B0BOT"
+BOT_USER_ID = "U0BOT"
+DEFAULT_TOKEN = "xoxb-test"
+
+FIRST_TS = "1700000000.000100"
+"""The ts of the first message the fake posts (later ones increase by 100 µs)."""
+
+# Slack's limits that are about the whole request, not a single block.
+MAX_MESSAGE_BLOCKS = 50
+MAX_TEXT = 40_000
+MAX_SECTION_FIELD_TEXT = 2_000
+
+_JSON_FIELDS = ("blocks", "attachments", "view", "metadata")
+"""Form-encoded requests carry these as JSON strings; decoded before recording."""
+
+_USER_ID = re.compile(r"^[UW][A-Z0-9_]+$")  # "_" is not Slack's, but test ids like U_ALICE use it
+
+
+# --------------------------------------------------------------------------- #
+# Records
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class SlackCall:
+    """One request as the fake received and answered it (the token is not in ``args``)."""
+
+    method: str
+    args: dict[str, Any]
+    status: int = 200
+    response: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Whether Slack would have reported success."""
+        return self.status == 200 and bool(self.response.get("ok"))
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A payload the fake rejected as Slack would (bad blocks, view or text)."""
+
+    method: str
+    error: str
+    reasons: tuple[str, ...]
+
+
+@dataclass
+class PostedMessage:
+    """What Slack currently shows for one message."""
+
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+    thread_ts: str | None = None
+    edits: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The message object as Slack returns it (and embeds in interaction payloads)."""
+        message: dict[str, Any] = {
+            "type": "message",
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "team": TEAM_ID,
+            "text": self.text,
+            "blocks": self.blocks,
+            "ts": self.ts,
+        }
+        if self.thread_ts is not None:
+            message["thread_ts"] = self.thread_ts
+        if self.edits:
+            message["edited"] = {"user": BOT_USER_ID, "ts": self.ts}
+        return message
+
+
+@dataclass(frozen=True)
+class EphemeralMessage:
+    """A ``chat.postEphemeral`` message (only ``user`` sees it; it cannot be updated)."""
+
+    channel: str
+    user: str
+    text: str
+    blocks: list[dict[str, Any]]
+    message_ts: str
+
+
+@dataclass
+class FakeChannel:
+    """A conversation the fake workspace knows."""
+
+    id: str
+    name: str
+    is_private: bool = False
+    is_member: bool = True
+    is_archived: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """The channel object of ``conversations.info``."""
+        is_im = self.id.startswith("D")
+        return {
+            "id": self.id,
+            "name": self.name,
+            "is_channel": not (self.is_private or is_im),
+            "is_group": self.is_private,
+            "is_im": is_im,
+            "is_mpim": False,
+            "is_private": self.is_private or is_im,
+            "created": 1_690_000_000,
+            "is_archived": self.is_archived,
+            "is_general": False,
+            "unlinked": 0,
+            "name_normalized": self.name,
+            "is_shared": False,
+            "is_org_shared": False,
+            "is_ext_shared": False,
+            "is_pending_ext_shared": False,
+            "pending_shared": [],
+            "context_team_id": TEAM_ID,
+            "parent_conversation": None,
+            "creator": "U0CREATOR",
+            "is_member": self.is_member,
+            "topic": {"value": "", "creator": "", "last_set": 0},
+            "purpose": {"value": "", "creator": "", "last_set": 0},
+            "previous_names": [],
+        }
+
+
+@dataclass
+class FakeUser:
+    """A workspace member for ``users.info``."""
+
+    id: str
+    name: str
+    real_name: str = ""
+    is_bot: bool = False
+    deleted: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """A minimal user object of ``users.info``."""
+        real_name = self.real_name or self.name
+        return {
+            "id": self.id,
+            "team_id": TEAM_ID,
+            "name": self.name,
+            "deleted": self.deleted,
+            "real_name": real_name,
+            "tz": "Europe/London",
+            "tz_label": "Greenwich Mean Time",
+            "tz_offset": 0,
+            "is_admin": False,
+            "is_owner": False,
+            "is_bot": self.is_bot,
+            "is_app_user": False,
+            "updated": 1_690_000_000,
+            "profile": {
+                "real_name": real_name,
+                "display_name": self.name,
+                "real_name_normalized": real_name,
+                "display_name_normalized": self.name,
+                "team": TEAM_ID,
+            },
+        }
+
+
+@dataclass
+class _Fault:
+    """An injected answer used instead of the real one ``remaining`` more times."""
+
+    status: int
+    body: dict[str, Any] | str
+    headers: dict[str, str]
+    remaining: int
+
+
+class _Reject(Exception):
+    """Ends handling of a request with ``{"ok": false, "error": ...}``."""
+
+    def __init__(self, error: str, **extra: Any) -> None:
+        super().__init__(error)
+        self.body = {"ok": False, "error": error, **extra}
+
+
+# --------------------------------------------------------------------------- #
+# Validation
+# --------------------------------------------------------------------------- #
+
+
+def _pointer(reason: str, where: str) -> str:
+    # Slack appends a JSON pointer to each reason; keeping the format makes
+    # failures read like the real ones.
+    return f"{reason} [json-pointer:{where}]"
+
+
+def _text_object_errors(obj: Any, where: str, *, plain_only: bool = False) -> list[str]:
+    """Shape errors slack_sdk forgives: bare strings, unknown types, empty text."""
+    allowed = ("plain_text",) if plain_only else ("plain_text", "mrkdwn")
+    if not isinstance(obj, dict):
+        return [_pointer("expected a text object, not a bare value", where)]
+    if obj.get("type") not in allowed:
+        return [_pointer(f"text object type must be one of {allowed}, got {obj.get('type')!r}", where)]
+    text = obj.get("text")
+    if not isinstance(text, str) or not text:
+        return [_pointer("must be more than 0 characters", f"{where}/text")]
+    return []
+
+
+def _element_errors(element: Any, where: str) -> list[str]:
+    """Checks on a block element (button, select, ...) slack_sdk does not make."""
+    if not isinstance(element, dict):
+        return [_pointer("expected an element object", where)]
+    if element.get("type") == "button":
+        return _text_object_errors(element.get("text"), f"{where}/text", plain_only=True)
+    return []
+
+
+def _extra_block_errors(raw: dict[str, Any], parsed: Block, where: str) -> list[str]:
+    """Slack rejections that ``Block.to_dict()`` lets through."""
+    errors: list[str] = []
+    kind = raw.get("type")
+    # BlockElement.parse() turns unknown element types into None (it only logs),
+    # and to_dict() then lets the None through.
+    if kind in ("actions", "context"):
+        parsed_elements = getattr(parsed, "elements", None) or []
+        errors += [
+            _pointer("unknown element type", f"{where}/elements/{i}")
+            for i, element in enumerate(parsed_elements)
+            if element is None
+        ]
+    for name in ("accessory", "element"):
+        if raw.get(name) is not None and getattr(parsed, name, None) is None:
+            errors.append(_pointer("unknown element type", f"{where}/{name}"))
+
+    if kind == "section":
+        if "text" in raw:
+            errors += _text_object_errors(raw["text"], f"{where}/text")
+        for i, item in enumerate(raw.get("fields") or []):
+            errors += _text_object_errors(item, f"{where}/fields/{i}")
+            if isinstance(item, dict) and len(str(item.get("text", ""))) > MAX_SECTION_FIELD_TEXT:
+                reason = f"must be less than {MAX_SECTION_FIELD_TEXT + 1} characters"
+                errors.append(_pointer(reason, f"{where}/fields/{i}/text"))
+        if raw.get("accessory") is not None:
+            errors += _element_errors(raw["accessory"], f"{where}/accessory")
+    elif kind == "header":
+        errors += _text_object_errors(raw.get("text"), f"{where}/text", plain_only=True)
+    elif kind in ("actions", "context"):
+        elements = raw.get("elements")
+        if not isinstance(elements, list) or not elements:
+            errors.append(_pointer("must provide at least 1 element", f"{where}/elements"))
+        else:
+            for i, element in enumerate(elements):
+                if kind == "actions":
+                    errors += _element_errors(element, f"{where}/elements/{i}")
+                elif isinstance(element, dict) and element.get("type") in ("plain_text", "mrkdwn"):
+                    errors += _text_object_errors(element, f"{where}/elements/{i}")
+            # action_ids must be unique within their block.
+            action_ids = [e.get("action_id") for e in elements if isinstance(e, dict) and e.get("action_id")]
+            for dup in sorted({a for a in action_ids if action_ids.count(a) > 1}):
+                errors.append(_pointer(f"action_id {dup!r} is not unique in its block", f"{where}/elements"))
+    elif kind == "input":
+        errors += _text_object_errors(raw.get("label"), f"{where}/label", plain_only=True)
+    return errors
+
+
+def _blocks_errors(blocks: Any, *, max_blocks: int | None, where: str) -> list[str]:
+    """Every reason Slack would give for rejecting ``blocks`` (empty list = valid)."""
+    if not isinstance(blocks, list):
+        return [_pointer("must be an array of blocks", where)]
+    errors: list[str] = []
+    if max_blocks is not None and len(blocks) > max_blocks:
+        errors.append(_pointer(f"no more than {max_blocks} items allowed", where))
+    block_ids: list[str] = []
+    for i, raw in enumerate(blocks):
+        at = f"{where}/{i}"
+        if not isinstance(raw, dict):
+            errors.append(_pointer("expected a block object", at))
+            continue
+        try:
+            parsed = Block.parse(raw)
+        except Exception as exc:  # missing required field -> TypeError from the model's __init__
+            errors.append(_pointer(f"invalid {raw.get('type')!r} block: {exc}", at))
+            continue
+        if parsed is None:
+            errors.append(_pointer(f"unknown block type {raw.get('type')!r}", at))
+            continue
+        try:
+            # to_dict() validates the block *and* its nested elements/text objects;
+            # validate_json() alone would miss e.g. a 76-character button text.
+            parsed.to_dict()
+        except SlackObjectFormationError as exc:
+            errors.append(_pointer(str(exc), at))
+        except Exception as exc:  # malformed nested objects
+            errors.append(_pointer(f"invalid block: {exc!r}", at))
+        errors += _extra_block_errors(raw, parsed, at)
+        if isinstance(raw.get("block_id"), str):
+            block_ids.append(raw["block_id"])
+    for dup in sorted({b for b in block_ids if block_ids.count(b) > 1}):
+        errors.append(_pointer(f"block_id {dup!r} is not unique", where))
+    return errors
+
+
+def message_blocks_errors(blocks: Any) -> list[str]:
+    """Reasons Slack would answer ``invalid_blocks`` for a message's ``blocks``."""
+    return _blocks_errors(blocks, max_blocks=MAX_MESSAGE_BLOCKS, where="/blocks")
+
+
+def view_errors(view: Any) -> list[str]:
+    """Reasons Slack would answer ``invalid_arguments`` for a ``view`` payload."""
+    if not isinstance(view, dict):
+        return [_pointer("view must be an object", "/view")]
+    errors: list[str] = []
+    try:
+        # View's own validators: type, title/submit/close ≤ 24, private_metadata
+        # ≤ 3000, callback_id ≤ 255, 1..100 blocks. validate_json() is shallow on
+        # purpose here: the blocks are checked below, each reason pointing at its block.
+        View(**view).validate_json()
+    except SlackObjectFormationError as exc:
+        errors.append(_pointer(str(exc), "/view"))
+    except Exception as exc:
+        errors.append(_pointer(f"invalid view: {exc!r}", "/view"))
+    blocks = view.get("blocks")
+    if blocks is not None:
+        errors += _blocks_errors(blocks, max_blocks=None, where="/view/blocks")
+    if view.get("type") == "modal":
+        if view.get("title") is None:
+            errors.append(_pointer("missing required field: title", "/view/title"))
+        else:
+            errors += _text_object_errors(view["title"], "/view/title", plain_only=True)
+        for name in ("submit", "close"):
+            if view.get(name) is not None:
+                errors += _text_object_errors(view[name], f"/view/{name}", plain_only=True)
+        has_input = isinstance(blocks, list) and any(isinstance(b, dict) and b.get("type") == "input" for b in blocks)
+        if has_input and view.get("submit") is None:
+            errors.append(_pointer("submit is required when an input block is within the blocks array", "/view/submit"))
+    return errors
+
+
+# --------------------------------------------------------------------------- #
+# The fake
+# --------------------------------------------------------------------------- #
+
+
+class FakeSlack:
+    """State and handlers of the fake Web API; create it with :meth:`start`."""
+
+    def __init__(
+        self,
+        *,
+        token: str = DEFAULT_TOKEN,
+        channels: Mapping[str, str] | None = None,
+        users: Iterable[FakeUser] = (),
+    ) -> None:
+        self.token = token
+        """The bearer token every request must carry."""
+        self.calls: list[SlackCall] = []
+        """Every request in the order the fake handled it, retries and failures included."""
+        self.messages: dict[tuple[str, str], PostedMessage] = {}
+        """What Slack shows now, keyed by ``(channel_id, ts)``; deleted messages are removed."""
+        self.ephemerals: list[EphemeralMessage] = []
+        self.views: dict[str, dict[str, Any]] = {}
+        """Current view objects keyed by view id, as ``views.*`` returned them."""
+        self.invalid: list[Invalid] = []
+        """Payloads rejected as invalid; tests usually assert this stays empty."""
+        self.channels: dict[str, FakeChannel] = {}
+        self.users: dict[str, FakeUser] = {BOT_USER_ID: FakeUser(BOT_USER_ID, "approvalbot", is_bot=True)}
+        for channel_id, name in (channels if channels is not None else {"C0APPROVALS": "approvals"}).items():
+            self.add_channel(channel_id, name)
+        for user in users:
+            self.users[user.id] = user
+
+        self._faults: dict[str, deque[_Fault]] = defaultdict(deque)
+        self._changed = asyncio.Condition()
+        self._ts_counter = 0
+        self._view_counter = 0
+        self._used_triggers: set[str] = set()
+        self._response_urls: dict[str, tuple[str, str]] = {}
+        self._url: str | None = None
+        self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "auth.test": self._auth_test,
+            "conversations.info": self._conversations_info,
+            "users.info": self._users_info,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.delete": self._chat_delete,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "views.open": self._views_open,
+            "views.push": self._views_push,
+            "views.update": self._views_update,
+        }
+
+    # -- lifecycle ------------------------------------------------------------ #
+
+    @classmethod
+    @asynccontextmanager
+    async def start(
+        cls,
+        *,
+        token: str = DEFAULT_TOKEN,
+        channels: Mapping[str, str] | None = None,
+        users: Iterable[FakeUser] = (),
+    ) -> AsyncIterator[FakeSlack]:
+        """Serve the fake on a free 127.0.0.1 port for the ``with`` body.
+
+        ``channels`` maps ids to names (default ``{"C0APPROVALS": "approvals"}``).
+        """
+        slack = cls(token=token, channels=channels, users=users)
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", slack._handle_api)
+        app.router.add_post("/response_url/{key}", slack._handle_response_url)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            host, port = runner.addresses[0][:2]
+            slack._url = f"http://{host}:{port}"
+            yield slack
+        finally:
+            await runner.cleanup()
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` of the running fake."""
+        if self._url is None:
+            raise RuntimeError("FakeSlack is not running; use FakeSlack.start()")
+        return self._url
+
+    @property
+    def base_url(self) -> str:
+        """Value for ``AsyncWebClient(base_url=...)`` (with the trailing slash slack_sdk needs)."""
+        return f"{self.url}/api/"
+
+    def client(self, **kwargs: Any) -> AsyncWebClient:
+        """An ``AsyncWebClient`` for this fake (extra kwargs such as ``retry_handlers`` pass through)."""
+        kwargs.setdefault("token", self.token)
+        client = AsyncWebClient(base_url=self.base_url, **kwargs)
+        # AsyncWebClient reads HTTP(S)_PROXY from the environment and ignores
+        # NO_PROXY, so an ambient proxy would capture our loopback server.
+        client.proxy = kwargs.get("proxy")
+        return client
+
+    # -- configuration -------------------------------------------------------- #
+
+    def add_channel(
+        self,
+        channel_id: str,
+        name: str | None = None,
+        *,
+        is_private: bool = False,
+        is_member: bool = True,
+        is_archived: bool = False,
+    ) -> FakeChannel:
+        """Make a conversation known (``is_member=False`` → ``not_in_channel`` on post)."""
+        channel = FakeChannel(channel_id, name or channel_id.lower(), is_private, is_member, is_archived)
+        self.channels[channel_id] = channel
+        return channel
+
+    def add_user(self, user_id: str, name: str, *, real_name: str = "", is_bot: bool = False) -> FakeUser:
+        """Make a user known to ``users.info`` with this name."""
+        user = FakeUser(user_id, name, real_name, is_bot)
+        self.users[user_id] = user
+        return user
+
+    def fail(self, method: str, error: str = "internal_error", *, times: int = 1, **extra: Any) -> None:
+        """Answer the next ``times`` calls of ``method`` with HTTP 200 ``{"ok": false, "error": error, **extra}``."""
+        self._add_fault(method, _Fault(200, {"ok": False, "error": error, **extra}, {}, times))
+
+    def rate_limit(self, method: str, *, retry_after: int = 1, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` with HTTP 429 and ``Retry-After``."""
+        body = {"ok": False, "error": "ratelimited"}
+        self._add_fault(method, _Fault(429, body, {"Retry-After": str(retry_after)}, times))
+
+    def server_error(self, method: str, *, status: int = 503, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` with an HTML 5xx page, as Slack's edge does."""
+        page = f"<html><body><h1>{status}</h1>Service Unavailable</body></html>"
+        self._add_fault(method, _Fault(status, page, {}, times))
+
+    def clear_faults(self) -> None:
+        """Forget every injected failure not yet used."""
+        self._faults.clear()
+
+    def _add_fault(self, method: str, fault: _Fault) -> None:
+        if fault.remaining < 1:
+            raise ValueError("times must be at least 1")
+        self._faults[method].append(fault)
+
+    # -- inspection ----------------------------------------------------------- #
+
+    def calls_to(self, method: str) -> list[SlackCall]:
+        """Calls of one method, in order (failed attempts included)."""
+        return [call for call in self.calls if call.method == method]
+
+    def message(self, channel: str, ts: str) -> PostedMessage:
+        """The message shown at ``(channel, ts)``; KeyError names what exists."""
+        try:
+            return self.messages[(channel, ts)]
+        except KeyError:
+            raise KeyError(f"no message {(channel, ts)}; have {sorted(self.messages)}") from None
+
+    def response_url(self, channel: str, message_ts: str) -> str:
+        """A ``response_url`` for the message at ``(channel, message_ts)`` served by this fake.
+
+        Posts to it are recorded as calls of method ``"response_url"`` and applied
+        like Slack does (``replace_original`` / ``delete_original``).
+        """
+        key = secrets.token_hex(8)
+        self._response_urls[key] = (channel, message_ts)
+        return f"{self.url}/response_url/{key}"
+
+    async def wait_for(self, predicate: Callable[[], object], timeout: float = 5.0) -> None:
+        """Return once ``predicate()`` is true, re-checking after every handled request."""
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+            except TimeoutError:
+                seen = [call.method for call in self.calls]
+                raise TimeoutError(f"condition still false after {timeout}s; calls so far: {seen}") from None
+
+    async def wait_for_call(self, method: str, *, count: int = 1, timeout: float = 5.0) -> SlackCall:
+        """Wait until ``method`` was called ``count`` times and return that call."""
+        await self.wait_for(lambda: len(self.calls_to(method)) >= count, timeout)
+        return self.calls_to(method)[count - 1]
+
+    # -- HTTP ----------------------------------------------------------------- #
+
+    async def _handle_api(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        try:
+            args = await _read_args(request)
+        except ValueError:
+            args, status, body, headers = {}, 200, {"ok": False, "error": "invalid_json"}, {}
+        else:
+            # Slack also accepts the token as a form field; keep it out of the record.
+            token = _bearer(request) or args.pop("token", None)
+            args.pop("token", None)
+            status, body, headers = self._answer(method, args, token)
+        await self._record(SlackCall(method, args, status, body if isinstance(body, dict) else {}))
+        if isinstance(body, str):
+            return web.Response(status=status, text=body, content_type="text/html", headers=headers)
+        return web.json_response(body, status=status, headers=headers)
+
+    def _answer(
+        self, method: str, args: dict[str, Any], token: str | None
+    ) -> tuple[int, dict[str, Any] | str, dict[str, str]]:
+        """Status, body and extra headers for one API request (no awaits: state stays consistent)."""
+        if not token:
+            return 200, {"ok": False, "error": "not_authed"}, {}
+        if token != self.token:
+            return 200, {"ok": False, "error": "invalid_auth"}, {}
+        faults = self._faults.get(method)
+        if faults:
+            fault = faults[0]
+            fault.remaining -= 1
+            if fault.remaining == 0:
+                faults.popleft()
+            return fault.status, fault.body, fault.headers
+        handler = self._handlers.get(method)
+        if handler is None:
+            return 200, {"ok": False, "error": "unknown_method", "req_method": method}, {}
+        try:
+            return 200, {"ok": True, **handler(args)}, {}
+        except _Reject as reject:
+            return 200, reject.body, {}
+
+    async def _record(self, call: SlackCall) -> None:
+        self.calls.append(call)
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _handle_response_url(self, request: web.Request) -> web.StreamResponse:
+        try:
+            args = await _read_args(request)
+        except ValueError:
+            args = {}
+        target = self._response_urls.get(request.match_info["key"])
+        status, text = 200, "ok"
+        if target is None:
+            status, text = 404, "no_active_hooks"
+        else:
+            try:
+                self._apply_response(target, args)
+            except _Reject as reject:
+                status, text = 400, str(reject)
+        answer: dict[str, Any] = {"ok": True} if status == 200 else {"ok": False, "error": text}
+        await self._record(SlackCall("response_url", args, status, answer))
+        return web.Response(status=status, text=text, content_type="text/plain")
+
+    def _apply_response(self, target: tuple[str, str], args: dict[str, Any]) -> None:
+        channel, ts = target
+        if args.get("delete_original") in (True, "true"):
+            self.messages.pop((channel, ts), None)
+            return
+        self._check_text_and_blocks("response_url", args, required=True)
+        if args.get("replace_original") in (True, "true"):
+            message = self.messages.get((channel, ts))
+            if message is None:
+                raise _Reject("message_not_found")
+            message.text, message.blocks = _text_of(args), _blocks_of(args)
+            message.edits += 1
+        elif args.get("response_type") == "in_channel":
+            self._post(channel, _text_of(args), _blocks_of(args), args.get("thread_ts"))
+        else:
+            # The user who clicked is not known here; Slack shows it to them only.
+            self.ephemerals.append(EphemeralMessage(channel, "", _text_of(args), _blocks_of(args), self._next_ts()))
+
+    # -- shared helpers ------------------------------------------------------- #
+
+    def _next_ts(self) -> str:
+        micros = 1_700_000_000_000_100 + 100 * self._ts_counter
+        self._ts_counter += 1
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _reject_invalid(self, method: str, error: str, reasons: list[str]) -> _Reject:
+        self.invalid.append(Invalid(method, error, tuple(reasons)))
+        extra: dict[str, Any] = {"response_metadata": {"messages": [f"[ERROR] {r}" for r in reasons]}}
+        if error == "invalid_blocks":
+            extra["errors"] = reasons
+        return _Reject(error, **extra)
+
+    def _check_text_and_blocks(self, method: str, args: dict[str, Any], *, required: bool) -> None:
+        text, blocks = args.get("text"), args.get("blocks")
+        if required and not text and not blocks and not args.get("attachments"):
+            raise self._reject_invalid(method, "no_text", ["no text, blocks or attachments"])
+        if isinstance(text, str) and len(text) > MAX_TEXT:
+            raise self._reject_invalid(method, "msg_too_long", [f"text is {len(text)} characters (max {MAX_TEXT})"])
+        if blocks is not None:
+            reasons = message_blocks_errors(blocks)
+            if reasons:
+                raise self._reject_invalid(method, "invalid_blocks", reasons)
+
+    def _channel(self, channel: Any, *, posting: bool = False) -> FakeChannel:
+        """Resolve an id, ``#name`` or user id (→ DM) like Slack; raise its errors."""
+        if not isinstance(channel, str) or not channel:
+            raise _Reject("channel_not_found")
+        if channel in self.channels:
+            found = self.channels[channel]
+        elif posting and _USER_ID.match(channel):
+            # Posting to a user id opens (or reuses) the DM with that user.
+            found = self.channels.setdefault("D" + channel[1:], FakeChannel("D" + channel[1:], channel))
+        else:
+            name = channel.removeprefix("#")
+            matches = [c for c in self.channels.values() if c.name == name]
+            if not matches:
+                raise _Reject("channel_not_found")
+            found = matches[0]
+        if found.is_private and not found.is_member:
+            raise _Reject("channel_not_found")  # private channels are invisible to non-members
+        if posting and found.is_archived:
+            raise _Reject("is_archived")
+        if posting and not found.is_member:
+            raise _Reject("not_in_channel")
+        return found
+
+    def _post(self, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: Any) -> PostedMessage:
+        thread = thread_ts if isinstance(thread_ts, str) and thread_ts else None
+        message = PostedMessage(channel, self._next_ts(), text, blocks, thread)
+        self.messages[(channel, message.ts)] = message
+        return message
+
+    def _trigger(self, method: str, args: dict[str, Any]) -> None:
+        trigger_id = args.get("trigger_id")
+        if not trigger_id:
+            raise self._reject_invalid(method, "invalid_arguments", ["missing required field: trigger_id"])
+        # A trigger_id opens one view only (and in reality expires after 3 s).
+        if trigger_id in self._used_triggers:
+            raise _Reject("exchanged_trigger_id")
+        self._used_triggers.add(trigger_id)
+
+    def _checked_view(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        view = args.get("view")
+        reasons = view_errors(view)
+        if reasons:
+            raise self._reject_invalid(method, "invalid_arguments", reasons)
+        assert isinstance(view, dict)
+        return view
+
+    def _store_view(
+        self, view: dict[str, Any], *, view_id: str | None, root: str | None, previous: str | None
+    ) -> dict[str, Any]:
+        self._view_counter += 1
+        view_id = view_id or f"V0VIEW{self._view_counter:04d}"
+        stored = {
+            "id": view_id,
+            "team_id": TEAM_ID,
+            "type": view["type"],
+            "title": view.get("title"),
+            "submit": view.get("submit"),
+            "close": view.get("close"),
+            "blocks": view.get("blocks", []),
+            "private_metadata": view.get("private_metadata", ""),
+            "callback_id": view.get("callback_id", ""),
+            "external_id": view.get("external_id", ""),
+            "state": {"values": {}},
+            "hash": f"1700000000.{self._view_counter:08x}",
+            "clear_on_close": bool(view.get("clear_on_close", False)),
+            "notify_on_close": bool(view.get("notify_on_close", False)),
+            "root_view_id": root or view_id,
+            "previous_view_id": previous,
+            "app_id": APP_ID,
+            "app_installed_team_id": TEAM_ID,
+            "bot_id": BOT_ID,
+        }
+        self.views[view_id] = stored
+        return stored
+
+    # -- methods -------------------------------------------------------------- #
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": f"https://{TEAM_DOMAIN}.slack.com/",
+            "team": "Fake Team",
+            "user": self.users[BOT_USER_ID].name,
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"channel": self._channel(args.get("channel")).as_dict()}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user_id = args.get("user")
+        if not isinstance(user_id, str) or not user_id:
+            raise _Reject("user_not_found")
+        user = self.users.get(user_id)
+        if user is None:
+            # Any well-formed user id exists unless configured; malformed ones do not.
+            if not _USER_ID.match(user_id):
+                raise _Reject("user_not_found")
+            user = FakeUser(user_id, user_id.lower())
+        return {"user": user.as_dict()}
+
+    def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args.get("channel"), posting=True)
+        self._check_text_and_blocks("chat.postMessage", args, required=True)
+        message = self._post(channel.id, _text_of(args), _blocks_of(args), args.get("thread_ts"))
+        return {"channel": channel.id, "ts": message.ts, "message": message.as_dict()}
+
+    def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args.get("channel"))
+        message = self.messages.get((channel.id, str(args.get("ts"))))
+        if message is None:
+            raise _Reject("message_not_found")
+        self._check_text_and_blocks("chat.update", args, required=True)
+        # Slack keeps fields the update does not mention; an empty list clears blocks.
+        if "text" in args:
+            message.text = _text_of(args)
+        if "blocks" in args:
+            message.blocks = _blocks_of(args)
+        message.edits += 1
+        return {"channel": channel.id, "ts": message.ts, "text": message.text, "message": message.as_dict()}
+
+    def _chat_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args.get("channel"))
+        if self.messages.pop((channel.id, str(args.get("ts"))), None) is None:
+            raise _Reject("message_not_found")
+        return {"channel": channel.id, "ts": args["ts"]}
+
+    def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args.get("channel"), posting=True)
+        user = args.get("user")
+        if not isinstance(user, str) or not _USER_ID.match(user):
+            raise _Reject("user_not_in_channel")
+        self._check_text_and_blocks("chat.postEphemeral", args, required=True)
+        ephemeral = EphemeralMessage(channel.id, user, _text_of(args), _blocks_of(args), self._next_ts())
+        self.ephemerals.append(ephemeral)
+        return {"message_ts": ephemeral.message_ts}
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._trigger("views.open", args)
+        view = self._checked_view("views.open", args)
+        return {"view": self._store_view(view, view_id=None, root=None, previous=None)}
+
+    def _views_push(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._trigger("views.push", args)
+        view = self._checked_view("views.push", args)
+        return {"view": self._store_view(view, view_id=None, root=None, previous=None)}
+
+    def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        view_id, external_id = args.get("view_id"), args.get("external_id")
+        if view_id:
+            current = self.views.get(str(view_id))
+        elif external_id:
+            current = next((v for v in self.views.values() if v["external_id"] == external_id), None)
+        else:
+            raise self._reject_invalid("views.update", "invalid_arguments", ["view_id or external_id is required"])
+        if current is None:
+            raise _Reject("not_found")
+        if args.get("hash") and args["hash"] != current["hash"]:
+            raise _Reject("hash_conflict")
+        view = self._checked_view("views.update", args)
+        stored = self._store_view(
+            view, view_id=current["id"], root=current["root_view_id"], previous=current["previous_view_id"]
+        )
+        return {"view": stored}
+
+
+# --------------------------------------------------------------------------- #
+# Request parsing
+# --------------------------------------------------------------------------- #
+
+
+def _text_of(args: Mapping[str, Any]) -> str:
+    return str(args.get("text") or "")
+
+
+def _blocks_of(args: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return list(args.get("blocks") or [])
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+async def _read_args(request: web.Request) -> dict[str, Any]:
+    """Query, form and JSON arguments merged, JSON-string fields decoded (ValueError on bad JSON)."""
+    args: dict[str, Any] = dict(request.query)
+    if request.content_type == "application/json":
+        raw = await request.read()
+        if raw:
+            body = json.loads(raw)
+            if not isinstance(body, dict):
+                raise ValueError("JSON body must be an object")
+            args.update(body)
+    elif request.can_read_body:
+        form = await request.post()
+        args.update({key: value for key, value in form.items() if isinstance(value, str)})
+    for key in _JSON_FIELDS:
+        if isinstance(args.get(key), str):
+            try:
+                args[key] = json.loads(args[key])
+            except ValueError:
+                pass  # left as a string: validation then reports it like Slack would
+    return args

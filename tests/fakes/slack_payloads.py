@@ -1,0 +1,253 @@
+"""What Slack POSTs to a bot's request URL, signed the way Slack signs it.
+
+Interaction payloads follow Slack's documented shapes (``block_actions``,
+``view_submission``) with every field Bolt reads; ids match the workspace of
+:mod:`tests.fakes.slack_api` so a payload and a :class:`FakeSlack` agree.
+
+Example::
+
+    payload = block_actions("U0ALICE", "approve", "req-1", message=slack.message(ch, ts).as_dict())
+    body, headers = signed_form(payload, SIGNING_SECRET)
+    async with session.post(f"{bot_url}/slack/events", data=body, headers=headers) as resp:
+        assert resp.status == 200
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from .slack_api import APP_ID, BOT_ID, BOT_USER_ID, FIRST_TS, TEAM_DOMAIN, TEAM_ID
+
+__all__ = [
+    "DEFAULT_RESPONSE_URL",
+    "VERIFICATION_TOKEN",
+    "block_actions",
+    "sign",
+    "signed_form",
+    "signed_json",
+    "view_submission",
+]
+
+VERIFICATION_TOKEN = "legacy-verification-token"
+"""The deprecated ``token`` field every payload still carries (Bolt ignores it)."""
+
+DEFAULT_RESPONSE_URL = f"https://hooks.slack.com/actions/{TEAM_ID}/1700000000000/fake"
+"""Real-shaped but unreachable offline; pass ``FakeSlack.response_url(...)`` to use ``respond()``."""
+
+_counter: Iterator[int] = itertools.count(1)
+
+
+def _unique() -> int:
+    return next(_counter)
+
+
+def _trigger_id() -> str:
+    # Slack's shape: "<digits>.<digits>.<32 hex>"; unique because the fake
+    # (like Slack) accepts each trigger_id once.
+    n = _unique()
+    return f"{1700000000000 + n}.{1700000000000}.{n:032x}"
+
+
+def _action_ts() -> str:
+    return f"1700000001.{_unique():06d}"
+
+
+def _user(user_id: str, user_name: str | None) -> dict[str, Any]:
+    name = user_name or user_id.lower()
+    return {"id": user_id, "username": name, "name": name, "team_id": TEAM_ID}
+
+
+def _find_element(blocks: Any, action_id: str) -> tuple[str | None, dict[str, Any]] | None:
+    """The (block_id, element) with ``action_id`` in a message's or view's blocks."""
+    for block in blocks or []:
+        if not isinstance(block, dict):
+            continue
+        candidates = list(block.get("elements") or []) + [block.get("accessory"), block.get("element")]
+        for element in candidates:
+            if isinstance(element, dict) and element.get("action_id") == action_id:
+                return block.get("block_id"), element
+    return None
+
+
+def block_actions(
+    user_id: str,
+    action_id: str,
+    value: str,
+    block_id: str | None = None,
+    channel: str = "C0APPROVALS",
+    message_ts: str | None = None,
+    user_name: str | None = None,
+    trigger_id: str | None = None,
+    *,
+    message: Mapping[str, Any] | None = None,
+    channel_name: str | None = None,
+    response_url: str | None = None,
+) -> dict[str, Any]:
+    """A ``block_actions`` payload for a button click on a message.
+
+    With ``message`` (e.g. ``slack.message(ch, ts).as_dict()``) the payload
+    embeds it, takes ``ts`` and the button's ``block_id``/text/style from it,
+    and raises ``ValueError`` when no element has ``action_id`` — a user cannot
+    click a button the message no longer shows. Without it, a minimal message
+    is embedded and ``block_id`` defaults to ``"actions"``.
+    """
+    button: dict[str, Any] = {}
+    if message is not None:
+        found = _find_element(message.get("blocks"), action_id)
+        if found is None:
+            raise ValueError(f"message {message.get('ts')} shows no element with action_id {action_id!r}")
+        found_block_id, button = found
+        block_id = block_id or found_block_id
+        message_ts = message_ts or message.get("ts")
+        embedded = copy.deepcopy(dict(message))
+    else:
+        embedded = {
+            "type": "message",
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "team": TEAM_ID,
+            "text": "",
+            "blocks": [],
+            "ts": message_ts or FIRST_TS,
+        }
+    message_ts = message_ts or FIRST_TS
+    action: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "block_id": block_id or "actions",
+        "text": button.get("text") or {"type": "plain_text", "text": action_id, "emoji": True},
+        "value": value,
+        "action_ts": _action_ts(),
+    }
+    if "style" in button:
+        action["style"] = button["style"]
+    return {
+        "type": "block_actions",
+        "user": _user(user_id, user_name),
+        "api_app_id": APP_ID,
+        "token": VERIFICATION_TOKEN,
+        "container": {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel,
+            "is_ephemeral": False,
+        },
+        "trigger_id": trigger_id or _trigger_id(),
+        "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel, "name": channel_name or channel.lower()},
+        "message": embedded,
+        "state": {"values": {}},
+        "response_url": response_url or DEFAULT_RESPONSE_URL,
+        "actions": [action],
+    }
+
+
+def _input_value(value: str | Mapping[str, Any]) -> dict[str, Any]:
+    # A plain string is what a plain_text_input submits; a mapping is passed
+    # through for other inputs (e.g. {"type": "static_select", "selected_option": ...}).
+    if isinstance(value, str):
+        return {"type": "plain_text_input", "value": value}
+    return dict(value)
+
+
+def view_submission(
+    user_id: str,
+    callback_id: str,
+    private_metadata: str,
+    values: Mapping[str, Mapping[str, str | Mapping[str, Any]]],
+    user_name: str | None = None,
+    *,
+    view: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A ``view_submission`` payload for a modal.
+
+    ``values`` is ``{block_id: {action_id: "typed text"}}`` (or a full state
+    value mapping instead of the string). With ``view`` (e.g.
+    ``slack.views[view_id]``) its id, title, blocks and hash are used, and every
+    ``(block_id, action_id)`` must exist among its input blocks (else ``ValueError``).
+    """
+    state = {
+        block_id: {action_id: _input_value(value) for action_id, value in inputs.items()}
+        for block_id, inputs in values.items()
+    }
+    if view is not None:
+        inputs = {
+            (block.get("block_id"), block["element"].get("action_id"))
+            for block in view.get("blocks") or []
+            if isinstance(block, dict) and block.get("type") == "input" and isinstance(block.get("element"), dict)
+        }
+        for block_id, by_action in values.items():
+            for action_id in by_action:
+                if (block_id, action_id) not in inputs:
+                    raise ValueError(f"view {view.get('id')} has no input {block_id}/{action_id}; has {sorted(inputs)}")
+        submitted = copy.deepcopy(dict(view))
+    else:
+        view_id = f"V0SUBMIT{_unique():04d}"
+        submitted = {
+            "id": view_id,
+            "team_id": TEAM_ID,
+            "type": "modal",
+            "blocks": [],
+            "title": {"type": "plain_text", "text": "Modal", "emoji": True},
+            "close": None,
+            "submit": {"type": "plain_text", "text": "Submit", "emoji": True},
+            "hash": f"1700000000.{_unique():08x}",
+            "clear_on_close": False,
+            "notify_on_close": False,
+            "previous_view_id": None,
+            "root_view_id": view_id,
+            "app_id": APP_ID,
+            "external_id": "",
+            "app_installed_team_id": TEAM_ID,
+            "bot_id": BOT_ID,
+        }
+    submitted.update(callback_id=callback_id, private_metadata=private_metadata, state={"values": state})
+    return {
+        "type": "view_submission",
+        "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
+        "user": _user(user_id, user_name),
+        "api_app_id": APP_ID,
+        "token": VERIFICATION_TOKEN,
+        "trigger_id": _trigger_id(),
+        "view": submitted,
+        "response_urls": [],
+        "enterprise": None,
+        "is_enterprise_install": False,
+    }
+
+
+def sign(body: bytes, signing_secret: str, timestamp: int | None = None) -> dict[str, str]:
+    """Slack's ``X-Slack-Request-Timestamp`` and ``X-Slack-Signature`` headers for ``body``."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    base = b"v0:" + ts.encode() + b":" + body
+    digest = hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+def signed_form(
+    payload: Mapping[str, Any], signing_secret: str, timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """An interaction request: body ``payload=<json>`` form-encoded, and its headers."""
+    body = urlencode({"payload": json.dumps(payload, separators=(",", ":"))}).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body, signing_secret, timestamp)}
+    return body, headers
+
+
+def signed_json(
+    body: Mapping[str, Any], signing_secret: str, timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """An Events API request: JSON body and its headers."""
+    raw = json.dumps(body, separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json", **sign(raw, signing_secret, timestamp)}
+    return raw, headers
