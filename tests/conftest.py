@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from bot import Settings, SlackApprover
 from bot.approvals.store import RequestStore
+from bot.redis_client import connect
 from bot.slack.ids import Action, Field, Modal
 from bot.web import create_app
 from tests.fakes.redis_server import RedisServer
@@ -40,7 +41,7 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
     """A client on an empty database (every test starts from nothing)."""
     if redis_server.process is None:  # a fault test stopped it
         redis_server.start()
-    client = Redis.from_url(redis_server.url)
+    client = connect(redis_server.url)
     await client.flushall()
     yield client
     await client.aclose()

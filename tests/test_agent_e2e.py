@@ -1,0 +1,122 @@
+"""End to end: the real claude-agent-sdk and its bundled CLI, a scripted model,
+SlackApprover, real bot workers, the fake Slack API and real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from claude_agent_sdk import ClaudeAgentOptions, ResultMessage, query
+
+from bot import SlackApprover
+from bot.slack.ids import Action
+from tests.conftest import posted
+from tests.fakes.model_api import ScriptedModel, Step, clean_agent_env, text, tool_use
+
+
+@pytest.fixture(autouse=True)
+def _agent_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    clean_agent_env(monkeypatch)
+
+
+async def run_agent(tmp_path: Path, approver: SlackApprover, script: list[Step]) -> ScriptedModel:
+    """Run one agent turn; return the model fake, which saw what the model would see."""
+    workdir = tmp_path / "work"
+    workdir.mkdir(exist_ok=True)
+    async with ScriptedModel.start(script) as model:
+        options = ClaudeAgentOptions(
+            cwd=workdir,
+            setting_sources=[],
+            tools=["Bash"],
+            env=model.cli_env(config_dir=tmp_path / "cfg"),
+            can_use_tool=approver.can_use_tool,
+            permission_mode="default",
+        )
+        results = [m async for m in query(prompt="do the task", options=options) if isinstance(m, ResultMessage)]
+    assert len(results) == 1
+    assert model.remaining == 0
+    return model
+
+
+def write_marker(name: str = "marker.txt") -> Step:
+    # Read-only commands never reach can_use_tool in the CLI's default mode:
+    # the test needs one that writes.
+    return tool_use("Bash", {"command": f"echo approved > {name}", "description": "Write a marker file"})
+
+
+async def test_approved_in_slack_the_tool_runs(tmp_path, start_worker, make_approver, slack):
+    worker = await start_worker()
+    approver = await make_approver(agent_name="e2e")
+
+    async def approve_when_posted() -> None:
+        message = await posted(slack)
+        await worker.click("U_ALICE", Action.APPROVE, message, name="alice")
+
+    clicker = asyncio.create_task(approve_when_posted())
+    model = await run_agent(tmp_path, approver, [write_marker(), text("done")])
+    await clicker
+
+    assert (tmp_path / "work" / "marker.txt").read_text() == "approved\n"
+    [result] = model.tool_results()
+    assert not result.is_error
+    # Escaped as Slack requires; Slack renders "&gt;" as ">".
+    assert "echo approved &gt; marker.txt" in posted_text(slack)
+
+
+async def test_denied_in_slack_the_tool_does_not_run_and_the_model_is_told_why(tmp_path, start_worker, make_approver, slack):
+    worker = await start_worker()
+    approver = await make_approver()
+    reason = "Use the staging cluster first."
+
+    async def deny_when_posted() -> None:
+        message = await posted(slack)
+        await worker.deny("U_BOB", message, reason, name="bob")
+
+    clicker = asyncio.create_task(deny_when_posted())
+    model = await run_agent(tmp_path, approver, [write_marker(), text("ok, I will not")])
+    await clicker
+
+    assert not (tmp_path / "work" / "marker.txt").exists()
+    [result] = model.tool_results()
+    assert result.is_error
+    assert "Denied in Slack by @bob (U_BOB)" in result.content
+    assert f"Reason: {reason}" in result.content
+
+
+async def test_nobody_answers_the_request_expires_and_the_tool_does_not_run(tmp_path, start_worker, make_approver, slack):
+    await start_worker()
+    approver = await make_approver(timeout=1)
+    model = await run_agent(tmp_path, approver, [write_marker(), text("ok")])
+
+    assert not (tmp_path / "work" / "marker.txt").exists()
+    [result] = model.tool_results()
+    assert result.is_error
+    assert "expired" in result.content
+    message = next(iter(slack.messages.values()))
+    await slack.wait_for(lambda: message.edits >= 1)
+    assert "Expired" in message.blocks[0]["text"]["text"]
+
+
+async def test_two_workers_post_one_message_per_request(tmp_path, start_worker, make_approver, slack):
+    first, second = await start_worker(), await start_worker()
+    approver = await make_approver()
+
+    async def approve_each() -> None:
+        for count, worker in ((1, first), (2, second)):
+            message = await posted(slack, count)
+            await worker.click("U_ALICE", Action.APPROVE, message)
+
+    clicker = asyncio.create_task(approve_each())
+    model = await run_agent(tmp_path, approver, [write_marker("one.txt"), write_marker("two.txt"), text("done")])
+    await clicker
+
+    assert (tmp_path / "work" / "one.txt").exists() and (tmp_path / "work" / "two.txt").exists()
+    assert [r.is_error for r in model.tool_results()] == [False, False]
+    await asyncio.sleep(0.2)
+    assert len(slack.calls_to("chat.postMessage")) == 2
+
+
+def posted_text(slack) -> str:
+    [message] = slack.messages.values()
+    return "\n".join(str(b) for b in message.blocks)

@@ -1,0 +1,149 @@
+"""SlackApprover against real Redis: waiting, waking, and every way to fail closed.
+
+Decisions are made through RequestStore here (what a worker does on a click);
+the Slack side has its own tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot import SlackApprover
+from bot.approvals import keys
+from bot.approvals.model import Decision, NewRequest, State, request_id_for
+from tests.conftest import context
+from tests.fakes.redis_server import free_port
+
+
+async def _until_pending(store, tool_use_id: str) -> str:
+    request_id = request_id_for(tool_use_id)
+    while (await store.get(request_id)) is None:
+        await asyncio.sleep(0.01)
+    return request_id
+
+
+async def _jobs(redis, kind: str) -> int:
+    return sum(1 for _id, f in await redis.xrange(keys.JOBS) if f[b"kind"] == kind.encode())
+
+
+async def test_asking_again_for_the_same_call_reuses_the_request_and_its_decision(make_approver, store, redis):
+    approver = await make_approver()
+    first = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make release"}, context("toolu_same")))
+    request_id = await _until_pending(store, "toolu_same")
+
+    # The agent process restarts and the session asks again for the same call.
+    restarted = await make_approver()
+    again = asyncio.create_task(restarted.can_use_tool("Bash", {"command": "make release"}, context("toolu_same")))
+    await asyncio.sleep(0.1)
+    assert not again.done()
+    await store.decide(request_id, Decision(State.APPROVED, actor="U_ALICE", actor_name="alice"))
+
+    assert (await first).behavior == "allow"
+    assert (await again).behavior == "allow"
+    # Asked once more after the decision: answered at once, still one request.
+    later = await asyncio.wait_for(restarted.can_use_tool("Bash", {"command": "make release"}, context("toolu_same")), 1)
+    assert later.behavior == "allow"
+    assert await _jobs(redis, "post") == 1
+
+
+async def test_allow_carries_the_input_the_approvers_saw(make_approver, store):
+    approver = await make_approver()
+    task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls docs"}, context("toolu_seen")))
+    request_id = await _until_pending(store, "toolu_seen")
+    await store.decide(request_id, Decision(State.APPROVED, actor="U_ALICE"))
+    await task
+    # A repeated call with the same id but other arguments gets the approved ones.
+    replay = await approver.can_use_tool("Bash", {"command": "rm -rf docs"}, context("toolu_seen"))
+    assert replay.updated_input == {"command": "ls docs"}
+
+
+async def test_redis_unreachable_denies_and_says_so():
+    approver = SlackApprover(f"redis://127.0.0.1:{free_port()}/0", timeout=5)
+    try:
+        result = await approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_noredis"))
+    finally:
+        await approver.close()
+    assert result.behavior == "deny"
+    assert "could not be reached" in result.message and "ConnectionError" in result.message
+
+
+async def test_an_internal_error_denies_instead_of_raising(make_approver):
+    approver = await make_approver()
+    result = await approver.can_use_tool("Custom", {"handle": object()}, context("toolu_bug"))
+    assert result.behavior == "deny"
+    assert result.message.startswith("Denied: the approval service failed (TypeError")
+
+
+async def test_a_request_that_vanishes_from_redis_is_denied(make_approver, store, redis):
+    approver = await make_approver()
+    task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_gone")))
+    request_id = await _until_pending(store, "toolu_gone")
+    await redis.delete(keys.request(request_id))
+    await redis.publish(keys.DECISIONS, request_id)
+    result = await asyncio.wait_for(task, 2)
+    assert result.behavior == "deny" and "disappeared" in result.message
+
+
+async def test_many_waits_share_one_subscriber_connection(make_approver, store, redis):
+    approver = await make_approver()
+    tasks = [
+        asyncio.create_task(approver.can_use_tool("Bash", {"command": f"echo {i}"}, context(f"toolu_w{i}")))
+        for i in range(300)
+    ]
+    ids = [await _until_pending(store, f"toolu_w{i}") for i in range(300)]
+    subscribers = [c for c in await redis.client_list(_type="pubsub")]
+    assert len(subscribers) == 1
+    normal = await redis.client_list(_type="normal")
+    assert len(normal) <= 1 + 20  # this test's client, plus the approver's bounded pool
+
+    await asyncio.gather(*(store.decide(i, Decision(State.APPROVED, actor="U1")) for i in ids))
+    results = await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert {r.behavior for r in results} == {"allow"}
+    assert [r.updated_input["command"] for r in results] == [f"echo {i}" for i in range(300)]
+
+
+async def test_a_decision_published_while_the_subscriber_is_disconnected_is_not_missed(make_approver, store, redis):
+    approver = await make_approver()
+    task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_drop")))
+    request_id = await _until_pending(store, "toolu_drop")
+    await asyncio.sleep(0.05)
+
+    await redis.client_kill_filter(_type="pubsub")
+    # Published while nobody is subscribed: the message itself is lost.
+    await store.decide(request_id, Decision(State.APPROVED, actor="U_ALICE"))
+    result = await asyncio.wait_for(task, 5)
+    assert result.behavior == "allow"
+
+
+async def test_a_redis_restart_while_waiting_loses_nothing(make_approver, store, redis_server):
+    approver = await make_approver()
+    task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_restart")))
+    request_id = await _until_pending(store, "toolu_restart")
+
+    await asyncio.to_thread(redis_server.restart)
+    # The test's own client reconnects too (redis-py retries on a closed connection).
+    assert (await store.get(request_id)).state is State.PENDING  # kept by AOF
+    await store.decide(request_id, Decision(State.DENIED, actor="U_BOB", reason="after restart"))
+    result = await asyncio.wait_for(task, 10)
+    assert result.behavior == "deny" and result.message.endswith("Reason: after restart")
+
+
+async def test_timeout_zero_waits_until_decided(make_approver, store, redis):
+    approver = await make_approver(timeout=0)
+    task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_forever")))
+    request_id = await _until_pending(store, "toolu_forever")
+    assert await redis.zscore(keys.DEADLINES, request_id) is None
+    await asyncio.sleep(0.5)
+    assert not task.done()
+    await store.decide(request_id, Decision(State.APPROVED, actor="U1"))
+    assert (await asyncio.wait_for(task, 2)).behavior == "allow"
+
+
+async def test_asking_again_after_the_deadline_passed_is_denied_as_expired(make_approver, store):
+    # What an agent process that crashed mid-wait leaves behind: a pending
+    # request whose deadline passes while no worker runs to expire it.
+    await store.create(NewRequest(id=request_id_for("toolu_crash"), tool_name="Bash", tool_input={"command": "pwd"}, timeout=0.2))
+    await asyncio.sleep(0.3)
+    fresh = await make_approver(timeout=60)
+    result = await asyncio.wait_for(fresh.can_use_tool("Bash", {"command": "pwd"}, context("toolu_crash")), 2)
+    assert result.behavior == "deny" and "expired" in result.message
