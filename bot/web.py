@@ -105,6 +105,11 @@ async def _slack_events(request: web.Request) -> web.Response:
     401 for a forged or stale request and a 400 for a broken one.
     """
     body = await request.read()
+    try:
+        body.decode("utf-8")  # the signature check itself decodes, and would raise
+    except UnicodeDecodeError:
+        log.warning("rejected a Slack request whose body is not UTF-8")
+        return web.json_response({"error": "body is not UTF-8"}, status=400)
     if not request.app[_VERIFIER].is_valid_request(body, dict(request.headers)):
         log.warning("rejected a request with a missing, invalid or stale Slack signature")
         return web.json_response({"error": "invalid signature"}, status=401)
@@ -118,10 +123,7 @@ async def _slack_events(request: web.Request) -> web.Response:
 
 def _malformed(body: bytes, content_type: str) -> str | None:
     """Why ``body`` is not a Slack request Bolt can route, or None."""
-    try:
-        decoded = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return "body is not UTF-8"
+    decoded = body.decode("utf-8")
     if content_type == "application/json":
         try:
             event = json.loads(decoded)

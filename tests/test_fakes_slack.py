@@ -96,6 +96,15 @@ async def test_state_errors_are_slacks(slack: FakeSlack, client: AsyncWebClient)
     assert unknown_method.value.response["error"] == "unknown_method"
 
 
+async def test_delete_removes_the_message(slack: FakeSlack, client: AsyncWebClient) -> None:
+    posted = await client.chat_postMessage(channel=CHANNEL, text="x")
+    await client.chat_delete(channel=CHANNEL, ts=posted["ts"])
+    assert slack.messages == {}
+    with pytest.raises(SlackApiError) as again:
+        await client.chat_delete(channel=CHANNEL, ts=posted["ts"])
+    assert again.value.response["error"] == "message_not_found"
+
+
 async def test_channel_membership_and_info(slack: FakeSlack, client: AsyncWebClient) -> None:
     slack.add_channel("C0OTHER", "other", is_member=False)
     info = await client.conversations_info(channel=CHANNEL)
@@ -220,6 +229,9 @@ async def test_views_open_and_update(slack: FakeSlack, client: AsyncWebClient) -
         await client.views_open(trigger_id="1.2.abc", view=deny_modal())
     assert stale.value.response["error"] == "hash_conflict"
     assert reused.value.response["error"] == "exchanged_trigger_id"
+
+    pushed = await client.views_push(trigger_id="3.4.def", view=deny_modal(callback_id="confirm"))
+    assert slack.views[pushed["view"]["id"]]["callback_id"] == "confirm"
 
 
 async def test_invalid_views_are_rejected(slack: FakeSlack, client: AsyncWebClient) -> None:

@@ -41,9 +41,15 @@ def request_id_for(tool_use_id: str | None) -> str:
     return hashlib.sha256(tool_use_id.encode()).hexdigest()[:24]
 
 
+def to_json(value: Any) -> str:
+    """JSON for storage. ASCII-escaped: a tool input may hold lone surrogates
+    (valid JSON, not encodable as UTF-8), and they must round-trip exactly."""
+    return json.dumps(value, ensure_ascii=True)
+
+
 def input_hash(tool_input: dict[str, Any]) -> str:
     """A stable fingerprint of a tool input, for the audit log."""
-    canonical = json.dumps(tool_input, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = json.dumps(tool_input, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 
@@ -10,7 +9,7 @@ from redis.asyncio import Redis
 
 from . import keys, scripts
 from .codec import pairs, text
-from .model import ApprovalRequest, Decision, NewRequest, State, Transition, input_hash
+from .model import ApprovalRequest, Decision, NewRequest, State, Transition, input_hash, to_json
 
 
 class RequestStore:
@@ -46,7 +45,7 @@ class RequestStore:
             "id": new.id,
             "state": State.PENDING.value,
             "tool_name": new.tool_name,
-            "tool_input": json.dumps(new.tool_input, ensure_ascii=False),
+            "tool_input": to_json(new.tool_input),
             "input_hash": digest,
             "created_at": repr(now),
             "tool_use_id": new.tool_use_id or "",
@@ -88,7 +87,7 @@ class RequestStore:
                 decision.actor,
                 decision.actor_name,
                 decision.reason,
-                json.dumps(decision.updated_input, ensure_ascii=False) if decision.updated_input is not None else "",
+                to_json(decision.updated_input) if decision.updated_input is not None else "",
                 repr(time.time()),
                 keys.DECISIONS,
                 self.retention,

@@ -14,7 +14,7 @@ import logging
 import time
 
 import aiohttp
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -68,7 +68,6 @@ class SlackJobWorker:
         self._stopping = False
 
     async def start(self) -> None:
-        await self.queue.ensure_group()
         self._loops = [
             asyncio.create_task(self._consume(), name="jobs-consume"),
             asyncio.create_task(self._sweep(), name="jobs-sweep"),
@@ -83,10 +82,22 @@ class SlackJobWorker:
 
     async def _consume(self) -> None:
         backoff = 0.1
+        group_ready = False
         while not self._stopping:
             try:
+                if not group_ready:
+                    # Here, not in start(): a worker started before Redis is
+                    # up waits for it (and reports 503) instead of crashing.
+                    await self.queue.ensure_group()
+                    group_ready = True
                 jobs = await self.queue.take(count=self.concurrency, block_ms=1000)
                 backoff = 0.1
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.warning("jobs: consumer group missing (Redis lost its data?); re-creating it")
+                group_ready = False
+                continue
             except (RedisError, OSError) as exc:
                 log.warning("jobs: Redis unavailable (%s); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)

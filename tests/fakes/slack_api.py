@@ -722,14 +722,17 @@ class FakeSlack:
         self.messages[(channel, message.ts)] = message
         return message
 
-    def _trigger(self, method: str, args: dict[str, Any]) -> None:
+    def _open_with_trigger(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Check ``trigger_id`` and ``view``, then spend the trigger (each opens one view)."""
         trigger_id = args.get("trigger_id")
         if not trigger_id:
             raise self._reject_invalid(method, "invalid_arguments", ["missing required field: trigger_id"])
-        # A trigger_id opens one view only (and in reality expires after 3 s).
+        # Real triggers also expire after 3 s; the fake does not model time.
         if trigger_id in self._used_triggers:
             raise _Reject("exchanged_trigger_id")
-        self._used_triggers.add(trigger_id)
+        view = self._checked_view(method, args)
+        self._used_triggers.add(str(trigger_id))
+        return self._store_view(view, view_id=None, root=None, previous=None)
 
     def _checked_view(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         view = args.get("view")
@@ -833,14 +836,11 @@ class FakeSlack:
         return {"message_ts": ephemeral.message_ts}
 
     def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
-        self._trigger("views.open", args)
-        view = self._checked_view("views.open", args)
-        return {"view": self._store_view(view, view_id=None, root=None, previous=None)}
+        return {"view": self._open_with_trigger("views.open", args)}
 
     def _views_push(self, args: dict[str, Any]) -> dict[str, Any]:
-        self._trigger("views.push", args)
-        view = self._checked_view("views.push", args)
-        return {"view": self._store_view(view, view_id=None, root=None, previous=None)}
+        # The fake keeps no view stack: a pushed view is stored like an opened one.
+        return {"view": self._open_with_trigger("views.push", args)}
 
     def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
         view_id, external_id = args.get("view_id"), args.get("external_id")

@@ -1,0 +1,120 @@
+"""The Block Kit builders: pure functions, checked against Slack's limits with slack_sdk's models."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from bot.approvals.model import ApprovalRequest, State
+from bot.slack import blocks, limits, mrkdwn
+from bot.slack.ids import Action
+from tests.fakes.slack_api import message_blocks_errors, view_errors
+
+HOSTILE = "<!channel> <@U1> ``` *b* & \x00 \ud800 " + "🚀" * 50
+
+
+def request(tool_name: str = "Bash", tool_input: dict | None = None, state: State = State.PENDING, **extra) -> ApprovalRequest:
+    now = time.time()
+    fields = dict(
+        id="0123456789abcdef01234567", state=state, tool_name=tool_name,
+        tool_input=tool_input if tool_input is not None else {"command": "ls"},
+        input_hash="h", created_at=now, deadline=now + 60,
+    )
+    if state.is_final:
+        fields.update(decided_by="U_ALICE", decided_by_name="alice", decided_at=now)
+    fields.update(extra)
+    return ApprovalRequest(**fields)
+
+
+INPUTS = {
+    "Bash": {"command": "make deploy", "description": "Deploy", "timeout": 600},
+    "Write": {"file_path": "/srv/app/config.yml", "content": "a: 1\n" * 10},
+    "Edit": {"file_path": "/srv/app.py", "old_string": "x = 1", "new_string": "x = 2", "replace_all": False},
+    "MultiEdit": {"file_path": "/srv/app.py", "edits": [{"old_string": "a", "new_string": "b"}]},
+    "mcp__billing__charge": {"customer": "cus_1", "amount_usd": 120.5, "items": [1, 2, 3]},
+    "Empty": {},
+}
+
+
+def texts(message: blocks.Message) -> str:
+    return json.dumps(message.blocks, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("tool_name", list(INPUTS))
+def test_every_tool_in_every_state_renders_valid_blocks(tool_name, state):
+    message = blocks.request_message(request(tool_name, INPUTS[tool_name], state, reason="because"))
+    assert message_blocks_errors(message.blocks) == []
+    buttons = [e["action_id"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert buttons == ([Action.APPROVE, Action.DENY] if state is State.PENDING else [])
+
+
+def test_known_tools_show_what_a_person_cares_about():
+    bash = texts(blocks.request_message(request("Bash", INPUTS["Bash"])))
+    assert "make deploy" in bash and "Description: Deploy" in bash and '\\"timeout\\": 600' in bash
+    write = texts(blocks.request_message(request("Write", INPUTS["Write"])))
+    assert "File: /srv/app/config.yml" in write and "a: 1" in write
+    edit = texts(blocks.request_message(request("Edit", INPUTS["Edit"])))
+    assert "*Replace*" in edit and "x = 1" in edit and "*With*" in edit and "x = 2" in edit
+    other = texts(blocks.request_message(request("mcp__billing__charge", INPUTS["mcp__billing__charge"])))
+    assert '\\"amount_usd\\": 120.5' in other
+
+
+def test_outcomes_say_who_and_what():
+    denied = blocks.request_message(request(state=State.DENIED, reason="<!here> not now"))
+    shown = texts(denied)
+    assert "Denied by <@U_ALICE>" in shown
+    reason_block = next(b for b in denied.blocks if "not now" in json.dumps(b))
+    assert reason_block["text"]["type"] == "plain_text"  # a reason cannot ping anyone
+    assert "Expired" in texts(blocks.request_message(request(state=State.EXPIRED)))
+    assert "Cancelled" in texts(blocks.request_message(request(state=State.CANCELLED)))
+
+
+@pytest.mark.parametrize("size", [0, 1, 2_999, 3_000, 3_001, 50_000, 2_000_000])
+@pytest.mark.parametrize("filler", ["a", "&", "<", "`", "\n", HOSTILE])
+def test_any_size_and_content_fits_and_says_when_cut(size, filler):
+    value = (filler * (size // len(filler) + 1))[:size]
+    for tool_name, tool_input in [
+        ("Bash", {"command": value, "description": value}),
+        ("Write", {"file_path": value, "content": value}),
+        ("Edit", {"file_path": "/x", "old_string": value, "new_string": value}),
+        ("mcp__x__" + "y" * 300, {"payload": value}),
+    ]:
+        req = request(tool_name, tool_input, agent=value, title=value, requested_by="U1")
+        message = blocks.request_message(req)
+        assert message_blocks_errors(message.blocks) == [], (tool_name, size, filler)
+        assert len(message.text) <= limits.MESSAGE_TEXT
+        cut = size > limits.PREVIEW_TEXT // 2
+        has_view_button = Action.VIEW_INPUT in texts(message)
+        if size > limits.SECTION_TEXT:
+            assert has_view_button and "more characters" in texts(message)
+        elif not cut:
+            assert not has_view_button
+
+
+def test_full_input_modal_is_valid_at_any_size():
+    for size in [0, 10, 10_000, 500_000, 5_000_000]:
+        view = blocks.full_input_modal(request("Write", {"file_path": "/x", "content": ("&<`" * size)[:size]}))
+        assert view_errors(view) == []
+        assert len(view["blocks"]) <= limits.MODAL_BLOCKS
+        if size > 200_000:
+            assert "more characters not shown" in json.dumps(view["blocks"][-1])
+
+
+def test_modals_are_valid():
+    assert view_errors(blocks.deny_modal("0123456789abcdef01234567")) == []
+    assert view_errors(blocks.loading_modal("Full input")) == []
+    assert view_errors(blocks.notice_modal("A title longer than Slack allows for modals", "x" * 5000)) == []
+
+
+def test_code_blocks_cannot_be_closed_by_the_input():
+    code, hidden = mrkdwn.code_block("a```b````c", 100)
+    assert hidden == 0
+    assert code.count("```") == 2  # only our own fences
+
+
+def test_cutting_counts_escaped_length():
+    rendered, hidden = mrkdwn.fit("&" * 100, 50)
+    assert len(rendered) <= 50 and rendered == "&amp;" * 10 and hidden == 90

@@ -1,0 +1,102 @@
+"""``python -m bot …`` as an operator runs it: real subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import CHANNEL, SIGNING_SECRET
+from tests.fakes.redis_server import free_port
+
+SETTINGS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL", "REDIS_URL",
+            "APPROVAL_CHANNEL", "APPROVAL_TIMEOUT", "PORT")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def env(**values: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+    base["PYTHONPATH"] = str(ROOT)
+    return {**base, **values}
+
+
+async def run(*args: str, cwd: Path, **values: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, cwd=cwd, env=env(**values),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode, out.decode(), err.decode()
+
+
+def configured(redis_server, slack, **values: str) -> dict[str, str]:
+    defaults = dict(
+        REDIS_URL=redis_server.url, SLACK_BOT_TOKEN=slack.token, SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.base_url, APPROVAL_CHANNEL=CHANNEL,
+    )
+    return {**defaults, **values}
+
+
+async def test_a_missing_setting_is_one_clear_line_and_exit_2(tmp_path):
+    code, out, err = await run("serve", cwd=tmp_path)
+    assert code == 2
+    assert err.strip().splitlines() == [err.strip()]
+    assert err.startswith("error: REDIS_URL is not set") and "Traceback" not in err
+
+    code, _out, err = await run("check", cwd=tmp_path, REDIS_URL="redis://127.0.0.1:1/0")
+    assert code == 2 and err.startswith("error: SLACK_BOT_TOKEN is not set")
+
+    code, _out, err = await run("serve", cwd=tmp_path, APPROVAL_TIMEOUT="soon")
+    assert code == 2 and err.startswith("error: APPROVAL_TIMEOUT is invalid")
+
+
+async def test_settings_come_from_a_dotenv_file_too(tmp_path, redis_server, slack):
+    values = configured(redis_server, slack)
+    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    code, out, err = await run("check", cwd=tmp_path)
+    assert code == 0, err
+    assert [line.split(" ")[0] for line in out.splitlines()] == ["ok", "ok", "ok"]
+
+
+async def test_check_reports_each_check_on_one_line(tmp_path, redis_server, slack):
+    code, out, _err = await run("check", cwd=tmp_path, **configured(redis_server, slack))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("ok   redis: redis://127.0.0.1")
+    assert lines[1].startswith("ok   slack token: bot ")
+    assert lines[2] == f"ok   approval channel: #approvals ({CHANNEL})"
+
+    code, out, _err = await run(
+        "check", cwd=tmp_path,
+        **configured(redis_server, slack, APPROVAL_CHANNEL="C0NOWHERE", REDIS_URL=f"redis://:pw@127.0.0.1:{free_port()}/0"),
+    )
+    assert code == 1
+    lines = out.splitlines()
+    assert lines[0].startswith("FAIL redis: redis://:***@127.0.0.1") and "pw" not in out
+    assert lines[2] == "FAIL approval channel: C0NOWHERE: channel_not_found"
+
+
+async def test_serve_runs_a_worker_that_answers_healthz(tmp_path, redis_server, slack):
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "serve", cwd=tmp_path, env=env(**configured(redis_server, slack, PORT=str(port))),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                        assert response.status == 200
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("serve did not come up")
+    finally:
+        process.terminate()
+        _out, err = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 0, err.decode()[-2000:]

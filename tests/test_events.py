@@ -1,0 +1,33 @@
+"""Events API requests at /slack/events (the manifest subscribes to it)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from tests.conftest import SIGNING_SECRET
+from tests.fakes.slack_payloads import signed_json
+
+
+async def _post_event(worker, body: dict):
+    raw, headers = signed_json(body, SIGNING_SECRET)
+    async with worker.session.post(f"{worker.url}/slack/events", data=raw, headers=headers) as response:
+        return response.status, await response.text()
+
+
+async def test_url_verification_handshake(start_worker):
+    worker = await start_worker()
+    status, text = await _post_event(worker, {"type": "url_verification", "token": "t", "challenge": "c-123"})
+    assert status == 200 and "c-123" in text
+
+
+async def test_uninstall_is_logged_as_an_error(start_worker, caplog):
+    worker = await start_worker()
+    event = {
+        "type": "event_callback", "team_id": "T0TEST", "api_app_id": "A0TEST", "event_id": "Ev1",
+        "event_time": int(time.time()), "event": {"type": "app_uninstalled"},
+    }
+    with caplog.at_level(logging.ERROR, logger="bot"):
+        status, _text = await _post_event(worker, event)
+    assert status == 200
+    assert any("app_uninstalled" in r.getMessage() and "reinstall" in r.getMessage() for r in caplog.records)
