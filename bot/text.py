@@ -64,6 +64,10 @@ def deny_internal_error(error: BaseException) -> str:
     )
 
 
+DENY_SHUTDOWN = (
+    "Denied: the approval client was shut down before anyone decided. The tool was not run."
+)
+
 DENY_VANISHED = (
     "Denied: the approval request disappeared from storage before anyone decided it. "
     "The tool was not run."

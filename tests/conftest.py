@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -167,3 +168,10 @@ async def posted(slack: FakeSlack, count: int = 1) -> PostedMessage:
     """The ``count``-th message the bot posted, once it is there."""
     call = await slack.wait_for_call("chat.postMessage", count=count)
     return slack.message(call.response["channel"], call.response["ts"])
+
+
+async def cancelled(*tasks: asyncio.Task) -> None:
+    """Cancel tasks the way the SDK does, and let them finish their clean-up."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -147,3 +147,13 @@ async def test_asking_again_after_the_deadline_passed_is_denied_as_expired(make_
     fresh = await make_approver(timeout=60)
     result = await asyncio.wait_for(fresh.can_use_tool("Bash", {"command": "pwd"}, context("toolu_crash")), 2)
     assert result.behavior == "deny" and "expired" in result.message
+
+
+async def test_closing_the_approver_denies_and_cancels_the_calls_still_waiting(make_approver, store):
+    approver = await make_approver(timeout=0)
+    waiting = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_closing")))
+    request_id = await _until_pending(store, "toolu_closing")
+    await approver.close()
+    result = await asyncio.wait_for(waiting, 2)
+    assert result.behavior == "deny" and "shut down" in result.message
+    assert (await store.get(request_id)).state is State.CANCELLED

@@ -8,7 +8,7 @@ import time
 from bot.approvals import keys
 from bot.slack import limits
 from bot.slack.ids import Action
-from tests.conftest import CHANNEL, context, posted
+from tests.conftest import cancelled, context, posted
 from tests.fakes.slack_payloads import block_actions, sign, signed_form
 
 
@@ -45,7 +45,7 @@ async def test_forged_stale_or_unsigned_clicks_get_401_and_change_nothing(start_
     await asyncio.sleep(0.2)
     assert await _decisions(redis) == [b"posted"]
     assert not task.done()
-    task.cancel()
+    await cancelled(task)
 
 
 async def test_malformed_signed_requests_get_400(start_worker, slack, redis):
@@ -120,7 +120,7 @@ async def test_hostile_tool_input_pings_nobody_and_keeps_the_layout(start_worker
     for section in code_sections:
         assert section.count("```") == 2, "the input closed our code block"
     assert "<!channel>" not in message.text and "<@" not in message.text
-    task.cancel()
+    await cancelled(task)
 
 
 async def test_huge_input_is_cut_with_a_marker_and_viewable_in_full(start_worker, make_approver, slack):
@@ -143,7 +143,7 @@ async def test_huge_input_is_cut_with_a_marker_and_viewable_in_full(start_worker
     assert "more characters not shown" in str(update.args["view"]["blocks"][-1])
     # Looking changed nothing.
     assert task.done() is False
-    task.cancel()
+    await cancelled(task)
 
 
 async def test_healthz_reports_redis(start_worker, redis_server):

@@ -6,7 +6,7 @@ import asyncio
 import copy
 
 from bot.slack.ids import Action
-from tests.conftest import CHANNEL, context, posted
+from tests.conftest import CHANNEL, cancelled, context, posted
 
 
 def _buttons(message) -> list[str]:
@@ -112,9 +112,7 @@ async def test_two_workers_post_each_request_once(start_worker, make_approver, s
     await asyncio.sleep(0.3)  # let any duplicate show up
     commands = [c.args["text"] for c in slack.calls_to("chat.postMessage")]
     assert len(commands) == 30 == len(set(commands))
-    for task in asks:
-        task.cancel()
-    await asyncio.gather(*asks, return_exceptions=True)
+    await cancelled(*asks)
 
 
 async def test_expiry_denies_updates_the_message_and_later_clicks_change_nothing(start_worker, make_approver, slack):

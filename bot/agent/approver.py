@@ -20,7 +20,7 @@ from .. import text
 from ..approvals import keys
 from ..approvals.model import ApprovalRequest, Decision, NewRequest, State, request_id_for
 from ..approvals.store import RequestStore
-from ..approvals.wake import DecisionWaiter
+from ..approvals.wake import DecisionWaiter, WaiterClosed
 from ..redis_client import connect
 from ..settings import Settings
 
@@ -84,6 +84,9 @@ class SlackApprover:
         self._waiter = DecisionWaiter(self.redis, keys.DECISIONS, self.store.ended)
         self._started = False
         self._start_lock = asyncio.Lock()
+        self._calls = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @classmethod
     def from_env(
@@ -118,7 +121,13 @@ class SlackApprover:
                 self._started = True
 
     async def close(self) -> None:
-        await self._waiter.close()
+        """Deny and cancel every call still waiting, then disconnect."""
+        await self._waiter.close()  # wakes each wait, which marks its request cancelled
+        try:
+            async with asyncio.timeout(CANCEL_GRACE_SECONDS):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning("closing with %d approval calls still finishing", self._calls)
         self._started = False
         if self._owns_redis:
             await self.redis.aclose()
@@ -135,12 +144,27 @@ class SlackApprover:
     ) -> PermissionResult:
         """The SDK's permission callback: ask Slack, wait, allow or deny."""
         request_id = request_id_for(context.tool_use_id)
+        self._calls += 1
+        self._idle.clear()
+        try:
+            return await self._answer(request_id, tool_name, tool_input, context)
+        finally:
+            self._calls -= 1
+            if not self._calls:
+                self._idle.set()
+
+    async def _answer(
+        self, request_id: str, tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext
+    ) -> PermissionResult:
         try:
             await self.start()
             request = await self._ask(request_id, tool_name, tool_input, context)
         except asyncio.CancelledError:
             await self._cancel(request_id)
             raise
+        except WaiterClosed:
+            await self._cancel(request_id)
+            return PermissionResultDeny(message=text.DENY_SHUTDOWN)
         except (RedisError, OSError) as exc:
             log.exception("approval %s: Redis unavailable, denying", request_id)
             return PermissionResultDeny(message=text.deny_unreachable(exc))

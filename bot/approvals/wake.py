@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+class WaiterClosed(Exception):
+    """The waiter was closed while a wait was in progress."""
+
+
 EndedProbe = Callable[[list[str]], Awaitable[set[str]]]
 """Given request ids, returns those that are no longer pending."""
 
@@ -51,7 +55,7 @@ class DecisionWaiter:
         self._waits: dict[str, set[asyncio.Event]] = {}
         self._pubsub: PubSub | None = None
         self._task: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
+        self._closed = False
 
     @property
     def waiting(self) -> int:
@@ -60,10 +64,16 @@ class DecisionWaiter:
 
     async def start(self) -> None:
         """Subscribe, and return once the subscription is confirmed."""
+        self._closed = False
         await self._subscribe()
         self._task = asyncio.create_task(self._run(), name="decision-waiter")
 
     async def close(self) -> None:
+        """Stop listening; every wait in progress raises ``WaiterClosed``."""
+        self._closed = True
+        for events in self._waits.values():
+            for event in events:
+                event.set()
         if self._task is not None:
             await stop([self._task])
             self._task = None
@@ -80,8 +90,8 @@ class DecisionWaiter:
         ``load`` reads the stored outcome (None while pending). It runs once
         up front and again each time the request may have changed.
         """
-        if self._task is None:
-            raise RuntimeError("DecisionWaiter.start() was not awaited")
+        if self._task is None or self._closed:
+            raise WaiterClosed("DecisionWaiter is not running")
         loop = asyncio.get_running_loop()
         until = None if timeout is None else loop.time() + timeout
         woken = asyncio.Event()
@@ -89,6 +99,8 @@ class DecisionWaiter:
         try:
             while True:
                 woken.clear()
+                if self._closed:
+                    raise WaiterClosed("closed while waiting")
                 result = await load()
                 if result is not None:
                     return result
