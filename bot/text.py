@@ -13,7 +13,7 @@ from .approvals.model import ApprovalRequest, State
 
 def duration(seconds: float) -> str:
     """``86400`` → ``"1 day"``, ``90`` → ``"1 minute 30 seconds"``."""
-    remaining = int(round(seconds))
+    remaining = round(seconds)
     parts = []
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
         count, remaining = divmod(remaining, size)

@@ -158,7 +158,7 @@ class SlackApprover:
     ) -> PermissionResult:
         try:
             await self.start()
-            request = await self._ask(request_id, tool_name, tool_input, context)
+            return _result(await self._ask(request_id, tool_name, tool_input, context))
         except asyncio.CancelledError:
             await self._cancel(request_id)
             raise
@@ -173,15 +173,6 @@ class SlackApprover:
             # deny: catch everything so the answer is always an explicit no.
             log.exception("approval %s: internal error, denying", request_id)
             return PermissionResultDeny(message=text.deny_internal_error(exc))
-        if request is VANISHED:
-            return PermissionResultDeny(message=text.DENY_VANISHED)
-        assert isinstance(request, ApprovalRequest)
-        if request.state is State.APPROVED:
-            # Allow exactly what the approvers saw (or the edit they made),
-            # not whatever input a repeated call with this id carries.
-            approved = request.updated_input if request.updated_input is not None else request.tool_input
-            return PermissionResultAllow(updated_input=approved)
-        return PermissionResultDeny(message=text.deny_message(request))
 
     async def _ask(
         self, request_id: str, tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext
@@ -202,7 +193,7 @@ class SlackApprover:
                 timeout=self.timeout,
             )
         )
-        log.info("approval %s for %s: %s", request_id, tool_name, "posted" if created else "resumed")
+        log.info("approval %s for %s: %s", request_id, tool_name, "queued for Slack" if created else "asked again")
         if request.state.is_final:
             return request
         remaining = max(0.0, request.deadline - time.time()) if request.deadline else None
@@ -225,5 +216,19 @@ class SlackApprover:
         try:
             async with asyncio.timeout(CANCEL_GRACE_SECONDS):
                 await self.store.decide(request_id, decision)
-        except (RedisError, OSError, TimeoutError):
+        except Exception:
+            # Whatever happens here must not replace the CancelledError (or
+            # the deny) the caller is about to raise or return.
             log.warning("approval %s: could not mark cancelled", request_id, exc_info=True)
+
+
+def _result(request: ApprovalRequest | _Vanished) -> PermissionResult:
+    """What the SDK gets for a request that ended."""
+    if isinstance(request, _Vanished):
+        return PermissionResultDeny(message=text.DENY_VANISHED)
+    if request.state is State.APPROVED:
+        # Allow exactly what the approvers saw (or the edit they made), not
+        # whatever input a repeated call with the same tool_use_id carries.
+        approved = request.updated_input if request.updated_input is not None else request.tool_input
+        return PermissionResultAllow(updated_input=approved)
+    return PermissionResultDeny(message=text.deny_message(request))

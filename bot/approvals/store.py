@@ -116,7 +116,7 @@ class RequestStore:
             for request_id in ids:
                 pipe.hget(keys.request(request_id), "state")
             states = await pipe.execute()
-        return {i for i, s in zip(ids, states) if s is None or text(s) != State.PENDING.value}
+        return {i for i, s in zip(ids, states, strict=True) if s is None or text(s) != State.PENDING.value}
 
     async def forget_deadline(self, request_id: str) -> None:
         """Drop a deadline whose request no longer exists."""

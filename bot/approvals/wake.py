@@ -159,16 +159,14 @@ class DecisionWaiter:
 
     async def _run(self) -> None:
         backoff = 0.05
-        while True:
+        while not self._closed:
             try:
                 if self._pubsub is None:
                     await self._subscribe()
                     log.info("decision channel re-subscribed; re-checking %d waits", len(self._waits))
                     await self._recheck()
                     backoff = 0.05
-                message = await self._pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=self._recheck_interval
-                )
+                message = await self._pubsub.get_message(timeout=self._recheck_interval)
                 if message is None:
                     # Quiet for a while: prove the connection is alive (a
                     # half-open TCP connection would otherwise block forever)
@@ -178,10 +176,18 @@ class DecisionWaiter:
                 elif message["type"] == "message":
                     data = message["data"]
                     self._wake(data.decode() if isinstance(data, bytes) else data)
+                elif message["type"] == "subscribe":
+                    # redis-py reconnected and re-subscribed on its own:
+                    # whatever was published in between is lost, so read
+                    # the stored states now that the subscription is live.
+                    log.info("decision channel reconnected; re-checking %d waits", len(self._waits))
+                    await self._recheck()
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError, TimeoutError) as exc:
-                log.warning("decision channel lost (%s); reconnecting in %.2fs", exc, backoff)
+            except Exception as exc:
+                # Never let the dispatcher die: every wait depends on it.
+                unexpected = not isinstance(exc, (RedisError, OSError, TimeoutError))
+                log.warning("decision channel lost (%s); reconnecting in %.2fs", exc, backoff, exc_info=unexpected)
                 await self._drop()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)

@@ -34,6 +34,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
@@ -65,6 +66,7 @@ APP_ID = "A0APP"
 BOT_ID = "B0BOT"
 BOT_USER_ID = "U0BOT"
 DEFAULT_TOKEN = "xoxb-test"
+APP_TOKEN = "xapp-test"
 
 FIRST_TS = "1700000000.000100"
 """The ts of the first message the fake posts (later ones increase by 100 µs)."""
@@ -451,7 +453,13 @@ class FakeSlack:
             "views.open": self._views_open,
             "views.push": self._views_push,
             "views.update": self._views_update,
+            "apps.connections.open": self._apps_connections_open,
         }
+        self.app_token = APP_TOKEN
+        """The app-level token ``apps.connections.open`` requires (Socket Mode)."""
+        self.socket_acks: list[dict[str, Any]] = []
+        """Every acknowledgement the app sent back over Socket Mode."""
+        self._socket: web.WebSocketResponse | None = None
 
     # -- lifecycle ------------------------------------------------------------ #
 
@@ -472,6 +480,7 @@ class FakeSlack:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", slack._handle_api)
         app.router.add_post("/response_url/{key}", slack._handle_response_url)
+        app.router.add_get("/socket-mode", slack._handle_socket)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:
@@ -610,7 +619,8 @@ class FakeSlack:
         """Status, body and extra headers for one API request (no awaits: state stays consistent)."""
         if not token:
             return 200, {"ok": False, "error": "not_authed"}, {}
-        if token != self.token:
+        # apps.connections.open takes the app-level token, every other method the bot token.
+        if token != (self.app_token if method == "apps.connections.open" else self.token):
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         faults = self._faults.get(method)
         if faults:
@@ -631,6 +641,37 @@ class FakeSlack:
         self.calls.append(call)
         async with self._changed:
             self._changed.notify_all()
+
+    # -- Socket Mode ---------------------------------------------------------- #
+
+    def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"url": self.url.replace("http://", "ws://") + "/socket-mode"}
+
+    async def _handle_socket(self, request: web.Request) -> web.StreamResponse:
+        """One Socket Mode connection: say hello, relay envelopes, record acks."""
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        self._socket = socket
+        await socket.send_json({"type": "hello", "num_connections": 1, "debug_info": {"host": "fake"}})
+        async with self._changed:
+            self._changed.notify_all()
+        async for message in socket:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                self.socket_acks.append(json.loads(message.data))
+                async with self._changed:
+                    self._changed.notify_all()
+        return socket
+
+    async def send_over_socket(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Deliver ``payload`` as Slack's Socket Mode does and return the app's acknowledgement."""
+        await self.wait_for(lambda: self._socket is not None and not self._socket.closed)
+        envelope_id = secrets.token_hex(8)
+        assert self._socket is not None
+        await self._socket.send_json(
+            {"envelope_id": envelope_id, "type": kind, "payload": payload, "accepts_response_payload": kind != "events_api"}
+        )
+        await self.wait_for(lambda: any(a.get("envelope_id") == envelope_id for a in self.socket_acks))
+        return next(a for a in self.socket_acks if a.get("envelope_id") == envelope_id)
 
     async def _handle_response_url(self, request: web.Request) -> web.StreamResponse:
         try:
