@@ -89,6 +89,7 @@ NOTIFICATION = "Approval needed: {tool} {summary}"
 """Top-level ``text``: what a push notification shows."""
 
 APPROVE = "Approve"
+MODIFY = "Modify"
 DENY = "Deny"
 VIEW_FULL_INPUT = "View full input"
 
@@ -109,6 +110,8 @@ def outcome_line(request: ApprovalRequest) -> str:
     """
     when = f"<!date^{int(request.decided_at)}^{{date_short_pretty}} at {{time}}|{utc(request.decided_at)}>"
     match request.state:
+        case State.APPROVED if request.modified:
+            return f":pencil2: Approved with changes by <@{request.decided_by}> {when}"
         case State.APPROVED:
             return f":white_check_mark: Approved by <@{request.decided_by}> {when}"
         case State.DENIED:
@@ -149,6 +152,18 @@ DENY_MODAL_CLOSE = "Cancel"
 DENY_REASON_LABEL = "Reason (optional)"
 DENY_REASON_HINT = "The agent receives this verbatim."
 DENY_MODAL_INTRO = "The agent will be told that you denied this request, and why."
+
+MODIFY_MODAL_TITLE = "Modify and approve"
+MODIFY_MODAL_SUBMIT = "Approve"
+MODIFY_MODAL_INTRO = "Edit *{tool}* and approve it. The agent runs exactly what you submit."
+FIELD_TOO_LARGE = (
+    "*{label}* is too large to edit here ({size:,} characters; a Slack text input holds {limit:,}). "
+    "It stays as it is."
+)
+NOTHING_EDITABLE = "This input is too large to edit in Slack. Approve or deny it as it is."
+CHANGES_HEADING = "*Changed before approval*"
+BEFORE = "Before"
+AFTER = "After"
 
 FULL_INPUT_TITLE = "Full input"
 CLOSE = "Close"

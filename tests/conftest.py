@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ from redis.asyncio import Redis
 from bot import Settings, SlackApprover
 from bot.approvals.store import RequestStore
 from bot.redis_client import connect
-from bot.slack.ids import Action, Field, Modal
+from bot.slack.ids import EDIT_INPUT, Action, Field, Modal, edit_block
 from bot.web import create_app
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.slack_api import FakeSlack, PostedMessage
@@ -110,6 +111,24 @@ class Worker:
             user_name=name or user.lower(), view=view,
         )
         return await self.post_signed(payload)
+
+
+    async def modify(self, user: str, message: PostedMessage, values: dict[str, str], *, name: str | None = None) -> dict[str, Any]:
+        """Click Modify, then submit the modal with ``values`` (field key → text); returns Slack's ack body."""
+        updates = len(self.slack.calls_to("views.update"))
+        await self.click(user, Action.MODIFY, message, name=name)
+        update = await self.slack.wait_for_call("views.update", count=updates + 1)
+        view = self.slack.views[update.args["view_id"]]
+        payload = view_submission(
+            user, Modal.MODIFY.value, view["private_metadata"],
+            {edit_block(key): {EDIT_INPUT: value} for key, value in values.items()},
+            user_name=name or user.lower(), view=view,
+        )
+        body, headers = signed_form(payload, SIGNING_SECRET)
+        async with self.session.post(f"{self.url}/slack/events", data=body, headers=headers) as response:
+            assert response.status == 200
+            text = await response.text()
+        return json.loads(text) if text else {}
 
 
 def _button_value(message: PostedMessage, action: Action) -> str:

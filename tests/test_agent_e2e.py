@@ -120,3 +120,21 @@ async def test_two_workers_post_one_message_per_request(tmp_path, start_worker, 
 def posted_text(slack) -> str:
     [message] = slack.messages.values()
     return "\n".join(str(b) for b in message.blocks)
+
+
+async def test_a_command_modified_in_slack_is_the_one_that_runs(tmp_path, start_worker, make_approver, slack):
+    worker = await start_worker()
+    approver = await make_approver()
+
+    async def modify_when_posted() -> None:
+        message = await posted(slack)
+        await worker.modify("U_ALICE", message, {"command": "echo edited > edited.txt", "description": "Write it elsewhere"})
+
+    clicker = asyncio.create_task(modify_when_posted())
+    model = await run_agent(tmp_path, approver, [write_marker(), text("done")])
+    await clicker
+
+    assert not (tmp_path / "work" / "marker.txt").exists()
+    assert (tmp_path / "work" / "edited.txt").read_text() == "edited\n"
+    [result] = model.tool_results()
+    assert not result.is_error

@@ -104,6 +104,11 @@ class ApprovalRequest:
     def posted(self) -> bool:
         return bool(self.ts)
 
+    @property
+    def modified(self) -> bool:
+        """Approved with an input other than the one the agent asked for."""
+        return self.updated_input is not None and self.updated_input != self.tool_input
+
     @classmethod
     def from_redis(cls, raw: dict[str, str]) -> ApprovalRequest:
         """Build from the request hash (decoded strings)."""
@@ -145,6 +150,13 @@ class Decision:
     def __post_init__(self) -> None:
         if not self.state.is_final:
             raise ValueError("a decision must end the request")
+
+    @property
+    def audit_event(self) -> str:
+        """The audit log's name for this transition."""
+        if self.state is State.APPROVED and self.updated_input is not None:
+            return "modified"
+        return self.state.value
 
 
 @dataclass(frozen=True)

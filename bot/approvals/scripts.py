@@ -26,7 +26,7 @@ return {'created'}
 """
 
 # ARGV: id, new_state, actor, actor_name, reason, updated_input, now,
-#       decisions_channel, retention_seconds, audit_maxlen
+#       decisions_channel, retention_seconds, audit_maxlen, audit_event
 DECIDE = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
@@ -38,7 +38,7 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[9])
 redis.call('XADD', KEYS[3], '*', 'kind', 'update', 'id', ARGV[1])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[10], '*',
-  'event', ARGV[2], 'request', ARGV[1], 'actor', ARGV[3], 'at', ARGV[7],
+  'event', ARGV[11], 'request', ARGV[1], 'actor', ARGV[3], 'at', ARGV[7],
   'input_hash', redis.call('HGET', KEYS[1], 'input_hash'), 'state', ARGV[2],
   'reason', ARGV[5])
 redis.call('PUBLISH', ARGV[8], ARGV[1])

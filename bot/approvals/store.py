@@ -92,6 +92,7 @@ class RequestStore:
                 keys.DECISIONS,
                 self.retention,
                 keys.AUDIT_MAXLEN,
+                decision.audit_event,
             ],
         )
         status = text(reply[0])

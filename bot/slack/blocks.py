@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import text
+from ..approvals import edits
 from ..approvals.model import ApprovalRequest, State
 from . import limits, mrkdwn
-from .ids import Action, Field, Modal, actions_block
+from .ids import EDIT_INPUT, Action, Field, Modal, actions_block, edit_block
 
 
 @dataclass(frozen=True)
@@ -135,10 +136,13 @@ def request_message(request: ApprovalRequest) -> Message:
     if request.state is State.PENDING:
         buttons += [
             _button(text.APPROVE, Action.APPROVE, request.id, style="primary"),
+            _button(text.MODIFY, Action.MODIFY, request.id),
             _button(text.DENY, Action.DENY, request.id, style="danger"),
         ]
     else:
         blocks.append(_context(text.outcome_line(request)))
+        if request.state is State.APPROVED and request.modified:
+            blocks.extend(_changes(request))
         if request.reason and request.state is State.DENIED:
             blocks.append(_plain_section(text.REASON_PLAIN.format(reason=request.reason)))
     if truncated:
@@ -150,6 +154,28 @@ def request_message(request: ApprovalRequest) -> Message:
         tool=request.tool_name, summary=mrkdwn.plain(_summary(request.tool_input), limits.NOTIFICATION_SUMMARY)
     )
     return Message(text=mrkdwn.escape(notification)[: limits.MESSAGE_TEXT], blocks=blocks[: limits.MESSAGE_BLOCKS])
+
+
+_DIFF_PREVIEW = 900
+"""Characters of each side of a changed field (a diff shows up to 3 fields)."""
+
+
+def _changes(request: ApprovalRequest) -> list[dict[str, Any]]:
+    """A compact before/after of the fields a person changed."""
+    assert request.updated_input is not None
+    changed = edits.changed_fields(request.tool_input, request.updated_input)
+    sections = []
+    for key in changed[:3]:
+        before, _ = mrkdwn.code_block(_as_text(request.tool_input.get(key)), _DIFF_PREVIEW)
+        after, _ = mrkdwn.code_block(_as_text(request.updated_input.get(key)), _DIFF_PREVIEW)
+        sections.append(_section(f"*{mrkdwn.escape(key)}*  {text.BEFORE}:\n{before}\n{text.AFTER}:\n{after}"))
+    if len(changed) > 3:
+        sections.append(_context(mrkdwn.escape(", ".join(changed[3:]))[: limits.CONTEXT_TEXT]))
+    return [_section(text.CHANGES_HEADING), *sections]
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else _json(value)
 
 
 def _button(label: str, action: Action, value: str, style: str | None = None) -> dict[str, Any]:
@@ -200,6 +226,44 @@ def deny_modal(request_id: str) -> dict[str, Any]:
         submit=_plain(text.DENY_MODAL_SUBMIT, limits.MODAL_BUTTON),
         close=_plain(text.DENY_MODAL_CLOSE, limits.MODAL_BUTTON),
         private_metadata=request_id,
+    )
+
+
+def modify_modal(request: ApprovalRequest) -> dict[str, Any]:
+    """The request's input as editable fields; too-large fields are shown as such, not cut."""
+    blocks: list[dict[str, Any]] = [
+        _section(text.MODIFY_MODAL_INTRO.format(tool=mrkdwn.escape(mrkdwn.plain(request.tool_name, 200))))
+    ]
+    editable = 0
+    for field in edits.fields_for(request.tool_name, request.tool_input):
+        value = edits.current_value(field, request.tool_input)
+        if len(value) > limits.PLAIN_TEXT_INPUT:
+            blocks.append(_section(text.FIELD_TOO_LARGE.format(label=field.label, size=len(value), limit=limits.PLAIN_TEXT_INPUT)))
+            continue
+        editable += 1
+        element: dict[str, Any] = {
+            "type": "plain_text_input",
+            "action_id": EDIT_INPUT,
+            "multiline": field.multiline,
+            "max_length": limits.PLAIN_TEXT_INPUT,
+        }
+        if value:
+            element["initial_value"] = mrkdwn.clean(value)
+        blocks.append({
+            "type": "input",
+            "block_id": edit_block(field.key),
+            "optional": not field.required,
+            "label": _plain(field.label, 2000),
+            "element": element,
+        })
+    if not editable:
+        return notice_modal(text.MODIFY_MODAL_TITLE, text.NOTHING_EDITABLE)
+    return _modal(
+        Modal.MODIFY,
+        text.MODIFY_MODAL_TITLE,
+        blocks,
+        submit=_plain(text.MODIFY_MODAL_SUBMIT, limits.MODAL_BUTTON),
+        private_metadata=request.id,
     )
 
 

@@ -9,12 +9,14 @@ from enum import StrEnum
 
 class Action(StrEnum):
     APPROVE = "approval.approve"
+    MODIFY = "approval.modify"
     DENY = "approval.deny"
     VIEW_INPUT = "approval.view_input"
 
 
 class Modal(StrEnum):
     DENY = "approval.deny_modal"
+    MODIFY = "approval.modify_modal"
     FULL_INPUT = "approval.full_input"
     NOTICE = "approval.notice"
 
@@ -24,6 +26,18 @@ class Field(StrEnum):
 
     REASON_BLOCK = "reason"
     REASON_INPUT = "reason_input"
+
+
+EDIT_INPUT = "value"
+"""action_id of every field input in the Modify modal (the block_id names the field)."""
+
+
+def edit_block(key: str) -> str:
+    return f"edit.{key}"
+
+
+def edit_key(block_id: str) -> str | None:
+    return block_id.removeprefix("edit.") if block_id.startswith("edit.") else None
 
 
 def actions_block(request_id: str) -> str:

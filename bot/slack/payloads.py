@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .ids import EDIT_INPUT, edit_key
 from .ids import Field as InputField
 
 _REQUEST_ID = re.compile(r"^[0-9a-f]{24}$")
@@ -60,18 +61,39 @@ class ButtonClick(_Payload):
         return self.actions[0].value
 
 
-class _DenyView(_Payload):
+class _ModalView(_Payload):
     private_metadata: str
     state: dict[str, Any]
 
     _check = field_validator("private_metadata")(_request_id)
 
 
+class ModifySubmission(_Payload):
+    """A ``view_submission`` of the Modify modal."""
+
+    user: SlackUser
+    view: _ModalView
+
+    @property
+    def request_id(self) -> str:
+        return self.view.private_metadata
+
+    @property
+    def edited(self) -> dict[str, str | None]:
+        """Field key → submitted text, for the fields the modal offered."""
+        values = {}
+        for block_id, inputs in self.view.state.get("values", {}).items():
+            key = edit_key(block_id)
+            if key is not None and isinstance(inputs, dict):
+                values[key] = (inputs.get(EDIT_INPUT) or {}).get("value")
+        return values
+
+
 class DenySubmission(_Payload):
     """A ``view_submission`` of the deny modal."""
 
     user: SlackUser
-    view: _DenyView
+    view: _ModalView
 
     @property
     def request_id(self) -> str:

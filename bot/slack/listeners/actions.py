@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -10,7 +11,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ... import text
-from ...approvals.model import Decision, State
+from ...approvals.model import ApprovalRequest, Decision, State
 from ...approvals.queue import JobQueue
 from ...approvals.store import RequestStore
 from .. import blocks
@@ -48,18 +49,37 @@ def register(app: AsyncApp, store: RequestStore, queue: JobQueue) -> None:
 
     @app.action(Action.VIEW_INPUT.value)
     async def view_input(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await _open_modal(ack, body, client, text.FULL_INPUT_TITLE, blocks.full_input_modal, pending_only=False)
+
+    @app.action(Action.MODIFY.value)
+    async def modify(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await _open_modal(ack, body, client, text.MODIFY_MODAL_TITLE, blocks.modify_modal, pending_only=True)
+
+    async def _open_modal(
+        ack: AsyncAck,
+        body: dict[str, Any],
+        client: AsyncWebClient,
+        title: str,
+        build: Callable[[ApprovalRequest], dict[str, Any]],
+        *,
+        pending_only: bool,
+    ) -> None:
+        """Open a modal about the clicked request.
+
+        trigger_id expires 3 s after the click, before a Redis read is safe to
+        wait for: open a placeholder at once, then fill it in.
+        """
         click = _parse(body)
         if click is None:
             await ack()
             return
-        opened = await client.views_open(trigger_id=click.trigger_id, view=blocks.loading_modal(text.FULL_INPUT_TITLE))
+        opened = await client.views_open(trigger_id=click.trigger_id, view=blocks.loading_modal(title))
         await ack()
         request = await store.get(click.request_id)
-        view = (
-            blocks.full_input_modal(request)
-            if request is not None
-            else blocks.notice_modal(text.FULL_INPUT_TITLE, text.already_ended(None))
-        )
+        if request is None or (pending_only and request.state.is_final):
+            view = blocks.notice_modal(title, text.already_ended(request))
+        else:
+            view = build(request)
         await client.views_update(view_id=opened["view"]["id"], view=view)
 
 
