@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from .approvals.model import ApprovalRequest, State
+from .approvals.questions import TOOL_NAME as QUESTION_TOOL
 
 
 def duration(seconds: float) -> str:
@@ -27,9 +28,13 @@ def duration(seconds: float) -> str:
 def deny_message(request: ApprovalRequest) -> str:
     """What the model is told when a request ended without approval."""
     match request.state:
+        case State.DENIED if request.tool_name == QUESTION_TOOL:
+            message = f"{_who(request)} ({request.decided_by}) declined to answer in Slack."
+            if request.reason:
+                message += f" Reason: {request.reason}"
+            return message
         case State.DENIED:
-            who = f"@{request.decided_by_name}" if request.decided_by_name else request.decided_by
-            message = f"Denied in Slack by {who} ({request.decided_by}). The tool was not run."
+            message = f"Denied in Slack by {_who(request)} ({request.decided_by}). The tool was not run."
             if request.reason:
                 message += f" Reason: {request.reason}"
             return message
@@ -48,6 +53,10 @@ def deny_message(request: ApprovalRequest) -> str:
             return "Denied: the approval request was cancelled. The tool was not run."
         case _:
             raise ValueError(f"no deny message for state {request.state}")
+
+
+def _who(request: ApprovalRequest) -> str:
+    return f"@{request.decided_by_name}" if request.decided_by_name else request.decided_by
 
 
 def deny_unreachable(error: BaseException) -> str:
@@ -79,6 +88,7 @@ DENY_VANISHED = (
 HEADER = {
     State.PENDING: "Approval needed: {tool}",
     State.APPROVED: "Approved: {tool}",
+    State.ANSWERED: "Answered: {tool}",
     State.DENIED: "Denied: {tool}",
     State.EXPIRED: "Expired: {tool}",
     State.CANCELLED: "Cancelled: {tool}",
@@ -114,6 +124,8 @@ def outcome_line(request: ApprovalRequest) -> str:
             return f":pencil2: Approved with changes by <@{request.decided_by}> {when}"
         case State.APPROVED:
             return f":white_check_mark: Approved by <@{request.decided_by}> {when}"
+        case State.ANSWERED:
+            return f":speech_balloon: Answered by <@{request.decided_by}> {when}"
         case State.DENIED:
             return f":no_entry: Denied by <@{request.decided_by}> {when}"
         case State.EXPIRED:
@@ -138,6 +150,8 @@ def already_ended(request: ApprovalRequest | None) -> str:
             return f"This request was already approved by <@{request.decided_by}>."
         case State.DENIED:
             return f"This request was already denied by <@{request.decided_by}>."
+        case State.ANSWERED:
+            return f"This question was already answered by <@{request.decided_by}>."
         case State.EXPIRED:
             return "This request expired before anyone decided; the agent was told no."
         case State.CANCELLED:
@@ -164,6 +178,24 @@ NOTHING_EDITABLE = "This input is too large to edit in Slack. Approve or deny it
 CHANGES_HEADING = "*Changed before approval*"
 BEFORE = "Before"
 AFTER = "After"
+
+QUESTION_HEADER = {
+    State.PENDING: "Question from {agent}",
+    State.ANSWERED: "Answered: question from {agent}",
+    State.DENIED: "Declined: question from {agent}",
+    State.EXPIRED: "Expired: question from {agent}",
+    State.CANCELLED: "Cancelled: question from {agent}",
+    State.UNDELIVERABLE: "Not delivered: question from {agent}",
+    State.APPROVED: "Approved: question from {agent}",
+}
+THE_AGENT = "the agent"
+ANSWER = "Answer…"
+DECLINE = "Decline"
+ANSWER_MODAL_TITLE = "Answer the agent"
+ANSWER_MODAL_SUBMIT = "Send answers"
+CHOOSE = "Choose…"
+OWN_ANSWER_LABEL = "Or type your own answer"
+ANSWER_LINE = "*Answer:* {answer}"
 
 FULL_INPUT_TITLE = "Full input"
 CLOSE = "Close"

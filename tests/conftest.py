@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from bot import Settings, SlackApprover
 from bot.approvals.store import RequestStore
 from bot.redis_client import connect
-from bot.slack.ids import EDIT_INPUT, Action, Field, Modal, edit_block
+from bot.slack.ids import CHOICE_INPUT, EDIT_INPUT, OWN_ANSWER_INPUT, Action, Field, Modal, edit_block, own_answer_block
 from bot.web import create_app
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.slack_api import FakeSlack, PostedMessage
@@ -124,6 +124,32 @@ class Worker:
             {edit_block(key): {EDIT_INPUT: value} for key, value in values.items()},
             user_name=name or user.lower(), view=view,
         )
+        body, headers = signed_form(payload, SIGNING_SECRET)
+        async with self.session.post(f"{self.url}/slack/events", data=body, headers=headers) as response:
+            assert response.status == 200
+            text = await response.text()
+        return json.loads(text) if text else {}
+
+
+    async def answer(self, user: str, message: PostedMessage, chosen: dict[int, list[int]], typed: dict[int, str] | None = None) -> dict[str, Any]:
+        """Click Answer…, pick options (by index) and type answers in the form, submit; returns Slack's ack body."""
+        updates = len(self.slack.calls_to("views.update"))
+        await self.click(user, Action.ANSWER, message)
+        update = await self.slack.wait_for_call("views.update", count=updates + 1)
+        view = self.slack.views[update.args["view_id"]]
+        values: dict[str, dict[str, Any]] = {}
+        for block in view["blocks"]:
+            if block.get("type") != "input" or not block["block_id"].startswith("answer."):
+                continue
+            index = int(block["block_id"].split(".")[1])
+            element = block["element"]
+            picked = [o for i, o in enumerate(element["options"]) if i in chosen.get(index, [])]
+            if element["type"] == "checkboxes":
+                values[block["block_id"]] = {CHOICE_INPUT: {"type": "checkboxes", "selected_options": picked}}
+            else:
+                values[block["block_id"]] = {CHOICE_INPUT: {"type": "static_select", "selected_option": picked[0] if picked else None}}
+            values[own_answer_block(index)] = {OWN_ANSWER_INPUT: (typed or {}).get(index, "")}
+        payload = view_submission(user, Modal.ANSWER.value, view["private_metadata"], values, view=view)
         body, headers = signed_form(payload, SIGNING_SECRET)
         async with self.session.post(f"{self.url}/slack/events", data=body, headers=headers) as response:
             assert response.status == 200

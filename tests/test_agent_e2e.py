@@ -20,7 +20,9 @@ def _agent_env(monkeypatch: pytest.MonkeyPatch) -> None:
     clean_agent_env(monkeypatch)
 
 
-async def run_agent(tmp_path: Path, approver: SlackApprover, script: list[Step]) -> ScriptedModel:
+async def run_agent(
+    tmp_path: Path, approver: SlackApprover, script: list[Step], *, tools: list[str] | None = None
+) -> ScriptedModel:
     """Run one agent turn; return the model fake, which saw what the model would see."""
     workdir = tmp_path / "work"
     workdir.mkdir(exist_ok=True)
@@ -28,7 +30,7 @@ async def run_agent(tmp_path: Path, approver: SlackApprover, script: list[Step])
         options = ClaudeAgentOptions(
             cwd=workdir,
             setting_sources=[],
-            tools=["Bash"],
+            tools=tools or ["Bash"],
             env=model.cli_env(config_dir=tmp_path / "cfg"),
             can_use_tool=approver.can_use_tool,
             permission_mode="default",
@@ -138,3 +140,25 @@ async def test_a_command_modified_in_slack_is_the_one_that_runs(tmp_path, start_
     assert (tmp_path / "work" / "edited.txt").read_text() == "edited\n"
     [result] = model.tool_results()
     assert not result.is_error
+
+
+async def test_questions_answered_in_slack_reach_the_model_as_answers(tmp_path, start_worker, make_approver, slack):
+    from tests.test_questions import ASKED
+
+    worker = await start_worker()
+    approver = await make_approver()
+
+    async def answer_when_posted() -> None:
+        message = await posted(slack)
+        await worker.answer("U_ALICE", message, chosen={0: [0], 1: [0, 1]})
+
+    clicker = asyncio.create_task(answer_when_posted())
+    model = await run_agent(tmp_path, approver, [tool_use("AskUserQuestion", ASKED), text("thanks")], tools=["AskUserQuestion"])
+    await clicker
+
+    [result] = model.tool_results()
+    assert not result.is_error
+    # The CLI's wording when every answer is an exact option label.
+    assert result.content.startswith(
+        'Your questions have been answered: "Which environment?"="staging", "Which checks?"="lint, tests".'
+    )

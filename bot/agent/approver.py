@@ -226,7 +226,7 @@ def _result(request: ApprovalRequest | _Vanished) -> PermissionResult:
     """What the SDK gets for a request that ended."""
     if isinstance(request, _Vanished):
         return PermissionResultDeny(message=text.DENY_VANISHED)
-    if request.state is State.APPROVED:
+    if request.state in (State.APPROVED, State.ANSWERED):
         # Allow exactly what the approvers saw (or the edit they made), not
         # whatever input a repeated call with the same tool_use_id carries.
         approved = request.updated_input if request.updated_input is not None else request.tool_input

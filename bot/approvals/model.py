@@ -15,6 +15,8 @@ class State(StrEnum):
 
     PENDING = "pending"
     APPROVED = "approved"
+    ANSWERED = "answered"
+    """A question (AskUserQuestion) answered in Slack: allowed with the answers."""
     DENIED = "denied"
     EXPIRED = "expired"
     CANCELLED = "cancelled"

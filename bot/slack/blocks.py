@@ -11,10 +11,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import text
-from ..approvals import edits
+from ..approvals import edits, questions
 from ..approvals.model import ApprovalRequest, State
 from . import limits, mrkdwn
-from .ids import EDIT_INPUT, Action, Field, Modal, actions_block, edit_block
+from .ids import (
+    CHOICE_INPUT,
+    EDIT_INPUT,
+    OWN_ANSWER_INPUT,
+    Action,
+    Field,
+    Modal,
+    actions_block,
+    choice_block,
+    edit_block,
+    own_answer_block,
+)
 
 
 @dataclass(frozen=True)
@@ -111,7 +122,11 @@ def _date(epoch: float) -> str:
 
 def request_message(request: ApprovalRequest) -> Message:
     """The request as Slack shows it: buttons while pending, the outcome after."""
-    title = text.HEADER[request.state].format(tool=request.tool_name)
+    asked = questions.parse(request.tool_name, request.tool_input)
+    if asked is not None:
+        title = text.QUESTION_HEADER[request.state].format(agent=request.agent or text.THE_AGENT)
+    else:
+        title = text.HEADER[request.state].format(tool=request.tool_name)
     blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(title, limits.HEADER_TEXT)}]
 
     about = []
@@ -124,7 +139,10 @@ def request_message(request: ApprovalRequest) -> Message:
     if about:
         blocks.append(_context(*about))
 
-    body, truncated = input_blocks(request.tool_name, request.tool_input)
+    if asked is not None:
+        body, truncated = question_blocks(asked, _answers(request)), False
+    else:
+        body, truncated = input_blocks(request.tool_name, request.tool_input)
     blocks.extend(body)
 
     footer = [text.REQUEST_ID_LINE.format(id=request.id)]
@@ -133,7 +151,12 @@ def request_message(request: ApprovalRequest) -> Message:
     blocks.append(_context(*footer))
 
     buttons: list[dict[str, Any]] = []
-    if request.state is State.PENDING:
+    if request.state is State.PENDING and asked is not None:
+        buttons += [
+            _button(text.ANSWER, Action.ANSWER, request.id, style="primary"),
+            _button(text.DECLINE, Action.DENY, request.id, style="danger"),
+        ]
+    elif request.state is State.PENDING:
         buttons += [
             _button(text.APPROVE, Action.APPROVE, request.id, style="primary"),
             _button(text.MODIFY, Action.MODIFY, request.id),
@@ -154,6 +177,81 @@ def request_message(request: ApprovalRequest) -> Message:
         tool=request.tool_name, summary=mrkdwn.plain(_summary(request.tool_input), limits.NOTIFICATION_SUMMARY)
     )
     return Message(text=mrkdwn.escape(notification)[: limits.MESSAGE_TEXT], blocks=blocks[: limits.MESSAGE_BLOCKS])
+
+
+def _answers(request: ApprovalRequest) -> dict[str, str]:
+    answered = (request.updated_input or {}).get("answers") if request.state is State.ANSWERED else None
+    return answered if isinstance(answered, dict) else {}
+
+
+_QUESTION_TEXT = 1500
+_OPTION_TEXT = 300
+
+
+def question_blocks(asked: list[questions.Question], answered: dict[str, str]) -> list[dict[str, Any]]:
+    """Each question with its options, and its answer once there is one (3 blocks a question at most)."""
+    out: list[dict[str, Any]] = []
+    for question in asked:
+        heading = f"*{mrkdwn.escape(mrkdwn.plain(question.header, 150))}*  " if question.header else ""
+        out.append(_section(heading + mrkdwn.escape(mrkdwn.plain(question.question, _QUESTION_TEXT))))
+        options = [
+            f"• *{mrkdwn.escape(mrkdwn.plain(o.label, 75))}*"
+            + (f" — {mrkdwn.escape(mrkdwn.plain(o.description, _OPTION_TEXT))}" if o.description else "")
+            for o in question.options
+        ]
+        out.append(_context("\n".join(options)[: limits.CONTEXT_TEXT]))
+        if question.question in answered:
+            answer = mrkdwn.escape(mrkdwn.plain(str(answered[question.question]), _QUESTION_TEXT))
+            out.append(_section(text.ANSWER_LINE.format(answer=answer)))
+    return out
+
+
+def answer_modal(request: ApprovalRequest) -> dict[str, Any]:
+    """A form: per question, the options to pick from and a field for an answer of one's own."""
+    asked = questions.parse(request.tool_name, request.tool_input) or []
+    blocks: list[dict[str, Any]] = []
+    for index, question in enumerate(asked):
+        heading = f"*{mrkdwn.escape(mrkdwn.plain(question.header, 150))}*\n" if question.header else ""
+        blocks.append(_section(heading + mrkdwn.escape(mrkdwn.plain(question.question, _QUESTION_TEXT))))
+        options = [
+            {
+                "text": _plain(o.label, limits.OPTION_TEXT),
+                # The index, not the label: labels may exceed the value limit.
+                "value": str(i),
+                **({"description": _plain(o.description, limits.OPTION_TEXT)} if o.description else {}),
+            }
+            for i, o in enumerate(question.options[: limits.SELECT_OPTIONS])
+        ]
+        if question.multiSelect:
+            element = {"type": "checkboxes", "action_id": CHOICE_INPUT, "options": options[: limits.CHECKBOX_OPTIONS]}
+        else:
+            element = {
+                "type": "static_select",
+                "action_id": CHOICE_INPUT,
+                "placeholder": _plain(text.CHOOSE, 150),
+                "options": options,
+            }
+        blocks.append({
+            "type": "input",
+            "block_id": choice_block(index),
+            "optional": True,
+            "label": _plain(question.header or question.question, 2000),
+            "element": element,
+        })
+        blocks.append({
+            "type": "input",
+            "block_id": own_answer_block(index),
+            "optional": True,
+            "label": _plain(text.OWN_ANSWER_LABEL, 2000),
+            "element": {"type": "plain_text_input", "action_id": OWN_ANSWER_INPUT, "max_length": limits.PLAIN_TEXT_INPUT},
+        })
+    return _modal(
+        Modal.ANSWER,
+        text.ANSWER_MODAL_TITLE,
+        blocks,
+        submit=_plain(text.ANSWER_MODAL_SUBMIT, limits.MODAL_BUTTON),
+        private_metadata=request.id,
+    )
 
 
 _DIFF_PREVIEW = 900

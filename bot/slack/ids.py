@@ -10,6 +10,7 @@ from enum import StrEnum
 class Action(StrEnum):
     APPROVE = "approval.approve"
     MODIFY = "approval.modify"
+    ANSWER = "approval.answer"
     DENY = "approval.deny"
     VIEW_INPUT = "approval.view_input"
 
@@ -17,6 +18,7 @@ class Action(StrEnum):
 class Modal(StrEnum):
     DENY = "approval.deny_modal"
     MODIFY = "approval.modify_modal"
+    ANSWER = "approval.answer_modal"
     FULL_INPUT = "approval.full_input"
     NOTICE = "approval.notice"
 
@@ -38,6 +40,19 @@ def edit_block(key: str) -> str:
 
 def edit_key(block_id: str) -> str | None:
     return block_id.removeprefix("edit.") if block_id.startswith("edit.") else None
+
+
+CHOICE_INPUT = "choice"
+OWN_ANSWER_INPUT = "text"
+"""action_ids in the answer modal: the options picked, and the answer typed instead."""
+
+
+def choice_block(index: int) -> str:
+    return f"answer.{index}"
+
+
+def own_answer_block(index: int) -> str:
+    return f"other.{index}"
 
 
 def actions_block(request_id: str) -> str:

@@ -20,6 +20,10 @@ MODAL_TITLE = 24
 MODAL_BUTTON = 24
 PRIVATE_METADATA = 3000
 PLAIN_TEXT_INPUT = 3000
+SELECT_OPTIONS = 100
+CHECKBOX_OPTIONS = 10
+OPTION_TEXT = 75
+"""Option text and description (and value, kept well under its own limit)."""
 MESSAGE_TEXT = 4000
 """Top-level ``text``: Slack truncates at 40,000, but 4,000 is safe for ``chat.update``."""
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .ids import EDIT_INPUT, edit_key
+from .ids import CHOICE_INPUT, EDIT_INPUT, OWN_ANSWER_INPUT, edit_key
 from .ids import Field as InputField
 
 _REQUEST_ID = re.compile(r"^[0-9a-f]{24}$")
@@ -87,6 +87,43 @@ class ModifySubmission(_Payload):
             if key is not None and isinstance(inputs, dict):
                 values[key] = (inputs.get(EDIT_INPUT) or {}).get("value")
         return values
+
+
+class AnswerSubmission(_Payload):
+    """A ``view_submission`` of the answer form: options picked and text typed, per question."""
+
+    user: SlackUser
+    view: _ModalView
+
+    @property
+    def request_id(self) -> str:
+        return self.view.private_metadata
+
+    def _inputs(self, prefix: str) -> dict[int, dict[str, Any]]:
+        found = {}
+        for block_id, inputs in self.view.state.get("values", {}).items():
+            head, _, index = block_id.partition(".")
+            if head == prefix and index.isdigit() and isinstance(inputs, dict):
+                found[int(index)] = inputs
+        return found
+
+    @property
+    def chosen(self) -> dict[int, list[int]]:
+        """Question index → indexes of the options picked."""
+        picked: dict[int, list[int]] = {}
+        for index, inputs in self._inputs("answer").items():
+            state = inputs.get(CHOICE_INPUT) or {}
+            options = state.get("selected_options") or ([state["selected_option"]] if state.get("selected_option") else [])
+            picked[index] = [int(o["value"]) for o in options if str(o.get("value", "")).isdigit()]
+        return picked
+
+    @property
+    def typed(self) -> dict[int, str]:
+        """Question index → the answer typed instead of (or with) the options."""
+        return {
+            index: (inputs.get(OWN_ANSWER_INPUT) or {}).get("value") or ""
+            for index, inputs in self._inputs("other").items()
+        }
 
 
 class DenySubmission(_Payload):

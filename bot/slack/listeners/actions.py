@@ -55,6 +55,10 @@ def register(app: AsyncApp, store: RequestStore, queue: JobQueue) -> None:
     async def modify(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await _open_modal(ack, body, client, text.MODIFY_MODAL_TITLE, blocks.modify_modal, pending_only=True)
 
+    @app.action(Action.ANSWER.value)
+    async def answer(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await _open_modal(ack, body, client, text.ANSWER_MODAL_TITLE, blocks.answer_modal, pending_only=True)
+
     async def _open_modal(
         ack: AsyncAck,
         body: dict[str, Any],

@@ -9,17 +9,48 @@ from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from ... import text
-from ...approvals import edits
+from ...approvals import edits, questions
 from ...approvals.model import ApprovalRequest, Decision, State
 from ...approvals.store import RequestStore
 from .. import blocks
-from ..ids import Modal, edit_block
-from ..payloads import DenySubmission, ModifySubmission
+from ..ids import Modal, choice_block, edit_block
+from ..payloads import AnswerSubmission, DenySubmission, ModifySubmission
 
 log = logging.getLogger(__name__)
 
 
 def register(app: AsyncApp, store: RequestStore) -> None:
+    @app.view(Modal.ANSWER.value)
+    async def answers_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+        try:
+            submission = AnswerSubmission.model_validate(body)
+        except ValidationError as exc:
+            log.warning("malformed answer submission ignored: %s", exc.errors(include_url=False))
+            await ack()
+            return
+        request = await store.get(submission.request_id)
+        asked = questions.parse(request.tool_name, request.tool_input) if request else None
+        if request is None or asked is None or request.state.is_final:
+            await _too_late(ack, text.ANSWER_MODAL_TITLE, request)
+            return
+        try:
+            answers = questions.answers(asked, submission.chosen, submission.typed)
+        except questions.InvalidAnswers as invalid:
+            errors = {choice_block(index): reason for index, reason in invalid.errors.items()}
+            await ack(response_action="errors", errors=errors)
+            return
+        decision = Decision(
+            State.ANSWERED,
+            actor=submission.user.id,
+            actor_name=submission.user.display,
+            updated_input={**request.tool_input, "answers": answers},
+        )
+        transition = await store.decide(request.id, decision)
+        if transition.won:
+            await ack()
+        else:
+            await _too_late(ack, text.ANSWER_MODAL_TITLE, transition.request)
+
     @app.view(Modal.MODIFY.value)
     async def modify_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
         try:
