@@ -99,6 +99,11 @@ NOTIFICATION = "Approval needed: {tool} {summary}"
 """Top-level ``text``: what a push notification shows."""
 
 APPROVE = "Approve"
+ALWAYS_ALLOW = "Always allow"
+ALWAYS_ALLOW_EXPLAINED = (
+    "*Always allow* approves this call and also allows {rules} for the rest of this agent's session "
+    "and for the whole team from now on (see `/approvals rules`)."
+)
 MODIFY = "Modify"
 DENY = "Deny"
 VIEW_FULL_INPUT = "View full input"
@@ -120,6 +125,8 @@ def outcome_line(request: ApprovalRequest) -> str:
     """
     when = f"<!date^{int(request.decided_at)}^{{date_short_pretty}} at {{time}}|{utc(request.decided_at)}>"
     match request.state:
+        case State.APPROVED if request.always:
+            return f":white_check_mark: Approved and always allowed by <@{request.decided_by}> {when}"
         case State.APPROVED if request.modified:
             return f":pencil2: Approved with changes by <@{request.decided_by}> {when}"
         case State.APPROVED:
@@ -196,6 +203,17 @@ ANSWER_MODAL_SUBMIT = "Send answers"
 CHOOSE = "Choose…"
 OWN_ANSWER_LABEL = "Or type your own answer"
 ANSWER_LINE = "*Answer:* {answer}"
+
+RULES_HEADING = "Team allow-list"
+RULES_INTRO = "Calls matching these rules are approved without asking. Each was added with *Always allow*."
+NO_RULES = "The team allow-list is empty. *Always allow* on a request adds its rule here."
+RULE_LINE = "`{rule}`: {words}. Added by <@{user}> <!date^{epoch}^{{date_short_pretty}}|{fallback}>"
+REMOVE = "Remove"
+RULE_REMOVED = "Removed `{rule}` from the team allow-list."
+RULE_ALREADY_GONE = "That rule was already removed."
+COMMAND_HELP = (
+    "`/approvals rules` lists the team allow-list (calls approved without asking), with a button to remove each rule."
+)
 
 FULL_INPUT_TITLE = "Full input"
 CLOSE = "Close"

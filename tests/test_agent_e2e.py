@@ -162,3 +162,28 @@ async def test_questions_answered_in_slack_reach_the_model_as_answers(tmp_path, 
     assert result.content.startswith(
         'Your questions have been answered: "Which environment?"="staging", "Which checks?"="lint, tests".'
     )
+
+
+async def test_always_allow_skips_the_question_for_the_session_and_for_the_team(tmp_path, start_worker, make_approver, slack, redis):
+    worker = await start_worker()
+    touch = {"command": "touch marker.txt"}
+
+    async def always_allow_when_posted() -> None:
+        message = await posted(slack)
+        await worker.click("U_ALICE", Action.ALWAYS_ALLOW, message)
+
+    clicker = asyncio.create_task(always_allow_when_posted())
+    approver = await make_approver()
+    model = await run_agent(tmp_path, approver, [tool_use("Bash", touch), tool_use("Bash", touch), text("done")])
+    await clicker
+    # The CLI applied the granted session rule: the second call was not asked.
+    assert [r.is_error for r in model.tool_results()] == [False, False]
+    assert len(slack.calls_to("chat.postMessage")) == 1
+    assert not (tmp_path / "work" / ".claude").exists()  # nothing written to the agent's settings
+
+    # A new session (another agent run): the team allow-list answers at once.
+    (tmp_path / "work" / "marker.txt").unlink()
+    model = await run_agent(tmp_path, await make_approver(), [tool_use("Bash", touch), text("done")])
+    assert [r.is_error for r in model.tool_results()] == [False]
+    assert (tmp_path / "work" / "marker.txt").exists()
+    assert len(slack.calls_to("chat.postMessage")) == 1

@@ -17,8 +17,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from .. import text
-from ..approvals import keys
-from ..approvals.model import ApprovalRequest, Decision, NewRequest, State, request_id_for
+from ..approvals import audit, keys, rules
+from ..approvals.allowlist import TeamAllowList
+from ..approvals.model import ApprovalRequest, Decision, NewRequest, State, input_hash, request_id_for
 from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter, WaiterClosed
 from ..redis_client import connect
@@ -81,6 +82,7 @@ class SlackApprover:
         self.requested_by = requested_by
         self.channel = channel
         self.store = RequestStore(self.redis)
+        self.allowlist = TeamAllowList(self.redis)
         self._waiter = DecisionWaiter(self.redis, keys.DECISIONS, self.store.ended)
         self._started = False
         self._start_lock = asyncio.Lock()
@@ -158,6 +160,13 @@ class SlackApprover:
     ) -> PermissionResult:
         try:
             await self.start()
+            allowed = await self.allowlist.matching(tool_name, tool_input)
+            if allowed is not None:
+                await audit.append(
+                    self.redis, "auto_allowed", actor=f"team rule {allowed.rule}", request=request_id,
+                    input_hash=input_hash(tool_input), tool=tool_name,
+                )
+                return PermissionResultAllow(updated_input=tool_input)
             return _result(await self._ask(request_id, tool_name, tool_input, context))
         except asyncio.CancelledError:
             await self._cancel(request_id)
@@ -191,6 +200,7 @@ class SlackApprover:
                 channel=self.channel,
                 title=context.title or "",
                 timeout=self.timeout,
+                suggestions=rules.safe_suggestions(context.suggestions),
             )
         )
         log.info("approval %s for %s: %s", request_id, tool_name, "queued for Slack" if created else "asked again")
@@ -230,5 +240,6 @@ def _result(request: ApprovalRequest | _Vanished) -> PermissionResult:
         # Allow exactly what the approvers saw (or the edit they made), not
         # whatever input a repeated call with the same tool_use_id carries.
         approved = request.updated_input if request.updated_input is not None else request.tool_input
-        return PermissionResultAllow(updated_input=approved)
+        granted = rules.to_permission_updates(request.suggestions) if request.always else None
+        return PermissionResultAllow(updated_input=approved, updated_permissions=granted)
     return PermissionResultDeny(message=text.deny_message(request))

@@ -25,6 +25,9 @@ AUDIT_MAXLEN = 1_000_000
 DECISIONS = f"{PREFIX}:decided"
 """Pub/sub channel: the id of every request that reached a final state."""
 
+TEAM_RULES = f"{PREFIX}:rules"
+"""Hash: rule id → the team allow-list entry (rule, who added it, when)."""
+
 RETENTION_SECONDS = 30 * 86400
 """How long an ended request stays readable (late clicks, re-asks, audit)."""
 

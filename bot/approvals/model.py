@@ -74,6 +74,8 @@ class NewRequest:
     """The SDK's own one-line wording of the request, when it gives one."""
     timeout: float = 0
     """Seconds until the request expires; 0 waits forever."""
+    suggestions: list[dict[str, Any]] = field(default_factory=list)
+    """Permission updates "Always allow" may grant (``rules.safe_suggestions``)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,9 @@ class ApprovalRequest:
     decided_at: float = 0
     reason: str = ""
     updated_input: dict[str, Any] | None = field(default=None)
+    suggestions: list[dict[str, Any]] = field(default_factory=list)
+    always: bool = False
+    """Approved with "Always allow": the suggestions are granted too."""
 
     @property
     def posted(self) -> bool:
@@ -135,6 +140,8 @@ class ApprovalRequest:
             decided_at=float(raw.get("decided_at") or 0),
             reason=raw.get("reason", ""),
             updated_input=json.loads(updated) if updated else None,
+            suggestions=json.loads(raw.get("suggestions") or "[]"),
+            always=raw.get("always") == "1",
         )
 
 
@@ -148,6 +155,8 @@ class Decision:
     actor_name: str = ""
     reason: str = ""
     updated_input: dict[str, Any] | None = None
+    always: bool = False
+    """Approve and grant the request's suggested permission rules."""
 
     def __post_init__(self) -> None:
         if not self.state.is_final:
@@ -156,6 +165,8 @@ class Decision:
     @property
     def audit_event(self) -> str:
         """The audit log's name for this transition."""
+        if self.state is State.APPROVED and self.always:
+            return "always_allowed"
         if self.state is State.APPROVED and self.updated_input is not None:
             return "modified"
         return self.state.value

@@ -26,7 +26,7 @@ return {'created'}
 """
 
 # ARGV: id, new_state, actor, actor_name, reason, updated_input, now,
-#       decisions_channel, retention_seconds, audit_maxlen, audit_event
+#       decisions_channel, retention_seconds, audit_maxlen, audit_event, always
 DECIDE = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
@@ -34,6 +34,7 @@ if state ~= 'pending' then return {'lost'} end
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'decided_by', ARGV[3],
   'decided_by_name', ARGV[4], 'decided_at', ARGV[7], 'reason', ARGV[5])
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'updated_input', ARGV[6]) end
+if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'always', ARGV[12]) end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[9])
 redis.call('XADD', KEYS[3], '*', 'kind', 'update', 'id', ARGV[1])

@@ -54,6 +54,7 @@ class RequestStore:
             "channel": new.channel,
             "title": new.title,
             "deadline": repr(deadline),
+            "suggestions": to_json(new.suggestions),
         }
         flat = [item for pair in fields.items() for item in pair]
         reply = await self._create(
@@ -93,6 +94,7 @@ class RequestStore:
                 self.retention,
                 keys.AUDIT_MAXLEN,
                 decision.audit_event,
+                "1" if decision.always else "",
             ],
         )
         status = text(reply[0])

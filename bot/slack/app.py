@@ -13,7 +13,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from ..approvals.queue import JobQueue
 from ..approvals.store import RequestStore
 from ..settings import Settings
-from .listeners import actions, events, views
+from ..approvals.allowlist import TeamAllowList
+from .listeners import actions, commands, events, views
 
 
 def interactive_client(settings: Settings) -> AsyncWebClient:
@@ -50,8 +51,10 @@ def build_app(settings: Settings, client: AsyncWebClient, store: RequestStore, q
         # web.py first and again here.
         request_verification_enabled=not socket_mode,
     )
-    actions.register(app, store, queue)
+    allowlist = TeamAllowList(store.redis)
+    actions.register(app, store, queue, allowlist)
     views.register(app, store)
+    commands.register(app, allowlist)
     events.register(app)
     return app
 

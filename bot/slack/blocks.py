@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import text
-from ..approvals import edits, questions
+from ..approvals import edits, questions, rules
+from ..approvals.allowlist import TeamRule
 from ..approvals.model import ApprovalRequest, State
 from . import limits, mrkdwn
 from .ids import (
@@ -157,8 +158,13 @@ def request_message(request: ApprovalRequest) -> Message:
             _button(text.DECLINE, Action.DENY, request.id, style="danger"),
         ]
     elif request.state is State.PENDING:
+        buttons.append(_button(text.APPROVE, Action.APPROVE, request.id, style="primary"))
+        suggested = rules.suggested_rules(request.suggestions)
+        if suggested:
+            buttons.append(_button(text.ALWAYS_ALLOW, Action.ALWAYS_ALLOW, request.id))
+            words = ", ".join(mrkdwn.escape(r.describe()) for r in suggested[:5])
+            blocks.append(_context(text.ALWAYS_ALLOW_EXPLAINED.format(rules=words)[: limits.CONTEXT_TEXT]))
         buttons += [
-            _button(text.APPROVE, Action.APPROVE, request.id, style="primary"),
             _button(text.MODIFY, Action.MODIFY, request.id),
             _button(text.DENY, Action.DENY, request.id, style="danger"),
         ]
@@ -363,6 +369,25 @@ def modify_modal(request: ApprovalRequest) -> dict[str, Any]:
         submit=_plain(text.MODIFY_MODAL_SUBMIT, limits.MODAL_BUTTON),
         private_metadata=request.id,
     )
+
+
+def team_rules(entries: list[TeamRule]) -> Message:
+    """The team allow-list, one section per rule with a Remove button (ephemeral)."""
+    out: list[dict[str, Any]] = [
+        {"type": "header", "text": _plain(text.RULES_HEADING, limits.HEADER_TEXT)},
+        _context(text.RULES_INTRO if entries else text.NO_RULES),
+    ]
+    for entry in entries[: limits.MESSAGE_BLOCKS - 3]:
+        line = text.RULE_LINE.format(
+            rule=mrkdwn.escape(str(entry.rule)), words=mrkdwn.escape(entry.rule.describe()),
+            user=mrkdwn.escape(entry.added_by), epoch=int(entry.added_at), fallback=text.utc(entry.added_at),
+        )
+        out.append({
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": line[: limits.SECTION_TEXT]},
+            "accessory": _button(text.REMOVE, Action.REMOVE_RULE, entry.id, style="danger"),
+        })
+    return Message(text=text.RULES_HEADING, blocks=out)
 
 
 def loading_modal(title: str) -> dict[str, Any]:

@@ -11,6 +11,8 @@ class Action(StrEnum):
     APPROVE = "approval.approve"
     MODIFY = "approval.modify"
     ANSWER = "approval.answer"
+    ALWAYS_ALLOW = "approval.always_allow"
+    REMOVE_RULE = "rules.remove"
     DENY = "approval.deny"
     VIEW_INPUT = "approval.view_input"
 
@@ -53,6 +55,9 @@ def choice_block(index: int) -> str:
 
 def own_answer_block(index: int) -> str:
     return f"other.{index}"
+
+
+SLASH_COMMAND = "/approvals"
 
 
 def actions_block(request_id: str) -> str:

@@ -61,6 +61,22 @@ class ButtonClick(_Payload):
         return self.actions[0].value
 
 
+class _RuleAction(_Payload):
+    action_id: str
+    value: str = Field(pattern=r"^[0-9a-f]{16}$")
+
+
+class RuleClick(_Payload):
+    """A click on a rule's Remove button (in the ephemeral slash-command answer)."""
+
+    user: SlackUser
+    actions: list[_RuleAction] = Field(min_length=1)
+
+    @property
+    def rule_id(self) -> str:
+        return self.actions[0].value
+
+
 class _ModalView(_Payload):
     private_metadata: str
     state: dict[str, Any]

