@@ -203,6 +203,7 @@ ANSWER_MODAL_SUBMIT = "Send answers"
 CHOOSE = "Choose…"
 OWN_ANSWER_LABEL = "Or type your own answer"
 ANSWER_LINE = "*Answer:* {answer}"
+NOT_A_QUESTION = "This request is not a question the form can show. Approve or deny it instead."
 
 RULES_HEADING = "Team allow-list"
 RULES_INTRO = "Calls matching these rules are approved without asking. Each was added with *Always allow*."

@@ -118,3 +118,89 @@ def test_code_blocks_cannot_be_closed_by_the_input():
 def test_cutting_counts_escaped_length():
     rendered, hidden = mrkdwn.fit("&" * 100, 50)
     assert len(rendered) <= 50 and rendered == "&amp;" * 10 and hidden == 90
+
+
+LONG = "<!channel> *x* `" + "界" * 5000
+
+
+def _questions(count: int, options: int, text_value: str, multi: bool) -> dict:
+    return {"questions": [
+        {"question": f"{i} {text_value}", "header": text_value, "multiSelect": multi,
+         "options": [{"label": f"{j} {text_value}", "description": text_value} for j in range(options)]}
+        for i in range(count)
+    ]}
+
+
+@pytest.mark.parametrize("multi", [False, True])
+@pytest.mark.parametrize("text_value", ["short", LONG, HOSTILE.replace("\ud800", "")])
+@pytest.mark.parametrize("state", [State.PENDING, State.ANSWERED, State.DENIED])
+def test_questions_render_valid_messages_and_forms_at_the_limits(multi, text_value, state):
+    asked = _questions(4, 4, text_value, multi)
+    answers = {q["question"]: text_value for q in asked["questions"]}
+    req = request("AskUserQuestion", asked, state, updated_input={**asked, "answers": answers} if state is State.ANSWERED else None)
+    message = blocks.request_message(req)
+    assert message_blocks_errors(message.blocks) == []
+    mrkdwn_texts = [o["text"] for b in message.blocks for o in [b.get("text") or {}] if o.get("type") == "mrkdwn"]
+    assert not any("<!channel>" in t for t in mrkdwn_texts)
+    form = blocks.answer_modal(req)
+    assert view_errors(form) == []
+    choices = [b["element"] for b in form["blocks"] if b.get("block_id", "").startswith("answer.")]
+    assert len(choices) == 4
+    assert {c["type"] for c in choices} == {"checkboxes" if multi else "static_select"}
+    assert all(len(o["value"]) <= limits.OPTION_TEXT for c in choices for o in c["options"])
+
+
+@pytest.mark.parametrize("tool_name, tool_input", [
+    ("Bash", {"command": HOSTILE, "description": HOSTILE}),
+    ("Write", {"file_path": HOSTILE, "content": "y" * 2_999}),
+    ("Write", {"file_path": "/a", "content": "y" * 3_001}),
+    ("Edit", {"file_path": "/a", "old_string": LONG, "new_string": LONG}),
+    ("mcp__x__y", {"nested": {"deep": [HOSTILE] * 10}}),
+    ("mcp__x__y", {"big": "z" * 10_000}),
+])
+def test_modify_modal_is_valid_and_never_truncates_silently(tool_name, tool_input):
+    view = blocks.modify_modal(request(tool_name, tool_input))
+    assert view_errors(view) == []
+    initial = [b["element"].get("initial_value", "") for b in view["blocks"] if b["type"] == "input"]
+    assert all(len(v) <= limits.PLAIN_TEXT_INPUT for v in initial)
+    rendered = json.dumps(view)
+    for value in tool_input.values():
+        if isinstance(value, str) and len(value) > limits.PLAIN_TEXT_INPUT:
+            assert "too large to edit" in rendered
+
+
+def test_a_question_pydantic_cannot_hold_falls_back_to_an_ordinary_approval():
+    # A lone surrogate (valid JSON) cannot be validated, and the answers map
+    # must repeat the question text exactly: approve or deny it as it is.
+    req = request("AskUserQuestion", _questions(1, 2, HOSTILE, False))
+    message = blocks.request_message(req)
+    assert message_blocks_errors(message.blocks) == []
+    assert Action.APPROVE in texts(message) and Action.ANSWER not in texts(message)
+    assert "not a question the form can show" in json.dumps(blocks.answer_modal(req))
+
+
+def test_modified_outcome_shows_a_valid_diff_of_any_size():
+    before = {"command": LONG, "description": "a", "x": 1, "y": 2, "z": 3}
+    after = {"command": HOSTILE, "description": "b", "x": 2, "y": 3, "z": 4}
+    message = blocks.request_message(request("mcp__t", before, State.APPROVED, updated_input=after))
+    assert message_blocks_errors(message.blocks) == []
+    assert "Approved with changes" in texts(message)
+
+
+def test_team_rules_listing_is_valid_with_many_hostile_rules():
+    from bot.approvals.allowlist import TeamRule
+    from bot.approvals.rules import Rule
+
+    entries = [TeamRule(Rule("Bash", f"{HOSTILE} {i} *"), "U<!here>", time.time()) for i in range(80)]
+    listing = blocks.team_rules(entries)
+    assert message_blocks_errors(listing.blocks) == []
+    assert len(listing.blocks) <= limits.MESSAGE_BLOCKS
+    assert "<!here>" not in json.dumps(listing.blocks)
+    assert message_blocks_errors(blocks.team_rules([]).blocks) == []
+
+
+def test_always_allow_explains_the_rule_and_stays_valid():
+    suggestions = [{"type": "addRules", "rules": [f"Bash({HOSTILE} {i} *)" for i in range(20)], "behavior": "allow"}]
+    message = blocks.request_message(request(suggestions=suggestions))
+    assert message_blocks_errors(message.blocks) == []
+    assert Action.ALWAYS_ALLOW in texts(message)

@@ -46,7 +46,7 @@ class Rule:
     @property
     def id(self) -> str:
         """Short stable id, safe for a button value."""
-        return hashlib.sha256(str(self).encode()).hexdigest()[:16]
+        return hashlib.sha256(str(self).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
     def matches(self, tool_name: str, tool_input: dict[str, Any]) -> bool:
         if tool_name != self.tool:

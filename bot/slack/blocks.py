@@ -214,7 +214,9 @@ def question_blocks(asked: list[questions.Question], answered: dict[str, str]) -
 
 def answer_modal(request: ApprovalRequest) -> dict[str, Any]:
     """A form: per question, the options to pick from and a field for an answer of one's own."""
-    asked = questions.parse(request.tool_name, request.tool_input) or []
+    asked = questions.parse(request.tool_name, request.tool_input)
+    if asked is None:
+        return notice_modal(text.ANSWER_MODAL_TITLE, text.NOT_A_QUESTION)
     blocks: list[dict[str, Any]] = []
     for index, question in enumerate(asked):
         heading = f"*{mrkdwn.escape(mrkdwn.plain(question.header, 150))}*\n" if question.header else ""
