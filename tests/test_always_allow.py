@@ -12,7 +12,7 @@ from bot.approvals import keys
 from bot.approvals.rules import Rule, safe_suggestions
 from bot.slack.ids import SLASH_COMMAND, Action
 from tests.conftest import CHANNEL, SIGNING_SECRET, cancelled, context, posted
-from tests.fakes.slack_payloads import block_actions, signed_form
+from tests.fakes.slack_payloads import block_actions
 
 # What the CLI suggests for `npm test …` (seen with the bundled CLI): a rule
 # for the settings file, a directory, and a mode switch.

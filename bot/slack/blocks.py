@@ -198,8 +198,7 @@ def question_blocks(asked: list[questions.Question], answered: dict[str, str]) -
     """Each question with its options, and its answer once there is one (3 blocks a question at most)."""
     out: list[dict[str, Any]] = []
     for question in asked:
-        heading = f"*{mrkdwn.escape(mrkdwn.plain(question.header, 150))}*  " if question.header else ""
-        out.append(_section(heading + mrkdwn.escape(mrkdwn.plain(question.question, _QUESTION_TEXT))))
+        out.append(_section(_question_heading(question, "  ")))
         options = [
             f"• *{mrkdwn.escape(mrkdwn.plain(o.label, 75))}*"
             + (f" — {mrkdwn.escape(mrkdwn.plain(o.description, _OPTION_TEXT))}" if o.description else "")
@@ -219,8 +218,7 @@ def answer_modal(request: ApprovalRequest) -> dict[str, Any]:
         return notice_modal(text.ANSWER_MODAL_TITLE, text.NOT_A_QUESTION)
     blocks: list[dict[str, Any]] = []
     for index, question in enumerate(asked):
-        heading = f"*{mrkdwn.escape(mrkdwn.plain(question.header, 150))}*\n" if question.header else ""
-        blocks.append(_section(heading + mrkdwn.escape(mrkdwn.plain(question.question, _QUESTION_TEXT))))
+        blocks.append(_section(_question_heading(question, "\n")))
         options = [
             {
                 "text": _plain(o.label, limits.OPTION_TEXT),
@@ -239,27 +237,10 @@ def answer_modal(request: ApprovalRequest) -> dict[str, Any]:
                 "placeholder": _plain(text.CHOOSE, 150),
                 "options": options,
             }
-        blocks.append({
-            "type": "input",
-            "block_id": choice_block(index),
-            "optional": True,
-            "label": _plain(question.header or question.question, 2000),
-            "element": element,
-        })
-        blocks.append({
-            "type": "input",
-            "block_id": own_answer_block(index),
-            "optional": True,
-            "label": _plain(text.OWN_ANSWER_LABEL, 2000),
-            "element": {"type": "plain_text_input", "action_id": OWN_ANSWER_INPUT, "max_length": limits.PLAIN_TEXT_INPUT},
-        })
-    return _modal(
-        Modal.ANSWER,
-        text.ANSWER_MODAL_TITLE,
-        blocks,
-        submit=_plain(text.ANSWER_MODAL_SUBMIT, limits.MODAL_BUTTON),
-        private_metadata=request.id,
-    )
+        blocks.append(_input(choice_block(index), question.header or question.question, element, optional=True))
+        own = _text_input(OWN_ANSWER_INPUT, multiline=False)
+        blocks.append(_input(own_answer_block(index), text.OWN_ANSWER_LABEL, own, optional=True))
+    return _form(Modal.ANSWER, text.ANSWER_MODAL_TITLE, text.ANSWER_MODAL_SUBMIT, request.id, blocks)
 
 
 _DIFF_PREVIEW = 900
@@ -296,6 +277,32 @@ def _button(label: str, action: Action, value: str, style: str | None = None) ->
     return button
 
 
+def _input(block_id: str, label: str, element: dict[str, Any], *, optional: bool, hint: str = "") -> dict[str, Any]:
+    block = {"type": "input", "block_id": block_id, "optional": optional, "label": _plain(label, 2000), "element": element}
+    if hint:
+        block["hint"] = _plain(hint, 2000)
+    return block
+
+
+def _text_input(action_id: str, *, multiline: bool, initial: str = "") -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "plain_text_input", "action_id": action_id, "multiline": multiline, "max_length": limits.PLAIN_TEXT_INPUT,
+    }
+    if initial:
+        element["initial_value"] = initial
+    return element
+
+
+def _form(callback: Modal, title: str, submit: str, request_id: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A modal about one request: its id rides in private_metadata for the submission."""
+    return _modal(callback, title, blocks, submit=_plain(submit, limits.MODAL_BUTTON), private_metadata=request_id)
+
+
+def _question_heading(question: questions.Question, separator: str) -> str:
+    heading = f"*{mrkdwn.escape(mrkdwn.plain(question.header, 150))}*{separator}" if question.header else ""
+    return heading + mrkdwn.escape(mrkdwn.plain(question.question, _QUESTION_TEXT))
+
+
 def _modal(callback: Modal, title: str, blocks: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     view = {
         "type": "modal",
@@ -309,30 +316,14 @@ def _modal(callback: Modal, title: str, blocks: list[dict[str, Any]], **extra: A
 
 
 def deny_modal(request_id: str) -> dict[str, Any]:
-    """Asks for an optional reason; the request id rides in private_metadata."""
-    return _modal(
-        Modal.DENY,
-        text.DENY_MODAL_TITLE,
-        [
-            _section(text.DENY_MODAL_INTRO),
-            {
-                "type": "input",
-                "block_id": Field.REASON_BLOCK.value,
-                "optional": True,
-                "label": _plain(text.DENY_REASON_LABEL, 2000),
-                "hint": _plain(text.DENY_REASON_HINT, 2000),
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": Field.REASON_INPUT.value,
-                    "multiline": True,
-                    "max_length": limits.PLAIN_TEXT_INPUT,
-                },
-            },
-        ],
-        submit=_plain(text.DENY_MODAL_SUBMIT, limits.MODAL_BUTTON),
-        close=_plain(text.DENY_MODAL_CLOSE, limits.MODAL_BUTTON),
-        private_metadata=request_id,
+    """Asks for an optional reason."""
+    reason = _input(
+        Field.REASON_BLOCK.value, text.DENY_REASON_LABEL, _text_input(Field.REASON_INPUT.value, multiline=True),
+        optional=True, hint=text.DENY_REASON_HINT,
     )
+    view = _form(Modal.DENY, text.DENY_MODAL_TITLE, text.DENY_MODAL_SUBMIT, request_id, [_section(text.DENY_MODAL_INTRO), reason])
+    view["close"] = _plain(text.DENY_MODAL_CLOSE, limits.MODAL_BUTTON)
+    return view
 
 
 def modify_modal(request: ApprovalRequest) -> dict[str, Any]:
@@ -347,30 +338,11 @@ def modify_modal(request: ApprovalRequest) -> dict[str, Any]:
             blocks.append(_section(text.FIELD_TOO_LARGE.format(label=field.label, size=len(value), limit=limits.PLAIN_TEXT_INPUT)))
             continue
         editable += 1
-        element: dict[str, Any] = {
-            "type": "plain_text_input",
-            "action_id": EDIT_INPUT,
-            "multiline": field.multiline,
-            "max_length": limits.PLAIN_TEXT_INPUT,
-        }
-        if value:
-            element["initial_value"] = mrkdwn.clean(value)
-        blocks.append({
-            "type": "input",
-            "block_id": edit_block(field.key),
-            "optional": not field.required,
-            "label": _plain(field.label, 2000),
-            "element": element,
-        })
+        element = _text_input(EDIT_INPUT, multiline=field.multiline, initial=mrkdwn.clean(value))
+        blocks.append(_input(edit_block(field.key), field.label, element, optional=not field.required))
     if not editable:
         return notice_modal(text.MODIFY_MODAL_TITLE, text.NOTHING_EDITABLE)
-    return _modal(
-        Modal.MODIFY,
-        text.MODIFY_MODAL_TITLE,
-        blocks,
-        submit=_plain(text.MODIFY_MODAL_SUBMIT, limits.MODAL_BUTTON),
-        private_metadata=request.id,
-    )
+    return _form(Modal.MODIFY, text.MODIFY_MODAL_TITLE, text.MODIFY_MODAL_SUBMIT, request.id, blocks)
 
 
 def team_rules(entries: list[TeamRule]) -> Message:

@@ -49,12 +49,22 @@ OWN_ANSWER_INPUT = "text"
 """action_ids in the answer modal: the options picked, and the answer typed instead."""
 
 
+CHOICE_PREFIX = "answer"
+OWN_ANSWER_PREFIX = "other"
+
+
 def choice_block(index: int) -> str:
-    return f"answer.{index}"
+    return f"{CHOICE_PREFIX}.{index}"
 
 
 def own_answer_block(index: int) -> str:
-    return f"other.{index}"
+    return f"{OWN_ANSWER_PREFIX}.{index}"
+
+
+def question_index(block_id: str, prefix: str) -> int | None:
+    """``question_index("answer.2", "answer")`` → 2; None for any other block."""
+    head, _, index = block_id.partition(".")
+    return int(index) if head == prefix and index.isdigit() else None
 
 
 SLASH_COMMAND = "/approvals"

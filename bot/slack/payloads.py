@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .ids import CHOICE_INPUT, EDIT_INPUT, OWN_ANSWER_INPUT, edit_key
+from .ids import CHOICE_INPUT, CHOICE_PREFIX, EDIT_INPUT, OWN_ANSWER_INPUT, OWN_ANSWER_PREFIX, edit_key, question_index
 from .ids import Field as InputField
 
 _REQUEST_ID = re.compile(r"^[0-9a-f]{24}$")
@@ -83,30 +83,15 @@ class _ModalView(_Payload):
 
     _check = field_validator("private_metadata")(_request_id)
 
-
-class ModifySubmission(_Payload):
-    """A ``view_submission`` of the Modify modal."""
-
-    user: SlackUser
-    view: _ModalView
-
     @property
-    def request_id(self) -> str:
-        return self.view.private_metadata
-
-    @property
-    def edited(self) -> dict[str, str | None]:
-        """Field key → submitted text, for the fields the modal offered."""
-        values = {}
-        for block_id, inputs in self.view.state.get("values", {}).items():
-            key = edit_key(block_id)
-            if key is not None and isinstance(inputs, dict):
-                values[key] = (inputs.get(EDIT_INPUT) or {}).get("value")
-        return values
+    def values(self) -> dict[str, Any]:
+        """``state.values``: block_id → action_id → the input's state."""
+        values = self.state.get("values")
+        return values if isinstance(values, dict) else {}
 
 
-class AnswerSubmission(_Payload):
-    """A ``view_submission`` of the answer form: options picked and text typed, per question."""
+class Submission(_Payload):
+    """A ``view_submission`` of one of our modals; the request id rides in private_metadata."""
 
     user: SlackUser
     view: _ModalView
@@ -117,17 +102,35 @@ class AnswerSubmission(_Payload):
 
     def _inputs(self, prefix: str) -> dict[int, dict[str, Any]]:
         found = {}
-        for block_id, inputs in self.view.state.get("values", {}).items():
-            head, _, index = block_id.partition(".")
-            if head == prefix and index.isdigit() and isinstance(inputs, dict):
-                found[int(index)] = inputs
+        for block_id, inputs in self.view.values.items():
+            index = question_index(block_id, prefix)
+            if index is not None and isinstance(inputs, dict):
+                found[index] = inputs
         return found
+
+
+class ModifySubmission(Submission):
+    """The Modify modal."""
+
+    @property
+    def edited(self) -> dict[str, str | None]:
+        """Field key → submitted text, for the fields the modal offered."""
+        values = {}
+        for block_id, inputs in self.view.values.items():
+            key = edit_key(block_id)
+            if key is not None and isinstance(inputs, dict):
+                values[key] = (inputs.get(EDIT_INPUT) or {}).get("value")
+        return values
+
+
+class AnswerSubmission(Submission):
+    """The answer form: options picked and text typed, per question."""
 
     @property
     def chosen(self) -> dict[int, list[int]]:
         """Question index → indexes of the options picked."""
         picked: dict[int, list[int]] = {}
-        for index, inputs in self._inputs("answer").items():
+        for index, inputs in self._inputs(CHOICE_PREFIX).items():
             state = inputs.get(CHOICE_INPUT) or {}
             options = state.get("selected_options") or ([state["selected_option"]] if state.get("selected_option") else [])
             picked[index] = [int(o["value"]) for o in options if str(o.get("value", "")).isdigit()]
@@ -138,21 +141,14 @@ class AnswerSubmission(_Payload):
         """Question index → the answer typed instead of (or with) the options."""
         return {
             index: (inputs.get(OWN_ANSWER_INPUT) or {}).get("value") or ""
-            for index, inputs in self._inputs("other").items()
+            for index, inputs in self._inputs(OWN_ANSWER_PREFIX).items()
         }
 
 
-class DenySubmission(_Payload):
-    """A ``view_submission`` of the deny modal."""
-
-    user: SlackUser
-    view: _ModalView
-
-    @property
-    def request_id(self) -> str:
-        return self.view.private_metadata
+class DenySubmission(Submission):
+    """The deny modal."""
 
     @property
     def reason(self) -> str:
-        block = self.view.state.get("values", {}).get(InputField.REASON_BLOCK.value, {})
+        block = self.view.values.get(InputField.REASON_BLOCK.value, {})
         return (block.get(InputField.REASON_INPUT.value) or {}).get("value") or ""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp
 
 from ... import text
@@ -14,7 +14,7 @@ from ...approvals.model import ApprovalRequest, Decision, State
 from ...approvals.store import RequestStore
 from .. import blocks
 from ..ids import Modal, choice_block, edit_block
-from ..payloads import AnswerSubmission, DenySubmission, ModifySubmission
+from ..payloads import AnswerSubmission, DenySubmission, ModifySubmission, Submission
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +22,8 @@ log = logging.getLogger(__name__)
 def register(app: AsyncApp, store: RequestStore) -> None:
     @app.view(Modal.ANSWER.value)
     async def answers_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
-        try:
-            submission = AnswerSubmission.model_validate(body)
-        except ValidationError as exc:
-            log.warning("malformed answer submission ignored: %s", exc.errors(include_url=False))
+        submission = _parse(AnswerSubmission, body)
+        if submission is None:
             await ack()
             return
         request = await store.get(submission.request_id)
@@ -36,27 +34,15 @@ def register(app: AsyncApp, store: RequestStore) -> None:
         try:
             answers = questions.answers(asked, submission.chosen, submission.typed)
         except questions.InvalidAnswers as invalid:
-            errors = {choice_block(index): reason for index, reason in invalid.errors.items()}
-            await ack(response_action="errors", errors=errors)
+            await _field_errors(ack, {choice_block(index): reason for index, reason in invalid.errors.items()})
             return
-        decision = Decision(
-            State.ANSWERED,
-            actor=submission.user.id,
-            actor_name=submission.user.display,
-            updated_input={**request.tool_input, "answers": answers},
-        )
-        transition = await store.decide(request.id, decision)
-        if transition.won:
-            await ack()
-        else:
-            await _too_late(ack, text.ANSWER_MODAL_TITLE, transition.request)
+        updated = {**request.tool_input, "answers": answers}
+        await _decide(ack, store, submission, State.ANSWERED, text.ANSWER_MODAL_TITLE, updated_input=updated)
 
     @app.view(Modal.MODIFY.value)
     async def modify_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
-        try:
-            submission = ModifySubmission.model_validate(body)
-        except ValidationError as exc:
-            log.warning("malformed modify submission ignored: %s", exc.errors(include_url=False))
+        submission = _parse(ModifySubmission, body)
+        if submission is None:
             await ack()
             return
         request = await store.get(submission.request_id)
@@ -66,42 +52,50 @@ def register(app: AsyncApp, store: RequestStore) -> None:
         try:
             updated = edits.apply(request.tool_name, request.tool_input, submission.edited)
         except edits.InvalidEdit as invalid:
-            # Shown under the field in the modal; nothing is decided until it is valid.
-            errors = {edit_block(key): reason[:_ERROR_TEXT] for key, reason in invalid.errors.items()}
-            await ack(response_action="errors", errors=errors)
+            await _field_errors(ack, {edit_block(key): reason for key, reason in invalid.errors.items()})
             return
-        decision = Decision(
-            State.APPROVED, actor=submission.user.id, actor_name=submission.user.display, updated_input=updated
-        )
-        transition = await store.decide(request.id, decision)
-        if transition.won:
-            await ack()
-        else:
-            await _too_late(ack, text.MODIFY_MODAL_TITLE, transition.request)
+        await _decide(ack, store, submission, State.APPROVED, text.MODIFY_MODAL_TITLE, updated_input=updated)
 
     @app.view(Modal.DENY.value)
     async def deny_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
-        try:
-            submission = DenySubmission.model_validate(body)
-        except ValidationError as exc:
-            log.warning("malformed deny submission ignored: %s", exc.errors(include_url=False))
+        submission = _parse(DenySubmission, body)
+        if submission is None:
             await ack()
             return
-        decision = Decision(
-            State.DENIED,
-            actor=submission.user.id,
-            actor_name=submission.user.display,
-            reason=submission.reason,
-        )
-        transition = await store.decide(submission.request_id, decision)
-        if transition.won:
-            await ack()
-        else:
-            await _too_late(ack, text.DENY_MODAL_TITLE, transition.request)
+        await _decide(ack, store, submission, State.DENIED, text.DENY_MODAL_TITLE, reason=submission.reason)
 
 
 _ERROR_TEXT = 300
 """Keep field errors short: Slack shows them under the input."""
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def _parse(model: type[S], body: dict[str, Any]) -> S | None:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        log.warning("malformed %s ignored: %s", model.__name__, exc.errors(include_url=False))
+        return None
+
+
+async def _field_errors(ack: AsyncAck, errors: dict[str, str]) -> None:
+    """Shown under each field; nothing is decided until the form is valid."""
+    await ack(response_action="errors", errors={block: reason[:_ERROR_TEXT] for block, reason in errors.items()})
+
+
+async def _decide(
+    ack: AsyncAck, store: RequestStore, submission: Submission, state: State, title: str, **decision: Any
+) -> None:
+    """Record the submitter's decision; close the modal, or say who decided first."""
+    transition = await store.decide(
+        submission.request_id,
+        Decision(state, actor=submission.user.id, actor_name=submission.user.display, **decision),
+    )
+    if transition.won:
+        await ack()
+    else:
+        await _too_late(ack, title, transition.request)
 
 
 async def _too_late(ack: AsyncAck, title: str, request: ApprovalRequest | None) -> None:
