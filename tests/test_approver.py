@@ -157,3 +157,24 @@ async def test_closing_the_approver_denies_and_cancels_the_calls_still_waiting(m
     result = await asyncio.wait_for(waiting, 2)
     assert result.behavior == "deny" and "shut down" in result.message
     assert (await store.get(request_id)).state is State.CANCELLED
+
+
+async def test_from_env_needs_only_redis(monkeypatch, redis_server, store, tmp_path):
+    from bot.settings import MissingSetting
+
+    monkeypatch.chdir(tmp_path)  # no .env here
+    for name in ("REDIS_URL", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "APPROVAL_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        SlackApprover.from_env()
+    except MissingSetting as missing:
+        assert missing.name == "REDIS_URL"
+    else:
+        raise AssertionError("REDIS_URL is required")
+
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    monkeypatch.setenv("APPROVAL_TIMEOUT", "0.2")
+    async with SlackApprover.from_env(agent_name="env-agent") as approver:  # no Slack token needed
+        result = await asyncio.wait_for(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_env")), 5)
+    assert result.behavior == "deny" and "expired" in result.message  # APPROVAL_TIMEOUT was read
+    assert (await store.get(request_id_for("toolu_env"))).agent == "env-agent"

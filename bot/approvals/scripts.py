@@ -57,5 +57,5 @@ redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*',
   'event', 'posted', 'request', ARGV[1], 'actor', 'system', 'at', ARGV[4],
   'input_hash', redis.call('HGET', KEYS[1], 'input_hash'),
   'state', redis.call('HGET', KEYS[1], 'state'), 'channel', ARGV[2], 'ts', ARGV[3])
-return {'ok'}
+return {'ok', redis.call('HGET', KEYS[1], 'state')}
 """

@@ -102,13 +102,17 @@ class RequestStore:
             return Transition(won=False, request=None)
         return Transition(won=status == "won", request=await self.get(request_id))
 
-    async def mark_posted(self, request_id: str, channel: str, ts: str) -> bool:
-        """Record the Slack message of a request; False if it had one already."""
+    async def mark_posted(self, request_id: str, channel: str, ts: str) -> State | None:
+        """Record the Slack message of a request and return the request's state now.
+
+        None if the request had a message already (or no longer exists): this
+        post is a duplicate.
+        """
         reply = await self._mark_posted(
             keys=self._keys(request_id),
             args=[request_id, channel, ts, repr(time.time()), keys.AUDIT_MAXLEN],
         )
-        return text(reply[0]) == "ok"
+        return State(text(reply[1])) if text(reply[0]) == "ok" else None
 
     async def ended(self, request_ids: Iterable[str]) -> set[str]:
         """Which of ``request_ids`` are no longer pending (or no longer exist)."""

@@ -57,11 +57,6 @@ class DecisionWaiter:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
-    @property
-    def waiting(self) -> int:
-        """How many request ids have at least one wait."""
-        return len(self._waits)
-
     async def start(self) -> None:
         """Subscribe, and return once the subscription is confirmed."""
         self._closed = False

@@ -184,14 +184,15 @@ class SlackJobWorker:
             await self.store.decide(request_id, Decision(State.UNDELIVERABLE, reason=reason))
             return
         posted_channel, ts = response["channel"], response["ts"]
-        if not await self.store.mark_posted(request_id, posted_channel, ts):
+        state = await self.store.mark_posted(request_id, posted_channel, ts)
+        if state is None:
             # Another worker posted it too (this job was re-claimed while the
             # first worker was still alive): keep one message.
             await self.client.chat_delete(channel=posted_channel, ts=ts)
-            return
-        current = await self.store.get(request_id)
-        if current is not None and current.state.is_final:
-            await self._update(current)  # it ended while we were posting
+        elif state.is_final:
+            ended = await self.store.get(request_id)  # it ended while we were posting
+            if ended is not None:
+                await self._update(ended)
 
     async def _update(self, request: ApprovalRequest) -> None:
         message = blocks.request_message(request)
