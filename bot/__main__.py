@@ -13,10 +13,11 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 
+from .approvals.policy import PolicyError
 from .redis_client import connect
 from .settings import MissingSetting, Settings
 from .slack.app import interactive_client
-from .web import create_app, serve_settings_required
+from .web import create_app, load_policy, serve_settings_required
 
 EXIT_CONFIG = 2
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return serve(settings)
         return asyncio.run(check(settings))
-    except MissingSetting as exc:
+    except (MissingSetting, PolicyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except ValidationError as exc:
@@ -60,6 +61,13 @@ async def check(settings: Settings) -> int:
         nonlocal failures
         failures += not ok
         print(f"{'ok  ' if ok else 'FAIL'} {what}: {detail}")
+
+    if settings.approval_policy:
+        try:
+            policy = load_policy(settings)
+            report(True, "policy", f"{settings.approval_policy}: {len(policy.rules)} rules")
+        except PolicyError as exc:
+            report(False, "policy", str(exc))
 
     redis = connect(settings.redis_url)
     try:

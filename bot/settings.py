@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -36,6 +38,9 @@ class Settings(BaseSettings):
     """Where requests, jobs and decisions live; shared by agents and workers."""
     approval_channel: str | None = None
     """Channel id (``C…``) the workers post requests to."""
+    approval_policy: Path | None = None
+    """YAML or TOML file of team rules (routing, approvers, N-of-M, cost, escalation).
+    Unset: every request goes to ``approval_channel`` and anyone there may decide."""
     approval_timeout: float = Field(default=86400, ge=0)
     """Seconds a request waits for a decision before it is denied as expired; 0 waits forever."""
     port: int = Field(default=3000, ge=1, le=65535)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from .approvals.model import ApprovalRequest, State
+from collections.abc import Sequence
+
+from .approvals.model import POLICY_ACTOR, ApprovalRequest, Refusal, Reply, State, Transition
 from .approvals.questions import TOOL_NAME as QUESTION_TOOL
 
 
@@ -25,9 +27,39 @@ def duration(seconds: float) -> str:
 
 # -- to the model (PermissionResultDeny.message) ------------------------------
 
-def deny_message(request: ApprovalRequest) -> str:
-    """What the model is told when a request ended without approval."""
+DISCUSSION_REPLY = 1000
+DISCUSSION_TOTAL = 8000
+"""Characters of one thread reply, and of the whole discussion, the model is given."""
+
+
+def deny_message(request: ApprovalRequest, discussion: Sequence[Reply] = ()) -> str:
+    """What the model is told when a request ended without approval, and what people said in its thread."""
+    return _deny_reason(request) + discussion_text(discussion)
+
+
+def discussion_text(replies: Sequence[Reply]) -> str:
+    """``\nDiscussion in Slack: @alice: … / @bob: …`` (empty without replies)."""
+    if not replies:
+        return ""
+    lines = []
+    for reply in replies:
+        said = " ".join(reply.text.split())
+        if len(said) > DISCUSSION_REPLY:
+            said = said[: DISCUSSION_REPLY - 1] + "…"
+        lines.append(f"@{reply.name or reply.user}: {said}")
+    joined = " / ".join(lines)
+    if len(joined) > DISCUSSION_TOTAL:
+        joined = joined[: DISCUSSION_TOTAL - 1] + "…"
+    return f"\nDiscussion in Slack: {joined}"
+
+
+def _deny_reason(request: ApprovalRequest) -> str:
     match request.state:
+        case State.DENIED if request.decided_by == POLICY_ACTOR:
+            message = f"Denied by the team's approval policy (rule {request.rule}). The tool was not run."
+            if request.reason:
+                message += f" {request.reason}"
+            return message
         case State.DENIED if request.tool_name == QUESTION_TOOL:
             message = f"{_who(request)} ({request.decided_by}) declined to answer in Slack."
             if request.reason:
@@ -126,11 +158,11 @@ def outcome_line(request: ApprovalRequest) -> str:
     when = f"<!date^{int(request.decided_at)}^{{date_short_pretty}} at {{time}}|{utc(request.decided_at)}>"
     match request.state:
         case State.APPROVED if request.always:
-            return f":white_check_mark: Approved and always allowed by <@{request.decided_by}> {when}"
+            return f":white_check_mark: Approved and always allowed by {_approvers(request)} {when}"
         case State.APPROVED if request.modified:
-            return f":pencil2: Approved with changes by <@{request.decided_by}> {when}"
+            return f":pencil2: Approved with changes by {_approvers(request)} {when}"
         case State.APPROVED:
-            return f":white_check_mark: Approved by <@{request.decided_by}> {when}"
+            return f":white_check_mark: Approved by {_approvers(request)} {when}"
         case State.ANSWERED:
             return f":speech_balloon: Answered by <@{request.decided_by}> {when}"
         case State.DENIED:
@@ -143,6 +175,12 @@ def outcome_line(request: ApprovalRequest) -> str:
             return f":warning: Not delivered {when}. The agent was told no."
         case _:
             return ""
+
+
+def _approvers(request: ApprovalRequest) -> str:
+    """Everyone whose approval counted (N-of-M), else the one who decided."""
+    users = [v.user for v in request.votes] or [request.decided_by]
+    return ", ".join(f"<@{u}>" for u in users)
 
 
 REASON_PLAIN = "Reason: {reason}"
@@ -213,8 +251,90 @@ REMOVE = "Remove"
 RULE_REMOVED = "Removed `{rule}` from the team allow-list."
 RULE_ALREADY_GONE = "That rule was already removed."
 COMMAND_HELP = (
+    "`/approvals` lists the requests waiting for your decision. "
     "`/approvals rules` lists the team allow-list (calls approved without asking), with a button to remove each rule."
 )
+
+# -- team rules (policy) ------------------------------------------------------
+
+def target(slack_id: str) -> str:
+    """A user or a user group as a mention (``<!subteam^…>`` is the only form that notifies a group)."""
+    return f"<!subteam^{slack_id}>" if slack_id.startswith("S") else f"<@{slack_id}>"
+
+
+def targets(ids: Sequence[str]) -> str:
+    return ", ".join(target(i) for i in ids)
+
+
+RULE_LINE_POLICY = "*Rule:* {rule}"
+WHO_DECIDES = "*Who can decide:* {who}"
+ANYONE_DECIDES = "Anyone in this channel can decide."
+PAGING = ":rotating_light: {who}: approval needed"
+NOT_SELF = "<@{user}> cannot approve their own agent's request."
+PROGRESS = "*Approvals:* {count} of {required}"
+PROGRESS_BY = "*Approvals:* {count} of {required}: {who}"
+COST = ":moneybag: *Estimated cost:* ${cost:,.2f}"
+SPENT_TODAY = "Approved today on `{rule}`: ${spent:,.2f}"
+SPENT_OF_BUDGET = "Approved today on `{rule}`: ${spent:,.2f} of ${budget:,.2f} daily budget"
+OVER_BUDGET = ":warning: Approving this takes `{rule}` over its daily budget."
+ESCALATED_TO = ":arrow_double_up: Escalated to {who}"
+ESCALATES_LINE = "Escalates <!date^{epoch}^{{date_short_pretty}} at {{time}}|{fallback}> if nobody decides"
+
+
+def reminder(request: ApprovalRequest, added: Sequence[str], waited: float) -> str:
+    """Posted in the request's thread when an escalation step fires."""
+    who = targets(added) if added else "Approvers"
+    return (
+        f":rotating_light: No decision after {duration(waited)}. {who}: you can now approve or deny "
+        f"this {request.tool_name} request (see the message above)."
+    )
+
+
+def refused(transition: Transition) -> str:
+    """Why a person's click or form changed nothing (an ephemeral or a modal notice)."""
+    request = transition.request
+    match transition.refused:
+        case Refusal.SELF:
+            return "You cannot approve a request your own agent made; another approver has to."
+        case Refusal.STALE:
+            return (
+                "This request was changed after you looked at it. "
+                "Read the new version in the message and approve that one."
+            )
+        case Refusal.VOTED:
+            needed = request.required if request else 2
+            return f"You already approved this request. It needs approvals from {needed} different people."
+        case Refusal.UNKNOWN_GROUPS:
+            return "Your approver group membership could not be checked just now. Try again in a minute."
+        case _:
+            who = targets(request.approvers) if request and request.approvers else "the approvers"
+            return f"You are not an approver for this request. It can be decided by {who}."
+
+
+DISCUSSION_AUDIT_LIMIT = 20_000
+"""Characters of a thread's discussion kept in its audit entry."""
+
+
+# -- /approvals and App Home -------------------------------------------------
+
+PENDING_HEADING = "Waiting for you"
+NOTHING_PENDING = "Nothing is waiting for your decision."
+PENDING_LINE = "*{tool}* {summary}\n{agent}<{link}|Open the request> · asked <!date^{epoch}^{{date_short_pretty}} at {{time}}|{fallback}>"
+PENDING_NOT_POSTED = "*{tool}* {summary}\n{agent}not posted yet · asked <!date^{epoch}^{{date_short_pretty}} at {{time}}|{fallback}>"
+PENDING_MORE = "…and {count} more."
+RECENT_HEADING = "Your recent decisions"
+NO_RECENT = "You have not decided anything yet."
+RECENT_LINE = "{event} request `{request}` <!date^{epoch}^{{date_short_pretty}} at {{time}}|{fallback}>"
+RECENT_EVENTS = {
+    "approved": ":white_check_mark: Approved",
+    "always_allowed": ":white_check_mark: Always allowed",
+    "modified": ":pencil2: Approved with changes",
+    "vote": ":ballot_box_with_check: Voted to approve",
+    "modified_vote": ":pencil2: Edited and voted to approve",
+    "answered": ":speech_balloon: Answered",
+    "denied": ":no_entry: Denied",
+}
+HOME_INTRO = "Agent tool calls waiting for approval that you can decide, and what you decided lately."
 
 FULL_INPUT_TITLE = "Full input"
 CLOSE = "Close"

@@ -19,6 +19,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
 
+from .approvals.policy import Policy
 from .approvals.queue import JobQueue
 from .approvals.store import RequestStore
 from .redis_client import connect
@@ -44,17 +45,26 @@ def serve_settings_required(settings: Settings) -> tuple[str, ...]:
     return tuple(needed)
 
 
+def load_policy(settings: Settings) -> Policy:
+    """The team policy, or the built-in default (ask in the approval channel, anyone decides).
+
+    Raises ``PolicyError`` naming the rule and field when the file is invalid."""
+    return Policy.load(settings.approval_policy) if settings.approval_policy else Policy()
+
+
 def create_app(settings: Settings, *, consumer: str | None = None) -> web.Application:
     """One bot worker: Slack endpoint, health check, job worker, Socket Mode if configured."""
     settings.require(*serve_settings_required(settings))
+    policy = load_policy(settings)
     redis = connect(settings.redis_url, max_connections=settings.redis_max_connections)
-    store = RequestStore(redis)
+    store = RequestStore(redis, today=policy.today)
     queue = JobQueue(redis, consumer or _consumer_name(), retry_after=settings.job_retry_after)
     bolt = build_app(settings, interactive_client(settings), store, queue)
     jobs = SlackJobWorker(
         store,
         queue,
         background_client(settings),
+        policy=policy,
         default_channel=settings.approval_channel,
         sweep_interval=settings.sweep_interval,
     )

@@ -209,8 +209,13 @@ def context(tool_use_id: str, **kwargs: Any) -> ToolPermissionContext:
 
 
 async def posted(slack: FakeSlack, count: int = 1) -> PostedMessage:
-    """The ``count``-th message the bot posted, once it is there."""
-    call = await slack.wait_for_call("chat.postMessage", count=count)
+    """The ``count``-th request message the bot posted (thread replies aside), once it is there."""
+
+    def roots() -> list[Any]:
+        return [c for c in slack.calls_to("chat.postMessage") if not c.args.get("thread_ts")]
+
+    await slack.wait_for(lambda: len(roots()) >= count)
+    call = roots()[count - 1]
     return slack.message(call.response["channel"], call.response["ts"])
 
 

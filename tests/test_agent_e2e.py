@@ -95,7 +95,7 @@ async def test_nobody_answers_the_request_expires_and_the_tool_does_not_run(tmp_
     [result] = model.tool_results()
     assert result.is_error
     assert "expired" in result.content
-    message = next(iter(slack.messages.values()))
+    [message] = slack.roots()
     await slack.wait_for(lambda: message.edits >= 1)
     assert "Expired" in message.blocks[0]["text"]["text"]
 
@@ -116,11 +116,11 @@ async def test_two_workers_post_one_message_per_request(tmp_path, start_worker, 
     assert (tmp_path / "work" / "one.txt").exists() and (tmp_path / "work" / "two.txt").exists()
     assert [r.is_error for r in model.tool_results()] == [False, False]
     await asyncio.sleep(0.2)
-    assert len(slack.calls_to("chat.postMessage")) == 2
+    assert len(slack.roots()) == 2
 
 
 def posted_text(slack) -> str:
-    [message] = slack.messages.values()
+    [message] = slack.roots()
     return "\n".join(str(b) for b in message.blocks)
 
 
@@ -178,7 +178,7 @@ async def test_always_allow_skips_the_question_for_the_session_and_for_the_team(
     await clicker
     # The CLI applied the granted session rule: the second call was not asked.
     assert [r.is_error for r in model.tool_results()] == [False, False]
-    assert len(slack.calls_to("chat.postMessage")) == 1
+    assert len(slack.roots()) == 1
     assert not (tmp_path / "work" / ".claude").exists()  # nothing written to the agent's settings
 
     # A new session (another agent run): the team allow-list answers at once.
@@ -186,4 +186,4 @@ async def test_always_allow_skips_the_question_for_the_session_and_for_the_team(
     model = await run_agent(tmp_path, await make_approver(), [tool_use("Bash", touch), text("done")])
     assert [r.is_error for r in model.tool_results()] == [False]
     assert (tmp_path / "work" / "marker.txt").exists()
-    assert len(slack.calls_to("chat.postMessage")) == 1
+    assert len(slack.roots()) == 1

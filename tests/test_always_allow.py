@@ -52,7 +52,7 @@ async def test_always_allow_grants_the_rule_for_the_session_and_the_team(start_w
     other = await make_approver()
     result = await asyncio.wait_for(other.can_use_tool("Bash", {"command": "npm test"}, context("toolu_aa2")), 2)
     assert result.behavior == "allow" and result.updated_input == {"command": "npm test"}
-    assert len(slack.calls_to("chat.postMessage")) == 1
+    assert len(slack.roots()) == 1
     assert (await _events(redis)).count(b"auto_allowed") == 1
     assert b"always_allowed" in await _events(redis) and b"rule_added" in await _events(redis)
 

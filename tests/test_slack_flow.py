@@ -185,7 +185,7 @@ async def test_rate_limited_post_is_retried_off_the_request_path(start_worker, m
     approver = await make_approver()
     decision = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_429")))
     message = await posted(slack, count=2)  # the 429, then the retry
-    assert len(slack.messages) == 1
+    assert len(slack.roots()) == 1
     await worker.click("U_ALICE", Action.APPROVE, message)
     assert (await asyncio.wait_for(decision, 5)).behavior == "allow"
 
@@ -209,5 +209,5 @@ async def test_a_worker_that_dies_holding_a_job_leaves_it_to_another(start_worke
     await worker.click("U_ALICE", Action.APPROVE, message)
     assert (await asyncio.wait_for(decision, 5)).behavior == "allow"
     await asyncio.sleep(0.5)  # more sweeps: nothing is posted twice
-    assert len(slack.calls_to("chat.postMessage")) == 1
+    assert len(slack.roots()) == 1
     assert await redis.xpending(keys.JOBS, keys.JOBS_GROUP) == {"pending": 0, "min": None, "max": None, "consumers": []}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Self
 
 from claude_agent_sdk import (
@@ -17,7 +19,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from .. import text
-from ..approvals import audit, keys, rules
+from ..approvals import keys, rules
+from ..approvals.audit import AuditLog
 from ..approvals.allowlist import TeamAllowList
 from ..approvals.model import ApprovalRequest, Decision, NewRequest, State, input_hash, request_id_for
 from ..approvals.store import RequestStore
@@ -36,6 +39,9 @@ class _Vanished:
 
 
 VANISHED = _Vanished()
+
+CostEstimator = Callable[[str, dict[str, Any]], "float | None | Awaitable[float | None]"]
+"""``(tool_name, tool_input) -> dollars | None``, plain or async."""
 
 
 class SlackApprover:
@@ -62,6 +68,7 @@ class SlackApprover:
         agent_name: str = "",
         requested_by: str = "",
         channel: str = "",
+        cost_estimator: CostEstimator | None = None,
         max_connections: int = 20,
     ) -> None:
         """
@@ -70,7 +77,11 @@ class SlackApprover:
             timeout: seconds until an undecided request is denied as expired; 0 waits forever.
             agent_name: shown in Slack as who asks (subagent ids are appended).
             requested_by: Slack user id of the person this agent works for.
-            channel: post to this channel instead of the workers' ``APPROVAL_CHANNEL``.
+            channel: post to this channel instead of the workers' ``APPROVAL_CHANNEL``
+                (a policy rule's ``channel`` still wins).
+            cost_estimator: ``(tool_name, tool_input) -> dollars | None`` (may be async); the
+                estimate is shown in Slack and drives the policy's cost rules and budgets.
+                If it raises, the call is denied.
             max_connections: Redis connections for commands; further calls queue.
         """
         if timeout < 0:
@@ -81,8 +92,10 @@ class SlackApprover:
         self.agent_name = agent_name
         self.requested_by = requested_by
         self.channel = channel
+        self.cost_estimator = cost_estimator
         self.store = RequestStore(self.redis)
         self.allowlist = TeamAllowList(self.redis)
+        self.audit = AuditLog(self.redis)
         self._waiter = DecisionWaiter(self.redis, keys.DECISIONS, self.store.ended)
         self._started = False
         self._start_lock = asyncio.Lock()
@@ -162,12 +175,13 @@ class SlackApprover:
             await self.start()
             allowed = await self.allowlist.matching(tool_name, tool_input)
             if allowed is not None:
-                await audit.append(
-                    self.redis, "auto_allowed", actor=f"team rule {allowed.rule}", request=request_id,
+                await self.audit.append(
+                    "auto_allowed", actor=f"team rule {allowed.rule}", request=request_id,
                     input_hash=input_hash(tool_input), tool=tool_name,
                 )
                 return PermissionResultAllow(updated_input=tool_input)
-            return _result(await self._ask(request_id, tool_name, tool_input, context))
+            ended = await self._ask(request_id, tool_name, tool_input, context)
+            return await self._result(ended)
         except asyncio.CancelledError:
             await self._cancel(request_id)
             raise
@@ -189,6 +203,7 @@ class SlackApprover:
         agent = self.agent_name
         if context.agent_id:
             agent = f"{agent} (subagent {context.agent_id})" if agent else f"subagent {context.agent_id}"
+        cost = await self._estimate(tool_name, tool_input)
         request, created = await self.store.create(
             NewRequest(
                 id=request_id,
@@ -201,6 +216,7 @@ class SlackApprover:
                 title=context.title or "",
                 timeout=self.timeout,
                 suggestions=rules.safe_suggestions(context.suggestions),
+                cost=cost,
             )
         )
         log.info("approval %s for %s: %s", request_id, tool_name, "queued for Slack" if created else "asked again")
@@ -214,6 +230,30 @@ class SlackApprover:
         # worker to be running. If a decision won the race, it stands.
         transition = await self.store.decide(request_id, Decision(State.EXPIRED, reason="timeout"))
         return transition.request or VANISHED
+
+    async def _estimate(self, tool_name: str, tool_input: dict[str, Any]) -> float | None:
+        if self.cost_estimator is None:
+            return None
+        estimate = self.cost_estimator(tool_name, tool_input)
+        if inspect.isawaitable(estimate):
+            estimate = await estimate
+        if estimate is None:
+            return None
+        if isinstance(estimate, bool) or not isinstance(estimate, (int, float)) or estimate < 0:
+            raise ValueError(f"cost_estimator returned {estimate!r}; expected dollars (a number >= 0) or None")
+        return float(estimate)
+
+    async def _result(self, request: ApprovalRequest | _Vanished) -> PermissionResult:
+        """What the SDK gets for a request that ended."""
+        if isinstance(request, _Vanished):
+            return PermissionResultDeny(message=text.DENY_VANISHED)
+        if request.state in (State.APPROVED, State.ANSWERED):
+            # Allow exactly what the approvers saw (or the edit they made), not
+            # whatever input a repeated call with the same tool_use_id carries.
+            granted = rules.to_permission_updates(request.suggestions) if request.always else None
+            return PermissionResultAllow(updated_input=request.proposed_input, updated_permissions=granted)
+        discussion = await self.store.discussion(request.id) if request.posted else []
+        return PermissionResultDeny(message=text.deny_message(request, discussion))
 
     async def _ended(self, request_id: str) -> ApprovalRequest | _Vanished | None:
         request = await self.store.get(request_id)
@@ -231,15 +271,3 @@ class SlackApprover:
             # the deny) the caller is about to raise or return.
             log.warning("approval %s: could not mark cancelled", request_id, exc_info=True)
 
-
-def _result(request: ApprovalRequest | _Vanished) -> PermissionResult:
-    """What the SDK gets for a request that ended."""
-    if isinstance(request, _Vanished):
-        return PermissionResultDeny(message=text.DENY_VANISHED)
-    if request.state in (State.APPROVED, State.ANSWERED):
-        # Allow exactly what the approvers saw (or the edit they made), not
-        # whatever input a repeated call with the same tool_use_id carries.
-        approved = request.updated_input if request.updated_input is not None else request.tool_input
-        granted = rules.to_permission_updates(request.suggestions) if request.always else None
-        return PermissionResultAllow(updated_input=approved, updated_permissions=granted)
-    return PermissionResultDeny(message=text.deny_message(request))

@@ -9,7 +9,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from . import audit, keys
+from . import keys
+from .audit import AuditLog
 from .codec import text
 from .rules import Rule
 
@@ -30,6 +31,7 @@ class TeamAllowList:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        self.audit = AuditLog(redis)
 
     async def add(self, rules: list[Rule], *, added_by: str, request: str = "") -> None:
         if not rules:
@@ -38,7 +40,7 @@ class TeamAllowList:
         entries = {r.id: json.dumps({"rule": str(r), "added_by": added_by, "added_at": now}) for r in rules}
         await self.redis.hset(keys.TEAM_RULES, mapping=entries)
         for rule in rules:
-            await audit.append(self.redis, "rule_added", actor=added_by, request=request, rule=str(rule))
+            await self.audit.append("rule_added", actor=added_by, request=request, rule=str(rule))
 
     async def remove(self, rule_id: str, *, removed_by: str) -> TeamRule | None:
         """Remove one rule; None if it was not there (e.g. removed by someone else already)."""
@@ -46,7 +48,7 @@ class TeamAllowList:
         if raw is None or not await self.redis.hdel(keys.TEAM_RULES, rule_id):
             return None
         removed = _entry(raw)
-        await audit.append(self.redis, "rule_removed", actor=removed_by, rule=str(removed.rule))
+        await self.audit.append("rule_removed", actor=removed_by, rule=str(removed.rule))
         return removed
 
     async def all(self) -> list[TeamRule]:

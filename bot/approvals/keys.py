@@ -2,9 +2,10 @@
 
 Keys of one request share the hash tag ``{<id>}`` so that, should a later
 version shard requests, the keys of one request stay in one slot. The global
-keys (jobs, deadlines, audit, the decisions channel) are touched by the same
-scripts, so today the project needs a single Redis primary (replicas and
-Sentinel are fine; Redis Cluster is not supported).
+keys (jobs, deadlines, audit, the decisions channel, group caches, spend
+counters) are touched by the same scripts, so today the project needs a
+single Redis primary (replicas and Sentinel are fine; Redis Cluster is not
+supported).
 """
 
 PREFIX = "appr"
@@ -21,6 +22,33 @@ AUDIT = f"{PREFIX}:audit"
 """Stream: one entry per transition."""
 AUDIT_MAXLEN = 1_000_000
 """Approximate cap on the audit stream (XADD MAXLEN ~)."""
+AUDIT_HEAD = f"{PREFIX}:audit:head"
+"""The hash of the newest audit entry: the end of the chain, to compare with."""
+
+PENDING = f"{PREFIX}:pending"
+"""Sorted set: ids of pending requests by creation time (``/approvals``, App Home)."""
+
+USERGROUP_PREFIX = f"{PREFIX}:usergroup:"
+"""+ ``S…``: set of the group's members (plus ``USERGROUP_SENTINEL``), cached."""
+USERGROUP_SENTINEL = "*"
+"""Always in a cached group's set, so an empty group differs from an uncached one."""
+USERGROUP_TTL = 600
+"""Seconds a group's cached membership is trusted."""
+USERGROUP_REFRESH_GAP = 30
+"""A click by a non-member refreshes the group at most this often (``usergroups.users.list`` is Tier 2)."""
+
+THREAD_PREFIX = f"{PREFIX}:thread:"
+"""+ ``channel:ts``: the request whose message is the root of that thread."""
+
+SEEN_EVENTS_PREFIX = f"{PREFIX}:event:"
+"""+ ``event_id``: an Events API delivery already handled (Slack retries up to 3 times)."""
+SEEN_EVENTS_TTL = 3600
+
+USER_NAMES = f"{PREFIX}:names"
+"""Hash: Slack user id → display name, to write "@alice" for the model."""
+
+SPEND_PREFIX = f"{PREFIX}:spend:"
+"""+ ``rule:YYYY-MM-DD``: dollars approved on a route that day (policy time zone)."""
 
 DECISIONS = f"{PREFIX}:decided"
 """Pub/sub channel: the id of every request that reached a final state."""
@@ -35,3 +63,35 @@ RETENTION_SECONDS = 30 * 86400
 def request(request_id: str) -> str:
     """The hash holding one request."""
     return f"{PREFIX}:{{{request_id}}}:req"
+
+
+def votes(request_id: str) -> str:
+    """Hash: approver id → "epoch name", the approvals counted so far (N-of-M)."""
+    return f"{PREFIX}:{{{request_id}}}:votes"
+
+
+def thread(request_id: str) -> str:
+    """Hash: reply ts → the human replies in the request's Slack thread (JSON)."""
+    return f"{PREFIX}:{{{request_id}}}:thread"
+
+
+def usergroup(group_id: str) -> str:
+    return USERGROUP_PREFIX + group_id
+
+
+def spend(rule: str, day: str = "") -> str:
+    """The spend counter prefix of a route, or the counter of one ``day``."""
+    prefix = SPEND_PREFIX + rule
+    return f"{prefix}:{day}" if day else prefix
+
+
+def thread_root(channel: str, ts: str) -> str:
+    return f"{THREAD_PREFIX}{channel}:{ts}"
+
+
+ESCALATION_MARK = ":esc:"
+"""Deadline members ``<id>:esc:<n>`` are escalation steps; a bare ``<id>`` is the request's expiry."""
+
+
+def escalation_member(request_id: str, step: int) -> str:
+    return f"{request_id}{ESCALATION_MARK}{step}"

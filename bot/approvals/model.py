@@ -29,6 +29,8 @@ class State(StrEnum):
 
 SYSTEM_ACTOR = "system"
 """``decided_by`` of transitions no person made (expiry, cancel, delivery)."""
+POLICY_ACTOR = "policy"
+"""``decided_by`` of requests the team policy allowed or denied without asking."""
 
 
 def request_id_for(tool_use_id: str | None) -> str:
@@ -76,6 +78,35 @@ class NewRequest:
     """Seconds until the request expires; 0 waits forever."""
     suggestions: list[dict[str, Any]] = field(default_factory=list)
     """Permission updates "Always allow" may grant (``rules.safe_suggestions``)."""
+    cost: float | None = None
+    """Dollars, from the agent's cost estimator; None when it gave none."""
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One approval counted towards ``required`` (N-of-M)."""
+
+    user: str
+    name: str
+    at: float
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A person's reply in the request's Slack thread."""
+
+    ts: str
+    user: str
+    name: str
+    text: str
+
+    def to_json(self) -> str:
+        return to_json({"user": self.user, "name": self.name, "text": self.text})
+
+    @classmethod
+    def from_json(cls, ts: str, raw: str) -> Reply:
+        data = json.loads(raw)
+        return cls(ts=ts, user=str(data.get("user", "")), name=str(data.get("name", "")), text=str(data.get("text", "")))
 
 
 @dataclass(frozen=True)
@@ -106,10 +137,48 @@ class ApprovalRequest:
     suggestions: list[dict[str, Any]] = field(default_factory=list)
     always: bool = False
     """Approved with "Always allow": the suggestions are granted too."""
+    cost: float | None = None
+
+    # What the team policy decided (set by the worker that posts it).
+    routed: bool = False
+    rule: str = ""
+    approvers: tuple[str, ...] = ()
+    """Users (``U…``) and groups (``S…``) who may decide; empty means anyone."""
+    mention: tuple[str, ...] = ()
+    required: int = 1
+    allow_self: bool = False
+    timeout_at: float = 0
+    """When the team's timeout falls due (0: none); the agent's ``deadline`` still caps it."""
+    on_timeout: str = "deny"
+    escalation: list[dict[str, Any]] = field(default_factory=list)
+    """Steps ``{"after": seconds, "approvers": [...]}`` in order."""
+    escalated: tuple[int, ...] = ()
+    """Indexes of the steps that fired."""
+    timeout_escalated: bool = False
+    """``on_timeout: escalate`` fired; the next timeout denies."""
+    budget: float | None = None
+    revision: int = 0
+    """Bumped by each edit; an approval of an older revision is refused as stale."""
+    votes: tuple[Vote, ...] = ()
 
     @property
     def posted(self) -> bool:
         return bool(self.ts)
+
+    @property
+    def expires_at(self) -> float:
+        """When the request will be denied if nobody decides (0: never).
+
+        The team's timeout when it ends in a deny, capped by the agent's own deadline."""
+        candidates = [self.deadline]
+        if self.timeout_at and (self.on_timeout != "escalate" or self.timeout_escalated):
+            candidates.append(self.timeout_at)
+        return min((c for c in candidates if c), default=0)
+
+    @property
+    def proposed_input(self) -> dict[str, Any]:
+        """What an approval approves now: the latest edit, or the input as asked."""
+        return self.updated_input if self.updated_input is not None else self.tool_input
 
     @property
     def modified(self) -> bool:
@@ -117,9 +186,13 @@ class ApprovalRequest:
         return self.updated_input is not None and self.updated_input != self.tool_input
 
     @classmethod
-    def from_redis(cls, raw: dict[str, str]) -> ApprovalRequest:
-        """Build from the request hash (decoded strings)."""
+    def from_redis(cls, raw: dict[str, str], votes: dict[str, str] | None = None) -> ApprovalRequest:
+        """Build from the request hash and the votes hash (decoded strings)."""
         updated = raw.get("updated_input") or ""
+        counted = []
+        for user, value in (votes or {}).items():
+            at, _, name = value.partition(" ")
+            counted.append(Vote(user=user, name=name, at=float(at)))
         return cls(
             id=raw["id"],
             state=State(raw["state"]),
@@ -142,7 +215,26 @@ class ApprovalRequest:
             updated_input=json.loads(updated) if updated else None,
             suggestions=json.loads(raw.get("suggestions") or "[]"),
             always=raw.get("always") == "1",
+            cost=_number(raw.get("cost")),
+            routed=raw.get("routed") == "1",
+            rule=raw.get("rule", ""),
+            approvers=tuple(raw.get("approvers", "").split()),
+            mention=tuple(raw.get("mention", "").split()),
+            required=int(raw.get("required") or 1),
+            allow_self=raw.get("allow_self") == "1",
+            timeout_at=float(raw.get("timeout_at") or 0),
+            on_timeout=raw.get("on_timeout") or "deny",
+            escalation=json.loads(raw.get("escalation") or "[]"),
+            escalated=tuple(sorted({int(i) for i in raw.get("escalated", "").split()})),
+            timeout_escalated=raw.get("timeout_escalated") == "1",
+            budget=_number(raw.get("budget")),
+            revision=int(raw.get("revision") or 0),
+            votes=tuple(sorted(counted, key=lambda v: v.at)),
         )
+
+
+def _number(value: str | None) -> float | None:
+    return float(value) if value else None
 
 
 @dataclass(frozen=True)
@@ -157,19 +249,44 @@ class Decision:
     updated_input: dict[str, Any] | None = None
     always: bool = False
     """Approve and grant the request's suggested permission rules."""
+    revision: int | None = None
+    """The revision the person saw; an approval of an older one is refused."""
+    event: str = ""
+    """The audit event, when the state alone does not name it (``auto_allowed``)."""
 
     def __post_init__(self) -> None:
         if not self.state.is_final:
             raise ValueError("a decision must end the request")
 
     @property
+    def by_person(self) -> bool:
+        """A person's decision: approver rules and N-of-M apply."""
+        return self.actor not in (SYSTEM_ACTOR, POLICY_ACTOR)
+
+    @property
     def audit_event(self) -> str:
         """The audit log's name for this transition."""
+        if self.event:
+            return self.event
         if self.state is State.APPROVED and self.always:
             return "always_allowed"
         if self.state is State.APPROVED and self.updated_input is not None:
             return "modified"
         return self.state.value
+
+
+class Refusal(StrEnum):
+    """Why a person's decision was not taken (the request did not change)."""
+
+    NOT_APPROVER = "not_approver"
+    SELF = "self"
+    """The person the agent acts for tried to approve their own request."""
+    STALE = "stale"
+    """Approved a version of the request that was edited since."""
+    VOTED = "voted"
+    """Approved twice: each person counts once."""
+    UNKNOWN_GROUPS = "unknown_groups"
+    """An approver group's membership is not cached; refresh it and try again."""
 
 
 @dataclass(frozen=True)
@@ -179,3 +296,8 @@ class Transition:
     won: bool
     request: ApprovalRequest | None
     """The request after the attempt; ``None`` if no such request exists."""
+    refused: Refusal | None = None
+    groups: tuple[str, ...] = ()
+    """With ``UNKNOWN_GROUPS``: the groups to look up."""
+    votes: tuple[int, int] | None = None
+    """An approval counted as a vote: (approvals so far, required)."""

@@ -23,6 +23,10 @@ class JobKind(StrEnum):
     """Re-render a request's Slack message from its stored state."""
     NOTIFY = "notify"
     """Tell one person something (an ephemeral message)."""
+    REMIND = "remind"
+    """Escalation steps fired: mention their approvers in the thread."""
+    GATHER = "gather"
+    """Read the request's Slack thread into the stored discussion."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,9 @@ class JobQueue:
         await self.redis.xadd(
             keys.JOBS, {"kind": JobKind.NOTIFY.value, "channel": channel, "user": user, "text": message}
         )
+
+    async def gather(self, request_id: str) -> None:
+        await self.redis.xadd(keys.JOBS, {"kind": JobKind.GATHER.value, "id": request_id})
 
     async def take(self, count: int, block_ms: int) -> list[Job]:
         """New jobs for this consumer, waiting up to ``block_ms`` for one."""

@@ -57,10 +57,7 @@ class Rule:
             command = tool_input.get("command")
             return isinstance(command, str) and _command_matches(self.content, command.strip())
         path = tool_input.get("file_path")
-        if isinstance(path, str) and path:
-            normal = posixpath.normpath(path)
-            return ".." not in normal.split("/") and _glob(self.content).fullmatch(normal) is not None
-        return False
+        return isinstance(path, str) and path_glob(self.content, path)
 
     def describe(self) -> str:
         """The rule in words, for people."""
@@ -72,6 +69,14 @@ class Rule:
                 return f"Bash commands starting with `{prefix}`"
             return f"the Bash command `{self.content}`"
         return f"{self.tool} on `{self.content}`"
+
+
+def path_glob(pattern: str, path: str) -> bool:
+    """Whether ``path`` matches ``pattern``; a path that climbs (``..``) never does."""
+    if not path:
+        return False
+    normal = posixpath.normpath(path)
+    return ".." not in normal.split("/") and _glob(pattern).fullmatch(normal) is not None
 
 
 def _glob(pattern: str) -> re.Pattern[str]:

@@ -2,34 +2,59 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from redis.asyncio import Redis
 
 from . import keys, scripts
 from .codec import pairs, text
-from .model import ApprovalRequest, Decision, NewRequest, State, Transition, input_hash, to_json
+from .model import (
+    ApprovalRequest,
+    Decision,
+    NewRequest,
+    Refusal,
+    Reply,
+    State,
+    Transition,
+    input_hash,
+    to_json,
+)
+from .policy import Route
+
+
+def utc_day(now: float) -> str:
+    return dt.datetime.fromtimestamp(now, dt.UTC).date().isoformat()
 
 
 class RequestStore:
-    """Creates, reads and decides approval requests.
+    """Creates, reads, routes and decides approval requests.
 
     Every change goes through one Lua script, so any number of agent
     processes and bot workers can share one Redis safely: the first
     transition out of ``pending`` wins and later ones learn that they lost.
     """
 
-    def __init__(self, redis: Redis, *, retention: int = keys.RETENTION_SECONDS) -> None:
+    def __init__(self, redis: Redis, *, today: Callable[[float], str] = utc_day) -> None:
+        """``today`` names the budget day of an epoch time (the policy's time zone)."""
         self.redis = redis
-        self.retention = retention
+        self.today = today
         self._create = redis.register_script(scripts.CREATE)
+        self._route = redis.register_script(scripts.ROUTE)
         self._decide = redis.register_script(scripts.DECIDE)
         self._mark_posted = redis.register_script(scripts.MARK_POSTED)
+        self._escalate = redis.register_script(scripts.ESCALATE)
+        self._timeout = redis.register_script(scripts.TIMEOUT)
+        self._may_decide = redis.register_script(scripts.MAY_DECIDE)
 
     @staticmethod
     def _keys(request_id: str) -> list[str]:
-        return [keys.request(request_id), keys.DEADLINES, keys.JOBS, keys.AUDIT]
+        return [
+            keys.request(request_id), keys.DEADLINES, keys.JOBS, keys.AUDIT, keys.AUDIT_HEAD,
+            keys.votes(request_id), keys.PENDING,
+        ]
 
     async def create(self, new: NewRequest) -> tuple[ApprovalRequest, bool]:
         """Store ``new`` and queue its Slack post, unless it exists already.
@@ -40,13 +65,12 @@ class RequestStore:
         """
         now = time.time()
         deadline = now + new.timeout if new.timeout > 0 else 0
-        digest = input_hash(new.tool_input)
         fields = {
             "id": new.id,
             "state": State.PENDING.value,
             "tool_name": new.tool_name,
             "tool_input": to_json(new.tool_input),
-            "input_hash": digest,
+            "input_hash": input_hash(new.tool_input),
             "created_at": repr(now),
             "tool_use_id": new.tool_use_id or "",
             "agent": new.agent,
@@ -55,31 +79,59 @@ class RequestStore:
             "title": new.title,
             "deadline": repr(deadline),
             "suggestions": to_json(new.suggestions),
+            "cost": repr(new.cost) if new.cost is not None else "",
+            "revision": "0",
         }
         flat = [item for pair in fields.items() for item in pair]
         reply = await self._create(
-            keys=self._keys(new.id),
-            args=[new.id, repr(now), repr(deadline), digest, new.agent or "agent", keys.AUDIT_MAXLEN, *flat],
+            keys=self._keys(new.id), args=[new.id, repr(now), repr(deadline), new.agent or "agent", *flat]
         )
-        status = text(reply[0])
-        if status == "exists":
-            raw = reply[1:]
-            return ApprovalRequest.from_redis(pairs(raw)), False
+        if text(reply[0]) == "exists":
+            return ApprovalRequest.from_redis(pairs(reply[1:])), False
         return ApprovalRequest.from_redis(fields), True
 
     async def get(self, request_id: str) -> ApprovalRequest | None:
-        raw = await self.redis.hgetall(keys.request(request_id))
-        if not raw:
-            return None
-        return ApprovalRequest.from_redis({text(k): text(v) for k, v in raw.items()})
+        return (await self.many([request_id]))[0]
+
+    async def many(self, request_ids: list[str]) -> list[ApprovalRequest | None]:
+        """Several requests (with their votes) in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for request_id in request_ids:
+                pipe.hgetall(keys.request(request_id))
+                pipe.hgetall(keys.votes(request_id))
+            replies = await pipe.execute()
+        out: list[ApprovalRequest | None] = []
+        for raw, votes in zip(replies[::2], replies[1::2], strict=True):
+            out.append(ApprovalRequest.from_redis(_decoded(raw), _decoded(votes)) if raw else None)
+        return out
+
+    async def route(self, request_id: str, route: Route) -> State | None:
+        """Store what the policy decided for a request, unless it was routed already.
+
+        Returns the request's state, or None if it no longer exists.
+        """
+        escalation = [{"after": step.after, "approvers": list(step.approvers)} for step in route.escalation]
+        reply = await self._route(
+            keys=self._keys(request_id),
+            args=[
+                request_id, repr(time.time()), route.rule, route.channel, " ".join(route.approvers),
+                " ".join(route.mention), route.required, "1" if route.allow_self else "", repr(route.timeout),
+                route.on_timeout.value, json.dumps(escalation), repr(route.cost) if route.cost is not None else "",
+                repr(route.daily_budget) if route.daily_budget is not None else "", keys.spend(route.rule),
+            ],
+        )
+        return None if text(reply[0]) == "missing" else State(text(reply[1]))
 
     async def decide(self, request_id: str, decision: Decision) -> Transition:
         """Apply ``decision`` if the request is still pending.
 
-        On success the workers are told to update the Slack message and every
-        waiting agent process is woken. Either way the returned request is
-        the state after the attempt, so a loser can say who won.
+        A person's decision (``decision.by_person``) must pass the request's
+        approver rules, and an approval counts as one vote until enough
+        approvers agree. On success the workers are told to update the Slack
+        message and every waiting agent process is woken. The returned
+        request is the state after the attempt, so a loser can say who won.
         """
+        now = time.time()
         reply = await self._decide(
             keys=self._keys(request_id),
             args=[
@@ -89,30 +141,47 @@ class RequestStore:
                 decision.actor_name,
                 decision.reason,
                 to_json(decision.updated_input) if decision.updated_input is not None else "",
-                repr(time.time()),
-                keys.DECISIONS,
-                self.retention,
-                keys.AUDIT_MAXLEN,
+                repr(now),
                 decision.audit_event,
                 "1" if decision.always else "",
+                self.today(now),
+                "1" if decision.by_person else "",
+                "" if decision.revision is None else str(decision.revision),
             ],
         )
         status = text(reply[0])
         if status == "missing":
             return Transition(won=False, request=None)
-        return Transition(won=status == "won", request=await self.get(request_id))
+        request = await self.get(request_id)
+        if status in ("won", "lost"):
+            return Transition(won=status == "won", request=request)
+        if status == "vote":
+            return Transition(won=False, request=request, votes=(int(text(reply[1])), int(text(reply[2]))))
+        return Transition(
+            won=False, request=request, refused=Refusal(status), groups=tuple(text(g) for g in reply[1:])
+        )
 
     async def mark_posted(self, request_id: str, channel: str, ts: str) -> State | None:
-        """Record the Slack message of a request and return the request's state now.
+        """Record the Slack message of a request, start its timeout and escalation clocks,
+        and return the request's state now.
 
         None if the request had a message already (or no longer exists): this
         post is a duplicate.
         """
-        reply = await self._mark_posted(
-            keys=self._keys(request_id),
-            args=[request_id, channel, ts, repr(time.time()), keys.AUDIT_MAXLEN],
-        )
+        reply = await self._mark_posted(keys=self._keys(request_id), args=[request_id, channel, ts, repr(time.time())])
         return State(text(reply[1])) if text(reply[0]) == "ok" else None
+
+    async def escalate(self, request_id: str, step: int) -> bool:
+        """Fire one due escalation step; False if another worker did, or the request ended."""
+        member = keys.escalation_member(request_id, step)
+        reply = await self._escalate(keys=self._keys(request_id), args=[request_id, member, repr(time.time()), step])
+        return text(reply[0]) == "escalated"
+
+    async def time_out(self, request_id: str) -> str:
+        """Handle a due deadline: ``"escalated"`` (``on_timeout: escalate`` fired),
+        ``"expire"`` (the caller expires the request) or ``"not_due"`` (rescheduled meanwhile)."""
+        reply = await self._timeout(keys=self._keys(request_id), args=[request_id, repr(time.time())])
+        return text(reply[0])
 
     async def ended(self, request_ids: Iterable[str]) -> set[str]:
         """Which of ``request_ids`` are no longer pending (or no longer exist)."""
@@ -125,12 +194,69 @@ class RequestStore:
             states = await pipe.execute()
         return {i for i, s in zip(ids, states, strict=True) if s is None or text(s) != State.PENDING.value}
 
-    async def forget_deadline(self, request_id: str) -> None:
+    async def forget_deadline(self, member: str) -> None:
         """Drop a deadline whose request no longer exists."""
-        await self.redis.zrem(keys.DEADLINES, request_id)
+        await self.redis.zrem(keys.DEADLINES, member)
 
     async def due(self, now: float, limit: int = 100) -> list[str]:
-        """Ids of pending requests whose deadline has passed."""
-        ids = await self.redis.zrangebyscore(keys.DEADLINES, "-inf", now, start=0, num=limit)
-        return [text(i) for i in ids]
+        """Deadline members that fell due: ``<id>`` (expiry) or ``<id>:esc:<n>`` (escalation)."""
+        members = await self.redis.zrangebyscore(keys.DEADLINES, "-inf", now, start=0, num=limit)
+        return [text(m) for m in members]
 
+    async def pending(self, limit: int = 200) -> list[str]:
+        """Ids of pending requests, oldest first."""
+        return [text(i) for i in await self.redis.zrange(keys.PENDING, 0, limit - 1)]
+
+    async def decidable_by(self, user: str, request_ids: list[str]) -> list[str]:
+        """The pending ids among ``request_ids`` that ``user`` may decide now
+        (an approver group not in the cache counts as no)."""
+        if not request_ids:
+            return []
+        verdicts = await self._may_decide(keys=[keys.request(i) for i in request_ids], args=[user, ""])
+        return [i for i, verdict in zip(request_ids, verdicts, strict=True) if text(verdict) == "ok"]
+
+    async def check(self, request_id: str, user: str, *, approving: bool) -> Transition:
+        """What ``decide`` would say about ``user``'s decision, without deciding."""
+        verdicts = await self._may_decide(keys=[keys.request(request_id)], args=[user, "1" if approving else ""])
+        status, *groups = text(verdicts[0]).split()
+        request = await self.get(request_id)
+        if status in ("ok", "ended"):
+            return Transition(won=False, request=request)
+        return Transition(won=False, request=request, refused=Refusal(status), groups=tuple(groups))
+
+    async def add_replies(self, request_id: str, replies: Iterable[Reply]) -> None:
+        """Remember thread replies (keyed by ts: a reply seen twice is kept once)."""
+        mapping = {reply.ts: reply.to_json() for reply in replies}
+        if mapping:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hset(keys.thread(request_id), mapping=mapping)
+                pipe.expire(keys.thread(request_id), keys.RETENTION_SECONDS)
+                await pipe.execute()
+
+    async def discussion(self, request_id: str) -> list[Reply]:
+        """The human replies in the request's thread, oldest first."""
+        raw = await self.redis.hgetall(keys.thread(request_id))
+        replies = [Reply.from_json(text(ts), text(value)) for ts, value in raw.items()]
+        return sorted(replies, key=lambda r: float(r.ts))
+
+    async def request_for_thread(self, channel: str, ts: str) -> str | None:
+        """The request whose message is the root of the thread ``channel``/``ts``."""
+        found = await self.redis.get(keys.thread_root(channel, ts))
+        return text(found) if found is not None else None
+
+    async def claim_announcement(self, request_id: str) -> bool:
+        """True once per request: the caller posts its outcome in the thread."""
+        return bool(await self.redis.hsetnx(keys.request(request_id), "announced", "1"))
+
+    async def release_announcement(self, request_id: str) -> None:
+        """The announcement failed; let a retry post it."""
+        await self.redis.hdel(keys.request(request_id), "announced")
+
+    async def spent(self, rule: str, now: float) -> float:
+        """Dollars approved on ``rule``'s route on the budget day of ``now``."""
+        value = await self.redis.get(keys.spend(rule, self.today(now)))
+        return float(text(value)) if value is not None else 0.0
+
+
+def _decoded(raw: dict[bytes | str, bytes | str]) -> dict[str, str]:
+    return {text(k): text(v) for k, v in raw.items()}

@@ -10,10 +10,12 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from ..approvals.allowlist import TeamAllowList
 from ..approvals.queue import JobQueue
 from ..approvals.store import RequestStore
 from ..settings import Settings
-from ..approvals.allowlist import TeamAllowList
+from .deciding import Decider
+from .directory import Directory
 from .listeners import actions, commands, events, views
 
 
@@ -52,10 +54,12 @@ def build_app(settings: Settings, client: AsyncWebClient, store: RequestStore, q
         request_verification_enabled=not socket_mode,
     )
     allowlist = TeamAllowList(store.redis)
-    actions.register(app, store, queue, allowlist)
-    views.register(app, store)
-    commands.register(app, allowlist)
-    events.register(app)
+    directory = Directory(store.redis, client)
+    decider = Decider(store, directory)
+    actions.register(app, store, decider, queue, allowlist)
+    views.register(app, store, decider)
+    commands.register(app, store, allowlist)
+    events.register(app, store, directory)
     return app
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from .. import text
 from ..approvals import edits, questions, rules
 from ..approvals.allowlist import TeamRule
+from ..approvals.audit import Entry
 from ..approvals.model import ApprovalRequest, State
 from . import limits, mrkdwn
 from .ids import (
@@ -117,18 +118,24 @@ def _summary(tool_input: dict[str, Any]) -> str:
     return _json(tool_input)
 
 
-def _date(epoch: float) -> str:
-    return text.EXPIRES_LINE.format(epoch=int(epoch), fallback=text.utc(epoch))
+def _when(template: str, epoch: float) -> str:
+    return template.format(epoch=int(epoch), fallback=text.utc(epoch))
 
 
-def request_message(request: ApprovalRequest) -> Message:
-    """The request as Slack shows it: buttons while pending, the outcome after."""
+def request_message(request: ApprovalRequest, spent: float | None = None) -> Message:
+    """The request as Slack shows it: buttons while pending, the outcome after.
+
+    ``spent`` is what the request's route approved today (shown against its budget).
+    """
+    pending = request.state is State.PENDING
     asked = questions.parse(request.tool_name, request.tool_input)
     if asked is not None:
         title = text.QUESTION_HEADER[request.state].format(agent=request.agent or text.THE_AGENT)
     else:
         title = text.HEADER[request.state].format(tool=request.tool_name)
     blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(title, limits.HEADER_TEXT)}]
+    if pending and request.mention:
+        blocks.append(_section(text.PAGING.format(who=text.targets(request.mention))))
 
     about = []
     if request.agent:
@@ -137,6 +144,8 @@ def request_message(request: ApprovalRequest) -> Message:
         about.append(text.REQUESTED_BY_LINE.format(user=mrkdwn.escape(request.requested_by)))
     if request.title:
         about.append(mrkdwn.escape(mrkdwn.plain(request.title, 500)))
+    if request.rule and request.rule != "default":
+        about.append(text.RULE_LINE_POLICY.format(rule=mrkdwn.escape(mrkdwn.plain(request.rule, 200))))
     if about:
         blocks.append(_context(*about))
 
@@ -145,22 +154,31 @@ def request_message(request: ApprovalRequest) -> Message:
     else:
         body, truncated = input_blocks(request.tool_name, request.tool_input)
     blocks.extend(body)
+    blocks.extend(_cost(request, spent))
+    if pending:
+        blocks.extend(_team(request))
 
     footer = [text.REQUEST_ID_LINE.format(id=request.id)]
-    if request.state is State.PENDING:
-        footer.append(_date(request.deadline) if request.deadline else text.NEVER_EXPIRES)
+    if pending:
+        if request.on_timeout == "escalate" and request.timeout_at and not request.timeout_escalated:
+            footer.append(_when(text.ESCALATES_LINE, request.timeout_at))
+        expires = request.expires_at
+        footer.append(_when(text.EXPIRES_LINE, expires) if expires else text.NEVER_EXPIRES)
     blocks.append(_context(*footer))
 
     buttons: list[dict[str, Any]] = []
-    if request.state is State.PENDING and asked is not None:
+    if pending and asked is not None:
         buttons += [
             _button(text.ANSWER, Action.ANSWER, request.id, style="primary"),
             _button(text.DECLINE, Action.DENY, request.id, style="danger"),
         ]
-    elif request.state is State.PENDING:
+    elif pending:
+        if request.updated_input is not None:
+            blocks.extend(_changes(request))
         buttons.append(_button(text.APPROVE, Action.APPROVE, request.id, style="primary"))
         suggested = rules.suggested_rules(request.suggestions)
-        if suggested:
+        # One person's "always" would outvote an N-of-M rule for every later call.
+        if suggested and request.required == 1:
             buttons.append(_button(text.ALWAYS_ALLOW, Action.ALWAYS_ALLOW, request.id))
             words = ", ".join(mrkdwn.escape(r.describe()) for r in suggested[:5])
             blocks.append(_context(text.ALWAYS_ALLOW_EXPLAINED.format(rules=words)[: limits.CONTEXT_TEXT]))
@@ -177,12 +195,45 @@ def request_message(request: ApprovalRequest) -> Message:
     if truncated:
         buttons.append(_button(text.VIEW_FULL_INPUT, Action.VIEW_INPUT, request.id))
     if buttons:
-        blocks.append({"type": "actions", "block_id": actions_block(request.id), "elements": buttons})
+        blocks.append({"type": "actions", "block_id": actions_block(request.id, request.revision), "elements": buttons})
 
     notification = text.NOTIFICATION.format(
         tool=request.tool_name, summary=mrkdwn.plain(_summary(request.tool_input), limits.NOTIFICATION_SUMMARY)
     )
-    return Message(text=mrkdwn.escape(notification)[: limits.MESSAGE_TEXT], blocks=blocks[: limits.MESSAGE_BLOCKS])
+    # Mentions must stay raw to notify; they come from the policy file, never from tool input.
+    paging = text.targets(request.mention) + " " if pending and request.mention else ""
+    fallback = (paging + mrkdwn.escape(notification))[: limits.MESSAGE_TEXT]
+    return Message(text=fallback, blocks=blocks[: limits.MESSAGE_BLOCKS])
+
+
+def _cost(request: ApprovalRequest, spent: float | None) -> list[dict[str, Any]]:
+    if request.cost is None:
+        return []
+    lines = [text.COST.format(cost=request.cost)]
+    if spent is not None:
+        rule = mrkdwn.escape(mrkdwn.plain(request.rule, 200))
+        if request.budget is not None:
+            lines.append(text.SPENT_OF_BUDGET.format(rule=rule, spent=spent, budget=request.budget))
+            if request.state is State.PENDING and spent + request.cost > request.budget:
+                lines.append(text.OVER_BUDGET.format(rule=rule))
+        else:
+            lines.append(text.SPENT_TODAY.format(rule=rule, spent=spent))
+    return [_context(*lines)]
+
+
+def _team(request: ApprovalRequest) -> list[dict[str, Any]]:
+    """Who may decide, how many have approved, who was escalated to."""
+    lines = [text.WHO_DECIDES.format(who=text.targets(request.approvers)) if request.approvers else text.ANYONE_DECIDES]
+    if request.required > 1:
+        if request.votes:
+            who = ", ".join(f"<@{v.user}>" for v in request.votes)
+            lines.append(text.PROGRESS_BY.format(count=len(request.votes), required=request.required, who=who))
+        else:
+            lines.append(text.PROGRESS.format(count=0, required=request.required))
+    added = [t for i in request.escalated if i < len(request.escalation) for t in request.escalation[i]["approvers"]]
+    if added:
+        lines.append(text.ESCALATED_TO.format(who=text.targets(list(dict.fromkeys(added)))))
+    return [_context(*lines)]
 
 
 def _answers(request: ApprovalRequest) -> dict[str, str]:
@@ -249,7 +300,8 @@ _DIFF_PREVIEW = 900
 
 def _changes(request: ApprovalRequest) -> list[dict[str, Any]]:
     """A compact before/after of the fields a person changed."""
-    assert request.updated_input is not None
+    if request.updated_input is None:
+        return []
     changed = edits.changed_fields(request.tool_input, request.updated_input)
     sections = []
     for key in changed[:3]:
@@ -332,8 +384,8 @@ def modify_modal(request: ApprovalRequest) -> dict[str, Any]:
         _section(text.MODIFY_MODAL_INTRO.format(tool=mrkdwn.escape(mrkdwn.plain(request.tool_name, 200))))
     ]
     editable = 0
-    for field in edits.fields_for(request.tool_name, request.tool_input):
-        value = edits.current_value(field, request.tool_input)
+    for field in edits.fields_for(request.tool_name, request.proposed_input):
+        value = edits.current_value(field, request.proposed_input)
         if len(value) > limits.PLAIN_TEXT_INPUT:
             blocks.append(_section(text.FIELD_TOO_LARGE.format(label=field.label, size=len(value), limit=limits.PLAIN_TEXT_INPUT)))
             continue
@@ -384,3 +436,61 @@ def full_input_modal(request: ApprovalRequest) -> dict[str, Any]:
     if remaining:
         blocks.append(_context(text.TRUNCATED_IN_MODAL.format(hidden=len(remaining))))
     return _modal(Modal.FULL_INPUT, text.FULL_INPUT_TITLE, blocks)
+
+
+def permalink(channel: str, ts: str) -> str:
+    """A link to a message that Slack opens in the reader's workspace."""
+    return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"
+
+
+_LISTED = 20
+"""Requests one pending list shows (each is a section)."""
+
+
+def _pending_sections(requests: list[ApprovalRequest]) -> list[dict[str, Any]]:
+    out = []
+    for request in requests[:_LISTED]:
+        summary = mrkdwn.escape(mrkdwn.plain(_summary(request.proposed_input), 200))
+        agent = text.AGENT_LINE.format(agent=mrkdwn.escape(mrkdwn.plain(request.agent, 100))) + " · " if request.agent else ""
+        values = dict(
+            tool=mrkdwn.escape(mrkdwn.plain(request.tool_name, 150)), summary=summary, agent=agent,
+            epoch=int(request.created_at), fallback=text.utc(request.created_at),
+        )
+        if request.posted:
+            line = text.PENDING_LINE.format(link=permalink(request.posted_channel, request.ts), **values)
+        else:
+            line = text.PENDING_NOT_POSTED.format(**values)
+        out.append(_section(line[: limits.SECTION_TEXT]))
+    if len(requests) > _LISTED:
+        out.append(_context(text.PENDING_MORE.format(count=len(requests) - _LISTED)))
+    return out
+
+
+def pending_list(requests: list[ApprovalRequest]) -> Message:
+    """``/approvals``: what the caller can decide now, with links (ephemeral)."""
+    blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(text.PENDING_HEADING, limits.HEADER_TEXT)}]
+    blocks += _pending_sections(requests) or [_context(text.NOTHING_PENDING)]
+    fallback = text.PENDING_HEADING if requests else text.NOTHING_PENDING
+    return Message(text=fallback, blocks=blocks[: limits.MESSAGE_BLOCKS])
+
+
+_RECENT = 15
+
+
+def home_view(requests: list[ApprovalRequest], recent: list[Entry]) -> dict[str, Any]:
+    """The App Home tab: the caller's pending list, then their recent decisions."""
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": _plain(text.PENDING_HEADING, limits.HEADER_TEXT)},
+        _context(text.HOME_INTRO),
+    ]
+    blocks += _pending_sections(requests) or [_context(text.NOTHING_PENDING)]
+    blocks += [{"type": "divider"}, {"type": "header", "text": _plain(text.RECENT_HEADING, limits.HEADER_TEXT)}]
+    lines = [
+        text.RECENT_LINE.format(
+            event=text.RECENT_EVENTS.get(entry.fields.get("event", ""), entry.fields.get("event", "")),
+            request=mrkdwn.escape(entry.fields.get("request", "")), epoch=int(entry.at), fallback=text.utc(entry.at),
+        )
+        for entry in recent[:_RECENT]
+    ]
+    blocks.append(_section("\n".join(lines)[: limits.SECTION_TEXT]) if lines else _context(text.NO_RECENT))
+    return {"type": "home", "blocks": blocks[: limits.MODAL_BLOCKS]}

@@ -70,5 +70,18 @@ def question_index(block_id: str, prefix: str) -> int | None:
 SLASH_COMMAND = "/approvals"
 
 
-def actions_block(request_id: str) -> str:
-    return f"approval.actions.{request_id}"
+ACTIONS_BLOCK_PREFIX = "approval.actions."
+
+
+def actions_block(request_id: str, revision: int = 0) -> str:
+    """The buttons' block: the revision shown rides along, so an approval of an
+    edited-since version is refused instead of approving what nobody saw."""
+    return f"{ACTIONS_BLOCK_PREFIX}{request_id}.{revision}"
+
+
+def shown_revision(block_id: str) -> int | None:
+    """The revision in an ``actions_block`` id; None for any other block."""
+    if not block_id.startswith(ACTIONS_BLOCK_PREFIX):
+        return None
+    revision = block_id.rsplit(".", 1)[-1]
+    return int(revision) if revision.isdigit() else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 
@@ -18,11 +19,16 @@ from redis.exceptions import RedisError, ResponseError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from ..approvals.model import ApprovalRequest, Decision, State
+from .. import text
+from ..approvals.audit import AuditLog
+from ..approvals.model import POLICY_ACTOR, ApprovalRequest, Decision, Reply, State
+from ..approvals.policy import Action, Policy
 from ..approvals.queue import Job, JobKind, JobQueue
 from ..approvals.store import RequestStore
+from ..approvals import keys
 from ..tasks import stop
 from . import blocks
+from .directory import Directory
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,17 @@ def _is_transient(exc: Exception) -> bool:
     return isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, OSError))
 
 
+_PERSON_SUBTYPES = frozenset({"thread_broadcast", "file_share", "me_message"})
+
+
+def is_person_reply(message: dict, bot_user: str) -> bool:
+    """A reply a person wrote: not the bot's own posts, not edits or deletions, not other bots."""
+    if message.get("bot_id") or not message.get("user") or message.get("user") == bot_user:
+        return False
+    subtype = message.get("subtype")
+    return subtype is None or subtype in _PERSON_SUBTYPES
+
+
 def _slack_error(exc: SlackApiError) -> str:
     return str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
 
@@ -52,6 +69,7 @@ class SlackJobWorker:
         queue: JobQueue,
         client: AsyncWebClient,
         *,
+        policy: Policy,
         default_channel: str,
         sweep_interval: float,
         concurrency: int = 16,
@@ -59,6 +77,9 @@ class SlackJobWorker:
         self.store = store
         self.queue = queue
         self.client = client
+        self.policy = policy
+        self.directory = Directory(store.redis, client)
+        self.audit = AuditLog(store.redis)
         self.default_channel = default_channel
         self.sweep_interval = sweep_interval
         self.concurrency = concurrency
@@ -66,6 +87,7 @@ class SlackJobWorker:
         self._running: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._bot_user_id: str | None = None
 
     async def start(self) -> None:
         self._loops = [
@@ -117,11 +139,19 @@ class SlackJobWorker:
                 log.warning("sweep: Redis unavailable (%s)", exc)
 
     async def expire_due(self) -> None:
-        """Expire every pending request past its deadline (any worker may; one wins)."""
-        for request_id in await self.store.due(time.time()):
+        """Act on every deadline that fell due: escalate or expire (any worker may; one acts)."""
+        for member in await self.store.due(time.time()):
+            request_id, _, step = member.partition(keys.ESCALATION_MARK)
+            if step:
+                if await self.store.escalate(request_id, int(step)):
+                    log.info("request %s escalated (step %s)", request_id, step)
+                continue
+            outcome = await self.store.time_out(request_id)
+            if outcome != "expire":
+                continue
             transition = await self.store.decide(request_id, Decision(State.EXPIRED, reason="timeout"))
             if transition.request is None:
-                await self.store.forget_deadline(request_id)
+                await self.store.forget_deadline(member)
             elif transition.won:
                 log.info("request %s expired", request_id)
 
@@ -159,7 +189,15 @@ class SlackJobWorker:
                 request = await self.store.get(job.fields["id"])
                 if request is not None and request.posted:
                     await self._update(request)
+                    if request.state.is_final:
+                        await self._conclude(request)
                 # Not posted yet: the post job renders the latest state itself.
+            case JobKind.REMIND:
+                await self._remind(job)
+            case JobKind.GATHER:
+                request = await self.store.get(job.fields["id"])
+                if request is not None and request.posted:
+                    await self._gather(request)
             case JobKind.NOTIFY:
                 await self._notify(job)
             case _:
@@ -170,8 +208,14 @@ class SlackJobWorker:
         request = await self.store.get(request_id)
         if request is None or request.posted or request.state.is_final:
             return  # gone, done by another worker, or ended before anyone saw it
+        if not request.routed:
+            request = await self._route(request)
+            if request is None or request.state.is_final:
+                return  # the policy decided it without asking anyone
+        # Before the post: the first click checks membership against this cache.
+        await self.directory.warm(a for a in request.approvers if a.startswith("S"))
         channel = request.channel or self.default_channel
-        message = blocks.request_message(request)
+        message = blocks.request_message(request, await self._spent(request))
         try:
             response = await self.client.chat_postMessage(
                 channel=channel, text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
@@ -194,8 +238,25 @@ class SlackJobWorker:
             if ended is not None:
                 await self._update(ended)
 
+    async def _route(self, request: ApprovalRequest) -> ApprovalRequest | None:
+        """Apply the policy: store the route, or allow/deny at once without a post."""
+        route = self.policy.route(request.tool_name, request.tool_input, request.cost)
+        await self.store.route(request.id, route)
+        if route.action is Action.ALLOW:
+            decision = Decision(State.APPROVED, actor=POLICY_ACTOR, reason=f"rule {route.rule}", event="auto_allowed")
+            await self.store.decide(request.id, decision)
+        elif route.action is Action.DENY:
+            decision = Decision(State.DENIED, actor=POLICY_ACTOR, reason=route.message, event="auto_denied")
+            await self.store.decide(request.id, decision)
+        return await self.store.get(request.id)
+
+    async def _spent(self, request: ApprovalRequest) -> float | None:
+        if request.cost is None or not request.rule:
+            return None
+        return await self.store.spent(request.rule, time.time())
+
     async def _update(self, request: ApprovalRequest) -> None:
-        message = blocks.request_message(request)
+        message = blocks.request_message(request, await self._spent(request))
         try:
             await self.client.chat_update(
                 channel=request.posted_channel, ts=request.ts, text=message.text, blocks=message.blocks
@@ -204,6 +265,71 @@ class SlackJobWorker:
             if _is_transient(exc):
                 raise
             log.error("request %s: message could not be updated: %s", request.id, _slack_error(exc))
+
+    async def _remind(self, job: Job) -> None:
+        """An escalation step fired: mention its approvers in the thread, show them on the message."""
+        request = await self.store.get(job.fields["id"])
+        if request is None or not request.posted or request.state.is_final:
+            return
+        steps = [int(i) for i in job.fields.get("steps", "").split()]
+        added = [t for i in steps if i < len(request.escalation) for t in request.escalation[i]["approvers"]]
+        await self.directory.warm(a for a in added if a.startswith("S"))
+        await self._update(request)
+        reminder = text.reminder(request, list(dict.fromkeys(added)), time.time() - request.created_at)
+        await self._in_thread(request, reminder)
+
+    async def _conclude(self, request: ApprovalRequest) -> None:
+        """Once per request: the outcome in the thread, the discussion in the audit log."""
+        if not await self.store.claim_announcement(request.id):
+            return
+        try:
+            await self._in_thread(request, text.outcome_line(request))
+            replies = await self._gather(request)
+        except Exception:
+            await self.store.release_announcement(request.id)
+            raise
+        if replies:
+            said = [{"user": r.user, "name": r.name, "text": r.text, "ts": r.ts} for r in replies]
+            await self.audit.append(
+                "discussion", actor="system", request=request.id, input_hash=request.input_hash,
+                state=request.state.value, replies=json.dumps(said, ensure_ascii=False)[: text.DISCUSSION_AUDIT_LIMIT],
+            )
+
+    async def _gather(self, request: ApprovalRequest) -> list[Reply]:
+        """Read the thread from Slack (``conversations.replies``) and keep the people's replies."""
+        bot_user = await self._bot_user()
+        replies: list[Reply] = []
+        cursor = None
+        while True:
+            try:
+                page = await self.client.conversations_replies(
+                    channel=request.posted_channel, ts=request.ts, cursor=cursor, limit=200
+                )
+            except SlackApiError as exc:
+                if _is_transient(exc):
+                    raise
+                log.warning("request %s: thread unreadable: %s", request.id, _slack_error(exc))
+                break
+            for message in page.get("messages", []):
+                if message.get("ts") == request.ts or not is_person_reply(message, bot_user):
+                    continue
+                user = message["user"]
+                replies.append(Reply(message["ts"], user, await self.directory.name(user), message.get("text", "")))
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        await self.store.add_replies(request.id, replies)
+        return await self.store.discussion(request.id)
+
+    async def _bot_user(self) -> str:
+        if self._bot_user_id is None:
+            self._bot_user_id = str((await self.client.auth_test()).get("user_id") or "")
+        return self._bot_user_id
+
+    async def _in_thread(self, request: ApprovalRequest, message: str) -> None:
+        await self.client.chat_postMessage(
+            channel=request.posted_channel, thread_ts=request.ts, text=message, unfurl_links=False, unfurl_media=False
+        )
 
     async def _notify(self, job: Job) -> None:
         try:

@@ -11,7 +11,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .ids import CHOICE_INPUT, CHOICE_PREFIX, EDIT_INPUT, OWN_ANSWER_INPUT, OWN_ANSWER_PREFIX, edit_key, question_index
+from .ids import (
+    CHOICE_INPUT,
+    CHOICE_PREFIX,
+    EDIT_INPUT,
+    OWN_ANSWER_INPUT,
+    OWN_ANSWER_PREFIX,
+    edit_key,
+    question_index,
+    shown_revision,
+)
 from .ids import Field as InputField
 
 _REQUEST_ID = re.compile(r"^[0-9a-f]{24}$")
@@ -44,6 +53,7 @@ class _Channel(_Payload):
 class _Action(_Payload):
     action_id: str
     value: str
+    block_id: str = ""
 
     _check = field_validator("value")(_request_id)
 
@@ -59,6 +69,11 @@ class ButtonClick(_Payload):
     @property
     def request_id(self) -> str:
         return self.actions[0].value
+
+    @property
+    def revision(self) -> int | None:
+        """The request revision the clicked message showed."""
+        return shown_revision(self.actions[0].block_id)
 
 
 class _RuleAction(_Payload):

@@ -121,19 +121,19 @@ class PostedMessage:
     blocks: list[dict[str, Any]]
     thread_ts: str | None = None
     edits: int = 0
+    user: str = BOT_USER_ID
+    """Who wrote it: the bot, or a person (``FakeSlack.reply``)."""
+
+    @property
+    def by_bot(self) -> bool:
+        return self.user == BOT_USER_ID
 
     def as_dict(self) -> dict[str, Any]:
         """The message object as Slack returns it (and embeds in interaction payloads)."""
-        message: dict[str, Any] = {
-            "type": "message",
-            "user": BOT_USER_ID,
-            "bot_id": BOT_ID,
-            "app_id": APP_ID,
-            "team": TEAM_ID,
-            "text": self.text,
-            "blocks": self.blocks,
-            "ts": self.ts,
-        }
+        message: dict[str, Any] = {"type": "message", "user": self.user}
+        if self.by_bot:
+            message |= {"bot_id": BOT_ID, "app_id": APP_ID}
+        message |= {"team": TEAM_ID, "text": self.text, "blocks": self.blocks, "ts": self.ts}
         if self.thread_ts is not None:
             message["thread_ts"] = self.thread_ts
         if self.edits:
@@ -426,6 +426,10 @@ class FakeSlack:
         self.ephemerals: list[EphemeralMessage] = []
         self.views: dict[str, dict[str, Any]] = {}
         """Current view objects keyed by view id, as ``views.*`` returned them."""
+        self.usergroups: dict[str, list[str]] = {}
+        """User group id (``S…``) → member ids, for ``usergroups.users.list``."""
+        self.home_views: dict[str, dict[str, Any]] = {}
+        """User id → the App Home view last published for them."""
         self.invalid: list[Invalid] = []
         """Payloads rejected as invalid; tests usually assert this stays empty."""
         self.channels: dict[str, FakeChannel] = {}
@@ -453,6 +457,9 @@ class FakeSlack:
             "views.open": self._views_open,
             "views.push": self._views_push,
             "views.update": self._views_update,
+            "views.publish": self._views_publish,
+            "conversations.replies": self._conversations_replies,
+            "usergroups.users.list": self._usergroups_users_list,
             "apps.connections.open": self._apps_connections_open,
         }
         self.app_token = APP_TOKEN
@@ -570,6 +577,23 @@ class FakeSlack:
             return self.messages[(channel, ts)]
         except KeyError:
             raise KeyError(f"no message {(channel, ts)}; have {sorted(self.messages)}") from None
+
+    def roots(self) -> list[PostedMessage]:
+        """Messages that are not thread replies, oldest first."""
+        return sorted((m for m in self.messages.values() if m.thread_ts is None), key=lambda m: float(m.ts))
+
+    def thread(self, channel: str, thread_ts: str) -> list[PostedMessage]:
+        """The replies under a message, oldest first."""
+        return sorted(
+            (m for m in self.messages.values() if m.channel == channel and m.thread_ts == thread_ts),
+            key=lambda m: float(m.ts),
+        )
+
+    def reply(self, channel: str, thread_ts: str, user: str, text: str) -> PostedMessage:
+        """A person replies in a thread (the test then delivers the ``message`` event, or not)."""
+        message = self._post(channel, text, [], thread_ts)
+        message.user = user
+        return message
 
     def response_url(self, channel: str, message_ts: str) -> str:
         """A ``response_url`` for the message at ``(channel, message_ts)`` served by this fake.
@@ -845,6 +869,39 @@ class FakeSlack:
         self._check_text_and_blocks("chat.postMessage", args, required=True)
         message = self._post(channel.id, _text_of(args), _blocks_of(args), args.get("thread_ts"))
         return {"channel": channel.id, "ts": message.ts, "message": message.as_dict()}
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args.get("channel"))
+        root = self.messages.get((channel.id, str(args.get("ts"))))
+        if root is None:
+            raise _Reject("thread_not_found")
+        # Real pages hold up to ``limit`` messages; two per page here exercises the cursor.
+        thread = [root, *self.thread(channel.id, root.ts)]
+        start = int(args.get("cursor") or 0)
+        page = thread[start : start + 2]
+        more = start + 2 < len(thread)
+        return {
+            "messages": [m.as_dict() | {"thread_ts": root.ts} for m in page],
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + 2) if more else ""},
+        }
+
+    def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        group = args.get("usergroup")
+        if group not in self.usergroups:
+            raise _Reject("no_such_subteam")
+        return {"users": list(self.usergroups[group])}
+
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = args.get("user_id")
+        if not isinstance(user, str) or not _USER_ID.match(user):
+            raise _Reject("invalid_user")
+        view = self._checked_view("views.publish", args)
+        if view.get("type") != "home":
+            raise self._reject_invalid("views.publish", "invalid_arguments", ["view type must be home"])
+        stored = self._store_view(view, view_id=None, root=None, previous=None)
+        self.home_views[user] = stored
+        return {"view": stored}
 
     def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args.get("channel"))

@@ -11,19 +11,29 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ... import text
-from ...approvals.model import ApprovalRequest, Decision, State
 from ...approvals.allowlist import TeamAllowList
+from ...approvals.model import ApprovalRequest, Decision, State, Transition
 from ...approvals.queue import JobQueue
 from ...approvals.rules import suggested_rules
 from ...approvals.store import RequestStore
 from .. import blocks
+from ..deciding import Decider
 from ..ids import Action
 from ..payloads import ButtonClick, RuleClick
 
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, store: RequestStore, queue: JobQueue, allowlist: TeamAllowList) -> None:
+def register(
+    app: AsyncApp, store: RequestStore, decider: Decider, queue: JobQueue, allowlist: TeamAllowList
+) -> None:
+    async def tell(click: ButtonClick, transition: Transition) -> None:
+        """Say why a click changed nothing (a vote shows on the message itself)."""
+        if transition.refused is not None:
+            await queue.notify(click.channel.id, click.user.id, text.refused(transition))
+        elif not transition.won and transition.votes is None:
+            await queue.notify(click.channel.id, click.user.id, text.already_ended(transition.request))
+
     @app.action(Action.APPROVE.value)
     async def approve(ack: AsyncAck, body: dict[str, Any]) -> None:
         click = _parse(body)
@@ -32,11 +42,12 @@ def register(app: AsyncApp, store: RequestStore, queue: JobQueue, allowlist: Tea
             return
         # The decision is recorded before Slack gets its 200: one Redis call,
         # and a worker that dies here fails visibly instead of losing the click.
-        decision = Decision(State.APPROVED, actor=click.user.id, actor_name=click.user.display)
-        transition = await store.decide(click.request_id, decision)
+        decision = Decision(
+            State.APPROVED, actor=click.user.id, actor_name=click.user.display, revision=click.revision
+        )
+        transition = await decider.decide(click.request_id, decision)
         await ack()
-        if not transition.won:
-            await queue.notify(click.channel.id, click.user.id, text.already_ended(transition.request))
+        await tell(click, transition)
 
     @app.action(Action.ALWAYS_ALLOW.value)
     async def always_allow(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -44,12 +55,13 @@ def register(app: AsyncApp, store: RequestStore, queue: JobQueue, allowlist: Tea
         if click is None:
             await ack()
             return
-        decision = Decision(State.APPROVED, actor=click.user.id, actor_name=click.user.display, always=True)
-        transition = await store.decide(click.request_id, decision)
+        decision = Decision(
+            State.APPROVED, actor=click.user.id, actor_name=click.user.display, always=True, revision=click.revision
+        )
+        transition = await decider.decide(click.request_id, decision)
         await ack()
-        if not transition.won:
-            await queue.notify(click.channel.id, click.user.id, text.already_ended(transition.request))
-        elif transition.request is not None:
+        await tell(click, transition)
+        if transition.won and transition.request is not None:
             rules_to_add = suggested_rules(transition.request.suggestions)
             await allowlist.add(rules_to_add, added_by=click.user.id, request=click.request_id)
 
@@ -73,21 +85,25 @@ def register(app: AsyncApp, store: RequestStore, queue: JobQueue, allowlist: Tea
             await ack()
             return
         # trigger_id expires 3 s after the click: open the modal first. A
-        # request that ended meanwhile is reported when the modal is submitted.
+        # request that ended meanwhile, or a person who may not decide it, is
+        # told so when the modal is submitted.
         await client.views_open(trigger_id=click.trigger_id, view=blocks.deny_modal(click.request_id))
         await ack()
+        # While the reason is being typed, read the thread, so what people
+        # said there reaches the model with the deny.
+        await queue.gather(click.request_id)
 
     @app.action(Action.VIEW_INPUT.value)
     async def view_input(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await _open_modal(ack, body, client, text.FULL_INPUT_TITLE, blocks.full_input_modal, pending_only=False)
+        await _open_modal(ack, body, client, text.FULL_INPUT_TITLE, blocks.full_input_modal, deciding=None)
 
     @app.action(Action.MODIFY.value)
     async def modify(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await _open_modal(ack, body, client, text.MODIFY_MODAL_TITLE, blocks.modify_modal, pending_only=True)
+        await _open_modal(ack, body, client, text.MODIFY_MODAL_TITLE, blocks.modify_modal, deciding="approve")
 
     @app.action(Action.ANSWER.value)
     async def answer(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await _open_modal(ack, body, client, text.ANSWER_MODAL_TITLE, blocks.answer_modal, pending_only=True)
+        await _open_modal(ack, body, client, text.ANSWER_MODAL_TITLE, blocks.answer_modal, deciding="answer")
 
     async def _open_modal(
         ack: AsyncAck,
@@ -96,9 +112,10 @@ def register(app: AsyncApp, store: RequestStore, queue: JobQueue, allowlist: Tea
         title: str,
         build: Callable[[ApprovalRequest], dict[str, Any]],
         *,
-        pending_only: bool,
+        deciding: str | None,
     ) -> None:
-        """Open a modal about the clicked request.
+        """Open a modal about the clicked request; a form (``deciding``) only
+        for a pending request the clicker may decide.
 
         trigger_id expires 3 s after the click, before a Redis read is safe to
         wait for: open a placeholder at once, then fill it in.
@@ -109,11 +126,18 @@ def register(app: AsyncApp, store: RequestStore, queue: JobQueue, allowlist: Tea
             return
         opened = await client.views_open(trigger_id=click.trigger_id, view=blocks.loading_modal(title))
         await ack()
-        request = await store.get(click.request_id)
-        if request is None or (pending_only and request.state.is_final):
-            view = blocks.notice_modal(title, text.already_ended(request))
+        if deciding is None:
+            request = await store.get(click.request_id)
+            view = build(request) if request is not None else blocks.notice_modal(title, text.already_ended(None))
         else:
-            view = build(request)
+            check = await decider.may_decide(click.request_id, click.user.id, approving=deciding == "approve")
+            request = check.request
+            if request is None or request.state.is_final:
+                view = blocks.notice_modal(title, text.already_ended(request))
+            elif check.refused is not None:
+                view = blocks.notice_modal(title, text.refused(check))
+            else:
+                view = build(request)
         await client.views_update(view_id=opened["view"]["id"], view=view)
 
 

@@ -1,16 +1,62 @@
-"""Events API: the app losing its access to the workspace."""
+"""Events API: thread replies, the App Home tab, the app losing its access."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+
+from ...approvals import keys
+from ...approvals.audit import AuditLog
+from ...approvals.model import Reply
+from ...approvals.store import RequestStore
+from .. import blocks
+from ..directory import Directory
+from ..jobs import is_person_reply
+from .commands import decidable
 
 log = logging.getLogger(__name__)
 
+_DECISION_EVENTS = frozenset(
+    {"approved", "always_allowed", "modified", "vote", "modified_vote", "answered", "denied"}
+)
+"""Audit events that are a person's decision (App Home's "recent decisions")."""
 
-def register(app: AsyncApp) -> None:
+
+def register(app: AsyncApp, store: RequestStore, directory: Directory) -> None:
+    audit = AuditLog(store.redis)
+
+    @app.event("message")
+    async def thread_reply(body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        """A reply in a request's thread: kept, so the model hears the discussion on a deny."""
+        thread_ts, ts, channel = event.get("thread_ts"), event.get("ts"), event.get("channel")
+        if not (thread_ts and ts and channel) or thread_ts == ts:
+            return
+        if not is_person_reply(event, context.bot_user_id or ""):
+            return  # the bot's own posts, other bots, edits and deletions
+        # Slack redelivers an event it thinks was not acknowledged (up to 3 times).
+        event_id = str(body.get("event_id") or "")
+        if event_id and not await store.redis.set(
+            keys.SEEN_EVENTS_PREFIX + event_id, "1", nx=True, ex=keys.SEEN_EVENTS_TTL
+        ):
+            return
+        request_id = await store.request_for_thread(channel, thread_ts)
+        if request_id is None:
+            return  # a thread under some other message
+        user = event["user"]
+        reply = Reply(ts, user, await directory.name(user), str(event.get("text") or ""))
+        await store.add_replies(request_id, [reply])
+
+    @app.event("app_home_opened")
+    async def home(event: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("tab") != "home" or not event.get("user"):
+            return
+        user = event["user"]
+        recent = await audit.recent(actor=user, events=_DECISION_EVENTS, limit=15)
+        await client.views_publish(user_id=user, view=blocks.home_view(await decidable(store, user), recent))
+
     @app.event("app_uninstalled")
     @app.event("tokens_revoked")
     async def access_lost(event: dict[str, Any]) -> None:

@@ -13,13 +13,14 @@ from ...approvals import edits, questions
 from ...approvals.model import ApprovalRequest, Decision, State
 from ...approvals.store import RequestStore
 from .. import blocks
+from ..deciding import Decider
 from ..ids import Modal, choice_block, edit_block
 from ..payloads import AnswerSubmission, DenySubmission, ModifySubmission, Submission
 
 log = logging.getLogger(__name__)
 
 
-def register(app: AsyncApp, store: RequestStore) -> None:
+def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
     @app.view(Modal.ANSWER.value)
     async def answers_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
         submission = _parse(AnswerSubmission, body)
@@ -37,7 +38,7 @@ def register(app: AsyncApp, store: RequestStore) -> None:
             await _field_errors(ack, {choice_block(index): reason for index, reason in invalid.errors.items()})
             return
         updated = {**request.tool_input, "answers": answers}
-        await _decide(ack, store, submission, State.ANSWERED, text.ANSWER_MODAL_TITLE, updated_input=updated)
+        await _decide(ack, decider, submission, State.ANSWERED, text.ANSWER_MODAL_TITLE, updated_input=updated)
 
     @app.view(Modal.MODIFY.value)
     async def modify_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -50,11 +51,12 @@ def register(app: AsyncApp, store: RequestStore) -> None:
             await _too_late(ack, text.MODIFY_MODAL_TITLE, request)
             return
         try:
-            updated = edits.apply(request.tool_name, request.tool_input, submission.edited)
+            # On top of the latest proposal: under N-of-M an earlier edit may be awaiting votes.
+            updated = edits.apply(request.tool_name, request.proposed_input, submission.edited)
         except edits.InvalidEdit as invalid:
             await _field_errors(ack, {edit_block(key): reason for key, reason in invalid.errors.items()})
             return
-        await _decide(ack, store, submission, State.APPROVED, text.MODIFY_MODAL_TITLE, updated_input=updated)
+        await _decide(ack, decider, submission, State.APPROVED, text.MODIFY_MODAL_TITLE, updated_input=updated)
 
     @app.view(Modal.DENY.value)
     async def deny_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -62,7 +64,7 @@ def register(app: AsyncApp, store: RequestStore) -> None:
         if submission is None:
             await ack()
             return
-        await _decide(ack, store, submission, State.DENIED, text.DENY_MODAL_TITLE, reason=submission.reason)
+        await _decide(ack, decider, submission, State.DENIED, text.DENY_MODAL_TITLE, reason=submission.reason)
 
 
 _ERROR_TEXT = 300
@@ -85,15 +87,17 @@ async def _field_errors(ack: AsyncAck, errors: dict[str, str]) -> None:
 
 
 async def _decide(
-    ack: AsyncAck, store: RequestStore, submission: Submission, state: State, title: str, **decision: Any
+    ack: AsyncAck, decider: Decider, submission: Submission, state: State, title: str, **decision: Any
 ) -> None:
-    """Record the submitter's decision; close the modal, or say who decided first."""
-    transition = await store.decide(
+    """Record the submitter's decision; close the modal, or say why nothing changed."""
+    transition = await decider.decide(
         submission.request_id,
         Decision(state, actor=submission.user.id, actor_name=submission.user.display, **decision),
     )
-    if transition.won:
+    if transition.won or transition.votes is not None:
         await ack()
+    elif transition.refused is not None:
+        await ack(response_action="update", view=blocks.notice_modal(title, text.refused(transition)))
     else:
         await _too_late(ack, title, transition.request)
 

@@ -1,0 +1,45 @@
+"""Recording a person's decision, with the approver rules applied."""
+
+from __future__ import annotations
+
+from ..approvals.model import Decision, Refusal, Transition
+from ..approvals.store import RequestStore
+from .directory import Directory
+
+
+class Decider:
+    """``RequestStore.decide`` for clicks and forms.
+
+    The DECIDE script checks who may decide against cached group
+    membership; when a group is not cached, or the person is not in the
+    cached copy, the group is looked up in Slack once and the decision tried
+    again, so someone just added to a group is not turned away.
+    """
+
+    def __init__(self, store: RequestStore, directory: Directory) -> None:
+        self.store = store
+        self.directory = directory
+
+    async def decide(self, request_id: str, decision: Decision) -> Transition:
+        transition = await self.store.decide(request_id, decision)
+        groups = self._to_refresh(transition)
+        if groups and await self.directory.refresh(groups):
+            transition = await self.store.decide(request_id, decision)
+        return transition
+
+    async def may_decide(self, request_id: str, user: str, *, approving: bool) -> Transition:
+        """Whether ``user`` could decide now (nothing changes): a Transition with
+        ``refused`` set if not, so the caller can say why."""
+        transition = await self.store.check(request_id, user, approving=approving)
+        groups = self._to_refresh(transition)
+        if groups and await self.directory.refresh(groups):
+            transition = await self.store.check(request_id, user, approving=approving)
+        return transition
+
+    @staticmethod
+    def _to_refresh(transition: Transition) -> tuple[str, ...]:
+        if transition.refused is Refusal.UNKNOWN_GROUPS:
+            return transition.groups
+        if transition.refused is Refusal.NOT_APPROVER and transition.request is not None:
+            return tuple(a for a in transition.request.approvers if a.startswith("S"))
+        return ()
