@@ -1,4 +1,4 @@
-"""Command line: ``python -m bot serve`` runs a worker, ``python -m bot check`` checks the configuration."""
+"""Command line: ``serve`` runs a bot worker, ``check`` checks its configuration, ``audit`` exports or verifies the audit log."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 
+from . import audit_export
 from .approvals.policy import PolicyError
 from .redis_client import connect
 from .settings import MissingSetting, Settings
@@ -26,7 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run one bot worker (HTTP on $PORT, or Socket Mode with SLACK_APP_TOKEN)")
-    commands.add_parser("check", help="check Redis, the Slack token and the approval channel")
+    commands.add_parser("check", help="check Redis, the Slack token, the approval channel and the policy file")
+    audit = commands.add_parser("audit", help="export the audit log (needs only REDIS_URL), or verify its hash chain")
+    audit.add_argument("--since", help="from this date/time (UTC unless it has an offset) or this long ago (24h, 7d)")
+    audit.add_argument("--format", choices=audit_export.FORMATS, default="jsonl", help="output format (default jsonl)")
+    audit.add_argument("--verify", action="store_true", help="check that no entry was changed or removed")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -34,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings()
         if args.command == "serve":
             return serve(settings)
+        if args.command == "audit":
+            return asyncio.run(audit_command(settings, args.since, args.format, args.verify))
         return asyncio.run(check(settings))
     except (MissingSetting, PolicyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -98,6 +106,29 @@ async def check(settings: Settings) -> int:
     except OSError as exc:
         report(False, "approval channel", str(exc))
     return 1 if failures else 0
+
+
+async def audit_command(settings: Settings, since: str | None, fmt: str, verify: bool) -> int:
+    """Export to stdout (exit 0), or verify: exit 1 if the chain is broken."""
+    settings.require("redis_url")
+    try:
+        start = audit_export.parse_since(since, time.time()) if since else 0
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    redis = connect(settings.redis_url)
+    try:
+        if verify:
+            verdict = await audit_export.verify(redis)
+            if verdict.ok:
+                print(f"ok: {verdict.checked} entries, chain intact; head {verdict.head or '(empty log)'}")
+                return 0
+            print(f"FAIL: {verdict.problem} ({verdict.checked} entries checked before it)")
+            return 1
+        await audit_export.export(redis, sys.stdout, since=start, fmt=fmt)
+        return 0
+    finally:
+        await redis.aclose()
 
 
 def _redacted(url: str) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
+from urllib.parse import urlencode
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -16,11 +18,21 @@ from redis.asyncio import Redis
 from bot import Settings, SlackApprover
 from bot.approvals.store import RequestStore
 from bot.redis_client import connect
-from bot.slack.ids import CHOICE_INPUT, EDIT_INPUT, OWN_ANSWER_INPUT, Action, Field, Modal, edit_block, own_answer_block
+from bot.slack.ids import (
+    CHOICE_INPUT,
+    EDIT_INPUT,
+    OWN_ANSWER_INPUT,
+    SLASH_COMMAND,
+    Action,
+    Field,
+    Modal,
+    edit_block,
+    own_answer_block,
+)
 from bot.web import create_app
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.slack_api import FakeSlack, PostedMessage
-from tests.fakes.slack_payloads import block_actions, signed_form, view_submission
+from tests.fakes.slack_payloads import block_actions, sign, signed_form, signed_json, slash_command, view_submission
 
 SIGNING_SECRET = "test-signing-secret"
 CHANNEL = "C0APPROVALS"
@@ -89,6 +101,21 @@ class Worker:
         async with self.session.post(f"{self.url}/slack/events", data=body, headers=headers) as response:
             await response.read()
             return response
+
+    async def event(self, body: dict[str, Any]) -> int:
+        """Deliver an Events API request; returns the HTTP status."""
+        raw, headers = signed_json(body, SIGNING_SECRET)
+        async with self.session.post(f"{self.url}/slack/events", data=raw, headers=headers) as response:
+            await response.read()
+            return response.status
+
+    async def command(self, user: str, text: str = "") -> dict[str, Any]:
+        """Run ``/approvals <text>`` as ``user``; returns the ephemeral answer."""
+        body = urlencode(slash_command(user, SLASH_COMMAND, text)).encode()
+        headers = {**sign(body, SIGNING_SECRET), "Content-Type": "application/x-www-form-urlencoded"}
+        async with self.session.post(f"{self.url}/slack/events", data=body, headers=headers) as response:
+            assert response.status == 200
+            return await response.json()
 
     async def click(self, user: str, action: Action, message: PostedMessage, *, name: str | None = None) -> aiohttp.ClientResponse:
         """Click a button the message shows (ValueError if it shows none)."""
@@ -201,6 +228,13 @@ async def make_approver(redis_server: RedisServer, redis: Redis) -> AsyncIterato
     yield make
     for approver in approvers:
         await approver.close()
+
+
+def policy_file(directory: Path, body: str) -> Path:
+    """Write a YAML policy for ``start_worker(approval_policy=...)``."""
+    path = directory / "policy.yaml"
+    path.write_text(body)
+    return path
 
 
 def context(tool_use_id: str, **kwargs: Any) -> ToolPermissionContext:

@@ -49,7 +49,7 @@ class PolicyError(ValueError):
     """The policy file cannot be used; the message names the file, rule and field."""
 
 
-def _seconds(value: Any) -> float:
+def parse_duration(value: Any) -> float:
     """``90``, ``"90s"``, ``"15m"``, ``"2h"``, ``"1d"``, ``"1h30m"`` → seconds."""
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 15m, 2h or 1d")
@@ -65,7 +65,7 @@ def _seconds(value: Any) -> float:
     return seconds
 
 
-Duration = Annotated[float, BeforeValidator(_seconds)]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
 """Seconds, written as a number or as ``30s`` / ``15m`` / ``2h`` / ``1d``."""
 
 def _slack_id(pattern: str, what: str) -> AfterValidator:

@@ -30,7 +30,10 @@ __all__ = [
     "DEFAULT_RESPONSE_URL",
     "VERIFICATION_TOKEN",
     "block_actions",
+    "event_callback",
+    "message_event",
     "sign",
+    "slash_command",
     "signed_form",
     "signed_json",
     "view_submission",
@@ -224,6 +227,54 @@ def view_submission(
         "response_urls": [],
         "enterprise": None,
         "is_enterprise_install": False,
+    }
+
+
+def event_callback(event: Mapping[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
+    """The Events API envelope Slack POSTs (JSON) around one event."""
+    return {
+        "token": VERIFICATION_TOKEN,
+        "team_id": TEAM_ID,
+        "api_app_id": APP_ID,
+        "event": dict(event),
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{_unique():08d}",
+        "event_time": int(time.time()),
+        "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True, "is_enterprise_install": False}],
+        "is_ext_shared_channel": False,
+    }
+
+
+def message_event(
+    channel: str, ts: str, user: str | None, text: str, *, thread_ts: str | None = None,
+    subtype: str | None = None, bot_id: str | None = None,
+) -> dict[str, Any]:
+    """A ``message`` event (``message.channels``), as a thread reply when ``thread_ts`` is given."""
+    event: dict[str, Any] = {
+        "type": "message", "channel": channel, "text": text, "ts": ts, "event_ts": ts, "channel_type": "channel",
+    }
+    if user is not None:
+        event["user"] = user
+    if thread_ts is not None:
+        event["thread_ts"] = thread_ts
+    if subtype is not None:
+        event["subtype"] = subtype
+    if bot_id is not None:
+        event["bot_id"] = bot_id
+    if subtype == "message_changed":
+        # Edits carry the new message nested, and no user of their own.
+        event.pop("user", None)
+        event["message"] = {"type": "message", "user": user, "text": text, "ts": ts, "thread_ts": thread_ts}
+    return event
+
+
+def slash_command(user_id: str, command: str, text: str = "", *, channel: str = "C0APPROVALS") -> dict[str, str]:
+    """What Slack form-posts for a slash command."""
+    return {
+        "token": VERIFICATION_TOKEN, "team_id": TEAM_ID, "team_domain": TEAM_DOMAIN, "channel_id": channel,
+        "channel_name": "approvals", "user_id": user_id, "user_name": user_id.lower(), "command": command,
+        "text": text, "api_app_id": APP_ID, "is_enterprise_install": "false",
+        "response_url": f"https://hooks.slack.com/commands/{TEAM_ID}/{_unique()}/fake", "trigger_id": _trigger_id(),
     }
 
 
