@@ -128,7 +128,8 @@ return {'created'}
 
 # ARGV: id, now, rule, channel, approvers, mention, required, allow_self,
 #       timeout, on_timeout, escalation JSON, cost, budget, spend_key
-# Stores what the policy decided, once: a re-claimed post job keeps the first route.
+# Stores what the policy decided, once (a re-claimed post job keeps the first
+# route), and starts the rule's timeout, capped by the agent's own deadline.
 ROUTE = _script("""
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
@@ -137,13 +138,21 @@ redis.call('HSET', KEYS[1], 'routed', '1', 'rule', ARGV[3], 'approvers', ARGV[5]
   'required', ARGV[7], 'allow_self', ARGV[8], 'timeout', ARGV[9], 'on_timeout', ARGV[10],
   'escalation', ARGV[11], 'cost', ARGV[12], 'budget', ARGV[13], 'spend_key', ARGV[14])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'channel', ARGV[4]) end
+local timeout = tonumber(ARGV[9]) or 0
+if state == 'pending' and timeout > 0 then
+  local due = tonumber(ARGV[2]) + timeout
+  local ceiling = tonumber(redis.call('HGET', KEYS[1], 'deadline') or '0') or 0
+  if ceiling > 0 and ceiling < due then due = ceiling end
+  redis.call('HSET', KEYS[1], 'timeout_at', tostring(due))
+  redis.call('ZADD', KEYS[2], due, ARGV[1])
+end
 return {'routed', state}
 """)
 
 # ARGV: id, channel, ts, now
-# Records where the message went and starts the route's clocks (timeout,
-# escalation steps), which count from the moment people can see it. Never
-# overwrites: a second post of the same request is reported, not kept.
+# Records where the message went and starts the escalation steps' clocks,
+# which count from the moment people can see it (a reminder needs the thread).
+# Never overwrites: a second post of the same request is reported, not kept.
 MARK_POSTED = _script("""
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 if redis.call('HGET', KEYS[1], 'ts') then return {'already'} end
@@ -153,14 +162,6 @@ local state = redis.call('HGET', KEYS[1], 'state')
 local retention = tonumber('${retention}')
 redis.call('SET', '${thread_prefix}' .. ARGV[2] .. ':' .. ARGV[3], ARGV[1], 'EX', retention)
 if state == 'pending' then
-  local timeout = tonumber(redis.call('HGET', KEYS[1], 'timeout') or '0') or 0
-  if timeout > 0 then
-    local due = now + timeout
-    local ceiling = tonumber(redis.call('HGET', KEYS[1], 'deadline') or '0') or 0
-    if ceiling > 0 and ceiling < due then due = ceiling end
-    redis.call('HSET', KEYS[1], 'timeout_at', tostring(due))
-    redis.call('ZADD', KEYS[2], due, ARGV[1])
-  end
   for i, step in ipairs(steps()) do
     redis.call('ZADD', KEYS[2], now + tonumber(step['after']), ARGV[1] .. ':esc:' .. (i - 1))
   end
