@@ -1,0 +1,142 @@
+"""What people can see: /approvals, the App Home tab, and the audit log."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+
+from bot.approvals import keys
+from bot.approvals.audit import AuditLog
+from bot.slack.ids import Action
+from tests.conftest import CHANNEL, context, policy_file, posted
+from tests.fakes.slack_payloads import event_callback
+from tests.test_cli import run
+
+POLICY = """
+rules:
+  - name: deploys
+    tool: Bash
+    command: "^kubectl "
+    approvers: [U0ALICE, S0SRE]
+"""
+
+
+async def test_approvals_lists_what_the_caller_can_decide(tmp_path, start_worker, make_approver, slack):
+    slack.usergroups["S0SRE"] = ["U0CAROL"]
+    worker = await start_worker(approval_policy=policy_file(tmp_path, POLICY))
+    approver = await make_approver(agent_name="release-bot")
+    deploy = asyncio.create_task(approver.can_use_tool("Bash", {"command": "kubectl apply -f prod.yaml"}, context("toolu_l1")))
+    other = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make <!channel> docs"}, context("toolu_l2")))
+    first, second = await posted(slack, 1), await posted(slack, 2)
+    deploy_message = first if "kubectl" in first.text else second
+
+    carol = await worker.command("U0CAROL")
+    assert carol["response_type"] == "ephemeral"
+    listed = str(carol["blocks"])
+    assert "kubectl apply -f prod.yaml" in listed and "make &lt;!channel&gt; docs" in listed
+    assert f"https://slack.com/archives/{CHANNEL}/p{deploy_message.ts.replace('.', '')}" in listed
+    assert "<!channel>" not in listed  # tool input cannot ping anyone
+
+    mallory = await worker.command("U0MALLORY")
+    assert "kubectl" not in str(mallory["blocks"]) and "make" in str(mallory["blocks"])
+
+    await worker.click("U0CAROL", Action.APPROVE, deploy_message, name="carol")
+    assert (await asyncio.wait_for(deploy, 5)).behavior == "allow"
+    after = await worker.command("U0CAROL")
+    assert "kubectl" not in str(after["blocks"])
+
+    # App Home: the same list, and what Carol decided lately.
+    assert await worker.event(event_callback({"type": "app_home_opened", "user": "U0CAROL", "channel": "D0CAROL", "tab": "home"})) == 200
+    home = slack.home_views["U0CAROL"]
+    shown = str(home["blocks"])
+    assert "make &lt;!channel&gt; docs" in shown
+    assert "Your recent decisions" in shown and ":white_check_mark: Approved request" in shown
+
+    assert (await worker.command("U0CAROL", "what"))["text"].startswith("`/approvals` lists the requests waiting")
+    other.cancel()
+    await asyncio.gather(other, return_exceptions=True)
+
+
+async def decided_log(start_worker, make_approver, slack) -> None:
+    worker = await start_worker()
+    approver = await make_approver()
+    for n, verb in enumerate(("approve", "deny")):
+        call = asyncio.create_task(approver.can_use_tool("Bash", {"command": f"make step{n}"}, context(f"toolu_audit{n}")))
+        message = await posted(slack, n + 1)
+        if verb == "approve":
+            await worker.click("U0ALICE", Action.APPROVE, message, name="alice")
+        else:
+            await worker.deny("U0BOB", message, "no, \"quoted\", reason", name="bob")
+        await asyncio.wait_for(call, 5)
+
+
+async def test_every_transition_is_audited_and_the_chain_verifies(start_worker, make_approver, slack, redis):
+    await decided_log(start_worker, make_approver, slack)
+    log = AuditLog(redis)
+    entries = [e async for e in log.entries()]
+    events = [(e.fields["event"], e.fields["actor"], e.fields["state"]) for e in entries if e.fields["request"]]
+    assert ("created", "agent", "pending") in events and ("posted", "system", "pending") in events
+    assert ("approved", "U0ALICE", "approved") in events and ("denied", "U0BOB", "denied") in events
+    assert all(e.fields["input_hash"] for e in entries)
+    verdict = await log.verify()
+    assert verdict.ok and verdict.checked == len(entries) and verdict.head == entries[-1].fields["hash"]
+
+
+async def test_a_changed_or_removed_entry_is_detected(start_worker, make_approver, slack, redis):
+    await decided_log(start_worker, make_approver, slack)
+    log = AuditLog(redis)
+    original = await redis.xrange(keys.AUDIT)
+
+    async def rewrite(entries) -> None:
+        await redis.delete(keys.AUDIT)
+        for entry_id, fields in entries:
+            await redis.xadd(keys.AUDIT, fields, id=entry_id)
+
+    # Someone rewrites who denied the second request.
+    forged = [(i, {**f, b"actor": b"U0ALICE"} if f[b"event"] == b"denied" else f) for i, f in original]
+    await rewrite(forged)
+    verdict = await log.verify()
+    assert not verdict.ok and "was changed after it was written" in verdict.problem
+
+    # Someone removes an approval from the middle of the log instead.
+    await rewrite([(i, f) for i, f in original if f[b"event"] != b"approved"])
+    verdict = await log.verify()
+    assert not verdict.ok and "the entry before it was removed or changed" in verdict.problem
+
+    # Or drops the newest entries.
+    await rewrite(original[:-2])
+    verdict = await log.verify()
+    assert not verdict.ok and "newest entries were removed" in verdict.problem
+
+    await rewrite(original)
+    assert (await log.verify()).ok
+
+
+async def test_audit_command_exports_and_verifies(tmp_path, start_worker, make_approver, slack, redis, redis_server):
+    await decided_log(start_worker, make_approver, slack)
+
+    code, out, err = await run("audit", cwd=tmp_path, REDIS_URL=redis_server.url)
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["event"] for r in rows if r["event"] in ("approved", "denied")] == ["approved", "denied"]
+    assert all(r["hash"] and "prev" in r for r in rows)
+
+    code, out, err = await run("audit", "--format", "csv", "--since", "1h", cwd=tmp_path, REDIS_URL=redis_server.url)
+    assert code == 0, err
+    table = list(csv.DictReader(io.StringIO(out)))
+    denied = next(r for r in table if r["event"] == "denied")
+    assert (denied["actor"], denied["reason"]) == ("U0BOB", 'no, "quoted", reason')
+    code, out, _ = await run("audit", "--since", "2999-01-01", cwd=tmp_path, REDIS_URL=redis_server.url)
+    assert code == 0 and out == ""
+
+    code, out, _ = await run("audit", "--verify", cwd=tmp_path, REDIS_URL=redis_server.url)
+    assert code == 0 and out.startswith(f"ok: {len(rows)} entries, chain intact; head ")
+    last = (await redis.xrevrange(keys.AUDIT, count=1))[0][0]
+    await redis.xdel(keys.AUDIT, last)
+    code, out, _ = await run("audit", "--verify", cwd=tmp_path, REDIS_URL=redis_server.url)
+    assert code == 1 and out.startswith("FAIL: the newest entries were removed")
+
+    code, _out, err = await run("audit", "--since", "last tuesday", cwd=tmp_path, REDIS_URL=redis_server.url)
+    assert code == 2 and "expected a date" in err
