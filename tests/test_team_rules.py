@@ -6,6 +6,8 @@ import asyncio
 import copy
 
 from bot.approvals import keys
+from bot.approvals.allowlist import TeamAllowList
+from bot.approvals.rules import Rule
 from tests.conftest import CHANNEL, context, policy_file, posted
 from bot.slack.ids import Action
 
@@ -88,6 +90,10 @@ async def test_requests_go_to_the_channel_their_rule_names(tmp_path, start_worke
 async def test_allow_and_deny_rules_decide_without_asking(tmp_path, start_worker, make_approver, slack, redis):
     await setup(tmp_path, start_worker, slack)
     approver = await make_approver()
+    # Someone once clicked "Always allow" on `rm -rf …`: a deny rule still wins over it.
+    await TeamAllowList(redis).add([Rule.parse("Bash(rm -rf *)")], added_by="U0BOB")
+    cleaned = await asyncio.wait_for(approver.can_use_tool("Bash", {"command": "rm -rf build"}, context("toolu_clean")), 5)
+    assert cleaned.behavior == "allow"
 
     allowed = await asyncio.wait_for(approver.can_use_tool("Bash", {"command": "tail -n 50 app.log"}, context("toolu_tail")), 5)
     denied = await asyncio.wait_for(approver.can_use_tool("Bash", {"command": "rm -rf /"}, context("toolu_rm")), 5)

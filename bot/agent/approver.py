@@ -20,9 +20,7 @@ from redis.exceptions import RedisError
 
 from .. import text
 from ..approvals import keys, rules
-from ..approvals.audit import AuditLog
-from ..approvals.allowlist import TeamAllowList
-from ..approvals.model import ApprovalRequest, Decision, NewRequest, State, input_hash, request_id_for
+from ..approvals.model import ApprovalRequest, Decision, NewRequest, State, request_id_for
 from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter, WaiterClosed
 from ..redis_client import connect
@@ -94,8 +92,6 @@ class SlackApprover:
         self.channel = channel
         self.cost_estimator = cost_estimator
         self.store = RequestStore(self.redis)
-        self.allowlist = TeamAllowList(self.redis)
-        self.audit = AuditLog(self.redis)
         self._waiter = DecisionWaiter(self.redis, keys.DECISIONS, self.store.ended)
         self._started = False
         self._start_lock = asyncio.Lock()
@@ -173,13 +169,6 @@ class SlackApprover:
     ) -> PermissionResult:
         try:
             await self.start()
-            allowed = await self.allowlist.matching(tool_name, tool_input)
-            if allowed is not None:
-                await self.audit.append(
-                    "auto_allowed", actor=f"team rule {allowed.rule}", request=request_id,
-                    input_hash=input_hash(tool_input), tool=tool_name,
-                )
-                return PermissionResultAllow(updated_input=tool_input)
             ended = await self._ask(request_id, tool_name, tool_input, context)
             return await self._result(ended)
         except asyncio.CancelledError:

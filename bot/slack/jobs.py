@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from .. import text
+from ..approvals.allowlist import TeamAllowList
 from ..approvals.audit import AuditLog
 from ..approvals.model import POLICY_ACTOR, ApprovalRequest, Decision, Reply, State
 from ..approvals.policy import Action, Policy
@@ -80,6 +81,7 @@ class SlackJobWorker:
         self.policy = policy
         self.directory = Directory(store.redis, client)
         self.audit = AuditLog(store.redis)
+        self.allowlist = TeamAllowList(store.redis)
         self.default_channel = default_channel
         self.sweep_interval = sweep_interval
         self.concurrency = concurrency
@@ -239,10 +241,20 @@ class SlackJobWorker:
                 await self._update(ended)
 
     async def _route(self, request: ApprovalRequest) -> ApprovalRequest | None:
-        """Apply the policy: store the route, or allow/deny at once without a post."""
+        """Apply the policy: store the route, or allow/deny at once without a post.
+
+        A policy ``deny`` wins over the team allow-list ("Always allow"); the
+        allow-list wins over asking."""
         route = self.policy.route(request.tool_name, request.tool_input, request.cost)
         await self.store.route(request.id, route)
-        if route.action is Action.ALLOW:
+        team_rule = None
+        if route.action is not Action.DENY:
+            team_rule = await self.allowlist.matching(request.tool_name, request.tool_input)
+        if team_rule is not None:
+            reason = f"team allow-list {team_rule.rule}"
+            decision = Decision(State.APPROVED, actor=POLICY_ACTOR, reason=reason, event="auto_allowed")
+            await self.store.decide(request.id, decision)
+        elif route.action is Action.ALLOW:
             decision = Decision(State.APPROVED, actor=POLICY_ACTOR, reason=f"rule {route.rule}", event="auto_allowed")
             await self.store.decide(request.id, decision)
         elif route.action is Action.DENY:
