@@ -204,3 +204,45 @@ def test_always_allow_explains_the_rule_and_stays_valid():
     message = blocks.request_message(request(suggestions=suggestions))
     assert message_blocks_errors(message.blocks) == []
     assert Action.ALWAYS_ALLOW in texts(message)
+
+
+def _routed(state: State = State.PENDING, **extra) -> ApprovalRequest:
+    from bot.approvals.model import Vote
+
+    now = time.time()
+    return request(
+        "mcp__billing__refund", {"amount": HOSTILE * 40}, state,
+        routed=True, rule=HOSTILE, approvers=("U0ALICE", "S0SRE") * 20, mention=("S0ONCALL",), required=5,
+        votes=tuple(Vote(f"U0V{i}", HOSTILE, now) for i in range(4)), cost=1234.5, budget=1000.0,
+        escalation=[{"after": 60, "approvers": ["S0LEAD"] * 30}], escalated=(0,),
+        timeout_at=now + 30, on_timeout="escalate", updated_input={"amount": "1"}, revision=3, **extra,
+    )
+
+
+@pytest.mark.parametrize("state", list(State))
+def test_team_rule_details_render_valid_and_escaped(state):
+    message = blocks.request_message(_routed(state), spent=999.0)
+    assert message_blocks_errors(message.blocks) == []
+    shown = texts(message)
+    assert "<!channel>" not in shown and "<@U1>" not in shown
+    if state is State.PENDING:
+        assert message.text.startswith("<!subteam^S0ONCALL> ")
+        assert "*Approvals:* 4 of 5" in shown and "takes" in shown  # over budget
+        assert any(b.get("block_id") == "approval.actions.0123456789abcdef01234567.3" for b in message.blocks)
+        assert Action.ALWAYS_ALLOW.value not in shown  # N-of-M: one person cannot allow forever
+
+
+def test_pending_list_and_home_are_valid_with_many_hostile_requests():
+    from bot.approvals.audit import Entry
+
+    pending = [
+        request(tool_input={"command": HOSTILE * 30}, agent=HOSTILE, posted_channel="C0APPROVALS", ts=f"1700000000.{i:06d}")
+        for i in range(60)
+    ]
+    listing = blocks.pending_list(pending)
+    assert message_blocks_errors(listing.blocks) == []
+    assert "…and 40 more." in texts(listing) and "<!channel>" not in texts(listing)
+    recent = [Entry(f"1700000000000-{i}", {"event": "denied", "request": HOSTILE, "at": "1700000000"}, []) for i in range(40)]
+    home = blocks.home_view(pending, recent)
+    assert view_errors(home) == []
+    assert blocks.pending_list([]).text == "Nothing is waiting for your decision."

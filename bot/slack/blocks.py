@@ -52,7 +52,7 @@ def _plain_section(value: str) -> dict[str, Any]:
 def _context(*markdown: str) -> dict[str, Any]:
     return {
         "type": "context",
-        "elements": [{"type": "mrkdwn", "text": m} for m in markdown[: limits.CONTEXT_ELEMENTS]],
+        "elements": [{"type": "mrkdwn", "text": m[: limits.CONTEXT_TEXT]} for m in markdown[: limits.CONTEXT_ELEMENTS]],
     }
 
 
