@@ -7,7 +7,6 @@ can tell the user instead of retrying blindly.
 from __future__ import annotations
 
 import datetime as dt
-
 from collections.abc import Sequence
 
 from .approvals.model import POLICY_ACTOR, ApprovalRequest, Refusal, Reply, State, Transition

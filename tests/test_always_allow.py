@@ -82,6 +82,7 @@ async def test_team_rules_are_listed_and_removable_from_slack(start_worker, make
                "command": SLASH_COMMAND, "text": "rules", "response_url": "https://hooks.slack.com/commands/x", "trigger_id": "1.2.3",
                "api_app_id": "A0TEST"}
     from urllib.parse import urlencode
+
     from tests.fakes.slack_payloads import sign
 
     body = urlencode(command).encode()

@@ -96,8 +96,8 @@ async def test_a_submission_after_the_request_ended_changes_nothing(start_worker
     result = await asyncio.wait_for(task, 5)
     assert result.updated_input == {"command": "make deploy"}
 
-    from tests.fakes.slack_payloads import signed_form, view_submission
     from bot.slack.ids import EDIT_INPUT, Modal
+    from tests.fakes.slack_payloads import signed_form, view_submission
 
     payload = view_submission("U_ALICE", Modal.MODIFY.value, modal["private_metadata"],
                               {edit_block("command"): {EDIT_INPUT: "make destroy"}}, view=modal)

@@ -8,8 +8,8 @@ import copy
 from bot.approvals import keys
 from bot.approvals.allowlist import TeamAllowList
 from bot.approvals.rules import Rule
-from tests.conftest import CHANNEL, context, policy_file, posted
 from bot.slack.ids import Action
+from tests.conftest import CHANNEL, context, policy_file, posted
 
 POLICY = """
 rules:

@@ -9,10 +9,10 @@ from bot.approvals import keys
 from bot.approvals.model import request_id_for
 from bot.slack.ids import Action
 from tests.conftest import CHANNEL, context, posted
+from tests.fakes.model_api import clean_agent_env, text
 from tests.fakes.slack_api import BOT_ID, BOT_USER_ID
 from tests.fakes.slack_payloads import event_callback, message_event
 from tests.test_agent_e2e import run_agent, write_marker
-from tests.fakes.model_api import clean_agent_env, text
 
 
 async def eventually(probe, expected, timeout: float = 5.0) -> None:

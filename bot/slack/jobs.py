@@ -20,13 +20,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from .. import text
+from ..approvals import keys
 from ..approvals.allowlist import TeamAllowList
 from ..approvals.audit import AuditLog
 from ..approvals.model import POLICY_ACTOR, ApprovalRequest, Decision, Reply, State
 from ..approvals.policy import Action, Policy
 from ..approvals.queue import Job, JobKind, JobQueue
 from ..approvals.store import RequestStore
-from ..approvals import keys
 from ..tasks import stop
 from . import blocks
 from .directory import Directory
