@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from .approvals.model import POLICY_ACTOR, ApprovalRequest, Refusal, Reply, State, Transition
+from .approvals.policy import is_group
 from .approvals.questions import TOOL_NAME as QUESTION_TOOL
 
 
@@ -258,7 +259,7 @@ COMMAND_HELP = (
 
 def target(slack_id: str) -> str:
     """A user or a user group as a mention (``<!subteam^…>`` is the only form that notifies a group)."""
-    return f"<!subteam^{slack_id}>" if slack_id.startswith("S") else f"<@{slack_id}>"
+    return f"<!subteam^{slack_id}>" if is_group(slack_id) else f"<@{slack_id}>"
 
 
 def targets(ids: Sequence[str]) -> str:
@@ -269,7 +270,6 @@ RULE_LINE_POLICY = "*Rule:* {rule}"
 WHO_DECIDES = "*Who can decide:* {who}"
 ANYONE_DECIDES = "Anyone in this channel can decide."
 PAGING = ":rotating_light: {who}: approval needed"
-NOT_SELF = "<@{user}> cannot approve their own agent's request."
 PROGRESS = "*Approvals:* {count} of {required}"
 PROGRESS_BY = "*Approvals:* {count} of {required}: {who}"
 COST = ":moneybag: *Estimated cost:* ${cost:,.2f}"

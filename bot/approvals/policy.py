@@ -93,6 +93,7 @@ ChannelId = Annotated[str, _slack_id(r"[CGD][A-Z0-9]{2,}", "a Slack channel id (
 
 
 def is_group(target: str) -> bool:
+    """A user group id (``S…``), as opposed to a user."""
     return target.startswith("S")
 
 

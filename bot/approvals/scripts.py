@@ -257,7 +257,11 @@ local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
 local now = tonumber(ARGV[2])
 if not score or tonumber(score) > now then return {'not_due'} end
 local r = redis.call('HMGET', KEYS[1], 'state', 'on_timeout', 'timeout_escalated', 'deadline', 'timeout')
-if r[1] ~= 'pending' then return {'expire'} end
+if r[1] ~= 'pending' then
+  -- Ended (or gone, its retention over): nothing left to time out.
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return {'ended'}
+end
 local ceiling = tonumber(r[4] or '0') or 0
 if r[2] ~= 'escalate' or r[3] == '1' or (ceiling > 0 and now >= ceiling) then return {'expire'} end
 local fired, targets = {}, {}

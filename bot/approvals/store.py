@@ -179,7 +179,8 @@ class RequestStore:
 
     async def time_out(self, request_id: str) -> str:
         """Handle a due deadline: ``"escalated"`` (``on_timeout: escalate`` fired),
-        ``"expire"`` (the caller expires the request) or ``"not_due"`` (rescheduled meanwhile)."""
+        ``"expire"`` (the caller expires the request), ``"not_due"`` (rescheduled
+        meanwhile) or ``"ended"`` (decided or gone; the deadline is dropped)."""
         reply = await self._timeout(keys=self._keys(request_id), args=[request_id, repr(time.time())])
         return text(reply[0])
 
@@ -193,10 +194,6 @@ class RequestStore:
                 pipe.hget(keys.request(request_id), "state")
             states = await pipe.execute()
         return {i for i, s in zip(ids, states, strict=True) if s is None or text(s) != State.PENDING.value}
-
-    async def forget_deadline(self, member: str) -> None:
-        """Drop a deadline whose request no longer exists."""
-        await self.redis.zrem(keys.DEADLINES, member)
 
     async def due(self, now: float, limit: int = 100) -> list[str]:
         """Deadline members that fell due: ``<id>`` (expiry) or ``<id>:esc:<n>`` (escalation)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..approvals.model import Decision, Refusal, Transition
+from ..approvals.policy import is_group
 from ..approvals.store import RequestStore
 from .directory import Directory
 
@@ -41,5 +42,5 @@ class Decider:
         if transition.refused is Refusal.UNKNOWN_GROUPS:
             return transition.groups
         if transition.refused is Refusal.NOT_APPROVER and transition.request is not None:
-            return tuple(a for a in transition.request.approvers if a.startswith("S"))
+            return tuple(a for a in transition.request.approvers if is_group(a))
         return ()

@@ -24,7 +24,7 @@ from ..approvals import keys
 from ..approvals.allowlist import TeamAllowList
 from ..approvals.audit import AuditLog
 from ..approvals.model import POLICY_ACTOR, ApprovalRequest, Decision, Reply, State
-from ..approvals.policy import Action, Policy
+from ..approvals.policy import Action, Policy, is_group
 from ..approvals.queue import Job, JobKind, JobQueue
 from ..approvals.store import RequestStore
 from ..tasks import stop
@@ -148,13 +148,10 @@ class SlackJobWorker:
                 if await self.store.escalate(request_id, int(step)):
                     log.info("request %s escalated (step %s)", request_id, step)
                 continue
-            outcome = await self.store.time_out(request_id)
-            if outcome != "expire":
+            if await self.store.time_out(request_id) != "expire":
                 continue
             transition = await self.store.decide(request_id, Decision(State.EXPIRED, reason="timeout"))
-            if transition.request is None:
-                await self.store.forget_deadline(member)
-            elif transition.won:
+            if transition.won:
                 log.info("request %s expired", request_id)
 
     async def _spawn(self, job: Job) -> None:
@@ -215,7 +212,7 @@ class SlackJobWorker:
             if request is None or request.state.is_final:
                 return  # the policy decided it without asking anyone
         # Before the post: the first click checks membership against this cache.
-        await self.directory.warm(a for a in request.approvers if a.startswith("S"))
+        await self.directory.warm(a for a in request.approvers if is_group(a))
         channel = request.channel or self.default_channel
         message = blocks.request_message(request, await self._spent(request))
         try:
@@ -251,15 +248,15 @@ class SlackJobWorker:
         if route.action is not Action.DENY:
             team_rule = await self.allowlist.matching(request.tool_name, request.tool_input)
         if team_rule is not None:
-            reason = f"team allow-list {team_rule.rule}"
-            decision = Decision(State.APPROVED, actor=POLICY_ACTOR, reason=reason, event="auto_allowed")
-            await self.store.decide(request.id, decision)
+            outcome = (State.APPROVED, f"team allow-list {team_rule.rule}", "auto_allowed")
         elif route.action is Action.ALLOW:
-            decision = Decision(State.APPROVED, actor=POLICY_ACTOR, reason=f"rule {route.rule}", event="auto_allowed")
-            await self.store.decide(request.id, decision)
+            outcome = (State.APPROVED, f"rule {route.rule}", "auto_allowed")
         elif route.action is Action.DENY:
-            decision = Decision(State.DENIED, actor=POLICY_ACTOR, reason=route.message, event="auto_denied")
-            await self.store.decide(request.id, decision)
+            outcome = (State.DENIED, route.message, "auto_denied")
+        else:
+            return await self.store.get(request.id)
+        state, reason, event = outcome
+        await self.store.decide(request.id, Decision(state, actor=POLICY_ACTOR, reason=reason, event=event))
         return await self.store.get(request.id)
 
     async def _spent(self, request: ApprovalRequest) -> float | None:
@@ -285,7 +282,7 @@ class SlackJobWorker:
             return
         steps = [int(i) for i in job.fields.get("steps", "").split()]
         added = [t for i in steps if i < len(request.escalation) for t in request.escalation[i]["approvers"]]
-        await self.directory.warm(a for a in added if a.startswith("S"))
+        await self.directory.warm(a for a in added if is_group(a))
         await self._update(request)
         reminder = text.reminder(request, list(dict.fromkeys(added)), time.time() - request.created_at)
         await self._in_thread(request, reminder)
