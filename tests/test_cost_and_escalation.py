@@ -135,3 +135,34 @@ async def test_a_rule_timeout_denies_or_escalates_first(tmp_path, start_worker, 
     assert result.behavior == "deny" and "request expired" in result.message
     await slack.wait_for(lambda: "Expired" in shown(message))
     assert worker  # the worker did all of this from deadlines in Redis
+
+
+ESCALATING = """
+rules:
+  - name: paged
+    tool: Bash
+    approvers: [U0ALICE]
+    escalation:
+      - {after: 0.2, approvers: [U0BOB]}
+      - {after: 0.4, approvers: [S0LEADS]}
+"""
+
+
+async def test_with_several_workers_each_step_fires_once(tmp_path, start_worker, make_approver, slack, redis):
+    slack.usergroups["S0LEADS"] = ["U0LEE"]
+    path = policy_file(tmp_path, ESCALATING)
+    workers = [await start_worker(approval_policy=path) for _ in range(3)]
+    approver = await make_approver()
+    call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make migrate"}, context("toolu_steps")))
+    message = await posted(slack)
+
+    await slack.wait_for(lambda: len(slack.thread(message.channel, message.ts)) >= 2)
+    await asyncio.sleep(0.3)  # more sweeps by every worker: nothing fires twice
+    reminders = [m.text for m in slack.thread(message.channel, message.ts)]
+    assert len(reminders) == 2
+    assert "<@U0BOB>: you can now approve" in reminders[0] and "<!subteam^S0LEADS>" in reminders[1]
+    assert [e for e, _r, _a in await audit_events(redis)].count("escalated") == 2
+    await slack.wait_for(lambda: "Escalated to <@U0BOB>, <!subteam^S0LEADS>" in shown(message))
+
+    await workers[2].click("U0LEE", Action.APPROVE, message)  # a lead, through the group added last
+    assert (await asyncio.wait_for(call, 5)).behavior == "allow"
