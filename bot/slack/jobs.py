@@ -292,8 +292,8 @@ class SlackJobWorker:
         if not await self.store.claim_announcement(request.id):
             return
         try:
+            replies = await self._gather(request)  # first: it is idempotent, the post is not
             await self._in_thread(request, text.outcome_line(request))
-            replies = await self._gather(request)
         except Exception:
             await self.store.release_announcement(request.id)
             raise
