@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 
 from . import audit_export
+from .approvals.audit import AuditLog
 from .approvals.policy import PolicyError
 from .redis_client import connect
 from .settings import MissingSetting, Settings
@@ -119,7 +120,7 @@ async def audit_command(settings: Settings, since: str | None, fmt: str, verify:
     redis = connect(settings.redis_url)
     try:
         if verify:
-            verdict = await audit_export.verify(redis)
+            verdict = await AuditLog(redis).verify()
             if verdict.ok:
                 print(f"ok: {verdict.checked} entries, chain intact; head {verdict.head or '(empty log)'}")
                 return 0

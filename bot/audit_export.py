@@ -9,7 +9,7 @@ from typing import TextIO
 
 from redis.asyncio import Redis
 
-from .approvals.audit import AuditLog, Entry, Verdict
+from .approvals.audit import AuditLog, Entry
 from .approvals.policy import parse_duration
 
 FORMATS = ("jsonl", "csv")
@@ -58,6 +58,3 @@ async def export(redis: Redis, out: TextIO, *, since: float = 0, fmt: str = "jso
         count += 1
     return count
 
-
-async def verify(redis: Redis) -> Verdict:
-    return await AuditLog(redis).verify()

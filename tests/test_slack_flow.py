@@ -211,3 +211,31 @@ async def test_a_worker_that_dies_holding_a_job_leaves_it_to_another(start_worke
     await asyncio.sleep(0.5)  # more sweeps: nothing is posted twice
     assert len(slack.roots()) == 1
     assert await redis.xpending(keys.JOBS, keys.JOBS_GROUP) == {"pending": 0, "min": None, "max": None, "consumers": []}
+
+
+async def test_a_post_job_that_keeps_failing_denies_instead_of_leaving_the_agent_waiting(redis, store, slack, make_approver):
+    import dataclasses
+
+    from bot.approvals.policy import Policy
+    from bot.approvals.queue import JobQueue
+    from bot.slack.jobs import MAX_DELIVERIES, SlackJobWorker
+
+    queue = JobQueue(redis, "flaky-worker", retry_after=60)
+    await queue.ensure_group()
+    worker = SlackJobWorker(store, queue, slack.client(), policy=Policy(), default_channel=CHANNEL, sweep_interval=60)
+
+    async def bug(groups) -> None:  # a fault no retry can mend
+        raise RuntimeError("bug while preparing the post")
+
+    worker.directory.warm = bug
+    approver = await make_approver(timeout=0)  # the agent would wait forever
+    call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make"}, context("toolu_doomed")))
+    jobs: list = []
+    while not jobs:
+        jobs = await queue.take(count=1, block_ms=200)
+    await worker._run(dataclasses.replace(jobs[0], deliveries=MAX_DELIVERIES))  # its last delivery
+
+    result = await asyncio.wait_for(call, 5)
+    assert result.behavior == "deny"
+    assert "could not be posted to Slack (the worker kept failing)" in result.message
+    assert slack.roots() == []

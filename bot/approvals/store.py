@@ -236,6 +236,10 @@ class RequestStore:
         replies = [Reply.from_json(text(ts), text(value)) for ts, value in raw.items()]
         return sorted(replies, key=lambda r: float(r.ts))
 
+    async def first_delivery(self, event_id: str) -> bool:
+        """True the first time an Events API ``event_id`` is seen (Slack retries deliveries)."""
+        return bool(await self.redis.set(keys.SEEN_EVENTS_PREFIX + event_id, "1", nx=True, ex=keys.SEEN_EVENTS_TTL))
+
     async def request_for_thread(self, channel: str, ts: str) -> str | None:
         """The request whose message is the root of the thread ``channel``/``ts``."""
         found = await self.redis.get(keys.thread_root(channel, ts))

@@ -84,7 +84,3 @@ class Directory:
         if found:
             await self.redis.hset(keys.USER_NAMES, user, found)
         return found
-
-    async def remember(self, user: str, name: str) -> None:
-        if name:
-            await self.redis.hset(keys.USER_NAMES, user, name)

@@ -30,6 +30,7 @@ from ..approvals.store import RequestStore
 from ..tasks import stop
 from . import blocks
 from .directory import Directory
+from .payloads import is_person_reply
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +47,6 @@ def _is_transient(exc: Exception) -> bool:
         status = exc.response.status_code
         return status == 429 or status >= 500 or exc.response.get("error") in _TRANSIENT_SLACK_ERRORS
     return isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, OSError))
-
-
-_PERSON_SUBTYPES = frozenset({"thread_broadcast", "file_share", "me_message"})
-
-
-def is_person_reply(message: dict, bot_user: str) -> bool:
-    """A reply a person wrote: not the bot's own posts, not edits or deletions, not other bots."""
-    if message.get("bot_id") or not message.get("user") or message.get("user") == bot_user:
-        return False
-    subtype = message.get("subtype")
-    return subtype is None or subtype in _PERSON_SUBTYPES
 
 
 def _slack_error(exc: SlackApiError) -> str:
@@ -175,6 +165,9 @@ class SlackJobWorker:
                 return
             log.exception("job %s (%s) failed %d times; dropped", job.entry_id, job.kind, job.deliveries)
             with contextlib.suppress(RedisError, OSError):
+                if job.kind == JobKind.POST:
+                    # Nobody will ever see it: tell the agent no now, rather than at its deadline (or never).
+                    await self.store.decide(job.fields["id"], Decision(State.UNDELIVERABLE, reason="the worker kept failing"))
                 await self.queue.done(job)
 
     # -- jobs ----------------------------------------------------------------
@@ -254,10 +247,10 @@ class SlackJobWorker:
         elif route.action is Action.DENY:
             outcome = (State.DENIED, route.message, "auto_denied")
         else:
-            return await self.store.get(request.id)
+            return await self.store.get(request.id)  # ask: with the route just stored
         state, reason, event = outcome
-        await self.store.decide(request.id, Decision(state, actor=POLICY_ACTOR, reason=reason, event=event))
-        return await self.store.get(request.id)
+        decision = Decision(state, actor=POLICY_ACTOR, reason=reason, event=event)
+        return (await self.store.decide(request.id, decision)).request
 
     async def _spent(self, request: ApprovalRequest) -> float | None:
         if request.cost is None or not request.rule:

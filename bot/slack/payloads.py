@@ -167,3 +167,14 @@ class DenySubmission(Submission):
     def reason(self) -> str:
         block = self.view.values.get(InputField.REASON_BLOCK.value, {})
         return (block.get(InputField.REASON_INPUT.value) or {}).get("value") or ""
+
+
+_PERSON_SUBTYPES = frozenset({"thread_broadcast", "file_share", "me_message"})
+
+
+def is_person_reply(message: dict[str, Any], bot_user: str) -> bool:
+    """A reply a person wrote: not the bot's own posts, not edits or deletions, not other bots."""
+    if message.get("bot_id") or not message.get("user") or message.get("user") == bot_user:
+        return False
+    subtype = message.get("subtype")
+    return subtype is None or subtype in _PERSON_SUBTYPES

@@ -8,13 +8,12 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from ...approvals import keys
 from ...approvals.audit import AuditLog
 from ...approvals.model import Reply
 from ...approvals.store import RequestStore
 from .. import blocks
 from ..directory import Directory
-from ..jobs import is_person_reply
+from ..payloads import is_person_reply
 from .commands import decidable
 
 log = logging.getLogger(__name__)
@@ -38,9 +37,7 @@ def register(app: AsyncApp, store: RequestStore, directory: Directory) -> None:
             return  # the bot's own posts, other bots, edits and deletions
         # Slack redelivers an event it thinks was not acknowledged (up to 3 times).
         event_id = str(body.get("event_id") or "")
-        if event_id and not await store.redis.set(
-            keys.SEEN_EVENTS_PREFIX + event_id, "1", nx=True, ex=keys.SEEN_EVENTS_TTL
-        ):
+        if event_id and not await store.first_delivery(event_id):
             return
         request_id = await store.request_for_thread(channel, thread_ts)
         if request_id is None:
