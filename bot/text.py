@@ -82,9 +82,36 @@ def _deny_reason(request: ApprovalRequest) -> str:
                 f"({request.reason or 'unknown error'}), so nobody could approve it. The tool was not run."
             )
         case State.CANCELLED:
-            return "Denied: the approval request was cancelled. The tool was not run."
+            # A cancel is final (Slack already shows it), also for a session
+            # resumed later: the model has to ask again, as a new request.
+            return (
+                "Denied: the approval request was cancelled because the agent stopped waiting. "
+                "The tool was not run; call it again to ask anew."
+            )
         case _:
             raise ValueError(f"no deny message for state {request.state}")
+
+
+def allow_reason(request: ApprovalRequest) -> str:
+    """Why a gate hook allows a call (Claude Code shows it to the user)."""
+    if request.decided_by == POLICY_ACTOR:
+        return f"Allowed by the team's approval policy (rule {request.rule})."
+    verb = "Answered" if request.state is State.ANSWERED else "Approved"
+    edited = " with changes" if request.modified else ""
+    return f"{verb} in Slack by {_who(request)}{edited}."
+
+
+DEFER_REASON = "Waiting for approval in Slack; the run resumes once the team decides."
+
+
+def still_waiting(request: ApprovalRequest) -> str:
+    """What an interactive Claude Code session is told when the gate stops waiting."""
+    channel = request.posted_channel or request.channel
+    where = f"Slack channel {channel}" if channel else "Slack"
+    return (
+        f"Not run yet: still waiting for approval in {where} (request {request.id}). "
+        "The request stays open; try the same call again later to pick up the decision."
+    )
 
 
 def _who(request: ApprovalRequest) -> str:

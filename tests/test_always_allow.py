@@ -8,8 +8,9 @@ import pytest
 from claude_agent_sdk import PermissionUpdate
 from claude_agent_sdk.types import PermissionRuleValue
 
+from bot.agent.permissions import safe_suggestions
 from bot.approvals import keys
-from bot.approvals.rules import Rule, safe_suggestions
+from bot.approvals.rules import Rule
 from bot.slack.ids import SLASH_COMMAND, Action
 from tests.conftest import CHANNEL, SIGNING_SECRET, cancelled, context, posted
 from tests.fakes.slack_payloads import block_actions

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
+import dataclasses
+import json
 import logging
+import pkgutil
+import shlex
+import sys
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any, Self
 
 from claude_agent_sdk import (
+    ClaudeAgentOptions,
     PermissionResult,
     PermissionResultAllow,
     PermissionResultDeny,
@@ -19,12 +23,14 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from .. import text
-from ..approvals import keys, rules
-from ..approvals.model import ApprovalRequest, Decision, NewRequest, State, request_id_for
+from ..approvals import keys
+from ..approvals.model import ApprovalRequest, Decision, Mode, NewRequest, State, request_id_for
 from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter, WaiterClosed
 from ..redis_client import connect
 from ..settings import Settings
+from .outcome import CostEstimator, estimate_cost, outcome_of
+from .permissions import safe_suggestions, to_permission_updates
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +44,11 @@ class _Vanished:
 
 VANISHED = _Vanished()
 
-CostEstimator = Callable[[str, dict[str, Any]], "float | None | Awaitable[float | None]"]
-"""``(tool_name, tool_input) -> dollars | None``, plain or async."""
+GATED_TOOLS = "Bash|Write|Edit|MultiEdit|NotebookEdit|WebFetch|AskUserQuestion|mcp__.*"
+"""The tools the gate hook asks about by default (a Claude Code hook matcher)."""
+
+GATE_HOOK_MARGIN = 60
+"""Seconds the gate hook's timeout allows beyond its own wait (connect, route)."""
 
 
 class SlackApprover:
@@ -55,6 +64,11 @@ class SlackApprover:
     what happened. If the SDK cancels the call, the request is marked
     cancelled (Slack says so) and the cancellation propagates.
 
+    With ``mode="defer"`` a pending call ends the agent's run instead of
+    pinning the process: install the gate hook (``options()`` or
+    ``settings()``), then ``wait_for_decision()`` and resume the session.
+    ``can_use_tool`` stays the fallback and reads the same stored decision.
+
     Use it as an async context manager, or call ``start()`` and ``close()``.
     """
 
@@ -67,6 +81,7 @@ class SlackApprover:
         requested_by: str = "",
         channel: str = "",
         cost_estimator: CostEstimator | None = None,
+        mode: Mode | str = Mode.WAIT,
         max_connections: int = 20,
     ) -> None:
         """
@@ -79,12 +94,18 @@ class SlackApprover:
                 (a policy rule's ``channel`` still wins).
             cost_estimator: ``(tool_name, tool_input) -> dollars | None`` (may be async); the
                 estimate is shown in Slack and drives the policy's cost rules and budgets.
-                If it raises, the call is denied.
+                If it raises, the call is denied. In defer mode the gate hook imports it
+                by name, so it must be a module-level function.
+            mode: ``"wait"`` keeps the call waiting in ``can_use_tool``; ``"defer"`` ends the
+                run while the request is pending (see ``settings()``). A policy rule's
+                ``mode`` overrides it.
             max_connections: Redis connections for commands; further calls queue.
         """
         if timeout < 0:
             raise ValueError("timeout must be >= 0 (0 waits forever)")
+        self.mode = Mode(mode)
         self._owns_redis = isinstance(redis, str)
+        self.redis_url = redis if isinstance(redis, str) else None
         self.redis = connect(redis, max_connections=max_connections) if isinstance(redis, str) else redis
         self.timeout = timeout
         self.agent_name = agent_name
@@ -123,6 +144,66 @@ class SlackApprover:
             channel=channel,
             max_connections=settings.redis_max_connections,
         )
+
+    def settings(self, base: dict[str, Any] | str | None = None, *, tools: str = GATED_TOOLS) -> str:
+        """The ``ClaudeAgentOptions(settings=...)`` JSON that installs the gate hook.
+
+        The hook (``python -m bot gate``) asks Slack before each call of
+        ``tools`` (a hook matcher) and answers from the stored decision. In
+        defer mode it answers ``defer`` while the request is pending, so the
+        run ends with ``stop_reason == "tool_deferred"``; in wait mode it
+        hands the call to ``can_use_tool``, unless a policy rule says
+        ``mode: defer``. The hook reads ``REDIS_URL`` from its environment
+        (``options()`` passes it). ``base`` is your own settings, merged.
+        """
+        if isinstance(base, str):
+            base = json.loads(base)
+        merged = json.loads(json.dumps(base or {}))
+        hooks = merged.setdefault("hooks", {}).setdefault("PreToolUse", [])
+        hooks.append({
+            "matcher": tools,
+            "hooks": [{"type": "command", "command": self._gate_command(), "timeout": GATE_HOOK_MARGIN}],
+        })
+        return json.dumps(merged)
+
+    def options(self, **kwargs: Any) -> ClaudeAgentOptions:
+        """``ClaudeAgentOptions(**kwargs)`` with ``can_use_tool``, the gate hook and ``REDIS_URL`` set."""
+        options = ClaudeAgentOptions(**kwargs)
+        env = dict(options.env)
+        if self.redis_url:
+            env.setdefault("REDIS_URL", self.redis_url)  # via the environment: never in a command line
+        return dataclasses.replace(
+            options, can_use_tool=self.can_use_tool, settings=self.settings(options.settings), env=env
+        )
+
+    def _gate_command(self) -> str:
+        # --wait 0: in an SDK run can_use_tool does the waiting (or the run is deferred).
+        argv = [sys.executable, "-m", "bot", "gate", "--mode", self.mode.value, "--wait", "0",
+                "--timeout", repr(self.timeout)]
+        for flag, value in (("--agent-name", self.agent_name), ("--requested-by", self.requested_by),
+                            ("--channel", self.channel)):
+            if value:
+                argv += [flag, value]
+        if self.cost_estimator is not None:
+            argv += ["--cost-estimator", _importable_name(self.cost_estimator)]
+        return shlex.join(argv)
+
+    async def wait_for_decision(self, tool_use_id: str, timeout: float | None = None) -> ApprovalRequest:
+        """Wait (pub/sub, no polling) until the request for ``tool_use_id`` ends; return it.
+
+        For defer mode: call it with ``ResultMessage.deferred_tool_use.id``,
+        then resume the session (see the README). Stopping this wait changes
+        nothing in Slack: the request stays pending. Raises ``LookupError``
+        if there is no such request and ``TimeoutError`` after ``timeout``.
+        """
+        await self.start()
+        request_id = request_id_for(tool_use_id)
+        ended = await self._waiter.wait(request_id, lambda: self._ended(request_id), timeout)
+        if ended is None:
+            raise TimeoutError(f"no decision on {tool_use_id} within {timeout}s")
+        if isinstance(ended, _Vanished):
+            raise LookupError(f"no approval request for tool_use_id {tool_use_id!r}")
+        return ended
 
     async def start(self) -> None:
         """Subscribe to decisions. Called for you on first use."""
@@ -192,7 +273,7 @@ class SlackApprover:
         agent = self.agent_name
         if context.agent_id:
             agent = f"{agent} (subagent {context.agent_id})" if agent else f"subagent {context.agent_id}"
-        cost = await self._estimate(tool_name, tool_input)
+        cost = await estimate_cost(self.cost_estimator, tool_name, tool_input)
         request, created = await self.store.create(
             NewRequest(
                 id=request_id,
@@ -204,8 +285,9 @@ class SlackApprover:
                 channel=self.channel,
                 title=context.title or "",
                 timeout=self.timeout,
-                suggestions=rules.safe_suggestions(context.suggestions),
+                suggestions=safe_suggestions(context.suggestions),
                 cost=cost,
+                mode=self.mode,
             )
         )
         log.info("approval %s for %s: %s", request_id, tool_name, "queued for Slack" if created else "asked again")
@@ -220,29 +302,13 @@ class SlackApprover:
         transition = await self.store.decide(request_id, Decision(State.EXPIRED, reason="timeout"))
         return transition.request or VANISHED
 
-    async def _estimate(self, tool_name: str, tool_input: dict[str, Any]) -> float | None:
-        if self.cost_estimator is None:
-            return None
-        estimate = self.cost_estimator(tool_name, tool_input)
-        if inspect.isawaitable(estimate):
-            estimate = await estimate
-        if estimate is None:
-            return None
-        if isinstance(estimate, bool) or not isinstance(estimate, (int, float)) or estimate < 0:
-            raise ValueError(f"cost_estimator returned {estimate!r}; expected dollars (a number >= 0) or None")
-        return float(estimate)
-
     async def _result(self, request: ApprovalRequest | _Vanished) -> PermissionResult:
         """What the SDK gets for a request that ended."""
-        if isinstance(request, _Vanished):
-            return PermissionResultDeny(message=text.DENY_VANISHED)
-        if request.state in (State.APPROVED, State.ANSWERED):
-            # Allow exactly what the approvers saw (or the edit they made), not
-            # whatever input a repeated call with the same tool_use_id carries.
-            granted = rules.to_permission_updates(request.suggestions) if request.always else None
-            return PermissionResultAllow(updated_input=request.proposed_input, updated_permissions=granted)
-        discussion = await self.store.discussion(request.id) if request.posted else []
-        return PermissionResultDeny(message=text.deny_message(request, discussion))
+        outcome = await outcome_of(self.store, None if isinstance(request, _Vanished) else request)
+        if not outcome.allowed:
+            return PermissionResultDeny(message=outcome.message)
+        granted = to_permission_updates(outcome.grants) if outcome.grants else None
+        return PermissionResultAllow(updated_input=outcome.updated_input, updated_permissions=granted)
 
     async def _ended(self, request_id: str) -> ApprovalRequest | _Vanished | None:
         request = await self.store.get(request_id)
@@ -260,3 +326,17 @@ class SlackApprover:
             # the deny) the caller is about to raise or return.
             log.warning("approval %s: could not mark cancelled", request_id, exc_info=True)
 
+
+def _importable_name(function: Any) -> str:
+    """``module:qualname`` the gate process can import, or ValueError."""
+    name = f"{getattr(function, '__module__', '')}:{getattr(function, '__qualname__', '')}"
+    try:
+        found = pkgutil.resolve_name(name)
+    except (ImportError, AttributeError, ValueError):
+        found = None
+    if found is not function:
+        raise ValueError(
+            "the gate hook runs in its own process and imports cost_estimator by name: "
+            f"make it a module-level function (got {function!r})"
+        )
+    return name

@@ -51,7 +51,11 @@ SPEND_PREFIX = f"{PREFIX}:spend:"
 """+ ``rule:YYYY-MM-DD``: dollars approved on a route that day (policy time zone)."""
 
 DECISIONS = f"{PREFIX}:decided"
-"""Pub/sub channel: the id of every request that reached a final state."""
+"""Pub/sub channel: the id of every request that was routed or reached a final state."""
+
+RETRY_PREFIX = f"{PREFIX}:retry:"
+"""+ ``session:input hash``: a request an interactive Claude Code session stopped
+waiting for; the next identical call in that session picks it up (once)."""
 
 TEAM_RULES = f"{PREFIX}:rules"
 """Hash: rule id → the team allow-list entry (rule, who added it, when)."""
@@ -83,6 +87,10 @@ def spend(rule: str, day: str = "") -> str:
     """The spend counter prefix of a route, or the counter of one ``day``."""
     prefix = SPEND_PREFIX + rule
     return f"{prefix}:{day}" if day else prefix
+
+
+def retry(session_id: str, input_hash: str) -> str:
+    return f"{RETRY_PREFIX}{session_id}:{input_hash}"
 
 
 def thread_root(channel: str, ts: str) -> str:

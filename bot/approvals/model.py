@@ -27,6 +27,15 @@ class State(StrEnum):
         return self is not State.PENDING
 
 
+class Mode(StrEnum):
+    """What an agent does while its request is pending."""
+
+    WAIT = "wait"
+    """The call waits in ``can_use_tool`` (or in the gate hook) until someone decides."""
+    DEFER = "defer"
+    """The gate answers ``defer``: the run stops and is resumed once someone decides."""
+
+
 SYSTEM_ACTOR = "system"
 """``decided_by`` of transitions no person made (expiry, cancel, delivery)."""
 POLICY_ACTOR = "policy"
@@ -77,9 +86,11 @@ class NewRequest:
     timeout: float = 0
     """Seconds until the request expires; 0 waits forever."""
     suggestions: list[dict[str, Any]] = field(default_factory=list)
-    """Permission updates "Always allow" may grant (``rules.safe_suggestions``)."""
+    """Permission updates "Always allow" may grant (``agent.permissions.safe_suggestions``)."""
     cost: float | None = None
     """Dollars, from the agent's cost estimator; None when it gave none."""
+    mode: Mode = Mode.WAIT
+    """The agent's choice; a policy rule's ``mode`` overrides it."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +149,8 @@ class ApprovalRequest:
     always: bool = False
     """Approved with "Always allow": the suggestions are granted too."""
     cost: float | None = None
+    mode: Mode = Mode.WAIT
+    """The agent's mode, replaced by the rule's when the policy sets one."""
 
     # What the team policy decided (set by the worker that posts it).
     routed: bool = False
@@ -216,6 +229,7 @@ class ApprovalRequest:
             suggestions=json.loads(raw.get("suggestions") or "[]"),
             always=raw.get("always") == "1",
             cost=_number(raw.get("cost")),
+            mode=Mode(raw.get("mode") or Mode.WAIT),
             routed=raw.get("routed") == "1",
             rule=raw.get("rule", ""),
             approvers=tuple(raw.get("approvers", "").split()),

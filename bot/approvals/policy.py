@@ -51,6 +51,7 @@ from pydantic import (
     model_validator,
 )
 
+from .model import Mode
 from .rules import path_glob
 
 
@@ -152,6 +153,9 @@ class Rule(_Strict):
     timeout: Duration | None = None
     on_timeout: OnTimeout = OnTimeout.DENY
     escalation: list[EscalationStep] = Field(default_factory=list)
+    mode: Mode | None = None
+    """``defer`` ends the agent's run while the request is pending (it resumes
+    once decided); ``wait`` keeps it waiting. Unset: the agent's own choice."""
 
     # -- what it costs ----------------------------------------------------
     cost: float | None = Field(default=None, ge=0)
@@ -241,6 +245,7 @@ class Route:
     escalation: tuple[EscalationStep, ...] = ()
     cost: float | None = None
     daily_budget: float | None = None
+    mode: Mode | None = None
 
 
 class Policy(_Strict):
@@ -318,6 +323,7 @@ def _route(name: str, rule: Rule, cost: float | None) -> Route:
         escalation=tuple(sorted(rule.escalation, key=lambda step: step.after)),
         cost=cost,
         daily_budget=rule.daily_budget,
+        mode=rule.mode,
     )
 
 

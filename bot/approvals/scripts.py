@@ -127,9 +127,11 @@ return {'created'}
 """)
 
 # ARGV: id, now, rule, channel, approvers, mention, required, allow_self,
-#       timeout, on_timeout, escalation JSON, cost, budget, spend_key
+#       timeout, on_timeout, escalation JSON, cost, budget, spend_key, mode
 # Stores what the policy decided, once (a re-claimed post job keeps the first
 # route), and starts the rule's timeout, capped by the agent's own deadline.
+# Publishes like a decision does: a gate hook waits for the route to learn
+# whether to defer.
 ROUTE = _script("""
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
@@ -138,6 +140,7 @@ redis.call('HSET', KEYS[1], 'routed', '1', 'rule', ARGV[3], 'approvers', ARGV[5]
   'required', ARGV[7], 'allow_self', ARGV[8], 'timeout', ARGV[9], 'on_timeout', ARGV[10],
   'escalation', ARGV[11], 'cost', ARGV[12], 'budget', ARGV[13], 'spend_key', ARGV[14])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'channel', ARGV[4]) end
+if ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'mode', ARGV[15]) end
 local timeout = tonumber(ARGV[9]) or 0
 if state == 'pending' and timeout > 0 then
   local due = tonumber(ARGV[2]) + timeout
@@ -146,6 +149,7 @@ if state == 'pending' and timeout > 0 then
   redis.call('HSET', KEYS[1], 'timeout_at', tostring(due))
   redis.call('ZADD', KEYS[2], due, ARGV[1])
 end
+redis.call('PUBLISH', '${decisions}', ARGV[1])
 return {'routed', state}
 """)
 

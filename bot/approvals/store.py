@@ -81,6 +81,7 @@ class RequestStore:
             "suggestions": to_json(new.suggestions),
             "cost": repr(new.cost) if new.cost is not None else "",
             "revision": "0",
+            "mode": new.mode.value,
         }
         flat = [item for pair in fields.items() for item in pair]
         reply = await self._create(
@@ -118,6 +119,7 @@ class RequestStore:
                 " ".join(route.mention), route.required, "1" if route.allow_self else "", repr(route.timeout),
                 route.on_timeout.value, json.dumps(escalation), repr(route.cost) if route.cost is not None else "",
                 repr(route.daily_budget) if route.daily_budget is not None else "", keys.spend(route.rule),
+                route.mode.value if route.mode else "",
             ],
         )
         return None if text(reply[0]) == "missing" else State(text(reply[1]))

@@ -1,0 +1,253 @@
+"""The PreToolUse command hook: ``python -m bot gate``.
+
+Claude Code (and the CLI under the Agent SDK) runs it before each matching
+tool call with the call as JSON on stdin, and reads the decision JSON it
+prints. It asks Slack exactly as ``SlackApprover.can_use_tool`` does (same
+request, keyed by ``tool_use_id``), so a call that was deferred and is
+replayed on resume finds its decision at once.
+
+A command hook, not an in-process Python hook, because the CLI loads it
+from settings when it starts: on resume, the replayed call reaches it even if
+the SDK registers in-process hooks too late. It must never let a call through
+by accident: Claude Code runs the tool when a hook exits 1 or crashes, so
+every failure here exits 2, which blocks the call and shows stderr to the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import pkgutil
+import signal
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal, TextIO
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from .. import text
+from ..approvals import keys
+from ..approvals.model import ApprovalRequest, Mode, NewRequest, input_hash, request_id_for
+from ..approvals.store import RequestStore
+from ..approvals.wake import DecisionWaiter
+from ..redis_client import connect
+from ..settings import Settings
+from .outcome import CostEstimator, estimate_cost, outcome_of
+
+log = logging.getLogger(__name__)
+
+EXIT_BLOCK = 2
+"""The only failure exit code Claude Code treats as "do not run the tool"."""
+
+DEFAULT_WAIT = 540.0
+"""Seconds the hook waits for a decision, below Claude Code's 600-second hook limit."""
+
+ROUTE_WAIT = 5.0
+"""Seconds to wait for a bot worker to apply the team policy, which may
+allow, deny or pick the mode at once; a request no worker routed yet is
+answered as the agent's own mode says."""
+
+
+class Host(StrEnum):
+    """What runs the hook, from ``CLAUDE_CODE_ENTRYPOINT``."""
+
+    SDK = "sdk"
+    """The Agent SDK: ``can_use_tool`` waits when the gate answers ``ask``."""
+    HEADLESS = "headless"
+    """``claude -p``: a deferred run is resumed with ``claude -p --resume``."""
+    INTERACTIVE = "interactive"
+    """A person at a terminal: no defer, so the gate waits, then says it is still waiting."""
+
+    @classmethod
+    def detect(cls, environ: Mapping[str, str]) -> Host:
+        entrypoint = environ.get("CLAUDE_CODE_ENTRYPOINT", "")
+        if entrypoint in ("sdk-py", "sdk-ts"):
+            return cls.SDK
+        if entrypoint == "sdk-cli":
+            return cls.HEADLESS
+        return cls.INTERACTIVE
+
+
+class HookInput(BaseModel):
+    """The part of Claude Code's PreToolUse hook input the gate reads."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    hook_event_name: Literal["PreToolUse"]
+    session_id: str = ""
+    tool_name: str = Field(min_length=1)
+    tool_input: dict[str, Any]
+    tool_use_id: str = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """The gate's command-line options (``SlackApprover.settings()`` writes them)."""
+
+    mode: Mode = Mode.WAIT
+    wait: float = DEFAULT_WAIT
+    """Seconds to wait in the hook before answering defer/ask/still-waiting."""
+    timeout: float | None = None
+    """Seconds until the request expires; 0 waits forever; None: ``APPROVAL_TIMEOUT``."""
+    agent_name: str = ""
+    requested_by: str = ""
+    channel: str = ""
+    cost_estimator: str = ""
+    """``module:function`` of a cost estimator the hook can import."""
+
+
+def hook_output(decision: str, reason: str, updated_input: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Claude Code's PreToolUse decision JSON."""
+    output: dict[str, Any] = {
+        "hookEventName": "PreToolUse",
+        "permissionDecision": decision,
+        "permissionDecisionReason": reason,
+    }
+    if updated_input is not None:
+        output["updatedInput"] = updated_input
+    return {"hookSpecificOutput": output}
+
+
+class Gate:
+    """Answers one hook call; all the waiting is pub/sub, as in ``SlackApprover``."""
+
+    def __init__(self, redis: Redis, config: GateConfig, host: Host, *, default_timeout: float = 86400) -> None:
+        self.redis = redis
+        self.config = config
+        self.timeout = default_timeout if config.timeout is None else config.timeout
+        self.host = host
+        self.store = RequestStore(redis)
+        self.waiter = DecisionWaiter(redis, keys.DECISIONS, self.store.ended)
+        self._estimator: CostEstimator | None = (
+            pkgutil.resolve_name(config.cost_estimator) if config.cost_estimator else None
+        )
+
+    async def answer(self, call: HookInput) -> dict[str, Any]:
+        await self.waiter.start()
+        try:
+            return await self._answer(call)
+        finally:
+            await self.waiter.close()
+
+    async def _answer(self, call: HookInput) -> dict[str, Any]:
+        request = await self._request(call)
+        if request is None:
+            return await self._verdict(None)
+        if not request.state.is_final and not request.routed:
+            request = await self.waiter.wait(request.id, lambda: self._settled(request.id), ROUTE_WAIT) or request
+            if request is _GONE:
+                return await self._verdict(None)
+        if request.state.is_final:
+            return await self._verdict(request)
+
+        deferring = request.mode is Mode.DEFER and self.host is not Host.INTERACTIVE
+        if not deferring and self.config.wait > 0:
+            ended = await self.waiter.wait(request.id, lambda: self._ended(request.id), self.config.wait)
+            if ended is not None:
+                return await self._verdict(None if ended is _GONE else ended)
+        if deferring or self.host is Host.HEADLESS:
+            return hook_output("defer", text.DEFER_REASON)
+        if self.host is Host.SDK:
+            # can_use_tool finds the same request (same tool_use_id) and waits.
+            return hook_output("ask", text.DEFER_REASON)
+        if call.session_id:
+            # The next identical call in this session picks this request up
+            # instead of asking again (see _request).
+            await self.redis.set(
+                keys.retry(call.session_id, request.input_hash), request.id, ex=keys.RETENTION_SECONDS
+            )
+        return hook_output("deny", text.still_waiting(request))
+
+    async def _request(self, call: HookInput) -> ApprovalRequest | None:
+        if self.host is Host.INTERACTIVE and call.session_id:
+            earlier = await self.redis.getdel(keys.retry(call.session_id, input_hash(call.tool_input)))
+            if earlier is not None:
+                return await self.store.get(earlier.decode() if isinstance(earlier, bytes) else earlier)
+        config = self.config
+        request, _ = await self.store.create(
+            NewRequest(
+                id=request_id_for(call.tool_use_id),
+                tool_name=call.tool_name,
+                tool_input=call.tool_input,
+                tool_use_id=call.tool_use_id,
+                agent=config.agent_name,
+                requested_by=config.requested_by,
+                channel=config.channel,
+                timeout=self.timeout,
+                cost=await estimate_cost(self._estimator, call.tool_name, call.tool_input),
+                mode=config.mode,
+            )
+        )
+        return request
+
+    async def _settled(self, request_id: str) -> ApprovalRequest | None:
+        request = await self.store.get(request_id)
+        if request is None:
+            return _GONE
+        return request if request.routed or request.state.is_final else None
+
+    async def _ended(self, request_id: str) -> ApprovalRequest | None:
+        request = await self.store.get(request_id)
+        if request is None:
+            return _GONE
+        return request if request.state.is_final else None
+
+    async def _verdict(self, request: ApprovalRequest | None) -> dict[str, Any]:
+        outcome = await outcome_of(self.store, request)
+        if outcome.allowed:
+            return hook_output("allow", outcome.message, outcome.updated_input)
+        return hook_output("deny", outcome.message)
+
+
+# A request that disappeared from Redis while the gate waited on it.
+_GONE: Any = object()
+
+
+def run(config: GateConfig, stdin: TextIO, stdout: TextIO, stderr: TextIO, environ: Mapping[str, str]) -> int:
+    """Read one hook call from ``stdin``, print the decision; the exit code for Claude Code."""
+    try:
+        call = HookInput.model_validate_json(stdin.read())
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "input"
+        print(f"Blocked: the approval gate got an invalid hook input ({where}: {first['msg']}).", file=stderr)
+        return EXIT_BLOCK
+    try:
+        settings = Settings()
+        settings.require("redis_url")
+        answer = asyncio.run(_answer(settings, config, call, Host.detect(environ)))
+    except asyncio.CancelledError:
+        print("Blocked: the approval gate was stopped before anyone decided. The tool was not run.", file=stderr)
+        return EXIT_BLOCK
+    except (RedisError, OSError) as exc:
+        print(text.deny_unreachable(exc), file=stderr)
+        return EXIT_BLOCK
+    except BaseException as exc:  # noqa: BLE001 - anything else would let the tool run
+        print(text.deny_internal_error(exc), file=stderr)
+        return EXIT_BLOCK
+    stdout.write(json.dumps(answer))
+    stdout.flush()
+    return 0
+
+
+async def _answer(settings: Settings, config: GateConfig, call: HookInput, host: Host) -> dict[str, Any]:
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    # Claude Code stops a hook with SIGTERM (timeout, Esc): block, never crash.
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    redis = connect(settings.redis_url or "", max_connections=4)
+    try:
+        return await Gate(redis, config, host, default_timeout=settings.approval_timeout).answer(call)
+    finally:
+        await redis.aclose()
+
+
+def main(config: GateConfig) -> int:
+    return run(config, sys.stdin, sys.stdout, sys.stderr, os.environ)
