@@ -243,10 +243,10 @@ def context(tool_use_id: str, **kwargs: Any) -> ToolPermissionContext:
 
 
 async def posted(slack: FakeSlack, count: int = 1) -> PostedMessage:
-    """The ``count``-th request message the bot posted (thread replies aside), once it is there."""
+    """The ``count``-th request message the bot posted (thread replies and failed attempts aside), once it is there."""
 
     def roots() -> list[Any]:
-        return [c for c in slack.calls_to("chat.postMessage") if not c.args.get("thread_ts")]
+        return [c for c in slack.calls_to("chat.postMessage") if c.response.get("ok") and not c.args.get("thread_ts")]
 
     await slack.wait_for(lambda: len(roots()) >= count)
     call = roots()[count - 1]

@@ -127,6 +127,7 @@ class SlackApprover:
         agent_name: str = "",
         requested_by: str = "",
         channel: str = "",
+        mode: Mode | str = Mode.WAIT,
         **overrides: Any,
     ) -> Self:
         """Build from the environment (and ``.env``), as the workers do.
@@ -142,6 +143,7 @@ class SlackApprover:
             agent_name=agent_name,
             requested_by=requested_by,
             channel=channel,
+            mode=mode,
             max_connections=settings.redis_max_connections,
         )
 

@@ -156,6 +156,7 @@ class Gate:
         if self.host is Host.SDK:
             # can_use_tool finds the same request (same tool_use_id) and waits.
             return hook_output("ask", text.DEFER_REASON)
+        request = await self.store.get(request.id) or request  # now posted: say where
         if call.session_id:
             # The next identical call in this session picks this request up
             # instead of asking again (see _request).

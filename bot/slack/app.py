@@ -8,6 +8,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.builtin_interval_calculators import (
+    BackoffRetryIntervalCalculator,
+)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ..approvals.allowlist import TeamAllowList
@@ -28,15 +31,17 @@ def interactive_client(settings: Settings) -> AsyncWebClient:
     )
 
 
-def background_client(settings: Settings) -> AsyncWebClient:
-    """For the job worker: waits out rate limits (Retry-After) and retries 5xx."""
+def background_client(settings: Settings, *, backoff: float = 0.5) -> AsyncWebClient:
+    """For the job worker: waits out rate limits (Retry-After) and retries 5xx
+    and lost connections after ``backoff``, then twice and four times as long."""
+    interval = BackoffRetryIntervalCalculator(backoff_factor=backoff)
     return AsyncWebClient(
         token=_token(settings),
         base_url=settings.slack_api_url,
         retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=interval),
             AsyncRateLimitErrorRetryHandler(max_retry_count=5),
-            AsyncServerErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=3, interval_calculator=interval),
         ],
     )
 

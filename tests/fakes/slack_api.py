@@ -440,6 +440,10 @@ class FakeSlack:
             self.users[user.id] = user
 
         self._faults: dict[str, deque[_Fault]] = defaultdict(deque)
+        self._hang: dict[str, int] = defaultdict(int)
+        self._released = asyncio.Event()
+        self.hung: list[str] = []
+        """Methods of the calls that hung (see ``hang``), in order."""
         self._changed = asyncio.Condition()
         self._ts_counter = 0
         self._view_counter = 0
@@ -497,6 +501,7 @@ class FakeSlack:
             slack._url = f"http://{host}:{port}"
             yield slack
         finally:
+            slack._released.set()
             await runner.cleanup()
 
     @property
@@ -555,6 +560,11 @@ class FakeSlack:
         """Answer the next ``times`` calls of ``method`` with an HTML 5xx page, as Slack's edge does."""
         page = f"<html><body><h1>{status}</h1>Service Unavailable</body></html>"
         self._add_fault(method, _Fault(status, page, {}, times))
+
+    def hang(self, method: str, *, times: int = 1) -> None:
+        """The next ``times`` calls of ``method`` never get an answer and change nothing,
+        like a request in flight when its sender dies (recorded in ``hung``, not ``calls``)."""
+        self._hang[method] += times
 
     def clear_faults(self) -> None:
         """Forget every injected failure not yet used."""
@@ -623,6 +633,13 @@ class FakeSlack:
 
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
+        if self._hang[method]:
+            self._hang[method] -= 1
+            self.hung.append(method)
+            async with self._changed:
+                self._changed.notify_all()
+            await self._released.wait()  # set when the fake shuts down
+            raise web.HTTPServiceUnavailable()
         try:
             args = await _read_args(request)
         except ValueError:

@@ -1,0 +1,180 @@
+"""``python -m bot gate`` as Claude Code runs it: a process, hook JSON on stdin,
+decision JSON on stdout, exit 2 whenever it cannot give a clear answer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from bot.approvals import keys
+from bot.approvals.model import State, request_id_for
+from bot.slack.ids import Action
+from tests.conftest import CHANNEL, policy_file, posted
+
+COMMAND = {"command": "terraform apply", "description": "Apply the plan"}
+
+
+@dataclass
+class HookRun:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def decision(self) -> dict[str, Any]:
+        assert self.code == 0, self.stderr
+        output = json.loads(self.stdout)["hookSpecificOutput"]
+        assert output["hookEventName"] == "PreToolUse"
+        return output
+
+
+def hook_input(tool_use_id: str, tool_input: dict[str, Any] | None = None, *, session: str = "sess-1") -> dict[str, Any]:
+    """What Claude Code writes to a PreToolUse hook's stdin."""
+    return {
+        "session_id": session,
+        "transcript_path": f"/tmp/{session}.jsonl",
+        "cwd": "/tmp",
+        "permission_mode": "default",
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Bash",
+        "tool_input": tool_input or COMMAND,
+        "tool_use_id": tool_use_id,
+    }
+
+
+async def start_gate(redis_url: str, payload: dict[str, Any] | bytes, *args: str, entrypoint: str = "cli") -> asyncio.subprocess.Process:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLAUDE", "ANTHROPIC", "REDIS_URL"))}
+    env.update(REDIS_URL=redis_url, CLAUDE_CODE_ENTRYPOINT=entrypoint)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "gate", *args, env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    process.stdin.write(payload if isinstance(payload, bytes) else json.dumps(payload).encode())
+    process.stdin.close()
+    return process
+
+
+async def finish(process: asyncio.subprocess.Process) -> HookRun:
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode is not None
+    return HookRun(process.returncode, out.decode(), err.decode())
+
+
+async def gate(redis_url: str, payload: dict[str, Any] | bytes, *args: str, entrypoint: str = "cli") -> HookRun:
+    return await finish(await start_gate(redis_url, payload, *args, entrypoint=entrypoint))
+
+
+async def test_claude_code_waits_in_the_hook_and_runs_what_slack_approved(redis_server, start_worker, slack):
+    worker = await start_worker()
+    process = await start_gate(redis_server.url, hook_input("toolu_cc_1"), "--agent-name", "laptop")
+    message = await posted(slack)
+    assert "terraform apply" in str(message.blocks)
+    await worker.click("U_ALICE", Action.APPROVE, message, name="alice")
+    run = await finish(process)
+    assert run.decision["permissionDecision"] == "allow"
+    assert run.decision["updatedInput"] == COMMAND
+    assert run.decision["permissionDecisionReason"] == "Approved in Slack by @alice."
+
+
+async def test_a_denial_blocks_with_the_reason(redis_server, start_worker, slack):
+    worker = await start_worker()
+    process = await start_gate(redis_server.url, hook_input("toolu_cc_deny"))
+    await worker.deny("U_BOB", await posted(slack), "Plan first.", name="bob")
+    run = await finish(process)
+    assert run.decision["permissionDecision"] == "deny"
+    assert "Denied in Slack by @bob (U_BOB)" in run.decision["permissionDecisionReason"]
+    assert "Reason: Plan first." in run.decision["permissionDecisionReason"]
+
+
+async def test_interactive_gives_up_waiting_then_the_same_call_picks_up_the_decision(redis_server, start_worker, slack, store):
+    worker = await start_worker()
+    first = await gate(redis_server.url, hook_input("toolu_cc_a"), "--wait", "0.5")
+    assert first.decision["permissionDecision"] == "deny"
+    assert first.decision["permissionDecisionReason"].startswith(
+        f"Not run yet: still waiting for approval in Slack channel {CHANNEL}"
+    )
+    request = await store.get(request_id_for("toolu_cc_a"))
+    assert request is not None and request.state is State.PENDING  # still open in Slack
+
+    await worker.click("U_ALICE", Action.APPROVE, await posted(slack), name="alice")
+    # The model tries again: a new tool_use_id, same session, same input.
+    second = await gate(redis_server.url, hook_input("toolu_cc_b"), "--wait", "0.5")
+    assert second.decision["permissionDecision"] == "allow"
+    assert len(slack.roots()) == 1
+
+    # That approval was used once: the next identical call asks anew.
+    third = await gate(redis_server.url, hook_input("toolu_cc_c"), "--wait", "0.5")
+    assert third.decision["permissionDecision"] == "deny"
+    await posted(slack, count=2)
+    # Another session does not pick up this session's requests.
+    assert await store.redis.exists(keys.retry("sess-2", request.input_hash)) == 0
+
+
+async def test_headless_claude_code_defers_when_the_wait_runs_out(redis_server, start_worker, slack, store):
+    await start_worker()
+    run = await gate(redis_server.url, hook_input("toolu_headless"), "--wait", "0.3", entrypoint="sdk-cli")
+    assert run.decision["permissionDecision"] == "defer"
+    assert (await store.get(request_id_for("toolu_headless"))).state is State.PENDING
+
+
+async def test_sdk_wait_mode_hands_the_call_to_can_use_tool(redis_server, start_worker, slack):
+    await start_worker()
+    run = await gate(redis_server.url, hook_input("toolu_sdk"), "--wait", "0", entrypoint="sdk-py")
+    assert run.decision["permissionDecision"] == "ask"
+    await posted(slack)
+
+
+async def test_a_policy_deny_answers_at_once_without_a_post(redis_server, start_worker, slack, tmp_path):
+    policy = policy_file(tmp_path, """
+rules:
+  - tool: Bash
+    command: "^terraform apply"
+    action: deny
+    message: Use the pipeline.
+""")
+    await start_worker(approval_policy=policy)
+    run = await gate(redis_server.url, hook_input("toolu_policy"), "--mode", "defer", entrypoint="sdk-py")
+    assert run.decision["permissionDecision"] == "deny"
+    assert "Use the pipeline." in run.decision["permissionDecisionReason"]
+    assert slack.roots() == []
+
+
+@pytest.mark.parametrize(
+    "payload, problem",
+    [
+        (b"not json", "invalid hook input"),
+        ({"hook_event_name": "PostToolUse", "tool_name": "Bash", "tool_input": {}, "tool_use_id": "t"}, "hook_event_name"),
+        ({**hook_input("toolu_x"), "tool_input": "rm -rf /"}, "tool_input"),
+        ({**hook_input("toolu_x"), "tool_use_id": ""}, "tool_use_id"),
+    ],
+)
+async def test_malformed_hook_input_blocks_and_stores_nothing(redis_server, redis, payload, problem):
+    run = await gate(redis_server.url, payload)
+    assert run.code == 2 and run.stdout == ""
+    assert problem in run.stderr
+    assert await redis.dbsize() == 0
+
+
+async def test_redis_unreachable_blocks_the_call():
+    run = await gate("redis://127.0.0.1:9/0", hook_input("toolu_noredis"))
+    assert run.code == 2
+    assert "could not be reached" in run.stderr and "The tool was not run" in run.stderr
+
+
+async def test_stopped_by_claude_code_while_waiting_blocks(redis_server, start_worker, slack, store):
+    await start_worker()
+    process = await start_gate(redis_server.url, hook_input("toolu_sigterm"))
+    await posted(slack)
+    process.send_signal(signal.SIGTERM)  # the hook timed out, or the user pressed Esc
+    run = await finish(process)
+    assert run.code == 2 and run.stdout == ""
+    assert "stopped before anyone decided" in run.stderr
+    assert (await store.get(request_id_for("toolu_sigterm"))).state is State.PENDING
