@@ -102,6 +102,7 @@ def allow_reason(request: ApprovalRequest) -> str:
 
 
 DEFER_REASON = "Waiting for approval in Slack; the run resumes once the team decides."
+ASK_REASON = "Waiting for approval in Slack."
 
 
 def still_waiting(request: ApprovalRequest) -> str:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -178,3 +181,56 @@ def _id(tool_use_id: str) -> str:
     from bot.approvals.model import request_id_for
 
     return request_id_for(tool_use_id)
+
+
+async def test_parallel_calls_are_not_deferred_they_wait_in_can_use_tool(tmp_path, start_worker, make_approver, slack):
+    from tests.fakes.model_api import tool_uses
+
+    worker = await start_worker()
+    approver = await make_approver(mode="defer")
+    one = {"command": "echo 1 > one.txt", "description": "one"}
+    two = {"command": "echo 2 > two.txt", "description": "two"}
+    async with ScriptedModel.start([tool_uses(tool_use("Bash", one), tool_use("Bash", two)), text("done")]) as model:
+
+        async def approve_both() -> None:
+            for count in (1, 2):
+                await worker.click("U_ALICE", Action.APPROVE, await posted(slack, count))
+
+        clicker = asyncio.create_task(approve_both())
+        # Deferring one call of several would make the CLI drop the others:
+        # the gate hands both to can_use_tool, which waits live.
+        result = await first_run(agent_options(tmp_path, approver, model))
+        await clicker
+
+    assert result.stop_reason == "end_turn"
+    assert (tmp_path / "work" / "one.txt").exists() and (tmp_path / "work" / "two.txt").exists()
+    assert [r.is_error for r in model.tool_results()] == [False, False]
+    assert len(slack.roots()) == 2
+
+
+def test_settings_merge_with_your_own_and_name_the_gate(redis_server):
+    approver = SlackApprover(redis_server.url, mode="defer", agent_name="nightly", channel="C0DEPLOYS")
+    mine = {"env": {"FOO": "1"}, "hooks": {"PreToolUse": [{"matcher": "Read", "hooks": []}]}}
+    merged = json.loads(approver.settings(mine))
+    assert merged["env"] == {"FOO": "1"}
+    [own, gate] = merged["hooks"]["PreToolUse"]
+    assert own == {"matcher": "Read", "hooks": []}
+    [hook] = gate["hooks"]
+    argv = shlex.split(hook["command"])
+    assert argv[:4] == [sys.executable, "-m", "bot", "gate"]
+    assert argv[argv.index("--mode") + 1] == "defer" and argv[argv.index("--channel") + 1] == "C0DEPLOYS"
+    assert redis_server.url not in hook["command"]  # credentials travel in the environment only
+    assert approver.options().env["REDIS_URL"] == redis_server.url
+    assert mine["hooks"]["PreToolUse"] == [{"matcher": "Read", "hooks": []}]  # not modified
+
+
+def test_a_cost_estimator_the_gate_cannot_import_is_refused(redis_server):
+    approver = SlackApprover(redis_server.url, mode="defer", cost_estimator=lambda tool, args: 1.0)
+    with pytest.raises(ValueError, match="module-level function"):
+        approver.settings()
+    named = SlackApprover(redis_server.url, mode="defer", cost_estimator=estimate)
+    assert "--cost-estimator tests.test_defer:estimate" in named.settings()
+
+
+def estimate(tool_name: str, tool_input: dict) -> float:
+    return 12.5

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,11 +36,13 @@ class HookRun:
         return output
 
 
-def hook_input(tool_use_id: str, tool_input: dict[str, Any] | None = None, *, session: str = "sess-1") -> dict[str, Any]:
+def hook_input(
+    tool_use_id: str, tool_input: dict[str, Any] | None = None, *, session: str = "sess-1", transcript: Path | None = None
+) -> dict[str, Any]:
     """What Claude Code writes to a PreToolUse hook's stdin."""
     return {
         "session_id": session,
-        "transcript_path": f"/tmp/{session}.jsonl",
+        "transcript_path": str(transcript or f"/nonexistent/{session}.jsonl"),
         "cwd": "/tmp",
         "permission_mode": "default",
         "hook_event_name": "PreToolUse",
@@ -47,6 +50,19 @@ def hook_input(tool_use_id: str, tool_input: dict[str, Any] | None = None, *, se
         "tool_input": tool_input or COMMAND,
         "tool_use_id": tool_use_id,
     }
+
+
+def transcript(directory: Path, *tool_use_ids: str) -> Path:
+    """A session transcript whose last model message made these calls (one entry per block, as the CLI writes it)."""
+    path = directory / "session.jsonl"
+    with path.open("w") as out:
+        out.write(json.dumps({"type": "user", "message": {"role": "user", "content": "deploy it"}}) + "\n")
+        out.write("{not json\n")  # a torn line must not matter
+        for tool_use_id in tool_use_ids:
+            block = {"type": "tool_use", "id": tool_use_id, "name": "Bash", "input": COMMAND}
+            message = {"id": "msg_01", "role": "assistant", "content": [block]}
+            out.write(json.dumps({"type": "assistant", "message": message}) + "\n")
+    return path
 
 
 async def start_gate(redis_url: str, payload: dict[str, Any] | bytes, *args: str, entrypoint: str = "cli") -> asyncio.subprocess.Process:
@@ -118,11 +134,23 @@ async def test_interactive_gives_up_waiting_then_the_same_call_picks_up_the_deci
     assert await store.redis.exists(keys.retry("sess-2", request.input_hash)) == 0
 
 
-async def test_headless_claude_code_defers_when_the_wait_runs_out(redis_server, start_worker, slack, store):
+async def test_headless_claude_code_defers_when_the_wait_runs_out(redis_server, start_worker, slack, store, tmp_path):
     await start_worker()
-    run = await gate(redis_server.url, hook_input("toolu_headless"), "--wait", "0.3", entrypoint="sdk-cli")
+    call = hook_input("toolu_headless", transcript=transcript(tmp_path, "toolu_headless"))
+    run = await gate(redis_server.url, call, "--wait", "0.3", entrypoint="sdk-cli")
     assert run.decision["permissionDecision"] == "defer"
     assert (await store.get(request_id_for("toolu_headless"))).state is State.PENDING
+
+
+async def test_one_call_of_several_is_never_deferred(redis_server, start_worker, slack, tmp_path):
+    # The CLI would drop the other calls of the turn: say no, the request stays open.
+    await start_worker()
+    call = hook_input("toolu_p1", transcript=transcript(tmp_path, "toolu_p1", "toolu_p2"))
+    headless = await gate(redis_server.url, call, "--wait", "0.3", entrypoint="sdk-cli")
+    assert headless.decision["permissionDecision"] == "deny"
+    assert "still waiting for approval" in headless.decision["permissionDecisionReason"]
+    sdk = await gate(redis_server.url, {**call, "tool_use_id": "toolu_p2"}, "--mode", "defer", "--wait", "0", entrypoint="sdk-py")
+    assert sdk.decision["permissionDecision"] == "ask"  # can_use_tool waits instead
 
 
 async def test_sdk_wait_mode_hands_the_call_to_can_use_tool(redis_server, start_worker, slack):

@@ -81,6 +81,7 @@ class HookInput(BaseModel):
 
     hook_event_name: Literal["PreToolUse"]
     session_id: str = ""
+    transcript_path: str = ""
     tool_name: str = Field(min_length=1)
     tool_input: dict[str, Any]
     tool_use_id: str = Field(min_length=1)
@@ -100,6 +101,45 @@ class GateConfig:
     channel: str = ""
     cost_estimator: str = ""
     """``module:function`` of a cost estimator the hook can import."""
+
+
+TRANSCRIPT_TAIL = 1 << 20
+"""Bytes read from the end of the transcript to find the current turn."""
+
+
+def calls_in_turn(transcript_path: str, tool_use_id: str) -> int:
+    """How many tool calls the model made in the message holding this one (0: not found).
+
+    Only a call made alone can be deferred: when one call of several is
+    deferred, the CLI ends the turn without running or replaying the others
+    (seen with CLI 2.1.329), so they would be lost. The CLI writes the
+    model's message to the transcript, one entry per content block, before
+    it runs the hooks.
+    """
+    try:
+        with open(transcript_path, "rb") as transcript:
+            transcript.seek(0, os.SEEK_END)
+            transcript.seek(max(0, transcript.tell() - TRANSCRIPT_TAIL))
+            tail = transcript.read()
+    except (OSError, ValueError):
+        return 0
+    calls: dict[str, set[str]] = {}
+    owner = None
+    for line in tail.splitlines():
+        if b'"tool_use"' not in line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # the first line of the tail may be cut
+        message = entry.get("message") if isinstance(entry, dict) else None
+        if entry.get("type") != "assistant" or not isinstance(message, dict) or not isinstance(message.get("content"), list):
+            continue
+        ids = {b.get("id") for b in message["content"] if isinstance(b, dict) and b.get("type") == "tool_use"}
+        calls.setdefault(str(message.get("id")), set()).update(i for i in ids if isinstance(i, str))
+        if tool_use_id in ids:
+            owner = str(message.get("id"))
+    return len(calls[owner]) if owner is not None else 0
 
 
 def hook_output(decision: str, reason: str, updated_input: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -146,16 +186,17 @@ class Gate:
         if request.state.is_final:
             return await self._verdict(request)
 
-        deferring = request.mode is Mode.DEFER and self.host is not Host.INTERACTIVE
+        deferrable = self.host is not Host.INTERACTIVE and calls_in_turn(call.transcript_path, call.tool_use_id) == 1
+        deferring = deferrable and request.mode is Mode.DEFER
         if not deferring and self.config.wait > 0:
             ended = await self.waiter.wait(request.id, lambda: self._ended(request.id), self.config.wait)
             if ended is not None:
                 return await self._verdict(None if ended is _GONE else ended)
-        if deferring or self.host is Host.HEADLESS:
+        if deferring or (deferrable and self.host is Host.HEADLESS):
             return hook_output("defer", text.DEFER_REASON)
         if self.host is Host.SDK:
             # can_use_tool finds the same request (same tool_use_id) and waits.
-            return hook_output("ask", text.DEFER_REASON)
+            return hook_output("ask", text.ASK_REASON)
         request = await self.store.get(request.id) or request  # now posted: say where
         if call.session_id:
             # The next identical call in this session picks this request up
