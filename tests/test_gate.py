@@ -206,3 +206,42 @@ async def test_stopped_by_claude_code_while_waiting_blocks(redis_server, start_w
     assert run.code == 2 and run.stdout == ""
     assert "stopped before anyone decided" in run.stderr
     assert (await store.get(request_id_for("toolu_sigterm"))).state is State.PENDING
+
+
+async def test_headless_claude_code_defers_then_resumes_with_the_decision(redis_server, start_worker, slack, tmp_path, monkeypatch):
+    """``claude -p`` with the gate in settings.json, then ``claude -p --resume`` (the README's recipe)."""
+    import claude_agent_sdk
+
+    from tests.fakes.model_api import ScriptedModel, clean_agent_env, text, tool_use
+
+    clean_agent_env(monkeypatch)
+    cli = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
+    worker = await start_worker()
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    hook = {"type": "command", "command": f"{sys.executable} -m bot gate --wait 0.5 --agent-name ci", "timeout": 600}
+    settings = json.dumps({"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [hook]}]}})
+    marker = {"command": "echo ran >> marker.txt", "description": "Append to a marker file"}
+    async with ScriptedModel.start([tool_use("Bash", marker), text("done")]) as model:
+        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+        env.update(model.cli_env(config_dir=tmp_path / "cfg"), REDIS_URL=redis_server.url)
+
+        async def claude(*args: str) -> dict[str, Any]:
+            process = await asyncio.create_subprocess_exec(
+                str(cli), "-p", *args, "--settings", settings, "--tools", "Bash", "--output-format", "json",
+                cwd=workdir, env=env, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(process.communicate(), 60)
+            assert process.returncode == 0, err.decode()
+            return json.loads(out)
+
+        first = await claude("do the task")
+        assert first["stop_reason"] == "tool_deferred"
+        assert not (workdir / "marker.txt").exists()
+        await worker.click("U_ALICE", Action.APPROVE, await posted(slack), name="alice")
+        resumed = await claude("--resume", first["session_id"])
+
+    assert resumed["result"] == "done"
+    assert (workdir / "marker.txt").read_text() == "ran\n"
+    assert len(slack.roots()) == 1
