@@ -234,3 +234,10 @@ def test_a_cost_estimator_the_gate_cannot_import_is_refused(redis_server):
 
 def estimate(tool_name: str, tool_input: dict) -> float:
     return 12.5
+
+
+def test_options_keep_your_settings_file(redis_server, tmp_path):
+    (tmp_path / "mine.json").write_text(json.dumps({"env": {"FOO": "1"}}))
+    options = SlackApprover(redis_server.url, mode="defer").options(cwd=tmp_path, settings="mine.json")
+    merged = json.loads(options.settings)
+    assert merged["env"] == {"FOO": "1"} and len(merged["hooks"]["PreToolUse"]) == 1

@@ -10,6 +10,7 @@ import pkgutil
 import shlex
 import sys
 import time
+from pathlib import Path
 from typing import Any, Self
 
 from claude_agent_sdk import (
@@ -47,8 +48,9 @@ VANISHED = _Vanished()
 GATED_TOOLS = "Bash|Write|Edit|MultiEdit|NotebookEdit|WebFetch|AskUserQuestion|mcp__.*"
 """The tools the gate hook asks about by default (a Claude Code hook matcher)."""
 
-GATE_HOOK_MARGIN = 60
-"""Seconds the gate hook's timeout allows beyond its own wait (connect, route)."""
+GATE_HOOK_TIMEOUT = 60
+"""Seconds the CLI gives the gate hook: with ``--wait 0`` it only stores the
+request and lets a worker apply the policy (a few seconds at most)."""
 
 
 class SlackApprover:
@@ -156,26 +158,30 @@ class SlackApprover:
         run ends with ``stop_reason == "tool_deferred"``; in wait mode it
         hands the call to ``can_use_tool``, unless a policy rule says
         ``mode: defer``. The hook reads ``REDIS_URL`` from its environment
-        (``options()`` passes it). ``base`` is your own settings, merged.
+        (``options()`` passes it). ``base`` is your own settings (a dict, JSON
+        or a file path), merged.
         """
         if isinstance(base, str):
-            base = json.loads(base)
+            base = json.loads(base if base.lstrip().startswith("{") else Path(base).read_text(encoding="utf-8"))
         merged = json.loads(json.dumps(base or {}))
         hooks = merged.setdefault("hooks", {}).setdefault("PreToolUse", [])
         hooks.append({
             "matcher": tools,
-            "hooks": [{"type": "command", "command": self._gate_command(), "timeout": GATE_HOOK_MARGIN}],
+            "hooks": [{"type": "command", "command": self._gate_command(), "timeout": GATE_HOOK_TIMEOUT}],
         })
         return json.dumps(merged)
 
     def options(self, **kwargs: Any) -> ClaudeAgentOptions:
         """``ClaudeAgentOptions(**kwargs)`` with ``can_use_tool``, the gate hook and ``REDIS_URL`` set."""
         options = ClaudeAgentOptions(**kwargs)
+        base = options.settings
+        if base and not base.lstrip().startswith("{") and options.cwd is not None:
+            base = str(Path(options.cwd) / base)  # the SDK reads a settings path relative to cwd
         env = dict(options.env)
         if self.redis_url:
             env.setdefault("REDIS_URL", self.redis_url)  # via the environment: never in a command line
         return dataclasses.replace(
-            options, can_use_tool=self.can_use_tool, settings=self.settings(options.settings), env=env
+            options, can_use_tool=self.can_use_tool, settings=self.settings(base), env=env
         )
 
     def _gate_command(self) -> str:
