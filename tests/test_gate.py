@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from bot.approvals import keys
 from bot.approvals.model import State, request_id_for
 from bot.slack.ids import Action
 from tests.conftest import CHANNEL, policy_file, posted
@@ -131,7 +130,9 @@ async def test_interactive_gives_up_waiting_then_the_same_call_picks_up_the_deci
     assert third.decision["permissionDecision"] == "deny"
     await posted(slack, count=2)
     # Another session does not pick up this session's requests.
-    assert await store.redis.exists(keys.retry("sess-2", request.input_hash)) == 0
+    other = await gate(redis_server.url, hook_input("toolu_cc_d", session="sess-2"), "--wait", "0.5")
+    assert other.decision["permissionDecision"] == "deny"
+    await posted(slack, count=3)
 
 
 async def test_headless_claude_code_defers_when_the_wait_runs_out(redis_server, start_worker, slack, store, tmp_path):

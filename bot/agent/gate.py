@@ -202,15 +202,16 @@ class Gate:
             # The next identical call in this session picks this request up
             # instead of asking again (see _request).
             await self.redis.set(
-                keys.retry(call.session_id, request.input_hash), request.id, ex=keys.RETENTION_SECONDS
+                keys.retry(call.session_id, call.tool_name, request.input_hash), request.id, ex=keys.RETENTION_SECONDS
             )
         return hook_output("deny", text.still_waiting(request))
 
     async def _request(self, call: HookInput) -> ApprovalRequest | None:
         if self.host is Host.INTERACTIVE and call.session_id:
-            earlier = await self.redis.getdel(keys.retry(call.session_id, input_hash(call.tool_input)))
-            if earlier is not None:
-                return await self.store.get(earlier.decode() if isinstance(earlier, bytes) else earlier)
+            earlier = await self.redis.getdel(keys.retry(call.session_id, call.tool_name, input_hash(call.tool_input)))
+            request = await self.store.get(earlier.decode() if isinstance(earlier, bytes) else earlier) if earlier else None
+            if request is not None:
+                return request
         config = self.config
         request, _ = await self.store.create(
             NewRequest(
@@ -264,6 +265,8 @@ def run(config: GateConfig, stdin: TextIO, stdout: TextIO, stderr: TextIO, envir
         settings = Settings()
         settings.require("redis_url")
         answer = asyncio.run(_answer(settings, config, call, Host.detect(environ)))
+        stdout.write(json.dumps(answer))
+        stdout.flush()
     except asyncio.CancelledError:
         print("Blocked: the approval gate was stopped before anyone decided. The tool was not run.", file=stderr)
         return EXIT_BLOCK
@@ -273,8 +276,6 @@ def run(config: GateConfig, stdin: TextIO, stdout: TextIO, stderr: TextIO, envir
     except BaseException as exc:  # noqa: BLE001 - anything else would let the tool run
         print(text.deny_internal_error(exc), file=stderr)
         return EXIT_BLOCK
-    stdout.write(json.dumps(answer))
-    stdout.flush()
     return 0
 
 
