@@ -1,188 +1,26 @@
-"""Command line: ``serve`` runs a bot worker, ``check`` checks its configuration,
-``gate`` is the PreToolUse hook for Claude Code, ``audit`` exports or verifies the audit log."""
+"""``python -m bot``: see ``bot.cli``."""
 
-from __future__ import annotations
-
-import argparse
-import asyncio
-import logging
 import sys
-import time
-from urllib.parse import urlsplit
-
-from pydantic import ValidationError
-from redis.exceptions import RedisError
-
-from . import audit_export
-from .approvals.model import Mode
-from .approvals.policy import PolicyError
-from .redis_client import connect
-from .settings import MissingSetting, Settings
-
-# Each command imports what it needs when it runs: the gate runs before every
-# gated tool call, and must not pay for aiohttp, Bolt and the Agent SDK.
-
-EXIT_CONFIG = 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run one bot worker (HTTP on $PORT, or Socket Mode with SLACK_APP_TOKEN)")
-    commands.add_parser("check", help="check Redis, the Slack token, the approval channel and the policy file")
-    gate = commands.add_parser(
-        "gate", help="PreToolUse command hook: ask Slack about the tool call on stdin, print the decision"
-    )
-    gate.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.WAIT.value,
-                      help="wait for the decision (default), or defer: end the run until it is decided")
-    gate.add_argument("--wait", type=float, default=None, metavar="SECONDS",
-                      help="how long the hook waits for a decision (default 540, below Claude Code's hook limit)")
-    gate.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                      help="seconds until the request expires (default APPROVAL_TIMEOUT); 0 never")
-    gate.add_argument("--agent-name", default="", help="shown in Slack as who asks")
-    gate.add_argument("--requested-by", default="", metavar="USER_ID", help="Slack user id the agent works for")
-    gate.add_argument("--channel", default="", metavar="CHANNEL_ID", help="post here instead of APPROVAL_CHANNEL")
-    gate.add_argument("--cost-estimator", default="", metavar="MODULE:FUNCTION",
-                      help="an importable (tool_name, tool_input) -> dollars function")
-    audit = commands.add_parser("audit", help="export the audit log (needs only REDIS_URL), or verify its hash chain")
-    audit.add_argument("--since", help="from this date/time (UTC unless it has an offset) or this long ago (24h, 7d)")
-    audit.add_argument("--format", choices=audit_export.FORMATS, default="jsonl", help="output format (default jsonl)")
-    audit.add_argument("--verify", action="store_true", help="check that no entry was changed or removed")
-    args = parser.parse_args(argv)
+def _run() -> int:
+    # The gate hook must block its call whatever fails: Claude Code runs the
+    # tool when a hook exits with anything but 2, so even a broken install
+    # (an import that fails) has to end in exit 2, not in a traceback's 1.
+    if sys.argv[1:2] != ["gate"]:
+        from .cli import main
 
-    if args.command == "gate":
-        return run_gate(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return main()
     try:
-        settings = Settings()
-        if args.command == "serve":
-            return serve(settings)
-        if args.command == "audit":
-            return asyncio.run(audit_command(settings, args.since, args.format, args.verify))
-        return asyncio.run(check(settings))
-    except (MissingSetting, PolicyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
-        print(f"error: {name} is invalid: {first['msg']}", file=sys.stderr)
-        return EXIT_CONFIG
+        from .cli import main
 
-
-def run_gate(args: argparse.Namespace) -> int:
-    """The hook: decision JSON on stdout and exit 0, or exit 2 (the call is blocked) on any failure."""
-    from .agent import gate
-
-    # Hook stderr reaches the model when the call is blocked: warnings only.
-    logging.basicConfig(level=logging.WARNING, format="bot gate: %(message)s")
-    config = gate.GateConfig(
-        mode=Mode(args.mode),
-        wait=gate.DEFAULT_WAIT if args.wait is None else max(0.0, args.wait),
-        agent_name=args.agent_name,
-        requested_by=args.requested_by,
-        channel=args.channel,
-        cost_estimator=args.cost_estimator,
-        timeout=None if args.timeout is None else max(0.0, args.timeout),
-    )
-    return gate.main(config)
-
-
-def serve(settings: Settings) -> int:
-    """Run one worker until SIGINT/SIGTERM. Run as many as you like behind a load balancer."""
-    from aiohttp import web
-
-    from .web import create_app
-
-    app = create_app(settings)
-    web.run_app(app, port=settings.port, print=None)
-    return 0
-
-
-async def check(settings: Settings) -> int:
-    """Print one line per check; exit 1 if any failed, 2 if a setting is missing."""
-    from slack_sdk.errors import SlackApiError
-
-    from .slack.app import interactive_client
-    from .web import load_policy, serve_settings_required
-
-    settings.require(*serve_settings_required(settings))
-    failures = 0
-
-    def report(ok: bool, what: str, detail: str) -> None:
-        nonlocal failures
-        failures += not ok
-        print(f"{'ok  ' if ok else 'FAIL'} {what}: {detail}")
-
-    if settings.approval_policy:
-        try:
-            policy = load_policy(settings)
-            report(True, "policy", f"{settings.approval_policy}: {len(policy.rules)} rules")
-        except PolicyError as exc:
-            report(False, "policy", str(exc))
-
-    redis = connect(settings.redis_url)
-    try:
-        async with asyncio.timeout(5):
-            await redis.ping()
-        report(True, "redis", _redacted(settings.redis_url))
-    except (RedisError, OSError, TimeoutError) as exc:
-        report(False, "redis", f"{_redacted(settings.redis_url)}: {exc or type(exc).__name__}")
-    finally:
-        await redis.aclose()
-
-    client = interactive_client(settings)
-    try:
-        auth = await client.auth_test()
-        report(True, "slack token", f"bot {auth.get('user')} in team {auth.get('team')}")
-    except SlackApiError as exc:
-        report(False, "slack token", str(exc.response.get("error")))
-    except OSError as exc:
-        report(False, "slack token", f"{settings.slack_api_url}: {exc}")
-    try:
-        info = await client.conversations_info(channel=settings.approval_channel)
-        channel = info["channel"]
-        member = channel.get("is_member", True)
-        report(member, "approval channel", f"#{channel.get('name')} ({settings.approval_channel})"
-               + ("" if member else ": the bot is not a member; /invite it"))
-    except SlackApiError as exc:
-        report(False, "approval channel", f"{settings.approval_channel}: {exc.response.get('error')}")
-    except OSError as exc:
-        report(False, "approval channel", str(exc))
-    return 1 if failures else 0
-
-
-async def audit_command(settings: Settings, since: str | None, fmt: str, verify: bool) -> int:
-    """Export to stdout (exit 0), or verify: exit 1 if the chain is broken."""
-    from .approvals.audit import AuditLog
-
-    settings.require("redis_url")
-    try:
-        start = audit_export.parse_since(since, time.time()) if since else 0
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    redis = connect(settings.redis_url)
-    try:
-        if verify:
-            verdict = await AuditLog(redis).verify()
-            if verdict.ok:
-                print(f"ok: {verdict.checked} entries, chain intact; head {verdict.head or '(empty log)'}")
-                return 0
-            print(f"FAIL: {verdict.problem} ({verdict.checked} entries checked before it)")
-            return 1
-        await audit_export.export(redis, sys.stdout, since=start, fmt=fmt)
-        return 0
-    finally:
-        await redis.aclose()
-
-
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
+        return main()
+    except SystemExit:
+        raise  # argparse: exit 2 on bad options
+    except BaseException as exc:
+        print(f"Blocked: the approval gate could not start ({exc!r}). The tool was not run.", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_run())

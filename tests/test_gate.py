@@ -180,6 +180,7 @@ rules:
     "payload, problem",
     [
         (b"not json", "invalid hook input"),
+        (b"\xff\xfe{\"hook_event_name\"", "hook input"),  # not UTF-8
         ({"hook_event_name": "PostToolUse", "tool_name": "Bash", "tool_input": {}, "tool_use_id": "t"}, "hook_event_name"),
         ({**hook_input("toolu_x"), "tool_input": "rm -rf /"}, "tool_input"),
         ({**hook_input("toolu_x"), "tool_use_id": ""}, "tool_use_id"),
@@ -190,6 +191,19 @@ async def test_malformed_hook_input_blocks_and_stores_nothing(redis_server, redi
     assert run.code == 2 and run.stdout == ""
     assert problem in run.stderr
     assert await redis.dbsize() == 0
+
+
+async def test_a_gate_that_cannot_even_import_still_blocks(tmp_path):
+    # A broken install: the redis package fails to import in the hook's Python.
+    (tmp_path / "redis").mkdir()
+    (tmp_path / "redis" / "__init__.py").write_text("raise ImportError('broken install')\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "gate", cwd=tmp_path,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(json.dumps(hook_input("toolu_broken")).encode()), 30)
+    assert process.returncode == 2 and out == b""
+    assert "could not start" in err.decode() and "broken install" in err.decode()
 
 
 async def test_redis_unreachable_blocks_the_call():

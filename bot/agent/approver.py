@@ -30,7 +30,8 @@ from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter, WaiterClosed
 from ..redis_client import connect
 from ..settings import Settings
-from .outcome import CostEstimator, estimate_cost, outcome_of
+from .cost import CostEstimator, estimate_cost
+from .outcome import VANISHED, Vanished, ended, outcome_of
 from .permissions import safe_suggestions, to_permission_updates
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,6 @@ CANCEL_GRACE_SECONDS = 5.0
 """How long a cancelled call may spend marking its request cancelled."""
 
 
-class _Vanished:
-    """The request hash is gone (Redis lost it, or its retention ran out)."""
-
-
-VANISHED = _Vanished()
 
 GATED_TOOLS = "Bash|Write|Edit|MultiEdit|NotebookEdit|WebFetch|AskUserQuestion|mcp__.*"
 """The tools the gate hook asks about by default (a Claude Code hook matcher)."""
@@ -206,12 +202,12 @@ class SlackApprover:
         """
         await self.start()
         request_id = request_id_for(tool_use_id)
-        ended = await self._waiter.wait(request_id, lambda: self._ended(request_id), timeout)
-        if ended is None:
+        request = await self._waiter.wait(request_id, lambda: ended(self.store, request_id), timeout)
+        if request is None:
             raise TimeoutError(f"no decision on {tool_use_id} within {timeout}s")
-        if isinstance(ended, _Vanished):
+        if isinstance(request, Vanished):
             raise LookupError(f"no approval request for tool_use_id {tool_use_id!r}")
-        return ended
+        return request
 
     async def start(self) -> None:
         """Subscribe to decisions. Called for you on first use."""
@@ -277,7 +273,7 @@ class SlackApprover:
 
     async def _ask(
         self, request_id: str, tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext
-    ) -> ApprovalRequest | _Vanished:
+    ) -> ApprovalRequest | Vanished:
         agent = self.agent_name
         if context.agent_id:
             agent = f"{agent} (subagent {context.agent_id})" if agent else f"subagent {context.agent_id}"
@@ -302,27 +298,21 @@ class SlackApprover:
         if request.state.is_final:
             return request
         remaining = max(0.0, request.deadline - time.time()) if request.deadline else None
-        ended = await self._waiter.wait(request_id, lambda: self._ended(request_id), remaining)
-        if ended is not None:
-            return ended
+        outcome = await self._waiter.wait(request_id, lambda: ended(self.store, request_id), remaining)
+        if outcome is not None:
+            return outcome
         # Our own deadline passed: expire it ourselves rather than trusting a
         # worker to be running. If a decision won the race, it stands.
         transition = await self.store.decide(request_id, Decision(State.EXPIRED, reason="timeout"))
         return transition.request or VANISHED
 
-    async def _result(self, request: ApprovalRequest | _Vanished) -> PermissionResult:
+    async def _result(self, request: ApprovalRequest | Vanished) -> PermissionResult:
         """What the SDK gets for a request that ended."""
-        outcome = await outcome_of(self.store, None if isinstance(request, _Vanished) else request)
+        outcome = await outcome_of(self.store, request)
         if not outcome.allowed:
             return PermissionResultDeny(message=outcome.message)
         granted = to_permission_updates(outcome.grants) if outcome.grants else None
         return PermissionResultAllow(updated_input=outcome.updated_input, updated_permissions=granted)
-
-    async def _ended(self, request_id: str) -> ApprovalRequest | _Vanished | None:
-        request = await self.store.get(request_id)
-        if request is None:
-            return VANISHED
-        return request if request.state.is_final else None
 
     async def _cancel(self, request_id: str) -> None:
         decision = Decision(State.CANCELLED, reason="the agent stopped waiting")

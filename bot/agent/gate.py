@@ -38,7 +38,8 @@ from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter
 from ..redis_client import connect
 from ..settings import Settings
-from .outcome import CostEstimator, estimate_cost, outcome_of
+from .cost import CostEstimator, estimate_cost
+from .outcome import Vanished, ended, outcome_of
 
 log = logging.getLogger(__name__)
 
@@ -176,22 +177,19 @@ class Gate:
             await self.waiter.close()
 
     async def _answer(self, call: HookInput) -> dict[str, Any]:
-        request = await self._request(call)
-        if request is None:
-            return await self._verdict(None)
+        request: ApprovalRequest | Vanished = await self._request(call)
         if not request.state.is_final and not request.routed:
-            request = await self.waiter.wait(request.id, lambda: self._settled(request.id), ROUTE_WAIT) or request
-            if request is _GONE:
-                return await self._verdict(None)
-        if request.state.is_final:
+            routed = await self.waiter.wait(request.id, lambda: ended(self.store, request.id, or_routed=True), ROUTE_WAIT)
+            request = routed or request
+        if isinstance(request, Vanished) or request.state.is_final:
             return await self._verdict(request)
 
         deferrable = self.host is not Host.INTERACTIVE and calls_in_turn(call.transcript_path, call.tool_use_id) == 1
         deferring = deferrable and request.mode is Mode.DEFER
         if not deferring and self.config.wait > 0:
-            ended = await self.waiter.wait(request.id, lambda: self._ended(request.id), self.config.wait)
-            if ended is not None:
-                return await self._verdict(None if ended is _GONE else ended)
+            outcome = await self.waiter.wait(request.id, lambda: ended(self.store, request.id), self.config.wait)
+            if outcome is not None:
+                return await self._verdict(outcome)
         if deferring or (deferrable and self.host is Host.HEADLESS):
             return hook_output("defer", text.DEFER_REASON)
         if self.host is Host.SDK:
@@ -206,7 +204,7 @@ class Gate:
             )
         return hook_output("deny", text.still_waiting(request))
 
-    async def _request(self, call: HookInput) -> ApprovalRequest | None:
+    async def _request(self, call: HookInput) -> ApprovalRequest:
         if self.host is Host.INTERACTIVE and call.session_id:
             earlier = await self.redis.getdel(keys.retry(call.session_id, call.tool_name, input_hash(call.tool_input)))
             request = await self.store.get(earlier.decode() if isinstance(earlier, bytes) else earlier) if earlier else None
@@ -229,27 +227,11 @@ class Gate:
         )
         return request
 
-    async def _settled(self, request_id: str) -> ApprovalRequest | None:
-        request = await self.store.get(request_id)
-        if request is None:
-            return _GONE
-        return request if request.routed or request.state.is_final else None
-
-    async def _ended(self, request_id: str) -> ApprovalRequest | None:
-        request = await self.store.get(request_id)
-        if request is None:
-            return _GONE
-        return request if request.state.is_final else None
-
-    async def _verdict(self, request: ApprovalRequest | None) -> dict[str, Any]:
+    async def _verdict(self, request: ApprovalRequest | Vanished) -> dict[str, Any]:
         outcome = await outcome_of(self.store, request)
         if outcome.allowed:
             return hook_output("allow", outcome.message, outcome.updated_input)
         return hook_output("deny", outcome.message)
-
-
-# A request that disappeared from Redis while the gate waited on it.
-_GONE: Any = object()
 
 
 def run(config: GateConfig, stdin: TextIO, stdout: TextIO, stderr: TextIO, environ: Mapping[str, str]) -> int:
@@ -260,6 +242,9 @@ def run(config: GateConfig, stdin: TextIO, stdout: TextIO, stderr: TextIO, envir
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "input"
         print(f"Blocked: the approval gate got an invalid hook input ({where}: {first['msg']}).", file=stderr)
+        return EXIT_BLOCK
+    except (OSError, ValueError) as exc:  # stdin unreadable, or not UTF-8
+        print(f"Blocked: the approval gate could not read its hook input ({exc}).", file=stderr)
         return EXIT_BLOCK
     try:
         settings = Settings()

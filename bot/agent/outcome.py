@@ -1,9 +1,8 @@
-"""What a tool call is told once its request ended: one answer for ``can_use_tool`` and the gate hook."""
+"""Whether a call's request ended, and what the call is told then: shared by
+``can_use_tool`` and the gate hook."""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,8 +10,25 @@ from .. import text
 from ..approvals.model import ApprovalRequest, State
 from ..approvals.store import RequestStore
 
-CostEstimator = Callable[[str, dict[str, Any]], "float | None | Awaitable[float | None]"]
-"""``(tool_name, tool_input) -> dollars | None``, plain or async."""
+
+class Vanished:
+    """The request hash is gone (Redis lost it, or its retention ran out)."""
+
+
+VANISHED = Vanished()
+
+
+async def ended(store: RequestStore, request_id: str, *, or_routed: bool = False) -> ApprovalRequest | Vanished | None:
+    """The request once it ended (or, with ``or_routed``, once the policy routed it); None while it waits.
+
+    A ``load`` for ``DecisionWaiter.wait``: a vanished request ends the wait too.
+    """
+    request = await store.get(request_id)
+    if request is None:
+        return VANISHED
+    if request.state.is_final or (or_routed and request.routed):
+        return request
+    return None
 
 
 @dataclass(frozen=True)
@@ -26,9 +42,9 @@ class Outcome:
     """Permission updates approved with "Always allow"."""
 
 
-async def outcome_of(store: RequestStore, request: ApprovalRequest | None) -> Outcome:
-    """The answer for a request that ended; None means it vanished from Redis."""
-    if request is None:
+async def outcome_of(store: RequestStore, request: ApprovalRequest | Vanished) -> Outcome:
+    """The answer for a request that ended (or vanished)."""
+    if isinstance(request, Vanished):
         return Outcome(False, text.DENY_VANISHED)
     if request.state in (State.APPROVED, State.ANSWERED):
         # Allow what the approvers saw (or the edit they made), not whatever
@@ -37,17 +53,3 @@ async def outcome_of(store: RequestStore, request: ApprovalRequest | None) -> Ou
         return Outcome(True, text.allow_reason(request), request.proposed_input, grants)
     discussion = await store.discussion(request.id) if request.posted else []
     return Outcome(False, text.deny_message(request, discussion))
-
-
-async def estimate_cost(estimator: CostEstimator | None, tool_name: str, tool_input: dict[str, Any]) -> float | None:
-    """Run the agent's cost estimator; a wrong answer raises (and the call is denied)."""
-    if estimator is None:
-        return None
-    estimate = estimator(tool_name, tool_input)
-    if inspect.isawaitable(estimate):
-        estimate = await estimate
-    if estimate is None:
-        return None
-    if isinstance(estimate, bool) or not isinstance(estimate, (int, float)) or estimate < 0:
-        raise ValueError(f"cost_estimator returned {estimate!r}; expected dollars (a number >= 0) or None")
-    return float(estimate)
