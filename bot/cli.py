@@ -1,5 +1,6 @@
 """Command line: ``serve`` runs a bot worker, ``check`` checks its configuration,
-``gate`` is the PreToolUse hook for Claude Code, ``audit`` exports or verifies the audit log."""
+``gate`` is the PreToolUse hook for Claude Code, ``audit`` exports or verifies the audit log,
+``bench`` measures the approval path on loopback."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from redis.exceptions import RedisError
 from . import audit_export
 from .approvals.model import Mode
 from .approvals.policy import PolicyError
-from .redis_client import connect
+from .redis_client import CLI_CLIENT_NAME, connect
 from .settings import MissingSetting, Settings
 
 # Each command imports what it needs when it runs: the gate runs before every
@@ -48,10 +49,23 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_argument("--since", help="from this date/time (UTC unless it has an offset) or this long ago (24h, 7d)")
     audit.add_argument("--format", choices=audit_export.FORMATS, default="jsonl", help="output format (default jsonl)")
     audit.add_argument("--verify", action="store_true", help="check that no entry was changed or removed")
+    bench = commands.add_parser(
+        "bench", help="measure click → wake, ask → post, concurrent waits and worker throughput on loopback"
+    )
+    bench.add_argument("--decisions", type=int, default=2000, help="clicks timed, steady and burst each (default 2000)")
+    bench.add_argument("--rate", type=float, default=200, help="asks and clicks per second when steady (default 200)")
+    bench.add_argument("--waits", type=int, default=10_000, help="concurrent waits in the agent (default 10000)")
+    bench.add_argument("--throughput", type=int, default=2000, help="clicks per throughput run (default 2000)")
+    bench.add_argument("--concurrency", type=int, default=32, help="clicks in flight in bursts (default 32)")
+    bench.add_argument("--floor-samples", type=int, default=2000, help="round trips per floor (default 2000)")
+    bench.add_argument("--json", default="bench-results.json", metavar="PATH",
+                       help="write the results here (default bench-results.json)")
     args = parser.parse_args(argv)
 
     if args.command == "gate":
         return run_gate(args)
+    if args.command == "bench":
+        return run_bench(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings()
@@ -88,6 +102,30 @@ def run_gate(args: argparse.Namespace) -> int:
     return gate.main(config)
 
 
+def run_bench(args: argparse.Namespace) -> int:
+    """Print the table, write the JSON; exit 1 if the run itself failed (a decision lost, a process died)."""
+    import json
+
+    from .bench import report
+    from .bench.run import Sizes, run
+
+    try:
+        sizes = Sizes(args.decisions, args.rate, args.waits, args.throughput, args.concurrency, args.floor_samples)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        results = asyncio.run(run(sizes, progress=lambda line: print(f"… {line}", file=sys.stderr, flush=True)))
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        print(f"bench failed: {exc or type(exc).__name__}", file=sys.stderr)
+        return 1
+    with open(args.json, "w", encoding="utf-8") as out:
+        json.dump(results, out, indent=2)
+    print(report.table(results))
+    print(f"\nresults written to {args.json}")
+    return 0
+
+
 def serve(settings: Settings) -> int:
     """Run one worker until SIGINT/SIGTERM. Run as many as you like behind a load balancer."""
     from aiohttp import web
@@ -121,7 +159,7 @@ async def check(settings: Settings) -> int:
         except PolicyError as exc:
             report(False, "policy", str(exc))
 
-    redis = connect(settings.redis_url)
+    redis = connect(settings.redis_url, name=CLI_CLIENT_NAME)
     try:
         async with asyncio.timeout(5):
             await redis.ping()
@@ -162,7 +200,7 @@ async def audit_command(settings: Settings, since: str | None, fmt: str, verify:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    redis = connect(settings.redis_url)
+    redis = connect(settings.redis_url, name=CLI_CLIENT_NAME)
     try:
         if verify:
             verdict = await AuditLog(redis).verify()

@@ -6,7 +6,14 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
 
-def connect(url: str, *, max_connections: int = 20) -> Redis:
+AGENT_CLIENT_NAME = "slack-approvals-agent"
+WORKER_CLIENT_NAME = "slack-approvals-worker"
+GATE_CLIENT_NAME = "slack-approvals-gate"
+CLI_CLIENT_NAME = "slack-approvals-cli"
+"""Names each role's connections carry, so ``CLIENT LIST`` shows who holds what."""
+
+
+def connect(url: str, *, name: str, max_connections: int = 20) -> Redis:
     """A client whose pool queues callers past ``max_connections`` and survives Redis restarts.
 
     redis-py's default pool raises ``MaxConnectionsError`` when too many
@@ -14,11 +21,13 @@ def connect(url: str, *, max_connections: int = 20) -> Redis:
     A pool built from a URL does not retry by default, so the first command
     after a Redis restart would fail on its stale connection: retry on
     connection errors. That is safe because every write is idempotent (the
-    Lua transitions check the state they change).
+    Lua transitions check the state they change). Every connection is named
+    ``name`` (``CLIENT SETNAME``).
     """
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
+        client_name=name,
         timeout=None,
         socket_connect_timeout=5,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3),

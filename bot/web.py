@@ -22,7 +22,7 @@ from slack_sdk.signature import SignatureVerifier
 from .approvals.policy import Policy
 from .approvals.queue import JobQueue
 from .approvals.store import RequestStore
-from .redis_client import connect
+from .redis_client import WORKER_CLIENT_NAME, connect
 from .settings import Settings
 from .slack.app import background_client, build_app, interactive_client
 from .slack.jobs import SlackJobWorker
@@ -56,7 +56,7 @@ def create_app(settings: Settings, *, consumer: str | None = None) -> web.Applic
     """One bot worker: Slack endpoint, health check, job worker, Socket Mode if configured."""
     settings.require(*serve_settings_required(settings))
     policy = load_policy(settings)
-    redis = connect(settings.redis_url, max_connections=settings.redis_max_connections)
+    redis = connect(settings.redis_url, name=WORKER_CLIENT_NAME, max_connections=settings.redis_max_connections)
     store = RequestStore(redis, today=policy.today)
     queue = JobQueue(redis, consumer or _consumer_name(), retry_after=settings.job_retry_after)
     bolt = build_app(settings, interactive_client(settings), store, queue)

@@ -54,7 +54,7 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
     """A client on an empty database (every test starts from nothing)."""
     if redis_server.process is None:  # a fault test stopped it
         redis_server.start()
-    client = connect(redis_server.url)
+    client = connect(redis_server.url, name="tests")
     await client.flushall()
     yield client
     await client.aclose()

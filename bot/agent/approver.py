@@ -28,7 +28,7 @@ from ..approvals import keys
 from ..approvals.model import ApprovalRequest, Decision, Mode, NewRequest, State, request_id_for
 from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter, WaiterClosed
-from ..redis_client import connect
+from ..redis_client import AGENT_CLIENT_NAME, connect
 from ..settings import Settings
 from .cost import CostEstimator, estimate_cost
 from .outcome import VANISHED, Vanished, ended, outcome_of
@@ -104,7 +104,7 @@ class SlackApprover:
         self.mode = Mode(mode)
         self._owns_redis = isinstance(redis, str)
         self.redis_url = redis if isinstance(redis, str) else None
-        self.redis = connect(redis, max_connections=max_connections) if isinstance(redis, str) else redis
+        self.redis = connect(redis, name=AGENT_CLIENT_NAME, max_connections=max_connections) if isinstance(redis, str) else redis
         self.timeout = timeout
         self.agent_name = agent_name
         self.requested_by = requested_by

@@ -36,7 +36,7 @@ from ..approvals import keys
 from ..approvals.model import ApprovalRequest, Mode, NewRequest, input_hash, request_id_for
 from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter
-from ..redis_client import connect
+from ..redis_client import GATE_CLIENT_NAME, connect
 from ..settings import Settings
 from .cost import CostEstimator, estimate_cost
 from .outcome import Vanished, ended, outcome_of
@@ -270,7 +270,7 @@ async def _answer(settings: Settings, config: GateConfig, call: HookInput, host:
     loop = asyncio.get_running_loop()
     # Claude Code stops a hook with SIGTERM (timeout, Esc): block, never crash.
     loop.add_signal_handler(signal.SIGTERM, task.cancel)
-    redis = connect(settings.redis_url or "", max_connections=4)
+    redis = connect(settings.redis_url or "", name=GATE_CLIENT_NAME, max_connections=4)
     try:
         return await Gate(redis, config, host, default_timeout=settings.approval_timeout).answer(call)
     finally:

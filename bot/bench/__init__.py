@@ -1,0 +1,14 @@
+"""``python -m bot bench``: how fast a decision reaches the agent, and how many waits one process holds.
+
+Everything runs on loopback in one command: a private ``redis-server``, real
+``python -m bot serve`` workers, an agent process waiting in
+``SlackApprover.can_use_tool``, and a stand-in for the Slack Web API. The
+floors of the path (a bare Redis PUBLISH to a subscriber, a bare aiohttp POST
+to a handler that does nothing) are measured in the same run, so every
+figure can be read as a multiple of what the machine allows.
+
+Modules: ``run`` orchestrates the phases, ``processes`` starts and stops the
+parts, ``slack_stub`` plays Slack, ``clicks`` builds signed ``block_actions``
+requests, ``agent`` is the agent process, ``floor`` measures the floors,
+``report`` turns samples into the table and the JSON.
+"""

@@ -1,0 +1,271 @@
+"""The benchmark's phases, in one run: floors, latencies, concurrent waits, worker throughput."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from redis.asyncio import Redis
+
+from ..approvals.model import Decision, State, request_id_for
+from ..approvals.store import RequestStore
+from ..redis_client import AGENT_CLIENT_NAME, CLI_CLIENT_NAME, connect
+from . import floor, report
+from .agent import tool_use_id
+from .clicks import APPROVER, ClickSigner
+from .processes import AgentProcess, Child, start_floor_server, start_redis, start_worker
+from .slack_stub import SlackStub
+
+CHANNEL = "C0BENCHAPPROVALS"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each phase does; the defaults are the issue's."""
+
+    decisions: int = 2000
+    """Decisions timed click → wake (and ask → post), once at a steady rate and once as a burst."""
+    rate: float = 200.0
+    """Asks and clicks per second in the steady phase."""
+    waits: int = 10_000
+    """Concurrent ``can_use_tool`` waits in the agent process."""
+    throughput: int = 2000
+    """Clicks per worker-throughput run."""
+    concurrency: int = 32
+    """Clicks in flight at once in the burst and throughput phases."""
+    floor_samples: int = 2000
+    """Round trips timed for each floor."""
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if value <= 0:
+                raise ValueError(f"{name} must be positive")
+
+
+Progress = Callable[[str], None]
+
+
+class Bench:
+    def __init__(self, sizes: Sizes, workdir: Path, progress: Progress) -> None:
+        self.sizes = sizes
+        self.workdir = workdir
+        self.progress = progress
+        self.secret = secrets.token_hex(16)
+        self.signer = ClickSigner(self.secret)
+        self.stub = SlackStub()
+        self.children: list[Child] = []
+        self.worker_urls: list[str] = []
+        self.redis_url = ""
+
+    async def run(self) -> dict[str, Any]:
+        redis_child, self.redis_url = await start_redis(self.workdir)
+        self.children.append(redis_child)
+        await self.stub.start()
+        redis = connect(self.redis_url, name=CLI_CLIENT_NAME, max_connections=64)
+        connector = aiohttp.TCPConnector(limit=self.sizes.concurrency)
+        try:
+            async with aiohttp.ClientSession(connector=connector) as session:
+                self.session = session
+                self.store = RequestStore(redis)
+                await self._add_worker()
+                self.agent = await AgentProcess.start(self.workdir, self.redis_url)
+                self.children.append(self.agent)
+                floors = await self._floors(redis)
+                click_floor = report.added(floors["post"], floors["publish"])
+                results: dict[str, Any] = {
+                    "machine": _machine(await redis.info("server")),
+                    "sizes": asdict(self.sizes),
+                    "floors": floors,
+                    "click_to_wake": {},
+                    "ask_to_post": {},
+                }
+                for kind, rate in (("steady", self.sizes.rate), ("burst", 0.0)):
+                    self.progress(f"{kind}: {self.sizes.decisions} asks and clicks")
+                    asked, clicked = await self._latencies(kind, rate)
+                    results["ask_to_post"][kind] = report.latency(asked, click_floor)
+                    results["click_to_wake"][kind] = report.latency(clicked, click_floor)
+                self.progress(f"{self.sizes.waits} concurrent waits")
+                results["concurrent_waits"] = await self._concurrent_waits(redis, floors["bulk_publish_s"])
+                results["throughput"] = {}
+                for workers in (1, 2):
+                    while len(self.worker_urls) < workers:
+                        await self._add_worker()
+                    self.progress(f"throughput with {workers} worker(s): {self.sizes.throughput} clicks")
+                    run = await self._throughput(f"tp{workers}", self.worker_urls[:workers])
+                    run["x_floor"] = round(run["decisions_per_s"] / floors["post_per_s"], 3)
+                    results["throughput"]["one_worker" if workers == 1 else "two_workers"] = run
+                results["targets"] = [t.as_dict() for t in report.targets(results)]
+                return results
+        finally:
+            await redis.aclose()
+            for child in reversed(self.children):
+                await child.stop()
+            await self.stub.close()
+
+    # -- phases ------------------------------------------------------------------
+
+    async def _floors(self, redis: Redis) -> dict[str, Any]:
+        self.progress("floors")
+        server, url = await start_floor_server(self.workdir)
+        self.children.append(server)
+        body, _headers = self.signer.approve(request_id_for("toolu_floor"), CHANNEL)  # a click's size
+        subscriber = Redis.from_url(self.redis_url)
+        try:
+            publish = await floor.publish_round_trips(redis, subscriber, self.sizes.floor_samples)
+            bulk = await floor.bulk_publish(redis, subscriber, self.sizes.waits)
+        finally:
+            await subscriber.aclose()
+        post = await floor.post_round_trips(self.session, url, body, self.sizes.floor_samples)
+        rate = await floor.post_rate(self.session, url, body, self.sizes.throughput, self.sizes.concurrency)
+        await server.stop()
+        self.children.remove(server)
+        return {
+            "publish": report.latency(publish),
+            "post": report.latency(post),
+            "post_per_s": round(rate, 1),
+            "bulk_publish_s": round(bulk, 4),
+        }
+
+    async def _latencies(self, batch: str, rate: float) -> tuple[list[float], list[float]]:
+        """ask → post and click → wake samples: asks at ``rate`` (0: all at once), then clicks likewise."""
+        count = self.sizes.decisions
+        calls = [tool_use_id(batch, i) for i in range(count)]
+        requests = [request_id_for(c) for c in calls]
+        self.agent.send({"op": "ask", "batch": batch, "count": count, "rate": rate})
+        await self.stub.wait_posted(requests, self._deadline(count))
+        clicked = await self._click(requests, [self.worker_urls[0]], rate)
+        outcomes = await self._collect(batch, count)
+        asked = [self.stub.posted[r] - outcomes[c][0] for c, r in zip(calls, requests, strict=True)]
+        woken = [outcomes[c][1] - clicked[r] for c, r in zip(calls, requests, strict=True)]
+        return asked, woken
+
+    async def _concurrent_waits(self, redis: Redis, floor_s: float) -> dict[str, Any]:
+        count = self.sizes.waits
+        before = await self.agent.ask({"op": "memory"})
+        self.agent.send({"op": "ask", "batch": "waits", "count": count, "rate": 0})
+        requests = [request_id_for(tool_use_id("waits", i)) for i in range(count)]
+        start = time.monotonic()
+        await self.stub.wait_posted(requests, self._deadline(count))
+        posted_s = time.monotonic() - start
+        during = await self.agent.ask({"op": "memory"})
+        if during["waiting"] != count:
+            raise RuntimeError(f"expected {count} waits in the agent, found {during['waiting']}")
+        clients = await redis.client_list()
+        connections = sum(1 for c in clients if c.get("name") == AGENT_CLIENT_NAME)
+        approve = Decision(State.APPROVED, actor=APPROVER, actor_name="bench")
+        start = time.monotonic()
+        await asyncio.gather(*(self.store.decide(r, approve) for r in requests))
+        decided = time.monotonic()
+        outcomes = await self._collect("waits", count)
+        last = max(returned for _called, returned, _allowed in outcomes.values())
+        return {
+            "waits": count,
+            "posted_s": round(posted_s, 3),
+            "rss_before_mb": round(before["rss"] / 2**20, 1),
+            "rss_waiting_mb": round(during["rss"] / 2**20, 1),
+            "kb_per_wait": round((during["rss"] - before["rss"]) / count / 1024, 2),
+            "redis_connections": connections,
+            "decide_s": round(decided - start, 3),
+            "all_woken_s": round(last - start, 3),
+            "woken_after_last_decision_s": round(max(0.0, last - decided), 3),
+            "x_floor": round((last - start) / floor_s, 1),
+        }
+
+    async def _throughput(self, batch: str, urls: list[str]) -> dict[str, Any]:
+        count = self.sizes.throughput
+        requests = [request_id_for(tool_use_id(batch, i)) for i in range(count)]
+        self.agent.send({"op": "ask", "batch": batch, "count": count, "rate": 0})
+        await self.stub.wait_posted(requests, self._deadline(count))
+        start = time.monotonic()
+        clicked = await self._click(requests, urls, 0.0, acked=True)
+        acked = max(clicked.values())
+        await self.stub.wait_updated(requests, self._deadline(count))
+        updated = max(self.stub.updated[r] for r in requests)
+        await self._collect(batch, count)
+        return {
+            "workers": len(urls),
+            "decisions": count,
+            "decisions_per_s": round(count / (updated - start), 1),
+            "acks_per_s": round(count / (acked - start), 1),
+        }
+
+    # -- helpers -----------------------------------------------------------------
+
+    async def _add_worker(self) -> None:
+        name = f"worker-{len(self.worker_urls) + 1}"
+        child, url = await start_worker(name, self.workdir, {
+            "REDIS_URL": self.redis_url,
+            "SLACK_BOT_TOKEN": "xoxb-bench",
+            "SLACK_SIGNING_SECRET": self.secret,
+            "SLACK_API_URL": self.stub.url,
+            "APPROVAL_CHANNEL": CHANNEL,
+        })
+        self.children.append(child)
+        self.worker_urls.append(url)
+
+    async def _click(self, requests: list[str], urls: list[str], rate: float, *, acked: bool = False) -> dict[str, float]:
+        """Approve each request at ``rate`` a second (0: as fast as ``concurrency`` allows), across ``urls``.
+
+        Returns request id → when its click was sent, or, with ``acked``, when the worker answered."""
+        loop = asyncio.get_running_loop()
+        begin = loop.time()
+        times: dict[str, float] = {}
+        slots = asyncio.Semaphore(self.sizes.concurrency)
+
+        async def click(index: int, request_id: str) -> None:
+            body, headers = self.signer.approve(request_id, CHANNEL)
+            async with slots:
+                times[request_id] = time.monotonic()
+                async with self.session.post(f"{urls[index % len(urls)]}/slack/events", data=body,
+                                             headers=headers) as response:
+                    if response.status != 200:
+                        raise RuntimeError(f"click on {request_id}: HTTP {response.status} {await response.text()}")
+                    await response.read()
+                if acked:
+                    times[request_id] = time.monotonic()
+
+        tasks = []
+        for index, request_id in enumerate(requests):
+            if rate > 0:
+                await asyncio.sleep(max(0.0, begin + index / rate - loop.time()))
+            tasks.append(asyncio.create_task(click(index, request_id)))
+        await asyncio.gather(*tasks)
+        return times
+
+    async def _collect(self, batch: str, count: int) -> dict[str, list[Any]]:
+        """The agent's calls of ``batch``; RuntimeError unless every one was allowed."""
+        calls = (await self.agent.ask({"op": "collect", "batch": batch, "timeout": self._deadline(count)}))["calls"]
+        refused = [c for c, (_called, _returned, allowed) in calls.items() if not allowed]
+        if refused:
+            raise RuntimeError(f"{len(refused)} approved calls were not allowed, e.g. {refused[0]}")
+        return calls
+
+    @staticmethod
+    def _deadline(count: int) -> float:
+        return 30 + count / 50  # generous: a slow machine must finish, not time out
+
+
+def _machine(server: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "redis": server.get("redis_version"),
+    }
+
+
+async def run(sizes: Sizes, progress: Progress = lambda _line: None, workdir: Path | None = None) -> dict[str, Any]:
+    """Run every phase; the results as a JSON-ready dict (``report.table`` prints it)."""
+    if workdir is not None:
+        return await Bench(sizes, workdir, progress).run()
+    with tempfile.TemporaryDirectory(prefix="bot-bench-") as tmp:
+        return await Bench(sizes, Path(tmp), progress).run()
