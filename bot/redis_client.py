@@ -12,9 +12,18 @@ GATE_CLIENT_NAME = "slack-approvals-gate"
 CLI_CLIENT_NAME = "slack-approvals-cli"
 """Names each role's connections carry, so ``CLIENT LIST`` shows who holds what."""
 
+AGENT_CONNECTIONS = 3
+"""An agent process: its decision subscription and two connections for commands.
+Concurrent reads and transitions are batched into pipelines, so 10,000 waiting
+calls need no more."""
+WORKER_CONNECTIONS = 20
+"""A worker: Slack requests, up to 16 jobs at once and a blocking read of the job stream."""
 
-def connect(url: str, *, name: str, max_connections: int = 20) -> Redis:
+
+def connect(url: str, *, name: str, max_connections: int = WORKER_CONNECTIONS) -> Redis:
     """A client whose pool queues callers past ``max_connections`` and survives Redis restarts.
+
+    ``max_connections`` counts every connection, pub/sub subscriptions included.
 
     redis-py's default pool raises ``MaxConnectionsError`` when too many
     commands run at once; a burst of tool calls must wait its turn instead.

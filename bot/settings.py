@@ -46,8 +46,9 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=1, le=65535)
     """HTTP port of ``serve`` (``/slack/events``, ``/healthz``)."""
 
-    redis_max_connections: int = Field(default=20, ge=2)
-    """Connections a process may open to Redis for commands; more callers queue."""
+    redis_max_connections: int | None = Field(default=None, ge=2)
+    """Connections a process may open to Redis, subscriptions included; more callers queue.
+    Unset: 3 for an agent process, 20 for a worker."""
     job_retry_after: float = Field(default=60, gt=0)
     """Seconds before a job a worker took but did not finish is taken over by another."""
     sweep_interval: float = Field(default=1.0, gt=0)

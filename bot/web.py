@@ -22,9 +22,9 @@ from slack_sdk.signature import SignatureVerifier
 from .approvals.policy import Policy
 from .approvals.queue import JobQueue
 from .approvals.store import RequestStore
-from .redis_client import WORKER_CLIENT_NAME, connect
+from .redis_client import WORKER_CLIENT_NAME, WORKER_CONNECTIONS, connect
 from .settings import Settings
-from .slack.app import background_client, build_app, interactive_client
+from .slack.app import background_client, build_app, interactive_client, keep_alive
 from .slack.jobs import SlackJobWorker
 
 log = logging.getLogger(__name__)
@@ -56,14 +56,15 @@ def create_app(settings: Settings, *, consumer: str | None = None) -> web.Applic
     """One bot worker: Slack endpoint, health check, job worker, Socket Mode if configured."""
     settings.require(*serve_settings_required(settings))
     policy = load_policy(settings)
-    redis = connect(settings.redis_url, name=WORKER_CLIENT_NAME, max_connections=settings.redis_max_connections)
+    redis = connect(settings.redis_url, name=WORKER_CLIENT_NAME, max_connections=settings.redis_max_connections or WORKER_CONNECTIONS)
     store = RequestStore(redis, today=policy.today)
     queue = JobQueue(redis, consumer or _consumer_name(), retry_after=settings.job_retry_after)
-    bolt = build_app(settings, interactive_client(settings), store, queue)
+    interactive, background = interactive_client(settings), background_client(settings)
+    bolt = build_app(settings, interactive, store, queue)
     jobs = SlackJobWorker(
         store,
         queue,
-        background_client(settings),
+        background,
         policy=policy,
         default_channel=settings.approval_channel,
         sweep_interval=settings.sweep_interval,
@@ -78,18 +79,19 @@ def create_app(settings: Settings, *, consumer: str | None = None) -> web.Applic
         app.router.add_post(SLACK_EVENTS_PATH, _slack_events)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
-        await jobs.start()
-        socket_mode = None
-        if settings.slack_app_token is not None:
-            socket_mode = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
-            await socket_mode.connect_async()
-        try:
-            yield
-        finally:
-            if socket_mode is not None:
-                await socket_mode.close_async()
-            await jobs.close()
-            await redis.aclose()
+        async with keep_alive(interactive, background):
+            await jobs.start()
+            socket_mode = None
+            if settings.slack_app_token is not None:
+                socket_mode = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+                await socket_mode.connect_async()
+            try:
+                yield
+            finally:
+                if socket_mode is not None:
+                    await socket_mode.close_async()
+                await jobs.close()
+                await redis.aclose()
 
     app.cleanup_ctx.append(lifecycle)
     return app

@@ -28,7 +28,7 @@ from ..approvals import keys
 from ..approvals.model import ApprovalRequest, Decision, Mode, NewRequest, State, request_id_for
 from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter, WaiterClosed
-from ..redis_client import AGENT_CLIENT_NAME, connect
+from ..redis_client import AGENT_CLIENT_NAME, AGENT_CONNECTIONS, connect
 from ..settings import Settings
 from .cost import CostEstimator, estimate_cost
 from .outcome import VANISHED, Vanished, ended, outcome_of
@@ -80,7 +80,7 @@ class SlackApprover:
         channel: str = "",
         cost_estimator: CostEstimator | None = None,
         mode: Mode | str = Mode.WAIT,
-        max_connections: int = 20,
+        max_connections: int = AGENT_CONNECTIONS,
     ) -> None:
         """
         Args:
@@ -97,10 +97,13 @@ class SlackApprover:
             mode: ``"wait"`` keeps the call waiting in ``can_use_tool``; ``"defer"`` ends the
                 run while the request is pending (see ``settings()``). A policy rule's
                 ``mode`` overrides it.
-            max_connections: Redis connections for commands; further calls queue.
+            max_connections: Redis connections, the decision subscription included (at least 2);
+                further calls queue.
         """
         if timeout < 0:
             raise ValueError("timeout must be >= 0 (0 waits forever)")
+        if max_connections < 2:
+            raise ValueError("max_connections must be >= 2: the decision subscription holds one")
         self.mode = Mode(mode)
         self._owns_redis = isinstance(redis, str)
         self.redis_url = redis if isinstance(redis, str) else None
@@ -142,7 +145,7 @@ class SlackApprover:
             requested_by=requested_by,
             channel=channel,
             mode=mode,
-            max_connections=settings.redis_max_connections,
+            max_connections=settings.redis_max_connections or AGENT_CONNECTIONS,
         )
 
     def settings(self, base: dict[str, Any] | str | None = None, *, tools: str = GATED_TOOLS) -> str:

@@ -6,10 +6,14 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from . import keys, scripts
+from .coalesce import Coalescer
 from .codec import pairs, text
 from .model import (
     ApprovalRequest,
@@ -23,6 +27,9 @@ from .model import (
     to_json,
 )
 from .policy import Route
+
+
+_ScriptCall = tuple[AsyncScript, list[str], list[Any]]
 
 
 def utc_day(now: float) -> str:
@@ -48,6 +55,8 @@ class RequestStore:
         self._escalate = redis.register_script(scripts.ESCALATE)
         self._timeout = redis.register_script(scripts.TIMEOUT)
         self._may_decide = redis.register_script(scripts.MAY_DECIDE)
+        self._reads = Coalescer(self.many)
+        self._transitions: Coalescer[_ScriptCall, Any] = Coalescer(self._run_scripts)
 
     @staticmethod
     def _keys(request_id: str) -> list[str]:
@@ -84,15 +93,40 @@ class RequestStore:
             "mode": new.mode.value,
         }
         flat = [item for pair in fields.items() for item in pair]
-        reply = await self._create(
+        reply = await self._transition(
+            self._create,
             keys=self._keys(new.id), args=[new.id, repr(now), repr(deadline), new.agent or "agent", *flat]
         )
         if text(reply[0]) == "exists":
             return ApprovalRequest.from_redis(pairs(reply[1:])), False
         return ApprovalRequest.from_redis(fields), True
 
+    async def _transition(self, script: AsyncScript, *, keys: list[str], args: list[Any]) -> Any:
+        """Run one Lua script; scripts started together go to Redis in one pipeline."""
+        return await self._transitions.get((script, keys, args))
+
+    async def _run_scripts(self, calls: list[_ScriptCall]) -> list[Any]:
+        # EVALSHA by hand: redis-py's pipelined Script adds a SCRIPT EXISTS
+        # round trip to every pipeline. NOSCRIPT (Redis restarted or was
+        # flushed) loads the script and runs those calls again.
+        replies = await self._evalsha(calls)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            for script in {calls[i][0].sha: calls[i][0] for i in missing}.values():
+                await self.redis.script_load(script.script)
+            for i, reply in zip(missing, await self._evalsha([calls[i] for i in missing]), strict=True):
+                replies[i] = reply
+        return replies
+
+    async def _evalsha(self, calls: list[_ScriptCall]) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for script, script_keys, args in calls:
+                pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
+            return await pipe.execute(raise_on_error=False)
+
     async def get(self, request_id: str) -> ApprovalRequest | None:
-        return (await self.many([request_id]))[0]
+        """The request, or None. Reads started together share one round trip."""
+        return await self._reads.get(request_id)
 
     async def many(self, request_ids: list[str]) -> list[ApprovalRequest | None]:
         """Several requests (with their votes) in one round trip."""
@@ -112,7 +146,8 @@ class RequestStore:
         Returns the request's state, or None if it no longer exists.
         """
         escalation = [{"after": step.after, "approvers": list(step.approvers)} for step in route.escalation]
-        reply = await self._route(
+        reply = await self._transition(
+            self._route,
             keys=self._keys(request_id),
             args=[
                 request_id, repr(time.time()), route.rule, route.channel, " ".join(route.approvers),
@@ -134,7 +169,8 @@ class RequestStore:
         request is the state after the attempt, so a loser can say who won.
         """
         now = time.time()
-        reply = await self._decide(
+        reply = await self._transition(
+            self._decide,
             keys=self._keys(request_id),
             args=[
                 request_id,
@@ -170,20 +206,20 @@ class RequestStore:
         None if the request had a message already (or no longer exists): this
         post is a duplicate.
         """
-        reply = await self._mark_posted(keys=self._keys(request_id), args=[request_id, channel, ts, repr(time.time())])
+        reply = await self._transition(self._mark_posted, keys=self._keys(request_id), args=[request_id, channel, ts, repr(time.time())])
         return State(text(reply[1])) if text(reply[0]) == "ok" else None
 
     async def escalate(self, request_id: str, step: int) -> bool:
         """Fire one due escalation step; False if another worker did, or the request ended."""
         member = keys.escalation_member(request_id, step)
-        reply = await self._escalate(keys=self._keys(request_id), args=[request_id, member, repr(time.time()), step])
+        reply = await self._transition(self._escalate, keys=self._keys(request_id), args=[request_id, member, repr(time.time()), step])
         return text(reply[0]) == "escalated"
 
     async def time_out(self, request_id: str) -> str:
         """Handle a due deadline: ``"escalated"`` (``on_timeout: escalate`` fired),
         ``"expire"`` (the caller expires the request), ``"not_due"`` (rescheduled
         meanwhile) or ``"ended"`` (decided or gone; the deadline is dropped)."""
-        reply = await self._timeout(keys=self._keys(request_id), args=[request_id, repr(time.time())])
+        reply = await self._transition(self._timeout, keys=self._keys(request_id), args=[request_id, repr(time.time())])
         return text(reply[0])
 
     async def ended(self, request_ids: Iterable[str]) -> set[str]:
@@ -211,12 +247,12 @@ class RequestStore:
         (an approver group not in the cache counts as no)."""
         if not request_ids:
             return []
-        verdicts = await self._may_decide(keys=[keys.request(i) for i in request_ids], args=[user, ""])
+        verdicts = await self._transition(self._may_decide, keys=[keys.request(i) for i in request_ids], args=[user, ""])
         return [i for i, verdict in zip(request_ids, verdicts, strict=True) if text(verdict) == "ok"]
 
     async def check(self, request_id: str, user: str, *, approving: bool) -> Transition:
         """What ``decide`` would say about ``user``'s decision, without deciding."""
-        verdicts = await self._may_decide(keys=[keys.request(request_id)], args=[user, "1" if approving else ""])
+        verdicts = await self._transition(self._may_decide, keys=[keys.request(request_id)], args=[user, "1" if approving else ""])
         status, *groups = text(verdicts[0]).split()
         request = await self.get(request_id)
         if status in ("ok", "ended"):

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 from redis.asyncio import Redis
 
+from ..approvals import keys
 from ..approvals.model import Decision, State, request_id_for
 from ..approvals.store import RequestStore
 from ..redis_client import AGENT_CLIENT_NAME, CLI_CLIENT_NAME, connect
@@ -26,6 +27,9 @@ from .processes import AgentProcess, Child, start_floor_server, start_redis, sta
 from .slack_stub import SlackStub
 
 CHANNEL = "C0BENCHAPPROVALS"
+WARM_UP = 100
+"""Decisions made before any measurement: first-use costs (connections, imports, Bolt's auth.test) are not the path's."""
+DRAIN_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,9 @@ class Bench:
                 self.agent = await AgentProcess.start(self.workdir, self.redis_url)
                 self.children.append(self.agent)
                 floors = await self._floors(redis)
+                self.progress("warm-up")
+                await self._throughput("warmup", self.worker_urls, count=WARM_UP)
+                await self._drain(redis)
                 click_floor = report.added(floors["post"], floors["publish"])
                 results: dict[str, Any] = {
                     "machine": _machine(await redis.info("server")),
@@ -91,16 +98,19 @@ class Bench:
                 for kind, rate in (("steady", self.sizes.rate), ("burst", 0.0)):
                     self.progress(f"{kind}: {self.sizes.decisions} asks and clicks")
                     asked, clicked = await self._latencies(kind, rate)
+                    await self._drain(redis)
                     results["ask_to_post"][kind] = report.latency(asked, click_floor)
                     results["click_to_wake"][kind] = report.latency(clicked, click_floor)
                 self.progress(f"{self.sizes.waits} concurrent waits")
                 results["concurrent_waits"] = await self._concurrent_waits(redis, floors["bulk_publish_s"])
+                await self._drain(redis)
                 results["throughput"] = {}
                 for workers in (1, 2):
                     while len(self.worker_urls) < workers:
                         await self._add_worker()
                     self.progress(f"throughput with {workers} worker(s): {self.sizes.throughput} clicks")
                     run = await self._throughput(f"tp{workers}", self.worker_urls[:workers])
+                    await self._drain(redis)
                     run["x_floor"] = round(run["decisions_per_s"] / floors["post_per_s"], 3)
                     results["throughput"]["one_worker" if workers == 1 else "two_workers"] = run
                 results["targets"] = [t.as_dict() for t in report.targets(results)]
@@ -180,8 +190,8 @@ class Bench:
             "x_floor": round((last - start) / floor_s, 1),
         }
 
-    async def _throughput(self, batch: str, urls: list[str]) -> dict[str, Any]:
-        count = self.sizes.throughput
+    async def _throughput(self, batch: str, urls: list[str], count: int | None = None) -> dict[str, Any]:
+        count = count or self.sizes.throughput
         requests = [request_id_for(tool_use_id(batch, i)) for i in range(count)]
         self.agent.send({"op": "ask", "batch": batch, "count": count, "rate": 0})
         await self.stub.wait_posted(requests, self._deadline(count))
@@ -199,6 +209,15 @@ class Bench:
         }
 
     # -- helpers -----------------------------------------------------------------
+
+    async def _drain(self, redis: Redis) -> None:
+        """Until the workers have finished every job (Slack updates, thread replies) a phase left behind,
+        so each phase starts on an idle system."""
+        until = time.monotonic() + DRAIN_TIMEOUT
+        while await redis.xlen(keys.JOBS):
+            if time.monotonic() > until:
+                raise RuntimeError(f"the workers did not finish their jobs within {DRAIN_TIMEOUT:.0f}s")
+            await asyncio.sleep(0.05)
 
     async def _add_worker(self) -> None:
         name = f"worker-{len(self.worker_urls) + 1}"
