@@ -5,7 +5,6 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
-
 AGENT_CLIENT_NAME = "slack-approvals-agent"
 WORKER_CLIENT_NAME = "slack-approvals-worker"
 GATE_CLIENT_NAME = "slack-approvals-gate"

@@ -28,7 +28,6 @@ from .model import (
 )
 from .policy import Route
 
-
 _ScriptCall = tuple[AsyncScript, list[str], list[Any]]
 
 
