@@ -56,7 +56,8 @@ def create_app(settings: Settings, *, consumer: str | None = None) -> web.Applic
     """One bot worker: Slack endpoint, health check, job worker, Socket Mode if configured."""
     settings.require(*serve_settings_required(settings))
     policy = load_policy(settings)
-    redis = connect(settings.redis_url, name=WORKER_CLIENT_NAME, max_connections=settings.redis_max_connections or WORKER_CONNECTIONS)
+    connections = settings.redis_max_connections or WORKER_CONNECTIONS
+    redis = connect(settings.redis_url, name=WORKER_CLIENT_NAME, max_connections=connections)
     store = RequestStore(redis, today=policy.today)
     queue = JobQueue(redis, consumer or _consumer_name(), retry_after=settings.job_retry_after)
     interactive, background = interactive_client(settings), background_client(settings)

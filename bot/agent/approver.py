@@ -107,7 +107,9 @@ class SlackApprover:
         self.mode = Mode(mode)
         self._owns_redis = isinstance(redis, str)
         self.redis_url = redis if isinstance(redis, str) else None
-        self.redis = connect(redis, name=AGENT_CLIENT_NAME, max_connections=max_connections) if isinstance(redis, str) else redis
+        self.redis = (
+            connect(redis, name=AGENT_CLIENT_NAME, max_connections=max_connections) if isinstance(redis, str) else redis
+        )
         self.timeout = timeout
         self.agent_name = agent_name
         self.requested_by = requested_by

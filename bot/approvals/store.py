@@ -93,8 +93,7 @@ class RequestStore:
         }
         flat = [item for pair in fields.items() for item in pair]
         reply = await self._transition(
-            self._create,
-            keys=self._keys(new.id), args=[new.id, repr(now), repr(deadline), new.agent or "agent", *flat]
+            self._create, keys=self._keys(new.id), args=[new.id, repr(now), repr(deadline), new.agent or "agent", *flat]
         )
         if text(reply[0]) == "exists":
             return ApprovalRequest.from_redis(pairs(reply[1:])), False
@@ -205,13 +204,17 @@ class RequestStore:
         None if the request had a message already (or no longer exists): this
         post is a duplicate.
         """
-        reply = await self._transition(self._mark_posted, keys=self._keys(request_id), args=[request_id, channel, ts, repr(time.time())])
+        reply = await self._transition(
+            self._mark_posted, keys=self._keys(request_id), args=[request_id, channel, ts, repr(time.time())]
+        )
         return State(text(reply[1])) if text(reply[0]) == "ok" else None
 
     async def escalate(self, request_id: str, step: int) -> bool:
         """Fire one due escalation step; False if another worker did, or the request ended."""
         member = keys.escalation_member(request_id, step)
-        reply = await self._transition(self._escalate, keys=self._keys(request_id), args=[request_id, member, repr(time.time()), step])
+        reply = await self._transition(
+            self._escalate, keys=self._keys(request_id), args=[request_id, member, repr(time.time()), step]
+        )
         return text(reply[0]) == "escalated"
 
     async def time_out(self, request_id: str) -> str:
@@ -246,12 +249,16 @@ class RequestStore:
         (an approver group not in the cache counts as no)."""
         if not request_ids:
             return []
-        verdicts = await self._transition(self._may_decide, keys=[keys.request(i) for i in request_ids], args=[user, ""])
+        verdicts = await self._transition(
+            self._may_decide, keys=[keys.request(i) for i in request_ids], args=[user, ""]
+        )
         return [i for i, verdict in zip(request_ids, verdicts, strict=True) if text(verdict) == "ok"]
 
     async def check(self, request_id: str, user: str, *, approving: bool) -> Transition:
         """What ``decide`` would say about ``user``'s decision, without deciding."""
-        verdicts = await self._transition(self._may_decide, keys=[keys.request(request_id)], args=[user, "1" if approving else ""])
+        verdicts = await self._transition(
+            self._may_decide, keys=[keys.request(request_id)], args=[user, "1" if approving else ""]
+        )
         status, *groups = text(verdicts[0]).split()
         request = await self.get(request_id)
         if status in ("ok", "ended"):

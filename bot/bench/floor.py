@@ -17,6 +17,7 @@ import time
 import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 FLOOR_CHANNEL = "bench:floor"
 
@@ -85,9 +86,9 @@ async def post_rate(session: aiohttp.ClientSession, url: str, body: bytes, count
     return count / (time.monotonic() - start)
 
 
-async def _next_message(pubsub: object, kind: str) -> None:
+async def _next_message(pubsub: PubSub, kind: str) -> None:
     while True:
-        message = await pubsub.get_message(timeout=5)  # type: ignore[attr-defined]
+        message = await pubsub.get_message(timeout=5)
         if message is None:
             raise TimeoutError(f"no {kind} from Redis within 5s")
         if message["type"] == kind:

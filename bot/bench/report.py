@@ -47,8 +47,8 @@ class Target:
         return self.value >= self.limit if self.at_least else self.value <= self.limit
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "value": self.value, "target": f"{'≥' if self.at_least else '≤'} {self.limit:g} {self.unit}",
-                "met": self.met}
+        bound = f"{'≥' if self.at_least else '≤'} {self.limit:g} {self.unit}"
+        return {"name": self.name, "value": self.value, "target": bound, "met": self.met}
 
 
 def targets(results: dict[str, Any]) -> list[Target]:

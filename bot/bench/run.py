@@ -59,6 +59,8 @@ Progress = Callable[[str], None]
 
 
 class Bench:
+    """One run: ``run()`` starts the processes, measures each phase on an idle system, stops everything."""
+
     def __init__(self, sizes: Sizes, workdir: Path, progress: Progress) -> None:
         self.sizes = sizes
         self.workdir = workdir
@@ -69,57 +71,63 @@ class Bench:
         self.children: list[Child] = []
         self.worker_urls: list[str] = []
         self.redis_url = ""
+        self.session: aiohttp.ClientSession
+        self.store: RequestStore
+        self.agent: AgentProcess
 
     async def run(self) -> dict[str, Any]:
         redis_child, self.redis_url = await start_redis(self.workdir)
         self.children.append(redis_child)
         await self.stub.start()
         redis = connect(self.redis_url, name=CLI_CLIENT_NAME, max_connections=64)
-        connector = aiohttp.TCPConnector(limit=self.sizes.concurrency)
         try:
-            async with aiohttp.ClientSession(connector=connector) as session:
+            # Closed before the workers stop: a kept-alive connection would hold up their shutdown.
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.sizes.concurrency)) as session:
                 self.session = session
                 self.store = RequestStore(redis)
                 await self._add_worker()
                 self.agent = await AgentProcess.start(self.workdir, self.redis_url)
                 self.children.append(self.agent)
-                floors = await self._floors(redis)
-                self.progress("warm-up")
-                await self._throughput("warmup", self.worker_urls, count=WARM_UP)
-                await self._drain(redis)
-                click_floor = report.added(floors["post"], floors["publish"])
-                results: dict[str, Any] = {
-                    "machine": _machine(await redis.info("server")),
-                    "sizes": asdict(self.sizes),
-                    "floors": floors,
-                    "click_to_wake": {},
-                    "ask_to_post": {},
-                }
-                for kind, rate in (("steady", self.sizes.rate), ("burst", 0.0)):
-                    self.progress(f"{kind}: {self.sizes.decisions} asks and clicks")
-                    asked, clicked = await self._latencies(kind, rate)
-                    await self._drain(redis)
-                    results["ask_to_post"][kind] = report.latency(asked, click_floor)
-                    results["click_to_wake"][kind] = report.latency(clicked, click_floor)
-                self.progress(f"{self.sizes.waits} concurrent waits")
-                results["concurrent_waits"] = await self._concurrent_waits(redis, floors["bulk_publish_s"])
-                await self._drain(redis)
-                results["throughput"] = {}
-                for workers in (1, 2):
-                    while len(self.worker_urls) < workers:
-                        await self._add_worker()
-                    self.progress(f"throughput with {workers} worker(s): {self.sizes.throughput} clicks")
-                    run = await self._throughput(f"tp{workers}", self.worker_urls[:workers])
-                    await self._drain(redis)
-                    run["x_floor"] = round(run["decisions_per_s"] / floors["post_per_s"], 3)
-                    results["throughput"]["one_worker" if workers == 1 else "two_workers"] = run
-                results["targets"] = [t.as_dict() for t in report.targets(results)]
-                return results
+                return await self._measure(redis)
         finally:
             await redis.aclose()
             for child in reversed(self.children):
                 await child.stop()
             await self.stub.close()
+
+    async def _measure(self, redis: Redis) -> dict[str, Any]:
+        floors = await self._floors(redis)
+        self.progress("warm-up")
+        await self._throughput("warmup", self.worker_urls, count=WARM_UP)
+        await self._drain(redis)
+        click_floor = report.added(floors["post"], floors["publish"])
+        results: dict[str, Any] = {
+            "machine": _machine(await redis.info("server")),
+            "sizes": asdict(self.sizes),
+            "floors": floors,
+            "click_to_wake": {},
+            "ask_to_post": {},
+            "throughput": {},
+        }
+        for kind, rate in (("steady", self.sizes.rate), ("burst", 0.0)):
+            self.progress(f"{kind}: {self.sizes.decisions} asks and clicks")
+            asked, clicked = await self._latencies(kind, rate)
+            await self._drain(redis)
+            results["ask_to_post"][kind] = report.latency(asked, click_floor)
+            results["click_to_wake"][kind] = report.latency(clicked, click_floor)
+        self.progress(f"{self.sizes.waits} concurrent waits")
+        results["concurrent_waits"] = await self._concurrent_waits(redis, floors["bulk_publish_s"])
+        await self._drain(redis)
+        for workers, name in ((1, "one_worker"), (2, "two_workers")):
+            while len(self.worker_urls) < workers:
+                await self._add_worker()
+            self.progress(f"throughput with {workers} worker(s): {self.sizes.throughput} clicks")
+            run = await self._throughput(f"tp{workers}", self.worker_urls[:workers])
+            await self._drain(redis)
+            run["x_floor"] = round(run["decisions_per_s"] / floors["post_per_s"], 3)
+            results["throughput"][name] = run
+        results["targets"] = [t.as_dict() for t in report.targets(results)]
+        return results
 
     # -- phases ------------------------------------------------------------------
 
