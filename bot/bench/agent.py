@@ -59,20 +59,20 @@ class BenchAgent:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start_asking(self, batch: str, count: int, rate: float) -> None:
-        self._spawn(self._ask(batch, count, rate))
+        record = self.batches[batch] = _Batch(count)  # now: a "collect" may follow at once
+        if count == 0:
+            record.done.set()
+        self._spawn(self._ask(batch, record, rate))
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)  # a task nobody holds may be garbage-collected mid-call
         task.add_done_callback(self._tasks.discard)
 
-    async def _ask(self, batch: str, count: int, rate: float) -> None:
-        record = self.batches[batch] = _Batch(count)
-        if count == 0:
-            record.done.set()
+    async def _ask(self, batch: str, record: _Batch, rate: float) -> None:
         loop = asyncio.get_running_loop()
         start = loop.time()
-        for index in range(count):
+        for index in range(record.count):
             if rate > 0:
                 await asyncio.sleep(max(0.0, start + index / rate - loop.time()))
             self._spawn(self._call(record, tool_use_id(batch, index)))
