@@ -12,4 +12,4 @@ def text(value: bytes | str | int) -> str:
 def pairs(flat: list[bytes | str]) -> dict[str, str]:
     """``[k1, v1, k2, v2]`` (as HGETALL inside Lua returns) → ``{k1: v1, k2: v2}``."""
     it = iter(text(v) for v in flat)
-    return dict(zip(it, it))
+    return dict(zip(it, it, strict=False))  # one iterator, read in pairs

@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +169,7 @@ class AgentProcess(Child):
         await super().stop()
 
 
-async def _until(child: Child, probe: Any, errors: tuple[type[BaseException], ...]) -> None:
+async def _until(child: Child, probe: Callable[[], Awaitable[object]], errors: tuple[type[BaseException], ...]) -> None:
     """Call ``probe`` until it succeeds; RuntimeError if the child exits or START_TIMEOUT passes."""
     until = time.monotonic() + START_TIMEOUT
     while True:

@@ -55,7 +55,7 @@ def targets(results: dict[str, Any]) -> list[Target]:
     """The issue's targets, read off the results."""
     steady = results["click_to_wake"]["steady"]
     waits = results["concurrent_waits"]
-    found = [
+    return [
         Target("click → wake p50 (steady)", steady["p50"], 5, "ms"),
         Target("click → wake p99 (steady)", steady["p99"], 25, "ms"),
         Target("ask → post p50 (steady)", results["ask_to_post"]["steady"]["p50"], 10, "ms"),
@@ -65,7 +65,6 @@ def targets(results: dict[str, Any]) -> list[Target]:
         Target("decisions/s, one worker", results["throughput"]["one_worker"]["decisions_per_s"], 500, "/s",
                at_least=True),
     ]
-    return found
 
 
 def table(results: dict[str, Any]) -> str:

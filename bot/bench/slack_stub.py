@@ -34,7 +34,6 @@ class SlackStub:
         """Request id → when its request message arrived."""
         self.updated: dict[str, float] = {}
         """Request id → when the first update of its message arrived."""
-        self.calls: dict[str, int] = {}
         self._request_of_ts: dict[str, str] = {}
         self._ts = itertools.count(1)
         self._watches: list[tuple[dict[str, float], set[str], asyncio.Future[None]]] = []
@@ -91,7 +90,6 @@ class SlackStub:
     async def _handle(self, request: web.Request) -> web.Response:
         arrived = time.monotonic()
         method = request.match_info["method"]
-        self.calls[method] = self.calls.get(method, 0) + 1
         args: dict[str, Any] = dict(request.query)
         if request.can_read_body:
             if request.content_type == "application/json":

@@ -34,33 +34,32 @@ def register(
         elif not transition.won and transition.votes is None:
             await queue.notify(click.channel.id, click.user.id, text.already_ended(transition.request))
 
-    @app.action(Action.APPROVE.value)
-    async def approve(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def approve_click(ack: AsyncAck, body: dict[str, Any], *, always: bool) -> tuple[ButtonClick, Transition] | None:
+        """Record an approval, ack, say why it changed nothing; None for a malformed click."""
         click = _parse(body)
         if click is None:
             await ack()
-            return
+            return None
         # The decision is recorded before Slack gets its 200: one Redis call,
         # and a worker that dies here fails visibly instead of losing the click.
         decision = Decision(
-            State.APPROVED, actor=click.user.id, actor_name=click.user.display, revision=click.revision
+            State.APPROVED, actor=click.user.id, actor_name=click.user.display, always=always, revision=click.revision
         )
         transition = await decider.decide(click.request_id, decision)
         await ack()
         await tell(click, transition)
+        return click, transition
+
+    @app.action(Action.APPROVE.value)
+    async def approve(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await approve_click(ack, body, always=False)
 
     @app.action(Action.ALWAYS_ALLOW.value)
     async def always_allow(ack: AsyncAck, body: dict[str, Any]) -> None:
-        click = _parse(body)
-        if click is None:
-            await ack()
+        clicked = await approve_click(ack, body, always=True)
+        if clicked is None:
             return
-        decision = Decision(
-            State.APPROVED, actor=click.user.id, actor_name=click.user.display, always=True, revision=click.revision
-        )
-        transition = await decider.decide(click.request_id, decision)
-        await ack()
-        await tell(click, transition)
+        click, transition = clicked
         if transition.won and transition.request is not None:
             rules_to_add = suggested_rules(transition.request.suggestions)
             await allowlist.add(rules_to_add, added_by=click.user.id, request=click.request_id)
