@@ -1,6 +1,6 @@
 """Command line: ``serve`` runs a bot worker, ``check`` checks its configuration,
 ``gate`` is the PreToolUse hook for Claude Code, ``audit`` exports or verifies the audit log,
-``bench`` measures the approval path on loopback."""
+``bench`` measures the approval path on loopback, ``demo`` runs the local playground."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import asyncio
 import logging
 import sys
 import time
-from urllib.parse import urlsplit
+from pathlib import Path
 
 from pydantic import ValidationError
 from redis.exceptions import RedisError
@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from . import audit_export
 from .approvals.model import Mode
 from .approvals.policy import PolicyError
-from .redis_client import CLI_CLIENT_NAME, connect
+from .redis_client import CLI_CLIENT_NAME, connect, redacted
 from .settings import MissingSetting, Settings
 
 # Each command imports what it needs when it runs: the gate runs before every
@@ -60,12 +60,21 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--floor-samples", type=int, default=2000, help="round trips per floor (default 2000)")
     bench.add_argument("--json", default="bench-results.json", metavar="PATH",
                        help="write the results here (default bench-results.json)")
+    demo = commands.add_parser(
+        "demo", help="try it without Slack: a local page plays the channel, an agent asks for approvals"
+    )
+    demo.add_argument("--port", type=int, default=None, help="port of the page (default $PORT, else 3000)")
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    demo.add_argument("--workdir", type=Path, default=None,
+                      help="folder the agent works in (default: a new temporary folder, removed at exit)")
     args = parser.parse_args(argv)
 
     if args.command == "gate":
         return run_gate(args)
     if args.command == "bench":
         return run_bench(args)
+    if args.command == "demo":
+        return run_demo(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings()
@@ -126,6 +135,47 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_demo(args: argparse.Namespace) -> int:
+    """Run the playground until Ctrl-C. Uses ``REDIS_URL`` if set, and Claude if ``ANTHROPIC_API_KEY`` is."""
+    import os
+    import shutil
+    import tempfile
+
+    from .demo.run import Demo
+
+    # The bot's own logs would drown the agent's story; problems still show.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    api_key = os.environ.get("ANTHROPIC_API_KEY") or None
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="approvals-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> None:
+        async with Demo.start(workdir=workdir, out=sys.stdout, host=args.host, port=args.port or settings.port,
+                              redis_url=settings.redis_url, api_key=api_key) as demo:
+            print(f"Approvals playground: open {demo.url}/  (Ctrl-C stops it)")
+            print(demo.storage.description)
+            agent = "Claude (ANTHROPIC_API_KEY is set)" if api_key else (
+                "a scripted model driving the real Agent SDK and CLI (set ANTHROPIC_API_KEY for Claude)")
+            print(f"agent: {agent}, working in {workdir}")
+            print("What the agent receives for each request is printed below.\n", flush=True)
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"error: cannot serve the playground on {args.host}:{args.port or settings.port}: {exc.strerror or exc}"
+              " (pass --port)", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+            shutil.rmtree(f"{workdir}-claude-config", ignore_errors=True)
+    return 0
+
+
 def serve(settings: Settings) -> int:
     """Run one worker until SIGINT/SIGTERM. Run as many as you like behind a load balancer."""
     from aiohttp import web
@@ -163,9 +213,9 @@ async def check(settings: Settings) -> int:
     try:
         async with asyncio.timeout(5):
             await redis.ping()
-        report(True, "redis", _redacted(settings.redis_url))
+        report(True, "redis", redacted(settings.redis_url))
     except (RedisError, OSError, TimeoutError) as exc:
-        report(False, "redis", f"{_redacted(settings.redis_url)}: {exc or type(exc).__name__}")
+        report(False, "redis", f"{redacted(settings.redis_url)}: {exc or type(exc).__name__}")
     finally:
         await redis.aclose()
 
@@ -213,10 +263,3 @@ async def audit_command(settings: Settings, since: str | None, fmt: str, verify:
         return 0
     finally:
         await redis.aclose()
-
-
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url

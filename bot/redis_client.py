@@ -1,5 +1,7 @@
 """How every process of the project connects to Redis."""
 
+from urllib.parse import urlsplit
+
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
@@ -42,3 +44,11 @@ def connect(url: str, *, name: str, max_connections: int = WORKER_CONNECTIONS) -
         retry_on_error=[ConnectionError, TimeoutError, OSError],
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password starred out, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url

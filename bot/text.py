@@ -236,7 +236,8 @@ def already_ended(request: ApprovalRequest | None) -> str:
 DENY_MODAL_TITLE = "Deny request"
 DENY_MODAL_SUBMIT = "Deny"
 DENY_MODAL_CLOSE = "Cancel"
-DENY_REASON_LABEL = "Reason (optional)"
+DENY_REASON_LABEL = "Reason"
+"""Slack adds "(optional)" itself to an optional input."""
 DENY_REASON_HINT = "The agent receives this verbatim."
 DENY_MODAL_INTRO = "The agent will be told that you denied this request, and why."
 

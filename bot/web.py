@@ -52,12 +52,17 @@ def load_policy(settings: Settings) -> Policy:
     return Policy.load(settings.approval_policy) if settings.approval_policy else Policy()
 
 
-def create_app(settings: Settings, *, consumer: str | None = None) -> web.Application:
-    """One bot worker: Slack endpoint, health check, job worker, Socket Mode if configured."""
-    settings.require(*serve_settings_required(settings))
+def create_app(settings: Settings, *, consumer: str | None = None, redis: Redis | None = None) -> web.Application:
+    """One bot worker: Slack endpoint, health check, job worker, Socket Mode if configured.
+
+    ``redis`` replaces the connection ``REDIS_URL`` names (the demo's in-process
+    store); the app closes it when it stops either way."""
+    needed = serve_settings_required(settings)
+    settings.require(*(name for name in needed if redis is None or name != "redis_url"))
     policy = load_policy(settings)
-    connections = settings.redis_max_connections or WORKER_CONNECTIONS
-    redis = connect(settings.redis_url, name=WORKER_CLIENT_NAME, max_connections=connections)
+    if redis is None:
+        connections = settings.redis_max_connections or WORKER_CONNECTIONS
+        redis = connect(settings.redis_url, name=WORKER_CLIENT_NAME, max_connections=connections)
     store = RequestStore(redis, today=policy.today)
     queue = JobQueue(redis, consumer or _consumer_name(), retry_after=settings.job_retry_after)
     interactive, background = interactive_client(settings), background_client(settings)

@@ -12,7 +12,8 @@ from claude_agent_sdk import ClaudeAgentOptions, ResultMessage, query
 from bot import SlackApprover
 from bot.slack.ids import Action
 from tests.conftest import posted
-from tests.fakes.model_api import ScriptedModel, Step, clean_agent_env, text, tool_use
+from bot.demo.scripted_model import ScriptedModel, Step, text, tool_use
+from tests.fakes.agent_env import clean_agent_env
 
 
 @pytest.fixture(autouse=True)

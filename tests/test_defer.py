@@ -18,7 +18,8 @@ from bot import SlackApprover
 from bot.approvals.model import State
 from bot.slack.ids import Action
 from tests.conftest import policy_file, posted
-from tests.fakes.model_api import ScriptedModel, clean_agent_env, text, tool_use
+from bot.demo.scripted_model import ScriptedModel, text, tool_use
+from tests.fakes.agent_env import clean_agent_env
 
 
 @pytest.fixture(autouse=True)
@@ -184,7 +185,7 @@ def _id(tool_use_id: str) -> str:
 
 
 async def test_parallel_calls_are_not_deferred_they_wait_in_can_use_tool(tmp_path, start_worker, make_approver, slack):
-    from tests.fakes.model_api import tool_uses
+    from bot.demo.scripted_model import tool_uses
 
     worker = await start_worker()
     approver = await make_approver(mode="defer")

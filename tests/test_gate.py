@@ -227,7 +227,8 @@ async def test_headless_claude_code_defers_then_resumes_with_the_decision(redis_
     """``claude -p`` with the gate in settings.json, then ``claude -p --resume`` (the README's recipe)."""
     import claude_agent_sdk
 
-    from tests.fakes.model_api import ScriptedModel, clean_agent_env, text, tool_use
+    from bot.demo.scripted_model import ScriptedModel, text, tool_use
+    from tests.fakes.agent_env import clean_agent_env
 
     clean_agent_env(monkeypatch)
     cli = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"

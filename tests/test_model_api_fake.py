@@ -15,13 +15,8 @@ from claude_agent_sdk import (
     query,
 )
 
-from tests.fakes.model_api import (
-    ScriptedModel,
-    ToolResult,
-    clean_agent_env,
-    text,
-    tool_use,
-)
+from bot.demo.scripted_model import ScriptedModel, ToolResult, text, tool_use
+from tests.fakes.agent_env import clean_agent_env
 
 PermissionResult = PermissionResultAllow | PermissionResultDeny
 

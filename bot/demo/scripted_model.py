@@ -2,9 +2,9 @@
 
 The real ``claude_agent_sdk`` spawns the bundled Claude Code CLI, which talks to
 ``$ANTHROPIC_BASE_URL/v1/messages``. :class:`ScriptedModel` serves that endpoint
-on 127.0.0.1 and answers each main-agent turn with the next scripted step, so a
-test decides exactly which tools the "model" calls and can inspect what the CLI
-sent back (tool results, permission denials, ...).
+on 127.0.0.1 and answers each main-agent turn with the next scripted step, so the
+demo (and the tests) decide exactly which tools the "model" calls and can read
+what the CLI sent back (tool results, permission denials, ...).
 
 Example::
 
@@ -33,12 +33,9 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from aiohttp import web
-
-if TYPE_CHECKING:
-    import pytest
 
 __all__ = [
     "FINISHED_TEXT",
@@ -46,7 +43,6 @@ __all__ = [
     "ScriptedModel",
     "Step",
     "ToolResult",
-    "clean_agent_env",
     "text",
     "tool_use",
     "tool_uses",
@@ -138,25 +134,6 @@ def _flatten_content(content: Any) -> str:
             if isinstance(part, dict) and part.get("type") == "text"
         )
     return ""
-
-
-# --------------------------------------------------------------------------- #
-# Environment helpers
-# --------------------------------------------------------------------------- #
-
-_INHERITED_PREFIXES = ("ANTHROPIC_", "CLAUDE_")
-
-
-def clean_agent_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Drop inherited ``ANTHROPIC_*`` / ``CLAUDE_*`` / ``CLAUDECODE`` variables.
-
-    The SDK hands the parent's whole environment to the CLI, so a developer's
-    real key, base URL, model override or config dir would otherwise leak into
-    the test run (or point it at the real API).
-    """
-    for name in list(os.environ):
-        if name.startswith(_INHERITED_PREFIXES) or name == "CLAUDECODE":
-            monkeypatch.delenv(name, raising=False)
 
 
 # --------------------------------------------------------------------------- #

@@ -1,0 +1,249 @@
+"""What people do on the page, sent to the bot the way Slack sends it.
+
+A click becomes a ``block_actions`` payload, a modal's submit a
+``view_submission``, a thread reply a ``message`` event: Slack's shapes,
+signed with the signing secret and POSTed to the worker's ``/slack/events``,
+so they pass the same signature check and Bolt listeners as Slack's own.
+The page names only what it clicked; the element itself (and its options)
+comes from the stored message or modal, so nobody can click what is not shown.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+from slack_sdk.signature import SignatureVerifier
+
+from ..slack.ids import SLASH_COMMAND
+from ..slack.mrkdwn import escape
+from ..web import SLACK_EVENTS_PATH
+from . import people
+from .workspace import Ephemeral, Message, Workspace
+
+Selected = str | list[str] | None
+"""What the page sends for an element: nothing for a button, an option value, or several."""
+
+RESPONSE_PATH = "/demo/response/{key}"
+"""Where a ``response_url`` points: answers to slash commands and clicks on ephemeral messages."""
+
+MAX_TYPED = 4000
+"""Slack's cap on a message a person writes."""
+
+
+class Refused(Exception):
+    """The page asked for something Slack would not let a person do (HTTP ``status``)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Interactions:
+    """Turns what people do on the page into signed Slack requests to the bot."""
+
+    def __init__(self, workspace: Workspace, base_url: str, signing_secret: str) -> None:
+        self.workspace = workspace
+        self.base_url = base_url
+        self.events_url = base_url + SLACK_EVENTS_PATH
+        self._verifier = SignatureVerifier(signing_secret)
+        self._session: aiohttp.ClientSession | None = None
+        self._response_urls: dict[str, tuple[str, str | None]] = {}
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    # -- what people do ---------------------------------------------------------
+
+    async def click(self, user: str, ts: str, block_id: str, action_id: str, selected: Selected,
+                    *, ephemeral: bool = False) -> None:
+        """A click (or a pick in a select) on an element a message shows."""
+        _known(user)
+        shown: Message | Ephemeral = self.workspace.ephemeral(user, ts) if ephemeral else self.workspace.message(ts)
+        element = _element(shown.blocks, block_id, action_id)
+        if element is None:
+            raise Refused("that message shows no such element", 404)
+        action = {"type": element["type"], "action_id": action_id, "block_id": block_id,
+                  "action_ts": f"{time.time():.6f}", **_chosen(element, selected)}
+        if element["type"] == "button":
+            action |= {"text": element["text"], "value": element.get("value", "")}
+        container = {"type": "message", "message_ts": ts, "channel_id": self.workspace.channel, "is_ephemeral": ephemeral}
+        message = {"type": "message", "ts": ts, "text": shown.text, "blocks": shown.blocks}
+        if isinstance(shown, Message):
+            message = shown.as_slack()
+        payload = {
+            "type": "block_actions",
+            **_envelope(user),
+            "container": container,
+            "trigger_id": self.workspace.issue_trigger(user),
+            "channel": {"id": self.workspace.channel, "name": people.CHANNEL_NAME},
+            "message": message,
+            "state": {"values": {}},
+            "response_url": self._response_url(user, ts if ephemeral else None),
+            "actions": [action],
+        }
+        await self._send_form({"payload": json.dumps(payload)})
+
+    async def submit(self, user: str, view_id: str, values: dict[str, dict[str, Selected]]) -> dict[str, str]:
+        """Submit a modal; returns the errors to show under its inputs (empty: it closed or changed)."""
+        _known(user)
+        open_view = self.workspace.views.get(view_id)
+        if open_view is None or open_view.user != user:
+            raise Refused("that modal is not open", 404)
+        view = open_view.view
+        state: dict[str, dict[str, Any]] = {}
+        for block in view.get("blocks", []):
+            if block.get("type") != "input":
+                continue
+            element, block_id = block["element"], block["block_id"]
+            picked = values.get(block_id, {}).get(element["action_id"])
+            state[block_id] = {element["action_id"]: {"type": element["type"], **_chosen(element, picked)}}
+        payload = {
+            "type": "view_submission",
+            **_envelope(user),
+            "trigger_id": self.workspace.issue_trigger(user),
+            "view": {**view, "state": {"values": state}},
+            "response_urls": [],
+        }
+        answer = await self._send_form({"payload": json.dumps(payload)})
+        return self._apply_view_answer(view_id, answer)
+
+    def close_view(self, user: str, view_id: str) -> None:
+        """The modal's Cancel: nothing is sent, as the bot asks for no ``view_closed``."""
+        open_view = self.workspace.views.get(view_id)
+        if open_view is not None and open_view.user == user:
+            self.workspace.close_view(view_id)
+
+    async def write(self, user: str, typed: str, thread_ts: str | None) -> None:
+        """A message or thread reply; ``/approvals …`` runs the slash command instead."""
+        _known(user)
+        typed = typed.strip()[:MAX_TYPED]
+        if not typed:
+            raise Refused("type something first")
+        if typed.split()[0] == SLASH_COMMAND and thread_ts is None:
+            await self._command(user, typed.removeprefix(SLASH_COMMAND).strip())
+            return
+        # Slack's clients escape what people type the same way.
+        message = self.workspace.post(user, escape(typed), [], thread_ts)
+        event = {"type": "message", "channel": self.workspace.channel, "channel_type": "channel", "user": user,
+                 "text": message.text, "ts": message.ts, "event_ts": message.ts}
+        if thread_ts is not None:
+            event["thread_ts"] = thread_ts
+        body = {
+            "token": "unused", "team_id": people.TEAM_ID, "api_app_id": people.APP_ID, "type": "event_callback",
+            "event": event, "event_id": f"Ev{message.ts.replace('.', '')}", "event_time": int(time.time()),
+            "authorizations": [{"team_id": people.TEAM_ID, "user_id": people.BOT_USER_ID, "is_bot": True}],
+        }
+        await self._send(json.dumps(body), "application/json")
+
+    async def _command(self, user: str, text: str) -> None:
+        form = {
+            "token": "unused", "team_id": people.TEAM_ID, "team_domain": people.TEAM_DOMAIN,
+            "channel_id": self.workspace.channel, "channel_name": people.CHANNEL_NAME, "user_id": user,
+            "user_name": people.name_of(user), "command": SLASH_COMMAND, "text": text, "api_app_id": people.APP_ID,
+            "response_url": self._response_url(user, None), "trigger_id": self.workspace.issue_trigger(user),
+        }
+        answer = await self._send_form(form)
+        if answer.get("text") or answer.get("blocks"):
+            self.workspace.post_ephemeral(user, str(answer.get("text") or ""), list(answer.get("blocks") or []))
+
+    def respond(self, key: str, answer: dict[str, Any]) -> None:
+        """A message the bot sent to a ``response_url``: replaces the ephemeral clicked, or adds one."""
+        target = self._response_urls.get(key)
+        if target is None:
+            raise Refused("no such response_url", 404)
+        user, ephemeral_ts = target
+        if ephemeral_ts is not None and answer.get("replace_original") in (True, "true"):
+            shown = self.workspace.ephemeral(user, ephemeral_ts)
+            self.workspace.edit(shown, str(answer.get("text") or ""), list(answer.get("blocks") or []))
+        elif answer.get("delete_original") in (True, "true") and ephemeral_ts is not None:
+            self.workspace.ephemerals.remove(self.workspace.ephemeral(user, ephemeral_ts))
+            self.workspace.touch()
+        else:
+            self.workspace.post_ephemeral(user, str(answer.get("text") or ""), list(answer.get("blocks") or []))
+
+    def _response_url(self, user: str, ephemeral_ts: str | None) -> str:
+        key = secrets.token_urlsafe(12)
+        self._response_urls[key] = (user, ephemeral_ts)
+        return f"{self.base_url}{RESPONSE_PATH.format(key=key)}"
+
+    # -- the wire ---------------------------------------------------------------
+
+    def _apply_view_answer(self, view_id: str, answer: dict[str, Any]) -> dict[str, str]:
+        """Do what Slack does with a ``view_submission`` response."""
+        action = answer.get("response_action")
+        if action == "errors":
+            return {str(k): str(v) for k, v in (answer.get("errors") or {}).items()}
+        if action in ("update", "push"):
+            self.workspace.update_view(view_id, answer["view"])
+        else:  # no body, or "clear": the modal closes
+            self.workspace.close_view(view_id)
+        return {}
+
+    async def _send_form(self, form: dict[str, str]) -> dict[str, Any]:
+        return await self._send(urlencode(form), "application/x-www-form-urlencoded")
+
+    async def _send(self, body: str, content_type: str) -> dict[str, Any]:
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": timestamp,
+            "X-Slack-Signature": self._verifier.generate_signature(timestamp=timestamp, body=body),
+        }
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        async with self._session.post(self.events_url, data=body.encode(), headers=headers) as response:
+            text = await response.text()
+            if response.status != 200:
+                raise Refused(f"the bot answered {response.status}: {text[:200]}", 502)
+        return json.loads(text) if text.strip().startswith("{") else {}
+
+
+def _envelope(user: str) -> dict[str, Any]:
+    """The fields every interaction payload carries."""
+    name = people.name_of(user)
+    return {
+        "team": {"id": people.TEAM_ID, "domain": people.TEAM_DOMAIN},
+        "user": {"id": user, "username": name, "name": name, "team_id": people.TEAM_ID},
+        "api_app_id": people.APP_ID,
+        "token": "unused",
+        "enterprise": None,
+        "is_enterprise_install": False,
+    }
+
+
+def _known(user: str) -> None:
+    if people.person(user) is None:
+        raise Refused(f"unknown person {user!r}")
+
+
+def _element(blocks: list[dict[str, Any]], block_id: str, action_id: str) -> dict[str, Any] | None:
+    for block in blocks:
+        if block.get("block_id") != block_id:
+            continue
+        for element in [*block.get("elements", []), block.get("accessory"), block.get("element")]:
+            if isinstance(element, dict) and element.get("action_id") == action_id:
+                return element
+    return None
+
+
+def _chosen(element: dict[str, Any], selected: Selected) -> dict[str, Any]:
+    """The element's value in Slack's state shape, from what the page picked or typed."""
+    kind = element.get("type")
+    if kind == "button":
+        return {}
+    if kind == "plain_text_input":
+        return {"value": selected if isinstance(selected, str) and selected else None}
+    options = {o["value"]: o for o in element.get("options", [])}
+    picks = [selected] if isinstance(selected, str) else list(selected or [])
+    unknown = [p for p in picks if p not in options]
+    if unknown:
+        raise Refused(f"no such option: {unknown[0]!r}")
+    if kind in ("checkboxes", "multi_static_select"):
+        return {"selected_options": [options[p] for p in picks]}
+    return {"selected_option": options[picks[0]] if picks else None}

@@ -1,0 +1,184 @@
+"""The playground page: the channel as each person sees it, live, and their clicks.
+
+``GET /`` serves the page; ``/demo/stream`` pushes the current user's view of
+the workspace (server-sent events) whenever it changes; the POST routes take
+what the person did and hand it to :class:`Interactions`, which sends it to
+the bot as Slack would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+
+from . import people
+from .agent import DemoAgent
+from .interactions import RESPONSE_PATH, Interactions, Refused
+from .workspace import SlackError, Workspace
+
+STATIC = resources.files(__package__) / "static"
+KEEPALIVE_SECONDS = 15
+"""A comment line this often keeps proxies and the browser from closing an idle stream."""
+
+
+def add_routes(app: web.Application, workspace: Workspace, interactions: Interactions, agent: DemoAgent) -> None:
+    """The page, its live stream, and the actions people take on it."""
+
+    async def index(request: web.Request) -> web.Response:
+        return _static("index.html", "text/html")
+
+    async def static(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        types = {"app.js": "text/javascript", "style.css": "text/css"}
+        if name not in types:
+            raise web.HTTPNotFound()
+        return _static(name, types[name])
+
+    async def state(request: web.Request) -> web.Response:
+        return web.json_response(snapshot(workspace, agent, _viewer(request)))
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        user = _viewer(request)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        version = -1
+        while True:
+            if version != workspace.version:
+                version = workspace.version
+                data = json.dumps(snapshot(workspace, agent, user), separators=(",", ":"))
+                await response.write(f"data: {data}\n\n".encode())
+            try:
+                await asyncio.wait_for(workspace.changed(version), KEEPALIVE_SECONDS)
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+
+    async def click(request: web.Request) -> web.Response:
+        body = await _body(request)
+        await interactions.click(
+            _text(body, "user"), _text(body, "ts"), _text(body, "block_id"), _text(body, "action_id"),
+            _selected(body.get("selected")), ephemeral=bool(body.get("ephemeral")),
+        )
+        return web.json_response({"ok": True})
+
+    async def submit(request: web.Request) -> web.Response:
+        body = await _body(request)
+        values = body.get("values")
+        if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
+            raise Refused("values must be {block_id: {action_id: value}}")
+        picked = {str(b): {str(a): _selected(v) for a, v in inputs.items()} for b, inputs in values.items()}
+        errors = await interactions.submit(_text(body, "user"), _text(body, "view_id"), picked)
+        return web.json_response({"ok": not errors, "errors": errors} if errors else {"ok": True})
+
+    async def close(request: web.Request) -> web.Response:
+        body = await _body(request)
+        interactions.close_view(_text(body, "user"), _text(body, "view_id"))
+        return web.json_response({"ok": True})
+
+    async def post(request: web.Request) -> web.Response:
+        body = await _body(request)
+        thread_ts = body.get("thread_ts")
+        await interactions.write(_text(body, "user"), _text(body, "text"), str(thread_ts) if thread_ts else None)
+        return web.json_response({"ok": True})
+
+    async def respond(request: web.Request) -> web.Response:
+        interactions.respond(request.match_info["key"], await _body(request))
+        return web.json_response({"ok": True})
+
+    async def run_agent(request: web.Request) -> web.Response:
+        if not agent.start():
+            return web.json_response({"ok": False, "error": "the agent is still running"}, status=409)
+        return web.json_response({"ok": True})
+
+    app.router.add_get("/", index)
+    app.router.add_get("/demo/static/{name}", static)
+    app.router.add_get("/demo/state", state)
+    app.router.add_get("/demo/stream", stream)
+    app.router.add_post("/demo/click", click)
+    app.router.add_post("/demo/submit", submit)
+    app.router.add_post("/demo/close", close)
+    app.router.add_post("/demo/post", post)
+    app.router.add_post(RESPONSE_PATH, respond)
+    app.router.add_post("/demo/agent/run", run_agent)
+    app.middlewares.append(_refusals)
+
+
+def snapshot(workspace: Workspace, agent: DemoAgent, user: str) -> dict[str, Any]:
+    """Everything ``user`` sees: the channel with their ephemeral messages, threads, their modal, the agent."""
+    shown = [_message(m, len(workspace.replies(m.ts))) for m in workspace.roots()]
+    shown += [
+        {"ts": e.ts, "user": people.BOT_USER_ID, "bot": True, "text": e.text, "blocks": e.blocks, "edited": False,
+         "reply_count": 0, "ephemeral": True}
+        for e in workspace.ephemerals
+        if e.user == user
+    ]
+    shown.sort(key=lambda m: m["ts"])
+    view = workspace.view_of(user)
+    return {
+        "version": workspace.version,
+        "me": user,
+        "people": [{"id": p.id, "name": p.name, "title": p.title} for p in people.PEOPLE],
+        "users": {p.id: p.name for p in people.PEOPLE} | {people.BOT_USER_ID: people.BOT_NAME},
+        "usergroups": {group: handle for group, (handle, _) in people.USERGROUPS.items()},
+        "channels": {workspace.channel: people.CHANNEL_NAME},
+        "channel": {"id": workspace.channel, "name": people.CHANNEL_NAME},
+        "messages": shown,
+        "threads": {m.ts: [_message(r, 0) for r in workspace.replies(m.ts)] for m in workspace.roots()},
+        "view": None if view is None else {k: view.get(k) for k in ("id", "hash", "type", "title", "submit", "close", "blocks")},
+        "agent": agent.status(),
+    }
+
+
+def _message(message: Any, reply_count: int) -> dict[str, Any]:
+    return {"ts": message.ts, "user": message.user, "bot": message.by_bot, "text": message.text,
+            "blocks": message.blocks, "edited": message.edited, "reply_count": reply_count, "ephemeral": False}
+
+
+@web.middleware
+async def _refusals(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Bad requests from the page get a JSON error and change nothing."""
+    try:
+        return await handler(request)
+    except Refused as exc:
+        return web.json_response({"ok": False, "error": str(exc)}, status=exc.status)
+    except SlackError as exc:
+        return web.json_response({"ok": False, "error": exc.error}, status=404 if "not_found" in exc.error else 400)
+
+
+def _static(name: str, content_type: str) -> web.Response:
+    return web.Response(body=(STATIC / name).read_bytes(), content_type=content_type, charset="utf-8")
+
+
+def _viewer(request: web.Request) -> str:
+    user = request.query.get("user", people.PEOPLE[0].id)
+    if people.person(user) is None:
+        raise Refused(f"unknown person {user!r}")
+    return user
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise Refused("the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise Refused("the body must be a JSON object")
+    return body
+
+
+def _text(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise Refused(f"{key} is missing")
+    return value
+
+
+def _selected(value: Any) -> str | list[str] | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise Refused("a selection is a string, a list of strings or null")

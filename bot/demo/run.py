@@ -1,0 +1,110 @@
+"""``python -m bot demo``: the whole product in one process, with a web page for Slack.
+
+One aiohttp app on one port serves a real bot worker (``/slack/events``,
+the job worker, the Bolt listeners), the Slack Web API it calls (``/api/``),
+and the page people click on (``/``). The agent is the real Agent SDK and
+CLI with :class:`~bot.SlackApprover`; only Slack and, without a key, the
+model are stand-ins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from aiohttp import web
+
+from ..agent.approver import SlackApprover
+from ..settings import Settings
+from ..web import create_app
+from . import page, people, scenario, slack_api
+from .agent import AgentConsole, DemoAgent
+from .interactions import Interactions
+from .storage import Storage, open_storage
+from .workspace import Workspace
+
+AGENT_NAME = "demo-agent"
+REQUEST_TIMEOUT = 3600
+"""Seconds a playground request waits before it is denied as expired."""
+SHUTDOWN_SECONDS = 2.0
+"""How long open pages' live streams get to finish when the demo stops."""
+
+
+@dataclass(frozen=True)
+class Demo:
+    """A running playground (see :meth:`start`)."""
+
+    url: str
+    workspace: Workspace
+    agent: DemoAgent
+    storage: Storage
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def start(
+        cls,
+        *,
+        workdir: Path,
+        out: TextIO,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        redis_url: str | None = None,
+        api_key: str | None = None,
+        run_agent: bool = True,
+    ) -> AsyncIterator[Demo]:
+        """Serve the page on ``host:port`` (0: any free port) and start the agent.
+
+        Raises ``OSError`` when the port is taken.
+        """
+        listening = _listen(host, port)
+        url = f"http://{host}:{listening.getsockname()[1]}"
+        storage = await open_storage(redis_url)
+        workspace = Workspace()
+        signing_secret = secrets.token_hex(16)
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            slack_bot_token=people.BOT_TOKEN,
+            slack_signing_secret=signing_secret,
+            slack_api_url=f"{url}/api/",
+            approval_channel=people.CHANNEL,
+            approval_policy=scenario.POLICY,
+        )
+        app = create_app(settings, redis=storage.worker, consumer="demo")
+        interactions = Interactions(workspace, url, signing_secret)
+        approver = SlackApprover(storage.agent, agent_name=AGENT_NAME, cost_estimator=scenario.gpu_cost,
+                                 timeout=REQUEST_TIMEOUT)
+        agent = DemoAgent(approver, AgentConsole(out, workspace.touch), workdir, api_key)
+        slack_api.add_routes(app, workspace)
+        page.add_routes(app, workspace, interactions, agent)
+
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
+        await runner.setup()
+        try:
+            await web.SockSite(runner, listening).start()
+            await approver.start()
+            if run_agent:
+                agent.start()
+            yield cls(url, workspace, agent, storage)
+        finally:
+            await agent.close()
+            await approver.close()
+            await storage.agent.aclose()
+            await interactions.aclose()
+            await runner.cleanup()  # stops the worker, which closes its Redis client
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind first, so the page's own address is known before the bot is configured with it."""
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError:
+        listening.close()
+        raise
+    return listening

@@ -1,0 +1,87 @@
+"""Starts the playground in the test's event loop and clicks it through its page API.
+
+The browser tests click the real page; these helpers do what the page's
+script does (the same JSON requests), for tests about the server side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bot.demo.run import Demo
+
+
+class Playground:
+    """A running demo, its console output, and a person's hands on its page API."""
+
+    def __init__(self, demo: Demo, out: io.StringIO, session: aiohttp.ClientSession) -> None:
+        self.demo = demo
+        self.out = out
+        self.session = session
+        self.url = demo.url
+
+    async def state(self, user: str = "U0ALICE") -> dict[str, Any]:
+        async with self.session.get(f"{self.url}/demo/state", params={"user": user}) as response:
+            assert response.status == 200, await response.text()
+            return await response.json()
+
+    async def post(self, path: str, body: Any) -> tuple[int, dict[str, Any]]:
+        async with self.session.post(f"{self.url}{path}", json=body) as response:
+            return response.status, await response.json()
+
+    async def request(self, number: int) -> dict[str, Any]:
+        """The ``number``-th request message (1-based), once it is posted."""
+        async with asyncio.timeout(30):
+            while True:
+                roots = [m for m in (await self.state())["messages"] if not m["ephemeral"]]
+                if len(roots) >= number:
+                    return roots[number - 1]
+                await asyncio.sleep(0.05)
+
+    async def click(self, user: str, message: dict[str, Any], label: str) -> tuple[int, dict[str, Any]]:
+        block_id, action_id = button(message, label)
+        return await self.post("/demo/click", {"user": user, "ts": message["ts"], "block_id": block_id,
+                                               "action_id": action_id, "selected": None})
+
+    async def open_view(self, user: str) -> dict[str, Any]:
+        """The modal open for ``user`` once it shows a form (not the loading placeholder)."""
+        async with asyncio.timeout(10):
+            while True:
+                view = (await self.state(user))["view"]
+                if view is not None and any(b["type"] == "input" for b in view["blocks"]):
+                    return view
+                await asyncio.sleep(0.05)
+
+    async def submit(self, user: str, view: dict[str, Any], values: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return await self.post("/demo/submit", {"user": user, "view_id": view["id"], "values": values})
+
+    async def said(self, text: str) -> str:
+        """The console output, once it contains ``text``."""
+        async with asyncio.timeout(30):
+            while text not in self.out.getvalue():
+                await asyncio.sleep(0.05)
+        return self.out.getvalue()
+
+
+def button(message: dict[str, Any], label: str) -> tuple[str, str]:
+    for block in message["blocks"]:
+        for element in [*block.get("elements", []), block.get("accessory") or {}]:
+            if element.get("type") == "button" and element["text"]["text"] == label:
+                return block["block_id"], element["action_id"]
+    raise AssertionError(f"no {label!r} button in {message['blocks']}")
+
+
+@contextlib.asynccontextmanager
+async def playground(workdir: Path, **options: Any) -> AsyncIterator[Playground]:
+    out = io.StringIO()
+    workdir.mkdir(parents=True, exist_ok=True)
+    async with Demo.start(workdir=workdir, out=out, port=0, **options) as demo:
+        async with aiohttp.ClientSession() as session:
+            yield Playground(demo, out, session)

@@ -1,0 +1,152 @@
+"""The playground in a real browser: Debian's Chromium, driven by Playwright.
+
+A person opens the page, sees the agent's requests, and clicks, types and
+switches identity; the scripted model behind the real Agent SDK and CLI
+runs (or does not run) each tool. The final page is saved as a screenshot
+in ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.demo_driver import Playground, playground
+from tests.fakes.agent_env import clean_agent_env
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+# Flags for a sandboxed machine with no network beyond loopback.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+# Each step waits for the agent process (the CLI) to act; allow for a slow machine.
+expect.set_options(timeout=30_000)
+
+
+@pytest.fixture(autouse=True)
+def _agent_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    clean_agent_env(monkeypatch)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()
+
+
+async def open_page(browser: Browser, demo: Playground) -> Page:
+    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    await page.goto(f"{demo.url}/")
+    return page
+
+
+def request(page: Page, number: int):
+    """The ``number``-th message in the channel (1-based)."""
+    return page.locator("article.message").nth(number - 1)
+
+
+async def be(page: Page, name: str) -> None:
+    """Switch identity, as the page's "You are" menu does."""
+    await page.get_by_label("You are").select_option(label=name)
+
+
+async def test_a_newcomer_tries_every_kind_of_request(tmp_path, browser):
+    work = tmp_path / "work"
+    async with playground(work) as demo:
+        page = await open_page(browser, demo)
+        agent = page.locator("#agent")
+
+        # 1. The request appears; Approve lets the tool run.
+        first = request(page, 1)
+        await expect(first).to_contain_text("echo 'hello from the approvals playground' > hello.txt")
+        await expect(agent).to_contain_text("Approve it")
+        await first.get_by_role("button", name="Approve", exact=True).click()
+        await expect(first).to_contain_text("Approved by")
+        await expect(first.get_by_role("button", name="Approve", exact=True)).to_have_count(0)
+
+        # 2. Deny with a reason: the tool does not run and the model reads the reason.
+        second = request(page, 2)
+        await expect(second).to_contain_text("rm -rf data")
+        assert (work / "hello.txt").read_text() == "hello from the approvals playground\n"
+        await second.get_by_role("button", name="Deny").click()
+        dialog = page.get_by_role("dialog")
+        await dialog.get_by_label("Reason").fill("We still need that data.")
+        await dialog.get_by_role("button", name="Deny").click()
+        await expect(dialog).to_have_count(0)
+        await expect(agent).to_contain_text("Reason: We still need that data.")
+        await demo.said("Denied in Slack by @alice (U0ALICE). The tool was not run. Reason: We still need that data.")
+
+        # 3. Two of alice and bob: alice modifies (her vote), bob approves what she wrote.
+        third = request(page, 3)
+        await expect(third).to_contain_text("deploy.yaml")
+        assert (work / "data" / "customers.csv").exists()
+        await third.get_by_role("button", name="Modify").click()
+        content = dialog.get_by_label("Content")
+        await expect(content).to_have_value("service: web\nreplicas: 10\n")
+        await content.fill("service: web\nreplicas: 3\n")
+        await dialog.get_by_role("button", name="Approve").click()
+        await expect(dialog).to_have_count(0)
+        await expect(third).to_contain_text("1 of 2")
+        await be(page, "bob (engineer)")
+        await third.get_by_role("button", name="Approve", exact=True).click()
+        await expect(agent).to_contain_text("changed in Slack")
+
+        # 4. Two questions in one form.
+        fourth = request(page, 4)
+        await expect(fourth).to_contain_text("Which environment should I deploy to?")
+        assert (work / "deploy.yaml").read_text() == "service: web\nreplicas: 3\n"
+        await fourth.get_by_role("button", name="Answer…").click()
+        await dialog.get_by_label("Environment").select_option(label="staging")
+        await dialog.get_by_label("lint").check()
+        await dialog.get_by_label("smoke tests").check()
+        await dialog.get_by_role("button", name="Send answers").click()
+        await expect(dialog).to_have_count(0)
+        await expect(agent).to_contain_text("Which environment should I deploy to? → staging")
+        await expect(agent).to_contain_text("Which checks should run first? → lint, smoke tests")
+
+        # 5. Spending: bob is not on call and is told who is; casey approves.
+        fifth = request(page, 5)
+        await expect(fifth).to_contain_text("$25.60")
+        await expect(fifth).to_contain_text("@oncall")
+        await fifth.get_by_role("button", name="Approve", exact=True).click()
+        await expect(page.locator("article.message", has_text="Only visible to you")).to_contain_text(
+            "You are not an approver for this request")
+        assert not (work / "gpu.log").exists()
+        await be(page, "casey (on-call)")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "playground.png"))
+        await fifth.get_by_role("button", name="Approve", exact=True).click()
+        await expect(agent).to_contain_text("The agent finished")
+        assert (work / "gpu.log").read_text() == "rented 8 GPU-hours\n"
+        await page.close()
+
+
+async def test_each_person_sees_their_own_modal_and_hostile_text_stays_text(tmp_path, browser):
+    async with playground(tmp_path / "work") as demo:
+        alice, bob = await open_page(browser, demo), await open_page(browser, demo)
+        await be(bob, "bob (engineer)")
+        hostile = '<img src=x onerror="document.title=\'pwned\'"> *bold* <@U0BOB>'
+        first = request(alice, 1)
+        await first.get_by_role("link", name="Reply in thread").or_(first.get_by_text("Reply in thread")).first.click()
+        thread = alice.locator("#thread")
+        await thread.get_by_label("Reply in thread").fill(hostile)
+        await thread.get_by_role("button", name="Send reply").click()
+        await expect(thread).to_contain_text('<img src=x onerror="document.title=\'pwned\'">')
+        assert await alice.title() != "pwned" and await alice.locator("#thread img").count() == 0
+
+        # alice opens the deny form; bob, on his own page, sees no modal.
+        await first.get_by_role("button", name="Deny").click()
+        await expect(alice.get_by_role("dialog")).to_be_visible()
+        await expect(request(bob, 1)).to_contain_text("hello from the approvals playground")
+        await expect(bob.get_by_role("dialog")).to_have_count(0)
+        await alice.get_by_role("dialog").get_by_role("button", name="Cancel").click()
+        await expect(alice.get_by_role("dialog")).to_have_count(0)
+        assert "[denied]" not in demo.out.getvalue()
