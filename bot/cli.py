@@ -87,10 +87,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
-        print(f"error: {name} is invalid: {first['msg']}", file=sys.stderr)
+        print(f"error: {_invalid(exc)}", file=sys.stderr)
         return EXIT_CONFIG
+
+
+def _invalid(exc: ValidationError) -> str:
+    """The first invalid setting, named as its environment variable."""
+    first = exc.errors()[0]
+    name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+    return f"{name} is invalid: {first['msg']}"
 
 
 def run_gate(args: argparse.Namespace) -> int:
@@ -139,13 +144,18 @@ def run_demo(args: argparse.Namespace) -> int:
     """Run the playground until Ctrl-C. Uses ``REDIS_URL`` if set, and Claude if ``ANTHROPIC_API_KEY`` is."""
     import os
     import shutil
+    import signal
     import tempfile
 
     from .demo.run import Demo
 
     # The bot's own logs would drown the agent's story; problems still show.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"error: {_invalid(exc)}", file=sys.stderr)
+        return EXIT_CONFIG
     api_key = os.environ.get("ANTHROPIC_API_KEY") or None
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="approvals-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -159,7 +169,10 @@ def run_demo(args: argparse.Namespace) -> int:
                 "a scripted model driving the real Agent SDK and CLI (set ANTHROPIC_API_KEY for Claude)")
             print(f"agent: {agent}, working in {workdir}")
             print("What the agent receives for each request is printed below.\n", flush=True)
-            await asyncio.Event().wait()
+            # Ctrl-C cancels this wait (asyncio.run's own handling); SIGTERM ends it the same way.
+            stop = asyncio.Event()
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+            await stop.wait()
 
     try:
         asyncio.run(run())

@@ -10,9 +10,9 @@ import pytest
 from claude_agent_sdk import ClaudeAgentOptions, ResultMessage, query
 
 from bot import SlackApprover
+from bot.demo.scripted_model import ScriptedModel, Step, text, tool_use
 from bot.slack.ids import Action
 from tests.conftest import posted
-from bot.demo.scripted_model import ScriptedModel, Step, text, tool_use
 from tests.fakes.agent_env import clean_agent_env
 
 

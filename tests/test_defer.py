@@ -16,9 +16,9 @@ from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, ResultMessage,
 
 from bot import SlackApprover
 from bot.approvals.model import State
+from bot.demo.scripted_model import ScriptedModel, text, tool_use
 from bot.slack.ids import Action
 from tests.conftest import policy_file, posted
-from bot.demo.scripted_model import ScriptedModel, text, tool_use
 from tests.fakes.agent_env import clean_agent_env
 
 

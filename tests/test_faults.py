@@ -15,11 +15,11 @@ import pytest
 
 from bot.approvals.policy import Policy
 from bot.approvals.queue import JobQueue
+from bot.demo.scripted_model import ScriptedModel, text, tool_use
 from bot.slack.app import background_client
 from bot.slack.ids import Action
 from bot.slack.jobs import MAX_DELIVERIES, SlackJobWorker
 from tests.conftest import CHANNEL, SIGNING_SECRET, context, posted, settings_for
-from bot.demo.scripted_model import ScriptedModel, text, tool_use
 from tests.fakes.agent_env import clean_agent_env
 from tests.fakes.redis_server import free_port
 

@@ -7,9 +7,9 @@ import json
 
 from bot.approvals import keys
 from bot.approvals.model import request_id_for
+from bot.demo.scripted_model import text
 from bot.slack.ids import Action
 from tests.conftest import CHANNEL, context, posted
-from bot.demo.scripted_model import text
 from tests.fakes.agent_env import clean_agent_env
 from tests.fakes.slack_api import BOT_ID, BOT_USER_ID
 from tests.fakes.slack_payloads import event_callback, message_event

@@ -70,7 +70,8 @@ def scripted(workdir: Path) -> Script:
         ]}), "Click Answer…, answer both questions, and submit."),
         (tool_use("Bash", {"command": "echo 'rented 8 GPU-hours' >> gpu.log",
                            "description": "Rent 8 GPU-hours for the load test"}),
-         f"Spending needs on-call: {ALICE.name} is refused; switch to {CASEY.name} (on-call) and Approve. "
+         f"Only on-call may approve spending: {ALICE.name} and {BOB.name} are told who may. Switch to {CASEY.name} "
+         "(on-call) and Approve. "
          "The message shows today's spend against the $50 budget."),
     ]
     steps = [step for step, _ in asks] + [text("That was one request of each kind. Run me again any time.")]
