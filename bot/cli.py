@@ -185,7 +185,6 @@ def run_demo(args: argparse.Namespace) -> int:
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
-            shutil.rmtree(f"{workdir}-claude-config", ignore_errors=True)
     return 0
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -117,6 +119,8 @@ class DemoAgent:
         self.workdir = workdir
         self.api_key = api_key
         self._task: asyncio.Task[None] | None = None
+        # The CLI's own settings and sessions, kept apart from the person's ~/.claude.
+        self._config = tempfile.mkdtemp(prefix="approvals-demo-claude-")
 
     @property
     def mode(self) -> str:
@@ -139,21 +143,22 @@ class DemoAgent:
         return True
 
     async def close(self) -> None:
+        """Cancel a run (its pending requests end as cancelled) and remove the CLI's settings folder."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        shutil.rmtree(self._config, ignore_errors=True)
 
     async def _run(self) -> None:
         scenario.prepare(self.workdir)
-        config = self.workdir.parent / f"{self.workdir.name}-claude-config"
         try:
             if self.api_key:
-                said = await self._query(scenario.PROMPT, {"ANTHROPIC_API_KEY": self.api_key,
-                                                          "CLAUDE_CONFIG_DIR": str(config)}, tips={})
+                env = {"ANTHROPIC_API_KEY": self.api_key, "CLAUDE_CONFIG_DIR": self._config}
+                said = await self._query(scenario.PROMPT, env, tips={})
             else:
                 script = scenario.scripted(self.workdir)
                 async with ScriptedModel.start(script.steps) as model:
-                    said = await self._query(scenario.SCRIPTED_PROMPT, model.cli_env(config), script.tips)
+                    said = await self._query(scenario.SCRIPTED_PROMPT, model.cli_env(self._config), script.tips)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # shown to the person trying it, not swallowed

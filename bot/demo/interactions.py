@@ -73,9 +73,8 @@ class Interactions:
         if element["type"] == "button":
             action |= {"text": element["text"], "value": element.get("value", "")}
         container = {"type": "message", "message_ts": ts, "channel_id": self.workspace.channel, "is_ephemeral": ephemeral}
-        message = {"type": "message", "ts": ts, "text": shown.text, "blocks": shown.blocks}
-        if isinstance(shown, Message):
-            message = shown.as_slack()
+        message = shown.as_slack() if isinstance(shown, Message) else {
+            "type": "message", "ts": ts, "text": shown.text, "blocks": shown.blocks}
         payload = {
             "type": "block_actions",
             **_envelope(user),

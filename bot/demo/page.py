@@ -46,15 +46,19 @@ def add_routes(app: web.Application, workspace: Workspace, interactions: Interac
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         version = -1
-        while True:
-            if version != workspace.version:
-                version = workspace.version
-                data = json.dumps(snapshot(workspace, agent, user), separators=(",", ":"))
-                await response.write(f"data: {data}\n\n".encode())
-            try:
-                await asyncio.wait_for(workspace.changed(version), KEEPALIVE_SECONDS)
-            except TimeoutError:
-                await response.write(b": keep-alive\n\n")
+        try:
+            while not workspace.closed:
+                if version != workspace.version:
+                    version = workspace.version
+                    data = json.dumps(snapshot(workspace, agent, user), separators=(",", ":"))
+                    await response.write(f"data: {data}\n\n".encode())
+                try:
+                    await asyncio.wait_for(workspace.changed(version), KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+        except ConnectionResetError:
+            pass  # the tab was closed or switched person
+        return response
 
     async def click(request: web.Request) -> web.Response:
         body = await _body(request)
@@ -104,6 +108,11 @@ def add_routes(app: web.Application, workspace: Workspace, interactions: Interac
     app.router.add_post(RESPONSE_PATH, respond)
     app.router.add_post("/demo/agent/run", run_agent)
     app.middlewares.append(_refusals)
+
+    async def end_streams(_app: web.Application) -> None:
+        workspace.close()
+
+    app.on_shutdown.append(end_streams)
 
 
 def snapshot(workspace: Workspace, agent: DemoAgent, user: str) -> dict[str, Any]:

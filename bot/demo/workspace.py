@@ -18,10 +18,8 @@ from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
+from ..slack import limits
 from .people import APP_ID, BOT_ID, BOT_USER_ID, CHANNEL, TEAM_ID
-
-MAX_MESSAGE_BLOCKS = 50
-MAX_VIEW_BLOCKS = 100
 
 
 class SlackError(Exception):
@@ -89,6 +87,7 @@ class Workspace:
     ephemerals: list[Ephemeral] = field(default_factory=list)
     views: dict[str, OpenView] = field(default_factory=dict)
     version: int = 0
+    closed: bool = False
 
     def __post_init__(self) -> None:
         self._changed = asyncio.Event()
@@ -103,6 +102,11 @@ class Workspace:
         self.version += 1
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def close(self) -> None:
+        """The demo is stopping: wake every live stream so it can end."""
+        self.closed = True
+        self.touch()
 
     async def changed(self, since: int) -> int:
         """Wait until ``version`` moves past ``since``; return the new version."""
@@ -219,7 +223,7 @@ def _with_block_ids(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def blocks_problems(blocks: Any, limit: int = MAX_MESSAGE_BLOCKS) -> list[str]:
+def blocks_problems(blocks: Any, limit: int = limits.MESSAGE_BLOCKS) -> list[str]:
     """Why Slack would answer ``invalid_blocks``, checked with slack_sdk's own models (empty: valid)."""
     if not isinstance(blocks, list):
         return ["blocks must be an array"]
@@ -244,4 +248,4 @@ def view_problems(view: Any) -> list[str]:
         View(**view).to_dict()
     except (SlackObjectFormationError, TypeError, ValueError) as exc:
         return [str(exc)]
-    return blocks_problems(view.get("blocks", []), MAX_VIEW_BLOCKS)
+    return blocks_problems(view.get("blocks", []), limits.MODAL_BLOCKS)
