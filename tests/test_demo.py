@@ -55,6 +55,7 @@ async def test_bad_requests_from_the_page_are_refused_and_change_nothing(tmp_pat
         status, answer = await demo.post("/demo/submit", {"user": "U0ALICE", "view_id": "V0NOPE", "values": {}})
         assert (status, answer["error"]) == (404, "that modal is not open")
         assert (await demo.post("/demo/post", {"user": "U0ALICE", "text": "   "}))[0] == 400
+        assert await demo.post("/demo/agent/run", {}) == (409, {"ok": False, "error": "the agent is still running"})
 
         # Still pending: nobody decided anything, and the agent was told nothing.
         assert button(await demo.request(1), "Approve")
@@ -72,6 +73,16 @@ async def test_someone_elses_modal_cannot_be_submitted(tmp_path):
         assert (await demo.state("U0ALICE"))["view"] is None
         assert (await demo.state("U0BOB"))["view"]["id"] == view["id"]
         assert "[denied]" not in demo.out.getvalue()
+
+
+async def test_a_required_field_left_empty_is_not_submitted(tmp_path):
+    async with playground(tmp_path / "work") as demo:
+        await demo.click("U0ALICE", await demo.request(1), "Modify")
+        view = await demo.open_view("U0ALICE")
+        answer = await demo.submit("U0ALICE", view, {"edit.command": {"value": ""}})
+        assert answer == (200, {"ok": False, "errors": {"edit.command": "Please fill out this field."}})
+        assert (await demo.state())["view"]["id"] == view["id"]  # still open, as in Slack
+        assert "[allowed]" not in demo.out.getvalue()
 
 
 async def test_the_slack_stand_in_refuses_what_slack_refuses(tmp_path):

@@ -126,6 +126,11 @@ async def test_a_newcomer_tries_every_kind_of_request(tmp_path, browser):
         await fifth.get_by_role("button", name="Approve", exact=True).click()
         await expect(agent).to_contain_text("The agent finished")
         assert (work / "gpu.log").read_text() == "rented 8 GPU-hours\n"
+
+        # A second run asks afresh: new tool calls, new requests.
+        await page.get_by_role("button", name="Run the agent again").click()
+        await expect(request(page, 6)).to_contain_text("echo 'hello from the approvals playground' > hello.txt")
+        await expect(request(page, 6).get_by_role("button", name="Approve", exact=True)).to_be_visible()
         await page.close()
 
 

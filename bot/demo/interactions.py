@@ -31,6 +31,8 @@ Selected = str | list[str] | None
 RESPONSE_PATH = "/demo/response/{key}"
 """Where a ``response_url`` points: answers to slash commands and clicks on ephemeral messages."""
 
+REQUIRED = "Please fill out this field."
+
 MAX_TYPED = 4000
 """Slack's cap on a message a person writes."""
 
@@ -96,12 +98,17 @@ class Interactions:
             raise Refused("that modal is not open", 404)
         view = open_view.view
         state: dict[str, dict[str, Any]] = {}
+        missing: dict[str, str] = {}
         for block in view.get("blocks", []):
             if block.get("type") != "input":
                 continue
             element, block_id = block["element"], block["block_id"]
             picked = values.get(block_id, {}).get(element["action_id"])
+            if not picked and not block.get("optional"):
+                missing[block_id] = REQUIRED  # Slack's client refuses to submit, the bot never hears of it
             state[block_id] = {element["action_id"]: {"type": element["type"], **_chosen(element, picked)}}
+        if missing:
+            return missing
         payload = {
             "type": "view_submission",
             **_envelope(user),
