@@ -168,8 +168,7 @@ class Interactions:
             shown = self.workspace.ephemeral(user, ephemeral_ts)
             self.workspace.edit(shown, str(answer.get("text") or ""), list(answer.get("blocks") or []))
         elif answer.get("delete_original") in (True, "true") and ephemeral_ts is not None:
-            self.workspace.ephemerals.remove(self.workspace.ephemeral(user, ephemeral_ts))
-            self.workspace.touch()
+            self.workspace.delete(self.workspace.ephemeral(user, ephemeral_ts))
         else:
             self.workspace.post_ephemeral(user, str(answer.get("text") or ""), list(answer.get("blocks") or []))
 

@@ -18,7 +18,7 @@ from aiohttp import web
 from . import people
 from .agent import DemoAgent
 from .interactions import RESPONSE_PATH, Interactions, Refused
-from .workspace import SlackError, Workspace
+from .workspace import Ephemeral, Message, SlackError, Workspace
 
 STATIC = resources.files(__package__) / "static"
 KEEPALIVE_SECONDS = 15
@@ -117,13 +117,9 @@ def add_routes(app: web.Application, workspace: Workspace, interactions: Interac
 
 def snapshot(workspace: Workspace, agent: DemoAgent, user: str) -> dict[str, Any]:
     """Everything ``user`` sees: the channel with their ephemeral messages, threads, their modal, the agent."""
-    shown = [_message(m, len(workspace.replies(m.ts))) for m in workspace.roots()]
-    shown += [
-        {"ts": e.ts, "user": people.BOT_USER_ID, "bot": True, "text": e.text, "blocks": e.blocks, "edited": False,
-         "reply_count": 0, "ephemeral": True}
-        for e in workspace.ephemerals
-        if e.user == user
-    ]
+    threads = {root.ts: workspace.replies(root.ts) for root in workspace.roots()}
+    shown = [_message(workspace.messages[ts], len(replies)) for ts, replies in threads.items()]
+    shown += [_message(e, 0) for e in workspace.ephemerals if e.shown_to == user]
     shown.sort(key=lambda m: m["ts"])
     view = workspace.view_of(user)
     return {
@@ -135,15 +131,16 @@ def snapshot(workspace: Workspace, agent: DemoAgent, user: str) -> dict[str, Any
         "channels": {workspace.channel: people.CHANNEL_NAME},
         "channel": {"id": workspace.channel, "name": people.CHANNEL_NAME},
         "messages": shown,
-        "threads": {m.ts: [_message(r, 0) for r in workspace.replies(m.ts)] for m in workspace.roots()},
+        "threads": {ts: [_message(reply, 0) for reply in replies] for ts, replies in threads.items()},
         "view": None if view is None else {k: view.get(k) for k in ("id", "hash", "type", "title", "submit", "close", "blocks")},
         "agent": agent.status(),
     }
 
 
-def _message(message: Any, reply_count: int) -> dict[str, Any]:
+def _message(message: Message | Ephemeral, reply_count: int) -> dict[str, Any]:
     return {"ts": message.ts, "user": message.user, "bot": message.by_bot, "text": message.text,
-            "blocks": message.blocks, "edited": message.edited, "reply_count": reply_count, "ephemeral": False}
+            "blocks": message.blocks, "edited": message.edited, "reply_count": reply_count,
+            "ephemeral": isinstance(message, Ephemeral)}
 
 
 @web.middleware

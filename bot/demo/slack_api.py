@@ -108,8 +108,7 @@ def chat_update(workspace: Workspace, args: dict[str, Any]) -> dict[str, Any]:
 def chat_delete(workspace: Workspace, args: dict[str, Any]) -> dict[str, Any]:
     channel = _channel(workspace, args)
     message = workspace.message(str(args.get("ts")))
-    del workspace.messages[message.ts]
-    workspace.touch()
+    workspace.delete(message)
     return {"channel": channel, "ts": message.ts}
 
 

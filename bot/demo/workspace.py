@@ -62,12 +62,15 @@ class Message:
 
 @dataclass
 class Ephemeral:
-    """A message only ``user`` sees (``chat.postEphemeral``, a slash command's answer)."""
+    """A message of the bot's only ``shown_to`` sees (``chat.postEphemeral``, a slash command's answer)."""
 
     ts: str
-    user: str
+    shown_to: str
     text: str
     blocks: list[dict[str, Any]]
+    user = BOT_USER_ID
+    by_bot = True
+    edited = False
 
 
 @dataclass
@@ -136,6 +139,14 @@ class Workspace:
             shown.edited = True
         self.touch()
 
+    def delete(self, shown: Message | Ephemeral) -> None:
+        """Remove a message (``chat.delete``) or an ephemeral one (``delete_original``)."""
+        if isinstance(shown, Message):
+            del self.messages[shown.ts]
+        else:
+            self.ephemerals.remove(shown)
+        self.touch()
+
     def message(self, ts: str) -> Message:
         found = self.messages.get(ts)
         if found is None:
@@ -155,7 +166,7 @@ class Workspace:
         return ephemeral
 
     def ephemeral(self, user: str, ts: str) -> Ephemeral:
-        found = next((e for e in self.ephemerals if e.user == user and e.ts == ts), None)
+        found = next((e for e in self.ephemerals if e.shown_to == user and e.ts == ts), None)
         if found is None:
             raise SlackError("message_not_found")
         return found
