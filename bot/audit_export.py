@@ -5,16 +5,39 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
 from typing import TextIO
 
 from redis.asyncio import Redis
 
-from .approvals.audit import AuditLog, Entry
+from . import text
+from .approvals.audit import AuditLog, Entry, Verdict
 from .approvals.policy import parse_duration
 
 FORMATS = ("jsonl", "csv")
 CSV_COLUMNS = ("id", "time", "event", "request", "actor", "state", "input_hash", "reason", "details", "prev", "hash")
 """``details`` holds every other field of the entry as JSON."""
+HEAD_HASH = re.compile(r"[0-9a-fA-F]{40}")
+"""What ``verify`` prints as the head: a SHA-1 in hex (``redis.sha1hex``)."""
+
+
+def is_head_hash(value: str) -> bool:
+    """Whether ``value`` can be a head hash (``audit --verify --expect``)."""
+    return HEAD_HASH.fullmatch(value.strip()) is not None
+
+
+def verified(verdict: Verdict) -> str:
+    """What ``audit --verify`` prints for a chain that passed: its head, where it starts, the saved head."""
+    lines = [text.audit_verified(verdict.checked, verdict.head)]
+    if verdict.trim is not None:
+        fields = verdict.trim.fields
+        lines.append(text.audit_from_trim(verdict.trim.id, verdict.trim.at, fields.get("removed", "?"),
+                                          fields.get("last_id", "?"), fields.get("cap", "?")))
+    elif verdict.checked:
+        lines.append(text.AUDIT_FROM_GENESIS)
+    if verdict.expected:
+        lines.append(text.audit_expected(verdict.expected))
+    return "\n".join(lines)
 
 
 def parse_since(value: str, now: float) -> float:

@@ -37,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     gate.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.WAIT.value,
                       help="wait for the decision (default), or defer: end the run until it is decided")
     gate.add_argument("--wait", type=float, default=None, metavar="SECONDS",
-                      help="how long the hook waits for a decision (default 540, below Claude Code's hook limit)")
+                      help="how long the hook waits for a decision (default 540, or less to fit below --hook-timeout)")
+    gate.add_argument("--hook-timeout", type=float, default=None, metavar="SECONDS",
+                      help="the hook's \"timeout\" in Claude Code's settings (default 600, Claude Code's own): "
+                           "the gate always answers a few seconds before it")
     gate.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                       help="seconds until the request expires (default APPROVAL_TIMEOUT); 0 never")
     gate.add_argument("--agent-name", default="", help="shown in Slack as who asks")
@@ -48,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     audit = commands.add_parser("audit", help="export the audit log (needs only REDIS_URL), or verify its hash chain")
     audit.add_argument("--since", help="from this date/time (UTC unless it has an offset) or this long ago (24h, 7d)")
     audit.add_argument("--format", choices=audit_export.FORMATS, default="jsonl", help="output format (default jsonl)")
-    audit.add_argument("--verify", action="store_true", help="check that no entry was changed or removed")
+    audit.add_argument("--verify", action="store_true",
+                       help="check that no entry was changed or removed; prints the head hash to save elsewhere")
+    audit.add_argument("--expect", default="", metavar="HASH",
+                       help="with --verify: fail unless the chain holds this hash (a head saved outside Redis)")
     bench = commands.add_parser(
         "bench", help="measure click → wake, ask → post, concurrent waits and worker throughput on loopback"
     )
@@ -64,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         "demo", help="try it without Slack: a local page plays the channel, an agent asks for approvals"
     )
     demo.add_argument("--port", type=int, default=None, help="port of the page (default $PORT, else 3000)")
-    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    demo.add_argument("--host", default="127.0.0.1",
+                      help="address to listen on (default 127.0.0.1); off loopback, the page needs its secret")
+    demo.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                      help="another name or address the page is opened at (repeatable; for --host 0.0.0.0)")
     demo.add_argument("--workdir", type=Path, default=None,
                       help="folder the agent works in (default: a new temporary folder, removed at exit)")
     args = parser.parse_args(argv)
@@ -81,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return serve(settings)
         if args.command == "audit":
-            return asyncio.run(audit_command(settings, args.since, args.format, args.verify))
+            return asyncio.run(audit_command(settings, args.since, args.format, args.verify, args.expect))
         return asyncio.run(check(settings))
     except (MissingSetting, PolicyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -99,19 +108,31 @@ def _invalid(exc: ValidationError) -> str:
 
 
 def run_gate(args: argparse.Namespace) -> int:
-    """The hook: decision JSON on stdout and exit 0, or exit 2 (the call is blocked) on any failure."""
+    """The hook: decision JSON on stdout and exit 0, or exit 2 (the call is blocked) on any failure.
+
+    It answers before ``--hook-timeout`` (a hook that outlives its timeout
+    lets the call run), and refuses, with exit 2, a ``--wait`` that cannot fit.
+    """
     from .agent import gate
+    from .approvals import bounds
 
     # Hook stderr reaches the model when the call is blocked: warnings only.
     logging.basicConfig(level=logging.WARNING, format="bot gate: %(message)s")
+    if args.timeout is not None:
+        try:
+            bounds.seconds(args.timeout, "--timeout")
+        except bounds.OutOfRange as exc:
+            print(f"Blocked: the approval gate's {exc}. The tool was not run.", file=sys.stderr)
+            return gate.EXIT_BLOCK
     config = gate.GateConfig(
         mode=Mode(args.mode),
-        wait=gate.DEFAULT_WAIT if args.wait is None else max(0.0, args.wait),
+        wait=args.wait,
+        hook_timeout=args.hook_timeout,
         agent_name=args.agent_name,
         requested_by=args.requested_by,
         channel=args.channel,
         cost_estimator=args.cost_estimator,
-        timeout=None if args.timeout is None else max(0.0, args.timeout),
+        timeout=args.timeout,
     )
     return gate.main(config)
 
@@ -147,6 +168,7 @@ def run_demo(args: argparse.Namespace) -> int:
     import signal
     import tempfile
 
+    from . import text
     from .demo.run import Demo
 
     # The bot's own logs would drown the agent's story; problems still show.
@@ -162,8 +184,10 @@ def run_demo(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         async with Demo.start(workdir=workdir, out=sys.stdout, host=args.host, port=args.port or settings.port,
-                              redis_url=settings.redis_url, api_key=api_key) as demo:
-            print(f"Approvals playground: open {demo.url}/  (Ctrl-C stops it)")
+                              redis_url=settings.redis_url, api_key=api_key, allow_hosts=args.allow_host) as demo:
+            if not demo.guard.token_in_page:
+                print(text.DEMO_EXPOSED.format(host=args.host, url=demo.page_url), file=sys.stderr, flush=True)
+            print(f"Approvals playground: open {demo.page_url}  (Ctrl-C stops it)")
             print(demo.storage.description)
             agent = "Claude (ANTHROPIC_API_KEY is set)" if api_key else (
                 "a scripted model driving the real Agent SDK and CLI (set ANTHROPIC_API_KEY for Claude)")
@@ -190,12 +214,13 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def serve(settings: Settings) -> int:
     """Run one worker until SIGINT/SIGTERM. Run as many as you like behind a load balancer."""
-    from aiohttp import web
-
+    from . import http_limits
     from .web import create_app
 
     app = create_app(settings)
-    web.run_app(app, port=settings.port, print=None)
+    # Not web.run_app: its sites take no protocol of ours, and slow clients
+    # need the header deadline and connection cap (bot.http_limits).
+    asyncio.run(http_limits.serve(app, settings))
     return 0
 
 
@@ -252,8 +277,12 @@ async def check(settings: Settings) -> int:
     return 1 if failures else 0
 
 
-async def audit_command(settings: Settings, since: str | None, fmt: str, verify: bool) -> int:
-    """Export to stdout (exit 0), or verify: exit 1 if the chain is broken."""
+async def audit_command(settings: Settings, since: str | None, fmt: str, verify: bool, expect: str = "") -> int:
+    """Export to stdout (exit 0), or verify: exit 1 if the chain is broken or lacks ``expect``.
+
+    Exit 2 for a setting or an argument that cannot be used.
+    """
+    from . import text
     from .approvals.audit import AuditLog
 
     settings.require("redis_url")
@@ -262,15 +291,21 @@ async def audit_command(settings: Settings, since: str | None, fmt: str, verify:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if expect and not verify:
+        print(f"error: {text.AUDIT_EXPECT_ALONE}", file=sys.stderr)
+        return EXIT_CONFIG
+    if expect and not audit_export.is_head_hash(expect):
+        print(f"error: {text.audit_bad_expect(expect)}", file=sys.stderr)
+        return EXIT_CONFIG
     redis = connect(settings.redis_url, name=CLI_CLIENT_NAME)
     try:
         if verify:
-            verdict = await AuditLog(redis).verify()
-            if verdict.ok:
-                print(f"ok: {verdict.checked} entries, chain intact; head {verdict.head or '(empty log)'}")
-                return 0
-            print(f"FAIL: {verdict.problem} ({verdict.checked} entries checked before it)")
-            return 1
+            verdict = await AuditLog(redis).verify(expect=expect)
+            if not verdict.ok:
+                print(text.audit_failed(verdict.problem, verdict.checked))
+                return 1
+            print(audit_export.verified(verdict))
+            return 0
         await audit_export.export(redis, sys.stdout, since=start, fmt=fmt)
         return 0
     finally:

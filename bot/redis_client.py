@@ -1,5 +1,8 @@
 """How every process of the project connects to Redis."""
 
+from __future__ import annotations
+
+import builtins
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -21,29 +24,80 @@ WORKER_CONNECTIONS = 20
 """A worker: Slack requests, up to 16 jobs at once and a blocking read of the job stream."""
 
 
-def connect(url: str, *, name: str, max_connections: int = WORKER_CONNECTIONS) -> Redis:
+CONNECT_TIMEOUT = 5.0
+"""Seconds to open a TCP connection to Redis."""
+READ_TIMEOUT = 5.0
+"""Seconds to wait for any one reply (the connection's handshake included).
+
+A Redis that accepts connections and then never answers (a stuck fsync, a
+paused VM, a proxy whose backend is gone) must not hold a caller for long: a
+gate hook held past its ``timeout`` lets the tool run (DESIGN.md §4). Set
+here, not left to whatever the installed redis-py defaults to. It must stay above the longest blocking command we send: the
+workers' ``XREADGROUP BLOCK 1000`` (``slack/jobs.py``). The decision
+subscription is not cut by it: ``PubSub.get_message(timeout=…)`` reads with
+its own timeout (redis-py passes it per read), so an idle subscription lives on."""
+QUEUE_TIMEOUT = 10.0
+"""Seconds a caller waits for a free connection of the pool before it fails.
+
+In a healthy process a connection frees up within milliseconds; this only
+fires when every connection is stuck on a Redis that does not answer, so
+callers queued behind them fail too instead of waiting their turn to stall."""
+RETRIES = 3
+"""Retries after a connection error (a Redis restart leaves stale connections)."""
+
+
+def connect(
+    url: str,
+    *,
+    name: str,
+    max_connections: int = WORKER_CONNECTIONS,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    read_timeout: float = READ_TIMEOUT,
+) -> Redis:
     """A client whose pool queues callers past ``max_connections`` and survives Redis restarts.
 
     ``max_connections`` counts every connection, pub/sub subscriptions included.
+    ``connect_timeout`` and ``read_timeout`` bound each connection attempt and
+    each reply; no call waits on Redis longer than about their sum, plus the
+    ``QUEUE_TIMEOUT`` for a connection when all of them are busy.
 
     redis-py's default pool raises ``MaxConnectionsError`` when too many
     commands run at once; a burst of tool calls must wait its turn instead.
     A pool built from a URL does not retry by default, so the first command
     after a Redis restart would fail on its stale connection: retry on
     connection errors. That is safe because every write is idempotent (the
-    Lua transitions check the state they change). Every connection is named
-    ``name`` (``CLIENT SETNAME``).
+    Lua transitions check the state they change). Timeouts are not retried:
+    a Redis that let ``read_timeout`` pass without a word is stalled, not
+    restarting, and redis-py nests its retries (each command retry reconnects,
+    and each reconnect has retries of its own), so retrying timeouts would
+    multiply the wait many times over while the caller's answer is already
+    late. Every connection is named ``name`` (``CLIENT SETNAME``).
     """
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
         client_name=name,
-        timeout=None,
-        socket_connect_timeout=5,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3),
-        retry_on_error=[ConnectionError, TimeoutError, OSError],
+        timeout=QUEUE_TIMEOUT,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=read_timeout,
+        retry=Retry(
+            ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=RETRIES, supported_errors=(ConnectionError,)
+        ),
+        retry_on_error=[ConnectionError],
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
+
+
+def timed_out(error: BaseException) -> bool:
+    """Whether ``error`` means Redis took the connection but did not answer in time.
+
+    A ``TimeoutError`` from redis-py or from an ``asyncio.timeout``, or the
+    pool's "No connection available" after ``QUEUE_TIMEOUT`` (every
+    connection stuck), as opposed to a refused or reset connection.
+    """
+    if isinstance(error, (TimeoutError, builtins.TimeoutError)):
+        return True
+    return isinstance(error, ConnectionError) and isinstance(error.__cause__, builtins.TimeoutError)
 
 
 def redacted(url: str) -> str:

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .approvals.bounds import MAX_SECONDS
+
 
 class MissingSetting(Exception):
     """A command needs a setting that is not set."""
@@ -41,7 +43,7 @@ class Settings(BaseSettings):
     approval_policy: Path | None = None
     """YAML or TOML file of team rules (routing, approvers, N-of-M, cost, escalation).
     Unset: every request goes to ``approval_channel`` and anyone there may decide."""
-    approval_timeout: float = Field(default=86400, ge=0)
+    approval_timeout: float = Field(default=86400, ge=0, le=MAX_SECONDS, allow_inf_nan=False)
     """Seconds a request waits for a decision before it is denied as expired; 0 waits forever."""
     port: int = Field(default=3000, ge=1, le=65535)
     """HTTP port of ``serve`` (``/slack/events``, ``/healthz``)."""
@@ -49,10 +51,23 @@ class Settings(BaseSettings):
     redis_max_connections: int | None = Field(default=None, ge=2)
     """Connections a process may open to Redis, subscriptions included; more callers queue.
     Unset: 3 for an agent process, 20 for a worker."""
-    job_retry_after: float = Field(default=60, gt=0)
+    job_retry_after: float = Field(default=60, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
     """Seconds before a job a worker took but did not finish is taken over by another."""
-    sweep_interval: float = Field(default=1.0, gt=0)
+    sweep_interval: float = Field(default=1.0, gt=0, le=3600, allow_inf_nan=False)
     """How often each worker looks for expired requests and abandoned jobs."""
+
+    http_max_connections: int = Field(default=1000, ge=2)
+    """Client connections one ``serve`` worker holds at once. Never more than half its
+    open-file limit, so Redis and Slack keep file descriptors however many clients connect."""
+    http_header_timeout: float = Field(default=10, gt=0, allow_inf_nan=False)
+    """Seconds a client has, once it starts a request, to send its request line and headers."""
+    http_body_timeout: float = Field(default=10, gt=0, allow_inf_nan=False)
+    """Seconds a client has to send a request's body once its headers arrived."""
+    http_keepalive_timeout: float = Field(default=75, gt=0, allow_inf_nan=False)
+    """Seconds an idle connection stays open. Above the usual load balancer idle timeout
+    (60 s), so the balancer, not the worker, closes idle connections."""
+    http_max_body: int = Field(default=1024 * 1024, ge=1024)
+    """Bytes a request body may have (a 413 beyond). Slack's payloads are far smaller."""
 
     @field_validator("slack_api_url")
     @classmethod

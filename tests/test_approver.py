@@ -10,9 +10,9 @@ import asyncio
 
 from bot import SlackApprover
 from bot.approvals import keys
-from bot.approvals.model import Decision, NewRequest, State, request_id_for
+from bot.approvals.model import Decision, NewRequest, State, mismatch_id, request_id_for
 from bot.redis_client import AGENT_CLIENT_NAME
-from tests.conftest import context
+from tests.conftest import cancelled, context
 from tests.fakes.redis_server import free_port
 
 
@@ -37,7 +37,7 @@ async def test_asking_again_for_the_same_call_reuses_the_request_and_its_decisio
     again = asyncio.create_task(restarted.can_use_tool("Bash", {"command": "make release"}, context("toolu_same")))
     await asyncio.sleep(0.1)
     assert not again.done()
-    await store.decide(request_id, Decision(State.APPROVED, actor="U_ALICE", actor_name="alice"))
+    await store.decide(request_id, Decision(State.APPROVED, actor="U_ALICE", actor_name="alice", revision=0))
 
     assert (await first).behavior == "allow"
     assert (await again).behavior == "allow"
@@ -51,11 +51,17 @@ async def test_allow_carries_the_input_the_approvers_saw(make_approver, store):
     approver = await make_approver()
     task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls docs"}, context("toolu_seen")))
     request_id = await _until_pending(store, "toolu_seen")
-    await store.decide(request_id, Decision(State.APPROVED, actor="U_ALICE"))
-    await task
-    # A repeated call with the same id but other arguments gets the approved ones.
-    replay = await approver.can_use_tool("Bash", {"command": "rm -rf docs"}, context("toolu_seen"))
-    assert replay.updated_input == {"command": "ls docs"}
+    await store.decide(request_id, Decision(State.APPROVED, actor="U_ALICE", revision=0))
+    assert (await task).updated_input == {"command": "ls docs"}
+    # A repeated call with the same id but other arguments is another call: asked anew.
+    replay = asyncio.create_task(approver.can_use_tool("Bash", {"command": "rm -rf docs"}, context("toolu_seen")))
+    other = mismatch_id(request_id, "Bash", {"command": "rm -rf docs"})
+    async with asyncio.timeout(5):
+        while (asked := await store.get(other)) is None:
+            await asyncio.sleep(0.02)
+    assert asked.state is State.PENDING and asked.tool_input == {"command": "rm -rf docs"}
+    assert not replay.done()
+    await cancelled(replay)
 
 
 async def test_redis_unreachable_denies_and_says_so():
@@ -96,7 +102,7 @@ async def test_many_waits_share_three_named_connections(make_approver, store, re
     assert 2 <= len(agent) <= 3  # the subscription and batched commands: never more than the pool's bound
     assert sum(1 for c in agent if int(c["sub"]) > 0) == 1  # one subscription carries every wait
 
-    await asyncio.gather(*(store.decide(i, Decision(State.APPROVED, actor="U1")) for i in ids))
+    await asyncio.gather(*(store.decide(i, Decision(State.APPROVED, actor="U1", revision=0)) for i in ids))
     results = await asyncio.wait_for(asyncio.gather(*tasks), 5)
     assert {r.behavior for r in results} == {"allow"}
     assert [r.updated_input["command"] for r in results] == [f"echo {i}" for i in range(300)]
@@ -110,7 +116,7 @@ async def test_a_decision_published_while_the_subscriber_is_disconnected_is_not_
 
     await redis.client_kill_filter(_type="pubsub")
     # Published while nobody is subscribed: the message itself is lost.
-    await store.decide(request_id, Decision(State.APPROVED, actor="U_ALICE"))
+    await store.decide(request_id, Decision(State.APPROVED, actor="U_ALICE", revision=0))
     result = await asyncio.wait_for(task, 5)
     assert result.behavior == "allow"
 
@@ -135,7 +141,7 @@ async def test_timeout_zero_waits_until_decided(make_approver, store, redis):
     assert await redis.zscore(keys.DEADLINES, request_id) is None
     await asyncio.sleep(0.5)
     assert not task.done()
-    await store.decide(request_id, Decision(State.APPROVED, actor="U1"))
+    await store.decide(request_id, Decision(State.APPROVED, actor="U1", revision=0))
     assert (await asyncio.wait_for(task, 2)).behavior == "allow"
 
 

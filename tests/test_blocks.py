@@ -199,11 +199,54 @@ def test_team_rules_listing_is_valid_with_many_hostile_rules():
     assert message_blocks_errors(blocks.team_rules([]).blocks) == []
 
 
-def test_always_allow_explains_the_rule_and_stays_valid():
-    suggestions = [{"type": "addRules", "rules": [f"Bash({HOSTILE} {i} *)" for i in range(20)], "behavior": "allow"}]
+def _granting(message: blocks.Message) -> dict | None:
+    """The section that lists what "Always allow" grants."""
+    return next((b for b in message.blocks if "Always allow* " in json.dumps(b)), None)
+
+
+def test_always_allow_lists_every_rule_and_directory_it_grants():
+    suggestions = [
+        {"type": "addRules", "rules": ["Bash(npm test *)", "Read(/srv/<!here>/&*b*_x_/**)"], "behavior": "allow"},
+        {"type": "addDirectories", "directories": ["/srv/app", "/home/<@U1> & https://evil.example/#general"]},
+    ]
     message = blocks.request_message(request(suggestions=suggestions))
     assert message_blocks_errors(message.blocks) == []
-    assert Action.ALWAYS_ALLOW in texts(message)
+    assert Action.ALWAYS_ALLOW.value in texts(message)
+    section = _granting(message)["text"]
+    assert section["verbatim"] is True  # no auto-linked URL or #channel
+    assert section["text"].split("\n") == [
+        "*Always allow* approves this call and grants this agent, for the rest of its session:",
+        "• the rule `Bash(npm test *)`: Bash commands starting with `npm test`",
+        "• the rule `Read(/srv/&lt;!here&gt;/&amp;*b*_x_/**)`: Read on `/srv/&lt;!here&gt;/&amp;*b*_x_/**`",
+        "• the directory `/srv/app` and everything under it, as part of its workspace (reading files there needs no approval)",
+        "• the directory `/home/&lt;@U1&gt; &amp; https://evil.example/#general` and everything under it, as part of its"
+        " workspace (reading files there needs no approval)",
+        "The rules also join the team allow-list, for every agent from now on (see `/approvals rules`).",
+    ]
+    # Once granted, the message keeps saying what was granted.
+    done = blocks.request_message(request(state=State.APPROVED, suggestions=suggestions, always=True))
+    assert "granted this agent" in json.dumps(_granting(done)) and "/srv/app" in json.dumps(_granting(done))
+
+
+@pytest.mark.parametrize("suggestions", [
+    # What no version of safe_suggestions keeps now, but an older one stored:
+    [{"type": "replaceRules", "rules": ["Bash(npm test *)"], "behavior": "allow"}],
+    [{"type": "addRules", "rules": ["Bash(npm test *)"], "behavior": "deny"}],
+    [{"type": "addRules", "rules": [f"Bash({HOSTILE} {i} *)" for i in range(20)], "behavior": "allow"}],
+    # Directories that cannot be read as they are granted: a line break, a bidi override, a zero-width space.
+    [{"type": "addRules", "rules": ["Bash(ls)"], "behavior": "allow"}, {"type": "addDirectories", "directories": ["/srv\n• the rule `x`"]}],
+    [{"type": "addRules", "rules": ["Bash(ls)"], "behavior": "allow"}, {"type": "addDirectories", "directories": ["/srv/\u202egpj.exe"]}],
+    [{"type": "addRules", "rules": ["Bash(ls)"], "behavior": "allow"}, {"type": "addDirectories", "directories": ["/\u200b"]}],
+    # More than fits in a section once escaped: none of it is offered.
+    [{"type": "addRules", "rules": [f"Bash({i} {'&' * 280})" for i in range(5)], "behavior": "allow"}],
+    # A directory alone would not spare the next call its question.
+    [{"type": "addDirectories", "directories": ["/srv/app"]}],
+])
+def test_always_allow_is_not_offered_when_not_everything_it_grants_can_be_shown(suggestions):
+    message = blocks.request_message(request(suggestions=suggestions))
+    assert message_blocks_errors(message.blocks) == []
+    assert Action.ALWAYS_ALLOW.value not in texts(message)
+    assert _granting(message) is None
 
 
 def _routed(state: State = State.PENDING, **extra) -> ApprovalRequest:

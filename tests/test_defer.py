@@ -167,7 +167,7 @@ async def test_wait_for_decision_survives_a_redis_restart(tmp_path, make_approve
     waiting = asyncio.create_task(approver.wait_for_decision("toolu_restart"))
     await asyncio.sleep(0.2)
     redis_server.restart()  # AOF on: the pending request survives
-    await store.decide(_id("toolu_restart"), Decision(State.APPROVED, actor="U_ALICE", actor_name="alice"))
+    await store.decide(_id("toolu_restart"), Decision(State.APPROVED, actor="U_ALICE", actor_name="alice", revision=0))
     decided = await asyncio.wait_for(waiting, 10)
     assert decided.state is State.APPROVED and decided.decided_by == "U_ALICE"
 

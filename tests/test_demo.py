@@ -6,20 +6,27 @@ The page itself is driven in a real browser in ``test_demo_browser.py``.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from yarl import URL
+
+from bot import text as texts
 
 from bot.approvals.model import State
 from bot.approvals.store import RequestStore
 from bot.demo import people, scenario
 from bot.demo.scripted_model import ScriptedModel, text, tool_use
-from tests.demo_driver import button, playground
+from tests.demo_driver import Playground, button, page_token, playground
 from tests.fakes.agent_env import clean_agent_env
 from tests.fakes.redis_server import free_port
 
@@ -37,7 +44,8 @@ async def test_bad_requests_from_the_page_are_refused_and_change_nothing(tmp_pat
         block_id, action_id = button(first, "Approve")
         click = {"user": "U0ALICE", "ts": first["ts"], "block_id": block_id, "action_id": action_id}
 
-        async with demo.session.get(f"{demo.url}/demo/state", params={"user": "U0MALLORY"}) as response:
+        state = f"{demo.url}/demo/state"
+        async with demo.session.get(state, params={"user": "U0MALLORY"}, headers=demo.headers) as response:
             assert response.status == 400
         refused = [
             ({**click, "user": "U0MALLORY"}, 400, "unknown person"),
@@ -50,7 +58,8 @@ async def test_bad_requests_from_the_page_are_refused_and_change_nothing(tmp_pat
         for body, status, error in refused:
             got, answer = await demo.post("/demo/click", body)
             assert (got, answer["ok"]) == (status, False) and answer["error"].startswith(error), (body, answer)
-        async with demo.session.post(f"{demo.url}/demo/click", data=b"\xff not json") as response:
+        async with demo.session.post(f"{demo.url}/demo/click", data=b"\xff not json",
+                                     headers={**demo.headers, "Content-Type": "application/json"}) as response:
             assert response.status == 400
         status, answer = await demo.post("/demo/submit", {"user": "U0ALICE", "view_id": "V0NOPE", "values": {}})
         assert (status, answer["error"]) == (404, "that modal is not open")
@@ -98,11 +107,11 @@ async def test_the_slack_stand_in_refuses_what_slack_refuses(tmp_path):
             ({}, {"channel": people.CHANNEL}, "no_text"),
         ]
         for headers, body, error in cases:
-            headers = {"Authorization": f"Bearer {people.BOT_TOKEN}", **headers}
+            headers = {"Authorization": f"Bearer {demo.demo.bot_token}", **headers}
             async with demo.session.post(api, json=body, headers=headers) as response:
                 assert (await response.json())["error"] == error
         async with demo.session.post(f"{demo.url}/api/admin.users.remove",
-                                     headers={"Authorization": f"Bearer {people.BOT_TOKEN}"}) as response:
+                                     headers={"Authorization": f"Bearer {demo.demo.bot_token}"}) as response:
             assert (await response.json())["error"] == "unknown_method"
         assert (await demo.state())["messages"] == []
 
@@ -119,7 +128,7 @@ async def test_a_thread_reply_reaches_the_model_with_the_deny_and_shows_as_text(
         view = await demo.open_view("U0ALICE")
         assert await demo.submit("U0ALICE", view, {"reason": {"reason_input": "see thread"}}) == (200, {"ok": True})
         out = await demo.said("[denied]")
-        assert "Reason: see thread" in out and "Discussion in Slack: @bob: &lt;script&gt;" in out
+        assert "Reason: see thread" in out and '"text": "<script>alert(1)</script> *use staging* <!channel>"' in out
         assert not (tmp_path / "work" / "hello.txt").exists()
 
 
@@ -212,3 +221,219 @@ async def test_a_taken_port_is_a_clear_error(tmp_path):
         _, err = await asyncio.wait_for(asyncio.to_thread(process.communicate), 30)
     assert process.returncode == 2
     assert f"cannot serve the playground on 127.0.0.1:{port}" in err and "--port" in err
+
+
+# -- the guard: other web sites, rebound names and other people get nothing ------------------------
+
+OLD_PUBLIC_BOT_TOKEN = "xoxb-demo-not-a-real-token"
+"""The Slack stand-in's token while it was a constant in the source."""
+
+
+def _port(demo: Playground) -> int:
+    return int(demo.url.rsplit(":", 1)[1])
+
+
+async def test_a_request_naming_another_host_is_refused_everywhere(tmp_path):
+    """DNS rebinding: a site's own name resolves to 127.0.0.1, so its script is same-origin with the
+    playground; the browser then sends that name as Host."""
+    async with playground(tmp_path / "work") as demo:
+        click = demo.click_of("U0ALICE", await demo.request(1), "Approve")
+        port = _port(demo)
+        events = {"payload": json.dumps({"type": "block_actions"})}
+        for host in (f"rebind.test:{port}", "rebind.test", f"127.0.0.1:{port + 1}", f"127.0.0.1.rebind.test:{port}",
+                     f"localhost.:{port}", f"127.0.0.2:{port}"):
+            origin = {"Host": host, "Origin": f"http://{host}"}
+            async with demo.session.get(f"{demo.url}/", headers={"Host": host}) as response:
+                assert response.status == 421, host
+                assert demo.token not in await response.text()
+            async with demo.session.get(f"{demo.url}/demo/state", headers={**demo.headers, "Host": host}) as response:
+                assert response.status == 421
+            headers = {**demo.headers, **origin}
+            async with demo.session.post(f"{demo.url}/demo/click", json=click, headers=headers) as response:
+                assert response.status == 421
+                assert await response.json() == {"ok": False, "error": texts.DEMO_WRONG_HOST}
+            api = {"Authorization": f"Bearer {demo.demo.bot_token}", "Host": host}
+            async with demo.session.post(f"{demo.url}/api/chat.postMessage", headers=api,
+                                         json={"channel": people.CHANNEL, "text": "forged"}) as response:
+                assert response.status == 421
+            async with demo.session.post(f"{demo.url}/slack/events", data=events, headers={"Host": host}) as response:
+                assert response.status == 421
+        # HTTP/1.0 needs no Host header: a request that names no host is refused too.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET /demo/state?token={demo.token} HTTP/1.0\r\n\r\n".encode())
+        assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"HTTP/1.0 421")
+        writer.close()
+        await writer.wait_closed()
+        for host in (f"localhost:{port}", f"[::1]:{port}", f"LOCALHOST:{port}"):
+            async with demo.session.get(f"{demo.url}/", headers={"Host": host}) as response:
+                assert response.status == 200, host
+        await demo.still_undecided(tmp_path / "work")
+
+
+async def test_the_page_api_answers_only_its_own_page(tmp_path):
+    """Another site's form or script (the browser says where it comes from) cannot click, read or write."""
+    async with playground(tmp_path / "work") as demo:
+        click = demo.click_of("U0ALICE", await demo.request(1), "Approve")
+        port, own = _port(demo), demo.url
+        foreign = [
+            {"Origin": "http://attacker.test"},
+            {"Origin": f"http://127.0.0.1:{port + 1}"},  # the same site, another port: another local server's page
+            {"Origin": f"http://localhost:{port}"},  # another origin, though the same server
+            {"Origin": f"https://127.0.0.1:{port}"},
+            {"Origin": "null"},  # sandboxed frames, file: and data: pages
+            {"Sec-Fetch-Site": "cross-site"},
+            {"Sec-Fetch-Site": "same-site"},
+            {"Sec-Fetch-Site": "none"},  # only reads may come from the address bar
+            {"Referer": "http://attacker.test/cats.html"},
+            {"Origin": own, "Sec-Fetch-Site": "cross-site"},
+        ]
+        for headers in foreign:
+            refused = (403, {"ok": False, "error": texts.DEMO_CROSS_SITE})
+            assert await demo.post("/demo/click", click, headers) == refused, headers
+            status, _ = await demo.post("/demo/post", {"user": "U0ALICE", "text": "from elsewhere"}, headers)
+            assert status == 403
+        for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "http://attacker.test"}):
+            async with demo.session.get(f"{demo.url}/demo/state", headers={**demo.headers, **headers}) as response:
+                assert response.status == 403
+        # The page's own requests pass: a Cancel of no modal, which changes nothing.
+        mine = {"Origin": own, "Sec-Fetch-Site": "same-origin", "Referer": f"{own}/?as=U0BOB"}
+        assert await demo.post("/demo/close", {"user": "U0ALICE", "view_id": "V0NONE"}, mine) == (200, {"ok": True})
+        assert (await demo.state())["threads"] == {(await demo.request(1))["ts"]: []}
+        await demo.still_undecided(tmp_path / "work")
+
+
+async def test_a_body_that_is_not_json_is_refused_even_when_it_reads_as_json(tmp_path):
+    """A form (text/plain can carry a JSON-looking body) or a no-cors fetch skips CORS preflight; JSON cannot."""
+    async with playground(tmp_path / "work") as demo:
+        click = json.dumps(demo.click_of("U0ALICE", await demo.request(1), "Approve")).encode()
+        for content_type in ("text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded",
+                             "multipart/form-data; boundary=x", "application/json-seq", None):
+            headers = {**demo.headers, **({"Content-Type": content_type} if content_type else {})}
+            async with demo.session.post(f"{demo.url}/demo/click", data=click, headers=headers) as response:
+                assert (response.status, await response.json()) == (415, {"ok": False, "error": texts.DEMO_NOT_JSON})
+        async with demo.session.post(f"{demo.url}/demo/agent/run", headers=demo.headers) as response:
+            assert response.status == 415  # no body at all is not JSON either
+        await demo.still_undecided(tmp_path / "work")
+
+
+async def test_the_page_api_needs_the_secret_the_page_carries(tmp_path):
+    async with playground(tmp_path / "work") as demo:
+        assert len(demo.token) >= 40  # the page carried it; the driver read it from there
+        click = demo.click_of("U0ALICE", await demo.request(1), "Approve")
+        wrong = ({}, {"X-Playground-Token": ""}, {"X-Playground-Token": demo.token[:-1]},
+                 {"X-Playground-Token": demo.token + "x"}, {"X-Playground-Token": "A" * len(demo.token)},
+                 {"X-Playground-Token": demo.token.swapcase()}, {"X-Playground-Token": "é"})
+        for headers in wrong:
+            async with demo.session.post(f"{demo.url}/demo/click", json=click, headers=headers) as response:
+                assert (response.status, await response.json()) == (403, {"ok": False, "error": texts.DEMO_NO_TOKEN})
+        # A change carries it in a header, which no form can set; not in its address.
+        async with demo.session.post(f"{demo.url}/demo/click", json=click, params={"token": demo.token}) as response:
+            assert response.status == 403
+        # Reads expose everyone's requests: they need it too (the stream, which cannot set headers, in its URL).
+        for path in ("/demo/state", "/demo/stream"):
+            async with demo.session.get(f"{demo.url}{path}") as response:
+                assert response.status == 403
+        query = {"token": demo.token, "user": "U0BOB"}
+        async with demo.session.get(f"{demo.url}/demo/stream", params=query) as response:
+            assert response.status == 200
+            async with asyncio.timeout(10):
+                line = await response.content.readline()
+            assert json.loads(line.removeprefix(b"data: "))["me"] == "U0BOB"
+        # Routes the guard does not know need it (fail closed), and a path cannot dress as a bot route.
+        async with demo.session.get(f"{demo.url}/demo/nothing-here") as response:
+            assert response.status == 403
+        async with demo.session.get(f"{demo.url}/demo/nothing-here", headers=demo.headers) as response:
+            assert response.status == 404
+        async with demo.session.post(URL(f"{demo.url}/api/%2e%2e/demo/click", encoded=True), json=click) as response:
+            assert response.status in (403, 404)
+        await demo.still_undecided(tmp_path / "work")
+
+
+async def test_the_bot_endpoints_refuse_browsers_and_the_old_public_token(tmp_path):
+    async with playground(tmp_path / "work", run_agent=False) as demo:
+        api = f"{demo.url}/api/chat.postMessage"
+        forged = {"channel": people.CHANNEL, "text": "a request card that shows another command than it runs"}
+        old = {"Authorization": f"Bearer {OLD_PUBLIC_BOT_TOKEN}"}
+        async with demo.session.post(api, json=forged, headers=old) as response:
+            assert (await response.json())["error"] == "invalid_auth"
+        real = {"Authorization": f"Bearer {demo.demo.bot_token}"}
+        for browser in ({"Origin": "http://attacker.test"}, {"Origin": demo.url}, {"Sec-Fetch-Site": "same-origin"},
+                        {"Sec-Fetch-Mode": "no-cors"}):
+            async with demo.session.post(api, json=forged, headers={**real, **browser}) as response:
+                assert (response.status, await response.json()) == (403, {"ok": False, "error": texts.DEMO_BOT_ONLY})
+            # A cross-site form, with the token in its body as Slack's own API would take it.
+            form = {"token": demo.demo.bot_token, **forged}
+            async with demo.session.post(api, data=form, headers=browser) as response:
+                assert response.status == 403
+            async with demo.session.post(f"{demo.url}/slack/events", headers=browser,
+                                         data={"payload": json.dumps({"type": "block_actions"})}) as response:
+                assert response.status == 403
+            async with demo.session.post(f"{demo.url}/demo/response/anything", json={"text": "hi"},
+                                         headers=browser) as response:
+                assert response.status == 403
+        async with demo.session.post(api, data={"token": demo.demo.bot_token, **forged}) as response:
+            assert (await response.json())["error"] == "invalid_auth"  # the stand-in reads the header only
+        assert (await demo.state())["messages"] == []
+
+
+async def test_no_other_site_can_frame_the_page_or_keep_a_copy(tmp_path):
+    async with playground(tmp_path / "work", run_agent=False) as demo:
+        for path, headers in (("/", {}), ("/demo/state", demo.headers), ("/", {"Host": "rebind.test"})):
+            async with demo.session.get(f"{demo.url}{path}", headers=headers) as response:
+                assert response.headers["X-Frame-Options"] == "DENY"
+                assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+                assert response.headers["Cache-Control"] == "no-store"
+                assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+async def test_off_loopback_the_page_itself_needs_the_secret(tmp_path):
+    async with playground(tmp_path / "work", host="0.0.0.0", allow_hosts=["playground.example"],
+                          run_agent=False) as demo:
+        port, page_url = _port(demo), demo.demo.page_url
+        assert page_url == f"http://{socket.gethostname().lower()}:{port}/?token={demo.token}"
+        for query in ("", "?token=", "?token=" + demo.token[:-1]):
+            async with demo.session.get(f"{demo.url}/{query}") as response:
+                assert response.status == 403
+                body = await response.text()
+                assert body.strip() == texts.DEMO_PAGE_NEEDS_TOKEN and demo.token not in body
+        for host in (f"{socket.gethostname()}:{port}", f"playground.example:{port}", f"127.0.0.1:{port}"):
+            assert await page_token(demo.session, f"{demo.url}/?token={demo.token}", {"Host": host}) == demo.token
+        rebound = {"Host": f"rebind.test:{port}"}
+        async with demo.session.get(f"{demo.url}/?token={demo.token}", headers=rebound) as response:
+            assert response.status == 421
+
+
+async def test_any_loopback_address_serves_the_page_with_its_secret(tmp_path):
+    for host in ("127.0.0.2", "::1"):
+        async with playground(tmp_path / host.replace(":", "_"), host=host) as demo:
+            expected = "http://[::1]:" if host == "::1" else "http://127.0.0.2:"
+            assert demo.url.startswith(expected) and demo.demo.page_url == f"{demo.url}/"
+            assert demo.token  # the page carried it, no ?token= needed
+            await demo.request(1)  # the bot reached its Slack stand-in there and posted
+            async with demo.session.get(f"{demo.url}/", headers={"Host": f"localhost:{_port(demo)}"}) as response:
+                assert response.status == 200
+
+
+async def test_a_shared_host_warns_and_prints_the_address_with_the_secret(tmp_path):
+    port = free_port()
+    process = _demo_command(port, "--host", "0.0.0.0")
+    try:
+        first_line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 30)
+        async with asyncio.timeout(10):  # the bot's own log lines may come first
+            warning = ""
+            while not warning.startswith("warning: --host"):
+                warning = await asyncio.to_thread(process.stderr.readline)
+        found = re.fullmatch(rf"Approvals playground: open (http://\S+:{port}/\?token=(\S+))  \(Ctrl-C stops it\)",
+                             first_line.strip())
+        assert found, first_line
+        url, token = found.groups()
+        assert warning.strip() == texts.DEMO_EXPOSED.format(host="0.0.0.0", url=url)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/") as response:
+                assert response.status == 403
+            assert await page_token(session, f"http://127.0.0.1:{port}/?{urlsplit(url).query}") == token
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(asyncio.to_thread(process.wait), 20) == 0
+    finally:
+        process.kill()
+        process.communicate()

@@ -8,20 +8,30 @@ in ``test-artifacts/``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from aiohttp import web
+from playwright.async_api import Browser, Page, Response, async_playwright, expect
 
 from tests.demo_driver import Playground, playground
 from tests.fakes.agent_env import clean_agent_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-# Flags for a sandboxed machine with no network beyond loopback.
+ATTACKER = "attacker.test"
+"""Another web site the person has open, whose script attacks the playground."""
+REBOUND = "rebind.test"
+"""A site's name after DNS rebinding: it resolves to 127.0.0.1, where the playground listens."""
+# Flags for a sandboxed machine with no network beyond loopback; the resolver rules play the
+# attackers' DNS (both names lead to loopback, where the test serves them).
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+                 "--disable-sync", "--no-first-run",
+                 f"--host-resolver-rules=MAP {ATTACKER} 127.0.0.1, MAP {REBOUND} 127.0.0.1"]
 
 # Each step waits for the agent process (the CLI) to act; allow for a slow machine.
 expect.set_options(timeout=30_000)
@@ -155,3 +165,88 @@ async def test_each_person_sees_their_own_modal_and_hostile_text_stays_text(tmp_
         await alice.get_by_role("dialog").get_by_role("button", name="Cancel").click()
         await expect(alice.get_by_role("dialog")).to_have_count(0)
         assert "[denied]" not in demo.out.getvalue()
+
+
+ATTACK_PAGE = """<!doctype html>
+<title>cute cats</title>
+<iframe name="sink"></iframe>
+<iframe id="framed" src="{playground}/"></iframe>
+<form id="form" method="post" enctype="text/plain" action="{playground}/demo/click" target="sink">
+  <input type="hidden" name='{form_name}' value='{form_value}'>
+</form>
+<script>
+const within = (promise) => Promise.race([promise, new Promise((done) => setTimeout(() => done("timeout"), 10000))]);
+const framed = within(new Promise((done) => document.getElementById("framed").onload = () => done("loaded")));
+document.getElementById("form").submit();
+const body = {body};
+const noCors = within(fetch("{playground}/demo/click", {{ method: "POST", mode: "no-cors", body }})
+  .then(() => "sent", () => "failed"));
+const json = {{ "Content-Type": "application/json" }};
+const cors = within(fetch("{playground}/demo/click", {{ method: "POST", headers: json, body }})
+  .then((response) => "read " + response.status, () => "blocked"));
+Promise.all([framed, noCors, cors]).then((results) => {{ document.title = "done: " + results.join(", "); }});
+</script>
+"""
+
+
+@contextlib.asynccontextmanager
+async def attacker_site(html: str) -> AsyncIterator[str]:
+    """Serves ``html`` at http://attacker.test:PORT/ (the resolver rules send that name to loopback)."""
+
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(text=html, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", index)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://{ATTACKER}:{runner.addresses[0][1]}/"
+    finally:
+        await runner.cleanup()
+
+
+async def test_another_site_open_in_the_browser_cannot_approve_or_frame_the_playground(tmp_path, browser):
+    """The site knows the request's ids (worst case) and tries every cross-site way a browser allows."""
+    work = tmp_path / "work"
+    async with playground(work) as demo:
+        click = demo.click_of("U0ALICE", await demo.request(1), "Approve")
+        body = json.dumps({**click, "pad": ""})
+        # A text/plain form sends "name=value": split the JSON so that the "=" lands inside a string.
+        form_name, form_value = body[: -len('"}')], '"}'
+        html = ATTACK_PAGE.format(playground=demo.url, form_name=form_name, form_value=form_value,
+                                  body=json.dumps(json.dumps(click)))
+        async with attacker_site(html) as url:
+            page = await browser.new_page()
+            clicks: list[Response] = []
+            page.on("response", lambda r: clicks.append(r) if r.url == f"{demo.url}/demo/click" else None)
+            await page.goto(url)
+            await expect(page).to_have_title("done: loaded, sent, blocked")
+            async with asyncio.timeout(10):  # the form's and the no-cors fetch's answers
+                while len([r for r in clicks if r.request.method == "POST"]) < 2:
+                    await asyncio.sleep(0.05)
+            assert {r.status for r in clicks if r.request.method == "POST"} == {403}
+            framed = await (await page.query_selector("#framed")).content_frame()
+            assert "playground" not in await framed.title() and await framed.locator("#messages").count() == 0
+            await page.close()
+        await demo.still_undecided(work)
+
+
+async def test_a_rebound_name_gets_neither_the_page_nor_its_api(tmp_path, browser):
+    work = tmp_path / "work"
+    async with playground(work) as demo:
+        click = demo.click_of("U0ALICE", await demo.request(1), "Approve")
+        port = demo.url.rsplit(":", 1)[1]
+        page = await browser.new_page()
+        response = await page.goto(f"http://{REBOUND}:{port}/")
+        assert response is not None and response.status == 421
+        assert demo.token not in await page.content()
+        # The rebinding site's script is same-origin with its own name; even given the secret it gets nothing.
+        status = await page.evaluate("""async ([click, token]) => (await fetch("/demo/click", {
+            method: "POST", headers: {"Content-Type": "application/json", "X-Playground-Token": token},
+            body: JSON.stringify(click)})).status""", [click, demo.token])
+        assert status == 421
+        await page.close()
+        await demo.still_undecided(work)

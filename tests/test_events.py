@@ -24,7 +24,7 @@ async def test_url_verification_handshake(start_worker):
 async def test_uninstall_is_logged_as_an_error(start_worker, caplog):
     worker = await start_worker()
     event = {
-        "type": "event_callback", "team_id": "T0TEST", "api_app_id": "A0TEST", "event_id": "Ev1",
+        "type": "event_callback", "team_id": "T0TEAM", "api_app_id": "A0TEST", "event_id": "Ev1",
         "event_time": int(time.time()), "event": {"type": "app_uninstalled"},
     }
     with caplog.at_level(logging.ERROR, logger="bot"):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import shlex
 import signal
 import sys
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from bot import SlackApprover
 from bot.approvals.model import State, request_id_for
 from bot.slack.ids import Action
 from tests.conftest import CHANNEL, policy_file, posted
@@ -204,6 +207,62 @@ async def test_a_gate_that_cannot_even_import_still_blocks(tmp_path):
     out, err = await asyncio.wait_for(process.communicate(json.dumps(hook_input("toolu_broken")).encode()), 30)
     assert process.returncode == 2 and out == b""
     assert "could not start" in err.decode() and "broken install" in err.decode()
+
+
+@pytest.mark.parametrize(
+    "args, problem",
+    [
+        (["--wait", "600"], "--wait 600 does not fit below its hook's 600-second timeout"),  # the default hook timeout
+        (["--wait", "593", "--hook-timeout", "600"], "--wait 593 does not fit"),  # no room for the route wait
+        (["--wait", "30", "--hook-timeout", "8"], "--wait 30 does not fit below its hook's 8-second timeout"),
+        (["--wait", "inf"], "--wait must be a finite number of seconds"),
+        (["--wait", "nan"], "--wait must be a finite number of seconds"),
+        (["--hook-timeout", "7"], "needs a hook timeout of at least 8 seconds"),
+        (["--hook-timeout", "0"], "needs a hook timeout of at least"),
+        (["--hook-timeout", "-600"], "needs a hook timeout of at least"),
+        (["--hook-timeout", "inf"], "--hook-timeout must be a finite number of seconds"),
+        (["--hook-timeout", "nan"], "--hook-timeout must be a finite number of seconds"),
+    ],
+)
+async def test_a_wait_that_cannot_answer_before_the_hook_times_out_is_refused(redis_server, redis, args, problem):
+    # A hook that outlives its timeout gives no decision and the CLI's own
+    # rules run the call: refuse at once, with exit 2 (exit 1 would run it).
+    run = await gate(redis_server.url, hook_input("toolu_refused"), *args)
+    assert run.code == 2 and run.stdout == ""
+    assert run.stderr.startswith("Blocked: the approval gate")
+    assert problem in run.stderr and "The tool was not run." in run.stderr
+    assert await redis.dbsize() == 0  # nothing was asked
+
+
+async def test_the_default_wait_shrinks_to_fit_a_short_hook_timeout(redis_server, start_worker, slack):
+    # 9 s of hook: 3 s of margin and 5 s for the team rules leave 1 s to wait, not the default 540.
+    await start_worker()
+    run = await gate(redis_server.url, hook_input("toolu_short_hook"), "--hook-timeout", "9")
+    assert run.decision["permissionDecision"] == "deny"
+    assert run.decision["permissionDecisionReason"].startswith("Not run yet: still waiting for approval")
+
+
+def _hook_timeouts(settings: dict[str, Any]) -> list[tuple[float, float]]:
+    """(the hook's ``timeout``, the ``--hook-timeout`` its command passes) for each gate hook."""
+    found = []
+    for entry in settings["hooks"]["PreToolUse"]:
+        for hook in entry["hooks"]:
+            argv = shlex.split(hook["command"])
+            found.append((float(hook["timeout"]), float(argv[argv.index("--hook-timeout") + 1])))
+    return found
+
+
+def test_the_installed_hook_tells_the_gate_its_own_timeout():
+    approver = SlackApprover("redis://127.0.0.1:9/0", mode="defer")
+    [(timeout, told)] = _hook_timeouts(json.loads(approver.settings()))
+    assert told == timeout
+
+
+def test_the_readme_settings_json_tells_the_gate_its_timeout():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    [example] = [block for block in re.findall(r"```json\n(.*?)```", readme, re.S) if "bot gate" in block]
+    [(timeout, told)] = _hook_timeouts(json.loads(example))
+    assert told == timeout
 
 
 async def test_redis_unreachable_blocks_the_call():

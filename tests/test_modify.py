@@ -106,6 +106,6 @@ async def test_a_submission_after_the_request_ended_changes_nothing(start_worker
         ack = await response.json()
     assert ack["response_action"] == "update"
     assert "already approved by <@U_BOB>" in str(ack["view"]["blocks"])
-    request = await store.get(modal["private_metadata"])
+    request = await store.get(modal["private_metadata"].partition(".")[0])
     assert request.updated_input is None and request.decided_by == "U_BOB"
     await cancelled(task)

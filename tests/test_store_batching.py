@@ -21,7 +21,7 @@ async def test_a_broken_request_fails_alone_and_the_decisions_batched_with_it_la
     broken = request_id_for("toolu_broken")
     await redis.set(keys.request(broken), "not a hash")  # DECIDE on it fails with WRONGTYPE
 
-    approve = Decision(State.APPROVED, actor="U1")
+    approve = Decision(State.APPROVED, actor="U1", revision=0)
     outcomes = await asyncio.gather(
         *(store.decide(r, approve) for r in [*good[:2], broken, *good[2:]]), return_exceptions=True
     )

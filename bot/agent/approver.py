@@ -24,14 +24,15 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from .. import text
-from ..approvals import keys
+from ..approvals import bounds, keys
 from ..approvals.model import ApprovalRequest, Decision, Mode, NewRequest, State, request_id_for
 from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter, WaiterClosed
-from ..redis_client import AGENT_CLIENT_NAME, AGENT_CONNECTIONS, connect
+from ..redis_client import AGENT_CLIENT_NAME, AGENT_CONNECTIONS, CONNECT_TIMEOUT, READ_TIMEOUT, connect, timed_out
 from ..settings import Settings
-from .cost import CostEstimator, estimate_cost
+from .cost import CostEstimateError, CostEstimator, estimate_cost
 from .outcome import VANISHED, Vanished, ended, outcome_of
+from .paths import resolve_paths
 from .permissions import safe_suggestions, to_permission_updates
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,14 @@ GATED_TOOLS = "Bash|Write|Edit|MultiEdit|NotebookEdit|WebFetch|AskUserQuestion|m
 
 GATE_HOOK_TIMEOUT = 60
 """Seconds the CLI gives the gate hook: with ``--wait 0`` it only stores the
-request and lets a worker apply the policy (a few seconds at most)."""
+request and lets a worker apply the policy (a few seconds at most). The gate
+is told the same number (``--hook-timeout``) and answers before it: a hook
+that outlives its timeout gives no decision, and the CLI's own rules decide."""
+
+START_TIMEOUT = CONNECT_TIMEOUT + 2 * READ_TIMEOUT
+"""Seconds a call waits for the decision subscription to start: one attempt
+is a connection, its handshake and Redis's subscribe confirmation. Calls that
+arrive while another's attempt hangs queue behind it; this bounds them each."""
 
 
 class SlackApprover:
@@ -100,8 +108,8 @@ class SlackApprover:
             max_connections: Redis connections, the decision subscription included (at least 2);
                 further calls queue.
         """
-        if timeout < 0:
-            raise ValueError("timeout must be >= 0 (0 waits forever)")
+        if not 0 <= timeout <= bounds.MAX_SECONDS:  # also refuses nan
+            raise ValueError(f"timeout must be between 0 (waits forever) and {bounds.MAX_SECONDS:g} seconds")
         if max_connections < 2:
             raise ValueError("max_connections must be >= 2: the decision subscription holds one")
         self.mode = Mode(mode)
@@ -153,6 +161,10 @@ class SlackApprover:
     def settings(self, base: dict[str, Any] | str | None = None, *, tools: str = GATED_TOOLS) -> str:
         """The ``ClaudeAgentOptions(settings=...)`` JSON that installs the gate hook.
 
+        The hook runs with a ``timeout`` of ``GATE_HOOK_TIMEOUT`` seconds and
+        is given the same number as ``--hook-timeout``, so it always answers
+        before the CLI gives up on it.
+
         The hook (``python -m bot gate``) asks Slack before each call of
         ``tools`` (a hook matcher) and answers from the stored decision. In
         defer mode it answers ``defer`` while the request is pending, so the
@@ -166,10 +178,8 @@ class SlackApprover:
             base = json.loads(base if base.lstrip().startswith("{") else Path(base).read_text(encoding="utf-8"))
         merged = json.loads(json.dumps(base or {}))
         hooks = merged.setdefault("hooks", {}).setdefault("PreToolUse", [])
-        hooks.append({
-            "matcher": tools,
-            "hooks": [{"type": "command", "command": self._gate_command(), "timeout": GATE_HOOK_TIMEOUT}],
-        })
+        hook = {"type": "command", "command": self._gate_command(GATE_HOOK_TIMEOUT), "timeout": GATE_HOOK_TIMEOUT}
+        hooks.append({"matcher": tools, "hooks": [hook]})
         return json.dumps(merged)
 
     def options(self, **kwargs: Any) -> ClaudeAgentOptions:
@@ -185,10 +195,11 @@ class SlackApprover:
             options, can_use_tool=self.can_use_tool, settings=self.settings(base), env=env
         )
 
-    def _gate_command(self) -> str:
+    def _gate_command(self, hook_timeout: float) -> str:
         # --wait 0: in an SDK run can_use_tool does the waiting (or the run is deferred).
+        # --hook-timeout: the gate keeps its own deadline below the hook's timeout.
         argv = [sys.executable, "-m", "bot", "gate", "--mode", self.mode.value, "--wait", "0",
-                "--timeout", repr(self.timeout)]
+                "--hook-timeout", repr(hook_timeout), "--timeout", repr(self.timeout)]
         for flag, value in (("--agent-name", self.agent_name), ("--requested-by", self.requested_by),
                             ("--channel", self.channel)):
             if value:
@@ -258,8 +269,13 @@ class SlackApprover:
         self, request_id: str, tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext
     ) -> PermissionResult:
         try:
-            await self.start()
-            ended = await self._ask(request_id, tool_name, tool_input, context)
+            async with asyncio.timeout(START_TIMEOUT):
+                await self.start()
+            request = await self._create(request_id, tool_name, tool_input, context)
+            # Another input under a known tool_use_id has a request of its own:
+            # wait for, and cancel, that one.
+            request_id = request.id
+            ended = request if request.state.is_final else await self._wait(request)
             return await self._result(ended)
         except asyncio.CancelledError:
             await self._cancel(request_id)
@@ -267,18 +283,22 @@ class SlackApprover:
         except WaiterClosed:
             await self._cancel(request_id)
             return PermissionResultDeny(message=text.DENY_SHUTDOWN)
-        except (RedisError, OSError) as exc:
+        except CostEstimateError as exc:
+            log.warning("approval %s: %s; denying", request_id, exc)
+            return PermissionResultDeny(message=text.deny_bad_estimate(str(exc)))
+        except (RedisError, OSError) as exc:  # OSError includes TimeoutError
             log.exception("approval %s: Redis unavailable, denying", request_id)
-            return PermissionResultDeny(message=text.deny_unreachable(exc))
+            message = text.deny_redis_silent(exc) if timed_out(exc) else text.deny_unreachable(exc)
+            return PermissionResultDeny(message=message)
         except Exception as exc:
             # The SDK would turn an exception into an error response, not a
             # deny: catch everything so the answer is always an explicit no.
             log.exception("approval %s: internal error, denying", request_id)
             return PermissionResultDeny(message=text.deny_internal_error(exc))
 
-    async def _ask(
+    async def _create(
         self, request_id: str, tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext
-    ) -> ApprovalRequest | Vanished:
+    ) -> ApprovalRequest:
         agent = self.agent_name
         if context.agent_id:
             agent = f"{agent} (subagent {context.agent_id})" if agent else f"subagent {context.agent_id}"
@@ -297,11 +317,14 @@ class SlackApprover:
                 suggestions=safe_suggestions(context.suggestions),
                 cost=cost,
                 mode=self.mode,
+                resolved=resolve_paths(tool_input),
             )
         )
-        log.info("approval %s for %s: %s", request_id, tool_name, "queued for Slack" if created else "asked again")
-        if request.state.is_final:
-            return request
+        log.info("approval %s for %s: %s", request.id, tool_name, "queued for Slack" if created else "asked again")
+        return request
+
+    async def _wait(self, request: ApprovalRequest) -> ApprovalRequest | Vanished:
+        request_id = request.id
         remaining = max(0.0, request.deadline - time.time()) if request.deadline else None
         outcome = await self._waiter.wait(request_id, lambda: ended(self.store, request_id), remaining)
         if outcome is not None:

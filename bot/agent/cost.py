@@ -6,6 +6,8 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..approvals import bounds
+
 CostEstimator = Callable[[str, dict[str, Any]], "float | None | Awaitable[float | None]"]
 """``(tool_name, tool_input) -> dollars | None``, plain or async."""
 
@@ -19,6 +21,11 @@ async def estimate_cost(estimator: CostEstimator | None, tool_name: str, tool_in
         estimate = await estimate
     if estimate is None:
         return None
-    if isinstance(estimate, bool) or not isinstance(estimate, (int, float)) or estimate < 0:
-        raise ValueError(f"cost_estimator returned {estimate!r}; expected dollars (a number >= 0) or None")
-    return float(estimate)
+    try:
+        return bounds.dollars(estimate, "cost_estimator's result")
+    except bounds.OutOfRange as exc:
+        raise CostEstimateError(f"it returned {estimate!r}: {exc}") from None
+
+
+class CostEstimateError(ValueError):
+    """The agent's cost estimator returned something that is not a usable number of dollars."""

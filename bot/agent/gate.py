@@ -11,6 +11,8 @@ from settings when it starts: on resume, the replayed call reaches it even if
 the SDK registers in-process hooks too late. It must never let a call through
 by accident: Claude Code runs the tool when a hook exits 1 or crashes, so
 every failure here exits 2, which blocks the call and shows stderr to the model.
+It also runs the tool when a hook outlives its ``timeout``, so the gate keeps
+a deadline below it (``deadline.py``) and blocks when that comes.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import os
 import pkgutil
 import signal
 import sys
+import time
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, TextIO
@@ -36,10 +40,12 @@ from ..approvals import keys
 from ..approvals.model import ApprovalRequest, Mode, NewRequest, input_hash, request_id_for
 from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter
-from ..redis_client import GATE_CLIENT_NAME, connect
+from ..redis_client import GATE_CLIENT_NAME, connect, timed_out
 from ..settings import Settings
 from .cost import CostEstimator, estimate_cost
+from .deadline import WATCHDOG_DELAY, Budget, BudgetError, Watchdog, process_started
 from .outcome import Vanished, ended, outcome_of
+from .paths import resolve_paths
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +53,16 @@ EXIT_BLOCK = 2
 """The only failure exit code Claude Code treats as "do not run the tool"."""
 
 DEFAULT_WAIT = 540.0
-"""Seconds the hook waits for a decision, below Claude Code's 600-second hook limit."""
+"""Seconds the hook waits for a decision, below Claude Code's 600-second hook limit
+(less when ``--hook-timeout`` says the hook's timeout is shorter)."""
 
 ROUTE_WAIT = 5.0
 """Seconds to wait for a bot worker to apply the team policy, which may
 allow, deny or pick the mode at once; a request no worker routed yet is
 answered as the agent's own mode says."""
+
+CLOSE_GRACE = 0.5
+"""Seconds the gate spends closing its Redis connections once it has its answer."""
 
 
 class Host(StrEnum):
@@ -83,6 +93,7 @@ class HookInput(BaseModel):
     hook_event_name: Literal["PreToolUse"]
     session_id: str = ""
     transcript_path: str = ""
+    cwd: str = ""
     tool_name: str = Field(min_length=1)
     tool_input: dict[str, Any]
     tool_use_id: str = Field(min_length=1)
@@ -93,8 +104,11 @@ class GateConfig:
     """The gate's command-line options (``SlackApprover.settings()`` writes them)."""
 
     mode: Mode = Mode.WAIT
-    wait: float = DEFAULT_WAIT
-    """Seconds to wait in the hook before answering defer/ask/still-waiting."""
+    wait: float | None = None
+    """Seconds to wait in the hook before answering defer/ask/still-waiting;
+    None: ``DEFAULT_WAIT``, or less if that cannot fit below ``hook_timeout``."""
+    hook_timeout: float | None = None
+    """The hook's ``timeout`` in Claude Code's settings; None: Claude Code's default (600 s)."""
     timeout: float | None = None
     """Seconds until the request expires; 0 waits forever; None: ``APPROVAL_TIMEOUT``."""
     agent_name: str = ""
@@ -102,6 +116,10 @@ class GateConfig:
     channel: str = ""
     cost_estimator: str = ""
     """``module:function`` of a cost estimator the hook can import."""
+
+    def budget(self) -> Budget:
+        """The gate's deadline and wait; ``BudgetError`` if ``wait`` cannot fit below ``hook_timeout``."""
+        return Budget.plan(hook_timeout=self.hook_timeout, wait=self.wait, default_wait=DEFAULT_WAIT, route_wait=ROUTE_WAIT)
 
 
 TRANSCRIPT_TAIL = 1 << 20
@@ -161,6 +179,7 @@ class Gate:
     def __init__(self, redis: Redis, config: GateConfig, host: Host, *, default_timeout: float = 86400) -> None:
         self.redis = redis
         self.config = config
+        self.wait = config.budget().wait
         self.timeout = default_timeout if config.timeout is None else config.timeout
         self.host = host
         self.store = RequestStore(redis)
@@ -186,8 +205,8 @@ class Gate:
 
         deferrable = self.host is not Host.INTERACTIVE and calls_in_turn(call.transcript_path, call.tool_use_id) == 1
         deferring = deferrable and request.mode is Mode.DEFER
-        if not deferring and self.config.wait > 0:
-            outcome = await self.waiter.wait(request.id, lambda: ended(self.store, request.id), self.config.wait)
+        if not deferring and self.wait > 0:
+            outcome = await self.waiter.wait(request.id, lambda: ended(self.store, request.id), self.wait)
             if outcome is not None:
                 return await self._verdict(outcome)
         if deferring or (deferrable and self.host is Host.HEADLESS):
@@ -223,6 +242,7 @@ class Gate:
                 timeout=self.timeout,
                 cost=await estimate_cost(self._estimator, call.tool_name, call.tool_input),
                 mode=config.mode,
+                resolved=resolve_paths(call.tool_input, call.cwd or None),
             )
         )
         return request
@@ -234,8 +254,37 @@ class Gate:
         return hook_output("deny", outcome.message)
 
 
-def run(config: GateConfig, stdin: TextIO, stdout: TextIO, stderr: TextIO, environ: Mapping[str, str]) -> int:
-    """Read one hook call from ``stdin``, print the decision; the exit code for Claude Code."""
+def run(
+    config: GateConfig, stdin: TextIO, stdout: TextIO, stderr: TextIO, environ: Mapping[str, str],
+    *, started: float | None = None,
+) -> int:
+    """Read one hook call from ``stdin``, print the decision; the exit code for Claude Code.
+
+    Whatever happens, it returns (or the watchdog exits 2) before the
+    deadline ``config.budget()`` sets, counted from ``started``
+    (``time.monotonic()``; default: when this process started, as the
+    hook's timeout counts). The watchdog writes to file descriptor 2:
+    ``stderr`` is meant to be the process's own.
+    """
+    started = process_started() if started is None else started
+    try:
+        budget = config.budget()
+    except BudgetError as exc:
+        # Refused before anything is asked: exit 2 blocks the call (exit 1 would run it).
+        print(exc, file=stderr)
+        return EXIT_BLOCK
+    deadline = started + budget.limit
+    watchdog = Watchdog(deadline + WATCHDOG_DELAY, budget.deadline_message(), exit_code=EXIT_BLOCK).start()
+    try:
+        return _run(config, budget, deadline, stdin, stdout, stderr, environ)
+    finally:
+        watchdog.stop()
+
+
+def _run(
+    config: GateConfig, budget: Budget, deadline: float,
+    stdin: TextIO, stdout: TextIO, stderr: TextIO, environ: Mapping[str, str],
+) -> int:
     try:
         call = HookInput.model_validate_json(stdin.read())
     except ValidationError as exc:
@@ -249,14 +298,17 @@ def run(config: GateConfig, stdin: TextIO, stdout: TextIO, stderr: TextIO, envir
     try:
         settings = Settings()
         settings.require("redis_url")
-        answer = asyncio.run(_answer(settings, config, call, Host.detect(environ)))
+        answer = asyncio.run(_answer(settings, config, call, Host.detect(environ), deadline))
         stdout.write(json.dumps(answer))
         stdout.flush()
+    except DeadlinePassed:
+        print(budget.deadline_message(), file=stderr)
+        return EXIT_BLOCK
     except asyncio.CancelledError:
         print("Blocked: the approval gate was stopped before anyone decided. The tool was not run.", file=stderr)
         return EXIT_BLOCK
     except (RedisError, OSError) as exc:
-        print(text.deny_unreachable(exc), file=stderr)
+        print(text.deny_redis_silent(exc) if timed_out(exc) else text.deny_unreachable(exc), file=stderr)
         return EXIT_BLOCK
     except BaseException as exc:  # noqa: BLE001 - anything else would let the tool run
         print(text.deny_internal_error(exc), file=stderr)
@@ -264,18 +316,32 @@ def run(config: GateConfig, stdin: TextIO, stdout: TextIO, stderr: TextIO, envir
     return 0
 
 
-async def _answer(settings: Settings, config: GateConfig, call: HookInput, host: Host) -> dict[str, Any]:
+class DeadlinePassed(Exception):
+    """The gate's deadline came before its answer."""
+
+
+async def _answer(settings: Settings, config: GateConfig, call: HookInput, host: Host, deadline: float) -> dict[str, Any]:
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
     # Claude Code stops a hook with SIGTERM (timeout, Esc): block, never crash.
     loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    # loop.time() is a monotonic clock of its own: carry the deadline over.
+    limit = asyncio.timeout_at(loop.time() + (deadline - time.monotonic()))
     redis = connect(settings.redis_url or "", name=GATE_CLIENT_NAME, max_connections=4)
     try:
-        return await Gate(redis, config, host, default_timeout=settings.approval_timeout).answer(call)
+        async with limit:  # connecting, storing and every wait: all of the gate's work
+            return await Gate(redis, config, host, default_timeout=settings.approval_timeout).answer(call)
+    except TimeoutError:
+        if limit.expired():
+            raise DeadlinePassed from None
+        raise
     finally:
-        await redis.aclose()
+        with suppress(Exception):
+            async with asyncio.timeout(CLOSE_GRACE):  # a stalled Redis must not hold up the answer
+                await redis.aclose()
 
 
-def main(config: GateConfig) -> int:
-    return run(config, sys.stdin, sys.stdout, sys.stderr, os.environ)
+def main(config: GateConfig, *, started: float | None = None) -> int:
+    """The hook's process: stdin, stdout and stderr are Claude Code's pipes."""
+    return run(config, sys.stdin, sys.stdout, sys.stderr, os.environ, started=started)

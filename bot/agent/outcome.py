@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import text
-from ..approvals.model import ApprovalRequest, State
+from ..approvals import keys
+from ..approvals.grants import listed
+from ..approvals.model import ApprovalRequest, State, is_group
 from ..approvals.store import RequestStore
 
 
@@ -39,7 +41,7 @@ class Outcome:
     updated_input: dict[str, Any] | None = None
     """For an allow: exactly what the approvers saw (or their edit)."""
     grants: list[dict[str, Any]] = field(default_factory=list)
-    """Permission updates approved with "Always allow"."""
+    """Permission updates approved with "Always allow": exactly those its message listed."""
 
 
 async def outcome_of(store: RequestStore, request: ApprovalRequest | Vanished) -> Outcome:
@@ -48,8 +50,34 @@ async def outcome_of(store: RequestStore, request: ApprovalRequest | Vanished) -
         return Outcome(False, text.DENY_VANISHED)
     if request.state in (State.APPROVED, State.ANSWERED):
         # Allow what the approvers saw (or the edit they made), not whatever
-        # input a repeated call with the same tool_use_id carries.
-        grants = request.suggestions if request.always else []
+        # input a repeated call with the same tool_use_id carries; grant what
+        # the message listed, read from the suggestions the same way.
+        grants = listed(request.suggestions).stored() if request.always else []
         return Outcome(True, text.allow_reason(request), request.proposed_input, grants)
     discussion = await store.discussion(request.id) if request.posted else []
-    return Outcome(False, text.deny_message(request, discussion))
+    approvers = await may_approve(store, request, {r.user for r in discussion})
+    return Outcome(False, text.deny_message(request, discussion, approvers))
+
+
+async def may_approve(store: RequestStore, request: ApprovalRequest, users: set[str]) -> frozenset[str]:
+    """Which of ``users`` the team's rules let approve ``request``: the model is told who is who.
+
+    Listed users, and members of listed groups (escalation steps that fired
+    included) as cached in Redis now; a group no longer cached counts as no. With nobody listed, anyone in the channel may. The person
+    the agent acts for may not, unless the rule allows self-approval.
+    """
+    if not request.allow_self:
+        users = users - {request.requested_by}
+    if not users or not request.approvers:
+        return frozenset(users)
+    listed_users = users & set(request.approvers)
+    groups = [g for g in request.approvers if is_group(g)]
+    others = sorted(users - listed_users)
+    if not groups or not others:
+        return frozenset(listed_users)
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for group in groups:
+            pipe.smismember(keys.usergroup(group), others)
+        memberships = await pipe.execute()
+    members = {user for found in memberships for user, member in zip(others, found, strict=True) if member}
+    return frozenset(listed_users | members)

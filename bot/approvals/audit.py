@@ -4,10 +4,22 @@ Transitions write their entries inside their Lua script (see ``scripts``);
 ``AuditLog.append`` writes the others through the same chaining code. Each
 entry carries ``prev`` (the hash of the entry before it) and ``hash`` (SHA-1
 over ``prev`` and every field, length-prefixed), so an entry that was
-changed, removed or inserted breaks the chain, and ``AUDIT_HEAD`` holds the
-newest hash to compare the end with. Anyone who can write to Redis could
-rebuild the whole chain: copy the head hash elsewhere now and then
-(``python -m bot audit --verify`` prints it) to anchor it.
+changed, removed or inserted breaks the chain. Both ends are recorded:
+``AUDIT_HEAD`` holds the newest hash, and the chain's start is explicit. The
+first entry ever written is a ``genesis`` (``prev`` empty), and old entries
+only leave through a trim (past ``AUDIT_MAXLEN``) that writes a ``trimmed``
+entry into the chain naming what it removed, and moves ``AUDIT_ANCHOR`` to
+the ``prev`` the oldest kept entry must have. So removing entries at the
+start, in the middle or at the end fails ``verify``.
+
+The hashes hold no secret. Anyone who can write to Redis can append
+well-formed entries, rebuild the whole chain with fresh hashes, drop its
+newest entries and move the head back, or pass an early removal of the
+oldest entries off as a trim: nothing kept in Redis can tell. A head kept
+elsewhere catches the rebuild and the truncation: ``python -m bot audit
+--verify`` prints the head, and ``--expect HASH`` later checks that the chain
+still holds that entry (``verify(expect=…)``), so nothing up to it changed.
+Each trim records the cap it kept to, and ``--verify`` shows the latest one.
 """
 
 from __future__ import annotations
@@ -15,7 +27,9 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -24,6 +38,8 @@ from .codec import text
 
 CHAIN_FIELDS = ("prev", "hash")
 """Fields the chain adds after an entry's own fields."""
+GENESIS, TRIMMED, HEAD_LOST = keys.AUDIT_GENESIS, keys.AUDIT_TRIMMED, keys.AUDIT_HEAD_LOST
+"""Entries the chain writes about itself (see ``keys``)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,10 @@ class Verdict:
     head: str
     """The newest entry's hash: keep a copy elsewhere to anchor the chain."""
     problem: str = ""
+    trim: Entry | None = None
+    """The ``trimmed`` entry the oldest kept entry follows; None while the chain starts at its genesis."""
+    expected: str = ""
+    """The id of the entry whose hash was ``expect``."""
 
 
 class AuditLog:
@@ -56,6 +76,8 @@ class AuditLog:
 
     async def append(self, event: str, *, actor: str, request: str = "", **fields: str) -> None:
         """An entry with the core fields every transition writes: event, request, actor, at."""
+        if CHAIN_FIELDS[0] in fields or CHAIN_FIELDS[1] in fields:
+            raise ValueError(f"{CHAIN_FIELDS} are the chain's own fields")
         flat = [item for pair in fields.items() for item in pair]
         await self._append(
             keys=[keys.request(request or "-"), keys.DEADLINES, keys.JOBS, keys.AUDIT, keys.AUDIT_HEAD],
@@ -65,14 +87,21 @@ class AuditLog:
     async def entries(self, since: float = 0, batch: int = 1000) -> AsyncIterator[Entry]:
         """Every entry from ``since`` (epoch seconds) on, oldest first."""
         start = f"{int(since * 1000)}-0" if since else "-"
+        async with aclosing(self._read(start, None, batch)) as entries:
+            async for entry in entries:
+                yield entry
+
+    async def _read(self, start: str, chunk: list[Any] | None, batch: int) -> AsyncIterator[Entry]:
+        """The entries from ``start`` on, beginning with ``chunk`` when it was read already."""
         while True:
-            chunk = await self.redis.xrange(keys.AUDIT, min=start, max="+", count=batch)
+            if chunk is None:
+                chunk = await self.redis.xrange(keys.AUDIT, min=start, max="+", count=batch)
             for entry_id, raw in chunk:
                 yield _entry(entry_id, raw)
             if len(chunk) < batch:
                 return
-            last = text(chunk[-1][0])
-            start = "(" + last
+            start = "(" + text(chunk[-1][0])
+            chunk = None
 
     async def recent(self, *, actor: str, events: frozenset[str], limit: int, scan: int = 5000) -> list[Entry]:
         """The newest entries by ``actor`` among ``events`` (looking at most ``scan`` entries back)."""
@@ -85,25 +114,98 @@ class AuditLog:
                     break
         return found
 
-    async def verify(self) -> Verdict:
-        """Check every link of the chain, and that its end is the recorded head."""
-        previous: str | None = None
-        checked = 0
-        async for entry in self.entries():
-            prev, claimed = entry.fields.get("prev"), entry.fields.get("hash")
-            if prev is None or claimed is None:
-                return Verdict(False, checked, "", f"entry {entry.id} has no hash: it was not written by this bot")
-            if previous is not None and prev != previous:
-                return Verdict(False, checked, "", f"entry {entry.id}: the entry before it was removed or changed")
-            if entry_hash(prev, entry.raw) != claimed:
-                return Verdict(False, checked, "", f"entry {entry.id} was changed after it was written")
-            previous = claimed
-            checked += 1
-        head = await self.redis.get(keys.AUDIT_HEAD)
-        head_hash = text(head) if head is not None else ""
-        if (previous or "") != head_hash:
-            return Verdict(False, checked, head_hash, "the newest entries were removed (the chain ends before its head)")
-        return Verdict(True, checked, head_hash)
+    async def verify(self, expect: str = "", batch: int = 1000) -> Verdict:
+        """Check the chain from its start to its head, and that ``expect`` (a saved head) is in it.
+
+        Passes when the oldest entry is the genesis, or follows the anchor
+        that the newest trim recorded; every entry follows the one before it
+        unchanged; and the chain reaches the recorded head. Entries written
+        while it reads (after the head it read) are left for the next check.
+        With ``expect``, the chain must also hold an entry with that hash:
+        a chain that grew since the hash was saved passes, a rebuilt one
+        does not, nor one trimmed past that entry.
+        """
+        # One snapshot of both ends and the oldest entries, so writes and
+        # trims running meanwhile cannot look like tampering.
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.get(keys.AUDIT_ANCHOR).get(keys.AUDIT_HEAD).xrange(keys.AUDIT, count=batch)
+            pipe.xrevrange(keys.AUDIT, count=1)
+            snapshot = await pipe.execute(raise_on_error=False)
+        unreadable = next((reply for reply in snapshot if isinstance(reply, Exception)), None)
+        if unreadable is not None:  # e.g. WRONGTYPE: a key replaced by another kind of value
+            return Verdict(False, 0, "", f"the audit log's keys cannot be read: {unreadable}")
+        anchor_raw, head_raw, chunk, newest = snapshot
+        anchor = None if anchor_raw is None else text(anchor_raw)
+        head = "" if head_raw is None else text(head_raw)
+        last_id = text(newest[0][0]) if newest else ""
+        expect = expect.strip().lower()
+        first: Entry | None = None
+        trim: Entry | None = None
+        previous, expected, checked, reached = "", "", 0, False
+
+        def failed(problem: str) -> Verdict:
+            return Verdict(False, checked, head, problem)
+
+        async with aclosing(self._read("-", chunk, batch)) as entries:
+            async for entry in entries:
+                prev, claimed = entry.fields.get("prev"), entry.fields.get("hash")
+                if prev is None or claimed is None:
+                    return failed(f"entry {entry.id} has no hash: it was not written by this bot")
+                if first is None:
+                    first = entry
+                elif prev != previous:
+                    if entry.fields.get("event") == HEAD_LOST:
+                        return failed(f"entry {entry.id}: the chain restarted here because its head was deleted "
+                                      "from Redis; entries before it may have been removed")
+                    return failed(f"entry {entry.id}: the entry before it was removed or changed")
+                if entry_hash(prev, entry.raw) != claimed:
+                    return failed(f"entry {entry.id} was changed after it was written")
+                if entry.fields.get("event") == TRIMMED:
+                    trim = entry
+                if claimed == expect:
+                    expected = entry.id
+                previous = claimed
+                checked += 1
+                if claimed == head:
+                    reached = True
+                    if entry.id != last_id:
+                        return failed(f"entries were added after the chain's head (entry {entry.id}), "
+                                      "not by the bot")
+                    break
+        if first is None:
+            if head or anchor is not None:
+                return failed("every entry was removed: the log is empty, but its head or anchor remain")
+            if expect:
+                return failed(f"the saved hash {expect} is not in the chain: the log is empty")
+            return Verdict(True, 0, "")
+        if not head:
+            return failed(f"the chain's head is missing ({keys.AUDIT_HEAD} was deleted)")
+        if not reached:
+            return failed("the newest entries were removed (the chain ends before its head)")
+        problem = _start_problem(first, anchor, trim)
+        if problem:
+            return failed(problem)
+        if expect and not expected:
+            return failed(f"the saved hash {expect} is not in the chain: the log was rewritten, or that entry "
+                          f"was trimmed since (the oldest entry kept is {first.id})")
+        return Verdict(True, checked, head, trim=trim, expected=expected)
+
+
+def _start_problem(first: Entry, anchor: str | None, trim: Entry | None) -> str:
+    """Why ``first`` cannot be the oldest entry of the chain, or ``""``."""
+    prev = first.fields.get("prev")
+    if anchor is None:
+        return (f"the chain's anchor is missing ({keys.AUDIT_ANCHOR} was deleted, "
+                "or the log was started by a version of the bot without one)")
+    if anchor == "":
+        if prev == "" and first.fields.get("event") == GENESIS:
+            return ""
+        return f"the oldest entries were removed: the chain starts at entry {first.id}, not at its genesis"
+    if prev != anchor:
+        return f"the oldest entries were removed: entry {first.id} does not follow the chain's anchor"
+    if trim is None or trim.fields.get("last_hash") != anchor or trim.fields.get("kept_from") != first.id:
+        return f"the oldest entries were removed: the chain starts at entry {first.id}, but no trim records it"
+    return ""
 
 
 def entry_hash(prev: str, raw: list[tuple[bytes, bytes]]) -> str:

@@ -19,11 +19,26 @@ DEADLINES = f"{PREFIX}:deadlines"
 """Sorted set: request id scored by the epoch second it expires."""
 
 AUDIT = f"{PREFIX}:audit"
-"""Stream: one entry per transition."""
-AUDIT_MAXLEN = 1_000_000
-"""Approximate cap on the audit stream (XADD MAXLEN ~)."""
+"""Stream: one entry per transition, hash-chained (``approvals.audit``)."""
 AUDIT_HEAD = f"{PREFIX}:audit:head"
 """The hash of the newest audit entry: the end of the chain, to compare with."""
+AUDIT_ANCHOR = f"{PREFIX}:audit:anchor"
+"""The ``prev`` the oldest kept entry must have: ``""`` while the genesis is
+kept, else the hash of the last entry a trim removed. Written with the genesis,
+so a log whose head and entries were deleted is not taken for a new one."""
+AUDIT_MAXLEN = 1_000_000
+"""Entries the audit stream keeps; past it, the oldest are trimmed, and the trim is chained."""
+AUDIT_CAP = f"{PREFIX}:audit:cap"
+"""Optional: a smaller cap than ``AUDIT_MAXLEN`` (tests; a deployment that keeps less)."""
+AUDIT_TRIM_BATCH = 100
+"""Entries a trim removes beyond the cap, so one ``trimmed`` entry covers about this many."""
+AUDIT_TRIM_MAX = 1000
+"""At most this many entries per trim: a lowered cap is reached over several writes, never in one long script."""
+AUDIT_GENESIS = "genesis"
+AUDIT_TRIMMED = "trimmed"
+AUDIT_HEAD_LOST = "head_lost"
+"""Events the chain writes about itself: its first entry; a trim (what it removed);
+an entry written when the head was missing although the log was not new."""
 
 PENDING = f"{PREFIX}:pending"
 """Sorted set: ids of pending requests by creation time (``/approvals``, App Home)."""
@@ -103,3 +118,17 @@ ESCALATION_MARK = ":esc:"
 
 def escalation_member(request_id: str, step: int) -> str:
     return f"{request_id}{ESCALATION_MARK}{step}"
+
+
+SIGNED_REQUEST_PREFIX = f"{PREFIX}:signed:"
+"""+ a request's ``X-Slack-Signature``: a signed HTTP request a worker already took.
+
+Slack's signature covers the timestamp and the raw body, so the signature
+names one request exactly; remembering it for as long as it verifies makes
+a replay (same headers, same body) change nothing, on every worker."""
+SIGNED_REQUEST_SKEW = 60
+"""Seconds a signature is remembered past the end of its validity, for clock skew between workers."""
+
+
+def signed_request(signature: str) -> str:
+    return SIGNED_REQUEST_PREFIX + signature

@@ -42,6 +42,11 @@ POLICY_ACTOR = "policy"
 """``decided_by`` of requests the team policy allowed or denied without asking."""
 
 
+def is_group(target: str) -> bool:
+    """A Slack user group id (``S…``), as opposed to a user."""
+    return target.startswith("S")
+
+
 def request_id_for(tool_use_id: str | None) -> str:
     """The request id for a tool call.
 
@@ -52,6 +57,13 @@ def request_id_for(tool_use_id: str | None) -> str:
     if not tool_use_id:
         return secrets.token_hex(12)
     return hashlib.sha256(tool_use_id.encode()).hexdigest()[:24]
+
+
+def mismatch_id(request_id: str, tool_name: str, tool_input: dict[str, Any]) -> str:
+    """The request id of a call that reuses another call's ``tool_use_id`` with
+    another tool or input: its own request, never the first one's decision."""
+    seed = f"{request_id}\n{tool_name}\n{input_hash(tool_input)}"
+    return hashlib.sha256(seed.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
 def to_json(value: Any) -> str:
@@ -91,6 +103,9 @@ class NewRequest:
     """Dollars, from the agent's cost estimator; None when it gave none."""
     mode: Mode = Mode.WAIT
     """The agent's choice; a policy rule's ``mode`` overrides it."""
+    resolved: dict[str, str] = field(default_factory=dict)
+    """Path fields of the input (``file_path``…) resolved on the agent's host
+    (symlinks, ``..``): where the call really reads or writes."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +155,8 @@ class ApprovalRequest:
     posted_channel: str = ""
     ts: str = ""
     """Slack message timestamp once posted."""
+    post_started: float = 0
+    """When a worker first began posting it (0: never); a message may exist before ``ts`` is recorded."""
     decided_by: str = ""
     decided_by_name: str = ""
     decided_at: float = 0
@@ -151,6 +168,8 @@ class ApprovalRequest:
     cost: float | None = None
     mode: Mode = Mode.WAIT
     """The agent's mode, replaced by the rule's when the policy sets one."""
+    resolved: dict[str, str] = field(default_factory=dict)
+    """Path fields resolved on the agent's host (see ``NewRequest.resolved``)."""
 
     # What the team policy decided (set by the worker that posts it).
     routed: bool = False
@@ -162,6 +181,8 @@ class ApprovalRequest:
     allow_self: bool = False
     timeout_at: float = 0
     """When the team's timeout falls due (0: none); the agent's ``deadline`` still caps it."""
+    rule_timeout: float = 0
+    """The rule's ``timeout`` in seconds (0: none), as routed."""
     on_timeout: str = "deny"
     escalation: list[dict[str, Any]] = field(default_factory=list)
     """Steps ``{"after": seconds, "approvers": [...]}`` in order."""
@@ -221,6 +242,7 @@ class ApprovalRequest:
             deadline=float(raw.get("deadline") or 0),
             posted_channel=raw.get("posted_channel", ""),
             ts=raw.get("ts", ""),
+            post_started=float(raw.get("post_started") or 0),
             decided_by=raw.get("decided_by", ""),
             decided_by_name=raw.get("decided_by_name", ""),
             decided_at=float(raw.get("decided_at") or 0),
@@ -230,6 +252,7 @@ class ApprovalRequest:
             always=raw.get("always") == "1",
             cost=_number(raw.get("cost")),
             mode=Mode(raw.get("mode") or Mode.WAIT),
+            resolved=json.loads(raw.get("resolved") or "{}"),
             routed=raw.get("routed") == "1",
             rule=raw.get("rule", ""),
             approvers=tuple(raw.get("approvers", "").split()),
@@ -237,6 +260,7 @@ class ApprovalRequest:
             required=int(raw.get("required") or 1),
             allow_self=raw.get("allow_self") == "1",
             timeout_at=float(raw.get("timeout_at") or 0),
+            rule_timeout=float(raw.get("timeout") or 0),
             on_timeout=raw.get("on_timeout") or "deny",
             escalation=json.loads(raw.get("escalation") or "[]"),
             escalated=tuple(sorted({int(i) for i in raw.get("escalated", "").split()})),
@@ -301,6 +325,10 @@ class Refusal(StrEnum):
     """Approved twice: each person counts once."""
     UNKNOWN_GROUPS = "unknown_groups"
     """An approver group's membership is not cached; refresh it and try again."""
+    NO_ALWAYS = "no_always"
+    """Always allow on a request that needs more than one approval."""
+    INVALID = "invalid"
+    """The request's stored cost cannot be counted against its budget: it can only be denied."""
 
 
 @dataclass(frozen=True)

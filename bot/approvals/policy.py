@@ -51,6 +51,8 @@ from pydantic import (
     model_validator,
 )
 
+from .. import text
+from . import bounds
 from .model import Mode
 from .rules import path_glob
 
@@ -70,13 +72,14 @@ def parse_duration(value: Any) -> float:
         seconds = float(days * 86400 + hours * 3600 + minutes * 60 + secs)
     else:
         raise ValueError("expected a duration such as 30s, 15m, 2h or 1d")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
+    return bounds.seconds(seconds, "a duration")
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
-"""Seconds, written as a number or as ``30s`` / ``15m`` / ``2h`` / ``1d``."""
+"""Seconds, written as a number or as ``30s`` / ``15m`` / ``2h`` / ``1d``; finite, at most a year."""
+
+Dollars = Annotated[float, Field(ge=0, le=bounds.MAX_DOLLARS, allow_inf_nan=False)]
+"""A cost or budget: finite, not negative, at most ``bounds.MAX_DOLLARS``."""
 
 def _slack_id(pattern: str, what: str) -> AfterValidator:
     def check(value: str) -> str:
@@ -92,10 +95,8 @@ SlackTarget = Annotated[str, _slack_id(r"[UWS][A-Z0-9]{2,}", "a Slack user id (U
 
 ChannelId = Annotated[str, _slack_id(r"[CGD][A-Z0-9]{2,}", "a Slack channel id (C…)")]
 
-
-def is_group(target: str) -> bool:
-    """A user group id (``S…``), as opposed to a user."""
-    return target.startswith("S")
+TeamId = Annotated[str, _slack_id(r"[TE][A-Z0-9]{2,}", "a Slack workspace id (T…) or organisation id (E…)")]
+"""A workspace (``T…``) or an Enterprise Grid organisation (``E…``)."""
 
 
 class Action(StrEnum):
@@ -136,7 +137,7 @@ class Rule(_Strict):
     """Glob on ``file_path`` (``*`` stays in one directory, ``**`` crosses them)."""
     input: dict[str, re.Pattern[str]] = Field(default_factory=dict)
     """Regex searched in any other input field (non-strings as JSON)."""
-    when_cost_over: float | None = Field(default=None, ge=0)
+    when_cost_over: Dollars | None = None
     """Only requests whose cost is known and above this many dollars."""
 
     # -- what it does -----------------------------------------------------
@@ -158,11 +159,11 @@ class Rule(_Strict):
     once decided); ``wait`` keeps it waiting. Unset: the agent's own choice."""
 
     # -- what it costs ----------------------------------------------------
-    cost: float | None = Field(default=None, ge=0)
+    cost: Dollars | None = None
     """Dollars per call, when the agent gives no estimate."""
     cost_field: str | None = None
     """Input field holding the call's cost in dollars."""
-    daily_budget: float | None = Field(default=None, gt=0)
+    daily_budget: Dollars | None = Field(default=None, gt=0)
 
     @field_validator("tool")
     @classmethod
@@ -202,18 +203,24 @@ class Rule(_Strict):
         return True
 
     def cost_of(self, tool_input: dict[str, Any], estimate: float | None) -> float | None:
-        """The agent's estimate, else the input's ``cost_field``, else the rule's flat ``cost``."""
+        """The agent's estimate, else the input's ``cost_field``, else the rule's flat ``cost``.
+
+        Raises ``bounds.OutOfRange`` for a cost that is there but unusable
+        (``1e999``, ``"nan"``, negative, absurdly large): treating it as
+        unknown would let the call slip past the rules that route by cost.
+        """
         if estimate is not None:
-            return estimate
-        if self.cost_field is not None:
-            value = tool_input.get(self.cost_field)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-                return float(value)
+            return bounds.dollars(estimate, "the agent's cost estimate")
+        if self.cost_field is not None and self.cost_field in tool_input:
+            value = tool_input[self.cost_field]
+            what = f"the input's {self.cost_field}"
             if isinstance(value, str):
                 try:
-                    return max(0.0, float(value))
+                    value = float(value)
                 except ValueError:
-                    pass
+                    raise bounds.OutOfRange(f"{what} is not a number of dollars") from None
+            if value is not None:
+                return bounds.dollars(value, what)
         return self.cost
 
 
@@ -253,6 +260,13 @@ class Policy(_Strict):
     """Time zone the daily budgets reset in (IANA name)."""
     rules: list[Rule] = Field(default_factory=list)
     default: _DefaultRule = Field(default_factory=_DefaultRule)
+    admins: list[SlackTarget] = Field(default_factory=list)
+    """Users and groups who may remove any team allow-list rule (besides each route's approvers)."""
+    trusted_teams: list[TeamId] = Field(default_factory=list)
+    """Other workspaces (``T…``) or Enterprise Grid organisations (``E…``) whose people may act:
+    click, submit, run ``/approvals``, be heard in threads. Without them, only people of the
+    workspace (or organisation) the bot is installed in may; in a Slack Connect channel people
+    from elsewhere can see the buttons, and are refused."""
 
     @field_validator("timezone")
     @classmethod
@@ -271,13 +285,59 @@ class Policy(_Strict):
         """The budget day ``now`` falls in, in the policy's time zone."""
         return dt.datetime.fromtimestamp(now, self.zone).date().isoformat()
 
-    def route(self, tool_name: str, tool_input: dict[str, Any], estimate: float | None = None) -> Route:
-        """The first rule that matches, else the default."""
-        for index, rule in enumerate(self.rules):
-            cost = rule.cost_of(tool_input, estimate)
-            if rule.matches(tool_name, tool_input, cost):
-                return _route(rule.name or f"rules[{index}]", rule, cost)
-        return _route(self.default.name or "default", self.default, self.default.cost_of(tool_input, estimate))
+    def route(
+        self,
+        tool_name: str,
+        tool_input: dict[str, Any],
+        estimate: float | None = None,
+        *,
+        resolved: dict[str, str] | None = None,
+    ) -> Route:
+        """The first rule that matches, else the default.
+
+        ``resolved`` holds path fields as the agent's host resolved them
+        (symlinks, ``..``). The call is routed by the path as written and by
+        where it leads: a deny for either denies, it is allowed only if both
+        are, and otherwise asked on the route of the real target (or of the
+        written path, when only that one asks).
+        """
+        written = self._first(tool_name, tool_input, estimate)
+        real_input = {**tool_input, **resolved} if resolved else tool_input
+        if real_input == tool_input:
+            return written
+        real = self._first(tool_name, real_input, estimate)
+        for route in (real, written):
+            if route.action is Action.DENY:
+                return route
+        if real.action is Action.ASK or written.action is not Action.ASK:
+            return real
+        return written
+
+    def _first(self, tool_name: str, tool_input: dict[str, Any], estimate: float | None) -> Route:
+        named = [(rule.name or f"rules[{index}]", rule) for index, rule in enumerate(self.rules)]
+        for name, rule in [*named, (self.default.name or "default", self.default)]:
+            try:
+                cost = rule.cost_of(tool_input, estimate)
+            except bounds.OutOfRange as exc:
+                # A call whose price cannot be read is not routed around the
+                # cost rules as if it were free: it is denied.
+                return Route(rule=name, action=Action.DENY, message=text.unpriced(str(exc)))
+            if rule is self.default or rule.matches(tool_name, tool_input, cost):
+                return _route(name, rule, cost)
+        raise AssertionError("the default always matches")
+
+    def rule_managers(self, route: str) -> tuple[str, ...] | None:
+        """Who may remove a team allow-list rule granted on ``route``: the
+        admins and the route's approvers; None when anyone may (the route
+        lets anyone approve). A route no longer in the policy leaves the admins."""
+        named = {rule.name or f"rules[{i}]": rule for i, rule in enumerate(self.rules)}
+        default = self.default.name or "default"
+        named.setdefault(default, self.default)
+        rule = named.get(route or default)  # rules from before routes were recorded: the default's
+        if rule is not None and rule.action is Action.ASK and not rule.approvers:
+            return None
+        approvers = tuple(rule.approvers) if rule is not None else ()
+        return tuple(dict.fromkeys((*self.admins, *approvers)))
 
     @classmethod
     def load(cls, path: str | Path) -> Policy:

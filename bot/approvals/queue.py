@@ -93,5 +93,12 @@ class JobQueue:
 
 
 def _job(entry_id: bytes | str, fields: dict[bytes | str, bytes | str], deliveries: int = 1) -> Job:
-    decoded = {text(k): text(v) for k, v in fields.items()}
+    # Leniently: one entry that is not UTF-8 (anything with REDIS_URL can add
+    # one) must not fail the whole read, over and over on every re-claim. It
+    # decodes to a kind no worker knows, and is dropped.
+    decoded = {_lenient(k): _lenient(v) for k, v in fields.items()}
     return Job(entry_id=text(entry_id), kind=decoded.get("kind", ""), fields=decoded, deliveries=deliveries)
+
+
+def _lenient(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value

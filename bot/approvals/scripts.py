@@ -19,21 +19,101 @@ from . import keys
 # entries serialise alike): changing or removing an entry breaks the chain.
 # SHA-1 because it is the only digest Redis gives scripts (redis.sha1hex).
 _PRELUDE = r"""
-local function chain(fields)
-  local prev = redis.call('GET', KEYS[5]) or ''
-  local parts = {}
-  for i = 1, #fields do
-    local value = tostring(fields[i])
-    fields[i] = value
-    parts[i] = #value .. ':' .. value
+-- The audit chain (see approvals/audit.py). The start of the chain is
+-- explicit: the first entry ever written is a genesis (prev ''), and the
+-- oldest entries only ever leave in a trim that is itself an entry of the
+-- chain and moves the anchor (the prev the oldest kept entry must have).
+-- Field names 'prev' and 'hash' are the chain's own: never hashed.
+local function audit_value(list, name)
+  for i = 1, #list - 1, 2 do
+    if list[i] == name then return list[i + 1] end
   end
-  local hash = redis.sha1hex(prev .. '|' .. table.concat(parts))
+  return nil
+end
+
+local function audit_hash(prev, list)
+  local parts = {}
+  for i = 1, #list - 1, 2 do
+    local name, value = list[i], list[i + 1]
+    if name ~= 'prev' and name ~= 'hash' then
+      parts[#parts + 1] = #name .. ':' .. name .. #value .. ':' .. value
+    end
+  end
+  return redis.sha1hex(prev .. '|' .. table.concat(parts))
+end
+
+local function audit_link(fields)
+  for i = 1, #fields do fields[i] = tostring(fields[i]) end
+  local prev = redis.call('GET', KEYS[5]) or ''
+  local hash = audit_hash(prev, fields)
   fields[#fields + 1] = 'prev'
   fields[#fields + 1] = prev
   fields[#fields + 1] = 'hash'
   fields[#fields + 1] = hash
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', '${audit_maxlen}', '*', unpack(fields))
+  redis.call('XADD', KEYS[4], '*', unpack(fields))
   redis.call('SET', KEYS[5], hash)
+end
+
+-- Whether entries (an XRANGE reply from the oldest) start where the anchor
+-- says, each following the one before, none changed.
+local function audit_intact(entries, anchor)
+  local prev = anchor
+  for i, entry in ipairs(entries) do
+    local list = entry[2]
+    if audit_value(list, 'prev') ~= prev then return false end
+    if i == 1 and prev == '' and audit_value(list, 'event') ~= '${audit_genesis}' then return false end
+    if audit_hash(prev, list) ~= audit_value(list, 'hash') then return false end
+    prev = audit_value(list, 'hash')
+  end
+  return true
+end
+
+-- Past the cap the oldest entries go, a batch at a time, with a 'trimmed'
+-- entry naming them, and the anchor moves to the last one's hash. Only
+-- intact entries are trimmed: a trim never erases the evidence of a removed
+-- or changed entry (verification keeps failing until someone looks).
+local function audit_trim(now)
+  -- pcall: a cap or anchor of the wrong type must not fail the transition
+  -- this entry belongs to (a script is not rolled back).
+  local raw = redis.pcall('GET', '${audit_cap}')
+  local cap = type(raw) == 'string' and tonumber(raw) or nil
+  if not cap or cap ~= cap or cap < 1 or cap > ${audit_maxlen} then cap = ${audit_maxlen} end
+  cap = math.floor(cap)
+  local length = redis.call('XLEN', KEYS[4])
+  if length <= cap then return end
+  local count = math.min(length - cap + math.min(${audit_trim_batch}, math.floor(cap / 2)),
+    ${audit_trim_max}, length - 1)
+  local oldest = redis.call('XRANGE', KEYS[4], '-', '+', 'COUNT', count + 1)
+  local anchor = redis.pcall('GET', '${audit_anchor}')
+  if type(anchor) ~= 'string' or not audit_intact(oldest, anchor) then return end
+  local kept = oldest[count + 1]
+  local last_hash = audit_value(kept[2], 'prev')
+  redis.call('XTRIM', KEYS[4], 'MINID', kept[1])
+  redis.call('SET', '${audit_anchor}', last_hash)
+  audit_link({'event', '${audit_trimmed}', 'request', '', 'actor', 'system', 'at', now,
+    'removed', count, 'first_id', oldest[1][1], 'last_id', oldest[count][1],
+    'last_hash', last_hash, 'kept_from', kept[1], 'cap', cap})
+end
+
+-- Appends one entry (field/value list) to the audit stream KEYS[4] after
+-- the head KEYS[5]: a genesis first if the log is new, then a trim if the
+-- stream is over its cap.
+local function chain(fields)
+  local now = tostring(audit_value(fields, 'at') or '')
+  if redis.call('EXISTS', KEYS[5]) == 0 then
+    if redis.call('EXISTS', '${audit_anchor}') == 0 and redis.call('XLEN', KEYS[4]) == 0 then
+      audit_link({'event', '${audit_genesis}', 'request', '', 'actor', 'system', 'at', now})
+      redis.call('SET', '${audit_anchor}', '')
+    else
+      -- The head is gone but the log is not new: say so in the chain (this
+      -- entry's link fails verification) instead of passing for a genesis.
+      local last = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1)[1]
+      audit_link({'event', '${audit_head_lost}', 'request', '', 'actor', 'system', 'at', now,
+        'last_id', last and last[1] or ''})
+    end
+  end
+  audit_link(fields)
+  audit_trim(now)
 end
 
 -- An entry about the request in KEYS[1] (id ARGV[1]): who, when, its input
@@ -87,15 +167,82 @@ local function add_approvers(targets)
   redis.call('HSET', KEYS[1], 'approvers', table.concat(current, ' '))
 end
 
+-- A number a script may store or add: not nil, not nan, not infinite.
+local function finite(x)
+  return x ~= nil and x == x and x ~= math.huge and x ~= -math.huge
+end
+
+-- The escalation steps of KEYS[1]; nil when they cannot be read (so a
+-- caller decides before its first write, instead of failing after it).
 local function steps()
   local raw = redis.call('HGET', KEYS[1], 'escalation')
   if not raw or raw == '' then return {} end
-  return cjson.decode(raw)
+  local ok, decoded = pcall(cjson.decode, raw)
+  if not ok or type(decoded) ~= 'table' then return nil end
+  for _, step in ipairs(decoded) do
+    if type(step) ~= 'table' or not finite(tonumber(step['after'])) or type(step['approvers']) ~= 'table' then
+      return nil
+    end
+  end
+  return decoded
+end
+
+-- What approving KEYS[1] adds to its route's spend counter for ``day``:
+-- key and amount, nothing (no cost or no route), or nil and a problem.
+local function spend_plan(day)
+  local r = redis.call('HMGET', KEYS[1], 'cost', 'spend_key')
+  if not r[1] or r[1] == '' or not r[2] or r[2] == '' then return false end
+  local cost = tonumber(r[1])
+  if not finite(cost) or cost < 0 then return nil, 'cost' end
+  local key = r[2] .. ':' .. day
+  local spent = tonumber(redis.call('GET', key) or '0')
+  if not finite(spent) or not finite(spent + cost) then return nil, 'spend' end
+  return {key, r[1]}
+end
+
+-- Whether approving KEYS[1] keeps its route within its daily budget.
+local function within_budget(day)
+  local budget = tonumber(redis.call('HGET', KEYS[1], 'budget') or '')
+  if not budget then return true end
+  local plan = spend_plan(day)
+  if plan == nil then return false end
+  if not plan then return true end
+  return tonumber(redis.call('GET', plan[1]) or '0') + tonumber(plan[2]) <= budget
+end
+
+-- Ends the pending request KEYS[1] (id ARGV[1]) as ``new``: the decision's
+-- fields, the spend of an approval, its deadlines dropped, its retention
+-- started, the workers told to update Slack, the audit entry, the wake-up.
+-- Callers check everything that can fail first: after the first write here
+-- nothing can (Redis does not roll a failed script back).
+local function finish(new, actor, name, reason, updated, always, spend, event, now, ...)
+  redis.call('HSET', KEYS[1], 'state', new, 'decided_by', actor,
+    'decided_by_name', name, 'decided_at', now, 'reason', reason)
+  if updated ~= '' then redis.call('HSET', KEYS[1], 'updated_input', updated) end
+  if always ~= '' then redis.call('HSET', KEYS[1], 'always', always) end
+  if spend then
+    redis.call('INCRBYFLOAT', spend[1], spend[2])
+    redis.call('EXPIRE', spend[1], 8 * 86400)
+  end
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  for i = 1, #(steps() or {}) do redis.call('ZREM', KEYS[2], ARGV[1] .. ':esc:' .. (i - 1)) end
+  redis.call('ZREM', KEYS[7], ARGV[1])
+  redis.call('EXPIRE', KEYS[1], '${retention}')
+  redis.call('XADD', KEYS[3], '*', 'kind', 'update', 'id', ARGV[1])
+  audit(event, actor, now, 'reason', reason, ...)
+  redis.call('PUBLISH', '${decisions}', ARGV[1])
 end
 """
 
 _CONSTANTS = {
     "audit_maxlen": keys.AUDIT_MAXLEN,
+    "audit_anchor": keys.AUDIT_ANCHOR,
+    "audit_cap": keys.AUDIT_CAP,
+    "audit_trim_batch": keys.AUDIT_TRIM_BATCH,
+    "audit_trim_max": keys.AUDIT_TRIM_MAX,
+    "audit_genesis": keys.AUDIT_GENESIS,
+    "audit_trimmed": keys.AUDIT_TRIMMED,
+    "audit_head_lost": keys.AUDIT_HEAD_LOST,
     "group_prefix": keys.USERGROUP_PREFIX,
     "thread_prefix": keys.THREAD_PREFIX,
     "retention": keys.RETENTION_SECONDS,
@@ -107,17 +254,29 @@ def _script(body: str) -> str:
     return Template(_PRELUDE + body).substitute(_CONSTANTS)
 
 
-# ARGV: id, now, deadline, actor, field, value, ...
+# ARGV: id, now, deadline, actor, tool_name, input_hash, field, value, ...
+# Results: {'created'}; {'exists', field, value, ...} (the same call asked
+# again); {'mismatch'} (this id holds another tool or input: audited, nothing
+# else changes); {'invalid', what}.
 CREATE = _script("""
+local deadline = tonumber(ARGV[3])
+if not finite(deadline) then return {'invalid', 'deadline'} end
 if redis.call('EXISTS', KEYS[1]) == 1 then
+  local r = redis.call('HMGET', KEYS[1], 'tool_name', 'input_hash')
+  if r[1] ~= ARGV[5] or r[2] ~= ARGV[6] then
+    -- Same tool_use_id, another call: what people saw (and decided) was
+    -- not this. Record it against the request they saw.
+    audit('input_mismatch', ARGV[4], ARGV[2], 'tool', ARGV[5], 'asked_input_hash', ARGV[6])
+    return {'mismatch'}
+  end
   local existing = redis.call('HGETALL', KEYS[1])
   table.insert(existing, 1, 'exists')
   return existing
 end
 local fields = {}
-for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
-if tonumber(ARGV[3]) > 0 then
+if deadline > 0 then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 end
 redis.call('ZADD', KEYS[7], ARGV[2], ARGV[1])
@@ -127,23 +286,86 @@ return {'created'}
 """)
 
 # ARGV: id, now, rule, channel, approvers, mention, required, allow_self,
-#       timeout, on_timeout, escalation JSON, cost, budget, spend_key, mode
+#       timeout, on_timeout, escalation JSON, cost, budget, spend_key, mode,
+#       action, message, day, team candidates JSON ([{rule, by}, ...])
 # Stores what the policy decided, once (a re-claimed post job keeps the first
-# route), and starts the rule's timeout, capped by the agent's own deadline.
-# Publishes like a decision does: a gate hook waits for the route to learn
-# whether to defer.
+# route), and in the same step applies it: ``allow`` and ``deny`` end the
+# request at once, and a team allow-list rule ends it only where the person
+# who granted it could have approved it alone (one approval needed, an
+# approver of this route, not the requester unless self-approval is allowed,
+# within the budget). So no retry can ever post a call the policy decided.
+# Otherwise the rule's timeout starts, capped by the agent's own deadline.
+# Publishes in every case: a gate hook waits for the route to learn whether
+# to defer.
+# Results: {'missing'}; {'already', state}; {'routed', state}; {'invalid', what}.
 ROUTE = _script("""
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
 if redis.call('HGET', KEYS[1], 'routed') == '1' then return {'already', state} end
+local now, action, day = tonumber(ARGV[2]), ARGV[16], ARGV[18]
+local timeout = tonumber(ARGV[9])
+if not finite(now) or not finite(timeout) or timeout < 0 then return {'invalid', 'timeout'} end
+for i, field in pairs({[12] = 'cost', [13] = 'budget'}) do
+  if ARGV[i] ~= '' and not finite(tonumber(ARGV[i])) then return {'invalid', field} end
+end
+local ok, escalation = pcall(cjson.decode, ARGV[11])
+if not ok or type(escalation) ~= 'table' then return {'invalid', 'escalation'} end
+for _, step in ipairs(escalation) do
+  if type(step) ~= 'table' or not finite(tonumber(step['after'])) then return {'invalid', 'escalation'} end
+end
+local ok2, candidates = pcall(cjson.decode, ARGV[19])
+if not ok2 or type(candidates) ~= 'table' then return {'invalid', 'candidates'} end
+for _, c in ipairs(candidates) do
+  if type(c) ~= 'table' or type(c['by']) ~= 'string' or type(c['rule']) ~= 'string' then
+    return {'invalid', 'candidates'}
+  end
+end
+local message = ARGV[17]
 redis.call('HSET', KEYS[1], 'routed', '1', 'rule', ARGV[3], 'approvers', ARGV[5], 'mention', ARGV[6],
   'required', ARGV[7], 'allow_self', ARGV[8], 'timeout', ARGV[9], 'on_timeout', ARGV[10],
   'escalation', ARGV[11], 'cost', ARGV[12], 'budget', ARGV[13], 'spend_key', ARGV[14])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'channel', ARGV[4]) end
 if ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'mode', ARGV[15]) end
-local timeout = tonumber(ARGV[9]) or 0
+if state == 'pending' and action == 'ask' and #candidates > 0 then
+  -- Written now so may_decide and the budget see this route.
+  local declined = {}
+  for _, c in ipairs(candidates) do
+    local why = 'ok'
+    if (tonumber(ARGV[7]) or 1) > 1 then why = 'needs ' .. ARGV[7] .. ' approvals'
+    else
+      local verdict = may_decide(KEYS[1], c['by'], true)
+      if verdict[1] ~= 'ok' then why = verdict[1]
+      elseif not within_budget(day) then why = 'over_budget' end
+    end
+    if why == 'ok' then
+      action = 'team'
+      message = 'team allow-list ' .. c['rule'] .. ' (granted by ' .. c['by'] .. ')'
+      break
+    end
+    declined[#declined + 1] = c['rule'] .. ' by ' .. c['by'] .. ': ' .. why
+  end
+  if action == 'ask' then
+    audit('team_rule_not_applied', 'policy', ARGV[2], 'rule', ARGV[3], 'declined', table.concat(declined, '; '))
+  end
+end
+if state == 'pending' and action ~= 'ask' then
+  local spend = false
+  local new, event = 'denied', 'auto_denied'
+  if action ~= 'deny' then
+    local problem
+    spend, problem = spend_plan(day)
+    if spend == nil then
+      new, message = 'denied', 'the stored cost cannot be added to the budget (' .. problem .. ')'
+      spend = false
+    else
+      new, event = 'approved', 'auto_allowed'
+    end
+  end
+  finish(new, 'policy', '', message, '', '', spend, event, ARGV[2], 'rule', ARGV[3])
+  return {'routed', new}
+end
 if state == 'pending' and timeout > 0 then
-  local due = tonumber(ARGV[2]) + timeout
+  local due = now + timeout
   local ceiling = tonumber(redis.call('HGET', KEYS[1], 'deadline') or '0') or 0
   if ceiling > 0 and ceiling < due then due = ceiling end
   redis.call('HSET', KEYS[1], 'timeout_at', tostring(due))
@@ -151,6 +373,16 @@ if state == 'pending' and timeout > 0 then
 end
 redis.call('PUBLISH', '${decisions}', ARGV[1])
 return {'routed', state}
+""")
+
+# ARGV: id, now
+# A worker is about to post the request: remember when (the first attempt's
+# time is kept), so a retry can look for a message that reached Slack but was
+# never recorded. Never creates a request that is gone.
+START_POST = _script("""
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
+redis.call('HSETNX', KEYS[1], 'post_started', ARGV[2])
+return {'ok'}
 """)
 
 # ARGV: id, channel, ts, now
@@ -161,12 +393,13 @@ MARK_POSTED = _script("""
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 if redis.call('HGET', KEYS[1], 'ts') then return {'already'} end
 local now = tonumber(ARGV[4])
+local escalation = steps() or {}  -- unreadable steps are never fired (ROUTE refuses them)
 redis.call('HSET', KEYS[1], 'posted_channel', ARGV[2], 'ts', ARGV[3])
 local state = redis.call('HGET', KEYS[1], 'state')
 local retention = tonumber('${retention}')
 redis.call('SET', '${thread_prefix}' .. ARGV[2] .. ':' .. ARGV[3], ARGV[1], 'EX', retention)
 if state == 'pending' then
-  for i, step in ipairs(steps()) do
+  for i, step in ipairs(escalation) do
     redis.call('ZADD', KEYS[2], now + tonumber(step['after']), ARGV[1] .. ':esc:' .. (i - 1))
   end
 end
@@ -178,36 +411,48 @@ return {'ok', state}
 # ARGV: id, new_state, actor, actor_name, reason, updated_input, now,
 #       audit_event, always, day, check, expected_revision
 # With check = '1' (a person deciding) the approver rules apply first, and an
-# approval is a vote until ``required`` distinct approvers agree. An edit
-# (updated_input) resets earlier votes and counts as the editor's.
+# approval is a vote until ``required`` distinct approvers agree. A person's
+# approval names the revision they saw, edits included: a replayed or
+# outdated click or form is refused. An edit (updated_input) resets earlier
+# votes and counts as the editor's.
+# Results: {'missing'}, {'lost'}, {'won'}, {'vote', count, required},
+# {'stale'}, {'voted'}, {'self'}, {'not_approver'}, {'unknown_groups', S…},
+# {'no_always'} (Always allow where more than one approval is needed),
+# {'invalid', what} (the stored cost cannot be counted: nothing changes).
 DECIDE = _script("""
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
 if state ~= 'pending' then return {'lost'} end
-local new, actor, now = ARGV[2], ARGV[3], ARGV[7]
-local event = ARGV[8]
-if ARGV[11] == '1' then
-  local approving = new == 'approved'
+local new, actor, name, reason, updated, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local event, always, day, check, expected = ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local approving = new == 'approved'
+local spend = false
+if approving then
+  local problem
+  spend, problem = spend_plan(day)
+  if spend == nil then return {'invalid', problem} end
+end
+local required = tonumber(redis.call('HGET', KEYS[1], 'required') or '1') or 1
+if check == '1' then
   local verdict = may_decide(KEYS[1], actor, approving)
   if verdict[1] ~= 'ok' then return verdict end
   if approving then
-    if ARGV[6] ~= '' then
+    if expected == '' or expected ~= (redis.call('HGET', KEYS[1], 'revision') or '0') then return {'stale'} end
+    if always ~= '' and required > 1 then return {'no_always'} end
+    if updated == '' and redis.call('HEXISTS', KEYS[6], actor) == 1 then return {'voted'} end
+    -- Every check passed: from here on nothing can fail.
+    if updated ~= '' then
       redis.call('DEL', KEYS[6])
-      redis.call('HSET', KEYS[1], 'updated_input', ARGV[6])
+      redis.call('HSET', KEYS[1], 'updated_input', updated)
       redis.call('HINCRBY', KEYS[1], 'revision', 1)
-    else
-      local revision = redis.call('HGET', KEYS[1], 'revision') or '0'
-      if ARGV[12] ~= '' and ARGV[12] ~= revision then return {'stale'} end
-      if redis.call('HEXISTS', KEYS[6], actor) == 1 then return {'voted'} end
     end
-    local required = tonumber(redis.call('HGET', KEYS[1], 'required') or '1') or 1
     if required > 1 then
-      redis.call('HSET', KEYS[6], actor, now .. ' ' .. ARGV[4])
+      redis.call('HSET', KEYS[6], actor, now .. ' ' .. name)
       redis.call('EXPIRE', KEYS[6], '${retention}')
       local count = redis.call('HLEN', KEYS[6])
       if count < required then
         redis.call('XADD', KEYS[3], '*', 'kind', 'update', 'id', ARGV[1])
-        audit(ARGV[6] ~= '' and 'modified_vote' or 'vote', actor, now, 'votes', count .. '/' .. required)
+        audit(updated ~= '' and 'modified_vote' or 'vote', actor, now, 'votes', count .. '/' .. required)
         return {'vote', tostring(count), tostring(required)}
       end
       -- The last vote approves what is now proposed, edited or not.
@@ -215,25 +460,7 @@ if ARGV[11] == '1' then
     end
   end
 end
-redis.call('HSET', KEYS[1], 'state', new, 'decided_by', actor,
-  'decided_by_name', ARGV[4], 'decided_at', now, 'reason', ARGV[5])
-if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'updated_input', ARGV[6]) end
-if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'always', ARGV[9]) end
-if new == 'approved' then
-  local r = redis.call('HMGET', KEYS[1], 'cost', 'spend_key')
-  if r[1] and r[1] ~= '' and r[2] and r[2] ~= '' then
-    local spend = r[2] .. ':' .. ARGV[10]
-    redis.call('INCRBYFLOAT', spend, r[1])
-    redis.call('EXPIRE', spend, 8 * 86400)
-  end
-end
-redis.call('ZREM', KEYS[2], ARGV[1])
-for i = 1, #steps() do redis.call('ZREM', KEYS[2], ARGV[1] .. ':esc:' .. (i - 1)) end
-redis.call('ZREM', KEYS[7], ARGV[1])
-redis.call('EXPIRE', KEYS[1], '${retention}')
-redis.call('XADD', KEYS[3], '*', 'kind', 'update', 'id', ARGV[1])
-audit(event, actor, now, 'reason', ARGV[5])
-redis.call('PUBLISH', '${decisions}', ARGV[1])
+finish(new, actor, name, reason, updated, always, spend, event, now)
 return {'won'}
 """)
 
@@ -242,7 +469,7 @@ return {'won'}
 ESCALATE = _script("""
 if redis.call('ZREM', KEYS[2], ARGV[2]) == 0 then return {'taken'} end
 if redis.call('HGET', KEYS[1], 'state') ~= 'pending' then return {'ended'} end
-local step = steps()[tonumber(ARGV[4]) + 1]
+local step = (steps() or {})[tonumber(ARGV[4]) + 1]
 if not step then return {'ended'} end
 add_approvers(step['approvers'])
 redis.call('HSET', KEYS[1], 'escalated',
@@ -267,9 +494,10 @@ if r[1] ~= 'pending' then
   return {'ended'}
 end
 local ceiling = tonumber(r[4] or '0') or 0
-if r[2] ~= 'escalate' or r[3] == '1' or (ceiling > 0 and now >= ceiling) then return {'expire'} end
+local escalation = steps()
+if r[2] ~= 'escalate' or r[3] == '1' or (ceiling > 0 and now >= ceiling) or not escalation then return {'expire'} end
 local fired, targets = {}, {}
-for i, step in ipairs(steps()) do
+for i, step in ipairs(escalation) do
   if redis.call('ZREM', KEYS[2], ARGV[1] .. ':esc:' .. (i - 1)) == 1 then
     fired[#fired + 1] = tostring(i - 1)
     for _, t in ipairs(step['approvers']) do targets[#targets + 1] = t end
@@ -301,10 +529,11 @@ end
 return out
 """)
 
-# KEYS: as the request scripts (only 4 and 5 are used). ARGV: request id or '',
-# event, actor, now, field, value, … An entry that is not a request
-# transition (team rule changes, a call the team allow-list let through, a
-# thread's discussion), chained like the rest.
+# KEYS: as the request scripts (only 4 and 5 are used; ``chain`` names the
+# audit anchor and cap keys itself). ARGV: request id or '', event, actor,
+# now, field, value, … An entry that is not a request transition (team rule
+# changes, a call the team allow-list let through, a thread's discussion),
+# chained like the rest. Result: 'ok'.
 APPEND_AUDIT = _script("""
 local fields = {'event', ARGV[2], 'request', ARGV[1], 'actor', ARGV[3], 'at', ARGV[4]}
 for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end

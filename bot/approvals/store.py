@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -12,7 +14,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-from . import keys, scripts
+from . import bounds, keys, scripts
 from .coalesce import Coalescer
 from .codec import pairs, text
 from .model import (
@@ -24,11 +26,23 @@ from .model import (
     State,
     Transition,
     input_hash,
+    mismatch_id,
     to_json,
 )
 from .policy import Route
 
+log = logging.getLogger(__name__)
+
 _ScriptCall = tuple[AsyncScript, list[str], list[Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class TeamGrant:
+    """A team allow-list rule that matches a call, and who granted it."""
+
+    rule: str
+    by: str
+    """The Slack user who clicked Always allow: the rule stands in for them, no more."""
 
 
 def utc_day(now: float) -> str:
@@ -51,6 +65,7 @@ class RequestStore:
         self._route = redis.register_script(scripts.ROUTE)
         self._decide = redis.register_script(scripts.DECIDE)
         self._mark_posted = redis.register_script(scripts.MARK_POSTED)
+        self._start_post = redis.register_script(scripts.START_POST)
         self._escalate = redis.register_script(scripts.ESCALATE)
         self._timeout = redis.register_script(scripts.TIMEOUT)
         self._may_decide = redis.register_script(scripts.MAY_DECIDE)
@@ -69,8 +84,28 @@ class RequestStore:
 
         Returns the stored request and whether this call created it. Asking
         twice for the same ``tool_use_id`` returns the first request as it is
-        now (pending or decided): no second post.
+        now (pending or decided): no second post. The same ``tool_use_id``
+        with another tool or input is another call: the mismatch is audited
+        on the first request and the call gets a request of its own
+        (``model.mismatch_id``), so it never inherits a decision people made
+        about something else. Raises ``bounds.OutOfRange`` for a timeout or
+        cost that cannot be stored.
         """
+        bounds.seconds(new.timeout, "the request's timeout")
+        if new.cost is not None:
+            bounds.dollars(new.cost, "the request's cost")
+        request, created = await self._create_once(new)
+        if request is None:
+            log.warning("request %s: tool_use_id %r asked again with another call", new.id, new.tool_use_id)
+            request, created = await self._create_once(
+                dataclasses.replace(new, id=mismatch_id(new.id, new.tool_name, new.tool_input))
+            )
+        if request is None:
+            raise RuntimeError(f"request {new.id}: its mismatch id holds another call too")
+        return request, created
+
+    async def _create_once(self, new: NewRequest) -> tuple[ApprovalRequest | None, bool]:
+        """One CREATE: (the request, created), or (None, False) on a mismatch."""
         now = time.time()
         deadline = now + new.timeout if new.timeout > 0 else 0
         fields = {
@@ -90,13 +125,21 @@ class RequestStore:
             "cost": repr(new.cost) if new.cost is not None else "",
             "revision": "0",
             "mode": new.mode.value,
+            "resolved": to_json(new.resolved),
         }
         flat = [item for pair in fields.items() for item in pair]
         reply = await self._transition(
-            self._create, keys=self._keys(new.id), args=[new.id, repr(now), repr(deadline), new.agent or "agent", *flat]
+            self._create,
+            keys=self._keys(new.id),
+            args=[new.id, repr(now), repr(deadline), new.agent or "agent", new.tool_name, fields["input_hash"], *flat],
         )
-        if text(reply[0]) == "exists":
+        status = text(reply[0])
+        if status == "exists":
             return ApprovalRequest.from_redis(pairs(reply[1:])), False
+        if status == "mismatch":
+            return None, False
+        if status == "invalid":
+            raise bounds.OutOfRange(f"request {new.id}: {text(reply[1])} cannot be stored")
         return ApprovalRequest.from_redis(fields), True
 
     async def _transition(self, script: AsyncScript, *, keys: list[str], args: list[Any]) -> Any:
@@ -138,24 +181,36 @@ class RequestStore:
             out.append(ApprovalRequest.from_redis(_decoded(raw), _decoded(votes)) if raw else None)
         return out
 
-    async def route(self, request_id: str, route: Route) -> State | None:
-        """Store what the policy decided for a request, unless it was routed already.
+    async def route(self, request_id: str, route: Route, team: Iterable[TeamGrant] = ()) -> State | None:
+        """Store and apply what the policy decided for a request, unless it was routed already.
 
-        Returns the request's state, or None if it no longer exists.
+        In one atomic step: ``allow`` and ``deny`` end the request, and the
+        first of ``team`` (allow-list rules matching the call) whose granter
+        could have approved it alone ends it approved; otherwise it stays
+        pending on this route. Returns the request's state, or None if it no
+        longer exists.
         """
         escalation = [{"after": step.after, "approvers": list(step.approvers)} for step in route.escalation]
+        now = time.time()
+        candidates = [{"rule": grant.rule, "by": grant.by} for grant in team]
         reply = await self._transition(
             self._route,
             keys=self._keys(request_id),
             args=[
-                request_id, repr(time.time()), route.rule, route.channel, " ".join(route.approvers),
+                request_id, repr(now), route.rule, route.channel, " ".join(route.approvers),
                 " ".join(route.mention), route.required, "1" if route.allow_self else "", repr(route.timeout),
                 route.on_timeout.value, json.dumps(escalation), repr(route.cost) if route.cost is not None else "",
                 repr(route.daily_budget) if route.daily_budget is not None else "", keys.spend(route.rule),
-                route.mode.value if route.mode else "",
+                route.mode.value if route.mode else "", route.action.value, route.message, self.today(now),
+                json.dumps(candidates),
             ],
         )
-        return None if text(reply[0]) == "missing" else State(text(reply[1]))
+        status = text(reply[0])
+        if status == "missing":
+            return None
+        if status == "invalid":
+            raise bounds.OutOfRange(f"request {request_id}: the route's {text(reply[1])} cannot be stored")
+        return State(text(reply[1]))
 
     async def decide(self, request_id: str, decision: Decision) -> Transition:
         """Apply ``decision`` if the request is still pending.
@@ -194,8 +249,15 @@ class RequestStore:
         if status == "vote":
             return Transition(won=False, request=request, votes=(int(text(reply[1])), int(text(reply[2]))))
         return Transition(
-            won=False, request=request, refused=Refusal(status), groups=tuple(text(g) for g in reply[1:])
+            won=False,
+            request=request,
+            refused=Refusal(status),
+            groups=tuple(text(g) for g in reply[1:]) if status == Refusal.UNKNOWN_GROUPS else (),
         )
+
+    async def start_posting(self, request_id: str) -> None:
+        """Note that a post is about to be sent (the first attempt's time is kept)."""
+        await self._transition(self._start_post, keys=self._keys(request_id), args=[request_id, repr(time.time())])
 
     async def mark_posted(self, request_id: str, channel: str, ts: str) -> State | None:
         """Record the Slack message of a request, start its timeout and escalation clocks,
@@ -239,6 +301,10 @@ class RequestStore:
         """Deadline members that fell due: ``<id>`` (expiry) or ``<id>:esc:<n>`` (escalation)."""
         members = await self.redis.zrangebyscore(keys.DEADLINES, "-inf", now, start=0, num=limit)
         return [text(m) for m in members]
+
+    async def drop_due(self, member: str) -> None:
+        """Remove a deadline member that no script can act on."""
+        await self.redis.zrem(keys.DEADLINES, member)
 
     async def pending(self, limit: int = 200) -> list[str]:
         """Ids of pending requests, oldest first."""

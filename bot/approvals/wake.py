@@ -55,13 +55,33 @@ class DecisionWaiter:
         self._waits: dict[str, set[asyncio.Event]] = {}
         self._pubsub: PubSub | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
 
     async def start(self) -> None:
         """Subscribe, and return once the subscription is confirmed."""
         self._closed = False
         await self._subscribe()
+        self._dispatch()
+
+    def _dispatch(self) -> None:
         self._task = asyncio.create_task(self._run(), name="decision-waiter")
+        self._task.add_done_callback(self._dispatcher_ended)
+
+    def _dispatcher_ended(self, task: asyncio.Task[None]) -> None:
+        """Every wait depends on the dispatcher: one that ends before ``close`` is started again."""
+        if self._closed or task is not self._task:
+            return
+        why = "cancelled" if task.cancelled() else repr(task.exception())
+        log.error("decision dispatcher ended (%s) while %d waits depend on it; restarting it", why, len(self._waits))
+        # Its subscription may be half torn down: the new run subscribes afresh
+        # and re-reads every pending wait, since messages in between are lost.
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            closing = asyncio.get_running_loop().create_task(_close_quietly(pubsub))
+            self._closing.add(closing)  # held until done: the loop keeps only weak references
+            closing.add_done_callback(self._closing.discard)
+        self._dispatch()
 
     async def close(self) -> None:
         """Stop listening; every wait in progress raises ``WaiterClosed``."""
@@ -73,6 +93,8 @@ class DecisionWaiter:
             await stop([self._task])
             self._task = None
         await self._drop()
+        if self._closing:
+            await asyncio.wait(self._closing)
 
     async def wait(
         self,
@@ -177,8 +199,16 @@ class DecisionWaiter:
                     # the stored states now that the subscription is live.
                     log.info("decision channel reconnected; re-checking %d waits", len(self._waits))
                     await self._recheck()
-            except asyncio.CancelledError:
-                raise
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if self._closed or task is None or task.cancelling():
+                    raise
+                # Nobody cancelled the dispatcher: a library let a cancel of
+                # its own work escape. A failure to retry, not a stop.
+                log.warning("decision channel: stray cancellation (%r); reconnecting in %.2fs", exc, backoff)
+                await self._drop()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
             except Exception as exc:
                 # Never let the dispatcher die: every wait depends on it.
                 unexpected = not isinstance(exc, (RedisError, OSError, TimeoutError))
@@ -186,3 +216,10 @@ class DecisionWaiter:
                 await self._drop()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
+
+
+async def _close_quietly(pubsub: PubSub) -> None:
+    try:
+        await pubsub.aclose()
+    except (RedisError, OSError):
+        pass

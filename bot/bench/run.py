@@ -179,7 +179,7 @@ class Bench:
             raise RuntimeError(f"expected {count} waits in the agent, found {during['waiting']}")
         clients = await redis.client_list()
         connections = sum(1 for c in clients if c.get("name") == AGENT_CLIENT_NAME)
-        approve = Decision(State.APPROVED, actor=APPROVER, actor_name="bench")
+        approve = Decision(State.APPROVED, actor=APPROVER, actor_name="bench", revision=0)
         start = time.monotonic()
         await asyncio.gather(*(self.store.decide(r, approve) for r in requests))
         decided = time.monotonic()

@@ -21,15 +21,29 @@ from .interactions import RESPONSE_PATH, Interactions, Refused
 from .workspace import Ephemeral, Message, SlackError, Workspace
 
 STATIC = resources.files(__package__) / "static"
+PAGE_PATH = "/"
+STATIC_PATH = "/demo/static/{name}"
+TOKEN_HEADER = "X-Playground-Token"
+"""The header the page's script sends the per-start secret in (see ``guard``)."""
+TOKEN_PARAM = "token"
+"""The query parameter that carries it where a header cannot: the page's address, its EventSource stream."""
+TOKEN_MARK = '<meta name="playground-token" content="">'
+"""Where ``index.html`` gets the secret, for ``app.js`` to read."""
 KEEPALIVE_SECONDS = 15
 """A comment line this often keeps proxies and the browser from closing an idle stream."""
 
 
-def add_routes(app: web.Application, workspace: Workspace, interactions: Interactions, agent: DemoAgent) -> None:
-    """The page, its live stream, and the actions people take on it."""
+def add_routes(app: web.Application, workspace: Workspace, interactions: Interactions, agent: DemoAgent,
+               token: str) -> None:
+    """The page (carrying ``token``, the per-start secret), its live stream, and the actions people take on it."""
+    template = (STATIC / "index.html").read_text(encoding="utf-8")
+    if TOKEN_MARK not in template:
+        raise RuntimeError(f"index.html has no {TOKEN_MARK}: the page could not use its own API")
+    # token_urlsafe's alphabet needs no escaping in an attribute.
+    html = template.replace(TOKEN_MARK, f'<meta name="playground-token" content="{token}">')
 
     async def index(request: web.Request) -> web.Response:
-        return _static("index.html", "text/html")
+        return web.Response(text=html, content_type="text/html", charset="utf-8")
 
     async def static(request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -97,8 +111,8 @@ def add_routes(app: web.Application, workspace: Workspace, interactions: Interac
             return web.json_response({"ok": False, "error": "the agent is still running"}, status=409)
         return web.json_response({"ok": True})
 
-    app.router.add_get("/", index)
-    app.router.add_get("/demo/static/{name}", static)
+    app.router.add_get(PAGE_PATH, index)
+    app.router.add_get(STATIC_PATH, static)
     app.router.add_get("/demo/state", state)
     app.router.add_get("/demo/stream", stream)
     app.router.add_post("/demo/click", click)

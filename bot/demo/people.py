@@ -32,7 +32,6 @@ APP_ID = "A0DEMO"
 BOT_ID = "B0DEMO"
 BOT_USER_ID = "U0DEMOBOT"
 BOT_NAME = "approvals"
-BOT_TOKEN = "xoxb-demo-not-a-real-token"
 
 
 def name_of(user_id: str) -> str:

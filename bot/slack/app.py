@@ -18,6 +18,7 @@ from slack_sdk.http_retry.builtin_interval_calculators import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ..approvals.allowlist import TeamAllowList
+from ..approvals.policy import Policy
 from ..approvals.queue import JobQueue
 from ..approvals.store import RequestStore
 from ..settings import Settings
@@ -69,7 +70,9 @@ async def keep_alive(*clients: AsyncWebClient) -> AsyncIterator[None]:
         await session.close()
 
 
-def build_app(settings: Settings, client: AsyncWebClient, store: RequestStore, queue: JobQueue) -> AsyncApp:
+def build_app(
+    settings: Settings, client: AsyncWebClient, store: RequestStore, queue: JobQueue, policy: Policy
+) -> AsyncApp:
     socket_mode = settings.slack_app_token is not None
     app = AsyncApp(
         client=client,
@@ -84,7 +87,7 @@ def build_app(settings: Settings, client: AsyncWebClient, store: RequestStore, q
     allowlist = TeamAllowList(store.redis)
     directory = Directory(store.redis, client)
     decider = Decider(store, directory)
-    actions.register(app, store, decider, queue, allowlist)
+    actions.register(app, store, decider, queue, allowlist, policy)
     views.register(app, store, decider)
     commands.register(app, store, allowlist)
     events.register(app, store, directory)

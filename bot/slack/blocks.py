@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import text
-from ..approvals import edits, questions, rules
+from ..approvals import edits, grants, questions
 from ..approvals.allowlist import TeamRule
 from ..approvals.audit import Entry
 from ..approvals.model import ApprovalRequest, State
@@ -26,6 +26,7 @@ from .ids import (
     actions_block,
     choice_block,
     edit_block,
+    form_metadata,
     own_answer_block,
 )
 
@@ -176,18 +177,18 @@ def request_message(request: ApprovalRequest, spent: float | None = None) -> Mes
         if request.updated_input is not None:
             blocks.extend(_changes(request))
         buttons.append(_button(text.APPROVE, Action.APPROVE, request.id, style="primary"))
-        suggested = rules.suggested_rules(request.suggestions)
-        # One person's "always" would outvote an N-of-M rule for every later call.
-        if suggested and request.required == 1:
+        granting = always_allow_block(request)
+        if granting is not None:
             buttons.append(_button(text.ALWAYS_ALLOW, Action.ALWAYS_ALLOW, request.id))
-            words = ", ".join(mrkdwn.escape(r.describe()) for r in suggested[:5])
-            blocks.append(_context(text.ALWAYS_ALLOW_EXPLAINED.format(rules=words)[: limits.CONTEXT_TEXT]))
+            blocks.append(granting)
         buttons += [
             _button(text.MODIFY, Action.MODIFY, request.id),
             _button(text.DENY, Action.DENY, request.id, style="danger"),
         ]
     else:
         blocks.append(_context(text.outcome_line(request)))
+        if request.state is State.APPROVED and request.always and (granted := always_allow_block(request)):
+            blocks.append(granted)
         if request.state is State.APPROVED and request.modified:
             blocks.extend(_changes(request))
         if request.reason and request.state is State.DENIED:
@@ -204,6 +205,32 @@ def request_message(request: ApprovalRequest, spent: float | None = None) -> Mes
     paging = text.targets(request.mention) + " " if pending and request.mention else ""
     fallback = (paging + mrkdwn.escape(notification))[: limits.MESSAGE_TEXT]
     return Message(text=fallback, blocks=blocks[: limits.MESSAGE_BLOCKS])
+
+
+def always_allow_block(request: ApprovalRequest) -> dict[str, Any] | None:
+    """Every rule and directory "Always allow" grants; None when it is not offered.
+
+    The agent is granted ``grants.listed(request.suggestions)``, the very list
+    shown here: when Slack's limits leave no room for all of it, the button is
+    not offered at all rather than granting something unseen.
+    """
+    # One person's "always" would outvote an N-of-M rule for every later call.
+    if request.required != 1:
+        return None
+    granted = grants.listed(request.suggestions)
+    if not granted.rules:
+        return None  # a directory alone would not spare the next call its question
+    pending = request.state is State.PENDING
+    lines = [text.ALWAYS_ALLOW_GRANTS if pending else text.ALWAYS_ALLOWED_GRANTS]
+    lines += [text.GRANT_RULE.format(rule=mrkdwn.escape(str(r)), words=mrkdwn.escape(r.describe())) for r in granted.rules]
+    lines += [text.GRANT_DIRECTORY.format(directory=mrkdwn.escape(d)) for d in granted.directories]
+    lines.append(text.ALWAYS_ALLOW_TEAM if pending else text.ALWAYS_ALLOWED_TEAM)
+    shown = "\n".join(lines)
+    # Slack counts the escaped text, and astral characters may count twice.
+    if len(shown) + sum(ord(c) > 0xFFFF for c in shown) > limits.SECTION_TEXT:
+        return None
+    # verbatim: Slack would otherwise turn a path or URL in a rule into a link.
+    return {"type": "section", "text": {"type": "mrkdwn", "text": shown, "verbatim": True}}
 
 
 def _cost(request: ApprovalRequest, spent: float | None) -> list[dict[str, Any]]:
@@ -345,9 +372,12 @@ def _text_input(action_id: str, *, multiline: bool, initial: str = "") -> dict[s
     return element
 
 
-def _form(callback: Modal, title: str, submit: str, request_id: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
-    """A modal about one request: its id rides in private_metadata for the submission."""
-    return _modal(callback, title, blocks, submit=_plain(submit, limits.MODAL_BUTTON), private_metadata=request_id)
+def _form(
+    callback: Modal, title: str, submit: str, request_id: str, blocks: list[dict[str, Any]], *, revision: int | None = None
+) -> dict[str, Any]:
+    """A modal about one request: its id (and the revision shown) ride in private_metadata for the submission."""
+    metadata = form_metadata(request_id, revision)
+    return _modal(callback, title, blocks, submit=_plain(submit, limits.MODAL_BUTTON), private_metadata=metadata)
 
 
 def _question_heading(question: questions.Question, separator: str) -> str:
@@ -394,7 +424,7 @@ def modify_modal(request: ApprovalRequest) -> dict[str, Any]:
         blocks.append(_input(edit_block(field.key), field.label, element, optional=not field.required))
     if not editable:
         return notice_modal(text.MODIFY_MODAL_TITLE, text.NOTHING_EDITABLE)
-    return _form(Modal.MODIFY, text.MODIFY_MODAL_TITLE, text.MODIFY_MODAL_SUBMIT, request.id, blocks)
+    return _form(Modal.MODIFY, text.MODIFY_MODAL_TITLE, text.MODIFY_MODAL_SUBMIT, request.id, blocks, revision=request.revision)
 
 
 def team_rules(entries: list[TeamRule]) -> Message:
@@ -406,11 +436,13 @@ def team_rules(entries: list[TeamRule]) -> Message:
     for entry in entries[: limits.MESSAGE_BLOCKS - 3]:
         line = text.RULE_LINE.format(
             rule=mrkdwn.escape(str(entry.rule)), words=mrkdwn.escape(entry.rule.describe()),
-            user=mrkdwn.escape(entry.added_by), epoch=int(entry.added_at), fallback=text.utc(entry.added_at),
+            user=mrkdwn.escape(entry.added_by), route=mrkdwn.escape(entry.route or "default"),
+            epoch=int(entry.added_at), fallback=text.utc(entry.added_at),
         )
         out.append({
             "type": "section",
-            "text": {"type": "mrkdwn", "text": line[: limits.SECTION_TEXT]},
+            # verbatim: the rule came from a tool input; no auto-links or mentions.
+            "text": {"type": "mrkdwn", "text": line[: limits.SECTION_TEXT], "verbatim": True},
             "accessory": _button(text.REMOVE, Action.REMOVE_RULE, entry.id, style="danger"),
         })
     return Message(text=text.RULES_HEADING, blocks=out)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..approvals.model import Decision, Refusal, Transition
-from ..approvals.policy import is_group
+from ..approvals import keys
+from ..approvals.model import Decision, Refusal, Transition, is_group
 from ..approvals.store import RequestStore
 from .directory import Directory
 
@@ -36,6 +36,22 @@ class Decider:
         if groups and await self.directory.refresh(groups):
             transition = await self.store.check(request_id, user, approving=approving)
         return transition
+
+    async def is_one_of(self, user: str, targets: tuple[str, ...]) -> bool:
+        """Whether ``user`` is one of ``targets`` (users, or members of user
+        groups, looked up in Slack when the cache does not list them)."""
+        if user in targets:
+            return True
+        groups = [t for t in targets if is_group(t)]
+        if await self._in_cached(user, groups):
+            return True
+        return bool(groups) and await self.directory.refresh(groups) and await self._in_cached(user, groups)
+
+    async def _in_cached(self, user: str, groups: list[str]) -> bool:
+        for group in groups:
+            if await self.store.redis.sismember(keys.usergroup(group), user):
+                return True
+        return False
 
     @staticmethod
     def _to_refresh(transition: Transition) -> tuple[str, ...]:

@@ -69,6 +69,10 @@ def question_index(block_id: str, prefix: str) -> int | None:
 
 SLASH_COMMAND = "/approvals"
 
+REQUEST_METADATA_EVENT = "approval_request"
+"""``metadata.event_type`` of every request message; its payload names the request,
+so a message whose post was never recorded can be found again."""
+
 
 ACTIONS_BLOCK_PREFIX = "approval.actions."
 
@@ -77,6 +81,19 @@ def actions_block(request_id: str, revision: int = 0) -> str:
     """The buttons' block: the revision shown rides along, so an approval of an
     edited-since version is refused instead of approving what nobody saw."""
     return f"{ACTIONS_BLOCK_PREFIX}{request_id}.{revision}"
+
+
+def form_metadata(request_id: str, revision: int | None = None) -> str:
+    """A modal's ``private_metadata``: the request, and the revision the form showed.
+
+    A Modify form approves what it showed: submitted again (a replay), or
+    after someone else's edit, it is refused as stale."""
+    return request_id if revision is None else f"{request_id}.{revision}"
+
+
+def parse_form_metadata(value: str) -> tuple[str, int | None]:
+    request_id, _, revision = value.partition(".")
+    return request_id, int(revision) if revision.isdigit() else None
 
 
 def shown_revision(block_id: str) -> int | None:

@@ -23,19 +23,34 @@ from .. import text
 from ..approvals import keys
 from ..approvals.allowlist import TeamAllowList
 from ..approvals.audit import AuditLog
-from ..approvals.model import POLICY_ACTOR, ApprovalRequest, Decision, Reply, State
-from ..approvals.policy import Action, Policy, is_group
+from ..approvals.model import ApprovalRequest, Decision, Reply, State, is_group
+from ..approvals.policy import Action, Policy
 from ..approvals.queue import Job, JobKind, JobQueue
 from ..approvals.store import RequestStore
-from ..tasks import stop
+from ..tasks import LoopSupervisor, stop
 from . import blocks
 from .directory import Directory
+from .identity import TrustedOrgs, author_of
+from .ids import REQUEST_METADATA_EVENT
 from .payloads import is_person_reply
 
 log = logging.getLogger(__name__)
 
 MAX_DELIVERIES = 5
 """A post handed out this many times without success is given up as undeliverable."""
+
+CONSUMER_LOOP = "jobs-consume"
+SWEEPER_LOOP = "jobs-sweep"
+"""The worker's background loops, as logs and ``/healthz`` name them."""
+
+TAKE_BLOCK_MS = 1000
+"""How long one read of the jobs stream waits for a job. The client's read
+timeout, longer than this, ends a read on a connection that never answers."""
+
+POST_CLOCK_SKEW = 60.0
+"""Seconds before a post attempt's own clock that its message's ts may carry (hosts' clocks differ)."""
+ADOPT_PAGES = 5
+"""Pages of channel history searched for a message an earlier attempt posted."""
 
 _TRANSIENT_SLACK_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
@@ -64,7 +79,9 @@ class SlackJobWorker:
         default_channel: str,
         sweep_interval: float,
         concurrency: int = 16,
+        orgs: TrustedOrgs | None = None,
     ) -> None:
+        """``orgs``: whose thread replies reach the model (None: everyone's, as events were checked)."""
         self.store = store
         self.queue = queue
         self.client = client
@@ -73,67 +90,65 @@ class SlackJobWorker:
         self.audit = AuditLog(store.redis)
         self.allowlist = TeamAllowList(store.redis)
         self.default_channel = default_channel
+        self.orgs = orgs
         self.sweep_interval = sweep_interval
         self.concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._running: set[asyncio.Task[None]] = set()
-        self._loops: list[asyncio.Task[None]] = []
-        self._stopping = False
+        # Every Redis error is retried, never fatal: READONLY after a failover,
+        # NOREPLICAS, MISCONF, LOADING and BUSY all end by themselves or by an
+        # operator's hand, and the worker must be there when they do.
+        self.loops = LoopSupervisor(expected=(RedisError, OSError))
+        self._group_ready = False
         self._bot_user_id: str | None = None
 
     async def start(self) -> None:
-        self._loops = [
-            asyncio.create_task(self._consume(), name="jobs-consume"),
-            asyncio.create_task(self._sweep(), name="jobs-sweep"),
-        ]
+        """Start taking jobs and sweeping deadlines, in the background."""
+        self.loops.start(CONSUMER_LOOP, self._consume)
+        self.loops.start(SWEEPER_LOOP, self._sweep)
 
     async def close(self) -> None:
-        self._stopping = True  # the loops also end on this, should a cancel be lost
-        await stop([*self._loops, *self._running])
-        self._loops = []
+        await self.loops.close()
+        await stop(self._running)
+
+    def health(self) -> dict[str, dict[str, object]]:
+        """The background loops that cannot do their work right now (empty when all can)."""
+        return self.loops.problems()
 
     # -- loops ---------------------------------------------------------------
 
     async def _consume(self) -> None:
-        backoff = 0.1
-        group_ready = False
-        while not self._stopping:
-            try:
-                if not group_ready:
-                    # Here, not in start(): a worker started before Redis is
-                    # up waits for it (and reports 503) instead of crashing.
-                    await self.queue.ensure_group()
-                    group_ready = True
-                jobs = await self.queue.take(count=self.concurrency, block_ms=1000)
-                backoff = 0.1
-            except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                log.warning("jobs: consumer group missing (Redis lost its data?); re-creating it")
-                group_ready = False
-                continue
-            except (RedisError, OSError) as exc:
-                log.warning("jobs: Redis unavailable (%s); retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            for job in jobs:
-                await self._spawn(job)
+        """One read of the jobs stream; each job taken runs in its own task."""
+        if not self._group_ready:
+            # Here, not in start(): a worker started before Redis is up waits
+            # for it (and reports 503) instead of crashing.
+            await self.queue.ensure_group()
+            self._group_ready = True
+        try:
+            jobs = await self.queue.take(count=self.concurrency, block_ms=TAKE_BLOCK_MS)
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                self._group_ready = False  # Redis lost its data: re-create the group on the next step
+            raise
+        for job in jobs:
+            await self._spawn(job)
 
     async def _sweep(self) -> None:
-        while not self._stopping:
-            await asyncio.sleep(self.sweep_interval)
-            try:
-                await self.expire_due()
-                for job in await self.queue.reclaim():
-                    await self._spawn(job)
-            except (RedisError, OSError) as exc:
-                log.warning("sweep: Redis unavailable (%s)", exc)
+        """One sweep: act on due deadlines, take over jobs other workers abandoned."""
+        await asyncio.sleep(self.sweep_interval)
+        await self.expire_due()
+        for job in await self.queue.reclaim():
+            await self._spawn(job)
 
     async def expire_due(self) -> None:
         """Act on every deadline that fell due: escalate or expire (any worker may; one acts)."""
         for member in await self.store.due(time.time()):
             request_id, _, step = member.partition(keys.ESCALATION_MARK)
+            if step and not step.isdigit():
+                # Not written by this bot: it would fail every sweep and hold up the rest.
+                log.error("deadline %r is not one of ours; dropped", member)
+                await self.store.drop_due(member)
+                continue
             if step:
                 if await self.store.escalate(request_id, int(step)):
                     log.info("request %s escalated (step %s)", request_id, step)
@@ -146,13 +161,17 @@ class SlackJobWorker:
 
     async def _spawn(self, job: Job) -> None:
         await self._slots.acquire()
-        task = asyncio.create_task(self._run(job))
+        task = asyncio.create_task(self._run(job), name=f"job-{job.kind}-{job.entry_id}")
         self._running.add(task)
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            # _run catches every Exception: this is a BaseException. Said here,
+            # or asyncio would only say it when the task is collected.
+            log.error("%s ended abnormally", task.get_name(), exc_info=task.exception())
 
     async def _run(self, job: Job) -> None:
         try:
@@ -164,11 +183,22 @@ class SlackJobWorker:
                 log.exception("job %s (%s) failed; it will be retried", job.entry_id, job.kind)
                 return
             log.exception("job %s (%s) failed %d times; dropped", job.entry_id, job.kind, job.deliveries)
-            with contextlib.suppress(RedisError, OSError):
-                if job.kind == JobKind.POST:
-                    # Nobody will ever see it: tell the agent no now, rather than at its deadline (or never).
-                    await self.store.decide(job.fields["id"], Decision(State.UNDELIVERABLE, reason="the worker kept failing"))
-                await self.queue.done(job)
+            await self._drop(job)
+
+    async def _drop(self, job: Job) -> None:
+        """Give a job up for good: tell the agent no if it was a post, and take it off the stream."""
+        request_id = job.fields.get("id")
+        if job.kind == JobKind.POST and request_id:
+            try:
+                # Nobody will ever see it: tell the agent no now, rather than at its deadline (or never).
+                await self.store.decide(request_id, Decision(State.UNDELIVERABLE, reason="the worker kept failing"))
+            except Exception:
+                log.exception("request %s could not be marked undeliverable; its deadline will end it", request_id)
+        try:
+            await self.queue.done(job)
+        except Exception:
+            # Still on the stream: the next re-claim drops it again.
+            log.exception("job %s could not be removed from the stream", job.entry_id)
 
     # -- jobs ----------------------------------------------------------------
 
@@ -207,10 +237,14 @@ class SlackJobWorker:
         # Before the post: the first click checks membership against this cache.
         await self.directory.warm(a for a in request.approvers if is_group(a))
         channel = request.channel or self.default_channel
+        if request.post_started and await self._adopt(request, channel):
+            return
+        await self.store.start_posting(request_id)
         message = blocks.request_message(request, await self._spent(request))
         try:
             response = await self.client.chat_postMessage(
-                channel=channel, text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
+                channel=channel, text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False,
+                metadata={"event_type": REQUEST_METADATA_EVENT, "event_payload": {"request_id": request_id}},
             )
         except Exception as exc:
             if _is_transient(exc) and job.deliveries < MAX_DELIVERIES:
@@ -219,38 +253,77 @@ class SlackJobWorker:
             log.error("request %s could not be posted to %s: %s", request_id, channel, reason)
             await self.store.decide(request_id, Decision(State.UNDELIVERABLE, reason=reason))
             return
-        posted_channel, ts = response["channel"], response["ts"]
-        state = await self.store.mark_posted(request_id, posted_channel, ts)
+        try:
+            await self._posted(request_id, response["channel"], response["ts"])
+        except (RedisError, OSError):
+            # Slack shows the card but Redis does not know it: take it down, so
+            # the retry's card is the only live one. Should this fail too, the
+            # retry finds the card by its metadata and adopts it (_adopt).
+            with contextlib.suppress(Exception):
+                await self.client.chat_delete(channel=response["channel"], ts=response["ts"])
+            raise
+
+    async def _posted(self, request_id: str, channel: str, ts: str) -> None:
+        """Record the message; a duplicate is deleted, a request that ended meanwhile is shown ended."""
+        state = await self.store.mark_posted(request_id, channel, ts)
         if state is None:
             # Another worker posted it too (this job was re-claimed while the
             # first worker was still alive): keep one message.
-            await self.client.chat_delete(channel=posted_channel, ts=ts)
+            await self.client.chat_delete(channel=channel, ts=ts)
         elif state.is_final:
             ended = await self.store.get(request_id)  # it ended while we were posting
             if ended is not None:
                 await self._update(ended)
 
-    async def _route(self, request: ApprovalRequest) -> ApprovalRequest | None:
-        """Apply the policy: store the route, or allow/deny at once without a post.
+    async def _adopt(self, request: ApprovalRequest, channel: str) -> bool:
+        """An earlier attempt began posting and never recorded the message: if
+        Slack has it, record that one instead of posting a second live card.
 
-        A policy ``deny`` wins over the team allow-list ("Always allow"); the
-        allow-list wins over asking."""
-        route = self.policy.route(request.tool_name, request.tool_input, request.cost)
-        await self.store.route(request.id, route)
-        team_rule = None
-        if route.action is not Action.DENY:
-            team_rule = await self.allowlist.matching(request.tool_name, request.tool_input)
-        if team_rule is not None:
-            outcome = (State.APPROVED, f"team allow-list {team_rule.rule}", "auto_allowed")
-        elif route.action is Action.ALLOW:
-            outcome = (State.APPROVED, f"rule {route.rule}", "auto_allowed")
-        elif route.action is Action.DENY:
-            outcome = (State.DENIED, route.message, "auto_denied")
-        else:
-            return await self.store.get(request.id)  # ask: with the route just stored
-        state, reason, event = outcome
-        decision = Decision(state, actor=POLICY_ACTOR, reason=reason, event=event)
-        return (await self.store.decide(request.id, decision)).request
+        Reads the channel's history since the attempt (``conversations.history``
+        is Tier 3, and this happens only after a worker died mid-post)."""
+        cursor = None
+        oldest = f"{request.post_started - POST_CLOCK_SKEW:.6f}"
+        try:
+            bot_user = await self._bot_user()  # other apps can post metadata too: only ours is adopted
+            for _ in range(ADOPT_PAGES):
+                page = await self.client.conversations_history(
+                    channel=channel, oldest=oldest, include_all_metadata=True, limit=100, cursor=cursor
+                )
+                for message in page.get("messages", []):
+                    metadata = message.get("metadata") or {}
+                    payload = metadata.get("event_payload") or {}
+                    if (
+                        message.get("user") == bot_user
+                        and metadata.get("event_type") == REQUEST_METADATA_EVENT
+                        and payload.get("request_id") == request.id
+                    ):
+                        log.warning("request %s: adopting the message an earlier attempt posted", request.id)
+                        await self._posted(request.id, channel, str(message["ts"]))
+                        return True
+                cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    break
+        except SlackApiError as exc:
+            if _is_transient(exc):
+                raise
+            log.warning("request %s: history unreadable (%s); posting again", request.id, _slack_error(exc))
+        return False
+
+    async def _route(self, request: ApprovalRequest) -> ApprovalRequest | None:
+        """Apply the policy in one atomic step with its route: allow or deny at
+        once without a post, or store who must decide.
+
+        A policy ``deny`` wins over the team allow-list ("Always allow"); a
+        team rule approves only where its granter could have approved alone.
+        Recomputed on every retry: whichever attempt stores its route first wins."""
+        route = self.policy.route(request.tool_name, request.tool_input, request.cost, resolved=request.resolved)
+        grants = []
+        if route.action is Action.ASK:
+            grants = await self.allowlist.grants(request.tool_name, request.tool_input, request.resolved)
+            # The ROUTE script checks each granter against this route's approver groups.
+            await self.directory.warm(a for a in route.approvers if is_group(a))
+        await self.store.route(request.id, route, grants)
+        return await self.store.get(request.id)
 
     async def _spent(self, request: ApprovalRequest) -> float | None:
         if request.cost is None or not request.rule:
@@ -315,6 +388,9 @@ class SlackJobWorker:
             for message in page.get("messages", []):
                 if message.get("ts") == request.ts or not is_person_reply(message, bot_user):
                     continue
+                author = author_of(message)
+                if self.orgs is not None and author is not None and not self.orgs.allows(author):
+                    continue  # another organisation's reply (Slack Connect): not the team's discussion
                 user = message["user"]
                 replies.append(Reply(message["ts"], user, await self.directory.name(user), message.get("text", "")))
             cursor = (page.get("response_metadata") or {}).get("next_cursor")

@@ -32,3 +32,7 @@ NOTIFICATION_SUMMARY = 150
 FULL_INPUT_SECTIONS = 40
 """Code sections in the "View full input" modal (~120 KB). Slack documents no
 byte cap for views but answers ``view_too_large`` well below 100 full sections."""
+
+SIGNATURE_WINDOW = 300
+"""Seconds either side of now a request's ``X-Slack-Request-Timestamp`` verifies
+(slack_sdk ``SignatureVerifier``; docs.slack.dev, "Verifying requests from Slack")."""

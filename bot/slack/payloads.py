@@ -18,6 +18,7 @@ from .ids import (
     OWN_ANSWER_INPUT,
     OWN_ANSWER_PREFIX,
     edit_key,
+    parse_form_metadata,
     question_index,
     shown_revision,
 )
@@ -96,7 +97,11 @@ class _ModalView(_Payload):
     private_metadata: str
     state: dict[str, Any]
 
-    _check = field_validator("private_metadata")(_request_id)
+    @field_validator("private_metadata")
+    @classmethod
+    def _ours(cls, value: str) -> str:
+        _request_id(parse_form_metadata(value)[0])
+        return value
 
     @property
     def values(self) -> dict[str, Any]:
@@ -113,7 +118,12 @@ class Submission(_Payload):
 
     @property
     def request_id(self) -> str:
-        return self.view.private_metadata
+        return parse_form_metadata(self.view.private_metadata)[0]
+
+    @property
+    def revision(self) -> int | None:
+        """The request revision the form showed (Modify), if it carries one."""
+        return parse_form_metadata(self.view.private_metadata)[1]
 
     def _inputs(self, prefix: str) -> dict[int, dict[str, Any]]:
         found = {}

@@ -28,8 +28,9 @@ import asyncio
 import json
 import re
 import secrets
+import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,7 +70,8 @@ DEFAULT_TOKEN = "xoxb-test"
 APP_TOKEN = "xapp-test"
 
 FIRST_TS = "1700000000.000100"
-"""The ts of the first message the fake posts (later ones increase by 100 µs)."""
+"""A message ts from the past, for payloads about a message the fake never posted.
+Messages the fake posts carry the time they were posted, as Slack's do."""
 
 # Slack's limits that are about the whole request, not a single block.
 MAX_MESSAGE_BLOCKS = 50
@@ -123,6 +125,10 @@ class PostedMessage:
     edits: int = 0
     user: str = BOT_USER_ID
     """Who wrote it: the bot, or a person (``FakeSlack.reply``)."""
+    metadata: dict[str, Any] | None = None
+    """The message metadata it was posted with (``chat.postMessage`` ``metadata``)."""
+    team: str = TEAM_ID
+    """The author's workspace: another organisation's in a Slack Connect channel."""
 
     @property
     def by_bot(self) -> bool:
@@ -133,7 +139,9 @@ class PostedMessage:
         message: dict[str, Any] = {"type": "message", "user": self.user}
         if self.by_bot:
             message |= {"bot_id": BOT_ID, "app_id": APP_ID}
-        message |= {"team": TEAM_ID, "text": self.text, "blocks": self.blocks, "ts": self.ts}
+        message |= {"team": self.team, "text": self.text, "blocks": self.blocks, "ts": self.ts}
+        if self.team != TEAM_ID:
+            message["user_team"] = self.team
         if self.thread_ts is not None:
             message["thread_ts"] = self.thread_ts
         if self.edits:
@@ -445,7 +453,7 @@ class FakeSlack:
         self.hung: list[str] = []
         """Methods of the calls that hung (see ``hang``), in order."""
         self._changed = asyncio.Condition()
-        self._ts_counter = 0
+        self._last_micros = 0
         self._view_counter = 0
         self._used_triggers: set[str] = set()
         self._response_urls: dict[str, tuple[str, str]] = {}
@@ -463,9 +471,11 @@ class FakeSlack:
             "views.update": self._views_update,
             "views.publish": self._views_publish,
             "conversations.replies": self._conversations_replies,
+            "conversations.history": self._conversations_history,
             "usergroups.users.list": self._usergroups_users_list,
             "apps.connections.open": self._apps_connections_open,
         }
+        self._before_answer: defaultdict[str, list[Callable[[SlackCall], Awaitable[None]]]] = defaultdict(list)
         self.app_token = APP_TOKEN
         """The app-level token ``apps.connections.open`` requires (Socket Mode)."""
         self.socket_acks: list[dict[str, Any]] = []
@@ -566,6 +576,11 @@ class FakeSlack:
         like a request in flight when its sender dies (recorded in ``hung``, not ``calls``)."""
         self._hang[method] += times
 
+    def before_answer(self, method: str, hook: Callable[[SlackCall], Awaitable[None]]) -> None:
+        """Run ``hook`` once, on the next ``method`` call, after Slack acted but before the
+        caller gets the answer: a fault there strikes between Slack's side and ours."""
+        self._before_answer[method].append(hook)
+
     def clear_faults(self) -> None:
         """Forget every injected failure not yet used."""
         self._faults.clear()
@@ -599,10 +614,12 @@ class FakeSlack:
             key=lambda m: float(m.ts),
         )
 
-    def reply(self, channel: str, thread_ts: str, user: str, text: str) -> PostedMessage:
-        """A person replies in a thread (the test then delivers the ``message`` event, or not)."""
+    def reply(self, channel: str, thread_ts: str, user: str, text: str, *, team: str = TEAM_ID) -> PostedMessage:
+        """A person replies in a thread (the test then delivers the ``message`` event, or not);
+        ``team`` is the author's own workspace (another organisation's, in a shared channel)."""
         message = self._post(channel, text, [], thread_ts)
         message.user = user
+        message.team = team
         return message
 
     def response_url(self, channel: str, message_ts: str) -> str:
@@ -649,7 +666,10 @@ class FakeSlack:
             token = _bearer(request) or args.pop("token", None)
             args.pop("token", None)
             status, body, headers = self._answer(method, args, token)
-        await self._record(SlackCall(method, args, status, body if isinstance(body, dict) else {}))
+        call = SlackCall(method, args, status, body if isinstance(body, dict) else {})
+        await self._record(call)
+        for hook in self._before_answer.pop(method, []):
+            await hook(call)  # the caller has not seen the answer yet
         if isinstance(body, str):
             return web.Response(status=status, text=body, content_type="text/html", headers=headers)
         return web.json_response(body, status=status, headers=headers)
@@ -753,8 +773,9 @@ class FakeSlack:
     # -- shared helpers ------------------------------------------------------- #
 
     def _next_ts(self) -> str:
-        micros = 1_700_000_000_000_100 + 100 * self._ts_counter
-        self._ts_counter += 1
+        # Slack's ts is the post's epoch time, unique within the channel.
+        micros = max(time.time_ns() // 1000, self._last_micros + 100)
+        self._last_micros = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _reject_invalid(self, method: str, error: str, reasons: list[str]) -> _Reject:
@@ -798,9 +819,23 @@ class FakeSlack:
             raise _Reject("not_in_channel")
         return found
 
-    def _post(self, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: Any) -> PostedMessage:
+    def _post(
+        self, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: Any, metadata: Any = None
+    ) -> PostedMessage:
         thread = thread_ts if isinstance(thread_ts, str) and thread_ts else None
-        message = PostedMessage(channel, self._next_ts(), text, blocks, thread)
+        if isinstance(metadata, str):  # form-encoded requests carry it as JSON text
+            try:
+                metadata = json.loads(metadata)
+            except ValueError:
+                raise _Reject("invalid_metadata_format") from None
+        if metadata is not None and not (
+            isinstance(metadata, dict)
+            and isinstance(metadata.get("event_type"), str)
+            and re.fullmatch(r"[A-Za-z0-9_]+", metadata["event_type"])
+            and isinstance(metadata.get("event_payload"), dict)
+        ):
+            raise _Reject("invalid_metadata_format")
+        message = PostedMessage(channel, self._next_ts(), text, blocks, thread, metadata=metadata)
         self.messages[(channel, message.ts)] = message
         return message
 
@@ -884,8 +919,35 @@ class FakeSlack:
     def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args.get("channel"), posting=True)
         self._check_text_and_blocks("chat.postMessage", args, required=True)
-        message = self._post(channel.id, _text_of(args), _blocks_of(args), args.get("thread_ts"))
+        message = self._post(channel.id, _text_of(args), _blocks_of(args), args.get("thread_ts"), args.get("metadata"))
         return {"channel": channel.id, "ts": message.ts, "message": message.as_dict()}
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args.get("channel"))
+        if not channel.is_member:
+            raise _Reject("not_in_channel")
+        oldest = float(args.get("oldest") or 0)
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        # Newest first, thread replies left out (they stay in conversations.replies), as Slack does.
+        history = sorted(
+            (m for m in self.messages.values()
+             if m.channel == channel.id and m.thread_ts in (None, m.ts) and float(m.ts) > oldest),
+            key=lambda m: float(m.ts), reverse=True,
+        )
+        start = int(args.get("cursor") or 0)
+        page = history[start : start + 2]  # two a page exercises the cursor
+        more = start + 2 < len(history)
+        messages = []
+        for m in page:
+            shown = m.as_dict()
+            if with_metadata and m.metadata is not None:
+                shown["metadata"] = m.metadata
+            messages.append(shown)
+        return {
+            "messages": messages,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + 2) if more else ""},
+        }
 
     def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args.get("channel"))

@@ -63,9 +63,23 @@ def _action_ts() -> str:
     return f"1700000001.{_unique():06d}"
 
 
-def _user(user_id: str, user_name: str | None) -> dict[str, Any]:
+def _user(user_id: str, user_name: str | None, team_id: str = TEAM_ID) -> dict[str, Any]:
     name = user_name or user_id.lower()
-    return {"id": user_id, "username": name, "name": name, "team_id": TEAM_ID}
+    return {"id": user_id, "username": name, "name": name, "team_id": team_id}
+
+
+def _org(team: str | None, enterprise: str | None) -> dict[str, Any]:
+    """The payload's ``team``/``enterprise``/``is_enterprise_install`` (``team=None``: an org-wide install)."""
+    team_object: dict[str, Any] | None = None
+    if team is not None:
+        team_object = {"id": team, "domain": TEAM_DOMAIN if team == TEAM_ID else team.lower()}
+        if enterprise is not None:
+            team_object.update(enterprise_id=enterprise, enterprise_name=enterprise.lower())
+    return {
+        "team": team_object,
+        "enterprise": {"id": enterprise, "name": enterprise.lower()} if enterprise is not None else None,
+        "is_enterprise_install": team is None,
+    }
 
 
 def _find_element(blocks: Any, action_id: str) -> tuple[str | None, dict[str, Any]] | None:
@@ -93,6 +107,9 @@ def block_actions(
     message: Mapping[str, Any] | None = None,
     channel_name: str | None = None,
     response_url: str | None = None,
+    user_team: str = TEAM_ID,
+    team: str | None = TEAM_ID,
+    enterprise: str | None = None,
 ) -> dict[str, Any]:
     """A ``block_actions`` payload for a button click on a message.
 
@@ -101,6 +118,10 @@ def block_actions(
     and raises ``ValueError`` when no element has ``action_id`` — a user cannot
     click a button the message no longer shows. Without it, a minimal message
     is embedded and ``block_id`` defaults to ``"actions"``.
+
+    ``user_team`` is the clicker's own workspace (``user.team_id``: another
+    organisation's in a Slack Connect channel); ``team`` and ``enterprise``
+    the payload's (``team=None``: an org-wide install, as Slack sends it).
     """
     button: dict[str, Any] = {}
     if message is not None:
@@ -135,7 +156,7 @@ def block_actions(
         action["style"] = button["style"]
     return {
         "type": "block_actions",
-        "user": _user(user_id, user_name),
+        "user": _user(user_id, user_name, user_team),
         "api_app_id": APP_ID,
         "token": VERIFICATION_TOKEN,
         "container": {
@@ -145,9 +166,7 @@ def block_actions(
             "is_ephemeral": False,
         },
         "trigger_id": trigger_id or _trigger_id(),
-        "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
-        "enterprise": None,
-        "is_enterprise_install": False,
+        **_org(team, enterprise),
         "channel": {"id": channel, "name": channel_name or channel.lower()},
         "message": embedded,
         "state": {"values": {}},
@@ -172,8 +191,11 @@ def view_submission(
     user_name: str | None = None,
     *,
     view: Mapping[str, Any] | None = None,
+    user_team: str = TEAM_ID,
+    team: str | None = TEAM_ID,
+    enterprise: str | None = None,
 ) -> dict[str, Any]:
-    """A ``view_submission`` payload for a modal.
+    """A ``view_submission`` payload for a modal (``user_team``, ``team``, ``enterprise``: as for ``block_actions``).
 
     ``values`` is ``{block_id: {action_id: "typed text"}}`` (or a full state
     value mapping instead of the string). With ``view`` (e.g.
@@ -218,41 +240,53 @@ def view_submission(
     submitted.update(callback_id=callback_id, private_metadata=private_metadata, state={"values": state})
     return {
         "type": "view_submission",
-        "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
-        "user": _user(user_id, user_name),
+        "user": _user(user_id, user_name, user_team),
         "api_app_id": APP_ID,
         "token": VERIFICATION_TOKEN,
         "trigger_id": _trigger_id(),
         "view": submitted,
         "response_urls": [],
-        "enterprise": None,
-        "is_enterprise_install": False,
+        **_org(team, enterprise),
     }
 
 
-def event_callback(event: Mapping[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
-    """The Events API envelope Slack POSTs (JSON) around one event."""
-    return {
+def event_callback(
+    event: Mapping[str, Any], *, event_id: str | None = None, team_id: str = TEAM_ID,
+    enterprise_id: str | None = None, is_ext_shared_channel: bool = False,
+) -> dict[str, Any]:
+    """The Events API envelope Slack POSTs (JSON) around one event.
+
+    ``team_id`` is the installation the event is delivered for; in a Slack Connect
+    channel (``is_ext_shared_channel``) the author's own workspace is the event's ``user_team``."""
+    envelope: dict[str, Any] = {
         "token": VERIFICATION_TOKEN,
-        "team_id": TEAM_ID,
+        "team_id": team_id,
         "api_app_id": APP_ID,
         "event": dict(event),
         "type": "event_callback",
         "event_id": event_id or f"Ev{_unique():08d}",
         "event_time": int(time.time()),
-        "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True, "is_enterprise_install": False}],
-        "is_ext_shared_channel": False,
+        "authorizations": [{"team_id": team_id, "user_id": BOT_USER_ID, "is_bot": True, "is_enterprise_install": False}],
+        "is_ext_shared_channel": is_ext_shared_channel,
     }
+    if enterprise_id is not None:
+        envelope["enterprise_id"] = enterprise_id
+        envelope["authorizations"][0]["enterprise_id"] = enterprise_id
+    return envelope
 
 
 def message_event(
     channel: str, ts: str, user: str | None, text: str, *, thread_ts: str | None = None,
-    subtype: str | None = None, bot_id: str | None = None,
+    subtype: str | None = None, bot_id: str | None = None, user_team: str | None = None,
 ) -> dict[str, Any]:
-    """A ``message`` event (``message.channels``), as a thread reply when ``thread_ts`` is given."""
+    """A ``message`` event (``message.channels``), as a thread reply when ``thread_ts`` is given.
+
+    ``user_team``: the author's own workspace, which Slack adds (with ``source_team``) in shared channels."""
     event: dict[str, Any] = {
         "type": "message", "channel": channel, "text": text, "ts": ts, "event_ts": ts, "channel_type": "channel",
     }
+    if user_team is not None:
+        event.update(user_team=user_team, source_team=user_team)
     if user is not None:
         event["user"] = user
     if thread_ts is not None:
@@ -268,10 +302,12 @@ def message_event(
     return event
 
 
-def slash_command(user_id: str, command: str, text: str = "", *, channel: str = "C0APPROVALS") -> dict[str, str]:
-    """What Slack form-posts for a slash command."""
+def slash_command(
+    user_id: str, command: str, text: str = "", *, channel: str = "C0APPROVALS", team_id: str = TEAM_ID,
+) -> dict[str, str]:
+    """What Slack form-posts for a slash command (``team_id``: the workspace of whoever typed it)."""
     return {
-        "token": VERIFICATION_TOKEN, "team_id": TEAM_ID, "team_domain": TEAM_DOMAIN, "channel_id": channel,
+        "token": VERIFICATION_TOKEN, "team_id": team_id, "team_domain": TEAM_DOMAIN, "channel_id": channel,
         "channel_name": "approvals", "user_id": user_id, "user_name": user_id.lower(), "command": command,
         "text": text, "api_app_id": APP_ID, "is_enterprise_install": "false",
         "response_url": f"https://hooks.slack.com/commands/{TEAM_ID}/{_unique()}/fake", "trigger_id": _trigger_id(),

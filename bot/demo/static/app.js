@@ -13,6 +13,9 @@ const EMOJI = {
   question: "❓",
 };
 const STORAGE_KEY = "approvals-playground.user";
+// The per-start secret the server put in the page; the page's API refuses requests without it.
+const TOKEN = document.querySelector('meta[name="playground-token"]')?.content ?? "";
+const TOKEN_HEADER = "X-Playground-Token";
 const TOAST_MS = 6000;
 const RETRY_MS = 2000;
 const AGENT_KINDS = {
@@ -651,13 +654,15 @@ async function runAgent(button) {
 
 /* ---------- Talking to the server ---------- */
 
-/** POSTs JSON; always resolves to {ok, error?, errors?} (network failures included). */
-async function post(path, body) {
+/** POSTs JSON with the page's secret; always resolves to {ok, error?, errors?} (network failures included). */
+async function post(path, body = {}) {
   try {
     const response = await fetch(path, {
       method: "POST",
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      // The server takes JSON bodies only and wants the secret in a header: neither can be sent
+      // by another site's form, nor by its script without a CORS preflight the server never grants.
+      headers: { "Content-Type": "application/json", [TOKEN_HEADER]: TOKEN },
+      body: JSON.stringify(body),
     });
     const answer = await response.json().catch(() => ({}));
     if (response.ok && answer.ok !== false) return { ok: true };
@@ -723,22 +728,37 @@ function switchIdentity(id) {
   connect();
 }
 
+function streamUrl() {
+  // EventSource cannot send headers: the stream takes the secret as a query parameter.
+  const query = new URLSearchParams({ token: TOKEN });
+  if (app.me) query.set("user", app.me);
+  return `/demo/stream?${query}`;
+}
+
 function connect() {
   app.source?.close();
-  const url = app.me ? `/demo/stream?user=${encodeURIComponent(app.me)}` : "/demo/stream";
-  const source = new EventSource(url);
+  const source = new EventSource(streamUrl());
   let received = false;
   source.onmessage = (event) => {
     received = true;
     setConnected(true);
     applySnapshot(JSON.parse(event.data));
   };
-  source.onerror = () => {
+  source.onerror = async () => {
     setConnected(false);
     // EventSource retries network drops itself but gives up on an HTTP error status.
     if (source.readyState !== EventSource.CLOSED || source !== app.source) return;
-    if (!received && app.me && !app.snap) {
-      // Refused before any snapshot: most likely a remembered person the server no longer knows.
+    // It does not say which status: ask once with a plain request.
+    const status = await fetch(streamUrl().replace("/demo/stream", "/demo/state"))
+      .then((response) => response.status, () => 0);
+    if (source !== app.source) return;
+    if (status === 403) {
+      // The secret is refused: the playground was restarted with a new one. Only a reload has it.
+      setConnected(false, "restarted: reload the page");
+      return;
+    }
+    if (status === 400 && !received && app.me && !app.snap) {
+      // A remembered person the server no longer knows.
       localStorage.removeItem(STORAGE_KEY);
       app.me = null;
     }
@@ -747,8 +767,9 @@ function connect() {
   app.source = source;
 }
 
-function setConnected(connected) {
+function setConnected(connected, why = "reconnecting…") {
   $("#connection").hidden = connected;
+  $("#connection").textContent = why;
 }
 
 function applySnapshot(snap) {

@@ -11,10 +11,11 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ... import text
-from ...approvals.allowlist import TeamAllowList
+from ...approvals.allowlist import TeamAllowList, TeamRule
+from ...approvals.grants import listed
 from ...approvals.model import ApprovalRequest, Decision, State, Transition
+from ...approvals.policy import Policy
 from ...approvals.queue import JobQueue
-from ...approvals.rules import suggested_rules
 from ...approvals.store import RequestStore
 from .. import blocks
 from ..deciding import Decider
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 def register(
-    app: AsyncApp, store: RequestStore, decider: Decider, queue: JobQueue, allowlist: TeamAllowList
+    app: AsyncApp, store: RequestStore, decider: Decider, queue: JobQueue, allowlist: TeamAllowList, policy: Policy
 ) -> None:
     async def tell(click: ButtonClick, transition: Transition) -> None:
         """Say why a click changed nothing (a vote shows on the message itself)."""
@@ -61,8 +62,13 @@ def register(
             return
         click, transition = clicked
         if transition.won and transition.request is not None:
-            rules_to_add = suggested_rules(transition.request.suggestions)
-            await allowlist.add(rules_to_add, added_by=click.user.id, request=click.request_id)
+            # DECIDE let this person approve it alone: the rule may stand in
+            # for them on later calls (the route's checks apply again there).
+            # The rules the message listed (blocks.always_allow_block), no others.
+            rules_to_add = list(listed(transition.request.suggestions).rules)
+            await allowlist.add(
+                rules_to_add, added_by=click.user.id, route=transition.request.rule, request=click.request_id
+            )
 
     @app.action(Action.REMOVE_RULE.value)
     async def remove_rule(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -72,10 +78,22 @@ def register(
         except ValidationError as exc:
             log.warning("malformed rule removal ignored: %s", exc.errors(include_url=False))
             return
-        removed = await allowlist.remove(click.rule_id, removed_by=click.user.id)
+        entry = await allowlist.get(click.rule_id)
+        if entry is not None and not await may_remove(click.user.id, entry):
+            managers = policy.rule_managers(entry.route) or ()
+            await respond(replace_original=False, text=text.rule_removal_refused(entry.route, managers))
+            return
+        removed = await allowlist.remove(click.rule_id, removed_by=click.user.id) if entry is not None else None
         listing = blocks.team_rules(await allowlist.all())
         notice = text.RULE_REMOVED.format(rule=removed.rule) if removed else text.RULE_ALREADY_GONE
         await respond(replace_original=True, text=notice, blocks=listing.blocks)
+
+    async def may_remove(user: str, entry: TeamRule) -> bool:
+        """The policy's admins, the approvers of the route it was granted on, or whoever granted it."""
+        if user == entry.added_by:
+            return True  # taking back one's own grant only ever tightens
+        managers = policy.rule_managers(entry.route)
+        return managers is None or await decider.is_one_of(user, managers)
 
     @app.action(Action.DENY.value)
     async def deny(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:

@@ -56,7 +56,10 @@ def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
         except edits.InvalidEdit as invalid:
             await _field_errors(ack, {edit_block(key): reason for key, reason in invalid.errors.items()})
             return
-        await _decide(ack, decider, submission, State.APPROVED, text.MODIFY_MODAL_TITLE, updated_input=updated)
+        await _decide(
+            ack, decider, submission, State.APPROVED, text.MODIFY_MODAL_TITLE,
+            updated_input=updated, revision=submission.revision,
+        )
 
     @app.view(Modal.DENY.value)
     async def deny_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:

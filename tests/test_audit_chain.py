@@ -1,0 +1,368 @@
+"""The audit chain: removing entries anywhere in it, the oldest included, fails verification.
+
+Entries are written through the product's own paths (``RequestStore``, ``AuditLog.append``)
+on a real Redis; the attacks are what someone with write access to that Redis can do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.approvals import keys
+from bot.approvals.audit import AuditLog, entry_hash
+from bot.approvals.model import Decision, NewRequest, State, request_id_for
+from tests.test_cli import run
+
+CAP = 6
+"""A tiny cap on the stream, so a few transitions make the product trim it."""
+
+
+async def decided(store, count: int, tag: str = "chain") -> None:
+    """``count`` requests created and then approved or denied: two entries each."""
+    for i in range(count):
+        tool_use_id = f"toolu_{tag}{i}"
+        new = NewRequest(id=request_id_for(tool_use_id), tool_name="Bash",
+                         tool_input={"command": f"make {tag}{i}"}, tool_use_id=tool_use_id)
+        await store.create(new)
+        state = State.APPROVED if i % 2 == 0 else State.DENIED
+        decision = Decision(state, actor="U0ALICE", actor_name="alice", reason=f"r{i}", revision=0)
+        outcome = await store.decide(new.id, decision)
+        assert outcome.won
+
+
+async def stream(redis) -> list[tuple[str, dict[str, str]]]:
+    """Every entry as stored: (id, fields), oldest first."""
+    return [(i.decode(), {k.decode(): v.decode() for k, v in f.items()}) for i, f in await redis.xrange(keys.AUDIT)]
+
+
+async def rewrite(redis, entries: list[tuple[str, dict[str, str]]]) -> str:
+    """Replace the stream with ``entries``, every hash recomputed as the bot computes it.
+
+    What anyone who can write to Redis can do; returns the new head.
+    """
+    await redis.delete(keys.AUDIT)
+    prev = ""
+    for entry_id, fields in entries:
+        own = {k: v for k, v in fields.items() if k not in ("prev", "hash")}
+        digest = entry_hash(prev, [(k.encode(), v.encode()) for k, v in own.items()])
+        await redis.xadd(keys.AUDIT, {**own, "prev": prev, "hash": digest}, id=entry_id)
+        prev = digest
+    await redis.set(keys.AUDIT_HEAD, prev)
+    return prev
+
+
+def events(entries: list[tuple[str, dict[str, str]]]) -> list[str]:
+    return [fields["event"] for _id, fields in entries]
+
+
+async def test_the_chain_starts_with_one_genesis_entry_and_verifies(store, redis):
+    await decided(store, 2)
+    await AuditLog(redis).append("rule_added", actor="U0ALICE", rule="Bash(make *)")
+    await decided(store, 1, tag="more")
+
+    entries = await stream(redis)
+    assert events(entries) == [keys.AUDIT_GENESIS, "created", "approved", "created", "denied", "rule_added",
+                               "created", "approved"]
+    assert entries[0][1]["prev"] == "" and entries[0][1]["actor"] == "system"
+    verdict = await AuditLog(redis).verify()
+    assert verdict.ok, verdict.problem
+    assert verdict.checked == len(entries) and verdict.head == entries[-1][1]["hash"] and verdict.trim is None
+
+
+@pytest.mark.parametrize("removed", [1, 2, 3])
+async def test_deleting_the_oldest_entries_fails_verification(store, redis, removed):
+    await decided(store, 3)
+    ids = [entry_id for entry_id, _ in await stream(redis)]
+
+    await redis.xdel(keys.AUDIT, *ids[:removed])
+
+    verdict = await AuditLog(redis).verify()
+    assert not verdict.ok
+    assert "the oldest entries were removed" in verdict.problem
+
+
+async def test_deleting_an_entry_in_the_middle_fails_verification(store, redis):
+    await decided(store, 3)
+    entries = await stream(redis)
+    denied = next(entry_id for entry_id, fields in entries if fields["event"] == "denied")
+
+    await redis.xdel(keys.AUDIT, denied)
+
+    verdict = await AuditLog(redis).verify()
+    assert not verdict.ok and "the entry before it was removed or changed" in verdict.problem
+
+
+async def test_deleting_the_newest_entries_and_resetting_the_head_fails_against_a_saved_head(store, redis):
+    log = AuditLog(redis)
+    await decided(store, 3)
+    saved = (await log.verify()).head
+    entries = await stream(redis)
+
+    await redis.xdel(keys.AUDIT, *[entry_id for entry_id, _ in entries[-2:]])
+    verdict = await log.verify()
+    assert not verdict.ok and "the newest entries were removed" in verdict.problem
+
+    # Pointing the head at the new end hides that from Redis alone ...
+    await redis.set(keys.AUDIT_HEAD, entries[-3][1]["hash"])
+    assert (await log.verify()).ok
+    # ... but not from a head kept elsewhere.
+    verdict = await log.verify(expect=saved)
+    assert not verdict.ok and f"the saved hash {saved} is not in the chain" in verdict.problem
+
+
+async def test_an_entry_added_after_the_head_fails_verification(store, redis):
+    await decided(store, 2)
+    entries = await stream(redis)
+    head = entries[-1][1]["hash"]
+    own = {"event": "approved", "request": "", "actor": "U0MALLORY", "at": "1"}
+    forged = {**own, "prev": head, "hash": entry_hash(head, [(k.encode(), v.encode()) for k, v in own.items()])}
+
+    await redis.xadd(keys.AUDIT, forged)  # linked, but the head was left alone
+
+    verdict = await AuditLog(redis).verify()
+    assert not verdict.ok and "entries were added after the chain's head" in verdict.problem
+
+
+async def test_a_saved_head_still_matches_after_the_chain_grew(store, redis):
+    log = AuditLog(redis)
+    await decided(store, 2)
+    saved = (await log.verify()).head
+    saved_id = (await stream(redis))[-1][0]
+
+    await decided(store, 2, tag="later")
+
+    verdict = await log.verify(expect=saved)
+    assert verdict.ok, verdict.problem
+    assert verdict.expected == saved_id and verdict.head != saved
+    assert (await log.verify(expect=verdict.head)).ok
+
+
+async def test_a_rewritten_chain_passes_alone_but_not_against_a_saved_head(store, redis):
+    log = AuditLog(redis)
+    await decided(store, 3)
+    saved = (await log.verify()).head
+    entries = await stream(redis)
+
+    # The denial is dropped and every later hash recomputed, from the same genesis.
+    await rewrite(redis, [(i, f) for i, f in entries if f["event"] != "denied"])
+    assert (await log.verify()).ok
+    verdict = await log.verify(expect=saved)
+    assert not verdict.ok and "is not in the chain" in verdict.problem
+
+    # Or the whole log is replaced by a fresh one: anchor, head and all.
+    await redis.delete(keys.AUDIT, keys.AUDIT_HEAD, keys.AUDIT_ANCHOR)
+    await decided(store, 1, tag="fresh")
+    assert events(await stream(redis))[0] == keys.AUDIT_GENESIS
+    assert (await log.verify()).ok
+    assert not (await log.verify(expect=saved)).ok
+
+
+async def test_a_deleted_head_fails_and_the_next_entry_does_not_start_a_new_chain(store, redis):
+    log = AuditLog(redis)
+    await decided(store, 2)
+    entries = await stream(redis)
+
+    await redis.delete(keys.AUDIT_HEAD)
+    verdict = await log.verify()
+    assert not verdict.ok and "the chain's head is missing" in verdict.problem
+
+    # Dropping the newest entries too, then letting the product write on.
+    await redis.xdel(keys.AUDIT, entries[-1][0])
+    await decided(store, 1, tag="after")
+    after = await stream(redis)
+    assert events(after).count(keys.AUDIT_GENESIS) == 1
+    assert events(after)[-3:] == [keys.AUDIT_HEAD_LOST, "created", "approved"]
+    verdict = await log.verify()
+    assert not verdict.ok and "its head was deleted" in verdict.problem
+
+
+async def test_an_emptied_log_is_not_a_fresh_start(store, redis):
+    log = AuditLog(redis)
+    await decided(store, 2)
+
+    await redis.delete(keys.AUDIT, keys.AUDIT_HEAD)
+    verdict = await log.verify()
+    assert not verdict.ok and "every entry was removed" in verdict.problem
+
+    await decided(store, 1, tag="after")
+    assert keys.AUDIT_GENESIS not in events(await stream(redis))
+    assert not (await log.verify()).ok
+
+
+async def test_a_deleted_anchor_fails_verification(store, redis):
+    await decided(store, 2)
+    await redis.delete(keys.AUDIT_ANCHOR)
+    verdict = await AuditLog(redis).verify()
+    assert not verdict.ok and "the chain's anchor is missing" in verdict.problem
+
+
+async def test_the_stream_is_trimmed_in_the_chain_and_still_verifies(store, redis):
+    await redis.set(keys.AUDIT_CAP, CAP)
+    log = AuditLog(redis)
+
+    await decided(store, 10)
+
+    entries = await stream(redis)
+    assert len(entries) <= CAP
+    assert keys.AUDIT_GENESIS not in events(entries) and keys.AUDIT_TRIMMED in events(entries)
+    verdict = await log.verify()
+    assert verdict.ok, verdict.problem
+    trim = verdict.trim
+    assert trim is not None and trim.fields["event"] == keys.AUDIT_TRIMMED
+    assert trim.id == [i for i, f in entries if f["event"] == keys.AUDIT_TRIMMED][-1]
+    assert int(trim.fields["removed"]) > 0 and trim.fields["kept_from"] == entries[0][0]
+    assert entries[0][1]["prev"] == trim.fields["last_hash"] == (await redis.get(keys.AUDIT_ANCHOR)).decode()
+    # A trim through AuditLog.append works the same way.
+    for n in range(CAP):
+        await log.append("rule_added", actor="U0ALICE", rule=f"Bash(step{n} *)")
+    assert len(await stream(redis)) <= CAP and (await log.verify()).ok
+
+
+async def test_deleting_the_oldest_entries_after_a_trim_fails_verification(store, redis):
+    await redis.set(keys.AUDIT_CAP, CAP)
+    log = AuditLog(redis)
+    await decided(store, 10)
+    entries = await stream(redis)
+    assert (await log.verify()).ok
+
+    # The oldest kept entry goes.
+    await redis.xdel(keys.AUDIT, entries[0][0])
+    verdict = await log.verify()
+    assert not verdict.ok and "the oldest entries were removed" in verdict.problem
+
+    # And the anchor is moved to match the new oldest entry: no trim says so.
+    await redis.set(keys.AUDIT_ANCHOR, entries[1][1]["prev"])
+    verdict = await log.verify()
+    assert not verdict.ok and "no trim records it" in verdict.problem
+
+
+async def test_a_trim_never_removes_entries_whose_chain_is_broken(store, redis):
+    log = AuditLog(redis)
+    await decided(store, 2)  # genesis + 4 entries
+    entries = await stream(redis)
+    await redis.xdel(keys.AUDIT, entries[1][0])  # the oldest entries, which a trim would remove next
+    await redis.set(keys.AUDIT_CAP, CAP)
+
+    await decided(store, 5, tag="later")
+
+    after = await stream(redis)
+    assert keys.AUDIT_TRIMMED not in events(after) and after[0] == entries[0]
+    verdict = await log.verify()
+    assert not verdict.ok and "the entry before it was removed or changed" in verdict.problem
+
+
+async def test_a_changed_old_entry_is_never_trimmed_away(store, redis):
+    log = AuditLog(redis)
+    await decided(store, 2)
+    entries = await stream(redis)
+    entry_id, fields = entries[2]  # the first approval
+    await redis.delete(keys.AUDIT)
+    for i, f in entries:
+        await redis.xadd(keys.AUDIT, {**f, "actor": "U0MALLORY"} if i == entry_id else f, id=i)
+    await redis.set(keys.AUDIT_CAP, CAP)
+
+    await decided(store, 5, tag="later")
+
+    assert keys.AUDIT_TRIMMED not in events(await stream(redis))
+    verdict = await log.verify()
+    assert not verdict.ok and f"entry {entry_id} was changed after it was written" in verdict.problem
+
+
+async def test_verification_while_the_product_writes_and_trims(store, redis):
+    await redis.set(keys.AUDIT_CAP, CAP * 3)
+    log = AuditLog(redis)
+    await decided(store, 1)
+    writing = asyncio.create_task(decided(store, 40, tag="busy"))
+    verdicts = []
+    while not writing.done():
+        verdicts.append(await log.verify())
+    await writing
+    verdicts.append(await log.verify())
+    assert all(v.ok for v in verdicts), [v.problem for v in verdicts if not v.ok]
+    assert any(v.trim is not None for v in verdicts)
+
+
+async def test_audit_verify_expect_on_the_command_line(tmp_path, store, redis, redis_server):
+    url = redis_server.url
+    await decided(store, 2)
+
+    code, out, err = await run("audit", "--verify", cwd=tmp_path, REDIS_URL=url)
+    assert code == 0, err
+    head = (await redis.get(keys.AUDIT_HEAD)).decode()
+    assert out.startswith(f"ok: 5 entries, chain intact; head {head}\n") and "genesis" in out
+
+    code, out, err = await run("audit", "--verify", "--expect", head, cwd=tmp_path, REDIS_URL=url)
+    assert code == 0, err
+    assert "the saved head is entry" in out
+
+    # The chain grew (and was trimmed): the saved head is still in it.
+    await redis.set(keys.AUDIT_CAP, 20)
+    await decided(store, 3, tag="later")
+    code, out, err = await run("audit", "--verify", "--expect", head, cwd=tmp_path, REDIS_URL=url)
+    assert code == 0, err
+
+    # Rewritten: fine on its own, not against the saved head.
+    entries = await stream(redis)
+    new_head = await rewrite(redis, [(i, f) for i, f in entries if f["event"] != "denied"])
+    code, out, err = await run("audit", "--verify", cwd=tmp_path, REDIS_URL=url)
+    assert code == 0 and f"head {new_head}" in out, err
+    code, out, err = await run("audit", "--verify", "--expect", head, cwd=tmp_path, REDIS_URL=url)
+    assert code == 1 and out.startswith(f"FAIL: the saved hash {head} is not in the chain"), (out, err)
+
+    # Mistakes in the command are configuration errors.
+    code, _out, err = await run("audit", "--verify", "--expect", "not-a-hash", cwd=tmp_path, REDIS_URL=url)
+    assert code == 2 and "--expect" in err
+    code, _out, err = await run("audit", "--expect", head, cwd=tmp_path, REDIS_URL=url)
+    assert code == 2 and "--verify" in err
+
+
+async def test_the_command_line_shows_a_trim(tmp_path, store, redis, redis_server):
+    await redis.set(keys.AUDIT_CAP, CAP)
+    await decided(store, 6)
+    code, out, err = await run("audit", "--verify", cwd=tmp_path, REDIS_URL=redis_server.url)
+    assert code == 0, err
+    assert "trimmed" in out
+
+
+@pytest.mark.parametrize("cap", ["nan", "inf", "-3", "0", "0.5", "not a number", "99999999999"])
+async def test_a_cap_that_cannot_be_used_is_ignored_and_nothing_fails(store, redis, cap):
+    await redis.set(keys.AUDIT_CAP, cap)
+    await decided(store, 3)
+    entries = await stream(redis)
+    assert len(entries) == 7 and keys.AUDIT_TRIMMED not in events(entries)
+    assert (await AuditLog(redis).verify()).ok
+
+
+async def test_a_cap_or_anchor_of_the_wrong_type_fails_no_transition(store, redis):
+    await decided(store, 1)
+    await redis.delete(keys.AUDIT_ANCHOR)
+    await redis.hset(keys.AUDIT_ANCHOR, "x", "1")
+    await redis.hset(keys.AUDIT_CAP, "x", "1")
+
+    await decided(store, 4, tag="after")
+
+    assert len(await stream(redis)) == 11
+    verdict = await AuditLog(redis).verify()
+    assert not verdict.ok and "cannot be read" in verdict.problem
+
+
+async def test_a_cap_lowered_by_someone_with_redis_access_shows_and_loses_the_saved_head(store, redis):
+    log = AuditLog(redis)
+    await decided(store, 3)
+    saved = (await log.verify()).head
+
+    await redis.set(keys.AUDIT_CAP, "1")
+    await decided(store, 1, tag="after")
+
+    verdict = await log.verify()
+    assert verdict.ok and verdict.trim is not None and verdict.trim.fields["cap"] == "1"
+    verdict = await log.verify(expect=saved)
+    assert not verdict.ok and "or that entry was trimmed since" in verdict.problem
+
+
+async def test_entries_cannot_carry_the_chain_fields(redis):
+    with pytest.raises(ValueError):
+        await AuditLog(redis).append("rule_added", actor="U0ALICE", prev="")
+    assert await redis.xlen(keys.AUDIT) == 0
