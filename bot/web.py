@@ -94,9 +94,10 @@ def create_app(
     app[_REDIS] = redis
     app[_JOBS] = jobs
     app.router.add_get(HEALTHZ_PATH, _healthz)
+    signed = SignedRequests(redis)
     if settings.slack_app_token is None:
         verifier = SignatureVerifier(settings.slack_signing_secret.get_secret_value())
-        edge = SlackEdge(bolt, verifier, SignedRequests(redis), body_timeout=settings.http_body_timeout)
+        edge = SlackEdge(bolt, verifier, signed, body_timeout=settings.http_body_timeout)
         app.router.add_post(SLACK_EVENTS_PATH, edge.handle)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
@@ -117,6 +118,11 @@ def create_app(
                 if socket_mode is not None:
                     await socket_mode.close_async()
                 await jobs.close()
+                # Last before the client: the store's and the replay check's batches
+                # run in tasks of their own that cancelling jobs or requests does not
+                # stop, and one still running would reconnect the closed pool.
+                await store.aclose()
+                await signed.aclose()
                 await redis.aclose()
 
     app.cleanup_ctx.append(lifecycle)

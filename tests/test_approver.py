@@ -10,7 +10,7 @@ import asyncio
 
 from bot import SlackApprover
 from bot.approvals import keys
-from bot.approvals.model import Decision, NewRequest, State, mismatch_id, request_id_for
+from bot.approvals.model import Decision, NewRequest, State, call_hash, mismatch_id, request_id_for
 from bot.redis_client import AGENT_CLIENT_NAME
 from tests.conftest import cancelled, context
 from tests.fakes.redis_server import free_port
@@ -55,7 +55,7 @@ async def test_allow_carries_the_input_the_approvers_saw(make_approver, store):
     assert (await task).updated_input == {"command": "ls docs"}
     # A repeated call with the same id but other arguments is another call: asked anew.
     replay = asyncio.create_task(approver.can_use_tool("Bash", {"command": "rm -rf docs"}, context("toolu_seen")))
-    other = mismatch_id(request_id, "Bash", {"command": "rm -rf docs"})
+    other = mismatch_id(request_id, call_hash("Bash", {"command": "rm -rf docs"}))
     async with asyncio.timeout(5):
         while (asked := await store.get(other)) is None:
             await asyncio.sleep(0.02)

@@ -508,3 +508,72 @@ def test_the_gate_refuses_a_timeout_out_of_range_and_blocks(timeout, redis_serve
     )
     assert done.returncode == 2, done
     assert "--timeout" in done.stderr and "The tool was not run." in done.stderr
+
+
+async def test_a_recorded_post_whose_answer_was_lost_keeps_its_card(start_worker, make_approver, slack, redis_server):
+    """MARK_POSTED ran but its reply never came back: the card Redis points to stays."""
+    import hashlib
+
+    from bot.approvals import scripts
+    from tests.fakes.redis_server import ReplyLosingProxy
+
+    proxy = ReplyLosingProxy(redis_server.port)
+    await proxy.start()
+    try:
+        proxy.lose_reply_to(hashlib.sha1(scripts.MARK_POSTED.encode()).hexdigest().encode())
+        worker = await start_worker(redis_url=proxy.url, job_retry_after=0.3)
+        approver = await make_approver()
+        task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make ship"}, context("toolu_lost")))
+        message = await posted(slack)
+        async with asyncio.timeout(15):  # the worker's read timeout, then its look again
+            while not proxy.lost:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(6)
+        assert slack.calls_to("chat.delete") == [] and len(slack.roots()) == 1
+        await worker.click("U0ALICE", Action.APPROVE, message)
+        assert (await asyncio.wait_for(task, 5)).behavior == "allow"
+        await slack.wait_for(lambda: slack.message(message.channel, message.ts).edits >= 1)
+    finally:
+        await proxy.close()
+
+
+async def test_a_reused_tool_use_id_after_its_symlink_moved_is_asked_anew(tmp_path, start_worker, make_approver, slack):
+    infra, scratch = tmp_path / "infra", tmp_path / "scratch"
+    infra.mkdir()
+    (scratch / "real").mkdir(parents=True)
+    os.symlink(scratch / "real", scratch / "link")
+    body = f"""
+rules:
+  - {{name: no-infra, tool: Write, file_path: "{infra}/**", action: deny, message: Infra is written by CI only.}}
+  - {{name: scratch, tool: Write, file_path: "{scratch}/**", action: allow}}
+"""
+    await start_worker(approval_policy=policy_file(tmp_path, body))
+    approver = await make_approver()
+    call = {"file_path": f"{scratch}/link/main.tf", "content": "x"}
+    assert (await asyncio.wait_for(approver.can_use_tool("Write", call, context("toolu_moved")), 5)).behavior == "allow"
+    os.remove(scratch / "link")
+    os.symlink(infra, scratch / "link")  # the same input now lands in infra/
+    again = await asyncio.wait_for(approver.can_use_tool("Write", call, context("toolu_moved")), 5)
+    assert again.behavior == "deny" and "Infra is written by CI only." in again.message
+
+
+async def test_waiting_on_a_reused_tool_use_id_waits_for_its_newest_call(make_approver, store):
+    approver = await make_approver()
+    first = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_dup")))
+    request_id = request_id_for("toolu_dup")
+    async with asyncio.timeout(5):
+        while await store.get(request_id) is None:
+            await asyncio.sleep(0.02)
+    await store.decide(request_id, Decision(State.APPROVED, actor="U0ALICE", revision=0))
+    await first
+    # The same id with another input (what a deferred run would replay on resume):
+    second = asyncio.create_task(approver.can_use_tool("Bash", {"command": "rm -rf /srv"}, context("toolu_dup")))
+    async with asyncio.timeout(5):
+        while await store.latest(request_id) == request_id:
+            await asyncio.sleep(0.02)
+    waiting = asyncio.create_task(approver.wait_for_decision("toolu_dup"))
+    await asyncio.sleep(0.3)
+    assert not waiting.done(), "the approval of `ls` is not the decision on `rm -rf /srv`"
+    await cancelled(second)
+    ended = await asyncio.wait_for(waiting, 5)
+    assert ended.state is State.CANCELLED and ended.tool_input == {"command": "rm -rf /srv"}

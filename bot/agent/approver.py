@@ -215,9 +215,11 @@ class SlackApprover:
         then resume the session (see the README). Stopping this wait changes
         nothing in Slack: the request stays pending. Raises ``LookupError``
         if there is no such request and ``TimeoutError`` after ``timeout``.
+        When the id was reused with another input, this is the newest call's
+        request: the one the resumed session will replay.
         """
         await self.start()
-        request_id = request_id_for(tool_use_id)
+        request_id = await self.store.latest(request_id_for(tool_use_id))
         request = await self._waiter.wait(request_id, lambda: ended(self.store, request_id), timeout)
         if request is None:
             raise TimeoutError(f"no decision on {tool_use_id} within {timeout}s")
@@ -242,6 +244,9 @@ class SlackApprover:
             log.warning("closing with %d approval calls still finishing", self._calls)
         self._started = False
         if self._owns_redis:
+            # The store's batches run in tasks of their own: stop them before
+            # the pool closes, or one would reconnect it (RequestStore.aclose).
+            await self.store.aclose()
             await self.redis.aclose()
 
     async def __aenter__(self) -> Self:

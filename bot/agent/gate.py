@@ -37,7 +37,7 @@ from redis.exceptions import RedisError
 
 from .. import text
 from ..approvals import keys
-from ..approvals.model import ApprovalRequest, Mode, NewRequest, input_hash, request_id_for
+from ..approvals.model import ApprovalRequest, Mode, NewRequest, call_hash, request_id_for
 from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter
 from ..redis_client import GATE_CLIENT_NAME, connect, timed_out
@@ -93,7 +93,6 @@ class HookInput(BaseModel):
     hook_event_name: Literal["PreToolUse"]
     session_id: str = ""
     transcript_path: str = ""
-    cwd: str = ""
     tool_name: str = Field(min_length=1)
     tool_input: dict[str, Any]
     tool_use_id: str = Field(min_length=1)
@@ -219,13 +218,15 @@ class Gate:
             # The next identical call in this session picks this request up
             # instead of asking again (see _request).
             await self.redis.set(
-                keys.retry(call.session_id, call.tool_name, request.input_hash), request.id, ex=keys.RETENTION_SECONDS
+                keys.retry(call.session_id, call.tool_name, request.call_hash), request.id, ex=keys.RETENTION_SECONDS
             )
         return hook_output("deny", text.still_waiting(request))
 
     async def _request(self, call: HookInput) -> ApprovalRequest:
         if self.host is Host.INTERACTIVE and call.session_id:
-            earlier = await self.redis.getdel(keys.retry(call.session_id, call.tool_name, input_hash(call.tool_input)))
+            # Picked up only by the same call: same input, and paths leading where they did.
+            fingerprint = call_hash(call.tool_name, call.tool_input, resolve_paths(call.tool_input))
+            earlier = await self.redis.getdel(keys.retry(call.session_id, call.tool_name, fingerprint))
             request = await self.store.get(earlier.decode() if isinstance(earlier, bytes) else earlier) if earlier else None
             if request is not None:
                 return request
@@ -242,7 +243,7 @@ class Gate:
                 timeout=self.timeout,
                 cost=await estimate_cost(self._estimator, call.tool_name, call.tool_input),
                 mode=config.mode,
-                resolved=resolve_paths(call.tool_input, call.cwd or None),
+                resolved=resolve_paths(call.tool_input),
             )
         )
         return request
@@ -329,9 +330,10 @@ async def _answer(settings: Settings, config: GateConfig, call: HookInput, host:
     # loop.time() is a monotonic clock of its own: carry the deadline over.
     limit = asyncio.timeout_at(loop.time() + (deadline - time.monotonic()))
     redis = connect(settings.redis_url or "", name=GATE_CLIENT_NAME, max_connections=4)
+    gate = Gate(redis, config, host, default_timeout=settings.approval_timeout)
     try:
         async with limit:  # connecting, storing and every wait: all of the gate's work
-            return await Gate(redis, config, host, default_timeout=settings.approval_timeout).answer(call)
+            return await gate.answer(call)
     except TimeoutError:
         if limit.expired():
             raise DeadlinePassed from None
@@ -339,6 +341,7 @@ async def _answer(settings: Settings, config: GateConfig, call: HookInput, host:
     finally:
         with suppress(Exception):
             async with asyncio.timeout(CLOSE_GRACE):  # a stalled Redis must not hold up the answer
+                await gate.store.aclose()  # its batches run in tasks of their own
                 await redis.aclose()
 
 

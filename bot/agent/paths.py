@@ -16,20 +16,21 @@ PATH_FIELDS = ("file_path", "notebook_path", "path")
 """Input fields of Claude Code's file tools that name a path."""
 
 
-def resolve_paths(tool_input: dict[str, Any], cwd: str | None = None) -> dict[str, str]:
-    """Each path field of ``tool_input`` that resolves elsewhere than it is written.
+def resolve_paths(tool_input: dict[str, Any]) -> dict[str, str]:
+    """Each absolute path field of ``tool_input`` that resolves elsewhere than it is written.
 
-    Relative paths are taken from ``cwd`` (the CLI's working directory when
-    known, else this process's). A path that cannot be resolved is left out.
+    Claude Code makes its file tools' paths absolute before it asks. A
+    relative path (an MCP tool's) is left out: the gate and ``can_use_tool``
+    run in different directories, and each must fingerprint the call alike.
+    A path that cannot be resolved is left out too.
     """
     resolved = {}
     for name in PATH_FIELDS:
         written = tool_input.get(name)
-        if not isinstance(written, str) or not written or "\x00" in written:
+        if not isinstance(written, str) or not os.path.isabs(written) or "\x00" in written:
             continue
         try:
-            base = cwd or os.getcwd()
-            real = os.path.realpath(os.path.join(base, os.path.expanduser(written)))
+            real = os.path.realpath(written)
         except (OSError, ValueError):
             continue
         if real != written:

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from ..tasks import stop
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -20,6 +22,10 @@ class Coalescer(Generic[K, V]):
     (one pipeline each); a lone read waits for nothing but that turn.
     ``fetch`` returns one value per key, in order; a value that is an
     exception is raised to that key's caller alone.
+
+    A batch runs in a task of its own, not in its callers' tasks, so
+    cancelling the callers does not stop it: whoever owns the client must
+    ``aclose()`` this before closing the client (see ``aclose``).
     """
 
     def __init__(self, fetch: Callable[[list[K]], Awaitable[list[V]]], *, max_batch: int = 500) -> None:
@@ -28,8 +34,11 @@ class Coalescer(Generic[K, V]):
         self._queued: list[tuple[K, asyncio.Future[V]]] = []
         self._flushing = False
         self._running: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def get(self, key: K) -> V:
+        if self._closed:
+            raise RuntimeError("call after the coalescer was closed")  # it would open a connection nobody closes
         loop = asyncio.get_running_loop()
         future: asyncio.Future[V] = loop.create_future()
         self._queued.append((key, future))
@@ -37,6 +46,20 @@ class Coalescer(Generic[K, V]):
             self._flushing = True
             loop.call_soon(self._flush)
         return await future
+
+    async def aclose(self) -> None:
+        """Cancel the reads still queued and the batches in flight, and wait for them.
+
+        Call it before closing the Redis client. A batch left running (its
+        callers were cancelled, as a stopping worker's jobs are) would send its
+        commands after ``Redis.aclose()``: redis-py then reconnects the closed
+        connection (or opens a new one) and nothing ever closes it again, an
+        unclosed-Connection ResourceWarning when it is collected."""
+        self._closed = True
+        queued, self._queued = self._queued, []
+        for _, future in queued:
+            future.cancel()
+        await stop(self._running)
 
     def _flush(self) -> None:
         self._flushing = False

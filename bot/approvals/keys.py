@@ -69,7 +69,7 @@ DECISIONS = f"{PREFIX}:decided"
 """Pub/sub channel: the id of every request that was routed or reached a final state."""
 
 RETRY_PREFIX = f"{PREFIX}:retry:"
-"""+ ``session:tool:input hash``: a request an interactive Claude Code session stopped
+"""+ ``session:tool:call hash``: a request an interactive Claude Code session stopped
 waiting for; the next identical call in that session picks it up (once)."""
 
 TEAM_RULES = f"{PREFIX}:rules"
@@ -104,8 +104,8 @@ def spend(rule: str, day: str = "") -> str:
     return f"{prefix}:{day}" if day else prefix
 
 
-def retry(session_id: str, tool_name: str, input_hash: str) -> str:
-    return f"{RETRY_PREFIX}{session_id}:{tool_name}:{input_hash}"
+def retry(session_id: str, tool_name: str, call_hash: str) -> str:
+    return f"{RETRY_PREFIX}{session_id}:{tool_name}:{call_hash}"
 
 
 def thread_root(channel: str, ts: str) -> str:

@@ -59,11 +59,20 @@ def request_id_for(tool_use_id: str | None) -> str:
     return hashlib.sha256(tool_use_id.encode()).hexdigest()[:24]
 
 
-def mismatch_id(request_id: str, tool_name: str, tool_input: dict[str, Any]) -> str:
-    """The request id of a call that reuses another call's ``tool_use_id`` with
-    another tool or input: its own request, never the first one's decision."""
-    seed = f"{request_id}\n{tool_name}\n{input_hash(tool_input)}"
-    return hashlib.sha256(seed.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+def call_hash(tool_name: str, tool_input: dict[str, Any], resolved: dict[str, str] | None = None) -> str:
+    """What a decision is about: the tool, its input, and where its paths lead.
+
+    A stored decision is handed only to a call with the same fingerprint: the
+    same ``tool_use_id`` with another input, or with a symlink re-pointed
+    since, is another call."""
+    canonical = json.dumps([tool_name, tool_input, resolved or {}], sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def mismatch_id(request_id: str, call: str) -> str:
+    """The request id of a call (fingerprint ``call``) that reuses another call's
+    ``tool_use_id``: its own request, never the first one's decision."""
+    return hashlib.sha256(f"{request_id}\n{call}".encode()).hexdigest()[:24]
 
 
 def to_json(value: Any) -> str:
@@ -145,6 +154,8 @@ class ApprovalRequest:
     tool_input: dict[str, Any]
     input_hash: str
     created_at: float
+    call_hash: str = ""
+    """``call_hash`` of what was asked (tool, input, resolved paths)."""
     tool_use_id: str = ""
     agent: str = ""
     requested_by: str = ""
@@ -233,6 +244,7 @@ class ApprovalRequest:
             tool_name=raw["tool_name"],
             tool_input=json.loads(raw["tool_input"]),
             input_hash=raw["input_hash"],
+            call_hash=raw.get("call_hash", ""),
             created_at=float(raw["created_at"]),
             tool_use_id=raw.get("tool_use_id", ""),
             agent=raw.get("agent", ""),

@@ -254,27 +254,29 @@ def _script(body: str) -> str:
     return Template(_PRELUDE + body).substitute(_CONSTANTS)
 
 
-# ARGV: id, now, deadline, actor, tool_name, input_hash, field, value, ...
+# ARGV: id, now, deadline, actor, tool_name, call_hash, mismatch id, field, value, ...
 # Results: {'created'}; {'exists', field, value, ...} (the same call asked
-# again); {'mismatch'} (this id holds another tool or input: audited, nothing
-# else changes); {'invalid', what}.
+# again); {'mismatch'} (this id holds another call, by tool, input or where
+# its paths lead: audited, and the request points to the mismatch id, where
+# the caller asks anew); {'invalid', what}.
 CREATE = _script("""
 local deadline = tonumber(ARGV[3])
 if not finite(deadline) then return {'invalid', 'deadline'} end
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  local r = redis.call('HMGET', KEYS[1], 'tool_name', 'input_hash')
-  if r[1] ~= ARGV[5] or r[2] ~= ARGV[6] then
+  if redis.call('HGET', KEYS[1], 'call_hash') ~= ARGV[6] then
     -- Same tool_use_id, another call: what people saw (and decided) was
     -- not this. Record it against the request they saw.
-    audit('input_mismatch', ARGV[4], ARGV[2], 'tool', ARGV[5], 'asked_input_hash', ARGV[6])
+    redis.call('HSET', KEYS[1], 'latest', ARGV[7])
+    audit('input_mismatch', ARGV[4], ARGV[2], 'tool', ARGV[5], 'asked_call_hash', ARGV[6], 'asked_as', ARGV[7])
     return {'mismatch'}
   end
+  redis.call('HDEL', KEYS[1], 'latest')
   local existing = redis.call('HGETALL', KEYS[1])
   table.insert(existing, 1, 'exists')
   return existing
 end
 local fields = {}
-for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
 if deadline > 0 then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])

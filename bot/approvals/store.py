@@ -26,6 +26,7 @@ from .model import (
     State,
     Transition,
     input_hash,
+    call_hash,
     mismatch_id,
     to_json,
 )
@@ -72,6 +73,13 @@ class RequestStore:
         self._reads = Coalescer(self.many)
         self._transitions: Coalescer[_ScriptCall, Any] = Coalescer(self._run_scripts)
 
+    async def aclose(self) -> None:
+        """Stop the batched reads and transitions still running; call it before closing ``redis``.
+
+        Their tasks outlive cancelled callers (``Coalescer.aclose``)."""
+        await self._reads.aclose()
+        await self._transitions.aclose()
+
     @staticmethod
     def _keys(request_id: str) -> list[str]:
         return [
@@ -94,18 +102,19 @@ class RequestStore:
         bounds.seconds(new.timeout, "the request's timeout")
         if new.cost is not None:
             bounds.dollars(new.cost, "the request's cost")
-        request, created = await self._create_once(new)
+        call = call_hash(new.tool_name, new.tool_input, new.resolved)
+        other = mismatch_id(new.id, call)
+        request, created = await self._create_once(new, call, other)
         if request is None:
             log.warning("request %s: tool_use_id %r asked again with another call", new.id, new.tool_use_id)
-            request, created = await self._create_once(
-                dataclasses.replace(new, id=mismatch_id(new.id, new.tool_name, new.tool_input))
-            )
+            request, created = await self._create_once(dataclasses.replace(new, id=other), call, other)
         if request is None:
             raise RuntimeError(f"request {new.id}: its mismatch id holds another call too")
         return request, created
 
-    async def _create_once(self, new: NewRequest) -> tuple[ApprovalRequest | None, bool]:
-        """One CREATE: (the request, created), or (None, False) on a mismatch."""
+    async def _create_once(self, new: NewRequest, call: str, other: str) -> tuple[ApprovalRequest | None, bool]:
+        """One CREATE: (the request, created), or (None, False) when ``new.id`` holds
+        another call (the request then points to ``other``, this call's own id)."""
         now = time.time()
         deadline = now + new.timeout if new.timeout > 0 else 0
         fields = {
@@ -114,6 +123,7 @@ class RequestStore:
             "tool_name": new.tool_name,
             "tool_input": to_json(new.tool_input),
             "input_hash": input_hash(new.tool_input),
+            "call_hash": call,
             "created_at": repr(now),
             "tool_use_id": new.tool_use_id or "",
             "agent": new.agent,
@@ -131,7 +141,7 @@ class RequestStore:
         reply = await self._transition(
             self._create,
             keys=self._keys(new.id),
-            args=[new.id, repr(now), repr(deadline), new.agent or "agent", new.tool_name, fields["input_hash"], *flat],
+            args=[new.id, repr(now), repr(deadline), new.agent or "agent", new.tool_name, call, other, *flat],
         )
         status = text(reply[0])
         if status == "exists":
@@ -164,6 +174,12 @@ class RequestStore:
             for script, script_keys, args in calls:
                 pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
             return await pipe.execute(raise_on_error=False)
+
+    async def latest(self, request_id: str) -> str:
+        """The request of the newest call under ``request_id``'s ``tool_use_id``
+        (itself, or the request of another input that reused the id)."""
+        latest = await self.redis.hget(keys.request(request_id), "latest")
+        return text(latest) if latest else request_id
 
     async def get(self, request_id: str) -> ApprovalRequest | None:
         """The request, or None. Reads started together share one round trip."""

@@ -256,12 +256,26 @@ class SlackJobWorker:
         try:
             await self._posted(request_id, response["channel"], response["ts"])
         except (RedisError, OSError):
-            # Slack shows the card but Redis does not know it: take it down, so
-            # the retry's card is the only live one. Should this fail too, the
-            # retry finds the card by its metadata and adopts it (_adopt).
-            with contextlib.suppress(Exception):
-                await self.client.chat_delete(channel=response["channel"], ts=response["ts"])
-            raise
+            if not await self._recorded_anyway(request_id, response["channel"], response["ts"]):
+                raise
+
+    async def _recorded_anyway(self, request_id: str, channel: str, ts: str) -> bool:
+        """Recording the message failed, or only its answer was lost: look again.
+
+        Recorded after all: keep it. Not recorded: take it down, so the retry's
+        card is the only live one. Redis still unreadable: keep it; the retry
+        finds it by its metadata and adopts it (``_adopt``)."""
+        try:
+            stored = await self.store.get(request_id)
+        except (RedisError, OSError):
+            return False
+        if stored is not None and stored.ts == ts:
+            if stored.state.is_final:
+                await self._update(stored)
+            return True
+        with contextlib.suppress(Exception):
+            await self.client.chat_delete(channel=channel, ts=ts)
+        return False
 
     async def _posted(self, request_id: str, channel: str, ts: str) -> None:
         """Record the message; a duplicate is deleted, a request that ended meanwhile is shown ended."""

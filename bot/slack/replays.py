@@ -18,10 +18,12 @@ replay one, and Slack's own redeliveries of an event are deduplicated on
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from redis.asyncio import Redis
 
 from ..approvals import keys
+from ..approvals.coalesce import Coalescer
 from .limits import SIGNATURE_WINDOW
 
 
@@ -30,6 +32,18 @@ class SignedRequests:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        # Clicks that arrive together claim together: one pipeline, not one round trip each.
+        self._claims: Coalescer[tuple[str, int], Any] = Coalescer(self._claim)
+
+    async def _claim(self, claims: list[tuple[str, int]]) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, ttl in claims:
+                pipe.set(key, b"1", nx=True, ex=ttl)
+            return await pipe.execute(raise_on_error=False)
+
+    async def aclose(self) -> None:
+        """Stop the claims still running; call it before closing ``redis`` (``Coalescer.aclose``)."""
+        await self._claims.aclose()
 
     async def first_use(self, signature: str, timestamp: str, *, now: float | None = None) -> bool:
         """Claim a verified request's signature; False if a worker already took this request.
@@ -40,5 +54,5 @@ class SignedRequests:
         # Valid until timestamp + window on this worker's clock; a minute more for other workers' clocks.
         ttl = int(int(timestamp) + SIGNATURE_WINDOW - now) + keys.SIGNED_REQUEST_SKEW
         ttl = max(ttl, keys.SIGNED_REQUEST_SKEW)
-        claimed = await self.redis.set(keys.signed_request(signature), b"1", nx=True, ex=ttl)
+        claimed = await self._claims.get((keys.signed_request(signature), ttl))
         return bool(claimed)

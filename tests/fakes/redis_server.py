@@ -173,3 +173,73 @@ class _Relay:
             # The upstream side ended because of the cut: keep the client's
             # socket open and silent until the proxy closes.
             await self._closed.wait()
+
+
+class ReplyLosingProxy:
+    """A TCP relay to a Redis port that loses the answer to one command.
+
+    ``lose_reply_to(marker)``: the next request carrying ``marker`` (say a
+    script's SHA) reaches Redis and runs, but its answer, and everything after
+    it on that connection, never comes back, as when a connection dies just
+    after Redis wrote. The client sees its read time out; the write stands.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.lost = 0
+        """How many answers were lost so far."""
+        self._markers: list[bytes] = []
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def lose_reply_to(self, marker: bytes) -> None:
+        self._markers.append(marker)
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+        silenced = asyncio.Event()
+
+        async def requests() -> None:
+            while chunk := await reader.read(65536):
+                for marker in list(self._markers):
+                    if marker in chunk:
+                        self._markers.remove(marker)
+                        silenced.set()
+                up_writer.write(chunk)
+                await up_writer.drain()
+
+        async def answers() -> None:
+            while chunk := await up_reader.read(65536):
+                if silenced.is_set():
+                    self.lost += 1
+                    continue
+                writer.write(chunk)
+                await writer.drain()
+
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            await asyncio.gather(requests(), answers())
+        for w in (writer, up_writer):
+            w.close()
+            self._writers.discard(w)
