@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import text
-from ..approvals import keys
+from ..approvals.groups import cached_members
 from ..approvals.grants import listed
 from ..approvals.model import ApprovalRequest, State, is_group
 from ..approvals.store import RequestStore
@@ -75,9 +75,4 @@ async def may_approve(store: RequestStore, request: ApprovalRequest, users: set[
     others = sorted(users - listed_users)
     if not groups or not others:
         return frozenset(listed_users)
-    async with store.redis.pipeline(transaction=False) as pipe:
-        for group in groups:
-            pipe.smismember(keys.usergroup(group), others)
-        memberships = await pipe.execute()
-    members = {user for found in memberships for user, member in zip(others, found, strict=True) if member}
-    return frozenset(listed_users | members)
+    return frozenset(listed_users | await cached_members(store.redis, groups, others))

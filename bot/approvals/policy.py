@@ -313,9 +313,13 @@ class Policy(_Strict):
             return real
         return written
 
+    def _named(self) -> list[tuple[str, Rule]]:
+        """Every rule with the name routes carry (``rules[i]`` when it has none), the default last."""
+        named: list[tuple[str, Rule]] = [(rule.name or f"rules[{i}]", rule) for i, rule in enumerate(self.rules)]
+        return [*named, (self.default.name or "default", self.default)]
+
     def _first(self, tool_name: str, tool_input: dict[str, Any], estimate: float | None) -> Route:
-        named = [(rule.name or f"rules[{index}]", rule) for index, rule in enumerate(self.rules)]
-        for name, rule in [*named, (self.default.name or "default", self.default)]:
+        for name, rule in self._named():
             try:
                 cost = rule.cost_of(tool_input, estimate)
             except bounds.OutOfRange as exc:
@@ -330,10 +334,8 @@ class Policy(_Strict):
         """Who may remove a team allow-list rule granted on ``route``: the
         admins and the route's approvers; None when anyone may (the route
         lets anyone approve). A route no longer in the policy leaves the admins."""
-        named = {rule.name or f"rules[{i}]": rule for i, rule in enumerate(self.rules)}
-        default = self.default.name or "default"
-        named.setdefault(default, self.default)
-        rule = named.get(route or default)  # rules from before routes were recorded: the default's
+        named = dict(reversed(self._named()))  # the first rule of a name wins, as in routing
+        rule = named.get(route or (self.default.name or "default"))  # older rules: the default's
         if rule is not None and rule.action is Action.ASK and not rule.approvers:
             return None
         approvers = tuple(rule.approvers) if rule is not None else ()

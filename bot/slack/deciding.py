@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..approvals import keys
+from ..approvals.groups import cached_members
 from ..approvals.model import Decision, Refusal, Transition, is_group
 from ..approvals.store import RequestStore
 from .directory import Directory
@@ -43,15 +43,11 @@ class Decider:
         if user in targets:
             return True
         groups = [t for t in targets if is_group(t)]
-        if await self._in_cached(user, groups):
+        if not groups:
+            return False
+        if await cached_members(self.store.redis, groups, [user]):
             return True
-        return bool(groups) and await self.directory.refresh(groups) and await self._in_cached(user, groups)
-
-    async def _in_cached(self, user: str, groups: list[str]) -> bool:
-        for group in groups:
-            if await self.store.redis.sismember(keys.usergroup(group), user):
-                return True
-        return False
+        return await self.directory.refresh(groups) and bool(await cached_members(self.store.redis, groups, [user]))
 
     @staticmethod
     def _to_refresh(transition: Transition) -> tuple[str, ...]:

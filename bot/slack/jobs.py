@@ -231,11 +231,12 @@ class SlackJobWorker:
         if request is None or request.posted or request.state.is_final:
             return  # gone, done by another worker, or ended before anyone saw it
         if not request.routed:
-            request = await self._route(request)
+            request = await self._route(request)  # warms the route's approver groups too
             if request is None or request.state.is_final:
                 return  # the policy decided it without asking anyone
-        # Before the post: the first click checks membership against this cache.
-        await self.directory.warm(a for a in request.approvers if is_group(a))
+        else:
+            # Before the post: the first click checks membership against this cache.
+            await self.directory.warm(a for a in request.approvers if is_group(a))
         channel = request.channel or self.default_channel
         if request.post_started and await self._adopt(request, channel):
             return
@@ -334,7 +335,8 @@ class SlackJobWorker:
         grants = []
         if route.action is Action.ASK:
             grants = await self.allowlist.grants(request.tool_name, request.tool_input, request.resolved)
-            # The ROUTE script checks each granter against this route's approver groups.
+            # Before ROUTE, which checks each granter against this route's approver
+            # groups, and before the post, whose first click does the same.
             await self.directory.warm(a for a in route.approvers if is_group(a))
         await self.store.route(request.id, route, grants)
         return await self.store.get(request.id)
@@ -403,8 +405,8 @@ class SlackJobWorker:
                 if message.get("ts") == request.ts or not is_person_reply(message, bot_user):
                     continue
                 author = author_of(message)
-                if self.orgs is not None and author is not None and not self.orgs.allows(author):
-                    continue  # another organisation's reply (Slack Connect): not the team's discussion
+                if self.orgs is not None and (author is None or not self.orgs.allows(author)):
+                    continue  # another organisation's reply (Slack Connect), or one that says not whose
                 user = message["user"]
                 replies.append(Reply(message["ts"], user, await self.directory.name(user), message.get("text", "")))
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
