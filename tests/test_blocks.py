@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from bot import text
 from bot.approvals.model import ApprovalRequest, State
 from bot.slack import blocks, limits, mrkdwn
 from bot.slack.ids import Action
@@ -104,9 +105,31 @@ def test_full_input_modal_is_valid_at_any_size():
 
 
 def test_modals_are_valid():
-    assert view_errors(blocks.deny_modal("0123456789abcdef01234567")) == []
+    assert view_errors(blocks.deny_modal(request())) == []
     assert view_errors(blocks.loading_modal("Full input")) == []
     assert view_errors(blocks.notice_modal("A title longer than Slack allows for modals", "x" * 5000)) == []
+
+
+def test_each_modal_is_titled_for_its_action():
+    question = request("AskUserQuestion", {"questions": [{"question": "Which region?", "header": "Region",
+                                                          "options": [{"label": "eu"}, {"label": "us"}],
+                                                          "multiSelect": False}]})
+    denied, declined = blocks.deny_modal(request()), blocks.deny_modal(question)
+    assert (denied["title"]["text"], denied["submit"]["text"]) == (text.DENY_MODAL_TITLE, "Deny")
+    assert (declined["title"]["text"], declined["submit"]["text"]) == ("Decline question", "Decline")
+    for title in (text.DENY_MODAL_TITLE, text.DECLINE_MODAL_TITLE, text.ENDED_TITLE, text.NOT_ALLOWED_TITLE,
+                  text.MODIFY_MODAL_TITLE, text.ANSWER_MODAL_TITLE, text.FULL_INPUT_TITLE):
+        assert len(title) <= limits.MODAL_TITLE, title
+
+
+def test_pending_links_use_the_workspace_url_not_slack_com():
+    posted = request(posted_channel="C0APPROVALS", ts="1700000000.000100")
+    listed = json.dumps(blocks.pending_list([posted], "https://acme.slack.com/").blocks)
+    assert "https://acme.slack.com/archives/C0APPROVALS/p1700000000000100" in listed
+    assert "slack.com/archives" not in listed.replace("acme.slack.com/archives", "")
+    # Without a workspace URL the channel is named instead of a made-up link.
+    unlinked = json.dumps(blocks.home_view([posted], [], None)["blocks"])
+    assert "<#C0APPROVALS>" in unlinked and "archives" not in unlinked
 
 
 def test_code_blocks_cannot_be_closed_by_the_input():

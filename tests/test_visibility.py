@@ -11,6 +11,7 @@ from bot.approvals import keys
 from bot.approvals.audit import AuditLog
 from bot.slack.ids import Action
 from tests.conftest import CHANNEL, context, policy_file, posted
+from tests.fakes.slack_api import TEAM_DOMAIN
 from tests.fakes.slack_payloads import event_callback
 from tests.test_cli import run
 
@@ -36,7 +37,8 @@ async def test_approvals_lists_what_the_caller_can_decide(tmp_path, start_worker
     assert carol["response_type"] == "ephemeral"
     listed = str(carol["blocks"])
     assert "kubectl apply -f prod.yaml" in listed and "make &lt;!channel&gt; docs" in listed
-    assert f"https://slack.com/archives/{CHANNEL}/p{deploy_message.ts.replace('.', '')}" in listed
+    # The workspace's own URL (auth.test), the form chat.getPermalink answers with.
+    assert f"https://{TEAM_DOMAIN}.slack.com/archives/{CHANNEL}/p{deploy_message.ts.replace('.', '')}" in listed
     assert "<!channel>" not in listed  # tool input cannot ping anyone
 
     mallory = await worker.command("U0MALLORY")

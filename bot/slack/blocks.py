@@ -397,13 +397,18 @@ def _modal(callback: Modal, title: str, blocks: list[dict[str, Any]], **extra: A
     return view
 
 
-def deny_modal(request_id: str) -> dict[str, Any]:
-    """Asks for an optional reason."""
+def deny_modal(request: ApprovalRequest) -> dict[str, Any]:
+    """Asks for an optional reason; titled for what the button said (Decline on a question)."""
+    question = questions.parse(request.tool_name, request.tool_input) is not None
     reason = _input(
         Field.REASON_BLOCK.value, text.DENY_REASON_LABEL, _text_input(Field.REASON_INPUT.value, multiline=True),
         optional=True, hint=text.DENY_REASON_HINT,
     )
-    view = _form(Modal.DENY, text.DENY_MODAL_TITLE, text.DENY_MODAL_SUBMIT, request_id, [_section(text.DENY_MODAL_INTRO), reason])
+    title, submit, intro = (
+        (text.DECLINE_MODAL_TITLE, text.DECLINE_MODAL_SUBMIT, text.DECLINE_MODAL_INTRO) if question
+        else (text.DENY_MODAL_TITLE, text.DENY_MODAL_SUBMIT, text.DENY_MODAL_INTRO)
+    )
+    view = _form(Modal.DENY, title, submit, request.id, [_section(intro), reason])
     view["close"] = _plain(text.DENY_MODAL_CLOSE, limits.MODAL_BUTTON)
     return view
 
@@ -470,16 +475,19 @@ def full_input_modal(request: ApprovalRequest) -> dict[str, Any]:
     return _modal(Modal.FULL_INPUT, text.FULL_INPUT_TITLE, blocks)
 
 
-def permalink(channel: str, ts: str) -> str:
-    """A link to a message that Slack opens in the reader's workspace."""
-    return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"
+def permalink(workspace_url: str, channel: str, ts: str) -> str:
+    """A link to a message: the workspace's URL (``auth.test``'s ``url``), ``archives/<channel>/p<ts without its dot>``.
+
+    That is the form ``chat.getPermalink`` answers with, built without a call per
+    message (``slack.com/archives/…`` is not a documented form)."""
+    return f"{workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
 
 
 _LISTED = 20
 """Requests one pending list shows (each is a section)."""
 
 
-def _pending_sections(requests: list[ApprovalRequest]) -> list[dict[str, Any]]:
+def _pending_sections(requests: list[ApprovalRequest], workspace_url: str | None) -> list[dict[str, Any]]:
     out = []
     for request in requests[:_LISTED]:
         summary = mrkdwn.escape(mrkdwn.plain(_summary(request.proposed_input), 200))
@@ -488,8 +496,11 @@ def _pending_sections(requests: list[ApprovalRequest]) -> list[dict[str, Any]]:
             tool=mrkdwn.escape(mrkdwn.plain(request.tool_name, 150)), summary=summary, agent=agent,
             epoch=int(request.created_at), fallback=text.utc(request.created_at),
         )
-        if request.posted:
-            line = text.PENDING_LINE.format(link=permalink(request.posted_channel, request.ts), **values)
+        if request.posted and workspace_url:
+            line = text.PENDING_LINE.format(link=permalink(workspace_url, request.posted_channel, request.ts), **values)
+        elif request.posted:
+            # No workspace URL to link with: name the channel, which Slack links itself.
+            line = text.PENDING_IN_CHANNEL.format(channel=mrkdwn.escape(request.posted_channel), **values)
         else:
             line = text.PENDING_NOT_POSTED.format(**values)
         out.append(_section(line[: limits.SECTION_TEXT]))
@@ -498,10 +509,10 @@ def _pending_sections(requests: list[ApprovalRequest]) -> list[dict[str, Any]]:
     return out
 
 
-def pending_list(requests: list[ApprovalRequest]) -> Message:
-    """``/approvals``: what the caller can decide now, with links (ephemeral)."""
+def pending_list(requests: list[ApprovalRequest], workspace_url: str | None = None) -> Message:
+    """``/approvals``: what the caller can decide now, with links into ``workspace_url`` (ephemeral)."""
     blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(text.PENDING_HEADING, limits.HEADER_TEXT)}]
-    blocks += _pending_sections(requests) or [_context(text.NOTHING_PENDING)]
+    blocks += _pending_sections(requests, workspace_url) or [_context(text.NOTHING_PENDING)]
     fallback = text.PENDING_HEADING if requests else text.NOTHING_PENDING
     return Message(text=fallback, blocks=blocks[: limits.MESSAGE_BLOCKS])
 
@@ -509,13 +520,13 @@ def pending_list(requests: list[ApprovalRequest]) -> Message:
 _RECENT = 15
 
 
-def home_view(requests: list[ApprovalRequest], recent: list[Entry]) -> dict[str, Any]:
-    """The App Home tab: the caller's pending list, then their recent decisions."""
+def home_view(requests: list[ApprovalRequest], recent: list[Entry], workspace_url: str | None = None) -> dict[str, Any]:
+    """The App Home tab: the caller's pending list (links into ``workspace_url``), then their recent decisions."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain(text.PENDING_HEADING, limits.HEADER_TEXT)},
         _context(text.HOME_INTRO),
     ]
-    blocks += _pending_sections(requests) or [_context(text.NOTHING_PENDING)]
+    blocks += _pending_sections(requests, workspace_url) or [_context(text.NOTHING_PENDING)]
     blocks += [{"type": "divider"}, {"type": "header", "text": _plain(text.RECENT_HEADING, limits.HEADER_TEXT)}]
     lines = [
         text.RECENT_LINE.format(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -46,6 +46,9 @@ class Installation:
     """The Enterprise Grid organisation, for an org-wide install only."""
     workspaces: frozenset[str] = frozenset()
     """The org-wide install's workspaces."""
+    url: str | None = None
+    """The workspace's own address (``auth.test``'s ``url``, ``https://acme.slack.com/``):
+    message links are built on it, as ``chat.getPermalink`` would answer, without a call per link."""
 
     @classmethod
     async def learn(cls, client: AsyncWebClient) -> Installation:
@@ -53,12 +56,16 @@ class Installation:
         team = auth.get("team_id")
         if not isinstance(team, str) or not team:
             raise ValueError("auth.test named no team")
+        url = auth.get("url")
+        url = url if isinstance(url, str) and url.startswith("https://") else None
         if not auth.get("is_enterprise_install"):
             # A workspace install inside an Enterprise Grid trusts its workspace,
             # not the whole organisation: trusted_teams can name the organisation.
-            return cls(team)
+            return cls(team, url=url)
         enterprise = auth.get("enterprise_id")
-        return cls(team, enterprise if isinstance(enterprise, str) and enterprise else None, await _workspaces(client))
+        return cls(
+            team, enterprise if isinstance(enterprise, str) and enterprise else None, await _workspaces(client), url
+        )
 
 
 async def _workspaces(client: AsyncWebClient) -> frozenset[str]:
@@ -175,13 +182,21 @@ class TrustedOrgs:
             retry = min(retry * 2, max_retry)
 
 
+WORKSPACE_URL = "workspace_url"
+"""The Bolt context key listeners find the installation's URL under (None if Slack gave none)."""
+
+
 def refuse_other_orgs(app: AsyncApp, trust: TrustedOrgs, queue: JobQueue) -> None:
     """Register a Bolt middleware (HTTP and Socket Mode alike) that stops other organisations' requests
     before any listener runs; the person is told, nothing changes."""
 
-    async def only_trusted_orgs(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> BoltResponse | None:
+    async def only_trusted_orgs(
+        body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
         actor = actor_of(body)
         if actor is None or trust.allows(actor):
+            if trust.installation is not None:
+                context[WORKSPACE_URL] = trust.installation.url
             return await next()
         known = trust.installation is not None
         notice = text.FOREIGN_ORG if known else text.ORG_NOT_KNOWN_YET

@@ -32,10 +32,13 @@ __all__ = [
     "block_actions",
     "event_callback",
     "message_event",
+    "retry_headers",
     "sign",
     "slash_command",
     "signed_form",
     "signed_json",
+    "trigger_id",
+    "view_closed",
     "view_submission",
 ]
 
@@ -52,11 +55,18 @@ def _unique() -> int:
     return next(_counter)
 
 
-def _trigger_id() -> str:
-    # Slack's shape: "<digits>.<digits>.<32 hex>"; unique because the fake
-    # (like Slack) accepts each trigger_id once.
+def trigger_id(minted_at: float | None = None) -> str:
+    """A fresh ``trigger_id`` as a click would bring one, minted now (or at ``minted_at``).
+
+    Slack's shape, ``<digits>.<digits>.<hex>``; the first part is the time it was
+    minted in milliseconds, which is how :class:`FakeSlack` tells that it expired
+    (Slack's live 3 s). Unique, because Slack accepts each trigger once."""
     n = _unique()
-    return f"{1700000000000 + n}.{1700000000000}.{n:032x}"
+    minted = time.time() if minted_at is None else minted_at
+    return f"{int(minted * 1000)}.{n}.{n:032x}"
+
+
+_trigger_id = trigger_id
 
 
 def _action_ts() -> str:
@@ -110,8 +120,12 @@ def block_actions(
     user_team: str = TEAM_ID,
     team: str | None = TEAM_ID,
     enterprise: str | None = None,
+    ephemeral: bool = False,
 ) -> dict[str, Any]:
     """A ``block_actions`` payload for a button click on a message.
+
+    ``ephemeral``: a click on a message only the clicker sees (a slash command's
+    answer): Slack sends no ``message`` then, and says so in ``container.is_ephemeral``.
 
     With ``message`` (e.g. ``slack.message(ch, ts).as_dict()``) the payload
     embeds it, takes ``ts`` and the button's ``block_id``/text/style from it,
@@ -154,7 +168,7 @@ def block_actions(
     }
     if "style" in button:
         action["style"] = button["style"]
-    return {
+    payload = {
         "type": "block_actions",
         "user": _user(user_id, user_name, user_team),
         "api_app_id": APP_ID,
@@ -163,7 +177,7 @@ def block_actions(
             "type": "message",
             "message_ts": message_ts,
             "channel_id": channel,
-            "is_ephemeral": False,
+            "is_ephemeral": ephemeral,
         },
         "trigger_id": trigger_id or _trigger_id(),
         **_org(team, enterprise),
@@ -173,6 +187,9 @@ def block_actions(
         "response_url": response_url or DEFAULT_RESPONSE_URL,
         "actions": [action],
     }
+    if ephemeral:
+        del payload["message"]  # Slack keeps no copy of an ephemeral message to send
+    return payload
 
 
 def _input_value(value: str | Mapping[str, Any]) -> dict[str, Any]:
@@ -250,14 +267,35 @@ def view_submission(
     }
 
 
+def view_closed(
+    user_id: str, view: Mapping[str, Any], *, user_team: str = TEAM_ID, team: str | None = TEAM_ID,
+    enterprise: str | None = None,
+) -> dict[str, Any]:
+    """A ``view_closed`` payload: ``view`` (e.g. ``slack.views[view_id]``) was closed with
+    its Close button or the ×. Slack sends it only for views opened with ``notify_on_close``."""
+    return {
+        "type": "view_closed",
+        "user": _user(user_id, None, user_team),
+        "api_app_id": APP_ID,
+        "token": VERIFICATION_TOKEN,
+        "view": copy.deepcopy(dict(view)),
+        "is_cleared": False,
+        **_org(team, enterprise),
+    }
+
+
 def event_callback(
     event: Mapping[str, Any], *, event_id: str | None = None, team_id: str = TEAM_ID,
-    enterprise_id: str | None = None, is_ext_shared_channel: bool = False,
+    enterprise_id: str | None = None, is_ext_shared_channel: bool = False, org_wide: bool = False,
 ) -> dict[str, Any]:
     """The Events API envelope Slack POSTs (JSON) around one event.
 
-    ``team_id`` is the installation the event is delivered for; in a Slack Connect
-    channel (``is_ext_shared_channel``) the author's own workspace is the event's ``user_team``."""
+    ``team_id`` is the workspace the event happened in; in a Slack Connect
+    channel (``is_ext_shared_channel``) the author's own workspace is the event's
+    ``user_team``. ``org_wide``: delivered to an org-wide install of
+    ``enterprise_id``, whose authorization names the organisation and no workspace."""
+    installed = {"team_id": None if org_wide else team_id, "user_id": BOT_USER_ID, "is_bot": True,
+                 "is_enterprise_install": org_wide}
     envelope: dict[str, Any] = {
         "token": VERIFICATION_TOKEN,
         "team_id": team_id,
@@ -266,9 +304,11 @@ def event_callback(
         "type": "event_callback",
         "event_id": event_id or f"Ev{_unique():08d}",
         "event_time": int(time.time()),
-        "authorizations": [{"team_id": team_id, "user_id": BOT_USER_ID, "is_bot": True, "is_enterprise_install": False}],
+        "authorizations": [installed],
         "is_ext_shared_channel": is_ext_shared_channel,
     }
+    if org_wide and enterprise_id is None:
+        raise ValueError("an org-wide install belongs to an organisation: give enterprise_id")
     if enterprise_id is not None:
         envelope["enterprise_id"] = enterprise_id
         envelope["authorizations"][0]["enterprise_id"] = enterprise_id
@@ -278,13 +318,17 @@ def event_callback(
 def message_event(
     channel: str, ts: str, user: str | None, text: str, *, thread_ts: str | None = None,
     subtype: str | None = None, bot_id: str | None = None, user_team: str | None = None,
+    team: str | None = None,
 ) -> dict[str, Any]:
     """A ``message`` event (``message.channels``), as a thread reply when ``thread_ts`` is given.
 
-    ``user_team``: the author's own workspace, which Slack adds (with ``source_team``) in shared channels."""
+    ``user_team``: the author's own workspace, which Slack adds (with ``source_team``) in shared channels;
+    ``team``: the workspace the message was written in (Enterprise Grid events carry it)."""
     event: dict[str, Any] = {
         "type": "message", "channel": channel, "text": text, "ts": ts, "event_ts": ts, "channel_type": "channel",
     }
+    if team is not None:
+        event["team"] = team
     if user_team is not None:
         event.update(user_team=user_team, source_team=user_team)
     if user is not None:
@@ -304,14 +348,25 @@ def message_event(
 
 def slash_command(
     user_id: str, command: str, text: str = "", *, channel: str = "C0APPROVALS", team_id: str = TEAM_ID,
+    enterprise_id: str | None = None, org_wide: bool = False,
 ) -> dict[str, str]:
-    """What Slack form-posts for a slash command (``team_id``: the workspace of whoever typed it)."""
-    return {
+    """What Slack form-posts for a slash command (``team_id``: the workspace of whoever typed it;
+    ``enterprise_id``: its organisation; ``org_wide``: the app is installed org-wide)."""
+    form = {
         "token": VERIFICATION_TOKEN, "team_id": team_id, "team_domain": TEAM_DOMAIN, "channel_id": channel,
         "channel_name": "approvals", "user_id": user_id, "user_name": user_id.lower(), "command": command,
-        "text": text, "api_app_id": APP_ID, "is_enterprise_install": "false",
+        "text": text, "api_app_id": APP_ID, "is_enterprise_install": "true" if org_wide else "false",
         "response_url": f"https://hooks.slack.com/commands/{TEAM_ID}/{_unique()}/fake", "trigger_id": _trigger_id(),
     }
+    if enterprise_id is not None:
+        form.update(enterprise_id=enterprise_id, enterprise_name=enterprise_id.lower())
+    return form
+
+
+def retry_headers(attempt: int, reason: str = "http_timeout") -> dict[str, str]:
+    """The headers of Slack's ``attempt``-th redelivery of an event (1 to 3): Slack signs each
+    delivery anew, so send the same body again with these and a fresh signature."""
+    return {"X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": reason}
 
 
 def sign(body: bytes, signing_secret: str, timestamp: int | None = None) -> dict[str, str]:

@@ -97,18 +97,15 @@ def register(
 
     @app.action(Action.DENY.value)
     async def deny(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        click = _parse(body)
-        if click is None:
-            await ack()
-            return
-        # trigger_id expires 3 s after the click: open the modal first. A
-        # request that ended meanwhile, or a person who may not decide it, is
-        # told so when the modal is submitted.
-        await client.views_open(trigger_id=click.trigger_id, view=blocks.deny_modal(click.request_id))
-        await ack()
-        # While the reason is being typed, read the thread, so what people
-        # said there reaches the model with the deny.
-        await queue.gather(click.request_id)
+        # Decline on a question and Deny on a tool call share this action: the
+        # button's own label says which until the request is read.
+        title = text.DECLINE_MODAL_TITLE if _label(body) == text.DECLINE else text.DENY_MODAL_TITLE
+        # Someone who may not decide is told so before typing a reason.
+        shown = await _open_modal(ack, body, client, title, blocks.deny_modal, deciding="deny")
+        if shown is not None:
+            # While the reason is being typed, read the thread, so what people
+            # said there reaches the model with the deny.
+            await queue.gather(shown)
 
     @app.action(Action.VIEW_INPUT.value)
     async def view_input(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -130,32 +127,46 @@ def register(
         build: Callable[[ApprovalRequest], dict[str, Any]],
         *,
         deciding: str | None,
-    ) -> None:
+    ) -> str | None:
         """Open a modal about the clicked request; a form (``deciding``) only
-        for a pending request the clicker may decide.
+        for a pending request the clicker may decide. Returns the request id
+        when ``build``'s view is shown, None when a notice is.
 
-        trigger_id expires 3 s after the click, before a Redis read is safe to
-        wait for: open a placeholder at once, then fill it in.
+        trigger_id expires 3 s after the click and is spent by its one
+        views.open, before a Redis read is safe to wait for: open a
+        placeholder at once, then fill it in with views.update (which needs no
+        trigger). A notice has a title of its own: a refusal is not
+        "Modify and approve".
         """
         click = _parse(body)
         if click is None:
             await ack()
-            return
+            return None
         opened = await client.views_open(trigger_id=click.trigger_id, view=blocks.loading_modal(title))
         await ack()
+        shown = None
         if deciding is None:
             request = await store.get(click.request_id)
-            view = build(request) if request is not None else blocks.notice_modal(title, text.already_ended(None))
+            view = build(request) if request is not None else blocks.notice_modal(text.ENDED_TITLE, text.already_ended(None))
         else:
             check = await decider.may_decide(click.request_id, click.user.id, approving=deciding == "approve")
             request = check.request
             if request is None or request.state.is_final:
-                view = blocks.notice_modal(title, text.already_ended(request))
+                view = blocks.notice_modal(text.ENDED_TITLE, text.already_ended(request))
             elif check.refused is not None:
-                view = blocks.notice_modal(title, text.refused(check))
+                view = blocks.notice_modal(text.NOT_ALLOWED_TITLE, text.refused(check))
             else:
-                view = build(request)
+                view, shown = build(request), request.id
         await client.views_update(view_id=opened["view"]["id"], view=view)
+        return shown
+
+
+def _label(body: dict[str, Any]) -> str:
+    """The clicked button's label as the payload echoes it ("" if it does not)."""
+    actions = body.get("actions")
+    action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
+    label = action.get("text")
+    return str(label.get("text") or "") if isinstance(label, dict) else ""
 
 
 def _parse(body: dict[str, Any]) -> ButtonClick | None:

@@ -2,32 +2,50 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from ... import text
 from ...approvals.allowlist import TeamAllowList
-from ...approvals.model import ApprovalRequest
+from ...approvals.model import ApprovalRequest, State
 from ...approvals.store import RequestStore
 from .. import blocks
+from ..identity import WORKSPACE_URL
 from ..ids import SLASH_COMMAND
 
 
 async def decidable(store: RequestStore, user: str) -> list[ApprovalRequest]:
-    """Pending requests ``user`` may decide, oldest first."""
+    """Pending requests ``user`` may decide, oldest first.
+
+    Only what a click could still change: not a request that ended between
+    the check and the read, nor one past its expiry that the sweep has not
+    ended yet, nor one whose N-of-M approval already counts ``user``'s vote."""
     ids = await store.decidable_by(user, await store.pending())
-    return [r for r in await store.many(ids) if r is not None]
+    now = time.time()
+    return [
+        r for r in await store.many(ids)
+        if r is not None and r.state is State.PENDING and not (r.expires_at and r.expires_at <= now)
+        and all(vote.user != user for vote in r.votes)
+    ]
+
+
+def workspace_url(context: AsyncBoltContext) -> str | None:
+    """The workspace's own URL, from the worker's one ``auth.test`` (``identity.Installation``)."""
+    url = context.get(WORKSPACE_URL)
+    return url if isinstance(url, str) else None
 
 
 def register(app: AsyncApp, store: RequestStore, allowlist: TeamAllowList) -> None:
     @app.command(SLASH_COMMAND)
-    async def approvals(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def approvals(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         words = str(body.get("text") or "").split()
         if words[:1] == ["rules"]:
             listing = blocks.team_rules(await allowlist.all())
         elif not words:
-            listing = blocks.pending_list(await decidable(store, str(body.get("user_id") or "")))
+            waiting = await decidable(store, str(body.get("user_id") or ""))
+            listing = blocks.pending_list(waiting, workspace_url(context))
         else:
             await ack(response_type="ephemeral", text=text.COMMAND_HELP)
             return

@@ -14,7 +14,7 @@ from ...approvals.store import RequestStore
 from .. import blocks
 from ..directory import Directory
 from ..payloads import is_person_reply
-from .commands import decidable
+from .commands import decidable, workspace_url
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,15 @@ def register(app: AsyncApp, store: RequestStore, directory: Directory) -> None:
         await store.add_replies(request_id, [reply])
 
     @app.event("app_home_opened")
-    async def home(event: dict[str, Any], client: AsyncWebClient) -> None:
+    async def home(event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
+        # Slack sends this each time the person opens the tab: the list is read
+        # afresh then, so a request decided since is not offered again.
         if event.get("tab") != "home" or not event.get("user"):
             return
         user = event["user"]
         recent = await audit.recent(actor=user, events=_DECISION_EVENTS, limit=15)
-        await client.views_publish(user_id=user, view=blocks.home_view(await decidable(store, user), recent))
+        view = blocks.home_view(await decidable(store, user), recent, workspace_url(context))
+        await client.views_publish(user_id=user, view=view)
 
     @app.event("app_uninstalled")
     @app.event("tokens_revoked")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -69,6 +70,14 @@ def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
             return
         await _decide(ack, decider, submission, State.DENIED, text.DENY_MODAL_TITLE, reason=submission.reason)
 
+    @app.view_closed(re.compile(".*"))
+    async def closed(ack: AsyncAck, body: dict[str, Any]) -> None:
+        """Someone closed a modal: nothing is decided. Slack sends this only for a view
+        opened with ``notify_on_close``, and counts any answer but a 200 as a failure."""
+        await ack()
+        view = body.get("view") or {}
+        log.debug("modal %s closed without a decision", view.get("callback_id"))
+
 
 _ERROR_TEXT = 300
 """Keep field errors short: Slack shows them under the input."""
@@ -90,9 +99,10 @@ async def _field_errors(ack: AsyncAck, errors: dict[str, str]) -> None:
 
 
 async def _decide(
-    ack: AsyncAck, decider: Decider, submission: Submission, state: State, title: str, **decision: Any
+    ack: AsyncAck, decider: Decider, submission: Submission, state: State, form_title: str, **decision: Any
 ) -> None:
-    """Record the submitter's decision; close the modal, or say why nothing changed."""
+    """Record the submitter's decision; close the modal, or say why nothing changed (in a
+    notice titled for what it says, not ``form_title``: a refusal is not "Modify and approve")."""
     transition = await decider.decide(
         submission.request_id,
         Decision(state, actor=submission.user.id, actor_name=submission.user.display, **decision),
@@ -100,11 +110,11 @@ async def _decide(
     if transition.won or transition.votes is not None:
         await ack()
     elif transition.refused is not None:
-        await ack(response_action="update", view=blocks.notice_modal(title, text.refused(transition)))
+        await ack(response_action="update", view=blocks.notice_modal(text.NOT_ALLOWED_TITLE, text.refused(transition)))
     else:
-        await _too_late(ack, title, transition.request)
+        await _too_late(ack, form_title, transition.request)
 
 
-async def _too_late(ack: AsyncAck, title: str, request: ApprovalRequest | None) -> None:
-    """Replace the modal with a notice: the request ended while it was open."""
-    await ack(response_action="update", view=blocks.notice_modal(title, text.already_ended(request)))
+async def _too_late(ack: AsyncAck, form_title: str, request: ApprovalRequest | None) -> None:
+    """Replace the form (titled ``form_title``) with a notice: the request ended while it was open."""
+    await ack(response_action="update", view=blocks.notice_modal(text.ENDED_TITLE, text.already_ended(request)))
