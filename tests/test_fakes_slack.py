@@ -19,7 +19,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.fakes.slack_api import FIRST_TS, FakeSlack, message_blocks_errors, view_errors
-from tests.fakes.slack_payloads import block_actions, signed_form, signed_json, view_submission
+from tests.fakes.slack_payloads import block_actions, signed_form, signed_json, trigger_id, view_submission
 
 CHANNEL = "C0APPROVALS"
 SECRET = "test-signing-secret"
@@ -216,7 +216,8 @@ def deny_modal(**overrides: Any) -> dict[str, Any]:
 
 
 async def test_views_open_and_update(slack: FakeSlack, client: AsyncWebClient) -> None:
-    opened = await client.views_open(trigger_id="1.2.abc", view=deny_modal())
+    trigger = trigger_id()
+    opened = await client.views_open(trigger_id=trigger, view=deny_modal())
     view_id = opened["view"]["id"]
     assert view_id.startswith("V") and opened["view"]["callback_id"] == "deny_reason"
 
@@ -227,11 +228,11 @@ async def test_views_open_and_update(slack: FakeSlack, client: AsyncWebClient) -
     with pytest.raises(SlackApiError) as stale:
         await client.views_update(view_id=view_id, hash=opened["view"]["hash"], view=deny_modal())
     with pytest.raises(SlackApiError) as reused:
-        await client.views_open(trigger_id="1.2.abc", view=deny_modal())
+        await client.views_open(trigger_id=trigger, view=deny_modal())
     assert stale.value.response["error"] == "hash_conflict"
     assert reused.value.response["error"] == "exchanged_trigger_id"
 
-    pushed = await client.views_push(trigger_id="3.4.def", view=deny_modal(callback_id="confirm"))
+    pushed = await client.views_push(trigger_id=trigger_id(), view=deny_modal(callback_id="confirm"))
     assert slack.views[pushed["view"]["id"]]["callback_id"] == "confirm"
 
 
@@ -240,9 +241,9 @@ async def test_invalid_views_are_rejected(slack: FakeSlack, client: AsyncWebClie
     with pytest.raises(SlackApiError) as no_trigger:
         await client.views_open(trigger_id="", view=deny_modal())
     with pytest.raises(SlackApiError) as long_title:
-        await client.views_open(trigger_id="t1", view=deny_modal(title=plain("x" * 25)))
+        await client.views_open(trigger_id=trigger_id(), view=deny_modal(title=plain("x" * 25)))
     with pytest.raises(SlackApiError) as no_submit:
-        await client.views_open(trigger_id="t2", view=deny_modal(submit=None))
+        await client.views_open(trigger_id=trigger_id(), view=deny_modal(submit=None))
     for rejected in (no_trigger, long_title, no_submit):
         assert rejected.value.response["error"] == "invalid_arguments"
     assert len(slack.invalid) == 3

@@ -25,6 +25,7 @@ checks slack_sdk does not make; see :func:`message_blocks_errors` and
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import secrets
@@ -68,6 +69,13 @@ BOT_ID = "B0BOT"
 BOT_USER_ID = "U0BOT"
 DEFAULT_TOKEN = "xoxb-test"
 APP_TOKEN = "xapp-test"
+
+TRIGGER_TTL = 3.0
+"""Seconds a ``trigger_id`` opens a view after the click that minted it (docs.slack.dev)."""
+RESPONSE_URL_USES = 5
+RESPONSE_URL_TTL = 30 * 60
+"""A ``response_url`` answers at most 5 times, within 30 minutes of the click (docs.slack.dev)."""
+_TRIGGER = re.compile(r"^([0-9]+)\.([0-9]+)\.([0-9a-f]+)$")
 
 FIRST_TS = "1700000000.000100"
 """A message ts from the past, for payloads about a message the fake never posted.
@@ -168,7 +176,13 @@ class FakeChannel:
     name: str
     is_private: bool = False
     is_member: bool = True
+    """Whether the bot is in it (else ``not_in_channel`` on posts and thread reads)."""
     is_archived: bool = False
+    members: frozenset[str] | None = None
+    """The people in it; None: everyone (``chat.postEphemeral`` to anyone else → ``user_not_in_channel``)."""
+
+    def has_member(self, user: str) -> bool:
+        return self.members is None or user in self.members
 
     def as_dict(self) -> dict[str, Any]:
         """The channel object of ``conversations.info``."""
@@ -456,7 +470,12 @@ class FakeSlack:
         self._last_micros = 0
         self._view_counter = 0
         self._used_triggers: set[str] = set()
+        self.clock: Callable[[], float] = time.time
+        """The fake's now, for trigger and ``response_url`` expiry (tests may move it on)."""
+        self.trigger_ttl = TRIGGER_TTL
         self._response_urls: dict[str, tuple[str, str]] = {}
+        self._response_url_uses: dict[str, list[float]] = {}
+        """Key → [minted at, uses so far]."""
         self._url: str | None = None
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "auth.test": self._auth_test,
@@ -545,9 +564,14 @@ class FakeSlack:
         is_private: bool = False,
         is_member: bool = True,
         is_archived: bool = False,
+        members: Iterable[str] | None = None,
     ) -> FakeChannel:
-        """Make a conversation known (``is_member=False`` → ``not_in_channel`` on post)."""
-        channel = FakeChannel(channel_id, name or channel_id.lower(), is_private, is_member, is_archived)
+        """Make a conversation known (``is_member=False``: the bot is not in it → ``not_in_channel``
+        on post and thread reads; ``members``: the only people in it, default everyone)."""
+        channel = FakeChannel(
+            channel_id, name or channel_id.lower(), is_private, is_member, is_archived,
+            frozenset(members) if members is not None else None,
+        )
         self.channels[channel_id] = channel
         return channel
 
@@ -630,7 +654,15 @@ class FakeSlack:
         """
         key = secrets.token_hex(8)
         self._response_urls[key] = (channel, message_ts)
+        self._response_url_uses[key] = [self.clock(), 0]
         return f"{self.url}/response_url/{key}"
+
+    def show_ephemeral(self, channel: str, user: str, text: str, blocks: list[dict[str, Any]]) -> EphemeralMessage:
+        """Show ``user`` a message only they see, as the answer to a slash command is shown
+        (the bot answered it in its HTTP response, which the fake does not see)."""
+        ephemeral = EphemeralMessage(channel, user, text, list(blocks), self._next_ts())
+        self.ephemerals.append(ephemeral)
+        return ephemeral
 
     async def wait_for(self, predicate: Callable[[], object], timeout: float = 5.0) -> None:
         """Return once ``predicate()`` is true, re-checking after every handled request."""
@@ -739,11 +771,17 @@ class FakeSlack:
             args = await _read_args(request)
         except ValueError:
             args = {}
-        target = self._response_urls.get(request.match_info["key"])
+        key = request.match_info["key"]
+        target = self._response_urls.get(key)
         status, text = 200, "ok"
         if target is None:
             status, text = 404, "no_active_hooks"
+        elif self.clock() - self._response_url_uses[key][0] > RESPONSE_URL_TTL:
+            status, text = 404, "expired_url"
+        elif self._response_url_uses[key][1] >= RESPONSE_URL_USES:
+            status, text = 404, "used_url"
         else:
+            self._response_url_uses[key][1] += 1
             try:
                 self._apply_response(target, args)
             except _Reject as reject:
@@ -758,6 +796,12 @@ class FakeSlack:
             self.messages.pop((channel, ts), None)
             return
         self._check_text_and_blocks("response_url", args, required=True)
+        shown = next((e for e in self.ephemerals if (e.channel, e.message_ts) == (channel, ts)), None)
+        if args.get("replace_original") in (True, "true") and shown is not None:
+            # An ephemeral message can be replaced only through its response_url.
+            index = self.ephemerals.index(shown)
+            self.ephemerals[index] = dataclasses.replace(shown, text=_text_of(args), blocks=_blocks_of(args))
+            return
         if args.get("replace_original") in (True, "true"):
             message = self.messages.get((channel, ts))
             if message is None:
@@ -844,9 +888,15 @@ class FakeSlack:
         trigger_id = args.get("trigger_id")
         if not trigger_id:
             raise self._reject_invalid(method, "invalid_arguments", ["missing required field: trigger_id"])
-        # Real triggers also expire after 3 s; the fake does not model time.
+        shape = _TRIGGER.match(str(trigger_id))
+        if shape is None:
+            raise _Reject("invalid_trigger_id")
         if trigger_id in self._used_triggers:
             raise _Reject("exchanged_trigger_id")
+        # slack_payloads mints triggers with their time in ms first: 3 s after it
+        # the trigger opens nothing (a "1.2.abc" is from 1970: long expired).
+        if self.clock() - int(shape.group(1)) / 1000 > self.trigger_ttl:
+            raise _Reject("expired_trigger_id")
         view = self._checked_view(method, args)
         self._used_triggers.add(str(trigger_id))
         return self._store_view(view, view_id=None, root=None, previous=None)
@@ -951,6 +1001,8 @@ class FakeSlack:
 
     def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args.get("channel"))
+        if not channel.is_member:
+            raise _Reject("not_in_channel")  # the bot reads only conversations it is in
         root = self.messages.get((channel.id, str(args.get("ts"))))
         if root is None:
             raise _Reject("thread_not_found")
@@ -985,8 +1037,12 @@ class FakeSlack:
     def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args.get("channel"))
         message = self.messages.get((channel.id, str(args.get("ts"))))
+        if message is None and any((e.channel, e.message_ts) == (channel.id, args.get("ts")) for e in self.ephemerals):
+            raise _Reject("cant_update_message")  # an ephemeral changes only through its response_url
         if message is None:
             raise _Reject("message_not_found")
+        if not message.by_bot:
+            raise _Reject("cant_update_message")  # a bot edits only its own messages
         self._check_text_and_blocks("chat.update", args, required=True)
         # Slack keeps fields the update does not mention; an empty list clears blocks.
         if "text" in args:
@@ -1005,7 +1061,7 @@ class FakeSlack:
     def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args.get("channel"), posting=True)
         user = args.get("user")
-        if not isinstance(user, str) or not _USER_ID.match(user):
+        if not isinstance(user, str) or not _USER_ID.match(user) or not channel.has_member(user):
             raise _Reject("user_not_in_channel")
         self._check_text_and_blocks("chat.postEphemeral", args, required=True)
         ephemeral = EphemeralMessage(channel.id, user, _text_of(args), _blocks_of(args), self._next_ts())
