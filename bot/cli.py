@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from . import audit_export
-from .approvals.model import Mode
-from .approvals.policy import PolicyError
+from .approvals.model import Mode, is_group
+from .approvals.policy import Policy, PolicyError, Rule
 from .redis_client import CLI_CLIENT_NAME, connect, redacted
 from .settings import MissingSetting, Settings
 
@@ -215,12 +215,16 @@ def run_demo(args: argparse.Namespace) -> int:
 def serve(settings: Settings) -> int:
     """Run one worker until SIGINT/SIGTERM. Run as many as you like behind a load balancer."""
     from . import http_limits
-    from .web import create_app
+    from .web import SocketModeRefused, create_app
 
     app = create_app(settings)
     # Not web.run_app: its sites take no protocol of ours, and slow clients
     # need the header deadline and connection cap (bot.http_limits).
-    asyncio.run(http_limits.serve(app, settings))
+    try:
+        asyncio.run(http_limits.serve(app, settings))
+    except SocketModeRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     return 0
 
 
@@ -239,6 +243,7 @@ async def check(settings: Settings) -> int:
         failures += not ok
         print(f"{'ok  ' if ok else 'FAIL'} {what}: {detail}")
 
+    policy: Policy | None = None
     if settings.approval_policy:
         try:
             policy = load_policy(settings)
@@ -264,17 +269,61 @@ async def check(settings: Settings) -> int:
         report(False, "slack token", str(exc.response.get("error")))
     except OSError as exc:
         report(False, "slack token", f"{settings.slack_api_url}: {exc}")
-    try:
-        info = await client.conversations_info(channel=settings.approval_channel)
-        channel = info["channel"]
-        member = channel.get("is_member", True)
-        report(member, "approval channel", f"#{channel.get('name')} ({settings.approval_channel})"
-               + ("" if member else ": the bot is not a member; /invite it"))
-    except SlackApiError as exc:
-        report(False, "approval channel", f"{settings.approval_channel}: {exc.response.get('error')}")
-    except OSError as exc:
-        report(False, "approval channel", str(exc))
+    channels, groups = _policy_targets(policy) if policy is not None else ({}, {})
+
+    async def check_channel(what: str, channel_id: str) -> None:
+        """The bot can post there: a member, and the channel not archived."""
+        try:
+            channel = (await client.conversations_info(channel=channel_id))["channel"]
+        except SlackApiError as exc:
+            report(False, what, f"{channel_id}: {exc.response.get('error')}")
+            return
+        except OSError as exc:
+            report(False, what, f"{channel_id}: {exc}")
+            return
+        shown = f"#{channel.get('name')} ({channel_id})"
+        if channel.get("is_archived"):
+            report(False, what, f"{shown}: archived; nothing can be posted there")
+        elif not channel.get("is_member", True):
+            report(False, what, f"{shown}: the bot is not a member; /invite it")
+        else:
+            report(True, what, shown)
+
+    await check_channel("approval channel", settings.approval_channel)
+    for channel_id, rules in channels.items():
+        if channel_id != settings.approval_channel:
+            await check_channel(f"channel of {', '.join(rules)}", channel_id)
+    for group, uses in groups.items():
+        # usergroups.users.list is Tier 2 (about 20 a minute): one call a group, and a policy names few.
+        try:
+            members = (await client.usergroups_users_list(usergroup=group)).get("users") or []
+        except SlackApiError as exc:
+            report(False, f"user group of {', '.join(uses)}", f"{group}: {exc.response.get('error')}")
+            continue
+        except OSError as exc:
+            report(False, f"user group of {', '.join(uses)}", f"{group}: {exc}")
+            continue
+        count = f"{len(members)} member{'' if len(members) == 1 else 's'}"
+        report(bool(members), f"user group of {', '.join(uses)}", f"{group}: {count if members else 'no members'}")
     return 1 if failures else 0
+
+
+def _policy_targets(policy: Policy) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """The channels the policy routes to and the user groups it names, each with where it is named."""
+    channels: dict[str, list[str]] = {}
+    groups: dict[str, list[str]] = {}
+    named: list[tuple[str, Rule]] = [(rule.name or f"rules[{i}]", rule) for i, rule in enumerate(policy.rules)]
+    for name, rule in [*named, ("default", policy.default)]:
+        if rule.channel:
+            channels.setdefault(rule.channel, []).append(name)
+        targets = [*rule.approvers, *rule.mention, *(t for step in rule.escalation for t in step.approvers)]
+        for target in dict.fromkeys(targets):
+            if is_group(target):
+                groups.setdefault(target, []).append(name)
+    for target in policy.admins:
+        if is_group(target):
+            groups.setdefault(target, []).append("admins")
+    return channels, groups
 
 
 async def audit_command(settings: Settings, since: str | None, fmt: str, verify: bool, expect: str = "") -> int:

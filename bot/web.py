@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
 from .approvals.policy import Policy
@@ -36,6 +37,49 @@ HEALTHZ_PATH = "/healthz"
 _BOLT = web.AppKey("bolt", AsyncApp)
 _REDIS = web.AppKey("redis", Redis)
 _JOBS = web.AppKey("jobs", SlackJobWorker)
+
+
+class SocketModeRefused(RuntimeError):
+    """Slack refused ``SLACK_APP_TOKEN`` when the worker started: the message says why, in one line."""
+
+
+class SocketState:
+    """The worker's Socket Mode connection, for ``/healthz`` (``handler`` is None over HTTP)."""
+
+    def __init__(self) -> None:
+        self.handler: AsyncSocketModeHandler | None = None
+
+    async def problem(self) -> str | None:
+        """Why no click can reach this worker now, or None."""
+        if self.handler is None:
+            return None
+        return None if await self.handler.client.is_connected() else "disconnected"
+
+
+_SOCKET = web.AppKey("socket", SocketState)
+
+
+async def open_socket_mode(bolt: AsyncApp, app_token: str) -> AsyncSocketModeHandler:
+    """A Socket Mode handler whose first WebSocket URL Slack already granted.
+
+    slack_sdk retries a refused ``apps.connections.open`` forever, a few
+    seconds apart, and the worker would wait at start for a connection that
+    never comes: ask once here, and raise ``SocketModeRefused`` when Slack
+    refuses the token (a bad, revoked or wrong kind of token), so ``serve``
+    exits with one clear line instead."""
+    try:
+        opened = await bolt.client.apps_connections_open(app_token=app_token)
+    except SlackApiError as exc:
+        error = exc.response.get("error") if exc.response is not None else None
+        if error == "ratelimited":
+            return AsyncSocketModeHandler(bolt, app_token)  # slack_sdk waits out its Retry-After itself
+        raise SocketModeRefused(
+            f"Slack refused SLACK_APP_TOKEN ({error}): give the app-level token (xapp-…) "
+            "with the connections:write scope, from the app's Basic Information page"
+        ) from None
+    handler = AsyncSocketModeHandler(bolt, app_token)
+    handler.client.wss_uri = opened["url"]
+    return handler
 
 
 def serve_settings_required(settings: Settings) -> tuple[str, ...]:
@@ -93,6 +137,7 @@ def create_app(
     app[_BOLT] = bolt
     app[_REDIS] = redis
     app[_JOBS] = jobs
+    app[_SOCKET] = socket_state = SocketState()
     app.router.add_get(HEALTHZ_PATH, _healthz)
     signed = SignedRequests(redis)
     if settings.slack_app_token is None:
@@ -102,19 +147,28 @@ def create_app(
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         async with keep_alive(interactive, background):
+            socket_mode = None
+            if settings.slack_app_token is not None:
+                # First, before anything starts that would need stopping: a refused
+                # token ends the worker at once.
+                try:
+                    socket_mode = await open_socket_mode(bolt, settings.slack_app_token.get_secret_value())
+                except SocketModeRefused:
+                    await redis.aclose()
+                    raise
             learning = asyncio.create_task(trust.learn(interactive), name="installation")
             # Slack answers at once when it is up: wait for it, so the first clicks are not refused.
             if slack_first_wait > 0:
                 await asyncio.wait([learning], timeout=slack_first_wait)
             await jobs.start()
-            socket_mode = None
-            if settings.slack_app_token is not None:
-                socket_mode = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+            if socket_mode is not None:
                 await socket_mode.connect_async()
+                socket_state.handler = socket_mode
             try:
                 yield
             finally:
                 await stop([learning])
+                socket_state.handler = None
                 if socket_mode is not None:
                     await socket_mode.close_async()
                 await jobs.close()
@@ -140,6 +194,9 @@ HEALTH_PING_TIMEOUT = 2.0
 async def _healthz(request: web.Request) -> web.Response:
     """200 ``{"ok": true}`` while this worker can work; 503 naming what stops it.
 
+    In Socket Mode the connection is reported too (``"socket_mode"``): while
+    it is down no click reaches this worker, so it is a 503.
+
     PING alone is not the truth: a replica left behind by a failover, or a
     primary short of replicas, answers PING and refuses every write, so the
     job loops report their own state too (no Redis call: they record it as
@@ -153,6 +210,12 @@ async def _healthz(request: web.Request) -> web.Response:
     loops = request.app[_JOBS].health()
     if loops:
         problems["loops"] = loops
+    socket = request.app[_SOCKET]
+    socket_problem = await socket.problem()
+    if socket_problem is not None:
+        problems["socket_mode"] = socket_problem
     if problems:
         return web.json_response({"ok": False, **problems}, status=503)
+    if socket.handler is not None:
+        return web.json_response({"ok": True, "socket_mode": "connected"})
     return web.json_response({"ok": True})

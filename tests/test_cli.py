@@ -100,3 +100,38 @@ async def test_serve_runs_a_worker_that_answers_healthz(tmp_path, redis_server, 
         process.terminate()
         _out, err = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 0, err.decode()[-2000:]
+
+
+async def test_check_verifies_every_channel_and_user_group_the_policy_names(tmp_path, redis_server, slack):
+    from tests.conftest import policy_file
+
+    slack.add_channel("C0ONCALL", "oncall")
+    slack.add_channel("C0SECRET", "secret", is_member=False)
+    slack.add_channel("C0OLD", "old", is_archived=True)
+    slack.usergroups.update({"S0SRE": ["U0CAROL", "U0DAVE"], "S0EMPTY": []})
+    policy = policy_file(tmp_path, """
+rules:
+  - name: oncall
+    tool: Bash
+    channel: C0ONCALL
+    approvers: [S0SRE]
+  - name: secret
+    tool: Write
+    channel: C0SECRET
+    mention: [S0EMPTY]
+  - name: old
+    tool: Edit
+    channel: C0OLD
+    approvers: [U0ALICE, S0GONE]
+admins: [S0SRE]
+""")
+    code, out, _err = await run("check", cwd=tmp_path, **configured(redis_server, slack, APPROVAL_POLICY=str(policy)))
+    assert code == 1
+    assert out.splitlines()[4:] == [
+        "ok   channel of oncall: #oncall (C0ONCALL)",
+        "FAIL channel of secret: #secret (C0SECRET): the bot is not a member; /invite it",
+        "FAIL channel of old: #old (C0OLD): archived; nothing can be posted there",
+        "ok   user group of oncall, admins: S0SRE: 2 members",
+        "FAIL user group of secret: S0EMPTY: no members",
+        "FAIL user group of old: S0GONE: no_such_subteam",
+    ]

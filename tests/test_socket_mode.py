@@ -28,3 +28,35 @@ async def test_a_click_over_socket_mode_decides_the_request(start_worker, make_a
     # No HTTP endpoint for Slack in this mode: nothing unsigned can get in that way.
     async with worker.session.post(f"{worker.url}/slack/events", data=b"{}") as response:
         assert response.status == 404
+
+
+async def test_healthz_reports_the_socket_and_is_503_while_it_is_down(start_worker, slack):
+    worker = await start_worker(slack_app_token=APP_TOKEN, slack_signing_secret=None)
+
+    async def health() -> tuple[int, dict]:
+        async with worker.session.get(f"{worker.url}/healthz") as response:
+            return response.status, await response.json()
+
+    assert await health() == (200, {"ok": True, "socket_mode": "connected"})
+    await slack.drop_socket()
+
+    async def down() -> tuple[int, dict]:
+        while (answer := await health())[0] == 200:
+            await asyncio.sleep(0.05)
+        return answer
+
+    status, body = await asyncio.wait_for(down(), 10)
+    assert status == 503 and body["socket_mode"] == "disconnected"
+
+
+async def test_serve_exits_at_once_with_one_line_when_slack_refuses_the_app_token(tmp_path, redis_server, slack):
+    from tests.test_cli import configured, run
+
+    values = configured(redis_server, slack, SLACK_APP_TOKEN="xapp-revoked", SLACK_SIGNING_SECRET="")
+    code, _out, err = await asyncio.wait_for(run("serve", cwd=tmp_path, **values), 30)
+    assert code == 2, err
+    refusals = [line for line in err.splitlines() if "SLACK_APP_TOKEN" in line]
+    assert refusals == ["error: Slack refused SLACK_APP_TOKEN (invalid_auth): give the app-level token (xapp-…) "
+                        "with the connections:write scope, from the app's Basic Information page"]
+    assert "Traceback" not in err and "Retrying" not in err
+    assert [c.method for c in slack.calls_to("apps.connections.open")] == ["apps.connections.open"]

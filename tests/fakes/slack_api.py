@@ -500,6 +500,8 @@ class FakeSlack:
         self.socket_acks: list[dict[str, Any]] = []
         """Every acknowledgement the app sent back over Socket Mode."""
         self._socket: web.WebSocketResponse | None = None
+        self.socket_refused = False
+        """Socket Mode connections are turned away (see ``drop_socket``)."""
 
     # -- lifecycle ------------------------------------------------------------ #
 
@@ -740,8 +742,17 @@ class FakeSlack:
     def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"url": self.url.replace("http://", "ws://") + "/socket-mode"}
 
+    async def drop_socket(self, *, refuse: bool = True) -> None:
+        """Close the Socket Mode connection, as Slack's edge does; ``refuse``: and turn away
+        reconnects until ``socket_refused`` is set False again."""
+        self.socket_refused = refuse
+        if self._socket is not None:
+            await self._socket.close()
+
     async def _handle_socket(self, request: web.Request) -> web.StreamResponse:
         """One Socket Mode connection: say hello, relay envelopes, record acks."""
+        if self.socket_refused:
+            raise web.HTTPServiceUnavailable()
         socket = web.WebSocketResponse()
         await socket.prepare(request)
         self._socket = socket
