@@ -36,6 +36,12 @@ REQUIRED = "Please fill out this field."
 MAX_TYPED = 4000
 """Slack's cap on a message a person writes."""
 
+NOT_A_COMMAND = (
+    "{command} is not a command here, so nothing was posted. Anything that starts with “/” is read as a "
+    "command; to send it as a message, start it with a space."
+)
+"""Slack's answer (from Slackbot, only to the writer) when a message names a command no app provides."""
+
 
 class Refused(Exception):
     """The page asked for something Slack would not let a person do (HTTP ``status``)."""
@@ -126,13 +132,23 @@ class Interactions:
             self.workspace.close_view(view_id)
 
     async def write(self, user: str, typed: str, thread_ts: str | None) -> None:
-        """A message or thread reply; ``/approvals …`` runs the slash command instead."""
+        """A message or thread reply; ``/approvals …`` runs the slash command instead.
+
+        Like Slack's clients, a message that starts with ``/`` is a command:
+        one no app provides is answered by Slackbot and posts nothing. A
+        leading space makes it a message."""
         _known(user)
+        as_command = typed.startswith("/")
         typed = typed.strip()[:MAX_TYPED]
         if not typed:
             raise Refused("type something first")
-        if typed.split()[0] == SLASH_COMMAND and thread_ts is None:
+        command = typed.split()[0]
+        if as_command and command == SLASH_COMMAND and thread_ts is None:
             await self._command(user, typed.removeprefix(SLASH_COMMAND).strip())
+            return
+        if as_command and command != SLASH_COMMAND and len(command) > 1:
+            notice = NOT_A_COMMAND.format(command=escape(command[:100]))
+            self.workspace.post_ephemeral(user, notice, [], sender=people.SLACKBOT_ID)
             return
         # Slack's clients escape what people type the same way.
         message = self.workspace.post(user, escape(typed), [], thread_ts)

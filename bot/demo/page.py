@@ -140,7 +140,8 @@ def snapshot(workspace: Workspace, agent: DemoAgent, user: str) -> dict[str, Any
         "version": workspace.version,
         "me": user,
         "people": [{"id": p.id, "name": p.name, "title": p.title} for p in people.PEOPLE],
-        "users": {p.id: p.name for p in people.PEOPLE} | {people.BOT_USER_ID: people.BOT_NAME},
+        "users": {p.id: p.name for p in people.PEOPLE}
+        | {people.BOT_USER_ID: people.BOT_NAME, people.SLACKBOT_ID: people.SLACKBOT_NAME},
         "usergroups": {group: handle for group, (handle, _) in people.USERGROUPS.items()},
         "channels": {workspace.channel: people.CHANNEL_NAME},
         "channel": {"id": workspace.channel, "name": people.CHANNEL_NAME},

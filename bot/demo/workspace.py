@@ -62,15 +62,19 @@ class Message:
 
 @dataclass
 class Ephemeral:
-    """A message of the bot's only ``shown_to`` sees (``chat.postEphemeral``, a slash command's answer)."""
+    """A message only ``shown_to`` sees: the bot's (``chat.postEphemeral``, a slash command's answer),
+    or Slack's own (``user`` Slackbot)."""
 
     ts: str
     shown_to: str
     text: str
     blocks: list[dict[str, Any]]
-    user = BOT_USER_ID
-    by_bot = True
+    user: str = BOT_USER_ID
     edited = False
+
+    @property
+    def by_bot(self) -> bool:
+        return self.user == BOT_USER_ID
 
 
 @dataclass
@@ -159,8 +163,8 @@ class Workspace:
     def replies(self, thread_ts: str) -> list[Message]:
         return [m for m in self.messages.values() if m.thread_ts == thread_ts]
 
-    def post_ephemeral(self, user: str, text: str, blocks: list[dict[str, Any]]) -> Ephemeral:
-        ephemeral = Ephemeral(self.next_ts(), user, text, _with_block_ids(blocks))
+    def post_ephemeral(self, user: str, text: str, blocks: list[dict[str, Any]], sender: str = BOT_USER_ID) -> Ephemeral:
+        ephemeral = Ephemeral(self.next_ts(), user, text, _with_block_ids(blocks), sender)
         self.ephemerals.append(ephemeral)
         self.touch()
         return ephemeral

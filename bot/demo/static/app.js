@@ -465,11 +465,12 @@ function authorName(message) {
   return app.snap.users[message.user] ?? (message.bot ? "approvals" : message.user);
 }
 
-/** Hue from the user id, so each person keeps one avatar colour. */
+/** A person's avatar is a circle with their initial, in a hue from their id; the app's is a
+ *  rounded square with its own mark, as in Slack, so "approvals" and "alice" never look alike. */
 function avatar(message, name) {
+  if (message.bot) return h("div", { class: "avatar avatar-bot", "aria-hidden": "true" }, "✓");
   const hue = [...String(message.user)].reduce((sum, ch) => (sum * 31 + ch.charCodeAt(0)) % 360, 7);
-  const style = message.bot ? null : `background: hsl(${hue} 55% 45%)`;
-  return h("div", { class: message.bot ? "avatar avatar-bot" : "avatar", style, "aria-hidden": "true" },
+  return h("div", { class: "avatar", style: `background: hsl(${hue} 55% 45%)`, "aria-hidden": "true" },
     (name[0] ?? "?").toUpperCase());
 }
 
@@ -817,9 +818,10 @@ function setUpComposer(form, textarea, threadTs) {
   });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const text = textarea.value.trim();
+    // Sent as typed: a leading space is how one posts a message that starts with "/".
+    const text = textarea.value;
     const button = form.querySelector("button[type=submit]");
-    if (!text || button.disabled) return;
+    if (!text.trim() || button.disabled) return;
     button.disabled = true;
     const answer = await post("/demo/post", { user: app.me, text, thread_ts: threadTs() });
     button.disabled = false;
