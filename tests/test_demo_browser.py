@@ -109,11 +109,24 @@ async def test_a_newcomer_tries_every_kind_of_request(tmp_path, browser):
         await third.get_by_role("button", name="Approve", exact=True).click()
         await expect(agent).to_contain_text("changed in Slack")
 
-        # 4. Two questions in one form.
+        # 4. One question: a pick in the menu on the message is the answer.
         fourth = request(page, 4)
-        await expect(fourth).to_contain_text("Which environment should I deploy to?")
+        await expect(fourth).to_contain_text("Which version should I tag?")
         assert (work / "deploy.yaml").read_text() == "service: web\nreplicas: 3\n"
-        await fourth.get_by_role("button", name="Answer…").click()
+        await expect(agent).to_contain_text("AskUserQuestion: 1 question: Which version should I tag?")
+        await expect(fourth.get_by_role("button", name="Answer…")).to_have_count(0)
+        await fourth.get_by_label("Choose…").select_option(label="v2.4.0")
+        await expect(fourth).to_contain_text("Answered by")
+        await expect(agent).to_contain_text("Which version should I tag? → v2.4.0")
+        await expect(fourth.get_by_label("Choose…")).to_have_count(0)
+
+        # 5. Two questions in one form.
+        fifth = request(page, 5)
+        await expect(fifth).to_contain_text("Which environment should I deploy to?")
+        await expect(agent).to_contain_text(
+            "AskUserQuestion: 2 questions: Which environment should I deploy to? · Which checks should run first?")
+        assert "question(s)" not in demo.out.getvalue()
+        await fifth.get_by_role("button", name="Answer…").click()
         await dialog.get_by_label("Environment").select_option(label="staging")
         await dialog.get_by_label("lint").check()
         await dialog.get_by_label("smoke tests").check()
@@ -122,25 +135,25 @@ async def test_a_newcomer_tries_every_kind_of_request(tmp_path, browser):
         await expect(agent).to_contain_text("Which environment should I deploy to? → staging")
         await expect(agent).to_contain_text("Which checks should run first? → lint, smoke tests")
 
-        # 5. Spending: bob is not on call and is told who is; casey approves.
-        fifth = request(page, 5)
-        await expect(fifth).to_contain_text("$25.60")
-        await expect(fifth).to_contain_text("@oncall")
-        await fifth.get_by_role("button", name="Approve", exact=True).click()
+        # 6. Spending: bob is not on call and is told who is; casey approves.
+        sixth = request(page, 6)
+        await expect(sixth).to_contain_text("$25.60")
+        await expect(sixth).to_contain_text("@oncall")
+        await sixth.get_by_role("button", name="Approve", exact=True).click()
         await expect(page.locator("article.message", has_text="Only visible to you")).to_contain_text(
             "You are not an approver for this request")
         assert not (work / "gpu.log").exists()
         await be(page, "casey (on-call)")
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "playground.png"))
-        await fifth.get_by_role("button", name="Approve", exact=True).click()
+        await sixth.get_by_role("button", name="Approve", exact=True).click()
         await expect(agent).to_contain_text("The agent finished")
         assert (work / "gpu.log").read_text() == "rented 8 GPU-hours\n"
 
         # A second run asks afresh: new tool calls, new requests.
         await page.get_by_role("button", name="Run the agent again").click()
-        await expect(request(page, 6)).to_contain_text("echo 'hello from the approvals playground' > hello.txt")
-        await expect(request(page, 6).get_by_role("button", name="Approve", exact=True)).to_be_visible()
+        await expect(request(page, 7)).to_contain_text("echo 'hello from the approvals playground' > hello.txt")
+        await expect(request(page, 7).get_by_role("button", name="Approve", exact=True)).to_be_visible()
         await page.close()
 
 

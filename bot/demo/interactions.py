@@ -80,6 +80,8 @@ class Interactions:
                   "action_ts": f"{time.time():.6f}", **_chosen(element, selected)}
         if element["type"] == "button":
             action |= {"text": element["text"], "value": element.get("value", "")}
+        elif "placeholder" in element:
+            action["placeholder"] = element["placeholder"]
         container = {"type": "message", "message_ts": ts, "channel_id": self.workspace.channel, "is_ephemeral": ephemeral}
         message = shown.as_slack() if isinstance(shown, Message) else {
             "type": "message", "ts": ts, "text": shown.text, "blocks": shown.blocks}

@@ -349,7 +349,10 @@ function renderElement(block, element, ctx) {
   }
   const field = renderField(element, { ...common, "aria-label": plainText(element.placeholder) || "Select an option" });
   if (!field) return h("span", { class: "block-unsupported" }, `[unsupported element: ${element.type}]`);
-  field.node.addEventListener("change", () => act(field.read(), field.node));
+  field.node.addEventListener("change", () => {
+    const value = field.read();
+    if (value !== null) act(value, field.node); // back on the placeholder: Slack sends nothing
+  });
   return field.node;
 }
 
@@ -684,17 +687,16 @@ function clickKey(ts, block, element) {
 async function sendClick(message, block, element, selected, control) {
   const key = clickKey(message.ts, block, element);
   const isButton = control.tagName === "BUTTON";
-  if (isButton) {
-    app.pendingClicks.add(key);
-    control.disabled = true;
-  }
+  if (isButton) app.pendingClicks.add(key);
+  // A pick in a menu (static_select) is sent like a click, once: no second pick while it travels.
+  control.disabled = true;
   const answer = await post("/demo/click", {
     user: app.me, channel: app.snap.channel.id, ts: message.ts, block_id: block.block_id ?? null,
     action_id: element.action_id, selected, ephemeral: Boolean(message.ephemeral),
   });
+  control.disabled = false;
   if (isButton) {
     app.pendingClicks.delete(key);
-    control.disabled = false;
     if (!control.isConnected) renderConversation(); // a snapshot redrew it, still disabled
   }
   reportFailure(answer);
