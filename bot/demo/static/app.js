@@ -25,6 +25,9 @@ const AGENT_MODES = { scripted: "scripted model", claude: "Claude" };
 
 const app = {
   me: initialUser(),
+  // This page, for the server: a modal opens on the page that was clicked, as in Slack. A reload or a
+  // switch of person is a new client, so a modal nobody closed is never brought back.
+  client: newClient(),
   snap: null,
   source: null,
   threadTs: null,
@@ -51,6 +54,11 @@ function h(tag, props = {}, children = []) {
 }
 
 const $ = (selector) => document.querySelector(selector);
+
+/** A random client id (crypto.randomUUID needs a secure context, which a LAN address is not). */
+function newClient() {
+  return [...crypto.getRandomValues(new Uint8Array(12))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 function uniqueId(prefix) {
   app.nextId += 1;
@@ -589,6 +597,13 @@ function renderModal(view) {
   (dialog.querySelector(".modal-body input, .modal-body textarea, .modal-body select") ?? closeButton).focus();
 }
 
+/** Tells the server this page no longer shows ``user``: the modals open here close (and the bot hears
+ *  of it when it asked). ``keepalive`` lets the request outlive a page being unloaded. */
+function leave(user, client, keepalive = false) {
+  if (!user) return Promise.resolve({ ok: true });
+  return post("/demo/leave", { user, client }, { keepalive });
+}
+
 async function closeModal(view) {
   reportFailure(await post("/demo/close", { user: app.me, view_id: view.id }));
 }
@@ -659,10 +674,11 @@ async function runAgent(button) {
 /* ---------- Talking to the server ---------- */
 
 /** POSTs JSON with the page's secret; always resolves to {ok, error?, errors?} (network failures included). */
-async function post(path, body = {}) {
+async function post(path, body = {}, { keepalive = false } = {}) {
   try {
     const response = await fetch(path, {
       method: "POST",
+      keepalive,
       // The server takes JSON bodies only and wants the secret in a header: neither can be sent
       // by another site's form, nor by its script without a CORS preflight the server never grants.
       headers: { "Content-Type": "application/json", [TOKEN_HEADER]: TOKEN },
@@ -692,7 +708,7 @@ async function sendClick(message, block, element, selected, control) {
   control.disabled = true;
   const answer = await post("/demo/click", {
     user: app.me, channel: app.snap.channel.id, ts: message.ts, block_id: block.block_id ?? null,
-    action_id: element.action_id, selected, ephemeral: Boolean(message.ephemeral),
+    action_id: element.action_id, selected, ephemeral: Boolean(message.ephemeral), client: app.client,
   });
   control.disabled = false;
   if (isButton) {
@@ -724,6 +740,8 @@ function rememberUser(id) {
 }
 
 function switchIdentity(id) {
+  leave(app.me, app.client).then(reportFailure);
+  app.client = newClient();
   app.me = id;
   rememberUser(id);
   app.pendingClicks.clear();
@@ -733,7 +751,7 @@ function switchIdentity(id) {
 
 function streamUrl() {
   // EventSource cannot send headers: the stream takes the secret as a query parameter.
-  const query = new URLSearchParams({ token: TOKEN });
+  const query = new URLSearchParams({ token: TOKEN, client: app.client });
   if (app.me) query.set("user", app.me);
   return `/demo/stream?${query}`;
 }
@@ -841,6 +859,15 @@ function start() {
   $("#thread-close").addEventListener("click", closeThread);
   $("#identity").addEventListener("change", (event) => switchIdentity(event.target.value));
   $("#agent-run").addEventListener("click", (event) => runAgent(event.currentTarget));
+  // Leaving (reload, close, navigation): this page's modals close with it, as Slack's do.
+  window.addEventListener("pagehide", () => leave(app.me, app.client, true));
+  window.addEventListener("pageshow", (event) => {
+    if (!event.persisted) return;
+    // Back from the back/forward cache: a page like a new one, with nothing left open.
+    app.client = newClient();
+    renderModal(null);
+    connect();
+  });
   connect();
 }
 
