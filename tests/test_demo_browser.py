@@ -180,6 +180,67 @@ async def test_each_person_sees_their_own_modal_and_hostile_text_stays_text(tmp_
         assert "[denied]" not in demo.out.getvalue()
 
 
+async def test_a_modal_left_open_never_comes_back(tmp_path, browser):
+    """Issue 15, item 16: neither a switch of person nor a reload brings back a modal nobody closed,
+    even once its request has ended; the page that left takes its modal with it."""
+    async with playground(tmp_path / "work") as demo:
+        page = await open_page(browser, demo)
+        first = request(page, 1)
+        dialog = page.get_by_role("dialog")
+        await first.get_by_role("button", name="Deny").click()
+        await expect(dialog).to_be_visible()
+        await be(page, "bob (engineer)")
+        await expect(dialog).to_have_count(0)
+        await be(page, "alice (engineer)")
+        await expect(first).to_contain_text("hello from the approvals playground")
+        await expect(dialog).to_have_count(0)
+
+        # Open again; the request ends on bob's page; alice reloads hers.
+        await first.get_by_role("button", name="Deny").click()
+        await expect(dialog).to_be_visible()
+        bob = await open_page(browser, demo)
+        await be(bob, "bob (engineer)")
+        await request(bob, 1).get_by_role("button", name="Approve", exact=True).click()
+        await expect(request(bob, 1)).to_contain_text("Approved by")
+        await page.reload()
+        await expect(first).to_contain_text("Approved by")
+        await expect(dialog).to_have_count(0)
+        assert await page.locator("#app").evaluate("app => !app.inert && !app.hasAttribute('aria-hidden')")
+        async with asyncio.timeout(10):  # the page said it was leaving: its modal is closed
+            while demo.demo.workspace.views:
+                await asyncio.sleep(0.05)
+        # The page is usable: the next request can be denied from it.
+        await request(page, 2).get_by_role("button", name="Deny").click()
+        await expect(dialog).to_be_visible()
+        await page.close()
+        await bob.close()
+
+
+async def test_the_app_and_alice_do_not_share_an_avatar_and_an_unknown_command_posts_nothing(tmp_path, browser):
+    async with playground(tmp_path / "work") as demo:
+        page = await open_page(browser, demo)
+        await expect(request(page, 1)).to_contain_text("hello from the approvals playground")
+        composer = page.get_by_label("Message #approvals")
+        await composer.fill("/foo bar")
+        await composer.press("Enter")
+        note = page.locator("article.message", has_text="Only visible to you")
+        await expect(note).to_contain_text("/foo is not a command here, so nothing was posted.")
+        await expect(note.locator(".author")).to_have_text("Slackbot")
+        await expect(composer).to_have_value("")
+        await composer.fill("hi all")
+        await composer.press("Enter")
+        mine = page.locator("article.message[data-user=U0ALICE]")
+        await expect(mine).to_have_count(1)  # "/foo bar" was never posted
+        await expect(mine).to_contain_text("hi all")
+        bot = request(page, 1).locator(".avatar")
+        alice = mine.locator(".avatar")
+        assert (await page.locator("article.message", has_text="hi all").locator(".author").text_content()) == "alice"
+        assert await bot.text_content() != await alice.text_content()
+        assert await bot.evaluate("a => getComputedStyle(a).borderRadius") != await alice.evaluate(
+            "a => getComputedStyle(a).borderRadius")
+        await page.close()
+
+
 ATTACK_PAGE = """<!doctype html>
 <title>cute cats</title>
 <iframe name="sink"></iframe>
