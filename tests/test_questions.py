@@ -10,7 +10,7 @@ import pytest
 from bot import text as texts
 from bot.approvals import questions
 from bot.approvals.model import State, request_id_for
-from bot.slack import blocks
+from bot.slack import blocks, limits
 from bot.slack.ids import CHOICE_INPUT, OWN_ANSWER_INPUT, Action, Modal, actions_block, choice_block, own_answer_block
 from tests.conftest import cancelled, context, policy_file, posted
 from tests.fakes.slack_payloads import static_select_action, view_submission
@@ -289,3 +289,30 @@ async def test_end_to_end_the_model_receives_the_label_picked_in_the_menu(
     refused, too_late = slack.ephemerals
     assert refused.user == "U0MALLORY" and refused.text.startswith("You are not an approver")
     assert too_late.user == "U0ALICE" and "already" in too_late.text.lower()
+
+
+HOSTILE_LABEL = "<!channel> <@U1> ``` *b* & " + "&" * 100 + "🚀" * 60
+
+
+@pytest.mark.parametrize("options", [2, 10])
+@pytest.mark.parametrize("label", ["short", "x" * 500, HOSTILE_LABEL])
+def test_the_menu_stays_within_slacks_limits_and_maps_back_to_whole_labels(options, label):
+    from tests.fakes.slack_api import message_blocks_errors
+    from tests.test_blocks import request
+
+    asked = {"questions": [{"question": f"Pick {label}", "header": "Pick", "multiSelect": False,
+                            "options": [{"label": f"{i} {label}", "description": label} for i in range(options)]}]}
+    req = request("AskUserQuestion", asked)
+    message = blocks.request_message(req)
+    assert message_blocks_errors(message.blocks) == []
+    menu = _menu(message)
+    assert menu is not None and len(menu["options"]) == options + 1 <= limits.SELECT_OPTIONS
+    assert all(len(o["text"]["text"]) <= limits.OPTION_TEXT and len(o["value"]) <= limits.OPTION_TEXT
+               for o in menu["options"])
+    last = str(options - 1)
+    assert blocks.menu_answer(req, last) == {**asked, "answers": {f"Pick {label}": f"{last} {label}"}}
+    for refused in (str(options), "other", "-1", f"0{last}", " 0", ""):
+        assert blocks.menu_answer(req, refused) is None, refused
+    # Not a menu request, whatever the pick: a Bash command, or two questions.
+    assert blocks.menu_answer(request("Bash", {"command": "rm -rf /"}), "0") is None
+    assert blocks.menu_answer(request("AskUserQuestion", ASKED), "0") is None

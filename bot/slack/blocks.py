@@ -561,3 +561,20 @@ def answer_menu(asked: list[questions.Question]) -> dict[str, Any] | None:
         "placeholder": _plain(text.CHOOSE, limits.OPTION_TEXT),
         "options": options,
     }
+
+
+def menu_answer(request: ApprovalRequest, picked: str) -> dict[str, Any] | None:
+    """The input that answers ``request`` with the menu option whose value is
+    ``picked`` (what the SDK expects: ``{**input, "answers": {question: label}}``),
+    or None when the request shows no menu or offers no such option.
+
+    The label is the stored question's, found by the index :func:`answer_menu`
+    gave it: never text from the payload, and never a pick on another request."""
+    asked = questions.parse(request.tool_name, request.tool_input)
+    question = menu_question(asked) if asked is not None else None
+    if asked is None or question is None:
+        return None
+    offered = {str(index): index for index in range(min(len(question.options), MENU_OPTIONS))}
+    if picked not in offered:
+        return None
+    return {**request.tool_input, "answers": questions.answers(asked, {0: [offered[picked]]}, {})}

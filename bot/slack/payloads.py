@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from . import limits
 from .ids import (
     CHOICE_INPUT,
     CHOICE_PREFIX,
@@ -79,7 +80,7 @@ class ButtonClick(_Payload):
 
 
 class _SelectedOption(_Payload):
-    value: str = Field(max_length=75)
+    value: str = Field(max_length=limits.OPTION_TEXT)
 
 
 class _MenuAction(_Payload):

@@ -11,7 +11,6 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ... import text
-from ...approvals import questions
 from ...approvals.allowlist import TeamAllowList, TeamRule
 from ...approvals.grants import listed
 from ...approvals.model import ApprovalRequest, Decision, State, Transition
@@ -145,17 +144,11 @@ def register(
             await ack()
             await queue.notify(choice.channel.id, choice.user.id, text.already_ended(request))
             return
-        # The answer is the stored question's option at that index: never a
-        # label from the payload, and never a pick on a request that shows no menu.
-        asked = questions.parse(request.tool_name, request.tool_input)
-        question = blocks.menu_question(asked) if asked is not None else None
-        offered = {str(i): i for i in range(min(len(question.options), blocks.MENU_OPTIONS))} if question else {}
-        index = offered.get(choice.picked)
-        if asked is None or index is None:
+        answered = blocks.menu_answer(request, choice.picked)
+        if answered is None:
             await ack()
             await queue.notify(choice.channel.id, choice.user.id, text.NOT_AN_OPTION)
             return
-        answered = {**request.tool_input, "answers": questions.answers(asked, {0: [index]}, {})}
         # Recorded before Slack gets its 200, as a click on Approve is.
         transition = await decider.decide(
             choice.request_id,
