@@ -402,6 +402,12 @@ CHOOSE = "Choose…"
 OWN_ANSWER_LABEL = "Or type your own answer"
 ANSWER_LINE = "*Answer:* {answer}"
 NOT_A_QUESTION = "This request is not a question the form can show. Approve or deny it instead."
+OTHER_ANSWER = "Other…"
+"""The last option of a question's menu on the message: opens the answer form."""
+NOT_AN_OPTION = (
+    "That choice is not one of this question's options, so nothing was recorded. "
+    "Pick an option in the menu, or *Other…* to type an answer."
+)
 
 RULES_HEADING = "Team allow-list"
 RULES_INTRO = "Calls matching these rules are approved without asking. Each was added with *Always allow*."

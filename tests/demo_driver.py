@@ -37,9 +37,11 @@ class Playground:
         self.headers = {TOKEN_HEADER: token}
         """What the page's script sends with each request."""
 
-    async def state(self, user: str = "U0ALICE") -> dict[str, Any]:
+    async def state(self, user: str = "U0ALICE", client: str = "") -> dict[str, Any]:
+        """What ``user`` sees on the page ``client`` (the page's own id; see ``bot.demo.workspace``)."""
         state = f"{self.url}/demo/state"
-        async with self.session.get(state, params={"user": user}, headers=self.headers) as response:
+        params = {"user": user, "client": client}
+        async with self.session.get(state, params=params, headers=self.headers) as response:
             assert response.status == 200, await response.text()
             return await response.json()
 
@@ -57,16 +59,16 @@ class Playground:
                     return roots[number - 1]
                 await asyncio.sleep(0.05)
 
-    async def click(self, user: str, message: dict[str, Any], label: str) -> tuple[int, dict[str, Any]]:
+    async def click(self, user: str, message: dict[str, Any], label: str, client: str = "") -> tuple[int, dict[str, Any]]:
         block_id, action_id = button(message, label)
         return await self.post("/demo/click", {"user": user, "ts": message["ts"], "block_id": block_id,
-                                               "action_id": action_id, "selected": None})
+                                               "action_id": action_id, "selected": None, "client": client})
 
-    async def open_view(self, user: str) -> dict[str, Any]:
-        """The modal open for ``user`` once it shows a form (not the loading placeholder)."""
+    async def open_view(self, user: str, client: str = "") -> dict[str, Any]:
+        """The modal open for ``user`` on the page ``client`` once it shows a form (not the loading placeholder)."""
         async with asyncio.timeout(10):
             while True:
-                view = (await self.state(user))["view"]
+                view = (await self.state(user, client))["view"]
                 if view is not None and any(b["type"] == "input" for b in view["blocks"]):
                     return view
                 await asyncio.sleep(0.05)

@@ -14,10 +14,12 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 import pytest
+from aiohttp import web
+from slack_sdk.signature import SignatureVerifier
 from yarl import URL
 
 from bot import text as texts
@@ -25,7 +27,9 @@ from bot import text as texts
 from bot.approvals.model import State
 from bot.approvals.store import RequestStore
 from bot.demo import people, scenario
+from bot.demo.interactions import Interactions
 from bot.demo.scripted_model import ScriptedModel, text, tool_use
+from bot.demo.workspace import Workspace
 from tests.demo_driver import Playground, button, page_token, playground
 from tests.fakes.agent_env import clean_agent_env
 from tests.fakes.redis_server import free_port
@@ -437,3 +441,138 @@ async def test_a_shared_host_warns_and_prints_the_address_with_the_secret(tmp_pa
     finally:
         process.kill()
         process.communicate()
+
+
+# -- Modals belong to the page that opened them (issue 15, item 16) -------------------------------
+
+async def test_a_modal_shows_only_on_its_page_and_closes_when_that_page_leaves(tmp_path):
+    work = tmp_path / "work"
+    async with playground(work) as demo:
+        first = await demo.request(1)
+        assert (await demo.click("U0ALICE", first, "Deny", client="page-1"))[0] == 200
+        view = await demo.open_view("U0ALICE", "page-1")
+        # The same page reloaded, or another tab, is another client: nothing to restore there.
+        assert (await demo.state("U0ALICE", "page-2"))["view"] is None
+        assert (await demo.state("U0ALICE"))["view"] is None
+
+        assert await demo.post("/demo/leave", {"user": "U0ALICE", "client": "page-1"}) == (200, {"ok": True})
+        assert (await demo.state("U0ALICE", "page-1"))["view"] is None
+        assert demo.demo.workspace.views == {}
+        reason = {"reason": {"reason_input": "too late"}}
+        assert (await demo.submit("U0ALICE", view, reason))[0] == 404
+        for bad in ("../x", "a" * 65, 7):
+            status, _ = await demo.post("/demo/leave", {"user": "U0ALICE", "client": bad})
+            assert status == 400
+        await demo.still_undecided(work)
+
+
+async def test_a_page_whose_stream_ends_takes_its_modals_with_it(tmp_path):
+    async with playground(tmp_path / "work") as demo:
+        first = await demo.request(1)
+        stream = await demo.session.get(f"{demo.url}/demo/stream", params={"user": "U0BOB", "client": "tab-1"},
+                                        headers=demo.headers)
+        assert (await stream.content.readline()).startswith(b"data: ")
+        await demo.click("U0BOB", first, "Modify", client="tab-1")
+        await demo.open_view("U0BOB", "tab-1")
+        stream.close()  # the tab is closed, or reloaded: no goodbye is said
+        workspace = demo.demo.workspace
+        async with asyncio.timeout(10):
+            while workspace.views:
+                workspace.touch()  # the next change written to the page finds it gone
+                await asyncio.sleep(0.05)
+        assert (await demo.state("U0BOB", "tab-1"))["view"] is None
+        assert "[allowed]" not in demo.out.getvalue()
+
+
+async def test_closing_a_modal_that_asked_for_it_sends_view_closed(tmp_path):
+    """Slack's ``view_closed``, signed, for a view opened with ``notify_on_close``: on Cancel and when its page goes."""
+    secret = "closing-secret"
+    verifier = SignatureVerifier(secret)
+    received: list[dict] = []
+
+    async def events(request: web.Request) -> web.Response:
+        body = await request.text()
+        assert verifier.is_valid_request(body, dict(request.headers))
+        received.append(json.loads(dict(parse_qsl(body))["payload"]))
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/slack/events", events)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    workspace = Workspace()
+    interactions = Interactions(workspace, f"http://127.0.0.1:{port}", secret)
+    modal = {"type": "modal", "callback_id": "approval.deny_modal", "private_metadata": "meta",
+             "title": {"type": "plain_text", "text": "Deny request"},
+             "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "Why?"}}]}
+    try:
+        cancelled = workspace.open_view(workspace.issue_trigger("U0ALICE", "page-1"), {**modal, "notify_on_close": True})
+        await interactions.close_view("U0ALICE", cancelled["id"])
+        quiet = workspace.open_view(workspace.issue_trigger("U0ALICE", "page-1"), modal)
+        await interactions.close_view("U0ALICE", quiet["id"])  # did not ask: Slack says nothing
+        left = workspace.open_view(workspace.issue_trigger("U0BOB", "page-2"), {**modal, "notify_on_close": True})
+        await interactions.leave("U0BOB", "page-2")
+    finally:
+        await interactions.aclose()
+        await runner.cleanup()
+
+    assert workspace.views == {}
+    assert [(p["type"], p["user"]["id"], p["view"]["id"]) for p in received] == [
+        ("view_closed", "U0ALICE", cancelled["id"]), ("view_closed", "U0BOB", left["id"])]
+    first = received[0]
+    assert first["is_cleared"] is False and first["team"]["id"] == people.TEAM_ID
+    assert (first["view"]["callback_id"], first["view"]["private_metadata"]) == ("approval.deny_modal", "meta")
+
+
+# -- What people type (issue 15, item 20) ---------------------------------------------------------
+
+async def test_an_unknown_command_is_answered_by_slackbot_and_posts_nothing(tmp_path):
+    async with playground(tmp_path / "work", run_agent=False) as demo:
+        for typed in ("/foo bar", "/tmp/build is full"):
+            assert await demo.post("/demo/post", {"user": "U0BOB", "text": typed}) == (200, {"ok": True})
+        # A leading space is how one posts a message that starts with "/".
+        assert await demo.post("/demo/post", {"user": "U0BOB", "text": " /foo, as text"}) == (200, {"ok": True})
+        shown = (await demo.state("U0BOB"))["messages"]
+        notes = [m for m in shown if m["ephemeral"]]
+        assert [m["user"] for m in notes] == [people.SLACKBOT_ID] * 2 and not any(m["bot"] for m in notes)
+        assert notes[0]["text"].startswith("/foo is not a command here, so nothing was posted.")
+        assert notes[1]["text"].startswith("/tmp/build is not a command")
+        assert [m["text"] for m in shown if not m["ephemeral"]] == ["/foo, as text"]
+        assert [m for m in (await demo.state("U0ALICE"))["messages"] if m["ephemeral"]] == []
+        assert (await demo.state("U0BOB"))["users"][people.SLACKBOT_ID] == "Slackbot"
+
+
+async def test_a_hostile_unknown_command_stays_text(tmp_path):
+    async with playground(tmp_path / "work", run_agent=False) as demo:
+        await demo.post("/demo/post", {"user": "U0BOB", "text": "/<!channel>&<@U0ALICE>"})
+        [note] = [m for m in (await demo.state("U0BOB"))["messages"] if m["ephemeral"]]
+        assert note["text"].startswith("/&lt;!channel&gt;&amp;&lt;@U0ALICE&gt; is not a command")
+
+
+# -- A one-question request in the playground (issue 15, item 21) --------------------------------
+
+async def test_the_playgrounds_single_question_is_answered_from_its_menu(tmp_path):
+    async with playground(tmp_path / "work") as demo:
+        for number, label in ((1, "Approve"), (2, "Approve")):
+            await demo.click("U0ALICE", await demo.request(number), label)
+        third = await demo.request(3)
+        await demo.click("U0ALICE", third, "Approve")
+        await demo.click("U0BOB", third, "Approve")
+        question = await demo.request(4)
+        [(block_id, menu)] = [(b["block_id"], e) for b in question["blocks"] for e in b.get("elements", [])
+                              if e["type"] == "static_select"]
+        pick = {"user": "U0BOB", "ts": question["ts"], "block_id": block_id, "action_id": menu["action_id"]}
+        # Only what the menu offers can be picked.
+        status, answer = await demo.post("/demo/click", {**pick, "selected": "5"})
+        assert (status, answer["error"]) == (400, "no such option: '5'")
+        assert await demo.post("/demo/click", {**pick, "selected": "other", "client": "tab"}) == (200, {"ok": True})
+        form = await demo.open_view("U0BOB", "tab")
+        assert form["title"]["text"] == "Answer the agent"
+        assert await demo.post("/demo/close", {"user": "U0BOB", "view_id": form["id"]}) == (200, {"ok": True})
+        assert await demo.post("/demo/click", {**pick, "selected": "1"}) == (200, {"ok": True})
+        out = await demo.said("[answered]")
+        assert "Which version should I tag? → v2.4.0" in out
+        assert "AskUserQuestion: 1 question: Which version should I tag?" in out

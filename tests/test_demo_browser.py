@@ -109,11 +109,28 @@ async def test_a_newcomer_tries_every_kind_of_request(tmp_path, browser):
         await third.get_by_role("button", name="Approve", exact=True).click()
         await expect(agent).to_contain_text("changed in Slack")
 
-        # 4. Two questions in one form.
+        # 4. One question: a pick in the menu on the message is the answer.
         fourth = request(page, 4)
-        await expect(fourth).to_contain_text("Which environment should I deploy to?")
+        await expect(fourth).to_contain_text("Which version should I tag?")
         assert (work / "deploy.yaml").read_text() == "service: web\nreplicas: 3\n"
-        await fourth.get_by_role("button", name="Answer…").click()
+        await expect(agent).to_contain_text("AskUserQuestion: 1 question: Which version should I tag?")
+        await expect(fourth.get_by_role("button", name="Answer…")).to_have_count(0)
+        await fourth.get_by_label("Choose…").select_option(label="Other…")  # a field for one's own answer
+        await expect(dialog.get_by_label("Or type your own answer")).to_be_visible()
+        await dialog.get_by_role("button", name="Dismiss").click()
+        await expect(dialog).to_have_count(0)
+        await fourth.get_by_label("Choose…").select_option(label="v2.4.0")
+        await expect(fourth).to_contain_text("Answered by")
+        await expect(agent).to_contain_text("Which version should I tag? → v2.4.0")
+        await expect(fourth.get_by_label("Choose…")).to_have_count(0)
+
+        # 5. Two questions in one form.
+        fifth = request(page, 5)
+        await expect(fifth).to_contain_text("Which environment should I deploy to?")
+        await expect(agent).to_contain_text(
+            "AskUserQuestion: 2 questions: Which environment should I deploy to? · Which checks should run first?")
+        assert "question(s)" not in demo.out.getvalue()
+        await fifth.get_by_role("button", name="Answer…").click()
         await dialog.get_by_label("Environment").select_option(label="staging")
         await dialog.get_by_label("lint").check()
         await dialog.get_by_label("smoke tests").check()
@@ -122,25 +139,25 @@ async def test_a_newcomer_tries_every_kind_of_request(tmp_path, browser):
         await expect(agent).to_contain_text("Which environment should I deploy to? → staging")
         await expect(agent).to_contain_text("Which checks should run first? → lint, smoke tests")
 
-        # 5. Spending: bob is not on call and is told who is; casey approves.
-        fifth = request(page, 5)
-        await expect(fifth).to_contain_text("$25.60")
-        await expect(fifth).to_contain_text("@oncall")
-        await fifth.get_by_role("button", name="Approve", exact=True).click()
+        # 6. Spending: bob is not on call and is told who is; casey approves.
+        sixth = request(page, 6)
+        await expect(sixth).to_contain_text("$25.60")
+        await expect(sixth).to_contain_text("@oncall")
+        await sixth.get_by_role("button", name="Approve", exact=True).click()
         await expect(page.locator("article.message", has_text="Only visible to you")).to_contain_text(
             "You are not an approver for this request")
         assert not (work / "gpu.log").exists()
         await be(page, "casey (on-call)")
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "playground.png"))
-        await fifth.get_by_role("button", name="Approve", exact=True).click()
+        await sixth.get_by_role("button", name="Approve", exact=True).click()
         await expect(agent).to_contain_text("The agent finished")
         assert (work / "gpu.log").read_text() == "rented 8 GPU-hours\n"
 
         # A second run asks afresh: new tool calls, new requests.
         await page.get_by_role("button", name="Run the agent again").click()
-        await expect(request(page, 6)).to_contain_text("echo 'hello from the approvals playground' > hello.txt")
-        await expect(request(page, 6).get_by_role("button", name="Approve", exact=True)).to_be_visible()
+        await expect(request(page, 7)).to_contain_text("echo 'hello from the approvals playground' > hello.txt")
+        await expect(request(page, 7).get_by_role("button", name="Approve", exact=True)).to_be_visible()
         await page.close()
 
 
@@ -165,6 +182,67 @@ async def test_each_person_sees_their_own_modal_and_hostile_text_stays_text(tmp_
         await alice.get_by_role("dialog").get_by_role("button", name="Cancel").click()
         await expect(alice.get_by_role("dialog")).to_have_count(0)
         assert "[denied]" not in demo.out.getvalue()
+
+
+async def test_a_modal_left_open_never_comes_back(tmp_path, browser):
+    """Issue 15, item 16: neither a switch of person nor a reload brings back a modal nobody closed,
+    even once its request has ended; the page that left takes its modal with it."""
+    async with playground(tmp_path / "work") as demo:
+        page = await open_page(browser, demo)
+        first = request(page, 1)
+        dialog = page.get_by_role("dialog")
+        await first.get_by_role("button", name="Deny").click()
+        await expect(dialog).to_be_visible()
+        await be(page, "bob (engineer)")
+        await expect(dialog).to_have_count(0)
+        await be(page, "alice (engineer)")
+        await expect(first).to_contain_text("hello from the approvals playground")
+        await expect(dialog).to_have_count(0)
+
+        # Open again; the request ends on bob's page; alice reloads hers.
+        await first.get_by_role("button", name="Deny").click()
+        await expect(dialog).to_be_visible()
+        bob = await open_page(browser, demo)
+        await be(bob, "bob (engineer)")
+        await request(bob, 1).get_by_role("button", name="Approve", exact=True).click()
+        await expect(request(bob, 1)).to_contain_text("Approved by")
+        await page.reload()
+        await expect(first).to_contain_text("Approved by")
+        await expect(dialog).to_have_count(0)
+        assert await page.locator("#app").evaluate("app => !app.inert && !app.hasAttribute('aria-hidden')")
+        async with asyncio.timeout(10):  # the page said it was leaving: its modal is closed
+            while demo.demo.workspace.views:
+                await asyncio.sleep(0.05)
+        # The page is usable: the next request can be denied from it.
+        await request(page, 2).get_by_role("button", name="Deny").click()
+        await expect(dialog).to_be_visible()
+        await page.close()
+        await bob.close()
+
+
+async def test_the_app_and_alice_do_not_share_an_avatar_and_an_unknown_command_posts_nothing(tmp_path, browser):
+    async with playground(tmp_path / "work") as demo:
+        page = await open_page(browser, demo)
+        await expect(request(page, 1)).to_contain_text("hello from the approvals playground")
+        composer = page.get_by_label("Message #approvals")
+        await composer.fill("/foo bar")
+        await composer.press("Enter")
+        note = page.locator("article.message", has_text="Only visible to you")
+        await expect(note).to_contain_text("/foo is not a command here, so nothing was posted.")
+        await expect(note.locator(".author")).to_have_text("Slackbot")
+        await expect(composer).to_have_value("")
+        await composer.fill("hi all")
+        await composer.press("Enter")
+        mine = page.locator("article.message[data-user=U0ALICE]")
+        await expect(mine).to_have_count(1)  # "/foo bar" was never posted
+        await expect(mine).to_contain_text("hi all")
+        bot = request(page, 1).locator(".avatar")
+        alice = mine.locator(".avatar")
+        assert (await page.locator("article.message", has_text="hi all").locator(".author").text_content()) == "alice"
+        assert await bot.text_content() != await alice.text_content()
+        assert await bot.evaluate("a => getComputedStyle(a).borderRadius") != await alice.evaluate(
+            "a => getComputedStyle(a).borderRadius")
+        await page.close()
 
 
 ATTACK_PAGE = """<!doctype html>

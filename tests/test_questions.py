@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 
 import pytest
 
+from bot import text as texts
 from bot.approvals import questions
-from bot.slack.ids import choice_block
-from tests.conftest import context, posted
+from bot.approvals.model import State, request_id_for
+from bot.slack import blocks, limits
+from bot.slack.ids import CHOICE_INPUT, OWN_ANSWER_INPUT, Action, Modal, actions_block, choice_block, own_answer_block
+from tests.conftest import cancelled, context, policy_file, posted
+from tests.fakes.slack_payloads import static_select_action, view_submission
 
 ASKED = {
     "questions": [
@@ -88,3 +93,226 @@ async def test_declining_tells_the_model_who_declined_and_why(start_worker, make
 ])
 def test_malformed_questions_fall_back_to_an_ordinary_approval(tool_input):
     assert questions.parse("AskUserQuestion", tool_input) is None
+
+
+# -- One single-select question: answered from a menu on the message ------------------------------
+
+LONG_LABEL = "production, the cluster our customers use, once the change-advisory board has signed off"
+ONE = {
+    "questions": [
+        {"question": "Which environment?", "header": "Env", "multiSelect": False,
+         "options": [{"label": "staging", "description": "safe"}, {"label": LONG_LABEL, "description": "live"}]},
+    ]
+}
+ONLY_ALICE = """
+rules:
+  - name: questions
+    tool: AskUserQuestion
+    approvers: [U0ALICE]
+"""
+
+
+def _menu(message) -> dict | None:
+    for block in message.blocks:
+        for element in block.get("elements", []):
+            if element.get("type") == "static_select":
+                return element
+    return None
+
+
+def _labels(message) -> list[str]:
+    return [e["text"]["text"] for b in message.blocks for e in b.get("elements", []) if e.get("type") == "button"]
+
+
+async def choose(worker, user: str, message, value: str, *, forged: bool = False):
+    """Pick the option with ``value`` in the message's menu, as Slack sends it."""
+    payload = static_select_action(
+        user, Action.CHOOSE_ANSWER.value, value, message=message.as_dict(), channel=message.channel,
+        user_name=user.lower(), forged=forged,
+    )
+    response = await worker.post_signed(payload)
+    assert response.status == 200, response.status
+    return payload
+
+
+async def _ask_one(make_approver, slack, tool_use_id: str):
+    approver = await make_approver(agent_name="release-bot")
+    task = asyncio.create_task(approver.can_use_tool("AskUserQuestion", ONE, context(tool_use_id)))
+    return task, await posted(slack)
+
+
+async def test_one_single_select_question_is_answered_from_a_menu_on_the_message(start_worker, make_approver, slack):
+    worker = await start_worker()
+    task, message = await _ask_one(make_approver, slack, "toolu_menu")
+    menu = _menu(message)
+    assert menu is not None and menu["action_id"] == Action.CHOOSE_ANSWER.value
+    assert [o["value"] for o in menu["options"]] == ["0", "1", "other"]
+    assert [o["text"]["text"] for o in menu["options"]][::2] == ["staging", "Other…"]
+    assert all(len(o["text"]["text"]) <= 75 for o in menu["options"])  # Slack's limit; the label is longer
+    assert _labels(message) == ["Decline"]  # no Answer… button: one pick answers
+
+    await choose(worker, "U_ALICE", message, "1")
+    result = await asyncio.wait_for(task, 5)
+    assert result.behavior == "allow"
+    # The whole label, from the stored question, not the cut one the menu shows.
+    assert result.updated_input == {**ONE, "answers": {"Which environment?": LONG_LABEL}}
+    await slack.wait_for(lambda: message.edits >= 1)
+    assert "Answered by <@U_ALICE>" in _shown(message)
+    assert _menu(message) is None and _labels(message) == []
+
+
+async def test_several_questions_or_several_picks_keep_the_form(start_worker, make_approver, slack):
+    await start_worker()
+    task, message = await _ask(make_approver, slack, "toolu_form")
+    assert _menu(message) is None and _labels(message) == ["Answer…", "Decline"]
+    await cancelled(task)
+
+    picks = {"questions": [{**ONE["questions"][0], "multiSelect": True}]}
+    asked = questions.parse("AskUserQuestion", picks)
+    assert asked is not None and blocks.answer_menu(asked) is None
+    assert blocks.answer_menu(questions.parse("AskUserQuestion", ONE) or []) is not None
+
+
+@pytest.mark.parametrize("value", ["2", "7", "-1", "1.0", "²", "other2", "", "0" * 75])
+async def test_a_pick_that_is_not_an_option_changes_nothing(start_worker, make_approver, slack, store, value):
+    worker = await start_worker()
+    task, message = await _ask_one(make_approver, slack, f"toolu_forged_{len(value)}_{value.encode().hex()}")
+    await choose(worker, "U_ALICE", message, value, forged=True)
+    if value:  # an empty value is malformed for Slack: ignored without a word
+        await slack.wait_for(lambda: slack.ephemerals)
+        [note] = slack.ephemerals
+        assert (note.user, note.text) == ("U_ALICE", texts.NOT_AN_OPTION)
+    await asyncio.sleep(0.1)
+    assert not task.done() and message.edits == 0
+    request = await store.get(request_id_for(f"toolu_forged_{len(value)}_{value.encode().hex()}"))
+    assert request.state is State.PENDING
+    await cancelled(task)
+
+
+async def test_a_pick_naming_a_request_that_is_no_question_approves_nothing(start_worker, make_approver, slack, store):
+    worker = await start_worker()
+    task, question = await _ask_one(make_approver, slack, "toolu_q_one")
+    approver = await make_approver()
+    command = asyncio.create_task(approver.can_use_tool("Bash", {"command": "rm -rf /srv"}, context("toolu_rm_srv")))
+    await posted(slack, 2)
+    # A stale or forged client: the menu's block made to name the Bash request.
+    payload = static_select_action("U_ALICE", Action.CHOOSE_ANSWER.value, "0", message=question.as_dict())
+    payload["actions"][0]["block_id"] = actions_block(request_id_for("toolu_rm_srv"), 0)
+    assert (await worker.post_signed(payload)).status == 200
+    await slack.wait_for(lambda: slack.ephemerals)
+    assert [n.text for n in slack.ephemerals] == [texts.NOT_AN_OPTION]
+    assert (await store.get(request_id_for("toolu_rm_srv"))).state is State.PENDING
+    assert not command.done() and not task.done()
+    await cancelled(task, command)
+
+
+async def test_a_non_approvers_pick_is_refused_and_an_approvers_is_the_answer(tmp_path, start_worker, make_approver, slack):
+    worker = await start_worker(approval_policy=policy_file(tmp_path, ONLY_ALICE))
+    task, message = await _ask_one(make_approver, slack, "toolu_menu_rules")
+    await choose(worker, "U0MALLORY", message, "0")
+    await slack.wait_for(lambda: slack.ephemerals)
+    [note] = slack.ephemerals
+    assert note.user == "U0MALLORY" and note.text.startswith("You are not an approver for this request.")
+    await asyncio.sleep(0.1)
+    assert not task.done() and message.edits == 0
+
+    await choose(worker, "U0ALICE", message, "0")
+    assert (await asyncio.wait_for(task, 5)).updated_input["answers"] == {"Which environment?": "staging"}
+
+
+async def test_other_opens_the_form_and_a_typed_answer_is_sent_as_typed(start_worker, make_approver, slack):
+    worker = await start_worker()
+    task, message = await _ask_one(make_approver, slack, "toolu_menu_other")
+    await choose(worker, "U_ALICE", message, "other")
+    update = await slack.wait_for_call("views.update")
+    view = slack.views[update.args["view_id"]]
+    assert view["callback_id"] == Modal.ANSWER.value
+    assert not task.done()  # opening the form decides nothing
+    payload = view_submission(
+        "U_ALICE", Modal.ANSWER.value, view["private_metadata"],
+        {choice_block(0): {CHOICE_INPUT: {"type": "static_select", "selected_option": None}},
+         own_answer_block(0): {OWN_ANSWER_INPUT: "the qa cluster"}},
+        view=view,
+    )
+    assert (await worker.post_signed(payload)).status == 200
+    result = await asyncio.wait_for(task, 5)
+    assert result.updated_input == {**ONE, "answers": {"Which environment?": "the qa cluster"}}
+
+
+async def test_a_second_pick_after_the_answer_changes_nothing(start_worker, make_approver, slack, store):
+    worker = await start_worker()
+    task, message = await _ask_one(make_approver, slack, "toolu_menu_twice")
+    shown_before = copy.deepcopy(message)  # what a second person's client still shows
+    await choose(worker, "U_ALICE", message, "0")
+    assert (await asyncio.wait_for(task, 5)).updated_input["answers"] == {"Which environment?": "staging"}
+
+    await choose(worker, "U_BOB", shown_before, "1")
+    await slack.wait_for(lambda: slack.ephemerals)
+    [note] = slack.ephemerals
+    assert note.user == "U_BOB" and "already" in note.text.lower()
+    request = await store.get(request_id_for("toolu_menu_twice"))
+    assert request.state is State.ANSWERED and request.updated_input["answers"] == {"Which environment?": "staging"}
+
+
+async def test_end_to_end_the_model_receives_the_label_picked_in_the_menu(
+    tmp_path, monkeypatch, start_worker, make_approver, slack
+):
+    """The real Agent SDK and CLI: a refused pick, the form opened by Other…, then the answer, once."""
+    from bot.demo.scripted_model import text, tool_use
+    from tests.fakes.agent_env import clean_agent_env
+    from tests.test_agent_e2e import run_agent
+
+    clean_agent_env(monkeypatch)
+    worker = await start_worker(approval_policy=policy_file(tmp_path, ONLY_ALICE))
+    approver = await make_approver()
+
+    async def pick_when_posted() -> None:
+        message = await posted(slack)
+        shown = copy.deepcopy(message)
+        await choose(worker, "U0MALLORY", message, "0")
+        await slack.wait_for(lambda: slack.ephemerals)
+        await choose(worker, "U0ALICE", message, "other")
+        update = await slack.wait_for_call("views.update")
+        assert slack.views[update.args["view_id"]]["callback_id"] == Modal.ANSWER.value
+        await choose(worker, "U0ALICE", message, "1")
+        await slack.wait_for(lambda: message.edits >= 1)
+        await choose(worker, "U0ALICE", shown, "0")  # a second pick, from a client not yet updated
+        await slack.wait_for(lambda: len(slack.ephemerals) == 2)
+
+    picker = asyncio.create_task(pick_when_posted())
+    model = await run_agent(tmp_path, approver, [tool_use("AskUserQuestion", ONE), text("thanks")], tools=["AskUserQuestion"])
+    await asyncio.wait_for(picker, 10)
+
+    [result] = model.tool_results()
+    assert not result.is_error
+    assert result.content.startswith(f'Your questions have been answered: "Which environment?"="{LONG_LABEL}".')
+    refused, too_late = slack.ephemerals
+    assert refused.user == "U0MALLORY" and refused.text.startswith("You are not an approver")
+    assert too_late.user == "U0ALICE" and "already" in too_late.text.lower()
+
+
+HOSTILE_LABEL = "<!channel> <@U1> ``` *b* & " + "&" * 100 + "🚀" * 60
+
+
+@pytest.mark.parametrize("options", [2, 10])
+@pytest.mark.parametrize("label", ["short", "x" * 500, HOSTILE_LABEL])
+def test_the_menu_stays_within_slacks_limits_and_maps_back_to_whole_labels(options, label):
+    from tests.fakes.slack_api import message_blocks_errors
+    from tests.test_blocks import request
+
+    asked = {"questions": [{"question": f"Pick {label}", "header": "Pick", "multiSelect": False,
+                            "options": [{"label": f"{i} {label}", "description": label} for i in range(options)]}]}
+    req = request("AskUserQuestion", asked)
+    message = blocks.request_message(req)
+    assert message_blocks_errors(message.blocks) == []
+    menu = _menu(message)
+    assert menu is not None and len(menu["options"]) == options + 1 <= limits.SELECT_OPTIONS
+    assert all(len(o["text"]["text"]) <= limits.OPTION_TEXT and len(o["value"]) <= limits.OPTION_TEXT
+               for o in menu["options"])
+    last = str(options - 1)
+    assert blocks.menu_answer(req, last) == {**asked, "answers": {f"Pick {label}": f"{last} {label}"}}
+    for refused in (str(options), "other", "-1", f"0{last}", " 0", ""):
+        assert blocks.menu_answer(req, refused) is None, refused
+    # Not a menu request, whatever the pick: a Bash command, or two questions.
+    assert blocks.menu_answer(request("Bash", {"command": "rm -rf /"}), "0") is None
+    assert blocks.menu_answer(request("AskUserQuestion", ASKED), "0") is None

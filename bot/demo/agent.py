@@ -105,8 +105,12 @@ def _summary(tool_input: dict[str, Any]) -> str:
     for key in ("command", "file_path"):
         if isinstance(tool_input.get(key), str):
             return tool_input[key][:200]
-    if isinstance(tool_input.get("questions"), list):
-        return f"{len(tool_input['questions'])} question(s)"
+    asked = tool_input.get("questions")
+    if isinstance(asked, list) and asked:
+        # The questions themselves say more than their number.
+        texts = [str(q.get("question", "")) if isinstance(q, dict) else str(q) for q in asked]
+        count = "1 question" if len(asked) == 1 else f"{len(asked)} questions"
+        return f"{count}: {' · '.join(texts)}"[:200]
     return json.dumps(tool_input, ensure_ascii=False)[:200]
 
 

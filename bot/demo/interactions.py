@@ -11,6 +11,7 @@ comes from the stored message or modal, so nobody can click what is not shown.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from typing import Any
@@ -23,7 +24,9 @@ from ..slack.ids import SLASH_COMMAND
 from ..slack.mrkdwn import escape
 from ..web import SLACK_EVENTS_PATH
 from . import people
-from .workspace import Ephemeral, Message, Workspace
+from .workspace import Ephemeral, Message, OpenView, Workspace
+
+log = logging.getLogger(__name__)
 
 Selected = str | list[str] | None
 """What the page sends for an element: nothing for a button, an option value, or several."""
@@ -35,6 +38,12 @@ REQUIRED = "Please fill out this field."
 
 MAX_TYPED = 4000
 """Slack's cap on a message a person writes."""
+
+NOT_A_COMMAND = (
+    "{command} is not a command here, so nothing was posted. Anything that starts with “/” is read as a "
+    "command; to send it as a message, start it with a space."
+)
+"""Slack's answer (from Slackbot, only to the writer) when a message names a command no app provides."""
 
 
 class Refused(Exception):
@@ -63,8 +72,9 @@ class Interactions:
     # -- what people do ---------------------------------------------------------
 
     async def click(self, user: str, ts: str, block_id: str, action_id: str, selected: Selected,
-                    *, ephemeral: bool = False) -> None:
-        """A click (or a pick in a select) on an element a message shows."""
+                    *, ephemeral: bool = False, client: str = "") -> None:
+        """A click (or a pick in a select) on an element a message shows, on the page ``client``
+        (where a modal it opens will show)."""
         _known(user)
         shown: Message | Ephemeral = self.workspace.ephemeral(user, ts) if ephemeral else self.workspace.message(ts)
         element = _element(shown.blocks, block_id, action_id)
@@ -74,6 +84,8 @@ class Interactions:
                   "action_ts": f"{time.time():.6f}", **_chosen(element, selected)}
         if element["type"] == "button":
             action |= {"text": element["text"], "value": element.get("value", "")}
+        elif "placeholder" in element:
+            action["placeholder"] = element["placeholder"]
         container = {"type": "message", "message_ts": ts, "channel_id": self.workspace.channel, "is_ephemeral": ephemeral}
         message = shown.as_slack() if isinstance(shown, Message) else {
             "type": "message", "ts": ts, "text": shown.text, "blocks": shown.blocks}
@@ -81,7 +93,7 @@ class Interactions:
             "type": "block_actions",
             **_envelope(user),
             "container": container,
-            "trigger_id": self.workspace.issue_trigger(user),
+            "trigger_id": self.workspace.issue_trigger(user, client),
             "channel": {"id": self.workspace.channel, "name": people.CHANNEL_NAME},
             "message": message,
             "state": {"values": {}},
@@ -112,27 +124,54 @@ class Interactions:
         payload = {
             "type": "view_submission",
             **_envelope(user),
-            "trigger_id": self.workspace.issue_trigger(user),
+            "trigger_id": self.workspace.issue_trigger(user, open_view.client),
             "view": {**view, "state": {"values": state}},
             "response_urls": [],
         }
         answer = await self._send_form({"payload": json.dumps(payload)})
         return self._apply_view_answer(view_id, answer)
 
-    def close_view(self, user: str, view_id: str) -> None:
-        """The modal's Cancel: nothing is sent, as the bot asks for no ``view_closed``."""
+    async def close_view(self, user: str, view_id: str) -> None:
+        """The modal's Cancel (or ×, or Escape): it closes, and the bot hears of it if it asked."""
         open_view = self.workspace.views.get(view_id)
         if open_view is not None and open_view.user == user:
             self.workspace.close_view(view_id)
+            await self.closed(open_view)
+
+    async def leave(self, user: str, client: str) -> None:
+        """The page ``client`` stopped showing ``user``: its modals close, as Slack's do with the window."""
+        for closed in self.workspace.leave(user, client):
+            await self.closed(closed)
+
+    async def closed(self, closed: OpenView) -> None:
+        """Slack sends ``view_closed`` only for a view opened with ``notify_on_close``."""
+        if not closed.view.get("notify_on_close") or self.workspace.closed:
+            return
+        payload = {"type": "view_closed", **_envelope(closed.user), "view": closed.view, "is_cleared": False}
+        try:
+            await self._send_form({"payload": json.dumps(payload)})
+        except (Refused, aiohttp.ClientError) as exc:
+            # Slack ignores the answer to a view_closed too: the modal is closed either way.
+            log.warning("the bot did not take a view_closed: %s", exc)
 
     async def write(self, user: str, typed: str, thread_ts: str | None) -> None:
-        """A message or thread reply; ``/approvals …`` runs the slash command instead."""
+        """A message or thread reply; ``/approvals …`` runs the slash command instead.
+
+        Like Slack's clients, a message that starts with ``/`` is a command:
+        one no app provides is answered by Slackbot and posts nothing. A
+        leading space makes it a message."""
         _known(user)
+        as_command = typed.startswith("/")
         typed = typed.strip()[:MAX_TYPED]
         if not typed:
             raise Refused("type something first")
-        if typed.split()[0] == SLASH_COMMAND and thread_ts is None:
+        command = typed.split()[0]
+        if as_command and command == SLASH_COMMAND and thread_ts is None:
             await self._command(user, typed.removeprefix(SLASH_COMMAND).strip())
+            return
+        if as_command and command != SLASH_COMMAND and len(command) > 1:
+            notice = NOT_A_COMMAND.format(command=escape(command[:100]))
+            self.workspace.post_ephemeral(user, notice, [], sender=people.SLACKBOT_ID)
             return
         # Slack's clients escape what people type the same way.
         message = self.workspace.post(user, escape(typed), [], thread_ts)

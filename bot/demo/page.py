@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from importlib import resources
 from typing import Any
 
@@ -29,6 +30,9 @@ TOKEN_PARAM = "token"
 """The query parameter that carries it where a header cannot: the page's address, its EventSource stream."""
 TOKEN_MARK = '<meta name="playground-token" content="">'
 """Where ``index.html`` gets the secret, for ``app.js`` to read."""
+CLIENT = "client"
+"""The query parameter and body field naming the page (one load, one person): where a modal shows."""
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{0,64}")
 KEEPALIVE_SECONDS = 15
 """A comment line this often keeps proxies and the browser from closing an idle stream."""
 
@@ -53,32 +57,37 @@ def add_routes(app: web.Application, workspace: Workspace, interactions: Interac
         return _static(name, types[name])
 
     async def state(request: web.Request) -> web.Response:
-        return web.json_response(snapshot(workspace, agent, _viewer(request)))
+        return web.json_response(snapshot(workspace, agent, _viewer(request), _client(request.query.get(CLIENT))))
 
     async def stream(request: web.Request) -> web.StreamResponse:
-        user = _viewer(request)
+        user, client = _viewer(request), _client(request.query.get(CLIENT))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         version = -1
+        workspace.watch(user, client)
         try:
             while not workspace.closed:
                 if version != workspace.version:
                     version = workspace.version
-                    data = json.dumps(snapshot(workspace, agent, user), separators=(",", ":"))
+                    data = json.dumps(snapshot(workspace, agent, user, client), separators=(",", ":"))
                     await response.write(f"data: {data}\n\n".encode())
                 try:
                     await asyncio.wait_for(workspace.changed(version), KEEPALIVE_SECONDS)
                 except TimeoutError:
                     await response.write(b": keep-alive\n\n")
         except ConnectionResetError:
-            pass  # the tab was closed or switched person
+            pass  # the tab was closed, reloaded or switched person
+        finally:
+            # Its last stream gone, the page is gone: its modals close (the page also says so itself).
+            for closed in workspace.unwatch(user, client):
+                await interactions.closed(closed)
         return response
 
     async def click(request: web.Request) -> web.Response:
         body = await _body(request)
         await interactions.click(
             _text(body, "user"), _text(body, "ts"), _text(body, "block_id"), _text(body, "action_id"),
-            _selected(body.get("selected")), ephemeral=bool(body.get("ephemeral")),
+            _selected(body.get("selected")), ephemeral=bool(body.get("ephemeral")), client=_client(body.get(CLIENT)),
         )
         return web.json_response({"ok": True})
 
@@ -93,7 +102,12 @@ def add_routes(app: web.Application, workspace: Workspace, interactions: Interac
 
     async def close(request: web.Request) -> web.Response:
         body = await _body(request)
-        interactions.close_view(_text(body, "user"), _text(body, "view_id"))
+        await interactions.close_view(_text(body, "user"), _text(body, "view_id"))
+        return web.json_response({"ok": True})
+
+    async def leave(request: web.Request) -> web.Response:
+        body = await _body(request)
+        await interactions.leave(_text(body, "user"), _client(body.get(CLIENT)))
         return web.json_response({"ok": True})
 
     async def post(request: web.Request) -> web.Response:
@@ -118,6 +132,7 @@ def add_routes(app: web.Application, workspace: Workspace, interactions: Interac
     app.router.add_post("/demo/click", click)
     app.router.add_post("/demo/submit", submit)
     app.router.add_post("/demo/close", close)
+    app.router.add_post("/demo/leave", leave)
     app.router.add_post("/demo/post", post)
     app.router.add_post(RESPONSE_PATH, respond)
     app.router.add_post("/demo/agent/run", run_agent)
@@ -129,18 +144,20 @@ def add_routes(app: web.Application, workspace: Workspace, interactions: Interac
     app.on_shutdown.append(end_streams)
 
 
-def snapshot(workspace: Workspace, agent: DemoAgent, user: str) -> dict[str, Any]:
-    """Everything ``user`` sees: the channel with their ephemeral messages, threads, their modal, the agent."""
+def snapshot(workspace: Workspace, agent: DemoAgent, user: str, client: str = "") -> dict[str, Any]:
+    """Everything ``user`` sees on the page ``client``: the channel with their ephemeral messages,
+    threads, the modal open on that page, the agent."""
     threads = {root.ts: workspace.replies(root.ts) for root in workspace.roots()}
     shown = [_message(workspace.messages[ts], len(replies)) for ts, replies in threads.items()]
     shown += [_message(e, 0) for e in workspace.ephemerals if e.shown_to == user]
     shown.sort(key=lambda m: m["ts"])
-    view = workspace.view_of(user)
+    view = workspace.view_of(user, client)
     return {
         "version": workspace.version,
         "me": user,
         "people": [{"id": p.id, "name": p.name, "title": p.title} for p in people.PEOPLE],
-        "users": {p.id: p.name for p in people.PEOPLE} | {people.BOT_USER_ID: people.BOT_NAME},
+        "users": {p.id: p.name for p in people.PEOPLE}
+        | {people.BOT_USER_ID: people.BOT_NAME, people.SLACKBOT_ID: people.SLACKBOT_NAME},
         "usergroups": {group: handle for group, (handle, _) in people.USERGROUPS.items()},
         "channels": {workspace.channel: people.CHANNEL_NAME},
         "channel": {"id": workspace.channel, "name": people.CHANNEL_NAME},
@@ -193,6 +210,15 @@ def _text(body: dict[str, Any], key: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value:
         raise Refused(f"{key} is missing")
+    return value
+
+
+def _client(value: Any) -> str:
+    """The page's client id (none: ``""``, as the page API's older callers send)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not _CLIENT_ID.fullmatch(value):
+        raise Refused("client must be up to 64 letters, digits, '-' or '_'")
     return value
 
 

@@ -32,12 +32,17 @@ APP_ID = "A0DEMO"
 BOT_ID = "B0DEMO"
 BOT_USER_ID = "U0DEMOBOT"
 BOT_NAME = "approvals"
+SLACKBOT_ID = "USLACKBOT"
+SLACKBOT_NAME = "Slackbot"
+"""Who Slack's own notices come from (an unknown ``/command``, for one)."""
 
 
 def name_of(user_id: str) -> str:
     """The display name of a person or the bot; the id itself for anyone else."""
     if user_id == BOT_USER_ID:
         return BOT_NAME
+    if user_id == SLACKBOT_ID:
+        return SLACKBOT_NAME
     return next((p.name for p in PEOPLE if p.id == user_id), user_id)
 
 

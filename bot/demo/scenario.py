@@ -2,8 +2,9 @@
 
 Without an API key a scripted model asks, in turn: a command to approve, a
 deletion to deny with a reason, a deploy file two people must agree on
-(modify, then approve), two questions at once, and a paid call only on-call
-may approve. With a key, Claude gets a small task that needs the same kinds
+(modify, then approve), one question (answered from the menu on its message),
+two questions at once (answered in a form), and a paid call only on-call may
+approve. With a key, Claude gets a small task that needs the same kinds
 of approval.
 """
 
@@ -60,6 +61,12 @@ def scripted(workdir: Path) -> Script:
          f"This file needs two of {ALICE.name} and {BOB.name}: as {ALICE.name}, Modify it (say replicas: 3), "
          f"then switch to {BOB.name} and Approve."),
         (tool_use("AskUserQuestion", {"questions": [
+            {"question": "Which version should I tag?", "header": "Version", "multiSelect": False,
+             "options": [{"label": "v2.4.0-rc1", "description": "A release candidate first"},
+                         {"label": "v2.4.0", "description": "The final release"}]},
+        ]}), "One question: pick an answer in the menu on the message, and that is the answer. "
+             "Other… opens a field for an answer of your own."),
+        (tool_use("AskUserQuestion", {"questions": [
             {"question": "Which environment should I deploy to?", "header": "Environment", "multiSelect": False,
              "options": [{"label": "staging", "description": "Safe to break"},
                          {"label": "production", "description": "Real users"}]},
@@ -83,12 +90,14 @@ PROMPT = """\
 You are showing a team how approvals of tool calls work. Work only in the current folder, one tool call
 at a time:
 1. With Bash, write a one-line greeting to hello.txt.
-2. With the AskUserQuestion tool, ask two questions at once: which language a short poem should be in
+2. With the AskUserQuestion tool, ask one question: how long the poem should be (four lines or
+   eight lines).
+3. With the AskUserQuestion tool, ask two questions at once: which language the poem should be in
    (English, French or Spanish), and which topics it should cover (several may be picked: the sea,
    the mountains, the city).
-3. With the Write tool, write poem.md: a four-line poem following the answers.
-4. With Bash, run `echo 'rented 2 GPU-hours' >> gpu.log`.
-5. With Bash, run `rm -rf data` to tidy up.
+4. With the Write tool, write poem.md: a poem following the answers.
+5. With Bash, run `echo 'rented 2 GPU-hours' >> gpu.log`.
+6. With Bash, run `rm -rf data` to tidy up.
 If a step is denied, do not retry it: say so and go on. End with a short summary of what was approved,
 changed or denied.
 """

@@ -3,6 +3,11 @@
 The bot changes it through the Web API (``slack_api``); people change it
 through the page (``interactions``). Every change bumps ``version`` and wakes
 whoever waits in :meth:`Workspace.changed`, which is how the page updates live.
+
+A modal belongs to the page it was opened on (its *client*), as in Slack,
+where it opens on the device that was clicked: a page loaded again, or
+switched to another person, is another client, and the modals of the one it
+replaced are closed, never restored.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import asyncio
 import itertools
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,22 +68,27 @@ class Message:
 
 @dataclass
 class Ephemeral:
-    """A message of the bot's only ``shown_to`` sees (``chat.postEphemeral``, a slash command's answer)."""
+    """A message only ``shown_to`` sees: the bot's (``chat.postEphemeral``, a slash command's answer),
+    or Slack's own (``user`` Slackbot)."""
 
     ts: str
     shown_to: str
     text: str
     blocks: list[dict[str, Any]]
-    user = BOT_USER_ID
-    by_bot = True
+    user: str = BOT_USER_ID
     edited = False
+
+    @property
+    def by_bot(self) -> bool:
+        return self.user == BOT_USER_ID
 
 
 @dataclass
 class OpenView:
-    """A modal open for one person."""
+    """A modal open for one person, on one page (``client``)."""
 
     user: str
+    client: str
     view: dict[str, Any]
 
 
@@ -95,8 +106,9 @@ class Workspace:
     def __post_init__(self) -> None:
         self._changed = asyncio.Event()
         self._clock = itertools.count(1)
-        self._triggers: dict[str, str] = {}
+        self._triggers: dict[str, tuple[str, str]] = {}
         self._last_ts = 0.0
+        self._watching: Counter[tuple[str, str]] = Counter()
 
     # -- live updates ---------------------------------------------------------
 
@@ -159,8 +171,8 @@ class Workspace:
     def replies(self, thread_ts: str) -> list[Message]:
         return [m for m in self.messages.values() if m.thread_ts == thread_ts]
 
-    def post_ephemeral(self, user: str, text: str, blocks: list[dict[str, Any]]) -> Ephemeral:
-        ephemeral = Ephemeral(self.next_ts(), user, text, _with_block_ids(blocks))
+    def post_ephemeral(self, user: str, text: str, blocks: list[dict[str, Any]], sender: str = BOT_USER_ID) -> Ephemeral:
+        ephemeral = Ephemeral(self.next_ts(), user, text, _with_block_ids(blocks), sender)
         self.ephemerals.append(ephemeral)
         self.touch()
         return ephemeral
@@ -173,21 +185,22 @@ class Workspace:
 
     # -- modals ---------------------------------------------------------------
 
-    def issue_trigger(self, user: str) -> str:
-        """A ``trigger_id`` for one click by ``user``: it opens at most one modal, for them."""
+    def issue_trigger(self, user: str, client: str = "") -> str:
+        """A ``trigger_id`` for one click by ``user`` on the page ``client``: it opens at most one modal, there."""
         trigger = f"{next(self._clock)}.{secrets.token_hex(16)}"
-        self._triggers[trigger] = user
+        self._triggers[trigger] = (user, client)
         return trigger
 
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> dict[str, Any]:
-        user = self._triggers.pop(trigger_id, None)
-        if user is None:
+        opener = self._triggers.pop(trigger_id, None)
+        if opener is None:
             raise SlackError("invalid_trigger_id")
+        user, client = opener
         # Like Slack's client, the page shows one modal at a time; a new one replaces it.
-        for view_id in [v for v, open_view in self.views.items() if open_view.user == user]:
+        for view_id in [v for v, shown in self.views.items() if (shown.user, shown.client) == opener]:
             del self.views[view_id]
         stored = self._stored(f"V0DEMO{next(self._clock):06d}", view)
-        self.views[stored["id"]] = OpenView(user, stored)
+        self.views[stored["id"]] = OpenView(user, client, stored)
         self.touch()
         return stored
 
@@ -201,12 +214,35 @@ class Workspace:
         self.touch()
         return current.view
 
-    def close_view(self, view_id: str) -> None:
-        if self.views.pop(view_id, None) is not None:
+    def close_view(self, view_id: str) -> OpenView | None:
+        closed = self.views.pop(view_id, None)
+        if closed is not None:
             self.touch()
+        return closed
 
-    def view_of(self, user: str) -> dict[str, Any] | None:
-        return next((v.view for v in self.views.values() if v.user == user), None)
+    def view_of(self, user: str, client: str = "") -> dict[str, Any] | None:
+        """The modal open for ``user`` on the page ``client``: no other page shows it."""
+        return next((v.view for v in self.views.values() if (v.user, v.client) == (user, client)), None)
+
+    # -- pages ------------------------------------------------------------------
+
+    def watch(self, user: str, client: str) -> None:
+        """A page (``client``) showing ``user``'s view started its live stream."""
+        self._watching[user, client] += 1
+
+    def unwatch(self, user: str, client: str) -> list[OpenView]:
+        """A live stream ended; when it was that page's last, its modals close (returned)."""
+        self._watching[user, client] -= 1
+        if self._watching[user, client] > 0:
+            return []
+        del self._watching[user, client]
+        return self.leave(user, client)
+
+    def leave(self, user: str, client: str) -> list[OpenView]:
+        """The page ``client`` stopped showing ``user`` (reloaded, closed, switched person):
+        close the modals open there, and return them."""
+        gone = [view_id for view_id, v in self.views.items() if (v.user, v.client) == (user, client)]
+        return [closed for view_id in gone if (closed := self.close_view(view_id)) is not None]
 
     def _stored(self, view_id: str, view: dict[str, Any]) -> dict[str, Any]:
         problems = view_problems(view)

@@ -19,6 +19,7 @@ from . import limits, mrkdwn
 from .ids import (
     CHOICE_INPUT,
     EDIT_INPUT,
+    OTHER_CHOICE,
     OWN_ANSWER_INPUT,
     Action,
     Field,
@@ -169,8 +170,9 @@ def request_message(request: ApprovalRequest, spent: float | None = None) -> Mes
 
     buttons: list[dict[str, Any]] = []
     if pending and asked is not None:
+        # One single-select question is answered from a menu on the message itself.
         buttons += [
-            _button(text.ANSWER, Action.ANSWER, request.id, style="primary"),
+            answer_menu(asked) or _button(text.ANSWER, Action.ANSWER, request.id, style="primary"),
             _button(text.DECLINE, Action.DENY, request.id, style="danger"),
         ]
     elif pending:
@@ -537,3 +539,53 @@ def home_view(requests: list[ApprovalRequest], recent: list[Entry], workspace_ur
     ]
     blocks.append(_section("\n".join(lines)[: limits.SECTION_TEXT]) if lines else _context(text.NO_RECENT))
     return {"type": "home", "blocks": blocks[: limits.MODAL_BLOCKS]}
+
+
+def menu_question(asked: list[questions.Question]) -> questions.Question | None:
+    """The question a menu on the message answers in one pick: only a request
+    of one single-select question. Several questions, or several picks, go
+    through the form so that all the answers are sent together."""
+    if len(asked) != 1 or asked[0].multiSelect:
+        return None
+    return asked[0]
+
+
+MENU_OPTIONS = limits.SELECT_OPTIONS - 1
+"""Options of the question a menu offers: one place is kept for *Other…*."""
+
+
+def answer_menu(asked: list[questions.Question]) -> dict[str, Any] | None:
+    """A ``static_select`` of the question's options and *Other…*; None when
+    the request needs the form (see :func:`menu_question`)."""
+    question = menu_question(asked)
+    if question is None:
+        return None
+    options = [
+        # The index, not the label: labels may exceed the 75-character value limit.
+        {"text": _plain(option.label, limits.OPTION_TEXT), "value": str(index)}
+        for index, option in enumerate(question.options[:MENU_OPTIONS])
+    ]
+    options.append({"text": _plain(text.OTHER_ANSWER, limits.OPTION_TEXT), "value": OTHER_CHOICE})
+    return {
+        "type": "static_select",
+        "action_id": Action.CHOOSE_ANSWER.value,
+        "placeholder": _plain(text.CHOOSE, limits.OPTION_TEXT),
+        "options": options,
+    }
+
+
+def menu_answer(request: ApprovalRequest, picked: str) -> dict[str, Any] | None:
+    """The input that answers ``request`` with the menu option whose value is
+    ``picked`` (what the SDK expects: ``{**input, "answers": {question: label}}``),
+    or None when the request shows no menu or offers no such option.
+
+    The label is the stored question's, found by the index :func:`answer_menu`
+    gave it: never text from the payload, and never a pick on another request."""
+    asked = questions.parse(request.tool_name, request.tool_input)
+    question = menu_question(asked) if asked is not None else None
+    if asked is None or question is None:
+        return None
+    offered = {str(index): index for index in range(min(len(question.options), MENU_OPTIONS))}
+    if picked not in offered:
+        return None
+    return {**request.tool_input, "answers": questions.answers(asked, {0: [offered[picked]]}, {})}

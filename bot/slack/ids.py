@@ -15,6 +15,8 @@ class Action(StrEnum):
     REMOVE_RULE = "rules.remove"
     DENY = "approval.deny"
     VIEW_INPUT = "approval.view_input"
+    CHOOSE_ANSWER = "approval.choose_answer"
+    """The menu on a request message holding one single-select question."""
 
 
 class Modal(StrEnum):
@@ -102,3 +104,18 @@ def shown_revision(block_id: str) -> int | None:
         return None
     revision = block_id.rsplit(".", 1)[-1]
     return int(revision) if revision.isdigit() else None
+
+
+OTHER_CHOICE = "other"
+"""The value of the menu's *Other…* option; the others are option indexes
+(labels can exceed the 75-character limit on an option's value)."""
+
+
+def shown_request(block_id: str) -> str | None:
+    """The request id in an ``actions_block`` id; None for any other block.
+
+    A menu carries no ``value`` of its own: its block names the request."""
+    if not block_id.startswith(ACTIONS_BLOCK_PREFIX):
+        return None
+    request_id, dot, revision = block_id.removeprefix(ACTIONS_BLOCK_PREFIX).rpartition(".")
+    return request_id if dot and request_id and revision.isdigit() else None

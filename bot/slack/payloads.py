@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from . import limits
 from .ids import (
     CHOICE_INPUT,
     CHOICE_PREFIX,
@@ -20,6 +21,7 @@ from .ids import (
     edit_key,
     parse_form_metadata,
     question_index,
+    shown_request,
     shown_revision,
 )
 from .ids import Field as InputField
@@ -75,6 +77,47 @@ class ButtonClick(_Payload):
     def revision(self) -> int | None:
         """The request revision the clicked message showed."""
         return shown_revision(self.actions[0].block_id)
+
+
+class _SelectedOption(_Payload):
+    value: str = Field(max_length=limits.OPTION_TEXT)
+
+
+class _MenuAction(_Payload):
+    action_id: str
+    block_id: str
+    selected_option: _SelectedOption
+
+    @field_validator("block_id")
+    @classmethod
+    def _names_a_request(cls, value: str) -> str:
+        _request_id(shown_request(value) or "")
+        return value
+
+
+class MenuChoice(_Payload):
+    """A ``block_actions`` payload for a pick in one of our ``static_select`` menus.
+
+    A menu has no ``value``: the request id and the revision shown ride in its
+    block_id, and the option picked in ``selected_option.value``."""
+
+    user: SlackUser
+    channel: _Channel
+    trigger_id: str = ""
+    actions: list[_MenuAction] = Field(min_length=1)
+
+    @property
+    def request_id(self) -> str:
+        return shown_request(self.actions[0].block_id) or ""
+
+    @property
+    def revision(self) -> int | None:
+        return shown_revision(self.actions[0].block_id)
+
+    @property
+    def picked(self) -> str:
+        """The option's value as sent: an option index, ``OTHER_CHOICE``, or anything a forger wrote."""
+        return self.actions[0].selected_option.value
 
 
 class _RuleAction(_Payload):

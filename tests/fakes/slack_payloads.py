@@ -393,3 +393,49 @@ def signed_json(
     raw = json.dumps(body, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", **sign(raw, signing_secret, timestamp)}
     return raw, headers
+
+
+def static_select_action(
+    user_id: str,
+    action_id: str,
+    option_value: str,
+    *,
+    message: Mapping[str, Any],
+    channel: str = "C0APPROVALS",
+    user_name: str | None = None,
+    trigger_id: str | None = None,
+    response_url: str | None = None,
+    forged: bool = False,
+) -> dict[str, Any]:
+    """A ``block_actions`` payload for a pick in a ``static_select`` that ``message`` shows.
+
+    Slack sends the picked option whole (``selected_option``: its text and
+    value) with the menu's ``placeholder``, and no ``value`` of the element's
+    own. ``option_value`` must be one of the menu's options (else
+    ``ValueError``: a person cannot pick what is not offered) unless ``forged``,
+    which sends it anyway, as a stale client or a forger might.
+    """
+    found = _find_element(message.get("blocks"), action_id)
+    if found is None or found[1].get("type") != "static_select":
+        raise ValueError(f"message {message.get('ts')} shows no static_select with action_id {action_id!r}")
+    block_id, menu = found
+    option = next((dict(o) for o in menu.get("options") or [] if o.get("value") == option_value), None)
+    if option is None:
+        if not forged:
+            raise ValueError(f"the menu offers no option with value {option_value!r}")
+        option = {"text": {"type": "plain_text", "text": option_value, "emoji": True}, "value": option_value}
+    payload = block_actions(
+        user_id, action_id, "", channel=channel, user_name=user_name, trigger_id=trigger_id,
+        message=message, response_url=response_url,
+    )
+    action: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": action_id,
+        "block_id": block_id or "actions",
+        "selected_option": option,
+        "action_ts": _action_ts(),
+    }
+    if "placeholder" in menu:
+        action["placeholder"] = menu["placeholder"]
+    payload["actions"] = [action]
+    return payload

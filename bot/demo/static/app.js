@@ -25,6 +25,9 @@ const AGENT_MODES = { scripted: "scripted model", claude: "Claude" };
 
 const app = {
   me: initialUser(),
+  // This page, for the server: a modal opens on the page that was clicked, as in Slack. A reload or a
+  // switch of person is a new client, so a modal nobody closed is never brought back.
+  client: newClient(),
   snap: null,
   source: null,
   threadTs: null,
@@ -51,6 +54,11 @@ function h(tag, props = {}, children = []) {
 }
 
 const $ = (selector) => document.querySelector(selector);
+
+/** A random client id (crypto.randomUUID needs a secure context, which a LAN address is not). */
+function newClient() {
+  return [...crypto.getRandomValues(new Uint8Array(12))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 function uniqueId(prefix) {
   app.nextId += 1;
@@ -349,7 +357,10 @@ function renderElement(block, element, ctx) {
   }
   const field = renderField(element, { ...common, "aria-label": plainText(element.placeholder) || "Select an option" });
   if (!field) return h("span", { class: "block-unsupported" }, `[unsupported element: ${element.type}]`);
-  field.node.addEventListener("change", () => act(field.read(), field.node));
+  field.node.addEventListener("change", () => {
+    const value = field.read();
+    if (value !== null) act(value, field.node); // back on the placeholder: Slack sends nothing
+  });
   return field.node;
 }
 
@@ -465,11 +476,12 @@ function authorName(message) {
   return app.snap.users[message.user] ?? (message.bot ? "approvals" : message.user);
 }
 
-/** Hue from the user id, so each person keeps one avatar colour. */
+/** A person's avatar is a circle with their initial, in a hue from their id; the app's is a
+ *  rounded square with its own mark, as in Slack, so "approvals" and "alice" never look alike. */
 function avatar(message, name) {
+  if (message.bot) return h("div", { class: "avatar avatar-bot", "aria-hidden": "true" }, "✓");
   const hue = [...String(message.user)].reduce((sum, ch) => (sum * 31 + ch.charCodeAt(0)) % 360, 7);
-  const style = message.bot ? null : `background: hsl(${hue} 55% 45%)`;
-  return h("div", { class: message.bot ? "avatar avatar-bot" : "avatar", style, "aria-hidden": "true" },
+  return h("div", { class: "avatar", style: `background: hsl(${hue} 55% 45%)`, "aria-hidden": "true" },
     (name[0] ?? "?").toUpperCase());
 }
 
@@ -585,6 +597,13 @@ function renderModal(view) {
   (dialog.querySelector(".modal-body input, .modal-body textarea, .modal-body select") ?? closeButton).focus();
 }
 
+/** Tells the server this page no longer shows ``user``: the modals open here close (and the bot hears
+ *  of it when it asked). ``keepalive`` lets the request outlive a page being unloaded. */
+function leave(user, client, keepalive = false) {
+  if (!user) return Promise.resolve({ ok: true });
+  return post("/demo/leave", { user, client }, { keepalive });
+}
+
 async function closeModal(view) {
   reportFailure(await post("/demo/close", { user: app.me, view_id: view.id }));
 }
@@ -655,10 +674,11 @@ async function runAgent(button) {
 /* ---------- Talking to the server ---------- */
 
 /** POSTs JSON with the page's secret; always resolves to {ok, error?, errors?} (network failures included). */
-async function post(path, body = {}) {
+async function post(path, body = {}, { keepalive = false } = {}) {
   try {
     const response = await fetch(path, {
       method: "POST",
+      keepalive,
       // The server takes JSON bodies only and wants the secret in a header: neither can be sent
       // by another site's form, nor by its script without a CORS preflight the server never grants.
       headers: { "Content-Type": "application/json", [TOKEN_HEADER]: TOKEN },
@@ -683,17 +703,16 @@ function clickKey(ts, block, element) {
 async function sendClick(message, block, element, selected, control) {
   const key = clickKey(message.ts, block, element);
   const isButton = control.tagName === "BUTTON";
-  if (isButton) {
-    app.pendingClicks.add(key);
-    control.disabled = true;
-  }
+  if (isButton) app.pendingClicks.add(key);
+  // A pick in a menu (static_select) is sent like a click, once: no second pick while it travels.
+  control.disabled = true;
   const answer = await post("/demo/click", {
     user: app.me, channel: app.snap.channel.id, ts: message.ts, block_id: block.block_id ?? null,
-    action_id: element.action_id, selected, ephemeral: Boolean(message.ephemeral),
+    action_id: element.action_id, selected, ephemeral: Boolean(message.ephemeral), client: app.client,
   });
+  control.disabled = false;
   if (isButton) {
     app.pendingClicks.delete(key);
-    control.disabled = false;
     if (!control.isConnected) renderConversation(); // a snapshot redrew it, still disabled
   }
   reportFailure(answer);
@@ -721,6 +740,8 @@ function rememberUser(id) {
 }
 
 function switchIdentity(id) {
+  leave(app.me, app.client).then(reportFailure);
+  app.client = newClient();
   app.me = id;
   rememberUser(id);
   app.pendingClicks.clear();
@@ -730,7 +751,7 @@ function switchIdentity(id) {
 
 function streamUrl() {
   // EventSource cannot send headers: the stream takes the secret as a query parameter.
-  const query = new URLSearchParams({ token: TOKEN });
+  const query = new URLSearchParams({ token: TOKEN, client: app.client });
   if (app.me) query.set("user", app.me);
   return `/demo/stream?${query}`;
 }
@@ -817,9 +838,10 @@ function setUpComposer(form, textarea, threadTs) {
   });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const text = textarea.value.trim();
+    // Sent as typed: a leading space is how one posts a message that starts with "/".
+    const text = textarea.value;
     const button = form.querySelector("button[type=submit]");
-    if (!text || button.disabled) return;
+    if (!text.trim() || button.disabled) return;
     button.disabled = true;
     const answer = await post("/demo/post", { user: app.me, text, thread_ts: threadTs() });
     button.disabled = false;
@@ -837,6 +859,15 @@ function start() {
   $("#thread-close").addEventListener("click", closeThread);
   $("#identity").addEventListener("change", (event) => switchIdentity(event.target.value));
   $("#agent-run").addEventListener("click", (event) => runAgent(event.currentTarget));
+  // Leaving (reload, close, navigation): this page's modals close with it, as Slack's do.
+  window.addEventListener("pagehide", () => leave(app.me, app.client, true));
+  window.addEventListener("pageshow", (event) => {
+    if (!event.persisted) return;
+    // Back from the back/forward cache: a page like a new one, with nothing left open.
+    app.client = newClient();
+    renderModal(null);
+    connect();
+  });
   connect();
 }
 

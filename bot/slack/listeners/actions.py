@@ -19,8 +19,8 @@ from ...approvals.queue import JobQueue
 from ...approvals.store import RequestStore
 from .. import blocks
 from ..deciding import Decider
-from ..ids import Action
-from ..payloads import ButtonClick, RuleClick
+from ..ids import OTHER_CHOICE, Action
+from ..payloads import ButtonClick, MenuChoice, RuleClick
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,45 @@ def register(
     @app.action(Action.ANSWER.value)
     async def answer(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await _open_modal(ack, body, client, text.ANSWER_MODAL_TITLE, blocks.answer_modal, deciding="answer")
+
+    @app.action(Action.CHOOSE_ANSWER.value)
+    async def choose_answer(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """A pick in the menu of a one-question request: the answer, recorded like a click on Approve.
+
+        *Other…* opens the answer form instead, as the *Answer…* button does."""
+        try:
+            choice = MenuChoice.model_validate(body)
+        except ValidationError as exc:
+            log.warning("malformed menu choice ignored: %s", exc.errors(include_url=False))
+            await ack()
+            return
+        if choice.picked == OTHER_CHOICE:
+            # The form's listener reads the request from a button's value; the menu names it in its block.
+            as_click = {**body, "actions": [{"action_id": Action.ANSWER.value, "value": choice.request_id,
+                                             "block_id": choice.actions[0].block_id}]}
+            await _open_modal(ack, as_click, client, text.ANSWER_MODAL_TITLE, blocks.answer_modal, deciding="answer")
+            return
+        request = await store.get(choice.request_id)
+        if request is None or request.state.is_final:
+            await ack()
+            await queue.notify(choice.channel.id, choice.user.id, text.already_ended(request))
+            return
+        answered = blocks.menu_answer(request, choice.picked)
+        if answered is None:
+            await ack()
+            await queue.notify(choice.channel.id, choice.user.id, text.NOT_AN_OPTION)
+            return
+        # Recorded before Slack gets its 200, as a click on Approve is.
+        transition = await decider.decide(
+            choice.request_id,
+            Decision(State.ANSWERED, actor=choice.user.id, actor_name=choice.user.display,
+                     updated_input=answered, revision=choice.revision),
+        )
+        await ack()
+        if transition.refused is not None:
+            await queue.notify(choice.channel.id, choice.user.id, text.refused(transition))
+        elif not transition.won and transition.votes is None:
+            await queue.notify(choice.channel.id, choice.user.id, text.already_ended(transition.request))
 
     async def _open_modal(
         ack: AsyncAck,
