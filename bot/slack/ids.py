@@ -15,6 +15,8 @@ class Action(StrEnum):
     REMOVE_RULE = "rules.remove"
     DENY = "approval.deny"
     VIEW_INPUT = "approval.view_input"
+    INPUT_PAGE = "approval.input_page"
+    """Previous/Next in the "View full input" modal; value ``"<request id> <page>"``."""
 
 
 class Modal(StrEnum):
