@@ -424,6 +424,7 @@ RULES_INTRO = "Calls matching these rules are approved without asking. Each was 
 NO_RULES = "The team allow-list is empty. *Always allow* on a request adds its rule here."
 RULE_LINE = "`{rule}`: {words}. Added by <@{user}> on route *{route}* <!date^{epoch}^{{date_short_pretty}}|{fallback}>"
 REMOVE = "Remove"
+RULES_MORE = "…and {count} more, not shown: remove some to see the rest."
 
 
 def rule_removed(rule: object) -> str:

@@ -539,24 +539,36 @@ def modify_modal(request: ApprovalRequest) -> dict[str, Any]:
     return _form(Modal.MODIFY, text.MODIFY_MODAL_TITLE, text.MODIFY_MODAL_SUBMIT, request.id, blocks, revision=request.revision)
 
 
+_RULES_TEXT = 10_000
+"""Text the rule lines of ``team_rules`` share (within ``limits.MESSAGE_TEXT_BUDGET``)."""
+_RULE_LINE = 200
+"""A rule line is never cut shorter than this."""
+
+
 def team_rules(entries: list[TeamRule]) -> Message:
-    """The team allow-list, one section per rule with a Remove button (ephemeral)."""
+    """The team allow-list, one section per rule with a Remove button (ephemeral).
+
+    Lines share ``_RULES_TEXT``, so that the whole listing fits Slack's text budget."""
     out: list[dict[str, Any]] = [
         {"type": "header", "text": _plain(text.RULES_HEADING, limits.HEADER_TEXT)},
         _context(text.RULES_INTRO if entries else text.NO_RULES),
     ]
-    for entry in entries[: limits.MESSAGE_BLOCKS - 3]:
+    shown = entries[: limits.MESSAGE_BLOCKS - 3]
+    share = max(_RULE_LINE, min(limits.SECTION_TEXT, _RULES_TEXT // max(1, len(shown))))
+    for entry in shown:
         line = text.RULE_LINE.format(
-            rule=mrkdwn.escape(str(entry.rule)), words=mrkdwn.escape(entry.rule.describe()),
-            user=mrkdwn.escape(entry.added_by), route=mrkdwn.escape(entry.route or "default"),
+            rule=mrkdwn.inline(str(entry.rule), share // 2), words=mrkdwn.inline(entry.rule.describe(), share // 3),
+            user=mrkdwn.inline(entry.added_by, 30), route=mrkdwn.inline(entry.route or "default", 100),
             epoch=int(entry.added_at), fallback=text.utc(entry.added_at),
         )
         out.append({
             "type": "section",
             # verbatim: the rule came from a tool input; no auto-links or mentions.
-            "text": {"type": "mrkdwn", "text": line[: limits.SECTION_TEXT], "verbatim": True},
+            "text": _mrkdwn(line, share),
             "accessory": _button(text.REMOVE, Action.REMOVE_RULE, entry.id, style="danger"),
         })
+    if len(entries) > len(shown):
+        out.append(_context(text.RULES_MORE.format(count=len(entries) - len(shown))))
     return Message(text=text.RULES_HEADING, blocks=out)
 
 
@@ -578,8 +590,8 @@ def full_input_modal(request: ApprovalRequest, page: int = 0) -> dict[str, Any]:
 
     After a change, what runs comes first, then the input as the agent asked it.
     One page is one view within ``limits.VIEW_BUDGET`` bytes and
-    ``limits.MODAL_BLOCKS`` blocks; *Previous* and *Next* (``Action.INPUT_PAGE``,
-    value ``"<request id> <page>"``) turn to another page with ``views.update``.
+    ``limits.MODAL_BLOCKS`` blocks; *Previous* and *Next* (``Action.INPUT_PREVIOUS``,
+    ``Action.INPUT_NEXT``, value ``"<request id> <page>"``) turn to another page with ``views.update``.
     """
     documents = [("", _json(request.tool_input))]
     if request.modified:
@@ -592,9 +604,9 @@ def full_input_modal(request: ApprovalRequest, page: int = 0) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [_plain_section(title), *pages[page]]
     turns = []
     if page > 0:
-        turns.append(_button(text.PREVIOUS_PAGE, Action.INPUT_PAGE, f"{request.id} {page - 1}"))
+        turns.append(_button(text.PREVIOUS_PAGE, Action.INPUT_PREVIOUS, f"{request.id} {page - 1}"))
     if page < len(pages) - 1:
-        turns.append(_button(text.NEXT_PAGE, Action.INPUT_PAGE, f"{request.id} {page + 1}", style="primary"))
+        turns.append(_button(text.NEXT_PAGE, Action.INPUT_NEXT, f"{request.id} {page + 1}", style="primary"))
     if turns:
         blocks.append({"type": "actions", "elements": turns})
     return _modal(Modal.FULL_INPUT, text.FULL_INPUT_TITLE, blocks, private_metadata=request.id)

@@ -15,8 +15,10 @@ class Action(StrEnum):
     REMOVE_RULE = "rules.remove"
     DENY = "approval.deny"
     VIEW_INPUT = "approval.view_input"
-    INPUT_PAGE = "approval.input_page"
-    """Previous/Next in the "View full input" modal; value ``"<request id> <page>"``."""
+    INPUT_PREVIOUS = "approval.input_page.previous"
+    INPUT_NEXT = "approval.input_page.next"
+    """Previous/Next in the "View full input" modal; value ``"<request id> <page>"``
+    (two ids: action_ids are unique within a block)."""
 
 
 class Modal(StrEnum):

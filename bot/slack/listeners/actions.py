@@ -26,7 +26,7 @@ from ..payloads import ButtonClick, RuleClick
 log = logging.getLogger(__name__)
 
 _PAGE_TURN = re.compile(r"^(?P<request>[0-9a-f]{24}) (?P<page>[0-9]{1,6})$")
-"""An ``Action.INPUT_PAGE`` button's value (blocks.full_input_modal)."""
+"""An ``Action.INPUT_PREVIOUS``/``INPUT_NEXT`` button's value (blocks.full_input_modal)."""
 
 
 def register(
@@ -118,7 +118,8 @@ def register(
     async def view_input(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await _open_modal(ack, body, client, text.FULL_INPUT_TITLE, blocks.full_input_modal, deciding=None)
 
-    @app.action(Action.INPUT_PAGE.value)
+    @app.action(Action.INPUT_PREVIOUS.value)
+    @app.action(Action.INPUT_NEXT.value)
     async def input_page(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         """Previous/Next in the full-input modal: the same view shows another page (no trigger needed)."""
         await ack()
