@@ -157,6 +157,8 @@ def test_questions_render_valid_messages_and_forms_at_the_limits(multi, text_val
     ("Edit", {"file_path": "/a", "old_string": LONG, "new_string": LONG}),
     ("mcp__x__y", {"nested": {"deep": [HOSTILE] * 10}}),
     ("mcp__x__y", {"big": "z" * 10_000}),
+    ("Bash", {"command": "🚀" * 1_501}),
+    ("Bash", {"command": "🚀" * 1_500}),
 ])
 def test_modify_modal_is_valid_and_never_truncates_silently(tool_name, tool_input):
     view = blocks.modify_modal(request(tool_name, tool_input))
@@ -165,7 +167,7 @@ def test_modify_modal_is_valid_and_never_truncates_silently(tool_name, tool_inpu
     assert all(len(v) <= limits.PLAIN_TEXT_INPUT for v in initial)
     rendered = json.dumps(view)
     for value in tool_input.values():
-        if isinstance(value, str) and len(value) > limits.PLAIN_TEXT_INPUT:
+        if isinstance(value, str) and mrkdwn.size(value) > limits.PLAIN_TEXT_INPUT:
             assert "too large to edit" in rendered
 
 

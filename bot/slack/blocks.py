@@ -528,7 +528,8 @@ def modify_modal(request: ApprovalRequest) -> dict[str, Any]:
     editable = 0
     for field in edits.fields_for(request.tool_name, request.proposed_input):
         value = edits.current_value(field, request.proposed_input)
-        if len(value) > limits.PLAIN_TEXT_INPUT:
+        # Counted as Slack may count it (emoji twice): an initial_value over max_length is refused.
+        if mrkdwn.size(value) > limits.PLAIN_TEXT_INPUT:
             blocks.append(_section(text.FIELD_TOO_LARGE.format(label=field.label, size=len(value), limit=limits.PLAIN_TEXT_INPUT)))
             continue
         editable += 1
@@ -594,7 +595,9 @@ def full_input_modal(request: ApprovalRequest, page: int = 0) -> dict[str, Any]:
     ``Action.INPUT_NEXT``, value ``"<request id> <page>"``) turn to another page with ``views.update``.
     """
     documents = [("", _json(request.tool_input))]
-    if request.modified:
+    if request.state is State.ANSWERED and request.updated_input is not None:
+        documents = [("", _json(request.updated_input))]  # the questions, and the answers sent
+    elif request.modified:
         documents = [(text.FULL_INPUT_CHANGED, _json(request.updated_input)), (text.FULL_INPUT_ASKED, documents[0][1])]
     pages = _input_pages(tuple(documents))
     page = max(0, min(page, len(pages) - 1))
