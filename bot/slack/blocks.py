@@ -6,6 +6,7 @@ goes through ``mrkdwn`` so it can neither ping anyone nor break the layout.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -601,10 +602,11 @@ def full_input_modal(request: ApprovalRequest, page: int = 0) -> dict[str, Any]:
         documents = [(text.FULL_INPUT_CHANGED, _json(request.updated_input)), (text.FULL_INPUT_ASKED, documents[0][1])]
     pages = _input_pages(tuple(documents))
     page = max(0, min(page, len(pages) - 1))
+    shown = [{**section, "text": dict(section["text"])} for section in pages[page]]  # the cache's stay as they are
     title = f"{request.tool_name} · request {request.id}"
     if len(pages) > 1:
         title += " · " + text.FULL_INPUT_PAGE.format(page=page + 1, pages=len(pages))
-    blocks: list[dict[str, Any]] = [_plain_section(title), *pages[page]]
+    blocks: list[dict[str, Any]] = [_plain_section(title), *shown]
     turns = []
     if page > 0:
         turns.append(_button(text.PREVIOUS_PAGE, Action.INPUT_PREVIOUS, f"{request.id} {page - 1}"))
@@ -619,8 +621,11 @@ _CODE_PIECE = limits.SECTION_TEXT - 10
 """Room for a piece of the input inside its fenced section."""
 
 
+@functools.lru_cache(maxsize=8)
 def _input_pages(documents: tuple[tuple[str, str], ...]) -> list[list[dict[str, Any]]]:
-    """Code sections holding every character of each document, grouped into pages."""
+    """Code sections holding every character of each document, grouped into pages.
+
+    Cached: a person turning the pages of a 2 MB input costs one split, not one per page."""
     pages: list[list[dict[str, Any]]] = [[]]
     used = 0
     for heading, document in documents:

@@ -70,7 +70,8 @@ def cut(markdown: str, budget: int, *, more: str = ELLIPSIS) -> str:
 
 def inline(value: str, budget: int) -> str:
     """Untrusted text for mrkdwn, escaped, then fitted to ``budget`` (marked "…" when cut)."""
-    return cut(escape(clean(value)), budget)
+    # Escaping only lengthens: no more than budget + 1 characters are needed to know.
+    return cut(escape(clean(value[: budget + 1])), budget)
 
 
 def _inert_code(value: str) -> str:
@@ -148,8 +149,8 @@ def plain(value: str, budget: int) -> str:
     ``&amp;`` is undocumented, and a text cut too short is better than a
     message that cannot be posted.
     """
-    value = clean(value)
-    if size(escape(value[: budget + 1])) <= budget and len(value) <= budget:
+    value = clean(value[: budget + 1])
+    if size(escape(value)) <= budget and len(value) <= budget:
         return value
     _, hidden = fit(value, budget - size(ELLIPSIS), render=escape)
     return value[: len(value) - hidden] + ELLIPSIS
