@@ -443,14 +443,22 @@ def _changes(request: ApprovalRequest, room: _Room = _ROOMS[0]) -> tuple[list[di
     sections = []
     truncated = False
     for number, key in enumerate(changed[:3]):
-        before, hidden_before = mrkdwn.fit(_as_text(request.tool_input.get(key)), room.diff)
-        after, hidden_after = mrkdwn.fit(_as_text(request.updated_input.get(key)), room.diff)
-        truncated |= bool(hidden_before or hidden_after)
-        line = text.CHANGED_FIELD.format(key=mrkdwn.inline(key, 100), before=before or " ", after=after or " ")
+        (before, cut_before), (after, cut_after) = (
+            _code_preview(_as_text(side.get(key)), room.diff) for side in (request.tool_input, request.updated_input)
+        )
+        truncated |= cut_before or cut_after
+        line = text.CHANGED_FIELD.format(key=mrkdwn.inline(key, 100), before=before, after=after)
         sections.append(_section((text.CHANGES_HEADING + "\n" if number == 0 else "") + line))
     if len(changed) > 3:
         sections.append(_context(text.ALSO_CHANGED.format(keys=mrkdwn.inline(", ".join(changed[3:]), room.line))))
     return sections, truncated
+
+
+def _code_preview(value: str, budget: int) -> tuple[str, bool]:
+    """The start of ``value`` for inside a code fence, "…" when cut (never empty: "``````" would not
+    render), and whether it was cut."""
+    shown, hidden = mrkdwn.fit(value, budget - 1)
+    return (shown + mrkdwn.ELLIPSIS if hidden else shown) or " ", hidden > 0
 
 
 def _as_text(value: Any) -> str:
