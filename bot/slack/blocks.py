@@ -532,7 +532,7 @@ def deny_modal(request_id: str) -> dict[str, Any]:
 def modify_modal(request: ApprovalRequest) -> dict[str, Any]:
     """The request's input as editable fields; too-large fields are shown as such, not cut."""
     blocks: list[dict[str, Any]] = [
-        _section(text.MODIFY_MODAL_INTRO.format(tool=mrkdwn.escape(mrkdwn.plain(request.tool_name, 200))))
+        _section(text.MODIFY_MODAL_INTRO.format(tool=mrkdwn.inline(request.tool_name, 200)))
     ]
     editable = 0
     for field in edits.fields_for(request.tool_name, request.proposed_input):
