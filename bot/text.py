@@ -408,7 +408,7 @@ CHOOSE = "Choose…"
 CHOOSE_MANY = "Choose one or more…"
 OTHER_OPTION = "Other…"
 OWN_ANSWER_LABEL = "Your answer for “Other…”"
-"""Slack adds "(optional)" itself: true, it is used only with "Other…"."""
+"""Slack adds "(optional)" to it, and rightly: it is used only with "Other…"."""
 OWN_ANSWER_HINT = "Choose “Other…” above to send this instead of the options."
 ANSWER_PROBLEMS = {
     Problem.NO_CHOICE: "Choose an answer.",
