@@ -13,6 +13,8 @@ from collections.abc import Collection, Sequence
 
 from .approvals.model import POLICY_ACTOR, ApprovalRequest, Refusal, Reply, State, Transition, is_group
 from .approvals.questions import TOOL_NAME as QUESTION_TOOL
+from .approvals.questions import Problem
+from .slack.mrkdwn import inline
 
 
 def duration(seconds: float) -> str:
@@ -295,7 +297,6 @@ DENY = "Deny"
 VIEW_FULL_INPUT = "View full input"
 
 TRUNCATED = "… [{hidden:,} more characters; use “View full input”]"
-TRUNCATED_IN_MODAL = "… [{hidden:,} more characters not shown]"
 
 AGENT_LINE = "*Agent:* {agent}"
 REQUESTED_BY_LINE = "*On behalf of:* <@{user}>"
@@ -314,7 +315,7 @@ def outcome_line(request: ApprovalRequest) -> str:
         case State.APPROVED if request.always:
             return f":white_check_mark: Approved and always allowed by {_approvers(request)} {when}"
         case State.APPROVED if request.modified:
-            return f":pencil2: Approved with changes by {_approvers(request)} {when}"
+            return f":pencil2: Changed by <@{_editor(request)}>, approved by {_approvers(request)} {when}"
         case State.APPROVED:
             return f":white_check_mark: Approved by {_approvers(request)} {when}"
         case State.ANSWERED:
@@ -332,9 +333,19 @@ def outcome_line(request: ApprovalRequest) -> str:
 
 
 def _approvers(request: ApprovalRequest) -> str:
-    """Everyone whose approval counted (N-of-M), else the one who decided."""
-    users = [v.user for v in request.votes] or [request.decided_by]
-    return ", ".join(f"<@{u}>" for u in users)
+    """Everyone whose approval counted (N-of-M), else the one who decided: "<@A>, <@B> and <@C>"."""
+    users = [f"<@{v.user}>" for v in request.votes] or [f"<@{request.decided_by}>"]
+    return users[0] if len(users) == 1 else ", ".join(users[:-1]) + " and " + users[-1]
+
+
+def _editor(request: ApprovalRequest) -> str:
+    """Who made the change that ran.
+
+    An edit clears the votes and counts as its author's (scripts.DECIDE), so
+    under N-of-M the earliest counted vote is the latest edit's; with one
+    approver the editor is who decided.
+    """
+    return request.votes[0].user if request.required > 1 and request.votes else request.decided_by
 
 
 REASON_PLAIN = "Reason: {reason}"
@@ -380,9 +391,9 @@ FIELD_TOO_LARGE = (
     "It stays as it is."
 )
 NOTHING_EDITABLE = "This input is too large to edit in Slack. Approve or deny it as it is."
-CHANGES_HEADING = "*Changed before approval*"
-BEFORE = "Before"
-AFTER = "After"
+CHANGES_HEADING = "*Changed before approval* (above: the input as changed)"
+CHANGED_FIELD = "*{key}*, before:\n```{before}```\nafter:\n```{after}```"
+ALSO_CHANGED = "Also changed: {keys}"
 
 QUESTION_HEADER = {
     State.PENDING: "Question from {agent}",
@@ -399,7 +410,17 @@ DECLINE = "Decline"
 ANSWER_MODAL_TITLE = "Answer the agent"
 ANSWER_MODAL_SUBMIT = "Send answers"
 CHOOSE = "Choose…"
-OWN_ANSWER_LABEL = "Or type your own answer"
+CHOOSE_MANY = "Choose one or more…"
+OTHER_OPTION = "Other…"
+OWN_ANSWER_LABEL = "Your answer for “Other…”"
+"""Slack adds "(optional)" to it, and rightly: it is used only with "Other…"."""
+OWN_ANSWER_HINT = "Choose “Other…” above to send this instead of the options."
+ANSWER_PROBLEMS = {
+    Problem.NO_CHOICE: "Choose an answer.",
+    Problem.OTHER_WITHOUT_TEXT: "You chose “Other…”: type your answer here.",
+    Problem.TEXT_WITHOUT_OTHER: "To send this answer, choose “Other…” above; or clear this field.",
+}
+"""Shown under the form's field a question's problem is about (``Problem.in_typed_field``)."""
 ANSWER_LINE = "*Answer:* {answer}"
 NOT_A_QUESTION = "This request is not a question the form can show. Approve or deny it instead."
 OTHER_ANSWER = "Other…"
@@ -414,7 +435,14 @@ RULES_INTRO = "Calls matching these rules are approved without asking. Each was 
 NO_RULES = "The team allow-list is empty. *Always allow* on a request adds its rule here."
 RULE_LINE = "`{rule}`: {words}. Added by <@{user}> on route *{route}* <!date^{epoch}^{{date_short_pretty}}|{fallback}>"
 REMOVE = "Remove"
-RULE_REMOVED = "Removed `{rule}` from the team allow-list."
+RULES_MORE = "…and {count} more, not shown: remove some to see the rest."
+
+
+def rule_removed(rule: object) -> str:
+    """A removed rule came from a tool input: escaped, so it cannot mention anyone."""
+    return f"Removed `{inline(str(rule), 500)}` from the team allow-list."
+
+
 RULE_ALREADY_GONE = "That rule was already removed."
 
 
@@ -457,7 +485,7 @@ def reminder(request: ApprovalRequest, added: Sequence[str], waited: float) -> s
     who = targets(added) if added else "Approvers"
     return (
         f":rotating_light: No decision after {duration(waited)}. {who}: you can now approve or deny "
-        f"this {request.tool_name} request (see the message above)."
+        f"this {inline(request.tool_name, 200)} request (see the message above)."
     )
 
 
@@ -513,6 +541,11 @@ RECENT_EVENTS = {
 HOME_INTRO = "Agent tool calls waiting for approval that you can decide, and what you decided lately."
 
 FULL_INPUT_TITLE = "Full input"
+FULL_INPUT_PAGE = "page {page} of {pages}"
+FULL_INPUT_CHANGED = "*With the changes* (what runs)"
+FULL_INPUT_ASKED = "*As the agent asked*"
+NEXT_PAGE = "Next page"
+PREVIOUS_PAGE = "Previous page"
 CLOSE = "Close"
 LOADING = "Loading…"
 

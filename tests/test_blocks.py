@@ -96,12 +96,12 @@ def test_any_size_and_content_fits_and_says_when_cut(size, filler):
 
 
 def test_full_input_modal_is_valid_at_any_size():
-    for size in [0, 10, 10_000, 500_000, 5_000_000]:
+    for size in [0, 10, 10_000, 500_000]:
         view = blocks.full_input_modal(request("Write", {"file_path": "/x", "content": ("&<`" * size)[:size]}))
         assert view_errors(view) == []
         assert len(view["blocks"]) <= limits.MODAL_BLOCKS
-        if size > 200_000:
-            assert "more characters not shown" in json.dumps(view["blocks"][-1])
+        # A large input is paged (tests/test_message_budget.py reads every page).
+        assert (Action.INPUT_NEXT.value in json.dumps(view)) == (size > 100_000)
 
 
 def test_modals_are_valid():
@@ -180,6 +180,8 @@ def test_questions_render_valid_messages_and_forms_at_the_limits(multi, text_val
     ("Edit", {"file_path": "/a", "old_string": LONG, "new_string": LONG}),
     ("mcp__x__y", {"nested": {"deep": [HOSTILE] * 10}}),
     ("mcp__x__y", {"big": "z" * 10_000}),
+    ("Bash", {"command": "🚀" * 1_501}),
+    ("Bash", {"command": "🚀" * 1_500}),
 ])
 def test_modify_modal_is_valid_and_never_truncates_silently(tool_name, tool_input):
     view = blocks.modify_modal(request(tool_name, tool_input))
@@ -188,7 +190,7 @@ def test_modify_modal_is_valid_and_never_truncates_silently(tool_name, tool_inpu
     assert all(len(v) <= limits.PLAIN_TEXT_INPUT for v in initial)
     rendered = json.dumps(view)
     for value in tool_input.values():
-        if isinstance(value, str) and len(value) > limits.PLAIN_TEXT_INPUT:
+        if isinstance(value, str) and mrkdwn.size(value) > limits.PLAIN_TEXT_INPUT:
             assert "too large to edit" in rendered
 
 
@@ -207,7 +209,7 @@ def test_modified_outcome_shows_a_valid_diff_of_any_size():
     after = {"command": HOSTILE, "description": "b", "x": 2, "y": 3, "z": 4}
     message = blocks.request_message(request("mcp__t", before, State.APPROVED, updated_input=after))
     assert message_blocks_errors(message.blocks) == []
-    assert "Approved with changes" in texts(message)
+    assert "Changed by <@U_ALICE>, approved by <@U_ALICE>" in texts(message)
 
 
 def test_team_rules_listing_is_valid_with_many_hostile_rules():

@@ -34,8 +34,8 @@ async def test_modified_bash_command_is_what_the_agent_gets_and_slack_shows_the_
 
     await slack.wait_for(lambda: message.edits >= 1)
     shown = _shown(slack.message(message.channel, message.ts))
-    assert "Approved with changes by <@U_ALICE>" in shown
-    assert "rm -rf /var/www\\n" in shown and "rm -rf /var/www/cache" in shown  # before and after
+    assert "Changed by <@U_ALICE>, approved by <@U_ALICE>" in shown
+    assert "rm -rf /var/www```" in shown and "rm -rf /var/www/cache" in shown  # before and after
     events = [f[b"event"] for _id, f in await redis.xrange(keys.AUDIT)]
     assert b"modified" in events and b"approved" not in events
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 
 import pytest
 
@@ -13,6 +14,7 @@ from bot.approvals.model import State, request_id_for
 from bot.slack import blocks, limits
 from bot.slack.ids import CHOICE_INPUT, OWN_ANSWER_INPUT, Action, Modal, actions_block, choice_block, own_answer_block
 from tests.conftest import cancelled, context, policy_file, posted
+from tests.fakes.slack_api import view_errors
 from tests.fakes.slack_payloads import static_select_action, view_submission
 
 ASKED = {
@@ -58,7 +60,8 @@ async def test_answers_reach_the_agent_as_the_sdk_expects(start_worker, make_app
 async def test_an_answer_of_ones_own_is_sent_as_typed(start_worker, make_approver, slack):
     worker = await start_worker()
     task, message = await _ask(make_approver, slack, "toolu_q_own")
-    await worker.answer("U_ALICE", message, chosen={1: [2]}, typed={0: "the qa cluster", 1: "load test"})
+    # "Other…" follows each question's options: index 2 for the first, 3 for the second.
+    await worker.answer("U_ALICE", message, chosen={0: [2], 1: [2, 3]}, typed={0: "the qa cluster", 1: "load test"})
     result = await asyncio.wait_for(task, 5)
     assert result.updated_input["answers"] == {"Which environment?": "the qa cluster", "Which checks?": "smoke, load test"}
 
@@ -67,11 +70,17 @@ async def test_every_question_must_be_answered_once(start_worker, make_approver,
     worker = await start_worker()
     task, message = await _ask(make_approver, slack, "toolu_q_missing")
 
+    # Slack's client refuses an empty required choice; a forged or old form is refused here too.
     ack = await worker.answer("U_ALICE", message, chosen={0: [1]})
     assert ack["response_action"] == "errors"
-    assert ack["errors"] == {choice_block(1): "Choose at least one option or type your own answer."}
+    assert ack["errors"] == {choice_block(1): "Choose an answer."}
     ack = await worker.answer("U_ALICE", message, chosen={0: [1], 1: [0]}, typed={0: "prod, but carefully"})
-    assert ack["errors"] == {choice_block(0): "Choose an option or type your own answer, not both."}
+    assert ack["errors"] == {own_answer_block(0): "To send this answer, choose “Other…” above; or clear this field."}
+    ack = await worker.answer("U_ALICE", message, chosen={0: [2], 1: [0, 3]}, typed={0: "  "})
+    assert ack["errors"] == {
+        own_answer_block(0): "You chose “Other…”: type your answer here.",
+        own_answer_block(1): "You chose “Other…”: type your answer here.",
+    }
     await asyncio.sleep(0.1)
     assert not task.done()
 
@@ -230,7 +239,8 @@ async def test_other_opens_the_form_and_a_typed_answer_is_sent_as_typed(start_wo
     assert not task.done()  # opening the form decides nothing
     payload = view_submission(
         "U_ALICE", Modal.ANSWER.value, view["private_metadata"],
-        {choice_block(0): {CHOICE_INPUT: {"type": "static_select", "selected_option": None}},
+        # In the form, "Other…" follows the question's options (index 2 here) and takes the typed answer.
+        {choice_block(0): {CHOICE_INPUT: {"type": "static_select", "selected_option": {"value": "2"}}},
          own_answer_block(0): {OWN_ANSWER_INPUT: "the qa cluster"}},
         view=view,
     )
@@ -316,3 +326,54 @@ def test_the_menu_stays_within_slacks_limits_and_maps_back_to_whole_labels(optio
     # Not a menu request, whatever the pick: a Bash command, or two questions.
     assert blocks.menu_answer(request("Bash", {"command": "rm -rf /"}), "0") is None
     assert blocks.menu_answer(request("AskUserQuestion", ASKED), "0") is None
+
+def _form_request():
+    import time
+
+    from bot.approvals.model import ApprovalRequest, State
+
+    return ApprovalRequest(
+        id="0123456789abcdef01234567", state=State.PENDING, tool_name="AskUserQuestion", tool_input=ASKED,
+        input_hash="h", created_at=time.time(),
+    )
+
+
+def test_the_form_shows_each_question_once_and_marks_only_what_is_optional():
+    form = blocks.answer_modal(_form_request())
+    assert view_errors(form) == []
+    shown = json.dumps(form, ensure_ascii=False)
+    for question in ASKED["questions"]:
+        assert shown.count(question["question"]) == 1
+    inputs = {b["block_id"]: b for b in form["blocks"] if b["type"] == "input"}
+    # Slack adds "(optional)" to optional inputs: only the typed answer is one, and it is.
+    assert [b["optional"] for b in inputs.values()] == [False, True, False, True]
+    assert inputs[choice_block(0)]["element"]["type"] == "static_select"
+    assert inputs[choice_block(1)]["element"]["type"] == "checkboxes"
+    for index, question in enumerate(ASKED["questions"]):
+        options = inputs[choice_block(index)]["element"]["options"]
+        assert [o["text"]["text"] for o in options] == [o["label"] for o in question["options"]] + ["Other…"]
+        assert options[-1]["value"] == str(len(question["options"]))
+
+
+@pytest.mark.parametrize("chosen, typed, expected", [
+    ({0: [1], 1: [0, 2]}, {}, {"Which environment?": "prod", "Which checks?": "lint, smoke"}),
+    ({0: [2], 1: [3]}, {0: " qa ", 1: "fuzz"}, {"Which environment?": "qa", "Which checks?": "fuzz"}),
+    ({0: [0], 1: [1, 3]}, {1: "fuzz"}, {"Which environment?": "staging", "Which checks?": "tests, fuzz"}),
+    ({0: [0, 1], 1: [1, 1]}, {}, {"Which environment?": "staging", "Which checks?": "tests"}),
+])
+def test_answers_are_what_the_sdk_expects(chosen, typed, expected):
+    asked = questions.parse("AskUserQuestion", ASKED)
+    assert questions.answers(asked, chosen, typed) == expected
+
+
+@pytest.mark.parametrize("chosen, typed, problems", [
+    ({}, {}, {0: questions.Problem.NO_CHOICE, 1: questions.Problem.NO_CHOICE}),
+    ({0: [2], 1: [0]}, {}, {0: questions.Problem.OTHER_WITHOUT_TEXT}),
+    ({0: [0], 1: [0]}, {1: "also this"}, {1: questions.Problem.TEXT_WITHOUT_OTHER}),
+    ({0: [9], 1: [0]}, {}, {0: questions.Problem.NO_CHOICE}),
+])
+def test_answers_the_form_cannot_send(chosen, typed, problems):
+    asked = questions.parse("AskUserQuestion", ASKED)
+    with pytest.raises(questions.InvalidAnswers) as raised:
+        questions.answers(asked, chosen, typed)
+    assert raised.value.errors == problems

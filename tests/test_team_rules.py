@@ -169,7 +169,7 @@ async def test_two_of_three_must_approve_and_one_deny_vetoes(tmp_path, start_wor
     assert not approved.done()
     await worker.click("U0BOB", Action.APPROVE, message, name="bob")
     assert (await asyncio.wait_for(approved, 5)).behavior == "allow"
-    await slack.wait_for(lambda: "Approved by <@U0ALICE>, <@U0BOB>" in shown(message))
+    await slack.wait_for(lambda: "Approved by <@U0ALICE> and <@U0BOB>" in shown(message))
 
     vetoed = asyncio.create_task(approver.can_use_tool("Bash", {"command": "kubectl delete ns prod"}, context("toolu_veto")))
     second = await posted(slack, 2)
@@ -205,7 +205,7 @@ async def test_modify_resets_earlier_approvals_and_counts_as_the_editors(tmp_pat
     result = await asyncio.wait_for(call, 5)
     assert result.behavior == "allow"
     assert result.updated_input == {"command": "kubectl scale deploy/api --replicas=3"}
-    await slack.wait_for(lambda: "Approved with changes by <@U0BOB>, <@U0ALICE>" in shown(message))
+    await slack.wait_for(lambda: "Changed by <@U0BOB>, approved by <@U0BOB> and <@U0ALICE>" in shown(message))
 
 
 SELF_POLICY = """

@@ -6,6 +6,7 @@ goes through ``mrkdwn`` so it can neither ping anyone nor break the layout.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -43,8 +44,14 @@ def _plain(value: str, budget: int) -> dict[str, Any]:
     return {"type": "plain_text", "text": mrkdwn.plain(value, budget), "emoji": True}
 
 
+def _mrkdwn(markdown: str, budget: int) -> dict[str, Any]:
+    # verbatim: without it Slack links URLs and #channel names and parses some
+    # mentions even when escaped; our own <@U…> and <!date…> tokens still render.
+    return {"type": "mrkdwn", "text": mrkdwn.cut(markdown, budget), "verbatim": True}
+
+
 def _section(markdown: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": markdown}}
+    return {"type": "section", "text": _mrkdwn(markdown, limits.SECTION_TEXT)}
 
 
 def _plain_section(value: str) -> dict[str, Any]:
@@ -54,14 +61,18 @@ def _plain_section(value: str) -> dict[str, Any]:
 def _context(*markdown: str) -> dict[str, Any]:
     return {
         "type": "context",
-        "elements": [{"type": "mrkdwn", "text": m[: limits.CONTEXT_TEXT]} for m in markdown[: limits.CONTEXT_ELEMENTS]],
+        "elements": [_mrkdwn(m, limits.CONTEXT_TEXT) for m in markdown[: limits.CONTEXT_ELEMENTS]],
     }
 
 
-def _labelled_code(label: str, value: str) -> tuple[dict[str, Any], int]:
+_NOTE_ROOM = 100
+"""Room kept in a section for the "… [N more characters]" note."""
+
+
+def _labelled_code(label: str, value: str, preview: int = limits.PREVIEW_TEXT) -> tuple[dict[str, Any], int]:
     """A section: bold label, then the value as an inert code block."""
     heading = f"*{label}*\n"
-    code, hidden = mrkdwn.code_block(value, min(limits.PREVIEW_TEXT, limits.SECTION_TEXT - len(heading)))
+    code, hidden = mrkdwn.code_block(value, min(preview, limits.SECTION_TEXT - len(heading) - _NOTE_ROOM))
     if hidden:
         code += "\n" + text.TRUNCATED.format(hidden=hidden)
     return _section(heading + code), hidden
@@ -86,28 +97,34 @@ _SHOWN_AS_TEXT: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def input_blocks(tool_name: str, tool_input: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
-    """A readable rendering of a tool input, and whether any of it was cut."""
+def input_blocks(
+    tool_name: str, tool_input: dict[str, Any], preview: int = limits.PREVIEW_TEXT
+) -> tuple[list[dict[str, Any]], bool]:
+    """A readable rendering of a tool input, and whether any of it was cut.
+
+    ``preview``: characters each field may show (as Slack counts them)."""
     blocks: list[dict[str, Any]] = []
     shown: set[str] = set()
     truncated = False
     for key, label in _SHOWN_AS_TEXT.get(tool_name, ()):
         value = tool_input.get(key)
         if isinstance(value, str) and value:
-            blocks.append(_plain_section(f"{label}: {value}"))
-            truncated |= len(label) + 2 + len(value) > limits.SECTION_TEXT
+            line = f"{label}: {value}"
+            block = {"type": "section", "text": _plain(line, min(preview, limits.SECTION_TEXT))}
+            blocks.append(block)
+            truncated |= block["text"]["text"] != mrkdwn.clean(line)
             shown.add(key)
     for key, label in _SHOWN_AS_CODE.get(tool_name, ()):
         value = tool_input.get(key)
         if value is None:
             continue
-        block, hidden = _labelled_code(label, value if isinstance(value, str) else _json(value))
+        block, hidden = _labelled_code(label, value if isinstance(value, str) else _json(value), preview)
         blocks.append(block)
         truncated |= hidden > 0
         shown.add(key)
     rest = {k: v for k, v in tool_input.items() if k not in shown}
     if rest or not blocks:
-        block, hidden = _labelled_code("Input" if not shown else "Other input", _json(rest))
+        block, hidden = _labelled_code("Input" if not shown else "Other input", _json(rest), preview)
         blocks.append(block)
         truncated |= hidden > 0
     return blocks, truncated
@@ -124,11 +141,70 @@ def _when(template: str, epoch: float) -> str:
     return template.format(epoch=int(epoch), fallback=text.utc(epoch))
 
 
+@dataclass(frozen=True)
+class _Room:
+    """How much each variable part of a request message may show (as ``mrkdwn.size`` counts)."""
+
+    preview: int
+    """One input field."""
+    diff: int
+    """One side of a changed field."""
+    question: int
+    """One question's text, and one answer."""
+    option: int
+    """One option's description."""
+    line: int
+    """A title, a line of names, the paging line."""
+    reason: int
+    """A deny reason."""
+
+
+_ROOMS = (
+    _Room(preview=limits.PREVIEW_TEXT, diff=900, question=1500, option=300, line=1000, reason=limits.SECTION_TEXT - 20),
+    _Room(preview=1200, diff=600, question=800, option=200, line=600, reason=1500),
+    _Room(preview=700, diff=350, question=400, option=120, line=400, reason=800),
+    _Room(preview=400, diff=200, question=250, option=75, line=250, reason=400),
+    _Room(preview=200, diff=100, question=120, option=40, line=150, reason=200),
+    _Room(preview=100, diff=60, question=60, option=20, line=100, reason=100),
+)
+"""Tried in order until the whole message fits ``limits.MESSAGE_TEXT_BUDGET``; the
+last one fits any request (tests/test_message_budget.py tries the worst)."""
+
+_OUTCOME_LINE = 600
+"""The outcome line names who decided: never cut below this."""
+
+
+def text_size(blocks: list[dict[str, Any]]) -> int:
+    """All the text of ``blocks`` as Slack counts it against a message's total (``mrkdwn.size``)."""
+    total = 0
+    stack: list[Any] = [blocks]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("type") in ("plain_text", "mrkdwn") and isinstance(item.get("text"), str):
+                total += mrkdwn.size(item["text"])
+            else:
+                stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return total
+
+
 def request_message(request: ApprovalRequest, spent: float | None = None) -> Message:
     """The request as Slack shows it: buttons while pending, the outcome after.
 
     ``spent`` is what the request's route approved today (shown against its budget).
+    The whole message fits ``limits.MESSAGE_TEXT_BUDGET``: long parts are cut
+    shorter until it does, and *View full input* shows them whole.
     """
+    for room in _ROOMS:
+        message = _request_message(request, spent, room)
+        if text_size(message.blocks) <= limits.MESSAGE_TEXT_BUDGET:
+            break
+    return message
+
+
+def _request_message(request: ApprovalRequest, spent: float | None, room: _Room) -> Message:
     pending = request.state is State.PENDING
     asked = questions.parse(request.tool_name, request.tool_input)
     if asked is not None:
@@ -137,28 +213,33 @@ def request_message(request: ApprovalRequest, spent: float | None = None) -> Mes
         title = text.HEADER[request.state].format(tool=request.tool_name)
     blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(title, limits.HEADER_TEXT)}]
     if pending and request.mention:
-        blocks.append(_section(text.PAGING.format(who=text.targets(request.mention))))
+        # Mentions come from the policy file; cut() never splits one.
+        paging = text.PAGING.format(who=text.targets(request.mention))
+        blocks.append({"type": "section", "text": _mrkdwn(paging, room.line)})
 
     about = []
     if request.agent:
-        about.append(text.AGENT_LINE.format(agent=mrkdwn.escape(mrkdwn.plain(request.agent, 200))))
+        about.append(text.AGENT_LINE.format(agent=mrkdwn.inline(request.agent, min(200, room.line))))
     if request.requested_by:
-        about.append(text.REQUESTED_BY_LINE.format(user=mrkdwn.escape(request.requested_by)))
+        about.append(text.REQUESTED_BY_LINE.format(user=mrkdwn.inline(request.requested_by, 100)))
     if request.title:
-        about.append(mrkdwn.escape(mrkdwn.plain(request.title, 500)))
+        about.append(mrkdwn.inline(request.title, min(500, room.line)))
     if request.rule and request.rule != "default":
-        about.append(text.RULE_LINE_POLICY.format(rule=mrkdwn.escape(mrkdwn.plain(request.rule, 200))))
+        about.append(text.RULE_LINE_POLICY.format(rule=mrkdwn.inline(request.rule, min(200, room.line))))
     if about:
         blocks.append(_context(*about))
 
     if asked is not None:
-        body, truncated = question_blocks(asked, _answers(request)), False
+        answered = _answers(request)
+        body, truncated = question_blocks(asked, answered, room), _questions_cut(asked, answered, room)
     else:
-        body, truncated = input_blocks(request.tool_name, request.tool_input)
+        # What runs (or ran) leads: after a Modify, the edited input; the original follows in the changes.
+        shown = request.proposed_input if request.modified and request.state in (State.PENDING, State.APPROVED) else request.tool_input
+        body, truncated = input_blocks(request.tool_name, shown, room.preview)
     blocks.extend(body)
     blocks.extend(_cost(request, spent))
     if pending:
-        blocks.extend(_team(request))
+        blocks.extend(_team(request, room))
 
     footer = [text.REQUEST_ID_LINE.format(id=request.id)]
     if pending:
@@ -176,8 +257,10 @@ def request_message(request: ApprovalRequest, spent: float | None = None) -> Mes
             _button(text.DECLINE, Action.DENY, request.id, style="danger"),
         ]
     elif pending:
-        if request.updated_input is not None:
-            blocks.extend(_changes(request))
+        if request.modified:
+            changes, cut = _changes(request, room)
+            blocks.extend(changes)
+            truncated |= cut
         buttons.append(_button(text.APPROVE, Action.APPROVE, request.id, style="primary"))
         granting = always_allow_block(request)
         if granting is not None:
@@ -188,13 +271,16 @@ def request_message(request: ApprovalRequest, spent: float | None = None) -> Mes
             _button(text.DENY, Action.DENY, request.id, style="danger"),
         ]
     else:
-        blocks.append(_context(text.outcome_line(request)))
+        blocks.append({"type": "context", "elements": [_mrkdwn(text.outcome_line(request), max(_OUTCOME_LINE, room.line))]})
         if request.state is State.APPROVED and request.always and (granted := always_allow_block(request)):
             blocks.append(granted)
         if request.state is State.APPROVED and request.modified:
-            blocks.extend(_changes(request))
+            changes, cut = _changes(request, room)
+            blocks.extend(changes)
+            truncated |= cut
         if request.reason and request.state is State.DENIED:
-            blocks.append(_plain_section(text.REASON_PLAIN.format(reason=request.reason)))
+            reason = text.REASON_PLAIN.format(reason=request.reason)
+            blocks.append({"type": "section", "text": _plain(reason, room.reason)})
     if truncated:
         buttons.append(_button(text.VIEW_FULL_INPUT, Action.VIEW_INPUT, request.id))
     if buttons:
@@ -205,7 +291,7 @@ def request_message(request: ApprovalRequest, spent: float | None = None) -> Mes
     )
     # Mentions must stay raw to notify; they come from the policy file, never from tool input.
     paging = text.targets(request.mention) + " " if pending and request.mention else ""
-    fallback = (paging + mrkdwn.escape(notification))[: limits.MESSAGE_TEXT]
+    fallback = mrkdwn.cut(paging + mrkdwn.escape(notification), limits.MESSAGE_TEXT)
     return Message(text=fallback, blocks=blocks[: limits.MESSAGE_BLOCKS])
 
 
@@ -240,7 +326,7 @@ def _cost(request: ApprovalRequest, spent: float | None) -> list[dict[str, Any]]
         return []
     lines = [text.COST.format(cost=request.cost)]
     if spent is not None:
-        rule = mrkdwn.escape(mrkdwn.plain(request.rule, 200))
+        rule = mrkdwn.inline(request.rule, 200)
         if request.budget is not None:
             lines.append(text.SPENT_OF_BUDGET.format(rule=rule, spent=spent, budget=request.budget))
             if request.state is State.PENDING and spent + request.cost > request.budget:
@@ -250,7 +336,7 @@ def _cost(request: ApprovalRequest, spent: float | None) -> list[dict[str, Any]]
     return [_context(*lines)]
 
 
-def _team(request: ApprovalRequest) -> list[dict[str, Any]]:
+def _team(request: ApprovalRequest, room: _Room = _ROOMS[0]) -> list[dict[str, Any]]:
     """Who may decide, how many have approved, who was escalated to."""
     lines = [text.WHO_DECIDES.format(who=text.targets(request.approvers)) if request.approvers else text.ANYONE_DECIDES]
     if request.required > 1:
@@ -262,7 +348,7 @@ def _team(request: ApprovalRequest) -> list[dict[str, Any]]:
     added = [t for i in request.escalated if i < len(request.escalation) for t in request.escalation[i]["approvers"]]
     if added:
         lines.append(text.ESCALATED_TO.format(who=text.targets(list(dict.fromkeys(added)))))
-    return [_context(*lines)]
+    return [{"type": "context", "elements": [_mrkdwn(line, room.line) for line in lines]}]
 
 
 def _answers(request: ApprovalRequest) -> dict[str, str]:
@@ -271,34 +357,59 @@ def _answers(request: ApprovalRequest) -> dict[str, str]:
 
 
 _QUESTION_TEXT = 1500
-_OPTION_TEXT = 300
+_LABEL = 200
+"""Characters of an option's label in the message (a menu or form shows 75; the agent gets it whole)."""
 
 
-def question_blocks(asked: list[questions.Question], answered: dict[str, str]) -> list[dict[str, Any]]:
+def question_blocks(
+    asked: list[questions.Question], answered: dict[str, str], room: _Room = _ROOMS[0]
+) -> list[dict[str, Any]]:
     """Each question with its options, and its answer once there is one (3 blocks a question at most)."""
     out: list[dict[str, Any]] = []
     for question in asked:
-        out.append(_section(_question_heading(question, "  ")))
+        out.append(_section(_question_heading(question, "  ", room.question)))
         options = [
-            f"• *{mrkdwn.escape(mrkdwn.plain(o.label, 75))}*"
-            + (f" — {mrkdwn.escape(mrkdwn.plain(o.description, _OPTION_TEXT))}" if o.description else "")
+            f"• *{mrkdwn.inline(o.label, _LABEL)}*"
+            + (f" — {mrkdwn.inline(o.description, room.option)}" if o.description else "")
             for o in question.options
         ]
-        out.append(_context("\n".join(options)[: limits.CONTEXT_TEXT]))
+        out.append(_context("\n".join(options)))
         if question.question in answered:
-            answer = mrkdwn.escape(mrkdwn.plain(str(answered[question.question]), _QUESTION_TEXT))
+            answer = mrkdwn.inline(str(answered[question.question]), room.question)
             out.append(_section(text.ANSWER_LINE.format(answer=answer)))
     return out
 
 
+def _questions_cut(asked: list[questions.Question], answered: dict[str, str], room: _Room) -> bool:
+    """Whether ``question_blocks`` left any text out (then *View full input* shows it)."""
+    def cut(value: str, budget: int) -> bool:
+        return mrkdwn.inline(value, budget) != mrkdwn.escape(mrkdwn.clean(value))
+
+    for question in asked:
+        listed = "\n".join(f"• *{mrkdwn.inline(o.label, _LABEL)}* — {mrkdwn.inline(o.description, room.option)}" for o in question.options)
+        if (
+            cut(question.header, 150) or cut(question.question, room.question)
+            or mrkdwn.size(listed) > limits.CONTEXT_TEXT
+            or any(cut(o.label, _LABEL) or cut(o.description, room.option) for o in question.options)
+            or cut(str(answered.get(question.question, "")), room.question)
+        ):
+            return True
+    return False
+
+
 def answer_modal(request: ApprovalRequest) -> dict[str, Any]:
-    """A form: per question, the options to pick from and a field for an answer of one's own."""
+    """A form: per question, a required choice that includes "Other…", and a field for that answer.
+
+    What Slack shows matches the rules: the choice is required (Slack marks
+    nothing), and the typed answer is optional (Slack adds "(optional)"),
+    used only with "Other…" (``questions.answers`` checks that).
+    The question's text is the choice's label, shown once.
+    """
     asked = questions.parse(request.tool_name, request.tool_input)
     if asked is None:
         return notice_modal(text.ANSWER_MODAL_TITLE, text.NOT_A_QUESTION)
     blocks: list[dict[str, Any]] = []
     for index, question in enumerate(asked):
-        blocks.append(_section(_question_heading(question, "\n")))
         options = [
             {
                 "text": _plain(o.label, limits.OPTION_TEXT),
@@ -306,40 +417,50 @@ def answer_modal(request: ApprovalRequest) -> dict[str, Any]:
                 "value": str(i),
                 **({"description": _plain(o.description, limits.OPTION_TEXT)} if o.description else {}),
             }
-            for i, o in enumerate(question.options[: limits.SELECT_OPTIONS])
+            for i, o in enumerate(question.options)  # ≤ 10 (questions.Question): a select holds 100
         ]
-        if question.multiSelect:
-            element = {"type": "checkboxes", "action_id": CHOICE_INPUT, "options": options[: limits.CHECKBOX_OPTIONS]}
+        # "Other…" carries the index one past the options (questions.answers).
+        options.append({"text": _plain(text.OTHER_OPTION, limits.OPTION_TEXT), "value": str(len(question.options))})
+        if question.multiSelect and len(options) <= limits.CHECKBOX_OPTIONS:
+            element: dict[str, Any] = {"type": "checkboxes", "action_id": CHOICE_INPUT, "options": options}
         else:
             element = {
-                "type": "static_select",
+                "type": "multi_static_select" if question.multiSelect else "static_select",
                 "action_id": CHOICE_INPUT,
-                "placeholder": _plain(text.CHOOSE, 150),
+                "placeholder": _plain(text.CHOOSE_MANY if question.multiSelect else text.CHOOSE, 150),
                 "options": options,
             }
-        blocks.append(_input(choice_block(index), question.header or question.question, element, optional=True))
+        label = f"{question.header}: {question.question}" if question.header else question.question
+        blocks.append(_input(choice_block(index), label, element, optional=False))
         own = _text_input(OWN_ANSWER_INPUT, multiline=False)
-        blocks.append(_input(own_answer_block(index), text.OWN_ANSWER_LABEL, own, optional=True))
+        blocks.append(_input(own_answer_block(index), text.OWN_ANSWER_LABEL, own, optional=True, hint=text.OWN_ANSWER_HINT))
     return _form(Modal.ANSWER, text.ANSWER_MODAL_TITLE, text.ANSWER_MODAL_SUBMIT, request.id, blocks)
 
 
-_DIFF_PREVIEW = 900
-"""Characters of each side of a changed field (a diff shows up to 3 fields)."""
-
-
-def _changes(request: ApprovalRequest) -> list[dict[str, Any]]:
-    """A compact before/after of the fields a person changed."""
+def _changes(request: ApprovalRequest, room: _Room = _ROOMS[0]) -> tuple[list[dict[str, Any]], bool]:
+    """A compact before/after of the fields a person changed (one section each), and whether any was cut."""
     if request.updated_input is None:
-        return []
+        return [], False
     changed = edits.changed_fields(request.tool_input, request.updated_input)
     sections = []
-    for key in changed[:3]:
-        before, _ = mrkdwn.code_block(_as_text(request.tool_input.get(key)), _DIFF_PREVIEW)
-        after, _ = mrkdwn.code_block(_as_text(request.updated_input.get(key)), _DIFF_PREVIEW)
-        sections.append(_section(f"*{mrkdwn.escape(key)}*  {text.BEFORE}:\n{before}\n{text.AFTER}:\n{after}"))
+    truncated = False
+    for number, key in enumerate(changed[:3]):
+        (before, cut_before), (after, cut_after) = (
+            _code_preview(_as_text(side.get(key)), room.diff) for side in (request.tool_input, request.updated_input)
+        )
+        truncated |= cut_before or cut_after
+        line = text.CHANGED_FIELD.format(key=mrkdwn.inline(key, 100), before=before, after=after)
+        sections.append(_section((text.CHANGES_HEADING + "\n" if number == 0 else "") + line))
     if len(changed) > 3:
-        sections.append(_context(mrkdwn.escape(", ".join(changed[3:]))[: limits.CONTEXT_TEXT]))
-    return [_section(text.CHANGES_HEADING), *sections]
+        sections.append(_context(text.ALSO_CHANGED.format(keys=mrkdwn.inline(", ".join(changed[3:]), room.line))))
+    return sections, truncated
+
+
+def _code_preview(value: str, budget: int) -> tuple[str, bool]:
+    """The start of ``value`` for inside a code fence, "…" when cut (never empty: "``````" would not
+    render), and whether it was cut."""
+    shown, hidden = mrkdwn.fit(value, budget - 1)
+    return (shown + mrkdwn.ELLIPSIS if hidden else shown) or " ", hidden > 0
 
 
 def _as_text(value: Any) -> str:
@@ -382,9 +503,9 @@ def _form(
     return _modal(callback, title, blocks, submit=_plain(submit, limits.MODAL_BUTTON), private_metadata=metadata)
 
 
-def _question_heading(question: questions.Question, separator: str) -> str:
-    heading = f"*{mrkdwn.escape(mrkdwn.plain(question.header, 150))}*{separator}" if question.header else ""
-    return heading + mrkdwn.escape(mrkdwn.plain(question.question, _QUESTION_TEXT))
+def _question_heading(question: questions.Question, separator: str, budget: int = _QUESTION_TEXT) -> str:
+    heading = f"*{mrkdwn.inline(question.header, 150)}*{separator}" if question.header else ""
+    return heading + mrkdwn.inline(question.question, budget)
 
 
 def _modal(callback: Modal, title: str, blocks: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -418,12 +539,13 @@ def deny_modal(request: ApprovalRequest) -> dict[str, Any]:
 def modify_modal(request: ApprovalRequest) -> dict[str, Any]:
     """The request's input as editable fields; too-large fields are shown as such, not cut."""
     blocks: list[dict[str, Any]] = [
-        _section(text.MODIFY_MODAL_INTRO.format(tool=mrkdwn.escape(mrkdwn.plain(request.tool_name, 200))))
+        _section(text.MODIFY_MODAL_INTRO.format(tool=mrkdwn.inline(request.tool_name, 200)))
     ]
     editable = 0
     for field in edits.fields_for(request.tool_name, request.proposed_input):
         value = edits.current_value(field, request.proposed_input)
-        if len(value) > limits.PLAIN_TEXT_INPUT:
+        # Counted as Slack may count it (emoji twice): an initial_value over max_length is refused.
+        if mrkdwn.size(value) > limits.PLAIN_TEXT_INPUT:
             blocks.append(_section(text.FIELD_TOO_LARGE.format(label=field.label, size=len(value), limit=limits.PLAIN_TEXT_INPUT)))
             continue
         editable += 1
@@ -434,24 +556,36 @@ def modify_modal(request: ApprovalRequest) -> dict[str, Any]:
     return _form(Modal.MODIFY, text.MODIFY_MODAL_TITLE, text.MODIFY_MODAL_SUBMIT, request.id, blocks, revision=request.revision)
 
 
+_RULES_TEXT = 10_000
+"""Text the rule lines of ``team_rules`` share (within ``limits.MESSAGE_TEXT_BUDGET``)."""
+_RULE_LINE = 200
+"""A rule line is never cut shorter than this."""
+
+
 def team_rules(entries: list[TeamRule]) -> Message:
-    """The team allow-list, one section per rule with a Remove button (ephemeral)."""
+    """The team allow-list, one section per rule with a Remove button (ephemeral).
+
+    Lines share ``_RULES_TEXT``, so that the whole listing fits Slack's text budget."""
     out: list[dict[str, Any]] = [
         {"type": "header", "text": _plain(text.RULES_HEADING, limits.HEADER_TEXT)},
         _context(text.RULES_INTRO if entries else text.NO_RULES),
     ]
-    for entry in entries[: limits.MESSAGE_BLOCKS - 3]:
+    shown = entries[: limits.MESSAGE_BLOCKS - 3]
+    share = max(_RULE_LINE, min(limits.SECTION_TEXT, _RULES_TEXT // max(1, len(shown))))
+    for entry in shown:
         line = text.RULE_LINE.format(
-            rule=mrkdwn.escape(str(entry.rule)), words=mrkdwn.escape(entry.rule.describe()),
-            user=mrkdwn.escape(entry.added_by), route=mrkdwn.escape(entry.route or "default"),
+            rule=mrkdwn.inline(str(entry.rule), share // 2), words=mrkdwn.inline(entry.rule.describe(), share // 3),
+            user=mrkdwn.inline(entry.added_by, 30), route=mrkdwn.inline(entry.route or "default", 100),
             epoch=int(entry.added_at), fallback=text.utc(entry.added_at),
         )
         out.append({
             "type": "section",
             # verbatim: the rule came from a tool input; no auto-links or mentions.
-            "text": {"type": "mrkdwn", "text": line[: limits.SECTION_TEXT], "verbatim": True},
+            "text": _mrkdwn(line, share),
             "accessory": _button(text.REMOVE, Action.REMOVE_RULE, entry.id, style="danger"),
         })
+    if len(entries) > len(shown):
+        out.append(_context(text.RULES_MORE.format(count=len(entries) - len(shown))))
     return Message(text=text.RULES_HEADING, blocks=out)
 
 
@@ -464,17 +598,64 @@ def notice_modal(title: str, markdown: str) -> dict[str, Any]:
     return _modal(Modal.NOTICE, title, [_section(markdown[: limits.SECTION_TEXT])])
 
 
-def full_input_modal(request: ApprovalRequest) -> dict[str, Any]:
-    """The whole input as pretty JSON, split over as many sections as fit."""
-    remaining = _json(request.tool_input)
-    blocks: list[dict[str, Any]] = [_plain_section(f"{request.tool_name} · request {request.id}")]
-    while remaining and len(blocks) <= limits.FULL_INPUT_SECTIONS:
-        code, hidden = mrkdwn.code_block(remaining, limits.SECTION_TEXT)
-        blocks.append(_section(code))
-        remaining = remaining[len(remaining) - hidden :] if hidden else ""
-    if remaining:
-        blocks.append(_context(text.TRUNCATED_IN_MODAL.format(hidden=len(remaining))))
-    return _modal(Modal.FULL_INPUT, text.FULL_INPUT_TITLE, blocks)
+_PAGE_RESERVE = 4_000
+"""Bytes of a page kept for its heading and the Previous/Next buttons."""
+
+
+def full_input_modal(request: ApprovalRequest, page: int = 0) -> dict[str, Any]:
+    """The whole input as pretty JSON: every character, over as many pages as it needs.
+
+    After a change, what runs comes first, then the input as the agent asked it.
+    One page is one view within ``limits.VIEW_BUDGET`` bytes and
+    ``limits.MODAL_BLOCKS`` blocks; *Previous* and *Next* (``Action.INPUT_PREVIOUS``,
+    ``Action.INPUT_NEXT``, value ``"<request id> <page>"``) turn to another page with ``views.update``.
+    """
+    documents = [("", _json(request.tool_input))]
+    if request.state is State.ANSWERED and request.updated_input is not None:
+        documents = [("", _json(request.updated_input))]  # the questions, and the answers sent
+    elif request.modified:
+        documents = [(text.FULL_INPUT_CHANGED, _json(request.updated_input)), (text.FULL_INPUT_ASKED, documents[0][1])]
+    pages = _input_pages(tuple(documents))
+    page = max(0, min(page, len(pages) - 1))
+    shown = [{**section, "text": dict(section["text"])} for section in pages[page]]  # the cache's stay as they are
+    title = f"{request.tool_name} · request {request.id}"
+    if len(pages) > 1:
+        title += " · " + text.FULL_INPUT_PAGE.format(page=page + 1, pages=len(pages))
+    blocks: list[dict[str, Any]] = [_plain_section(title), *shown]
+    turns = []
+    if page > 0:
+        turns.append(_button(text.PREVIOUS_PAGE, Action.INPUT_PREVIOUS, f"{request.id} {page - 1}"))
+    if page < len(pages) - 1:
+        turns.append(_button(text.NEXT_PAGE, Action.INPUT_NEXT, f"{request.id} {page + 1}", style="primary"))
+    if turns:
+        blocks.append({"type": "actions", "elements": turns})
+    return _modal(Modal.FULL_INPUT, text.FULL_INPUT_TITLE, blocks, private_metadata=request.id)
+
+
+_CODE_PIECE = limits.SECTION_TEXT - 10
+"""Room for a piece of the input inside its fenced section."""
+
+
+@functools.lru_cache(maxsize=8)
+def _input_pages(documents: tuple[tuple[str, str], ...]) -> list[list[dict[str, Any]]]:
+    """Code sections holding every character of each document, grouped into pages.
+
+    Cached: a person turning the pages of a 2 MB input costs one split, not one per page."""
+    pages: list[list[dict[str, Any]]] = [[]]
+    used = 0
+    for heading, document in documents:
+        sections = [_section(heading)] if heading else []
+        sections += [_section(f"```\n{mrkdwn.inert_code(piece)}\n```") for piece in mrkdwn.split(document, _CODE_PIECE)]
+        for section in sections:
+            # Slack's client sends JSON with non-ASCII escaped: measure it so.
+            weight = len(json.dumps(section))
+            full = used + weight > limits.VIEW_BUDGET - _PAGE_RESERVE or len(pages[-1]) >= limits.MODAL_BLOCKS - 2
+            if pages[-1] and full:
+                pages.append([])
+                used = 0
+            pages[-1].append(section)
+            used += weight
+    return pages
 
 
 def permalink(workspace_url: str, channel: str, ts: str) -> str:

@@ -17,6 +17,10 @@ class Action(StrEnum):
     VIEW_INPUT = "approval.view_input"
     CHOOSE_ANSWER = "approval.choose_answer"
     """The menu on a request message holding one single-select question."""
+    INPUT_PREVIOUS = "approval.input_page.previous"
+    INPUT_NEXT = "approval.input_page.next"
+    """Previous/Next in the "View full input" modal; value ``"<request id> <page>"``
+    (two ids: action_ids are unique within a block)."""
 
 
 class Modal(StrEnum):

@@ -29,9 +29,17 @@ Below ``SECTION_TEXT`` so that escaping and the code fence still fit."""
 NOTIFICATION_SUMMARY = 150
 """How much of the input the push-notification text carries."""
 
-FULL_INPUT_SECTIONS = 40
-"""Code sections in the "View full input" modal (~120 KB). Slack documents no
-byte cap for views but answers ``view_too_large`` well below 100 full sections."""
+MESSAGE_TEXT_BUDGET = 11_000
+"""Characters of text all of a message's blocks may hold together, counted as
+``mrkdwn.size`` counts them (escaped, astral characters twice). Slack answers
+``msg_blocks_too_long`` above roughly 12,000 (undocumented; bolt-js #2509):
+this leaves a margin."""
+
+VIEW_SIZE = 250_000
+"""Bytes of a view's JSON Slack accepts, roughly (it answers ``view_too_large``
+above; undocumented)."""
+VIEW_BUDGET = 150_000
+"""Bytes of JSON one page of the "View full input" modal holds: well inside ``VIEW_SIZE``."""
 
 SIGNATURE_WINDOW = 300
 """Seconds either side of now a request's ``X-Slack-Request-Timestamp`` verifies

@@ -1,17 +1,33 @@
-"""Make untrusted text inert in Slack: no mentions, no broken layout.
+"""Make untrusted text inert in Slack: no mentions, no broken layout, always within limits.
 
 Tool input comes from a model that may have read hostile content, so it may
 hold ``<!channel>``, ``<@U…>``, mrkdwn, backtick fences, control characters
 or megabytes of text.
+
+Slack counts a text's length *after* escaping (``&`` becomes ``&amp;``, five
+characters) and may count an astral character (most emoji) as two, so every
+cut here is made on the escaped text, measured by :func:`size`, and never
+inside an entity (``&amp;``) or one of our own ``<…>`` tokens (a mention or date).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _BACKTICK_RUN = re.compile(r"`(?=`)")
 _ZERO_WIDTH_SPACE = "\u200b"
+_ASTRAL = re.compile(r"[\U00010000-\U0010ffff]")
+_TOKEN = re.compile(r"&(?:amp|lt|gt);|<[^<>\n]{1,500}>")
+"""What a cut must not split: an entity, or a mention/date/link in angle brackets."""
+_LONGEST_TOKEN = 502
+ELLIPSIS = "…"
+
+
+def size(value: str) -> int:
+    """The length Slack may count: astral characters (emoji) count two (UTF-16 code units)."""
+    return len(value) + len(_ASTRAL.findall(value))
 
 
 def clean(value: str) -> str:
@@ -24,30 +40,94 @@ def escape(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _prefix_within(value: str, budget: int) -> int:
+    """How many leading characters of ``value`` have a :func:`size` of at most ``budget``."""
+    if size(value) <= budget:
+        return len(value)
+    used = 0
+    for index, char in enumerate(value):
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > budget:
+            return index
+    return len(value)
+
+
+def cut(markdown: str, budget: int, *, more: str = ELLIPSIS) -> str:
+    """Fit already-escaped mrkdwn (or plain text) to ``budget`` as Slack counts it.
+
+    The cut falls before any entity or ``<…>`` token it would split, and
+    ``more`` marks it. Text that fits comes back unchanged.
+    """
+    if size(markdown) <= budget:
+        return markdown
+    end = _prefix_within(markdown, max(0, budget - size(more)))
+    for token in _TOKEN.finditer(markdown, max(0, end - _LONGEST_TOKEN), end + _LONGEST_TOKEN):
+        if token.start() < end < token.end():
+            end = token.start()
+            break
+    return markdown[:end] + more
+
+
+def inline(value: str, budget: int) -> str:
+    """Untrusted text for mrkdwn, escaped, then fitted to ``budget`` (marked "…" when cut)."""
+    # Escaping only lengthens: no more than budget + 1 characters are needed to know.
+    return cut(escape(clean(value[: budget + 1])), budget)
+
+
 def _inert_code(value: str) -> str:
     # A zero-width space between backticks keeps them visible but stops a
     # ``` inside the input from closing our code block.
     return _BACKTICK_RUN.sub("`" + _ZERO_WIDTH_SPACE, escape(clean(value)))
 
 
-def fit(value: str, budget: int, render=_inert_code) -> tuple[str, int]:
-    """Render the longest prefix of ``value`` whose rendering fits ``budget``.
+def fit(value: str, budget: int, render: Callable[[str], str] = _inert_code) -> tuple[str, int]:
+    """Render the longest prefix of ``value`` whose rendering fits ``budget`` (by :func:`size`).
 
     Returns the rendering and how many characters of ``value`` were left out.
     Escaping only lengthens text, so no more than ``budget`` characters of
-    ``value`` can fit: huge inputs cost no more than small ones.
+    ``value`` can fit: huge inputs cost no more than small ones. A prefix
+    never ends inside an entity, as entities come only from the rendering.
     """
+    budget = max(0, budget)
     rendered = render(value[:budget])
-    if len(rendered) <= budget and len(value) <= budget:
+    if len(value) <= budget and size(rendered) <= budget:
         return rendered, 0
     low, high = 0, min(len(value), budget)
     while low < high:  # longest prefix that fits, by bisection
         mid = (low + high + 1) // 2
-        if len(render(value[:mid])) <= budget:
+        if size(render(value[:mid])) <= budget:
             low = mid
         else:
             high = mid - 1
     return render(value[:low]), len(value) - low
+
+
+_WEIGHT = {"&": 5, "<": 4, ">": 4}
+"""Escaped sizes (``&amp;``, ``&lt;``, ``&gt;``); every other BMP character counts one."""
+
+
+def split(value: str, budget: int) -> list[str]:
+    """``value`` cut into consecutive pieces whose inert rendering (as in
+    :func:`code_block`) each fits ``budget``; joined, the pieces are ``value``.
+
+    One linear pass: a 2 MB input is split in well under a second.
+    """
+    pieces: list[str] = []
+    start = used = 0
+    previous = ""
+    for index, char in enumerate(value):
+        weight = 2 if ord(char) > 0xFFFF else _WEIGHT.get(char, 1)
+        if char == "`" and previous == "`" and index > start:
+            weight += 1  # the zero-width space _inert_code puts between them
+        if used + weight > budget and index > start:
+            pieces.append(value[start:index])
+            start, used = index, 2 if ord(char) > 0xFFFF else _WEIGHT.get(char, 1)
+        else:
+            used += weight
+        previous = char
+    if start < len(value) or not pieces:
+        pieces.append(value[start:])
+    return pieces
 
 
 def code_block(value: str, budget: int) -> tuple[str, int]:
@@ -57,7 +137,20 @@ def code_block(value: str, budget: int) -> tuple[str, int]:
     return f"{fence}\n{body}\n{fence}", hidden
 
 
+def inert_code(value: str) -> str:
+    """``value`` as the body of a code block: escaped, and no backtick run can close the fence."""
+    return _inert_code(value)
+
+
 def plain(value: str, budget: int) -> str:
-    """Untrusted text for a ``plain_text`` object (rendered literally by Slack)."""
-    value = clean(value)
-    return value if len(value) <= budget else value[: budget - 1] + "…"
+    """Untrusted text for a ``plain_text`` object (rendered literally by Slack), marked "…" when cut.
+
+    Measured as if escaped: whether Slack counts ``&`` in plain text as
+    ``&amp;`` is undocumented, and a text cut too short is better than a
+    message that cannot be posted.
+    """
+    value = clean(value[: budget + 1])
+    if size(escape(value)) <= budget and len(value) <= budget:
+        return value
+    _, hidden = fit(value, budget - size(ELLIPSIS), render=escape)
+    return value[: len(value) - hidden] + ELLIPSIS

@@ -57,7 +57,9 @@ __all__ = [
     "Invalid",
     "PostedMessage",
     "SlackCall",
+    "blocks_text_length",
     "message_blocks_errors",
+    "message_text_budget_errors",
     "view_errors",
 ]
 
@@ -85,6 +87,18 @@ Messages the fake posts carry the time they were posted, as Slack's do."""
 MAX_MESSAGE_BLOCKS = 50
 MAX_TEXT = 40_000
 MAX_SECTION_FIELD_TEXT = 2_000
+MAX_MESSAGE_BLOCKS_TEXT = 12_000
+"""Text all of a message's blocks may hold together; above it Slack answers
+``msg_blocks_too_long`` (undocumented; bolt-js #2509: "roughly 12-13k")."""
+MAX_SECTION_TEXT = 3_000
+MAX_CONTEXT_TEXT = 3_000
+MAX_OPTION_TEXT = 75
+MAX_SELECT_OPTIONS = 100
+MAX_CHECKBOX_OPTIONS = 10
+MAX_INPUT_LENGTH = 3_000
+MAX_VIEW_SIZE = 250_000
+"""Characters of a view's JSON (as slack_sdk sends it, non-ASCII escaped); Slack
+answers ``view_too_large`` above roughly this (undocumented)."""
 
 _JSON_FIELDS = ("blocks", "attachments", "view", "metadata")
 """Form-encoded requests carry these as JSON strings; decoded before recording."""
@@ -281,6 +295,19 @@ def _pointer(reason: str, where: str) -> str:
     return f"{reason} [json-pointer:{where}]"
 
 
+def _slack_length(text: str) -> int:
+    """Length as Slack may count it: astral characters (most emoji) are two UTF-16 units.
+
+    Text reaches Slack escaped (``&amp;``), and escaped text is what it measures."""
+    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+
+
+def _too_long(text: Any, limit: int, where: str) -> list[str]:
+    if isinstance(text, str) and _slack_length(text) > limit:
+        return [_pointer(f"must be less than {limit + 1} characters (is {_slack_length(text)})", where)]
+    return []
+
+
 def _text_object_errors(obj: Any, where: str, *, plain_only: bool = False) -> list[str]:
     """Shape errors slack_sdk forgives: bare strings, unknown types, empty text."""
     allowed = ("plain_text",) if plain_only else ("plain_text", "mrkdwn")
@@ -294,12 +321,46 @@ def _text_object_errors(obj: Any, where: str, *, plain_only: bool = False) -> li
     return []
 
 
+def _option_errors(options: Any, where: str, *, limit: int) -> list[str]:
+    """An element's ``options``: how many, and each option's text and description ≤ 75."""
+    if not isinstance(options, list) or not options:
+        return [_pointer("must provide at least 1 option", where)]
+    errors: list[str] = []
+    if len(options) > limit:
+        errors.append(_pointer(f"no more than {limit} items allowed (has {len(options)})", where))
+    for i, option in enumerate(options):
+        if not isinstance(option, dict):
+            errors.append(_pointer("expected an option object", f"{where}/{i}"))
+            continue
+        errors += _text_object_errors(option.get("text"), f"{where}/{i}/text")
+        errors += _too_long((option.get("text") or {}).get("text"), MAX_OPTION_TEXT, f"{where}/{i}/text/text")
+        if option.get("description") is not None:
+            errors += _text_object_errors(option["description"], f"{where}/{i}/description", plain_only=True)
+            errors += _too_long(option["description"].get("text"), MAX_OPTION_TEXT, f"{where}/{i}/description/text")
+        if not isinstance(option.get("value"), str) or not 0 < len(option["value"]) <= MAX_OPTION_TEXT:
+            errors.append(_pointer("option value must be 1 to 75 characters", f"{where}/{i}/value"))
+    return errors
+
+
 def _element_errors(element: Any, where: str) -> list[str]:
     """Checks on a block element (button, select, ...) slack_sdk does not make."""
     if not isinstance(element, dict):
         return [_pointer("expected an element object", where)]
-    if element.get("type") == "button":
+    kind = element.get("type")
+    if kind == "button":
         return _text_object_errors(element.get("text"), f"{where}/text", plain_only=True)
+    if kind in ("static_select", "multi_static_select"):
+        return _option_errors(element.get("options"), f"{where}/options", limit=MAX_SELECT_OPTIONS)
+    if kind in ("checkboxes", "radio_buttons"):
+        return _option_errors(element.get("options"), f"{where}/options", limit=MAX_CHECKBOX_OPTIONS)
+    if kind == "plain_text_input":
+        errors: list[str] = []
+        most = element.get("max_length", MAX_INPUT_LENGTH)
+        if not isinstance(most, int) or not 0 < most <= MAX_INPUT_LENGTH:
+            errors.append(_pointer(f"max_length must be 1 to {MAX_INPUT_LENGTH}", f"{where}/max_length"))
+            most = MAX_INPUT_LENGTH
+        errors += _too_long(element.get("initial_value"), most, f"{where}/initial_value")
+        return errors
     return []
 
 
@@ -323,6 +384,8 @@ def _extra_block_errors(raw: dict[str, Any], parsed: Block, where: str) -> list[
     if kind == "section":
         if "text" in raw:
             errors += _text_object_errors(raw["text"], f"{where}/text")
+            if isinstance(raw["text"], dict):
+                errors += _too_long(raw["text"].get("text"), MAX_SECTION_TEXT, f"{where}/text/text")
         for i, item in enumerate(raw.get("fields") or []):
             errors += _text_object_errors(item, f"{where}/fields/{i}")
             if isinstance(item, dict) and len(str(item.get("text", ""))) > MAX_SECTION_FIELD_TEXT:
@@ -342,12 +405,14 @@ def _extra_block_errors(raw: dict[str, Any], parsed: Block, where: str) -> list[
                     errors += _element_errors(element, f"{where}/elements/{i}")
                 elif isinstance(element, dict) and element.get("type") in ("plain_text", "mrkdwn"):
                     errors += _text_object_errors(element, f"{where}/elements/{i}")
+                    errors += _too_long(element.get("text"), MAX_CONTEXT_TEXT, f"{where}/elements/{i}/text")
             # action_ids must be unique within their block.
             action_ids = [e.get("action_id") for e in elements if isinstance(e, dict) and e.get("action_id")]
             for dup in sorted({a for a in action_ids if action_ids.count(a) > 1}):
                 errors.append(_pointer(f"action_id {dup!r} is not unique in its block", f"{where}/elements"))
     elif kind == "input":
         errors += _text_object_errors(raw.get("label"), f"{where}/label", plain_only=True)
+        errors += _element_errors(raw.get("element"), f"{where}/element")
     return errors
 
 
@@ -388,9 +453,34 @@ def _blocks_errors(blocks: Any, *, max_blocks: int | None, where: str) -> list[s
     return errors
 
 
+def blocks_text_length(blocks: Any) -> int:
+    """All text in ``blocks`` (every text object's, as :func:`_slack_length` counts it)."""
+    total = 0
+    stack = [blocks]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("type") in ("plain_text", "mrkdwn") and isinstance(item.get("text"), str):
+                total += _slack_length(item["text"])
+            else:
+                stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return total
+
+
+def message_text_budget_errors(blocks: Any) -> list[str]:
+    """The reason Slack would answer ``msg_blocks_too_long`` (its total text budget), if any."""
+    total = blocks_text_length(blocks)
+    if total > MAX_MESSAGE_BLOCKS_TEXT:
+        return [_pointer(f"blocks hold {total} characters of text (max about {MAX_MESSAGE_BLOCKS_TEXT})", "/blocks")]
+    return []
+
+
 def message_blocks_errors(blocks: Any) -> list[str]:
-    """Reasons Slack would answer ``invalid_blocks`` for a message's ``blocks``."""
-    return _blocks_errors(blocks, max_blocks=MAX_MESSAGE_BLOCKS, where="/blocks")
+    """Reasons Slack would reject a message's ``blocks``: ``invalid_blocks``, and
+    ``msg_blocks_too_long`` (:func:`message_text_budget_errors`) for too much text in all."""
+    return _blocks_errors(blocks, max_blocks=MAX_MESSAGE_BLOCKS, where="/blocks") + message_text_budget_errors(blocks)
 
 
 def view_errors(view: Any) -> list[str]:
@@ -421,6 +511,12 @@ def view_errors(view: Any) -> list[str]:
         has_input = isinstance(blocks, list) and any(isinstance(b, dict) and b.get("type") == "input" for b in blocks)
         if has_input and view.get("submit") is None:
             errors.append(_pointer("submit is required when an input block is within the blocks array", "/view/submit"))
+    try:
+        size = len(json.dumps(view))
+    except (TypeError, ValueError):
+        size = 0  # View(...) above already said why
+    if size > MAX_VIEW_SIZE:
+        errors.append(_pointer(f"view_too_large: {size} characters of JSON (max about {MAX_VIEW_SIZE})", "/view"))
     return errors
 
 
@@ -847,6 +943,8 @@ class FakeSlack:
         if isinstance(text, str) and len(text) > MAX_TEXT:
             raise self._reject_invalid(method, "msg_too_long", [f"text is {len(text)} characters (max {MAX_TEXT})"])
         if blocks is not None:
+            if too_long := message_text_budget_errors(blocks):
+                raise self._reject_invalid(method, "msg_blocks_too_long", too_long)
             reasons = message_blocks_errors(blocks)
             if reasons:
                 raise self._reject_invalid(method, "invalid_blocks", reasons)

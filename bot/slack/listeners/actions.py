@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,9 @@ from ..ids import OTHER_CHOICE, Action
 from ..payloads import ButtonClick, MenuChoice, RuleClick
 
 log = logging.getLogger(__name__)
+
+_PAGE_TURN = re.compile(r"^(?P<request>[0-9a-f]{24}) (?P<page>[0-9]{1,6})$")
+"""An ``Action.INPUT_PREVIOUS``/``INPUT_NEXT`` button's value (blocks.full_input_modal)."""
 
 
 def register(
@@ -85,7 +89,7 @@ def register(
             return
         removed = await allowlist.remove(click.rule_id, removed_by=click.user.id) if entry is not None else None
         listing = blocks.team_rules(await allowlist.all())
-        notice = text.RULE_REMOVED.format(rule=removed.rule) if removed else text.RULE_ALREADY_GONE
+        notice = text.rule_removed(removed.rule) if removed else text.RULE_ALREADY_GONE
         await respond(replace_original=True, text=notice, blocks=listing.blocks)
 
     async def may_remove(user: str, entry: TeamRule) -> bool:
@@ -110,6 +114,23 @@ def register(
     @app.action(Action.VIEW_INPUT.value)
     async def view_input(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await _open_modal(ack, body, client, text.FULL_INPUT_TITLE, blocks.full_input_modal, deciding=None)
+
+    @app.action(Action.INPUT_PREVIOUS.value)
+    @app.action(Action.INPUT_NEXT.value)
+    async def input_page(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """Previous/Next in the full-input modal: the same view shows another page (no trigger needed)."""
+        await ack()
+        turn = _PAGE_TURN.match(str((body.get("actions") or [{}])[0].get("value", "")))
+        view_id = (body.get("view") or {}).get("id")
+        if turn is None or not isinstance(view_id, str):
+            log.warning("malformed page turn ignored")
+            return
+        request = await store.get(turn["request"])
+        if request is None:
+            view = blocks.notice_modal(text.FULL_INPUT_TITLE, text.already_ended(None))
+        else:
+            view = blocks.full_input_modal(request, int(turn["page"]))
+        await client.views_update(view_id=view_id, view=view)
 
     @app.action(Action.MODIFY.value)
     async def modify(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:

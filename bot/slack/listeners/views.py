@@ -15,7 +15,7 @@ from ...approvals.model import ApprovalRequest, Decision, State
 from ...approvals.store import RequestStore
 from .. import blocks
 from ..deciding import Decider
-from ..ids import Modal, choice_block, edit_block
+from ..ids import Modal, choice_block, edit_block, own_answer_block
 from ..payloads import AnswerSubmission, DenySubmission, ModifySubmission, Submission
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,10 @@ def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
         try:
             answers = questions.answers(asked, submission.chosen, submission.typed)
         except questions.InvalidAnswers as invalid:
-            await _field_errors(ack, {choice_block(index): reason for index, reason in invalid.errors.items()})
+            await _field_errors(ack, {
+                (own_answer_block(index) if problem.in_typed_field else choice_block(index)): text.ANSWER_PROBLEMS[problem]
+                for index, problem in invalid.errors.items()
+            })
             return
         updated = {**request.tool_input, "answers": answers}
         await _decide(ack, decider, submission, State.ANSWERED, text.ANSWER_MODAL_TITLE, updated_input=updated)
