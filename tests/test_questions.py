@@ -236,6 +236,8 @@ async def test_other_opens_the_form_and_a_typed_answer_is_sent_as_typed(start_wo
     update = await slack.wait_for_call("views.update")
     view = slack.views[update.args["view_id"]]
     assert view["callback_id"] == Modal.ANSWER.value
+    [choice] = [b["element"] for b in view["blocks"] if b.get("block_id") == choice_block(0)]
+    assert choice["initial_option"]["text"]["text"] == "Other…"  # the pick already made in the menu
     assert not task.done()  # opening the form decides nothing
     payload = view_submission(
         "U_ALICE", Modal.ANSWER.value, view["private_metadata"],

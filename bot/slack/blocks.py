@@ -397,8 +397,10 @@ def _questions_cut(asked: list[questions.Question], answered: dict[str, str], ro
     return False
 
 
-def answer_modal(request: ApprovalRequest) -> dict[str, Any]:
+def answer_modal(request: ApprovalRequest, *, other: bool = False) -> dict[str, Any]:
     """A form: per question, a required choice that includes "Other…", and a field for that answer.
+
+    ``other``: opened by *Other…* in the menu on the message, so that choice comes already made.
 
     What Slack shows matches the rules: the choice is required (Slack marks
     nothing), and the typed answer is optional (Slack adds "(optional)"),
@@ -430,6 +432,8 @@ def answer_modal(request: ApprovalRequest) -> dict[str, Any]:
                 "placeholder": _plain(text.CHOOSE_MANY if question.multiSelect else text.CHOOSE, 150),
                 "options": options,
             }
+            if other and not question.multiSelect:
+                element["initial_option"] = options[-1]
         label = f"{question.header}: {question.question}" if question.header else question.question
         blocks.append(_input(choice_block(index), label, element, optional=False))
         own = _text_input(OWN_ANSWER_INPUT, multiline=False)
@@ -746,7 +750,7 @@ def answer_menu(asked: list[questions.Question]) -> dict[str, Any] | None:
         {"text": _plain(option.label, limits.OPTION_TEXT), "value": str(index)}
         for index, option in enumerate(question.options[:MENU_OPTIONS])
     ]
-    options.append({"text": _plain(text.OTHER_ANSWER, limits.OPTION_TEXT), "value": OTHER_CHOICE})
+    options.append({"text": _plain(text.OTHER_OPTION, limits.OPTION_TEXT), "value": OTHER_CHOICE})
     return {
         "type": "static_select",
         "action_id": Action.CHOOSE_ANSWER.value,

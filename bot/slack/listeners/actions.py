@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
@@ -155,7 +156,9 @@ def register(
             # The form's listener reads the request from a button's value; the menu names it in its block.
             as_click = {**body, "actions": [{"action_id": Action.ANSWER.value, "value": choice.request_id,
                                              "block_id": choice.actions[0].block_id}]}
-            await _open_modal(ack, as_click, client, text.ANSWER_MODAL_TITLE, blocks.answer_modal, deciding="answer")
+            await _open_modal(
+                ack, as_click, client, text.ANSWER_MODAL_TITLE, partial(blocks.answer_modal, other=True), deciding="answer"
+            )
             return
         request = await store.get(choice.request_id)
         if request is None or request.state.is_final:
