@@ -339,13 +339,8 @@ def _approvers(request: ApprovalRequest) -> str:
 
 
 def _editor(request: ApprovalRequest) -> str:
-    """Who made the change that ran.
-
-    An edit clears the votes and counts as its author's (scripts.DECIDE), so
-    under N-of-M the earliest counted vote is the latest edit's; with one
-    approver the editor is who decided.
-    """
-    return request.votes[0].user if request.required > 1 and request.votes else request.decided_by
+    """Who made the change that ran (recorded by DECIDE with the edit)."""
+    return request.edited_by or request.decided_by
 
 
 REASON_PLAIN = "Reason: {reason}"

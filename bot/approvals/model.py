@@ -204,6 +204,8 @@ class ApprovalRequest:
     budget: float | None = None
     revision: int = 0
     """Bumped by each edit; an approval of an older revision is refused as stale."""
+    edited_by: str = ""
+    """Who made the latest edit (Modify): the input that runs is theirs."""
     votes: tuple[Vote, ...] = ()
 
     @property
@@ -256,6 +258,7 @@ class ApprovalRequest:
             ts=raw.get("ts", ""),
             post_started=float(raw.get("post_started") or 0),
             decided_by=raw.get("decided_by", ""),
+            edited_by=raw.get("edited_by", ""),
             decided_by_name=raw.get("decided_by_name", ""),
             decided_at=float(raw.get("decided_at") or 0),
             reason=raw.get("reason", ""),

@@ -445,7 +445,7 @@ if check == '1' then
     -- Every check passed: from here on nothing can fail.
     if updated ~= '' then
       redis.call('DEL', KEYS[6])
-      redis.call('HSET', KEYS[1], 'updated_input', updated)
+      redis.call('HSET', KEYS[1], 'updated_input', updated, 'edited_by', actor)
       redis.call('HINCRBY', KEYS[1], 'revision', 1)
     end
     if required > 1 then
