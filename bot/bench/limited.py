@@ -59,10 +59,12 @@ WRITES = ("chat.postMessage", "chat.update", "chat.postEphemeral", "chat.delete"
 TIMEOUT_FACTOR = 10.0
 """Each wait ends at this multiple of the least time the limits allow (or ``MIN_WAIT``, if longer)."""
 MIN_WAIT = 20.0
+WARM_UP_TIMEOUT = 60.0
 QUIET = 1.5
 """Seconds without a Slack call before the phase counts the workers as done: longer than the shortest
 ``Retry-After`` (1 s), so a worker waiting one out is not taken for an idle one."""
 CLICK_TIMEOUT = 30.0
+AGENT_GRACE = 10.0
 POLL = 0.05
 
 
@@ -138,7 +140,7 @@ class LimitedPhase:
         """One request per worker in each channel, clicked on each worker: first-use costs
         (connections, imports, Bolt's ``auth.test``) are not the phase's. Then every bucket full again."""
         asks = [("bench-warm-up", c, self.workers) for c in self.channels]
-        run = await self._burst("lw", asks, deadline=MIN_WAIT * 3)
+        run = await self._burst("lw", asks, post_deadline=WARM_UP_TIMEOUT, settle_deadline=WARM_UP_TIMEOUT)
         if run["timed_out"]:
             raise RuntimeError(f"warm-up under Slack's limits did not finish: {', '.join(run['timed_out'])}")
         # The workers' own budget (if any) refills as the stand-in's does: wait until both are full.
@@ -153,9 +155,12 @@ class LimitedPhase:
         for _agent, channel, count in asks:
             per_channel[channel] += count
         minimum = minimum_post_seconds(per_channel, self.scale)
-        run = await self._burst("lm", asks, deadline=max(MIN_WAIT, TIMEOUT_FACTOR * minimum))
+        # The least time the decisions' message updates take (chat.update, Tier 3) bounds the workers' last wait.
+        updates = self.limits.rate("chat.update").minimum_seconds(self.requests)
+        run = await self._burst("lm", asks, post_deadline=max(MIN_WAIT, TIMEOUT_FACTOR * minimum),
+                                settle_deadline=max(MIN_WAIT, TIMEOUT_FACTOR * updates))
         answered, limited = dict(self.stub.answered), dict(self.stub.limited)
-        writes = sum(answered.get(m, 0) for m in WRITES) - run["posted"]
+        writes = sum(answered.get(m, 0) for m in WRITES) - run["posted_by_the_end"]
         decisions = run["approved"]
         return {
             "requests": self.requests,
@@ -178,7 +183,7 @@ class LimitedPhase:
             "click_errors": run["click_errors"],
             "never_posted": run["never_posted"],
             "undeliverable": run["undeliverable"],
-            "lost": run["never_posted"] + run["undeliverable"],
+            "lost": run["lost"],
             "live_after_decision": run["live"],
             "settled_s": round(run["settled_s"], 3),
             "phase_s": round(run["phase_s"], 3),
@@ -187,9 +192,11 @@ class LimitedPhase:
 
     # -- one burst -------------------------------------------------------------------
 
-    async def _burst(self, prefix: str, asks: list[tuple[str, str, int]], deadline: float) -> dict[str, Any]:
+    async def _burst(self, prefix: str, asks: list[tuple[str, str, int]], *, post_deadline: float,
+                     settle_deadline: float) -> dict[str, Any]:
         """Ask every request of ``asks`` at once, click each as soon as it is posted, wait for the workers
-        to finish. Waits end after ``deadline`` seconds each; what timed out is listed, not raised."""
+        to finish. Posting may take ``post_deadline`` seconds, the agent and the workers ``settle_deadline``
+        more after the last click; what timed out is listed, not raised."""
         batches = {f"{prefix}{i}": count for i, (_agent, _channel, count) in enumerate(asks)}
         ids = [request_id_for(tool_use_id(b, n)) for b, count in batches.items() for n in range(count)]
         ours = set(ids)
@@ -221,11 +228,12 @@ class LimitedPhase:
                 self.agent.send({"op": "ask", "batch": batch, "count": count, "rate": 0,
                                  "agent": agent, "channel": channel})
             try:
-                await self.stub.wait_posted(ids, deadline)
+                await self.stub.wait_posted(ids, post_deadline)
+                last_post = max(self.stub.posted[r] for r in ids)
             except TimeoutError:
-                timed_out.append(f"posting ({deadline:.0f} s)")
+                timed_out.append(f"posting ({post_deadline:.0f} s)")
+                last_post = time.monotonic()  # all posted later than this, if ever
             posted = [r for r in ids if r in self.stub.posted]
-            last_post = max((self.stub.posted[r] for r in posted), default=time.monotonic())
             await asyncio.sleep(0)  # the clicker takes the posts already queued
         finally:
             clicker.cancel()
@@ -241,26 +249,33 @@ class LimitedPhase:
         never_posted = [r for r in ids if r not in self.stub.posted]
         for request_id in never_posted:  # end its wait: nobody can click what Slack never showed
             await self.store.decide(request_id, Decision(State.CANCELLED, reason="bench: never posted"))
-        settle_deadline = max(MIN_WAIT, TIMEOUT_FACTOR * self.limits.rate("chat.update").minimum_seconds(len(ids)))
         settle_until = clicked + settle_deadline
         for batch in batches:
+            left = max(0.1, settle_until - time.monotonic())
             try:
-                await self.agent.ask({"op": "collect", "batch": batch, "timeout": max(0.1, settle_until - time.monotonic())})
-            except RuntimeError as exc:
+                async with asyncio.timeout(left + AGENT_GRACE):  # the agent's own timeout answers first
+                    await self.agent.ask({"op": "collect", "batch": batch, "timeout": left})
+            except RuntimeError as exc:  # some calls still waiting when the agent's timeout ended
                 timed_out.append(f"agent {batch}: {exc}")
+            except TimeoutError:
+                timed_out.append(f"agent {batch}: no answer")
+                break  # a late answer would be taken for the next batch's
         if not await self._settled(ours, settle_until):
             timed_out.append(f"workers' Slack calls ({settle_deadline:.0f} s after the last click)")
         settled = time.monotonic()
         states = [r.state if r else None for r in await asyncio.gather(*(self.store.get(i) for i in ids))]
+        undeliverable = {i for i, s in zip(ids, states, strict=True) if s is State.UNDELIVERABLE}
         return {
             "posted": len(posted),
+            "posted_by_the_end": len(ours & self.stub.posted.keys()),
             "posted_s": last_post - start,
             "acks_backlog": acks_backlog,
             "acks_after": acks_after,
             "click_errors": len(errors),
             "approved": sum(1 for s in states if s is State.APPROVED),
             "never_posted": len(never_posted),
-            "undeliverable": sum(1 for s in states if s is State.UNDELIVERABLE),
+            "undeliverable": len(undeliverable),
+            "lost": len(undeliverable | set(never_posted)),
             "live": len(ours & self.stub.live),
             "settled_s": settled - clicked,
             "phase_s": settled - start,

@@ -69,8 +69,10 @@ def targets(results: dict[str, Any]) -> list[Target]:
         ]
     if "slack_limits" in results:
         limited = results["slack_limits"]
+        # Not all posted: the time so far is only a lower bound, and the target is missed whatever it says.
+        posting = limited["x_minimum"] if limited["posted"] == limited["requests"] else math.inf
         found += [
-            Target("under limits: all posted, × the minimum", limited["x_minimum"], 1.2, "×"),
+            Target("under limits: all posted, × the minimum", posting, 1.2, "×"),
             Target("under limits: Slack writes per decision", limited["writes_per_decision"], 1.5, "writes"),
             Target("under limits: requests lost (never posted or undeliverable)", limited["lost"], 0, "requests"),
             Target("under limits: click ack p99 during the backlog", limited["click_ack_backlog"]["p99"], 100, "ms"),
@@ -96,8 +98,9 @@ def _limited_table(run: dict[str, Any]) -> list[str]:
     lines = [
         f"under Slack's rate limits (×{run['rate_scale']:g}): {run['requests']} requests into {run['channels']} "
         f"channels from {run['agents']} agents, {run['workers']} worker(s)",
-        f"  all posted in {run['posted_s']:.2f} s = {run['x_minimum']:.2f} × the minimum the limits allow "
-        f"({run['minimum_s']:.2f} s); {run['posted']} of {run['requests']} posted",
+        f"  {'all' if run['posted'] == run['requests'] else 'NOT ALL'} posted in {run['posted_s']:.2f} s = "
+        f"{run['x_minimum']:.2f} × the minimum the limits allow ({run['minimum_s']:.2f} s); "
+        f"{run['posted']} of {run['requests']} posted",
         f"  429s received: {run['ratelimited']} ({limited})",
         f"  Slack writes per decision: {run['writes_per_decision']:.2f} ({run['writes']} writes past the posts, "
         f"{run['decisions']} decisions)",
