@@ -8,7 +8,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.bench.slack_limits import SlackLimits
+from bot.bench.slack_stub import SlackStub
 from bot.settings import Settings
+from bot.slack.rates import POST_PER_CHANNEL
 
 SETTINGS = {name.upper() for name in Settings.model_fields}
 
@@ -100,3 +107,25 @@ def test_the_bench_refuses_a_phase_under_limits_it_cannot_run(tmp_path):
     assert stopped.returncode == 2 and "slack_rate_scale must be positive" in stopped.stderr
     assert unreached.returncode == 2 and "each channel needs an agent" in unreached.stderr
     assert not (tmp_path / "bench-results.json").exists()
+
+
+async def test_the_stand_in_refuses_calls_past_slacks_rates_as_slack_does():
+    stub = SlackStub(SlackLimits(scale=1))
+    client = AsyncWebClient(token="xoxb-bench", base_url=await stub.start(), retry_handlers=[])
+    try:
+        for _ in range(POST_PER_CHANNEL.burst):
+            await client.chat_postMessage(channel="C0ONE", text="fits the channel's burst")
+        with pytest.raises(SlackApiError) as refused:
+            await client.chat_postMessage(channel="C0ONE", text="one more in the same second")
+        other_channel = await client.chat_postMessage(channel="C0TWO", text="another channel's own bucket")
+        other_method = await client.chat_update(channel="C0ONE", ts="1700000000.000001", text="Tier 3")
+    finally:
+        await stub.close()
+
+    response = refused.value.response
+    assert response.status_code == 429
+    assert response.data == {"ok": False, "error": "ratelimited"}
+    assert response.headers["Retry-After"] == "1"  # whole seconds, rounded up
+    assert other_channel["ok"] and other_method["ok"]
+    assert stub.limited == {"chat.postMessage": 1}
+    assert stub.answered == {"chat.postMessage": POST_PER_CHANNEL.burst + 1, "chat.update": 1}

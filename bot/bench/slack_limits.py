@@ -6,6 +6,12 @@ its buckets empty is refused with HTTP 429 and a ``Retry-After`` in whole
 seconds, and takes no token (docs.slack.dev, "Rate limits"). Every bucket
 starts full; ``reset()`` fills them again so a phase starts from the limits'
 best case, the case ``Rate.minimum_seconds`` describes.
+
+A call may come up to ``GRACE`` seconds before its token: a worker that paces
+itself exactly to the rates decides when to send, the stand-in sees when the
+call arrives, and loopback delays vary by more than nothing. The sustained rate
+is unchanged (the bucket goes that little below empty); Slack's published
+rates are floors ("50+ per minute"), so the stand-in is still the strict side.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 from ..slack.rates import POSTS_PER_WORKSPACE, Rate, rate_for
 
 POST_METHOD = "chat.postMessage"
+GRACE = 0.05
 
 
 @dataclass
@@ -31,8 +38,8 @@ class _Bucket:
         self.at = now
 
     def wait(self) -> float:
-        """Seconds until one token is there (0 if one is)."""
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate.per_second
+        """Seconds until one token is there, less ``GRACE`` (0 or less: a call may go now)."""
+        return (1 - self.tokens) / self.rate.per_second - GRACE
 
 
 class SlackLimits:
