@@ -105,12 +105,16 @@ class LimitedPhase:
 
     async def run(self) -> dict[str, Any]:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        redis_child, redis_url = await start_redis(self.workdir)  # its own dir: its own append-only file
-        self.children.append(redis_child)
-        await self.stub.start()
-        self.redis = connect(redis_url, name=CLI_CLIENT_NAME, max_connections=16)
-        self.store = RequestStore(self.redis)
-        try:
+        async with contextlib.AsyncExitStack() as cleanup:  # undone in reverse, whatever happened
+            cleanup.push_async_callback(self.stub.close)
+            cleanup.push_async_callback(self._stop_children)  # before the stub: workers may call Slack as they stop
+            redis_child, redis_url = await start_redis(self.workdir)  # its own dir: its own append-only file
+            self.children.append(redis_child)
+            await self.stub.start()
+            self.redis = connect(redis_url, name=CLI_CLIENT_NAME, max_connections=16)
+            cleanup.push_async_callback(self.redis.aclose)
+            self.store = RequestStore(self.redis)
+            cleanup.push_async_callback(self.store.aclose)
             self.server_info = await self.redis.info("server")
             retry_after = Settings.model_fields["job_retry_after"].default / self.scale
             for i in range(self.workers):
@@ -129,17 +133,17 @@ class LimitedPhase:
             self.children.append(self.agent)
             await self._warm_up()
             return await self._measure()
-        finally:
-            await self.store.aclose()
-            await self.redis.aclose()
-            for child in reversed(self.children):
-                await child.stop()
-            await self.stub.close()
+        raise AssertionError("unreachable")  # for type checkers: the stack does not swallow exceptions
+
+    async def _stop_children(self) -> None:
+        for child in reversed(self.children):
+            await child.stop()
 
     async def _warm_up(self) -> None:
-        """One request per worker in each channel, clicked on each worker: first-use costs
-        (connections, imports, Bolt's ``auth.test``) are not the phase's. Then every bucket full again."""
-        asks = [("bench-warm-up", c, self.workers) for c in self.channels]
+        """A request from each agent, clicked on each worker in turn: first-use costs (connections,
+        subscriptions, imports, Bolt's ``auth.test``) are not the phase's. Then every bucket full again."""
+        each = math.ceil(self.workers / self.agents)
+        asks = [(agent, channel, each) for agent, channel, _count in plan(self.agents, self.agents, self.channels)]
         run = await self._burst("lw", asks, post_deadline=WARM_UP_TIMEOUT, settle_deadline=WARM_UP_TIMEOUT)
         if run["timed_out"]:
             raise RuntimeError(f"warm-up under Slack's limits did not finish: {', '.join(run['timed_out'])}")
@@ -185,7 +189,7 @@ class LimitedPhase:
             "undeliverable": run["undeliverable"],
             "lost": run["lost"],
             "live_after_decision": run["live"],
-            "settled_s": round(run["settled_s"], 3),
+            "done_after_clicks_s": round(run["done_after_clicks_s"], 3),
             "phase_s": round(run["phase_s"], 3),
             "timed_out": run["timed_out"],
         }
@@ -260,9 +264,11 @@ class LimitedPhase:
             except TimeoutError:
                 timed_out.append(f"agent {batch}: no answer")
                 break  # a late answer would be taken for the next batch's
-        if not await self._settled(ours, settle_until):
+        if await self._settled(ours, settle_until):
+            settled = self.stub.last_call  # the workers' last Slack call
+        else:
             timed_out.append(f"workers' Slack calls ({settle_deadline:.0f} s after the last click)")
-        settled = time.monotonic()
+            settled = time.monotonic()
         states = [r.state if r else None for r in await asyncio.gather(*(self.store.get(i) for i in ids))]
         undeliverable = {i for i, s in zip(ids, states, strict=True) if s is State.UNDELIVERABLE}
         return {
@@ -277,7 +283,7 @@ class LimitedPhase:
             "undeliverable": len(undeliverable),
             "lost": len(undeliverable | set(never_posted)),
             "live": len(ours & self.stub.live),
-            "settled_s": settled - clicked,
+            "done_after_clicks_s": max(0.0, settled - clicked),
             "phase_s": settled - start,
             "timed_out": timed_out + [f"click: {e}" for e in errors[:3]],
         }

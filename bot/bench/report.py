@@ -108,7 +108,8 @@ def _limited_table(run: dict[str, Any]) -> list[str]:
         f"after it: p50 {after['p50']:.2f} ms, p99 {after['p99']:.2f} ms (n {after['n']})",
         f"  lost: {run['lost']} ({run['never_posted']} never posted, {run['undeliverable']} undeliverable); "
         f"{run['live_after_decision']} messages still offer buttons after their decision",
-        f"  workers done {run['settled_s']:.2f} s after the last click; phase {run['phase_s']:.2f} s",
+        f"  the workers' last Slack call {run['done_after_clicks_s']:.2f} s after the last click; "
+        f"{run['phase_s']:.2f} s from the asks",
     ]
     if run["timed_out"]:
         lines.append(f"  TIMED OUT: {'; '.join(run['timed_out'])}")
