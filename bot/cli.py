@@ -66,12 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--concurrency", type=int, default=32, help="clicks in flight in bursts (default 32)")
     bench.add_argument("--floor-samples", type=int, default=2000, help="round trips per floor (default 2000)")
     limited = bench.add_argument_group("the phase under Slack's rate limits")
-    limited.add_argument("--limited-requests", type=int, default=60,
+    limited.add_argument("--limited-requests", type=int, default=60, metavar="N",
                          help="requests asked at once (default 60)")
-    limited.add_argument("--limited-channels", type=int, default=2, help="channels they go to (default 2)")
-    limited.add_argument("--limited-agents", type=int, default=4,
+    limited.add_argument("--limited-channels", type=int, default=2, metavar="N",
+                         help="channels they go to (default 2)")
+    limited.add_argument("--limited-agents", type=int, default=4, metavar="N",
                          help="agents asking them, agent i posting to channel i mod channels (default 4)")
-    limited.add_argument("--limited-workers", type=int, default=2, help="workers sharing the limits (default 2)")
+    limited.add_argument("--limited-workers", type=int, default=2, metavar="N", help="workers sharing the limits (default 2)")
     limited.add_argument("--slack-rate-scale", type=float, default=6.0, metavar="FACTOR",
                          help="Slack's rates sped up this many times, for the stand-in and the workers' "
                               "SLACK_RATE_SCALE (default 6)")
