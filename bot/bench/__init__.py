@@ -7,8 +7,14 @@ floors of the path (a bare Redis PUBLISH to a subscriber, a bare aiohttp POST
 to a handler that does nothing) are measured in the same run, so every
 figure can be read as a multiple of what the machine allows.
 
-Modules: ``run`` orchestrates the phases, ``processes`` starts and stops the
-parts, ``slack_stub`` plays Slack, ``clicks`` builds signed ``block_actions``
-requests, ``agent`` is the agent process, ``floor`` measures the floors,
-``report`` turns samples into the table and the JSON.
+A last phase runs under Slack's rate limits (``limited``): the stand-in
+enforces them (``slack_limits``), sped up, and the figures are Slack's, not
+the machine's: time to post a burst against the least the limits allow, 429s,
+Slack writes per decision, click acks during the backlog, requests lost.
+
+Modules: ``run`` orchestrates the phases, ``limited`` is the phase under
+Slack's limits, ``processes`` starts and stops the parts, ``slack_stub`` plays
+Slack (``slack_limits``: its rate limits), ``clicks`` builds signed
+``block_actions`` requests, ``agent`` is the agent process, ``floor`` measures
+the floors, ``report`` turns samples into the table and the JSON.
 """

@@ -5,6 +5,9 @@ It reads one JSON command per line on stdin and answers on stdout:
 
 - ``{"op": "ask", "batch": B, "count": N, "rate": R}``: call ``can_use_tool``
   N times (``tool_use_id(B, i)``), R calls a second, or all at once if R is 0.
+  With ``"agent": A, "channel": C`` the calls come from a ``SlackApprover``
+  of their own, named A and posting to C (one per pair, kept for later
+  batches): several agents in one process.
 - ``{"op": "collect", "batch": B, "timeout": T}``: once every call of B has
   returned, ``{"calls": {tool_use_id: [called, returned, allowed]}}``, the
   times from ``time.monotonic()``.
@@ -54,34 +57,46 @@ class _Batch:
 class BenchAgent:
     def __init__(self, approver: SlackApprover) -> None:
         self.approver = approver
+        self.others: dict[tuple[str, str], SlackApprover] = {}
+        """(agent name, channel) → the approver of that agent."""
         self.batches: dict[str, _Batch] = {}
         self.waiting = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def start_asking(self, batch: str, count: int, rate: float) -> None:
+    def start_asking(self, batch: str, count: int, rate: float, agent: str = "", channel: str = "") -> None:
         record = self.batches[batch] = _Batch(count)  # now: a "collect" may follow at once
         if count == 0:
             record.done.set()
-        self._spawn(self._ask(batch, record, rate))
+        approver = self.approver
+        if agent or channel:
+            approver = self.others.get((agent, channel)) or self.others.setdefault(
+                (agent, channel), SlackApprover(self.approver.redis_url or "", timeout=REQUEST_TIMEOUT,
+                                                agent_name=agent, channel=channel)
+            )
+        self._spawn(self._ask(approver, batch, record, rate))
+
+    async def close(self) -> None:
+        for approver in self.others.values():
+            await approver.close()
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)  # a task nobody holds may be garbage-collected mid-call
         task.add_done_callback(self._tasks.discard)
 
-    async def _ask(self, batch: str, record: _Batch, rate: float) -> None:
+    async def _ask(self, approver: SlackApprover, batch: str, record: _Batch, rate: float) -> None:
         loop = asyncio.get_running_loop()
         start = loop.time()
         for index in range(record.count):
             if rate > 0:
                 await asyncio.sleep(max(0.0, start + index / rate - loop.time()))
-            self._spawn(self._call(record, tool_use_id(batch, index)))
+            self._spawn(self._call(approver, record, tool_use_id(batch, index)))
 
-    async def _call(self, batch: _Batch, call_id: str) -> None:
+    async def _call(self, approver: SlackApprover, batch: _Batch, call_id: str) -> None:
         self.waiting += 1
         called = time.monotonic()
         try:
-            result = await self.approver.can_use_tool(
+            result = await approver.can_use_tool(
                 "Bash", {"command": f"echo {call_id}"}, ToolPermissionContext(tool_use_id=call_id)
             )
         finally:
@@ -108,7 +123,8 @@ async def serve(agent: BenchAgent) -> None:
         command = json.loads(line)
         match command["op"]:
             case "ask":
-                agent.start_asking(command["batch"], command["count"], command["rate"])
+                agent.start_asking(command["batch"], command["count"], command["rate"],
+                                   command.get("agent", ""), command.get("channel", ""))
                 continue  # no answer: the calls' outcomes are collected later
             case "collect":
                 answer = await agent.collect(command["batch"], command["timeout"])
@@ -124,7 +140,11 @@ async def serve(agent: BenchAgent) -> None:
 
 async def main() -> None:
     async with SlackApprover(os.environ["REDIS_URL"], timeout=REQUEST_TIMEOUT, agent_name="bench") as approver:
-        await serve(BenchAgent(approver))
+        agent = BenchAgent(approver)
+        try:
+            await serve(agent)
+        finally:
+            await agent.close()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""The benchmark's phases, in one run: floors, latencies, concurrent waits, worker throughput."""
+"""The benchmark's phases, in one run: floors, latencies, concurrent waits, worker throughput,
+and a burst under Slack's rate limits (``limited``)."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import platform
 import secrets
@@ -23,6 +25,7 @@ from ..redis_client import AGENT_CLIENT_NAME, CLI_CLIENT_NAME, connect
 from . import floor, report
 from .agent import tool_use_id
 from .clicks import APPROVER, ClickSigner
+from .limited import LimitedPhase
 from .processes import AgentProcess, Child, start_floor_server, start_redis, start_worker
 from .slack_stub import SlackStub
 
@@ -30,6 +33,9 @@ CHANNEL = "C0BENCHAPPROVALS"
 WARM_UP = 100
 """Decisions made before any measurement: first-use costs (connections, imports, Bolt's auth.test) are not the path's."""
 DRAIN_TIMEOUT = 300.0
+UNLIMITED_RATE_SCALE = 1e6
+"""``SLACK_RATE_SCALE`` of the workers of the phases without rate limits: their stand-in answers every
+call at once, so a worker that paces itself to Slack's rates must not slow them down."""
 
 
 @dataclass(frozen=True)
@@ -48,11 +54,23 @@ class Sizes:
     """Clicks in flight at once in the burst and throughput phases."""
     floor_samples: int = 2000
     """Round trips timed for each floor."""
+    limited_requests: int = 60
+    """Requests asked at once in the phase under Slack's rate limits."""
+    limited_channels: int = 2
+    """Channels those requests are posted to."""
+    limited_agents: int = 4
+    """Agents (``SlackApprover``s) asking them; agent ``i`` posts to channel ``i mod channels``."""
+    limited_workers: int = 2
+    """``serve`` workers sharing Slack's limits in that phase."""
+    slack_rate_scale: float = 6.0
+    """Slack's rates sped up this many times, for the stand-in and the workers (``SLACK_RATE_SCALE``)."""
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
-            if value <= 0:
+            if not 0 < value < math.inf:
                 raise ValueError(f"{name} must be positive")
+        if self.limited_agents < self.limited_channels:
+            raise ValueError("limited_agents must be at least limited_channels: each channel needs an agent")
 
 
 Progress = Callable[[str], None]
@@ -61,8 +79,9 @@ Progress = Callable[[str], None]
 class Bench:
     """One run: ``run()`` starts the processes, measures each phase on an idle system, stops everything."""
 
-    def __init__(self, sizes: Sizes, workdir: Path, progress: Progress) -> None:
+    def __init__(self, sizes: Sizes, workdir: Path, progress: Progress, *, only_limited: bool = False) -> None:
         self.sizes = sizes
+        self.only_limited = only_limited
         self.workdir = workdir
         self.progress = progress
         self.secret = secrets.token_hex(16)
@@ -76,6 +95,14 @@ class Bench:
         self.agent: AgentProcess
 
     async def run(self) -> dict[str, Any]:
+        if self.only_limited:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.sizes.concurrency)) as session:
+                self.session = session
+                phase = self._limited_phase()
+                figures = await phase.run()
+            results = {"machine": _machine(phase.server_info), "sizes": asdict(self.sizes), "slack_limits": figures}
+            results["targets"] = [t.as_dict() for t in report.targets(results)]
+            return results
         redis_child, self.redis_url = await start_redis(self.workdir)
         self.children.append(redis_child)
         await self.stub.start()
@@ -126,10 +153,22 @@ class Bench:
             await self._drain(redis)
             run["x_floor"] = round(run["decisions_per_s"] / floors["post_per_s"], 3)
             results["throughput"][name] = run
+        results["slack_limits"] = await self._limited_phase().run()
         results["targets"] = [t.as_dict() for t in report.targets(results)]
         return results
 
     # -- phases ------------------------------------------------------------------
+
+    def _limited_phase(self) -> LimitedPhase:
+        sizes = self.sizes
+        self.progress(f"under Slack's rate limits ×{sizes.slack_rate_scale:g}: {sizes.limited_requests} requests "
+                      f"into {sizes.limited_channels} channels from {sizes.limited_agents} agents, "
+                      f"{sizes.limited_workers} worker(s)")
+        return LimitedPhase(
+            requests=sizes.limited_requests, channel_count=sizes.limited_channels, agents=sizes.limited_agents,
+            workers=sizes.limited_workers, scale=sizes.slack_rate_scale, workdir=self.workdir / "limited",
+            secret=self.secret, session=self.session,
+        )
 
     async def _floors(self, redis: Redis) -> dict[str, Any]:
         self.progress("floors")
@@ -235,6 +274,7 @@ class Bench:
             "SLACK_SIGNING_SECRET": self.secret,
             "SLACK_API_URL": self.stub.url,
             "APPROVAL_CHANNEL": CHANNEL,
+            "SLACK_RATE_SCALE": repr(UNLIMITED_RATE_SCALE),
         })
         self.children.append(child)
         self.worker_urls.append(url)
@@ -290,9 +330,11 @@ def _machine(server: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def run(sizes: Sizes, progress: Progress = lambda _line: None, workdir: Path | None = None) -> dict[str, Any]:
-    """Run every phase; the results as a JSON-ready dict (``report.table`` prints it)."""
+async def run(sizes: Sizes, progress: Progress = lambda _line: None, workdir: Path | None = None, *,
+              only_limited: bool = False) -> dict[str, Any]:
+    """Run every phase (or, ``only_limited``, only the one under Slack's rate limits); the results as a
+    JSON-ready dict (``report.table`` prints it)."""
     if workdir is not None:
-        return await Bench(sizes, workdir, progress).run()
+        return await Bench(sizes, workdir, progress, only_limited=only_limited).run()
     with tempfile.TemporaryDirectory(prefix="bot-bench-") as tmp:
-        return await Bench(sizes, Path(tmp), progress).run()
+        return await Bench(sizes, Path(tmp), progress, only_limited=only_limited).run()
