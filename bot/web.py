@@ -104,7 +104,8 @@ def create_app(
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         async with keep_alive(interactive, background):
-            learning = asyncio.create_task(trust.learn(interactive), name="installation")
+            # Not a click: the background client, which waits its turn in the budget.
+            learning = asyncio.create_task(trust.learn(background), name="installation")
             # Slack answers at once when it is up: wait for it, so the first clicks are not refused.
             if slack_first_wait > 0:
                 await asyncio.wait([learning], timeout=slack_first_wait)

@@ -28,6 +28,7 @@ from enum import IntEnum
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
@@ -253,7 +254,12 @@ class BudgetedClient(AsyncWebClient):
         if self.interactive:
             return await self._interactive_call(self.budget, api_method, channel, call)
         for attempt in range(RATE_LIMIT_RETRIES + 1):
-            await self.budget.acquire(api_method, channel)
+            try:
+                await self.budget.acquire(api_method, channel)
+            except (RedisError, OSError) as exc:
+                # The budget paces calls; Slack enforces the limit. Without Redis the
+                # call goes unpaced (a 429 then waits here) rather than not at all.
+                log.warning("Slack budget unreadable (%s): %s goes unpaced", type(exc).__name__, api_method)
             try:
                 return await super().api_call(api_method, **call)
             except SlackApiError as exc:
@@ -261,7 +267,10 @@ class BudgetedClient(AsyncWebClient):
                 if wait is None or attempt == RATE_LIMIT_RETRIES:
                     raise
                 log.warning("Slack rate-limited %s; every worker pauses it for %ss", api_method, wait)
-                await self.budget.pause(api_method, channel, wait)
+                try:
+                    await self.budget.pause(api_method, channel, wait)
+                except (RedisError, OSError):
+                    await asyncio.sleep(wait)  # the others will meet their own 429
         raise AssertionError("unreachable")
 
     async def _interactive_call(
