@@ -243,3 +243,16 @@ async def test_a_burst_into_two_channels_is_posted_decided_and_shown_with_few_42
           f"calls: {collections.Counter(c.method for c in slack.calls)}")
     assert writes / requests <= 1.5
     assert len(slack.rate_limited()) <= 3
+
+
+# -- Slack's errors, readable -------------------------------------------------------
+
+
+async def test_what_slack_says_about_a_refused_message_is_logged(start_worker, make_approver, slack, caplog):
+    said = "[ERROR] must be less than 3001 characters [json-pointer:/blocks/1/text/text]"
+    slack.fail("chat.postMessage", "invalid_blocks", response_metadata={"messages": [said]})
+    await start_worker()
+    approver = await make_approver()
+    result = await asyncio.wait_for(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_refused")), 10)
+    assert result.behavior == "deny" and "invalid_blocks" in result.message
+    assert any("invalid_blocks" in r.getMessage() and said in r.getMessage() for r in caplog.records)

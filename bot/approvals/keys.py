@@ -149,6 +149,12 @@ def rate_bucket(method: str, channel: str = "") -> str:
     return f"{RATE_PREFIX}{method}:{channel}" if channel else f"{RATE_PREFIX}{method}"
 
 
+def thread_read(request_id: str) -> str:
+    """How many replies the request's thread held when a worker last read it from Slack
+    (``RETENTION_SECONDS``): more heard since (``thread``) means it is worth reading again."""
+    return f"{PREFIX}:{{{request_id}}}:thread:read"
+
+
 def render_lock(request_id: str) -> str:
     """Held by the one worker updating the request's Slack message (``RENDER_LOCK_TTL``).
 

@@ -402,13 +402,13 @@ class RequestStore:
         the worker last read it from Slack: only then is reading it worth a call."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hlen(keys.thread(request_id))
-            pipe.hget(keys.request(request_id), "thread_read")
+            pipe.get(keys.thread_read(request_id))
             heard, read = await pipe.execute()
         return int(heard) > int(text(read) if read is not None else "0")
 
     async def thread_read(self, request_id: str, replies: int) -> None:
         """The thread was just read from Slack and held ``replies`` people's replies."""
-        await self._set_if_exists(keys=[keys.request(request_id)], args=["thread_read", str(replies)])
+        await self.redis.set(keys.thread_read(request_id), str(replies), ex=keys.RETENTION_SECONDS)
 
     async def spent(self, rule: str, now: float) -> float:
         """Dollars approved on ``rule``'s route on the budget day of ``now``."""
