@@ -16,7 +16,7 @@ from bot.slack.budget import BudgetedClient, Priority, SlackBudget, priority
 from bot.slack.ids import Action
 from bot.slack.rates import rate_for
 from tests.conftest import CHANNEL, cancelled, context, policy_file, posted
-from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_api import DEFAULT_RATE_SCALE, FakeSlack
 from tests.fakes.slack_payloads import event_callback, message_event
 
 SECOND = "C0SECOND"
@@ -256,3 +256,65 @@ async def test_what_slack_says_about_a_refused_message_is_logged(start_worker, m
     result = await asyncio.wait_for(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_refused")), 10)
     assert result.behavior == "deny" and "invalid_blocks" in result.message
     assert any("invalid_blocks" in r.getMessage() and said in r.getMessage() for r in caplog.records)
+
+
+# -- priorities and waiting ------------------------------------------------------------
+
+
+@pytest.mark.unlimited_slack
+async def test_a_test_can_ask_for_slack_without_limits(slack, start_worker):
+    assert slack.rate_scale is None
+    client = slack.client()
+    answers = await asyncio.gather(*(client.chat_postMessage(channel=CHANNEL, text=f"{i}") for i in range(20)))
+    assert all(a["ok"] for a in answers) and slack.rate_limited() == []
+
+
+async def test_the_update_of_a_clicked_message_goes_before_a_backlog_of_posts(start_worker, make_approver, slack):
+    worker = await start_worker()
+    approver = await make_approver()
+    backlog = 40
+    calls = [
+        asyncio.create_task(approver.can_use_tool("Bash", {"command": f"echo {i}"}, context(f"toolu_backlog_{i}")))
+        for i in range(backlog)
+    ]
+    try:
+        first = await posted(slack)
+        await worker.click("U_ALICE", Action.APPROVE, first, name="alice")
+        await slack.wait_for(lambda: "Approved by <@U_ALICE>" in _shown(first), timeout=10)
+        # Posts go about 1 a second per channel (here 20): the clicked message did not wait for them.
+        assert len(slack.roots()) <= backlog - 10
+        await slack.wait_for(lambda: len(slack.roots()) == backlog, timeout=20)
+    finally:
+        await cancelled(*calls)
+
+
+async def test_a_job_waiting_for_the_budget_is_not_taken_over_by_another_worker(start_worker, make_approver, slack, redis):
+    # As after a 429: nobody posts in the channel for a while, longer than a job may look abandoned.
+    await SlackBudget(redis, scale=DEFAULT_RATE_SCALE).pause("chat.postMessage", CHANNEL, 3)
+    await start_worker(job_retry_after=1)
+    await start_worker(job_retry_after=1)
+    approver = await make_approver()
+    call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_waits")))
+    try:
+        await posted(slack)
+        await _jobs_drained(redis)
+    finally:
+        await cancelled(call)
+    assert len(slack.calls_to("chat.postMessage")) == 1  # one worker posted it, once
+    assert slack.calls_to("chat.delete") == [] and slack.calls_to("conversations.history") == []
+
+
+async def test_calls_a_click_makes_are_counted_in_the_budget(start_worker, make_approver, slack, redis):
+    worker = await start_worker()
+    approver = await make_approver()
+    call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_counted")))
+    try:
+        message = await posted(slack)
+        await worker.click("U_ALICE", Action.DENY, message)  # opens the reason modal at once
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 5
+        while await redis.hget(keys.rate_bucket("views.open"), "tokens") is None:
+            assert loop.time() < until, "the modal's views.open was never counted"
+            await asyncio.sleep(0.02)
+    finally:
+        await cancelled(call)
