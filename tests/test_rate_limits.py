@@ -318,3 +318,23 @@ async def test_calls_a_click_makes_are_counted_in_the_budget(start_worker, make_
             await asyncio.sleep(0.02)
     finally:
         await cancelled(call)
+
+
+async def test_pending_updates_of_one_message_cost_one_call_of_its_latest_state(start_worker, make_approver, slack, redis):
+    from bot.approvals.model import request_id_for
+
+    await start_worker()
+    approver = await make_approver()
+    call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_coalesce")))
+    try:
+        message = await posted(slack)
+        await _jobs_drained(redis)
+        for _ in range(5):  # five changes' updates, queued while the message already shows the latest state
+            await redis.xadd(keys.JOBS, {"kind": "update", "id": request_id_for("toolu_coalesce")})
+        await _jobs_drained(redis)
+        assert slack.calls_to("chat.update") == [] and message.edits == 0
+    finally:
+        await cancelled(call)
+    await slack.wait_for(lambda: "Cancelled" in _shown(message))
+    await _jobs_drained(redis)
+    assert len(slack.calls_to("chat.update")) == 1
