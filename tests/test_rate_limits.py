@@ -98,11 +98,7 @@ async def test_the_fake_refuses_past_the_rate_as_slack_does():
     async with FakeSlack.start(rate_scale=1.0) as slack:
         async with aiohttp.ClientSession() as session:
             statuses, headers, bodies = [], [], []
-            for _ in range(rate_for("chat.update").burst + 1):
-                async with session.post(
-                    f"{slack.base_url}auth.test", headers={"Authorization": f"Bearer {slack.token}"}
-                ):
-                    pass
+            for _ in range(rate_for("conversations.history").burst + 1):
                 async with session.post(
                     f"{slack.base_url}conversations.history",
                     headers={"Authorization": f"Bearer {slack.token}"}, data={"channel": CHANNEL},
@@ -118,14 +114,12 @@ async def test_the_fake_refuses_past_the_rate_as_slack_does():
 
 async def test_a_background_client_waits_for_the_budget_instead_of_drawing_429s(redis):
     async with FakeSlack.start(rate_scale=20.0) as slack:
-        settings = Settings(_env_file=None, slack_bot_token=slack.token, slack_api_url=slack.base_url)
         client = BudgetedClient(token=slack.token, base_url=slack.base_url, budget=SlackBudget(redis, scale=20.0))
         client.proxy = None
         with priority(Priority.POST):
             await asyncio.gather(*(client.chat_postMessage(channel=CHANNEL, text=f"post {i}") for i in range(12)))
         assert len(slack.roots()) == 12
         assert slack.rate_limited() == []
-        assert settings.slack_rate_scale == 1.0  # the default: Slack's own rates
 
 
 async def test_a_429_that_comes_anyway_is_waited_out_and_retried(redis, slack):
@@ -143,6 +137,7 @@ def test_the_rate_scale_setting_must_be_positive_and_finite():
         with pytest.raises(ValueError):
             Settings(_env_file=None, slack_rate_scale=bad)
     assert Settings(_env_file=None, slack_rate_scale="20").slack_rate_scale == 20.0
+    assert Settings(_env_file=None).slack_rate_scale == 1.0  # the default: Slack's own rates
 
 
 # -- what a decision costs --------------------------------------------------------
