@@ -333,3 +333,30 @@ async def test_pending_updates_of_one_message_cost_one_call_of_its_latest_state(
     await slack.wait_for(lambda: "Cancelled" in _shown(message))
     await _jobs_drained(redis)
     assert len(slack.calls_to("chat.update")) == 1
+
+
+async def test_a_click_never_waits_out_a_429(start_worker, make_approver, slack, redis):
+    worker = await start_worker()
+    approver = await make_approver()
+    call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_no_wait")))
+    try:
+        message = await posted(slack)
+        slack.rate_limit("views.open", retry_after=30)  # waiting it out would lose the 3-second trigger
+        response = await asyncio.wait_for(worker.post_signed(_deny_click(message)), 10)
+        assert response.status < 500
+        assert [c.status for c in slack.calls_to("views.open")] == [429]  # tried once, not retried
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 5
+        while await redis.hget(keys.rate_bucket("views.open"), "paused") is None:
+            assert loop.time() < until, "the 429 did not pause views.open for the workers"
+            await asyncio.sleep(0.02)
+    finally:
+        await cancelled(call)
+
+
+def _deny_click(message) -> dict:
+    from tests.conftest import _button_value
+    from tests.fakes.slack_payloads import block_actions
+
+    value = _button_value(message, Action.DENY)
+    return block_actions("U_ALICE", Action.DENY.value, value, message=message.as_dict(), channel=message.channel)
