@@ -360,3 +360,23 @@ def _deny_click(message) -> dict:
 
     value = _button_value(message, Action.DENY)
     return block_actions("U_ALICE", Action.DENY.value, value, message=message.as_dict(), channel=message.channel)
+
+
+async def test_a_vote_cast_while_the_message_is_being_updated_shows_too(tmp_path, start_worker, make_approver, slack):
+    """One worker updates a message at a time: a change whose update found it busy is caught up by that worker."""
+    policy = policy_file(tmp_path, "default:\n  required_approvals: 3\n")
+    workers = [await start_worker(approval_policy=policy), await start_worker(approval_policy=policy)]
+    approver = await make_approver()
+    call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_during")))
+    try:
+        message = await posted(slack)
+
+        async def second_vote(_call) -> None:  # lands while the first vote's update is in flight
+            await workers[1].click("U_BOB", Action.APPROVE, message, name="bob")
+
+        slack.before_answer("chat.update", second_vote)
+        await workers[0].click("U_ALICE", Action.APPROVE, message, name="alice")
+        await slack.wait_for(lambda: "2 of 3" in _shown(message), timeout=5)
+        assert _buttons(message)
+    finally:
+        await cancelled(call)
