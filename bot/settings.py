@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     sweep_interval: float = Field(default=1.0, gt=0, le=3600, allow_inf_nan=False)
     """How often each worker looks for expired requests and abandoned jobs."""
 
+    slack_rate_scale: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    """Slack's documented rate limits times this, for the workers' shared budget. 1 in a real
+    workspace; test doubles and the benchmark run Slack's limits sped up and set it to match."""
+
     http_max_connections: int = Field(default=1000, ge=2)
     """Client connections one ``serve`` worker holds at once. Never more than half its
     open-file limit, so Redis and Slack keep file descriptors however many clients connect."""

@@ -24,6 +24,7 @@ from .edge import SlackEdge, answer_failures
 from .redis_client import WORKER_CLIENT_NAME, WORKER_CONNECTIONS, connect
 from .settings import Settings
 from .slack.app import background_client, build_app, interactive_client, keep_alive
+from .slack.budget import SlackBudget
 from .slack.identity import FIRST_ANSWER_WAIT, TrustedOrgs, refuse_other_orgs
 from .slack.jobs import SlackJobWorker
 from .slack.replays import SignedRequests
@@ -118,7 +119,8 @@ def create_app(
         redis = connect(settings.redis_url, name=WORKER_CLIENT_NAME, max_connections=connections)
     store = RequestStore(redis, today=policy.today)
     queue = JobQueue(redis, consumer or _consumer_name(), retry_after=settings.job_retry_after)
-    interactive, background = interactive_client(settings), background_client(settings)
+    budget = SlackBudget(redis, scale=settings.slack_rate_scale)
+    interactive, background = interactive_client(settings, budget), background_client(settings, budget=budget)
     bolt = build_app(settings, interactive, store, queue, policy)
     trust = TrustedOrgs(policy.trusted_teams)
     refuse_other_orgs(bolt, trust, queue)
@@ -156,7 +158,8 @@ def create_app(
                 except SocketModeRefused:
                     await redis.aclose()
                     raise
-            learning = asyncio.create_task(trust.learn(interactive), name="installation")
+            # Not a click: the background client, which waits its turn in the budget.
+            learning = asyncio.create_task(trust.learn(background), name="installation")
             # Slack answers at once when it is up: wait for it, so the first clicks are not refused.
             if slack_first_wait > 0:
                 await asyncio.wait([learning], timeout=slack_first_wait)
@@ -177,6 +180,7 @@ def create_app(
                 # stop, and one still running would reconnect the closed pool.
                 await store.aclose()
                 await signed.aclose()
+                await budget.aclose()
                 await redis.aclose()
 
     app.cleanup_ctx.append(lifecycle)

@@ -31,11 +31,22 @@ from bot.slack.ids import (
 )
 from bot.web import create_app
 from tests.fakes.redis_server import RedisServer
-from tests.fakes.slack_api import FakeSlack, PostedMessage
+from tests.fakes.slack_api import DEFAULT_RATE_SCALE, FakeSlack, PostedMessage
 from tests.fakes.slack_payloads import block_actions, sign, signed_form, signed_json, slash_command, view_submission
 
 SIGNING_SECRET = "test-signing-secret"
 CHANNEL = "C0APPROVALS"
+
+UNLIMITED_RATE_SCALE = 1e6
+"""The bot's ``slack_rate_scale`` against a fake without rate limits (so, in effect, none)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "unlimited_slack: the fake Slack enforces no rate limits in this test (by default it enforces "
+        "Slack's, sped up by DEFAULT_RATE_SCALE, and the bot's budget matches)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -66,8 +77,10 @@ def store(redis: Redis) -> RequestStore:
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack.start() as fake:
+async def slack(request: pytest.FixtureRequest) -> AsyncIterator[FakeSlack]:
+    """The fake Slack, enforcing Slack's rate limits sped up (``unlimited_slack`` marker: none)."""
+    unlimited = request.node.get_closest_marker("unlimited_slack") is not None
+    async with FakeSlack.start(rate_scale=None if unlimited else DEFAULT_RATE_SCALE) as fake:
         yield fake
         assert fake.invalid == [], f"the bot sent payloads Slack would reject: {fake.invalid}"
 
@@ -83,6 +96,8 @@ def settings_for(redis_server: RedisServer, slack: FakeSlack, **overrides: Any) 
         approval_timeout=60,
         job_retry_after=30,
         sweep_interval=0.05,
+        # The budget runs at the speed the fake enforces Slack's limits at.
+        slack_rate_scale=slack.rate_scale or UNLIMITED_RATE_SCALE,
     )
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -102,7 +102,8 @@ async def test_on_approve_the_discussion_goes_to_the_audit_log(start_worker, mak
     approver = await make_approver()
     call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_noted")))
     message = await posted(slack)
-    slack.reply(message.channel, message.ts, "U0ALICE", "ship it, I am watching the dashboards")
+    # The bot hears the reply (a message event); it reads the thread only for threads it heard replies in.
+    await worker.event(said(slack, message, "U0ALICE", "ship it, I am watching the dashboards"))
     await worker.click("U0ALICE", Action.APPROVE, message)
     result = await asyncio.wait_for(call, 5)
     assert result.behavior == "allow"  # the SDK has no channel for notes on an allow

@@ -132,3 +132,36 @@ SIGNED_REQUEST_SKEW = 60
 
 def signed_request(signature: str) -> str:
     return SIGNED_REQUEST_PREFIX + signature
+
+
+RATE_PREFIX = f"{PREFIX}:{{slack}}:rate:"
+"""+ a Slack method (``chat.update``), or ``chat.postMessage:<channel>``: one token
+bucket of the workers' shared Slack budget (``slack.budget``), a hash of ``tokens``,
+``at`` (when they were counted) and ``paused`` (a 429's ``Retry-After`` ends then).
+Every bucket shares the hash tag ``{slack}``: one take touches a post's channel,
+method and workspace buckets together."""
+RATE_BUCKET_TTL = 3600
+"""Seconds an unused bucket is kept; by then it is full again, which a missing bucket means too."""
+
+
+def rate_bucket(method: str, channel: str = "") -> str:
+    """The bucket of ``method`` (of one ``channel`` for the per-channel limits)."""
+    return f"{RATE_PREFIX}{method}:{channel}" if channel else f"{RATE_PREFIX}{method}"
+
+
+def thread_read(request_id: str) -> str:
+    """How many replies the request's thread held when a worker last read it from Slack
+    (``RETENTION_SECONDS``): more heard since (``thread``) means it is worth reading again."""
+    return f"{PREFIX}:{{{request_id}}}:thread:read"
+
+
+def render_lock(request_id: str) -> str:
+    """Held by the one worker updating the request's Slack message (``RENDER_LOCK_TTL``).
+
+    Two workers updating one message at once could land an older state after a
+    newer one; with the lock one worker renders until the message is current."""
+    return f"{PREFIX}:{{{request_id}}}:render"
+
+
+RENDER_LOCK_TTL = 120
+"""Seconds a render lock outlives a worker that died holding it."""

@@ -84,6 +84,13 @@ class JobQueue:
             if fields  # an entry trimmed from the stream comes back empty
         ]
 
+    async def keep(self, entry_ids: list[str]) -> None:
+        """Still working on these (they wait for Slack's budget): reset their idle
+        time, so no other worker re-claims them meanwhile (``XCLAIM … JUSTID``
+        counts no delivery)."""
+        if entry_ids:
+            await self.redis.xclaim(keys.JOBS, keys.JOBS_GROUP, self.consumer, 0, entry_ids, justid=True)
+
     async def done(self, job: Job) -> None:
         """Acknowledge and delete: the stream holds only unfinished work."""
         async with self.redis.pipeline(transaction=True) as pipe:

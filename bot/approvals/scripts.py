@@ -387,7 +387,7 @@ redis.call('HSETNX', KEYS[1], 'post_started', ARGV[2])
 return {'ok'}
 """)
 
-# ARGV: id, channel, ts, now
+# ARGV: id, channel, ts, now, shown (digest of what the post showed, or '')
 # Records where the message went and starts the escalation steps' clocks,
 # which count from the moment people can see it (a reminder needs the thread).
 # Never overwrites: a second post of the same request is reported, not kept.
@@ -397,6 +397,7 @@ if redis.call('HGET', KEYS[1], 'ts') then return {'already'} end
 local now = tonumber(ARGV[4])
 local escalation = steps() or {}  -- unreadable steps are never fired (ROUTE refuses them)
 redis.call('HSET', KEYS[1], 'posted_channel', ARGV[2], 'ts', ARGV[3])
+if ARGV[5] and ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'shown', ARGV[5]) end
 local state = redis.call('HGET', KEYS[1], 'state')
 local retention = tonumber('${retention}')
 redis.call('SET', '${thread_prefix}' .. ARGV[2] .. ':' .. ARGV[3], ARGV[1], 'EX', retention)
@@ -542,3 +543,19 @@ for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
 chain(fields)
 return 'ok'
 """)
+
+# KEYS: a request hash. ARGV: field, value, ...
+# Sets fields of a request that still exists (never re-creates one whose
+# retention ended). Result: 1 if set, 0 if the request is gone.
+SET_IF_EXISTS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
+# KEYS: a lock. ARGV: the holder's token. Deletes the lock only if this holder
+# still has it (it may have expired and been taken by another). Result: 1 or 0.
+UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""

@@ -70,6 +70,8 @@ class RequestStore:
         self._escalate = redis.register_script(scripts.ESCALATE)
         self._timeout = redis.register_script(scripts.TIMEOUT)
         self._may_decide = redis.register_script(scripts.MAY_DECIDE)
+        self._set_if_exists = redis.register_script(scripts.SET_IF_EXISTS)
+        self._unlock = redis.register_script(scripts.UNLOCK)
         self._reads = Coalescer(self.many)
         self._transitions: Coalescer[_ScriptCall, Any] = Coalescer(self._run_scripts)
 
@@ -275,15 +277,15 @@ class RequestStore:
         """Note that a post is about to be sent (the first attempt's time is kept)."""
         await self._transition(self._start_post, keys=self._keys(request_id), args=[request_id, repr(time.time())])
 
-    async def mark_posted(self, request_id: str, channel: str, ts: str) -> State | None:
-        """Record the Slack message of a request, start its timeout and escalation clocks,
-        and return the request's state now.
+    async def mark_posted(self, request_id: str, channel: str, ts: str, shown: str = "") -> State | None:
+        """Record the Slack message of a request (``shown``: what it showed, see
+        ``shown``), start its timeout and escalation clocks, and return the request's state now.
 
         None if the request had a message already (or no longer exists): this
         post is a duplicate.
         """
         reply = await self._transition(
-            self._mark_posted, keys=self._keys(request_id), args=[request_id, channel, ts, repr(time.time())]
+            self._mark_posted, keys=self._keys(request_id), args=[request_id, channel, ts, repr(time.time()), shown]
         )
         return State(text(reply[1])) if text(reply[0]) == "ok" else None
 
@@ -378,6 +380,35 @@ class RequestStore:
     async def release_announcement(self, request_id: str) -> None:
         """The announcement failed; let a retry post it."""
         await self.redis.hdel(keys.request(request_id), "announced")
+
+    async def shown(self, request_id: str) -> str:
+        """The digest of what the request's Slack message shows now (``""``: not known)."""
+        value = await self.redis.hget(keys.request(request_id), "shown")
+        return text(value) if value is not None else ""
+
+    async def set_shown(self, request_id: str, digest: str) -> None:
+        """Remember what the request's message shows after an update."""
+        await self._set_if_exists(keys=[keys.request(request_id)], args=["shown", digest])
+
+    async def lock_render(self, request_id: str, token: str) -> bool:
+        """Become the one worker updating the request's message (False: another is)."""
+        return bool(await self.redis.set(keys.render_lock(request_id), token, nx=True, ex=keys.RENDER_LOCK_TTL))
+
+    async def unlock_render(self, request_id: str, token: str) -> None:
+        await self._unlock(keys=[keys.render_lock(request_id)], args=[token])
+
+    async def thread_unread(self, request_id: str) -> bool:
+        """Whether replies were heard in the request's thread (``message`` events) since
+        the worker last read it from Slack: only then is reading it worth a call."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hlen(keys.thread(request_id))
+            pipe.get(keys.thread_read(request_id))
+            heard, read = await pipe.execute()
+        return int(heard) > int(text(read) if read is not None else "0")
+
+    async def thread_read(self, request_id: str, replies: int) -> None:
+        """The thread was just read from Slack and held ``replies`` people's replies."""
+        await self.redis.set(keys.thread_read(request_id), str(replies), ex=keys.RETENTION_SECONDS)
 
     async def spent(self, rule: str, now: float) -> float:
         """Dollars approved on ``rule``'s route on the budget day of ``now``."""

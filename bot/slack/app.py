@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.middleware.authorization.async_single_team_authorization import AsyncSingleTeamAuthorization
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -15,6 +17,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.http_retry.builtin_interval_calculators import (
     BackoffRetryIntervalCalculator,
 )
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ..approvals.allowlist import TeamAllowList
@@ -22,33 +25,37 @@ from ..approvals.policy import Policy
 from ..approvals.queue import JobQueue
 from ..approvals.store import RequestStore
 from ..settings import Settings
+from .budget import BudgetedClient, SlackBudget
 from .deciding import Decider
 from .directory import Directory
 from .listeners import actions, commands, events, views
 
 
-def interactive_client(settings: Settings) -> AsyncWebClient:
-    """For listeners: never sleeps on a 429, because a click must be acked within 3 s."""
-    return AsyncWebClient(
+def interactive_client(settings: Settings, budget: SlackBudget | None = None) -> AsyncWebClient:
+    """For listeners: never waits on the budget and never sleeps on a 429, because a
+    click must be acked within 3 s; its calls are counted in ``budget`` afterwards."""
+    return BudgetedClient(
         token=_token(settings),
         base_url=settings.slack_api_url,
         retry_handlers=[AsyncConnectionErrorRetryHandler()],
+        budget=budget,
+        interactive=True,
     )
 
 
-def background_client(settings: Settings, *, backoff: float = 0.5) -> AsyncWebClient:
-    """For the job worker: waits out rate limits (Retry-After) and retries 5xx
-    and lost connections after ``backoff``, then twice and four times as long."""
+def background_client(settings: Settings, *, backoff: float = 0.5, budget: SlackBudget | None = None) -> AsyncWebClient:
+    """For the job worker: each call waits for ``budget`` (Slack's rate limits, shared
+    by every worker), and retries 5xx and lost connections after ``backoff``, then
+    twice and four times as long. A 429 pauses the method for every worker
+    (``BudgetedClient``); without a budget the client itself waits out ``Retry-After``."""
     interval = BackoffRetryIntervalCalculator(backoff_factor=backoff)
-    return AsyncWebClient(
-        token=_token(settings),
-        base_url=settings.slack_api_url,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=interval),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=5),
-            AsyncServerErrorRetryHandler(max_retry_count=3, interval_calculator=interval),
-        ],
-    )
+    handlers = [
+        AsyncConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=interval),
+        AsyncServerErrorRetryHandler(max_retry_count=3, interval_calculator=interval),
+    ]
+    if budget is None:
+        handlers.insert(1, AsyncRateLimitErrorRetryHandler(max_retry_count=5))
+    return BudgetedClient(token=_token(settings), base_url=settings.slack_api_url, retry_handlers=handlers, budget=budget)
 
 
 @contextlib.asynccontextmanager
@@ -84,6 +91,9 @@ def build_app(
         # web.py first and again here.
         request_verification_enabled=not socket_mode,
     )
+    _one_auth_test(app)
+    if isinstance(client, BudgetedClient) and client.budget is not None:
+        _count_listener_calls(app, client.budget)
     allowlist = TeamAllowList(store.redis)
     directory = Directory(store.redis, client)
     decider = Decider(store, directory)
@@ -92,6 +102,45 @@ def build_app(
     commands.register(app, store, allowlist)
     events.register(app, store, directory)
     return app
+
+
+def _one_auth_test(app: AsyncApp) -> None:
+    """Bolt's single-workspace authorization calls ``auth.test`` for every request until
+    it holds an answer: the first burst of clicks after a start would each call it,
+    and draw 429s. The first request asks; the others wait for its answer."""
+    # Bolt has no public handle on its authorization middleware.
+    for middleware in getattr(app, "_async_middleware_list", []):
+        if isinstance(middleware, AsyncSingleTeamAuthorization):
+            lock = asyncio.Lock()
+            process = middleware.async_process
+
+            async def single_flight(*, req, resp, next, _auth=middleware, _process=process):  # type: ignore[no-untyped-def]
+                if _auth.auth_test_result is None and req.context.client is not None:
+                    async with lock:
+                        if _auth.auth_test_result is None:
+                            with contextlib.suppress(SlackApiError):  # Bolt asks again, and answers the error
+                                _auth.auth_test_result = await req.context.client.auth_test()
+                return await _process(req=req, resp=resp, next=next)
+
+            middleware.async_process = single_flight  # type: ignore[method-assign]
+
+
+def _count_listener_calls(app: AsyncApp, budget: SlackBudget) -> None:
+    """Listeners get the client Bolt makes for each request: swap in one that counts
+    its calls in the shared budget (and, like Bolt's, carries the request's team)."""
+
+    async def budgeted_client(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:
+        bolt = context.client
+        if bolt is not None and not isinstance(bolt, BudgetedClient):
+            context["client"] = BudgetedClient(
+                token=bolt.token, base_url=bolt.base_url, timeout=bolt.timeout, ssl=bolt.ssl, proxy=bolt.proxy,
+                session=bolt.session, trust_env_in_session=bolt.trust_env_in_session, headers=bolt.headers,
+                team_id=context.team_id, logger=bolt.logger, retry_handlers=list(bolt.retry_handlers or []),
+                budget=budget, interactive=True,
+            )
+        return await next()
+
+    app.middleware(budgeted_client)
 
 
 def _token(settings: Settings) -> str:

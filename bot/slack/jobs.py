@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
+import secrets
 import time
 
 import aiohttp
@@ -29,6 +31,7 @@ from ..approvals.queue import Job, JobKind, JobQueue
 from ..approvals.store import RequestStore
 from ..tasks import LoopSupervisor, stop
 from . import blocks
+from .budget import Priority, priority
 from .directory import Directory
 from .identity import TrustedOrgs, author_of
 from .ids import REQUEST_METADATA_EVENT
@@ -52,6 +55,25 @@ POST_CLOCK_SKEW = 60.0
 ADOPT_PAGES = 5
 """Pages of channel history searched for a message an earlier attempt posted."""
 
+HOLD_LIMIT = 256
+"""Jobs one worker holds at once, running or waiting for a slot or for Slack's budget.
+Far above ``concurrency``: a backlog of posts waiting on a channel's rate must not
+keep the worker from reading the update of a message somebody just clicked."""
+CONVERGE_ROUNDS = 5
+"""Updates one job makes of one message to catch up with changes that land meanwhile;
+each later change also queued its own update, which carries on from there."""
+
+PRIORITIES: dict[str, Priority] = {
+    JobKind.UPDATE: Priority.PERSON,
+    JobKind.NOTIFY: Priority.PERSON,
+    JobKind.POST: Priority.POST,
+    JobKind.REMIND: Priority.REMIND,
+    JobKind.GATHER: Priority.REMIND,
+}
+"""What each job's Slack calls draw on the shared budget at (``slack.budget``)."""
+URGENT = frozenset({JobKind.UPDATE, JobKind.NOTIFY})
+"""Jobs a person waits on: they have slots of their own, never queued behind posts."""
+
 _TRANSIENT_SLACK_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
@@ -66,6 +88,22 @@ def _is_transient(exc: Exception) -> bool:
 
 def _slack_error(exc: SlackApiError) -> str:
     return str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
+
+
+def _described(exc: SlackApiError) -> str:
+    """The error and, for logs, what Slack said about it: ``invalid_blocks`` and
+    others come with ``response_metadata.messages`` naming the block and the reason."""
+    metadata = exc.response.get("response_metadata") if isinstance(exc.response.data, dict) else None
+    messages = metadata.get("messages") if isinstance(metadata, dict) else None
+    if not messages:
+        return _slack_error(exc)
+    return f"{_slack_error(exc)} ({'; '.join(str(m) for m in messages)})"
+
+
+def _digest(message: blocks.Message) -> str:
+    """What a rendering shows, in a few bytes: equal digests, same message."""
+    shown = json.dumps([message.text, message.blocks], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(shown.encode()).hexdigest()[:32]
 
 
 class SlackJobWorker:
@@ -94,6 +132,10 @@ class SlackJobWorker:
         self.sweep_interval = sweep_interval
         self.concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
+        self._urgent_slots = asyncio.Semaphore(concurrency)
+        self._held = asyncio.Semaphore(HOLD_LIMIT)
+        self._holding: dict[str, Job] = {}
+        self._kept_at = time.monotonic()
         self._running: set[asyncio.Task[None]] = set()
         # Every Redis error is retried, never fatal: READONLY after a failover,
         # NOREPLICAS, MISCONF, LOADING and BUSY all end by themselves or by an
@@ -137,8 +179,17 @@ class SlackJobWorker:
         """One sweep: act on due deadlines, take over jobs other workers abandoned."""
         await asyncio.sleep(self.sweep_interval)
         await self.expire_due()
+        await self._keep_held()
         for job in await self.queue.reclaim():
             await self._spawn(job)
+
+    async def _keep_held(self) -> None:
+        """Jobs waiting here for a slot or Slack's budget are not abandoned: say so
+        well before ``job_retry_after``, or another worker would re-claim them."""
+        now = time.monotonic()
+        if self._holding and now - self._kept_at >= self.queue.retry_after_ms / 3000:
+            await self.queue.keep(list(self._holding))
+            self._kept_at = now
 
     async def expire_due(self) -> None:
         """Act on every deadline that fell due: escalate or expire (any worker may; one acts)."""
@@ -160,14 +211,25 @@ class SlackJobWorker:
                 log.info("request %s expired", request_id)
 
     async def _spawn(self, job: Job) -> None:
-        await self._slots.acquire()
-        task = asyncio.create_task(self._run(job), name=f"job-{job.kind}-{job.entry_id}")
+        if job.entry_id in self._holding:
+            return  # re-claimed from ourselves: it is still here, waiting
+        await self._held.acquire()
+        self._holding[job.entry_id] = job
+        task = asyncio.create_task(self._slotted(job), name=f"job-{job.kind}-{job.entry_id}")
         self._running.add(task)
         task.add_done_callback(self._finished)
 
+    async def _slotted(self, job: Job) -> None:
+        try:
+            async with self._urgent_slots if job.kind in URGENT else self._slots:
+                with priority(PRIORITIES.get(job.kind, Priority.POST)):
+                    await self._run(job)
+        finally:
+            self._holding.pop(job.entry_id, None)
+            self._held.release()
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
-        self._slots.release()
         if not task.cancelled() and task.exception() is not None:
             # _run catches every Exception: this is a BaseException. Said here,
             # or asyncio would only say it when the task is collected.
@@ -208,12 +270,10 @@ class SlackJobWorker:
             case JobKind.POST:
                 await self._post(job)
             case JobKind.UPDATE:
-                request = await self.store.get(job.fields["id"])
-                if request is not None and request.posted:
-                    await self._update(request)
-                    if request.state.is_final:
-                        await self._conclude(request)
                 # Not posted yet: the post job renders the latest state itself.
+                request = await self._converge(job.fields["id"])
+                if request is not None and request.state.is_final:
+                    await self._conclude(request)
             case JobKind.REMIND:
                 await self._remind(job)
             case JobKind.GATHER:
@@ -251,11 +311,12 @@ class SlackJobWorker:
             if _is_transient(exc) and job.deliveries < MAX_DELIVERIES:
                 raise
             reason = _slack_error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
-            log.error("request %s could not be posted to %s: %s", request_id, channel, reason)
+            detail = _described(exc) if isinstance(exc, SlackApiError) else reason
+            log.error("request %s could not be posted to %s: %s", request_id, channel, detail)
             await self.store.decide(request_id, Decision(State.UNDELIVERABLE, reason=reason))
             return
         try:
-            await self._posted(request_id, response["channel"], response["ts"])
+            await self._posted(request_id, response["channel"], response["ts"], _digest(message))
         except (RedisError, OSError):
             if not await self._recorded_anyway(request_id, response["channel"], response["ts"]):
                 raise
@@ -271,24 +332,22 @@ class SlackJobWorker:
         except (RedisError, OSError):
             return False
         if stored is not None and stored.ts == ts:
-            if stored.state.is_final:
-                await self._update(stored)
+            await self._converge(request_id)
             return True
         with contextlib.suppress(Exception):
             await self.client.chat_delete(channel=channel, ts=ts)
         return False
 
-    async def _posted(self, request_id: str, channel: str, ts: str) -> None:
-        """Record the message; a duplicate is deleted, a request that ended meanwhile is shown ended."""
-        state = await self.store.mark_posted(request_id, channel, ts)
+    async def _posted(self, request_id: str, channel: str, ts: str, shown: str = "") -> None:
+        """Record the message (``shown``: the digest of what it shows); a duplicate is
+        deleted. Whatever changed while it was being posted (a vote, the end) is shown next."""
+        state = await self.store.mark_posted(request_id, channel, ts, shown)
         if state is None:
             # Another worker posted it too (this job was re-claimed while the
             # first worker was still alive): keep one message.
             await self.client.chat_delete(channel=channel, ts=ts)
-        elif state.is_final:
-            ended = await self.store.get(request_id)  # it ended while we were posting
-            if ended is not None:
-                await self._update(ended)
+        else:
+            await self._converge(request_id)
 
     async def _adopt(self, request: ApprovalRequest, channel: str) -> bool:
         """An earlier attempt began posting and never recorded the message: if
@@ -321,7 +380,7 @@ class SlackJobWorker:
         except SlackApiError as exc:
             if _is_transient(exc):
                 raise
-            log.warning("request %s: history unreadable (%s); posting again", request.id, _slack_error(exc))
+            log.warning("request %s: history unreadable (%s); posting again", request.id, _described(exc))
         return False
 
     async def _route(self, request: ApprovalRequest) -> ApprovalRequest | None:
@@ -346,16 +405,55 @@ class SlackJobWorker:
             return None
         return await self.store.spent(request.rule, time.time())
 
-    async def _update(self, request: ApprovalRequest) -> None:
-        message = blocks.request_message(request, await self._spent(request))
+    async def _converge(self, request_id: str) -> ApprovalRequest | None:
+        """Make the request's message show its latest state; returns the request as last read.
+
+        Coalesces: one ``chat.update`` of the latest state stands for every change
+        made before it, and a message that already shows it costs no call. One
+        worker at a time updates a message (a render lock), so an older state never
+        lands after a newer one; a worker that finds the lock taken leaves the work
+        to its holder, who looks again after releasing it and catches up."""
+        request = None
+        for _ in range(CONVERGE_ROUNDS):
+            token = secrets.token_hex(8)
+            if not await self.store.lock_render(request_id, token):
+                return await self.store.get(request_id)
+            try:
+                request = await self.store.get(request_id)
+                if request is None or not request.posted:
+                    return request  # the post renders the latest state itself
+                message = blocks.request_message(request, await self._spent(request))
+                if _digest(message) != await self.store.shown(request_id):
+                    if not await self._update(request, message):
+                        return request  # Slack refused it for good (logged): retrying cannot help
+                    await self.store.set_shown(request_id, _digest(message))
+            finally:
+                await self.store.unlock_render(request_id, token)
+            # After the lock is gone: a change whose job found it taken is seen here.
+            latest = await self.store.get(request_id)
+            if latest is None:
+                return request
+            now = blocks.request_message(latest, await self._spent(latest))
+            if _digest(now) == await self.store.shown(request_id):
+                return latest
+        return request
+
+    async def _update(self, request: ApprovalRequest, message: blocks.Message | None = None) -> bool:
+        """Show ``message`` (the request rendered now, by default) on the request's
+        Slack message; False when Slack refuses it for good."""
+        if message is None:
+            message = blocks.request_message(request, await self._spent(request))
         try:
-            await self.client.chat_update(
-                channel=request.posted_channel, ts=request.ts, text=message.text, blocks=message.blocks
-            )
+            with priority(Priority.PERSON):  # somebody is looking at this message
+                await self.client.chat_update(
+                    channel=request.posted_channel, ts=request.ts, text=message.text, blocks=message.blocks
+                )
         except SlackApiError as exc:
             if _is_transient(exc):
                 raise
-            log.error("request %s: message could not be updated: %s", request.id, _slack_error(exc))
+            log.error("request %s: message could not be updated: %s", request.id, _described(exc))
+            return False
+        return True
 
     async def _remind(self, job: Job) -> None:
         """An escalation step fired: mention its approvers in the thread, show them on the message."""
@@ -365,17 +463,30 @@ class SlackJobWorker:
         steps = [int(i) for i in job.fields.get("steps", "").split()]
         added = [t for i in steps if i < len(request.escalation) for t in request.escalation[i]["approvers"]]
         await self.directory.warm(a for a in added if is_group(a))
-        await self._update(request)
+        await self._converge(request.id)
         reminder = text.reminder(request, list(dict.fromkeys(added)), time.time() - request.created_at)
         await self._in_thread(request, reminder)
 
     async def _conclude(self, request: ApprovalRequest) -> None:
-        """Once per request: the outcome in the thread, the discussion in the audit log."""
+        """Once per request: the discussion in the audit log and, where people
+        talked in the thread, the outcome there too.
+
+        The card itself shows the outcome, so a thread nobody wrote in gets no
+        line (each write is a call from Slack's rate limits). The thread is read
+        from Slack only when replies were heard (``message`` events) since it was
+        last read: usually not at all, at most once per decision."""
         if not await self.store.claim_announcement(request.id):
             return
         try:
-            replies = await self._gather(request)  # first: it is idempotent, the post is not
-            await self._in_thread(request, text.outcome_line(request))
+            # First: reading is idempotent, the post is not.
+            if await self.store.thread_unread(request.id):
+                with priority(Priority.AUDIT):
+                    replies = await self._gather(request)
+            else:
+                replies = await self.store.discussion(request.id)
+            if replies:
+                with priority(Priority.REMIND):
+                    await self._in_thread(request, text.outcome_line(request))
         except Exception:
             await self.store.release_announcement(request.id)
             raise
@@ -399,7 +510,7 @@ class SlackJobWorker:
             except SlackApiError as exc:
                 if _is_transient(exc):
                     raise
-                log.warning("request %s: thread unreadable: %s", request.id, _slack_error(exc))
+                log.warning("request %s: thread unreadable: %s", request.id, _described(exc))
                 break
             for message in page.get("messages", []):
                 if message.get("ts") == request.ts or not is_person_reply(message, bot_user):
@@ -413,7 +524,9 @@ class SlackJobWorker:
             if not cursor:
                 break
         await self.store.add_replies(request.id, replies)
-        return await self.store.discussion(request.id)
+        discussion = await self.store.discussion(request.id)
+        await self.store.thread_read(request.id, len(discussion))
+        return discussion
 
     async def _bot_user(self) -> str:
         if self._bot_user_id is None:
@@ -433,4 +546,4 @@ class SlackJobWorker:
         except SlackApiError as exc:
             if _is_transient(exc):
                 raise
-            log.warning("ephemeral to %s failed: %s", job.fields["user"], _slack_error(exc))
+            log.warning("ephemeral to %s failed: %s", job.fields["user"], _described(exc))

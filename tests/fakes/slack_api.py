@@ -43,9 +43,12 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack.rates import POSTS_PER_WORKSPACE, rate_for, retry_after_header
+
 __all__ = [
     "APP_ID",
     "BOT_ID",
+    "DEFAULT_RATE_SCALE",
     "BOT_USER_ID",
     "DEFAULT_TOKEN",
     "TEAM_DOMAIN",
@@ -78,6 +81,9 @@ RESPONSE_URL_USES = 5
 RESPONSE_URL_TTL = 30 * 60
 """A ``response_url`` answers at most 5 times, within 30 minutes of the click (docs.slack.dev)."""
 _TRIGGER = re.compile(r"^([0-9]+)\.([0-9]+)\.([0-9a-f]+)$")
+DEFAULT_RATE_SCALE = 20.0
+"""How much faster than Slack's documented limits the fake enforces them unless told
+otherwise: realistic shape (bursts, per-channel posts, tiers), a fast suite."""
 
 FIRST_TS = "1700000000.000100"
 """A message ts from the past, for payloads about a message the fake never posted.
@@ -274,6 +280,41 @@ class _Fault:
     body: dict[str, Any] | str
     headers: dict[str, str]
     remaining: int
+
+
+class _RateLimits:
+    """Slack's rate limits (``bot.slack.rates``), ``scale`` times faster: a token bucket per
+    method, per channel for ``chat.postMessage`` plus its workspace-wide cap.
+
+    A call the limit does not allow is refused as Slack refuses it (HTTP 429,
+    ``{"ok": false, "error": "ratelimited"}``, ``Retry-After`` in whole seconds,
+    see ``rates.retry_after_header``) and uses up nothing."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+        self._buckets: dict[str, tuple[float, float]] = {}
+        """Bucket → (tokens, when counted), on the monotonic clock."""
+
+    def take(self, method: str, channel: str) -> float:
+        """0.0 if the call may go (its tokens taken), else the seconds until it may."""
+        rate = rate_for(method)
+        buckets = [(method, rate)]
+        if rate.per_channel:
+            buckets = [(f"{method}:{channel}", rate), (POSTS_PER_WORKSPACE, rate_for(POSTS_PER_WORKSPACE))]
+        now = time.monotonic()
+        counted, wait = [], 0.0
+        for key, limit in buckets:
+            limit = limit.scaled(self.scale)
+            tokens, at = self._buckets.get(key, (float(limit.burst), now))
+            tokens = min(float(limit.burst), tokens + (now - at) * limit.per_second)
+            counted.append((key, tokens))
+            if tokens < 1:
+                wait = max(wait, (1 - tokens) / limit.per_second)
+        if wait > 0:
+            return wait
+        for key, tokens in counted:
+            self._buckets[key] = (tokens - 1, now)
+        return 0.0
 
 
 class _Reject(Exception):
@@ -534,8 +575,12 @@ class FakeSlack:
         token: str = DEFAULT_TOKEN,
         channels: Mapping[str, str] | None = None,
         users: Iterable[FakeUser] = (),
+        rate_scale: float | None = DEFAULT_RATE_SCALE,
     ) -> None:
         self.token = token
+        self.rate_scale = rate_scale
+        """Slack's rate limits are enforced this many times faster; None: not at all."""
+        self._rates = _RateLimits(rate_scale) if rate_scale is not None else None
         """The bearer token every request must carry."""
         self.calls: list[SlackCall] = []
         """Every request in the order the fake handled it, retries and failures included."""
@@ -609,12 +654,16 @@ class FakeSlack:
         token: str = DEFAULT_TOKEN,
         channels: Mapping[str, str] | None = None,
         users: Iterable[FakeUser] = (),
+        rate_scale: float | None = DEFAULT_RATE_SCALE,
     ) -> AsyncIterator[FakeSlack]:
         """Serve the fake on a free 127.0.0.1 port for the ``with`` body.
 
         ``channels`` maps ids to names (default ``{"C0APPROVALS": "approvals"}``).
+        ``rate_scale``: Slack's rate limits are enforced this many times faster
+        (a bot under test sets ``SLACK_RATE_SCALE`` to match); None for a test
+        that needs Slack without limits.
         """
-        slack = cls(token=token, channels=channels, users=users)
+        slack = cls(token=token, channels=channels, users=users, rate_scale=rate_scale)
         app = web.Application()
         app.router.add_route("*", "/api/{method}", slack._handle_api)
         app.router.add_post("/response_url/{key}", slack._handle_response_url)
@@ -713,6 +762,10 @@ class FakeSlack:
         self._faults[method].append(fault)
 
     # -- inspection ----------------------------------------------------------- #
+
+    def rate_limited(self) -> list[SlackCall]:
+        """The calls answered 429 (the fake's own rate limits and injected ones)."""
+        return [call for call in self.calls if call.status == 429]
 
     def calls_to(self, method: str) -> list[SlackCall]:
         """Calls of one method, in order (failed attempts included)."""
@@ -820,6 +873,11 @@ class FakeSlack:
             if fault.remaining == 0:
                 faults.popleft()
             return fault.status, fault.body, fault.headers
+        if self._rates is not None and method in self._handlers:
+            channel = args.get("channel")
+            wait = self._rates.take(method, channel if isinstance(channel, str) else "")
+            if wait > 0:
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": retry_after_header(wait)}
         handler = self._handlers.get(method)
         if handler is None:
             return 200, {"ok": False, "error": "unknown_method", "req_method": method}, {}
