@@ -240,3 +240,27 @@ def test_a_long_discussion_keeps_its_newest_replies_and_says_how_many_it_left_ou
     assert sum(len(r["text"]) for r in kept) == wording.DISCUSSION_TOTAL == 8 * 1000
     assert [r["text"][:2] for r in kept] == [f"{i}" for i in range(12, 20)]
     assert "12 older replies are left out." in wording.discussion_text(wordy)
+
+
+async def test_a_reply_heard_before_the_post_is_recorded_still_reaches_the_model(start_worker, make_approver, slack, store):
+    """Slack can deliver a thread reply's event before the worker that posted the
+    root has recorded its ts: the reply is held, and the post adopts it."""
+    slack.add_user("U0ALICE", "alice")
+    worker = await start_worker()
+    approver = await make_approver()
+
+    async def reply_at_once(call) -> None:
+        # The message exists in Slack; the worker has not been told its ts yet.
+        message = slack.message(call.response["channel"], call.response["ts"])
+        assert await worker.event(said(slack, message, "U0ALICE", "wait, that is the prod cluster")) == 200
+        assert await store.request_for_thread(message.channel, message.ts) is None
+
+    slack.before_answer("chat.postMessage", reply_at_once)
+    call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "kubectl delete ns web"}, context("toolu_early")))
+    message = await posted(slack)
+    await eventually(lambda: store.request_for_thread(message.channel, message.ts), request_id_for("toolu_early"))
+    await worker.deny("U0ALICE", message, "see thread", name="alice")
+    result = await asyncio.wait_for(call, 5)
+    reason, discussion = told(result.message)
+    assert reason.endswith("Reason: see thread")
+    assert [entry["text"] for entry in discussion] == ["wait, that is the prod cluster"]

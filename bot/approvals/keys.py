@@ -112,6 +112,19 @@ def thread_root(channel: str, ts: str) -> str:
     return f"{THREAD_PREFIX}{channel}:{ts}"
 
 
+EARLY_REPLIES_PREFIX = f"{PREFIX}:early:"
+"""+ ``channel:ts``: hash of replies (ts → JSON) heard in a thread whose root no
+request claims yet. A reply can reach a worker before the worker that posted
+the root has recorded its ts; the post adopts them when it records it."""
+EARLY_REPLIES_TTL = 600
+EARLY_REPLIES_MAX = 50
+"""Replies kept for one unclaimed thread: threads under other messages are held too, briefly."""
+
+
+def early_replies(channel: str, ts: str) -> str:
+    return f"{EARLY_REPLIES_PREFIX}{channel}:{ts}"
+
+
 ESCALATION_MARK = ":esc:"
 """Deadline members ``<id>:esc:<n>`` are escalation steps; a bare ``<id>`` is the request's expiry."""
 

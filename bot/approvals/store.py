@@ -358,6 +358,32 @@ class RequestStore:
                 pipe.expire(keys.thread(request_id), keys.RETENTION_SECONDS)
                 await pipe.execute()
 
+    async def hold_early_reply(self, channel: str, ts: str, reply: Reply) -> str | None:
+        """Keep a reply to a thread no request claims yet, for the post that has not
+        recorded its root (``adopt_early_replies``); returns the request if it claimed
+        the thread meanwhile (then the caller adds the reply to it)."""
+        key = keys.early_replies(channel, ts)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hlen(key)
+            pipe.get(keys.thread_root(channel, ts))
+            held, claimed = await pipe.execute()
+        if claimed is None and int(held) < keys.EARLY_REPLIES_MAX:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hset(key, reply.ts, reply.to_json())
+                pipe.expire(key, keys.EARLY_REPLIES_TTL)
+                pipe.get(keys.thread_root(channel, ts))  # again: the post may have recorded it just now
+                *_, claimed = await pipe.execute()
+        return text(claimed) if claimed is not None else None
+
+    async def adopt_early_replies(self, request_id: str, channel: str, ts: str) -> None:
+        """The request's message was recorded as ``channel``/``ts``: replies heard before that are its."""
+        key = keys.early_replies(channel, ts)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(key)
+            pipe.delete(key)
+            held, _ = await pipe.execute()
+        await self.add_replies(request_id, [Reply.from_json(text(k), text(v)) for k, v in held.items()])
+
     async def discussion(self, request_id: str) -> list[Reply]:
         """The human replies in the request's thread, oldest first."""
         raw = await self.redis.hgetall(keys.thread(request_id))

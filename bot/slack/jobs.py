@@ -347,6 +347,7 @@ class SlackJobWorker:
             # first worker was still alive): keep one message.
             await self.client.chat_delete(channel=channel, ts=ts)
         else:
+            await self.store.adopt_early_replies(request_id, channel, ts)
             await self._converge(request_id)
 
     async def _adopt(self, request: ApprovalRequest, channel: str) -> bool:

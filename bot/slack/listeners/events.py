@@ -39,12 +39,15 @@ def register(app: AsyncApp, store: RequestStore, directory: Directory) -> None:
         event_id = str(body.get("event_id") or "")
         if event_id and not await store.first_delivery(event_id):
             return
-        request_id = await store.request_for_thread(channel, thread_ts)
-        if request_id is None:
-            return  # a thread under some other message
         user = event["user"]
         reply = Reply(ts, user, await directory.name(user), str(event.get("text") or ""))
-        await store.add_replies(request_id, [reply])
+        request_id = await store.request_for_thread(channel, thread_ts)
+        if request_id is None:
+            # A thread under some other message, or under a request message whose
+            # post is not recorded yet (a reply can be that quick): held briefly.
+            request_id = await store.hold_early_reply(channel, thread_ts, reply)
+        if request_id is not None:
+            await store.add_replies(request_id, [reply])
 
     @app.event("app_home_opened")
     async def home(event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
