@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from tests.fakes.slack_api import FakeSlack, message_blocks_errors, view_errors
+from tests.fakes.slack_payloads import trigger_id
 
 CHANNEL = "C0APPROVALS"
 
@@ -113,6 +114,6 @@ async def test_a_view_too_large_is_refused(slack: FakeSlack) -> None:
     big = {"type": "modal", "title": plain("T"), "blocks": [section("x" * 2_900)] * 99}
     assert any("view_too_large" in e for e in view_errors(big))
     with pytest.raises(SlackApiError) as refused:
-        await client.views_open(trigger_id="1.2.abc", view=big)
+        await client.views_open(trigger_id=trigger_id(), view=big)
     assert refused.value.response["error"] == "invalid_arguments"
     assert view_errors({**big, "blocks": [section("x" * 2_900)] * 50}) == []
