@@ -20,6 +20,7 @@ from bot.approvals.model import ApprovalRequest, State, Vote
 from bot.slack import blocks, limits, mrkdwn
 from bot.slack.ids import Action
 from tests.fakes.slack_api import blocks_text_length, message_blocks_errors, view_errors
+from tests.test_blocks import request
 
 FLOODS = {
     "amp": "&",
@@ -32,19 +33,6 @@ FLOODS = {
 """Untrusted text that grows when escaped (up to five times) or counts twice (astral)."""
 
 _ENTITY_TAIL = re.compile(r"&(a|am|amp|l|lt|g|gt)?$")
-
-
-def request(tool_name: str = "Bash", tool_input: dict | None = None, state: State = State.PENDING, **extra) -> ApprovalRequest:
-    now = time.time()
-    fields = dict(
-        id="0123456789abcdef01234567", state=state, tool_name=tool_name,
-        tool_input=tool_input if tool_input is not None else {"command": "ls"},
-        input_hash="h", created_at=now, deadline=now + 60,
-    )
-    if state.is_final:
-        fields.update(decided_by="U_ALICE", decided_by_name="alice", decided_at=now)
-    fields.update(extra)
-    return ApprovalRequest(**fields)
 
 
 def flood(kind: str, size: int) -> str:
