@@ -153,3 +153,26 @@ def test_a_long_question_cannot_push_the_paged_people_off_the_card():
     paging = message.blocks[1]["text"]["text"]
     missing = [target for target in paged if target not in paging]
     assert missing == [], f"not paged on the card: {missing}"
+
+
+# -- 7. A Slack hiccup at start is reported as a refused app token ---------------------------------
+
+
+async def test_a_slack_outage_at_start_is_not_taken_for_a_refused_app_token(start_worker, slack):
+    """open_socket_mode treats every SlackApiError but ``ratelimited`` as a refusal of the token:
+    an ``internal_error`` / ``service_unavailable`` answer, or an HTML 5xx from Slack's edge,
+    makes a worker with a good xapp token exit at start saying "Slack refused SLACK_APP_TOKEN",
+    where slack_sdk would have retried until Slack was back."""
+    from tests.fakes.slack_api import APP_TOKEN
+
+    slack.fail("apps.connections.open", "service_unavailable")
+    worker = await start_worker(slack_app_token=APP_TOKEN, slack_signing_secret=None)
+
+    async def connected() -> None:
+        while True:
+            async with worker.session.get(f"{worker.url}/healthz") as response:
+                if response.status == 200:
+                    return
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(connected(), 15)
