@@ -15,7 +15,7 @@ import tracemalloc
 
 from bot.approvals.model import State, request_id_for
 from bot.slack import blocks, limits
-from bot.slack.ids import Action
+from bot.slack.ids import Action, Modal
 from tests.conftest import cancelled, context, policy_file, posted
 from tests.fakes.slack_api import blocks_text_length, message_blocks_errors
 from tests.test_full_input_pages import _turn
@@ -201,3 +201,34 @@ async def test_a_command_is_shown_as_it_runs_not_reordered_by_bidi_controls(star
     raw = sorted(f"U+{ord(c):04X}" for c in _UNSEEN_FORMAT if c in shown)
     assert raw == [], f"shown raw, changing what the approver reads: {raw}"
     await cancelled(task)
+
+
+# -- 9. After Other… is closed, the only way back to the form is to answer something else --------
+
+
+async def test_closing_the_other_form_leaves_a_way_back_that_answers_nothing(start_worker, make_approver, slack):
+    """Slack's clients keep a select's choice until the message is updated, and send
+    block_actions only when the choice changes. Pick *Other…*, close the form (no
+    ``notify_on_close``, so the bot never hears of it): the menu still shows *Other…*, picking
+    it again sends nothing, and the card has no *Answer…* button. To type an answer the person
+    must first pick a listed option, and that pick is recorded as the answer (the model is
+    told a label nobody meant)."""
+    worker = await start_worker()
+    approver = await make_approver()
+    task = asyncio.create_task(approver.can_use_tool("AskUserQuestion", ONE, context("toolu_other_closed")))
+    message = await posted(slack)
+    await choose(worker, "U_ALICE", message, "other")
+    update = await slack.wait_for_call("views.update")
+    assert slack.views[update.args["view_id"]]["callback_id"] == Modal.ANSWER.value
+    # Alice closes the form (×): Slack tells the bot nothing, as the view asked for no view_closed.
+
+    def way_back() -> bool:
+        shown = [e for b in message.blocks for e in b.get("elements", [])]
+        answer_button = any(e.get("action_id") == Action.ANSWER.value for e in shown)
+        return answer_button or message.edits >= 1  # a re-rendered message resets her menu
+    try:
+        await slack.wait_for(way_back, timeout=3)
+    except TimeoutError:
+        raise AssertionError("the card still shows Alice's menu on Other…, with no Answer… button") from None
+    finally:
+        await cancelled(task)
