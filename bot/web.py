@@ -9,6 +9,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -44,6 +45,13 @@ class SocketModeRefused(RuntimeError):
     """Slack refused ``SLACK_APP_TOKEN`` when the worker started: the message says why, in one line."""
 
 
+TOKEN_REFUSED = frozenset(
+    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive", "not_allowed_token_type",
+     "missing_scope", "invalid_token"}
+)
+"""``apps.connections.open`` errors that say the app token itself is wrong: ``serve`` stops."""
+
+
 class SocketState:
     """The worker's Socket Mode connection, for ``/healthz`` (``handler`` is None over HTTP)."""
 
@@ -72,12 +80,18 @@ async def open_socket_mode(bolt: AsyncApp, app_token: str) -> AsyncSocketModeHan
         opened = await bolt.client.apps_connections_open(app_token=app_token)
     except SlackApiError as exc:
         error = exc.response.get("error") if exc.response is not None else None
-        if error == "ratelimited":
-            return AsyncSocketModeHandler(bolt, app_token)  # slack_sdk waits out its Retry-After itself
+        if error not in TOKEN_REFUSED:
+            # Slack is down or busy (a 5xx, ratelimited, an HTML error page): not the
+            # token's fault. slack_sdk's own loop keeps asking until Slack is back.
+            log.warning("Socket Mode: Slack answered %s; connecting when it can", error or "an error")
+            return AsyncSocketModeHandler(bolt, app_token)
         raise SocketModeRefused(
             f"Slack refused SLACK_APP_TOKEN ({error}): give the app-level token (xapp-…) "
             "with the connections:write scope, from the app's Basic Information page"
         ) from None
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        log.warning("Socket Mode: Slack unreachable (%s); connecting when it can", type(exc).__name__)
+        return AsyncSocketModeHandler(bolt, app_token)
     handler = AsyncSocketModeHandler(bolt, app_token)
     handler.client.wss_uri = opened["url"]
     return handler

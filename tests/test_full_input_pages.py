@@ -69,3 +69,24 @@ async def test_every_page_of_a_huge_input_can_be_read(start_worker, make_approve
     assert slack.invalid == []
     assert not task.done()  # looking decides nothing
     await cancelled(task)
+
+
+async def test_a_page_turn_slack_refuses_is_still_acknowledged(start_worker, make_approver, slack):
+    """views.update is Tier 4, shared by every worker: a 429 on a page turn (or a view closed
+    meanwhile) raises after ack(); with process_before_response the listener's exception
+    decides the HTTP answer, and bot.edge turns it into a 400, so the person's client shows
+    the click as failed, with nothing said and nothing retried."""
+    worker = await start_worker()
+    approver = await make_approver()
+    tool_input = {"file_path": "/tmp/big.txt", "content": "x" * 400_000}
+    task = asyncio.create_task(approver.can_use_tool("Write", tool_input, context("toolu_page_429")))
+    message = await posted(slack)
+    await worker.click("U_ALICE", Action.VIEW_INPUT, message)
+    update = await slack.wait_for_call("views.update")
+    first_page = slack.views[update.args["view_id"]]
+    assert "Next page" in json.dumps(first_page)
+
+    slack.rate_limit("views.update", retry_after=30)
+    response = await worker.post_signed(_turn("U_ALICE", first_page, Action.INPUT_NEXT))
+    assert response.status == 200, f"Slack got HTTP {response.status} for a click on Next page"
+    await cancelled(task)

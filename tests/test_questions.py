@@ -155,10 +155,11 @@ async def test_one_single_select_question_is_answered_from_a_menu_on_the_message
     task, message = await _ask_one(make_approver, slack, "toolu_menu")
     menu = _menu(message)
     assert menu is not None and menu["action_id"] == Action.CHOOSE_ANSWER.value
-    assert [o["value"] for o in menu["options"]] == ["0", "1", "other"]
-    assert [o["text"]["text"] for o in menu["options"]][::2] == ["staging", "Other…"]
+    assert [o["value"] for o in menu["options"]] == ["0", "1"]
+    assert [o["text"]["text"] for o in menu["options"]][0] == "staging"
     assert all(len(o["text"]["text"]) <= 75 for o in menu["options"])  # Slack's limit; the label is longer
-    assert _labels(message) == ["Decline"]  # no Answer… button: one pick answers
+    # One pick answers; Other… is a button, which a client's sticky menu choice cannot swallow.
+    assert _labels(message) == ["Other…", "Decline"]
 
     await choose(worker, "U_ALICE", message, "1")
     result = await asyncio.wait_for(task, 5)
@@ -232,12 +233,12 @@ async def test_a_non_approvers_pick_is_refused_and_an_approvers_is_the_answer(tm
 async def test_other_opens_the_form_and_a_typed_answer_is_sent_as_typed(start_worker, make_approver, slack):
     worker = await start_worker()
     task, message = await _ask_one(make_approver, slack, "toolu_menu_other")
-    await choose(worker, "U_ALICE", message, "other")
+    await worker.click("U_ALICE", Action.ANSWER, message)  # the Other… button
     update = await slack.wait_for_call("views.update")
     view = slack.views[update.args["view_id"]]
     assert view["callback_id"] == Modal.ANSWER.value
     [choice] = [b["element"] for b in view["blocks"] if b.get("block_id") == choice_block(0)]
-    assert choice["initial_option"]["text"]["text"] == "Other…"  # the pick already made in the menu
+    assert choice["initial_option"]["text"]["text"] == "Other…"  # the choice its button made
     assert not task.done()  # opening the form decides nothing
     payload = view_submission(
         "U_ALICE", Modal.ANSWER.value, view["private_metadata"],
@@ -283,7 +284,7 @@ async def test_end_to_end_the_model_receives_the_label_picked_in_the_menu(
         shown = copy.deepcopy(message)
         await choose(worker, "U0MALLORY", message, "0")
         await slack.wait_for(lambda: slack.ephemerals)
-        await choose(worker, "U0ALICE", message, "other")
+        await worker.click("U0ALICE", Action.ANSWER, message)  # Other…
         update = await slack.wait_for_call("views.update")
         assert slack.views[update.args["view_id"]]["callback_id"] == Modal.ANSWER.value
         await choose(worker, "U0ALICE", message, "1")
@@ -318,7 +319,7 @@ def test_the_menu_stays_within_slacks_limits_and_maps_back_to_whole_labels(optio
     message = blocks.request_message(req)
     assert message_blocks_errors(message.blocks) == []
     menu = _menu(message)
-    assert menu is not None and len(menu["options"]) == options + 1 <= limits.SELECT_OPTIONS
+    assert menu is not None and len(menu["options"]) == options <= limits.SELECT_OPTIONS
     assert all(len(o["text"]["text"]) <= limits.OPTION_TEXT and len(o["value"]) <= limits.OPTION_TEXT
                for o in menu["options"])
     last = str(options - 1)
@@ -379,3 +380,20 @@ def test_answers_the_form_cannot_send(chosen, typed, problems):
     with pytest.raises(questions.InvalidAnswers) as raised:
         questions.answers(asked, chosen, typed)
     assert raised.value.errors == problems
+
+
+async def test_other_is_a_button_so_closing_its_form_leaves_the_way_back(start_worker, make_approver, slack):
+    """Slack's clients keep a menu's choice and send nothing when it is picked again: were
+    *Other…* an option, closing its form would leave picking a listed option (an answer
+    nobody meant) as the only way back. As a button it opens the form every time."""
+    worker = await start_worker()
+    task, message = await _ask_one(make_approver, slack, "toolu_other_twice")
+    for opened in (1, 2):
+        await worker.click("U_ALICE", Action.ANSWER, message)  # the Other… button; then the form is closed
+        await slack.wait_for(lambda: len(slack.calls_to("views.update")) >= opened)
+        view = slack.views[slack.calls_to("views.update")[-1].args["view_id"]]
+        assert view["callback_id"] == Modal.ANSWER.value
+    assert not task.done() and message.edits == 0  # nothing was answered
+    assert _menu(message) is not None
+    await cancelled(task)
+

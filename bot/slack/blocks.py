@@ -20,7 +20,6 @@ from . import limits, mrkdwn
 from .ids import (
     CHOICE_INPUT,
     EDIT_INPUT,
-    OTHER_CHOICE,
     OWN_ANSWER_INPUT,
     Action,
     Field,
@@ -251,11 +250,16 @@ def _request_message(request: ApprovalRequest, spent: float | None, room: _Room)
 
     buttons: list[dict[str, Any]] = []
     if pending and asked is not None:
-        # One single-select question is answered from a menu on the message itself.
-        buttons += [
-            answer_menu(asked) or _button(text.ANSWER, Action.ANSWER, request.id, style="primary"),
-            _button(text.DECLINE, Action.DENY, request.id, style="danger"),
-        ]
+        # One single-select question is answered from a menu on the message itself, and
+        # *Other…* is a button beside it, not an option: Slack's clients keep a menu's
+        # choice and send nothing when it is picked again, so a form closed after picking
+        # an "Other…" option would leave no way back but answering something else.
+        menu = answer_menu(asked)
+        if menu is not None:
+            buttons += [menu, _button(text.OTHER_OPTION, Action.ANSWER, request.id)]
+        else:
+            buttons.append(_button(text.ANSWER, Action.ANSWER, request.id, style="primary"))
+        buttons.append(_button(text.DECLINE, Action.DENY, request.id, style="danger"))
     elif pending:
         if request.modified:
             changes, cut = _changes(request, room)
@@ -397,10 +401,11 @@ def _questions_cut(asked: list[questions.Question], answered: dict[str, str], ro
     return False
 
 
-def answer_modal(request: ApprovalRequest, *, other: bool = False) -> dict[str, Any]:
+def answer_modal(request: ApprovalRequest) -> dict[str, Any]:
     """A form: per question, a required choice that includes "Other…", and a field for that answer.
 
-    ``other``: opened by *Other…* in the menu on the message, so that choice comes already made.
+    A question the message offers a menu for reaches this form only through
+    its *Other…* button, so there that choice comes already made.
 
     What Slack shows matches the rules: the choice is required (Slack marks
     nothing), and the typed answer is optional (Slack adds "(optional)"),
@@ -410,6 +415,7 @@ def answer_modal(request: ApprovalRequest, *, other: bool = False) -> dict[str, 
     asked = questions.parse(request.tool_name, request.tool_input)
     if asked is None:
         return notice_modal(text.ANSWER_MODAL_TITLE, text.NOT_A_QUESTION)
+    other = menu_question(asked) is not None
     blocks: list[dict[str, Any]] = []
     for index, question in enumerate(asked):
         options = [
@@ -735,13 +741,13 @@ def menu_question(asked: list[questions.Question]) -> questions.Question | None:
     return asked[0]
 
 
-MENU_OPTIONS = limits.SELECT_OPTIONS - 1
-"""Options of the question a menu offers: one place is kept for *Other…*."""
+MENU_OPTIONS = limits.SELECT_OPTIONS
+"""Options of the question a menu offers (a question holds far fewer: ``questions.Question``)."""
 
 
 def answer_menu(asked: list[questions.Question]) -> dict[str, Any] | None:
-    """A ``static_select`` of the question's options and *Other…*; None when
-    the request needs the form (see :func:`menu_question`)."""
+    """A ``static_select`` of the question's options (*Other…* is a button beside it); None
+    when the request needs the form (see :func:`menu_question`)."""
     question = menu_question(asked)
     if question is None:
         return None
@@ -750,7 +756,6 @@ def answer_menu(asked: list[questions.Question]) -> dict[str, Any] | None:
         {"text": _plain(option.label, limits.OPTION_TEXT), "value": str(index)}
         for index, option in enumerate(question.options[:MENU_OPTIONS])
     ]
-    options.append({"text": _plain(text.OTHER_OPTION, limits.OPTION_TEXT), "value": OTHER_CHOICE})
     return {
         "type": "static_select",
         "action_id": Action.CHOOSE_ANSWER.value,

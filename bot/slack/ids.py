@@ -110,11 +110,6 @@ def shown_revision(block_id: str) -> int | None:
     return int(revision) if revision.isdigit() else None
 
 
-OTHER_CHOICE = "other"
-"""The value of the menu's *Other…* option; the others are option indexes
-(labels can exceed the 75-character limit on an option's value)."""
-
-
 def shown_request(block_id: str) -> str | None:
     """The request id in an ``actions_block`` id; None for any other block.
 

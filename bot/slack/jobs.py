@@ -33,6 +33,7 @@ from ..tasks import LoopSupervisor, stop
 from . import blocks
 from .budget import Priority, priority
 from .directory import Directory
+from .errors import described, error_code
 from .identity import TrustedOrgs, author_of
 from .ids import REQUEST_METADATA_EVENT
 from .payloads import is_person_reply
@@ -84,20 +85,6 @@ def _is_transient(exc: Exception) -> bool:
         status = exc.response.status_code
         return status == 429 or status >= 500 or exc.response.get("error") in _TRANSIENT_SLACK_ERRORS
     return isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, OSError))
-
-
-def _slack_error(exc: SlackApiError) -> str:
-    return str(exc.response.get("error") or f"HTTP {exc.response.status_code}")
-
-
-def _described(exc: SlackApiError) -> str:
-    """The error and, for logs, what Slack said about it: ``invalid_blocks`` and
-    others come with ``response_metadata.messages`` naming the block and the reason."""
-    metadata = exc.response.get("response_metadata") if isinstance(exc.response.data, dict) else None
-    messages = metadata.get("messages") if isinstance(metadata, dict) else None
-    if not messages:
-        return _slack_error(exc)
-    return f"{_slack_error(exc)} ({'; '.join(str(m) for m in messages)})"
 
 
 def _digest(message: blocks.Message) -> str:
@@ -310,8 +297,8 @@ class SlackJobWorker:
         except Exception as exc:
             if _is_transient(exc) and job.deliveries < MAX_DELIVERIES:
                 raise
-            reason = _slack_error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
-            detail = _described(exc) if isinstance(exc, SlackApiError) else reason
+            reason = error_code(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
+            detail = described(exc) if isinstance(exc, SlackApiError) else reason
             log.error("request %s could not be posted to %s: %s", request_id, channel, detail)
             await self.store.decide(request_id, Decision(State.UNDELIVERABLE, reason=reason))
             return
@@ -381,7 +368,7 @@ class SlackJobWorker:
         except SlackApiError as exc:
             if _is_transient(exc):
                 raise
-            log.warning("request %s: history unreadable (%s); posting again", request.id, _described(exc))
+            log.warning("request %s: history unreadable (%s); posting again", request.id, described(exc))
         return False
 
     async def _route(self, request: ApprovalRequest) -> ApprovalRequest | None:
@@ -452,7 +439,7 @@ class SlackJobWorker:
         except SlackApiError as exc:
             if _is_transient(exc):
                 raise
-            log.error("request %s: message could not be updated: %s", request.id, _described(exc))
+            log.error("request %s: message could not be updated: %s", request.id, described(exc))
             return False
         return True
 
@@ -511,7 +498,7 @@ class SlackJobWorker:
             except SlackApiError as exc:
                 if _is_transient(exc):
                     raise
-                log.warning("request %s: thread unreadable: %s", request.id, _described(exc))
+                log.warning("request %s: thread unreadable: %s", request.id, described(exc))
                 break
             for message in page.get("messages", []):
                 if message.get("ts") == request.ts or not is_person_reply(message, bot_user):
@@ -547,4 +534,4 @@ class SlackJobWorker:
         except SlackApiError as exc:
             if _is_transient(exc):
                 raise
-            log.warning("ephemeral to %s failed: %s", job.fields["user"], _described(exc))
+            log.warning("ephemeral to %s failed: %s", job.fields["user"], described(exc))

@@ -12,7 +12,9 @@ inside an entity (``&amp;``) or one of our own ``<…>`` tokens (a mention or da
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 from collections.abc import Callable
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
@@ -30,9 +32,34 @@ def size(value: str) -> int:
     return len(value) + len(_ASTRAL.findall(value))
 
 
+@functools.cache
+def _unseen() -> re.Pattern[str]:
+    # Built from this Python's Unicode tables once (about 0.2 s): format characters
+    # (Cf: bidi overrides and isolates, zero-width characters, tag characters),
+    # private use (Co) and the line/paragraph separators (Zl, Zp).
+    ranges: list[list[int]] = []
+    for point in range(0x110000):
+        if unicodedata.category(chr(point)) in ("Cf", "Co", "Zl", "Zp"):
+            if ranges and ranges[-1][1] == point - 1:
+                ranges[-1][1] = point
+            else:
+                ranges.append([point, point])
+    return re.compile("[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges) + "]")
+
+
+def _named(match: re.Match[str]) -> str:
+    return f"⟦U+{ord(match.group()):04X}⟧"
+
+
 def clean(value: str) -> str:
-    """Replace control characters and lone surrogates (they break JSON or the layout)."""
-    return _CONTROL.sub("\ufffd", value)
+    """Replace what would break JSON or the layout, or change what a reader reads.
+
+    Control characters and lone surrogates become "\ufffd". Characters a reader
+    cannot see as themselves become their visible name (``⟦U+202E⟧``): a
+    right-to-left override or an isolate makes Slack's client draw the rest of
+    a command reversed, so an approver would read other text than the shell
+    runs ("Trojan Source"), and tag characters hide text outright."""
+    return _unseen().sub(_named, _CONTROL.sub("\ufffd", value))
 
 
 def escape(value: str) -> str:

@@ -116,7 +116,7 @@ class MenuChoice(_Payload):
 
     @property
     def picked(self) -> str:
-        """The option's value as sent: an option index, ``OTHER_CHOICE``, or anything a forger wrote."""
+        """The option's value as sent: an option index (labels can exceed the 75-character value limit), or anything a forger wrote."""
         return self.actions[0].selected_option.value
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ... import text
@@ -21,7 +21,8 @@ from ...approvals.queue import JobQueue
 from ...approvals.store import RequestStore
 from .. import blocks
 from ..deciding import Decider
-from ..ids import OTHER_CHOICE, Action
+from ..errors import described
+from ..ids import Action
 from ..payloads import ButtonClick, MenuChoice, RuleClick
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def register(
             view = blocks.notice_modal(text.FULL_INPUT_TITLE, text.already_ended(None))
         else:
             view = blocks.full_input_modal(request, int(turn["page"]))
-        await client.views_update(view_id=view_id, view=view)
+        await _show(client, view_id, view)
 
     @app.action(Action.MODIFY.value)
     async def modify(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -143,22 +144,12 @@ def register(
 
     @app.action(Action.CHOOSE_ANSWER.value)
     async def choose_answer(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        """A pick in the menu of a one-question request: the answer, recorded like a click on Approve.
-
-        *Other…* opens the answer form instead, as the *Answer…* button does."""
+        """A pick in the menu of a one-question request: the answer, recorded like a click on Approve."""
         try:
             choice = MenuChoice.model_validate(body)
         except ValidationError as exc:
             log.warning("malformed menu choice ignored: %s", exc.errors(include_url=False))
             await ack()
-            return
-        if choice.picked == OTHER_CHOICE:
-            # The form's listener reads the request from a button's value; the menu names it in its block.
-            as_click = {**body, "actions": [{"action_id": Action.ANSWER.value, "value": choice.request_id,
-                                             "block_id": choice.actions[0].block_id}]}
-            await _open_modal(
-                ack, as_click, client, text.ANSWER_MODAL_TITLE, partial(blocks.answer_modal, other=True), deciding="answer"
-            )
             return
         request = await store.get(choice.request_id)
         if request is None or request.state.is_final:
@@ -220,8 +211,18 @@ def register(
                 view = blocks.notice_modal(text.NOT_ALLOWED_TITLE, text.refused(check))
             else:
                 view, shown = build(request), request.id
-        await client.views_update(view_id=opened["view"]["id"], view=view)
+        await _show(client, opened["view"]["id"], view)
         return shown
+
+
+async def _show(client: AsyncWebClient, view_id: str, view: dict[str, Any]) -> None:
+    """Fill an open modal in. After ``ack()`` a Slack refusal (a 429 on ``views.update``,
+    which every worker shares; the person closed the modal) must not turn the click's
+    HTTP answer into an error: it is logged, and the person can click again."""
+    try:
+        await client.views_update(view_id=view_id, view=view)
+    except SlackApiError as exc:
+        log.warning("modal %s not updated: %s", view_id, described(exc))
 
 
 def _label(body: dict[str, Any]) -> str:
