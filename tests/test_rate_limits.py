@@ -204,6 +204,23 @@ async def test_a_vote_that_lands_before_the_post_is_recorded_shows_on_the_messag
         await cancelled(call)
 
 
+async def test_a_worker_that_died_updating_a_message_does_not_leave_it_behind(start_worker, make_approver, slack, redis):
+    """The render lock of a worker that died mid-update lapses; the next update waits it out
+    instead of leaving the card with live buttons after its request was decided."""
+    worker = await start_worker()
+    approver = await make_approver()
+    call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_dead_lock")))
+    message = await posted(slack)
+    await _jobs_drained(redis)
+    # As a worker that took the lock and died would leave it (it lapses after its TTL; 1 s here).
+    request_id = message.metadata["event_payload"]["request_id"]
+    await redis.set(keys.render_lock(request_id), "dead-worker", ex=1)
+    await worker.click("U_ALICE", Action.APPROVE, message, name="alice")
+    assert (await asyncio.wait_for(call, 5)).behavior == "allow"
+    await slack.wait_for(lambda: "Approved by <@U_ALICE>" in _shown(message), timeout=10)
+    assert _buttons(message) == []
+
+
 # -- the issue's burst, at test scale -------------------------------------------------
 
 

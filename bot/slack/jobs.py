@@ -64,6 +64,10 @@ CONVERGE_ROUNDS = 5
 """Updates one job makes of one message to catch up with changes that land meanwhile;
 each later change also queued its own update, which carries on from there."""
 
+RENDER_LOCK_POLL = 0.05
+RENDER_LOCK_POLL_MAX = 2.0
+"""Seconds between looks at another worker's render lock: from the first to the longest."""
+
 PRIORITIES: dict[str, Priority] = {
     JobKind.UPDATE: Priority.PERSON,
     JobKind.NOTIFY: Priority.PERSON,
@@ -399,12 +403,12 @@ class SlackJobWorker:
         Coalesces: one ``chat.update`` of the latest state stands for every change
         made before it, and a message that already shows it costs no call. One
         worker at a time updates a message (a render lock), so an older state never
-        lands after a newer one; a worker that finds the lock taken leaves the work
-        to its holder, who looks again after releasing it and catches up."""
+        lands after a newer one; a worker that finds the lock taken waits for it
+        (``_render_lock``), and its holder looks again after releasing it."""
         request = None
         for _ in range(CONVERGE_ROUNDS):
-            token = secrets.token_hex(8)
-            if not await self.store.lock_render(request_id, token):
+            token = await self._render_lock(request_id)
+            if token is None:
                 return await self.store.get(request_id)
             try:
                 request = await self.store.get(request_id)
@@ -425,6 +429,24 @@ class SlackJobWorker:
             if _digest(now) == await self.store.shown(request_id):
                 return latest
         return request
+
+    async def _render_lock(self, request_id: str) -> str | None:
+        """Take the request's render lock, waiting while another worker holds it.
+
+        The holder looks again once it is done, so waiting usually ends in finding
+        the message current (no call). But a holder that died leaves the lock until
+        it lapses (``RENDER_LOCK_TTL``): giving up at once would leave the message
+        behind for good. None only if it is still taken after that."""
+        token = secrets.token_hex(8)
+        pause = RENDER_LOCK_POLL
+        deadline = time.monotonic() + keys.RENDER_LOCK_TTL + RENDER_LOCK_POLL_MAX
+        while not await self.store.lock_render(request_id, token):
+            if time.monotonic() >= deadline:
+                log.error("request %s: its message's render lock never came free", request_id)
+                return None
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RENDER_LOCK_POLL_MAX)
+        return token
 
     async def _update(self, request: ApprovalRequest, message: blocks.Message | None = None) -> bool:
         """Show ``message`` (the request rendered now, by default) on the request's
