@@ -176,3 +176,23 @@ def test_view_full_input_names_what_a_reader_cannot_see():
     view = json.dumps(blocks.full_input_modal(request("Bash", {"command": command})), ensure_ascii=False)
     assert not any(c in view for c in _UNSEEN_FORMAT | {"\u2028", "\ue000"})
     assert "⟦U+202E⟧" in view and "⟦U+E0041⟧" in view and "⟦U+200B⟧" in view
+
+
+def test_every_page_of_an_input_full_of_unseen_characters_is_a_valid_view():
+    """Shown by name, each unseen character takes eight or nine characters: the pages are cut
+    by what they show, so none is too long for Slack."""
+    from tests.fakes.slack_api import view_errors
+    from tests.test_blocks import request
+
+    from bot.slack import blocks
+
+    req = request("Bash", {"command": ("\u202e" * 3000 + "\U000e0041" * 3000 + "x") * 4})
+    page, pages = 0, []
+    while True:
+        view = blocks.full_input_modal(req, page)
+        assert view_errors(view) == []
+        pages.append(view)
+        if "Next page" not in json.dumps(view):
+            break
+        page += 1
+    assert len(pages) > 1

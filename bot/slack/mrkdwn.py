@@ -139,16 +139,21 @@ def split(value: str, budget: int) -> list[str]:
 
     One linear pass: a 2 MB input is split in well under a second.
     """
+    unseen = _unseen()
     pieces: list[str] = []
     start = used = 0
     previous = ""
     for index, char in enumerate(value):
-        weight = 2 if ord(char) > 0xFFFF else _WEIGHT.get(char, 1)
+        if char > "\x7f" and unseen.match(char):
+            own = len(_named(unseen.match(char)))  # clean() shows it by name
+        else:
+            own = 2 if ord(char) > 0xFFFF else _WEIGHT.get(char, 1)
+        weight = own
         if char == "`" and previous == "`" and index > start:
             weight += 1  # the zero-width space _inert_code puts between them
         if used + weight > budget and index > start:
             pieces.append(value[start:index])
-            start, used = index, 2 if ord(char) > 0xFFFF else _WEIGHT.get(char, 1)
+            start, used = index, own
         else:
             used += weight
         previous = char
