@@ -196,3 +196,13 @@ def test_every_page_of_an_input_full_of_unseen_characters_is_a_valid_view():
             break
         page += 1
     assert len(pages) > 1
+
+
+def test_the_modify_form_fits_a_field_whose_unseen_characters_grow_when_named():
+    from tests.fakes.slack_api import view_errors
+    from tests.test_blocks import request
+
+    from bot.slack import blocks
+
+    view = blocks.modify_modal(request("Bash", {"command": "echo " + "\u202e" * 2000}))
+    assert view_errors(view) == []

@@ -554,12 +554,15 @@ def modify_modal(request: ApprovalRequest) -> dict[str, Any]:
     editable = 0
     for field in edits.fields_for(request.tool_name, request.proposed_input):
         value = edits.current_value(field, request.proposed_input)
-        # Counted as Slack may count it (emoji twice): an initial_value over max_length is refused.
-        if mrkdwn.size(value) > limits.PLAIN_TEXT_INPUT:
+        # What the field shows (characters a reader cannot see, by name: submitted
+        # unchanged, that is what runs), counted as Slack may count it (emoji twice):
+        # an initial_value over max_length is refused.
+        shown = mrkdwn.clean(value)
+        if mrkdwn.size(shown) > limits.PLAIN_TEXT_INPUT:
             blocks.append(_section(text.FIELD_TOO_LARGE.format(label=field.label, size=len(value), limit=limits.PLAIN_TEXT_INPUT)))
             continue
         editable += 1
-        element = _text_input(EDIT_INPUT, multiline=field.multiline, initial=mrkdwn.clean(value))
+        element = _text_input(EDIT_INPUT, multiline=field.multiline, initial=shown)
         blocks.append(_input(edit_block(field.key), field.label, element, optional=not field.required))
     if not editable:
         return notice_modal(text.MODIFY_MODAL_TITLE, text.NOTHING_EDITABLE)
