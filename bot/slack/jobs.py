@@ -60,9 +60,6 @@ HOLD_LIMIT = 256
 """Jobs one worker holds at once, running or waiting for a slot or for Slack's budget.
 Far above ``concurrency``: a backlog of posts waiting on a channel's rate must not
 keep the worker from reading the update of a message somebody just clicked."""
-CONVERGE_ROUNDS = 5
-"""Updates one job makes of one message to catch up with changes that land meanwhile;
-each later change also queued its own update, which carries on from there."""
 
 RENDER_LOCK_POLL = 0.05
 RENDER_LOCK_POLL_MAX = 2.0
@@ -292,7 +289,7 @@ class SlackJobWorker:
         if request.post_started and await self._adopt(request, channel):
             return
         await self.store.start_posting(request_id)
-        message = blocks.request_message(request, await self._spent(request))
+        message = await self._render(request)
         try:
             response = await self.client.chat_postMessage(
                 channel=channel, text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False,
@@ -401,42 +398,41 @@ class SlackJobWorker:
         """Make the request's message show its latest state; returns the request as last read.
 
         Coalesces: one ``chat.update`` of the latest state stands for every change
-        made before it, and a message that already shows it costs no call. One
-        worker at a time updates a message (a render lock), so an older state never
-        lands after a newer one; a worker that finds the lock taken waits for it
-        (``_render_lock``), and its holder looks again after releasing it."""
-        request = None
-        for _ in range(CONVERGE_ROUNDS):
-            token = await self._render_lock(request_id)
-            if token is None:
-                return await self.store.get(request_id)
-            try:
-                request = await self.store.get(request_id)
-                if request is None or not request.posted:
-                    return request  # the post renders the latest state itself
-                message = blocks.request_message(request, await self._spent(request))
-                if _digest(message) != await self.store.shown(request_id):
-                    if not await self._update(request, message):
-                        return request  # Slack refused it for good (logged): retrying cannot help
-                    await self.store.set_shown(request_id, _digest(message))
-            finally:
-                await self.store.unlock_render(request_id, token)
-            # After the lock is gone: a change whose job found it taken is seen here.
-            latest = await self.store.get(request_id)
-            if latest is None:
-                return request
-            now = blocks.request_message(latest, await self._spent(latest))
-            if _digest(now) == await self.store.shown(request_id):
-                return latest
+        made before it, and a message that already shows it costs no call (the
+        common case after a post). One worker at a time updates a message (a
+        render lock), so an older state never lands after a newer one. Every
+        change queues an update job of its own, and a job that finds the lock
+        taken waits for it (``_render_lock``), then renders what is latest then:
+        so a change made while another worker was updating is shown too."""
+        request = await self.store.get(request_id)
+        if request is None or not request.posted:
+            return request  # the post renders the latest state itself
+        if _digest(await self._render(request)) == await self.store.shown(request_id):
+            return request
+        token = await self._render_lock(request_id)
+        if token is None:
+            return request
+        try:
+            request = await self.store.get(request_id)  # the latest, now that no one else updates it
+            if request is None:
+                return None
+            message = await self._render(request)
+            if _digest(message) != await self.store.shown(request_id) and await self._update(request, message):
+                await self.store.set_shown(request_id, _digest(message))
+        finally:
+            await self.store.unlock_render(request_id, token)
         return request
+
+    async def _render(self, request: ApprovalRequest) -> blocks.Message:
+        return blocks.request_message(request, await self._spent(request))
 
     async def _render_lock(self, request_id: str) -> str | None:
         """Take the request's render lock, waiting while another worker holds it.
 
-        The holder looks again once it is done, so waiting usually ends in finding
-        the message current (no call). But a holder that died leaves the lock until
-        it lapses (``RENDER_LOCK_TTL``): giving up at once would leave the message
-        behind for good. None only if it is still taken after that."""
+        Waiting usually ends in finding the message current (no call). A holder
+        that died leaves the lock until it lapses (``RENDER_LOCK_TTL``): giving up
+        at once would leave the message behind for good. None only if it is still
+        taken after that."""
         token = secrets.token_hex(8)
         pause = RENDER_LOCK_POLL
         deadline = time.monotonic() + keys.RENDER_LOCK_TTL + RENDER_LOCK_POLL_MAX
@@ -452,7 +448,7 @@ class SlackJobWorker:
         """Show ``message`` (the request rendered now, by default) on the request's
         Slack message; False when Slack refuses it for good."""
         if message is None:
-            message = blocks.request_message(request, await self._spent(request))
+            message = await self._render(request)
         try:
             with priority(Priority.PERSON):  # somebody is looking at this message
                 await self.client.chat_update(
