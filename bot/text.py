@@ -234,6 +234,8 @@ _SAME_TIME = 0.01
 
 
 def _votes_so_far(request: ApprovalRequest) -> str:
+    if request.required > 1 and request.votes and _is_question(request):
+        return f" {len(request.votes)} of the {request.required} people it needed had agreed on an answer."
     if request.required > 1 and request.votes:
         return f" It had {len(request.votes)} of the {request.required} approvals it needed."
     return ""

@@ -586,3 +586,11 @@ def test_a_proposed_answer_on_the_card_stays_within_slacks_limits(label):
     proposal = next(b for b in message.blocks if "Proposed answer" in json.dumps(b))
     # An answer made of the model's labels is escaped and set verbatim: it cannot ping anyone.
     assert proposal["text"]["verbatim"] is True and "<!channel>" not in proposal["text"]["text"]
+
+
+def test_a_question_that_expires_while_people_disagree_tells_the_model_how_far_they_got():
+    from dataclasses import replace
+
+    expired = replace(_proposed("Which environment?"), state=State.EXPIRED, decided_at=1.0)
+    told = texts.deny_message(expired, [], frozenset())
+    assert "1 of the 2 people it needed had agreed on an answer." in told and "approvals" not in told
