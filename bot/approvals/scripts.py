@@ -423,7 +423,8 @@ return {'ok', state}
 # vote, other answers replace it, reset the votes and count as their
 # author's; the last of ``required`` agreeing ends the request answered.
 # Results: {'missing'}, {'lost'}, {'won'}, {'vote', count, required},
-# {'stale'}, {'voted'}, {'self'}, {'not_approver'}, {'unknown_groups', S…},
+# {'stale'}, {'voted'} (the same person approving, or giving the proposed
+# answers, again), {'self'}, {'not_approver'}, {'unknown_groups', S…},
 # {'no_always'} (Always allow where more than one approval is needed),
 # {'invalid', what} (what = 'cost' or 'spend': the stored cost cannot be
 # counted; 'answers': an answer without answers): nothing changes.
