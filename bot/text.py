@@ -14,6 +14,7 @@ from collections.abc import Collection, Sequence
 from .approvals.model import POLICY_ACTOR, ApprovalRequest, Refusal, Reply, State, Transition, is_group
 from .approvals.questions import TOOL_NAME as QUESTION_TOOL
 from .approvals.questions import Problem
+from .approvals.questions import parse as parse_questions
 from .slack.mrkdwn import inline
 
 
@@ -233,6 +234,8 @@ _SAME_TIME = 0.01
 
 
 def _votes_so_far(request: ApprovalRequest) -> str:
+    if request.required > 1 and request.votes and _is_question(request):
+        return f" {len(request.votes)} of the {request.required} people it needed had agreed on an answer."
     if request.required > 1 and request.votes:
         return f" It had {len(request.votes)} of the {request.required} approvals it needed."
     return ""
@@ -319,7 +322,7 @@ def outcome_line(request: ApprovalRequest) -> str:
         case State.APPROVED:
             return f":white_check_mark: Approved by {_approvers(request)} {when}"
         case State.ANSWERED:
-            return f":speech_balloon: Answered by <@{request.decided_by}> {when}"
+            return f":speech_balloon: Answered by {_approvers(request)} {when}"
         case State.DENIED:
             return f":no_entry: Denied by <@{request.decided_by}> {when}"
         case State.EXPIRED:
@@ -418,6 +421,13 @@ ANSWER_PROBLEMS = {
 }
 """Shown under the form's field a question's problem is about (``Problem.in_typed_field``)."""
 ANSWER_LINE = "*Answer:* {answer}"
+PROPOSED_ANSWER_LINE = "*Proposed answer:* {answer}"
+PROPOSED_BY = "Proposed by <@{user}>. {how}"
+"""Under answers awaiting agreement (N-of-M): ``how`` is ``AGREE_BY_MENU`` or ``AGREE_BY_FORM``."""
+AGREE_BY_MENU = "Pick the same to agree; another answer replaces it and the count starts again."
+AGREE_BY_FORM = "Send the same answers to agree; other answers replace them and the count starts again."
+AGREED = "*Agreed:* {count} of {required}"
+AGREED_BY = "*Agreed:* {count} of {required}: {who}"
 NOT_A_QUESTION = "This request is not a question the form can show. Approve or deny it instead."
 NOT_AN_OPTION = (
     "That choice is not one of this question's options, so nothing was recorded. "
@@ -483,17 +493,29 @@ def reminder(request: ApprovalRequest, added: Sequence[str], waited: float) -> s
     )
 
 
+def _is_question(request: ApprovalRequest | None) -> bool:
+    return request is not None and parse_questions(request.tool_name, request.tool_input) is not None
+
+
 def refused(transition: Transition) -> str:
     """Why a person's click or form changed nothing (an ephemeral or a modal notice)."""
     request = transition.request
     match transition.refused:
         case Refusal.SELF:
             return "You cannot approve a request your own agent made; another approver has to."
+        case Refusal.STALE if _is_question(request):
+            return (
+                "Someone proposed other answers after you looked at this question. "
+                "Read them in the message: pick the same to agree, or answer again."
+            )
         case Refusal.STALE:
             return (
                 "This request was changed after you looked at it. "
                 "Read the new version in the message and approve that one."
             )
+        case Refusal.VOTED if _is_question(request):
+            needed = request.required if request else 2
+            return f"You already gave this answer. It needs {needed} different people to agree on it."
         case Refusal.VOTED:
             needed = request.required if request else 2
             return f"You already approved this request. It needs approvals from {needed} different people."
@@ -530,6 +552,8 @@ RECENT_EVENTS = {
     "vote": ":ballot_box_with_check: Voted to approve",
     "modified_vote": ":pencil2: Edited and voted to approve",
     "answered": ":speech_balloon: Answered",
+    "answer_proposed": ":speech_balloon: Proposed an answer",
+    "answer_vote": ":ballot_box_with_check: Agreed with an answer",
     "denied": ":no_entry: Denied",
 }
 HOME_INTRO = "Agent tool calls waiting for approval that you can decide, and what you decided lately."

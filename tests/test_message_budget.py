@@ -296,3 +296,26 @@ def test_the_outcome_says_who_changed_and_who_approved():
     assert text.outcome_line(req).startswith(":pencil2: Changed by <@U_ALICE>, approved by <@U_BOB> and <@U_ALICE> ")
     alone = request("Bash", {"command": "a"}, State.APPROVED, updated_input={"command": "b"})
     assert text.outcome_line(alone).startswith(":pencil2: Changed by <@U_ALICE>, approved by <@U_ALICE> ")
+
+
+@pytest.mark.parametrize("kind", ["amp", "emoji", "mention", "mixed"])
+@pytest.mark.parametrize("multi", [False, True])
+def test_proposed_answers_awaiting_agreement_fit_the_budget(kind, multi):
+    """N-of-M on a question: four long proposed answers, who proposed them, 29 of 30 agreeing."""
+    long = flood(kind, 5_000)
+    asked = {"questions": [
+        {"question": f"{i} {long}", "header": long[:12], "multiSelect": multi,
+         "options": [{"label": f"{j} {long}", "description": long} for j in range(4)]}
+        for i in range(4)
+    ]}
+    answers = {q["question"]: flood(kind, 3_000) for q in asked["questions"]}
+    base = _everything("AskUserQuestion", asked, State.PENDING, long)
+    req = request("AskUserQuestion", asked, State.PENDING, agent=long, mention=base.mention, approvers=base.approvers,
+                  required=30, votes=_votes(29, long), edited_by="U0VOTER000", revision=5,
+                  updated_input={**asked, "answers": answers})
+    message = blocks.request_message(req)
+    assert_fits(message)
+    parsed = " ".join(o["text"] for o in mrkdwn_objects(message.blocks))
+    assert "<!channel>" not in parsed and "<@U0EVIL>" not in parsed
+    assert parsed.count("*Proposed answer:*") == 4 and "Proposed by <@U0VOTER000>." in parsed
+    assert "*Agreed:* 29 of 30" in parsed

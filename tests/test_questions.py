@@ -397,3 +397,217 @@ async def test_other_is_a_button_so_closing_its_form_leaves_the_way_back(start_w
     assert _menu(message) is not None
     await cancelled(task)
 
+
+# -- N-of-M: each answer is a vote; the answer is the one enough people agree on -------------------
+
+TWO_MUST_AGREE = """
+rules:
+  - name: questions need two
+    tool: AskUserQuestion
+    approvers: [U0ALICE, U0BOB, U0CAROL]
+    required_approvals: 2
+"""
+
+
+async def _audit(redis, request_id: str) -> list[tuple[str, str, str]]:
+    """(event, actor, votes) of the request's audit entries, oldest first."""
+    from bot.approvals import keys
+
+    return [
+        (f[b"event"].decode(), f[b"actor"].decode(), f.get(b"votes", b"").decode())
+        for _id, f in await redis.xrange(keys.AUDIT) if f[b"request"] == request_id.encode()
+    ]
+
+
+async def _two_must_agree(tmp_path, start_worker, make_approver, slack, tool_use_id: str, asked: dict = ONE):
+    worker = await start_worker(approval_policy=policy_file(tmp_path, TWO_MUST_AGREE))
+    approver = await make_approver(agent_name="release-bot")
+    task = asyncio.create_task(approver.can_use_tool("AskUserQuestion", asked, context(tool_use_id)))
+    return worker, task, await posted(slack)
+
+
+async def test_a_menu_pick_does_not_answer_a_question_whose_rule_needs_two_people(
+    tmp_path, start_worker, make_approver, slack, store
+):
+    """The rule says two people must agree; the card says "0 of 2"; one pick in the
+    menu (as one form submission before it) must not allow the AskUserQuestion call alone."""
+    worker, task, message = await _two_must_agree(tmp_path, start_worker, make_approver, slack, "toolu_two_answer")
+    assert "0 of 2" in json.dumps(message.blocks)  # what the card promises
+
+    await choose(worker, "U0ALICE", message, "0")
+    # Whatever the bot does with the pick, the message changes (a vote, or the answer) or Alice is told why not.
+    await slack.wait_for(lambda: message.edits >= 1 or slack.ephemerals)
+    request_now = await store.get(request_id_for("toolu_two_answer"))
+    assert request_now.state is State.PENDING, "one person answered a question the rule gives to two"
+    assert not task.done()
+    await cancelled(task)
+
+
+async def test_two_people_picking_the_same_answer_answer_it(tmp_path, start_worker, make_approver, slack, redis):
+    worker, task, message = await _two_must_agree(tmp_path, start_worker, make_approver, slack, "toolu_agree")
+    await choose(worker, "U0ALICE", message, "1")
+    await slack.wait_for(lambda: message.edits >= 1)
+    # The card shows what Alice proposed, who agreed so far, and how to agree.
+    shown = _shown(message)
+    assert f"*Proposed answer:* {LONG_LABEL}" in shown
+    assert "*Agreed:* 1 of 2: <@U0ALICE>" in shown
+    assert f"Proposed by <@U0ALICE>. {texts.AGREE_BY_MENU}" in shown
+    assert _menu(message) is not None and not task.done()
+
+    await choose(worker, "U0BOB", message, "1")
+    result = await asyncio.wait_for(task, 5)
+    assert result.behavior == "allow"
+    assert result.updated_input == {**ONE, "answers": {"Which environment?": LONG_LABEL}}
+    await slack.wait_for(lambda: message.edits >= 2)
+    shown = _shown(message)
+    assert "Answered by <@U0ALICE> and <@U0BOB>" in shown and f"*Answer:* {LONG_LABEL}" in shown
+    assert "Proposed" not in shown and _menu(message) is None
+    decided = [e for e in await _audit(redis, request_id_for("toolu_agree")) if e[0].startswith("answer")]
+    assert decided == [("answer_proposed", "U0ALICE", "1/2"), ("answered", "U0BOB", "")]
+
+
+async def test_a_different_answer_replaces_the_proposal_and_starts_the_count_again(
+    tmp_path, start_worker, make_approver, slack, store, redis
+):
+    worker, task, message = await _two_must_agree(tmp_path, start_worker, make_approver, slack, "toolu_disagree")
+    before_any = copy.deepcopy(message)  # a client that never saw a proposal
+    await choose(worker, "U0ALICE", message, "0")
+    await slack.wait_for(lambda: message.edits >= 1)
+    await choose(worker, "U0BOB", message, "1")  # Bob disagrees: his answer replaces Alice's
+    await slack.wait_for(lambda: message.edits >= 2)
+    shown = _shown(message)
+    assert f"*Proposed answer:* {LONG_LABEL}" in shown and "*Proposed answer:* staging" not in shown
+    assert "*Agreed:* 1 of 2: <@U0BOB>" in shown and "Proposed by <@U0BOB>." in shown
+    assert not task.done()
+
+    # A pick from a client still showing the card before any proposal votes on nothing it saw.
+    await choose(worker, "U0CAROL", before_any, "1")
+    await slack.wait_for(lambda: slack.ephemerals)
+    [note] = slack.ephemerals
+    assert note.user == "U0CAROL" and note.text.startswith("Someone proposed other answers")
+    assert (await store.get(request_id_for("toolu_disagree"))).state is State.PENDING
+
+    # Alice's earlier vote was for "staging": it does not count for Bob's answer. Carol's does.
+    await choose(worker, "U0CAROL", message, "1")
+    result = await asyncio.wait_for(task, 5)
+    assert result.updated_input == {**ONE, "answers": {"Which environment?": LONG_LABEL}}
+    request = await store.get(request_id_for("toolu_disagree"))
+    assert request.state is State.ANSWERED and {v.user for v in request.votes} == {"U0BOB", "U0CAROL"}
+    decided = [e for e in await _audit(redis, request.id) if e[0].startswith("answer")]
+    assert decided == [("answer_proposed", "U0ALICE", "1/2"), ("answer_proposed", "U0BOB", "1/2"), ("answered", "U0CAROL", "")]
+
+
+async def test_the_same_person_picking_twice_counts_once(tmp_path, start_worker, make_approver, slack, store):
+    worker, task, message = await _two_must_agree(tmp_path, start_worker, make_approver, slack, "toolu_twice_same")
+    await choose(worker, "U0ALICE", message, "0")
+    await slack.wait_for(lambda: message.edits >= 1)
+    await choose(worker, "U0ALICE", message, "0")
+    await slack.wait_for(lambda: slack.ephemerals)
+    [note] = slack.ephemerals
+    assert note.user == "U0ALICE" and note.text == "You already gave this answer. It needs 2 different people to agree on it."
+    request = await store.get(request_id_for("toolu_twice_same"))
+    assert request.state is State.PENDING and [v.user for v in request.votes] == ["U0ALICE"]
+    assert not task.done() and "*Agreed:* 1 of 2: <@U0ALICE>" in _shown(message)
+    await cancelled(task)
+
+
+async def test_a_form_opened_before_another_answer_is_refused_and_a_fresh_one_agrees(
+    tmp_path, start_worker, make_approver, slack, store
+):
+    """Two questions keep the form. Bob opens it; Alice proposes answers meanwhile; Bob's form,
+    sent as it was, would vote on answers he never saw: it is refused. Sent again, it agrees."""
+    worker, task, message = await _two_must_agree(tmp_path, start_worker, make_approver, slack, "toolu_stale_form", ASKED)
+    assert "*Agreed:* 0 of 2" in _shown(message)
+    await worker.click("U0BOB", Action.ANSWER, message)
+    update = await slack.wait_for_call("views.update")
+    bobs_form = slack.views[update.args["view_id"]]
+    assert bobs_form["private_metadata"].endswith(".0")  # the revision it shows
+
+    chosen = {0: [1], 1: [0, 2]}
+    assert await worker.answer("U0ALICE", message, chosen=chosen) == {}
+    await slack.wait_for(lambda: message.edits >= 1)
+    shown = _shown(message)
+    assert "*Proposed answer:* prod" in shown and "*Proposed answer:* lint, smoke" in shown
+    assert f"Proposed by <@U0ALICE>. {texts.AGREE_BY_FORM}" in shown
+
+    values = {
+        choice_block(0): {CHOICE_INPUT: {"type": "static_select", "selected_option": bobs_form["blocks"][0]["element"]["options"][1]}},
+        own_answer_block(0): {OWN_ANSWER_INPUT: ""},
+        choice_block(1): {CHOICE_INPUT: {"type": "checkboxes", "selected_options": [
+            bobs_form["blocks"][2]["element"]["options"][i] for i in (0, 2)]}},
+        own_answer_block(1): {OWN_ANSWER_INPUT: ""},
+    }
+    payload = view_submission("U0BOB", Modal.ANSWER.value, bobs_form["private_metadata"], values, view=bobs_form)
+    response = await worker.post_signed(payload)
+    ack = json.loads(await response.text())
+    assert ack["response_action"] == "update"
+    assert "Someone proposed other answers" in json.dumps(ack["view"])
+    assert (await store.get(request_id_for("toolu_stale_form"))).state is State.PENDING and not task.done()
+
+    assert await worker.answer("U0BOB", message, chosen=chosen) == {}
+    result = await asyncio.wait_for(task, 5)
+    assert result.updated_input == {**ASKED, "answers": {"Which environment?": "prod", "Which checks?": "lint, smoke"}}
+
+
+async def test_the_requester_may_answer_their_own_agents_question_as_before(
+    tmp_path, start_worker, make_approver, slack, store
+):
+    """An answer is not an approval of one's own call: the person the agent acts for may give
+    one of the votes (the rule still needs another person to agree)."""
+    worker = await start_worker(approval_policy=policy_file(tmp_path, TWO_MUST_AGREE))
+    approver = await make_approver(requested_by="U0ALICE")
+    task = asyncio.create_task(approver.can_use_tool("AskUserQuestion", ONE, context("toolu_own_question")))
+    message = await posted(slack)
+    await choose(worker, "U0ALICE", message, "0")
+    await slack.wait_for(lambda: message.edits >= 1)
+    assert not task.done() and slack.ephemerals == []
+    await choose(worker, "U0BOB", message, "0")
+    assert (await asyncio.wait_for(task, 5)).updated_input["answers"] == {"Which environment?": "staging"}
+
+
+async def test_an_answer_without_answers_is_refused_by_the_store(store):
+    """DECIDE's ``{'invalid', 'answers'}``: a person's answer that carries no input would end the
+    request allowed with the question unanswered."""
+    from bot.approvals.model import Decision, NewRequest, Refusal
+
+    created, _ = await store.create(NewRequest(id="a" * 24, tool_name="AskUserQuestion", tool_input=ONE))
+    transition = await store.decide(created.id, Decision(State.ANSWERED, actor="U0ALICE", revision=0))
+    assert transition.refused is Refusal.INVALID
+    assert (await store.get(created.id)).state is State.PENDING
+
+
+def _proposed(label: str, votes: int = 1):
+    from dataclasses import replace
+
+    from bot.approvals.model import Vote
+    from tests.test_blocks import request
+
+    asked = {"questions": [{"question": label, "header": "Pick", "multiSelect": False,
+                            "options": [{"label": f"{i} {label}", "description": label} for i in range(4)]}]}
+    req = request("AskUserQuestion", asked)
+    return replace(
+        req, required=2, edited_by="U0ALICE", revision=1, updated_input={**asked, "answers": {label: f"3 {label}"}},
+        votes=tuple(Vote(user=f"U0{i}", name=label, at=float(i)) for i in range(votes)),
+    )
+
+
+@pytest.mark.parametrize("label", ["short", "x" * 3000, HOSTILE_LABEL * 20])
+def test_a_proposed_answer_on_the_card_stays_within_slacks_limits(label):
+    from tests.fakes.slack_api import message_blocks_errors
+
+    message = blocks.request_message(_proposed(label))
+    assert message_blocks_errors(message.blocks) == []
+    assert blocks.text_size(message.blocks) <= limits.MESSAGE_TEXT_BUDGET
+    shown = _shown(message)
+    assert "*Proposed answer:* 3 " in shown and "Proposed by <@U0ALICE>." in shown
+    proposal = next(b for b in message.blocks if "Proposed answer" in json.dumps(b))
+    # An answer made of the model's labels is escaped and set verbatim: it cannot ping anyone.
+    assert proposal["text"]["verbatim"] is True and "<!channel>" not in proposal["text"]["text"]
+
+
+def test_a_question_that_expires_while_people_disagree_tells_the_model_how_far_they_got():
+    from dataclasses import replace
+
+    expired = replace(_proposed("Which environment?"), state=State.EXPIRED, decided_at=1.0)
+    told = texts.deny_message(expired, [], frozenset())
+    assert "1 of the 2 people it needed had agreed on an answer." in told and "approvals" not in told

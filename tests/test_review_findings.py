@@ -13,45 +13,14 @@ import gc
 import json
 import tracemalloc
 
-from bot.approvals.model import State, request_id_for
+from bot.approvals.model import State
 from bot.slack import blocks, limits
 from bot.slack.ids import Action, Modal
-from tests.conftest import cancelled, context, policy_file, posted
+from tests.conftest import cancelled, context, posted
 from tests.fakes.slack_api import blocks_text_length, message_blocks_errors
 from tests.test_full_input_pages import _turn
 from tests.test_message_budget import flood, request
 from tests.test_questions import ONE, choose
-
-# -- 1. A question under an N-of-M rule is answered by one person --------------------------------
-
-TWO_MUST_AGREE = """
-rules:
-  - name: questions need two
-    tool: AskUserQuestion
-    approvers: [U0ALICE, U0BOB]
-    required_approvals: 2
-"""
-
-
-async def test_a_menu_pick_does_not_answer_a_question_whose_rule_needs_two_people(
-    tmp_path, start_worker, make_approver, slack, store
-):
-    """The rule says two people must agree; the card says "Approvals: 0 of 2"; one pick in the
-    menu (as one form submission before it) allows the AskUserQuestion call with that person's answer."""
-    worker = await start_worker(approval_policy=policy_file(tmp_path, TWO_MUST_AGREE))
-    approver = await make_approver()
-    task = asyncio.create_task(approver.can_use_tool("AskUserQuestion", ONE, context("toolu_two_answer")))
-    message = await posted(slack)
-    assert "0 of 2" in json.dumps(message.blocks)  # what the card promises
-
-    await choose(worker, "U0ALICE", message, "0")
-    # Whatever the bot does with the pick, the message changes (a vote, or the answer) or Alice is told why not.
-    await slack.wait_for(lambda: message.edits >= 1 or slack.ephemerals)
-    request_now = await store.get(request_id_for("toolu_two_answer"))
-    assert request_now.state is State.PENDING, "one person answered a question the rule gives to two"
-    assert not task.done()
-    await cancelled(task)
-
 
 # -- 2. A page turn in "View full input" that Slack refuses is answered 400 ----------------------
 

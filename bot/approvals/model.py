@@ -203,9 +203,10 @@ class ApprovalRequest:
     """``on_timeout: escalate`` fired; the next timeout denies."""
     budget: float | None = None
     revision: int = 0
-    """Bumped by each edit; an approval of an older revision is refused as stale."""
+    """Bumped by each edit (and each new answer proposed under N-of-M); an approval or answer of an
+    older revision is refused as stale."""
     edited_by: str = ""
-    """Who made the latest edit (Modify): the input that runs is theirs."""
+    """Who made the latest edit (Modify) or proposed the pending answers (N-of-M): the input that runs is theirs."""
     votes: tuple[Vote, ...] = ()
 
     @property
@@ -303,7 +304,7 @@ class Decision:
     always: bool = False
     """Approve and grant the request's suggested permission rules."""
     revision: int | None = None
-    """The revision the person saw; an approval of an older one is refused."""
+    """The revision the person saw; an approval or answer of an older one is refused."""
     event: str = ""
     """The audit event, when the state alone does not name it (``auto_allowed``)."""
 
@@ -357,4 +358,4 @@ class Transition:
     groups: tuple[str, ...] = ()
     """With ``UNKNOWN_GROUPS``: the groups to look up."""
     votes: tuple[int, int] | None = None
-    """An approval counted as a vote: (approvals so far, required)."""
+    """An approval or answer counted as a vote: (votes so far, required)."""

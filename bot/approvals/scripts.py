@@ -414,21 +414,27 @@ return {'ok', state}
 # ARGV: id, new_state, actor, actor_name, reason, updated_input, now,
 #       audit_event, always, day, check, expected_revision
 # With check = '1' (a person deciding) the approver rules apply first, and an
-# approval is a vote until ``required`` distinct approvers agree. A person's
-# approval names the revision they saw, edits included: a replayed or
-# outdated click or form is refused. An edit (updated_input) resets earlier
-# votes and counts as the editor's.
+# approval or an answer is a vote until ``required`` distinct approvers agree.
+# A person's approval or answer names the revision they saw, edits and
+# proposed answers included: a replayed or outdated click, pick or form is
+# refused. An edit (updated_input) resets earlier votes and counts as the
+# editor's. An answer (new_state 'answered', updated_input = the input with
+# its answers) is a proposal: the same answers as the one proposed add a
+# vote, other answers replace it, reset the votes and count as their
+# author's; the last of ``required`` agreeing ends the request answered.
 # Results: {'missing'}, {'lost'}, {'won'}, {'vote', count, required},
-# {'stale'}, {'voted'}, {'self'}, {'not_approver'}, {'unknown_groups', S…},
+# {'stale'}, {'voted'} (the same person approving, or giving the proposed
+# answers, again), {'self'}, {'not_approver'}, {'unknown_groups', S…},
 # {'no_always'} (Always allow where more than one approval is needed),
-# {'invalid', what} (the stored cost cannot be counted: nothing changes).
+# {'invalid', what} (what = 'cost' or 'spend': the stored cost cannot be
+# counted; 'answers': an answer without answers): nothing changes.
 DECIDE = _script("""
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
 if state ~= 'pending' then return {'lost'} end
 local new, actor, name, reason, updated, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local event, always, day, check, expected = ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
-local approving = new == 'approved'
+local approving, answering = new == 'approved', new == 'answered'
 local spend = false
 if approving then
   local problem
@@ -439,8 +445,33 @@ local required = tonumber(redis.call('HGET', KEYS[1], 'required') or '1') or 1
 if check == '1' then
   local verdict = may_decide(KEYS[1], actor, approving)
   if verdict[1] ~= 'ok' then return verdict end
+  if (approving or answering) and
+      (expected == '' or expected ~= (redis.call('HGET', KEYS[1], 'revision') or '0')) then
+    return {'stale'}
+  end
+  if answering and updated == '' then return {'invalid', 'answers'} end
+  if answering and required > 1 then
+    local agrees = updated == redis.call('HGET', KEYS[1], 'updated_input')
+    if agrees and redis.call('HEXISTS', KEYS[6], actor) == 1 then return {'voted'} end
+    -- Every check passed: from here on nothing can fail.
+    if not agrees then
+      -- Other answers than the ones proposed: the earlier votes were for those.
+      redis.call('DEL', KEYS[6])
+      redis.call('HSET', KEYS[1], 'updated_input', updated, 'edited_by', actor)
+      redis.call('HINCRBY', KEYS[1], 'revision', 1)
+    end
+    redis.call('HSET', KEYS[6], actor, now .. ' ' .. name)
+    redis.call('EXPIRE', KEYS[6], '${retention}')
+    local count = redis.call('HLEN', KEYS[6])
+    if count < required then
+      redis.call('XADD', KEYS[3], '*', 'kind', 'update', 'id', ARGV[1])
+      audit(agrees and 'answer_vote' or 'answer_proposed', actor, now, 'votes', count .. '/' .. required,
+        'proposal_hash', redis.sha1hex(updated))
+      return {'vote', tostring(count), tostring(required)}
+    end
+    -- The last of ``required`` agreed with the proposal: it is the answer.
+  end
   if approving then
-    if expected == '' or expected ~= (redis.call('HGET', KEYS[1], 'revision') or '0') then return {'stale'} end
     if always ~= '' and required > 1 then return {'no_always'} end
     if updated == '' and redis.call('HEXISTS', KEYS[6], actor) == 1 then return {'voted'} end
     -- Every check passed: from here on nothing can fail.

@@ -234,8 +234,8 @@ class RequestStore:
         """Apply ``decision`` if the request is still pending.
 
         A person's decision (``decision.by_person``) must pass the request's
-        approver rules, and an approval counts as one vote until enough
-        approvers agree. On success the workers are told to update the Slack
+        approver rules, and an approval (or an answer: see DECIDE) counts as
+        one vote until enough approvers agree. On success the workers are told to update the Slack
         message and every waiting agent process is woken. The returned
         request is the state after the attempt, so a loser can say who won.
         """

@@ -229,8 +229,15 @@ def _request_message(request: ApprovalRequest, spent: float | None, room: _Room)
         blocks.append(_context(*about))
 
     if asked is not None:
-        answered = _answers(request)
-        body, truncated = question_blocks(asked, answered, room), _questions_cut(asked, answered, room)
+        answered, proposed = _answers(request), _proposed_answers(request)
+        shown_answers = answered or proposed
+        body = question_blocks(asked, shown_answers, room, proposed=bool(proposed))
+        truncated = _questions_cut(asked, shown_answers, room)
+        if proposed:
+            # N-of-M: the answers awaiting agreement, and who proposed them.
+            how = text.AGREE_BY_MENU if answer_menu(asked) is not None else text.AGREE_BY_FORM
+            by = text.PROPOSED_BY.format(user=mrkdwn.inline(request.edited_by, 100), how=how)
+            body.append(_context(mrkdwn.cut(by, room.line)))
     else:
         # What runs (or ran) leads: after a Modify, the edited input; the original follows in the changes.
         shown = request.proposed_input if request.modified and request.state in (State.PENDING, State.APPROVED) else request.tool_input
@@ -344,11 +351,14 @@ def _team(request: ApprovalRequest, room: _Room = _ROOMS[0]) -> list[dict[str, A
     """Who may decide, how many have approved, who was escalated to."""
     lines = [text.WHO_DECIDES.format(who=text.targets(request.approvers)) if request.approvers else text.ANYONE_DECIDES]
     if request.required > 1:
+        # A question's votes are people agreeing on one answer (DECIDE).
+        asked = questions.parse(request.tool_name, request.tool_input) is not None
         if request.votes:
             who = ", ".join(f"<@{v.user}>" for v in request.votes)
-            lines.append(text.PROGRESS_BY.format(count=len(request.votes), required=request.required, who=who))
+            progress = text.AGREED_BY if asked else text.PROGRESS_BY
+            lines.append(progress.format(count=len(request.votes), required=request.required, who=who))
         else:
-            lines.append(text.PROGRESS.format(count=0, required=request.required))
+            lines.append((text.AGREED if asked else text.PROGRESS).format(count=0, required=request.required))
     added = [t for i in request.escalated if i < len(request.escalation) for t in request.escalation[i]["approvers"]]
     if added:
         lines.append(text.ESCALATED_TO.format(who=text.targets(list(dict.fromkeys(added)))))
@@ -360,15 +370,25 @@ def _answers(request: ApprovalRequest) -> dict[str, str]:
     return answered if isinstance(answered, dict) else {}
 
 
+def _proposed_answers(request: ApprovalRequest) -> dict[str, str]:
+    """Answers a person proposed that await the agreement of others (N-of-M); {} when none."""
+    if request.state is not State.PENDING or request.required <= 1 or not request.edited_by:
+        return {}
+    proposed = (request.updated_input or {}).get("answers")
+    return proposed if isinstance(proposed, dict) else {}
+
+
 _QUESTION_TEXT = 1500
 _LABEL = 200
 """Characters of an option's label in the message (a menu or form shows 75; the agent gets it whole)."""
 
 
 def question_blocks(
-    asked: list[questions.Question], answered: dict[str, str], room: _Room = _ROOMS[0]
+    asked: list[questions.Question], answered: dict[str, str], room: _Room = _ROOMS[0], *, proposed: bool = False
 ) -> list[dict[str, Any]]:
-    """Each question with its options, and its answer once there is one (3 blocks a question at most)."""
+    """Each question with its options, and its answer once there is one (3 blocks a question at most).
+
+    ``proposed``: ``answered`` holds answers still awaiting others' agreement (N-of-M)."""
     out: list[dict[str, Any]] = []
     for question in asked:
         out.append(_section(_question_heading(question, "  ", room.question)))
@@ -380,7 +400,7 @@ def question_blocks(
         out.append(_context("\n".join(options)))
         if question.question in answered:
             answer = mrkdwn.inline(str(answered[question.question]), room.question)
-            out.append(_section(text.ANSWER_LINE.format(answer=answer)))
+            out.append(_section((text.PROPOSED_ANSWER_LINE if proposed else text.ANSWER_LINE).format(answer=answer)))
     return out
 
 
@@ -444,7 +464,11 @@ def answer_modal(request: ApprovalRequest) -> dict[str, Any]:
         blocks.append(_input(choice_block(index), label, element, optional=False))
         own = _text_input(OWN_ANSWER_INPUT, multiline=False)
         blocks.append(_input(own_answer_block(index), text.OWN_ANSWER_LABEL, own, optional=True, hint=text.OWN_ANSWER_HINT))
-    return _form(Modal.ANSWER, text.ANSWER_MODAL_TITLE, text.ANSWER_MODAL_SUBMIT, request.id, blocks)
+    # The revision shown rides along: answers sent from a form opened before
+    # another person proposed answers are refused as stale (N-of-M), as Modify's are.
+    return _form(
+        Modal.ANSWER, text.ANSWER_MODAL_TITLE, text.ANSWER_MODAL_SUBMIT, request.id, blocks, revision=request.revision
+    )
 
 
 def _changes(request: ApprovalRequest, room: _Room = _ROOMS[0]) -> tuple[list[dict[str, Any]], bool]:

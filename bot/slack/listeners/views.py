@@ -42,7 +42,11 @@ def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
             })
             return
         updated = {**request.tool_input, "answers": answers}
-        await _decide(ack, decider, submission, State.ANSWERED, text.ANSWER_MODAL_TITLE, updated_input=updated)
+        # The revision the form showed: under N-of-M, answers proposed since then make it stale.
+        await _decide(
+            ack, decider, submission, State.ANSWERED, text.ANSWER_MODAL_TITLE,
+            updated_input=updated, revision=submission.revision,
+        )
 
     @app.view(Modal.MODIFY.value)
     async def modify_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
