@@ -296,3 +296,70 @@ def test_the_outcome_says_who_changed_and_who_approved():
     assert text.outcome_line(req).startswith(":pencil2: Changed by <@U_ALICE>, approved by <@U_BOB> and <@U_ALICE> ")
     alone = request("Bash", {"command": "a"}, State.APPROVED, updated_input={"command": "b"})
     assert text.outcome_line(alone).startswith(":pencil2: Changed by <@U_ALICE>, approved by <@U_ALICE> ")
+
+
+# -- a changed field's name sits between our fences ----------------------------------
+
+_BACKTICK_KEYS = ["``` *Approved by security*", "`", "``", "````````", "a```", "```a", "`" * 200, "&`&`",
+                  "x" * 99 + "``", "```\n*hi*\n```"]
+_BACKTICK_VALUES = ["rm -rf /srv/old", "`", "``", "x`", "`x", "```", "`" * 2_000, "a" * 2_000 + "`"]
+
+
+@pytest.mark.parametrize("key", _BACKTICK_KEYS)
+def test_a_changed_keys_backticks_cannot_close_the_before_after_fences(key):
+    """The key (chosen by the agent) and the values sit on the lines of the before/after fences:
+    ``` in the key, or a backtick at a value's end, would close or lengthen a fence, and the values
+    would render as mrkdwn outside the code blocks."""
+    for value in _BACKTICK_VALUES:
+        before, after = {key: value, "x": 1}, {key: value + "!", "x": 1}
+        for state in (State.PENDING, State.APPROVED):
+            message = blocks.request_message(request("mcp__files__clean", before, state, updated_input=after))
+            assert_fits(message)
+            [diff] = [b["text"]["text"] for b in message.blocks
+                      if b["type"] == "section" and "before:" in b["text"].get("text", "")]
+            runs = re.findall(r"`+", diff)
+            # Exactly our four fences, and no other run of two or more backticks anywhere.
+            assert [len(r) for r in runs if len(r) > 1] == [3, 3, 3, 3], (key, value, diff[:300])
+
+
+# -- the policy's people stay on the card ------------------------------------------
+
+_LONG_QUESTIONS = {"questions": [
+    {"question": f"{i} " + "q" * 3000, "header": "Pick", "multiSelect": False,
+     "options": [{"label": f"{j} " + "x" * 300, "description": "d" * 400} for j in range(10)]}
+    for i in range(4)
+]}
+
+
+@pytest.mark.parametrize("kind", ["plain", "amp", "emoji"])
+def test_a_long_question_cannot_push_the_paged_people_off_the_card(kind):
+    """Mentions come from the policy: the paging line and "Who can decide" are the bot's own text.
+    An agent whose question is long enough (4 questions of 10 long options) drives the message to
+    its smallest room; every paged person, the on-call group listed last, stays on the card."""
+    asked = _LONG_QUESTIONS if kind == "plain" else json.loads(json.dumps(_LONG_QUESTIONS).replace("x", FLOODS[kind]))
+    paged = tuple(f"U0ONCALL{i:02d}" for i in range(12)) + ("S0SRETEAM",)
+    escalation = [{"after": 60, "approvers": ["U0LEAD", "S0DIRECTORS"]}]
+    for state in (State.PENDING, State.ANSWERED):
+        req = request("AskUserQuestion", asked, state, mention=paged, approvers=paged, agent="a" * 5_000,
+                      title=flood("mixed", 5_000), escalation=escalation, escalated=(0,), required=2)
+        message = blocks.request_message(req)
+        assert_fits(message)
+        if state is State.ANSWERED:
+            continue  # nobody is paged once it is decided
+        paging, who = message.blocks[1]["text"]["text"], json.dumps(message.blocks)
+        assert [t for t in paged if t not in paging] == [], "not paged on the card"
+        assert "*Who can decide:* " + text.targets(paged) in who
+        assert ":arrow_double_up: Escalated to <@U0LEAD>, <!subteam^S0DIRECTORS>" in who
+        # The notification keeps every mention, as before.
+        assert all(text.target(t) in message.text for t in paged)
+
+
+def test_a_policy_with_absurdly_many_targets_is_cut_saying_how_many_more():
+    paged = tuple(f"U0PAGE{i:04d}" for i in range(300))
+    message = blocks.request_message(request("AskUserQuestion", _LONG_QUESTIONS, mention=paged, approvers=paged))
+    assert_fits(message)
+    for line in (message.blocks[1]["text"]["text"], *(e["text"] for b in message.blocks if b["type"] == "context"
+                                                      for e in b["elements"] if "Who can decide" in e["text"])):
+        named = re.findall(r"<@(U0PAGE\d{4})>", line)
+        assert named == list(paged[: len(named)]) and 10 < len(named) < len(paged)
+        assert f" and {len(paged) - len(named)} more" in line

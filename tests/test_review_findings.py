@@ -101,21 +101,6 @@ def test_turning_pages_of_huge_inputs_does_not_keep_them_in_memory():
     assert kept_mb < 16, f"{kept_mb:.0f} MB kept after the modals were built (the requests are gone)"
 
 
-# -- 4. A changed field's key can close the before/after code fences ------------------------------
-
-
-def test_a_changed_keys_backticks_cannot_close_the_before_after_fences():
-    """The key is escaped but its backticks are not broken: ``` in a key (chosen by the agent)
-    closes the card's "before" fence, so the values render as mrkdwn outside the code blocks."""
-    key = "``` *Approved by security*"
-    before, after = {key: "rm -rf /srv/old", "x": 1}, {key: "echo kept", "x": 1}
-    for state in (State.PENDING, State.APPROVED):
-        message = blocks.request_message(request("mcp__files__clean", before, state, updated_input=after))
-        [diff] = [b["text"]["text"] for b in message.blocks
-                  if b["type"] == "section" and "before:" in b["text"].get("text", "")]
-        assert diff.count("```") == 4, f"the fences of the before/after are unbalanced: {diff!r}"
-
-
 # -- 5. /approvals can exceed Slack's text budget -------------------------------------------------
 
 
@@ -132,27 +117,6 @@ def test_the_approvals_list_fits_slacks_text_budget_with_long_tool_names():
     listing = blocks.pending_list(waiting, "https://fake-team.slack.com/")
     assert message_blocks_errors(listing.blocks) == []
     assert blocks_text_length(listing.blocks) <= limits.MESSAGE_TEXT_BUDGET
-
-
-# -- 6. A long question squeezes the paging line: the on-call group is not paged ------------------
-
-
-def test_a_long_question_cannot_push_the_paged_people_off_the_card():
-    """Mentions come from the policy, but the paging line is cut to ``_Room.line`` like untrusted
-    text: an agent whose question is long enough (4 questions of 10 long options) drives the
-    message to its smallest room, and the line keeps 8 of 13 people; the on-call user group,
-    last, is dropped (and so is "Who can decide" in the same way)."""
-    asked = {"questions": [
-        {"question": f"{i} " + "q" * 3000, "header": "Pick", "multiSelect": False,
-         "options": [{"label": f"{j} " + "x" * 300, "description": "d" * 400} for j in range(10)]}
-        for i in range(4)
-    ]}
-    paged = tuple(f"U0ONCALL{i:02d}" for i in range(12)) + ("S0SRETEAM",)
-    message = blocks.request_message(request("AskUserQuestion", asked, mention=paged, approvers=paged))
-    assert message_blocks_errors(message.blocks) == []
-    paging = message.blocks[1]["text"]["text"]
-    missing = [target for target in paged if target not in paging]
-    assert missing == [], f"not paged on the card: {missing}"
 
 
 # -- 7. A Slack hiccup at start is reported as a refused app token ---------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -213,9 +214,8 @@ def _request_message(request: ApprovalRequest, spent: float | None, room: _Room)
         title = text.HEADER[request.state].format(tool=request.tool_name)
     blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(title, limits.HEADER_TEXT)}]
     if pending and request.mention:
-        # Mentions come from the policy file; cut() never splits one.
-        paging = text.PAGING.format(who=text.targets(request.mention))
-        blocks.append({"type": "section", "text": _mrkdwn(paging, room.line)})
+        # Mentions come from the policy file: kept whole whatever the room (see _targets_line).
+        blocks.append({"type": "section", "text": _mrkdwn(_targets_line(text.PAGING, request.mention), _TARGETS_LINE)})
 
     about = []
     if request.agent:
@@ -338,7 +338,7 @@ def _cost(request: ApprovalRequest, spent: float | None) -> list[dict[str, Any]]
 
 def _team(request: ApprovalRequest, room: _Room = _ROOMS[0]) -> list[dict[str, Any]]:
     """Who may decide, how many have approved, who was escalated to."""
-    lines = [text.WHO_DECIDES.format(who=text.targets(request.approvers)) if request.approvers else text.ANYONE_DECIDES]
+    lines = [_targets_line(text.WHO_DECIDES, request.approvers) if request.approvers else text.ANYONE_DECIDES]
     if request.required > 1:
         if request.votes:
             who = ", ".join(f"<@{v.user}>" for v in request.votes)
@@ -347,8 +347,34 @@ def _team(request: ApprovalRequest, room: _Room = _ROOMS[0]) -> list[dict[str, A
             lines.append(text.PROGRESS.format(count=0, required=request.required))
     added = [t for i in request.escalated if i < len(request.escalation) for t in request.escalation[i]["approvers"]]
     if added:
-        lines.append(text.ESCALATED_TO.format(who=text.targets(list(dict.fromkeys(added)))))
-    return [{"type": "context", "elements": [_mrkdwn(line, room.line) for line in lines]}]
+        lines.append(_targets_line(text.ESCALATED_TO, list(dict.fromkeys(added))))
+    # The policy's lines were fitted to _TARGETS_LINE already; the votes line shrinks with the room.
+    return [{"type": "context", "elements": [_mrkdwn(line, max(room.line, _TARGETS_LINE)) for line in lines]}]
+
+
+_TARGETS_LINE = 1000
+"""A line naming the policy's people (paging, who can decide, escalated to). They are the bot's
+own trusted text, so the line is never shrunk with the room (a long question must not unpage
+the on-call group); only a policy with more targets than this holds is cut, saying how many more."""
+
+
+def _targets_line(template: str, ids: Sequence[str], budget: int = _TARGETS_LINE) -> str:
+    """``template`` naming ``ids`` (its ``{who}``), as many whole mentions as ``budget`` holds, then "and N more"."""
+    line = template.format(who=text.targets(ids))
+    if mrkdwn.size(line) <= budget:
+        return line
+
+    def naming(count: int) -> str:
+        return template.format(who=text.TARGETS_MORE.format(who=text.targets(ids[:count]), count=len(ids) - count))
+
+    low, high = 0, len(ids) - 1  # the most mentions that fit, by bisection (a line only grows with more)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if mrkdwn.size(naming(mid)) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    return naming(low)
 
 
 def _answers(request: ApprovalRequest) -> dict[str, str]:
@@ -361,6 +387,12 @@ _LABEL = 200
 """Characters of an option's label in the message (a menu or form shows 75; the agent gets it whole)."""
 
 
+def _label(room: _Room) -> int:
+    # In the smallest rooms labels shrink too: 4 questions of 10 long options must leave
+    # room for the policy's people (_TARGETS_LINE), whom a question may not push off the card.
+    return min(_LABEL, room.question)
+
+
 def question_blocks(
     asked: list[questions.Question], answered: dict[str, str], room: _Room = _ROOMS[0]
 ) -> list[dict[str, Any]]:
@@ -369,7 +401,7 @@ def question_blocks(
     for question in asked:
         out.append(_section(_question_heading(question, "  ", room.question)))
         options = [
-            f"• *{mrkdwn.inline(o.label, _LABEL)}*"
+            f"• *{mrkdwn.inline(o.label, _label(room))}*"
             + (f" — {mrkdwn.inline(o.description, room.option)}" if o.description else "")
             for o in question.options
         ]
@@ -386,11 +418,11 @@ def _questions_cut(asked: list[questions.Question], answered: dict[str, str], ro
         return mrkdwn.inline(value, budget) != mrkdwn.escape(mrkdwn.clean(value))
 
     for question in asked:
-        listed = "\n".join(f"• *{mrkdwn.inline(o.label, _LABEL)}* — {mrkdwn.inline(o.description, room.option)}" for o in question.options)
+        listed = "\n".join(f"• *{mrkdwn.inline(o.label, _label(room))}* — {mrkdwn.inline(o.description, room.option)}" for o in question.options)
         if (
             cut(question.header, 150) or cut(question.question, room.question)
             or mrkdwn.size(listed) > limits.CONTEXT_TEXT
-            or any(cut(o.label, _LABEL) or cut(o.description, room.option) for o in question.options)
+            or any(cut(o.label, _label(room)) or cut(o.description, room.option) for o in question.options)
             or cut(str(answered.get(question.question, "")), room.question)
         ):
             return True
@@ -453,7 +485,8 @@ def _changes(request: ApprovalRequest, room: _Room = _ROOMS[0]) -> tuple[list[di
             _code_preview(_as_text(side.get(key)), room.diff) for side in (request.tool_input, request.updated_input)
         )
         truncated |= cut_before or cut_after
-        line = text.CHANGED_FIELD.format(key=mrkdwn.inline(key, 100), before=before, after=after)
+        # The key comes from the agent's input: its backticks must not close the fences around the values.
+        line = text.CHANGED_FIELD.format(key=mrkdwn.inline_inert(key, 100), before=before, after=after)
         sections.append(_section((text.CHANGES_HEADING + "\n" if number == 0 else "") + line))
     if len(changed) > 3:
         sections.append(_context(text.ALSO_CHANGED.format(keys=mrkdwn.inline(", ".join(changed[3:]), room.line))))
@@ -463,8 +496,8 @@ def _changes(request: ApprovalRequest, room: _Room = _ROOMS[0]) -> tuple[list[di
 def _code_preview(value: str, budget: int) -> tuple[str, bool]:
     """The start of ``value`` for inside a code fence, "…" when cut (never empty: "``````" would not
     render), and whether it was cut."""
-    shown, hidden = mrkdwn.fit(value, budget - 1)
-    return (shown + mrkdwn.ELLIPSIS if hidden else shown) or " ", hidden > 0
+    shown, hidden = mrkdwn.fit(value, budget - 3)  # 3: the "…" and a zero-width space at either end
+    return mrkdwn.unfenced_ends(shown + mrkdwn.ELLIPSIS if hidden else shown) or " ", hidden > 0
 
 
 def _as_text(value: Any) -> str:

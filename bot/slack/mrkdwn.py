@@ -74,6 +74,22 @@ def inline(value: str, budget: int) -> str:
     return cut(escape(clean(value[: budget + 1])), budget)
 
 
+def inline_inert(value: str, budget: int) -> str:
+    """As :func:`inline`, for text set beside our code fences (a field's name above its
+    before/after): no backtick run in it can open or close a fence."""
+    return cut(_BACKTICK_RUN.sub("`" + _ZERO_WIDTH_SPACE, escape(clean(value[: budget + 1]))), budget)
+
+
+def unfenced_ends(body: str) -> str:
+    """An inert code body for a fence on the same line (```body```): a backtick at either end
+    would join the fence into a longer run, and the fence would no longer close where ours does."""
+    if body.startswith("`"):
+        body = _ZERO_WIDTH_SPACE + body
+    if body.endswith("`"):
+        body += _ZERO_WIDTH_SPACE
+    return body
+
+
 def _inert_code(value: str) -> str:
     # A zero-width space between backticks keeps them visible but stops a
     # ``` inside the input from closing our code block.
