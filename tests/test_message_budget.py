@@ -363,3 +363,47 @@ def test_a_policy_with_absurdly_many_targets_is_cut_saying_how_many_more():
         named = re.findall(r"<@(U0PAGE\d{4})>", line)
         assert named == list(paged[: len(named)]) and 10 < len(named) < len(paged)
         assert f" and {len(paged) - len(named)} more" in line
+
+
+# -- /approvals and App Home share the budget across their lines ---------------------
+
+_DATE = re.compile(r"<!date\^\d+\^\{date_short_pretty\} at \{time\}\|[^<>]+>")
+
+
+@pytest.mark.parametrize("kind", ["amp", "emoji", "mention", "mixed"])
+@pytest.mark.parametrize("where", ["linked", "channel", "not posted"])
+@pytest.mark.parametrize("count", [1, 20, 25])
+def test_the_approvals_list_fits_slacks_text_budget_with_long_tool_names(kind, where, count):
+    """20 lines of long tool names, summaries and agents (the link into the workspace and the date
+    besides) would exceed ``limits.MESSAGE_TEXT_BUDGET``: the lines share it, each keeping its link
+    and date whole, and the list says how many it does not show."""
+    filler = flood(kind, 5_000)
+    posted = {"linked": {"posted_channel": "C0APPROVALS"}, "channel": {"posted_channel": "C0APPROVALS"}, "not posted": {}}
+    waiting = [
+        request(tool_name="mcp__" + filler, tool_input={"command": filler}, agent=filler, ts=f"1700000000.{i:06d}",
+                **posted[where])
+        for i in range(count)
+    ]
+    workspace = "https://fake-team.slack.com/" if where == "linked" else None
+    listing = blocks.pending_list(waiting, workspace)
+    assert_fits(listing)
+    parsed = " ".join(o["text"] for o in mrkdwn_objects(listing.blocks))
+    assert "<!channel>" not in parsed and "<@U0EVIL>" not in parsed
+    lines = [b["text"]["text"] for b in listing.blocks if b["type"] == "section"]
+    assert len(lines) == min(count, 20)
+    for i, line in enumerate(lines):
+        assert line.startswith("*mcp__") and _DATE.search(line), line[-200:]
+        if where == "linked":
+            assert f"<https://fake-team.slack.com/archives/C0APPROVALS/p1700000000{i:06d}|Open the request>" in line
+        elif where == "channel":
+            assert "in <#C0APPROVALS>" in line
+    assert ("…and 5 more." in json.dumps(listing.blocks, ensure_ascii=False)) == (count == 25)
+    home = blocks.home_view(waiting, [], workspace)
+    assert view_errors(home) == [] and blocks.text_size(home["blocks"]) <= limits.MESSAGE_TEXT_BUDGET
+
+
+def test_a_short_approvals_list_is_not_cut():
+    waiting = [request(tool_input={"command": "make deploy"}, agent="release-bot", posted_channel="C0A", ts="1.000001")]
+    line = blocks.pending_list(waiting, "https://fake-team.slack.com/").blocks[1]["text"]["text"]
+    assert line.startswith("*Bash* make deploy\n*Agent:* release-bot · <https://fake-team.slack.com/archives/C0A/p1000001|")
+    assert "…" not in line

@@ -101,24 +101,6 @@ def test_turning_pages_of_huge_inputs_does_not_keep_them_in_memory():
     assert kept_mb < 16, f"{kept_mb:.0f} MB kept after the modals were built (the requests are gone)"
 
 
-# -- 5. /approvals can exceed Slack's text budget -------------------------------------------------
-
-
-def test_the_approvals_list_fits_slacks_text_budget_with_long_tool_names():
-    """20 lines of ~560 characters (tool name 150, summary 200, agent 100, the link into the
-    workspace and the date) exceed ``limits.MESSAGE_TEXT_BUDGET``: the list is not cut to fit,
-    and Slack refuses the /approvals answer (msg_blocks_too_long) from about 128-character MCP
-    tool names on."""
-    waiting = [
-        request(tool_name="mcp__" + "x" * 95, tool_input={"command": "&" * 500}, agent="a" * 100,
-                posted_channel="C0APPROVALS", ts=f"1700000000.{i:06d}")
-        for i in range(25)
-    ]
-    listing = blocks.pending_list(waiting, "https://fake-team.slack.com/")
-    assert message_blocks_errors(listing.blocks) == []
-    assert blocks_text_length(listing.blocks) <= limits.MESSAGE_TEXT_BUDGET
-
-
 # -- 7. A Slack hiccup at start is reported as a refused app token ---------------------------------
 
 

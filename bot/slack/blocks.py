@@ -707,23 +707,35 @@ _LISTED = 20
 """Requests one pending list shows (each is a section)."""
 
 
+_PENDING_TEXT = 10_000
+"""Text the lines of a pending list share (within ``limits.MESSAGE_TEXT_BUDGET``)."""
+
+
 def _pending_sections(requests: list[ApprovalRequest], workspace_url: str | None) -> list[dict[str, Any]]:
+    """One section per request (up to ``_LISTED``), sharing ``_PENDING_TEXT``: 20 long tool names
+    and summaries would otherwise exceed what Slack accepts in one message (msg_blocks_too_long)."""
     out = []
-    for request in requests[:_LISTED]:
-        summary = mrkdwn.escape(mrkdwn.plain(_summary(request.proposed_input), 200))
-        agent = text.AGENT_LINE.format(agent=mrkdwn.escape(mrkdwn.plain(request.agent, 100))) + " · " if request.agent else ""
-        values = dict(
-            tool=mrkdwn.escape(mrkdwn.plain(request.tool_name, 150)), summary=summary, agent=agent,
-            epoch=int(request.created_at), fallback=text.utc(request.created_at),
-        )
-        if request.posted and workspace_url:
-            line = text.PENDING_LINE.format(link=permalink(workspace_url, request.posted_channel, request.ts), **values)
-        elif request.posted:
-            # No workspace URL to link with: name the channel, which Slack links itself.
-            line = text.PENDING_IN_CHANNEL.format(channel=mrkdwn.escape(request.posted_channel), **values)
-        else:
-            line = text.PENDING_NOT_POSTED.format(**values)
-        out.append(_section(line[: limits.SECTION_TEXT]))
+    shown = requests[:_LISTED]
+    share = min(limits.SECTION_TEXT, _PENDING_TEXT // max(1, len(shown)))
+    for request in shown:
+        def line(tool: str, summary: str, agent: str, request: ApprovalRequest = request) -> str:
+            values = dict(
+                tool=tool, summary=summary, agent=text.AGENT_LINE.format(agent=agent) + " · " if agent else "",
+                epoch=int(request.created_at), fallback=text.utc(request.created_at),
+            )
+            if request.posted and workspace_url:
+                return text.PENDING_LINE.format(link=permalink(workspace_url, request.posted_channel, request.ts), **values)
+            if request.posted:
+                # No workspace URL to link with: name the channel, which Slack links itself.
+                return text.PENDING_IN_CHANNEL.format(channel=mrkdwn.escape(request.posted_channel), **values)
+            return text.PENDING_NOT_POSTED.format(**values)
+
+        # The link and the date are ours and kept whole; the names and summary (untrusted) share the rest.
+        room = max(0, share - mrkdwn.size(line("", "", "-" if request.agent else "")))
+        agent = mrkdwn.inline(request.agent, min(100, room // 6)) if request.agent else ""
+        tool = mrkdwn.inline(request.tool_name, min(150, room // 3))
+        summary = mrkdwn.inline(_summary(request.proposed_input), min(200, room // 2))
+        out.append({"type": "section", "text": _mrkdwn(line(tool, summary, agent), share)})
     if len(requests) > _LISTED:
         out.append(_context(text.PENDING_MORE.format(count=len(requests) - _LISTED)))
     return out
