@@ -6,8 +6,10 @@ goes through ``mrkdwn`` so it can neither ping anyone nor break the layout.
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -652,17 +654,17 @@ def full_input_modal(request: ApprovalRequest, page: int = 0) -> dict[str, Any]:
         documents = [("", _json(request.updated_input))]  # the questions, and the answers sent
     elif request.modified:
         documents = [(text.FULL_INPUT_CHANGED, _json(request.updated_input)), (text.FULL_INPUT_ASKED, documents[0][1])]
-    pages = _input_pages(tuple(documents))
-    page = max(0, min(page, len(pages) - 1))
-    shown = [{**section, "text": dict(section["text"])} for section in pages[page]]  # the cache's stay as they are
+    starts = _page_starts(tuple(documents))
+    page = max(0, min(page, len(starts) - 1))
+    shown = _page(tuple(documents), starts, page)
     title = f"{request.tool_name} · request {request.id}"
-    if len(pages) > 1:
-        title += " · " + text.FULL_INPUT_PAGE.format(page=page + 1, pages=len(pages))
+    if len(starts) > 1:
+        title += " · " + text.FULL_INPUT_PAGE.format(page=page + 1, pages=len(starts))
     blocks: list[dict[str, Any]] = [_plain_section(title), *shown]
     turns = []
     if page > 0:
         turns.append(_button(text.PREVIOUS_PAGE, Action.INPUT_PREVIOUS, f"{request.id} {page - 1}"))
-    if page < len(pages) - 1:
+    if page < len(starts) - 1:
         turns.append(_button(text.NEXT_PAGE, Action.INPUT_NEXT, f"{request.id} {page + 1}", style="primary"))
     if turns:
         blocks.append({"type": "actions", "elements": turns})
@@ -673,26 +675,95 @@ _CODE_PIECE = limits.SECTION_TEXT - 10
 """Room for a piece of the input inside its fenced section."""
 
 
-@functools.lru_cache(maxsize=8)
-def _input_pages(documents: tuple[tuple[str, str], ...]) -> list[list[dict[str, Any]]]:
-    """Code sections holding every character of each document, grouped into pages.
+@dataclass(frozen=True)
+class _PageStart:
+    """Where a page of *View full input* begins: in which document, before its heading or at
+    which character of it (always where ``mrkdwn.split`` starts a piece)."""
 
-    Cached: a person turning the pages of a 2 MB input costs one split, not one per page."""
-    pages: list[list[dict[str, Any]]] = [[]]
-    used = 0
+    document: int
+    heading: bool
+    """Before the document's heading (when it has one): the page shows it first."""
+    offset: int
+
+
+_PAGES_KEPT = 64
+"""Inputs whose page starts a worker remembers. Only the starts (a few numbers a page), never
+the input nor a rendered page: inputs have no size cap, and a whole 1 MB input with its pages
+took ~25 MB, times every input cached."""
+_page_starts_kept: OrderedDict[bytes, tuple[_PageStart, ...]] = OrderedDict()
+_page_starts_lock = threading.Lock()
+"""Pages are built off the event loop (bot.slack.listeners.actions), so threads share the cache."""
+
+
+def _digest(documents: tuple[tuple[str, str], ...]) -> bytes:
+    digest = hashlib.sha256()
     for heading, document in documents:
-        sections = [_section(heading)] if heading else []
-        sections += [_section(f"```\n{mrkdwn.inert_code(piece)}\n```") for piece in mrkdwn.split(document, _CODE_PIECE)]
-        for section in sections:
+        for part in (heading, document):
+            data = part.encode("utf-8", "surrogatepass")  # tool input may hold lone surrogates
+            digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.digest()
+
+
+def _page_starts(documents: tuple[tuple[str, str], ...]) -> tuple[_PageStart, ...]:
+    """Where each page begins, remembered by the documents' digest: turning the pages of a 2 MB
+    input costs one split of it, then one page's rendering per turn."""
+    key = _digest(documents)
+    with _page_starts_lock:
+        starts = _page_starts_kept.get(key)
+        if starts is not None:
+            _page_starts_kept.move_to_end(key)
+            return starts
+    starts = _split_pages(documents)
+    with _page_starts_lock:
+        _page_starts_kept[key] = starts
+        while len(_page_starts_kept) > _PAGES_KEPT:
+            _page_starts_kept.popitem(last=False)
+    return starts
+
+
+def _code_section(piece: str) -> dict[str, Any]:
+    return _section(f"```\n{mrkdwn.inert_code(piece)}\n```")
+
+
+def _split_pages(documents: tuple[tuple[str, str], ...]) -> tuple[_PageStart, ...]:
+    """Code sections holding every character of each document, grouped into pages of at most
+    ``limits.VIEW_BUDGET`` bytes (less ``_PAGE_RESERVE``) and ``limits.MODAL_BLOCKS`` blocks:
+    where each page begins. Each section is rendered to be weighed, then dropped."""
+    starts = [_PageStart(0, True, 0)]
+    used = count = 0
+    for number, (heading, document) in enumerate(documents):
+        sections = [(_PageStart(number, True, 0), _section(heading))] if heading else []
+        offset = 0
+        for piece in mrkdwn.split(document, _CODE_PIECE):
+            sections.append((_PageStart(number, False, offset), _code_section(piece)))
+            offset += len(piece)
+        for start, section in sections:
             # Slack's client sends JSON with non-ASCII escaped: measure it so.
             weight = len(json.dumps(section))
-            full = used + weight > limits.VIEW_BUDGET - _PAGE_RESERVE or len(pages[-1]) >= limits.MODAL_BLOCKS - 2
-            if pages[-1] and full:
-                pages.append([])
-                used = 0
-            pages[-1].append(section)
+            if count and (used + weight > limits.VIEW_BUDGET - _PAGE_RESERVE or count >= limits.MODAL_BLOCKS - 2):
+                starts.append(start)
+                used = count = 0
+            count += 1
             used += weight
-    return pages
+    return tuple(starts)
+
+
+def _page(documents: tuple[tuple[str, str], ...], starts: tuple[_PageStart, ...], page: int) -> list[dict[str, Any]]:
+    """The sections of one page: only its part of the documents is split and rendered."""
+    start = starts[page]
+    end = starts[page + 1] if page + 1 < len(starts) else _PageStart(len(documents), True, 0)
+    out: list[dict[str, Any]] = []
+    for number in range(start.document, min(end.document, len(documents) - 1) + 1):
+        heading, document = documents[number]
+        from_heading = number > start.document or start.heading
+        if heading and from_heading and (number < end.document or not end.heading):
+            out.append(_section(heading))
+        first = 0 if from_heading else start.offset
+        last = len(document) if number < end.document else (0 if end.heading else end.offset)
+        if first < last:
+            # A page begins where a piece does, so its pieces are the very ones the whole split made.
+            out += [_code_section(piece) for piece in mrkdwn.split(document[first:last], _CODE_PIECE)]
+    return out
 
 
 def permalink(workspace_url: str, channel: str, ts: str) -> str:
