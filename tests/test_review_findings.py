@@ -9,17 +9,12 @@ builders checked by the fake's own validation), where it does not hold yet.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
-import tracemalloc
 
 from bot.approvals.model import State, request_id_for
-from bot.slack import blocks, limits
 from bot.slack.ids import Action, Modal
 from tests.conftest import cancelled, context, policy_file, posted
-from tests.fakes.slack_api import blocks_text_length, message_blocks_errors
 from tests.test_full_input_pages import _turn
-from tests.test_message_budget import flood, request
 from tests.test_questions import ONE, choose
 
 # -- 1. A question under an N-of-M rule is answered by one person --------------------------------
@@ -75,30 +70,6 @@ async def test_a_page_turn_slack_refuses_is_still_acknowledged(start_worker, mak
     response = await worker.post_signed(_turn("U_ALICE", first_page, Action.INPUT_NEXT))
     assert response.status == 200, f"Slack got HTTP {response.status} for a click on Next page"
     await cancelled(task)
-
-
-# -- 3. The paged full-input cache holds many times each huge input in memory ----------------------
-
-
-def test_turning_pages_of_huge_inputs_does_not_keep_them_in_memory():
-    """``blocks._input_pages`` is an lru_cache of 8 whole inputs *and* all their rendered pages:
-    about 25 bytes kept per input character (8 inputs of 1 MB keep ~100 MB in every worker, 2 MB
-    ones ~200 MB; inputs have no size cap), and each miss re-splits the input in a Python loop on
-    the event loop (~0.2 s per MB here, during which no click on that worker is acknowledged)."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before, _ = tracemalloc.get_traced_memory()
-        for i in range(8):
-            huge = request("Bash", {"command": flood("mixed", 1_000_000) + str(i)})
-            blocks.full_input_modal(huge, 1)  # someone opens View full input and turns a page
-            del huge
-        gc.collect()
-        kept, _ = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    kept_mb = (kept - before) / 2**20
-    assert kept_mb < 16, f"{kept_mb:.0f} MB kept after the modals were built (the requests are gone)"
 
 
 # -- 7. A Slack hiccup at start is reported as a refused app token ---------------------------------
