@@ -732,14 +732,14 @@ def _split_pages(documents: tuple[tuple[str, str], ...]) -> tuple[_PageStart, ..
     starts = [_PageStart(0, True, 0)]
     used = count = 0
     for number, (heading, document) in enumerate(documents):
-        sections = [(_PageStart(number, True, 0), _section(heading))] if heading else []
+        sections = [(_PageStart(number, True, 0), "", heading)] if heading else []
         offset = 0
         for piece in mrkdwn.split(document, _CODE_PIECE):
-            sections.append((_PageStart(number, False, offset), _code_section(piece)))
+            sections.append((_PageStart(number, False, offset), piece, ""))
             offset += len(piece)
-        for start, section in sections:
+        for start, piece, heading_text in sections:
             # Slack's client sends JSON with non-ASCII escaped: measure it so.
-            weight = len(json.dumps(section))
+            weight = len(json.dumps(_section(heading_text) if heading_text else _code_section(piece)))
             if count and (used + weight > limits.VIEW_BUDGET - _PAGE_RESERVE or count >= limits.MODAL_BLOCKS - 2):
                 starts.append(start)
                 used = count = 0
@@ -778,6 +778,20 @@ _LISTED = 20
 """Requests one pending list shows (each is a section)."""
 
 
+def _pending_line(request: ApprovalRequest, workspace_url: str | None, tool: str, summary: str, agent: str) -> str:
+    """One request of a pending list, with its parts already escaped and cut."""
+    values = dict(
+        tool=tool, summary=summary, agent=text.AGENT_LINE.format(agent=agent) + " · " if agent else "",
+        epoch=int(request.created_at), fallback=text.utc(request.created_at),
+    )
+    if request.posted and workspace_url:
+        return text.PENDING_LINE.format(link=permalink(workspace_url, request.posted_channel, request.ts), **values)
+    if request.posted:
+        # No workspace URL to link with: name the channel, which Slack links itself.
+        return text.PENDING_IN_CHANNEL.format(channel=mrkdwn.escape(request.posted_channel), **values)
+    return text.PENDING_NOT_POSTED.format(**values)
+
+
 _PENDING_TEXT = 10_000
 """Text the lines of a pending list share (within ``limits.MESSAGE_TEXT_BUDGET``)."""
 
@@ -789,24 +803,12 @@ def _pending_sections(requests: list[ApprovalRequest], workspace_url: str | None
     shown = requests[:_LISTED]
     share = min(limits.SECTION_TEXT, _PENDING_TEXT // max(1, len(shown)))
     for request in shown:
-        def line(tool: str, summary: str, agent: str, request: ApprovalRequest = request) -> str:
-            values = dict(
-                tool=tool, summary=summary, agent=text.AGENT_LINE.format(agent=agent) + " · " if agent else "",
-                epoch=int(request.created_at), fallback=text.utc(request.created_at),
-            )
-            if request.posted and workspace_url:
-                return text.PENDING_LINE.format(link=permalink(workspace_url, request.posted_channel, request.ts), **values)
-            if request.posted:
-                # No workspace URL to link with: name the channel, which Slack links itself.
-                return text.PENDING_IN_CHANNEL.format(channel=mrkdwn.escape(request.posted_channel), **values)
-            return text.PENDING_NOT_POSTED.format(**values)
-
         # The link and the date are ours and kept whole; the names and summary (untrusted) share the rest.
-        room = max(0, share - mrkdwn.size(line("", "", "-" if request.agent else "")))
+        room = max(0, share - mrkdwn.size(_pending_line(request, workspace_url, "", "", "-" if request.agent else "")))
         agent = mrkdwn.inline(request.agent, min(100, room // 6)) if request.agent else ""
         tool = mrkdwn.inline(request.tool_name, min(150, room // 3))
         summary = mrkdwn.inline(_summary(request.proposed_input), min(200, room // 2))
-        out.append({"type": "section", "text": _mrkdwn(line(tool, summary, agent), share)})
+        out.append({"type": "section", "text": _mrkdwn(_pending_line(request, workspace_url, tool, summary, agent), share)})
     if len(requests) > _LISTED:
         out.append(_context(text.PENDING_MORE.format(count=len(requests) - _LISTED)))
     return out
