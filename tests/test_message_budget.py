@@ -407,3 +407,13 @@ def test_a_short_approvals_list_is_not_cut():
     line = blocks.pending_list(waiting, "https://fake-team.slack.com/").blocks[1]["text"]["text"]
     assert line.startswith("*Bash* make deploy\n*Agent:* release-bot · <https://fake-team.slack.com/archives/C0A/p1000001|")
     assert "…" not in line
+
+
+def test_many_votes_are_named_then_counted():
+    voters = _votes(150, "x")
+    message = blocks.request_message(request("Bash", {"command": "make deploy"}, required=200, votes=voters))
+    assert_fits(message)
+    [line] = [e["text"] for b in message.blocks if b["type"] == "context" for e in b["elements"] if "*Approvals:*" in e["text"]]
+    named = re.findall(r"<@(U0VOTER\d{3})>", line)
+    assert line.startswith("*Approvals:* 150 of 200: ") and named == [v.user for v in voters[: len(named)]]
+    assert line.endswith(f" and {150 - len(named)} more") and "…" not in line

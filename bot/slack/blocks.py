@@ -343,15 +343,15 @@ def _team(request: ApprovalRequest, room: _Room = _ROOMS[0]) -> list[dict[str, A
     lines = [_targets_line(text.WHO_DECIDES, request.approvers) if request.approvers else text.ANYONE_DECIDES]
     if request.required > 1:
         if request.votes:
-            who = ", ".join(f"<@{v.user}>" for v in request.votes)
-            lines.append(text.PROGRESS_BY.format(count=len(request.votes), required=request.required, who=who))
+            progress = text.PROGRESS_BY.format(count=len(request.votes), required=request.required, who="{who}")
+            lines.append(_targets_line(progress, [v.user for v in request.votes]))
         else:
             lines.append(text.PROGRESS.format(count=0, required=request.required))
     added = [t for i in request.escalated if i < len(request.escalation) for t in request.escalation[i]["approvers"]]
     if added:
         lines.append(_targets_line(text.ESCALATED_TO, list(dict.fromkeys(added))))
-    # The policy's lines were fitted to _TARGETS_LINE already; the votes line shrinks with the room.
-    return [{"type": "context", "elements": [_mrkdwn(line, max(room.line, _TARGETS_LINE)) for line in lines]}]
+    # Every line names people from the policy or from Slack, already fitted to _TARGETS_LINE.
+    return [{"type": "context", "elements": [_mrkdwn(line, _TARGETS_LINE) for line in lines]}]
 
 
 _TARGETS_LINE = 1000
