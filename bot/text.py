@@ -470,6 +470,10 @@ def targets(ids: Sequence[str]) -> str:
     return ", ".join(target(i) for i in ids)
 
 
+TARGETS_MORE = "{who} and {count} more"
+"""The policy names more people than a line holds: the first ones, then how many are not shown."""
+
+
 RULE_LINE_POLICY = "*Rule:* {rule}"
 WHO_DECIDES = "*Who can decide:* {who}"
 ANYONE_DECIDES = "Anyone in this channel can decide."

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import html
 import json
 import re
+import tracemalloc
 
+import pytest
+
+from bot import text
+from bot.approvals.model import State
+from bot.slack import blocks, limits, mrkdwn
 from bot.slack.ids import Action
 from tests.conftest import cancelled, context, posted
 from tests.fakes.slack_api import view_errors
 from tests.fakes.slack_payloads import block_actions
+from tests.test_message_budget import flood, request
 
 _FENCED = re.compile(r"^```\n(.*)\n```$", re.S)
 
@@ -90,3 +98,89 @@ async def test_a_page_turn_slack_refuses_is_still_acknowledged(start_worker, mak
     response = await worker.post_signed(_turn("U_ALICE", first_page, Action.INPUT_NEXT))
     assert response.status == 200, f"Slack got HTTP {response.status} for a click on Next page"
     await cancelled(task)
+
+
+# -- the pages of huge inputs are not kept in memory ------------------------------------------
+
+
+def test_turning_pages_of_huge_inputs_does_not_keep_them_in_memory():
+    """A worker remembers where the pages of an input begin, not the input nor its rendered
+    pages: 8 inputs of 1 MB once kept ~100 MB in every worker (inputs have no size cap)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        for i in range(8):
+            huge = request("Bash", {"command": flood("mixed", 1_000_000) + str(i)})
+            blocks.full_input_modal(huge, 1)  # someone opens View full input and turns a page
+            del huge
+        gc.collect()
+        kept, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    kept_mb = (kept - before) / 2**20
+    assert kept_mb < 16, f"{kept_mb:.0f} MB kept after the modals were built (the requests are gone)"
+
+
+def _all_pages(req) -> tuple[str, list[str], int]:
+    """Every page, turned with Next as a person would: the code read, the headings seen, the count."""
+    code, headings, page = [], [], 0
+    while True:
+        view = blocks.full_input_modal(req, page)
+        assert view_errors(view) == [] and len(json.dumps(view)) <= limits.VIEW_BUDGET
+        assert len(view["blocks"]) <= limits.MODAL_BLOCKS
+        code.append(_code(view))
+        headings += [b["text"]["text"] for b in view["blocks"]
+                     if b["type"] == "section" and b["text"]["text"] in (text.FULL_INPUT_CHANGED, text.FULL_INPUT_ASKED)]
+        following = [e for b in view["blocks"] if b["type"] == "actions" for e in b["elements"]
+                     if e["action_id"] == Action.INPUT_NEXT.value]
+        if not following:
+            return "".join(code), headings, page + 1
+        assert following[0]["value"] == f"{req.id} {page + 1}"
+        page += 1
+
+
+@pytest.mark.parametrize("kind", ["mixed", "emoji", "amp"])
+def test_every_character_is_on_exactly_one_page_wherever_the_pages_break(kind):
+    """After a change there are two documents, each under its heading: whatever their sizes
+    (a page may end just before the second heading, or inside either document), reading every
+    page shows what runs, then what was asked, each character once and each heading once."""
+    for changed in (10, 1_000, 140_000, 141_000, 142_000, 143_000, 145_000, 146_500, 300_000):
+        after = {"command": flood(kind, changed)}
+        before = {"command": flood(kind, 50_000) + "`" * 7_000}
+        req = request("Bash", before, State.APPROVED, updated_input=after)
+        whole, headings, _ = _all_pages(req)
+        assert whole == json.dumps(after, indent=2, ensure_ascii=False) + json.dumps(before, indent=2, ensure_ascii=False)
+        assert headings == [text.FULL_INPUT_CHANGED, text.FULL_INPUT_ASKED]
+
+
+def test_a_page_break_right_before_the_second_heading_shows_it_on_the_next_page():
+    # Find sizes whose first document fills its last page exactly (found through the page starts,
+    # then read as a person would).
+    for size in range(100_000, 160_000, 97):
+        after, before = {"command": "x" * size}, {"command": "y" * 5_000}
+        req = request("Bash", before, State.APPROVED, updated_input=after)
+        documents = ((text.FULL_INPUT_CHANGED, json.dumps(after, indent=2)), (text.FULL_INPUT_ASKED, json.dumps(before, indent=2)))
+        if any(start.document == 1 and start.heading for start in blocks._page_starts(documents)):
+            break
+    else:
+        pytest.skip("no size in the sweep breaks a page at the second heading")
+    whole, headings, pages = _all_pages(req)
+    assert whole == json.dumps(after, indent=2) + json.dumps(before, indent=2)
+    assert headings == [text.FULL_INPUT_CHANGED, text.FULL_INPUT_ASKED]
+    last = blocks.full_input_modal(req, pages - 1)
+    assert last["blocks"][1]["text"]["text"] == text.FULL_INPUT_ASKED
+
+
+@pytest.mark.parametrize("kind", ["mixed", "emoji", "amp", "mention"])
+def test_pieces_are_the_longest_that_fit(kind):
+    """``mrkdwn.split`` (counted in C) cuts where a character-by-character count would: each piece's
+    inert rendering fits, and one more character would not."""
+    value = flood(kind, 50_000) + "`" * 9_000 + "``a" * 2_000 + "\ud800\x00é"
+    for budget in (1, 5, 7, 100, 2_990):
+        pieces = mrkdwn.split(value, budget)
+        assert "".join(pieces) == value
+        for piece, following in zip(pieces, pieces[1:] + [""], strict=True):
+            assert mrkdwn.size(mrkdwn.inert_code(piece)) <= budget or len(piece) == 1
+            if following:
+                assert mrkdwn.size(mrkdwn.inert_code(piece + following[0])) > budget

@@ -319,3 +319,124 @@ def test_proposed_answers_awaiting_agreement_fit_the_budget(kind, multi):
     assert "<!channel>" not in parsed and "<@U0EVIL>" not in parsed
     assert parsed.count("*Proposed answer:*") == 4 and "Proposed by <@U0VOTER000>." in parsed
     assert "*Agreed:* 29 of 30" in parsed
+
+
+# -- a changed field's name sits between our fences ----------------------------------
+
+_BACKTICK_KEYS = ["``` *Approved by security*", "`", "``", "````````", "a```", "```a", "`" * 200, "&`&`",
+                  "x" * 99 + "``", "```\n*hi*\n```"]
+_BACKTICK_VALUES = ["rm -rf /srv/old", "`", "``", "x`", "`x", "```", "`" * 2_000, "a" * 2_000 + "`"]
+
+
+@pytest.mark.parametrize("key", _BACKTICK_KEYS)
+def test_a_changed_keys_backticks_cannot_close_the_before_after_fences(key):
+    """The key (chosen by the agent) and the values sit on the lines of the before/after fences:
+    ``` in the key, or a backtick at a value's end, would close or lengthen a fence, and the values
+    would render as mrkdwn outside the code blocks."""
+    for value in _BACKTICK_VALUES:
+        before, after = {key: value, "x": 1}, {key: value + "!", "x": 1}
+        for state in (State.PENDING, State.APPROVED):
+            message = blocks.request_message(request("mcp__files__clean", before, state, updated_input=after))
+            assert_fits(message)
+            [diff] = [b["text"]["text"] for b in message.blocks
+                      if b["type"] == "section" and "before:" in b["text"].get("text", "")]
+            runs = re.findall(r"`+", diff)
+            # Exactly our four fences, and no other run of two or more backticks anywhere.
+            assert [len(r) for r in runs if len(r) > 1] == [3, 3, 3, 3], (key, value, diff[:300])
+
+
+# -- the policy's people stay on the card ------------------------------------------
+
+_LONG_QUESTIONS = {"questions": [
+    {"question": f"{i} " + "q" * 3000, "header": "Pick", "multiSelect": False,
+     "options": [{"label": f"{j} " + "x" * 300, "description": "d" * 400} for j in range(10)]}
+    for i in range(4)
+]}
+
+
+@pytest.mark.parametrize("kind", ["plain", "amp", "emoji"])
+def test_a_long_question_cannot_push_the_paged_people_off_the_card(kind):
+    """Mentions come from the policy: the paging line and "Who can decide" are the bot's own text.
+    An agent whose question is long enough (4 questions of 10 long options) drives the message to
+    its smallest room; every paged person, the on-call group listed last, stays on the card."""
+    asked = _LONG_QUESTIONS if kind == "plain" else json.loads(json.dumps(_LONG_QUESTIONS).replace("x", FLOODS[kind]))
+    paged = tuple(f"U0ONCALL{i:02d}" for i in range(12)) + ("S0SRETEAM",)
+    escalation = [{"after": 60, "approvers": ["U0LEAD", "S0DIRECTORS"]}]
+    for state in (State.PENDING, State.ANSWERED):
+        req = request("AskUserQuestion", asked, state, mention=paged, approvers=paged, agent="a" * 5_000,
+                      title=flood("mixed", 5_000), escalation=escalation, escalated=(0,), required=2)
+        message = blocks.request_message(req)
+        assert_fits(message)
+        if state is State.ANSWERED:
+            continue  # nobody is paged once it is decided
+        paging, who = message.blocks[1]["text"]["text"], json.dumps(message.blocks)
+        assert [t for t in paged if t not in paging] == [], "not paged on the card"
+        assert "*Who can decide:* " + text.targets(paged) in who
+        assert ":arrow_double_up: Escalated to <@U0LEAD>, <!subteam^S0DIRECTORS>" in who
+        # The notification keeps every mention, as before.
+        assert all(text.target(t) in message.text for t in paged)
+
+
+def test_a_policy_with_absurdly_many_targets_is_cut_saying_how_many_more():
+    paged = tuple(f"U0PAGE{i:04d}" for i in range(300))
+    message = blocks.request_message(request("AskUserQuestion", _LONG_QUESTIONS, mention=paged, approvers=paged))
+    assert_fits(message)
+    for line in (message.blocks[1]["text"]["text"], *(e["text"] for b in message.blocks if b["type"] == "context"
+                                                      for e in b["elements"] if "Who can decide" in e["text"])):
+        named = re.findall(r"<@(U0PAGE\d{4})>", line)
+        assert named == list(paged[: len(named)]) and 10 < len(named) < len(paged)
+        assert f" and {len(paged) - len(named)} more" in line
+
+
+# -- /approvals and App Home share the budget across their lines ---------------------
+
+_DATE = re.compile(r"<!date\^\d+\^\{date_short_pretty\} at \{time\}\|[^<>]+>")
+
+
+@pytest.mark.parametrize("kind", ["amp", "emoji", "mention", "mixed"])
+@pytest.mark.parametrize("where", ["linked", "channel", "not posted"])
+@pytest.mark.parametrize("count", [1, 20, 25])
+def test_the_approvals_list_fits_slacks_text_budget_with_long_tool_names(kind, where, count):
+    """20 lines of long tool names, summaries and agents (the link into the workspace and the date
+    besides) would exceed ``limits.MESSAGE_TEXT_BUDGET``: the lines share it, each keeping its link
+    and date whole, and the list says how many it does not show."""
+    filler = flood(kind, 5_000)
+    posted = {"linked": {"posted_channel": "C0APPROVALS"}, "channel": {"posted_channel": "C0APPROVALS"}, "not posted": {}}
+    waiting = [
+        request(tool_name="mcp__" + filler, tool_input={"command": filler}, agent=filler, ts=f"1700000000.{i:06d}",
+                **posted[where])
+        for i in range(count)
+    ]
+    workspace = "https://fake-team.slack.com/" if where == "linked" else None
+    listing = blocks.pending_list(waiting, workspace)
+    assert_fits(listing)
+    parsed = " ".join(o["text"] for o in mrkdwn_objects(listing.blocks))
+    assert "<!channel>" not in parsed and "<@U0EVIL>" not in parsed
+    lines = [b["text"]["text"] for b in listing.blocks if b["type"] == "section"]
+    assert len(lines) == min(count, 20)
+    for i, line in enumerate(lines):
+        assert line.startswith("*mcp__") and _DATE.search(line), line[-200:]
+        if where == "linked":
+            assert f"<https://fake-team.slack.com/archives/C0APPROVALS/p1700000000{i:06d}|Open the request>" in line
+        elif where == "channel":
+            assert "in <#C0APPROVALS>" in line
+    assert ("…and 5 more." in json.dumps(listing.blocks, ensure_ascii=False)) == (count == 25)
+    home = blocks.home_view(waiting, [], workspace)
+    assert view_errors(home) == [] and blocks.text_size(home["blocks"]) <= limits.MESSAGE_TEXT_BUDGET
+
+
+def test_a_short_approvals_list_is_not_cut():
+    waiting = [request(tool_input={"command": "make deploy"}, agent="release-bot", posted_channel="C0A", ts="1.000001")]
+    line = blocks.pending_list(waiting, "https://fake-team.slack.com/").blocks[1]["text"]["text"]
+    assert line.startswith("*Bash* make deploy\n*Agent:* release-bot · <https://fake-team.slack.com/archives/C0A/p1000001|")
+    assert "…" not in line
+
+
+def test_many_votes_are_named_then_counted():
+    voters = _votes(150, "x")
+    message = blocks.request_message(request("Bash", {"command": "make deploy"}, required=200, votes=voters))
+    assert_fits(message)
+    [line] = [e["text"] for b in message.blocks if b["type"] == "context" for e in b["elements"] if "*Approvals:*" in e["text"]]
+    named = re.findall(r"<@(U0VOTER\d{3})>", line)
+    assert line.startswith("*Approvals:* 150 of 200: ") and named == [v.user for v in voters[: len(named)]]
+    assert line.endswith(f" and {150 - len(named)} more") and "…" not in line

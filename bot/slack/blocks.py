@@ -6,8 +6,11 @@ goes through ``mrkdwn`` so it can neither ping anyone nor break the layout.
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import json
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,9 +215,8 @@ def _request_message(request: ApprovalRequest, spent: float | None, room: _Room)
         title = text.HEADER[request.state].format(tool=request.tool_name)
     blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(title, limits.HEADER_TEXT)}]
     if pending and request.mention:
-        # Mentions come from the policy file; cut() never splits one.
-        paging = text.PAGING.format(who=text.targets(request.mention))
-        blocks.append({"type": "section", "text": _mrkdwn(paging, room.line)})
+        # Mentions come from the policy file: kept whole whatever the room (see _targets_line).
+        blocks.append({"type": "section", "text": _mrkdwn(_targets_line(text.PAGING, request.mention), _TARGETS_LINE)})
 
     about = []
     if request.agent:
@@ -349,20 +351,46 @@ def _cost(request: ApprovalRequest, spent: float | None) -> list[dict[str, Any]]
 
 def _team(request: ApprovalRequest, room: _Room = _ROOMS[0]) -> list[dict[str, Any]]:
     """Who may decide, how many have approved, who was escalated to."""
-    lines = [text.WHO_DECIDES.format(who=text.targets(request.approvers)) if request.approvers else text.ANYONE_DECIDES]
+    lines = [_targets_line(text.WHO_DECIDES, request.approvers) if request.approvers else text.ANYONE_DECIDES]
     if request.required > 1:
         # A question's votes are people agreeing on one answer (DECIDE).
         asked = questions.parse(request.tool_name, request.tool_input) is not None
         if request.votes:
-            who = ", ".join(f"<@{v.user}>" for v in request.votes)
-            progress = text.AGREED_BY if asked else text.PROGRESS_BY
-            lines.append(progress.format(count=len(request.votes), required=request.required, who=who))
+            template = text.AGREED_BY if asked else text.PROGRESS_BY
+            progress = template.format(count=len(request.votes), required=request.required, who="{who}")
+            lines.append(_targets_line(progress, [v.user for v in request.votes]))
         else:
             lines.append((text.AGREED if asked else text.PROGRESS).format(count=0, required=request.required))
     added = [t for i in request.escalated if i < len(request.escalation) for t in request.escalation[i]["approvers"]]
     if added:
-        lines.append(text.ESCALATED_TO.format(who=text.targets(list(dict.fromkeys(added)))))
-    return [{"type": "context", "elements": [_mrkdwn(line, room.line) for line in lines]}]
+        lines.append(_targets_line(text.ESCALATED_TO, list(dict.fromkeys(added))))
+    # Every line names people from the policy or from Slack, already fitted to _TARGETS_LINE.
+    return [{"type": "context", "elements": [_mrkdwn(line, _TARGETS_LINE) for line in lines]}]
+
+
+_TARGETS_LINE = 1000
+"""A line naming the policy's people (paging, who can decide, escalated to). They are the bot's
+own trusted text, so the line is never shrunk with the room (a long question must not unpage
+the on-call group); only a policy with more targets than this holds is cut, saying how many more."""
+
+
+def _targets_line(template: str, ids: Sequence[str], budget: int = _TARGETS_LINE) -> str:
+    """``template`` naming ``ids`` (its ``{who}``), as many whole mentions as ``budget`` holds, then "and N more"."""
+    line = template.format(who=text.targets(ids))
+    if mrkdwn.size(line) <= budget:
+        return line
+
+    def naming(count: int) -> str:
+        return template.format(who=text.TARGETS_MORE.format(who=text.targets(ids[:count]), count=len(ids) - count))
+
+    low, high = 0, len(ids) - 1  # the most mentions that fit, by bisection (a line only grows with more)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if mrkdwn.size(naming(mid)) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    return naming(low)
 
 
 def _answers(request: ApprovalRequest) -> dict[str, str]:
@@ -383,6 +411,12 @@ _LABEL = 200
 """Characters of an option's label in the message (a menu or form shows 75; the agent gets it whole)."""
 
 
+def _label(room: _Room) -> int:
+    # In the smallest rooms labels shrink too: 4 questions of 10 long options must leave
+    # room for the policy's people (_TARGETS_LINE), whom a question may not push off the card.
+    return min(_LABEL, room.question)
+
+
 def question_blocks(
     asked: list[questions.Question], answered: dict[str, str], room: _Room = _ROOMS[0], *, proposed: bool = False
 ) -> list[dict[str, Any]]:
@@ -393,7 +427,7 @@ def question_blocks(
     for question in asked:
         out.append(_section(_question_heading(question, "  ", room.question)))
         options = [
-            f"• *{mrkdwn.inline(o.label, _LABEL)}*"
+            f"• *{mrkdwn.inline(o.label, _label(room))}*"
             + (f" — {mrkdwn.inline(o.description, room.option)}" if o.description else "")
             for o in question.options
         ]
@@ -410,11 +444,11 @@ def _questions_cut(asked: list[questions.Question], answered: dict[str, str], ro
         return mrkdwn.inline(value, budget) != mrkdwn.escape(mrkdwn.clean(value))
 
     for question in asked:
-        listed = "\n".join(f"• *{mrkdwn.inline(o.label, _LABEL)}* — {mrkdwn.inline(o.description, room.option)}" for o in question.options)
+        listed = "\n".join(f"• *{mrkdwn.inline(o.label, _label(room))}* — {mrkdwn.inline(o.description, room.option)}" for o in question.options)
         if (
             cut(question.header, 150) or cut(question.question, room.question)
             or mrkdwn.size(listed) > limits.CONTEXT_TEXT
-            or any(cut(o.label, _LABEL) or cut(o.description, room.option) for o in question.options)
+            or any(cut(o.label, _label(room)) or cut(o.description, room.option) for o in question.options)
             or cut(str(answered.get(question.question, "")), room.question)
         ):
             return True
@@ -483,7 +517,8 @@ def _changes(request: ApprovalRequest, room: _Room = _ROOMS[0]) -> tuple[list[di
             _code_preview(_as_text(side.get(key)), room.diff) for side in (request.tool_input, request.updated_input)
         )
         truncated |= cut_before or cut_after
-        line = text.CHANGED_FIELD.format(key=mrkdwn.inline(key, 100), before=before, after=after)
+        # The key comes from the agent's input: its backticks must not close the fences around the values.
+        line = text.CHANGED_FIELD.format(key=mrkdwn.inline_inert(key, 100), before=before, after=after)
         sections.append(_section((text.CHANGES_HEADING + "\n" if number == 0 else "") + line))
     if len(changed) > 3:
         sections.append(_context(text.ALSO_CHANGED.format(keys=mrkdwn.inline(", ".join(changed[3:]), room.line))))
@@ -493,8 +528,8 @@ def _changes(request: ApprovalRequest, room: _Room = _ROOMS[0]) -> tuple[list[di
 def _code_preview(value: str, budget: int) -> tuple[str, bool]:
     """The start of ``value`` for inside a code fence, "…" when cut (never empty: "``````" would not
     render), and whether it was cut."""
-    shown, hidden = mrkdwn.fit(value, budget - 1)
-    return (shown + mrkdwn.ELLIPSIS if hidden else shown) or " ", hidden > 0
+    shown, hidden = mrkdwn.fit(value, budget - 3)  # 3: the "…" and a zero-width space at either end
+    return mrkdwn.unfenced_ends(shown + mrkdwn.ELLIPSIS if hidden else shown) or " ", hidden > 0
 
 
 def _as_text(value: Any) -> str:
@@ -652,17 +687,17 @@ def full_input_modal(request: ApprovalRequest, page: int = 0) -> dict[str, Any]:
         documents = [("", _json(request.updated_input))]  # the questions, and the answers sent
     elif request.modified:
         documents = [(text.FULL_INPUT_CHANGED, _json(request.updated_input)), (text.FULL_INPUT_ASKED, documents[0][1])]
-    pages = _input_pages(tuple(documents))
-    page = max(0, min(page, len(pages) - 1))
-    shown = [{**section, "text": dict(section["text"])} for section in pages[page]]  # the cache's stay as they are
+    starts = _page_starts(tuple(documents))
+    page = max(0, min(page, len(starts) - 1))
+    shown = _page(tuple(documents), starts, page)
     title = f"{request.tool_name} · request {request.id}"
-    if len(pages) > 1:
-        title += " · " + text.FULL_INPUT_PAGE.format(page=page + 1, pages=len(pages))
+    if len(starts) > 1:
+        title += " · " + text.FULL_INPUT_PAGE.format(page=page + 1, pages=len(starts))
     blocks: list[dict[str, Any]] = [_plain_section(title), *shown]
     turns = []
     if page > 0:
         turns.append(_button(text.PREVIOUS_PAGE, Action.INPUT_PREVIOUS, f"{request.id} {page - 1}"))
-    if page < len(pages) - 1:
+    if page < len(starts) - 1:
         turns.append(_button(text.NEXT_PAGE, Action.INPUT_NEXT, f"{request.id} {page + 1}", style="primary"))
     if turns:
         blocks.append({"type": "actions", "elements": turns})
@@ -673,26 +708,95 @@ _CODE_PIECE = limits.SECTION_TEXT - 10
 """Room for a piece of the input inside its fenced section."""
 
 
-@functools.lru_cache(maxsize=8)
-def _input_pages(documents: tuple[tuple[str, str], ...]) -> list[list[dict[str, Any]]]:
-    """Code sections holding every character of each document, grouped into pages.
+@dataclass(frozen=True)
+class _PageStart:
+    """Where a page of *View full input* begins: in which document, before its heading or at
+    which character of it (always where ``mrkdwn.split`` starts a piece)."""
 
-    Cached: a person turning the pages of a 2 MB input costs one split, not one per page."""
-    pages: list[list[dict[str, Any]]] = [[]]
-    used = 0
+    document: int
+    heading: bool
+    """Before the document's heading (when it has one): the page shows it first."""
+    offset: int
+
+
+_PAGES_KEPT = 64
+"""Inputs whose page starts a worker remembers. Only the starts (a few numbers a page), never
+the input nor a rendered page: inputs have no size cap, and a whole 1 MB input with its pages
+took ~25 MB, times every input cached."""
+_page_starts_kept: OrderedDict[bytes, tuple[_PageStart, ...]] = OrderedDict()
+_page_starts_lock = threading.Lock()
+"""Pages are built off the event loop (bot.slack.listeners.actions), so threads share the cache."""
+
+
+def _digest(documents: tuple[tuple[str, str], ...]) -> bytes:
+    digest = hashlib.sha256()
     for heading, document in documents:
-        sections = [_section(heading)] if heading else []
-        sections += [_section(f"```\n{mrkdwn.inert_code(piece)}\n```") for piece in mrkdwn.split(document, _CODE_PIECE)]
-        for section in sections:
+        for part in (heading, document):
+            data = part.encode("utf-8", "surrogatepass")  # tool input may hold lone surrogates
+            digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.digest()
+
+
+def _page_starts(documents: tuple[tuple[str, str], ...]) -> tuple[_PageStart, ...]:
+    """Where each page begins, remembered by the documents' digest: turning the pages of a 2 MB
+    input costs one split of it, then one page's rendering per turn."""
+    key = _digest(documents)
+    with _page_starts_lock:
+        starts = _page_starts_kept.get(key)
+        if starts is not None:
+            _page_starts_kept.move_to_end(key)
+            return starts
+    starts = _split_pages(documents)
+    with _page_starts_lock:
+        _page_starts_kept[key] = starts
+        while len(_page_starts_kept) > _PAGES_KEPT:
+            _page_starts_kept.popitem(last=False)
+    return starts
+
+
+def _code_section(piece: str) -> dict[str, Any]:
+    return _section(f"```\n{mrkdwn.inert_code(piece)}\n```")
+
+
+def _split_pages(documents: tuple[tuple[str, str], ...]) -> tuple[_PageStart, ...]:
+    """Code sections holding every character of each document, grouped into pages of at most
+    ``limits.VIEW_BUDGET`` bytes (less ``_PAGE_RESERVE``) and ``limits.MODAL_BLOCKS`` blocks:
+    where each page begins. Each section is rendered to be weighed, then dropped."""
+    starts = [_PageStart(0, True, 0)]
+    used = count = 0
+    for number, (heading, document) in enumerate(documents):
+        sections = [(_PageStart(number, True, 0), "", heading)] if heading else []
+        offset = 0
+        for piece in mrkdwn.split(document, _CODE_PIECE):
+            sections.append((_PageStart(number, False, offset), piece, ""))
+            offset += len(piece)
+        for start, piece, heading_text in sections:
             # Slack's client sends JSON with non-ASCII escaped: measure it so.
-            weight = len(json.dumps(section))
-            full = used + weight > limits.VIEW_BUDGET - _PAGE_RESERVE or len(pages[-1]) >= limits.MODAL_BLOCKS - 2
-            if pages[-1] and full:
-                pages.append([])
-                used = 0
-            pages[-1].append(section)
+            weight = len(json.dumps(_section(heading_text) if heading_text else _code_section(piece)))
+            if count and (used + weight > limits.VIEW_BUDGET - _PAGE_RESERVE or count >= limits.MODAL_BLOCKS - 2):
+                starts.append(start)
+                used = count = 0
+            count += 1
             used += weight
-    return pages
+    return tuple(starts)
+
+
+def _page(documents: tuple[tuple[str, str], ...], starts: tuple[_PageStart, ...], page: int) -> list[dict[str, Any]]:
+    """The sections of one page: only its part of the documents is split and rendered."""
+    start = starts[page]
+    end = starts[page + 1] if page + 1 < len(starts) else _PageStart(len(documents), True, 0)
+    out: list[dict[str, Any]] = []
+    for number in range(start.document, min(end.document, len(documents) - 1) + 1):
+        heading, document = documents[number]
+        from_heading = number > start.document or start.heading
+        if heading and from_heading and (number < end.document or not end.heading):
+            out.append(_section(heading))
+        first = 0 if from_heading else start.offset
+        last = len(document) if number < end.document else (0 if end.heading else end.offset)
+        if first < last:
+            # A page begins where a piece does, so its pieces are the very ones the whole split made.
+            out += [_code_section(piece) for piece in mrkdwn.split(document[first:last], _CODE_PIECE)]
+    return out
 
 
 def permalink(workspace_url: str, channel: str, ts: str) -> str:
@@ -707,23 +811,37 @@ _LISTED = 20
 """Requests one pending list shows (each is a section)."""
 
 
+def _pending_line(request: ApprovalRequest, workspace_url: str | None, tool: str, summary: str, agent: str) -> str:
+    """One request of a pending list, with its parts already escaped and cut."""
+    values = dict(
+        tool=tool, summary=summary, agent=text.AGENT_LINE.format(agent=agent) + " · " if agent else "",
+        epoch=int(request.created_at), fallback=text.utc(request.created_at),
+    )
+    if request.posted and workspace_url:
+        return text.PENDING_LINE.format(link=permalink(workspace_url, request.posted_channel, request.ts), **values)
+    if request.posted:
+        # No workspace URL to link with: name the channel, which Slack links itself.
+        return text.PENDING_IN_CHANNEL.format(channel=mrkdwn.escape(request.posted_channel), **values)
+    return text.PENDING_NOT_POSTED.format(**values)
+
+
+_PENDING_TEXT = 10_000
+"""Text the lines of a pending list share (within ``limits.MESSAGE_TEXT_BUDGET``)."""
+
+
 def _pending_sections(requests: list[ApprovalRequest], workspace_url: str | None) -> list[dict[str, Any]]:
+    """One section per request (up to ``_LISTED``), sharing ``_PENDING_TEXT``: 20 long tool names
+    and summaries would otherwise exceed what Slack accepts in one message (msg_blocks_too_long)."""
     out = []
-    for request in requests[:_LISTED]:
-        summary = mrkdwn.escape(mrkdwn.plain(_summary(request.proposed_input), 200))
-        agent = text.AGENT_LINE.format(agent=mrkdwn.escape(mrkdwn.plain(request.agent, 100))) + " · " if request.agent else ""
-        values = dict(
-            tool=mrkdwn.escape(mrkdwn.plain(request.tool_name, 150)), summary=summary, agent=agent,
-            epoch=int(request.created_at), fallback=text.utc(request.created_at),
-        )
-        if request.posted and workspace_url:
-            line = text.PENDING_LINE.format(link=permalink(workspace_url, request.posted_channel, request.ts), **values)
-        elif request.posted:
-            # No workspace URL to link with: name the channel, which Slack links itself.
-            line = text.PENDING_IN_CHANNEL.format(channel=mrkdwn.escape(request.posted_channel), **values)
-        else:
-            line = text.PENDING_NOT_POSTED.format(**values)
-        out.append(_section(line[: limits.SECTION_TEXT]))
+    shown = requests[:_LISTED]
+    share = min(limits.SECTION_TEXT, _PENDING_TEXT // max(1, len(shown)))
+    for request in shown:
+        # The link and the date are ours and kept whole; the names and summary (untrusted) share the rest.
+        room = max(0, share - mrkdwn.size(_pending_line(request, workspace_url, "", "", "-" if request.agent else "")))
+        agent = mrkdwn.inline(request.agent, min(100, room // 6)) if request.agent else ""
+        tool = mrkdwn.inline(request.tool_name, min(150, room // 3))
+        summary = mrkdwn.inline(_summary(request.proposed_input), min(200, room // 2))
+        out.append({"type": "section", "text": _mrkdwn(_pending_line(request, workspace_url, tool, summary, agent), share)})
     if len(requests) > _LISTED:
         out.append(_context(text.PENDING_MORE.format(count=len(requests) - _LISTED)))
     return out
