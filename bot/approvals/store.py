@@ -423,14 +423,15 @@ class RequestStore:
     async def unlock_render(self, request_id: str, token: str) -> None:
         await self._unlock(keys=[keys.render_lock(request_id)], args=[token])
 
-    async def thread_unread(self, request_id: str) -> bool:
-        """Whether replies were heard in the request's thread (``message`` events) since
-        the worker last read it from Slack: only then is reading it worth a call."""
+    async def thread_counts(self, request_id: str) -> tuple[int, int]:
+        """Replies heard in the request's thread (``message`` events, and what reads
+        found), and how many it held when a worker last read it from Slack: more heard
+        than read makes reading it worth a call; none heard, nothing to read at all."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hlen(keys.thread(request_id))
             pipe.get(keys.thread_read(request_id))
             heard, read = await pipe.execute()
-        return int(heard) > int(text(read) if read is not None else "0")
+        return int(heard), int(text(read) if read is not None else "0")
 
     async def thread_read(self, request_id: str, replies: int) -> None:
         """The thread was just read from Slack and held ``replies`` people's replies."""

@@ -259,7 +259,7 @@ class SlackJobWorker:
                 await self._post(job)
             case JobKind.UPDATE:
                 # Not posted yet: the post job renders the latest state itself.
-                request = await self._converge(job.fields["id"])
+                request = await self._converge(job.fields["id"], changed=True)
                 if request is not None and request.state.is_final:
                     await self._conclude(request)
             case JobKind.REMIND:
@@ -394,7 +394,7 @@ class SlackJobWorker:
             return None
         return await self.store.spent(request.rule, time.time())
 
-    async def _converge(self, request_id: str) -> ApprovalRequest | None:
+    async def _converge(self, request_id: str, *, changed: bool = False) -> ApprovalRequest | None:
         """Make the request's message show its latest state; returns the request as last read.
 
         Coalesces: one ``chat.update`` of the latest state stands for every change
@@ -403,19 +403,23 @@ class SlackJobWorker:
         render lock), so an older state never lands after a newer one. Every
         change queues an update job of its own, and a job that finds the lock
         taken waits for it (``_render_lock``), then renders what is latest then:
-        so a change made while another worker was updating is shown too."""
-        request = await self.store.get(request_id)
-        if request is None or not request.posted:
-            return request  # the post renders the latest state itself
-        if _digest(await self._render(request)) == await self.store.shown(request_id):
-            return request
+        so a change made while another worker was updating is shown too.
+
+        ``changed``: a transition queued this (an update job), so the message is
+        almost surely behind: skip the look before taking the lock."""
+        if not changed:
+            request = await self.store.get(request_id)
+            if request is None or not request.posted:
+                return request  # the post renders the latest state itself
+            if _digest(await self._render(request)) == await self.store.shown(request_id):
+                return request
         token = await self._render_lock(request_id)
         if token is None:
             return request
         try:
             request = await self.store.get(request_id)  # the latest, now that no one else updates it
-            if request is None:
-                return None
+            if request is None or not request.posted:
+                return request  # the post renders the latest state itself
             message = await self._render(request)
             if _digest(message) != await self.store.shown(request_id) and await self._update(request, message):
                 await self.store.set_shown(request_id, _digest(message))
@@ -485,11 +489,12 @@ class SlackJobWorker:
             return
         try:
             # First: reading is idempotent, the post is not.
-            if await self.store.thread_unread(request.id):
+            heard, read = await self.store.thread_counts(request.id)
+            if heard > read:
                 with priority(Priority.AUDIT):
                     replies = await self._gather(request)
             else:
-                replies = await self.store.discussion(request.id)
+                replies = await self.store.discussion(request.id) if heard else []
             if replies:
                 with priority(Priority.REMIND):
                     await self._in_thread(request, text.outcome_line(request))

@@ -33,18 +33,26 @@ def size(value: str) -> int:
     return len(value) + len(_ASTRAL.findall(value))
 
 
+_PRIVATE_USE = ((0xE000, 0xF8FF), (0xF0000, 0xFFFFD), (0x100000, 0x10FFFD))
+"""Co: fixed by Unicode's stability policy, so listed rather than looked up."""
+_FORMAT_PLANES = (range(0x0000, 0x20000), range(0xE0000, 0xE1000))
+"""Where Unicode puts format characters (Cf) and the line/paragraph separators."""
+
+
 @functools.cache
 def _unseen() -> re.Pattern[str]:
-    # Built from this Python's Unicode tables once (about 0.2 s): format characters
-    # (Cf: bidi overrides and isolates, zero-width characters, tag characters),
-    # private use (Co) and the line/paragraph separators (Zl, Zp).
+    # Format characters (Cf: bidi overrides and isolates, zero-width characters,
+    # tag characters), line/paragraph separators (Zl, Zp), from this Python's
+    # Unicode tables once (a few tens of ms), and private use (Co).
     ranges: list[list[int]] = []
-    for point in range(0x110000):
-        if unicodedata.category(chr(point)) in ("Cf", "Co", "Zl", "Zp"):
-            if ranges and ranges[-1][1] == point - 1:
-                ranges[-1][1] = point
-            else:
-                ranges.append([point, point])
+    for plane in _FORMAT_PLANES:
+        for point in plane:
+            if unicodedata.category(chr(point)) in ("Cf", "Zl", "Zp"):
+                if ranges and ranges[-1][1] == point - 1:
+                    ranges[-1][1] = point
+                else:
+                    ranges.append([point, point])
+    ranges += [[low, high] for low, high in _PRIVATE_USE]
     return re.compile("[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges) + "]")
 
 
