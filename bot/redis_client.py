@@ -20,8 +20,9 @@ AGENT_CONNECTIONS = 3
 """An agent process: its decision subscription and two connections for commands.
 Concurrent reads and transitions are batched into pipelines, so 10,000 waiting
 calls need no more."""
-WORKER_CONNECTIONS = 20
-"""A worker: Slack requests, up to 16 jobs at once and a blocking read of the job stream."""
+WORKER_CONNECTIONS = 40
+"""A worker: Slack requests (a click must not queue for a connection), up to 16 jobs a person waits on
+and 16 others at once, the shared Slack budget, and a blocking read of the job stream."""
 
 
 CONNECT_TIMEOUT = 5.0
