@@ -247,7 +247,7 @@ def _request_message(request: ApprovalRequest, spent: float | None, room: _Room)
     blocks.extend(body)
     blocks.extend(_cost(request, spent))
     if pending:
-        blocks.extend(_team(request, room))
+        blocks.extend(_team(request))
 
     footer = [text.REQUEST_ID_LINE.format(id=request.id)]
     if pending:
@@ -349,7 +349,7 @@ def _cost(request: ApprovalRequest, spent: float | None) -> list[dict[str, Any]]
     return [_context(*lines)]
 
 
-def _team(request: ApprovalRequest, room: _Room = _ROOMS[0]) -> list[dict[str, Any]]:
+def _team(request: ApprovalRequest) -> list[dict[str, Any]]:
     """Who may decide, how many have approved, who was escalated to."""
     lines = [_targets_line(text.WHO_DECIDES, request.approvers) if request.approvers else text.ANYONE_DECIDES]
     if request.required > 1:
