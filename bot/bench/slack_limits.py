@@ -1,4 +1,5 @@
-"""Slack's rate limits as the benchmark's stand-in enforces them: token buckets from ``bot.slack.rates``.
+"""Slack's rate limits as the benchmark's stand-in (and the tests' fake Slack) enforce them:
+token buckets from ``bot.slack.rates``.
 
 Slack counts calls per app per workspace, per method, and ``chat.postMessage``
 per channel as well as against a workspace-wide cap. A call that finds any of
@@ -16,12 +17,11 @@ rates are floors ("50+ per minute"), so the stand-in is still the strict side.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..slack.rates import POSTS_PER_WORKSPACE, Rate, rate_for
+from ..slack.rates import POSTS_PER_WORKSPACE, Rate, rate_for, retry_after_header
 
 POST_METHOD = "chat.postMessage"
 GRACE = 0.05
@@ -37,18 +37,21 @@ class _Bucket:
         self.tokens = min(float(self.rate.burst), self.tokens + (now - self.at) * self.rate.per_second)
         self.at = now
 
-    def wait(self) -> float:
-        """Seconds until one token is there, less ``GRACE`` (0 or less: a call may go now)."""
-        return (1 - self.tokens) / self.rate.per_second - GRACE
+    def wait(self, grace: float) -> float:
+        """Seconds until one token is there, less ``grace`` (0 or less: a call may go now)."""
+        return (1 - self.tokens) / self.rate.per_second - grace
 
 
 class SlackLimits:
     """Every bucket a workspace has, Slack's documented rates sped up ``scale`` times."""
 
-    def __init__(self, scale: float) -> None:
+    def __init__(self, scale: float, *, grace: float = GRACE) -> None:
+        """``grace``: how early before its token a call may come (``GRACE``; the tests' fake, in
+        the same process as the bot it answers, allows none)."""
         if not scale > 0:
             raise ValueError("the rate scale must be positive")
         self.scale = scale
+        self.grace = grace
         self._buckets: dict[tuple[str, str], _Bucket] = {}
 
     def rate(self, key: str) -> Rate:
@@ -65,10 +68,10 @@ class SlackLimits:
         buckets = [self._bucket(method, channel if rate_for(method).per_channel else "", now)]
         if method == POST_METHOD:
             buckets.append(self._bucket(POSTS_PER_WORKSPACE, "", now))
-        wait = max(bucket.wait() for bucket in buckets)
+        wait = max(bucket.wait(self.grace) for bucket in buckets)
         if wait > 0:
             # Slack says whole seconds, rounded up: a retry after it always finds a token.
-            return max(1, math.ceil(wait))
+            return int(retry_after_header(wait))
         for bucket in buckets:
             bucket.tokens -= 1
         return 0

@@ -43,7 +43,7 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack.rates import POSTS_PER_WORKSPACE, rate_for, retry_after_header
+from bot.bench.slack_limits import SlackLimits
 
 __all__ = [
     "APP_ID",
@@ -280,41 +280,6 @@ class _Fault:
     body: dict[str, Any] | str
     headers: dict[str, str]
     remaining: int
-
-
-class _RateLimits:
-    """Slack's rate limits (``bot.slack.rates``), ``scale`` times faster: a token bucket per
-    method, per channel for ``chat.postMessage`` plus its workspace-wide cap.
-
-    A call the limit does not allow is refused as Slack refuses it (HTTP 429,
-    ``{"ok": false, "error": "ratelimited"}``, ``Retry-After`` in whole seconds,
-    see ``rates.retry_after_header``) and uses up nothing."""
-
-    def __init__(self, scale: float) -> None:
-        self.scale = scale
-        self._buckets: dict[str, tuple[float, float]] = {}
-        """Bucket → (tokens, when counted), on the monotonic clock."""
-
-    def take(self, method: str, channel: str) -> float:
-        """0.0 if the call may go (its tokens taken), else the seconds until it may."""
-        rate = rate_for(method)
-        buckets = [(method, rate)]
-        if rate.per_channel:
-            buckets = [(f"{method}:{channel}", rate), (POSTS_PER_WORKSPACE, rate_for(POSTS_PER_WORKSPACE))]
-        now = time.monotonic()
-        counted, wait = [], 0.0
-        for key, limit in buckets:
-            limit = limit.scaled(self.scale)
-            tokens, at = self._buckets.get(key, (float(limit.burst), now))
-            tokens = min(float(limit.burst), tokens + (now - at) * limit.per_second)
-            counted.append((key, tokens))
-            if tokens < 1:
-                wait = max(wait, (1 - tokens) / limit.per_second)
-        if wait > 0:
-            return wait
-        for key, tokens in counted:
-            self._buckets[key] = (tokens - 1, now)
-        return 0.0
 
 
 class _Reject(Exception):
@@ -580,7 +545,7 @@ class FakeSlack:
         self.token = token
         self.rate_scale = rate_scale
         """Slack's rate limits are enforced this many times faster; None: not at all."""
-        self._rates = _RateLimits(rate_scale) if rate_scale is not None else None
+        self._rates = SlackLimits(rate_scale, grace=0.0) if rate_scale is not None else None
         """The bearer token every request must carry."""
         self.calls: list[SlackCall] = []
         """Every request in the order the fake handled it, retries and failures included."""
@@ -875,9 +840,9 @@ class FakeSlack:
             return fault.status, fault.body, fault.headers
         if self._rates is not None and method in self._handlers:
             channel = args.get("channel")
-            wait = self._rates.take(method, channel if isinstance(channel, str) else "")
-            if wait > 0:
-                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": retry_after_header(wait)}
+            retry_after = self._rates.take(method, channel if isinstance(channel, str) else "")
+            if retry_after:
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
         handler = self._handlers.get(method)
         if handler is None:
             return 200, {"ok": False, "error": "unknown_method", "req_method": method}, {}
