@@ -426,16 +426,19 @@ def question_blocks(
     out: list[dict[str, Any]] = []
     for question in asked:
         out.append(_section(_question_heading(question, "  ", room.question)))
-        options = [
-            f"• *{mrkdwn.inline(o.label, _label(room))}*"
-            + (f" — {mrkdwn.inline(o.description, room.option)}" if o.description else "")
-            for o in question.options
-        ]
-        out.append(_context("\n".join(options)))
+        out.append(_context(_option_lines(question, room)))
         if question.question in answered:
             answer = mrkdwn.inline(str(answered[question.question]), room.question)
             out.append(_section((text.PROPOSED_ANSWER_LINE if proposed else text.ANSWER_LINE).format(answer=answer)))
     return out
+
+
+def _option_lines(question: questions.Question, room: _Room) -> str:
+    """A question's options, one line each: the label in bold, then its description."""
+    return "\n".join(
+        f"• *{mrkdwn.inline(o.label, _label(room))}*" + (f" — {mrkdwn.inline(o.description, room.option)}" if o.description else "")
+        for o in question.options
+    )
 
 
 def _questions_cut(asked: list[questions.Question], answered: dict[str, str], room: _Room) -> bool:
@@ -444,10 +447,9 @@ def _questions_cut(asked: list[questions.Question], answered: dict[str, str], ro
         return mrkdwn.inline(value, budget) != mrkdwn.escape(mrkdwn.clean(value))
 
     for question in asked:
-        listed = "\n".join(f"• *{mrkdwn.inline(o.label, _label(room))}* — {mrkdwn.inline(o.description, room.option)}" for o in question.options)
         if (
             cut(question.header, 150) or cut(question.question, room.question)
-            or mrkdwn.size(listed) > limits.CONTEXT_TEXT
+            or mrkdwn.size(_option_lines(question, room)) > limits.CONTEXT_TEXT
             or any(cut(o.label, _label(room)) or cut(o.description, room.option) for o in question.options)
             or cut(str(answered.get(question.question, "")), room.question)
         ):
@@ -667,7 +669,7 @@ def loading_modal(title: str) -> dict[str, Any]:
 
 
 def notice_modal(title: str, markdown: str) -> dict[str, Any]:
-    return _modal(Modal.NOTICE, title, [_section(markdown[: limits.SECTION_TEXT])])
+    return _modal(Modal.NOTICE, title, [_section(markdown)])
 
 
 _PAGE_RESERVE = 4_000
@@ -873,7 +875,7 @@ def home_view(requests: list[ApprovalRequest], recent: list[Entry], workspace_ur
         )
         for entry in recent[:_RECENT]
     ]
-    blocks.append(_section("\n".join(lines)[: limits.SECTION_TEXT]) if lines else _context(text.NO_RECENT))
+    blocks.append(_section("\n".join(lines)) if lines else _context(text.NO_RECENT))
     return {"type": "home", "blocks": blocks[: limits.MODAL_BLOCKS]}
 
 

@@ -61,12 +61,17 @@ class _Action(_Payload):
     _check = field_validator("value")(_request_id)
 
 
-class ButtonClick(_Payload):
-    """A ``block_actions`` payload for one of our buttons."""
+class OnMessage(_Payload):
+    """A ``block_actions`` payload from an element of a request message: who, and where."""
 
     user: SlackUser
     channel: _Channel
     trigger_id: str = ""
+
+
+class ButtonClick(OnMessage):
+    """A ``block_actions`` payload for one of our buttons."""
+
     actions: list[_Action] = Field(min_length=1)
 
     @property
@@ -95,15 +100,12 @@ class _MenuAction(_Payload):
         return value
 
 
-class MenuChoice(_Payload):
+class MenuChoice(OnMessage):
     """A ``block_actions`` payload for a pick in one of our ``static_select`` menus.
 
     A menu has no ``value``: the request id and the revision shown ride in its
     block_id, and the option picked in ``selected_option.value``."""
 
-    user: SlackUser
-    channel: _Channel
-    trigger_id: str = ""
     actions: list[_MenuAction] = Field(min_length=1)
 
     @property

@@ -24,7 +24,7 @@ from .. import blocks
 from ..deciding import Decider
 from ..errors import described
 from ..ids import Action
-from ..payloads import ButtonClick, MenuChoice, RuleClick
+from ..payloads import ButtonClick, MenuChoice, OnMessage, RuleClick
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,8 @@ _PAGE_TURN = re.compile(r"^(?P<request>[0-9a-f]{24}) (?P<page>[0-9]{1,6})$")
 def register(
     app: AsyncApp, store: RequestStore, decider: Decider, queue: JobQueue, allowlist: TeamAllowList, policy: Policy
 ) -> None:
-    async def tell(click: ButtonClick, transition: Transition) -> None:
-        """Say why a click changed nothing (a vote shows on the message itself)."""
+    async def tell(click: OnMessage, transition: Transition) -> None:
+        """Say why a click or a pick changed nothing (a vote shows on the message itself)."""
         if transition.refused is not None:
             await queue.notify(click.channel.id, click.user.id, text.refused(transition))
         elif not transition.won and transition.votes is None:
@@ -170,10 +170,7 @@ def register(
                      updated_input=answered, revision=choice.revision),
         )
         await ack()
-        if transition.refused is not None:
-            await queue.notify(choice.channel.id, choice.user.id, text.refused(transition))
-        elif not transition.won and transition.votes is None:
-            await queue.notify(choice.channel.id, choice.user.id, text.already_ended(transition.request))
+        await tell(choice, transition)
 
     async def _open_modal(
         ack: AsyncAck,
