@@ -118,6 +118,8 @@ def _deny_reason(request: ApprovalRequest) -> str:
             message = f"Denied in Slack by {_who(request)} ({request.decided_by}). The tool was not run."
             if request.reason:
                 message += f" Reason: {request.reason}"
+            if request.stop:
+                message += f" {STOPPED}"
             return message
         case State.EXPIRED:
             return (
@@ -297,6 +299,7 @@ ALWAYS_ALLOW_TEAM = "The rules also join the team allow-list, for every agent fr
 ALWAYS_ALLOWED_TEAM = "The rules also joined the team allow-list (see `/approvals rules`)."
 MODIFY = "Modify"
 DENY = "Deny"
+DENY_STOP = "Deny and stop"
 VIEW_FULL_INPUT = "View full input"
 
 TRUNCATED = "… [{hidden:,} more characters; use “View full input”]"
@@ -323,6 +326,8 @@ def outcome_line(request: ApprovalRequest) -> str:
             return f":white_check_mark: Approved by {_approvers(request)} {when}"
         case State.ANSWERED:
             return f":speech_balloon: Answered by {_approvers(request)} {when}"
+        case State.DENIED if request.stop:
+            return f":octagonal_sign: Denied by <@{request.decided_by}>, and the agent's run stopped {when}"
         case State.DENIED:
             return f":no_entry: Denied by <@{request.decided_by}> {when}"
         case State.EXPIRED:
@@ -368,6 +373,9 @@ def already_ended(request: ApprovalRequest | None) -> str:
             return "This request can no longer be decided."
 
 
+STOPPED = "The run was stopped too: wait for the user's instructions before you go on."
+"""Appended to the deny message of "Deny and stop"."""
+
 DENY_MODAL_TITLE = "Deny request"
 DENY_MODAL_SUBMIT = "Deny"
 DENY_MODAL_CLOSE = "Cancel"
@@ -375,6 +383,12 @@ DENY_REASON_LABEL = "Reason"
 """Slack adds "(optional)" itself to an optional input."""
 DENY_REASON_HINT = "The agent receives this verbatim."
 DENY_MODAL_INTRO = "The agent will be told that you denied this request, and why."
+DENY_STOP_MODAL_TITLE = "Deny and stop"
+DENY_STOP_MODAL_SUBMIT = "Deny and stop"
+DENY_STOP_MODAL_INTRO = (
+    "The agent will be told that you denied this request, and why, and its run stops here: "
+    "nothing else runs until someone starts it again."
+)
 DECLINE_MODAL_TITLE = "Decline question"
 DECLINE_MODAL_SUBMIT = "Decline"
 DECLINE_MODAL_INTRO = "The agent will be told that you declined to answer, and why."

@@ -142,13 +142,16 @@ class Worker:
         assert response.status == 200, response.status
         return response
 
-    async def deny(self, user: str, message: PostedMessage, reason: str = "", *, name: str | None = None) -> aiohttp.ClientResponse:
-        """Click Deny, then submit the modal Slack opened, as a person would."""
-        await self.click(user, Action.DENY, message, name=name)
-        opened = self.slack.calls_to("views.open")[-1].response["view"]
-        view = self.slack.views[opened["id"]]
+    async def deny(
+        self, user: str, message: PostedMessage, reason: str = "", *, name: str | None = None, stop: bool = False
+    ) -> aiohttp.ClientResponse:
+        """Click Deny (or Deny and stop), then submit the modal Slack opened, as a person would."""
+        updates = len(self.slack.calls_to("views.update"))
+        await self.click(user, Action.DENY_STOP if stop else Action.DENY, message, name=name)
+        update = await self.slack.wait_for_call("views.update", count=updates + 1)
+        view = self.slack.views[update.args["view_id"]]
         payload = view_submission(
-            user, Modal.DENY.value, view["private_metadata"],
+            user, view["callback_id"], view["private_metadata"],
             {Field.REASON_BLOCK.value: {Field.REASON_INPUT.value: reason}},
             user_name=name or user.lower(), view=view,
         )

@@ -165,14 +165,19 @@ def test_rules_of_unknown_form_never_match():
     assert not Rule.parse("Bash(npm test *)").matches("Write", {"command": "npm test"})
 
 
+def wire(*updates: PermissionUpdate) -> list[dict]:
+    """As Claude Code sends them (``permission_suggestions``), and as the SDK turns them back."""
+    return [update.to_dict() for update in updates]
+
+
 def test_only_session_scoped_rules_and_directories_are_kept():
-    assert safe_suggestions(SUGGESTED) == [
+    assert safe_suggestions(wire(*SUGGESTED)) == [
         {"type": "addRules", "rules": ["Bash(npm test *)"], "behavior": "allow"},
         {"type": "addDirectories", "directories": ["/srv/app"]},
     ]
     deny_rule = PermissionUpdate(type="addRules", rules=[PermissionRuleValue("Bash", "x")], behavior="deny")
     removal = PermissionUpdate(type="removeRules", rules=[PermissionRuleValue("Bash", "x")], behavior="allow")
-    assert safe_suggestions([deny_rule, removal]) == []
+    assert safe_suggestions(wire(deny_rule, removal)) == []
 
 
 # Everything the SDK may put in context.suggestions, hostile where a model can
@@ -216,13 +221,13 @@ def test_rules_that_do_not_read_back_as_themselves_are_not_kept():
         PermissionRuleValue("Bash", " npm test *"),  # kept: inside the parentheses the space shows
         PermissionRuleValue("Bash", "npm test *\u2028rm -rf /"),
     ])
-    assert safe_suggestions([odd]) == [{"type": "addRules", "rules": ["Bash( npm test *)"], "behavior": "allow"}]
+    assert safe_suggestions(wire(odd)) == [{"type": "addRules", "rules": ["Bash( npm test *)"], "behavior": "allow"}]
 
 
 def test_suggestions_are_capped_at_what_a_person_can_review():
     rule = PermissionUpdate(type="addRules", rules=[PermissionRuleValue("Bash", "task 0")], behavior="allow")
     directories = PermissionUpdate(type="addDirectories", directories=[f"/d{i}" for i in range(20)])
-    kept = safe_suggestions([rule, rule, rule, directories])  # a rule suggested three times is kept once
+    kept = safe_suggestions(wire(rule, rule, rule, directories))  # a rule suggested three times is kept once
     assert kept == [{"type": "addRules", "rules": ["Bash(task 0)"], "behavior": "allow"},
                     {"type": "addDirectories", "directories": [f"/d{i}" for i in range(MAX_GRANTS - 1)]}]
 

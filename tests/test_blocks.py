@@ -49,7 +49,7 @@ def test_every_tool_in_every_state_renders_valid_blocks(tool_name, state):
     message = blocks.request_message(request(tool_name, INPUTS[tool_name], state, reason="because"))
     assert message_blocks_errors(message.blocks) == []
     buttons = [e["action_id"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
-    assert buttons == ([Action.APPROVE, Action.MODIFY, Action.DENY] if state is State.PENDING else [])
+    assert buttons == ([Action.APPROVE, Action.MODIFY, Action.DENY, Action.DENY_STOP] if state is State.PENDING else [])
 
 
 def test_known_tools_show_what_a_person_cares_about():

@@ -36,7 +36,7 @@ async def test_approve_posts_once_updates_the_message_and_allows(start_worker, m
     assert message.channel == CHANNEL
     assert "kubectl rollout restart deploy/api" in _shown(message)
     assert "deploy-bot" in _shown(message)
-    assert _buttons(message) == [Action.APPROVE, Action.MODIFY, Action.DENY]
+    assert _buttons(message) == [Action.APPROVE, Action.MODIFY, Action.DENY, Action.DENY_STOP]
 
     await worker.click("U_ALICE", Action.APPROVE, message, name="alice")
     result = await asyncio.wait_for(decision, 5)

@@ -18,6 +18,7 @@ from claude_agent_sdk import (
     PermissionResult,
     PermissionResultAllow,
     PermissionResultDeny,
+    PermissionUpdate,
     ToolPermissionContext,
 )
 from redis.asyncio import Redis
@@ -33,7 +34,7 @@ from ..settings import Settings
 from .cost import CostEstimateError, CostEstimator, estimate_cost
 from .outcome import VANISHED, Vanished, ended, outcome_of
 from .paths import resolve_paths
-from .permissions import safe_suggestions, to_permission_updates
+from .permissions import granted_updates, safe_suggestions
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +320,7 @@ class SlackApprover:
                 channel=self.channel,
                 title=context.title or "",
                 timeout=self.timeout,
-                suggestions=safe_suggestions(context.suggestions),
+                suggestions=safe_suggestions(s.to_dict() for s in context.suggestions),
                 cost=cost,
                 mode=self.mode,
                 resolved=resolve_paths(tool_input),
@@ -343,8 +344,8 @@ class SlackApprover:
         """What the SDK gets for a request that ended."""
         outcome = await outcome_of(self.store, request)
         if not outcome.allowed:
-            return PermissionResultDeny(message=outcome.message)
-        granted = to_permission_updates(outcome.grants) if outcome.grants else None
+            return PermissionResultDeny(message=outcome.message, interrupt=outcome.interrupt)
+        granted = [PermissionUpdate.from_dict(u) for u in granted_updates(outcome.grants)] if outcome.grants else None
         return PermissionResultAllow(updated_input=outcome.updated_input, updated_permissions=granted)
 
     async def _cancel(self, request_id: str) -> None:

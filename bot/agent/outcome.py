@@ -42,6 +42,8 @@ class Outcome:
     """For an allow: exactly what the approvers saw (or their edit)."""
     grants: list[dict[str, Any]] = field(default_factory=list)
     """Permission updates approved with "Always allow": exactly those its message listed."""
+    interrupt: bool = False
+    """A deny that ends the agent's run too ("Deny and stop")."""
 
 
 async def outcome_of(store: RequestStore, request: ApprovalRequest | Vanished) -> Outcome:
@@ -56,7 +58,8 @@ async def outcome_of(store: RequestStore, request: ApprovalRequest | Vanished) -
         return Outcome(True, text.allow_reason(request), request.proposed_input, grants)
     discussion = await store.discussion(request.id) if request.posted else []
     approvers = await may_approve(store, request, {r.user for r in discussion})
-    return Outcome(False, text.deny_message(request, discussion, approvers))
+    stop = request.state is State.DENIED and request.stop
+    return Outcome(False, text.deny_message(request, discussion, approvers), interrupt=stop)
 
 
 async def may_approve(store: RequestStore, request: ApprovalRequest, users: set[str]) -> frozenset[str]:

@@ -1,14 +1,24 @@
-"""The SDK's permission updates: the ones Slack may grant, and back to the SDK's type."""
+"""Permission updates: the suggestions Slack may grant, and what a grant sends back.
+
+Both in Claude Code's wire format (``{"type": "addRules", "rules": [{"toolName",
+"ruleContent"}], "behavior", "destination"}``): the gate hook reads the
+``permission_suggestions`` of a ``PermissionRequest`` and answers
+``updatedPermissions`` in it without importing the Agent SDK, and
+``SlackApprover`` converts with the SDK's own ``PermissionUpdate.to_dict`` /
+``from_dict``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
-
-from claude_agent_sdk import PermissionUpdate
-from claude_agent_sdk.types import PermissionRuleValue
 
 from ..approvals.grants import ADD_DIRECTORIES, ADD_RULES, MAX_GRANTS, Grants, readable, readable_rule
 from ..approvals.rules import Rule
+
+SESSION = "session"
+"""The only destination a grant from Slack gets: it lasts as long as the agent's session.
+``localSettings`` & co. would write the agent host's settings files."""
 
 # Suggestions that change what the agent may do without asking again. Mode
 # changes (acceptEdits, bypassPermissions) are never taken from Slack.
@@ -17,23 +27,31 @@ from ..approvals.rules import Rule
 _RULE_TYPES = (ADD_RULES, "replaceRules")
 
 
-def safe_suggestions(suggestions: list[PermissionUpdate]) -> list[dict[str, Any]]:
-    """The suggestions Slack may grant, as storable dicts, scoped to the session.
+def safe_suggestions(suggestions: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The suggestions Slack may grant, as storable dicts (``Grants.stored``).
 
-    ``localSettings`` & co. would write the agent host's settings files, and a
-    ``setMode`` would stop the agent asking at all: neither is taken. Only
+    A ``setMode`` would stop the agent asking at all, and a destination other
+    than the session would write a settings file: neither is taken. Only
     ``allow`` rules and directories are kept, and only those a person can read
     exactly as granted (``approvals.grants``), at most ``MAX_GRANTS`` of them:
     the request message shows every one, and anything not kept is asked again.
+    Malformed entries are skipped.
     """
     rules: list[Rule] = []
     directories: list[str] = []
     for update in suggestions:
-        if update.type == ADD_DIRECTORIES:
-            directories.extend(d for d in update.directories or [] if isinstance(d, str) and readable(d))
-        elif update.type in _RULE_TYPES and update.behavior == "allow":
-            for value in update.rules or []:
-                rule = Rule(value.tool_name, value.rule_content or "")
+        if not isinstance(update, Mapping):
+            continue
+        kind = update.get("type")
+        if kind == ADD_DIRECTORIES:
+            listed = update.get("directories")
+            directories.extend(d for d in listed if isinstance(d, str) and readable(d)) if isinstance(listed, list) else None
+        elif kind in _RULE_TYPES and update.get("behavior") == "allow" and isinstance(update.get("rules"), list):
+            for value in update["rules"]:
+                if not isinstance(value, Mapping) or not isinstance(value.get("toolName"), str):
+                    continue
+                content = value.get("ruleContent")
+                rule = Rule(value["toolName"], content if isinstance(content, str) else "")
                 if readable_rule(rule):
                     rules.append(rule)
     rules = list(dict.fromkeys(rules))[:MAX_GRANTS]
@@ -41,13 +59,16 @@ def safe_suggestions(suggestions: list[PermissionUpdate]) -> list[dict[str, Any]
     return Grants(tuple(rules), tuple(directories)).stored()
 
 
-def to_permission_updates(stored: list[dict[str, Any]]) -> list[PermissionUpdate]:
-    """Back to the SDK's type, always with ``destination="session"``; rules are always added."""
-    updates = []
+def granted_updates(stored: list[dict[str, Any]], destination: str = SESSION) -> list[dict[str, Any]]:
+    """What an "Always allow" grants, as Claude Code's ``updatedPermissions``: rules are always added."""
+    updates: list[dict[str, Any]] = []
     for update in stored:
         if update["type"] == ADD_DIRECTORIES:
-            updates.append(PermissionUpdate(type="addDirectories", directories=update["directories"], destination="session"))
-        else:
-            rules = [PermissionRuleValue(tool_name=r.tool, rule_content=r.content or None) for r in map(Rule.parse, update["rules"])]
-            updates.append(PermissionUpdate(type="addRules", rules=rules, behavior="allow", destination="session"))
+            updates.append({"type": ADD_DIRECTORIES, "directories": list(update["directories"]), "destination": destination})
+            continue
+        rules = []
+        for rule in map(Rule.parse, update["rules"]):
+            # No "ruleContent" at all for a whole-tool rule: Claude Code rejects a null one.
+            rules.append({"toolName": rule.tool, **({"ruleContent": rule.content} if rule.content else {})})
+        updates.append({"type": ADD_RULES, "rules": rules, "behavior": "allow", "destination": destination})
     return updates

@@ -176,6 +176,8 @@ class ApprovalRequest:
     suggestions: list[dict[str, Any]] = field(default_factory=list)
     always: bool = False
     """Approved with "Always allow": the suggestions are granted too."""
+    stop: bool = False
+    """Denied with "Deny and stop": the agent's run ends too, not just this call."""
     cost: float | None = None
     mode: Mode = Mode.WAIT
     """The agent's mode, replaced by the rule's when the policy sets one."""
@@ -266,6 +268,7 @@ class ApprovalRequest:
             updated_input=json.loads(updated) if updated else None,
             suggestions=json.loads(raw.get("suggestions") or "[]"),
             always=raw.get("always") == "1",
+            stop=raw.get("stop") == "1",
             cost=_number(raw.get("cost")),
             mode=Mode(raw.get("mode") or Mode.WAIT),
             resolved=json.loads(raw.get("resolved") or "{}"),
@@ -303,6 +306,8 @@ class Decision:
     updated_input: dict[str, Any] | None = None
     always: bool = False
     """Approve and grant the request's suggested permission rules."""
+    stop: bool = False
+    """Deny and end the agent's run (a deny only)."""
     revision: int | None = None
     """The revision the person saw; an approval or answer of an older one is refused."""
     event: str = ""
@@ -311,6 +316,8 @@ class Decision:
     def __post_init__(self) -> None:
         if not self.state.is_final:
             raise ValueError("a decision must end the request")
+        if self.stop and self.state is not State.DENIED:
+            raise ValueError("only a deny can stop the run")
 
     @property
     def by_person(self) -> bool:
@@ -324,6 +331,8 @@ class Decision:
             return self.event
         if self.state is State.APPROVED and self.always:
             return "always_allowed"
+        if self.stop:
+            return "denied_and_stopped"
         if self.state is State.APPROVED and self.updated_input is not None:
             return "modified"
         return self.state.value

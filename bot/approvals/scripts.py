@@ -412,7 +412,7 @@ return {'ok', state}
 """)
 
 # ARGV: id, new_state, actor, actor_name, reason, updated_input, now,
-#       audit_event, always, day, check, expected_revision
+#       audit_event, always, day, check, expected_revision, stop
 # With check = '1' (a person deciding) the approver rules apply first, and an
 # approval or an answer is a vote until ``required`` distinct approvers agree.
 # A person's approval or answer names the revision they saw, edits and
@@ -433,7 +433,7 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
 if state ~= 'pending' then return {'lost'} end
 local new, actor, name, reason, updated, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local event, always, day, check, expected = ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local event, always, day, check, expected, stop = ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13]
 local approving, answering = new == 'approved', new == 'answered'
 local spend = false
 if approving then
@@ -494,6 +494,8 @@ if check == '1' then
     end
   end
 end
+-- Deny and stop: the agent's run ends too (only a deny stops; Decision checks it).
+if stop == '1' and new == 'denied' then redis.call('HSET', KEYS[1], 'stop', '1') end
 finish(new, actor, name, reason, updated, always, spend, event, now)
 return {'won'}
 """)

@@ -256,6 +256,7 @@ class RequestStore:
                 self.today(now),
                 "1" if decision.by_person else "",
                 "" if decision.revision is None else str(decision.revision),
+                "1" if decision.stop else "",
             ],
         )
         status = text(reply[0])

@@ -282,6 +282,7 @@ def _request_message(request: ApprovalRequest, spent: float | None, room: _Room)
         buttons += [
             _button(text.MODIFY, Action.MODIFY, request.id),
             _button(text.DENY, Action.DENY, request.id, style="danger"),
+            _button(text.DENY_STOP, Action.DENY_STOP, request.id),
         ]
     else:
         blocks.append({"type": "context", "elements": [_mrkdwn(text.outcome_line(request), max(_OUTCOME_LINE, room.line))]})
@@ -591,20 +592,29 @@ def _modal(callback: Modal, title: str, blocks: list[dict[str, Any]], **extra: A
     return view
 
 
-def deny_modal(request: ApprovalRequest) -> dict[str, Any]:
-    """Asks for an optional reason; titled for what the button said (Decline on a question)."""
-    question = questions.parse(request.tool_name, request.tool_input) is not None
+def deny_modal(request: ApprovalRequest, *, stop: bool = False) -> dict[str, Any]:
+    """Asks for an optional reason; titled for what the button said (Decline on a question,
+    Deny and stop with ``stop``)."""
     reason = _input(
         Field.REASON_BLOCK.value, text.DENY_REASON_LABEL, _text_input(Field.REASON_INPUT.value, multiline=True),
         optional=True, hint=text.DENY_REASON_HINT,
     )
-    title, submit, intro = (
-        (text.DECLINE_MODAL_TITLE, text.DECLINE_MODAL_SUBMIT, text.DECLINE_MODAL_INTRO) if question
-        else (text.DENY_MODAL_TITLE, text.DENY_MODAL_SUBMIT, text.DENY_MODAL_INTRO)
-    )
-    view = _form(Modal.DENY, title, submit, request.id, [_section(intro), reason])
+    if questions.parse(request.tool_name, request.tool_input) is not None:
+        callback, title, submit, intro = Modal.DENY, text.DECLINE_MODAL_TITLE, text.DECLINE_MODAL_SUBMIT, text.DECLINE_MODAL_INTRO
+    elif stop:
+        callback, title, submit, intro = (
+            Modal.DENY_STOP, text.DENY_STOP_MODAL_TITLE, text.DENY_STOP_MODAL_SUBMIT, text.DENY_STOP_MODAL_INTRO
+        )
+    else:
+        callback, title, submit, intro = Modal.DENY, text.DENY_MODAL_TITLE, text.DENY_MODAL_SUBMIT, text.DENY_MODAL_INTRO
+    view = _form(callback, title, submit, request.id, [_section(intro), reason])
     view["close"] = _plain(text.DENY_MODAL_CLOSE, limits.MODAL_BUTTON)
     return view
+
+
+def deny_stop_modal(request: ApprovalRequest) -> dict[str, Any]:
+    """The reason form of *Deny and stop*."""
+    return deny_modal(request, stop=True)
 
 
 def modify_modal(request: ApprovalRequest) -> dict[str, Any]:

@@ -14,6 +14,8 @@ class Action(StrEnum):
     ALWAYS_ALLOW = "approval.always_allow"
     REMOVE_RULE = "rules.remove"
     DENY = "approval.deny"
+    DENY_STOP = "approval.deny_stop"
+    """Deny, and end the agent's run (``interrupt``), not just this call."""
     VIEW_INPUT = "approval.view_input"
     CHOOSE_ANSWER = "approval.choose_answer"
     """The menu on a request message holding one single-select question."""
@@ -25,6 +27,7 @@ class Action(StrEnum):
 
 class Modal(StrEnum):
     DENY = "approval.deny_modal"
+    DENY_STOP = "approval.deny_stop_modal"
     MODIFY = "approval.modify_modal"
     ANSWER = "approval.answer_modal"
     FULL_INPUT = "approval.full_input"

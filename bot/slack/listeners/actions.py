@@ -114,6 +114,12 @@ def register(
             # said there reaches the model with the deny.
             await queue.gather(shown)
 
+    @app.action(Action.DENY_STOP.value)
+    async def deny_and_stop(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        shown = await _open_modal(ack, body, client, text.DENY_STOP_MODAL_TITLE, blocks.deny_stop_modal, deciding="deny")
+        if shown is not None:
+            await queue.gather(shown)
+
     @app.action(Action.VIEW_INPUT.value)
     async def view_input(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await _open_modal(ack, body, client, text.FULL_INPUT_TITLE, blocks.full_input_modal, deciding=None)

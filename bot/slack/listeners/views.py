@@ -77,6 +77,16 @@ def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
             return
         await _decide(ack, decider, submission, State.DENIED, text.DENY_MODAL_TITLE, reason=submission.reason)
 
+    @app.view(Modal.DENY_STOP.value)
+    async def deny_stop_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+        submission = _parse(DenySubmission, body)
+        if submission is None:
+            await ack()
+            return
+        await _decide(
+            ack, decider, submission, State.DENIED, text.DENY_STOP_MODAL_TITLE, reason=submission.reason, stop=True
+        )
+
     @app.view_closed(re.compile(".*"))
     async def closed(ack: AsyncAck, body: dict[str, Any]) -> None:
         """Someone closed a modal: nothing is decided. Slack sends this only for a view
