@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("serve", help="run one bot worker (HTTP on $PORT, or Socket Mode with SLACK_APP_TOKEN)")
     commands.add_parser("check", help="check Redis, the Slack token, the approval channel and the policy file")
     gate = commands.add_parser(
-        "gate", help="PreToolUse command hook: ask Slack about the tool call on stdin, print the decision"
+        "gate", help="Claude Code command hook (PermissionRequest or PreToolUse): ask Slack about the tool call "
+                     "on stdin, print the decision"
     )
     gate.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.WAIT.value,
                       help="wait for the decision (default), or defer: end the run until it is decided")
@@ -126,7 +127,7 @@ def run_gate(args: argparse.Namespace) -> int:
     It answers before ``--hook-timeout`` (a hook that outlives its timeout
     lets the call run), and refuses, with exit 2, a ``--wait`` that cannot fit.
     """
-    from .agent import gate
+    from .agent import gate, hook_process
     from .approvals import bounds
 
     # Hook stderr reaches the model when the call is blocked: warnings only.
@@ -136,7 +137,7 @@ def run_gate(args: argparse.Namespace) -> int:
             bounds.seconds(args.timeout, "--timeout")
         except bounds.OutOfRange as exc:
             print(f"Blocked: the approval gate's {exc}. The tool was not run.", file=sys.stderr)
-            return gate.EXIT_BLOCK
+            return hook_process.EXIT_BLOCK
     config = gate.GateConfig(
         mode=Mode(args.mode),
         wait=args.wait,
@@ -147,7 +148,7 @@ def run_gate(args: argparse.Namespace) -> int:
         cost_estimator=args.cost_estimator,
         timeout=args.timeout,
     )
-    return gate.main(config)
+    return hook_process.main(config)
 
 
 def run_bench(args: argparse.Namespace) -> int:

@@ -155,6 +155,22 @@ DEFER_REASON = "Waiting for approval in Slack; the run resumes once the team dec
 ASK_REASON = "Waiting for approval in Slack."
 
 
+def racing_approver(prompt_tool: str) -> str:
+    """A ``PermissionRequest`` gate under a Claude Code that also asks another approver."""
+    other = "the Agent SDK's can_use_tool" if prompt_tool == "stdio" else f"the permission prompt tool {prompt_tool!r}"
+    return (
+        "Denied: this Claude Code asks two approvers about each call, the Slack approval hook and "
+        f"{other}, and whichever answers first would win, so a quick allow could overrule the team. "
+        "The tool was not run. Install only one of them."
+    )
+
+
+TOO_MANY_SAME_CALLS = (
+    "Denied: too many identical calls are waiting for approval in this session, so this one could not be "
+    "told apart from the others. The tool was not run."
+)
+
+
 def still_waiting(request: ApprovalRequest) -> str:
     """What an interactive Claude Code session is told when the gate stops waiting."""
     channel = request.posted_channel or request.channel

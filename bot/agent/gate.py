@@ -1,56 +1,53 @@
-"""The PreToolUse command hook: ``python -m bot gate``.
+"""What the Claude Code gate hook (``python -m bot gate``) answers.
 
-Claude Code (and the CLI under the Agent SDK) runs it before each matching
-tool call with the call as JSON on stdin, and reads the decision JSON it
-prints. It asks Slack exactly as ``SlackApprover.can_use_tool`` does (same
-request, keyed by ``tool_use_id``), so a call that was deferred and is
-replayed on resume finds its decision at once.
+Two hook events reach it (``hook_events``), and it asks Slack about each call
+exactly as ``SlackApprover.can_use_tool`` does (same requests, rules,
+messages and audit):
 
-A command hook, not an in-process Python hook, because the CLI loads it
-from settings when it starts: on resume, the replayed call reaches it even if
-the SDK registers in-process hooks too late. It must never let a call through
-by accident: Claude Code runs the tool when a hook exits 1 or crashes, so
-every failure here exits 2, which blocks the call and shows stderr to the model.
-It also runs the tool when a hook outlives its ``timeout``, so the gate keeps
-a deadline below it (``deadline.py``) and blocks when that comes.
+- ``PermissionRequest`` fires only when Claude Code would show a permission
+  prompt, so Slack sees what a person at the terminal would have been asked,
+  and nothing that Claude Code allows by itself (``ls``, calls its
+  ``permissions.allow`` rules cover). The live wait.
+- ``PreToolUse`` fires before every matched call, and can ``defer``: the run
+  ends and is resumed once the team has decided, the same request found again
+  by its ``tool_use_id``. For approvals that outlive the process.
+
+A command hook, not an in-process Python hook, because the CLI loads it from
+settings when it starts: on resume, the replayed call reaches it even if the
+SDK registers in-process hooks too late. How a failure still blocks the call
+is ``hook_process``'s part.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import pkgutil
-import signal
-import sys
-import time
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal, TextIO
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from .. import text
 from ..approvals import keys
 from ..approvals.model import ApprovalRequest, Mode, NewRequest, call_hash, request_id_for
 from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter
-from ..redis_client import GATE_CLIENT_NAME, connect, timed_out
-from ..settings import Settings
+from . import hook_events
+from .call_claims import CallClaims, Claim
 from .cost import CostEstimator, estimate_cost
-from .deadline import WATCHDOG_DELAY, Budget, BudgetError, Watchdog, process_started
+from .deadline import Budget
+from .hook_events import PermissionRequestCall, PreToolUseCall
+from .other_approver import prompt_tool
 from .outcome import Vanished, ended, outcome_of
 from .paths import resolve_paths
+from .permissions import granted_updates, safe_suggestions
+from .transcript import calls_in_turn
 
 log = logging.getLogger(__name__)
-
-EXIT_BLOCK = 2
-"""The only failure exit code Claude Code treats as "do not run the tool"."""
 
 DEFAULT_WAIT = 540.0
 """Seconds the hook waits for a decision, below Claude Code's 600-second hook limit
@@ -61,8 +58,8 @@ ROUTE_WAIT = 5.0
 allow, deny or pick the mode at once; a request no worker routed yet is
 answered as the agent's own mode says."""
 
-CLOSE_GRACE = 0.5
-"""Seconds the gate spends closing its Redis connections once it has its answer."""
+GIVE_BACK_GRACE = 1.0
+"""Seconds a stopped hook spends giving its call back (``CallClaims.give_back``)."""
 
 
 class Host(StrEnum):
@@ -85,22 +82,9 @@ class Host(StrEnum):
         return cls.INTERACTIVE
 
 
-class HookInput(BaseModel):
-    """The part of Claude Code's PreToolUse hook input the gate reads."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    hook_event_name: Literal["PreToolUse"]
-    session_id: str = ""
-    transcript_path: str = ""
-    tool_name: str = Field(min_length=1)
-    tool_input: dict[str, Any]
-    tool_use_id: str = Field(min_length=1)
-
-
 @dataclass(frozen=True)
 class GateConfig:
-    """The gate's command-line options (``SlackApprover.settings()`` writes them)."""
+    """The gate's command-line options (``SlackApprover.settings()`` and ``claude-code install`` write them)."""
 
     mode: Mode = Mode.WAIT
     wait: float | None = None
@@ -121,55 +105,12 @@ class GateConfig:
         return Budget.plan(hook_timeout=self.hook_timeout, wait=self.wait, default_wait=DEFAULT_WAIT, route_wait=ROUTE_WAIT)
 
 
-TRANSCRIPT_TAIL = 1 << 20
-"""Bytes read from the end of the transcript to find the current turn."""
-
-
-def calls_in_turn(transcript_path: str, tool_use_id: str) -> int:
-    """How many tool calls the model made in the message holding this one (0: not found).
-
-    Only a call made alone can be deferred: when one call of several is
-    deferred, the CLI ends the turn without running or replaying the others
-    (seen with CLI 2.1.329), so they would be lost. The CLI writes the
-    model's message to the transcript, one entry per content block, before
-    it runs the hooks.
-    """
-    try:
-        with open(transcript_path, "rb") as transcript:
-            transcript.seek(0, os.SEEK_END)
-            transcript.seek(max(0, transcript.tell() - TRANSCRIPT_TAIL))
-            tail = transcript.read()
-    except (OSError, ValueError):
-        return 0
-    calls: dict[str, set[str]] = {}
-    owner = None
-    for line in tail.splitlines():
-        if b'"tool_use"' not in line:
-            continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue  # the first line of the tail may be cut
-        message = entry.get("message") if isinstance(entry, dict) else None
-        if entry.get("type") != "assistant" or not isinstance(message, dict) or not isinstance(message.get("content"), list):
-            continue
-        ids = {b.get("id") for b in message["content"] if isinstance(b, dict) and b.get("type") == "tool_use"}
-        calls.setdefault(str(message.get("id")), set()).update(i for i in ids if isinstance(i, str))
-        if tool_use_id in ids:
-            owner = str(message.get("id"))
-    return len(calls[owner]) if owner is not None else 0
-
-
-def hook_output(decision: str, reason: str, updated_input: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Claude Code's PreToolUse decision JSON."""
-    output: dict[str, Any] = {
-        "hookEventName": "PreToolUse",
-        "permissionDecision": decision,
-        "permissionDecisionReason": reason,
-    }
-    if updated_input is not None:
-        output["updatedInput"] = updated_input
-    return {"hookSpecificOutput": output}
+def agent_label(name: str, agent_id: str = "", agent_type: str = "") -> str:
+    """Who asks, as Slack shows it: the agent's name, and which subagent when one makes the call."""
+    if not agent_id and not agent_type:
+        return name
+    subagent = " ".join(part for part in ("subagent", agent_type, agent_id) if part)
+    return f"{name} ({subagent})" if name else subagent
 
 
 class Gate:
@@ -178,54 +119,107 @@ class Gate:
     def __init__(self, redis: Redis, config: GateConfig, host: Host, *, default_timeout: float = 86400) -> None:
         self.redis = redis
         self.config = config
-        self.wait = config.budget().wait
+        budget = config.budget()
+        self.wait = budget.wait
         self.timeout = default_timeout if config.timeout is None else config.timeout
         self.host = host
         self.store = RequestStore(redis)
         self.waiter = DecisionWaiter(redis, keys.DECISIONS, self.store.ended)
+        self.claims = CallClaims(redis, hold=budget.limit)
         self._estimator: CostEstimator | None = (
             pkgutil.resolve_name(config.cost_estimator) if config.cost_estimator else None
         )
 
-    async def answer(self, call: HookInput) -> dict[str, Any]:
+    async def answer(self, call: PreToolUseCall | PermissionRequestCall) -> dict[str, Any]:
         await self.waiter.start()
         try:
-            return await self._answer(call)
+            if isinstance(call, PermissionRequestCall):
+                return await self._permission_request(call)
+            return await self._pre_tool_use(call)
         finally:
             await self.waiter.close()
 
-    async def _answer(self, call: HookInput) -> dict[str, Any]:
-        request: ApprovalRequest | Vanished = await self._request(call)
-        if not request.state.is_final and not request.routed:
-            routed = await self.waiter.wait(request.id, lambda: ended(self.store, request.id, or_routed=True), ROUTE_WAIT)
-            request = routed or request
+    # -- PreToolUse ----------------------------------------------------------- #
+
+    async def _pre_tool_use(self, call: PreToolUseCall) -> dict[str, Any]:
+        request: ApprovalRequest | Vanished = await self._request(call, call.tool_use_id)
+        request = await self._routed(request)
         if isinstance(request, Vanished) or request.state.is_final:
-            return await self._verdict(request)
+            return await self._pre_tool_use_verdict(request)
 
         deferrable = self.host is not Host.INTERACTIVE and calls_in_turn(call.transcript_path, call.tool_use_id) == 1
         deferring = deferrable and request.mode is Mode.DEFER
         if not deferring and self.wait > 0:
             outcome = await self.waiter.wait(request.id, lambda: ended(self.store, request.id), self.wait)
             if outcome is not None:
-                return await self._verdict(outcome)
+                return await self._pre_tool_use_verdict(outcome)
         if deferring or (deferrable and self.host is Host.HEADLESS):
-            return hook_output("defer", text.DEFER_REASON)
+            return hook_events.pre_tool_use("defer", text.DEFER_REASON)
         if self.host is Host.SDK:
             # can_use_tool finds the same request (same tool_use_id) and waits.
-            return hook_output("ask", text.ASK_REASON)
-        request = await self.store.get(request.id) or request  # now posted: say where
-        if call.session_id:
-            # The next identical call in this session picks this request up
-            # instead of asking again (see _request).
-            await self.redis.set(
-                keys.retry(call.session_id, call.tool_name, request.call_hash), request.id, ex=keys.RETENTION_SECONDS
-            )
-        return hook_output("deny", text.still_waiting(request))
+            return hook_events.pre_tool_use("ask", text.ASK_REASON)
+        return hook_events.pre_tool_use("deny", await self._still_waiting(call, request))
 
-    async def _request(self, call: HookInput) -> ApprovalRequest:
-        if self.host is Host.INTERACTIVE and call.session_id:
+    async def _pre_tool_use_verdict(self, request: ApprovalRequest | Vanished) -> dict[str, Any]:
+        outcome = await outcome_of(self.store, request)
+        if outcome.allowed:
+            return hook_events.pre_tool_use("allow", outcome.message, outcome.updated_input)
+        return hook_events.pre_tool_use("deny", outcome.message, stop=outcome.interrupt)
+
+    # -- PermissionRequest ---------------------------------------------------- #
+
+    async def _permission_request(self, call: PermissionRequestCall) -> dict[str, Any]:
+        other = prompt_tool()
+        if other is not None:
+            # Both would be asked and the first answer would win: refuse, whatever the call.
+            return hook_events.permission_deny(text.racing_approver(other))
+        claim = await self.claims.claim(call)
+        answered = False
+        try:
+            answer = await self._permission_answer(call, claim)
+            await self.claims.answered(claim)  # before the answer goes out: no other call takes this decision
+            answered = True
+            return answer
+        finally:
+            if not answered:
+                with suppress(Exception):
+                    async with asyncio.timeout(GIVE_BACK_GRACE):
+                        await self.claims.give_back(claim)
+
+    async def _permission_answer(self, call: PermissionRequestCall, claim: Claim) -> dict[str, Any]:
+        request: ApprovalRequest | Vanished = await self._request(
+            call, "", request_id=request_id_for(f"{call.session_id}:{claim.call}"),
+            suggestions=safe_suggestions(call.permission_suggestions),
+        )
+        request = await self._routed(request)
+        if not isinstance(request, Vanished) and not request.state.is_final and self.wait > 0:
+            request = await self.waiter.wait(request.id, lambda: ended(self.store, request.id), self.wait) or request
+        if isinstance(request, Vanished) or request.state.is_final:
+            outcome = await outcome_of(self.store, request)
+            if outcome.allowed:
+                return hook_events.permission_allow(
+                    outcome.updated_input or call.tool_input, granted_updates(outcome.grants)
+                )
+            return hook_events.permission_deny(outcome.message, interrupt=outcome.interrupt)
+        return hook_events.permission_deny(await self._still_waiting(call, request))
+
+    # -- shared --------------------------------------------------------------- #
+
+    async def _routed(self, request: ApprovalRequest) -> ApprovalRequest | Vanished:
+        """The request once a worker applied the team policy (or as it is after ``ROUTE_WAIT``)."""
+        if request.state.is_final or request.routed:
+            return request
+        routed = await self.waiter.wait(request.id, lambda: ended(self.store, request.id, or_routed=True), ROUTE_WAIT)
+        return routed or request
+
+    async def _request(
+        self, call: PreToolUseCall | PermissionRequestCall, tool_use_id: str, *,
+        request_id: str = "", suggestions: list[dict[str, Any]] | None = None,
+    ) -> ApprovalRequest:
+        resolved = resolve_paths(call.tool_input)
+        if call.session_id:
             # Picked up only by the same call: same input, and paths leading where they did.
-            fingerprint = call_hash(call.tool_name, call.tool_input, resolve_paths(call.tool_input))
+            fingerprint = call_hash(call.tool_name, call.tool_input, resolved)
             earlier = await self.redis.getdel(keys.retry(call.session_id, call.tool_name, fingerprint))
             request = await self.store.get(earlier.decode() if isinstance(earlier, bytes) else earlier) if earlier else None
             if request is not None:
@@ -233,118 +227,28 @@ class Gate:
         config = self.config
         request, _ = await self.store.create(
             NewRequest(
-                id=request_id_for(call.tool_use_id),
+                id=request_id or request_id_for(tool_use_id),
                 tool_name=call.tool_name,
                 tool_input=call.tool_input,
-                tool_use_id=call.tool_use_id,
-                agent=config.agent_name,
+                tool_use_id=tool_use_id or None,
+                agent=agent_label(config.agent_name, call.agent_id, call.agent_type),
                 requested_by=config.requested_by,
                 channel=config.channel,
                 timeout=self.timeout,
+                suggestions=suggestions or [],
                 cost=await estimate_cost(self._estimator, call.tool_name, call.tool_input),
                 mode=config.mode,
-                resolved=resolve_paths(call.tool_input),
+                resolved=resolved,
             )
         )
         return request
 
-    async def _verdict(self, request: ApprovalRequest | Vanished) -> dict[str, Any]:
-        outcome = await outcome_of(self.store, request)
-        if outcome.allowed:
-            return hook_output("allow", outcome.message, outcome.updated_input)
-        return hook_output("deny", outcome.message)
-
-
-def run(
-    config: GateConfig, stdin: TextIO, stdout: TextIO, stderr: TextIO, environ: Mapping[str, str],
-    *, started: float | None = None,
-) -> int:
-    """Read one hook call from ``stdin``, print the decision; the exit code for Claude Code.
-
-    Whatever happens, it returns (or the watchdog exits 2) before the
-    deadline ``config.budget()`` sets, counted from ``started``
-    (``time.monotonic()``; default: when this process started, as the
-    hook's timeout counts). The watchdog writes to file descriptor 2:
-    ``stderr`` is meant to be the process's own.
-    """
-    started = process_started() if started is None else started
-    try:
-        budget = config.budget()
-    except BudgetError as exc:
-        # Refused before anything is asked: exit 2 blocks the call (exit 1 would run it).
-        print(exc, file=stderr)
-        return EXIT_BLOCK
-    deadline = started + budget.limit
-    watchdog = Watchdog(deadline + WATCHDOG_DELAY, budget.deadline_message(), exit_code=EXIT_BLOCK).start()
-    try:
-        return _run(config, budget, deadline, stdin, stdout, stderr, environ)
-    finally:
-        watchdog.stop()
-
-
-def _run(
-    config: GateConfig, budget: Budget, deadline: float,
-    stdin: TextIO, stdout: TextIO, stderr: TextIO, environ: Mapping[str, str],
-) -> int:
-    try:
-        call = HookInput.model_validate_json(stdin.read())
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "input"
-        print(f"Blocked: the approval gate got an invalid hook input ({where}: {first['msg']}).", file=stderr)
-        return EXIT_BLOCK
-    except (OSError, ValueError) as exc:  # stdin unreadable, or not UTF-8
-        print(f"Blocked: the approval gate could not read its hook input ({exc}).", file=stderr)
-        return EXIT_BLOCK
-    try:
-        settings = Settings()
-        settings.require("redis_url")
-        answer = asyncio.run(_answer(settings, config, call, Host.detect(environ), deadline))
-        stdout.write(json.dumps(answer))
-        stdout.flush()
-    except DeadlinePassed:
-        print(budget.deadline_message(), file=stderr)
-        return EXIT_BLOCK
-    except asyncio.CancelledError:
-        print("Blocked: the approval gate was stopped before anyone decided. The tool was not run.", file=stderr)
-        return EXIT_BLOCK
-    except (RedisError, OSError) as exc:
-        print(text.deny_redis_silent(exc) if timed_out(exc) else text.deny_unreachable(exc), file=stderr)
-        return EXIT_BLOCK
-    except BaseException as exc:  # noqa: BLE001 - anything else would let the tool run
-        print(text.deny_internal_error(exc), file=stderr)
-        return EXIT_BLOCK
-    return 0
-
-
-class DeadlinePassed(Exception):
-    """The gate's deadline came before its answer."""
-
-
-async def _answer(settings: Settings, config: GateConfig, call: HookInput, host: Host, deadline: float) -> dict[str, Any]:
-    task = asyncio.current_task()
-    assert task is not None
-    loop = asyncio.get_running_loop()
-    # Claude Code stops a hook with SIGTERM (timeout, Esc): block, never crash.
-    loop.add_signal_handler(signal.SIGTERM, task.cancel)
-    # loop.time() is a monotonic clock of its own: carry the deadline over.
-    limit = asyncio.timeout_at(loop.time() + (deadline - time.monotonic()))
-    redis = connect(settings.redis_url or "", name=GATE_CLIENT_NAME, max_connections=4)
-    gate = Gate(redis, config, host, default_timeout=settings.approval_timeout)
-    try:
-        async with limit:  # connecting, storing and every wait: all of the gate's work
-            return await gate.answer(call)
-    except TimeoutError:
-        if limit.expired():
-            raise DeadlinePassed from None
-        raise
-    finally:
-        with suppress(Exception):
-            async with asyncio.timeout(CLOSE_GRACE):  # a stalled Redis must not hold up the answer
-                await gate.store.aclose()  # its batches run in tasks of their own
-                await redis.aclose()
-
-
-def main(config: GateConfig, *, started: float | None = None) -> int:
-    """The hook's process: stdin, stdout and stderr are Claude Code's pipes."""
-    return run(config, sys.stdin, sys.stdout, sys.stderr, os.environ, started=started)
+    async def _still_waiting(self, call: PreToolUseCall | PermissionRequestCall, request: ApprovalRequest) -> str:
+        """The deny for a call whose wait ran out: the request stays open, and the next
+        identical call in this session picks it up instead of asking again (``_request``)."""
+        request = await self.store.get(request.id) or request  # now posted: say where
+        if call.session_id:
+            await self.redis.set(
+                keys.retry(call.session_id, call.tool_name, request.call_hash), request.id, ex=keys.RETENTION_SECONDS
+            )
+        return text.still_waiting(request)

@@ -72,6 +72,16 @@ RETRY_PREFIX = f"{PREFIX}:retry:"
 """+ ``session:tool:call hash``: a request an interactive Claude Code session stopped
 waiting for; the next identical call in that session picks it up (once)."""
 
+CALL_CLAIM_PREFIX = f"{PREFIX}:call:"
+"""+ ``session:call``: which ``PermissionRequest`` hook answers that tool call
+(``agent.call_claims``): ``wait:<token>`` while one waits, ``answered`` once one did."""
+CALL_ANSWERED = "answered"
+
+
+def call_claim(session_id: str, call: str) -> str:
+    return f"{CALL_CLAIM_PREFIX}{session_id}:{call}"
+
+
 TEAM_RULES = f"{PREFIX}:rules"
 """Hash: rule id → the team allow-list entry (rule, who added it, when)."""
 
