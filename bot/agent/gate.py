@@ -45,6 +45,7 @@ from ..settings import Settings
 from .cost import CostEstimator, estimate_cost
 from .deadline import WATCHDOG_DELAY, Budget, BudgetError, Watchdog, process_started
 from .outcome import Vanished, ended, outcome_of
+from .passthrough import PassThrough
 from .paths import resolve_paths
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,10 @@ class GateConfig:
     channel: str = ""
     cost_estimator: str = ""
     """``module:function`` of a cost estimator the hook can import."""
+    allow_rules: tuple[str, ...] = ()
+    """The run's own allow rules (Claude Code's string form): a call they match is left to Claude Code."""
+    allow_read_only: bool = False
+    """Leave simple read-only Bash commands (``ls``, ``cat FILE``, ``git status``) to Claude Code too."""
 
     def budget(self) -> Budget:
         """The gate's deadline and wait; ``BudgetError`` if ``wait`` cannot fit below ``hook_timeout``."""
@@ -195,6 +200,13 @@ class Gate:
             await self.waiter.close()
 
     async def _answer(self, call: HookInput) -> dict[str, Any]:
+        # passthrough (issue 16 item 6): no decision ({}), so Claude Code's own
+        # permission flow decides, exactly as without the gate; what it would
+        # prompt for still reaches can_use_tool and Slack (passthrough.py).
+        if PassThrough.of(self.config.allow_rules, read_only=self.config.allow_read_only).lets_through(
+            call.tool_name, call.tool_input
+        ):
+            return {}
         request: ApprovalRequest | Vanished = await self._request(call)
         if not request.state.is_final and not request.routed:
             routed = await self.waiter.wait(request.id, lambda: ended(self.store, request.id, or_routed=True), ROUTE_WAIT)
