@@ -276,3 +276,13 @@ async def test_the_claude_code_gate_lets_through_only_what_it_is_told(redis_serv
     # By default the Claude Code gate still asks about everything it matches.
     default = await gate(redis_server.url, ls, "--allow", "Bash(npm test:*)", "--wait", "0", entrypoint="sdk-py")
     assert default.decision["permissionDecision"] == "ask"
+
+
+def test_the_gate_command_stays_within_one_shell_argument():
+    # The CLI runs the hook as `sh -c COMMAND`; Linux refuses one argument over 128 KiB.
+    approver = SlackApprover("redis://127.0.0.1:9/0")
+    rules = [f"Bash(tool-{i:05} run:*)" for i in range(10_000)]
+    command = json.loads(approver.settings(allow=[*rules, *rules]))["hooks"]["PreToolUse"][0]["hooks"][0]["command"]
+    assert len(command.encode()) < 128 * 1024
+    kept = [a.removeprefix("--allow=") for a in shlex.split(command) if a.startswith("--allow=")]
+    assert kept == rules[: len(kept)] and len(kept) > 1000  # in order, each once; the rest are asked

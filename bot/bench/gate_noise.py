@@ -13,6 +13,8 @@ The runs are in wait mode, so the session goes to its end; in defer mode the
 gate asks about the same calls (defer only changes what it answers). An
 in-process stand-in for the team approves each request as soon as it is
 queued for Slack; the count of requests queued is the count of Slack posts.
+In the gate runs ``can_use_tool`` is asked nothing: the request is approved
+before the gate answers, so the gate answers ``allow`` itself.
 """
 
 from __future__ import annotations
