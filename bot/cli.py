@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     gate.add_argument("--channel", default="", metavar="CHANNEL_ID", help="post here instead of APPROVAL_CHANNEL")
     gate.add_argument("--cost-estimator", default="", metavar="MODULE:FUNCTION",
                       help="an importable (tool_name, tool_input) -> dollars function")
+    gate.add_argument("--allow", action="append", default=[], metavar="RULE",
+                      help="a permission rule your Claude Code settings allow, e.g. 'Bash(npm test:*)' (repeatable): "
+                           "a call it matches is left to Claude Code's own permission flow, not asked in Slack")
+    gate.add_argument("--allow-read-only", action="store_true",
+                      help="leave simple read-only Bash commands (ls, pwd, cat FILE, git status...) "
+                           "to Claude Code's own permission flow too")
     audit = commands.add_parser("audit", help="export the audit log (needs only REDIS_URL), or verify its hash chain")
     audit.add_argument("--since", help="from this date/time (UTC unless it has an offset) or this long ago (24h, 7d)")
     audit.add_argument("--format", choices=audit_export.FORMATS, default="jsonl", help="output format (default jsonl)")
@@ -147,6 +153,8 @@ def run_gate(args: argparse.Namespace) -> int:
         channel=args.channel,
         cost_estimator=args.cost_estimator,
         timeout=args.timeout,
+        allow_rules=tuple(args.allow),
+        allow_read_only=args.allow_read_only,
     )
     return hook_process.main(config)
 

@@ -10,6 +10,7 @@ import pkgutil
 import shlex
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Self
 
@@ -31,6 +32,7 @@ from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter, WaiterClosed
 from ..redis_client import AGENT_CLIENT_NAME, AGENT_CONNECTIONS, CONNECT_TIMEOUT, READ_TIMEOUT, connect, timed_out
 from ..settings import Settings
+from . import passthrough
 from .cost import CostEstimateError, CostEstimator, estimate_cost
 from .outcome import VANISHED, Vanished, ended, outcome_of
 from .paths import resolve_paths
@@ -159,7 +161,9 @@ class SlackApprover:
             max_connections=settings.redis_max_connections or AGENT_CONNECTIONS,
         )
 
-    def settings(self, base: dict[str, Any] | str | None = None, *, tools: str = GATED_TOOLS) -> str:
+    def settings(
+        self, base: dict[str, Any] | str | None = None, *, tools: str = GATED_TOOLS, allow: Iterable[str] = ()
+    ) -> str:
         """The ``ClaudeAgentOptions(settings=...)`` JSON that installs the gate hook.
 
         The hook runs with a ``timeout`` of ``GATE_HOOK_TIMEOUT`` seconds and
@@ -174,17 +178,30 @@ class SlackApprover:
         ``mode: defer``. The hook reads ``REDIS_URL`` from its environment
         (``options()`` passes it). ``base`` is your own settings (a dict, JSON
         or a file path), merged.
+
+        A call Claude Code would run without asking, as ``can_use_tool``
+        alone never sees it, is left to Claude Code: one that ``allow`` (your
+        ``allowed_tools``) or ``base``'s ``permissions.allow`` matches, and a
+        simple read-only Bash command (``ls``, ``cat FILE``, ``git status``).
+        The gate gives no decision for those, so if Claude Code would prompt
+        after all, the call reaches ``can_use_tool`` and waits for Slack.
         """
         if isinstance(base, str):
             base = json.loads(base if base.lstrip().startswith("{") else Path(base).read_text(encoding="utf-8"))
         merged = json.loads(json.dumps(base or {}))
         hooks = merged.setdefault("hooks", {}).setdefault("PreToolUse", [])
-        hook = {"type": "command", "command": self._gate_command(GATE_HOOK_TIMEOUT), "timeout": GATE_HOOK_TIMEOUT}
+        rules = passthrough.command_line_rules([*allow, *passthrough.allow_rules(merged)])
+        hook = {"type": "command", "command": self._gate_command(GATE_HOOK_TIMEOUT, rules), "timeout": GATE_HOOK_TIMEOUT}
         hooks.append({"matcher": tools, "hooks": [hook]})
         return json.dumps(merged)
 
     def options(self, **kwargs: Any) -> ClaudeAgentOptions:
-        """``ClaudeAgentOptions(**kwargs)`` with ``can_use_tool``, the gate hook and ``REDIS_URL`` set."""
+        """``ClaudeAgentOptions(**kwargs)`` with ``can_use_tool``, the gate hook and ``REDIS_URL`` set.
+
+        The gate is told the run's allow rules: ``allowed_tools``, and the
+        ``permissions.allow`` of ``settings`` and of the settings files
+        ``setting_sources`` loads (see ``settings()``).
+        """
         options = ClaudeAgentOptions(**kwargs)
         base = options.settings
         if base and not base.lstrip().startswith("{") and options.cwd is not None:
@@ -192,15 +209,20 @@ class SlackApprover:
         env = dict(options.env)
         if self.redis_url:
             env.setdefault("REDIS_URL", self.redis_url)  # via the environment: never in a command line
+        files = passthrough.settings_files(options.cwd, options.setting_sources, env)
+        allow = [*options.allowed_tools, *passthrough.file_rules(files)]
         return dataclasses.replace(
-            options, can_use_tool=self.can_use_tool, settings=self.settings(base), env=env
+            options, can_use_tool=self.can_use_tool, settings=self.settings(base, allow=allow), env=env
         )
 
-    def _gate_command(self, hook_timeout: float) -> str:
+    def _gate_command(self, hook_timeout: float, allow: Iterable[str] = ()) -> str:
         # --wait 0: in an SDK run can_use_tool does the waiting (or the run is deferred).
         # --hook-timeout: the gate keeps its own deadline below the hook's timeout.
+        # --allow, --allow-read-only: calls can_use_tool alone would never see are not asked.
         argv = [sys.executable, "-m", "bot", "gate", "--mode", self.mode.value, "--wait", "0",
-                "--hook-timeout", repr(hook_timeout), "--timeout", repr(self.timeout)]
+                "--hook-timeout", repr(hook_timeout), "--timeout", repr(self.timeout), "--allow-read-only"]
+        for rule in allow:
+            argv.append(f"--allow={rule}")  # one word: a rule is never read as an option
         for flag, value in (("--agent-name", self.agent_name), ("--requested-by", self.requested_by),
                             ("--channel", self.channel)):
             if value:

@@ -44,6 +44,7 @@ from .hook_events import PermissionRequestCall, PreToolUseCall
 from .other_approver import prompt_tool
 from .outcome import Vanished, ended, outcome_of
 from .paths import resolve_paths
+from .passthrough import PassThrough
 from .permissions import granted_updates, safe_suggestions
 from .transcript import calls_in_turn
 
@@ -99,6 +100,10 @@ class GateConfig:
     channel: str = ""
     cost_estimator: str = ""
     """``module:function`` of a cost estimator the hook can import."""
+    allow_rules: tuple[str, ...] = ()
+    """The run's own allow rules (Claude Code's string form): a PreToolUse call they match is left to Claude Code."""
+    allow_read_only: bool = False
+    """Leave simple read-only Bash commands (``ls``, ``cat FILE``, ``git status``) to Claude Code too."""
 
     def budget(self) -> Budget:
         """The gate's deadline and wait; ``BudgetError`` if ``wait`` cannot fit below ``hook_timeout``."""
@@ -126,11 +131,16 @@ class Gate:
         self.store = RequestStore(redis)
         self.waiter = DecisionWaiter(redis, keys.DECISIONS, self.store.ended)
         self.claims = CallClaims(redis, hold=budget.limit)
+        self._passes = PassThrough.of(config.allow_rules, read_only=config.allow_read_only)
         self._estimator: CostEstimator | None = (
             pkgutil.resolve_name(config.cost_estimator) if config.cost_estimator else None
         )
 
     async def answer(self, call: PreToolUseCall | PermissionRequestCall) -> dict[str, Any]:
+        if isinstance(call, PreToolUseCall) and self._passes.lets_through(call.tool_name, call.tool_input):
+            # No decision: Claude Code's own permission flow decides, exactly as without
+            # the gate, and what it would prompt for still reaches can_use_tool and Slack.
+            return {}
         await self.waiter.start()
         try:
             if isinstance(call, PermissionRequestCall):

@@ -17,4 +17,7 @@ Slack's limits, ``processes`` starts and stops the parts, ``slack_stub`` plays
 Slack (``slack_limits``: its rate limits), ``clicks`` builds signed
 ``block_actions`` requests, ``agent`` is the agent process, ``floor`` measures
 the floors, ``report`` turns samples into the table and the JSON.
+
+``gate_noise`` runs on its own (``python -m bot.bench.gate_noise``): it counts the
+calls the gate asks Slack about that ``can_use_tool`` alone would never see.
 """
