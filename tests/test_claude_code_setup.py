@@ -286,3 +286,37 @@ def test_a_hook_timeout_the_gate_cannot_answer_within_is_refused(tmp_path):
     run = bot("install", "--settings-file", str(path), "--hook-timeout", "5", cwd=tmp_path)
     assert run.code == 2 and "not changed" in run.stderr
     assert json.loads(path.read_text()) == ORIGINAL and backups(path) == []
+
+
+@pytest.mark.parametrize("kind", [[], ["--defer"]], ids=["permission-request", "defer"])
+async def test_the_installed_hook_is_the_one_claude_code_runs_and_it_blocks(tmp_path, monkeypatch, kind):
+    """The real CLI reads the file install wrote ($CLAUDE_CONFIG_DIR/settings.json) and the hook blocks
+    the call when Redis refuses connections (PermissionRequest: needs the gate to answer that event)."""
+    import asyncio
+
+    import claude_agent_sdk
+
+    from bot.agent.doctor import refusing_port
+    from bot.demo.scripted_model import ScriptedModel, text, tool_use
+    from tests.fakes.agent_env import clean_agent_env
+
+    clean_agent_env(monkeypatch)
+    config, work = tmp_path / "config", tmp_path / "work"
+    work.mkdir()
+    assert bot("install", "--user", *kind, cwd=work, env={"CLAUDE_CONFIG_DIR": str(config)}).code == 0
+    cli = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
+    marker = {"command": "echo ran >> marker.txt", "description": "Append to a marker file"}
+    async with ScriptedModel.start([tool_use("Bash", marker), text("done")]) as model:
+        with refusing_port() as port:
+            env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+            env.update(model.cli_env(config_dir=config), REDIS_URL=f"redis://127.0.0.1:{port}/0", PYTHONPATH=str(ROOT))
+            process = await asyncio.create_subprocess_exec(
+                str(cli), "-p", "do the task", "--tools", "Bash", "--output-format", "json",
+                cwd=work, env=env, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, err.decode()
+        [result] = model.tool_results()
+    assert not (work / "marker.txt").exists()
+    assert "could not be reached" in result.content and f":{port}" in result.content, result.content
