@@ -212,7 +212,7 @@ def run_claude_code(args: argparse.Namespace) -> int:
             if not removed:
                 print(text.uninstall_nothing(path))
                 return 0
-            backup = claude_code.save(path, changed)
+            backup = claude_code.save(path, changed)  # an OSError: refused below, the file as it was
             for found in removed:
                 print(text.uninstall_removed(path, found.event, found.command))
             print(text.backup_written(backup))
@@ -228,13 +228,17 @@ def run_claude_code(args: argparse.Namespace) -> int:
         except BudgetError:
             raise bounds.OutOfRange(text.install_hook_timeout_too_short(spec.hook_timeout, MARGIN + ROUTE_WAIT)) from None
         changed, replaced = claude_code.install(settings or {}, spec)
-    except (claude_code.SettingsError, bounds.OutOfRange) as exc:
+    except (claude_code.SettingsError, bounds.OutOfRange, OSError) as exc:
         print(text.settings_refused(str(exc)), file=sys.stderr)
         return EXIT_CONFIG
     if settings is not None and changed == settings:
         print(text.install_unchanged(path, spec.event))
     else:
-        backup = claude_code.save(path, changed)
+        try:
+            backup = claude_code.save(path, changed)
+        except OSError as exc:  # os.replace never ran: the file is as it was
+            print(text.settings_refused(str(exc)), file=sys.stderr)
+            return EXIT_CONFIG
         print(text.install_added(path, spec.event, spec.command(), spec.hook_timeout))
         for found in replaced:
             print(text.install_replaced(found.event, found.command) if found.event == spec.event
