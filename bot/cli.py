@@ -1,5 +1,6 @@
 """Command line: ``serve`` runs a bot worker, ``check`` checks its configuration,
-``gate`` is the PreToolUse hook for Claude Code, ``audit`` exports or verifies the audit log,
+``gate`` is the PreToolUse hook for Claude Code, ``claude-code`` installs it in Claude Code's
+settings and checks it, ``audit`` exports or verifies the audit log,
 ``bench`` measures the approval path on loopback, ``demo`` runs the local playground."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -55,6 +57,39 @@ def main(argv: list[str] | None = None) -> int:
     gate.add_argument("--allow-read-only", action="store_true",
                       help="leave simple read-only Bash commands (ls, pwd, cat FILE, git status...) "
                            "to Claude Code's own permission flow too")
+    claude = commands.add_parser("claude-code", help="install our approval hook in Claude Code's settings, "
+                                                     "remove it, or check it")
+    claude_commands = claude.add_subparsers(dest="action", required=True)
+    for action, help_ in (
+        ("install", "add the hook (PermissionRequest; --defer: a PreToolUse gate for claude -p), "
+                    "replacing ours of either kind"),
+        ("uninstall", "remove our hooks, both kinds, and nothing else"),
+        ("doctor", "run each hook of ours as Claude Code would, against an unreachable Redis; "
+                   "check REDIS_URL answers"),
+    ):
+        sub = claude_commands.add_parser(action, help=help_, description=help_)
+        scope = sub.add_mutually_exclusive_group()
+        default = ("without a scope flag: the user, project and project-local (./.claude/settings.local.json) "
+                   "settings" if action == "doctor" else "the default")
+        scope.add_argument("--user", dest="scope", action="store_const", const="user",
+                           help="$CLAUDE_CONFIG_DIR/settings.json if set, else ~/.claude/settings.json"
+                                f"{'' if action == 'doctor' else ' (' + default + ')'}")
+        scope.add_argument("--project", dest="scope", action="store_const", const="project",
+                           help="./.claude/settings.json (shared with the project)")
+        scope.add_argument("--settings-file", type=Path, default=None, metavar="PATH", help="this settings file")
+        if action == "doctor":
+            sub.epilog = default
+        if action == "install":
+            sub.add_argument("--defer", action="store_true",
+                             help="a PreToolUse gate in defer mode, for headless claude -p runs whose approvals "
+                                  "outlive the process (default: a PermissionRequest hook)")
+            sub.add_argument("--hook-timeout", type=int, default=600, metavar="SECONDS",
+                             help="the hook's timeout, also passed to the gate as --hook-timeout (default 600)")
+            sub.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                             help="seconds until a request expires (default: the gate's APPROVAL_TIMEOUT); 0 never")
+            sub.add_argument("--agent-name", default="", help="shown in Slack as who asks")
+            sub.add_argument("--requested-by", default="", metavar="USER_ID", help="Slack user id the agent works for")
+            sub.add_argument("--channel", default="", metavar="CHANNEL_ID", help="post here instead of APPROVAL_CHANNEL")
     audit = commands.add_parser("audit", help="export the audit log (needs only REDIS_URL), or verify its hash chain")
     audit.add_argument("--since", help="from this date/time (UTC unless it has an offset) or this long ago (24h, 7d)")
     audit.add_argument("--format", choices=audit_export.FORMATS, default="jsonl", help="output format (default jsonl)")
@@ -100,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "gate":
         return run_gate(args)
+    if args.command == "claude-code":
+        return run_claude_code(args)
     if args.command == "bench":
         return run_bench(args)
     if args.command == "demo":
@@ -157,6 +194,70 @@ def run_gate(args: argparse.Namespace) -> int:
         allow_read_only=args.allow_read_only,
     )
     return hook_process.main(config)
+
+
+def run_claude_code(args: argparse.Namespace) -> int:
+    """``install``/``uninstall`` change one settings file (backup, then atomic write) and exit 0,
+    or 2 with the file untouched; ``doctor`` exits 1 if any check failed."""
+    import os
+
+    from . import text
+    from .agent import claude_code, doctor
+    from .agent.deadline import MARGIN, BudgetError
+    from .agent.gate import ROUTE_WAIT, GateConfig
+    from .approvals import bounds
+
+    cwd = Path.cwd()
+    scoped = {"user": claude_code.user_settings(os.environ), "project": claude_code.project_settings(cwd)}
+    path = args.settings_file.absolute() if args.settings_file else scoped.get(args.scope or "")
+    if args.action == "doctor":
+        paths = [path] if path else [*scoped.values(), claude_code.project_local_settings(cwd)]
+        return doctor.doctor(paths, os.environ, sys.stdout)
+    path = path or scoped["user"]
+    try:
+        settings = claude_code.load(path)
+        if args.action == "uninstall":
+            changed, removed = claude_code.remove(settings or {})
+            if not removed:
+                print(text.uninstall_nothing(path))
+                return 0
+            backup = claude_code.save(path, changed)  # an OSError: refused below, the file as it was
+            for found in removed:
+                print(text.uninstall_removed(path, found.event, found.command))
+            print(text.backup_written(backup))
+            return 0
+        spec = claude_code.HookSpec(
+            defer=args.defer, hook_timeout=args.hook_timeout, agent_name=args.agent_name,
+            requested_by=args.requested_by, channel=args.channel,
+            timeout=None if args.timeout is None else bounds.seconds(args.timeout, "--timeout"),
+        )
+        try:
+            # Refuse here what the gate would refuse on every call (a hook timeout it cannot answer within).
+            GateConfig(hook_timeout=spec.hook_timeout).budget()
+        except BudgetError:
+            raise bounds.OutOfRange(text.install_hook_timeout_too_short(spec.hook_timeout, MARGIN + ROUTE_WAIT)) from None
+        changed, replaced = claude_code.install(settings or {}, spec)
+    except (claude_code.SettingsError, bounds.OutOfRange, OSError) as exc:
+        print(text.settings_refused(str(exc)), file=sys.stderr)
+        return EXIT_CONFIG
+    if settings is not None and changed == settings:
+        print(text.install_unchanged(path, spec.event))
+    else:
+        try:
+            backup = claude_code.save(path, changed)
+        except OSError as exc:  # os.replace never ran: the file is as it was
+            print(text.settings_refused(str(exc)), file=sys.stderr)
+            return EXIT_CONFIG
+        print(text.install_added(path, spec.event, spec.command(), spec.hook_timeout))
+        for found in replaced:
+            print(text.install_replaced(found.event, found.command) if found.event == spec.event
+                  else text.install_other_kind(found.event, found.command))
+        print(text.backup_written(backup))
+        scope = f"--settings-file {shlex.quote(str(path))}" if args.settings_file else f"--{args.scope or 'user'}"
+        print(text.install_next(f"python -m bot claude-code doctor {scope}"))
+    if not os.environ.get("REDIS_URL"):
+        print(text.INSTALL_NO_REDIS_URL)
+    return 0
 
 
 def run_bench(args: argparse.Namespace) -> int:

@@ -1,0 +1,248 @@
+"""Our approval hook in a Claude Code ``settings.json``: where the file is, merging the hook in, taking it out.
+
+The merge and removal are pure functions on the parsed JSON; the file helpers
+around them back the file up and replace it atomically. Everything that is
+not ours (other keys, other tools' hooks, permissions) keeps its content and order.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import text
+from .approver import GATED_TOOLS
+
+PERMISSION_REQUEST = "PermissionRequest"
+PRE_TOOL_USE = "PreToolUse"
+EVENTS = (PERMISSION_REQUEST, PRE_TOOL_USE)
+DEFAULT_HOOK_TIMEOUT = 600
+"""Claude Code's own default for a command hook's ``timeout``."""
+
+_OURS = re.compile(r"(^|\s)-m\s+bot\s+gate(\s|$)")
+"""What makes a command hook ours, whatever the interpreter path and options."""
+
+
+class SettingsError(Exception):
+    """The settings file cannot be changed safely (not JSON, or ``hooks`` of another shape)."""
+
+
+@dataclass(frozen=True)
+class HookSpec:
+    """The hook ``install`` writes: its event, and the gate's options."""
+
+    defer: bool = False
+    hook_timeout: int = DEFAULT_HOOK_TIMEOUT
+    agent_name: str = ""
+    requested_by: str = ""
+    channel: str = ""
+    timeout: float | None = None
+    python: str = sys.executable
+    """Absolute path of the interpreter that has this package: the hook runs it from any folder."""
+
+    @property
+    def event(self) -> str:
+        return PRE_TOOL_USE if self.defer else PERMISSION_REQUEST
+
+    def command(self) -> str:
+        """The shell command (Claude Code runs it with ``/bin/sh -c``); never a secret in it."""
+        words = [self.python, "-m", "bot", "gate"]
+        if self.defer:
+            words += ["--mode", "defer"]
+        # The same number as the hook's "timeout": the gate answers before Claude Code gives up on it.
+        words += ["--hook-timeout", str(self.hook_timeout)]
+        for flag, value in (("--agent-name", self.agent_name), ("--requested-by", self.requested_by),
+                            ("--channel", self.channel)):
+            if value:
+                words += [flag, value]
+        if self.timeout is not None:
+            words += ["--timeout", f"{self.timeout:g}"]
+        return shlex.join(words)
+
+    def group(self) -> dict[str, Any]:
+        """The matcher group holding our hook alone."""
+        # PermissionRequest fires only where Claude Code would prompt, so every tool; PreToolUse
+        # fires for every call, so only the tools that change something (as the Agent SDK side gates).
+        matcher = GATED_TOOLS if self.defer else "*"
+        hook = {"type": "command", "command": self.command(), "timeout": self.hook_timeout}
+        return {"matcher": matcher, "hooks": [hook]}
+
+
+@dataclass(frozen=True)
+class Found:
+    """One of our hooks in a settings file."""
+
+    event: str
+    matcher: str
+    hook: Mapping[str, Any]
+
+    @property
+    def command(self) -> str:
+        return str(self.hook.get("command", ""))
+
+
+def is_ours(hook: Any) -> bool:
+    return isinstance(hook, dict) and isinstance(hook.get("command"), str) and bool(_OURS.search(hook["command"]))
+
+
+def check_shape(settings: Any) -> None:
+    """``SettingsError`` unless ``settings`` is an object whose ``hooks`` Claude Code could read."""
+    if not isinstance(settings, dict):
+        raise SettingsError(text.SETTINGS_NOT_OBJECT)
+    hooks = settings.get("hooks", {})
+    if not isinstance(hooks, dict):
+        raise SettingsError(text.settings_bad_hooks("hooks", "an object"))
+    for event, groups in hooks.items():
+        if not isinstance(groups, list):
+            raise SettingsError(text.settings_bad_hooks(f"hooks.{event}", "a list"))
+        for i, group in enumerate(groups):
+            if not isinstance(group, dict) or not isinstance(group.get("hooks", []), list):
+                raise SettingsError(text.settings_bad_hooks(f"hooks.{event}[{i}]", 'an object with a "hooks" list'))
+
+
+def find(settings: Mapping[str, Any]) -> list[Found]:
+    """Our hooks, in file order."""
+    check_shape(settings)
+    return [Found(event, str(group.get("matcher", "")), hook)
+            for event, group, hook in _hooks(settings) if is_ours(hook)]
+
+
+def others(settings: Mapping[str, Any], event: str) -> list[Mapping[str, Any]]:
+    """The hooks of ``event`` that are not ours."""
+    return [hook for name, _, hook in _hooks(settings) if name == event and not is_ours(hook)]
+
+
+def _hooks(settings: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any], Any]]:
+    for event, groups in settings.get("hooks", {}).items():
+        for group in groups:
+            for hook in group.get("hooks", []):
+                yield event, group, hook
+
+
+def remove(settings: Mapping[str, Any]) -> tuple[dict[str, Any], list[Found]]:
+    """A copy without our hooks; drops only the groups, events and ``hooks`` that this leaves empty."""
+    removed = find(settings)
+    result = copy.deepcopy(dict(settings))
+    if not removed:
+        return result, []
+    hooks = result["hooks"]
+    for event in list(hooks):
+        kept_groups = []
+        for group in hooks[event]:
+            kept = [hook for hook in group.get("hooks", []) if not is_ours(hook)]
+            if kept or not any(is_ours(hook) for hook in group.get("hooks", [])):
+                kept_groups.append({**group, "hooks": kept} if "hooks" in group else group)
+        if kept_groups or not hooks[event]:
+            hooks[event] = kept_groups
+        else:
+            del hooks[event]
+    if not hooks:
+        del result["hooks"]
+    return result, removed
+
+
+def install(settings: Mapping[str, Any], spec: HookSpec) -> tuple[dict[str, Any], list[Found]]:
+    """A copy holding our hook as ``spec`` says, and the hooks of ours it replaced.
+
+    Returns ``settings`` unchanged (equal) when it already holds exactly that
+    hook and no other of ours. Never both kinds: a PermissionRequest hook and a
+    PreToolUse gate would each ask about the same call.
+    """
+    ours = find(settings)
+    want = spec.group()
+    if len(ours) == 1 and ours[0].event == spec.event and any(
+        group == want for group in settings["hooks"][spec.event]
+    ):
+        return copy.deepcopy(dict(settings)), []
+    result, replaced = remove(settings)
+    result.setdefault("hooks", {}).setdefault(spec.event, []).append(want)
+    return result, replaced
+
+
+# -- files --------------------------------------------------------------------
+
+def user_settings(environ: Mapping[str, str]) -> Path:
+    """Claude Code reads ``$CLAUDE_CONFIG_DIR/settings.json`` when that is set, and then not ``~/.claude``
+    (checked with CLI 2.1.337: a hook in ``~/.claude/settings.json`` did not fire with it set)."""
+    config_dir = environ.get("CLAUDE_CONFIG_DIR")
+    return Path(config_dir) / "settings.json" if config_dir else Path.home() / ".claude" / "settings.json"
+
+
+def project_settings(cwd: Path) -> Path:
+    return cwd / ".claude" / "settings.json"
+
+
+def project_local_settings(cwd: Path) -> Path:
+    return cwd / ".claude" / "settings.local.json"
+
+
+def load(path: Path) -> dict[str, Any] | None:
+    """The parsed file, None if it does not exist; ``SettingsError`` if it cannot be changed safely."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(text.settings_unreadable(path, exc)) from exc
+    try:
+        settings = json.loads(raw)
+    except ValueError as exc:
+        raise SettingsError(text.settings_not_json(path, exc)) from exc
+    try:
+        check_shape(settings)
+    except SettingsError as exc:
+        raise SettingsError(f"{path}: {exc}") from None
+    return settings
+
+
+def save(path: Path, settings: Mapping[str, Any]) -> Path | None:
+    """Back the file up (``<name>.<UTC time>.bak`` beside it), then replace it atomically; the backup's path.
+
+    A symlinked file (dotfile managers) is written where the link points. A
+    new file gets its folders created and no backup.
+    """
+    target = path.resolve() if path.is_symlink() else path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    backup = None
+    try:
+        mode = target.stat().st_mode & 0o7777
+        backup = _backup_name(target)
+        backup.write_bytes(target.read_bytes())
+        os.chmod(backup, mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    data = json.dumps(settings, indent=2, ensure_ascii=False) + "\n"
+    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return backup
+
+
+def _backup_name(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    backup = path.with_name(f"{path.name}.{stamp}.bak")
+    n = 1
+    while backup.exists():  # two changes within a second keep both backups
+        backup = path.with_name(f"{path.name}.{stamp}-{n}.bak")
+        n += 1
+    return backup
