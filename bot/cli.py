@@ -1,7 +1,8 @@
 """Command line: ``serve`` runs a bot worker, ``check`` checks its configuration,
-``gate`` is the PreToolUse hook for Claude Code, ``claude-code`` installs it in Claude Code's
-settings and checks it, ``audit`` exports or verifies the audit log,
-``bench`` measures the approval path on loopback, ``demo`` runs the local playground."""
+``gate`` is the hook for Claude Code (PermissionRequest or PreToolUse), ``claude-code`` installs it in
+Claude Code's settings and checks it, ``mcp`` serves the approval as an MCP tool for Claude Code's
+``--permission-prompt-tool``, ``audit`` exports or verifies the audit log, ``bench`` measures the
+approval path on loopback, ``demo`` runs the local playground."""
 
 from __future__ import annotations
 
@@ -90,6 +91,16 @@ def main(argv: list[str] | None = None) -> int:
             sub.add_argument("--agent-name", default="", help="shown in Slack as who asks")
             sub.add_argument("--requested-by", default="", metavar="USER_ID", help="Slack user id the agent works for")
             sub.add_argument("--channel", default="", metavar="CHANNEL_ID", help="post here instead of APPROVAL_CHANNEL")
+    mcp = commands.add_parser(
+        "mcp", help="stdio MCP server with one tool, approvals/approve, for claude -p "
+                    "--permission-prompt-tool mcp__approvals__approve"
+    )
+    mcp.add_argument("--agent-name", default="", help="shown in Slack as who asks")
+    mcp.add_argument("--requested-by", default="", metavar="USER_ID", help="Slack user id the agent works for")
+    mcp.add_argument("--channel", default="", metavar="CHANNEL_ID", help="post here instead of APPROVAL_CHANNEL")
+    mcp.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                     help="seconds until a request expires (default APPROVAL_TIMEOUT); 0 never. "
+                          "Keep it below the host's MCP_TOOL_TIMEOUT")
     audit = commands.add_parser("audit", help="export the audit log (needs only REDIS_URL), or verify its hash chain")
     audit.add_argument("--since", help="from this date/time (UTC unless it has an offset) or this long ago (24h, 7d)")
     audit.add_argument("--format", choices=audit_export.FORMATS, default="jsonl", help="output format (default jsonl)")
@@ -141,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_bench(args)
     if args.command == "demo":
         return run_demo(args)
+    if args.command == "mcp":
+        return run_mcp(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings()
@@ -259,6 +272,14 @@ def run_claude_code(args: argparse.Namespace) -> int:
         print(text.INSTALL_NO_REDIS_URL)
     return 0
 
+
+
+def run_mcp(args: argparse.Namespace) -> int:
+    """Serve until the host disconnects. A setting that cannot be used does not stop it: every call is denied, saying why."""
+    from .agent.mcp_server import McpConfig, main as mcp_main
+
+    return mcp_main(McpConfig(agent_name=args.agent_name, requested_by=args.requested_by,
+                              channel=args.channel, timeout=args.timeout))
 
 def run_bench(args: argparse.Namespace) -> int:
     """Print the table, write the JSON; exit 1 if the run itself failed (a decision lost, a process died)."""

@@ -287,6 +287,30 @@ DENY_VANISHED = (
 )
 
 
+# -- the MCP permission tool (python -m bot mcp) ---------------------------------
+
+MCP_TOOL_DESCRIPTION = (
+    "Asks the team in Slack whether a tool call may run, and waits for their decision. "
+    "For Claude Code's --permission-prompt-tool: it answers JSON text, "
+    '{"behavior": "allow", "updatedInput": {...}} or {"behavior": "deny", "message": "..."}.'
+)
+MCP_WAITING = "Waiting for a decision in Slack"
+"""The progress message that keeps the host from giving up on a silent call."""
+
+
+def deny_not_configured(problem: str) -> str:
+    """Every call's deny when the MCP server could not be set up (e.g. REDIS_URL is not set)."""
+    return (
+        f"Denied: the approval server is not configured ({problem}), so nobody could approve this call. "
+        "The tool was not run."
+    )
+
+
+def deny_bad_call(problem: str) -> str:
+    """The deny for a permission-tool call whose arguments cannot be used."""
+    return f"Denied: the approval tool was called with invalid arguments ({problem}). The tool was not run."
+
+
 # -- in Slack ----------------------------------------------------------------
 
 HEADER = {
