@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Collection, Sequence
 
-from .approvals.model import POLICY_ACTOR, ApprovalRequest, Refusal, Reply, State, Transition, is_group
+from .approvals.model import POLICY_ACTOR, TERMINAL_ACTOR, ApprovalRequest, Refusal, Reply, State, Transition, is_group
 from .approvals.questions import TOOL_NAME as QUESTION_TOOL
 from .approvals.questions import Problem
 from .approvals.questions import parse as parse_questions
@@ -372,6 +372,10 @@ def outcome_line(request: ApprovalRequest) -> str:
             return f":no_entry: Denied by <@{request.decided_by}> {when}"
         case State.EXPIRED:
             return f":hourglass: Expired {when}: nobody decided in time. The agent was told no."
+        case State.CANCELLED if request.decided_by == TERMINAL_ACTOR and request.reason == TERMINAL_LEFT:
+            return f":computer: Left to the terminal {when}: nobody decided here in time, so Claude Code's own prompt decides."
+        case State.CANCELLED if request.decided_by == TERMINAL_ACTOR:
+            return f":computer: Answered in the terminal {when}. Nothing is decided here."
         case State.CANCELLED:
             return f":no_entry_sign: Cancelled {when}: the agent stopped waiting. Nothing ran."
         case State.UNDELIVERABLE:
@@ -407,11 +411,18 @@ def already_ended(request: ApprovalRequest | None) -> str:
             return f"This question was already answered by <@{request.decided_by}>."
         case State.EXPIRED:
             return "This request expired before anyone decided; the agent was told no."
+        case State.CANCELLED if request.decided_by == TERMINAL_ACTOR:
+            return "This request was answered in the terminal, so nothing is decided here."
         case State.CANCELLED:
             return "This request was cancelled: the agent stopped waiting."
         case _:
             return "This request can no longer be decided."
 
+
+TERMINAL_ANSWERED = "answered in the terminal"
+TERMINAL_LEFT = "left to the terminal"
+"""Reasons of a request the person at a Claude Code terminal took over: they answered
+Claude Code's own prompt first, or Slack's wait ran out while the prompt stayed up."""
 
 STOPPED = "The run was stopped too: wait for the user's instructions before you go on."
 """Appended to the deny message of "Deny and stop"."""

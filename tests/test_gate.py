@@ -184,7 +184,7 @@ rules:
     [
         (b"not json", "invalid hook input"),
         (b"\xff\xfe{\"hook_event_name\"", "hook input"),  # not UTF-8
-        ({"hook_event_name": "PostToolUse", "tool_name": "Bash", "tool_input": {}, "tool_use_id": "t"}, "hook_event_name"),
+        ({"hook_event_name": "UserPromptSubmit", "tool_name": "Bash", "tool_input": {}, "tool_use_id": "t"}, "hook_event_name"),
         ({**hook_input("toolu_x"), "tool_input": "rm -rf /"}, "tool_input"),
         ({**hook_input("toolu_x"), "tool_use_id": ""}, "tool_use_id"),
     ],

@@ -9,7 +9,7 @@ import signal
 import sys
 from typing import Any
 
-from bot.approvals.model import State
+from bot.approvals.model import State, call_hash, request_id_for
 from bot.slack.ids import Action
 from tests.conftest import posted
 from tests.test_gate import HookRun, finish, start_gate
@@ -41,6 +41,12 @@ def permission_request(
     }
 
 
+def asked_request_id(payload: dict[str, Any], nth: int = 0) -> str:
+    """The request of the ``nth`` identical call of a prompt (``agent.call_claims``)."""
+    name = f"{payload['prompt_id']}:{call_hash(payload['tool_name'], payload['tool_input'])[:32]}:{nth}"
+    return request_id_for(f"{payload['session_id']}:{name}")
+
+
 def decision(run: HookRun) -> dict[str, Any]:
     assert run.code == 0, run.stderr
     output = json.loads(run.stdout)["hookSpecificOutput"]
@@ -48,8 +54,9 @@ def decision(run: HookRun) -> dict[str, Any]:
     return output["decision"]
 
 
-async def ask(redis_url: str, payload: dict[str, Any], *args: str) -> asyncio.subprocess.Process:
-    return await start_gate(redis_url, payload, *args)
+async def ask(redis_url: str, payload: dict[str, Any], *args: str, terminal: bool = False) -> asyncio.subprocess.Process:
+    """The gate as ``claude -p`` runs it, or (``terminal``) as the interactive CLI does."""
+    return await start_gate(redis_url, payload, *args, entrypoint="cli" if terminal else "sdk-cli")
 
 
 async def test_approve_allows_the_input_people_saw(redis_server, start_worker, slack):
@@ -113,7 +120,7 @@ async def test_two_identical_calls_in_one_prompt_each_need_their_own_approval(re
     assert len(slack.roots()) == 2  # asked anew, not handed the first call's approval
 
 
-async def test_the_same_call_asked_again_after_the_hook_was_stopped_finds_the_same_request(
+async def test_in_claude_p_the_same_call_asked_again_after_the_hook_was_stopped_finds_the_same_request(
     redis_server, start_worker, slack, store
 ):
     worker = await start_worker()
@@ -159,3 +166,51 @@ async def test_a_second_approver_in_the_same_claude_code_is_refused(redis_server
     answer = decision(HookRun(process.returncode or 0, out.decode(), err.decode()))
     assert answer["behavior"] == "deny" and "can_use_tool" in answer["message"]
     assert await redis.dbsize() == 0  # nothing was asked
+
+
+async def test_a_terminal_no_ends_the_request_in_slack(redis_server, start_worker, slack, store):
+    # In a terminal Claude Code shows its own prompt while the hook waits; an answer there
+    # (No, Esc) stops the hook with SIGTERM.
+    await start_worker()
+    process = await ask(redis_server.url, permission_request(prompt="p-term"), terminal=True)
+    message = await posted(slack)
+    process.send_signal(signal.SIGTERM)
+    await finish(process)
+    await slack.wait_for(lambda: "Answered in the terminal" in json.dumps(slack.message(message.channel, message.ts).blocks))
+    shown = slack.message(message.channel, message.ts)
+    assert Action.APPROVE.value not in json.dumps(shown.blocks)  # nothing left to click
+    request = await store.get(asked_request_id(permission_request(prompt="p-term")))
+    assert request.state is State.CANCELLED and request.decided_by == "terminal"
+
+
+async def test_a_terminal_yes_ends_the_request_in_slack_and_the_hook(redis_server, start_worker, slack):
+    # A Yes in the terminal does not stop the hook: the call runs, and its PostToolUse hook says so.
+    await start_worker()
+    waiting = await ask(redis_server.url, permission_request(prompt="p-yes"), terminal=True)
+    message = await posted(slack)
+    ran = {**permission_request(prompt="p-yes"), "hook_event_name": "PostToolUse", "tool_use_id": "toolu_ran",
+           "tool_response": {"stdout": "", "stderr": "", "interrupted": False}}
+    after = await finish(await ask(redis_server.url, ran, terminal=True))
+    assert after.code == 0 and json.loads(after.stdout) == {}
+    await finish(waiting)  # woken at once: nothing left to wait for
+    await slack.wait_for(lambda: "Answered in the terminal" in json.dumps(slack.message(message.channel, message.ts).blocks))
+
+
+async def test_a_call_the_hook_allowed_is_not_taken_for_a_terminal_answer(redis_server, start_worker, slack):
+    worker = await start_worker()
+    process = await ask(redis_server.url, permission_request(prompt="p-slack"), terminal=True)
+    message = await posted(slack)
+    await worker.click("U_ALICE", Action.APPROVE, message, name="alice")
+    assert decision(await finish(process))["behavior"] == "allow"
+    ran = {**permission_request(prompt="p-slack"), "hook_event_name": "PostToolUse", "tool_use_id": "toolu_ran"}
+    await finish(await ask(redis_server.url, ran, terminal=True))
+    shown = json.dumps(slack.message(message.channel, message.ts).blocks)
+    assert "Approved by <@U_ALICE>" in shown and "terminal" not in shown
+
+
+async def test_in_a_terminal_slacks_wait_running_out_leaves_the_call_to_claude_codes_prompt(redis_server, start_worker, slack):
+    await start_worker()
+    run = await finish(await ask(redis_server.url, permission_request(prompt="p-left"), "--wait", "0.5", terminal=True))
+    assert run.code == 0 and json.loads(run.stdout) == {}  # no decision: the terminal's prompt decides
+    message = await posted(slack)
+    await slack.wait_for(lambda: "Left to the terminal" in json.dumps(slack.message(message.channel, message.ts).blocks))

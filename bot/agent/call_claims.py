@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -28,6 +29,7 @@ from .hook_events import PermissionRequestCall
 
 MAX_SAME_CALLS = 64
 """Identical calls one prompt may ask about; past it the call is refused."""
+_LOOKUP_BATCH = 8
 
 
 class TooManyCalls(Exception):
@@ -60,6 +62,28 @@ class CallClaims:
             if await self.redis.set(key, token, nx=True, ex=self.hold):
                 return Claim(name, key, token)
         raise TooManyCalls(call.tool_name)
+
+    async def attach(self, claim: Claim, request_id: str) -> Claim:
+        """Record which request the waiting hook asked, for ``waiting_request``."""
+        token = f"{claim.token}:{request_id}"
+        await self.redis.set(claim.key, token, xx=True, ex=self.hold)
+        return Claim(claim.call, claim.key, token)
+
+    async def waiting_request(self, session_id: str, prompt_id: str, tool_name: str, tool_input: dict[str, Any]) -> str | None:
+        """The request a hook is still asking Slack about for this call (the oldest such), if any."""
+        fingerprint = call_hash(tool_name, tool_input)[:32]
+        for start in range(0, MAX_SAME_CALLS, _LOOKUP_BATCH):
+            names = [keys.call_claim(session_id, f"{prompt_id}:{fingerprint}:{n}") for n in range(start, start + _LOOKUP_BATCH)]
+            values = await self.redis.mget(names)
+            if not any(values):
+                return None  # names are taken lowest first: none further on
+            for value in values:
+                if value is None:
+                    continue  # given back
+                held = value.decode() if isinstance(value, bytes) else str(value)
+                if held.startswith("wait:") and held.count(":") == 2:
+                    return held.rsplit(":", 1)[1]
+        return None
 
     async def answered(self, claim: Claim) -> None:
         """Before the answer goes out: no other hook may take this call's name, and its decision."""

@@ -33,16 +33,25 @@ from redis.asyncio import Redis
 
 from .. import text
 from ..approvals import keys
-from ..approvals.model import ApprovalRequest, Mode, NewRequest, call_hash, request_id_for
+from ..approvals.model import (
+    TERMINAL_ACTOR,
+    ApprovalRequest,
+    Decision,
+    Mode,
+    NewRequest,
+    State,
+    call_hash,
+    request_id_for,
+)
 from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter
 from . import hook_events
 from .call_claims import CallClaims, Claim
 from .cost import CostEstimator, estimate_cost
 from .deadline import Budget
-from .hook_events import PermissionRequestCall, PreToolUseCall
+from .hook_events import PermissionRequestCall, PostToolUseCall, PreToolUseCall
 from .other_approver import prompt_tool
-from .outcome import Vanished, ended, outcome_of
+from .outcome import VANISHED, Vanished, ended, outcome_of
 from .paths import resolve_paths
 from .passthrough import PassThrough
 from .permissions import granted_updates, safe_suggestions
@@ -132,15 +141,19 @@ class Gate:
         self.waiter = DecisionWaiter(redis, keys.DECISIONS, self.store.ended)
         self.claims = CallClaims(redis, hold=budget.limit)
         self._passes = PassThrough.of(config.allow_rules, read_only=config.allow_read_only)
+        self.stopped_by_claude_code = False
+        """Set when Claude Code sent SIGTERM: in a terminal, the person answered its prompt first."""
         self._estimator: CostEstimator | None = (
             pkgutil.resolve_name(config.cost_estimator) if config.cost_estimator else None
         )
 
-    async def answer(self, call: PreToolUseCall | PermissionRequestCall) -> dict[str, Any]:
+    async def answer(self, call: hook_events.Call) -> dict[str, Any]:
         if isinstance(call, PreToolUseCall) and self._passes.lets_through(call.tool_name, call.tool_input):
             # No decision: Claude Code's own permission flow decides, exactly as without
             # the gate, and what it would prompt for still reaches can_use_tool and Slack.
             return {}
+        if isinstance(call, PostToolUseCall):
+            return await self._after_tool(call)
         await self.waiter.start()
         try:
             if isinstance(call, PermissionRequestCall):
@@ -185,25 +198,41 @@ class Gate:
             return hook_events.permission_deny(text.racing_approver(other))
         claim = await self.claims.claim(call)
         answered = False
+        request: ApprovalRequest | None = None
         try:
-            answer = await self._permission_answer(call, claim)
+            request = await self._request(
+                call, "", request_id=request_id_for(f"{call.session_id}:{claim.call}"),
+                suggestions=safe_suggestions(call.permission_suggestions),
+            )
+            claim = await self.claims.attach(claim, request.id)
+            answer = await self._permission_answer(call, request)
             await self.claims.answered(claim)  # before the answer goes out: no other call takes this decision
             answered = True
             return answer
+        except asyncio.CancelledError:
+            if request is not None and self.host is Host.INTERACTIVE and self.stopped_by_claude_code:
+                # Claude Code stops the hook when the person at the terminal answers its
+                # prompt with No (or Esc): the request is over in Slack too.
+                with suppress(Exception):
+                    async with asyncio.timeout(GIVE_BACK_GRACE):
+                        await self._terminal_took_over(request.id, text.TERMINAL_ANSWERED)
+            raise
         finally:
             if not answered:
                 with suppress(Exception):
                     async with asyncio.timeout(GIVE_BACK_GRACE):
                         await self.claims.give_back(claim)
 
-    async def _permission_answer(self, call: PermissionRequestCall, claim: Claim) -> dict[str, Any]:
-        request: ApprovalRequest | Vanished = await self._request(
-            call, "", request_id=request_id_for(f"{call.session_id}:{claim.call}"),
-            suggestions=safe_suggestions(call.permission_suggestions),
-        )
-        request = await self._routed(request)
+    async def _permission_answer(self, call: PermissionRequestCall, asked: ApprovalRequest) -> dict[str, Any]:
+        request = await self._routed(asked)
         if not isinstance(request, Vanished) and not request.state.is_final and self.wait > 0:
             request = await self.waiter.wait(request.id, lambda: ended(self.store, request.id), self.wait) or request
+        if not isinstance(request, Vanished) and not request.state.is_final and self.host is Host.INTERACTIVE:
+            # Claude Code's own prompt has been up all along: leave the call to it, and say so
+            # in Slack. A decision that came in meanwhile stands.
+            request = await self._terminal_took_over(request.id, text.TERMINAL_LEFT)
+            if isinstance(request, ApprovalRequest) and request.decided_by == TERMINAL_ACTOR:
+                return {}
         if isinstance(request, Vanished) or request.state.is_final:
             outcome = await outcome_of(self.store, request)
             if outcome.allowed:
@@ -212,6 +241,22 @@ class Gate:
                 )
             return hook_events.permission_deny(outcome.message, interrupt=outcome.interrupt)
         return hook_events.permission_deny(await self._still_waiting(call, request))
+
+    # -- PostToolUse ---------------------------------------------------------- #
+
+    async def _after_tool(self, call: PostToolUseCall) -> dict[str, Any]:
+        """A call ran while a hook still asked Slack about it: the terminal answered first."""
+        request_id = await self.claims.waiting_request(call.session_id, call.prompt_id, call.tool_name, call.tool_input)
+        if request_id is not None:
+            await self._terminal_took_over(request_id, text.TERMINAL_ANSWERED)
+        return {}
+
+    async def _terminal_took_over(self, request_id: str, reason: str) -> ApprovalRequest | Vanished:
+        """End the request in Slack (its buttons stop working); what it is now, if someone decided first."""
+        event = "answered_in_terminal" if reason == text.TERMINAL_ANSWERED else "left_to_terminal"
+        decision = Decision(State.CANCELLED, actor=TERMINAL_ACTOR, reason=reason, event=event)
+        transition = await self.store.decide(request_id, decision)
+        return transition.request or VANISHED
 
     # -- shared --------------------------------------------------------------- #
 

@@ -4,7 +4,9 @@
 Claude Code would ask; ``PermissionRequest`` runs only when Claude Code would
 show a permission prompt, and carries no ``tool_use_id`` (DESIGN.md §4).
 Their answers differ in shape: a ``permissionDecision`` string for the first,
-a ``decision`` object for the second.
+a ``decision`` object for the second. ``PostToolUse`` only tells the gate that
+a call ran: in a terminal, the person there may have answered Claude Code's
+own prompt before Slack did.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 PRE_TOOL_USE = "PreToolUse"
 PERMISSION_REQUEST = "PermissionRequest"
+POST_TOOL_USE = "PostToolUse"
 
 
 class _Call(BaseModel):
@@ -47,13 +50,22 @@ class PermissionRequestCall(_Call):
     """Claude Code's own "don't ask again" updates; only what Slack may grant is kept."""
 
 
-HookCall = Annotated[PreToolUseCall | PermissionRequestCall, Field(discriminator="hook_event_name")]
+class PostToolUseCall(_Call):
+    """A call that ran: the gate checks whether the terminal answered one it was still asking Slack about."""
+
+    hook_event_name: Literal["PostToolUse"]
+    prompt_id: str = ""
+    tool_use_id: str = ""
 
 
-_CALL: TypeAdapter[PreToolUseCall | PermissionRequestCall] = TypeAdapter(HookCall)
+HookCall = Annotated[PreToolUseCall | PermissionRequestCall | PostToolUseCall, Field(discriminator="hook_event_name")]
 
 
-def parse(raw: str | bytes) -> PreToolUseCall | PermissionRequestCall:
+Call = PreToolUseCall | PermissionRequestCall | PostToolUseCall
+_CALL: TypeAdapter[Call] = TypeAdapter(HookCall)
+
+
+def parse(raw: str | bytes) -> Call:
     """The hook input; ``pydantic.ValidationError`` when it is not one the gate answers."""
     return _CALL.validate_json(raw)
 

@@ -31,7 +31,6 @@ from . import hook_events
 from .call_claims import TooManyCalls
 from .deadline import WATCHDOG_DELAY, Budget, BudgetError, Watchdog, process_started
 from .gate import Gate, GateConfig, Host
-from .hook_events import PermissionRequestCall, PreToolUseCall
 
 EXIT_BLOCK = 2
 """The only failure exit code Claude Code treats as "do not run the tool" for ``PreToolUse``."""
@@ -82,6 +81,10 @@ class _Refusal:
         self.event, self.stdout, self.stderr = event, stdout, stderr
 
     def __call__(self, reason: str) -> int:
+        if self.event == hook_events.POST_TOOL_USE:
+            # The call already ran: nothing to block, and exit 2 would show the model an error.
+            print(reason, file=self.stderr)
+            return 0
         if self.event == hook_events.PERMISSION_REQUEST:
             with suppress(OSError, ValueError):
                 self.stdout.write(json.dumps(hook_events.permission_deny(reason)))
@@ -121,17 +124,23 @@ def _run(
 
 
 async def _answer(
-    settings: Settings, config: GateConfig, call: PreToolUseCall | PermissionRequestCall, host: Host, deadline: float
+    settings: Settings, config: GateConfig, call: hook_events.Call, host: Host, deadline: float
 ) -> dict[str, Any]:
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
-    # Claude Code stops a hook with SIGTERM (timeout, Esc): block, never crash.
-    loop.add_signal_handler(signal.SIGTERM, task.cancel)
-    # loop.time() is a monotonic clock of its own: carry the deadline over.
-    limit = asyncio.timeout_at(loop.time() + (deadline - time.monotonic()))
     redis = connect(settings.redis_url or "", name=GATE_CLIENT_NAME, max_connections=4)
     gate = Gate(redis, config, host, default_timeout=settings.approval_timeout)
+
+    def stopped() -> None:
+        gate.stopped_by_claude_code = True
+        task.cancel()
+
+    # Claude Code stops a hook with SIGTERM (its timeout; in a terminal, an answer to its
+    # own prompt, or Esc): block, never crash.
+    loop.add_signal_handler(signal.SIGTERM, stopped)
+    # loop.time() is a monotonic clock of its own: carry the deadline over.
+    limit = asyncio.timeout_at(loop.time() + (deadline - time.monotonic()))
     try:
         async with limit:  # connecting, storing and every wait: all of the gate's work
             return await gate.answer(call)

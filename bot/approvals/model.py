@@ -40,6 +40,9 @@ SYSTEM_ACTOR = "system"
 """``decided_by`` of transitions no person made (expiry, cancel, delivery)."""
 POLICY_ACTOR = "policy"
 """``decided_by`` of requests the team policy allowed or denied without asking."""
+TERMINAL_ACTOR = "terminal"
+"""``decided_by`` of requests the person at a Claude Code terminal answered first
+(``CANCELLED`` in Slack: nothing is decided there any more)."""
 
 
 def is_group(target: str) -> bool:
@@ -322,7 +325,7 @@ class Decision:
     @property
     def by_person(self) -> bool:
         """A person's decision: approver rules and N-of-M apply."""
-        return self.actor not in (SYSTEM_ACTOR, POLICY_ACTOR)
+        return self.actor not in (SYSTEM_ACTOR, POLICY_ACTOR, TERMINAL_ACTOR)
 
     @property
     def audit_event(self) -> str:
