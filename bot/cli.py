@@ -261,9 +261,11 @@ def run_claude_code(args: argparse.Namespace) -> int:
         except OSError as exc:  # os.replace never ran: the file is as it was
             print(text.settings_refused(str(exc)), file=sys.stderr)
             return EXIT_CONFIG
-        print(text.install_added(path, spec.event, spec.command(), spec.hook_timeout))
+        for event, group in spec.groups().items():
+            hook = group["hooks"][0]
+            print(text.install_added(path, event, hook["command"], hook["timeout"]))
         for found in replaced:
-            print(text.install_replaced(found.event, found.command) if found.event == spec.event
+            print(text.install_replaced(found.event, found.command) if found.event in spec.groups()
                   else text.install_other_kind(found.event, found.command))
         print(text.backup_written(backup))
         scope = f"--settings-file {shlex.quote(str(path))}" if args.settings_file else f"--{args.scope or 'user'}"

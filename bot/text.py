@@ -753,6 +753,12 @@ def install_unchanged(path: object, event: str) -> str:
     return f"{path}: our {event} hook is already installed as asked; nothing to change."
 
 
+def doctor_after_tool(code: int) -> str:
+    if code == 0:
+        return "exits 0 with Redis unreachable: a call that already ran is never reported as failed"
+    return f"exit {code}: Claude Code would show the model an error for a call that already ran"
+
+
 def install_added(path: object, event: str, command: str, timeout: int) -> str:
     return f"{path}: added a {event} hook (timeout {timeout} s):\n  {command}"
 

@@ -53,8 +53,10 @@ def bot(*args: str, cwd: Path, env: dict[str, str] | None = None, redis_url: str
 def without_ours(settings: dict[str, Any]) -> dict[str, Any]:
     """``settings`` with the hook that install adds taken out again (by hand, not by our code)."""
     result = copy.deepcopy(settings)
-    for event in ("PermissionRequest", "PreToolUse"):
-        groups = result["hooks"].get(event, [])
+    for event in ("PermissionRequest", "PreToolUse", "PostToolUse"):
+        if event not in result["hooks"]:
+            continue
+        groups = result["hooks"][event]
         result["hooks"][event] = [g for g in groups if not any("-m bot gate" in h["command"] for h in g["hooks"])]
         if not result["hooks"][event]:
             del result["hooks"][event]
@@ -86,11 +88,14 @@ def test_install_adds_one_hook_and_keeps_everything_else(tmp_path):
     assert run.code == 0, run.stderr
     settings = json.loads(path.read_text())
     assert without_ours(settings) == ORIGINAL
-    assert list(settings) == list(ORIGINAL) and list(settings["hooks"]) == list(ORIGINAL["hooks"])
+    assert list(settings) == list(ORIGINAL) and list(settings["hooks"]) == [*ORIGINAL["hooks"], "PostToolUse"]
     command = f"{shlex.quote(sys.executable)} -m bot gate --hook-timeout 600 --agent-name 'my laptop' --requested-by U0123ABCD"
     assert ours(settings, "PermissionRequest") == [
         {"matcher": "*", "hooks": [{"type": "command", "command": command, "timeout": 600}]}
     ]
+    # Its companion: in a terminal, the call running is how the gate learns the person there said Yes.
+    after = f"{shlex.quote(sys.executable)} -m bot gate --hook-timeout 30 --agent-name 'my laptop' --requested-by U0123ABCD"
+    assert ours(settings, "PostToolUse") == [{"matcher": "*", "hooks": [{"type": "command", "command": after, "timeout": 30}]}]
     assert "REDIS_URL" not in path.read_text()
     assert path.stat().st_mode & 0o777 == 0o640
     [backup] = backups(path)

@@ -25,9 +25,13 @@ from .approver import GATED_TOOLS
 
 PERMISSION_REQUEST = "PermissionRequest"
 PRE_TOOL_USE = "PreToolUse"
-EVENTS = (PERMISSION_REQUEST, PRE_TOOL_USE)
+POST_TOOL_USE = "PostToolUse"
+APPROVERS = (PERMISSION_REQUEST, PRE_TOOL_USE)
+"""The events whose hook decides a call: one of them, never both."""
 DEFAULT_HOOK_TIMEOUT = 600
 """Claude Code's own default for a command hook's ``timeout``."""
+AFTER_TOOL_TIMEOUT = 30
+"""The ``timeout`` of the PostToolUse companion: it only reads and ends a request, never waits."""
 
 _OURS = re.compile(r"(^|\s)-m\s+bot\s+gate(\s|$)")
 """What makes a command hook ours, whatever the interpreter path and options."""
@@ -54,13 +58,13 @@ class HookSpec:
     def event(self) -> str:
         return PRE_TOOL_USE if self.defer else PERMISSION_REQUEST
 
-    def command(self) -> str:
+    def command(self, hook_timeout: int | None = None) -> str:
         """The shell command (Claude Code runs it with ``/bin/sh -c``); never a secret in it."""
         words = [self.python, "-m", "bot", "gate"]
         if self.defer:
             words += ["--mode", "defer"]
         # The same number as the hook's "timeout": the gate answers before Claude Code gives up on it.
-        words += ["--hook-timeout", str(self.hook_timeout)]
+        words += ["--hook-timeout", str(hook_timeout or self.hook_timeout)]
         for flag, value in (("--agent-name", self.agent_name), ("--requested-by", self.requested_by),
                             ("--channel", self.channel)):
             if value:
@@ -69,13 +73,20 @@ class HookSpec:
             words += ["--timeout", f"{self.timeout:g}"]
         return shlex.join(words)
 
-    def group(self) -> dict[str, Any]:
-        """The matcher group holding our hook alone."""
-        # PermissionRequest fires only where Claude Code would prompt, so every tool; PreToolUse
-        # fires for every call, so only the tools that change something (as the Agent SDK side gates).
-        matcher = GATED_TOOLS if self.defer else "*"
-        hook = {"type": "command", "command": self.command(), "timeout": self.hook_timeout}
-        return {"matcher": matcher, "hooks": [hook]}
+    def groups(self) -> dict[str, dict[str, Any]]:
+        """Event → the matcher group holding our hook alone.
+
+        PermissionRequest fires only where Claude Code would prompt, so every tool, and
+        comes with a PostToolUse companion: in a terminal, a Yes to Claude Code's own
+        prompt does not stop the hook, and the call running is how the gate learns of it
+        (``gate._after_tool``). PreToolUse fires for every call, so only the tools that
+        change something (as the Agent SDK side gates)."""
+        if self.defer:
+            hook = {"type": "command", "command": self.command(), "timeout": self.hook_timeout}
+            return {PRE_TOOL_USE: {"matcher": GATED_TOOLS, "hooks": [hook]}}
+        asking = {"type": "command", "command": self.command(), "timeout": self.hook_timeout}
+        after = {"type": "command", "command": self.command(AFTER_TOOL_TIMEOUT), "timeout": AFTER_TOOL_TIMEOUT}
+        return {PERMISSION_REQUEST: {"matcher": "*", "hooks": [asking]}, POST_TOOL_USE: {"matcher": "*", "hooks": [after]}}
 
 
 @dataclass(frozen=True)
@@ -159,13 +170,14 @@ def install(settings: Mapping[str, Any], spec: HookSpec) -> tuple[dict[str, Any]
     PreToolUse gate would each ask about the same call.
     """
     ours = find(settings)
-    want = spec.group()
-    if len(ours) == 1 and ours[0].event == spec.event and any(
-        group == want for group in settings["hooks"][spec.event]
+    want = spec.groups()
+    if len(ours) == len(want) and all(
+        any(group == wanted for group in settings["hooks"].get(event, [])) for event, wanted in want.items()
     ):
         return copy.deepcopy(dict(settings)), []
     result, replaced = remove(settings)
-    result.setdefault("hooks", {}).setdefault(spec.event, []).append(want)
+    for event, group in want.items():
+        result.setdefault("hooks", {}).setdefault(event, []).append(group)
     return result, replaced
 
 

@@ -78,7 +78,8 @@ def doctor(paths: Sequence[Path], environ: Mapping[str, str], out: TextIO) -> in
         report.check(True, "hook found", f"{found.event} in {path}: {found.command}")
         _run_checks(report, found, environ)
     if ours:
-        report.check(len(ours) == 1, "one hook", text.doctor_count(len(ours)))
+        approvers = sum(found.event in claude_code.APPROVERS for _, found in ours)
+        report.check(approvers == 1, "one hook", text.doctor_count(approvers))
     for place in located:
         for hook in place.other_approvers:
             report.line("warn", "other approver", text.doctor_other_approver(str(place.path), str(hook.get("command", hook))))
@@ -116,6 +117,11 @@ def _run_checks(report: Report, found: Found, environ: Mapping[str, str]) -> Non
         report.check(False, "command starts", text.doctor_did_not_start(run.code, _tail(run.stderr)))
         return
     report.check(True, "command starts", f"exit {run.code} after {run.seconds:.1f} s")
+    if found.event not in claude_code.APPROVERS:
+        # The PostToolUse companion: the call already ran, so it must never block (exit 2 would
+        # show the model an error); it only ends a request the terminal answered.
+        report.check(run.code == 0, "after the call", text.doctor_after_tool(run.code))
+        return
     how = blocked_for_unreachable(found.event, run, port)
     report.check(how is not None, "blocks", text.doctor_blocks(how) if how else text.doctor_wrong_block(
         f"exit {run.code}, stdout {_tail(run.stdout)!r}, stderr {_tail(run.stderr)!r}"))
