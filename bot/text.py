@@ -165,6 +165,15 @@ def racing_approver(prompt_tool: str) -> str:
     )
 
 
+def racing_hook(where: str) -> str:
+    """``SlackApprover.options()`` / ``settings()`` refusing settings that would stack two approvers."""
+    return (
+        f"{where} install a PermissionRequest hook, and can_use_tool would be asked about the same calls: "
+        "Claude Code takes whichever answers first, so a quick allow could overrule the team. "
+        "Remove that hook from these settings (or leave setting_sources out of the files that hold it)."
+    )
+
+
 TOO_MANY_SAME_CALLS = (
     "Denied: too many identical calls are waiting for approval in this session, so this one could not be "
     "told apart from the others. The tool was not run."

@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+
 import sys
 from typing import Any
+
+import pytest
 
 from bot.approvals.model import State, call_hash, request_id_for
 from bot.slack.ids import Action
@@ -214,3 +217,45 @@ async def test_in_a_terminal_slacks_wait_running_out_leaves_the_call_to_claude_c
     assert run.code == 0 and json.loads(run.stdout) == {}  # no decision: the terminal's prompt decides
     message = await posted(slack)
     await slack.wait_for(lambda: "Left to the terminal" in json.dumps(slack.message(message.channel, message.ts).blocks))
+
+
+def test_slack_approver_refuses_settings_that_would_stack_a_permission_request_hook(tmp_path):
+    from bot import SlackApprover
+
+    approver = SlackApprover("redis://127.0.0.1:9/0")
+    hook = {"hooks": {"PermissionRequest": [{"matcher": "*", "hooks": [{"type": "command", "command": "x"}]}]}}
+    with pytest.raises(ValueError, match="first"):
+        approver.options(settings=json.dumps(hook))
+    project = tmp_path / "project"
+    (project / ".claude").mkdir(parents=True)
+    (project / ".claude" / "settings.json").write_text(json.dumps(hook))
+    with pytest.raises(ValueError, match=r"\.claude/settings\.json"):
+        approver.options(cwd=project, setting_sources=["project"])
+    assert approver.options(cwd=project, setting_sources=[]).can_use_tool is not None  # that file is not loaded
+
+
+async def test_a_permission_request_hook_beside_can_use_tool_denies_instead_of_racing(
+    tmp_path, monkeypatch, start_worker, make_approver, slack
+):
+    # Built by hand, around options(): the hook notices Claude Code's --permission-prompt-tool.
+    from claude_agent_sdk import ClaudeAgentOptions, ResultMessage, query
+
+    from bot.demo.scripted_model import ScriptedModel, text, tool_use
+    from tests.fakes.agent_env import clean_agent_env
+    from tests.fakes.claude_cli import gate_hook
+
+    clean_agent_env(monkeypatch)
+    await start_worker()
+    approver = await make_approver()
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    async with ScriptedModel.start([tool_use("Bash", {"command": "echo ran >> marker.txt"}), text("done")]) as model:
+        env = {**model.cli_env(config_dir=tmp_path / "cfg"), "REDIS_URL": approver.redis_url or ""}
+        options = ClaudeAgentOptions(
+            cwd=workdir, setting_sources=[], tools=["Bash"], env=env, permission_mode="default",
+            can_use_tool=approver.can_use_tool, settings=json.dumps(gate_hook("PermissionRequest")),
+        )
+        _ = [m async for m in query(prompt="go", options=options) if isinstance(m, ResultMessage)]
+    assert not (workdir / "marker.txt").exists()
+    [result] = model.tool_results()
+    assert result.is_error and "asks two approvers" in result.content

@@ -32,7 +32,7 @@ from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter, WaiterClosed
 from ..redis_client import AGENT_CLIENT_NAME, AGENT_CONNECTIONS, CONNECT_TIMEOUT, READ_TIMEOUT, connect, timed_out
 from ..settings import Settings
-from . import passthrough
+from . import other_approver, passthrough
 from .cost import CostEstimateError, CostEstimator, estimate_cost
 from .outcome import VANISHED, Vanished, ended, outcome_of
 from .paths import resolve_paths
@@ -189,6 +189,9 @@ class SlackApprover:
         if isinstance(base, str):
             base = json.loads(base if base.lstrip().startswith("{") else Path(base).read_text(encoding="utf-8"))
         merged = json.loads(json.dumps(base or {}))
+        if other_approver.has_permission_hook(merged):
+            # With can_use_tool beside it, the first answer wins: a quick allow beats the team's deny.
+            raise ValueError(text.racing_hook("settings"))
         hooks = merged.setdefault("hooks", {}).setdefault("PreToolUse", [])
         rules = passthrough.command_line_rules([*allow, *passthrough.allow_rules(merged)])
         hook = {"type": "command", "command": self._gate_command(GATE_HOOK_TIMEOUT, rules), "timeout": GATE_HOOK_TIMEOUT}
@@ -210,6 +213,8 @@ class SlackApprover:
         if self.redis_url:
             env.setdefault("REDIS_URL", self.redis_url)  # via the environment: never in a command line
         files = passthrough.settings_files(options.cwd, options.setting_sources, env)
+        if racing := other_approver.files_with_permission_hook(files):
+            raise ValueError(text.racing_hook(", ".join(map(str, racing))))
         allow = [*options.allowed_tools, *passthrough.file_rules(files)]
         return dataclasses.replace(
             options, can_use_tool=self.can_use_tool, settings=self.settings(base, allow=allow), env=env
