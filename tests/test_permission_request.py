@@ -195,7 +195,8 @@ async def test_a_terminal_yes_ends_the_request_in_slack_and_the_hook(redis_serve
            "tool_response": {"stdout": "", "stderr": "", "interrupted": False}}
     after = await finish(await ask(redis_server.url, ran, terminal=True))
     assert after.code == 0 and json.loads(after.stdout) == {}
-    await finish(waiting)  # woken at once: nothing left to wait for
+    woken = await finish(waiting)  # at once: nothing left to wait for
+    assert woken.code == 0 and json.loads(woken.stdout) == {}  # no answer: the terminal's stands
     await slack.wait_for(lambda: "Answered in the terminal" in json.dumps(slack.message(message.channel, message.ts).blocks))
 
 

@@ -231,8 +231,8 @@ class Gate:
             # Claude Code's own prompt has been up all along: leave the call to it, and say so
             # in Slack. A decision that came in meanwhile stands.
             request = await self._terminal_took_over(request.id, text.TERMINAL_LEFT)
-            if isinstance(request, ApprovalRequest) and request.decided_by == TERMINAL_ACTOR:
-                return {}
+        if isinstance(request, ApprovalRequest) and request.decided_by == TERMINAL_ACTOR:
+            return {}  # the terminal answered first: its answer stands, and this one would be ignored
         if isinstance(request, Vanished) or request.state.is_final:
             outcome = await outcome_of(self.store, request)
             if outcome.allowed:
