@@ -243,12 +243,13 @@ async def test_the_default_wait_shrinks_to_fit_a_short_hook_timeout(redis_server
 
 
 def _hook_timeouts(settings: dict[str, Any]) -> list[tuple[float, float]]:
-    """(the hook's ``timeout``, the ``--hook-timeout`` its command passes) for each gate hook."""
+    """(the hook's ``timeout``, the ``--hook-timeout`` its command passes) for each gate hook, of any event."""
     found = []
-    for entry in settings["hooks"]["PreToolUse"]:
-        for hook in entry["hooks"]:
-            argv = shlex.split(hook["command"])
-            found.append((float(hook["timeout"]), float(argv[argv.index("--hook-timeout") + 1])))
+    for entries in settings["hooks"].values():
+        for entry in entries:
+            for hook in entry["hooks"]:
+                argv = shlex.split(hook["command"])
+                found.append((float(hook["timeout"]), float(argv[argv.index("--hook-timeout") + 1])))
     return found
 
 
@@ -260,9 +261,10 @@ def test_the_installed_hook_tells_the_gate_its_own_timeout():
 
 def test_the_readme_settings_json_tells_the_gate_its_timeout():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    [example] = [block for block in re.findall(r"```json\n(.*?)```", readme, re.S) if "bot gate" in block]
-    [(timeout, told)] = _hook_timeouts(json.loads(example))
-    assert told == timeout
+    examples = [block for block in re.findall(r"```json\n(.*?)```", readme, re.S) if "bot gate" in block]
+    hooks = [pair for example in examples for pair in _hook_timeouts(json.loads(example))]
+    assert len(examples) == 2 and len(hooks) == 3  # install's two hooks, and the PreToolUse gate by hand
+    assert all(told == timeout for timeout, told in hooks)
 
 
 async def test_redis_unreachable_blocks_the_call():
