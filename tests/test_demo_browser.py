@@ -86,10 +86,10 @@ async def test_a_newcomer_tries_every_kind_of_request(tmp_path, browser):
         second = request(page, 2)
         await expect(second).to_contain_text("rm -rf data")
         assert (work / "hello.txt").read_text() == "hello from the approvals playground\n"
-        await second.get_by_role("button", name="Deny").click()
+        await second.get_by_role("button", name="Deny", exact=True).click()
         dialog = page.get_by_role("dialog")
         await dialog.get_by_label("Reason").fill("We still need that data.")
-        await dialog.get_by_role("button", name="Deny").click()
+        await dialog.get_by_role("button", name="Deny", exact=True).click()
         await expect(dialog).to_have_count(0)
         await expect(agent).to_contain_text("Reason: We still need that data.")
         await demo.said("Denied in Slack by @alice (U0ALICE). The tool was not run. Reason: We still need that data.")
@@ -175,7 +175,7 @@ async def test_each_person_sees_their_own_modal_and_hostile_text_stays_text(tmp_
         assert await alice.title() != "pwned" and await alice.locator("#thread img").count() == 0
 
         # alice opens the deny form; bob, on his own page, sees no modal.
-        await first.get_by_role("button", name="Deny").click()
+        await first.get_by_role("button", name="Deny", exact=True).click()
         await expect(alice.get_by_role("dialog")).to_be_visible()
         await expect(request(bob, 1)).to_contain_text("hello from the approvals playground")
         await expect(bob.get_by_role("dialog")).to_have_count(0)
@@ -191,7 +191,7 @@ async def test_a_modal_left_open_never_comes_back(tmp_path, browser):
         page = await open_page(browser, demo)
         first = request(page, 1)
         dialog = page.get_by_role("dialog")
-        await first.get_by_role("button", name="Deny").click()
+        await first.get_by_role("button", name="Deny", exact=True).click()
         await expect(dialog).to_be_visible()
         await be(page, "bob (engineer)")
         await expect(dialog).to_have_count(0)
@@ -200,7 +200,7 @@ async def test_a_modal_left_open_never_comes_back(tmp_path, browser):
         await expect(dialog).to_have_count(0)
 
         # Open again; the request ends on bob's page; alice reloads hers.
-        await first.get_by_role("button", name="Deny").click()
+        await first.get_by_role("button", name="Deny", exact=True).click()
         await expect(dialog).to_be_visible()
         bob = await open_page(browser, demo)
         await be(bob, "bob (engineer)")
@@ -214,7 +214,7 @@ async def test_a_modal_left_open_never_comes_back(tmp_path, browser):
             while demo.demo.workspace.views:
                 await asyncio.sleep(0.05)
         # The page is usable: the next request can be denied from it.
-        await request(page, 2).get_by_role("button", name="Deny").click()
+        await request(page, 2).get_by_role("button", name="Deny", exact=True).click()
         await expect(dialog).to_be_visible()
         await page.close()
         await bob.close()
