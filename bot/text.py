@@ -672,6 +672,7 @@ def deny_bad_estimate(problem: str) -> str:
 DEMO_WRONG_HOST = (
     "This playground answers only at the address it was started on: open the address printed in its terminal."
 )
+DEMO_RUN_STOPPED = "(The run stopped here: someone chose Deny and stop.)"
 DEMO_CROSS_SITE = "Refused: this request comes from another site, not from the playground's page."
 DEMO_NO_TOKEN = "Refused: the playground's secret is missing or wrong. Reload the page."
 DEMO_NOT_JSON = "Refused: the playground's page sends JSON bodies (Content-Type: application/json) only."

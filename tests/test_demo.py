@@ -576,3 +576,16 @@ async def test_the_playgrounds_single_question_is_answered_from_its_menu(tmp_pat
         out = await demo.said("[answered]")
         assert "Which version should I tag? → v2.4.0" in out
         assert "AskUserQuestion: 1 question: Which version should I tag?" in out
+
+
+async def test_deny_and_stop_ends_the_agents_run_and_the_page_says_so(tmp_path):
+    async with playground(tmp_path / "work") as demo:
+        first = await demo.request(1)
+        assert (await demo.click("U0ALICE", first, "Deny and stop"))[0] == 200
+        view = await demo.open_view("U0ALICE")
+        assert view["title"]["text"] == "Deny and stop"
+        assert await demo.submit("U0ALICE", view, {"reason": {"reason_input": "enough"}}) == (200, {"ok": True})
+        out = await demo.said("The agent finished")
+        assert "someone chose Deny and stop" in out and "stopped with an error" not in out
+        assert len([m for m in (await demo.state())["messages"] if not m["ephemeral"]]) == 1  # nothing asked after
+        assert not (tmp_path / "work" / "hello.txt").exists()

@@ -26,11 +26,14 @@ from claude_agent_sdk import (
     ClaudeAgentOptions,
     PermissionResult,
     PermissionResultAllow,
+    ResultError,
+    ResultMessage,
     TextBlock,
     ToolPermissionContext,
     query,
 )
 
+from .. import text
 from ..agent.approver import SlackApprover
 from . import scenario
 from .scripted_model import ScriptedModel
@@ -182,7 +185,15 @@ class DemoAgent:
             max_turns=30,
         )
         said: list[str] = []
-        async for message in query(prompt=prompt, options=options):
-            if isinstance(message, AssistantMessage):
-                said += [block.text for block in message.content if isinstance(block, TextBlock)]
+        stopped = False
+        try:
+            async for message in query(prompt=prompt, options=options):
+                if isinstance(message, AssistantMessage):
+                    said += [block.text for block in message.content if isinstance(block, TextBlock)]
+                stopped |= isinstance(message, ResultMessage) and message.terminal_reason == "aborted_tools"
+        except ResultError:
+            # Deny and stop: Claude Code ends the run with an error result, which the SDK raises.
+            if not stopped:
+                raise
+            said.append(text.DEMO_RUN_STOPPED)
         return "\n".join(said)
