@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -212,68 +211,9 @@ def run_gate(args: argparse.Namespace) -> int:
 def run_claude_code(args: argparse.Namespace) -> int:
     """``install``/``uninstall`` change one settings file (backup, then atomic write) and exit 0,
     or 2 with the file untouched; ``doctor`` exits 1 if any check failed."""
-    import os
+    from .agent import claude_code_command
 
-    from . import text
-    from .agent import claude_code, doctor
-    from .agent.deadline import MARGIN, BudgetError
-    from .agent.gate import ROUTE_WAIT, GateConfig
-    from .approvals import bounds
-
-    cwd = Path.cwd()
-    scoped = {"user": claude_code.user_settings(os.environ), "project": claude_code.project_settings(cwd)}
-    path = args.settings_file.absolute() if args.settings_file else scoped.get(args.scope or "")
-    if args.action == "doctor":
-        paths = [path] if path else [*scoped.values(), claude_code.project_local_settings(cwd)]
-        return doctor.doctor(paths, os.environ, sys.stdout)
-    path = path or scoped["user"]
-    try:
-        settings = claude_code.load(path)
-        if args.action == "uninstall":
-            changed, removed = claude_code.remove(settings or {})
-            if not removed:
-                print(text.uninstall_nothing(path))
-                return 0
-            backup = claude_code.save(path, changed)  # an OSError: refused below, the file as it was
-            for found in removed:
-                print(text.uninstall_removed(path, found.event, found.command))
-            print(text.backup_written(backup))
-            return 0
-        spec = claude_code.HookSpec(
-            defer=args.defer, hook_timeout=args.hook_timeout, agent_name=args.agent_name,
-            requested_by=args.requested_by, channel=args.channel,
-            timeout=None if args.timeout is None else bounds.seconds(args.timeout, "--timeout"),
-        )
-        try:
-            # Refuse here what the gate would refuse on every call (a hook timeout it cannot answer within).
-            GateConfig(hook_timeout=spec.hook_timeout).budget()
-        except BudgetError:
-            raise bounds.OutOfRange(text.install_hook_timeout_too_short(spec.hook_timeout, MARGIN + ROUTE_WAIT)) from None
-        changed, replaced = claude_code.install(settings or {}, spec)
-    except (claude_code.SettingsError, bounds.OutOfRange, OSError) as exc:
-        print(text.settings_refused(str(exc)), file=sys.stderr)
-        return EXIT_CONFIG
-    if settings is not None and changed == settings:
-        print(text.install_unchanged(path, spec.event))
-    else:
-        try:
-            backup = claude_code.save(path, changed)
-        except OSError as exc:  # os.replace never ran: the file is as it was
-            print(text.settings_refused(str(exc)), file=sys.stderr)
-            return EXIT_CONFIG
-        for event, group in spec.groups().items():
-            hook = group["hooks"][0]
-            print(text.install_added(path, event, hook["command"], hook["timeout"]))
-        for found in replaced:
-            print(text.install_replaced(found.event, found.command) if found.event in spec.groups()
-                  else text.install_other_kind(found.event, found.command))
-        print(text.backup_written(backup))
-        scope = f"--settings-file {shlex.quote(str(path))}" if args.settings_file else f"--{args.scope or 'user'}"
-        print(text.install_next(f"python -m bot claude-code doctor {scope}"))
-    if not os.environ.get("REDIS_URL"):
-        print(text.INSTALL_NO_REDIS_URL)
-    return 0
-
+    return claude_code_command.run(args)
 
 
 def run_mcp(args: argparse.Namespace) -> int:

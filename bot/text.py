@@ -777,6 +777,13 @@ def install_replaced(event: str, command: str) -> str:
     return f"  replaced our {event} hook: {command}"
 
 
+def install_second_approver(path: object, command: str) -> str:
+    return (
+        f"{path} already has another PermissionRequest hook ({command}). Claude Code would ask both, and "
+        "take whichever answers first, so its allow could overrule the team. Remove it, then install."
+    )
+
+
 def install_other_kind(event: str, command: str) -> str:
     return f"  removed our {event} hook (both kinds would each ask about the same call): {command}"
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bot.agent import claude_code
 from bot.agent.approver import GATED_TOOLS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,8 +23,8 @@ ORIGINAL: dict[str, Any] = {
     "permissions": {"allow": ["Bash(npm run test:*)", "Read(~/notes/**)"], "deny": ["Bash(curl:*)", "Read(./.env)"]},
     "hooks": {
         "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "lint-guard --strict"}]}],
-        "PermissionRequest": [
-            {"matcher": "Read", "hooks": [{"type": "command", "command": "/opt/other/approver", "timeout": 30}]}
+        "Notification": [
+            {"matcher": "", "hooks": [{"type": "command", "command": "/opt/other/notify", "timeout": 30}]}
         ],
         "Stop": [{"hooks": [{"type": "command", "command": "notify-send done"}]}],
     },
@@ -88,7 +89,7 @@ def test_install_adds_one_hook_and_keeps_everything_else(tmp_path):
     assert run.code == 0, run.stderr
     settings = json.loads(path.read_text())
     assert without_ours(settings) == ORIGINAL
-    assert list(settings) == list(ORIGINAL) and list(settings["hooks"]) == [*ORIGINAL["hooks"], "PostToolUse"]
+    assert list(settings) == list(ORIGINAL) and list(settings["hooks"]) == [*ORIGINAL["hooks"], "PermissionRequest", "PostToolUse"]
     command = f"{shlex.quote(sys.executable)} -m bot gate --hook-timeout 600 --agent-name 'my laptop' --requested-by U0123ABCD"
     assert ours(settings, "PermissionRequest") == [
         {"matcher": "*", "hooks": [{"type": "command", "command": command, "timeout": 600}]}
@@ -121,7 +122,8 @@ def test_defer_replaces_the_permission_request_hook_then_uninstall_restores_the_
     settings = json.loads(path.read_text())
     assert without_ours(settings) == ORIGINAL
     assert ours(settings, "PermissionRequest") == []
-    command = f"{shlex.quote(sys.executable)} -m bot gate --mode defer --hook-timeout 300 --channel C0APPROVE"
+    # " || exit 2": an interpreter that cannot start blocks the call instead of giving no decision.
+    command = f"{shlex.quote(sys.executable)} -m bot gate --mode defer --hook-timeout 300 --channel C0APPROVE || exit 2"
     assert ours(settings, "PreToolUse") == [
         {"matcher": GATED_TOOLS, "hooks": [{"type": "command", "command": command, "timeout": 300}]}
     ]
@@ -177,8 +179,6 @@ def test_doctor_passes_a_defer_hook_that_blocks_when_redis_is_unreachable(tmp_pa
     lines = run.stdout.splitlines()
     for check in ("hook found", "timeouts", "command starts", "blocks", "one hook", "redis"):
         assert any(line.startswith("ok") and f" {check}:" in line for line in lines), (check, run.stdout)
-    # The other tool's PermissionRequest hook races with any approver.
-    assert any(line.startswith("warn") and "/opt/other/approver" in line for line in lines)
 
 
 def test_doctor_passes_a_permission_request_hook_that_denies_when_redis_is_unreachable(tmp_path, redis_server):
@@ -194,11 +194,11 @@ def test_doctor_passes_a_permission_request_hook_that_denies_when_redis_is_unrea
 
 def test_doctor_fails_a_hook_that_cannot_start_or_blocks_for_another_reason(tmp_path, redis_server):
     broken = {"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [
-        {"type": "command", "command": "false -m bot gate --hook-timeout 600", "timeout": 600}]}]}}
+        {"type": "command", "command": "/nonexistent/venv/bin/python3 -m bot gate --hook-timeout 600", "timeout": 600}]}]}}
     path = settings_file(tmp_path, broken)
     run = bot("doctor", "--settings-file", str(path), cwd=tmp_path, redis_url=redis_server.url)
     assert run.code == 1
-    assert any(line.startswith("FAIL") and " command starts: exit 1" in line for line in run.stdout.splitlines())
+    assert any(line.startswith("FAIL") and " command starts: exit 127" in line for line in run.stdout.splitlines())
 
     # Blocks, but not because Redis is unreachable: the gate refuses its own options on every call.
     bad_wait = f"{shlex.quote(sys.executable)} -m bot gate --mode defer --wait 900 --hook-timeout 600"
@@ -252,7 +252,7 @@ url = urlsplit(environ["REDIS_URL"])
 reason = (f"Denied: the approval service could not be reached (ConnectionError: Error 111 connecting to "
           f"{url.hostname}:{url.port}. Connection refused.), so nobody could approve this call. The tool was not run.")
 event = json.load(sys.stdin)["hook_event_name"]
-answer = sys.argv[sys.argv.index("--answer") + 1]
+answer = environ["FAKE_ANSWER"]
 decision = {"allow": {"behavior": "allow"}, "deny-other": {"behavior": "deny", "message": "Denied: no reason"},
             "deny": {"behavior": "deny", "message": reason}}[answer]
 print(json.dumps({"hookSpecificOutput": {"hookEventName": event, "decision": decision}}))
@@ -265,7 +265,12 @@ def test_doctor_accepts_only_a_permission_request_deny_naming_the_unreachable_re
     (fake / "bot").mkdir(parents=True)
     (fake / "bot" / "__init__.py").write_text("")
     (fake / "bot" / "__main__.py").write_text(FAKE_GATE)
-    command = f"PYTHONPATH={fake} {shlex.quote(sys.executable)} -m bot gate --hook-timeout 600 --answer {answer}"
+    # An interpreter that finds the fake gate first: the command keeps the exact shape install writes.
+    python = fake / "bin" / "python3"
+    python.parent.mkdir()
+    python.write_text(f"#!/bin/sh\nPYTHONPATH={fake} FAKE_ANSWER={answer} exec {shlex.quote(sys.executable)} \"$@\"\n")
+    python.chmod(0o755)
+    command = f"{python} -m bot gate --hook-timeout 600"
     hook = {"type": "command", "command": command, "timeout": 600}
     path = settings_file(tmp_path, {"hooks": {"PermissionRequest": [{"matcher": "*", "hooks": [hook]}]}})
 
@@ -274,6 +279,45 @@ def test_doctor_accepts_only_a_permission_request_deny_naming_the_unreachable_re
     assert run.code == (0 if passes else 1), run.stdout
     status = "ok" if passes else "FAIL"
     assert any(line.startswith(status) and " blocks:" in line for line in run.stdout.splitlines()), run.stdout
+
+
+def test_install_refuses_to_put_ours_beside_another_permission_request_approver(tmp_path, redis_server):
+    # Claude Code would ask both and take the first answer: the other's allow would overrule the team.
+    other = {"hooks": {"PermissionRequest": [{"matcher": "*", "hooks": [{"type": "command", "command": "auto-yes"}]}]}}
+    path = settings_file(tmp_path, other)
+    before = path.read_bytes()
+    run = bot("install", "--settings-file", str(path), cwd=tmp_path)
+    assert run.code == 2 and "already has another PermissionRequest hook (auto-yes)" in run.stderr
+    assert path.read_bytes() == before and backups(path) == []
+    # The same hook in a file Claude Code also loads (the project's, here) is refused too.
+    project = tmp_path / "project"
+    (project / ".claude").mkdir(parents=True)
+    (project / ".claude" / "settings.json").write_text(json.dumps(other))
+    mine = tmp_path / "mine.json"
+    run = bot("install", "--settings-file", str(mine), cwd=project)
+    assert run.code == 2 and not mine.exists()
+    # doctor fails a setup that has one.
+    ours = claude_code.HookSpec().groups()["PermissionRequest"]
+    both = {"hooks": {"PermissionRequest": [*other["hooks"]["PermissionRequest"], ours]}}
+    path = settings_file(tmp_path, both)
+    run = bot("doctor", "--settings-file", str(path), cwd=tmp_path, redis_url=redis_server.url)
+    assert run.code == 1 and any(line.startswith("FAIL") and "auto-yes" in line for line in run.stdout.splitlines())
+
+
+@pytest.mark.parametrize("command", [
+    "echo gate -m bot gate",  # mentions the gate
+    "./python -m bot gate --hook-timeout 600",  # an interpreter relative to the folder (a cloned repo's)
+    "/usr/bin/python3 -m bot gate --hook-timeout 600; curl evil",  # more than the gate
+    "/usr/bin/python3 -m bot gate --evil",  # an option the gate does not have
+])
+def test_only_a_hook_exactly_as_install_writes_it_is_ours(tmp_path, command):
+    # Not removed by uninstall, and never run by doctor.
+    theirs = {"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": command}]}]}}
+    path = settings_file(tmp_path, theirs)
+    assert "nothing" in bot("uninstall", "--settings-file", str(path), cwd=tmp_path).stdout
+    assert json.loads(path.read_text()) == theirs
+    run = bot("doctor", "--settings-file", str(path), cwd=tmp_path)
+    assert "FAIL hook found" in run.stdout and "command starts" not in run.stdout
 
 
 def test_uninstall_keeps_another_tools_hook_that_shares_a_group_with_ours(tmp_path):
@@ -325,3 +369,12 @@ async def test_the_installed_hook_is_the_one_claude_code_runs_and_it_blocks(tmp_
         [result] = model.tool_results()
     assert not (work / "marker.txt").exists()
     assert "could not be reached" in result.content and f":{port}" in result.content, result.content
+
+
+def test_a_defer_gate_whose_python_is_gone_still_blocks():
+    # A shared project file on a teammate's machine, or a moved virtualenv: the shell cannot start the
+    # gate (exit 127), which Claude Code would take for "no decision" and run what its rules allow.
+    [group] = claude_code.HookSpec(defer=True, python="/nonexistent/venv/bin/python3").groups().values()
+    done = subprocess.run(["/bin/sh", "-c", group["hooks"][0]["command"]], input="{}", capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 
 import sys
@@ -212,6 +213,36 @@ async def test_a_call_the_hook_allowed_is_not_taken_for_a_terminal_answer(redis_
     assert "Approved by <@U_ALICE>" in shown and "terminal" not in shown
 
 
+async def test_the_run_of_one_identical_copy_never_ends_anothers_request(redis_server, start_worker, slack, store):
+    # Two identical calls asked at once (Claude Code does so for calls it reads as read-only):
+    # Slack approves the second; its run must not be taken for a terminal answer to the first.
+    worker = await start_worker()
+    first = await ask(redis_server.url, permission_request(prompt="p-two"), terminal=True)
+    await posted(slack)
+    second = await ask(redis_server.url, permission_request(prompt="p-two"), terminal=True)
+    await worker.click("U_ALICE", Action.APPROVE, await posted(slack, count=2), name="alice")
+    assert decision(await finish(second))["behavior"] == "allow"
+    ran = {**permission_request(prompt="p-two"), "hook_event_name": "PostToolUse", "tool_use_id": "toolu_second"}
+    await finish(await ask(redis_server.url, ran, terminal=True))
+    waiting = await store.get(asked_request_id(permission_request(prompt="p-two"), 0))
+    assert waiting.state is State.PENDING  # still Slack's (or the terminal's) to answer
+    # The first copy runs too, after a Yes at the terminal: now that one was answered there.
+    await finish(await ask(redis_server.url, {**ran, "tool_use_id": "toolu_first"}, terminal=True))
+    assert (await store.get(waiting.id)).decided_by == "terminal"
+    await finish(first)
+
+
+async def test_in_claude_p_a_call_that_ran_ends_no_request(redis_server, start_worker, slack, store):
+    await start_worker()
+    waiting = await ask(redis_server.url, permission_request(prompt="p-headless"))
+    await posted(slack)
+    ran = {**permission_request(prompt="p-headless"), "hook_event_name": "PostToolUse", "tool_use_id": "toolu_x"}
+    await finish(await ask(redis_server.url, ran))
+    assert (await store.get(asked_request_id(permission_request(prompt="p-headless")))).state is State.PENDING
+    waiting.kill()
+    await waiting.wait()
+
+
 async def test_in_a_terminal_slacks_wait_running_out_leaves_the_call_to_claude_codes_prompt(redis_server, start_worker, slack):
     await start_worker()
     run = await finish(await ask(redis_server.url, permission_request(prompt="p-left"), "--wait", "0.5", terminal=True))
@@ -260,3 +291,19 @@ async def test_a_permission_request_hook_beside_can_use_tool_denies_instead_of_r
     assert not (workdir / "marker.txt").exists()
     [result] = model.tool_results()
     assert result.is_error and "asks two approvers" in result.content
+
+
+async def test_the_racing_approver_check_reads_the_process_it_starts_from():
+    # The first process looked at is read too (in a container, Claude Code itself may be pid 1).
+    from bot.agent.other_approver import prompt_tool
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import sys; sys.stdin.read()", "--permission-prompt-tool", "mcp__approvals__approve",
+        stdin=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert prompt_tool(process.pid) == "mcp__approvals__approve"
+        assert prompt_tool(os.getpid()) is None
+    finally:
+        process.stdin.close()
+        await asyncio.wait_for(process.wait(), 10)

@@ -29,7 +29,6 @@ from .hook_events import PermissionRequestCall
 
 MAX_SAME_CALLS = 64
 """Identical calls one prompt may ask about; past it the call is refused."""
-_LOOKUP_BATCH = 8
 
 
 class TooManyCalls(Exception):
@@ -39,9 +38,13 @@ class TooManyCalls(Exception):
 @dataclass(frozen=True)
 class Claim:
     call: str
-    """The call's name within its session."""
+    """The call's name within its session: ``<prompt>:<fingerprint>:<n>``."""
     key: str
     token: str
+
+
+def _fingerprint(tool_name: str, tool_input: dict[str, Any]) -> str:
+    return call_hash(tool_name, tool_input)[:32]
 
 
 class CallClaims:
@@ -52,42 +55,43 @@ class CallClaims:
         self.redis = redis
         self.hold = max(1, int(hold) + 1)
         self._unlock = redis.register_script(scripts.UNLOCK)
+        self._call_ran = redis.register_script(scripts.CALL_RAN)
 
     async def claim(self, call: PermissionRequestCall) -> Claim:
         token = f"wait:{secrets.token_hex(8)}"
-        fingerprint = call_hash(call.tool_name, call.tool_input)[:32]
+        fingerprint = _fingerprint(call.tool_name, call.tool_input)
         for n in range(MAX_SAME_CALLS):
-            name = f"{call.prompt_id}:{fingerprint}:{n}"
-            key = keys.call_claim(call.session_id, name)
+            key = keys.call_claim(call.session_id, call.prompt_id, fingerprint, n)
             if await self.redis.set(key, token, nx=True, ex=self.hold):
-                return Claim(name, key, token)
+                return Claim(f"{call.prompt_id}:{fingerprint}:{n}", key, token)
         raise TooManyCalls(call.tool_name)
 
     async def attach(self, claim: Claim, request_id: str) -> Claim:
-        """Record which request the waiting hook asked, for ``waiting_request``."""
+        """Record which request the waiting hook asked (for ``call_ran``)."""
         token = f"{claim.token}:{request_id}"
         await self.redis.set(claim.key, token, xx=True, ex=self.hold)
         return Claim(claim.call, claim.key, token)
 
-    async def waiting_request(self, session_id: str, prompt_id: str, tool_name: str, tool_input: dict[str, Any]) -> str | None:
-        """The request a hook is still asking Slack about for this call (the oldest such), if any."""
-        fingerprint = call_hash(tool_name, tool_input)[:32]
-        for start in range(0, MAX_SAME_CALLS, _LOOKUP_BATCH):
-            names = [keys.call_claim(session_id, f"{prompt_id}:{fingerprint}:{n}") for n in range(start, start + _LOOKUP_BATCH)]
-            values = await self.redis.mget(names)
-            if not any(values):
-                return None  # names are taken lowest first: none further on
-            for value in values:
-                if value is None:
-                    continue  # given back
-                held = value.decode() if isinstance(value, bytes) else str(value)
-                if held.startswith("wait:") and held.count(":") == 2:
-                    return held.rsplit(":", 1)[1]
-        return None
+    async def answered(self, claim: Claim, *, allowed_request: str = "") -> None:
+        """Before the answer goes out: no other hook may take this call's name, and its decision.
 
-    async def answered(self, claim: Claim) -> None:
-        """Before the answer goes out: no other hook may take this call's name, and its decision."""
-        await self.redis.set(claim.key, keys.CALL_ANSWERED, ex=keys.RETENTION_SECONDS)
+        An allow stays marked as one until the call is seen running (``call_ran``), so
+        that run is never taken for another copy's answer in the terminal."""
+        value = f"allowed:{allowed_request}" if allowed_request else keys.CALL_ANSWERED
+        await self.redis.set(claim.key, value, ex=keys.RETENTION_SECONDS)
+
+    async def call_ran(self, session_id: str, prompt_id: str, tool_name: str, tool_input: dict[str, Any]) -> str | None:
+        """A call ran: the request the terminal answered first, if that is what happened.
+
+        One of its identical copies that a hook allowed is the one that ran; failing
+        that, the oldest copy a hook is still asking Slack about was answered in the
+        terminal (identical copies: which one does not change what runs)."""
+        fingerprint = _fingerprint(tool_name, tool_input)
+        names = [keys.call_claim(session_id, prompt_id, fingerprint, n) for n in range(MAX_SAME_CALLS)]
+        result = await self._call_ran(keys=names, args=[])
+        if result[0] in (b"waiting", "waiting"):
+            return result[1].decode() if isinstance(result[1], bytes) else str(result[1])
+        return None
 
     async def give_back(self, claim: Claim) -> None:
         """Stopped before answering: the same call asked again takes the same name."""

@@ -33,8 +33,10 @@ DEFAULT_HOOK_TIMEOUT = 600
 AFTER_TOOL_TIMEOUT = 30
 """The ``timeout`` of the PostToolUse companion: it only reads and ends a request, never waits."""
 
-_OURS = re.compile(r"(^|\s)-m\s+bot\s+gate(\s|$)")
-"""What makes a command hook ours, whatever the interpreter path and options."""
+BLOCK_IF_NOT_STARTED = " || exit 2"
+"""Ends a PreToolUse command: a hook that cannot start (exit 127: the interpreter moved, a teammate's
+machine) would give no decision, and Claude Code would run what its own rules allow."""
+_PYTHON = re.compile(r"python[0-9.]*")
 
 
 class SettingsError(Exception):
@@ -82,7 +84,7 @@ class HookSpec:
         (``gate._after_tool``). PreToolUse fires for every call, so only the tools that
         change something (as the Agent SDK side gates)."""
         if self.defer:
-            hook = {"type": "command", "command": self.command(), "timeout": self.hook_timeout}
+            hook = {"type": "command", "command": self.command() + BLOCK_IF_NOT_STARTED, "timeout": self.hook_timeout}
             return {PRE_TOOL_USE: {"matcher": GATED_TOOLS, "hooks": [hook]}}
         asking = {"type": "command", "command": self.command(), "timeout": self.hook_timeout}
         after = {"type": "command", "command": self.command(AFTER_TOOL_TIMEOUT), "timeout": AFTER_TOOL_TIMEOUT}
@@ -103,7 +105,27 @@ class Found:
 
 
 def is_ours(hook: Any) -> bool:
-    return isinstance(hook, dict) and isinstance(hook.get("command"), str) and bool(_OURS.search(hook["command"]))
+    """A hook whose command is exactly what ``HookSpec.command`` writes: ``<python> -m bot gate <options>``,
+    nothing more (no other program, nothing a shell would read otherwise). A command that merely
+    mentions the gate is someone else's: never removed, never run by ``doctor``."""
+    command = hook.get("command") if isinstance(hook, dict) else None
+    if not isinstance(command, str):
+        return False
+    command = command.removesuffix(BLOCK_IF_NOT_STARTED)
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return False
+    return (
+        len(words) >= 4 and shlex.join(words) == command and words[1:4] == ["-m", "bot", "gate"]
+        # An interpreter by absolute path, or by name on the PATH; never one relative to a folder.
+        and (os.path.isabs(words[0]) or "/" not in words[0]) and bool(_PYTHON.fullmatch(os.path.basename(words[0])))
+        and all(not w.startswith("-") or w in _GATE_OPTIONS for w in words[4:])
+    )
+
+
+_GATE_OPTIONS = frozenset({"--mode", "--wait", "--hook-timeout", "--timeout", "--agent-name", "--requested-by",
+                           "--channel", "--cost-estimator", "--allow-read-only"})
 
 
 def check_shape(settings: Any) -> None:
@@ -229,7 +251,9 @@ def save(path: Path, settings: Mapping[str, Any]) -> Path | None:
     try:
         mode = target.stat().st_mode & 0o7777
         backup = _backup_name(target)
-        backup.write_bytes(target.read_bytes())
+        # Private from the start (the file may hold keys in "env"), then the original's mode.
+        with os.fdopen(os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as copy_:
+            copy_.write(target.read_bytes())
         os.chmod(backup, mode)
     except FileNotFoundError:
         umask = os.umask(0)

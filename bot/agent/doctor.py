@@ -82,7 +82,7 @@ def doctor(paths: Sequence[Path], environ: Mapping[str, str], out: TextIO) -> in
         report.check(approvers == 1, "one hook", text.doctor_count(approvers))
     for place in located:
         for hook in place.other_approvers:
-            report.line("warn", "other approver", text.doctor_other_approver(str(place.path), str(hook.get("command", hook))))
+            report.check(False, "other approver", text.doctor_other_approver(str(place.path), str(hook.get("command", hook))))
     url = environ.get("REDIS_URL", "")
     if not url:
         report.check(False, "redis", text.DOCTOR_NO_REDIS_URL)

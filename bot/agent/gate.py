@@ -206,7 +206,8 @@ class Gate:
             )
             claim = await self.claims.attach(claim, request.id)
             answer = await self._permission_answer(call, request)
-            await self.claims.answered(claim)  # before the answer goes out: no other call takes this decision
+            # Before the answer goes out: no other call takes this decision.
+            await self.claims.answered(claim, allowed_request=request.id if hook_events.allows(answer) else "")
             answered = True
             return answer
         except asyncio.CancelledError:
@@ -245,8 +246,13 @@ class Gate:
     # -- PostToolUse ---------------------------------------------------------- #
 
     async def _after_tool(self, call: PostToolUseCall) -> dict[str, Any]:
-        """A call ran while a hook still asked Slack about it: the terminal answered first."""
-        request_id = await self.claims.waiting_request(call.session_id, call.prompt_id, call.tool_name, call.tool_input)
+        """A call ran while a hook still asked Slack about it: the terminal answered first.
+
+        Only a terminal has a prompt of its own to answer; elsewhere a call runs only on
+        a hook's (or a rule's) allow."""
+        if self.host is not Host.INTERACTIVE:
+            return {}
+        request_id = await self.claims.call_ran(call.session_id, call.prompt_id, call.tool_name, call.tool_input)
         if request_id is not None:
             await self._terminal_took_over(request_id, text.TERMINAL_ANSWERED)
         return {}

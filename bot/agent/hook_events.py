@@ -110,6 +110,12 @@ def permission_allow(updated_input: dict[str, Any], permissions: list[dict[str, 
     return {"hookSpecificOutput": {"hookEventName": PERMISSION_REQUEST, "decision": decision}}
 
 
+def allows(answer: dict[str, Any]) -> bool:
+    """Whether a ``PermissionRequest`` answer lets the call run."""
+    decision = answer.get("hookSpecificOutput", {}).get("decision")
+    return isinstance(decision, dict) and decision.get("behavior") == "allow"
+
+
 def permission_deny(message: str, *, interrupt: bool = False) -> dict[str, Any]:
     """A ``PermissionRequest`` deny: ``message`` is the model's tool result; ``interrupt`` ends the run."""
     decision: dict[str, Any] = {"behavior": "deny", "message": message}

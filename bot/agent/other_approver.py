@@ -27,20 +27,25 @@ def prompt_tool(start: int | None = None) -> str | None:
     (or ``/proc`` cannot be read: elsewhere than Linux this cannot be detected)."""
     pid = os.getppid() if start is None else start
     for _ in range(_ANCESTORS):
-        if pid <= 1:
+        if pid <= 0:
             return None
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
                 argv = [a.decode(errors="replace") for a in cmdline.read().split(b"\0")]
-            with open(f"/proc/{pid}/stat", "rb") as stat:
-                pid = int(stat.read().rpartition(b")")[2].split()[1])
-        except (OSError, ValueError, IndexError):
+        except OSError:
             return None
         for index, arg in enumerate(argv):
             if arg == PROMPT_TOOL_FLAG:
                 return argv[index + 1] if index + 1 < len(argv) else ""
             if arg.startswith(PROMPT_TOOL_FLAG + "="):
                 return arg.partition("=")[2]
+        if pid == 1:
+            return None  # the top (in a container, Claude Code itself may be pid 1: read above)
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                pid = int(stat.read().rpartition(b")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
     return None
 
 

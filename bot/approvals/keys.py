@@ -73,13 +73,15 @@ RETRY_PREFIX = f"{PREFIX}:retry:"
 waiting for; the next identical call in that session picks it up (once)."""
 
 CALL_CLAIM_PREFIX = f"{PREFIX}:call:"
-"""+ ``session:call``: which ``PermissionRequest`` hook answers that tool call
-(``agent.call_claims``): ``wait:<token>`` while one waits, ``answered`` once one did."""
+"""+ ``{session:prompt:fingerprint}:n``: which ``PermissionRequest`` hook answers the n-th identical
+call of a prompt (``agent.call_claims``): ``wait:<token>[:<request>]`` while one waits,
+``allowed:<request>`` once one allowed it (until the call is seen running), ``answered`` after."""
 CALL_ANSWERED = "answered"
 
 
-def call_claim(session_id: str, call: str) -> str:
-    return f"{CALL_CLAIM_PREFIX}{session_id}:{call}"
+def call_claim(session_id: str, prompt_id: str, fingerprint: str, n: int) -> str:
+    """One slot per identical copy; the copies of one call share a hash tag."""
+    return f"{CALL_CLAIM_PREFIX}{{{session_id}:{prompt_id}:{fingerprint}}}:{n}"
 
 
 TEAM_RULES = f"{PREFIX}:rules"

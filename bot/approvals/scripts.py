@@ -586,6 +586,25 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
 
+# KEYS: the claims of the identical copies of one call (agent.call_claims), in order.
+# A call ran: if a hook allowed one of them, that is the one that ran (used up here);
+# otherwise the oldest one a hook still asks Slack about was answered in the terminal.
+# Results: {'allowed'}, {'waiting', request id}, {'none'}.
+CALL_RAN = """
+for i = 1, #KEYS do
+  local held = redis.call('GET', KEYS[i])
+  if held and string.sub(held, 1, 8) == 'allowed:' then
+    redis.call('SET', KEYS[i], '${answered}', 'KEEPTTL')
+    return {'allowed'}
+  end
+end
+for i = 1, #KEYS do
+  local request = string.match(redis.call('GET', KEYS[i]) or '', '^wait:[^:]+:(.+)$')
+  if request then return {'waiting', request} end
+end
+return {'none'}
+""".replace("${answered}", keys.CALL_ANSWERED)
+
 # KEYS: a lock. ARGV: the holder's token. Deletes the lock only if this holder
 # still has it (it may have expired and been taken by another). Result: 1 or 0.
 UNLOCK = """
