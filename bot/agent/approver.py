@@ -33,6 +33,7 @@ from ..approvals.wake import DecisionWaiter, WaiterClosed
 from ..redis_client import AGENT_CLIENT_NAME, AGENT_CONNECTIONS, CONNECT_TIMEOUT, READ_TIMEOUT, connect, timed_out
 from ..settings import Settings
 from . import other_approver, passthrough
+from .hook_events import BLOCK_IF_NOT_STARTED
 from .cost import CostEstimateError, CostEstimator, estimate_cost
 from .outcome import VANISHED, Vanished, ended, outcome_of
 from .paths import resolve_paths
@@ -234,7 +235,8 @@ class SlackApprover:
                 argv += [flag, value]
         if self.cost_estimator is not None:
             argv += ["--cost-estimator", _importable_name(self.cost_estimator)]
-        return shlex.join(argv)
+        # A gate that cannot start (exit 127) would give no decision: block instead.
+        return shlex.join(argv) + BLOCK_IF_NOT_STARTED
 
     async def wait_for_decision(self, tool_use_id: str, timeout: float | None = None) -> ApprovalRequest:
         """Wait (pub/sub, no polling) until the request for ``tool_use_id`` ends; return it.

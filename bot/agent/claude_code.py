@@ -22,6 +22,7 @@ from typing import Any
 
 from .. import text
 from .approver import GATED_TOOLS
+from .hook_events import BLOCK_IF_NOT_STARTED
 
 PERMISSION_REQUEST = "PermissionRequest"
 PRE_TOOL_USE = "PreToolUse"
@@ -33,9 +34,6 @@ DEFAULT_HOOK_TIMEOUT = 600
 AFTER_TOOL_TIMEOUT = 30
 """The ``timeout`` of the PostToolUse companion: it only reads and ends a request, never waits."""
 
-BLOCK_IF_NOT_STARTED = " || exit 2"
-"""Ends a PreToolUse command: a hook that cannot start (exit 127: the interpreter moved, a teammate's
-machine) would give no decision, and Claude Code would run what its own rules allow."""
 _PYTHON = re.compile(r"python[0-9.]*")
 
 

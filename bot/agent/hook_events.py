@@ -20,6 +20,10 @@ PRE_TOOL_USE = "PreToolUse"
 PERMISSION_REQUEST = "PermissionRequest"
 POST_TOOL_USE = "PostToolUse"
 
+BLOCK_IF_NOT_STARTED = " || exit 2"
+"""Ends a PreToolUse hook's command: a hook that cannot start (exit 127: the interpreter moved, a
+teammate's machine) gives no decision, and Claude Code would run what its own rules allow."""
+
 
 class _Call(BaseModel):
     model_config = ConfigDict(extra="ignore")
