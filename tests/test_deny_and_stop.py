@@ -60,3 +60,27 @@ async def test_deny_and_stop_ends_the_sdk_run_and_slack_says_so(tmp_path, start_
     assert Action.APPROVE.value not in shown and Action.DENY_STOP.value not in shown
     events = [(e.fields.get("event"), e.fields.get("request")) async for e in AuditLog(redis).entries()]
     assert ("denied_and_stopped", request.id) in events
+
+
+async def test_deny_and_stop_through_the_pre_tool_use_gate_stops_the_run(redis_server, start_worker, slack):
+    # PreToolUse has no "interrupt": the gate answers deny with "continue": false, which ends the run.
+    from tests.test_gate import finish, hook_input, start_gate
+
+    worker = await start_worker()
+    process = await start_gate(redis_server.url, hook_input("toolu_stop_pre"))
+    await worker.deny("U_BOB", await posted(slack), "Not today.", name="bob", stop=True)
+    run = await finish(process)
+    answer = json.loads(run.stdout)
+    assert answer["hookSpecificOutput"]["permissionDecision"] == "deny"
+    assert answer["continue"] is False and "Not today." in answer["stopReason"]
+
+
+async def test_a_plain_deny_form_never_stops_the_run(redis_server, start_worker, slack, store):
+    from tests.test_gate import finish, hook_input, start_gate
+
+    worker = await start_worker()
+    process = await start_gate(redis_server.url, hook_input("toolu_plain"))
+    await worker.deny("U_BOB", await posted(slack), "No.", name="bob")
+    answer = json.loads((await finish(process)).stdout)
+    assert "continue" not in answer
+    assert not (await store.get(request_id_for("toolu_plain"))).stop

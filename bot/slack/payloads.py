@@ -139,6 +139,8 @@ class RuleClick(_Payload):
 
 
 class _ModalView(_Payload):
+    callback_id: str = ""
+    """Which of our forms it is (``ids.Modal``): the listener Bolt chose by it."""
     private_metadata: str
     state: dict[str, Any]
 

@@ -70,22 +70,16 @@ def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
         )
 
     @app.view(Modal.DENY.value)
-    async def deny_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
-        submission = _parse(DenySubmission, body)
-        if submission is None:
-            await ack()
-            return
-        await _decide(ack, decider, submission, State.DENIED, text.DENY_MODAL_TITLE, reason=submission.reason)
-
     @app.view(Modal.DENY_STOP.value)
-    async def deny_stop_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def deny_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+        """Deny, or Deny and stop: the form Slack opened for that button says which."""
         submission = _parse(DenySubmission, body)
         if submission is None:
             await ack()
             return
-        await _decide(
-            ack, decider, submission, State.DENIED, text.DENY_STOP_MODAL_TITLE, reason=submission.reason, stop=True
-        )
+        stop = submission.view.callback_id == Modal.DENY_STOP.value
+        title = text.DENY_STOP_MODAL_TITLE if stop else text.DENY_MODAL_TITLE
+        await _decide(ack, decider, submission, State.DENIED, title, reason=submission.reason, stop=stop)
 
     @app.view_closed(re.compile(".*"))
     async def closed(ack: AsyncAck, body: dict[str, Any]) -> None:
