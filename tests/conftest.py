@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -47,6 +49,32 @@ def pytest_configure(config: pytest.Config) -> None:
         "unlimited_slack: the fake Slack enforces no rate limits in this test (by default it enforces "
         "Slack's, sped up by DEFAULT_RATE_SCALE, and the bot's budget matches)",
     )
+    config.addinivalue_line(
+        "markers",
+        "slow: runs the real Claude Code CLI (SDK query, claude -p, the TUI), a browser, worker or Redis "
+        "processes that are killed and restarted, or a benchmark; -m \"not slow\" leaves them out",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """A test that timed out while awaiting: add where each of its tasks was waiting.
+
+    pytest-timeout's SIGALRM fails an async test inside the event loop's ``select()``, so
+    the traceback shows only the loop; the tasks' stacks say which await never finished."""
+    report: pytest.TestReport = yield
+    if call.excinfo is None or "from pytest-timeout" not in str(call.excinfo.value):
+        return report
+    for entry in call.excinfo.traceback:
+        loop = entry.frame.f_locals.get("self") if entry.name == "run_until_complete" else None
+        if isinstance(loop, asyncio.AbstractEventLoop):
+            test = entry.frame.f_locals.get("future")  # the test's own task: shown first
+            stacks = io.StringIO()
+            for task in sorted(asyncio.all_tasks(loop), key=lambda t: t is not test):
+                task.print_stack(file=stacks)
+            report.sections.append(("tasks still awaiting at the timeout", stacks.getvalue()))
+            break
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -276,3 +304,16 @@ async def cancelled(*tasks: asyncio.Task) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def within(seconds: float, failure: str) -> AsyncIterator[None]:
+    """Bound a polling wait: if the block runs past ``seconds``, the test fails saying ``failure``."""
+    scope = asyncio.timeout(seconds)
+    try:
+        async with scope:
+            yield
+    except TimeoutError:
+        if not scope.expired():
+            raise  # a timeout of the code under test, not this bound
+        raise AssertionError(f"{failure} (waited {seconds}s)") from None

@@ -254,6 +254,7 @@ async def test_an_old_request_offering_a_replace_grants_nothing_the_message_did_
     assert await TeamAllowList(redis).all() == []
 
 
+@pytest.mark.slow
 async def test_end_to_end_the_cli_is_granted_what_the_message_listed(tmp_path, start_worker, make_approver, slack, monkeypatch):
     from bot.demo.scripted_model import text, tool_use
     from tests.fakes.agent_env import clean_agent_env

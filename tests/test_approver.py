@@ -12,14 +12,16 @@ from bot import SlackApprover
 from bot.approvals import keys
 from bot.approvals.model import Decision, NewRequest, State, call_hash, mismatch_id, request_id_for
 from bot.redis_client import AGENT_CLIENT_NAME
-from tests.conftest import cancelled, context
+from tests.conftest import cancelled, context, within
 from tests.fakes.redis_server import free_port
 
 
 async def _until_pending(store, tool_use_id: str) -> str:
+    """The call's request id, once the approver has stored the request."""
     request_id = request_id_for(tool_use_id)
-    while (await store.get(request_id)) is None:
-        await asyncio.sleep(0.01)
+    async with within(5, f"the approver never stored a request for {tool_use_id}"):
+        while (await store.get(request_id)) is None:
+            await asyncio.sleep(0.01)
     return request_id
 
 

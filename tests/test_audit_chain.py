@@ -284,6 +284,7 @@ async def test_verification_while_the_product_writes_and_trims(store, redis):
     assert any(v.trim is not None for v in verdicts)
 
 
+@pytest.mark.slow
 async def test_audit_verify_expect_on_the_command_line(tmp_path, store, redis, redis_server):
     url = redis_server.url
     await decided(store, 2)
@@ -318,6 +319,7 @@ async def test_audit_verify_expect_on_the_command_line(tmp_path, store, redis, r
     assert code == 2 and "--verify" in err
 
 
+@pytest.mark.slow
 async def test_the_command_line_shows_a_trim(tmp_path, store, redis, redis_server):
     await redis.set(keys.AUDIT_CAP, CAP)
     await decided(store, 6)

@@ -28,6 +28,7 @@ def _bench(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_the_bench_measures_every_path_and_writes_the_table_and_json(tmp_path):
     out = tmp_path / "results.json"
     run = _bench(tmp_path, "--decisions", "30", "--rate", "100", "--waits", "60", "--throughput", "40",
@@ -54,6 +55,7 @@ def test_the_bench_measures_every_path_and_writes_the_table_and_json(tmp_path):
     _assert_limited_phase(results, run.stdout)
 
 
+@pytest.mark.slow
 def test_the_phase_under_slacks_rate_limits_runs_alone(tmp_path):
     out = tmp_path / "results.json"
     run = _bench(tmp_path, "--only-limited", *LIMITED, "--json", str(out))
@@ -92,6 +94,7 @@ def _assert_limited_phase(results, stdout):
     assert "under Slack's rate limits (×30)" in stdout and "429s received" in stdout
 
 
+@pytest.mark.slow
 def test_the_bench_refuses_sizes_it_cannot_run(tmp_path):
     run = _bench(tmp_path, "--waits", "0")
 
@@ -100,6 +103,7 @@ def test_the_bench_refuses_sizes_it_cannot_run(tmp_path):
     assert not (tmp_path / "bench-results.json").exists()
 
 
+@pytest.mark.slow
 def test_the_bench_refuses_a_phase_under_limits_it_cannot_run(tmp_path):
     stopped = _bench(tmp_path, "--only-limited", "--slack-rate-scale", "0")
     unreached = _bench(tmp_path, "--only-limited", "--limited-channels", "3", "--limited-agents", "2")

@@ -17,6 +17,8 @@ from tests.fakes.claude_cli import gate_hook, scripted_run
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.stalled_redis import StalledRedis
 
+pytestmark = pytest.mark.slow  # every test runs the real Claude Code CLI
+
 HOOK = gate_hook("PermissionRequest", "--agent-name laptop")
 MAKEFILE = "build:\n\techo built >> built.txt\nclean:\n\techo cleaned >> cleaned.txt\n"
 

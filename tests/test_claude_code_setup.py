@@ -79,6 +79,7 @@ def settings_file(tmp_path: Path, content: dict[str, Any] | str = ORIGINAL) -> P
     return path
 
 
+@pytest.mark.slow
 def test_install_adds_one_hook_and_keeps_everything_else(tmp_path):
     path = settings_file(tmp_path)
     original_bytes = path.read_bytes()
@@ -111,6 +112,7 @@ def test_install_adds_one_hook_and_keeps_everything_else(tmp_path):
     assert "REDIS_URL is not set" not in again.stdout
 
 
+@pytest.mark.slow
 def test_defer_replaces_the_permission_request_hook_then_uninstall_restores_the_file(tmp_path):
     path = settings_file(tmp_path)
     assert bot("install", "--settings-file", str(path), cwd=tmp_path).code == 0
@@ -139,6 +141,7 @@ def test_defer_replaces_the_permission_request_hook_then_uninstall_restores_the_
     assert len(backups(path)) == 3
 
 
+@pytest.mark.slow
 def test_install_creates_a_missing_file_and_uninstall_leaves_it_as_install_found_it(tmp_path):
     path = tmp_path / "new" / ".claude" / "settings.json"
     assert bot("install", "--settings-file", str(path), cwd=tmp_path).code == 0
@@ -147,6 +150,7 @@ def test_install_creates_a_missing_file_and_uninstall_leaves_it_as_install_found
     assert json.loads(path.read_text()) == {}
 
 
+@pytest.mark.slow
 def test_a_file_that_is_not_json_or_whose_hooks_are_misshapen_is_refused_untouched(tmp_path):
     for content in ('{"hooks": {"PreToolUse": [}', json.dumps({"hooks": {"PreToolUse": {"matcher": "Bash"}}}), "[]"):
         path = settings_file(tmp_path, content)
@@ -156,6 +160,7 @@ def test_a_file_that_is_not_json_or_whose_hooks_are_misshapen_is_refused_untouch
             assert path.read_text() == content and backups(path) == []
 
 
+@pytest.mark.slow
 def test_user_scope_is_the_claude_config_dir_when_set(tmp_path):
     config = tmp_path / "config"
     home = tmp_path / "home"
@@ -169,6 +174,7 @@ def test_user_scope_is_the_claude_config_dir_when_set(tmp_path):
     assert len(ours(json.loads((home / ".claude" / "settings.json").read_text()), "PermissionRequest")) == 1
 
 
+@pytest.mark.slow
 def test_doctor_passes_a_defer_hook_that_blocks_when_redis_is_unreachable(tmp_path, redis_server):
     path = settings_file(tmp_path)
     assert bot("install", "--settings-file", str(path), "--defer", cwd=tmp_path).code == 0
@@ -181,6 +187,7 @@ def test_doctor_passes_a_defer_hook_that_blocks_when_redis_is_unreachable(tmp_pa
         assert any(line.startswith("ok") and f" {check}:" in line for line in lines), (check, run.stdout)
 
 
+@pytest.mark.slow
 def test_doctor_passes_a_permission_request_hook_that_denies_when_redis_is_unreachable(tmp_path, redis_server):
     """Needs the gate to answer PermissionRequest (a deny naming the Redis failure, or exit 2 naming it)."""
     path = settings_file(tmp_path)
@@ -192,6 +199,7 @@ def test_doctor_passes_a_permission_request_hook_that_denies_when_redis_is_unrea
     assert any(line.startswith("ok") and " blocks:" in line for line in run.stdout.splitlines()), run.stdout
 
 
+@pytest.mark.slow
 def test_doctor_fails_a_hook_that_cannot_start_or_blocks_for_another_reason(tmp_path, redis_server):
     broken = {"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [
         {"type": "command", "command": "/nonexistent/venv/bin/python3 -m bot gate --hook-timeout 600", "timeout": 600}]}]}}
@@ -209,6 +217,7 @@ def test_doctor_fails_a_hook_that_cannot_start_or_blocks_for_another_reason(tmp_
     assert any(line.startswith("FAIL") and " blocks:" in line for line in run.stdout.splitlines()), run.stdout
 
 
+@pytest.mark.slow
 def test_doctor_fails_disagreeing_timeouts_two_hooks_and_no_redis_url(tmp_path):
     command = f"{shlex.quote(sys.executable)} -m bot gate --mode defer --hook-timeout 600"
     settings = {"hooks": {
@@ -224,6 +233,7 @@ def test_doctor_fails_disagreeing_timeouts_two_hooks_and_no_redis_url(tmp_path):
     assert any(" redis: REDIS_URL is not set" in line for line in failed)
 
 
+@pytest.mark.slow
 def test_doctor_without_a_scope_looks_in_user_project_and_local_settings(tmp_path, redis_server):
     project = tmp_path / "project"
     (project / ".claude").mkdir(parents=True)
@@ -259,6 +269,7 @@ print(json.dumps({"hookSpecificOutput": {"hookEventName": event, "decision": dec
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("answer, passes", [("deny", True), ("deny-other", False), ("allow", False)])
 def test_doctor_accepts_only_a_permission_request_deny_naming_the_unreachable_redis(tmp_path, redis_server, answer, passes):
     fake = tmp_path / "fake"
@@ -281,6 +292,7 @@ def test_doctor_accepts_only_a_permission_request_deny_naming_the_unreachable_re
     assert any(line.startswith(status) and " blocks:" in line for line in run.stdout.splitlines()), run.stdout
 
 
+@pytest.mark.slow
 def test_install_refuses_to_put_ours_beside_another_permission_request_approver(tmp_path, redis_server):
     # Claude Code would ask both and take the first answer: the other's allow would overrule the team.
     other = {"hooks": {"PermissionRequest": [{"matcher": "*", "hooks": [{"type": "command", "command": "auto-yes"}]}]}}
@@ -304,6 +316,7 @@ def test_install_refuses_to_put_ours_beside_another_permission_request_approver(
     assert run.code == 1 and any(line.startswith("FAIL") and "auto-yes" in line for line in run.stdout.splitlines())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [
     "echo gate -m bot gate",  # mentions the gate
     "./python -m bot gate --hook-timeout 600",  # an interpreter relative to the folder (a cloned repo's)
@@ -320,6 +333,7 @@ def test_only_a_hook_exactly_as_install_writes_it_is_ours(tmp_path, command):
     assert "FAIL hook found" in run.stdout and "command starts" not in run.stdout
 
 
+@pytest.mark.slow
 def test_uninstall_keeps_another_tools_hook_that_shares_a_group_with_ours(tmp_path):
     mine = {"type": "command", "command": "/usr/bin/python3 -m bot gate --mode defer", "timeout": 600}
     theirs = {"type": "command", "command": "audit-log"}
@@ -330,6 +344,7 @@ def test_uninstall_keeps_another_tools_hook_that_shares_a_group_with_ours(tmp_pa
     assert json.loads(path.read_text()) == {"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [theirs]}], "Stop": []}}
 
 
+@pytest.mark.slow
 def test_a_hook_timeout_the_gate_cannot_answer_within_is_refused(tmp_path):
     path = settings_file(tmp_path)
     run = bot("install", "--settings-file", str(path), "--hook-timeout", "5", cwd=tmp_path)
@@ -337,6 +352,7 @@ def test_a_hook_timeout_the_gate_cannot_answer_within_is_refused(tmp_path):
     assert json.loads(path.read_text()) == ORIGINAL and backups(path) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", [[], ["--defer"]], ids=["permission-request", "defer"])
 async def test_the_installed_hook_is_the_one_claude_code_runs_and_it_blocks(tmp_path, monkeypatch, kind):
     """The real CLI reads the file install wrote ($CLAUDE_CONFIG_DIR/settings.json) and the hook blocks

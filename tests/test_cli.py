@@ -8,9 +8,12 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.conftest import CHANNEL, SIGNING_SECRET
 from tests.fakes.redis_server import free_port
+
+pytestmark = pytest.mark.slow  # every test runs `python -m bot` in a process of its own
 
 SETTINGS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL", "REDIS_URL",
             "APPROVAL_CHANNEL", "APPROVAL_TIMEOUT", "APPROVAL_POLICY", "PORT")

@@ -60,6 +60,7 @@ async def deferred_run(tmp_path, approver, model) -> tuple[ClaudeAgentOptions, R
     return options, result
 
 
+@pytest.mark.slow
 async def test_approved_while_deferred_the_resumed_session_runs_the_tool_once(tmp_path, start_worker, make_approver, slack):
     worker = await start_worker()
     approver = await make_approver(mode="defer")
@@ -83,6 +84,7 @@ async def test_approved_while_deferred_the_resumed_session_runs_the_tool_once(tm
     assert len(slack.roots()) == 1
 
 
+@pytest.mark.slow
 async def test_denied_while_deferred_the_tool_never_runs_and_the_model_hears_why(tmp_path, start_worker, make_approver, slack):
     worker = await start_worker()
     approver = await make_approver(mode="defer")
@@ -99,6 +101,7 @@ async def test_denied_while_deferred_the_tool_never_runs_and_the_model_hears_why
     assert "Reason: Not on a Friday." in result.content
 
 
+@pytest.mark.slow
 async def test_modified_while_deferred_the_resumed_session_runs_the_edit(tmp_path, start_worker, make_approver, slack):
     worker = await start_worker()
     approver = await make_approver(mode="defer")
@@ -114,6 +117,7 @@ async def test_modified_while_deferred_the_resumed_session_runs_the_edit(tmp_pat
     assert not result.is_error
 
 
+@pytest.mark.slow
 async def test_a_resume_without_the_gate_still_cannot_run_a_denied_call(tmp_path, start_worker, make_approver, slack):
     worker = await start_worker()
     approver = await make_approver(mode="defer")
@@ -130,6 +134,7 @@ async def test_a_resume_without_the_gate_still_cannot_run_a_denied_call(tmp_path
     assert result.is_error and "Reason: No." in result.content
 
 
+@pytest.mark.slow
 async def test_a_policy_rule_defers_its_calls_while_others_wait_live(tmp_path, start_worker, make_approver, slack):
     policy = policy_file(tmp_path, """
 rules:
@@ -159,6 +164,7 @@ rules:
     assert len(slack.roots()) == 2
 
 
+@pytest.mark.slow
 async def test_wait_for_decision_survives_a_redis_restart(tmp_path, make_approver, store, redis_server):
     from bot.approvals.model import Decision, NewRequest
 
@@ -184,6 +190,7 @@ def _id(tool_use_id: str) -> str:
     return request_id_for(tool_use_id)
 
 
+@pytest.mark.slow
 async def test_parallel_calls_are_not_deferred_they_wait_in_can_use_tool(tmp_path, start_worker, make_approver, slack):
     from bot.demo.scripted_model import tool_uses
 

@@ -42,6 +42,7 @@ def _agent_env(monkeypatch: pytest.MonkeyPatch) -> None:
     clean_agent_env(monkeypatch)
 
 
+@pytest.mark.slow
 async def test_bad_requests_from_the_page_are_refused_and_change_nothing(tmp_path):
     async with playground(tmp_path / "work") as demo:
         first = await demo.request(1)
@@ -76,6 +77,7 @@ async def test_bad_requests_from_the_page_are_refused_and_change_nothing(tmp_pat
         assert not (tmp_path / "work" / "hello.txt").exists()
 
 
+@pytest.mark.slow
 async def test_someone_elses_modal_cannot_be_submitted(tmp_path):
     async with playground(tmp_path / "work") as demo:
         first = await demo.request(1)
@@ -88,6 +90,7 @@ async def test_someone_elses_modal_cannot_be_submitted(tmp_path):
         assert "[denied]" not in demo.out.getvalue()
 
 
+@pytest.mark.slow
 async def test_a_required_field_left_empty_is_not_submitted(tmp_path):
     async with playground(tmp_path / "work") as demo:
         await demo.click("U0ALICE", await demo.request(1), "Modify")
@@ -120,6 +123,7 @@ async def test_the_slack_stand_in_refuses_what_slack_refuses(tmp_path):
         assert (await demo.state())["messages"] == []
 
 
+@pytest.mark.slow
 async def test_a_thread_reply_reaches_the_model_with_the_deny_and_shows_as_text(tmp_path):
     async with playground(tmp_path / "work") as demo:
         first = await demo.request(1)
@@ -136,6 +140,7 @@ async def test_a_thread_reply_reaches_the_model_with_the_deny_and_shows_as_text(
         assert not (tmp_path / "work" / "hello.txt").exists()
 
 
+@pytest.mark.slow
 async def test_the_slash_command_answers_only_the_person_who_typed_it(tmp_path):
     async with playground(tmp_path / "work") as demo:
         await demo.request(1)
@@ -145,6 +150,7 @@ async def test_the_slash_command_answers_only_the_person_who_typed_it(tmp_path):
         assert [m for m in (await demo.state("U0ALICE"))["messages"] if m["ephemeral"]] == []
 
 
+@pytest.mark.slow
 async def test_a_team_rule_added_with_always_allow_can_be_removed_from_the_listing(tmp_path):
     async with playground(tmp_path / "work") as demo:
         await demo.click("U0ALICE", await demo.request(1), "Always allow")
@@ -160,6 +166,7 @@ async def test_a_team_rule_added_with_always_allow_can_be_removed_from_the_listi
         assert listing["text"].startswith("Removed") and "Remove" not in str(listing["blocks"])
 
 
+@pytest.mark.slow
 async def test_with_redis_url_the_requests_live_in_that_redis(tmp_path, redis_server, redis):
     async with playground(tmp_path / "work", redis_url=redis_server.url) as demo:
         assert demo.demo.storage.description == f"storage: Redis at {redis_server.url}"
@@ -172,6 +179,7 @@ async def test_with_redis_url_the_requests_live_in_that_redis(tmp_path, redis_se
         assert (await store.get(pending.id)).state is State.APPROVED
 
 
+@pytest.mark.slow
 async def test_with_an_api_key_the_agent_is_given_the_task(tmp_path, monkeypatch):
     script = [tool_use("Bash", {"command": "echo hi > hello.txt"}), text("Done: hello.txt is written.")]
     async with ScriptedModel.start(script) as model:
@@ -196,6 +204,7 @@ def _demo_command(port: int, *extra: str) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.slow
 async def test_the_demo_command_serves_the_page_and_stops_on_ctrl_c(tmp_path):
     port = free_port()
     process = _demo_command(port)
@@ -218,6 +227,7 @@ async def test_the_demo_command_serves_the_page_and_stops_on_ctrl_c(tmp_path):
         process.communicate()
 
 
+@pytest.mark.slow
 async def test_a_taken_port_is_a_clear_error(tmp_path):
     async with playground(tmp_path / "work", run_agent=False) as demo:
         port = int(demo.url.rsplit(":", 1)[1])
@@ -237,6 +247,7 @@ def _port(demo: Playground) -> int:
     return int(demo.url.rsplit(":", 1)[1])
 
 
+@pytest.mark.slow
 async def test_a_request_naming_another_host_is_refused_everywhere(tmp_path):
     """DNS rebinding: a site's own name resolves to 127.0.0.1, so its script is same-origin with the
     playground; the browser then sends that name as Host."""
@@ -274,6 +285,7 @@ async def test_a_request_naming_another_host_is_refused_everywhere(tmp_path):
         await demo.still_undecided(tmp_path / "work")
 
 
+@pytest.mark.slow
 async def test_the_page_api_answers_only_its_own_page(tmp_path):
     """Another site's form or script (the browser says where it comes from) cannot click, read or write."""
     async with playground(tmp_path / "work") as demo:
@@ -306,6 +318,7 @@ async def test_the_page_api_answers_only_its_own_page(tmp_path):
         await demo.still_undecided(tmp_path / "work")
 
 
+@pytest.mark.slow
 async def test_a_body_that_is_not_json_is_refused_even_when_it_reads_as_json(tmp_path):
     """A form (text/plain can carry a JSON-looking body) or a no-cors fetch skips CORS preflight; JSON cannot."""
     async with playground(tmp_path / "work") as demo:
@@ -320,6 +333,7 @@ async def test_a_body_that_is_not_json_is_refused_even_when_it_reads_as_json(tmp
         await demo.still_undecided(tmp_path / "work")
 
 
+@pytest.mark.slow
 async def test_the_page_api_needs_the_secret_the_page_carries(tmp_path):
     async with playground(tmp_path / "work") as demo:
         assert len(demo.token) >= 40  # the page carried it; the driver read it from there
@@ -407,6 +421,7 @@ async def test_off_loopback_the_page_itself_needs_the_secret(tmp_path):
             assert response.status == 421
 
 
+@pytest.mark.slow
 async def test_any_loopback_address_serves_the_page_with_its_secret(tmp_path):
     for host in ("127.0.0.2", "::1"):
         async with playground(tmp_path / host.replace(":", "_"), host=host) as demo:
@@ -418,6 +433,7 @@ async def test_any_loopback_address_serves_the_page_with_its_secret(tmp_path):
                 assert response.status == 200
 
 
+@pytest.mark.slow
 async def test_a_shared_host_warns_and_prints_the_address_with_the_secret(tmp_path):
     port = free_port()
     process = _demo_command(port, "--host", "0.0.0.0")
@@ -445,6 +461,7 @@ async def test_a_shared_host_warns_and_prints_the_address_with_the_secret(tmp_pa
 
 # -- Modals belong to the page that opened them (issue 15, item 16) -------------------------------
 
+@pytest.mark.slow
 async def test_a_modal_shows_only_on_its_page_and_closes_when_that_page_leaves(tmp_path):
     work = tmp_path / "work"
     async with playground(work) as demo:
@@ -466,6 +483,7 @@ async def test_a_modal_shows_only_on_its_page_and_closes_when_that_page_leaves(t
         await demo.still_undecided(work)
 
 
+@pytest.mark.slow
 async def test_a_page_whose_stream_ends_takes_its_modals_with_it(tmp_path):
     async with playground(tmp_path / "work") as demo:
         first = await demo.request(1)
@@ -554,6 +572,7 @@ async def test_a_hostile_unknown_command_stays_text(tmp_path):
 
 # -- A one-question request in the playground (issue 15, item 21) --------------------------------
 
+@pytest.mark.slow
 async def test_the_playgrounds_single_question_is_answered_from_its_menu(tmp_path):
     async with playground(tmp_path / "work") as demo:
         for number, label in ((1, "Approve"), (2, "Approve")):
@@ -578,6 +597,7 @@ async def test_the_playgrounds_single_question_is_answered_from_its_menu(tmp_pat
         assert "AskUserQuestion: 1 question: Which version should I tag?" in out
 
 
+@pytest.mark.slow
 async def test_deny_and_stop_ends_the_agents_run_and_the_page_says_so(tmp_path):
     async with playground(tmp_path / "work") as demo:
         first = await demo.request(1)

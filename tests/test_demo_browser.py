@@ -21,6 +21,8 @@ from playwright.async_api import Browser, Page, Response, async_playwright, expe
 from tests.demo_driver import Playground, playground
 from tests.fakes.agent_env import clean_agent_env
 
+pytestmark = pytest.mark.slow  # every test drives Chromium
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 ATTACKER = "attacker.test"

@@ -15,6 +15,8 @@ from bot.slack.ids import Action
 from tests.conftest import posted
 from tests.fakes.agent_env import clean_agent_env
 
+pytestmark = pytest.mark.slow  # every test runs the real Claude Code CLI
+
 MARKER = {"command": "echo ran > marker.txt", "description": "Write a marker file"}
 
 

@@ -222,6 +222,7 @@ async def _state(redis, request_id: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 async def test_signed_payloads_broken_in_every_field_never_get_a_500_and_change_nothing(
     start_worker, make_approver, slack, redis, tmp_path
 ):

@@ -58,6 +58,7 @@ async def agent_host(redis_url: str, workdir: Path, cli_env: dict[str, str], *re
     return Lines(process)
 
 
+@pytest.mark.slow
 async def test_an_agent_host_killed_while_waiting_applies_the_decision_on_restart(
     tmp_path, monkeypatch, redis_server, start_worker, slack
 ):
@@ -87,6 +88,7 @@ async def test_an_agent_host_killed_while_waiting_applies_the_decision_on_restar
     assert len(slack.roots()) == 1  # the restart asked nothing again
 
 
+@pytest.mark.slow
 async def test_a_worker_process_killed_between_taking_and_posting_leaves_the_post_to_another(
     tmp_path, redis_server, start_worker, make_approver, slack
 ):
@@ -114,6 +116,7 @@ async def test_a_worker_process_killed_between_taking_and_posting_leaves_the_pos
     assert len(slack.roots()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["rate_limit", "server_error"])
 async def test_slack_failing_on_post_and_update_is_retried_off_the_request_path(fault, start_worker, make_approver, slack):
     worker = await start_worker()
@@ -134,6 +137,7 @@ async def test_slack_failing_on_post_and_update_is_retried_off_the_request_path(
     assert statuses.count(200) == 2 and len(statuses) == 6
 
 
+@pytest.mark.slow
 async def test_a_post_slack_keeps_failing_denies_as_undeliverable(redis_server, redis, store, slack, make_approver):
     slack.server_error("chat.postMessage", times=1000)
     settings = settings_for(redis_server, slack)

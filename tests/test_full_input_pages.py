@@ -46,6 +46,7 @@ def _turn(user: str, view: dict, action: Action) -> dict:
     return payload
 
 
+@pytest.mark.slow
 async def test_every_page_of_a_huge_input_can_be_read(start_worker, make_approver, slack):
     worker = await start_worker()
     approver = await make_approver()
@@ -103,6 +104,7 @@ async def test_a_page_turn_slack_refuses_is_still_acknowledged(start_worker, mak
 # -- the pages of huge inputs are not kept in memory ------------------------------------------
 
 
+@pytest.mark.slow
 def test_turning_pages_of_huge_inputs_does_not_keep_them_in_memory():
     """A worker remembers where the pages of an input begin, not the input nor its rendered
     pages: 8 inputs of 1 MB once kept ~100 MB in every worker (inputs have no size cap)."""
@@ -140,6 +142,7 @@ def _all_pages(req) -> tuple[str, list[str], int]:
         page += 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["mixed", "emoji", "amp"])
 def test_every_character_is_on_exactly_one_page_wherever_the_pages_break(kind):
     """After a change there are two documents, each under its heading: whatever their sizes
@@ -154,6 +157,7 @@ def test_every_character_is_on_exactly_one_page_wherever_the_pages_break(kind):
         assert headings == [text.FULL_INPUT_CHANGED, text.FULL_INPUT_ASKED]
 
 
+@pytest.mark.slow
 def test_a_page_break_right_before_the_second_heading_shows_it_on_the_next_page():
     # Find sizes whose first document fills its last page exactly (found through the page starts,
     # then read as a person would).
@@ -174,6 +178,7 @@ def test_a_page_break_right_before_the_second_heading_shows_it_on_the_next_page(
     assert last["blocks"][1]["text"]["text"] == text.FULL_INPUT_ASKED
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["mixed", "emoji", "amp", "mention"])
 def test_pieces_are_the_longest_that_fit(kind):
     """``mrkdwn.split`` (counted in C) cuts where a character-by-character count would: each piece's

@@ -90,6 +90,7 @@ async def gate(redis_url: str, payload: dict[str, Any] | bytes, *args: str, entr
     return await finish(await start_gate(redis_url, payload, *args, entrypoint=entrypoint))
 
 
+@pytest.mark.slow
 async def test_claude_code_waits_in_the_hook_and_runs_what_slack_approved(redis_server, start_worker, slack):
     worker = await start_worker()
     process = await start_gate(redis_server.url, hook_input("toolu_cc_1"), "--agent-name", "laptop")
@@ -102,6 +103,7 @@ async def test_claude_code_waits_in_the_hook_and_runs_what_slack_approved(redis_
     assert run.decision["permissionDecisionReason"] == "Approved in Slack by @alice."
 
 
+@pytest.mark.slow
 async def test_a_denial_blocks_with_the_reason(redis_server, start_worker, slack):
     worker = await start_worker()
     process = await start_gate(redis_server.url, hook_input("toolu_cc_deny"))
@@ -112,6 +114,7 @@ async def test_a_denial_blocks_with_the_reason(redis_server, start_worker, slack
     assert "Reason: Plan first." in run.decision["permissionDecisionReason"]
 
 
+@pytest.mark.slow
 async def test_interactive_gives_up_waiting_then_the_same_call_picks_up_the_decision(redis_server, start_worker, slack, store):
     worker = await start_worker()
     first = await gate(redis_server.url, hook_input("toolu_cc_a"), "--wait", "0.5")
@@ -138,6 +141,7 @@ async def test_interactive_gives_up_waiting_then_the_same_call_picks_up_the_deci
     await posted(slack, count=3)
 
 
+@pytest.mark.slow
 async def test_headless_claude_code_defers_when_the_wait_runs_out(redis_server, start_worker, slack, store, tmp_path):
     await start_worker()
     call = hook_input("toolu_headless", transcript=transcript(tmp_path, "toolu_headless"))
@@ -146,6 +150,7 @@ async def test_headless_claude_code_defers_when_the_wait_runs_out(redis_server, 
     assert (await store.get(request_id_for("toolu_headless"))).state is State.PENDING
 
 
+@pytest.mark.slow
 async def test_one_call_of_several_is_never_deferred(redis_server, start_worker, slack, tmp_path):
     # The CLI would drop the other calls of the turn: say no, the request stays open.
     await start_worker()
@@ -157,6 +162,7 @@ async def test_one_call_of_several_is_never_deferred(redis_server, start_worker,
     assert sdk.decision["permissionDecision"] == "ask"  # can_use_tool waits instead
 
 
+@pytest.mark.slow
 async def test_sdk_wait_mode_hands_the_call_to_can_use_tool(redis_server, start_worker, slack):
     await start_worker()
     run = await gate(redis_server.url, hook_input("toolu_sdk"), "--wait", "0", entrypoint="sdk-py")
@@ -164,6 +170,7 @@ async def test_sdk_wait_mode_hands_the_call_to_can_use_tool(redis_server, start_
     await posted(slack)
 
 
+@pytest.mark.slow
 async def test_a_policy_deny_answers_at_once_without_a_post(redis_server, start_worker, slack, tmp_path):
     policy = policy_file(tmp_path, """
 rules:
@@ -179,6 +186,7 @@ rules:
     assert slack.roots() == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "payload, problem",
     [
@@ -209,6 +217,7 @@ async def test_a_gate_that_cannot_even_import_still_blocks(tmp_path):
     assert "could not start" in err.decode() and "broken install" in err.decode()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, problem",
     [
@@ -234,6 +243,7 @@ async def test_a_wait_that_cannot_answer_before_the_hook_times_out_is_refused(re
     assert await redis.dbsize() == 0  # nothing was asked
 
 
+@pytest.mark.slow
 async def test_the_default_wait_shrinks_to_fit_a_short_hook_timeout(redis_server, start_worker, slack):
     # 9 s of hook: 3 s of margin and 5 s for the team rules leave 1 s to wait, not the default 540.
     await start_worker()
@@ -267,12 +277,14 @@ def test_the_readme_settings_json_tells_the_gate_its_timeout():
     assert all(told == timeout for timeout, told in hooks)
 
 
+@pytest.mark.slow
 async def test_redis_unreachable_blocks_the_call():
     run = await gate("redis://127.0.0.1:9/0", hook_input("toolu_noredis"))
     assert run.code == 2
     assert "could not be reached" in run.stderr and "The tool was not run" in run.stderr
 
 
+@pytest.mark.slow
 async def test_stopped_by_claude_code_while_waiting_blocks(redis_server, start_worker, slack, store):
     await start_worker()
     process = await start_gate(redis_server.url, hook_input("toolu_sigterm"))
@@ -284,6 +296,7 @@ async def test_stopped_by_claude_code_while_waiting_blocks(redis_server, start_w
     assert (await store.get(request_id_for("toolu_sigterm"))).state is State.PENDING
 
 
+@pytest.mark.slow
 async def test_headless_claude_code_defers_then_resumes_with_the_decision(redis_server, start_worker, slack, tmp_path, monkeypatch):
     """``claude -p`` with the gate in settings.json, then ``claude -p --resume`` (the README's recipe)."""
     import claude_agent_sdk

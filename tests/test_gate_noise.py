@@ -90,6 +90,7 @@ def run_kwargs(workdir: Path, model: ScriptedModel, config: Path, **kwargs: Any)
 ASKED_ALONE = ["Bash: echo x > out.txt", "Bash: rm out.txt", "Write: notes.md", "Edit: app.py"]
 
 
+@pytest.mark.slow
 async def test_the_gate_asks_slack_only_what_can_use_tool_alone_is_asked(tmp_path, start_worker, make_approver, slack, store):
     worker = await start_worker()
     # Without the gate: the calls Claude Code itself prompts for.
@@ -117,6 +118,7 @@ async def test_the_gate_asks_slack_only_what_can_use_tool_alone_is_asked(tmp_pat
     assert results[-2].content.endswith("npm tests passed") and results[-1].content == "make tests passed"
 
 
+@pytest.mark.slow
 async def test_in_defer_mode_the_run_ends_at_the_first_call_claude_code_would_ask_about(
     tmp_path, start_worker, make_approver, slack, store
 ):
@@ -138,6 +140,7 @@ async def test_in_defer_mode_the_run_ends_at_the_first_call_claude_code_would_as
     assert not (workdir / "out.txt").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("approve", [True, False])
 async def test_a_call_the_gate_lets_through_but_claude_code_does_not_allow_waits_for_slack(
     tmp_path, start_worker, make_approver, slack, store, approve
@@ -188,6 +191,7 @@ def test_a_prefix_rule_never_lets_shell_tricks_through():
     assert not PassThrough.of(["Bash(npm test:*)"], read_only=True).lets_through("Bash", {"command": "touch x"})
 
 
+@pytest.mark.slow
 async def test_shell_tricks_the_gate_was_told_to_let_through_still_wait_for_slack(tmp_path, start_worker, make_approver, slack, store):
     """Even with exact rules for the tricks (which the CLI was not given), Claude Code prompts: Slack decides.
 
@@ -219,6 +223,7 @@ PROMPTED = ["cat /etc/hostname", "cat ../x", "cat ~/.bashrc", "ls /", "cat $(ech
 """Bash commands the CLI 2.1.337 prompts for in default mode (a probe of ~50 commands found these among others)."""
 
 
+@pytest.mark.slow
 async def test_the_read_only_commands_let_through_are_ones_claude_code_runs_without_asking(tmp_path):
     """Each example passes ``read_only()`` and the real CLI runs it without calling ``can_use_tool``;
     each command the CLI prompts for fails ``read_only()``."""
@@ -265,6 +270,7 @@ def test_options_tell_the_gate_the_runs_allow_rules(tmp_path):
     assert "--allow=Write(notes/*)" in _gate_argv(str(everything.settings))  # None loads every source, as the CLI does
 
 
+@pytest.mark.slow
 async def test_the_claude_code_gate_lets_through_only_what_it_is_told(redis_server, redis):
     ls = hook_input("toolu_ls", {"command": "ls"})
     npm = hook_input("toolu_npm", {"command": "npm test --ci"})

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import urlencode
 
+import pytest
+
 from bot import text
 from bot.approvals import keys
 from bot.approvals.model import request_id_for
@@ -205,6 +207,7 @@ async def test_an_org_wide_install_trusts_its_workspaces_only(start_worker, make
     assert (await asyncio.wait_for(task, 5)).behavior == "allow"
 
 
+@pytest.mark.slow
 async def test_until_slack_says_where_the_bot_is_installed_every_action_is_refused(start_worker, make_approver, slack, redis):
     slack.server_error("auth.test", times=1000)
     worker = await start_worker()

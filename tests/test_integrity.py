@@ -494,6 +494,7 @@ async def test_a_deadline_entry_that_is_not_ours_does_not_hold_up_expiry(start_w
     assert len(expired) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("timeout", ["nan", "inf", "-1", "1e12"])
 def test_the_gate_refuses_a_timeout_out_of_range_and_blocks(timeout, redis_server, tmp_path):
     import subprocess
@@ -510,6 +511,7 @@ def test_the_gate_refuses_a_timeout_out_of_range_and_blocks(timeout, redis_serve
     assert "--timeout" in done.stderr and "The tool was not run." in done.stderr
 
 
+@pytest.mark.slow
 async def test_a_recorded_post_whose_answer_was_lost_keeps_its_card(start_worker, make_approver, slack, redis_server):
     """MARK_POSTED ran but its reply never came back: the card Redis points to stays."""
     import hashlib

@@ -85,6 +85,7 @@ async def request_posted(slack: Any) -> Any:
     return await posted(slack)
 
 
+@pytest.mark.slow
 async def test_approved_in_slack_the_command_runs(tmp_path, redis_server, start_worker, slack, store):
     worker = await start_worker()
     async with ScriptedModel.start([tool_use("Bash", MARKER, id="toolu_mcp_yes"), text("done")]) as model:
@@ -100,6 +101,7 @@ async def test_approved_in_slack_the_command_runs(tmp_path, redis_server, start_
     assert request.tool_input == MARKER
 
 
+@pytest.mark.slow
 async def test_denied_with_a_reason_the_model_reads_it(tmp_path, redis_server, start_worker, slack):
     worker = await start_worker()
     async with ScriptedModel.start([tool_use("Bash", MARKER), text("done")]) as model:
@@ -113,6 +115,7 @@ async def test_denied_with_a_reason_the_model_reads_it(tmp_path, redis_server, s
     assert [d["tool_name"] for d in result.result["permission_denials"]] == ["Bash"]
 
 
+@pytest.mark.slow
 async def test_modified_in_slack_the_edited_command_runs(tmp_path, redis_server, start_worker, slack):
     worker = await start_worker()
     async with ScriptedModel.start([tool_use("Bash", MARKER), text("done")]) as model:
@@ -125,6 +128,7 @@ async def test_modified_in_slack_the_edited_command_runs(tmp_path, redis_server,
     assert not result.wrote("marker.txt")
 
 
+@pytest.mark.slow
 async def test_redis_unreachable_denies(tmp_path):
     async with ScriptedModel.start([tool_use("Bash", MARKER), text("done")]) as model:
         result = await claude(tmp_path, model, UNREACHABLE_REDIS)
@@ -134,6 +138,7 @@ async def test_redis_unreachable_denies(tmp_path):
     assert told.is_error and "could not be reached" in told.content and "The tool was not run." in told.content
 
 
+@pytest.mark.slow
 async def test_deny_and_stop_ends_the_run(tmp_path, redis_server, start_worker, slack, store):
     worker = await start_worker()
     script = [tool_use("Bash", MARKER, id="toolu_mcp_stop"), text("carrying on regardless")]
@@ -150,6 +155,7 @@ async def test_deny_and_stop_ends_the_run(tmp_path, redis_server, start_worker, 
     assert request.state is State.DENIED and request.stop
 
 
+@pytest.mark.slow
 async def test_the_host_giving_up_cancels_the_request(tmp_path, redis_server, start_worker, slack, store):
     """MCP_TOOL_TIMEOUT passes: the CLI fails the call (the tool does not run) and cancels it; Slack says so."""
     await start_worker()

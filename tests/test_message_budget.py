@@ -231,6 +231,7 @@ def _read_all_pages(req: ApprovalRequest) -> tuple[str, int]:
         page += 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size, kind", [(200_000, "mixed"), (200_000, "emoji"), (2_000_000, "mixed")])
 def test_view_full_input_shows_every_character_across_pages(size, kind):
     tool_input = {"command": flood(kind, size), "description": "big"}

@@ -64,6 +64,7 @@ async def _run_marker_turn(tmp_path: Path, decision: PermissionResult) -> ToolRe
     return result
 
 
+@pytest.mark.slow
 async def test_allowed_tool_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -75,6 +76,7 @@ async def test_allowed_tool_runs(
     assert not result.is_error
 
 
+@pytest.mark.slow
 async def test_denied_tool_does_not_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -63,6 +63,7 @@ async def ask(redis_url: str, payload: dict[str, Any], *args: str, terminal: boo
     return await start_gate(redis_url, payload, *args, entrypoint="cli" if terminal else "sdk-cli")
 
 
+@pytest.mark.slow
 async def test_approve_allows_the_input_people_saw(redis_server, start_worker, slack):
     worker = await start_worker()
     process = await ask(redis_server.url, permission_request())
@@ -72,6 +73,7 @@ async def test_approve_allows_the_input_people_saw(redis_server, start_worker, s
     assert answer == {"behavior": "allow", "updatedInput": COMMAND}
 
 
+@pytest.mark.slow
 async def test_deny_and_deny_and_stop(redis_server, start_worker, slack):
     worker = await start_worker()
     first = await ask(redis_server.url, permission_request(prompt="p-deny"))
@@ -87,6 +89,7 @@ async def test_deny_and_deny_and_stop(redis_server, start_worker, slack):
     assert "Wrong cluster." in stopped["message"]
 
 
+@pytest.mark.slow
 async def test_always_allow_grants_the_suggested_rule_for_the_session_only(redis_server, start_worker, slack):
     worker = await start_worker()
     process = await ask(redis_server.url, permission_request())
@@ -100,6 +103,7 @@ async def test_always_allow_grants_the_suggested_rule_for_the_session_only(redis
     }]
 
 
+@pytest.mark.slow
 async def test_a_subagents_call_names_the_subagent(redis_server, start_worker, slack):
     await start_worker()
     process = await ask(
@@ -112,6 +116,7 @@ async def test_a_subagents_call_names_the_subagent(redis_server, start_worker, s
     await process.wait()
 
 
+@pytest.mark.slow
 async def test_two_identical_calls_in_one_prompt_each_need_their_own_approval(redis_server, start_worker, slack):
     worker = await start_worker()
     first = await ask(redis_server.url, permission_request())
@@ -124,6 +129,7 @@ async def test_two_identical_calls_in_one_prompt_each_need_their_own_approval(re
     assert len(slack.roots()) == 2  # asked anew, not handed the first call's approval
 
 
+@pytest.mark.slow
 async def test_in_claude_p_the_same_call_asked_again_after_the_hook_was_stopped_finds_the_same_request(
     redis_server, start_worker, slack, store
 ):
@@ -140,6 +146,7 @@ async def test_in_claude_p_the_same_call_asked_again_after_the_hook_was_stopped_
     assert len(slack.roots()) == 1
 
 
+@pytest.mark.slow
 async def test_every_failure_is_a_deny_the_model_reads():
     run = await finish(await ask("redis://127.0.0.1:9/0", permission_request()))
     answer = decision(run)
@@ -147,6 +154,7 @@ async def test_every_failure_is_a_deny_the_model_reads():
     assert "could not be reached" in answer["message"] and "The tool was not run" in answer["message"]
 
 
+@pytest.mark.slow
 async def test_a_malformed_permission_request_is_denied(redis_server, redis):
     run = await finish(await ask(redis_server.url, {**permission_request(), "tool_input": "rm -rf /"}))
     answer = decision(run)
@@ -154,6 +162,7 @@ async def test_a_malformed_permission_request_is_denied(redis_server, redis):
     assert await redis.dbsize() == 0
 
 
+@pytest.mark.slow
 async def test_a_second_approver_in_the_same_claude_code_is_refused(redis_server, redis):
     # The Agent SDK's can_use_tool runs the CLI with --permission-prompt-tool stdio: both would
     # be asked, and the first answer would win. The hook's parent process stands in for the CLI.
@@ -172,6 +181,7 @@ async def test_a_second_approver_in_the_same_claude_code_is_refused(redis_server
     assert await redis.dbsize() == 0  # nothing was asked
 
 
+@pytest.mark.slow
 async def test_a_terminal_no_ends_the_request_in_slack(redis_server, start_worker, slack, store):
     # In a terminal Claude Code shows its own prompt while the hook waits; an answer there
     # (No, Esc) stops the hook with SIGTERM.
@@ -187,6 +197,7 @@ async def test_a_terminal_no_ends_the_request_in_slack(redis_server, start_worke
     assert request.state is State.CANCELLED and request.decided_by == "terminal"
 
 
+@pytest.mark.slow
 async def test_a_terminal_yes_ends_the_request_in_slack_and_the_hook(redis_server, start_worker, slack):
     # A Yes in the terminal does not stop the hook: the call runs, and its PostToolUse hook says so.
     await start_worker()
@@ -201,6 +212,7 @@ async def test_a_terminal_yes_ends_the_request_in_slack_and_the_hook(redis_serve
     await slack.wait_for(lambda: "Answered in the terminal" in json.dumps(slack.message(message.channel, message.ts).blocks))
 
 
+@pytest.mark.slow
 async def test_a_call_the_hook_allowed_is_not_taken_for_a_terminal_answer(redis_server, start_worker, slack):
     worker = await start_worker()
     process = await ask(redis_server.url, permission_request(prompt="p-slack"), terminal=True)
@@ -213,6 +225,7 @@ async def test_a_call_the_hook_allowed_is_not_taken_for_a_terminal_answer(redis_
     assert "Approved by <@U_ALICE>" in shown and "terminal" not in shown
 
 
+@pytest.mark.slow
 async def test_the_run_of_one_identical_copy_never_ends_anothers_request(redis_server, start_worker, slack, store):
     # Two identical calls asked at once (Claude Code does so for calls it reads as read-only):
     # Slack approves the second; its run must not be taken for a terminal answer to the first.
@@ -232,6 +245,7 @@ async def test_the_run_of_one_identical_copy_never_ends_anothers_request(redis_s
     await finish(first)
 
 
+@pytest.mark.slow
 async def test_in_claude_p_a_call_that_ran_ends_no_request(redis_server, start_worker, slack, store):
     await start_worker()
     waiting = await ask(redis_server.url, permission_request(prompt="p-headless"))
@@ -243,6 +257,7 @@ async def test_in_claude_p_a_call_that_ran_ends_no_request(redis_server, start_w
     await waiting.wait()
 
 
+@pytest.mark.slow
 async def test_in_a_terminal_slacks_wait_running_out_leaves_the_call_to_claude_codes_prompt(redis_server, start_worker, slack):
     await start_worker()
     run = await finish(await ask(redis_server.url, permission_request(prompt="p-left"), "--wait", "0.5", terminal=True))
@@ -266,6 +281,7 @@ def test_slack_approver_refuses_settings_that_would_stack_a_permission_request_h
     assert approver.options(cwd=project, setting_sources=[]).can_use_tool is not None  # that file is not loaded
 
 
+@pytest.mark.slow
 async def test_a_permission_request_hook_beside_can_use_tool_denies_instead_of_racing(
     tmp_path, monkeypatch, start_worker, make_approver, slack
 ):

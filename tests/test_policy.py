@@ -142,6 +142,7 @@ def test_a_policy_file_must_exist_and_say_its_format(tmp_path):
         Policy.load(tmp_path / "policy.json")
 
 
+@pytest.mark.slow
 async def test_serve_with_an_invalid_policy_stops_with_one_line(tmp_path, redis_server, slack):
     (tmp_path / "policy.yaml").write_text("rules:\n  - name: deploys\n    required_approvals: two\n")
     values = configured(redis_server, slack, APPROVAL_POLICY=str(tmp_path / "policy.yaml"))

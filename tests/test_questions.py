@@ -267,6 +267,7 @@ async def test_a_second_pick_after_the_answer_changes_nothing(start_worker, make
     assert request.state is State.ANSWERED and request.updated_input["answers"] == {"Which environment?": "staging"}
 
 
+@pytest.mark.slow
 async def test_end_to_end_the_model_receives_the_label_picked_in_the_menu(
     tmp_path, monkeypatch, start_worker, make_approver, slack
 ):

@@ -224,6 +224,7 @@ async def test_a_worker_that_died_updating_a_message_does_not_leave_it_behind(st
 # -- the burst, at test scale -------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("requests", [60])
 async def test_a_burst_into_two_channels_is_posted_decided_and_shown_with_few_429s(
     requests, start_worker, make_approver, slack, redis
@@ -300,6 +301,7 @@ async def test_the_update_of_a_clicked_message_goes_before_a_backlog_of_posts(st
         await cancelled(*calls)
 
 
+@pytest.mark.slow
 async def test_a_job_waiting_for_the_budget_is_not_taken_over_by_another_worker(start_worker, make_approver, slack, redis):
     # As after a 429: nobody posts in the channel for a while, longer than a job may look abandoned.
     await SlackBudget(redis, scale=DEFAULT_RATE_SCALE).pause("chat.postMessage", CHANNEL, 3)

@@ -291,6 +291,7 @@ def _agent_env(monkeypatch: pytest.MonkeyPatch) -> None:
     clean_agent_env(monkeypatch)
 
 
+@pytest.mark.slow
 async def test_the_team_allow_list_runs_plain_commands_and_asks_for_the_rest(
     _agent_env, tmp_path, start_worker, make_approver, slack, redis
 ):

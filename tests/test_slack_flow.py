@@ -6,7 +6,7 @@ import asyncio
 import copy
 
 from bot.slack.ids import Action
-from tests.conftest import CHANNEL, cancelled, context, posted
+from tests.conftest import CHANNEL, cancelled, context, posted, within
 
 
 def _buttons(message) -> list[str]:
@@ -203,8 +203,9 @@ async def test_a_worker_that_dies_holding_a_job_leaves_it_to_another(start_worke
     approver = await make_approver()
     decision = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_orphan_job")))
     taken: list = []
-    while not taken:
-        taken = await dead.take(count=10, block_ms=200)
+    async with within(5, "the approver's post job never reached the jobs stream"):
+        while not taken:
+            taken = await dead.take(count=10, block_ms=200)
     assert taken[0].kind == "post"
 
     worker = await start_worker(job_retry_after=0.2)
@@ -234,8 +235,9 @@ async def test_a_post_job_that_keeps_failing_denies_instead_of_leaving_the_agent
     approver = await make_approver(timeout=0)  # the agent would wait forever
     call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make"}, context("toolu_doomed")))
     jobs: list = []
-    while not jobs:
-        jobs = await queue.take(count=1, block_ms=200)
+    async with within(5, "the approver's post job never reached the jobs stream"):
+        while not jobs:
+            jobs = await queue.take(count=1, block_ms=200)
     await worker._run(dataclasses.replace(jobs[0], deliveries=MAX_DELIVERIES))  # its last delivery
 
     result = await asyncio.wait_for(call, 5)

@@ -63,6 +63,7 @@ async def _guarded_worker(redis_server, slack, **overrides) -> AsyncIterator[int
         await runner.cleanup()
 
 
+@pytest.mark.slow
 async def test_a_request_head_that_trickles_in_is_cut_off_but_an_idle_connection_is_kept(redis_server, slack, redis):
     async with _guarded_worker(redis_server, slack, http_header_timeout=0.5, http_keepalive_timeout=30) as port:
         # One header line every 0.2 s: never idle long, never done.
@@ -129,6 +130,7 @@ async def _click(port: int, message) -> None:
             assert response.status == 200
 
 
+@pytest.mark.slow
 async def test_a_slow_client_flood_under_a_low_open_file_limit_starves_nothing(
     redis_server, slack, redis, make_approver, tmp_path: Path
 ):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.slack.ids import Action
 from tests.conftest import context, posted
 from tests.fakes.slack_api import APP_TOKEN
@@ -49,6 +51,7 @@ async def test_healthz_reports_the_socket_and_is_503_while_it_is_down(start_work
     assert status == 503 and body["socket_mode"] == "disconnected"
 
 
+@pytest.mark.slow
 async def test_serve_exits_at_once_with_one_line_when_slack_refuses_the_app_token(tmp_path, redis_server, slack):
     from tests.test_cli import configured, run
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import claude_agent_sdk
+import pytest
 from redis.asyncio import Redis
 
 from bot import SlackApprover
@@ -27,12 +28,14 @@ from bot.approvals.model import Decision, State, request_id_for
 from bot.approvals.queue import JobQueue
 from bot.demo.scripted_model import ScriptedModel, text, tool_use
 from bot.redis_client import connect
-from tests.conftest import context
+from tests.conftest import context, within
 from tests.fakes.agent_env import clean_agent_env
 from tests.fakes.redis_server import RedisServer, free_port
 from tests.fakes.stalled_redis import StalledRedis
 from tests.test_cli import configured, run
 from tests.test_gate import finish, gate, hook_input, start_gate
+
+pytestmark = pytest.mark.slow  # every test waits out read timeouts or deadlines, most in `python -m bot` processes
 
 CLI = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
 MARKER = {"command": "echo ran >> marker.txt", "description": "Append to a marker file"}
@@ -182,8 +185,9 @@ async def test_an_idle_subscription_outlives_the_read_timeout(redis_server, redi
         await approver.start()
         call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_idle")))
         request_id = request_id_for("toolu_idle")
-        while await store.get(request_id) is None:
-            await asyncio.sleep(0.01)
+        async with within(5, "the approver never stored its request"):
+            while await store.get(request_id) is None:
+                await asyncio.sleep(0.01)
         subscribers = [c["id"] for c in await redis.client_list(_type="pubsub")]
         await asyncio.sleep(2)  # four read timeouts of silence
         assert [c["id"] for c in await redis.client_list(_type="pubsub")] == subscribers

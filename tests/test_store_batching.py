@@ -43,6 +43,7 @@ async def test_transitions_recover_when_redis_forgot_the_scripts(store, redis):
     assert {r.state for r in await store.many(created)} == {State.DENIED}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("count", [1, 1200])
 async def test_concurrent_reads_each_get_their_own_request(store, count):
     created = [(await store.create(_new(f"toolu_r{i}")))[0] for i in range(count)]

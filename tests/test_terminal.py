@@ -30,6 +30,8 @@ from tests.fakes.claude_cli import gate_hook
 from tests.fakes.slack_api import FakeSlack, PostedMessage
 from tests.fakes.terminal import PERMISSION_DIALOG, PROMPT_READY, Terminal
 
+pytestmark = pytest.mark.slow  # every test drives Claude Code's TUI in tmux
+
 GATE_ARGS = "--agent-name laptop"
 SETTINGS = {
     "hooks": {

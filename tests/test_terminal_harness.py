@@ -18,6 +18,8 @@ from bot.demo.scripted_model import ScriptedModel, text, tool_use
 from tests.fakes.agent_env import clean_agent_env
 from tests.fakes.terminal import PERMISSION_DIALOG, PROMPT_READY, Terminal
 
+pytestmark = pytest.mark.slow  # it drives Claude Code's TUI in tmux
+
 RECORDING_HOOK = """\
 import json, sys
 with open(sys.argv[1], "a") as log:

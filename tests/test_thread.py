@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from bot.approvals import keys
 from bot.approvals.model import request_id_for
 from bot.demo.scripted_model import text
@@ -122,6 +124,7 @@ async def test_on_approve_the_discussion_goes_to_the_audit_log(start_worker, mak
     assert entry[b"state"] == b"approved"
 
 
+@pytest.mark.slow
 async def test_end_to_end_the_model_reads_the_discussion(tmp_path, start_worker, make_approver, slack, monkeypatch):
     clean_agent_env(monkeypatch)
     slack.add_user("U0ALICE", "alice")

@@ -7,6 +7,8 @@ import csv
 import io
 import json
 
+import pytest
+
 from bot.approvals import keys
 from bot.approvals.audit import AuditLog
 from bot.slack.ids import Action
@@ -116,6 +118,7 @@ async def test_a_changed_or_removed_entry_is_detected(start_worker, make_approve
     assert (await log.verify()).ok
 
 
+@pytest.mark.slow
 async def test_audit_command_exports_and_verifies(tmp_path, start_worker, make_approver, slack, redis, redis_server):
     await decided_log(start_worker, make_approver, slack)
 

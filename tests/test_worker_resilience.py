@@ -245,6 +245,7 @@ FAULTS: dict[str, tuple[Fault, Callable[[dict[str, Any]], bool]]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", FAULTS.values(), ids=FAULTS.keys())
 async def test_a_worker_reports_a_redis_fault_and_works_again_after_it(
     fault, redis, redis_server, start_worker, make_approver, slack
@@ -263,6 +264,7 @@ async def test_a_worker_reports_a_redis_fault_and_works_again_after_it(
     await a_request_is_posted_and_approved(worker, make_approver, slack)
 
 
+@pytest.mark.slow
 async def test_a_worker_started_on_a_read_only_redis_waits_for_it(redis, redis_server, start_worker, make_approver, slack):
     """The consumer group cannot even be created (XGROUP CREATE is a write): the worker waits, it does not crash."""
     async with read_only(redis, redis_server):
@@ -273,6 +275,7 @@ async def test_a_worker_started_on_a_read_only_redis_waits_for_it(redis, redis_s
     await a_request_is_posted_and_approved(worker, make_approver, slack)
 
 
+@pytest.mark.slow
 async def test_a_redis_that_flaps_leaves_a_working_worker(redis, redis_server, start_worker, make_approver, slack):
     """Failover, failback, failover again: every refusal is survived, whichever loop meets it."""
     worker = await start_worker()
@@ -284,6 +287,7 @@ async def test_a_redis_that_flaps_leaves_a_working_worker(redis, redis_server, s
     await a_request_is_posted_and_approved(worker, make_approver, slack)
 
 
+@pytest.mark.slow
 async def test_a_replica_fault_names_every_loop_that_cannot_write(redis, redis_server, start_worker):
     """The sweeper re-claims jobs (XAUTOCLAIM, a write): it fails with the consumer, and says so."""
     worker = await start_worker()
@@ -300,6 +304,7 @@ async def test_a_replica_fault_names_every_loop_that_cannot_write(redis, redis_s
     await until_health(worker, 200)
 
 
+@pytest.mark.slow
 async def test_a_half_open_connection_does_not_stall_the_worker(redis_server, start_worker, make_approver, slack):
     """A connection that never answers (and never errors) must not hold the job consumer forever.
 
@@ -318,6 +323,7 @@ async def test_a_half_open_connection_does_not_stall_the_worker(redis_server, st
         await proxy.close()
 
 
+@pytest.mark.slow
 async def test_a_frozen_redis_is_reported_and_survived(redis_server, start_worker, make_approver, slack):
     """Redis stops answering for a while (a stuck fork, a paused VM): 503 while it lasts, then work goes on."""
     worker = await start_worker()
