@@ -1,4 +1,4 @@
-"""The worker's aiohttp application: ``POST /slack/events``, ``GET /healthz`` and ``GET /readyz``."""
+"""The worker's aiohttp application: ``POST /slack/events``, ``GET /healthz``, ``GET /readyz`` and ``GET /metrics``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
+from . import metrics
 from .approvals.policy import Policy
 from .approvals.queue import JobQueue
 from .approvals.store import RequestStore
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 SLACK_EVENTS_PATH = "/slack/events"
 HEALTHZ_PATH = "/healthz"
 READYZ_PATH = "/readyz"
+METRICS_PATH = "/metrics"
 
 JOB_DRAIN = 10.0
 """Seconds a stopping worker lets its running jobs finish before giving the rest back."""
@@ -162,6 +164,7 @@ def create_app(
     app[_TRUST] = trust
     app.router.add_get(HEALTHZ_PATH, _healthz)
     app.router.add_get(READYZ_PATH, _readyz)
+    app.router.add_get(METRICS_PATH, _metrics)
     signed = SignedRequests(redis)
     if settings.slack_app_token is None:
         verifier = SignatureVerifier(settings.slack_signing_secret.get_secret_value())
@@ -243,6 +246,12 @@ async def _readyz(request: web.Request) -> web.Response:
     if problems:
         return web.json_response({"ready": False, **problems}, status=503)
     return web.json_response({"ready": True})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    """Prometheus's text format: this process's figures and the shared ones read from Redis (``bot.metrics``)."""
+    body = await metrics.exposition(request.app[_REDIS])
+    return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
 
 
 async def _healthz(request: web.Request) -> web.Response:

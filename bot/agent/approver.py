@@ -25,7 +25,7 @@ from claude_agent_sdk import (
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from .. import text
+from .. import metrics, text
 from ..approvals import bounds, keys
 from ..approvals.model import ApprovalRequest, Decision, Mode, NewRequest, State, request_id_for
 from ..approvals.store import RequestStore
@@ -294,7 +294,8 @@ class SlackApprover:
         self._calls += 1
         self._idle.clear()
         try:
-            return await self._answer(request_id, tool_name, tool_input, context)
+            with metrics.AGENT_WAITS.track_inprogress():
+                return await self._answer(request_id, tool_name, tool_input, context)
         finally:
             self._calls -= 1
             if not self._calls:
@@ -311,6 +312,7 @@ class SlackApprover:
             # wait for, and cancel, that one.
             request_id = request.id
             ended = request if request.state.is_final else await self._wait(request)
+            metrics.agent_decision(ended.state.value if isinstance(ended, ApprovalRequest) else "vanished")
             return await self._result(ended)
         except asyncio.CancelledError:
             await self._cancel(request_id)

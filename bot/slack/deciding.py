@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+from .. import metrics
 from ..approvals.groups import cached_members
 from ..approvals.model import Decision, Refusal, Transition, is_group
 from ..approvals.store import RequestStore
@@ -22,10 +25,12 @@ class Decider:
         self.directory = directory
 
     async def decide(self, request_id: str, decision: Decision) -> Transition:
+        started = time.monotonic()
         transition = await self.store.decide(request_id, decision)
         groups = self._to_refresh(transition)
         if groups and await self.directory.refresh(groups):
             transition = await self.store.decide(request_id, decision)
+        metrics.click_decided(_result(transition), time.monotonic() - started)
         return transition
 
     async def may_decide(self, request_id: str, user: str, *, approving: bool) -> Transition:
@@ -56,3 +61,12 @@ class Decider:
         if transition.refused is Refusal.NOT_APPROVER and transition.request is not None:
             return tuple(a for a in transition.request.approvers if is_group(a))
         return ()
+
+
+def _result(transition: Transition) -> str:
+    """A decision attempt's result, as the click histogram labels it."""
+    if transition.won:
+        return "won"
+    if transition.votes is not None:
+        return "vote"
+    return "refused" if transition.refused is not None else "lost"

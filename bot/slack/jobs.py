@@ -21,7 +21,7 @@ from redis.exceptions import RedisError, ResponseError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from .. import text
+from .. import metrics, text
 from ..approvals import keys
 from ..approvals.allowlist import TeamAllowList
 from ..approvals.audit import AuditLog
@@ -247,8 +247,10 @@ class SlackJobWorker:
             if job.deliveries < MAX_DELIVERIES:
                 # Not acknowledged: a worker re-claims it after job_retry_after.
                 log.exception("job %s (%s) failed; it will be retried", job.entry_id, job.kind)
+                metrics.job_retried(job.kind)
                 return
             log.exception("job %s (%s) failed %d times; dropped", job.entry_id, job.kind, job.deliveries)
+            metrics.job_dead(job.kind)
             await self._drop(job)
 
     async def _drop(self, job: Job) -> None:
@@ -523,6 +525,7 @@ class SlackJobWorker:
                 "discussion", actor="system", request=request.id, input_hash=request.input_hash,
                 state=request.state.value, replies=json.dumps(said, ensure_ascii=False)[: text.DISCUSSION_AUDIT_LIMIT],
             )
+        metrics.request_ended(request)  # once per request: after the claim above, and only once it held
 
     async def _gather(self, request: ApprovalRequest) -> list[Reply]:
         """Read the thread from Slack (``conversations.replies``) and keep the people's replies."""
