@@ -12,11 +12,13 @@ import aiohttp
 import yaml
 from prometheus_client import start_http_server
 from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio import Redis
 
 from bot import metrics
-from bot.approvals.model import NewRequest, request_id_for
+from bot.approvals.model import Decision, NewRequest, State, request_id_for
 from bot.slack.ids import Action
 from tests.conftest import CHANNEL, cancelled, context, policy_file, posted
+from tests.fakes.stalled_redis import StalledRedis
 
 POLICY = f"""
 rules:
@@ -188,14 +190,17 @@ async def test_unrouted_requests_and_the_oldest_one_are_read_from_redis(redis, s
     assert figures["approvals_oldest_pending_age_seconds"].samples[0].value == 7200
 
 
-async def test_a_stalled_redis_leaves_its_figures_out_instead_of_hanging(monkeypatch, redis):
-    monkeypatch.setattr(metrics, "SCRAPE_TIMEOUT", 0.05)
-
-    class Stalled:
-        def pipeline(self, **_kwargs):
-            raise TimeoutError("no answer")
-
-    figures = await metrics.redis_figures(Stalled())  # type: ignore[arg-type]
+async def test_a_stalled_redis_leaves_its_figures_out_instead_of_hanging(monkeypatch):
+    monkeypatch.setattr(metrics, "SCRAPE_TIMEOUT", 0.2)
+    stalled = StalledRedis().start()
+    # Read timeout far above the scrape's own bound: the bound is what ends the wait.
+    client = Redis.from_url(stalled.url, socket_connect_timeout=5, socket_timeout=60)
+    try:
+        figures = await asyncio.wait_for(metrics.redis_figures(client), 5)
+    finally:
+        await client.aclose()
+        stalled.stop()
+    assert stalled.connections >= 1
     assert [(f.name, f.samples[0].value) for f in figures] == [("approvals_metrics_redis_up", 0)]
 
 
@@ -223,8 +228,6 @@ async def test_the_agent_host_exposes_its_waits_and_decisions(make_approver, sto
             async with asyncio.timeout(5):
                 while delta(now := await agent(), before, "approvals_pubsub_reconnects_total") < 1:
                     await asyncio.sleep(0.02)
-
-            from bot.approvals.model import Decision, State
 
             await store.decide(request_id_for("toolu_agent"), Decision(State.DENIED, actor="U_X", reason="no"))
             assert (await asyncio.wait_for(waiting, 5)).behavior == "deny"
