@@ -249,7 +249,10 @@ def _routes(raw: dict[bytes | str, bytes | str]) -> dict[str, int]:
     for field, value in raw.items():
         name = field.decode() if isinstance(field, bytes) else field
         label = UNROUTED if name == "" else rule_label(name)
-        out[label] = out.get(label, 0) + max(0, int(value))
+        try:
+            out[label] = out.get(label, 0) + max(0, int(value))
+        except ValueError:
+            continue  # not the scripts' count: never fail the scrape over it
     return out
 
 

@@ -519,13 +519,13 @@ class SlackJobWorker:
         except Exception:
             await self.store.release_announcement(request.id)
             raise
+        metrics.request_ended(request)  # once per request: the claim above holds from here on
         if replies:
             said = [{"user": r.user, "name": r.name, "text": r.text, "ts": r.ts} for r in replies]
             await self.audit.append(
                 "discussion", actor="system", request=request.id, input_hash=request.input_hash,
                 state=request.state.value, replies=json.dumps(said, ensure_ascii=False)[: text.DISCUSSION_AUDIT_LIMIT],
             )
-        metrics.request_ended(request)  # once per request: after the claim above, and only once it held
 
     async def _gather(self, request: ApprovalRequest) -> list[Reply]:
         """Read the thread from Slack (``conversations.replies``) and keep the people's replies."""
