@@ -269,14 +269,16 @@ async def start(
     return runner
 
 
-async def serve(app: web.Application, settings: Settings) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM."""
+async def serve(app: web.Application, settings: Settings, *, on_hangup: Callable[[], None] | None = None) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM; SIGHUP calls ``on_hangup`` (the worker reloads its policy)."""
     runner = await start(app, settings)
     try:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        if on_hangup is not None:
+            loop.add_signal_handler(signal.SIGHUP, on_hangup)
         await stop.wait()
     finally:
         await runner.cleanup()
