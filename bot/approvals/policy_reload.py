@@ -31,7 +31,7 @@ from .policy import Policy, PolicyError
 log = logging.getLogger(__name__)
 
 POLICY_LOADED = "policy_loaded"
-"""Audit event of each policy version that goes live in a worker (``hash``: the file's SHA-256)."""
+"""Audit event of each policy version that goes live in a worker (``policy_hash``: the SHA-256 of the file; ``hash`` is the chain's)."""
 
 _Signature = tuple[int, int, int] | None
 """What ``os.stat`` says of the file (mtime in ns, size, inode); None when it cannot be read."""
@@ -98,7 +98,7 @@ class PolicyHolder:
         self.current, self.digest = policy, digest  # the swap: one assignment each reader sees whole
         for listener in self._listeners:
             listener(policy)
-        log.info("policy reloaded from %s: %d rules, sha256 %s", self.path, len(policy.rules), digest[:12])
+        log.info("policy reloaded from %s (sha256 %s), rules: %d", self.path, digest[:12], len(policy.rules))
         self._unrecorded = digest
         await self.record()
         return True
@@ -110,7 +110,7 @@ class PolicyHolder:
         digest = self._unrecorded
         if digest is None or self.audit is None or self.path is None:
             return
-        await self.audit.append(POLICY_LOADED, actor="system", hash=digest, path=str(self.path))
+        await self.audit.append(POLICY_LOADED, actor="system", policy_hash=digest, path=str(self.path))
         if self._unrecorded == digest:
             self._unrecorded = None
 
