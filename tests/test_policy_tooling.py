@@ -277,3 +277,20 @@ async def _healthy(port: int) -> bool:
 async def cancelled_quietly(task: asyncio.Task) -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_file_that_is_not_yaml_logs_one_line_and_an_unchanged_one_nothing(tmp_path, caplog):
+    from bot.approvals.policy_reload import PolicyHolder
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(ASKS)
+    holder = PolicyHolder(path)
+    first = holder.current
+    path.write_text("rules: [\n  - name: x\n")
+    with caplog.at_level(logging.INFO, logger="bot.approvals.policy_reload"):
+        assert await holder.reload() is False
+        path.write_text(ASKS)  # back as it was: the same bytes, nothing goes live
+        assert await holder.reload() is False
+    [record] = caplog.records
+    assert "\n" not in record.getMessage() and f"{path}: not valid YAML: " in record.getMessage()
+    assert holder.current is first and holder.digest == sha256(ASKS)

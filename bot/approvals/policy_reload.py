@@ -51,13 +51,16 @@ class PolicyHolder:
     def __init__(self, path: Path | None = None, *, audit: AuditLog | None = None) -> None:
         """Load the file; raises ``PolicyError`` when it is invalid (a worker does not start with it).
 
-        ``audit`` records each version that goes live (``record`` for the first)."""
+        ``audit`` records each version that goes live (the first at the first ``check``)."""
         self.path = path
         self.audit = audit
         self._seen: _Signature = None
-        self._unrecorded: str | None = None
+        self._unrecorded: list[str] = []
+        """Versions that went live and are not in the audit log yet, oldest first."""
         self._listeners: list[Callable[[Policy], None]] = []
         self._reloads: set[asyncio.Task[bool]] = set()
+        # SIGHUP and the watch loop may both look at once: one reload, one audit entry per version.
+        self._lock = asyncio.Lock()
         self.digest = ""
         """SHA-256 of the file bytes in force ("" for the built-in default)."""
         self.current = Policy()
@@ -65,7 +68,7 @@ class PolicyHolder:
             self._seen = _signature(path)
             raw = self._read(path)
             self.current, self.digest = Policy.from_bytes(raw, path), _sha256(raw)
-            self._unrecorded = self.digest
+            self._unrecorded.append(self.digest)
 
     @classmethod
     def fixed(cls, policy: Policy) -> PolicyHolder:
@@ -83,6 +86,10 @@ class PolicyHolder:
 
         Returns whether a new version went live. An invalid file keeps the
         old policy and logs one line naming the rule and field."""
+        async with self._lock:
+            return await self._reload()
+
+    async def _reload(self) -> bool:
         if self.path is None:
             return False
         self._seen = _signature(self.path)
@@ -93,33 +100,35 @@ class PolicyHolder:
                 return False  # touched or rewritten unchanged: nothing goes live, nothing is audited
             policy = Policy.from_bytes(raw, self.path)
         except PolicyError as exc:
-            log.error("policy not reloaded, the one in force (sha256 %s) stays: %s", self.digest[:12], exc)
+            # One line, even for YAML's multi-line parse errors: log pipelines split on newlines.
+            log.error("policy not reloaded, the one in force (sha256 %s) stays: %s", self.digest[:12], " ".join(str(exc).split()))
             return False
         self.current, self.digest = policy, digest  # the swap: one assignment each reader sees whole
         for listener in self._listeners:
             listener(policy)
         log.info("policy reloaded from %s (sha256 %s), rules: %d", self.path, digest[:12], len(policy.rules))
-        self._unrecorded = digest
-        await self.record()
+        self._unrecorded.append(digest)
+        await self._record()
         return True
 
-    async def record(self) -> None:
-        """Append ``policy_loaded`` for the version in force, unless it was recorded already.
+    async def _record(self) -> None:
+        """Append ``policy_loaded`` for each version that went live and is not recorded yet.
 
-        Raises ``RedisError`` when Redis refuses: the next call tries again."""
-        digest = self._unrecorded
-        if digest is None or self.audit is None or self.path is None:
+        Raises ``RedisError`` when Redis refuses: the next ``check`` tries again."""
+        if self.audit is None or self.path is None:
             return
-        await self.audit.append(POLICY_LOADED, actor="system", policy_hash=digest, path=str(self.path))
-        if self._unrecorded == digest:
-            self._unrecorded = None
+        while self._unrecorded:
+            digest = self._unrecorded[0]
+            await self.audit.append(POLICY_LOADED, actor="system", policy_hash=digest, path=str(self.path))
+            self._unrecorded.pop(0)
 
     async def check(self) -> None:
         """Reload if the file's mtime, size or inode changed since it was last read (one ``os.stat``);
         record a version Redis refused to audit before."""
-        if self.path is not None and _signature(self.path) != self._seen:
-            await self.reload()
-        await self.record()
+        async with self._lock:
+            if self.path is not None and _signature(self.path) != self._seen:
+                await self._reload()
+            await self._record()
 
     def hangup(self) -> None:
         """SIGHUP's handler: reload now, in a task (a signal handler cannot await)."""
