@@ -25,6 +25,7 @@ from pathlib import Path
 
 from redis.exceptions import RedisError
 
+from ..tasks import stop
 from .audit import AuditLog
 from .policy import Policy, PolicyError
 
@@ -135,6 +136,10 @@ class PolicyHolder:
         task = asyncio.get_running_loop().create_task(self._reload_logged(), name="policy-reload")
         self._reloads.add(task)
         task.add_done_callback(self._reloads.discard)
+
+    async def aclose(self) -> None:
+        """Stop a SIGHUP reload still running (before the Redis client it audits with closes)."""
+        await stop(self._reloads)
 
     async def _reload_logged(self) -> bool:
         try:
