@@ -202,9 +202,8 @@ class Rule(_Strict):
             value = tool_input.get(key)
             if value is None or not pattern.search(value if isinstance(value, str) else _json(value)):
                 return f"input.{key}"
-        if self.when_cost_over is not None:
-            if cost is None or cost <= self.when_cost_over:
-                return "when_cost_over"
+        if self.when_cost_over is not None and (cost is None or cost <= self.when_cost_over):
+            return "when_cost_over"
         return None
 
     def cost_of(self, tool_input: dict[str, Any], estimate: float | None) -> float | None:

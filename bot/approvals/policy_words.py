@@ -20,7 +20,7 @@ DEFAULT_CHANNEL = "APPROVAL_CHANNEL"
 
 def duration(seconds: float) -> str:
     """``5400`` → ``1h30m``: the policy file's own notation."""
-    left = int(round(seconds))
+    left = round(seconds)
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if left >= size:
@@ -147,8 +147,8 @@ def _rule_cost(rule: Rule) -> list[str]:
 def describe_policy(policy: Policy, path: str | Path) -> list[str]:
     """``policy check``: the file is valid, then each rule in order and the default, in words."""
     count = len(policy.rules)
-    lines = [f"{path}: valid, {count} rule{'' if count == 1 else 's'} and a default, "
-             f"daily budgets in {policy.timezone}"]
+    rules = f"{count} rule{'' if count == 1 else 's'}"
+    lines = [f"{path}: valid, {rules} and a default, daily budgets in {policy.timezone}"]
     named = [(rule.name or f"rules[{i}]", rule) for i, rule in enumerate(policy.rules)]
     for index, (name, rule) in enumerate(named):
         lines.append(f"{index + 1}. {name}: {matching(rule)}")
@@ -167,7 +167,8 @@ def _indented(rule: Rule, name: str) -> list[str]:
     route = to_route(name, rule, None)
     lines = outcome(route)
     lines = [f"→ {lines[0]}", *(f"  {line}" for line in lines[1:])]
-    return [f"   {line}" for line in (*lines, *(f"  {c}" for c in _rule_cost(rule)))]
+    costs = [f"  {line}" for line in _rule_cost(rule)]
+    return [f"   {line}" for line in (*lines, *costs)]
 
 
 def explain(
