@@ -276,15 +276,18 @@ HTTP_DRAIN = 5.0
 together well inside the 25 s a worker has to exit after SIGTERM."""
 
 
-async def serve(app: web.Application, settings: Settings) -> None:
+async def serve(app: web.Application, settings: Settings, *, on_hangup: Callable[[], None] | None = None) -> None:
     """Serve ``app`` until SIGINT or SIGTERM: stop listening, finish or give back what is in
-    flight, close the connections, return (``serve`` exits 0)."""
+    flight, close the connections, return (``serve`` exits 0). SIGHUP calls ``on_hangup``
+    (the worker reloads its policy)."""
     runner = await start(app, settings)
     try:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        if on_hangup is not None:
+            loop.add_signal_handler(signal.SIGHUP, on_hangup)
         await stop.wait()
     finally:
         await runner.cleanup()

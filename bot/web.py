@@ -7,7 +7,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
@@ -19,7 +19,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
 from . import metrics
+from .approvals.audit import AuditLog
 from .approvals.policy import Policy
+from .approvals.policy_reload import PolicyHolder
 from .approvals.queue import JobQueue
 from .approvals.store import RequestStore
 from .edge import SlackEdge, answer_failures
@@ -38,6 +40,7 @@ SLACK_EVENTS_PATH = "/slack/events"
 HEALTHZ_PATH = "/healthz"
 READYZ_PATH = "/readyz"
 METRICS_PATH = "/metrics"
+POLICY_WATCH_LOOP = "policy-watch"
 
 JOB_DRAIN = 10.0
 """Seconds a stopping worker lets its running jobs finish before giving the rest back."""
@@ -46,6 +49,8 @@ _BOLT = web.AppKey("bolt", AsyncApp)
 _REDIS = web.AppKey("redis", Redis)
 _JOBS = web.AppKey("jobs", SlackJobWorker)
 _TRUST = web.AppKey("trust", TrustedOrgs)
+POLICY = web.AppKey("policy", PolicyHolder)
+"""The worker's policy in force; ``serve`` reloads it on SIGHUP (``POLICY.hangup``)."""
 
 
 class SocketModeRefused(RuntimeError):
@@ -119,6 +124,11 @@ def load_policy(settings: Settings) -> Policy:
     return Policy.load(settings.approval_policy) if settings.approval_policy else Policy()
 
 
+def hangup_handler(app: web.Application) -> Callable[[], None]:
+    """What SIGHUP calls in a worker: reload the policy file (validated first; an invalid one changes nothing)."""
+    return app[POLICY].hangup
+
+
 def create_app(
     settings: Settings,
     *,
@@ -134,23 +144,27 @@ def create_app(
     serving; the demo, whose Slack is this very app, waits for nothing."""
     needed = serve_settings_required(settings)
     settings.require(*(name for name in needed if redis is None or name != "redis_url"))
-    policy = load_policy(settings)
+    # Every reader below asks the holder for the policy in force when it needs it: a reload
+    # (SIGHUP, or the file changed) applies to the next request, click or budget day.
+    policies = PolicyHolder(settings.approval_policy)
     if redis is None:
         connections = settings.redis_max_connections or WORKER_CONNECTIONS
         redis = connect(settings.redis_url, name=WORKER_CLIENT_NAME, max_connections=connections)
-    store = RequestStore(redis, today=policy.today)
+    policies.audit = AuditLog(redis)
+    store = RequestStore(redis, today=lambda now: policies.current.today(now))
     queue = JobQueue(redis, consumer or _consumer_name(), retry_after=settings.job_retry_after)
     budget = SlackBudget(redis, scale=settings.slack_rate_scale)
     interactive, background = interactive_client(settings, budget), background_client(settings, budget=budget)
-    bolt = build_app(settings, interactive, store, queue, policy)
-    trust = TrustedOrgs(policy.trusted_teams)
+    bolt = build_app(settings, interactive, store, queue, policies)
+    trust = TrustedOrgs(policies.current.trusted_teams)
+    policies.on_change(lambda policy: trust.trust(policy.trusted_teams))
     refuse_other_orgs(bolt, trust, queue)
     answer_failures(bolt)
     jobs = SlackJobWorker(
         store,
         queue,
         background,
-        policy=policy,
+        policy=policies,
         default_channel=settings.approval_channel,
         sweep_interval=settings.sweep_interval,
         orgs=trust,
@@ -160,6 +174,7 @@ def create_app(
     app[_BOLT] = bolt
     app[_REDIS] = redis
     app[_JOBS] = jobs
+    app[POLICY] = policies
     app[_SOCKET] = socket_state = SocketState()
     app[_TRUST] = trust
     app.router.add_get(HEALTHZ_PATH, _healthz)
@@ -188,6 +203,14 @@ def create_app(
             if slack_first_wait > 0:
                 await asyncio.wait([learning], timeout=slack_first_wait)
             await jobs.start()
+
+            async def watch_policy() -> None:
+                # One os.stat a sweep interval; also records a version Redis could not audit yet.
+                await policies.check()
+                await asyncio.sleep(settings.sweep_interval)
+
+            # The jobs' supervisor: a failing watch shows in /healthz with the other loops.
+            jobs.loops.start(POLICY_WATCH_LOOP, watch_policy)
             if socket_mode is not None:
                 await socket_mode.connect_async()
                 socket_state.handler = socket_mode
@@ -199,6 +222,7 @@ def create_app(
                 if socket_mode is not None:
                     await socket_mode.close_async()
                 await jobs.close(grace=JOB_DRAIN)
+                await policies.aclose()
                 # Last before the client: the store's and the replay check's batches
                 # run in tasks of their own that cancelling jobs or requests does not
                 # stop, and one still running would reconnect the closed pool.

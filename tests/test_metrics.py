@@ -10,12 +10,13 @@ from pathlib import Path
 
 import aiohttp
 import yaml
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from bot import metrics
 from bot.approvals.model import Decision, NewRequest, State, request_id_for
+from bot.approvals.policy_reload import PolicyHolder
 from bot.slack.ids import Action
 from tests.conftest import CHANNEL, cancelled, context, policy_file, posted
 from tests.fakes.stalled_redis import StalledRedis
@@ -240,15 +241,18 @@ async def test_the_agent_host_exposes_its_waits_and_decisions(make_approver, sto
         thread.join(timeout=5)
 
 
-def test_policy_reloads_are_counted_by_result():
+async def test_policy_reloads_are_counted_by_result(tmp_path):
     def count(result: str) -> float:
-        return metrics.POLICY_RELOADS.labels(result=result)._value.get()
+        return REGISTRY.get_sample_value("approvals_policy_reloads_total", {"result": result}) or 0.0
 
     ok, invalid = count("ok"), count("invalid")
-    metrics.policy_reloaded(True)
-    metrics.policy_reloaded(False)
-    metrics.policy_reloaded(False)
-    assert (count("ok") - ok, count("invalid") - invalid) == (1, 2)
+    path = policy_file(tmp_path, POLICY)
+    holder = PolicyHolder(path)
+    path.write_text("rules:\n  - name: broken\n    action: maybe\n")
+    assert not await holder.reload()  # invalid: the old policy stays
+    path.write_text(POLICY.replace("read-logs", "logs"))
+    assert await holder.reload()
+    assert (count("ok") - ok, count("invalid") - invalid) == (1, 1)
 
 
 async def test_every_alert_names_metrics_a_worker_exposes(start_worker):

@@ -27,6 +27,7 @@ from ..approvals.allowlist import TeamAllowList
 from ..approvals.audit import AuditLog
 from ..approvals.model import ApprovalRequest, Decision, Reply, State, is_group
 from ..approvals.policy import Action, Policy
+from ..approvals.policy_reload import PolicyHolder
 from ..approvals.queue import Job, JobKind, JobQueue
 from ..approvals.store import RequestStore
 from ..tasks import LoopSupervisor, describe, stop
@@ -103,7 +104,7 @@ class SlackJobWorker:
         queue: JobQueue,
         client: AsyncWebClient,
         *,
-        policy: Policy,
+        policy: Policy | PolicyHolder,
         default_channel: str,
         sweep_interval: float,
         concurrency: int = 16,
@@ -113,7 +114,8 @@ class SlackJobWorker:
         self.store = store
         self.queue = queue
         self.client = client
-        self.policy = policy
+        # The holder, read at each routing: a reloaded policy applies to the next request.
+        self.policies = policy if isinstance(policy, PolicyHolder) else PolicyHolder.fixed(policy)
         self.directory = Directory(store.redis, client)
         self.audit = AuditLog(store.redis)
         self.allowlist = TeamAllowList(store.redis)
@@ -397,7 +399,7 @@ class SlackJobWorker:
         A policy ``deny`` wins over the team allow-list ("Always allow"); a
         team rule approves only where its granter could have approved alone.
         Recomputed on every retry: whichever attempt stores its route first wins."""
-        route = self.policy.route(request.tool_name, request.tool_input, request.cost, resolved=request.resolved)
+        route = self.policies.current.route(request.tool_name, request.tool_input, request.cost, resolved=request.resolved)
         grants = []
         if route.action is Action.ASK:
             grants = await self.allowlist.grants(request.tool_name, request.tool_input, request.resolved)

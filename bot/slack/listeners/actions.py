@@ -18,6 +18,7 @@ from ...approvals.allowlist import TeamAllowList, TeamRule
 from ...approvals.grants import listed
 from ...approvals.model import ApprovalRequest, Decision, State, Transition
 from ...approvals.policy import Policy
+from ...approvals.policy_reload import PolicyHolder
 from ...approvals.queue import JobQueue
 from ...approvals.store import RequestStore
 from .. import blocks
@@ -33,8 +34,11 @@ _PAGE_TURN = re.compile(r"^(?P<request>[0-9a-f]{24}) (?P<page>[0-9]{1,6})$")
 
 
 def register(
-    app: AsyncApp, store: RequestStore, decider: Decider, queue: JobQueue, allowlist: TeamAllowList, policy: Policy
+    app: AsyncApp, store: RequestStore, decider: Decider, queue: JobQueue, allowlist: TeamAllowList,
+    policy: Policy | PolicyHolder,
 ) -> None:
+    policies = policy if isinstance(policy, PolicyHolder) else PolicyHolder.fixed(policy)
+
     async def tell(click: OnMessage, transition: Transition) -> None:
         """Say why a click or a pick changed nothing (a vote shows on the message itself)."""
         if transition.refused is not None:
@@ -87,7 +91,7 @@ def register(
             return
         entry = await allowlist.get(click.rule_id)
         if entry is not None and not await may_remove(click.user.id, entry):
-            managers = policy.rule_managers(entry.route) or ()
+            managers = policies.current.rule_managers(entry.route) or ()
             await respond(replace_original=False, text=text.rule_removal_refused(entry.route, managers))
             return
         removed = await allowlist.remove(click.rule_id, removed_by=click.user.id) if entry is not None else None
@@ -99,7 +103,7 @@ def register(
         """The policy's admins, the approvers of the route it was granted on, or whoever granted it."""
         if user == entry.added_by:
             return True  # taking back one's own grant only ever tightens
-        managers = policy.rule_managers(entry.route)
+        managers = policies.current.rule_managers(entry.route)
         return managers is None or await decider.is_one_of(user, managers)
 
     @app.action(Action.DENY.value)
