@@ -7,7 +7,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -18,6 +18,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
+from . import logs
 from .approvals.policy import Policy
 from .approvals.queue import JobQueue
 from .approvals.store import RequestStore
@@ -132,7 +133,11 @@ def create_app(
         connections = settings.redis_max_connections or WORKER_CONNECTIONS
         redis = connect(settings.redis_url, name=WORKER_CLIENT_NAME, max_connections=connections)
     store = RequestStore(redis, today=policy.today)
-    queue = JobQueue(redis, consumer or _consumer_name(), retry_after=settings.job_retry_after)
+    worker = consumer or _consumer_name()
+    queue = JobQueue(redis, worker, retry_after=settings.job_retry_after)
+    # Every line this worker logs names it: its loops start in this context, and
+    # each HTTP request runs in it (_tag_worker). Several workers may share a process.
+    tagged = logs.context_with(worker=worker)
     budget = SlackBudget(redis, scale=settings.slack_rate_scale)
     interactive, background = interactive_client(settings, budget), background_client(settings, budget=budget)
     bolt = build_app(settings, interactive, store, queue, policy)
@@ -149,7 +154,7 @@ def create_app(
         orgs=trust,
     )
 
-    app = web.Application(client_max_size=settings.http_max_body)
+    app = web.Application(client_max_size=settings.http_max_body, middlewares=[_tag_worker(worker)])
     app[_BOLT] = bolt
     app[_REDIS] = redis
     app[_JOBS] = jobs
@@ -173,14 +178,15 @@ def create_app(
                     await redis.aclose()
                     raise
             # Not a click: the background client, which waits its turn in the budget.
-            learning = asyncio.create_task(trust.learn(background), name="installation")
+            learning = asyncio.create_task(trust.learn(background), name="installation", context=tagged)
             # Slack answers at once when it is up: wait for it, so the first clicks are not refused.
             if slack_first_wait > 0:
                 await asyncio.wait([learning], timeout=slack_first_wait)
-            await jobs.start()
+            await asyncio.create_task(jobs.start(), context=tagged)
             if socket_mode is not None:
-                await socket_mode.connect_async()
+                await asyncio.create_task(socket_mode.connect_async(), context=tagged)
                 socket_state.handler = socket_mode
+            log.info("worker %s started", worker, extra=logs.tagged(logs.Event.WORKER_STARTED, worker=worker))
             try:
                 yield
             finally:
@@ -199,6 +205,17 @@ def create_app(
 
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+def _tag_worker(worker: str) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Middleware: every line logged while handling a request names this worker."""
+
+    @web.middleware
+    async def tag(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        with logs.log_context(worker=worker):
+            return await handler(request)
+
+    return tag
 
 
 def _consumer_name() -> str:
