@@ -59,6 +59,12 @@ CONTEXT_FIELDS = ("request_id", "tool_use_id", "rule", "user", "worker")
 PREVIEW_CHARS = 80
 """Longest ``input_preview``: enough to recognise a call, too short to carry a file or a script."""
 
+BODY_LOGGERS = ("slack_sdk", "slack_bolt")
+"""Libraries that log every Web API call's JSON (a request message: the whole tool input) and
+Slack's request and response bodies (a modal's edited input) at DEBUG: ``configure``'s handler
+drops their lines below INFO, even when the bot is being debugged. (A level on their loggers
+would not hold: Bolt copies the root logger's level onto each logger it creates.)"""
+
 _context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("bot_log_context", default={})
 
 
@@ -148,12 +154,15 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
 
 
 class ContextFilter(logging.Filter):
-    """Copies ``log_context``'s fields onto each record (a call's own ``extra`` wins).
+    """Copies ``log_context``'s fields onto each record (a call's own ``extra`` wins),
+    and drops the DEBUG lines of ``BODY_LOGGERS``.
 
     On the handler, not a logger: it runs in the task that logs, so the context
     is that task's."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO and record.name.startswith(BODY_LOGGERS):
+            return False
         for name, value in _context.get().items():
             if not hasattr(record, name):
                 setattr(record, name, value)
