@@ -21,6 +21,7 @@ import re
 import sys
 from collections.abc import Iterator, Mapping
 from enum import StrEnum
+from types import MappingProxyType
 from typing import IO, Any, Literal
 
 LogFormat = Literal["text", "json"]
@@ -65,7 +66,9 @@ Slack's request and response bodies (a modal's edited input) at DEBUG: ``configu
 drops their lines below INFO, even when the bot is being debugged. (A level on their loggers
 would not hold: Bolt copies the root logger's level onto each logger it creates.)"""
 
-_context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("bot_log_context", default={})
+_context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "bot_log_context", default=MappingProxyType({})
+)
 
 
 def _known(fields: Mapping[str, object]) -> dict[str, str]:
@@ -201,7 +204,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=True, default=str)
 
 
-def formatter(log_format: LogFormat) -> logging.Formatter:
+def formatter(log_format: LogFormat | str) -> logging.Formatter:
     """The formatter ``LOG_FORMAT`` names."""
     return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
 
@@ -210,7 +213,7 @@ def configure(settings_or_format: Any, *, level: int = logging.INFO, stream: IO[
     """Send every log line to ``stream`` (stderr) in the format settings (or ``"text"``/``"json"``)
     name, replacing the root logger's handlers. Returns the handler installed."""
     log_format = settings_or_format if isinstance(settings_or_format, str) else settings_or_format.log_format
-    if log_format not in ("text", "json"):
+    if log_format != "text" and log_format != "json":
         raise ValueError(f"unknown log format {log_format!r}")
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(formatter(log_format))

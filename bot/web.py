@@ -7,10 +7,11 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -137,7 +138,7 @@ def create_app(
     queue = JobQueue(redis, worker, retry_after=settings.job_retry_after)
     # Every line this worker logs names it: its loops start in this context, and
     # each HTTP request runs in it (_tag_worker). Several workers may share a process.
-    tagged = logs.context_with(worker=worker)
+    worker_context = logs.context_with(worker=worker)
     budget = SlackBudget(redis, scale=settings.slack_rate_scale)
     interactive, background = interactive_client(settings, budget), background_client(settings, budget=budget)
     bolt = build_app(settings, interactive, store, queue, policy)
@@ -178,13 +179,13 @@ def create_app(
                     await redis.aclose()
                     raise
             # Not a click: the background client, which waits its turn in the budget.
-            learning = asyncio.create_task(trust.learn(background), name="installation", context=tagged)
+            learning = asyncio.create_task(trust.learn(background), name="installation", context=worker_context)
             # Slack answers at once when it is up: wait for it, so the first clicks are not refused.
             if slack_first_wait > 0:
                 await asyncio.wait([learning], timeout=slack_first_wait)
-            await asyncio.create_task(jobs.start(), context=tagged)
+            await asyncio.create_task(jobs.start(), context=worker_context)
             if socket_mode is not None:
-                await asyncio.create_task(socket_mode.connect_async(), context=tagged)
+                await asyncio.create_task(socket_mode.connect_async(), context=worker_context)
                 socket_state.handler = socket_mode
             log.info("worker %s started", worker, extra=logs.tagged(logs.Event.WORKER_STARTED, worker=worker))
             try:
@@ -207,11 +208,11 @@ def create_app(
     return app
 
 
-def _tag_worker(worker: str) -> Callable[..., Awaitable[web.StreamResponse]]:
+def _tag_worker(worker: str) -> Middleware:
     """Middleware: every line logged while handling a request names this worker."""
 
     @web.middleware
-    async def tag(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    async def tag(request: web.Request, handler: Handler) -> web.StreamResponse:
         with logs.log_context(worker=worker):
             return await handler(request)
 

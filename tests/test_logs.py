@@ -126,6 +126,20 @@ async def test_a_request_s_life_is_json_lines_tagged_with_it_and_no_secret_or_wh
     assert all(len(line) < 2000 for line in raw.splitlines())
 
 
+async def test_a_slack_error_is_a_slack_error_line_naming_the_method_and_the_request(
+    json_lines, start_worker, make_approver, slack
+):
+    slack.fail("chat.postMessage", "channel_not_found")
+    await start_worker()
+    approver = await make_approver()
+    result = await asyncio.wait_for(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_nowhere")), 10)
+    assert result.behavior == "deny"
+    line = await json_lines.wait(lambda line: line["event"] == "slack.error")
+    assert (line["method"], line["error"], line["state"]) == ("chat.postMessage", "channel_not_found", "undeliverable")
+    assert line["tool_use_id"] == "toolu_nowhere" and line["request_id"] and line["worker"] == "worker-0"
+    assert line["level"] == "ERROR"
+
+
 def test_the_preview_escapes_cuts_and_stars_out_credentials():
     shown = logs.preview({"command": f"echo {SLACK_TOKEN}\n\x00\u202e", "url": "redis://:hunter2@db:6379/0"})
     assert SLACK_TOKEN[:8] not in shown and "hunter2" not in shown

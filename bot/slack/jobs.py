@@ -22,7 +22,6 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from .. import text
-from ..logs import Event, about, log_context, tagged
 from ..approvals import keys
 from ..approvals.allowlist import TeamAllowList
 from ..approvals.audit import AuditLog
@@ -30,6 +29,7 @@ from ..approvals.model import ApprovalRequest, Decision, Reply, State, is_group
 from ..approvals.policy import Action, Policy
 from ..approvals.queue import Job, JobKind, JobQueue
 from ..approvals.store import RequestStore
+from ..logs import Event, about, log_context, tagged
 from ..tasks import LoopSupervisor, stop
 from . import blocks
 from .budget import Priority, priority

@@ -20,9 +20,9 @@ from ...approvals.model import ApprovalRequest, Decision, State, Transition
 from ...approvals.policy import Policy
 from ...approvals.queue import JobQueue
 from ...approvals.store import RequestStore
+from ...logs import Event, tagged
 from .. import blocks
 from ..deciding import Decider
-from ...logs import Event, tagged
 from ..errors import described, logged
 from ..ids import Action
 from ..payloads import ButtonClick, MenuChoice, OnMessage, RuleClick
