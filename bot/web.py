@@ -1,4 +1,4 @@
-"""The worker's aiohttp application: ``POST /slack/events`` and ``GET /healthz``."""
+"""The worker's aiohttp application: ``POST /slack/events``, ``GET /healthz`` and ``GET /readyz``."""
 
 from __future__ import annotations
 
@@ -37,10 +37,15 @@ log = logging.getLogger(__name__)
 
 SLACK_EVENTS_PATH = "/slack/events"
 HEALTHZ_PATH = "/healthz"
+READYZ_PATH = "/readyz"
+
+JOB_DRAIN = 10.0
+"""Seconds a stopping worker lets its running jobs finish before giving the rest back."""
 
 _BOLT = web.AppKey("bolt", AsyncApp)
 _REDIS = web.AppKey("redis", Redis)
 _JOBS = web.AppKey("jobs", SlackJobWorker)
+_TRUST = web.AppKey("trust", TrustedOrgs)
 
 
 class SocketModeRefused(RuntimeError):
@@ -160,7 +165,9 @@ def create_app(
     app[_REDIS] = redis
     app[_JOBS] = jobs
     app[_SOCKET] = socket_state = SocketState()
+    app[_TRUST] = trust
     app.router.add_get(HEALTHZ_PATH, _healthz)
+    app.router.add_get(READYZ_PATH, _readyz)
     signed = SignedRequests(redis)
     if settings.slack_app_token is None:
         verifier = SignatureVerifier(settings.slack_signing_secret.get_secret_value())
@@ -195,7 +202,7 @@ def create_app(
                 socket_state.handler = None
                 if socket_mode is not None:
                     await socket_mode.close_async()
-                await jobs.close()
+                await jobs.close(grace=JOB_DRAIN)
                 # Last before the client: the store's and the replay check's batches
                 # run in tasks of their own that cancelling jobs or requests does not
                 # stop, and one still running would reconnect the closed pool.
@@ -227,6 +234,35 @@ HEALTH_PING_TIMEOUT = 2.0
 """Seconds ``/healthz`` waits for Redis's PING (load balancers give up after a few)."""
 
 
+async def _problems(request: web.Request) -> dict[str, object]:
+    """What stops this worker from working now (empty when nothing does)."""
+    problems: dict[str, object] = {}
+    try:
+        async with asyncio.timeout(HEALTH_PING_TIMEOUT):
+            await request.app[_REDIS].ping()
+    except (RedisError, OSError, TimeoutError) as exc:
+        problems["redis"] = describe(exc)
+    loops = request.app[_JOBS].health()
+    if loops:
+        problems["loops"] = loops
+    socket_problem = await request.app[_SOCKET].problem()
+    if socket_problem is not None:
+        problems["socket_mode"] = socket_problem
+    return problems
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    """200 only when this worker should get traffic: Redis answers, every loop runs, and Slack's
+    ``auth.test`` has passed since it started (until then it refuses every click: whose
+    workspace it serves is not known yet). 503 naming what is missing otherwise."""
+    problems = await _problems(request)
+    if request.app[_TRUST].installation is None:
+        problems["slack"] = "auth.test has not passed yet"
+    if problems:
+        return web.json_response({"ready": False, **problems}, status=503)
+    return web.json_response({"ready": True})
+
+
 async def _healthz(request: web.Request) -> web.Response:
     """200 ``{"ok": true}`` while this worker can work; 503 naming what stops it.
 
@@ -237,21 +273,9 @@ async def _healthz(request: web.Request) -> web.Response:
     primary short of replicas, answers PING and refuses every write, so the
     job loops report their own state too (no Redis call: they record it as
     they run)."""
-    problems: dict[str, object] = {}
-    try:
-        async with asyncio.timeout(HEALTH_PING_TIMEOUT):
-            await request.app[_REDIS].ping()
-    except (RedisError, OSError, TimeoutError) as exc:
-        problems["redis"] = describe(exc)
-    loops = request.app[_JOBS].health()
-    if loops:
-        problems["loops"] = loops
-    socket = request.app[_SOCKET]
-    socket_problem = await socket.problem()
-    if socket_problem is not None:
-        problems["socket_mode"] = socket_problem
+    problems = await _problems(request)
     if problems:
         return web.json_response({"ok": False, **problems}, status=503)
-    if socket.handler is not None:
+    if request.app[_SOCKET].handler is not None:
         return web.json_response({"ok": True, "socket_mode": "connected"})
     return web.json_response({"ok": True})

@@ -605,6 +605,24 @@ end
 return {'none'}
 """.replace("${answered}", keys.CALL_ANSWERED)
 
+# KEYS: the jobs stream. ARGV: the consumer group, then ids of jobs a stopping worker took and
+# did not finish. Each goes back to the end of the stream as a new entry (what the old one held),
+# so another worker reads it at once instead of re-claiming it after ``job_retry_after``.
+# Result: how many were given back (a job finished meanwhile is gone, and skipped).
+RELEASE_JOBS = """
+local released = 0
+for i = 2, #ARGV do
+  local entry = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])[1]
+  if entry then
+    redis.call('XADD', KEYS[1], '*', unpack(entry[2]))
+    redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+    redis.call('XDEL', KEYS[1], ARGV[i])
+    released = released + 1
+  end
+end
+return released
+"""
+
 # KEYS: a lock. ARGV: the holder's token. Deletes the lock only if this holder
 # still has it (it may have expired and been taken by another). Result: 1 or 0.
 UNLOCK = """

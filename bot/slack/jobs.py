@@ -30,7 +30,7 @@ from ..approvals.policy import Action, Policy
 from ..approvals.queue import Job, JobKind, JobQueue
 from ..approvals.store import RequestStore
 from ..logs import Event, about, log_context, tagged
-from ..tasks import LoopSupervisor, stop
+from ..tasks import LoopSupervisor, describe, stop
 from . import blocks
 from .budget import Priority, priority
 from .directory import Directory
@@ -49,6 +49,8 @@ SWEEPER_LOOP = "jobs-sweep"
 """The worker's background loops, as logs and ``/healthz`` name them."""
 
 TAKE_BLOCK_MS = 1000
+RELEASE_TIMEOUT = 3.0
+"""Seconds a stopping worker spends giving its unfinished jobs back (``JobQueue.release``)."""
 """How long one read of the jobs stream waits for a job. The client's read
 timeout, longer than this, ends a read on a connection that never answers."""
 
@@ -138,9 +140,23 @@ class SlackJobWorker:
         self.loops.start(CONSUMER_LOOP, self._consume)
         self.loops.start(SWEEPER_LOOP, self._sweep)
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 0.0) -> None:
+        """Stop taking jobs; let the running ones finish for up to ``grace`` seconds; give the
+        rest back to the stream, where another worker takes them at once."""
         await self.loops.close()
+        if self._running and grace > 0:
+            await asyncio.wait(set(self._running), timeout=grace)
+        unfinished = list(self._holding)
         await stop(self._running)
+        if unfinished:
+            try:
+                async with asyncio.timeout(RELEASE_TIMEOUT):
+                    released = await self.queue.release(unfinished)
+                log.info("gave %d unfinished jobs back to the other workers", released)
+            except (RedisError, OSError, TimeoutError) as exc:
+                # Not lost: another worker re-claims them after job_retry_after.
+                log.warning("could not give %d unfinished jobs back (%s); others take them later", len(unfinished),
+                            describe(exc))
 
     def health(self) -> dict[str, dict[str, object]]:
         """The background loops that cannot do their work right now (empty when all can)."""
