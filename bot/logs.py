@@ -95,14 +95,20 @@ def context_with(**fields: object) -> contextvars.Context:
     return context
 
 
-def current() -> dict[str, str]:
-    """The fields ``log_context`` set here."""
-    return dict(_context.get())
-
-
 def tagged(event: Event, **fields: object) -> dict[str, object]:
     """``extra=`` for one log call: its event and what it is about (None values left out)."""
     return {"event": event.value, **{name: value for name, value in fields.items() if value is not None}}
+
+
+def about(request: Any) -> dict[str, object]:
+    """The fields naming an ``ApprovalRequest`` in a line: its id, ``tool_use_id``, rule and
+    input hash (never its input); for ``tagged(event, **about(request), ...)``."""
+    return {
+        "request_id": request.id,
+        "tool_use_id": request.tool_use_id or None,
+        "rule": request.rule or None,
+        "input_hash": request.input_hash or None,
+    }
 
 
 # -- what may be said about an input ---------------------------------------
@@ -139,15 +145,6 @@ def preview(value: object, limit: int = PREVIEW_CHARS) -> str:
     # Redact before cutting: a cut through a token would leave a prefix the pattern misses.
     shown = redact(shown)
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
-
-
-def about_input(tool_input: Mapping[str, Any], input_hash: str = "") -> dict[str, str]:
-    """``input_hash`` and ``input_preview`` for ``extra=``: what a log line may say about a tool input."""
-    if not input_hash:
-        from .approvals.model import input_hash as hash_of
-
-        input_hash = hash_of(dict(tool_input))
-    return {"input_hash": input_hash, "input_preview": preview(tool_input)}
 
 
 # -- formatting ------------------------------------------------------------
@@ -225,13 +222,3 @@ def configure(settings_or_format: Any, *, level: int = logging.INFO, stream: IO[
     root.setLevel(level)
     return handler
 
-
-def about(request: Any) -> dict[str, object]:
-    """The fields naming an ``ApprovalRequest`` in a line: its id, ``tool_use_id``, rule and
-    input hash (never its input); for ``tagged(event, **about(request), ...)``."""
-    return {
-        "request_id": request.id,
-        "tool_use_id": request.tool_use_id or None,
-        "rule": request.rule or None,
-        "input_hash": request.input_hash or None,
-    }
