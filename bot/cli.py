@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from . import audit_export
+from . import audit_export, logs
 from .approvals.model import Mode, is_group
 from .approvals.policy import Policy, PolicyError, Rule
 from .redis_client import CLI_CLIENT_NAME, connect, redacted
@@ -167,9 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo(args)
     if args.command == "mcp":
         return run_mcp(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings()
+        # After the settings are read: LOG_FORMAT says how. A settings error is
+        # one plain line on stderr either way (below), never a log line.
+        logs.configure(settings, level=logging.INFO)
         if args.command == "serve":
             return serve(settings)
         if args.command == "audit":

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -18,7 +19,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
-from . import metrics
+from . import logs, metrics
 from .approvals.audit import AuditLog
 from .approvals.policy import Policy
 from .approvals.policy_reload import PolicyHolder
@@ -152,7 +153,11 @@ def create_app(
         redis = connect(settings.redis_url, name=WORKER_CLIENT_NAME, max_connections=connections)
     policies.audit = AuditLog(redis)
     store = RequestStore(redis, today=lambda now: policies.current.today(now))
-    queue = JobQueue(redis, consumer or _consumer_name(), retry_after=settings.job_retry_after)
+    worker = consumer or _consumer_name()
+    queue = JobQueue(redis, worker, retry_after=settings.job_retry_after)
+    # Every line this worker logs names it: its loops start in this context, and
+    # each HTTP request runs in it (_tag_worker). Several workers may share a process.
+    worker_context = logs.context_with(worker=worker)
     budget = SlackBudget(redis, scale=settings.slack_rate_scale)
     interactive, background = interactive_client(settings, budget), background_client(settings, budget=budget)
     bolt = build_app(settings, interactive, store, queue, policies)
@@ -170,7 +175,7 @@ def create_app(
         orgs=trust,
     )
 
-    app = web.Application(client_max_size=settings.http_max_body)
+    app = web.Application(client_max_size=settings.http_max_body, middlewares=[_tag_worker(worker)])
     app[_BOLT] = bolt
     app[_REDIS] = redis
     app[_JOBS] = jobs
@@ -198,22 +203,25 @@ def create_app(
                     await redis.aclose()
                     raise
             # Not a click: the background client, which waits its turn in the budget.
-            learning = asyncio.create_task(trust.learn(background), name="installation")
+            learning = asyncio.create_task(trust.learn(background), name="installation", context=worker_context)
             # Slack answers at once when it is up: wait for it, so the first clicks are not refused.
             if slack_first_wait > 0:
                 await asyncio.wait([learning], timeout=slack_first_wait)
-            await jobs.start()
-
             async def watch_policy() -> None:
                 # One os.stat a sweep interval; also records a version Redis could not audit yet.
                 await policies.check()
                 await asyncio.sleep(settings.sweep_interval)
 
-            # The jobs' supervisor: a failing watch shows in /healthz with the other loops.
-            jobs.loops.start(POLICY_WATCH_LOOP, watch_policy)
+            async def start_loops() -> None:
+                await jobs.start()
+                # The jobs' supervisor: a failing watch shows in /healthz with the other loops.
+                jobs.loops.start(POLICY_WATCH_LOOP, watch_policy)
+
+            await asyncio.create_task(start_loops(), context=worker_context)
             if socket_mode is not None:
-                await socket_mode.connect_async()
+                await asyncio.create_task(socket_mode.connect_async(), context=worker_context)
                 socket_state.handler = socket_mode
+            log.info("worker %s started", worker, extra=logs.tagged(logs.Event.WORKER_STARTED, worker=worker))
             try:
                 yield
             finally:
@@ -233,6 +241,17 @@ def create_app(
 
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+def _tag_worker(worker: str) -> Middleware:
+    """Middleware: every line logged while handling a request names this worker."""
+
+    @web.middleware
+    async def tag(request: web.Request, handler: Handler) -> web.StreamResponse:
+        with logs.log_context(worker=worker):
+            return await handler(request)
+
+    return tag
 
 
 def _consumer_name() -> str:

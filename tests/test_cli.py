@@ -13,7 +13,7 @@ from tests.conftest import CHANNEL, SIGNING_SECRET
 from tests.fakes.redis_server import free_port
 
 SETTINGS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL", "REDIS_URL",
-            "APPROVAL_CHANNEL", "APPROVAL_TIMEOUT", "APPROVAL_POLICY", "PORT")
+            "APPROVAL_CHANNEL", "APPROVAL_TIMEOUT", "APPROVAL_POLICY", "PORT", "LOG_FORMAT")
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -30,6 +30,7 @@ from ..approvals import bounds, keys
 from ..approvals.model import ApprovalRequest, Decision, Mode, NewRequest, State, request_id_for
 from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter, WaiterClosed
+from ..logs import Event, about, preview, tagged
 from ..redis_client import AGENT_CLIENT_NAME, AGENT_CONNECTIONS, CONNECT_TIMEOUT, READ_TIMEOUT, connect, timed_out
 from ..settings import Settings
 from . import other_approver, passthrough
@@ -357,7 +358,9 @@ class SlackApprover:
                 resolved=resolve_paths(tool_input),
             )
         )
-        log.info("approval %s for %s: %s", request.id, tool_name, "queued for Slack" if created else "asked again")
+        log.info("approval %s for %s: %s", request.id, tool_name, "queued for Slack" if created else "asked again",
+                 extra=tagged(Event.REQUEST_CREATED if created else Event.REQUEST_REASKED, **about(request),
+                              tool=tool_name, input_preview=preview(tool_input)))
         return request
 
     async def _wait(self, request: ApprovalRequest) -> ApprovalRequest | Vanished:

@@ -35,6 +35,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from .. import metrics
 from ..approvals import keys
+from ..logs import Event, tagged
 from .rates import POSTS_PER_WORKSPACE, Rate, rate_for
 
 log = logging.getLogger(__name__)
@@ -267,7 +268,8 @@ class BudgetedClient(AsyncWebClient):
                 wait = retry_after(exc)
                 if wait is None or attempt == RATE_LIMIT_RETRIES:
                     raise
-                log.warning("Slack rate-limited %s; every worker pauses it for %ss", api_method, wait)
+                log.warning("Slack rate-limited %s; every worker pauses it for %ss", api_method, wait,
+                            extra=tagged(Event.SLACK_RATE_LIMITED, method=api_method, retry_after=wait))
                 try:
                     await self.budget.pause(api_method, channel, wait)
                 except (RedisError, OSError):

@@ -28,6 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from .. import text
 from ..approvals.queue import JobQueue
 from . import blocks
+from .errors import logged
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,8 @@ class TrustedOrgs:
             except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
                 log.warning("cannot learn the workspace the bot token belongs to (%s): refusing every "
                             "click, form and command until Slack answers; next try in %.0f s",
-                            exc or type(exc).__name__, retry)
+                            exc or type(exc).__name__, retry,
+                            extra=logged(exc) if isinstance(exc, SlackApiError) else None)
             else:
                 log.info("installed in %s", self.installation)
                 return

@@ -21,9 +21,10 @@ from ...approvals.policy import Policy
 from ...approvals.policy_reload import PolicyHolder
 from ...approvals.queue import JobQueue
 from ...approvals.store import RequestStore
+from ...logs import Event, tagged
 from .. import blocks
 from ..deciding import Decider
-from ..errors import described
+from ..errors import described, logged
 from ..ids import Action
 from ..payloads import ButtonClick, MenuChoice, OnMessage, RuleClick
 
@@ -87,7 +88,8 @@ def register(
         try:
             click = RuleClick.model_validate(body)
         except ValidationError as exc:
-            log.warning("malformed rule removal ignored: %s", exc.errors(include_url=False))
+            log.warning("malformed rule removal ignored: %s", exc.errors(include_url=False, include_input=False),
+                        extra=tagged(Event.CLICK_MALFORMED))
             return
         entry = await allowlist.get(click.rule_id)
         if entry is not None and not await may_remove(click.user.id, entry):
@@ -136,7 +138,7 @@ def register(
         turn = _PAGE_TURN.match(str((body.get("actions") or [{}])[0].get("value", "")))
         view_id = (body.get("view") or {}).get("id")
         if turn is None or not isinstance(view_id, str):
-            log.warning("malformed page turn ignored")
+            log.warning("malformed page turn ignored", extra=tagged(Event.CLICK_MALFORMED))
             return
         request = await store.get(turn["request"])
         if request is None:
@@ -160,7 +162,8 @@ def register(
         try:
             choice = MenuChoice.model_validate(body)
         except ValidationError as exc:
-            log.warning("malformed menu choice ignored: %s", exc.errors(include_url=False))
+            log.warning("malformed menu choice ignored: %s", exc.errors(include_url=False, include_input=False),
+                        extra=tagged(Event.CLICK_MALFORMED))
             await ack()
             return
         request = await store.get(choice.request_id)
@@ -233,7 +236,7 @@ async def _show(client: AsyncWebClient, view_id: str, view: dict[str, Any]) -> N
     try:
         await client.views_update(view_id=view_id, view=view)
     except SlackApiError as exc:
-        log.warning("modal %s not updated: %s", view_id, described(exc))
+        log.warning("modal %s not updated: %s", view_id, described(exc), extra=logged(exc))
 
 
 def _label(body: dict[str, Any]) -> str:
@@ -248,5 +251,6 @@ def _parse(body: dict[str, Any]) -> ButtonClick | None:
     try:
         return ButtonClick.model_validate(body)
     except ValidationError as exc:
-        log.warning("malformed block_actions payload ignored: %s", exc.errors(include_url=False))
+        log.warning("malformed block_actions payload ignored: %s", exc.errors(include_url=False, include_input=False),
+                    extra=tagged(Event.CLICK_MALFORMED))
         return None
