@@ -450,7 +450,7 @@ class SlackJobWorker:
                 return request
         token = await self._render_lock(request_id)
         if token is None:
-            return request
+            return await self.store.get(request_id)  # not rendered: the request as it stands
         try:
             request = await self.store.get(request_id)  # the latest, now that no one else updates it
             if request is None or not request.posted:
