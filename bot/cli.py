@@ -1,4 +1,5 @@
 """Command line: ``serve`` runs a bot worker, ``check`` checks its configuration,
+``policy`` checks a policy file or explains how it routes a call,
 ``gate`` is the hook for Claude Code (PermissionRequest or PreToolUse), ``claude-code`` installs it in
 Claude Code's settings and checks it, ``mcp`` serves the approval as an MCP tool for Claude Code's
 ``--permission-prompt-tool``, ``audit`` exports or verifies the audit log, ``bench`` measures the
@@ -16,7 +17,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from . import audit_export
+from . import audit_export, logs
 from .approvals.model import Mode, is_group
 from .approvals.policy import Policy, PolicyError, Rule
 from .redis_client import CLI_CLIENT_NAME, connect, redacted
@@ -141,8 +142,21 @@ def main(argv: list[str] | None = None) -> int:
                       help="another name or address the page is opened at (repeatable; for --host 0.0.0.0)")
     demo.add_argument("--workdir", type=Path, default=None,
                       help="folder the agent works in (default: a new temporary folder, removed at exit)")
+    policy = commands.add_parser("policy", help="check a policy file, or explain how it routes one tool call")
+    policy_commands = policy.add_subparsers(dest="action", required=True)
+    policy_check = policy_commands.add_parser("check", help="validate the file and print each rule in words")
+    policy_check.add_argument("file", type=Path, metavar="FILE")
+    explain = policy_commands.add_parser(
+        "explain", help="which rule a tool call matches, why the earlier ones do not, and what would happen")
+    explain.add_argument("file", type=Path, metavar="FILE")
+    explain.add_argument("--tool", required=True, help="the tool's name, e.g. Bash or mcp__billing__refund")
+    explain.add_argument("--input", default="{}", metavar="JSON", help="the tool input, a JSON object (default {})")
+    explain.add_argument("--cost", type=float, default=None, metavar="DOLLARS", help="the agent's cost estimate")
+    explain.add_argument("--requested-by", default="", metavar="USER_ID", help="Slack user id the agent works for")
     args = parser.parse_args(argv)
 
+    if args.command == "policy":
+        return run_policy(args)
     if args.command == "gate":
         return run_gate(args)
     if args.command == "claude-code":
@@ -153,9 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo(args)
     if args.command == "mcp":
         return run_mcp(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings()
+        # After the settings are read: LOG_FORMAT says how. A settings error is
+        # one plain line on stderr either way (below), never a log line.
+        logs.configure(settings, level=logging.INFO)
         if args.command == "serve":
             return serve(settings)
         if args.command == "audit":
@@ -174,6 +190,37 @@ def _invalid(exc: ValidationError) -> str:
     first = exc.errors()[0]
     name = str(first["loc"][0]).upper() if first["loc"] else "settings"
     return f"{name} is invalid: {first['msg']}"
+
+
+def run_policy(args: argparse.Namespace) -> int:
+    """``check``: the rules in words, exit 0, or the error line a worker would print and exit 2.
+    ``explain``: the routing of one call, exit 0; 1 for an input that cannot be used."""
+    import json
+    import math
+
+    from .approvals import policy_words
+
+    try:
+        policy = Policy.load(args.file)
+    except PolicyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.action == "check":
+        print("\n".join(policy_words.describe_policy(policy, args.file)))
+        return 0
+    try:
+        tool_input = json.loads(args.input)
+    except json.JSONDecodeError as exc:
+        print(f"error: --input is not valid JSON: {exc}", file=sys.stderr)
+        return 1
+    if not isinstance(tool_input, dict):
+        print("error: --input must be a JSON object, e.g. '{\"command\": \"ls\"}'", file=sys.stderr)
+        return 1
+    if args.cost is not None and not (math.isfinite(args.cost) and args.cost >= 0):
+        print("error: --cost must be a finite number of dollars, 0 or more", file=sys.stderr)
+        return 1
+    print("\n".join(policy_words.explain(policy, args.tool, tool_input, args.cost, requested_by=args.requested_by)))
+    return 0
 
 
 def run_gate(args: argparse.Namespace) -> int:
@@ -308,13 +355,13 @@ def run_demo(args: argparse.Namespace) -> int:
 def serve(settings: Settings) -> int:
     """Run one worker until SIGINT/SIGTERM. Run as many as you like behind a load balancer."""
     from . import http_limits
-    from .web import SocketModeRefused, create_app
+    from .web import SocketModeRefused, create_app, hangup_handler
 
     app = create_app(settings)
     # Not web.run_app: its sites take no protocol of ours, and slow clients
     # need the header deadline and connection cap (bot.http_limits).
     try:
-        asyncio.run(http_limits.serve(app, settings))
+        asyncio.run(http_limits.serve(app, settings, on_hangup=hangup_handler(app)))
     except SocketModeRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

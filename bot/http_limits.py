@@ -258,7 +258,9 @@ async def start(
     app.middlewares.append(guard.middleware)
     # keepalive_timeout closes a connection idle between requests, and one
     # that connects and never sends a byte.
-    runner = web.AppRunner(app, keepalive_timeout=settings.http_keepalive_timeout)
+    # shutdown_timeout: requests still in flight at SIGTERM get this long (aiohttp's default is 60 s,
+    # past the 30 s Heroku allows from SIGTERM to SIGKILL).
+    runner = web.AppRunner(app, keepalive_timeout=settings.http_keepalive_timeout, shutdown_timeout=HTTP_DRAIN)
     await runner.setup()
     try:
         await GuardedSite(runner, host, settings.port, guard=guard, backlog=guard.budget.backlog).start()
@@ -269,14 +271,23 @@ async def start(
     return runner
 
 
-async def serve(app: web.Application, settings: Settings) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM."""
+HTTP_DRAIN = 5.0
+"""Seconds a stopping worker lets HTTP requests in flight finish; its jobs then get ``web.JOB_DRAIN``:
+together well inside the 25 s a worker has to exit after SIGTERM."""
+
+
+async def serve(app: web.Application, settings: Settings, *, on_hangup: Callable[[], None] | None = None) -> None:
+    """Serve ``app`` until SIGINT or SIGTERM: stop listening, finish or give back what is in
+    flight, close the connections, return (``serve`` exits 0). SIGHUP calls ``on_hangup``
+    (the worker reloads its policy)."""
     runner = await start(app, settings)
     try:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        if on_hangup is not None:
+            loop.add_signal_handler(signal.SIGHUP, on_hangup)
         await stop.wait()
     finally:
         await runner.cleanup()

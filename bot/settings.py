@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,6 +73,11 @@ class Settings(BaseSettings):
     (60 s), so the balancer, not the worker, closes idle connections."""
     http_max_body: int = Field(default=1024 * 1024, ge=1024)
     """Bytes a request body may have (a 413 beyond). Slack's payloads are far smaller."""
+
+    log_format: Literal["text", "json"] = "text"
+    """How ``serve``, ``check`` and ``audit`` write log lines to stderr: ``text`` for people, or
+    ``json``, one object per line for a log pipeline (``bot.logs``). The gate's stderr is read
+    by the model, so it always stays short text."""
 
     @field_validator("slack_api_url")
     @classmethod

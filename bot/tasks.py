@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .logs import Event, tagged
+
 log = logging.getLogger(__name__)
 
 ERROR_TEXT_LIMIT = 300
@@ -170,19 +172,22 @@ class LoopSupervisor:
         state.failures += 1
         state.error = error
         if state.failures == 1 or kind != state._kind:
-            log.warning("%s failing: %s; retrying in %.1fs at most", state.name, error, backoff, exc_info=traceback)
+            log.warning("%s failing: %s; retrying in %.1fs at most", state.name, error, backoff, exc_info=traceback,
+                        extra=tagged(Event.LOOP_FAILING, loop=state.name, error=error))
             state._logged_at = now
         elif now - state._logged_at >= self._summary_every:
             log.warning(
                 "%s still failing after %d attempts over %.0fs: %s",
                 state.name, state.failures, now - state.since, error,
+                extra=tagged(Event.LOOP_FAILING, loop=state.name, error=error, failures=state.failures),
             )
             state._logged_at = now
         state._kind = kind
 
     def _recovered(self, state: LoopState) -> None:
         took = time.time() - (state.since or time.time())
-        log.info("%s recovered after %d failed attempts over %.1fs", state.name, state.failures, took)
+        log.info("%s recovered after %d failed attempts over %.1fs", state.name, state.failures, took,
+                 extra=tagged(Event.LOOP_RECOVERED, loop=state.name, failures=state.failures))
         state.status, state.since, state.failures, state.error, state._kind = "ok", None, 0, "", ""
 
     def _ended(self, name: str, step: Step, task: asyncio.Task[None]) -> None:

@@ -1,4 +1,4 @@
-"""The worker's aiohttp application: ``POST /slack/events`` and ``GET /healthz``."""
+"""The worker's aiohttp application: ``POST /slack/events``, ``GET /healthz``, ``GET /readyz`` and ``GET /metrics``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -18,7 +19,10 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
+from . import logs, metrics
+from .approvals.audit import AuditLog
 from .approvals.policy import Policy
+from .approvals.policy_reload import PolicyHolder
 from .approvals.queue import JobQueue
 from .approvals.store import RequestStore
 from .edge import SlackEdge, answer_failures
@@ -35,10 +39,19 @@ log = logging.getLogger(__name__)
 
 SLACK_EVENTS_PATH = "/slack/events"
 HEALTHZ_PATH = "/healthz"
+READYZ_PATH = "/readyz"
+METRICS_PATH = "/metrics"
+POLICY_WATCH_LOOP = "policy-watch"
+
+JOB_DRAIN = 10.0
+"""Seconds a stopping worker lets its running jobs finish before giving the rest back."""
 
 _BOLT = web.AppKey("bolt", AsyncApp)
 _REDIS = web.AppKey("redis", Redis)
 _JOBS = web.AppKey("jobs", SlackJobWorker)
+_TRUST = web.AppKey("trust", TrustedOrgs)
+POLICY = web.AppKey("policy", PolicyHolder)
+"""The worker's policy in force; ``serve`` reloads it on SIGHUP (``POLICY.hangup``)."""
 
 
 class SocketModeRefused(RuntimeError):
@@ -112,6 +125,11 @@ def load_policy(settings: Settings) -> Policy:
     return Policy.load(settings.approval_policy) if settings.approval_policy else Policy()
 
 
+def hangup_handler(app: web.Application) -> Callable[[], None]:
+    """What SIGHUP calls in a worker: reload the policy file (validated first; an invalid one changes nothing)."""
+    return app[POLICY].hangup
+
+
 def create_app(
     settings: Settings,
     *,
@@ -127,34 +145,46 @@ def create_app(
     serving; the demo, whose Slack is this very app, waits for nothing."""
     needed = serve_settings_required(settings)
     settings.require(*(name for name in needed if redis is None or name != "redis_url"))
-    policy = load_policy(settings)
+    # Every reader below asks the holder for the policy in force when it needs it: a reload
+    # (SIGHUP, or the file changed) applies to the next request, click or budget day.
+    policies = PolicyHolder(settings.approval_policy)
     if redis is None:
         connections = settings.redis_max_connections or WORKER_CONNECTIONS
         redis = connect(settings.redis_url, name=WORKER_CLIENT_NAME, max_connections=connections)
-    store = RequestStore(redis, today=policy.today)
-    queue = JobQueue(redis, consumer or _consumer_name(), retry_after=settings.job_retry_after)
+    policies.audit = AuditLog(redis)
+    store = RequestStore(redis, today=lambda now: policies.current.today(now))
+    worker = consumer or _consumer_name()
+    queue = JobQueue(redis, worker, retry_after=settings.job_retry_after)
+    # Every line this worker logs names it: its loops start in this context, and
+    # each HTTP request runs in it (_tag_worker). Several workers may share a process.
+    worker_context = logs.context_with(worker=worker)
     budget = SlackBudget(redis, scale=settings.slack_rate_scale)
     interactive, background = interactive_client(settings, budget), background_client(settings, budget=budget)
-    bolt = build_app(settings, interactive, store, queue, policy)
-    trust = TrustedOrgs(policy.trusted_teams)
+    bolt = build_app(settings, interactive, store, queue, policies)
+    trust = TrustedOrgs(policies.current.trusted_teams)
+    policies.on_change(lambda policy: trust.trust(policy.trusted_teams))
     refuse_other_orgs(bolt, trust, queue)
     answer_failures(bolt)
     jobs = SlackJobWorker(
         store,
         queue,
         background,
-        policy=policy,
+        policy=policies,
         default_channel=settings.approval_channel,
         sweep_interval=settings.sweep_interval,
         orgs=trust,
     )
 
-    app = web.Application(client_max_size=settings.http_max_body)
+    app = web.Application(client_max_size=settings.http_max_body, middlewares=[_tag_worker(worker)])
     app[_BOLT] = bolt
     app[_REDIS] = redis
     app[_JOBS] = jobs
+    app[POLICY] = policies
     app[_SOCKET] = socket_state = SocketState()
+    app[_TRUST] = trust
     app.router.add_get(HEALTHZ_PATH, _healthz)
+    app.router.add_get(READYZ_PATH, _readyz)
+    app.router.add_get(METRICS_PATH, _metrics)
     signed = SignedRequests(redis)
     if settings.slack_app_token is None:
         verifier = SignatureVerifier(settings.slack_signing_secret.get_secret_value())
@@ -173,14 +203,25 @@ def create_app(
                     await redis.aclose()
                     raise
             # Not a click: the background client, which waits its turn in the budget.
-            learning = asyncio.create_task(trust.learn(background), name="installation")
+            learning = asyncio.create_task(trust.learn(background), name="installation", context=worker_context)
             # Slack answers at once when it is up: wait for it, so the first clicks are not refused.
             if slack_first_wait > 0:
                 await asyncio.wait([learning], timeout=slack_first_wait)
-            await jobs.start()
+            async def watch_policy() -> None:
+                # One os.stat a sweep interval; also records a version Redis could not audit yet.
+                await policies.check()
+                await asyncio.sleep(settings.sweep_interval)
+
+            async def start_loops() -> None:
+                await jobs.start()
+                # The jobs' supervisor: a failing watch shows in /healthz with the other loops.
+                jobs.loops.start(POLICY_WATCH_LOOP, watch_policy)
+
+            await asyncio.create_task(start_loops(), context=worker_context)
             if socket_mode is not None:
-                await socket_mode.connect_async()
+                await asyncio.create_task(socket_mode.connect_async(), context=worker_context)
                 socket_state.handler = socket_mode
+            log.info("worker %s started", worker, extra=logs.tagged(logs.Event.WORKER_STARTED, worker=worker))
             try:
                 yield
             finally:
@@ -188,7 +229,8 @@ def create_app(
                 socket_state.handler = None
                 if socket_mode is not None:
                     await socket_mode.close_async()
-                await jobs.close()
+                await jobs.close(grace=JOB_DRAIN)
+                await policies.aclose()
                 # Last before the client: the store's and the replay check's batches
                 # run in tasks of their own that cancelling jobs or requests does not
                 # stop, and one still running would reconnect the closed pool.
@@ -201,12 +243,58 @@ def create_app(
     return app
 
 
+def _tag_worker(worker: str) -> Middleware:
+    """Middleware: every line logged while handling a request names this worker."""
+
+    @web.middleware
+    async def tag(request: web.Request, handler: Handler) -> web.StreamResponse:
+        with logs.log_context(worker=worker):
+            return await handler(request)
+
+    return tag
+
+
 def _consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 HEALTH_PING_TIMEOUT = 2.0
 """Seconds ``/healthz`` waits for Redis's PING (load balancers give up after a few)."""
+
+
+async def _problems(request: web.Request) -> dict[str, object]:
+    """What stops this worker from working now (empty when nothing does)."""
+    problems: dict[str, object] = {}
+    try:
+        async with asyncio.timeout(HEALTH_PING_TIMEOUT):
+            await request.app[_REDIS].ping()
+    except (RedisError, OSError, TimeoutError) as exc:
+        problems["redis"] = describe(exc)
+    loops = request.app[_JOBS].health()
+    if loops:
+        problems["loops"] = loops
+    socket_problem = await request.app[_SOCKET].problem()
+    if socket_problem is not None:
+        problems["socket_mode"] = socket_problem
+    return problems
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    """200 only when this worker should get traffic: Redis answers, every loop runs, and Slack's
+    ``auth.test`` has passed since it started (until then it refuses every click: whose
+    workspace it serves is not known yet). 503 naming what is missing otherwise."""
+    problems = await _problems(request)
+    if request.app[_TRUST].installation is None:
+        problems["slack"] = "auth.test has not passed yet"
+    if problems:
+        return web.json_response({"ready": False, **problems}, status=503)
+    return web.json_response({"ready": True})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    """Prometheus's text format: this process's figures and the shared ones read from Redis (``bot.metrics``)."""
+    body = await metrics.exposition(request.app[_REDIS])
+    return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -219,21 +307,9 @@ async def _healthz(request: web.Request) -> web.Response:
     primary short of replicas, answers PING and refuses every write, so the
     job loops report their own state too (no Redis call: they record it as
     they run)."""
-    problems: dict[str, object] = {}
-    try:
-        async with asyncio.timeout(HEALTH_PING_TIMEOUT):
-            await request.app[_REDIS].ping()
-    except (RedisError, OSError, TimeoutError) as exc:
-        problems["redis"] = describe(exc)
-    loops = request.app[_JOBS].health()
-    if loops:
-        problems["loops"] = loops
-    socket = request.app[_SOCKET]
-    socket_problem = await socket.problem()
-    if socket_problem is not None:
-        problems["socket_mode"] = socket_problem
+    problems = await _problems(request)
     if problems:
         return web.json_response({"ok": False, **problems}, status=503)
-    if socket.handler is not None:
+    if request.app[_SOCKET].handler is not None:
         return web.json_response({"ok": True, "socket_mode": "connected"})
     return web.json_response({"ok": True})

@@ -134,10 +134,12 @@ def settings_for(redis_server: RedisServer, slack: FakeSlack, **overrides: Any) 
 class Worker:
     """A running ``serve`` worker, and a person's hands on Slack's side."""
 
-    def __init__(self, url: str, session: aiohttp.ClientSession, slack: FakeSlack) -> None:
+    def __init__(self, url: str, session: aiohttp.ClientSession, slack: FakeSlack, app: web.Application | None = None) -> None:
         self.url = url
         self.session = session
         self.slack = slack
+        self.app = app
+        """The worker's application (its policy holder: ``app[bot.web.POLICY]``)."""
 
     async def post_signed(self, payload: dict[str, Any], *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> aiohttp.ClientResponse:
         body, headers = signed_form(payload, secret, timestamp)
@@ -252,7 +254,7 @@ async def start_worker(redis_server: RedisServer, slack: FakeSlack, redis: Redis
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         host, port = runner.addresses[0][:2]
-        return Worker(f"http://{host}:{port}", session, slack)
+        return Worker(f"http://{host}:{port}", session, slack, app)
 
     yield start
     await session.close()  # first: a kept-alive connection would hold up the workers' shutdown

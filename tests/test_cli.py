@@ -16,7 +16,7 @@ from tests.fakes.redis_server import free_port
 pytestmark = pytest.mark.slow  # every test runs `python -m bot` in a process of its own
 
 SETTINGS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL", "REDIS_URL",
-            "APPROVAL_CHANNEL", "APPROVAL_TIMEOUT", "APPROVAL_POLICY", "PORT")
+            "APPROVAL_CHANNEL", "APPROVAL_TIMEOUT", "APPROVAL_POLICY", "PORT", "LOG_FORMAT")
 ROOT = Path(__file__).resolve().parents[1]
 
 

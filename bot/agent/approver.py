@@ -25,11 +25,12 @@ from claude_agent_sdk import (
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from .. import text
+from .. import metrics, text
 from ..approvals import bounds, keys
 from ..approvals.model import ApprovalRequest, Decision, Mode, NewRequest, State, request_id_for
 from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter, WaiterClosed
+from ..logs import Event, about, preview, tagged
 from ..redis_client import AGENT_CLIENT_NAME, AGENT_CONNECTIONS, CONNECT_TIMEOUT, READ_TIMEOUT, connect, timed_out
 from ..settings import Settings
 from . import other_approver, passthrough
@@ -294,7 +295,8 @@ class SlackApprover:
         self._calls += 1
         self._idle.clear()
         try:
-            return await self._answer(request_id, tool_name, tool_input, context)
+            with metrics.AGENT_WAITS.track_inprogress():
+                return await self._answer(request_id, tool_name, tool_input, context)
         finally:
             self._calls -= 1
             if not self._calls:
@@ -311,6 +313,7 @@ class SlackApprover:
             # wait for, and cancel, that one.
             request_id = request.id
             ended = request if request.state.is_final else await self._wait(request)
+            metrics.agent_decision(ended.state.value if isinstance(ended, ApprovalRequest) else "vanished")
             return await self._result(ended)
         except asyncio.CancelledError:
             await self._cancel(request_id)
@@ -355,7 +358,9 @@ class SlackApprover:
                 resolved=resolve_paths(tool_input),
             )
         )
-        log.info("approval %s for %s: %s", request.id, tool_name, "queued for Slack" if created else "asked again")
+        log.info("approval %s for %s: %s", request.id, tool_name, "queued for Slack" if created else "asked again",
+                 extra=tagged(Event.REQUEST_CREATED if created else Event.REQUEST_REASKED, **about(request),
+                              tool=tool_name, input_preview=preview(tool_input)))
         return request
 
     async def _wait(self, request: ApprovalRequest) -> ApprovalRequest | Vanished:

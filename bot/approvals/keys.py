@@ -42,6 +42,8 @@ an entry written when the head was missing although the log was not new."""
 
 PENDING = f"{PREFIX}:pending"
 """Sorted set: ids of pending requests by creation time (``/approvals``, App Home)."""
+PENDING_ROUTES = f"{PREFIX}:pending:routes"
+"""Hash: rule name → requests pending on that route (``""``: not routed yet), kept by the scripts for the metrics."""
 
 USERGROUP_PREFIX = f"{PREFIX}:usergroup:"
 """+ ``S…``: set of the group's members (plus ``USERGROUP_SENTINEL``), cached."""

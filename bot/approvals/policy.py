@@ -183,24 +183,28 @@ class Rule(_Strict):
         return self
 
     def matches(self, tool_name: str, tool_input: dict[str, Any], cost: float | None) -> bool:
+        return self.mismatch(tool_name, tool_input, cost) is None
+
+    def mismatch(self, tool_name: str, tool_input: dict[str, Any], cost: float | None) -> str | None:
+        """The first matching field the call fails (``tool``, ``command``, ``file_path``,
+        ``input.KEY`` or ``when_cost_over``), or None when the rule matches it."""
         if not fnmatch.fnmatchcase(tool_name, self.tool):
-            return False
+            return "tool"
         if self.command is not None:
             command = tool_input.get("command")
             if not isinstance(command, str) or not self.command.search(command):
-                return False
+                return "command"
         if self.file_path is not None:
             path = tool_input.get("file_path")
             if not isinstance(path, str) or not path_glob(self.file_path, path):
-                return False
+                return "file_path"
         for key, pattern in self.input.items():
             value = tool_input.get(key)
             if value is None or not pattern.search(value if isinstance(value, str) else _json(value)):
-                return False
-        if self.when_cost_over is not None:
-            if cost is None or cost <= self.when_cost_over:
-                return False
-        return True
+                return f"input.{key}"
+        if self.when_cost_over is not None and (cost is None or cost <= self.when_cost_over):
+            return "when_cost_over"
+        return None
 
     def cost_of(self, tool_input: dict[str, Any], estimate: float | None) -> float | None:
         """The agent's estimate, else the input's ``cost_field``, else the rule's flat ``cost``.
@@ -253,6 +257,20 @@ class Route:
     cost: float | None = None
     daily_budget: float | None = None
     mode: Mode | None = None
+
+
+@dataclass(frozen=True)
+class Tried:
+    """One rule as routing tried it (``Policy.tried``)."""
+
+    name: str
+    rule: Rule
+    cost: float | None = None
+    """The call's cost as this rule reads it."""
+    missed: str | None = None
+    """The matching field the call fails (``Rule.mismatch``); None when the rule applies."""
+    unpriced: str = ""
+    """Why the cost cannot be read, when it cannot: the call is denied on this rule."""
 
 
 class Policy(_Strict):
@@ -318,17 +336,29 @@ class Policy(_Strict):
         named: list[tuple[str, Rule]] = [(rule.name or f"rules[{i}]", rule) for i, rule in enumerate(self.rules)]
         return [*named, (self.default.name or "default", self.default)]
 
-    def _first(self, tool_name: str, tool_input: dict[str, Any], estimate: float | None) -> Route:
+    def tried(self, tool_name: str, tool_input: dict[str, Any], estimate: float | None = None) -> list[Tried]:
+        """The rules in order as routing tries them, up to the one that decides: the first
+        that matches, the default, or the first whose cost cannot be read (the call is denied)."""
+        tried: list[Tried] = []
         for name, rule in self._named():
             try:
                 cost = rule.cost_of(tool_input, estimate)
             except bounds.OutOfRange as exc:
-                # A call whose price cannot be read is not routed around the
-                # cost rules as if it were free: it is denied.
-                return Route(rule=name, action=Action.DENY, message=text.unpriced(str(exc)))
-            if rule is self.default or rule.matches(tool_name, tool_input, cost):
-                return _route(name, rule, cost)
-        raise AssertionError("the default always matches")
+                tried.append(Tried(name, rule, unpriced=str(exc)))
+                break
+            missed = None if rule is self.default else rule.mismatch(tool_name, tool_input, cost)
+            tried.append(Tried(name, rule, cost, missed))
+            if missed is None:
+                break
+        return tried
+
+    def _first(self, tool_name: str, tool_input: dict[str, Any], estimate: float | None) -> Route:
+        decided = self.tried(tool_name, tool_input, estimate)[-1]
+        if decided.unpriced:
+            # A call whose price cannot be read is not routed around the
+            # cost rules as if it were free: it is denied.
+            return Route(rule=decided.name, action=Action.DENY, message=text.unpriced(decided.unpriced))
+        return to_route(decided.name, decided.rule, decided.cost)
 
     def rule_managers(self, route: str) -> tuple[str, ...] | None:
         """Who may remove a team allow-list rule granted on ``route``: the
@@ -346,8 +376,18 @@ class Policy(_Strict):
         """Read and validate a ``.yaml``/``.yml`` or ``.toml`` file; ``PolicyError`` says what is wrong."""
         path = Path(path)
         try:
-            raw_text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise PolicyError(f"{path}: cannot read the policy file: {exc}") from None
+        return cls.from_bytes(raw, path)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, path: str | Path) -> Policy:
+        """Validate a policy file's content; ``path`` gives its format (suffix) and names it in errors."""
+        path = Path(path)
+        try:
+            raw_text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
             raise PolicyError(f"{path}: cannot read the policy file: {exc}") from None
         try:
             if path.suffix.lower() == ".toml":
@@ -370,7 +410,8 @@ class Policy(_Strict):
             raise PolicyError(f"{source}: {_describe(exc, data)}") from None
 
 
-def _route(name: str, rule: Rule, cost: float | None) -> Route:
+def to_route(name: str, rule: Rule, cost: float | None) -> Route:
+    """What ``rule`` (named ``name``) decides for a call costing ``cost``."""
     return Route(
         rule=name,
         action=rule.action,

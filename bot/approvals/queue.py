@@ -1,7 +1,8 @@
 """JobQueue: the Redis stream of work for bot workers, read through a consumer group.
 
 A job a worker took but never acknowledged (the worker died) is claimed by
-another worker after ``retry_after`` seconds, so nothing stays stuck.
+another worker after ``retry_after`` seconds, so nothing stays stuck. A worker
+that stops on purpose gives its unfinished jobs back at once (``release``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from enum import StrEnum
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from . import keys
+from . import keys, scripts
 from .codec import text
 
 
@@ -43,6 +44,7 @@ class JobQueue:
         self.redis = redis
         self.consumer = consumer
         self.retry_after_ms = int(retry_after * 1000)
+        self._release = redis.register_script(scripts.RELEASE_JOBS)
 
     async def ensure_group(self) -> None:
         try:
@@ -90,6 +92,12 @@ class JobQueue:
         counts no delivery)."""
         if entry_ids:
             await self.redis.xclaim(keys.JOBS, keys.JOBS_GROUP, self.consumer, 0, entry_ids, justid=True)
+
+    async def release(self, entry_ids: list[str]) -> int:
+        """Give back jobs this worker took and will not finish: others take them at once. How many went back."""
+        if not entry_ids:
+            return 0
+        return int(await self._release(keys=[keys.JOBS], args=[keys.JOBS_GROUP, *entry_ids]))
 
     async def done(self, job: Job) -> None:
         """Acknowledge and delete: the stream holds only unfinished work."""

@@ -210,12 +210,23 @@ local function within_budget(day)
   return tonumber(redis.call('GET', plan[1]) or '0') + tonumber(plan[2]) <= budget
 end
 
+-- The pending requests per route ('' while not routed), for the metrics to
+-- read with one HGETALL instead of a scan. A count that reaches 0 is removed,
+-- so requests pending from before this count existed cannot drive it below 0.
+local function count_pending(route, delta)
+  if redis.call('HINCRBY', '${pending_routes}', route, delta) <= 0 then
+    redis.call('HDEL', '${pending_routes}', route)
+  end
+end
+
 -- Ends the pending request KEYS[1] (id ARGV[1]) as ``new``: the decision's
 -- fields, the spend of an approval, its deadlines dropped, its retention
 -- started, the workers told to update Slack, the audit entry, the wake-up.
 -- Callers check everything that can fail first: after the first write here
 -- nothing can (Redis does not roll a failed script back).
 local function finish(new, actor, name, reason, updated, always, spend, event, now, ...)
+  local route = redis.call('HMGET', KEYS[1], 'routed', 'rule')
+  count_pending(route[1] == '1' and (route[2] or '') or '', -1)
   redis.call('HSET', KEYS[1], 'state', new, 'decided_by', actor,
     'decided_by_name', name, 'decided_at', now, 'reason', reason)
   if updated ~= '' then redis.call('HSET', KEYS[1], 'updated_input', updated) end
@@ -247,6 +258,7 @@ _CONSTANTS = {
     "thread_prefix": keys.THREAD_PREFIX,
     "retention": keys.RETENTION_SECONDS,
     "decisions": keys.DECISIONS,
+    "pending_routes": keys.PENDING_ROUTES,
 }
 
 
@@ -282,6 +294,7 @@ if deadline > 0 then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 end
 redis.call('ZADD', KEYS[7], ARGV[2], ARGV[1])
+count_pending('', 1)
 redis.call('XADD', KEYS[3], '*', 'kind', 'post', 'id', ARGV[1])
 audit('created', ARGV[4], ARGV[2], 'tool', redis.call('HGET', KEYS[1], 'tool_name'))
 return {'created'}
@@ -327,6 +340,7 @@ redis.call('HSET', KEYS[1], 'routed', '1', 'rule', ARGV[3], 'approvers', ARGV[5]
   'required', ARGV[7], 'allow_self', ARGV[8], 'timeout', ARGV[9], 'on_timeout', ARGV[10],
   'escalation', ARGV[11], 'cost', ARGV[12], 'budget', ARGV[13], 'spend_key', ARGV[14])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'channel', ARGV[4]) end
+if state == 'pending' then count_pending('', -1); count_pending(ARGV[3], 1) end
 if ARGV[15] ~= '' then redis.call('HSET', KEYS[1], 'mode', ARGV[15]) end
 if state == 'pending' and action == 'ask' and #candidates > 0 then
   -- Written now so may_decide and the budget see this route.
@@ -604,6 +618,24 @@ for i = 1, #KEYS do
 end
 return {'none'}
 """.replace("${answered}", keys.CALL_ANSWERED)
+
+# KEYS: the jobs stream. ARGV: the consumer group, then ids of jobs a stopping worker took and
+# did not finish. Each goes back to the end of the stream as a new entry (what the old one held),
+# so another worker reads it at once instead of re-claiming it after ``job_retry_after``.
+# Result: how many were given back (a job finished meanwhile is gone, and skipped).
+RELEASE_JOBS = """
+local released = 0
+for i = 2, #ARGV do
+  local entry = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])[1]
+  if entry then
+    redis.call('XADD', KEYS[1], '*', unpack(entry[2]))
+    redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+    redis.call('XDEL', KEYS[1], ARGV[i])
+    released = released + 1
+  end
+end
+return released
+"""
 
 # KEYS: a lock. ARGV: the holder's token. Deletes the lock only if this holder
 # still has it (it may have expired and been taken by another). Result: 1 or 0.

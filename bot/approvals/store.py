@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+from .. import metrics
 from . import bounds, keys, scripts
 from .coalesce import Coalescer
 from .codec import pairs, text
@@ -228,6 +229,8 @@ class RequestStore:
             return None
         if status == "invalid":
             raise bounds.OutOfRange(f"request {request_id}: the route's {text(reply[1])} cannot be stored")
+        if status == "routed":  # this call routed it ("already": another attempt did, and counted it)
+            metrics.request_routed(route.rule)
         return State(text(reply[1]))
 
     async def decide(self, request_id: str, decision: Decision) -> Transition:

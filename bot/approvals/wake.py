@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from .. import metrics
 from ..tasks import stop
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,7 @@ class DecisionWaiter:
                 if self._pubsub is None:
                     await self._subscribe()
                     log.info("decision channel re-subscribed; re-checking %d waits", len(self._waits))
+                    metrics.pubsub_reconnected()
                     await self._recheck()
                     backoff = 0.05
                 message = await self._pubsub.get_message(timeout=self._recheck_interval)
@@ -198,6 +200,7 @@ class DecisionWaiter:
                     # whatever was published in between is lost, so read
                     # the stored states now that the subscription is live.
                     log.info("decision channel reconnected; re-checking %d waits", len(self._waits))
+                    metrics.pubsub_reconnected()
                     await self._recheck()
             except asyncio.CancelledError as exc:
                 task = asyncio.current_task()

@@ -22,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from ..approvals.allowlist import TeamAllowList
 from ..approvals.policy import Policy
+from ..approvals.policy_reload import PolicyHolder
 from ..approvals.queue import JobQueue
 from ..approvals.store import RequestStore
 from ..settings import Settings
@@ -78,7 +79,8 @@ async def keep_alive(*clients: AsyncWebClient) -> AsyncIterator[None]:
 
 
 def build_app(
-    settings: Settings, client: AsyncWebClient, store: RequestStore, queue: JobQueue, policy: Policy
+    settings: Settings, client: AsyncWebClient, store: RequestStore, queue: JobQueue,
+    policy: Policy | PolicyHolder,
 ) -> AsyncApp:
     socket_mode = settings.slack_app_token is not None
     app = AsyncApp(

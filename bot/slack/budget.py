@@ -33,7 +33,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from .. import metrics
 from ..approvals import keys
+from ..logs import Event, tagged
 from .rates import POSTS_PER_WORKSPACE, Rate, rate_for
 
 log = logging.getLogger(__name__)
@@ -249,7 +251,7 @@ class BudgetedClient(AsyncWebClient):
     ) -> AsyncSlackResponse:
         call = dict(http_verb=http_verb, files=files, data=data, params=params, json=json, headers=headers, auth=auth)
         if self.budget is None:
-            return await super().api_call(api_method, **call)
+            return await self._counted(api_method, call)
         channel = _channel_of(json, data if isinstance(data, dict) else None, params)
         if self.interactive:
             return await self._interactive_call(self.budget, api_method, channel, call)
@@ -261,24 +263,37 @@ class BudgetedClient(AsyncWebClient):
                 # call goes unpaced (a 429 then waits here) rather than not at all.
                 log.warning("Slack budget unreadable (%s): %s goes unpaced", type(exc).__name__, api_method)
             try:
-                return await super().api_call(api_method, **call)
+                return await self._counted(api_method, call)
             except SlackApiError as exc:
                 wait = retry_after(exc)
                 if wait is None or attempt == RATE_LIMIT_RETRIES:
                     raise
-                log.warning("Slack rate-limited %s; every worker pauses it for %ss", api_method, wait)
+                log.warning("Slack rate-limited %s; every worker pauses it for %ss", api_method, wait,
+                            extra=tagged(Event.SLACK_RATE_LIMITED, method=api_method, retry_after=wait))
                 try:
                     await self.budget.pause(api_method, channel, wait)
                 except (RedisError, OSError):
                     await asyncio.sleep(wait)  # the others will meet their own 429
         raise AssertionError("unreachable")
 
+    async def _counted(self, api_method: str, call: dict[str, Any]) -> AsyncSlackResponse:
+        """One call sent to Slack, counted in the metrics (each attempt; 429s and failures apart)."""
+        metrics.slack_call(api_method)
+        try:
+            return await super().api_call(api_method, **call)
+        except SlackApiError as exc:
+            (metrics.slack_rate_limited if exc.response.status_code == 429 else metrics.slack_error)(api_method)
+            raise
+        except Exception:
+            metrics.slack_error(api_method)
+            raise
+
     async def _interactive_call(
         self, budget: SlackBudget, api_method: str, channel: str, call: dict[str, Any]
     ) -> AsyncSlackResponse:
         wait: float | None = None
         try:
-            return await super().api_call(api_method, **call)
+            return await self._counted(api_method, call)
         except SlackApiError as exc:
             wait = retry_after(exc)
             raise

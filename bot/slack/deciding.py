@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
+from .. import metrics
 from ..approvals.groups import cached_members
 from ..approvals.model import Decision, Refusal, Transition, is_group
 from ..approvals.store import RequestStore
+from ..logs import Event, about, tagged
 from .directory import Directory
+
+log = logging.getLogger(__name__)
 
 
 class Decider:
@@ -22,10 +29,13 @@ class Decider:
         self.directory = directory
 
     async def decide(self, request_id: str, decision: Decision) -> Transition:
+        started = time.monotonic()
         transition = await self.store.decide(request_id, decision)
         groups = self._to_refresh(transition)
         if groups and await self.directory.refresh(groups):
             transition = await self.store.decide(request_id, decision)
+        metrics.click_decided(_result(transition), time.monotonic() - started)
+        _log_click(request_id, decision, transition)
         return transition
 
     async def may_decide(self, request_id: str, user: str, *, approving: bool) -> Transition:
@@ -56,3 +66,31 @@ class Decider:
         if transition.refused is Refusal.NOT_APPROVER and transition.request is not None:
             return tuple(a for a in transition.request.approvers if is_group(a))
         return ()
+
+
+def _result(transition: Transition) -> str:
+    """A decision attempt's result, as the click histogram labels it."""
+    if transition.won:
+        return "won"
+    if transition.votes is not None:
+        return "vote"
+    return "refused" if transition.refused is not None else "lost"
+
+
+def _log_click(request_id: str, decision: Decision, transition: Transition) -> None:
+    """One line per click or form: what it did; and, when it ended the request, a ``request.decided`` line."""
+    if transition.refused is not None:
+        outcome = f"refused ({transition.refused.value})"
+    elif transition.votes is not None:
+        outcome = f"vote {transition.votes[0]} of {transition.votes[1]}"
+    elif transition.won:
+        outcome = decision.state.value
+    else:
+        outcome = "already ended" if transition.request is not None else "no such request"
+    fields = about(transition.request) if transition.request is not None else {"request_id": request_id}
+    log.info("request %s: %s by %s: %s", request_id, decision.state.value, decision.actor, outcome,
+             extra=tagged(Event.CLICK, **fields, user=decision.actor, decision=decision.state.value, outcome=outcome))
+    if transition.won and transition.request is not None and transition.request.state.is_final:
+        state = transition.request.state.value
+        log.info("request %s %s by %s", request_id, state, decision.actor,
+                 extra=tagged(Event.REQUEST_DECIDED, **fields, user=decision.actor, state=state))

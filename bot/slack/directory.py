@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from ..approvals import keys
 from ..approvals.codec import text
+from .errors import logged
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ class Directory:
         try:
             response = await self.client.usergroups_users_list(usergroup=group)
         except SlackApiError as exc:
-            log.warning("members of user group %s unavailable: %s", group, exc.response.get("error"))
+            log.warning("members of user group %s unavailable: %s", group, exc.response.get("error"),
+                        extra=logged(exc, group=group))
             return False
         members = [m for m in response.get("users", []) if isinstance(m, str)]
         async with self.redis.pipeline(transaction=True) as pipe:

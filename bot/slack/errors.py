@@ -18,3 +18,17 @@ def described(exc: SlackApiError) -> str:
     if not messages:
         return error_code(exc)
     return f"{error_code(exc)} ({'; '.join(str(m) for m in messages)})"
+
+
+def method_of(exc: SlackApiError) -> str:
+    """The Web API method that failed (``chat.postMessage``), or "" when the response does not say."""
+    url = str(getattr(exc.response, "api_url", "") or "")
+    return url.rstrip("/").rsplit("/", 1)[-1] if url else ""
+
+
+def logged(exc: SlackApiError, **fields: object) -> dict[str, object]:
+    """``extra=`` for a line about a Slack API error: ``event`` ``slack.error``, the
+    ``error`` code and the ``method``, and what the line is about (``fields``)."""
+    from ..logs import Event, tagged
+
+    return tagged(Event.SLACK_ERROR, error=error_code(exc), method=method_of(exc) or None, **fields)

@@ -28,6 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from .. import text
 from ..approvals.queue import JobQueue
 from . import blocks
+from .errors import logged
 
 log = logging.getLogger(__name__)
 
@@ -151,17 +152,23 @@ class TrustedOrgs:
     """
 
     def __init__(self, trusted: Iterable[str] = ()) -> None:
-        trusted = tuple(trusted)
-        self._teams = frozenset(t for t in trusted if t.startswith("T"))
-        self._organisations = frozenset(t for t in trusted if t.startswith("E"))
+        self.trust(trusted)
         self.installation: Installation | None = None
+
+    def trust(self, trusted: Iterable[str]) -> None:
+        """Trust these workspaces and organisations instead (a reloaded policy's ``trusted_teams``)."""
+        trusted = tuple(trusted)
+        # One assignment: a check running meanwhile sees the old pair or the new, never a mix.
+        self._trusted = (frozenset(t for t in trusted if t.startswith("T")),
+                         frozenset(t for t in trusted if t.startswith("E")))
 
     def allows(self, actor: Actor) -> bool:
         installed = self.installation
         if installed is None:
             return False
-        teams = self._teams | installed.workspaces | {installed.team_id}
-        organisations = self._organisations | ({installed.enterprise_id} if installed.enterprise_id else set())
+        trusted_teams, trusted_organisations = self._trusted
+        teams = trusted_teams | installed.workspaces | {installed.team_id}
+        organisations = trusted_organisations | ({installed.enterprise_id} if installed.enterprise_id else set())
         return (actor.team is not None and actor.team in teams) or (
             actor.enterprise is not None and actor.enterprise in organisations
         )
@@ -174,7 +181,8 @@ class TrustedOrgs:
             except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
                 log.warning("cannot learn the workspace the bot token belongs to (%s): refusing every "
                             "click, form and command until Slack answers; next try in %.0f s",
-                            exc or type(exc).__name__, retry)
+                            exc or type(exc).__name__, retry,
+                            extra=logged(exc) if isinstance(exc, SlackApiError) else None)
             else:
                 log.info("installed in %s", self.installation)
                 return

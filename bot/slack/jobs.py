@@ -21,19 +21,21 @@ from redis.exceptions import RedisError, ResponseError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from .. import text
+from .. import metrics, text
 from ..approvals import keys
 from ..approvals.allowlist import TeamAllowList
 from ..approvals.audit import AuditLog
 from ..approvals.model import ApprovalRequest, Decision, Reply, State, is_group
 from ..approvals.policy import Action, Policy
+from ..approvals.policy_reload import PolicyHolder
 from ..approvals.queue import Job, JobKind, JobQueue
 from ..approvals.store import RequestStore
-from ..tasks import LoopSupervisor, stop
+from ..logs import Event, about, log_context, tagged
+from ..tasks import LoopSupervisor, describe, stop
 from . import blocks
 from .budget import Priority, priority
 from .directory import Directory
-from .errors import described, error_code
+from .errors import described, error_code, logged
 from .identity import TrustedOrgs, author_of
 from .ids import REQUEST_METADATA_EVENT
 from .payloads import is_person_reply
@@ -48,6 +50,8 @@ SWEEPER_LOOP = "jobs-sweep"
 """The worker's background loops, as logs and ``/healthz`` name them."""
 
 TAKE_BLOCK_MS = 1000
+RELEASE_TIMEOUT = 3.0
+"""Seconds a stopping worker spends giving its unfinished jobs back (``JobQueue.release``)."""
 """How long one read of the jobs stream waits for a job. The client's read
 timeout, longer than this, ends a read on a connection that never answers."""
 
@@ -101,7 +105,7 @@ class SlackJobWorker:
         queue: JobQueue,
         client: AsyncWebClient,
         *,
-        policy: Policy,
+        policy: Policy | PolicyHolder,
         default_channel: str,
         sweep_interval: float,
         concurrency: int = 16,
@@ -111,7 +115,8 @@ class SlackJobWorker:
         self.store = store
         self.queue = queue
         self.client = client
-        self.policy = policy
+        # The holder, read at each routing: a reloaded policy applies to the next request.
+        self.policies = policy if isinstance(policy, PolicyHolder) else PolicyHolder.fixed(policy)
         self.directory = Directory(store.redis, client)
         self.audit = AuditLog(store.redis)
         self.allowlist = TeamAllowList(store.redis)
@@ -137,9 +142,23 @@ class SlackJobWorker:
         self.loops.start(CONSUMER_LOOP, self._consume)
         self.loops.start(SWEEPER_LOOP, self._sweep)
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 0.0) -> None:
+        """Stop taking jobs; let the running ones finish for up to ``grace`` seconds; give the
+        rest back to the stream, where another worker takes them at once."""
         await self.loops.close()
+        if self._running and grace > 0:
+            await asyncio.wait(set(self._running), timeout=grace)
+        unfinished = list(self._holding)
         await stop(self._running)
+        if unfinished:
+            try:
+                async with asyncio.timeout(RELEASE_TIMEOUT):
+                    released = await self.queue.release(unfinished)
+                log.info("gave %d unfinished jobs back to the other workers", released)
+            except (RedisError, OSError, TimeoutError) as exc:
+                # Not lost: another worker re-claims them after job_retry_after.
+                log.warning("could not give %d unfinished jobs back (%s); others take them later", len(unfinished),
+                            describe(exc))
 
     def health(self) -> dict[str, dict[str, object]]:
         """The background loops that cannot do their work right now (empty when all can)."""
@@ -190,13 +209,15 @@ class SlackJobWorker:
                 continue
             if step:
                 if await self.store.escalate(request_id, int(step)):
-                    log.info("request %s escalated (step %s)", request_id, step)
+                    log.info("request %s escalated (step %s)", request_id, step,
+                             extra=tagged(Event.REQUEST_ESCALATED, request_id=request_id, step=int(step)))
                 continue
             if await self.store.time_out(request_id) != "expire":
                 continue
             transition = await self.store.decide(request_id, Decision(State.EXPIRED, reason="timeout"))
             if transition.won:
-                log.info("request %s expired", request_id)
+                log.info("request %s expired", request_id,
+                         extra=tagged(Event.REQUEST_DECIDED, request_id=request_id, state=State.EXPIRED.value))
 
     async def _spawn(self, job: Job) -> None:
         if job.entry_id in self._holding:
@@ -210,7 +231,7 @@ class SlackJobWorker:
     async def _slotted(self, job: Job) -> None:
         try:
             async with self._urgent_slots if job.kind in URGENT else self._slots:
-                with priority(PRIORITIES.get(job.kind, Priority.POST)):
+                with priority(PRIORITIES.get(job.kind, Priority.POST)), log_context(request_id=job.fields.get("id")):
                     await self._run(job)
         finally:
             self._holding.pop(job.entry_id, None)
@@ -230,9 +251,13 @@ class SlackJobWorker:
         except Exception:
             if job.deliveries < MAX_DELIVERIES:
                 # Not acknowledged: a worker re-claims it after job_retry_after.
-                log.exception("job %s (%s) failed; it will be retried", job.entry_id, job.kind)
+                log.exception("job %s (%s) failed; it will be retried", job.entry_id, job.kind,
+                              extra=tagged(Event.JOB_FAILED, job=job.kind, deliveries=job.deliveries))
+                metrics.job_retried(job.kind)
                 return
-            log.exception("job %s (%s) failed %d times; dropped", job.entry_id, job.kind, job.deliveries)
+            log.exception("job %s (%s) failed %d times; dropped", job.entry_id, job.kind, job.deliveries,
+                          extra=tagged(Event.JOB_DROPPED, job=job.kind, deliveries=job.deliveries))
+            metrics.job_dead(job.kind)
             await self._drop(job)
 
     async def _drop(self, job: Job) -> None:
@@ -300,7 +325,9 @@ class SlackJobWorker:
                 raise
             reason = error_code(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
             detail = described(exc) if isinstance(exc, SlackApiError) else reason
-            log.error("request %s could not be posted to %s: %s", request_id, channel, detail)
+            extra = logged(exc) if isinstance(exc, SlackApiError) else tagged(Event.REQUEST_UNDELIVERABLE, error=reason)
+            log.error("request %s could not be posted to %s: %s", request_id, channel, detail,
+                      extra={**extra, **about(request), "channel": channel, "state": State.UNDELIVERABLE.value})
             await self.store.decide(request_id, Decision(State.UNDELIVERABLE, reason=reason))
             return
         try:
@@ -335,6 +362,8 @@ class SlackJobWorker:
             # first worker was still alive): keep one message.
             await self.client.chat_delete(channel=channel, ts=ts)
         else:
+            log.info("request %s posted to %s", request_id, channel,
+                     extra=tagged(Event.REQUEST_POSTED, request_id=request_id, channel=channel, ts=ts))
             await self.store.adopt_early_replies(request_id, channel, ts)
             await self._converge(request_id)
 
@@ -360,7 +389,8 @@ class SlackJobWorker:
                         and metadata.get("event_type") == REQUEST_METADATA_EVENT
                         and payload.get("request_id") == request.id
                     ):
-                        log.warning("request %s: adopting the message an earlier attempt posted", request.id)
+                        log.warning("request %s: adopting the message an earlier attempt posted", request.id,
+                                    extra=tagged(Event.REQUEST_ADOPTED, **about(request), channel=channel))
                         await self._posted(request.id, channel, str(message["ts"]))
                         return True
                 cursor = (page.get("response_metadata") or {}).get("next_cursor")
@@ -369,7 +399,8 @@ class SlackJobWorker:
         except SlackApiError as exc:
             if _is_transient(exc):
                 raise
-            log.warning("request %s: history unreadable (%s); posting again", request.id, described(exc))
+            log.warning("request %s: history unreadable (%s); posting again", request.id, described(exc),
+                        extra=logged(exc, **about(request)))
         return False
 
     async def _route(self, request: ApprovalRequest) -> ApprovalRequest | None:
@@ -379,14 +410,18 @@ class SlackJobWorker:
         A policy ``deny`` wins over the team allow-list ("Always allow"); a
         team rule approves only where its granter could have approved alone.
         Recomputed on every retry: whichever attempt stores its route first wins."""
-        route = self.policy.route(request.tool_name, request.tool_input, request.cost, resolved=request.resolved)
+        route = self.policies.current.route(request.tool_name, request.tool_input, request.cost, resolved=request.resolved)
         grants = []
         if route.action is Action.ASK:
             grants = await self.allowlist.grants(request.tool_name, request.tool_input, request.resolved)
             # Before ROUTE, which checks each granter against this route's approver
             # groups, and before the post, whose first click does the same.
             await self.directory.warm(a for a in route.approvers if is_group(a))
-        await self.store.route(request.id, route, grants)
+        state = await self.store.route(request.id, route, grants)
+        log.info("request %s routed by %s: %s", request.id, route.rule,
+                 state.value if state is not None else "gone",
+                 extra=tagged(Event.REQUEST_ROUTED, **{**about(request), "rule": route.rule},
+                              action=route.action.value, state=state.value if state is not None else None))
         return await self.store.get(request.id)
 
     async def _spent(self, request: ApprovalRequest) -> float | None:
@@ -415,7 +450,7 @@ class SlackJobWorker:
                 return request
         token = await self._render_lock(request_id)
         if token is None:
-            return request
+            return await self.store.get(request_id)  # not rendered: the request as it stands
         try:
             request = await self.store.get(request_id)  # the latest, now that no one else updates it
             if request is None or not request.posted:
@@ -423,6 +458,8 @@ class SlackJobWorker:
             message = await self._render(request)
             if _digest(message) != await self.store.shown(request_id) and await self._update(request, message):
                 await self.store.set_shown(request_id, _digest(message))
+                log.info("request %s: message updated (%s)", request_id, request.state.value,
+                         extra=tagged(Event.REQUEST_UPDATED, **about(request), state=request.state.value))
         finally:
             await self.store.unlock_render(request_id, token)
         return request
@@ -442,7 +479,8 @@ class SlackJobWorker:
         deadline = time.monotonic() + keys.RENDER_LOCK_TTL + RENDER_LOCK_POLL_MAX
         while not await self.store.lock_render(request_id, token):
             if time.monotonic() >= deadline:
-                log.error("request %s: its message's render lock never came free", request_id)
+                log.error("request %s: its message's render lock never came free", request_id,
+                          extra=tagged(Event.JOB_FAILED, request_id=request_id))
                 return None
             await asyncio.sleep(pause)
             pause = min(pause * 2, RENDER_LOCK_POLL_MAX)
@@ -461,7 +499,8 @@ class SlackJobWorker:
         except SlackApiError as exc:
             if _is_transient(exc):
                 raise
-            log.error("request %s: message could not be updated: %s", request.id, described(exc))
+            log.error("request %s: message could not be updated: %s", request.id, described(exc),
+                      extra=logged(exc, **about(request)))
             return False
         return True
 
@@ -501,6 +540,7 @@ class SlackJobWorker:
         except Exception:
             await self.store.release_announcement(request.id)
             raise
+        metrics.request_ended(request)  # once per request: the claim above holds from here on
         if replies:
             said = [{"user": r.user, "name": r.name, "text": r.text, "ts": r.ts} for r in replies]
             await self.audit.append(
@@ -521,7 +561,8 @@ class SlackJobWorker:
             except SlackApiError as exc:
                 if _is_transient(exc):
                     raise
-                log.warning("request %s: thread unreadable: %s", request.id, described(exc))
+                log.warning("request %s: thread unreadable: %s", request.id, described(exc),
+                            extra=logged(exc, **about(request)))
                 break
             for message in page.get("messages", []):
                 if message.get("ts") == request.ts or not is_person_reply(message, bot_user):
@@ -557,4 +598,5 @@ class SlackJobWorker:
         except SlackApiError as exc:
             if _is_transient(exc):
                 raise
-            log.warning("ephemeral to %s failed: %s", job.fields["user"], described(exc))
+            log.warning("ephemeral to %s failed: %s", job.fields["user"], described(exc),
+                        extra=logged(exc, user=job.fields["user"]))

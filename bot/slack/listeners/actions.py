@@ -18,11 +18,13 @@ from ...approvals.allowlist import TeamAllowList, TeamRule
 from ...approvals.grants import listed
 from ...approvals.model import ApprovalRequest, Decision, State, Transition
 from ...approvals.policy import Policy
+from ...approvals.policy_reload import PolicyHolder
 from ...approvals.queue import JobQueue
 from ...approvals.store import RequestStore
+from ...logs import Event, tagged
 from .. import blocks
 from ..deciding import Decider
-from ..errors import described
+from ..errors import described, logged
 from ..ids import Action
 from ..payloads import ButtonClick, MenuChoice, OnMessage, RuleClick
 
@@ -33,8 +35,11 @@ _PAGE_TURN = re.compile(r"^(?P<request>[0-9a-f]{24}) (?P<page>[0-9]{1,6})$")
 
 
 def register(
-    app: AsyncApp, store: RequestStore, decider: Decider, queue: JobQueue, allowlist: TeamAllowList, policy: Policy
+    app: AsyncApp, store: RequestStore, decider: Decider, queue: JobQueue, allowlist: TeamAllowList,
+    policy: Policy | PolicyHolder,
 ) -> None:
+    policies = policy if isinstance(policy, PolicyHolder) else PolicyHolder.fixed(policy)
+
     async def tell(click: OnMessage, transition: Transition) -> None:
         """Say why a click or a pick changed nothing (a vote shows on the message itself)."""
         if transition.refused is not None:
@@ -83,11 +88,12 @@ def register(
         try:
             click = RuleClick.model_validate(body)
         except ValidationError as exc:
-            log.warning("malformed rule removal ignored: %s", exc.errors(include_url=False))
+            log.warning("malformed rule removal ignored: %s", exc.errors(include_url=False, include_input=False),
+                        extra=tagged(Event.CLICK_MALFORMED))
             return
         entry = await allowlist.get(click.rule_id)
         if entry is not None and not await may_remove(click.user.id, entry):
-            managers = policy.rule_managers(entry.route) or ()
+            managers = policies.current.rule_managers(entry.route) or ()
             await respond(replace_original=False, text=text.rule_removal_refused(entry.route, managers))
             return
         removed = await allowlist.remove(click.rule_id, removed_by=click.user.id) if entry is not None else None
@@ -99,7 +105,7 @@ def register(
         """The policy's admins, the approvers of the route it was granted on, or whoever granted it."""
         if user == entry.added_by:
             return True  # taking back one's own grant only ever tightens
-        managers = policy.rule_managers(entry.route)
+        managers = policies.current.rule_managers(entry.route)
         return managers is None or await decider.is_one_of(user, managers)
 
     @app.action(Action.DENY.value)
@@ -132,7 +138,7 @@ def register(
         turn = _PAGE_TURN.match(str((body.get("actions") or [{}])[0].get("value", "")))
         view_id = (body.get("view") or {}).get("id")
         if turn is None or not isinstance(view_id, str):
-            log.warning("malformed page turn ignored")
+            log.warning("malformed page turn ignored", extra=tagged(Event.CLICK_MALFORMED))
             return
         request = await store.get(turn["request"])
         if request is None:
@@ -156,7 +162,8 @@ def register(
         try:
             choice = MenuChoice.model_validate(body)
         except ValidationError as exc:
-            log.warning("malformed menu choice ignored: %s", exc.errors(include_url=False))
+            log.warning("malformed menu choice ignored: %s", exc.errors(include_url=False, include_input=False),
+                        extra=tagged(Event.CLICK_MALFORMED))
             await ack()
             return
         request = await store.get(choice.request_id)
@@ -229,7 +236,7 @@ async def _show(client: AsyncWebClient, view_id: str, view: dict[str, Any]) -> N
     try:
         await client.views_update(view_id=view_id, view=view)
     except SlackApiError as exc:
-        log.warning("modal %s not updated: %s", view_id, described(exc))
+        log.warning("modal %s not updated: %s", view_id, described(exc), extra=logged(exc))
 
 
 def _label(body: dict[str, Any]) -> str:
@@ -244,5 +251,6 @@ def _parse(body: dict[str, Any]) -> ButtonClick | None:
     try:
         return ButtonClick.model_validate(body)
     except ValidationError as exc:
-        log.warning("malformed block_actions payload ignored: %s", exc.errors(include_url=False))
+        log.warning("malformed block_actions payload ignored: %s", exc.errors(include_url=False, include_input=False),
+                    extra=tagged(Event.CLICK_MALFORMED))
         return None

@@ -13,6 +13,7 @@ from ... import text
 from ...approvals import edits, questions
 from ...approvals.model import ApprovalRequest, Decision, State
 from ...approvals.store import RequestStore
+from ...logs import Event, tagged
 from .. import blocks
 from ..deciding import Decider
 from ..ids import Modal, choice_block, edit_block, own_answer_block
@@ -100,7 +101,8 @@ def _parse(model: type[S], body: dict[str, Any]) -> S | None:
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        log.warning("malformed %s ignored: %s", model.__name__, exc.errors(include_url=False))
+        log.warning("malformed %s ignored: %s", model.__name__, exc.errors(include_url=False, include_input=False),
+                    extra=tagged(Event.CLICK_MALFORMED))
         return None
 
 
