@@ -147,6 +147,7 @@ def test_the_preview_escapes_cuts_and_stars_out_credentials():
     assert logs.preview(BLOB) == "A" * (logs.PREVIEW_CHARS - 1) + "…"
 
 
+@pytest.mark.slow
 async def test_check_logs_json_when_asked_and_text_by_default(tmp_path, redis_server, slack):
     for log_format in ("json", "text"):
         code, out, err = await run("check", cwd=tmp_path, **configured(redis_server, slack, LOG_FORMAT=log_format))
@@ -185,6 +186,7 @@ async def _serve_log(tmp_path, redis_server, slack, log_format: str) -> str:
     return err.decode()
 
 
+@pytest.mark.slow
 async def test_serve_writes_json_lines_naming_the_worker_and_text_by_default(tmp_path, redis_server, slack):
     lines = [json.loads(line) for line in (await _serve_log(tmp_path, redis_server, slack, "json")).splitlines()]
     started = next(line for line in lines if line["event"] == "worker.started")
@@ -196,6 +198,7 @@ async def test_serve_writes_json_lines_naming_the_worker_and_text_by_default(tmp
     assert not any(line.startswith("{") for line in text.splitlines())
 
 
+@pytest.mark.slow
 async def test_an_invalid_log_format_is_one_clear_line_and_exit_2(tmp_path):
     code, out, err = await run("serve", cwd=tmp_path, LOG_FORMAT="xml")
     assert code == 2 and out == ""

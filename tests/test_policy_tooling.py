@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from bot.approvals import keys
 from bot.approvals.policy_reload import POLICY_LOADED
@@ -42,6 +43,7 @@ def example(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 async def test_check_prints_every_rule_of_the_readme_policy_in_words(tmp_path):
     path = example(tmp_path)
     code, out, err = await run("policy", "check", str(path), cwd=tmp_path)
@@ -239,6 +241,7 @@ async def test_a_changed_file_is_picked_up_without_a_signal(tmp_path, start_work
     await until(lambda: _has(redis, [(sha256(ASKS), "system"), (sha256(DENIES), "system")]))
 
 
+@pytest.mark.slow
 async def test_serve_reloads_its_policy_on_sighup(tmp_path, redis_server, slack, redis):
     path = tmp_path / "policy.yaml"
     path.write_text(ASKS)

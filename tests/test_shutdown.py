@@ -8,12 +8,15 @@ import sys
 import time
 
 import aiohttp
+import pytest
 
 from bot.approvals.model import NewRequest
 from bot.approvals.store import RequestStore
 from tests.conftest import posted
 from tests.fakes.redis_server import free_port
 from tests.test_cli import configured, env
+
+pytestmark = pytest.mark.slow  # a worker process stopped with SIGTERM; /readyz waited on for seconds
 
 STOP_BOUND = 25
 """Seconds a worker has from SIGTERM to its exit (Heroku sends SIGKILL at 30)."""
