@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -41,6 +44,51 @@ def configured(redis_server, slack, **values: str) -> dict[str, str]:
         SLACK_API_URL=slack.base_url, APPROVAL_CHANNEL=CHANNEL,
     )
     return {**defaults, **values}
+
+
+class Served:
+    """A ``python -m bot serve`` process (``serving``); ``stderr`` once it has exited."""
+
+    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
+        self.process, self.port, self.stderr = process, port, ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def stop(self, signum: int = signal.SIGTERM, bound: float = 20) -> int:
+        """Send ``signum``, wait (bounded) for the exit; the exit status."""
+        if self.process.returncode is None:
+            self.process.send_signal(signum)
+        _out, err = await asyncio.wait_for(self.process.communicate(), bound)
+        self.stderr = err.decode()
+        assert self.process.returncode is not None
+        return self.process.returncode
+
+
+@asynccontextmanager
+async def serving(cwd: Path, values: dict[str, str], *, ready: str = "/healthz") -> AsyncIterator[Served]:
+    """``serve`` on a free port with these settings, once ``ready`` answers 200; stopped (SIGTERM) at the end."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "serve", cwd=cwd, env=env(**{**values, "PORT": str(port)}),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    served = Served(process, port)
+    try:
+        async with aiohttp.ClientSession() as session, asyncio.timeout(30):
+            while True:
+                try:
+                    async with session.get(served.url + ready) as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.05)
+        yield served
+    finally:
+        if process.returncode is None:
+            await served.stop()
 
 
 async def test_a_missing_setting_is_one_clear_line_and_exit_2(tmp_path):
@@ -83,26 +131,9 @@ async def test_check_reports_each_check_on_one_line(tmp_path, redis_server, slac
 
 
 async def test_serve_runs_a_worker_that_answers_healthz(tmp_path, redis_server, slack):
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "serve", cwd=tmp_path, env=env(**configured(redis_server, slack, PORT=str(port))),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(200):
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                        assert response.status == 200
-                        break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("serve did not come up")
-    finally:
-        process.terminate()
-        _out, err = await asyncio.wait_for(process.communicate(), 20)
-    assert process.returncode == 0, err.decode()[-2000:]
+    async with serving(tmp_path, configured(redis_server, slack)) as served:
+        pass  # /healthz answered 200
+    assert served.process.returncode == 0, served.stderr[-2000:]
 
 
 async def test_check_verifies_every_channel_and_user_group_the_policy_names(tmp_path, redis_server, slack):

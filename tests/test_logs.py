@@ -7,19 +7,16 @@ import asyncio
 import json
 import logging
 import re
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import aiohttp
 import pytest
 
 from bot import logs
 from bot.approvals.model import input_hash
 from bot.slack.ids import Action
 from tests.conftest import SIGNING_SECRET, context, posted
-from tests.fakes.redis_server import free_port
-from tests.test_cli import configured, env, run
+from tests.test_cli import configured, run, serving
 
 SLACK_TOKEN = "xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOpQrStUvWx"
 API_KEY = "sk-ant-api03-Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0"
@@ -162,28 +159,10 @@ async def test_check_logs_json_when_asked_and_text_by_default(tmp_path, redis_se
 
 async def _serve_log(tmp_path, redis_server, slack, log_format: str) -> str:
     """Start ``serve``, wait for /healthz, stop it with SIGTERM; its stderr."""
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "serve", cwd=tmp_path,
-        env=env(**configured(redis_server, slack, PORT=str(port), LOG_FORMAT=log_format)),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(200):
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                        assert response.status == 200
-                        break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("serve did not come up")
-    finally:
-        process.terminate()
-        _out, err = await asyncio.wait_for(process.communicate(), 20)
-    assert process.returncode == 0, err.decode()[-2000:]
-    return err.decode()
+    async with serving(tmp_path, configured(redis_server, slack, LOG_FORMAT=log_format)) as served:
+        pass
+    assert served.process.returncode == 0, served.stderr[-2000:]
+    return served.stderr
 
 
 @pytest.mark.slow

@@ -7,10 +7,8 @@ import hashlib
 import logging
 import os
 import signal
-import sys
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from bot.approvals import keys
@@ -19,8 +17,7 @@ from bot.cli import main
 from bot.slack.ids import Action
 from bot.web import POLICY
 from tests.conftest import context, posted
-from tests.fakes.redis_server import free_port
-from tests.test_cli import configured, env, run
+from tests.test_cli import configured, run, serving
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -245,36 +242,19 @@ async def test_a_changed_file_is_picked_up_without_a_signal(tmp_path, start_work
 async def test_serve_reloads_its_policy_on_sighup(tmp_path, redis_server, slack, redis):
     path = tmp_path / "policy.yaml"
     path.write_text(ASKS)
-    port = free_port()
     # A sweep an hour apart: only the signal can make this worker look at the file again.
-    values = configured(redis_server, slack, PORT=str(port), APPROVAL_POLICY=str(path), SWEEP_INTERVAL="3600")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "serve", cwd=tmp_path, env=env(**values),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        await until(lambda: _healthy(port), 30)
+    values = configured(redis_server, slack, APPROVAL_POLICY=str(path), SWEEP_INTERVAL="3600")
+    async with serving(tmp_path, values) as served:
         await until(lambda: _has(redis, [(sha256(ASKS), "system")]))
         path.write_text(DENIES)
-        os.kill(process.pid, signal.SIGHUP)
+        os.kill(served.process.pid, signal.SIGHUP)
         await until(lambda: _has(redis, [(sha256(ASKS), "system"), (sha256(DENIES), "system")]))
-    finally:
-        process.terminate()
-        _out, err = await asyncio.wait_for(process.communicate(), 20)
-    assert process.returncode == 0, err.decode()[-2000:]
-    assert f"policy reloaded from {path} (sha256 {sha256(DENIES)[:12]}), rules: 1" in err.decode()
+    assert served.process.returncode == 0, served.stderr[-2000:]
+    assert f"policy reloaded from {path} (sha256 {sha256(DENIES)[:12]}), rules: 1" in served.stderr
 
 
 async def _has(redis, expected: list[tuple[str, str]]) -> bool:
     return await loaded(redis) == expected
-
-
-async def _healthy(port: int) -> bool:
-    try:
-        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/healthz") as response:
-            return response.status == 200
-    except aiohttp.ClientConnectionError:
-        return False
 
 
 async def cancelled_quietly(task: asyncio.Task) -> None:

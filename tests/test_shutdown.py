@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
-import sys
 import time
 
 import aiohttp
@@ -13,8 +11,7 @@ import pytest
 from bot.approvals.model import NewRequest
 from bot.approvals.store import RequestStore
 from tests.conftest import posted
-from tests.fakes.redis_server import free_port
-from tests.test_cli import configured, env
+from tests.test_cli import configured, serving
 
 pytestmark = pytest.mark.slow  # a worker process stopped with SIGTERM; /readyz waited on for seconds
 
@@ -44,34 +41,15 @@ async def test_readyz_waits_for_slack_and_redis_and_healthz_stays_cheap(start_wo
 async def test_sigterm_with_a_job_in_flight_exits_0_and_another_worker_takes_the_job_at_once(
     tmp_path, redis_server, redis, slack, start_worker
 ):
-    port = free_port()
     # JOB_RETRY_AFTER far away: only a job given back at once is posted within this test.
-    settings = configured(redis_server, slack, PORT=str(port), JOB_RETRY_AFTER="600")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "serve", cwd=tmp_path, env=env(**settings),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(30):
-            while True:
-                try:
-                    if (await get(f"http://127.0.0.1:{port}/readyz"))[0] == 200:
-                        break
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.1)
+    settings = configured(redis_server, slack, JOB_RETRY_AFTER="600")
+    async with serving(tmp_path, settings, ready="/readyz") as served:
         slack.hang("chat.postMessage")  # the worker's post is in flight, and stays so
         await RequestStore(redis).create(NewRequest(id="a" * 24, tool_name="Bash", tool_input={"command": "make deploy"}))
         await slack.wait_for(lambda: slack.hung == ["chat.postMessage"])
         started = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        _out, err = await asyncio.wait_for(process.communicate(), STOP_BOUND + 5)
-        assert process.returncode == 0, err.decode()[-2000:]
+        assert await served.stop(bound=STOP_BOUND + 5) == 0, served.stderr[-2000:]
         assert time.monotonic() - started < STOP_BOUND
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
     await start_worker(job_retry_after=600)  # another worker, started after the first one left
     message = await posted(slack)

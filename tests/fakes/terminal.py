@@ -24,9 +24,7 @@ Example::
             await term.await_for("done")
 
 An in-process :class:`ScriptedModel` is served by the test's event loop, so
-async tests poll with :meth:`Terminal.await_for`; the blocking
-:meth:`Terminal.wait_for` is for a model running in another thread or process
-(it refuses to run inside an event loop).
+tests poll the screen with :meth:`Terminal.await_for`, which yields to it.
 """
 
 from __future__ import annotations
@@ -73,7 +71,7 @@ of that guard, so there is no event to wait for instead.
 
 
 class TerminalTimeout(AssertionError):
-    """``wait_for`` gave up; the message holds the last screen."""
+    """``await_for`` gave up; the message holds the last screen."""
 
 
 def seed_config_dir(config_dir: Path, cwd: Path, api_key: str = "test") -> None:
@@ -261,36 +259,11 @@ class Terminal:
             + (f"\n--- CLI stderr:\n{stderr[-2000:]}" if stderr else "")
         )
 
-    def wait_for(
-        self, pattern: str | re.Pattern[str], timeout: float = 10.0, interval: float = 0.1
-    ) -> re.Match[str]:
-        """Block until ``pattern`` (plain text or compiled regex) is on screen.
-
-        Raises :class:`TerminalTimeout`, carrying the screen, after ``timeout`` s.
-        Only for callers whose model server runs outside this thread's event
-        loop; in async tests use :meth:`await_for`.
-        """
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            # Blocking here would also block an in-process ScriptedModel, so
-            # the CLI would hang on its API call and the wait would time out.
-            raise RuntimeError("Terminal.wait_for blocks the event loop; use await_for")
-        deadline = time.monotonic() + timeout
-        while True:
-            match, screen = self._match(pattern)
-            if match:
-                return match
-            if time.monotonic() >= deadline:
-                raise self._timeout(pattern, timeout, screen)
-            time.sleep(interval)
-
     async def await_for(
         self, pattern: str | re.Pattern[str], timeout: float = 10.0, interval: float = 0.1
     ) -> re.Match[str]:
-        """:meth:`wait_for` that yields to the event loop while polling."""
+        """The first match of ``pattern`` on the screen, polled every ``interval`` seconds;
+        ``TerminalTimeout`` (with the last screen) after ``timeout``."""
         deadline = time.monotonic() + timeout
         while True:
             match, screen = self._match(pattern)
