@@ -78,6 +78,9 @@ async def serving(cwd: Path, values: dict[str, str], *, ready: str = "/healthz")
     try:
         async with aiohttp.ClientSession() as session, asyncio.timeout(30):
             while True:
+                if process.returncode is not None:
+                    await served.stop()
+                    raise AssertionError(f"serve exited {process.returncode}: {served.stderr[-2000:]}")
                 try:
                     async with session.get(served.url + ready) as response:
                         if response.status == 200:

@@ -277,3 +277,20 @@ async def test_a_file_that_is_not_yaml_logs_one_line_and_an_unchanged_one_nothin
     [record] = caplog.records
     assert "\n" not in record.getMessage() and f"{path}: not valid YAML: " in record.getMessage()
     assert holder.current is first and holder.digest == sha256(ASKS)
+
+
+async def test_a_file_caught_while_it_is_written_never_goes_live(tmp_path):
+    # Editors that write in place empty the file first; a file cut short may parse as a weaker policy.
+    from bot.approvals.policy_reload import PolicyHolder
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(ASKS)
+    holder = PolicyHolder(path)
+    first = holder.current
+    path.write_text("")
+    assert await holder.reload() is False and holder.current is first  # empty: refused, even on SIGHUP
+    path.write_text(DENIES)
+    await holder.check()
+    assert holder.current is first  # a change seen once may still be being written
+    await holder.check()
+    assert holder.digest == sha256(DENIES)  # the same on the next look: read, and live

@@ -374,12 +374,15 @@ class Policy(_Strict):
     @classmethod
     def load(cls, path: str | Path) -> Policy:
         """Read and validate a ``.yaml``/``.yml`` or ``.toml`` file; ``PolicyError`` says what is wrong."""
-        path = Path(path)
+        return cls.from_bytes(cls.read(path), path)
+
+    @staticmethod
+    def read(path: str | Path) -> bytes:
+        """The policy file's bytes; ``PolicyError`` if it cannot be read."""
         try:
-            raw = path.read_bytes()
+            return Path(path).read_bytes()
         except OSError as exc:
             raise PolicyError(f"{path}: cannot read the policy file: {exc}") from None
-        return cls.from_bytes(raw, path)
 
     @classmethod
     def from_bytes(cls, raw: bytes, path: str | Path) -> Policy:
@@ -389,6 +392,9 @@ class Policy(_Strict):
             raw_text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise PolicyError(f"{path}: cannot read the policy file: {exc}") from None
+        if not raw_text.strip():
+            # Never the built-in default by accident: an empty file is most often one being written.
+            raise PolicyError(f"{path}: the policy file is empty")
         try:
             if path.suffix.lower() == ".toml":
                 data = tomllib.loads(raw_text)

@@ -57,6 +57,8 @@ class PolicyHolder:
         self.path = path
         self.audit = audit
         self._seen: _Signature = None
+        self._changing: _Signature = None
+        """A change ``check`` saw once: it is read only when the next check sees the file the same."""
         self._unrecorded: list[str] = []
         """Versions that went live and are not in the audit log yet, oldest first."""
         self._listeners: list[Callable[[Policy], None]] = []
@@ -68,7 +70,7 @@ class PolicyHolder:
         self.current = Policy()
         if path is not None:
             self._seen = _signature(path)
-            raw = self._read(path)
+            raw = Policy.read(path)
             self.current, self.digest = Policy.from_bytes(raw, path), _sha256(raw)
             self._unrecorded.append(self.digest)
 
@@ -96,7 +98,7 @@ class PolicyHolder:
             return False
         self._seen = _signature(self.path)
         try:
-            raw = self._read(self.path)
+            raw = Policy.read(self.path)
             digest = _sha256(raw)
             if digest == self.digest:
                 return False  # touched or rewritten unchanged: nothing goes live, nothing is audited
@@ -127,11 +129,16 @@ class PolicyHolder:
             self._unrecorded.pop(0)
 
     async def check(self) -> None:
-        """Reload if the file's mtime, size or inode changed since it was last read (one ``os.stat``);
-        record a version Redis refused to audit before."""
+        """Reload if the file's mtime, size or inode changed since it was last read, and stayed so
+        since the previous check (one ``os.stat``): a file caught while an editor writes it in place
+        may parse as a weaker policy, and requests routed then would keep it. Record a version
+        Redis refused to audit before."""
         async with self._lock:
-            if self.path is not None and _signature(self.path) != self._seen:
-                await self._reload()
+            if self.path is not None:
+                now = _signature(self.path)
+                if now != self._seen and now == self._changing:
+                    await self._reload()
+                self._changing = now
             await self._record()
 
     def hangup(self) -> None:
@@ -151,13 +158,6 @@ class PolicyHolder:
             # Live already; the watch loop records it once Redis answers.
             log.warning("policy reloaded but not yet in the audit log: %s", exc)
             return True
-
-    @staticmethod
-    def _read(path: Path) -> bytes:
-        try:
-            return path.read_bytes()
-        except OSError as exc:
-            raise PolicyError(f"{path}: cannot read the policy file: {exc}") from None
 
 
 def _sha256(raw: bytes) -> str:

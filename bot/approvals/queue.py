@@ -97,7 +97,7 @@ class JobQueue:
         """Give back jobs this worker took and will not finish: others take them at once. How many went back."""
         if not entry_ids:
             return 0
-        return int(await self._release(keys=[keys.JOBS], args=[keys.JOBS_GROUP, *entry_ids]))
+        return int(await self._release(keys=[keys.JOBS], args=[keys.JOBS_GROUP, self.consumer, *entry_ids]))
 
     async def done(self, job: Job) -> None:
         """Acknowledge and delete: the stream holds only unfinished work."""

@@ -619,17 +619,20 @@ end
 return {'none'}
 """.replace("${answered}", keys.CALL_ANSWERED)
 
-# KEYS: the jobs stream. ARGV: the consumer group, then ids of jobs a stopping worker took and
-# did not finish. Each goes back to the end of the stream as a new entry (what the old one held),
-# so another worker reads it at once instead of re-claiming it after ``job_retry_after``.
-# Result: how many were given back (a job finished meanwhile is gone, and skipped).
+# KEYS: the jobs stream. ARGV: the consumer group, the stopping worker's consumer name, then ids
+# of jobs it took and did not finish. Each it still holds goes back to the end of the stream as a
+# new entry (what the old one held), so another worker reads it at once instead of re-claiming it
+# after ``job_retry_after``. One another worker re-claimed meanwhile is its, and one finished is
+# gone: both are skipped. Result: how many were given back.
 RELEASE_JOBS = """
+local group, consumer = ARGV[1], ARGV[2]
 local released = 0
-for i = 2, #ARGV do
-  local entry = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])[1]
+for i = 3, #ARGV do
+  local held = redis.call('XPENDING', KEYS[1], group, ARGV[i], ARGV[i], 1, consumer)[1]
+  local entry = held and redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])[1]
   if entry then
     redis.call('XADD', KEYS[1], '*', unpack(entry[2]))
-    redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+    redis.call('XACK', KEYS[1], group, ARGV[i])
     redis.call('XDEL', KEYS[1], ARGV[i])
     released = released + 1
   end

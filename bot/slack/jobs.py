@@ -50,10 +50,10 @@ SWEEPER_LOOP = "jobs-sweep"
 """The worker's background loops, as logs and ``/healthz`` name them."""
 
 TAKE_BLOCK_MS = 1000
-RELEASE_TIMEOUT = 3.0
-"""Seconds a stopping worker spends giving its unfinished jobs back (``JobQueue.release``)."""
 """How long one read of the jobs stream waits for a job. The client's read
 timeout, longer than this, ends a read on a connection that never answers."""
+RELEASE_TIMEOUT = 3.0
+"""Seconds a stopping worker spends giving its unfinished jobs back (``JobQueue.release``)."""
 
 POST_CLOCK_SKEW = 60.0
 """Seconds before a post attempt's own clock that its message's ts may carry (hosts' clocks differ)."""
