@@ -323,3 +323,25 @@ async def test_the_racing_approver_check_reads_the_process_it_starts_from():
     finally:
         process.stdin.close()
         await asyncio.wait_for(process.wait(), 10)
+
+
+async def test_a_request_the_terminal_took_over_is_a_deny_outside_a_terminal(redis_server, start_worker, slack):
+    # The same call asked again by a headless run of the session: no terminal prompt there to defer to.
+    await start_worker()
+    process = await ask(redis_server.url, permission_request(prompt="p-took"), terminal=True)
+    await posted(slack)
+    process.send_signal(signal.SIGTERM)
+    await finish(process)
+    again = decision(await finish(await ask(redis_server.url, permission_request(prompt="p-took"), "--wait", "2")))
+    assert again["behavior"] == "deny"
+
+
+async def test_nothing_is_left_to_claude_code_when_it_asks_nothing(redis_server, start_worker, slack):
+    # Under bypassPermissions Claude Code would run whatever the gate leaves to it.
+    from tests.test_gate import hook_input
+
+    await start_worker()
+    call = {**hook_input("toolu_bypass", {"command": "ls"}), "permission_mode": "bypassPermissions"}
+    run = await finish(await start_gate(redis_server.url, call, "--allow-read-only", "--wait", "0", entrypoint="sdk-py"))
+    assert json.loads(run.stdout)["hookSpecificOutput"]["permissionDecision"] == "ask"
+    await posted(slack)

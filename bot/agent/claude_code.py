@@ -21,16 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from .. import text
+from . import deadline
 from .approver import GATED_TOOLS
-from .hook_events import BLOCK_IF_NOT_STARTED
+from .hook_events import (
+    BLOCK_IF_NOT_STARTED,
+    PERMISSION_REQUEST,
+    POST_TOOL_USE,
+    PRE_TOOL_USE,
+)
 
-PERMISSION_REQUEST = "PermissionRequest"
-PRE_TOOL_USE = "PreToolUse"
-POST_TOOL_USE = "PostToolUse"
+DEFAULT_HOOK_TIMEOUT = int(deadline.DEFAULT_HOOK_TIMEOUT)
+"""Claude Code's own default for a command hook's ``timeout``, as settings files write it."""
 APPROVERS = (PERMISSION_REQUEST, PRE_TOOL_USE)
 """The events whose hook decides a call: one of them, never both."""
-DEFAULT_HOOK_TIMEOUT = 600
-"""Claude Code's own default for a command hook's ``timeout``."""
 AFTER_TOOL_TIMEOUT = 30
 """The ``timeout`` of the PostToolUse companion: it only reads and ends a request, never waits."""
 

@@ -46,14 +46,14 @@ from ..approvals.model import (
 from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter
 from . import hook_events
-from .call_claims import CallClaims, Claim
+from .call_claims import CallClaims
 from .cost import CostEstimator, estimate_cost
 from .deadline import Budget
 from .hook_events import PermissionRequestCall, PostToolUseCall, PreToolUseCall
 from .other_approver import prompt_tool
 from .outcome import VANISHED, Vanished, ended, outcome_of
-from .paths import resolve_paths
 from .passthrough import PassThrough
+from .paths import resolve_paths
 from .permissions import granted_updates, safe_suggestions
 from .transcript import calls_in_turn
 
@@ -68,8 +68,24 @@ ROUTE_WAIT = 5.0
 allow, deny or pick the mode at once; a request no worker routed yet is
 answered as the agent's own mode says."""
 
+BYPASS = "bypassPermissions"
+"""The permission mode in which Claude Code asks nothing: there no call is left to it."""
+
 GIVE_BACK_GRACE = 1.0
 """Seconds a stopped hook spends giving its call back (``CallClaims.give_back``)."""
+
+
+class TerminalEnd(StrEnum):
+    """How the person at a terminal took a request over (its audit event)."""
+
+    ANSWERED = "answered_in_terminal"
+    """They answered Claude Code's own prompt first."""
+    LEFT = "left_to_terminal"
+    """Slack's wait ran out while the prompt stayed up."""
+
+    @property
+    def reason(self) -> str:
+        return text.TERMINAL_ANSWERED if self is TerminalEnd.ANSWERED else text.TERMINAL_LEFT
 
 
 class Host(StrEnum):
@@ -148,12 +164,17 @@ class Gate:
         )
 
     async def answer(self, call: hook_events.Call) -> dict[str, Any]:
-        if isinstance(call, PreToolUseCall) and self._passes.lets_through(call.tool_name, call.tool_input):
+        if (isinstance(call, PreToolUseCall) and call.permission_mode != BYPASS
+                and self._passes.lets_through(call.tool_name, call.tool_input)):
             # No decision: Claude Code's own permission flow decides, exactly as without
             # the gate, and what it would prompt for still reaches can_use_tool and Slack.
             return {}
         if isinstance(call, PostToolUseCall):
             return await self._after_tool(call)
+        if isinstance(call, PermissionRequestCall) and (other := prompt_tool()) is not None:
+            # Both would be asked and the first answer would win: refuse, whatever the call,
+            # before any Redis work (an outage must not hide why).
+            return hook_events.permission_deny(text.racing_approver(other))
         await self.waiter.start()
         try:
             if isinstance(call, PermissionRequestCall):
@@ -192,10 +213,6 @@ class Gate:
     # -- PermissionRequest ---------------------------------------------------- #
 
     async def _permission_request(self, call: PermissionRequestCall) -> dict[str, Any]:
-        other = prompt_tool()
-        if other is not None:
-            # Both would be asked and the first answer would win: refuse, whatever the call.
-            return hook_events.permission_deny(text.racing_approver(other))
         claim = await self.claims.claim(call)
         answered = False
         request: ApprovalRequest | None = None
@@ -207,7 +224,10 @@ class Gate:
             claim = await self.claims.attach(claim, request.id)
             answer = await self._permission_answer(call, request)
             # Before the answer goes out: no other call takes this decision.
-            await self.claims.answered(claim, allowed_request=request.id if hook_events.allows(answer) else "")
+            # An allow of the input as asked stays marked until the call is seen running; an
+            # edited one runs under another fingerprint, so nothing would ever use the mark up.
+            runs_as_asked = hook_events.allows(answer) and hook_events.allowed_input(answer) == call.tool_input
+            await self.claims.answered(claim, allowed_request=request.id if runs_as_asked else "")
             answered = True
             return answer
         except asyncio.CancelledError:
@@ -216,7 +236,7 @@ class Gate:
                 # prompt with No (or Esc): the request is over in Slack too.
                 with suppress(Exception):
                     async with asyncio.timeout(GIVE_BACK_GRACE):
-                        await self._terminal_took_over(request.id, text.TERMINAL_ANSWERED)
+                        await self._terminal_took_over(request.id, TerminalEnd.ANSWERED)
             raise
         finally:
             if not answered:
@@ -231,14 +251,16 @@ class Gate:
         if not isinstance(request, Vanished) and not request.state.is_final and self.host is Host.INTERACTIVE:
             # Claude Code's own prompt has been up all along: leave the call to it, and say so
             # in Slack. A decision that came in meanwhile stands.
-            request = await self._terminal_took_over(request.id, text.TERMINAL_LEFT)
-        if isinstance(request, ApprovalRequest) and request.decided_by == TERMINAL_ACTOR:
+            request = await self._terminal_took_over(request.id, TerminalEnd.LEFT)
+        terminal = self.host is Host.INTERACTIVE
+        if terminal and isinstance(request, ApprovalRequest) and request.decided_by == TERMINAL_ACTOR:
             return {}  # the terminal answered first: its answer stands, and this one would be ignored
         if isinstance(request, Vanished) or request.state.is_final:
             outcome = await outcome_of(self.store, request)
             if outcome.allowed:
                 return hook_events.permission_allow(
-                    outcome.updated_input or call.tool_input, granted_updates(outcome.grants)
+                    call.tool_input if outcome.updated_input is None else outcome.updated_input,
+                    granted_updates(outcome.grants),
                 )
             return hook_events.permission_deny(outcome.message, interrupt=outcome.interrupt)
         return hook_events.permission_deny(await self._still_waiting(call, request))
@@ -254,13 +276,12 @@ class Gate:
             return {}
         request_id = await self.claims.call_ran(call.session_id, call.prompt_id, call.tool_name, call.tool_input)
         if request_id is not None:
-            await self._terminal_took_over(request_id, text.TERMINAL_ANSWERED)
+            await self._terminal_took_over(request_id, TerminalEnd.ANSWERED)
         return {}
 
-    async def _terminal_took_over(self, request_id: str, reason: str) -> ApprovalRequest | Vanished:
+    async def _terminal_took_over(self, request_id: str, end: TerminalEnd) -> ApprovalRequest | Vanished:
         """End the request in Slack (its buttons stop working); what it is now, if someone decided first."""
-        event = "answered_in_terminal" if reason == text.TERMINAL_ANSWERED else "left_to_terminal"
-        decision = Decision(State.CANCELLED, actor=TERMINAL_ACTOR, reason=reason, event=event)
+        decision = Decision(State.CANCELLED, actor=TERMINAL_ACTOR, reason=end.reason, event=end.value)
         transition = await self.store.decide(request_id, decision)
         return transition.request or VANISHED
 

@@ -36,6 +36,7 @@ class _Call(BaseModel):
     """Set when a subagent makes the call."""
     agent_type: str = ""
     """The subagent's kind (``general-purpose``, a custom agent's name)."""
+    permission_mode: str = ""
 
 
 class PreToolUseCall(_Call):
@@ -59,7 +60,6 @@ class PostToolUseCall(_Call):
 
     hook_event_name: Literal["PostToolUse"]
     prompt_id: str = ""
-    tool_use_id: str = ""
 
 
 HookCall = Annotated[PreToolUseCall | PermissionRequestCall | PostToolUseCall, Field(discriminator="hook_event_name")]
@@ -118,6 +118,12 @@ def allows(answer: dict[str, Any]) -> bool:
     """Whether a ``PermissionRequest`` answer lets the call run."""
     decision = answer.get("hookSpecificOutput", {}).get("decision")
     return isinstance(decision, dict) and decision.get("behavior") == "allow"
+
+
+def allowed_input(answer: dict[str, Any]) -> Any:
+    """The input a ``PermissionRequest`` allow runs (None for any other answer)."""
+    decision = answer.get("hookSpecificOutput", {}).get("decision")
+    return decision.get("updatedInput") if isinstance(decision, dict) else None
 
 
 def permission_deny(message: str, *, interrupt: bool = False) -> dict[str, Any]:

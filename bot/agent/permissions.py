@@ -59,16 +59,16 @@ def safe_suggestions(suggestions: Iterable[Mapping[str, Any]]) -> list[dict[str,
     return Grants(tuple(rules), tuple(directories)).stored()
 
 
-def granted_updates(stored: list[dict[str, Any]], destination: str = SESSION) -> list[dict[str, Any]]:
+def granted_updates(stored: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What an "Always allow" grants, as Claude Code's ``updatedPermissions``: rules are always added."""
     updates: list[dict[str, Any]] = []
     for update in stored:
         if update["type"] == ADD_DIRECTORIES:
-            updates.append({"type": ADD_DIRECTORIES, "directories": list(update["directories"]), "destination": destination})
+            updates.append({"type": ADD_DIRECTORIES, "directories": list(update["directories"]), "destination": SESSION})
             continue
         rules = []
         for rule in map(Rule.parse, update["rules"]):
             # No "ruleContent" at all for a whole-tool rule: Claude Code rejects a null one.
             rules.append({"toolName": rule.tool, **({"ruleContent": rule.content} if rule.content else {})})
-        updates.append({"type": ADD_RULES, "rules": rules, "behavior": "allow", "destination": destination})
+        updates.append({"type": ADD_RULES, "rules": rules, "behavior": "allow", "destination": SESSION})
     return updates
