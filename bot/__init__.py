@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from .agent import SlackApprover
     from .settings import Settings
 
-__all__ = ["SlackApprover", "Settings"]
+__all__ = ["Settings", "SlackApprover"]
 
 
 def __getattr__(name: str) -> Any:

@@ -15,7 +15,19 @@ from .approvals.audit import AuditLog, Entry, Verdict
 from .approvals.policy import parse_duration
 
 FORMATS = ("jsonl", "csv")
-CSV_COLUMNS = ("id", "time", "event", "request", "actor", "state", "input_hash", "reason", "details", "prev", "hash")
+CSV_COLUMNS = (
+    "id",
+    "time",
+    "event",
+    "request",
+    "actor",
+    "state",
+    "input_hash",
+    "reason",
+    "details",
+    "prev",
+    "hash",
+)
 """``details`` holds every other field of the entry as JSON."""
 HEAD_HASH = re.compile(r"[0-9a-fA-F]{40}")
 """What ``verify`` prints as the head: a SHA-1 in hex (``redis.sha1hex``)."""
@@ -31,8 +43,15 @@ def verified(verdict: Verdict) -> str:
     lines = [text.audit_verified(verdict.checked, verdict.head)]
     if verdict.trim is not None:
         fields = verdict.trim.fields
-        lines.append(text.audit_from_trim(verdict.trim.id, verdict.trim.at, fields.get("removed", "?"),
-                                          fields.get("last_id", "?"), fields.get("cap", "?")))
+        lines.append(
+            text.audit_from_trim(
+                verdict.trim.id,
+                verdict.trim.at,
+                fields.get("removed", "?"),
+                fields.get("last_id", "?"),
+                fields.get("cap", "?"),
+            )
+        )
     elif verdict.checked:
         lines.append(text.AUDIT_FROM_GENESIS)
     if verdict.expected:
@@ -49,7 +68,9 @@ def parse_since(value: str, now: float) -> float:
     try:
         when = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"--since {value!r}: expected a date, a date and time, or a duration such as 24h or 7d") from None
+        raise ValueError(
+            f"--since {value!r}: expected a date, a date and time, or a duration such as 24h or 7d"
+        ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return when.timestamp()
@@ -80,4 +101,3 @@ async def export(redis: Redis, out: TextIO, *, since: float = 0, fmt: str = "jso
             out.write(json.dumps({"id": entry.id, **entry.fields}, ensure_ascii=False) + "\n")
         count += 1
     return count
-

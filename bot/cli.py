@@ -32,127 +32,280 @@ EXIT_CONFIG = 2
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run one bot worker (HTTP on $PORT, or Socket Mode with SLACK_APP_TOKEN)")
-    commands.add_parser("check", help="check Redis, the Slack token, the approval channel and the policy file")
-    gate = commands.add_parser(
-        "gate", help="Claude Code command hook (PermissionRequest or PreToolUse): ask Slack about the tool call "
-                     "on stdin, print the decision"
+    commands.add_parser(
+        "serve", help="run one bot worker (HTTP on $PORT, or Socket Mode with SLACK_APP_TOKEN)"
     )
-    gate.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.WAIT.value,
-                      help="wait for the decision (default), or defer: end the run until it is decided")
-    gate.add_argument("--wait", type=float, default=None, metavar="SECONDS",
-                      help="how long the hook waits for a decision (default 540, or less to fit below --hook-timeout)")
-    gate.add_argument("--hook-timeout", type=float, default=None, metavar="SECONDS",
-                      help="the hook's \"timeout\" in Claude Code's settings (default 600, Claude Code's own): "
-                           "the gate always answers a few seconds before it")
-    gate.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                      help="seconds until the request expires (default APPROVAL_TIMEOUT); 0 never")
+    commands.add_parser(
+        "check", help="check Redis, the Slack token, the approval channel and the policy file"
+    )
+    gate = commands.add_parser(
+        "gate",
+        help="Claude Code command hook (PermissionRequest or PreToolUse): ask Slack about the tool call "
+        "on stdin, print the decision",
+    )
+    gate.add_argument(
+        "--mode",
+        choices=[m.value for m in Mode],
+        default=Mode.WAIT.value,
+        help="wait for the decision (default), or defer: end the run until it is decided",
+    )
+    gate.add_argument(
+        "--wait",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long the hook waits for a decision (default 540, or less to fit below --hook-timeout)",
+    )
+    gate.add_argument(
+        "--hook-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="the hook's \"timeout\" in Claude Code's settings (default 600, Claude Code's own): "
+        "the gate always answers a few seconds before it",
+    )
+    gate.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds until the request expires (default APPROVAL_TIMEOUT); 0 never",
+    )
     gate.add_argument("--agent-name", default="", help="shown in Slack as who asks")
-    gate.add_argument("--requested-by", default="", metavar="USER_ID", help="Slack user id the agent works for")
-    gate.add_argument("--channel", default="", metavar="CHANNEL_ID", help="post here instead of APPROVAL_CHANNEL")
-    gate.add_argument("--cost-estimator", default="", metavar="MODULE:FUNCTION",
-                      help="an importable (tool_name, tool_input) -> dollars function")
-    gate.add_argument("--allow", action="append", default=[], metavar="RULE",
-                      help="a permission rule your Claude Code settings allow, e.g. 'Bash(npm test:*)' (repeatable): "
-                           "a call it matches is left to Claude Code's own permission flow, not asked in Slack")
-    gate.add_argument("--allow-read-only", action="store_true",
-                      help="leave simple read-only Bash commands (ls, pwd, cat FILE, git status...) "
-                           "to Claude Code's own permission flow too")
-    claude = commands.add_parser("claude-code", help="install our approval hook in Claude Code's settings, "
-                                                     "remove it, or check it")
+    gate.add_argument(
+        "--requested-by", default="", metavar="USER_ID", help="Slack user id the agent works for"
+    )
+    gate.add_argument(
+        "--channel", default="", metavar="CHANNEL_ID", help="post here instead of APPROVAL_CHANNEL"
+    )
+    gate.add_argument(
+        "--cost-estimator",
+        default="",
+        metavar="MODULE:FUNCTION",
+        help="an importable (tool_name, tool_input) -> dollars function",
+    )
+    gate.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="a permission rule your Claude Code settings allow, e.g. 'Bash(npm test:*)' (repeatable): "
+        "a call it matches is left to Claude Code's own permission flow, not asked in Slack",
+    )
+    gate.add_argument(
+        "--allow-read-only",
+        action="store_true",
+        help="leave simple read-only Bash commands (ls, pwd, cat FILE, git status...) "
+        "to Claude Code's own permission flow too",
+    )
+    claude = commands.add_parser(
+        "claude-code", help="install our approval hook in Claude Code's settings, remove it, or check it"
+    )
     claude_commands = claude.add_subparsers(dest="action", required=True)
     for action, help_ in (
-        ("install", "add the hook (PermissionRequest; --defer: a PreToolUse gate for claude -p), "
-                    "replacing ours of either kind"),
+        (
+            "install",
+            (
+                "add the hook (PermissionRequest; --defer: a PreToolUse gate for claude -p), "
+                "replacing ours of either kind"
+            ),
+        ),
         ("uninstall", "remove our hooks, both kinds, and nothing else"),
-        ("doctor", "run each hook of ours as Claude Code would, against an unreachable Redis; "
-                   "check REDIS_URL answers"),
+        (
+            "doctor",
+            (
+                "run each hook of ours as Claude Code would, against an unreachable Redis; "
+                "check REDIS_URL answers"
+            ),
+        ),
     ):
         sub = claude_commands.add_parser(action, help=help_, description=help_)
         scope = sub.add_mutually_exclusive_group()
-        default = ("without a scope flag: the user, project and project-local (./.claude/settings.local.json) "
-                   "settings" if action == "doctor" else "the default")
-        scope.add_argument("--user", dest="scope", action="store_const", const="user",
-                           help="$CLAUDE_CONFIG_DIR/settings.json if set, else ~/.claude/settings.json"
-                                f"{'' if action == 'doctor' else ' (' + default + ')'}")
-        scope.add_argument("--project", dest="scope", action="store_const", const="project",
-                           help="./.claude/settings.json (shared with the project)")
-        scope.add_argument("--settings-file", type=Path, default=None, metavar="PATH", help="this settings file")
+        default = (
+            "without a scope flag: the user, project and project-local (./.claude/settings.local.json) "
+            "settings"
+            if action == "doctor"
+            else "the default"
+        )
+        scope.add_argument(
+            "--user",
+            dest="scope",
+            action="store_const",
+            const="user",
+            help="$CLAUDE_CONFIG_DIR/settings.json if set, else ~/.claude/settings.json"
+            f"{'' if action == 'doctor' else ' (' + default + ')'}",
+        )
+        scope.add_argument(
+            "--project",
+            dest="scope",
+            action="store_const",
+            const="project",
+            help="./.claude/settings.json (shared with the project)",
+        )
+        scope.add_argument(
+            "--settings-file", type=Path, default=None, metavar="PATH", help="this settings file"
+        )
         if action == "doctor":
             sub.epilog = default
         if action == "install":
-            sub.add_argument("--defer", action="store_true",
-                             help="a PreToolUse gate in defer mode, for headless claude -p runs whose approvals "
-                                  "outlive the process (default: a PermissionRequest hook)")
-            sub.add_argument("--hook-timeout", type=int, default=600, metavar="SECONDS",
-                             help="the hook's timeout, also passed to the gate as --hook-timeout (default 600)")
-            sub.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                             help="seconds until a request expires (default: the gate's APPROVAL_TIMEOUT); 0 never")
+            sub.add_argument(
+                "--defer",
+                action="store_true",
+                help="a PreToolUse gate in defer mode, for headless claude -p runs whose approvals "
+                "outlive the process (default: a PermissionRequest hook)",
+            )
+            sub.add_argument(
+                "--hook-timeout",
+                type=int,
+                default=600,
+                metavar="SECONDS",
+                help="the hook's timeout, also passed to the gate as --hook-timeout (default 600)",
+            )
+            sub.add_argument(
+                "--timeout",
+                type=float,
+                default=None,
+                metavar="SECONDS",
+                help="seconds until a request expires (default: the gate's APPROVAL_TIMEOUT); 0 never",
+            )
             sub.add_argument("--agent-name", default="", help="shown in Slack as who asks")
-            sub.add_argument("--requested-by", default="", metavar="USER_ID", help="Slack user id the agent works for")
-            sub.add_argument("--channel", default="", metavar="CHANNEL_ID", help="post here instead of APPROVAL_CHANNEL")
+            sub.add_argument(
+                "--requested-by", default="", metavar="USER_ID", help="Slack user id the agent works for"
+            )
+            sub.add_argument(
+                "--channel", default="", metavar="CHANNEL_ID", help="post here instead of APPROVAL_CHANNEL"
+            )
     mcp = commands.add_parser(
-        "mcp", help="stdio MCP server with one tool, approvals/approve, for claude -p "
-                    "--permission-prompt-tool mcp__approvals__approve"
+        "mcp",
+        help="stdio MCP server with one tool, approvals/approve, for claude -p "
+        "--permission-prompt-tool mcp__approvals__approve",
     )
     mcp.add_argument("--agent-name", default="", help="shown in Slack as who asks")
-    mcp.add_argument("--requested-by", default="", metavar="USER_ID", help="Slack user id the agent works for")
-    mcp.add_argument("--channel", default="", metavar="CHANNEL_ID", help="post here instead of APPROVAL_CHANNEL")
-    mcp.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                     help="seconds until a request expires (default APPROVAL_TIMEOUT); 0 never. "
-                          "Keep it below the host's MCP_TOOL_TIMEOUT")
-    audit = commands.add_parser("audit", help="export the audit log (needs only REDIS_URL), or verify its hash chain")
-    audit.add_argument("--since", help="from this date/time (UTC unless it has an offset) or this long ago (24h, 7d)")
-    audit.add_argument("--format", choices=audit_export.FORMATS, default="jsonl", help="output format (default jsonl)")
-    audit.add_argument("--verify", action="store_true",
-                       help="check that no entry was changed or removed; prints the head hash to save elsewhere")
-    audit.add_argument("--expect", default="", metavar="HASH",
-                       help="with --verify: fail unless the chain holds this hash (a head saved outside Redis)")
-    bench = commands.add_parser(
-        "bench", help="measure click → wake, ask → post, concurrent waits and worker throughput on loopback, "
-                      "and a burst under Slack's rate limits"
+    mcp.add_argument(
+        "--requested-by", default="", metavar="USER_ID", help="Slack user id the agent works for"
     )
-    bench.add_argument("--decisions", type=int, default=2000, help="clicks timed, steady and burst each (default 2000)")
-    bench.add_argument("--rate", type=float, default=200, help="asks and clicks per second when steady (default 200)")
-    bench.add_argument("--waits", type=int, default=10_000, help="concurrent waits in the agent (default 10000)")
-    bench.add_argument("--throughput", type=int, default=2000, help="clicks per throughput run (default 2000)")
+    mcp.add_argument(
+        "--channel", default="", metavar="CHANNEL_ID", help="post here instead of APPROVAL_CHANNEL"
+    )
+    mcp.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds until a request expires (default APPROVAL_TIMEOUT); 0 never. "
+        "Keep it below the host's MCP_TOOL_TIMEOUT",
+    )
+    audit = commands.add_parser(
+        "audit", help="export the audit log (needs only REDIS_URL), or verify its hash chain"
+    )
+    audit.add_argument(
+        "--since", help="from this date/time (UTC unless it has an offset) or this long ago (24h, 7d)"
+    )
+    audit.add_argument(
+        "--format", choices=audit_export.FORMATS, default="jsonl", help="output format (default jsonl)"
+    )
+    audit.add_argument(
+        "--verify",
+        action="store_true",
+        help="check that no entry was changed or removed; prints the head hash to save elsewhere",
+    )
+    audit.add_argument(
+        "--expect",
+        default="",
+        metavar="HASH",
+        help="with --verify: fail unless the chain holds this hash (a head saved outside Redis)",
+    )
+    bench = commands.add_parser(
+        "bench",
+        help="measure click → wake, ask → post, concurrent waits and worker throughput on loopback, "
+        "and a burst under Slack's rate limits",
+    )
+    bench.add_argument(
+        "--decisions", type=int, default=2000, help="clicks timed, steady and burst each (default 2000)"
+    )
+    bench.add_argument(
+        "--rate", type=float, default=200, help="asks and clicks per second when steady (default 200)"
+    )
+    bench.add_argument(
+        "--waits", type=int, default=10_000, help="concurrent waits in the agent (default 10000)"
+    )
+    bench.add_argument(
+        "--throughput", type=int, default=2000, help="clicks per throughput run (default 2000)"
+    )
     bench.add_argument("--concurrency", type=int, default=32, help="clicks in flight in bursts (default 32)")
     bench.add_argument("--floor-samples", type=int, default=2000, help="round trips per floor (default 2000)")
     limited = bench.add_argument_group("the phase under Slack's rate limits")
-    limited.add_argument("--limited-requests", type=int, default=60, metavar="N",
-                         help="requests asked at once (default 60)")
-    limited.add_argument("--limited-channels", type=int, default=2, metavar="N",
-                         help="channels they go to (default 2)")
-    limited.add_argument("--limited-agents", type=int, default=4, metavar="N",
-                         help="agents asking them, agent i posting to channel i mod channels (default 4)")
-    limited.add_argument("--limited-workers", type=int, default=2, metavar="N", help="workers sharing the limits (default 2)")
-    limited.add_argument("--slack-rate-scale", type=float, default=6.0, metavar="FACTOR",
-                         help="Slack's rates sped up this many times, for the stand-in and the workers' "
-                              "SLACK_RATE_SCALE (default 6)")
+    limited.add_argument(
+        "--limited-requests", type=int, default=60, metavar="N", help="requests asked at once (default 60)"
+    )
+    limited.add_argument(
+        "--limited-channels", type=int, default=2, metavar="N", help="channels they go to (default 2)"
+    )
+    limited.add_argument(
+        "--limited-agents",
+        type=int,
+        default=4,
+        metavar="N",
+        help="agents asking them, agent i posting to channel i mod channels (default 4)",
+    )
+    limited.add_argument(
+        "--limited-workers", type=int, default=2, metavar="N", help="workers sharing the limits (default 2)"
+    )
+    limited.add_argument(
+        "--slack-rate-scale",
+        type=float,
+        default=6.0,
+        metavar="FACTOR",
+        help="Slack's rates sped up this many times, for the stand-in and the workers' "
+        "SLACK_RATE_SCALE (default 6)",
+    )
     limited.add_argument("--only-limited", action="store_true", help="run only this phase")
-    bench.add_argument("--json", default="bench-results.json", metavar="PATH",
-                       help="write the results here (default bench-results.json)")
+    bench.add_argument(
+        "--json",
+        default="bench-results.json",
+        metavar="PATH",
+        help="write the results here (default bench-results.json)",
+    )
     demo = commands.add_parser(
         "demo", help="try it without Slack: a local page plays the channel, an agent asks for approvals"
     )
     demo.add_argument("--port", type=int, default=None, help="port of the page (default $PORT, else 3000)")
-    demo.add_argument("--host", default="127.0.0.1",
-                      help="address to listen on (default 127.0.0.1); off loopback, the page needs its secret")
-    demo.add_argument("--allow-host", action="append", default=[], metavar="NAME",
-                      help="another name or address the page is opened at (repeatable; for --host 0.0.0.0)")
-    demo.add_argument("--workdir", type=Path, default=None,
-                      help="folder the agent works in (default: a new temporary folder, removed at exit)")
+    demo.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1); off loopback, the page needs its secret",
+    )
+    demo.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another name or address the page is opened at (repeatable; for --host 0.0.0.0)",
+    )
+    demo.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="folder the agent works in (default: a new temporary folder, removed at exit)",
+    )
     policy = commands.add_parser("policy", help="check a policy file, or explain how it routes one tool call")
     policy_commands = policy.add_subparsers(dest="action", required=True)
     policy_check = policy_commands.add_parser("check", help="validate the file and print each rule in words")
     policy_check.add_argument("file", type=Path, metavar="FILE")
     explain = policy_commands.add_parser(
-        "explain", help="which rule a tool call matches, why the earlier ones do not, and what would happen")
+        "explain", help="which rule a tool call matches, why the earlier ones do not, and what would happen"
+    )
     explain.add_argument("file", type=Path, metavar="FILE")
     explain.add_argument("--tool", required=True, help="the tool's name, e.g. Bash or mcp__billing__refund")
-    explain.add_argument("--input", default="{}", metavar="JSON", help="the tool input, a JSON object (default {})")
-    explain.add_argument("--cost", type=float, default=None, metavar="DOLLARS", help="the agent's cost estimate")
-    explain.add_argument("--requested-by", default="", metavar="USER_ID", help="Slack user id the agent works for")
+    explain.add_argument(
+        "--input", default="{}", metavar="JSON", help="the tool input, a JSON object (default {})"
+    )
+    explain.add_argument(
+        "--cost", type=float, default=None, metavar="DOLLARS", help="the agent's cost estimate"
+    )
+    explain.add_argument(
+        "--requested-by", default="", metavar="USER_ID", help="Slack user id the agent works for"
+    )
     args = parser.parse_args(argv)
 
     if args.command == "policy":
@@ -214,12 +367,16 @@ def run_policy(args: argparse.Namespace) -> int:
         print(f"error: --input is not valid JSON: {exc}", file=sys.stderr)
         return 1
     if not isinstance(tool_input, dict):
-        print("error: --input must be a JSON object, e.g. '{\"command\": \"ls\"}'", file=sys.stderr)
+        print('error: --input must be a JSON object, e.g. \'{"command": "ls"}\'', file=sys.stderr)
         return 1
     if args.cost is not None and not (math.isfinite(args.cost) and args.cost >= 0):
         print("error: --cost must be a finite number of dollars, 0 or more", file=sys.stderr)
         return 1
-    print("\n".join(policy_words.explain(policy, args.tool, tool_input, args.cost, requested_by=args.requested_by)))
+    print(
+        "\n".join(
+            policy_words.explain(policy, args.tool, tool_input, args.cost, requested_by=args.requested_by)
+        )
+    )
     return 0
 
 
@@ -265,10 +422,18 @@ def run_claude_code(args: argparse.Namespace) -> int:
 
 def run_mcp(args: argparse.Namespace) -> int:
     """Serve until the host disconnects. A setting that cannot be used does not stop it: every call is denied, saying why."""
-    from .agent.mcp_server import McpConfig, main as mcp_main
+    from .agent.mcp_server import McpConfig
+    from .agent.mcp_server import main as mcp_main
 
-    return mcp_main(McpConfig(agent_name=args.agent_name, requested_by=args.requested_by,
-                              channel=args.channel, timeout=args.timeout))
+    return mcp_main(
+        McpConfig(
+            agent_name=args.agent_name,
+            requested_by=args.requested_by,
+            channel=args.channel,
+            timeout=args.timeout,
+        )
+    )
+
 
 def run_bench(args: argparse.Namespace) -> int:
     """Print the table, write the JSON; exit 1 if the run itself failed (a decision lost, a process died)."""
@@ -279,18 +444,29 @@ def run_bench(args: argparse.Namespace) -> int:
 
     try:
         sizes = Sizes(
-            decisions=args.decisions, rate=args.rate, waits=args.waits, throughput=args.throughput,
-            concurrency=args.concurrency, floor_samples=args.floor_samples,
-            limited_requests=args.limited_requests, limited_channels=args.limited_channels,
-            limited_agents=args.limited_agents, limited_workers=args.limited_workers,
+            decisions=args.decisions,
+            rate=args.rate,
+            waits=args.waits,
+            throughput=args.throughput,
+            concurrency=args.concurrency,
+            floor_samples=args.floor_samples,
+            limited_requests=args.limited_requests,
+            limited_channels=args.limited_channels,
+            limited_agents=args.limited_agents,
+            limited_workers=args.limited_workers,
             slack_rate_scale=args.slack_rate_scale,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        results = asyncio.run(run(sizes, progress=lambda line: print(f"… {line}", file=sys.stderr, flush=True),
-                                  only_limited=args.only_limited))
+        results = asyncio.run(
+            run(
+                sizes,
+                progress=lambda line: print(f"… {line}", file=sys.stderr, flush=True),
+                only_limited=args.only_limited,
+            )
+        )
     except (RuntimeError, TimeoutError, OSError) as exc:
         print(f"bench failed: {exc or type(exc).__name__}", file=sys.stderr)
         return 1
@@ -323,14 +499,28 @@ def run_demo(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
 
     async def run() -> None:
-        async with Demo.start(workdir=workdir, out=sys.stdout, host=args.host, port=args.port or settings.port,
-                              redis_url=settings.redis_url, api_key=api_key, allow_hosts=args.allow_host) as demo:
+        async with Demo.start(
+            workdir=workdir,
+            out=sys.stdout,
+            host=args.host,
+            port=args.port or settings.port,
+            redis_url=settings.redis_url,
+            api_key=api_key,
+            allow_hosts=args.allow_host,
+        ) as demo:
             if not demo.guard.token_in_page:
-                print(text.DEMO_EXPOSED.format(host=args.host, url=demo.page_url), file=sys.stderr, flush=True)
+                print(
+                    text.DEMO_EXPOSED.format(host=args.host, url=demo.page_url), file=sys.stderr, flush=True
+                )
             print(f"Approvals playground: open {demo.page_url}  (Ctrl-C stops it)")
             print(demo.storage.description)
-            agent = "Claude (ANTHROPIC_API_KEY is set)" if api_key else (
-                "a scripted model driving the real Agent SDK and CLI (set ANTHROPIC_API_KEY for Claude)")
+            agent = (
+                "Claude (ANTHROPIC_API_KEY is set)"
+                if api_key
+                else (
+                    "a scripted model driving the real Agent SDK and CLI (set ANTHROPIC_API_KEY for Claude)"
+                )
+            )
             print(f"agent: {agent}, working in {workdir}")
             print("What the agent receives for each request is printed below.\n", flush=True)
             # Ctrl-C cancels this wait (asyncio.run's own handling); SIGTERM ends it the same way.
@@ -343,8 +533,11 @@ def run_demo(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     except OSError as exc:
-        print(f"error: cannot serve the playground on {args.host}:{args.port or settings.port}: {exc.strerror or exc}"
-              " (pass --port)", file=sys.stderr)
+        print(
+            f"error: cannot serve the playground on {args.host}:{args.port or settings.port}: {exc.strerror or exc}"
+            " (pass --port)",
+            file=sys.stderr,
+        )
         return EXIT_CONFIG
     finally:
         if args.workdir is None:
@@ -444,7 +637,11 @@ async def check(settings: Settings) -> int:
             report(False, f"user group of {', '.join(uses)}", f"{group}: {exc}")
             continue
         count = f"{len(members)} member{'' if len(members) == 1 else 's'}"
-        report(bool(members), f"user group of {', '.join(uses)}", f"{group}: {count if members else 'no members'}")
+        report(
+            bool(members),
+            f"user group of {', '.join(uses)}",
+            f"{group}: {count if members else 'no members'}",
+        )
     return 1 if failures else 0
 
 
@@ -452,7 +649,9 @@ def _policy_targets(policy: Policy) -> tuple[dict[str, list[str]], dict[str, lis
     """The channels the policy routes to and the user groups it names, each with where it is named."""
     channels: dict[str, list[str]] = {}
     groups: dict[str, list[str]] = {}
-    named: list[tuple[str, Rule]] = [(rule.name or f"rules[{i}]", rule) for i, rule in enumerate(policy.rules)]
+    named: list[tuple[str, Rule]] = [
+        (rule.name or f"rules[{i}]", rule) for i, rule in enumerate(policy.rules)
+    ]
     for name, rule in [*named, ("default", policy.default)]:
         if rule.channel:
             channels.setdefault(rule.channel, []).append(name)
@@ -466,7 +665,9 @@ def _policy_targets(policy: Policy) -> tuple[dict[str, list[str]], dict[str, lis
     return channels, groups
 
 
-async def audit_command(settings: Settings, since: str | None, fmt: str, verify: bool, expect: str = "") -> int:
+async def audit_command(
+    settings: Settings, since: str | None, fmt: str, verify: bool, expect: str = ""
+) -> int:
     """Export to stdout (exit 0), or verify: exit 1 if the chain is broken or lacks ``expect``.
 
     Exit 2 for a setting or an argument that cannot be used.

@@ -67,7 +67,9 @@ class SlackEdge:
             async with asyncio.timeout(self.body_timeout):
                 body = await request.read()
         except TimeoutError:
-            log.warning("rejected a Slack request whose body took over %g s (HTTP_BODY_TIMEOUT)", self.body_timeout)
+            log.warning(
+                "rejected a Slack request whose body took over %g s (HTTP_BODY_TIMEOUT)", self.body_timeout
+            )
             return _refuse(408, "request body too slow")
         if _is_ssl_check(body, request.content_type):
             # Slack's certificate probe carries nothing and changes nothing; Bolt
@@ -91,7 +93,9 @@ class SlackEdge:
         try:
             first = await self.signed.first_use(signature, timestamp)
         except (RedisError, OSError) as exc:
-            log.error("cannot tell whether this Slack request was seen before (%s): not handled", describe(exc))
+            log.error(
+                "cannot tell whether this Slack request was seen before (%s): not handled", describe(exc)
+            )
             return _refuse(503, "cannot check for replays right now")
         if not first:
             log.warning("ignored a replay of a signed Slack request (%s)", data.get("type") or "command")
@@ -139,8 +143,10 @@ def answer_failures(bolt: AsyncApp) -> None:
         if isinstance(error, SlackApiError):
             # Slack refused what the listener asked (an expired trigger_id, a
             # view it would not open): its answer says why, a traceback would not.
-            log.warning("a Slack request could not be handled (answered 400): Slack answered %s",
-                        error.response.get("error") if error.response else error)
+            log.warning(
+                "a Slack request could not be handled (answered 400): Slack answered %s",
+                error.response.get("error") if error.response else error,
+            )
             return BoltResponse(status=400, body="")
         log.error("a Slack request could not be handled (answered 400): %s", describe(error), exc_info=error)
         return BoltResponse(status=400, body="")

@@ -108,9 +108,13 @@ class ConnectionGuard:
         if len(self._open) >= self.limit:
             idle = next((c for c in self._open.values() if not c.busy), None)
             if idle is None:
-                log.warning("refused a connection: all %d are serving requests (HTTP_MAX_CONNECTIONS)", self.limit)
+                log.warning(
+                    "refused a connection: all %d are serving requests (HTTP_MAX_CONNECTIONS)", self.limit
+                )
                 return False
-            log.warning("at %d connections (HTTP_MAX_CONNECTIONS): closed the oldest one not being served", self.limit)
+            log.warning(
+                "at %d connections (HTTP_MAX_CONNECTIONS): closed the oldest one not being served", self.limit
+            )
             self._close(idle)
         self._open[transport] = _Connection(transport)
         return True
@@ -124,8 +128,10 @@ class ConnectionGuard:
     def _expire(self, connection: _Connection) -> None:
         connection.head_deadline = None
         if not connection.busy and self._open.get(connection.transport) is connection:
-            log.warning("closed a connection that took over %g s to send a request head (HTTP_HEADER_TIMEOUT)",
-                        self.header_timeout)
+            log.warning(
+                "closed a connection that took over %g s to send a request head (HTTP_HEADER_TIMEOUT)",
+                self.header_timeout,
+            )
             self._close(connection)
 
     def _close(self, connection: _Connection) -> None:
@@ -183,8 +189,15 @@ class _Guarded(asyncio.Protocol):
 class GuardedSite(web.BaseSite):
     """A TCP site whose every connection goes through a ``ConnectionGuard``."""
 
-    def __init__(self, runner: web.BaseRunner, host: str | None, port: int, *, guard: ConnectionGuard,
-                 backlog: int = BACKLOG) -> None:
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str | None,
+        port: int,
+        *,
+        guard: ConnectionGuard,
+        backlog: int = BACKLOG,
+    ) -> None:
         super().__init__(runner, backlog=backlog)
         self._host = host
         self._port = port
@@ -207,8 +220,12 @@ class FloodFilter(logging.Filter):
     """Lets at most ``burst`` records of one kind (logger and first line of the message) through
     per ``interval`` seconds; the first one let through after a quiet spell says how many were dropped."""
 
-    def __init__(self, burst: int = FLOOD_BURST, interval: float = FLOOD_INTERVAL,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        burst: int = FLOOD_BURST,
+        interval: float = FLOOD_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__()
         self.burst, self.interval, self.clock = burst, interval, clock
         self._kinds: dict[tuple[str, str], list[float]] = {}  # kind → [window start, passed, dropped]
@@ -224,7 +241,9 @@ class FloodFilter(logging.Filter):
                 self._kinds.pop(next(iter(self._kinds)))
             self._kinds[kind] = window = [now, 0, 0]
             if dropped:
-                record.msg = f"{record.msg} [{dropped} more like this in the last {self.interval:g} s not logged]"
+                record.msg = (
+                    f"{record.msg} [{dropped} more like this in the last {self.interval:g} s not logged]"
+                )
         if window[1] < self.burst:
             window[1] += 1
             return True
@@ -254,13 +273,17 @@ async def start(
     ``limit_logs=False`` leaves the process's loggers alone (tests that read the log)."""
     if limit_logs:
         limit_log_floods()
-    guard = ConnectionGuard(max_connections=settings.http_max_connections, header_timeout=settings.http_header_timeout)
+    guard = ConnectionGuard(
+        max_connections=settings.http_max_connections, header_timeout=settings.http_header_timeout
+    )
     app.middlewares.append(guard.middleware)
     # keepalive_timeout closes a connection idle between requests, and one
     # that connects and never sends a byte.
     # shutdown_timeout: requests still in flight at SIGTERM get this long (aiohttp's default is 60 s,
     # past the 30 s Heroku allows from SIGTERM to SIGKILL).
-    runner = web.AppRunner(app, keepalive_timeout=settings.http_keepalive_timeout, shutdown_timeout=HTTP_DRAIN)
+    runner = web.AppRunner(
+        app, keepalive_timeout=settings.http_keepalive_timeout, shutdown_timeout=HTTP_DRAIN
+    )
     await runner.setup()
     try:
         await GuardedSite(runner, host, settings.port, guard=guard, backlog=guard.budget.backlog).start()
@@ -276,7 +299,9 @@ HTTP_DRAIN = 5.0
 together well inside the 25 s a worker has to exit after SIGTERM."""
 
 
-async def serve(app: web.Application, settings: Settings, *, on_hangup: Callable[[], None] | None = None) -> None:
+async def serve(
+    app: web.Application, settings: Settings, *, on_hangup: Callable[[], None] | None = None
+) -> None:
     """Serve ``app`` until SIGINT or SIGTERM: stop listening, finish or give back what is in
     flight, close the connections, return (``serve`` exits 0). SIGHUP calls ``on_hangup``
     (the worker reloads its policy)."""

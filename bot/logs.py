@@ -149,7 +149,11 @@ def preview(value: object, limit: int = PREVIEW_CHARS) -> str:
 
 # -- formatting ------------------------------------------------------------
 
-_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
 """What every LogRecord has: anything else on one came from ``extra=``."""
 
 
@@ -179,7 +183,9 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(timespec="milliseconds"),
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(
+                timespec="milliseconds"
+            ),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -206,7 +212,9 @@ def formatter(log_format: LogFormat | str) -> logging.Formatter:
     return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
 
 
-def configure(settings_or_format: Any, *, level: int = logging.INFO, stream: IO[str] | None = None) -> logging.Handler:
+def configure(
+    settings_or_format: Any, *, level: int = logging.INFO, stream: IO[str] | None = None
+) -> logging.Handler:
     """Send every log line to ``stream`` (stderr) in the format settings (or ``"text"``/``"json"``)
     name, replacing the root logger's handlers. Returns the handler installed."""
     log_format = settings_or_format if isinstance(settings_or_format, str) else settings_or_format.log_format
@@ -221,4 +229,3 @@ def configure(settings_or_format: Any, *, level: int = logging.INFO, stream: IO[
     root.addHandler(handler)
     root.setLevel(level)
     return handler
-

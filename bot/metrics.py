@@ -82,7 +82,9 @@ SLACK_CALLS = Counter(
     "lost connection count once).",
     ["method"],
 )
-SLACK_RATE_LIMITED = Counter("approvals_slack_rate_limited", "Slack Web API calls answered 429, by method.", ["method"])
+SLACK_RATE_LIMITED = Counter(
+    "approvals_slack_rate_limited", "Slack Web API calls answered 429, by method.", ["method"]
+)
 SLACK_ERRORS = Counter(
     "approvals_slack_errors",
     "Slack Web API calls that failed otherwise (an error answer, a 5xx, no answer), by method.",
@@ -98,9 +100,13 @@ PUBSUB_RECONNECTS = Counter(
     "approvals_pubsub_reconnects", "Times the decision channel (pub/sub) was lost and subscribed again."
 )
 POLICY_RELOADS = Counter(
-    "approvals_policy_reloads", "Policy file reloads, by result (ok: now live; invalid: old policy kept).", ["result"]
+    "approvals_policy_reloads",
+    "Policy file reloads, by result (ok: now live; invalid: old policy kept).",
+    ["result"],
 )
-AGENT_WAITS = Gauge("approvals_agent_waits_in_flight", "Tool calls waiting in SlackApprover.can_use_tool now.")
+AGENT_WAITS = Gauge(
+    "approvals_agent_waits_in_flight", "Tool calls waiting in SlackApprover.can_use_tool now."
+)
 AGENT_DECISIONS = Counter(
     "approvals_agent_decisions", "Decisions the agent host received, by outcome.", ["outcome"]
 )
@@ -187,7 +193,9 @@ async def redis_figures(redis: Redis, now: float | None = None) -> list[Metric]:
     ``approvals_metrics_redis_up`` is 0 (and the rest left out) when Redis does not
     answer within ``SCRAPE_TIMEOUT``: a scrape must not hang on a stalled Redis."""
     now = time.time() if now is None else now
-    up = GaugeMetricFamily("approvals_metrics_redis_up", "1 if this scrape could read Redis's figures, else 0.")
+    up = GaugeMetricFamily(
+        "approvals_metrics_redis_up", "1 if this scrape could read Redis's figures, else 0."
+    )
     try:
         async with asyncio.timeout(SCRAPE_TIMEOUT):
             async with redis.pipeline(transaction=False) as pipe:
@@ -211,7 +219,8 @@ async def redis_figures(redis: Redis, now: float | None = None) -> list[Metric]:
     for route, count in sorted(_routes(routes).items()):
         by_route.add_metric([route], count)
     age = GaugeMetricFamily(
-        "approvals_oldest_pending_age_seconds", "Seconds since the oldest pending request was created (0: none)."
+        "approvals_oldest_pending_age_seconds",
+        "Seconds since the oldest pending request was created (0: none).",
     )
     age.add_metric([], max(0.0, now - float(oldest[0][1])) if oldest else 0.0)
     depth = GaugeMetricFamily("approvals_job_stream_length", "Entries in the jobs stream (XLEN appr:jobs).")

@@ -82,7 +82,9 @@ def connect(
         socket_connect_timeout=connect_timeout,
         socket_timeout=read_timeout,
         retry=Retry(
-            ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=RETRIES, supported_errors=(ConnectionError,)
+            ExponentialWithJitterBackoff(base=0.05, cap=1.0),
+            retries=RETRIES,
+            supported_errors=(ConnectionError,),
         ),
         retry_on_error=[ConnectionError],
     )

@@ -172,13 +172,22 @@ class LoopSupervisor:
         state.failures += 1
         state.error = error
         if state.failures == 1 or kind != state._kind:
-            log.warning("%s failing: %s; retrying in %.1fs at most", state.name, error, backoff, exc_info=traceback,
-                        extra=tagged(Event.LOOP_FAILING, loop=state.name, error=error))
+            log.warning(
+                "%s failing: %s; retrying in %.1fs at most",
+                state.name,
+                error,
+                backoff,
+                exc_info=traceback,
+                extra=tagged(Event.LOOP_FAILING, loop=state.name, error=error),
+            )
             state._logged_at = now
         elif now - state._logged_at >= self._summary_every:
             log.warning(
                 "%s still failing after %d attempts over %.0fs: %s",
-                state.name, state.failures, now - state.since, error,
+                state.name,
+                state.failures,
+                now - state.since,
+                error,
                 extra=tagged(Event.LOOP_FAILING, loop=state.name, error=error, failures=state.failures),
             )
             state._logged_at = now
@@ -186,8 +195,13 @@ class LoopSupervisor:
 
     def _recovered(self, state: LoopState) -> None:
         took = time.time() - (state.since or time.time())
-        log.info("%s recovered after %d failed attempts over %.1fs", state.name, state.failures, took,
-                 extra=tagged(Event.LOOP_RECOVERED, loop=state.name, failures=state.failures))
+        log.info(
+            "%s recovered after %d failed attempts over %.1fs",
+            state.name,
+            state.failures,
+            took,
+            extra=tagged(Event.LOOP_RECOVERED, loop=state.name, failures=state.failures),
+        )
         state.status, state.since, state.failures, state.error, state._kind = "ok", None, 0, "", ""
 
     def _ended(self, name: str, step: Step, task: asyncio.Task[None]) -> None:
@@ -205,7 +219,10 @@ class LoopSupervisor:
         delay = self._max_backoff if state.restarts > 1 else self._first_backoff
         log.error(
             "%s ended (%s): it must only end on shutdown; restarting it in %.1fs",
-            name, why, delay, exc_info=None if task.cancelled() else task.exception(),
+            name,
+            why,
+            delay,
+            exc_info=None if task.cancelled() else task.exception(),
         )
         loop = asyncio.get_running_loop()
         handle: asyncio.TimerHandle | None = None

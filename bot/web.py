@@ -59,8 +59,16 @@ class SocketModeRefused(RuntimeError):
 
 
 TOKEN_REFUSED = frozenset(
-    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive", "not_allowed_token_type",
-     "missing_scope", "invalid_token"}
+    {
+        "invalid_auth",
+        "not_authed",
+        "token_revoked",
+        "token_expired",
+        "account_inactive",
+        "not_allowed_token_type",
+        "missing_scope",
+        "invalid_token",
+    }
 )
 """``apps.connections.open`` errors that say the app token itself is wrong: ``serve`` stops."""
 
@@ -203,10 +211,13 @@ def create_app(
                     await redis.aclose()
                     raise
             # Not a click: the background client, which waits its turn in the budget.
-            learning = asyncio.create_task(trust.learn(background), name="installation", context=worker_context)
+            learning = asyncio.create_task(
+                trust.learn(background), name="installation", context=worker_context
+            )
             # Slack answers at once when it is up: wait for it, so the first clicks are not refused.
             if slack_first_wait > 0:
                 await asyncio.wait([learning], timeout=slack_first_wait)
+
             async def watch_policy() -> None:
                 # One os.stat a sweep interval; also records a version Redis could not audit yet.
                 await policies.check()

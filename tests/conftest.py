@@ -34,7 +34,14 @@ from bot.slack.ids import (
 from bot.web import create_app
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.slack_api import DEFAULT_RATE_SCALE, FakeSlack, PostedMessage
-from tests.fakes.slack_payloads import block_actions, sign, signed_form, signed_json, slash_command, view_submission
+from tests.fakes.slack_payloads import (
+    block_actions,
+    sign,
+    signed_form,
+    signed_json,
+    slash_command,
+    view_submission,
+)
 
 SIGNING_SECRET = "test-signing-secret"
 CHANNEL = "C0APPROVALS"
@@ -52,7 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "slow: runs the real Claude Code CLI (SDK query, claude -p, the TUI), a browser, worker or Redis "
-        "processes that are killed and restarted, or a benchmark; -m \"not slow\" leaves them out",
+        'processes that are killed and restarted, or a benchmark; -m "not slow" leaves them out',
     )
 
 
@@ -115,18 +122,18 @@ async def slack(request: pytest.FixtureRequest) -> AsyncIterator[FakeSlack]:
 
 def settings_for(redis_server: RedisServer, slack: FakeSlack, **overrides: Any) -> Settings:
     """Settings as a deployment would set them, pointed at the test's servers (no .env)."""
-    values: dict[str, Any] = dict(
-        redis_url=redis_server.url,
-        slack_bot_token=slack.token,
-        slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=slack.base_url,
-        approval_channel=CHANNEL,
-        approval_timeout=60,
-        job_retry_after=30,
-        sweep_interval=0.05,
+    values: dict[str, Any] = {
+        "redis_url": redis_server.url,
+        "slack_bot_token": slack.token,
+        "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": slack.base_url,
+        "approval_channel": CHANNEL,
+        "approval_timeout": 60,
+        "job_retry_after": 30,
+        "sweep_interval": 0.05,
         # The budget runs at the speed the fake enforces Slack's limits at.
-        slack_rate_scale=slack.rate_scale or UNLIMITED_RATE_SCALE,
-    )
+        "slack_rate_scale": slack.rate_scale or UNLIMITED_RATE_SCALE,
+    }
     values.update(overrides)
     return Settings(_env_file=None, **values)
 
@@ -134,14 +141,18 @@ def settings_for(redis_server: RedisServer, slack: FakeSlack, **overrides: Any) 
 class Worker:
     """A running ``serve`` worker, and a person's hands on Slack's side."""
 
-    def __init__(self, url: str, session: aiohttp.ClientSession, slack: FakeSlack, app: web.Application | None = None) -> None:
+    def __init__(
+        self, url: str, session: aiohttp.ClientSession, slack: FakeSlack, app: web.Application | None = None
+    ) -> None:
         self.url = url
         self.session = session
         self.slack = slack
         self.app = app
         """The worker's application (its policy holder: ``app[bot.web.POLICY]``)."""
 
-    async def post_signed(self, payload: dict[str, Any], *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> aiohttp.ClientResponse:
+    async def post_signed(
+        self, payload: dict[str, Any], *, secret: str = SIGNING_SECRET, timestamp: int | None = None
+    ) -> aiohttp.ClientResponse:
         body, headers = signed_form(payload, secret, timestamp)
         async with self.session.post(f"{self.url}/slack/events", data=body, headers=headers) as response:
             await response.read()
@@ -162,18 +173,30 @@ class Worker:
             assert response.status == 200
             return await response.json()
 
-    async def click(self, user: str, action: Action, message: PostedMessage, *, name: str | None = None) -> aiohttp.ClientResponse:
+    async def click(
+        self, user: str, action: Action, message: PostedMessage, *, name: str | None = None
+    ) -> aiohttp.ClientResponse:
         """Click a button the message shows (ValueError if it shows none)."""
         payload = block_actions(
-            user, action.value, _button_value(message, action), message=message.as_dict(),
-            channel=message.channel, user_name=name or user.lower(),
+            user,
+            action.value,
+            _button_value(message, action),
+            message=message.as_dict(),
+            channel=message.channel,
+            user_name=name or user.lower(),
         )
         response = await self.post_signed(payload)
         assert response.status == 200, response.status
         return response
 
     async def deny(
-        self, user: str, message: PostedMessage, reason: str = "", *, name: str | None = None, stop: bool = False
+        self,
+        user: str,
+        message: PostedMessage,
+        reason: str = "",
+        *,
+        name: str | None = None,
+        stop: bool = False,
     ) -> aiohttp.ClientResponse:
         """Click Deny (or Deny and stop), then submit the modal Slack opened, as a person would."""
         updates = len(self.slack.calls_to("views.update"))
@@ -181,23 +204,30 @@ class Worker:
         update = await self.slack.wait_for_call("views.update", count=updates + 1)
         view = self.slack.views[update.args["view_id"]]
         payload = view_submission(
-            user, view["callback_id"], view["private_metadata"],
+            user,
+            view["callback_id"],
+            view["private_metadata"],
             {Field.REASON_BLOCK.value: {Field.REASON_INPUT.value: reason}},
-            user_name=name or user.lower(), view=view,
+            user_name=name or user.lower(),
+            view=view,
         )
         return await self.post_signed(payload)
 
-
-    async def modify(self, user: str, message: PostedMessage, values: dict[str, str], *, name: str | None = None) -> dict[str, Any]:
+    async def modify(
+        self, user: str, message: PostedMessage, values: dict[str, str], *, name: str | None = None
+    ) -> dict[str, Any]:
         """Click Modify, then submit the modal with ``values`` (field key → text); returns Slack's ack body."""
         updates = len(self.slack.calls_to("views.update"))
         await self.click(user, Action.MODIFY, message, name=name)
         update = await self.slack.wait_for_call("views.update", count=updates + 1)
         view = self.slack.views[update.args["view_id"]]
         payload = view_submission(
-            user, Modal.MODIFY.value, view["private_metadata"],
+            user,
+            Modal.MODIFY.value,
+            view["private_metadata"],
             {edit_block(key): {EDIT_INPUT: value} for key, value in values.items()},
-            user_name=name or user.lower(), view=view,
+            user_name=name or user.lower(),
+            view=view,
         )
         body, headers = signed_form(payload, SIGNING_SECRET)
         async with self.session.post(f"{self.url}/slack/events", data=body, headers=headers) as response:
@@ -205,8 +235,13 @@ class Worker:
             text = await response.text()
         return json.loads(text) if text else {}
 
-
-    async def answer(self, user: str, message: PostedMessage, chosen: dict[int, list[int]], typed: dict[int, str] | None = None) -> dict[str, Any]:
+    async def answer(
+        self,
+        user: str,
+        message: PostedMessage,
+        chosen: dict[int, list[int]],
+        typed: dict[int, str] | None = None,
+    ) -> dict[str, Any]:
         """Click Answer…, pick options (by index) and type answers in the form, submit; returns Slack's ack body."""
         updates = len(self.slack.calls_to("views.update"))
         await self.click(user, Action.ANSWER, message)
@@ -222,7 +257,9 @@ class Worker:
             if element["type"] == "checkboxes":
                 values[block["block_id"]] = {CHOICE_INPUT: {"type": "checkboxes", "selected_options": picked}}
             else:
-                values[block["block_id"]] = {CHOICE_INPUT: {"type": "static_select", "selected_option": picked[0] if picked else None}}
+                values[block["block_id"]] = {
+                    CHOICE_INPUT: {"type": "static_select", "selected_option": picked[0] if picked else None}
+                }
             values[own_answer_block(index)] = {OWN_ANSWER_INPUT: (typed or {}).get(index, "")}
         payload = view_submission(user, Modal.ANSWER.value, view["private_metadata"], values, view=view)
         body, headers = signed_form(payload, SIGNING_SECRET)
@@ -241,7 +278,9 @@ def _button_value(message: PostedMessage, action: Action) -> str:
 
 
 @pytest.fixture
-async def start_worker(redis_server: RedisServer, slack: FakeSlack, redis: Redis) -> AsyncIterator[Callable[..., Awaitable[Worker]]]:
+async def start_worker(
+    redis_server: RedisServer, slack: FakeSlack, redis: Redis
+) -> AsyncIterator[Callable[..., Awaitable[Worker]]]:
     """Factory: start a bot worker in this event loop (several may run at once)."""
     runners: list[web.AppRunner] = []
     session = aiohttp.ClientSession()
@@ -263,7 +302,9 @@ async def start_worker(redis_server: RedisServer, slack: FakeSlack, redis: Redis
 
 
 @pytest.fixture
-async def make_approver(redis_server: RedisServer, redis: Redis) -> AsyncIterator[Callable[..., Awaitable[SlackApprover]]]:
+async def make_approver(
+    redis_server: RedisServer, redis: Redis
+) -> AsyncIterator[Callable[..., Awaitable[SlackApprover]]]:
     approvers: list[SlackApprover] = []
 
     async def make(**kwargs: Any) -> SlackApprover:
@@ -294,7 +335,11 @@ async def posted(slack: FakeSlack, count: int = 1) -> PostedMessage:
     """The ``count``-th request message the bot posted (thread replies and failed attempts aside), once it is there."""
 
     def roots() -> list[Any]:
-        return [c for c in slack.calls_to("chat.postMessage") if c.response.get("ok") and not c.args.get("thread_ts")]
+        return [
+            c
+            for c in slack.calls_to("chat.postMessage")
+            if c.response.get("ok") and not c.args.get("thread_ts")
+        ]
 
     await slack.wait_for(lambda: len(roots()) >= count)
     call = roots()[count - 1]

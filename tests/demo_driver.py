@@ -21,7 +21,6 @@ import aiohttp
 from bot.demo.page import TOKEN_HEADER
 from bot.demo.run import Demo
 
-
 TOKEN_META = re.compile(r'<meta name="playground-token" content="([^"]+)">')
 
 
@@ -45,7 +44,9 @@ class Playground:
             assert response.status == 200, await response.text()
             return await response.json()
 
-    async def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    async def post(
+        self, path: str, body: Any, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, Any]]:
         sent = {**self.headers, **(headers or {})}
         async with self.session.post(f"{self.url}{path}", json=body, headers=sent) as response:
             return response.status, await response.json()
@@ -59,10 +60,21 @@ class Playground:
                     return roots[number - 1]
                 await asyncio.sleep(0.05)
 
-    async def click(self, user: str, message: dict[str, Any], label: str, client: str = "") -> tuple[int, dict[str, Any]]:
+    async def click(
+        self, user: str, message: dict[str, Any], label: str, client: str = ""
+    ) -> tuple[int, dict[str, Any]]:
         block_id, action_id = button(message, label)
-        return await self.post("/demo/click", {"user": user, "ts": message["ts"], "block_id": block_id,
-                                               "action_id": action_id, "selected": None, "client": client})
+        return await self.post(
+            "/demo/click",
+            {
+                "user": user,
+                "ts": message["ts"],
+                "block_id": block_id,
+                "action_id": action_id,
+                "selected": None,
+                "client": client,
+            },
+        )
 
     async def open_view(self, user: str, client: str = "") -> dict[str, Any]:
         """The modal open for ``user`` on the page ``client`` once it shows a form (not the loading placeholder)."""
@@ -73,13 +85,21 @@ class Playground:
                     return view
                 await asyncio.sleep(0.05)
 
-    async def submit(self, user: str, view: dict[str, Any], values: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    async def submit(
+        self, user: str, view: dict[str, Any], values: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
         return await self.post("/demo/submit", {"user": user, "view_id": view["id"], "values": values})
 
     def click_of(self, user: str, message: dict[str, Any], label: str) -> dict[str, Any]:
         """The page's JSON for a click on ``label`` (what an attacker who guessed the ids would send)."""
         block_id, action_id = button(message, label)
-        return {"user": user, "ts": message["ts"], "block_id": block_id, "action_id": action_id, "selected": None}
+        return {
+            "user": user,
+            "ts": message["ts"],
+            "block_id": block_id,
+            "action_id": action_id,
+            "selected": None,
+        }
 
     async def still_undecided(self, workdir: Path) -> None:
         """Proof that nothing decided the first request: a real Deny still lands, and the model reads it.
@@ -123,7 +143,9 @@ async def playground(workdir: Path, **options: Any) -> AsyncIterator[Playground]
             yield Playground(demo, out, session, token)
 
 
-async def page_token(session: aiohttp.ClientSession, page_url: str, headers: dict[str, str] | None = None) -> str:
+async def page_token(
+    session: aiohttp.ClientSession, page_url: str, headers: dict[str, str] | None = None
+) -> str:
     """The secret the page carries, read from it as its script reads it."""
     async with session.get(page_url, headers=headers) as response:
         assert response.status == 200, await response.text()

@@ -38,7 +38,9 @@ async def run_agent(
             can_use_tool=approver.can_use_tool,
             permission_mode="default",
         )
-        results = [m async for m in query(prompt="do the task", options=options) if isinstance(m, ResultMessage)]
+        results = [
+            m async for m in query(prompt="do the task", options=options) if isinstance(m, ResultMessage)
+        ]
     assert len(results) == 1
     assert model.remaining == 0
     return model
@@ -69,7 +71,9 @@ async def test_approved_in_slack_the_tool_runs(tmp_path, start_worker, make_appr
     assert "echo approved &gt; marker.txt" in posted_text(slack)
 
 
-async def test_denied_in_slack_the_tool_does_not_run_and_the_model_is_told_why(tmp_path, start_worker, make_approver, slack):
+async def test_denied_in_slack_the_tool_does_not_run_and_the_model_is_told_why(
+    tmp_path, start_worker, make_approver, slack
+):
     worker = await start_worker()
     approver = await make_approver()
     reason = "Use the staging cluster first."
@@ -89,7 +93,9 @@ async def test_denied_in_slack_the_tool_does_not_run_and_the_model_is_told_why(t
     assert f"Reason: {reason}" in result.content
 
 
-async def test_nobody_answers_the_request_expires_and_the_tool_does_not_run(tmp_path, start_worker, make_approver, slack):
+async def test_nobody_answers_the_request_expires_and_the_tool_does_not_run(
+    tmp_path, start_worker, make_approver, slack
+):
     await start_worker()
     approver = await make_approver(timeout=1)
     model = await run_agent(tmp_path, approver, [write_marker(), text("ok")])
@@ -113,7 +119,9 @@ async def test_two_workers_post_one_message_per_request(tmp_path, start_worker, 
             await worker.click("U_ALICE", Action.APPROVE, message)
 
     clicker = asyncio.create_task(approve_each())
-    model = await run_agent(tmp_path, approver, [write_marker("one.txt"), write_marker("two.txt"), text("done")])
+    model = await run_agent(
+        tmp_path, approver, [write_marker("one.txt"), write_marker("two.txt"), text("done")]
+    )
     await clicker
 
     assert (tmp_path / "work" / "one.txt").exists() and (tmp_path / "work" / "two.txt").exists()
@@ -133,7 +141,9 @@ async def test_a_command_modified_in_slack_is_the_one_that_runs(tmp_path, start_
 
     async def modify_when_posted() -> None:
         message = await posted(slack)
-        await worker.modify("U_ALICE", message, {"command": "echo edited > edited.txt", "description": "Write it elsewhere"})
+        await worker.modify(
+            "U_ALICE", message, {"command": "echo edited > edited.txt", "description": "Write it elsewhere"}
+        )
 
     clicker = asyncio.create_task(modify_when_posted())
     model = await run_agent(tmp_path, approver, [write_marker(), text("done")])
@@ -145,7 +155,9 @@ async def test_a_command_modified_in_slack_is_the_one_that_runs(tmp_path, start_
     assert not result.is_error
 
 
-async def test_questions_answered_in_slack_reach_the_model_as_answers(tmp_path, start_worker, make_approver, slack):
+async def test_questions_answered_in_slack_reach_the_model_as_answers(
+    tmp_path, start_worker, make_approver, slack
+):
     from tests.test_questions import ASKED
 
     worker = await start_worker()
@@ -156,7 +168,9 @@ async def test_questions_answered_in_slack_reach_the_model_as_answers(tmp_path, 
         await worker.answer("U_ALICE", message, chosen={0: [0], 1: [0, 1]})
 
     clicker = asyncio.create_task(answer_when_posted())
-    model = await run_agent(tmp_path, approver, [tool_use("AskUserQuestion", ASKED), text("thanks")], tools=["AskUserQuestion"])
+    model = await run_agent(
+        tmp_path, approver, [tool_use("AskUserQuestion", ASKED), text("thanks")], tools=["AskUserQuestion"]
+    )
     await clicker
 
     [result] = model.tool_results()
@@ -167,7 +181,9 @@ async def test_questions_answered_in_slack_reach_the_model_as_answers(tmp_path, 
     )
 
 
-async def test_always_allow_skips_the_question_for_the_session_and_for_the_team(tmp_path, start_worker, make_approver, slack, redis):
+async def test_always_allow_skips_the_question_for_the_session_and_for_the_team(
+    tmp_path, start_worker, make_approver, slack, redis
+):
     worker = await start_worker()
     touch = {"command": "touch marker.txt"}
 
@@ -177,7 +193,9 @@ async def test_always_allow_skips_the_question_for_the_session_and_for_the_team(
 
     clicker = asyncio.create_task(always_allow_when_posted())
     approver = await make_approver()
-    model = await run_agent(tmp_path, approver, [tool_use("Bash", touch), tool_use("Bash", touch), text("done")])
+    model = await run_agent(
+        tmp_path, approver, [tool_use("Bash", touch), tool_use("Bash", touch), text("done")]
+    )
     await clicker
     # The CLI applied the granted session rule: the second call was not asked.
     assert [r.is_error for r in model.tool_results()] == [False, False]

@@ -29,14 +29,20 @@ async def _jobs(redis, kind: str) -> int:
     return sum(1 for _id, f in await redis.xrange(keys.JOBS) if f[b"kind"] == kind.encode())
 
 
-async def test_asking_again_for_the_same_call_reuses_the_request_and_its_decision(make_approver, store, redis):
+async def test_asking_again_for_the_same_call_reuses_the_request_and_its_decision(
+    make_approver, store, redis
+):
     approver = await make_approver()
-    first = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make release"}, context("toolu_same")))
+    first = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "make release"}, context("toolu_same"))
+    )
     request_id = await _until_pending(store, "toolu_same")
 
     # The agent process restarts and the session asks again for the same call.
     restarted = await make_approver()
-    again = asyncio.create_task(restarted.can_use_tool("Bash", {"command": "make release"}, context("toolu_same")))
+    again = asyncio.create_task(
+        restarted.can_use_tool("Bash", {"command": "make release"}, context("toolu_same"))
+    )
     await asyncio.sleep(0.1)
     assert not again.done()
     await store.decide(request_id, Decision(State.APPROVED, actor="U_ALICE", actor_name="alice", revision=0))
@@ -44,7 +50,9 @@ async def test_asking_again_for_the_same_call_reuses_the_request_and_its_decisio
     assert (await first).behavior == "allow"
     assert (await again).behavior == "allow"
     # Asked once more after the decision: answered at once, still one request.
-    later = await asyncio.wait_for(restarted.can_use_tool("Bash", {"command": "make release"}, context("toolu_same")), 1)
+    later = await asyncio.wait_for(
+        restarted.can_use_tool("Bash", {"command": "make release"}, context("toolu_same")), 1
+    )
     assert later.behavior == "allow"
     assert await _jobs(redis, "post") == 1
 
@@ -56,7 +64,9 @@ async def test_allow_carries_the_input_the_approvers_saw(make_approver, store):
     await store.decide(request_id, Decision(State.APPROVED, actor="U_ALICE", revision=0))
     assert (await task).updated_input == {"command": "ls docs"}
     # A repeated call with the same id but other arguments is another call: asked anew.
-    replay = asyncio.create_task(approver.can_use_tool("Bash", {"command": "rm -rf docs"}, context("toolu_seen")))
+    replay = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "rm -rf docs"}, context("toolu_seen"))
+    )
     other = mismatch_id(request_id, call_hash("Bash", {"command": "rm -rf docs"}))
     async with asyncio.timeout(5):
         while (asked := await store.get(other)) is None:
@@ -110,7 +120,9 @@ async def test_many_waits_share_three_named_connections(make_approver, store, re
     assert [r.updated_input["command"] for r in results] == [f"echo {i}" for i in range(300)]
 
 
-async def test_a_decision_published_while_the_subscriber_is_disconnected_is_not_missed(make_approver, store, redis):
+async def test_a_decision_published_while_the_subscriber_is_disconnected_is_not_missed(
+    make_approver, store, redis
+):
     approver = await make_approver()
     task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_drop")))
     request_id = await _until_pending(store, "toolu_drop")
@@ -150,7 +162,11 @@ async def test_timeout_zero_waits_until_decided(make_approver, store, redis):
 async def test_asking_again_after_the_deadline_passed_is_denied_as_expired(make_approver, store):
     # What an agent process that crashed mid-wait leaves behind: a pending
     # request whose deadline passes while no worker runs to expire it.
-    await store.create(NewRequest(id=request_id_for("toolu_crash"), tool_name="Bash", tool_input={"command": "pwd"}, timeout=0.2))
+    await store.create(
+        NewRequest(
+            id=request_id_for("toolu_crash"), tool_name="Bash", tool_input={"command": "pwd"}, timeout=0.2
+        )
+    )
     await asyncio.sleep(0.3)
     fresh = await make_approver(timeout=60)
     result = await asyncio.wait_for(fresh.can_use_tool("Bash", {"command": "pwd"}, context("toolu_crash")), 2)
@@ -183,6 +199,8 @@ async def test_from_env_needs_only_redis(monkeypatch, redis_server, store, tmp_p
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     monkeypatch.setenv("APPROVAL_TIMEOUT", "0.2")
     async with SlackApprover.from_env(agent_name="env-agent") as approver:  # no Slack token needed
-        result = await asyncio.wait_for(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_env")), 5)
+        result = await asyncio.wait_for(
+            approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_env")), 5
+        )
     assert result.behavior == "deny" and "expired" in result.message  # APPROVAL_TIMEOUT was read
     assert (await store.get(request_id_for("toolu_env"))).agent == "env-agent"

@@ -23,8 +23,12 @@ async def decided(store, count: int, tag: str = "chain") -> None:
     """``count`` requests created and then approved or denied: two entries each."""
     for i in range(count):
         tool_use_id = f"toolu_{tag}{i}"
-        new = NewRequest(id=request_id_for(tool_use_id), tool_name="Bash",
-                         tool_input={"command": f"make {tag}{i}"}, tool_use_id=tool_use_id)
+        new = NewRequest(
+            id=request_id_for(tool_use_id),
+            tool_name="Bash",
+            tool_input={"command": f"make {tag}{i}"},
+            tool_use_id=tool_use_id,
+        )
         await store.create(new)
         state = State.APPROVED if i % 2 == 0 else State.DENIED
         decision = Decision(state, actor="U0ALICE", actor_name="alice", reason=f"r{i}", revision=0)
@@ -34,7 +38,10 @@ async def decided(store, count: int, tag: str = "chain") -> None:
 
 async def stream(redis) -> list[tuple[str, dict[str, str]]]:
     """Every entry as stored: (id, fields), oldest first."""
-    return [(i.decode(), {k.decode(): v.decode() for k, v in f.items()}) for i, f in await redis.xrange(keys.AUDIT)]
+    return [
+        (i.decode(), {k.decode(): v.decode() for k, v in f.items()})
+        for i, f in await redis.xrange(keys.AUDIT)
+    ]
 
 
 async def rewrite(redis, entries: list[tuple[str, dict[str, str]]]) -> str:
@@ -63,8 +70,16 @@ async def test_the_chain_starts_with_one_genesis_entry_and_verifies(store, redis
     await decided(store, 1, tag="more")
 
     entries = await stream(redis)
-    assert events(entries) == [keys.AUDIT_GENESIS, "created", "approved", "created", "denied", "rule_added",
-                               "created", "approved"]
+    assert events(entries) == [
+        keys.AUDIT_GENESIS,
+        "created",
+        "approved",
+        "created",
+        "denied",
+        "rule_added",
+        "created",
+        "approved",
+    ]
     assert entries[0][1]["prev"] == "" and entries[0][1]["actor"] == "system"
     verdict = await AuditLog(redis).verify()
     assert verdict.ok, verdict.problem
@@ -117,7 +132,11 @@ async def test_an_entry_added_after_the_head_fails_verification(store, redis):
     entries = await stream(redis)
     head = entries[-1][1]["hash"]
     own = {"event": "approved", "request": "", "actor": "U0MALLORY", "at": "1"}
-    forged = {**own, "prev": head, "hash": entry_hash(head, [(k.encode(), v.encode()) for k, v in own.items()])}
+    forged = {
+        **own,
+        "prev": head,
+        "hash": entry_hash(head, [(k.encode(), v.encode()) for k, v in own.items()]),
+    }
 
     await redis.xadd(keys.AUDIT, forged)  # linked, but the head was left alone
 
@@ -257,7 +276,7 @@ async def test_a_changed_old_entry_is_never_trimmed_away(store, redis):
     log = AuditLog(redis)
     await decided(store, 2)
     entries = await stream(redis)
-    entry_id, fields = entries[2]  # the first approval
+    entry_id, _fields = entries[2]  # the first approval
     await redis.delete(keys.AUDIT)
     for i, f in entries:
         await redis.xadd(keys.AUDIT, {**f, "actor": "U0MALLORY"} if i == entry_id else f, id=i)

@@ -13,8 +13,11 @@ from tests.fakes.slack_payloads import block_actions, sign, signed_form
 
 
 async def _decisions(redis) -> list[bytes]:
-    return [f[b"event"] for _id, f in await redis.xrange(keys.AUDIT)
-            if f[b"event"] not in (b"created", keys.AUDIT_GENESIS.encode())]
+    return [
+        f[b"event"]
+        for _id, f in await redis.xrange(keys.AUDIT)
+        if f[b"event"] not in (b"created", keys.AUDIT_GENESIS.encode())
+    ]
 
 
 async def _pending_request(make_approver, slack, tool_use_id: str = "toolu_target"):
@@ -25,10 +28,14 @@ async def _pending_request(make_approver, slack, tool_use_id: str = "toolu_targe
 
 def _approve_payload(message) -> dict:
     value = next(e["value"] for b in message.blocks if b["type"] == "actions" for e in b["elements"])
-    return block_actions("U_MALLORY", Action.APPROVE.value, value, message=message.as_dict(), channel=message.channel)
+    return block_actions(
+        "U_MALLORY", Action.APPROVE.value, value, message=message.as_dict(), channel=message.channel
+    )
 
 
-async def test_forged_stale_or_unsigned_clicks_get_401_and_change_nothing(start_worker, make_approver, slack, redis):
+async def test_forged_stale_or_unsigned_clicks_get_401_and_change_nothing(
+    start_worker, make_approver, slack, redis
+):
     worker = await start_worker()
     task, message = await _pending_request(make_approver, slack)
     payload = _approve_payload(message)
@@ -36,10 +43,14 @@ async def test_forged_stale_or_unsigned_clicks_get_401_and_change_nothing(start_
     forged = await worker.post_signed(payload, secret="not-the-secret")
     stale = await worker.post_signed(payload, timestamp=int(time.time()) - 6 * 60)
     body, headers = signed_form(payload, "test-signing-secret")
-    async with worker.session.post(f"{worker.url}/slack/events", data=body, headers={"Content-Type": headers["Content-Type"]}) as unsigned:
+    async with worker.session.post(
+        f"{worker.url}/slack/events", data=body, headers={"Content-Type": headers["Content-Type"]}
+    ) as unsigned:
         pass
     tampered_body = body.replace(b"U_MALLORY", b"U_ALICE00")
-    async with worker.session.post(f"{worker.url}/slack/events", data=tampered_body, headers=headers) as tampered:
+    async with worker.session.post(
+        f"{worker.url}/slack/events", data=tampered_body, headers=headers
+    ) as tampered:
         pass
 
     assert [forged.status, stale.status, unsigned.status, tampered.status] == [401, 401, 401, 401]
@@ -66,7 +77,11 @@ async def test_malformed_signed_requests_get_400(start_worker, slack, redis):
         async with worker.session.post(f"{worker.url}/slack/events", data=body, headers=headers) as response:
             assert response.status == 400, raw
     body = b"payload=\xff\xfe"
-    async with worker.session.post(f"{worker.url}/slack/events", data=body, headers={**sign(body, secret), "Content-Type": "application/x-www-form-urlencoded"}) as response:
+    async with worker.session.post(
+        f"{worker.url}/slack/events",
+        data=body,
+        headers={**sign(body, secret), "Content-Type": "application/x-www-form-urlencoded"},
+    ) as response:
         assert response.status == 400
     # Well-formed JSON, but not the shape of a click: acked, ignored.
     bad_shape = block_actions("U1", Action.APPROVE.value, "../../etc/passwd")
@@ -116,7 +131,9 @@ async def test_hostile_tool_input_pings_nobody_and_keeps_the_layout(start_worker
     for raw in ("<!channel>", "<!here>", "<!everyone>", "<@U0ADMIN>", "<!subteam^", "<https://evil"):
         assert not any(raw in m for m in mrkdwn), raw
     assert any("&lt;!channel&gt;" in m for m in mrkdwn), "the input is still shown, escaped"
-    code_sections = [b["text"]["text"] for b in message.blocks if b["type"] == "section" and "```" in b["text"]["text"]]
+    code_sections = [
+        b["text"]["text"] for b in message.blocks if b["type"] == "section" and "```" in b["text"]["text"]
+    ]
     assert code_sections, "the command is shown as code"
     for section in code_sections:
         assert section.count("```") == 2, "the input closed our code block"
@@ -128,7 +145,11 @@ async def test_huge_input_is_cut_with_a_marker_and_viewable_in_full(start_worker
     worker = await start_worker()
     approver = await make_approver()
     content = "".join(f"line {i:06d}\n" for i in range(20_000))  # 240 KB
-    task = asyncio.create_task(approver.can_use_tool("Write", {"file_path": "/tmp/big.txt", "content": content}, context("toolu_big")))
+    task = asyncio.create_task(
+        approver.can_use_tool(
+            "Write", {"file_path": "/tmp/big.txt", "content": content}, context("toolu_big")
+        )
+    )
     message = await posted(slack)
 
     sections = [b["text"]["text"] for b in message.blocks if b["type"] == "section"]

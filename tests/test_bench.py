@@ -23,16 +23,34 @@ SETTINGS = {name.upper() for name in Settings.model_fields}
 def _bench(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
     return subprocess.run(
-        [sys.executable, "-m", "bot", "bench", *args], cwd=tmp_path, env=env,
-        capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "bot", "bench", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
 @pytest.mark.slow
 def test_the_bench_measures_every_path_and_writes_the_table_and_json(tmp_path):
     out = tmp_path / "results.json"
-    run = _bench(tmp_path, "--decisions", "30", "--rate", "100", "--waits", "60", "--throughput", "40",
-                 "--floor-samples", "30", *LIMITED, "--json", str(out))
+    run = _bench(
+        tmp_path,
+        "--decisions",
+        "30",
+        "--rate",
+        "100",
+        "--waits",
+        "60",
+        "--throughput",
+        "40",
+        "--floor-samples",
+        "30",
+        *LIMITED,
+        "--json",
+        str(out),
+    )
 
     assert run.returncode == 0, run.stderr
     results = json.loads(out.read_text())
@@ -68,8 +86,18 @@ def test_the_phase_under_slacks_rate_limits_runs_alone(tmp_path):
     assert "click → wake" not in run.stdout
 
 
-LIMITED = ("--limited-requests", "8", "--limited-channels", "2", "--limited-agents", "3",
-           "--limited-workers", "1", "--slack-rate-scale", "30")
+LIMITED = (
+    "--limited-requests",
+    "8",
+    "--limited-channels",
+    "2",
+    "--limited-agents",
+    "3",
+    "--limited-workers",
+    "1",
+    "--slack-rate-scale",
+    "30",
+)
 """Small enough to be quick; 4 posts a channel against a burst of 2, so some wait behind the limit."""
 
 
@@ -87,7 +115,8 @@ def _assert_limited_phase(results, stdout):
     assert acks == 8 and limited["click_errors"] == 0
     assert limited["lost"] == limited["never_posted"] == limited["undeliverable"] == 0
     assert {t["name"] for t in results["targets"]} >= {
-        "under limits: all posted, × the minimum", "under limits: Slack writes per decision",
+        "under limits: all posted, × the minimum",
+        "under limits: Slack writes per decision",
         "under limits: requests lost (never posted or undeliverable)",
         "under limits: click ack p99 during the backlog",
     }

@@ -16,13 +16,19 @@ from tests.fakes.slack_api import message_blocks_errors, view_errors
 HOSTILE = "<!channel> <@U1> ``` *b* & \x00 \ud800 " + "🚀" * 50
 
 
-def request(tool_name: str = "Bash", tool_input: dict | None = None, state: State = State.PENDING, **extra) -> ApprovalRequest:
+def request(
+    tool_name: str = "Bash", tool_input: dict | None = None, state: State = State.PENDING, **extra
+) -> ApprovalRequest:
     now = time.time()
-    fields = dict(
-        id="0123456789abcdef01234567", state=state, tool_name=tool_name,
-        tool_input=tool_input if tool_input is not None else {"command": "ls"},
-        input_hash="h", created_at=now, deadline=now + 60,
-    )
+    fields = {
+        "id": "0123456789abcdef01234567",
+        "state": state,
+        "tool_name": tool_name,
+        "tool_input": tool_input if tool_input is not None else {"command": "ls"},
+        "input_hash": "h",
+        "created_at": now,
+        "deadline": now + 60,
+    }
     if state.is_final:
         fields.update(decided_by="U_ALICE", decided_by_name="alice", decided_at=now)
     fields.update(extra)
@@ -49,7 +55,9 @@ def test_every_tool_in_every_state_renders_valid_blocks(tool_name, state):
     message = blocks.request_message(request(tool_name, INPUTS[tool_name], state, reason="because"))
     assert message_blocks_errors(message.blocks) == []
     buttons = [e["action_id"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
-    assert buttons == ([Action.APPROVE, Action.MODIFY, Action.DENY, Action.DENY_STOP] if state is State.PENDING else [])
+    assert buttons == (
+        [Action.APPROVE, Action.MODIFY, Action.DENY, Action.DENY_STOP] if state is State.PENDING else []
+    )
 
 
 def test_known_tools_show_what_a_person_cares_about():
@@ -97,7 +105,9 @@ def test_any_size_and_content_fits_and_says_when_cut(size, filler):
 
 def test_full_input_modal_is_valid_at_any_size():
     for size in [0, 10, 10_000, 500_000]:
-        view = blocks.full_input_modal(request("Write", {"file_path": "/x", "content": ("&<`" * size)[:size]}))
+        view = blocks.full_input_modal(
+            request("Write", {"file_path": "/x", "content": ("&<`" * size)[:size]})
+        )
         assert view_errors(view) == []
         assert len(view["blocks"]) <= limits.MODAL_BLOCKS
         # A large input is paged (tests/test_message_budget.py reads every page).
@@ -111,14 +121,31 @@ def test_modals_are_valid():
 
 
 def test_each_modal_is_titled_for_its_action():
-    question = request("AskUserQuestion", {"questions": [{"question": "Which region?", "header": "Region",
-                                                          "options": [{"label": "eu"}, {"label": "us"}],
-                                                          "multiSelect": False}]})
+    question = request(
+        "AskUserQuestion",
+        {
+            "questions": [
+                {
+                    "question": "Which region?",
+                    "header": "Region",
+                    "options": [{"label": "eu"}, {"label": "us"}],
+                    "multiSelect": False,
+                }
+            ]
+        },
+    )
     denied, declined = blocks.deny_modal(request()), blocks.deny_modal(question)
     assert (denied["title"]["text"], denied["submit"]["text"]) == (text.DENY_MODAL_TITLE, "Deny")
     assert (declined["title"]["text"], declined["submit"]["text"]) == ("Decline question", "Decline")
-    for title in (text.DENY_MODAL_TITLE, text.DECLINE_MODAL_TITLE, text.ENDED_TITLE, text.NOT_ALLOWED_TITLE,
-                  text.MODIFY_MODAL_TITLE, text.ANSWER_MODAL_TITLE, text.FULL_INPUT_TITLE):
+    for title in (
+        text.DENY_MODAL_TITLE,
+        text.DECLINE_MODAL_TITLE,
+        text.ENDED_TITLE,
+        text.NOT_ALLOWED_TITLE,
+        text.MODIFY_MODAL_TITLE,
+        text.ANSWER_MODAL_TITLE,
+        text.FULL_INPUT_TITLE,
+    ):
         assert len(title) <= limits.MODAL_TITLE, title
 
 
@@ -147,11 +174,19 @@ LONG = "<!channel> *x* `" + "界" * 5000
 
 
 def _questions(count: int, options: int, text_value: str, multi: bool) -> dict:
-    return {"questions": [
-        {"question": f"{i} {text_value}", "header": text_value, "multiSelect": multi,
-         "options": [{"label": f"{j} {text_value}", "description": text_value} for j in range(options)]}
-        for i in range(count)
-    ]}
+    return {
+        "questions": [
+            {
+                "question": f"{i} {text_value}",
+                "header": text_value,
+                "multiSelect": multi,
+                "options": [
+                    {"label": f"{j} {text_value}", "description": text_value} for j in range(options)
+                ],
+            }
+            for i in range(count)
+        ]
+    }
 
 
 @pytest.mark.parametrize("multi", [False, True])
@@ -160,10 +195,17 @@ def _questions(count: int, options: int, text_value: str, multi: bool) -> dict:
 def test_questions_render_valid_messages_and_forms_at_the_limits(multi, text_value, state):
     asked = _questions(4, 4, text_value, multi)
     answers = {q["question"]: text_value for q in asked["questions"]}
-    req = request("AskUserQuestion", asked, state, updated_input={**asked, "answers": answers} if state is State.ANSWERED else None)
+    req = request(
+        "AskUserQuestion",
+        asked,
+        state,
+        updated_input={**asked, "answers": answers} if state is State.ANSWERED else None,
+    )
     message = blocks.request_message(req)
     assert message_blocks_errors(message.blocks) == []
-    mrkdwn_texts = [o["text"] for b in message.blocks for o in [b.get("text") or {}] if o.get("type") == "mrkdwn"]
+    mrkdwn_texts = [
+        o["text"] for b in message.blocks for o in [b.get("text") or {}] if o.get("type") == "mrkdwn"
+    ]
     assert not any("<!channel>" in t for t in mrkdwn_texts)
     form = blocks.answer_modal(req)
     assert view_errors(form) == []
@@ -173,16 +215,19 @@ def test_questions_render_valid_messages_and_forms_at_the_limits(multi, text_val
     assert all(len(o["value"]) <= limits.OPTION_TEXT for c in choices for o in c["options"])
 
 
-@pytest.mark.parametrize("tool_name, tool_input", [
-    ("Bash", {"command": HOSTILE, "description": HOSTILE}),
-    ("Write", {"file_path": HOSTILE, "content": "y" * 2_999}),
-    ("Write", {"file_path": "/a", "content": "y" * 3_001}),
-    ("Edit", {"file_path": "/a", "old_string": LONG, "new_string": LONG}),
-    ("mcp__x__y", {"nested": {"deep": [HOSTILE] * 10}}),
-    ("mcp__x__y", {"big": "z" * 10_000}),
-    ("Bash", {"command": "🚀" * 1_501}),
-    ("Bash", {"command": "🚀" * 1_500}),
-])
+@pytest.mark.parametrize(
+    "tool_name, tool_input",
+    [
+        ("Bash", {"command": HOSTILE, "description": HOSTILE}),
+        ("Write", {"file_path": HOSTILE, "content": "y" * 2_999}),
+        ("Write", {"file_path": "/a", "content": "y" * 3_001}),
+        ("Edit", {"file_path": "/a", "old_string": LONG, "new_string": LONG}),
+        ("mcp__x__y", {"nested": {"deep": [HOSTILE] * 10}}),
+        ("mcp__x__y", {"big": "z" * 10_000}),
+        ("Bash", {"command": "🚀" * 1_501}),
+        ("Bash", {"command": "🚀" * 1_500}),
+    ],
+)
 def test_modify_modal_is_valid_and_never_truncates_silently(tool_name, tool_input):
     view = blocks.modify_modal(request(tool_name, tool_input))
     assert view_errors(view) == []
@@ -231,8 +276,15 @@ def _granting(message: blocks.Message) -> dict | None:
 
 def test_always_allow_lists_every_rule_and_directory_it_grants():
     suggestions = [
-        {"type": "addRules", "rules": ["Bash(npm test *)", "Read(/srv/<!here>/&*b*_x_/**)"], "behavior": "allow"},
-        {"type": "addDirectories", "directories": ["/srv/app", "/home/<@U1> & https://evil.example/#general"]},
+        {
+            "type": "addRules",
+            "rules": ["Bash(npm test *)", "Read(/srv/<!here>/&*b*_x_/**)"],
+            "behavior": "allow",
+        },
+        {
+            "type": "addDirectories",
+            "directories": ["/srv/app", "/home/<@U1> & https://evil.example/#general"],
+        },
     ]
     message = blocks.request_message(request(suggestions=suggestions))
     assert message_blocks_errors(message.blocks) == []
@@ -244,8 +296,10 @@ def test_always_allow_lists_every_rule_and_directory_it_grants():
         "• the rule `Bash(npm test *)`: Bash commands starting with `npm test`",
         "• the rule `Read(/srv/&lt;!here&gt;/&amp;*b*_x_/**)`: Read on `/srv/&lt;!here&gt;/&amp;*b*_x_/**`",
         "• the directory `/srv/app` and everything under it, as part of its workspace (reading files there needs no approval)",
-        "• the directory `/home/&lt;@U1&gt; &amp; https://evil.example/#general` and everything under it, as part of its"
-        " workspace (reading files there needs no approval)",
+        (
+            "• the directory `/home/&lt;@U1&gt; &amp; https://evil.example/#general` and everything under it, as part of its"
+            " workspace (reading files there needs no approval)"
+        ),
         "The rules also join the team allow-list, for every agent from now on (see `/approvals rules`).",
     ]
     # Once granted, the message keeps saying what was granted.
@@ -253,20 +307,32 @@ def test_always_allow_lists_every_rule_and_directory_it_grants():
     assert "granted this agent" in json.dumps(_granting(done)) and "/srv/app" in json.dumps(_granting(done))
 
 
-@pytest.mark.parametrize("suggestions", [
-    # What no version of safe_suggestions keeps now, but an older one stored:
-    [{"type": "replaceRules", "rules": ["Bash(npm test *)"], "behavior": "allow"}],
-    [{"type": "addRules", "rules": ["Bash(npm test *)"], "behavior": "deny"}],
-    [{"type": "addRules", "rules": [f"Bash({HOSTILE} {i} *)" for i in range(20)], "behavior": "allow"}],
-    # Directories that cannot be read as they are granted: a line break, a bidi override, a zero-width space.
-    [{"type": "addRules", "rules": ["Bash(ls)"], "behavior": "allow"}, {"type": "addDirectories", "directories": ["/srv\n• the rule `x`"]}],
-    [{"type": "addRules", "rules": ["Bash(ls)"], "behavior": "allow"}, {"type": "addDirectories", "directories": ["/srv/\u202egpj.exe"]}],
-    [{"type": "addRules", "rules": ["Bash(ls)"], "behavior": "allow"}, {"type": "addDirectories", "directories": ["/\u200b"]}],
-    # More than fits in a section once escaped: none of it is offered.
-    [{"type": "addRules", "rules": [f"Bash({i} {'&' * 280})" for i in range(5)], "behavior": "allow"}],
-    # A directory alone would not spare the next call its question.
-    [{"type": "addDirectories", "directories": ["/srv/app"]}],
-])
+@pytest.mark.parametrize(
+    "suggestions",
+    [
+        # What no version of safe_suggestions keeps now, but an older one stored:
+        [{"type": "replaceRules", "rules": ["Bash(npm test *)"], "behavior": "allow"}],
+        [{"type": "addRules", "rules": ["Bash(npm test *)"], "behavior": "deny"}],
+        [{"type": "addRules", "rules": [f"Bash({HOSTILE} {i} *)" for i in range(20)], "behavior": "allow"}],
+        # Directories that cannot be read as they are granted: a line break, a bidi override, a zero-width space.
+        [
+            {"type": "addRules", "rules": ["Bash(ls)"], "behavior": "allow"},
+            {"type": "addDirectories", "directories": ["/srv\n• the rule `x`"]},
+        ],
+        [
+            {"type": "addRules", "rules": ["Bash(ls)"], "behavior": "allow"},
+            {"type": "addDirectories", "directories": ["/srv/\u202egpj.exe"]},
+        ],
+        [
+            {"type": "addRules", "rules": ["Bash(ls)"], "behavior": "allow"},
+            {"type": "addDirectories", "directories": ["/\u200b"]},
+        ],
+        # More than fits in a section once escaped: none of it is offered.
+        [{"type": "addRules", "rules": [f"Bash({i} {'&' * 280})" for i in range(5)], "behavior": "allow"}],
+        # A directory alone would not spare the next call its question.
+        [{"type": "addDirectories", "directories": ["/srv/app"]}],
+    ],
+)
 def test_always_allow_is_not_offered_when_not_everything_it_grants_can_be_shown(suggestions):
     message = blocks.request_message(request(suggestions=suggestions))
     assert message_blocks_errors(message.blocks) == []
@@ -279,11 +345,24 @@ def _routed(state: State = State.PENDING, **extra) -> ApprovalRequest:
 
     now = time.time()
     return request(
-        "mcp__billing__refund", {"amount": HOSTILE * 40}, state,
-        routed=True, rule=HOSTILE, approvers=("U0ALICE", "S0SRE") * 20, mention=("S0ONCALL",), required=5,
-        votes=tuple(Vote(f"U0V{i}", HOSTILE, now) for i in range(4)), cost=1234.5, budget=1000.0,
-        escalation=[{"after": 60, "approvers": ["S0LEAD"] * 30}], escalated=(0,),
-        timeout_at=now + 30, on_timeout="escalate", updated_input={"amount": "1"}, revision=3, **extra,
+        "mcp__billing__refund",
+        {"amount": HOSTILE * 40},
+        state,
+        routed=True,
+        rule=HOSTILE,
+        approvers=("U0ALICE", "S0SRE") * 20,
+        mention=("S0ONCALL",),
+        required=5,
+        votes=tuple(Vote(f"U0V{i}", HOSTILE, now) for i in range(4)),
+        cost=1234.5,
+        budget=1000.0,
+        escalation=[{"after": 60, "approvers": ["S0LEAD"] * 30}],
+        escalated=(0,),
+        timeout_at=now + 30,
+        on_timeout="escalate",
+        updated_input={"amount": "1"},
+        revision=3,
+        **extra,
     )
 
 
@@ -304,13 +383,21 @@ def test_pending_list_and_home_are_valid_with_many_hostile_requests():
     from bot.approvals.audit import Entry
 
     pending = [
-        request(tool_input={"command": HOSTILE * 30}, agent=HOSTILE, posted_channel="C0APPROVALS", ts=f"1700000000.{i:06d}")
+        request(
+            tool_input={"command": HOSTILE * 30},
+            agent=HOSTILE,
+            posted_channel="C0APPROVALS",
+            ts=f"1700000000.{i:06d}",
+        )
         for i in range(60)
     ]
     listing = blocks.pending_list(pending)
     assert message_blocks_errors(listing.blocks) == []
     assert "…and 40 more." in texts(listing) and "<!channel>" not in texts(listing)
-    recent = [Entry(f"1700000000000-{i}", {"event": "denied", "request": HOSTILE, "at": "1700000000"}, []) for i in range(40)]
+    recent = [
+        Entry(f"1700000000000-{i}", {"event": "denied", "request": HOSTILE, "at": "1700000000"}, [])
+        for i in range(40)
+    ]
     home = blocks.home_view(pending, recent)
     assert view_errors(home) == []
     assert blocks.pending_list([]).text == "Nothing is waiting for your decision."

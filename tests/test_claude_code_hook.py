@@ -65,13 +65,18 @@ async def test_slack_is_asked_only_what_claude_code_would_ask(tmp_path, redis_se
     (tmp_path / "work" / "Makefile").write_text(MAKEFILE)
     settings = {**HOOK, "permissions": {"allow": ["Bash(make build:*)"]}}
     clicker = clicks(worker, slack, Action.APPROVE)
-    run, model, workdir = await scripted_run(tmp_path, [
-        tool_use("Bash", bash("ls")),
-        tool_use("Bash", bash("cat notes.txt")),
-        tool_use("Bash", bash("make build")),
-        tool_use("Bash", bash("rm notes.txt")),
-        text("done"),
-    ], settings, redis_url=redis_server.url)
+    run, model, workdir = await scripted_run(
+        tmp_path,
+        [
+            tool_use("Bash", bash("ls")),
+            tool_use("Bash", bash("cat notes.txt")),
+            tool_use("Bash", bash("make build")),
+            tool_use("Bash", bash("rm notes.txt")),
+            text("done"),
+        ],
+        settings,
+        redis_url=redis_server.url,
+    )
     await asyncio.wait_for(clicker, 10)
 
     assert run.code == 0, run.stderr
@@ -85,14 +90,24 @@ async def test_slack_is_asked_only_what_claude_code_would_ask(tmp_path, redis_se
 async def test_a_subagents_call_is_asked_naming_the_subagent(tmp_path, redis_server, start_worker, slack):
     worker = await start_worker()
     clicker = clicks(worker, slack, Action.APPROVE)
-    task = {"description": "clean up", "prompt": "remove the file", "subagent_type": "general-purpose",
-            "run_in_background": False}
-    run, _model, workdir = await scripted_run(tmp_path, [
-        tool_use("Agent", task),
-        tool_use("Bash", bash("echo sub >> sub.txt")),  # the subagent's turn
-        text("removed"),  # the subagent's answer
-        text("done"),
-    ], HOOK, redis_url=redis_server.url, tools="Bash,Agent")
+    task = {
+        "description": "clean up",
+        "prompt": "remove the file",
+        "subagent_type": "general-purpose",
+        "run_in_background": False,
+    }
+    run, _model, workdir = await scripted_run(
+        tmp_path,
+        [
+            tool_use("Agent", task),
+            tool_use("Bash", bash("echo sub >> sub.txt")),  # the subagent's turn
+            text("removed"),  # the subagent's answer
+            text("done"),
+        ],
+        HOOK,
+        redis_url=redis_server.url,
+        tools="Bash,Agent",
+    )
     await asyncio.wait_for(clicker, 10)
 
     assert run.code == 0, run.stderr
@@ -101,17 +116,24 @@ async def test_a_subagents_call_is_asked_naming_the_subagent(tmp_path, redis_ser
     assert (workdir / "sub.txt").read_text() == "sub\n"
 
 
-async def test_always_allow_stops_asking_for_that_rule_in_the_session(tmp_path, redis_server, start_worker, slack):
+async def test_always_allow_stops_asking_for_that_rule_in_the_session(
+    tmp_path, redis_server, start_worker, slack
+):
     worker = await start_worker()
     (tmp_path / "work").mkdir()
     (tmp_path / "work" / "Makefile").write_text(MAKEFILE)
     clicker = clicks(worker, slack, Action.ALWAYS_ALLOW, Action.APPROVE)
-    run, _model, workdir = await scripted_run(tmp_path, [
-        tool_use("Bash", bash("make build")),  # asked: Always allow "make build *"
-        tool_use("Bash", bash("make build V=1")),  # covered by the rule granted for the session
-        tool_use("Bash", bash("make clean")),  # another command: asked
-        text("done"),
-    ], HOOK, redis_url=redis_server.url)
+    run, _model, workdir = await scripted_run(
+        tmp_path,
+        [
+            tool_use("Bash", bash("make build")),  # asked: Always allow "make build *"
+            tool_use("Bash", bash("make build V=1")),  # covered by the rule granted for the session
+            tool_use("Bash", bash("make clean")),  # another command: asked
+            text("done"),
+        ],
+        HOOK,
+        redis_url=redis_server.url,
+    )
     await asyncio.wait_for(clicker, 10)
 
     assert run.code == 0, run.stderr
@@ -126,11 +148,16 @@ async def test_modify_runs_the_edited_command(tmp_path, redis_server, start_work
     worker = await start_worker()
 
     async def edit() -> None:
-        await worker.modify("U_ALICE", await posted(slack), {"command": "echo edited >> edited.txt"}, name="alice")
+        await worker.modify(
+            "U_ALICE", await posted(slack), {"command": "echo edited >> edited.txt"}, name="alice"
+        )
 
     clicker = in_background(edit)
     run, _model, workdir = await scripted_run(
-        tmp_path, [tool_use("Bash", bash("echo asked >> asked.txt")), text("done")], HOOK, redis_url=redis_server.url
+        tmp_path,
+        [tool_use("Bash", bash("echo asked >> asked.txt")), text("done")],
+        HOOK,
+        redis_url=redis_server.url,
     )
     await asyncio.wait_for(clicker, 10)
 
@@ -146,9 +173,15 @@ async def test_deny_and_stop_ends_the_run_with_the_reason(tmp_path, redis_server
         await worker.deny("U_BOB", await posted(slack), "Wrong cluster.", name="bob", stop=True)
 
     clicker = in_background(stop)
-    run, model, workdir = await scripted_run(tmp_path, [
-        tool_use("Bash", bash("echo ran >> marker.txt")), text("carrying on regardless"),
-    ], HOOK, redis_url=redis_server.url)
+    run, model, workdir = await scripted_run(
+        tmp_path,
+        [
+            tool_use("Bash", bash("echo ran >> marker.txt")),
+            text("carrying on regardless"),
+        ],
+        HOOK,
+        redis_url=redis_server.url,
+    )
     await asyncio.wait_for(clicker, 10)
 
     assert not (workdir / "marker.txt").exists()
@@ -168,7 +201,9 @@ async def test_any_gate_failure_denies_and_the_tool_does_not_run(tmp_path, redis
         hook = settings["hooks"]["PermissionRequest"][0]["hooks"][0]
         hook["command"] = f"cd {broken} && {hook['command']}"
     with StalledRedis() as stalled:
-        url = {"redis down": "redis://127.0.0.1:9/0", "redis stalled": stalled.url}.get(failure, redis_server.url)
+        url = {"redis down": "redis://127.0.0.1:9/0", "redis stalled": stalled.url}.get(
+            failure, redis_server.url
+        )
         run, model, workdir = await scripted_run(
             tmp_path, [tool_use("Bash", bash("echo ran >> marker.txt")), text("ok")], settings, redis_url=url
         )

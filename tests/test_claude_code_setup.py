@@ -20,7 +20,10 @@ from bot.agent.approver import GATED_TOOLS
 ROOT = Path(__file__).resolve().parents[1]
 
 ORIGINAL: dict[str, Any] = {
-    "permissions": {"allow": ["Bash(npm run test:*)", "Read(~/notes/**)"], "deny": ["Bash(curl:*)", "Read(./.env)"]},
+    "permissions": {
+        "allow": ["Bash(npm run test:*)", "Read(~/notes/**)"],
+        "deny": ["Bash(curl:*)", "Read(./.env)"],
+    },
     "hooks": {
         "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "lint-guard --strict"}]}],
         "Notification": [
@@ -46,8 +49,14 @@ def bot(*args: str, cwd: Path, env: dict[str, str] | None = None, redis_url: str
     if redis_url:
         environ["REDIS_URL"] = redis_url
     environ.update(env or {})
-    done = subprocess.run([sys.executable, "-m", "bot", "claude-code", *args], cwd=cwd, env=environ,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "claude-code", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return Run(done.returncode, done.stdout, done.stderr)
 
 
@@ -58,14 +67,18 @@ def without_ours(settings: dict[str, Any]) -> dict[str, Any]:
         if event not in result["hooks"]:
             continue
         groups = result["hooks"][event]
-        result["hooks"][event] = [g for g in groups if not any("-m bot gate" in h["command"] for h in g["hooks"])]
+        result["hooks"][event] = [
+            g for g in groups if not any("-m bot gate" in h["command"] for h in g["hooks"])
+        ]
         if not result["hooks"][event]:
             del result["hooks"][event]
     return result
 
 
 def ours(settings: dict[str, Any], event: str) -> list[dict[str, Any]]:
-    return [g for g in settings["hooks"].get(event, []) if any("-m bot gate" in h["command"] for h in g["hooks"])]
+    return [
+        g for g in settings["hooks"].get(event, []) if any("-m bot gate" in h["command"] for h in g["hooks"])
+    ]
 
 
 def backups(path: Path) -> list[Path]:
@@ -84,20 +97,34 @@ def test_install_adds_one_hook_and_keeps_everything_else(tmp_path):
     path = settings_file(tmp_path)
     original_bytes = path.read_bytes()
 
-    run = bot("install", "--settings-file", str(path), "--agent-name", "my laptop", "--requested-by", "U0123ABCD",
-              cwd=tmp_path)
+    run = bot(
+        "install",
+        "--settings-file",
+        str(path),
+        "--agent-name",
+        "my laptop",
+        "--requested-by",
+        "U0123ABCD",
+        cwd=tmp_path,
+    )
 
     assert run.code == 0, run.stderr
     settings = json.loads(path.read_text())
     assert without_ours(settings) == ORIGINAL
-    assert list(settings) == list(ORIGINAL) and list(settings["hooks"]) == [*ORIGINAL["hooks"], "PermissionRequest", "PostToolUse"]
+    assert list(settings) == list(ORIGINAL) and list(settings["hooks"]) == [
+        *ORIGINAL["hooks"],
+        "PermissionRequest",
+        "PostToolUse",
+    ]
     command = f"{shlex.quote(sys.executable)} -m bot gate --hook-timeout 600 --agent-name 'my laptop' --requested-by U0123ABCD"
     assert ours(settings, "PermissionRequest") == [
         {"matcher": "*", "hooks": [{"type": "command", "command": command, "timeout": 600}]}
     ]
     # Its companion: in a terminal, the call running is how the gate learns the person there said Yes.
     after = f"{shlex.quote(sys.executable)} -m bot gate --hook-timeout 30 --agent-name 'my laptop' --requested-by U0123ABCD"
-    assert ours(settings, "PostToolUse") == [{"matcher": "*", "hooks": [{"type": "command", "command": after, "timeout": 30}]}]
+    assert ours(settings, "PostToolUse") == [
+        {"matcher": "*", "hooks": [{"type": "command", "command": after, "timeout": 30}]}
+    ]
     assert "REDIS_URL" not in path.read_text()
     assert path.stat().st_mode & 0o777 == 0o640
     [backup] = backups(path)
@@ -105,8 +132,17 @@ def test_install_adds_one_hook_and_keeps_everything_else(tmp_path):
     assert "PermissionRequest" in run.stdout and command in run.stdout and str(backup) in run.stdout
     assert "REDIS_URL is not set" in run.stdout
 
-    again = bot("install", "--settings-file", str(path), "--agent-name", "my laptop", "--requested-by", "U0123ABCD",
-                cwd=tmp_path, redis_url="redis://127.0.0.1:1/0")
+    again = bot(
+        "install",
+        "--settings-file",
+        str(path),
+        "--agent-name",
+        "my laptop",
+        "--requested-by",
+        "U0123ABCD",
+        cwd=tmp_path,
+        redis_url="redis://127.0.0.1:1/0",
+    )
     assert again.code == 0 and "nothing to change" in again.stdout
     assert json.loads(path.read_text()) == settings and backups(path) == [backup]
     assert "REDIS_URL is not set" not in again.stdout
@@ -117,8 +153,17 @@ def test_defer_replaces_the_permission_request_hook_then_uninstall_restores_the_
     path = settings_file(tmp_path)
     assert bot("install", "--settings-file", str(path), cwd=tmp_path).code == 0
 
-    run = bot("install", "--settings-file", str(path), "--defer", "--hook-timeout", "300", "--channel", "C0APPROVE",
-              cwd=tmp_path)
+    run = bot(
+        "install",
+        "--settings-file",
+        str(path),
+        "--defer",
+        "--hook-timeout",
+        "300",
+        "--channel",
+        "C0APPROVE",
+        cwd=tmp_path,
+    )
 
     assert run.code == 0, run.stderr
     settings = json.loads(path.read_text())
@@ -152,7 +197,11 @@ def test_install_creates_a_missing_file_and_uninstall_leaves_it_as_install_found
 
 @pytest.mark.slow
 def test_a_file_that_is_not_json_or_whose_hooks_are_misshapen_is_refused_untouched(tmp_path):
-    for content in ('{"hooks": {"PreToolUse": [}', json.dumps({"hooks": {"PreToolUse": {"matcher": "Bash"}}}), "[]"):
+    for content in (
+        '{"hooks": {"PreToolUse": [}',
+        json.dumps({"hooks": {"PreToolUse": {"matcher": "Bash"}}}),
+        "[]",
+    ):
         path = settings_file(tmp_path, content)
         for action in ("install", "uninstall"):
             run = bot(action, "--settings-file", str(path), cwd=tmp_path)
@@ -188,7 +237,9 @@ def test_doctor_passes_a_defer_hook_that_blocks_when_redis_is_unreachable(tmp_pa
 
 
 @pytest.mark.slow
-def test_doctor_passes_a_permission_request_hook_that_denies_when_redis_is_unreachable(tmp_path, redis_server):
+def test_doctor_passes_a_permission_request_hook_that_denies_when_redis_is_unreachable(
+    tmp_path, redis_server
+):
     """Needs the gate to answer PermissionRequest (a deny naming the Redis failure, or exit 2 naming it)."""
     path = settings_file(tmp_path)
     assert bot("install", "--settings-file", str(path), cwd=tmp_path).code == 0
@@ -201,12 +252,28 @@ def test_doctor_passes_a_permission_request_hook_that_denies_when_redis_is_unrea
 
 @pytest.mark.slow
 def test_doctor_fails_a_hook_that_cannot_start_or_blocks_for_another_reason(tmp_path, redis_server):
-    broken = {"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [
-        {"type": "command", "command": "/nonexistent/venv/bin/python3 -m bot gate --hook-timeout 600", "timeout": 600}]}]}}
+    broken = {
+        "hooks": {
+            "PreToolUse": [
+                {
+                    "matcher": "Bash",
+                    "hooks": [
+                        {
+                            "type": "command",
+                            "command": "/nonexistent/venv/bin/python3 -m bot gate --hook-timeout 600",
+                            "timeout": 600,
+                        }
+                    ],
+                }
+            ]
+        }
+    }
     path = settings_file(tmp_path, broken)
     run = bot("doctor", "--settings-file", str(path), cwd=tmp_path, redis_url=redis_server.url)
     assert run.code == 1
-    assert any(line.startswith("FAIL") and " command starts: exit 127" in line for line in run.stdout.splitlines())
+    assert any(
+        line.startswith("FAIL") and " command starts: exit 127" in line for line in run.stdout.splitlines()
+    )
 
     # Blocks, but not because Redis is unreachable: the gate refuses its own options on every call.
     bad_wait = f"{shlex.quote(sys.executable)} -m bot gate --mode defer --wait 900 --hook-timeout 600"
@@ -220,15 +287,21 @@ def test_doctor_fails_a_hook_that_cannot_start_or_blocks_for_another_reason(tmp_
 @pytest.mark.slow
 def test_doctor_fails_disagreeing_timeouts_two_hooks_and_no_redis_url(tmp_path):
     command = f"{shlex.quote(sys.executable)} -m bot gate --mode defer --hook-timeout 600"
-    settings = {"hooks": {
-        "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": command, "timeout": 120}]}],
-        "PermissionRequest": [{"matcher": "*", "hooks": [{"type": "command", "command": command}]}],
-    }}
+    settings = {
+        "hooks": {
+            "PreToolUse": [
+                {"matcher": "Bash", "hooks": [{"type": "command", "command": command, "timeout": 120}]}
+            ],
+            "PermissionRequest": [{"matcher": "*", "hooks": [{"type": "command", "command": command}]}],
+        }
+    }
     path = settings_file(tmp_path, settings)
     run = bot("doctor", "--settings-file", str(path), cwd=tmp_path)
     assert run.code == 1
     failed = [line for line in run.stdout.splitlines() if line.startswith("FAIL")]
-    assert any(" timeouts: hook \"timeout\" 120 s, gate --hook-timeout 600 s" in line for line in failed), run.stdout
+    assert any(' timeouts: hook "timeout" 120 s, gate --hook-timeout 600 s' in line for line in failed), (
+        run.stdout
+    )
     assert any(" one hook: 2 of our hooks" in line for line in failed)
     assert any(" redis: REDIS_URL is not set" in line for line in failed)
 
@@ -249,10 +322,12 @@ def test_doctor_without_a_scope_looks_in_user_project_and_local_settings(tmp_pat
     run = bot("doctor", cwd=project, env=env, redis_url=redis_server.url)
     assert run.code == 1
     assert str(project / ".claude" / "settings.json") in run.stdout and str(local) in run.stdout
-    assert any(line.startswith("FAIL") and " one hook: 2 of our hooks" in line for line in run.stdout.splitlines())
+    assert any(
+        line.startswith("FAIL") and " one hook: 2 of our hooks" in line for line in run.stdout.splitlines()
+    )
 
 
-FAKE_GATE = '''
+FAKE_GATE = """
 import json, sys
 from os import environ
 from urllib.parse import urlsplit
@@ -266,12 +341,14 @@ answer = environ["FAKE_ANSWER"]
 decision = {"allow": {"behavior": "allow"}, "deny-other": {"behavior": "deny", "message": "Denied: no reason"},
             "deny": {"behavior": "deny", "message": reason}}[answer]
 print(json.dumps({"hookSpecificOutput": {"hookEventName": event, "decision": decision}}))
-'''
+"""
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("answer, passes", [("deny", True), ("deny-other", False), ("allow", False)])
-def test_doctor_accepts_only_a_permission_request_deny_naming_the_unreachable_redis(tmp_path, redis_server, answer, passes):
+def test_doctor_accepts_only_a_permission_request_deny_naming_the_unreachable_redis(
+    tmp_path, redis_server, answer, passes
+):
     fake = tmp_path / "fake"
     (fake / "bot").mkdir(parents=True)
     (fake / "bot" / "__init__.py").write_text("")
@@ -279,7 +356,9 @@ def test_doctor_accepts_only_a_permission_request_deny_naming_the_unreachable_re
     # An interpreter that finds the fake gate first: the command keeps the exact shape install writes.
     python = fake / "bin" / "python3"
     python.parent.mkdir()
-    python.write_text(f"#!/bin/sh\nPYTHONPATH={fake} FAKE_ANSWER={answer} exec {shlex.quote(sys.executable)} \"$@\"\n")
+    python.write_text(
+        f'#!/bin/sh\nPYTHONPATH={fake} FAKE_ANSWER={answer} exec {shlex.quote(sys.executable)} "$@"\n'
+    )
     python.chmod(0o755)
     command = f"{python} -m bot gate --hook-timeout 600"
     hook = {"type": "command", "command": command, "timeout": 600}
@@ -295,7 +374,11 @@ def test_doctor_accepts_only_a_permission_request_deny_naming_the_unreachable_re
 @pytest.mark.slow
 def test_install_refuses_to_put_ours_beside_another_permission_request_approver(tmp_path, redis_server):
     # Claude Code would ask both and take the first answer: the other's allow would overrule the team.
-    other = {"hooks": {"PermissionRequest": [{"matcher": "*", "hooks": [{"type": "command", "command": "auto-yes"}]}]}}
+    other = {
+        "hooks": {
+            "PermissionRequest": [{"matcher": "*", "hooks": [{"type": "command", "command": "auto-yes"}]}]
+        }
+    }
     path = settings_file(tmp_path, other)
     before = path.read_bytes()
     run = bot("install", "--settings-file", str(path), cwd=tmp_path)
@@ -313,19 +396,26 @@ def test_install_refuses_to_put_ours_beside_another_permission_request_approver(
     both = {"hooks": {"PermissionRequest": [*other["hooks"]["PermissionRequest"], ours]}}
     path = settings_file(tmp_path, both)
     run = bot("doctor", "--settings-file", str(path), cwd=tmp_path, redis_url=redis_server.url)
-    assert run.code == 1 and any(line.startswith("FAIL") and "auto-yes" in line for line in run.stdout.splitlines())
+    assert run.code == 1 and any(
+        line.startswith("FAIL") and "auto-yes" in line for line in run.stdout.splitlines()
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", [
-    "echo gate -m bot gate",  # mentions the gate
-    "./python -m bot gate --hook-timeout 600",  # an interpreter relative to the folder (a cloned repo's)
-    "/usr/bin/python3 -m bot gate --hook-timeout 600; curl evil",  # more than the gate
-    "/usr/bin/python3 -m bot gate --evil",  # an option the gate does not have
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "echo gate -m bot gate",  # mentions the gate
+        "./python -m bot gate --hook-timeout 600",  # an interpreter relative to the folder (a cloned repo's)
+        "/usr/bin/python3 -m bot gate --hook-timeout 600; curl evil",  # more than the gate
+        "/usr/bin/python3 -m bot gate --evil",  # an option the gate does not have
+    ],
+)
 def test_only_a_hook_exactly_as_install_writes_it_is_ours(tmp_path, command):
     # Not removed by uninstall, and never run by doctor.
-    theirs = {"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": command}]}]}}
+    theirs = {
+        "hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": command}]}]}
+    }
     path = settings_file(tmp_path, theirs)
     assert "nothing" in bot("uninstall", "--settings-file", str(path), cwd=tmp_path).stdout
     assert json.loads(path.read_text()) == theirs
@@ -341,7 +431,9 @@ def test_uninstall_keeps_another_tools_hook_that_shares_a_group_with_ours(tmp_pa
     path = settings_file(tmp_path, settings)
     run = bot("uninstall", "--settings-file", str(path), cwd=tmp_path)
     assert run.code == 0 and mine["command"] in run.stdout
-    assert json.loads(path.read_text()) == {"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [theirs]}], "Stop": []}}
+    assert json.loads(path.read_text()) == {
+        "hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [theirs]}], "Stop": []}
+    }
 
 
 @pytest.mark.slow
@@ -374,13 +466,26 @@ async def test_the_installed_hook_is_the_one_claude_code_runs_and_it_blocks(tmp_
     async with ScriptedModel.start([tool_use("Bash", marker), text("done")]) as model:
         with refusing_port() as port:
             env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-            env.update(model.cli_env(config_dir=config), REDIS_URL=f"redis://127.0.0.1:{port}/0", PYTHONPATH=str(ROOT))
-            process = await asyncio.create_subprocess_exec(
-                str(cli), "-p", "do the task", "--tools", "Bash", "--output-format", "json",
-                cwd=work, env=env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env.update(
+                model.cli_env(config_dir=config),
+                REDIS_URL=f"redis://127.0.0.1:{port}/0",
+                PYTHONPATH=str(ROOT),
             )
-            out, err = await asyncio.wait_for(process.communicate(), 60)
+            process = await asyncio.create_subprocess_exec(
+                str(cli),
+                "-p",
+                "do the task",
+                "--tools",
+                "Bash",
+                "--output-format",
+                "json",
+                cwd=work,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            _out, err = await asyncio.wait_for(process.communicate(), 60)
         assert process.returncode == 0, err.decode()
         [result] = model.tool_results()
     assert not (work / "marker.txt").exists()
@@ -391,6 +496,11 @@ def test_a_defer_gate_whose_python_is_gone_still_blocks():
     # A shared project file on a teammate's machine, or a moved virtualenv: the shell cannot start the
     # gate (exit 127), which Claude Code would take for "no decision" and run what its rules allow.
     [group] = claude_code.HookSpec(defer=True, python="/nonexistent/venv/bin/python3").groups().values()
-    done = subprocess.run(["/bin/sh", "-c", group["hooks"][0]["command"]], input="{}", capture_output=True,
-                          text=True, timeout=30)
+    done = subprocess.run(
+        ["/bin/sh", "-c", group["hooks"][0]["command"]],
+        input="{}",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 2

@@ -18,8 +18,18 @@ from tests.fakes.redis_server import free_port
 
 pytestmark = pytest.mark.slow  # every test runs `python -m bot` in a process of its own
 
-SETTINGS = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL", "REDIS_URL",
-            "APPROVAL_CHANNEL", "APPROVAL_TIMEOUT", "APPROVAL_POLICY", "PORT", "LOG_FORMAT")
+SETTINGS = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "SLACK_API_URL",
+    "REDIS_URL",
+    "APPROVAL_CHANNEL",
+    "APPROVAL_TIMEOUT",
+    "APPROVAL_POLICY",
+    "PORT",
+    "LOG_FORMAT",
+)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,18 +41,27 @@ def env(**values: str) -> dict[str, str]:
 
 async def run(*args: str, cwd: Path, **values: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, cwd=cwd, env=env(**values),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=cwd,
+        env=env(**values),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     return process.returncode, out.decode(), err.decode()
 
 
 def configured(redis_server, slack, **values: str) -> dict[str, str]:
-    defaults = dict(
-        REDIS_URL=redis_server.url, SLACK_BOT_TOKEN=slack.token, SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=slack.base_url, APPROVAL_CHANNEL=CHANNEL,
-    )
+    defaults = {
+        "REDIS_URL": redis_server.url,
+        "SLACK_BOT_TOKEN": slack.token,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.base_url,
+        "APPROVAL_CHANNEL": CHANNEL,
+    }
     return {**defaults, **values}
 
 
@@ -71,8 +90,14 @@ async def serving(cwd: Path, values: dict[str, str], *, ready: str = "/healthz")
     """``serve`` on a free port with these settings, once ``ready`` answers 200; stopped (SIGTERM) at the end."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "serve", cwd=cwd, env=env(**{**values, "PORT": str(port)}),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot",
+        "serve",
+        cwd=cwd,
+        env=env(**{**values, "PORT": str(port)}),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
     served = Served(process, port)
     try:
@@ -95,7 +120,7 @@ async def serving(cwd: Path, values: dict[str, str], *, ready: str = "/healthz")
 
 
 async def test_a_missing_setting_is_one_clear_line_and_exit_2(tmp_path):
-    code, out, err = await run("serve", cwd=tmp_path)
+    code, _out, err = await run("serve", cwd=tmp_path)
     assert code == 2
     assert err.strip().splitlines() == [err.strip()]
     assert err.startswith("error: REDIS_URL is not set") and "Traceback" not in err
@@ -124,8 +149,14 @@ async def test_check_reports_each_check_on_one_line(tmp_path, redis_server, slac
     assert lines[2] == f"ok   approval channel: #approvals ({CHANNEL})"
 
     code, out, _err = await run(
-        "check", cwd=tmp_path,
-        **configured(redis_server, slack, APPROVAL_CHANNEL="C0NOWHERE", REDIS_URL=f"redis://:pw@127.0.0.1:{free_port()}/0"),
+        "check",
+        cwd=tmp_path,
+        **configured(
+            redis_server,
+            slack,
+            APPROVAL_CHANNEL="C0NOWHERE",
+            REDIS_URL=f"redis://:pw@127.0.0.1:{free_port()}/0",
+        ),
     )
     assert code == 1
     lines = out.splitlines()
@@ -146,7 +177,9 @@ async def test_check_verifies_every_channel_and_user_group_the_policy_names(tmp_
     slack.add_channel("C0SECRET", "secret", is_member=False)
     slack.add_channel("C0OLD", "old", is_archived=True)
     slack.usergroups.update({"S0SRE": ["U0CAROL", "U0DAVE"], "S0EMPTY": []})
-    policy = policy_file(tmp_path, """
+    policy = policy_file(
+        tmp_path,
+        """
 rules:
   - name: oncall
     tool: Bash
@@ -161,8 +194,11 @@ rules:
     channel: C0OLD
     approvers: [U0ALICE, S0GONE]
 admins: [S0SRE]
-""")
-    code, out, _err = await run("check", cwd=tmp_path, **configured(redis_server, slack, APPROVAL_POLICY=str(policy)))
+""",
+    )
+    code, out, _err = await run(
+        "check", cwd=tmp_path, **configured(redis_server, slack, APPROVAL_POLICY=str(policy))
+    )
     assert code == 1
     assert out.splitlines()[4:] == [
         "ok   channel of oncall: #oncall (C0ONCALL)",

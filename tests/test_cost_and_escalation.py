@@ -42,7 +42,9 @@ async def test_a_costly_call_pages_on_call_escalates_and_counts_against_the_budg
     approver = await make_approver(cost_estimator=dollars)
 
     call = asyncio.create_task(
-        approver.can_use_tool("mcp__billing__refund", {"order": "A-1", "amount_cents": 6000}, context("toolu_refund"))
+        approver.can_use_tool(
+            "mcp__billing__refund", {"order": "A-1", "amount_cents": 6000}, context("toolu_refund")
+        )
     )
     message = await posted(slack)
     assert message.channel == "C0ONCALL"
@@ -59,7 +61,10 @@ async def test_a_costly_call_pages_on_call_escalates_and_counts_against_the_budg
     # After its delay, the step posts a reminder in the thread and adds the secondary.
     await slack.wait_for(lambda: slack.thread("C0ONCALL", message.ts))
     [reminder] = slack.thread("C0ONCALL", message.ts)
-    assert "<!subteam^S0SECONDARY>: you can now approve or deny this mcp__billing__refund request" in reminder.text
+    assert (
+        "<!subteam^S0SECONDARY>: you can now approve or deny this mcp__billing__refund request"
+        in reminder.text
+    )
     await slack.wait_for(lambda: "Escalated to <!subteam^S0SECONDARY>" in shown(message))
     await worker.click("U0SAM", Action.APPROVE, message, name="sam")
     assert (await asyncio.wait_for(call, 5)).behavior == "allow"
@@ -70,7 +75,9 @@ async def test_a_costly_call_pages_on_call_escalates_and_counts_against_the_budg
     assert len(today) == 1 and float(await redis.get(today[0])) == 60.0
 
     second = asyncio.create_task(
-        approver.can_use_tool("mcp__billing__refund", {"order": "A-2", "amount_cents": 45000}, context("toolu_refund2"))
+        approver.can_use_tool(
+            "mcp__billing__refund", {"order": "A-2", "amount_cents": 45000}, context("toolu_refund2")
+        )
     )
     message2 = await posted(slack, 2)
     assert "Approved today on `big-spend`: $60.00 of $500.00 daily budget" in shown(message2)
@@ -95,7 +102,9 @@ async def test_a_cost_estimator_that_fails_denies(make_approver, start_worker, s
         raise KeyError("price")
 
     approver = await make_approver(cost_estimator=broken)
-    result = await asyncio.wait_for(approver.can_use_tool("mcp__billing__refund", {}, context("toolu_broken")), 5)
+    result = await asyncio.wait_for(
+        approver.can_use_tool("mcp__billing__refund", {}, context("toolu_broken")), 5
+    )
     assert result.behavior == "deny" and "KeyError" in result.message
     assert slack.roots() == []
 
@@ -121,10 +130,14 @@ async def test_a_rule_timeout_denies_or_escalates_first(tmp_path, start_worker, 
     worker = await start_worker(approval_policy=policy_file(tmp_path, TIMEOUTS))
     approver = await make_approver(timeout=60)
 
-    quick = await asyncio.wait_for(approver.can_use_tool("Bash", {"command": "deploy api"}, context("toolu_quick")), 5)
+    quick = await asyncio.wait_for(
+        approver.can_use_tool("Bash", {"command": "deploy api"}, context("toolu_quick")), 5
+    )
     assert quick.behavior == "deny" and "request expired" in quick.message
 
-    paged = asyncio.create_task(approver.can_use_tool("Bash", {"command": "migrate db"}, context("toolu_paged")))
+    paged = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "migrate db"}, context("toolu_paged"))
+    )
     message = await posted(slack, 2)
     assert "Escalates" in shown(message)
     # The timeout fires the escalation step at once (not after its hour), and grants one more timeout.
@@ -153,7 +166,9 @@ async def test_with_several_workers_each_step_fires_once(tmp_path, start_worker,
     path = policy_file(tmp_path, ESCALATING)
     workers = [await start_worker(approval_policy=path) for _ in range(3)]
     approver = await make_approver()
-    call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make migrate"}, context("toolu_steps")))
+    call = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "make migrate"}, context("toolu_steps"))
+    )
     message = await posted(slack)
 
     await slack.wait_for(lambda: len(slack.thread(message.channel, message.ts)) >= 2)

@@ -27,12 +27,18 @@ def _agent_env(monkeypatch: pytest.MonkeyPatch) -> None:
     clean_agent_env(monkeypatch)
 
 
-def agent_options(tmp_path: Path, approver: SlackApprover, model: ScriptedModel, **kwargs) -> ClaudeAgentOptions:
+def agent_options(
+    tmp_path: Path, approver: SlackApprover, model: ScriptedModel, **kwargs
+) -> ClaudeAgentOptions:
     workdir = tmp_path / "work"
     workdir.mkdir(exist_ok=True)
     return approver.options(
-        cwd=workdir, setting_sources=[], tools=kwargs.pop("tools", ["Bash"]),
-        env=model.cli_env(config_dir=tmp_path / "cfg"), permission_mode="default", **kwargs,
+        cwd=workdir,
+        setting_sources=[],
+        tools=kwargs.pop("tools", ["Bash"]),
+        env=model.cli_env(config_dir=tmp_path / "cfg"),
+        permission_mode="default",
+        **kwargs,
     )
 
 
@@ -61,7 +67,9 @@ async def deferred_run(tmp_path, approver, model) -> tuple[ClaudeAgentOptions, R
 
 
 @pytest.mark.slow
-async def test_approved_while_deferred_the_resumed_session_runs_the_tool_once(tmp_path, start_worker, make_approver, slack):
+async def test_approved_while_deferred_the_resumed_session_runs_the_tool_once(
+    tmp_path, start_worker, make_approver, slack
+):
     worker = await start_worker()
     approver = await make_approver(mode="defer")
     async with ScriptedModel.start([tool_use("Bash", MARKER), text("done")]) as model:
@@ -85,7 +93,9 @@ async def test_approved_while_deferred_the_resumed_session_runs_the_tool_once(tm
 
 
 @pytest.mark.slow
-async def test_denied_while_deferred_the_tool_never_runs_and_the_model_hears_why(tmp_path, start_worker, make_approver, slack):
+async def test_denied_while_deferred_the_tool_never_runs_and_the_model_hears_why(
+    tmp_path, start_worker, make_approver, slack
+):
     worker = await start_worker()
     approver = await make_approver(mode="defer")
     async with ScriptedModel.start([tool_use("Bash", MARKER), text("understood")]) as model:
@@ -102,7 +112,9 @@ async def test_denied_while_deferred_the_tool_never_runs_and_the_model_hears_why
 
 
 @pytest.mark.slow
-async def test_modified_while_deferred_the_resumed_session_runs_the_edit(tmp_path, start_worker, make_approver, slack):
+async def test_modified_while_deferred_the_resumed_session_runs_the_edit(
+    tmp_path, start_worker, make_approver, slack
+):
     worker = await start_worker()
     approver = await make_approver(mode="defer")
     async with ScriptedModel.start([tool_use("Bash", MARKER), text("done")]) as model:
@@ -118,7 +130,9 @@ async def test_modified_while_deferred_the_resumed_session_runs_the_edit(tmp_pat
 
 
 @pytest.mark.slow
-async def test_a_resume_without_the_gate_still_cannot_run_a_denied_call(tmp_path, start_worker, make_approver, slack):
+async def test_a_resume_without_the_gate_still_cannot_run_a_denied_call(
+    tmp_path, start_worker, make_approver, slack
+):
     worker = await start_worker()
     approver = await make_approver(mode="defer")
     async with ScriptedModel.start([tool_use("Bash", MARKER), text("understood")]) as model:
@@ -135,18 +149,25 @@ async def test_a_resume_without_the_gate_still_cannot_run_a_denied_call(tmp_path
 
 
 @pytest.mark.slow
-async def test_a_policy_rule_defers_its_calls_while_others_wait_live(tmp_path, start_worker, make_approver, slack):
-    policy = policy_file(tmp_path, """
+async def test_a_policy_rule_defers_its_calls_while_others_wait_live(
+    tmp_path, start_worker, make_approver, slack
+):
+    policy = policy_file(
+        tmp_path,
+        """
 rules:
   - name: deploys
     tool: Bash
     command: deploy
     mode: defer
-""")
+""",
+    )
     worker = await start_worker(approval_policy=policy)
     approver = await make_approver()  # wait mode
     deploy = {"command": "echo deploy > deployed.txt", "description": "Deploy"}
-    async with ScriptedModel.start([tool_use("Bash", MARKER), tool_use("Bash", deploy), text("done")]) as model:
+    async with ScriptedModel.start(
+        [tool_use("Bash", MARKER), tool_use("Bash", deploy), text("done")]
+    ) as model:
         options = agent_options(tmp_path, approver, model)
 
         async def approve_first() -> None:
@@ -169,11 +190,15 @@ async def test_wait_for_decision_survives_a_redis_restart(tmp_path, make_approve
     from bot.approvals.model import Decision, NewRequest
 
     approver = await make_approver(mode="defer")
-    await store.create(NewRequest(id=_id("toolu_restart"), tool_name="Bash", tool_input=MARKER, tool_use_id="toolu_restart"))
+    await store.create(
+        NewRequest(id=_id("toolu_restart"), tool_name="Bash", tool_input=MARKER, tool_use_id="toolu_restart")
+    )
     waiting = asyncio.create_task(approver.wait_for_decision("toolu_restart"))
     await asyncio.sleep(0.2)
     redis_server.restart()  # AOF on: the pending request survives
-    await store.decide(_id("toolu_restart"), Decision(State.APPROVED, actor="U_ALICE", actor_name="alice", revision=0))
+    await store.decide(
+        _id("toolu_restart"), Decision(State.APPROVED, actor="U_ALICE", actor_name="alice", revision=0)
+    )
     decided = await asyncio.wait_for(waiting, 10)
     assert decided.state is State.APPROVED and decided.decided_by == "U_ALICE"
 
@@ -191,14 +216,18 @@ def _id(tool_use_id: str) -> str:
 
 
 @pytest.mark.slow
-async def test_parallel_calls_are_not_deferred_they_wait_in_can_use_tool(tmp_path, start_worker, make_approver, slack):
+async def test_parallel_calls_are_not_deferred_they_wait_in_can_use_tool(
+    tmp_path, start_worker, make_approver, slack
+):
     from bot.demo.scripted_model import tool_uses
 
     worker = await start_worker()
     approver = await make_approver(mode="defer")
     one = {"command": "echo 1 > one.txt", "description": "one"}
     two = {"command": "echo 2 > two.txt", "description": "two"}
-    async with ScriptedModel.start([tool_uses(tool_use("Bash", one), tool_use("Bash", two)), text("done")]) as model:
+    async with ScriptedModel.start(
+        [tool_uses(tool_use("Bash", one), tool_use("Bash", two)), text("done")]
+    ) as model:
 
         async def approve_both() -> None:
             for count in (1, 2):

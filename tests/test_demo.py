@@ -23,7 +23,6 @@ from slack_sdk.signature import SignatureVerifier
 from yarl import URL
 
 from bot import text as texts
-
 from bot.approvals.model import State
 from bot.approvals.store import RequestStore
 from bot.demo import people, scenario
@@ -55,21 +54,40 @@ async def test_bad_requests_from_the_page_are_refused_and_change_nothing(tmp_pat
         refused = [
             ({**click, "user": "U0MALLORY"}, 400, "unknown person"),
             ({**click, "ts": "1700000000.999999"}, 404, "message_not_found"),
-            ({**click, "action_id": "approval.approve_everything"}, 404, "that message shows no such element"),
-            ({**click, "block_id": "approval.actions.someone-else.0"}, 404, "that message shows no such element"),
+            (
+                {**click, "action_id": "approval.approve_everything"},
+                404,
+                "that message shows no such element",
+            ),
+            (
+                {**click, "block_id": "approval.actions.someone-else.0"},
+                404,
+                "that message shows no such element",
+            ),
             ({**click, "selected": {"$gt": ""}}, 400, "a selection is"),
             ({key: value for key, value in click.items() if key != "ts"}, 400, "ts is missing"),
         ]
         for body, status, error in refused:
             got, answer = await demo.post("/demo/click", body)
-            assert (got, answer["ok"]) == (status, False) and answer["error"].startswith(error), (body, answer)
-        async with demo.session.post(f"{demo.url}/demo/click", data=b"\xff not json",
-                                     headers={**demo.headers, "Content-Type": "application/json"}) as response:
+            assert (got, answer["ok"]) == (status, False) and answer["error"].startswith(error), (
+                body,
+                answer,
+            )
+        async with demo.session.post(
+            f"{demo.url}/demo/click",
+            data=b"\xff not json",
+            headers={**demo.headers, "Content-Type": "application/json"},
+        ) as response:
             assert response.status == 400
-        status, answer = await demo.post("/demo/submit", {"user": "U0ALICE", "view_id": "V0NOPE", "values": {}})
+        status, answer = await demo.post(
+            "/demo/submit", {"user": "U0ALICE", "view_id": "V0NOPE", "values": {}}
+        )
         assert (status, answer["error"]) == (404, "that modal is not open")
         assert (await demo.post("/demo/post", {"user": "U0ALICE", "text": "   "}))[0] == 400
-        assert await demo.post("/demo/agent/run", {}) == (409, {"ok": False, "error": "the agent is still running"})
+        assert await demo.post("/demo/agent/run", {}) == (
+            409,
+            {"ok": False, "error": "the agent is still running"},
+        )
 
         # Still pending: nobody decided anything, and the agent was told nothing.
         assert button(await demo.request(1), "Approve")
@@ -105,8 +123,12 @@ async def test_the_slack_stand_in_refuses_what_slack_refuses(tmp_path):
     async with playground(tmp_path / "work", run_agent=False) as demo:
         api = f"{demo.url}/api/chat.postMessage"
         good = {"channel": people.CHANNEL, "text": "hi"}
-        too_long = {"type": "actions", "elements": [
-            {"type": "button", "action_id": "a", "text": {"type": "plain_text", "text": "x" * 76}}]}
+        too_long = {
+            "type": "actions",
+            "elements": [
+                {"type": "button", "action_id": "a", "text": {"type": "plain_text", "text": "x" * 76}}
+            ],
+        }
         cases = [
             ({"Authorization": "Bearer xoxb-forged"}, good, "invalid_auth"),
             ({}, {**good, "channel": "C0ELSEWHERE"}, "channel_not_found"),
@@ -117,8 +139,9 @@ async def test_the_slack_stand_in_refuses_what_slack_refuses(tmp_path):
             headers = {"Authorization": f"Bearer {demo.demo.bot_token}", **headers}
             async with demo.session.post(api, json=body, headers=headers) as response:
                 assert (await response.json())["error"] == error
-        async with demo.session.post(f"{demo.url}/api/admin.users.remove",
-                                     headers={"Authorization": f"Bearer {demo.demo.bot_token}"}) as response:
+        async with demo.session.post(
+            f"{demo.url}/api/admin.users.remove", headers={"Authorization": f"Bearer {demo.demo.bot_token}"}
+        ) as response:
             assert (await response.json())["error"] == "unknown_method"
         assert (await demo.state())["messages"] == []
 
@@ -128,15 +151,24 @@ async def test_a_thread_reply_reaches_the_model_with_the_deny_and_shows_as_text(
     async with playground(tmp_path / "work") as demo:
         first = await demo.request(1)
         said = "<script>alert(1)</script> *use staging* <!channel>"
-        assert await demo.post("/demo/post", {"user": "U0BOB", "text": said, "thread_ts": first["ts"]}) == (200, {"ok": True})
+        assert await demo.post("/demo/post", {"user": "U0BOB", "text": said, "thread_ts": first["ts"]}) == (
+            200,
+            {"ok": True},
+        )
         [reply] = (await demo.state())["threads"][first["ts"]]
         # Escaped as Slack's own client escapes what people type: no tags, no @channel.
         assert reply["text"] == "&lt;script&gt;alert(1)&lt;/script&gt; *use staging* &lt;!channel&gt;"
         await demo.click("U0ALICE", first, "Deny")
         view = await demo.open_view("U0ALICE")
-        assert await demo.submit("U0ALICE", view, {"reason": {"reason_input": "see thread"}}) == (200, {"ok": True})
+        assert await demo.submit("U0ALICE", view, {"reason": {"reason_input": "see thread"}}) == (
+            200,
+            {"ok": True},
+        )
         out = await demo.said("[denied]")
-        assert "Reason: see thread" in out and '"text": "<script>alert(1)</script> *use staging* <!channel>"' in out
+        assert (
+            "Reason: see thread" in out
+            and '"text": "<script>alert(1)</script> *use staging* <!channel>"' in out
+        )
         assert not (tmp_path / "work" / "hello.txt").exists()
 
 
@@ -144,7 +176,10 @@ async def test_a_thread_reply_reaches_the_model_with_the_deny_and_shows_as_text(
 async def test_the_slash_command_answers_only_the_person_who_typed_it(tmp_path):
     async with playground(tmp_path / "work") as demo:
         await demo.request(1)
-        assert await demo.post("/demo/post", {"user": "U0BOB", "text": "/approvals", "thread_ts": None}) == (200, {"ok": True})
+        assert await demo.post("/demo/post", {"user": "U0BOB", "text": "/approvals", "thread_ts": None}) == (
+            200,
+            {"ok": True},
+        )
         [answer] = [m for m in (await demo.state("U0BOB"))["messages"] if m["ephemeral"]]
         assert "Waiting for you" in str(answer["blocks"]) and "echo" in str(answer["blocks"])
         assert [m for m in (await demo.state("U0ALICE"))["messages"] if m["ephemeral"]] == []
@@ -159,8 +194,17 @@ async def test_a_team_rule_added_with_always_allow_can_be_removed_from_the_listi
         [listing] = [m for m in (await demo.state())["messages"] if m["ephemeral"]]
         assert "echo 'hello from the approvals playground'" in str(listing["blocks"])
         block_id, action_id = button(listing, "Remove")
-        answer = await demo.post("/demo/click", {"user": "U0ALICE", "ts": listing["ts"], "block_id": block_id,
-                                                 "action_id": action_id, "selected": None, "ephemeral": True})
+        answer = await demo.post(
+            "/demo/click",
+            {
+                "user": "U0ALICE",
+                "ts": listing["ts"],
+                "block_id": block_id,
+                "action_id": action_id,
+                "selected": None,
+                "ephemeral": True,
+            },
+        )
         assert answer == (200, {"ok": True})
         [listing] = [m for m in (await demo.state())["messages"] if m["ephemeral"]]
         assert listing["text"].startswith("Removed") and "Remove" not in str(listing["blocks"])
@@ -200,7 +244,11 @@ def _demo_command(port: int, *extra: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_", "REDIS_URL"))}
     return subprocess.Popen(
         [sys.executable, "-m", "bot", "demo", "--port", str(port), *extra],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -212,7 +260,10 @@ async def test_the_demo_command_serves_the_page_and_stops_on_ctrl_c(tmp_path):
         first_line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 30)
         assert first_line.strip() == f"Approvals playground: open http://127.0.0.1:{port}/  (Ctrl-C stops it)"
         notice = await asyncio.to_thread(process.stdout.readline)
-        assert notice.strip() == "storage: in-process Redis (fakeredis); several workers or agent hosts need a real one: set REDIS_URL"
+        assert (
+            notice.strip()
+            == "storage: in-process Redis (fakeredis); several workers or agent hosts need a real one: set REDIS_URL"
+        )
         agent_line = await asyncio.to_thread(process.stdout.readline)
         workdir = Path(agent_line.rsplit("working in ", 1)[1].strip())
         assert workdir.is_dir()
@@ -255,23 +306,36 @@ async def test_a_request_naming_another_host_is_refused_everywhere(tmp_path):
         click = demo.click_of("U0ALICE", await demo.request(1), "Approve")
         port = _port(demo)
         events = {"payload": json.dumps({"type": "block_actions"})}
-        for host in (f"rebind.test:{port}", "rebind.test", f"127.0.0.1:{port + 1}", f"127.0.0.1.rebind.test:{port}",
-                     f"localhost.:{port}", f"127.0.0.2:{port}"):
+        for host in (
+            f"rebind.test:{port}",
+            "rebind.test",
+            f"127.0.0.1:{port + 1}",
+            f"127.0.0.1.rebind.test:{port}",
+            f"localhost.:{port}",
+            f"127.0.0.2:{port}",
+        ):
             origin = {"Host": host, "Origin": f"http://{host}"}
             async with demo.session.get(f"{demo.url}/", headers={"Host": host}) as response:
                 assert response.status == 421, host
                 assert demo.token not in await response.text()
-            async with demo.session.get(f"{demo.url}/demo/state", headers={**demo.headers, "Host": host}) as response:
+            async with demo.session.get(
+                f"{demo.url}/demo/state", headers={**demo.headers, "Host": host}
+            ) as response:
                 assert response.status == 421
             headers = {**demo.headers, **origin}
             async with demo.session.post(f"{demo.url}/demo/click", json=click, headers=headers) as response:
                 assert response.status == 421
                 assert await response.json() == {"ok": False, "error": texts.DEMO_WRONG_HOST}
             api = {"Authorization": f"Bearer {demo.demo.bot_token}", "Host": host}
-            async with demo.session.post(f"{demo.url}/api/chat.postMessage", headers=api,
-                                         json={"channel": people.CHANNEL, "text": "forged"}) as response:
+            async with demo.session.post(
+                f"{demo.url}/api/chat.postMessage",
+                headers=api,
+                json={"channel": people.CHANNEL, "text": "forged"},
+            ) as response:
                 assert response.status == 421
-            async with demo.session.post(f"{demo.url}/slack/events", data=events, headers={"Host": host}) as response:
+            async with demo.session.post(
+                f"{demo.url}/slack/events", data=events, headers={"Host": host}
+            ) as response:
                 assert response.status == 421
         # HTTP/1.0 needs no Host header: a request that names no host is refused too.
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -293,7 +357,9 @@ async def test_the_page_api_answers_only_its_own_page(tmp_path):
         port, own = _port(demo), demo.url
         foreign = [
             {"Origin": "http://attacker.test"},
-            {"Origin": f"http://127.0.0.1:{port + 1}"},  # the same site, another port: another local server's page
+            {
+                "Origin": f"http://127.0.0.1:{port + 1}"
+            },  # the same site, another port: another local server's page
             {"Origin": f"http://localhost:{port}"},  # another origin, though the same server
             {"Origin": f"https://127.0.0.1:{port}"},
             {"Origin": "null"},  # sandboxed frames, file: and data: pages
@@ -309,11 +375,16 @@ async def test_the_page_api_answers_only_its_own_page(tmp_path):
             status, _ = await demo.post("/demo/post", {"user": "U0ALICE", "text": "from elsewhere"}, headers)
             assert status == 403
         for headers in ({"Sec-Fetch-Site": "cross-site"}, {"Origin": "http://attacker.test"}):
-            async with demo.session.get(f"{demo.url}/demo/state", headers={**demo.headers, **headers}) as response:
+            async with demo.session.get(
+                f"{demo.url}/demo/state", headers={**demo.headers, **headers}
+            ) as response:
                 assert response.status == 403
         # The page's own requests pass: a Cancel of no modal, which changes nothing.
         mine = {"Origin": own, "Sec-Fetch-Site": "same-origin", "Referer": f"{own}/?as=U0BOB"}
-        assert await demo.post("/demo/close", {"user": "U0ALICE", "view_id": "V0NONE"}, mine) == (200, {"ok": True})
+        assert await demo.post("/demo/close", {"user": "U0ALICE", "view_id": "V0NONE"}, mine) == (
+            200,
+            {"ok": True},
+        )
         assert (await demo.state())["threads"] == {(await demo.request(1))["ts"]: []}
         await demo.still_undecided(tmp_path / "work")
 
@@ -323,11 +394,20 @@ async def test_a_body_that_is_not_json_is_refused_even_when_it_reads_as_json(tmp
     """A form (text/plain can carry a JSON-looking body) or a no-cors fetch skips CORS preflight; JSON cannot."""
     async with playground(tmp_path / "work") as demo:
         click = json.dumps(demo.click_of("U0ALICE", await demo.request(1), "Approve")).encode()
-        for content_type in ("text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded",
-                             "multipart/form-data; boundary=x", "application/json-seq", None):
+        for content_type in (
+            "text/plain",
+            "text/plain;charset=UTF-8",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/json-seq",
+            None,
+        ):
             headers = {**demo.headers, **({"Content-Type": content_type} if content_type else {})}
             async with demo.session.post(f"{demo.url}/demo/click", data=click, headers=headers) as response:
-                assert (response.status, await response.json()) == (415, {"ok": False, "error": texts.DEMO_NOT_JSON})
+                assert (response.status, await response.json()) == (
+                    415,
+                    {"ok": False, "error": texts.DEMO_NOT_JSON},
+                )
         async with demo.session.post(f"{demo.url}/demo/agent/run", headers=demo.headers) as response:
             assert response.status == 415  # no body at all is not JSON either
         await demo.still_undecided(tmp_path / "work")
@@ -338,14 +418,25 @@ async def test_the_page_api_needs_the_secret_the_page_carries(tmp_path):
     async with playground(tmp_path / "work") as demo:
         assert len(demo.token) >= 40  # the page carried it; the driver read it from there
         click = demo.click_of("U0ALICE", await demo.request(1), "Approve")
-        wrong = ({}, {"X-Playground-Token": ""}, {"X-Playground-Token": demo.token[:-1]},
-                 {"X-Playground-Token": demo.token + "x"}, {"X-Playground-Token": "A" * len(demo.token)},
-                 {"X-Playground-Token": demo.token.swapcase()}, {"X-Playground-Token": "é"})
+        wrong = (
+            {},
+            {"X-Playground-Token": ""},
+            {"X-Playground-Token": demo.token[:-1]},
+            {"X-Playground-Token": demo.token + "x"},
+            {"X-Playground-Token": "A" * len(demo.token)},
+            {"X-Playground-Token": demo.token.swapcase()},
+            {"X-Playground-Token": "é"},
+        )
         for headers in wrong:
             async with demo.session.post(f"{demo.url}/demo/click", json=click, headers=headers) as response:
-                assert (response.status, await response.json()) == (403, {"ok": False, "error": texts.DEMO_NO_TOKEN})
+                assert (response.status, await response.json()) == (
+                    403,
+                    {"ok": False, "error": texts.DEMO_NO_TOKEN},
+                )
         # A change carries it in a header, which no form can set; not in its address.
-        async with demo.session.post(f"{demo.url}/demo/click", json=click, params={"token": demo.token}) as response:
+        async with demo.session.post(
+            f"{demo.url}/demo/click", json=click, params={"token": demo.token}
+        ) as response:
             assert response.status == 403
         # Reads expose everyone's requests: they need it too (the stream, which cannot set headers, in its URL).
         for path in ("/demo/state", "/demo/stream"):
@@ -362,7 +453,9 @@ async def test_the_page_api_needs_the_secret_the_page_carries(tmp_path):
             assert response.status == 403
         async with demo.session.get(f"{demo.url}/demo/nothing-here", headers=demo.headers) as response:
             assert response.status == 404
-        async with demo.session.post(URL(f"{demo.url}/api/%2e%2e/demo/click", encoded=True), json=click) as response:
+        async with demo.session.post(
+            URL(f"{demo.url}/api/%2e%2e/demo/click", encoded=True), json=click
+        ) as response:
             assert response.status in (403, 404)
         await demo.still_undecided(tmp_path / "work")
 
@@ -375,19 +468,30 @@ async def test_the_bot_endpoints_refuse_browsers_and_the_old_public_token(tmp_pa
         async with demo.session.post(api, json=forged, headers=old) as response:
             assert (await response.json())["error"] == "invalid_auth"
         real = {"Authorization": f"Bearer {demo.demo.bot_token}"}
-        for browser in ({"Origin": "http://attacker.test"}, {"Origin": demo.url}, {"Sec-Fetch-Site": "same-origin"},
-                        {"Sec-Fetch-Mode": "no-cors"}):
+        for browser in (
+            {"Origin": "http://attacker.test"},
+            {"Origin": demo.url},
+            {"Sec-Fetch-Site": "same-origin"},
+            {"Sec-Fetch-Mode": "no-cors"},
+        ):
             async with demo.session.post(api, json=forged, headers={**real, **browser}) as response:
-                assert (response.status, await response.json()) == (403, {"ok": False, "error": texts.DEMO_BOT_ONLY})
+                assert (response.status, await response.json()) == (
+                    403,
+                    {"ok": False, "error": texts.DEMO_BOT_ONLY},
+                )
             # A cross-site form, with the token in its body as Slack's own API would take it.
             form = {"token": demo.demo.bot_token, **forged}
             async with demo.session.post(api, data=form, headers=browser) as response:
                 assert response.status == 403
-            async with demo.session.post(f"{demo.url}/slack/events", headers=browser,
-                                         data={"payload": json.dumps({"type": "block_actions"})}) as response:
+            async with demo.session.post(
+                f"{demo.url}/slack/events",
+                headers=browser,
+                data={"payload": json.dumps({"type": "block_actions"})},
+            ) as response:
                 assert response.status == 403
-            async with demo.session.post(f"{demo.url}/demo/response/anything", json={"text": "hi"},
-                                         headers=browser) as response:
+            async with demo.session.post(
+                f"{demo.url}/demo/response/anything", json={"text": "hi"}, headers=browser
+            ) as response:
                 assert response.status == 403
         async with demo.session.post(api, data={"token": demo.demo.bot_token, **forged}) as response:
             assert (await response.json())["error"] == "invalid_auth"  # the stand-in reads the header only
@@ -405,8 +509,9 @@ async def test_no_other_site_can_frame_the_page_or_keep_a_copy(tmp_path):
 
 
 async def test_off_loopback_the_page_itself_needs_the_secret(tmp_path):
-    async with playground(tmp_path / "work", host="0.0.0.0", allow_hosts=["playground.example"],
-                          run_agent=False) as demo:
+    async with playground(
+        tmp_path / "work", host="0.0.0.0", allow_hosts=["playground.example"], run_agent=False
+    ) as demo:
         port, page_url = _port(demo), demo.demo.page_url
         assert page_url == f"http://{socket.gethostname().lower()}:{port}/?token={demo.token}"
         for query in ("", "?token=", "?token=" + demo.token[:-1]):
@@ -415,7 +520,10 @@ async def test_off_loopback_the_page_itself_needs_the_secret(tmp_path):
                 body = await response.text()
                 assert body.strip() == texts.DEMO_PAGE_NEEDS_TOKEN and demo.token not in body
         for host in (f"{socket.gethostname()}:{port}", f"playground.example:{port}", f"127.0.0.1:{port}"):
-            assert await page_token(demo.session, f"{demo.url}/?token={demo.token}", {"Host": host}) == demo.token
+            assert (
+                await page_token(demo.session, f"{demo.url}/?token={demo.token}", {"Host": host})
+                == demo.token
+            )
         rebound = {"Host": f"rebind.test:{port}"}
         async with demo.session.get(f"{demo.url}/?token={demo.token}", headers=rebound) as response:
             assert response.status == 421
@@ -429,7 +537,9 @@ async def test_any_loopback_address_serves_the_page_with_its_secret(tmp_path):
             assert demo.url.startswith(expected) and demo.demo.page_url == f"{demo.url}/"
             assert demo.token  # the page carried it, no ?token= needed
             await demo.request(1)  # the bot reached its Slack stand-in there and posted
-            async with demo.session.get(f"{demo.url}/", headers={"Host": f"localhost:{_port(demo)}"}) as response:
+            async with demo.session.get(
+                f"{demo.url}/", headers={"Host": f"localhost:{_port(demo)}"}
+            ) as response:
                 assert response.status == 200
 
 
@@ -443,8 +553,10 @@ async def test_a_shared_host_warns_and_prints_the_address_with_the_secret(tmp_pa
             warning = ""
             while not warning.startswith("warning: --host"):
                 warning = await asyncio.to_thread(process.stderr.readline)
-        found = re.fullmatch(rf"Approvals playground: open (http://\S+:{port}/\?token=(\S+))  \(Ctrl-C stops it\)",
-                             first_line.strip())
+        found = re.fullmatch(
+            rf"Approvals playground: open (http://\S+:{port}/\?token=(\S+))  \(Ctrl-C stops it\)",
+            first_line.strip(),
+        )
         assert found, first_line
         url, token = found.groups()
         assert warning.strip() == texts.DEMO_EXPOSED.format(host="0.0.0.0", url=url)
@@ -460,6 +572,7 @@ async def test_a_shared_host_warns_and_prints_the_address_with_the_secret(tmp_pa
 
 
 # -- Modals belong to the page that opened them (issue 15, item 16) -------------------------------
+
 
 @pytest.mark.slow
 async def test_a_modal_shows_only_on_its_page_and_closes_when_that_page_leaves(tmp_path):
@@ -487,8 +600,9 @@ async def test_a_modal_shows_only_on_its_page_and_closes_when_that_page_leaves(t
 async def test_a_page_whose_stream_ends_takes_its_modals_with_it(tmp_path):
     async with playground(tmp_path / "work") as demo:
         first = await demo.request(1)
-        stream = await demo.session.get(f"{demo.url}/demo/stream", params={"user": "U0BOB", "client": "tab-1"},
-                                        headers=demo.headers)
+        stream = await demo.session.get(
+            f"{demo.url}/demo/stream", params={"user": "U0BOB", "client": "tab-1"}, headers=demo.headers
+        )
         assert (await stream.content.readline()).startswith(b"data: ")
         await demo.click("U0BOB", first, "Modify", client="tab-1")
         await demo.open_view("U0BOB", "tab-1")
@@ -523,15 +637,23 @@ async def test_closing_a_modal_that_asked_for_it_sends_view_closed(tmp_path):
     port = runner.addresses[0][1]
     workspace = Workspace()
     interactions = Interactions(workspace, f"http://127.0.0.1:{port}", secret)
-    modal = {"type": "modal", "callback_id": "approval.deny_modal", "private_metadata": "meta",
-             "title": {"type": "plain_text", "text": "Deny request"},
-             "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "Why?"}}]}
+    modal = {
+        "type": "modal",
+        "callback_id": "approval.deny_modal",
+        "private_metadata": "meta",
+        "title": {"type": "plain_text", "text": "Deny request"},
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "Why?"}}],
+    }
     try:
-        cancelled = workspace.open_view(workspace.issue_trigger("U0ALICE", "page-1"), {**modal, "notify_on_close": True})
+        cancelled = workspace.open_view(
+            workspace.issue_trigger("U0ALICE", "page-1"), {**modal, "notify_on_close": True}
+        )
         await interactions.close_view("U0ALICE", cancelled["id"])
         quiet = workspace.open_view(workspace.issue_trigger("U0ALICE", "page-1"), modal)
         await interactions.close_view("U0ALICE", quiet["id"])  # did not ask: Slack says nothing
-        left = workspace.open_view(workspace.issue_trigger("U0BOB", "page-2"), {**modal, "notify_on_close": True})
+        left = workspace.open_view(
+            workspace.issue_trigger("U0BOB", "page-2"), {**modal, "notify_on_close": True}
+        )
         await interactions.leave("U0BOB", "page-2")
     finally:
         await interactions.aclose()
@@ -539,20 +661,29 @@ async def test_closing_a_modal_that_asked_for_it_sends_view_closed(tmp_path):
 
     assert workspace.views == {}
     assert [(p["type"], p["user"]["id"], p["view"]["id"]) for p in received] == [
-        ("view_closed", "U0ALICE", cancelled["id"]), ("view_closed", "U0BOB", left["id"])]
+        ("view_closed", "U0ALICE", cancelled["id"]),
+        ("view_closed", "U0BOB", left["id"]),
+    ]
     first = received[0]
     assert first["is_cleared"] is False and first["team"]["id"] == people.TEAM_ID
-    assert (first["view"]["callback_id"], first["view"]["private_metadata"]) == ("approval.deny_modal", "meta")
+    assert (first["view"]["callback_id"], first["view"]["private_metadata"]) == (
+        "approval.deny_modal",
+        "meta",
+    )
 
 
 # -- What people type (issue 15, item 20) ---------------------------------------------------------
+
 
 async def test_an_unknown_command_is_answered_by_slackbot_and_posts_nothing(tmp_path):
     async with playground(tmp_path / "work", run_agent=False) as demo:
         for typed in ("/foo bar", "/tmp/build is full"):
             assert await demo.post("/demo/post", {"user": "U0BOB", "text": typed}) == (200, {"ok": True})
         # A leading space is how one posts a message that starts with "/".
-        assert await demo.post("/demo/post", {"user": "U0BOB", "text": " /foo, as text"}) == (200, {"ok": True})
+        assert await demo.post("/demo/post", {"user": "U0BOB", "text": " /foo, as text"}) == (
+            200,
+            {"ok": True},
+        )
         shown = (await demo.state("U0BOB"))["messages"]
         notes = [m for m in shown if m["ephemeral"]]
         assert [m["user"] for m in notes] == [people.SLACKBOT_ID] * 2 and not any(m["bot"] for m in notes)
@@ -572,6 +703,7 @@ async def test_a_hostile_unknown_command_stays_text(tmp_path):
 
 # -- A one-question request in the playground (issue 15, item 21) --------------------------------
 
+
 @pytest.mark.slow
 async def test_the_playgrounds_single_question_is_answered_from_its_menu(tmp_path):
     async with playground(tmp_path / "work") as demo:
@@ -581,8 +713,12 @@ async def test_the_playgrounds_single_question_is_answered_from_its_menu(tmp_pat
         await demo.click("U0ALICE", third, "Approve")
         await demo.click("U0BOB", third, "Approve")
         question = await demo.request(4)
-        [(block_id, menu)] = [(b["block_id"], e) for b in question["blocks"] for e in b.get("elements", [])
-                              if e["type"] == "static_select"]
+        [(block_id, menu)] = [
+            (b["block_id"], e)
+            for b in question["blocks"]
+            for e in b.get("elements", [])
+            if e["type"] == "static_select"
+        ]
         pick = {"user": "U0BOB", "ts": question["ts"], "block_id": block_id, "action_id": menu["action_id"]}
         # Only what the menu offers can be picked.
         status, answer = await demo.post("/demo/click", {**pick, "selected": "5"})
@@ -604,8 +740,13 @@ async def test_deny_and_stop_ends_the_agents_run_and_the_page_says_so(tmp_path):
         assert (await demo.click("U0ALICE", first, "Deny and stop"))[0] == 200
         view = await demo.open_view("U0ALICE")
         assert view["title"]["text"] == "Deny and stop"
-        assert await demo.submit("U0ALICE", view, {"reason": {"reason_input": "enough"}}) == (200, {"ok": True})
+        assert await demo.submit("U0ALICE", view, {"reason": {"reason_input": "enough"}}) == (
+            200,
+            {"ok": True},
+        )
         out = await demo.said("The agent finished")
         assert "someone chose Deny and stop" in out and "stopped with an error" not in out
-        assert len([m for m in (await demo.state())["messages"] if not m["ephemeral"]]) == 1  # nothing asked after
+        assert (
+            len([m for m in (await demo.state())["messages"] if not m["ephemeral"]]) == 1
+        )  # nothing asked after
         assert not (tmp_path / "work" / "hello.txt").exists()

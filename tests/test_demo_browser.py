@@ -31,9 +31,15 @@ REBOUND = "rebind.test"
 """A site's name after DNS rebinding: it resolves to 127.0.0.1, where the playground listens."""
 # Flags for a sandboxed machine with no network beyond loopback; the resolver rules play the
 # attackers' DNS (both names lead to loopback, where the test serves them).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run",
-                 f"--host-resolver-rules=MAP {ATTACKER} 127.0.0.1, MAP {REBOUND} 127.0.0.1"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    f"--host-resolver-rules=MAP {ATTACKER} 127.0.0.1, MAP {REBOUND} 127.0.0.1",
+]
 
 # Each step waits for the agent process (the CLI) to act; allow for a slow machine.
 expect.set_options(timeout=30_000)
@@ -49,7 +55,9 @@ async def browser() -> AsyncIterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)")
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        launched = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
         yield launched
         await launched.close()
 
@@ -94,7 +102,9 @@ async def test_a_newcomer_tries_every_kind_of_request(tmp_path, browser):
         await dialog.get_by_role("button", name="Deny", exact=True).click()
         await expect(dialog).to_have_count(0)
         await expect(agent).to_contain_text("Reason: We still need that data.")
-        await demo.said("Denied in Slack by @alice (U0ALICE). The tool was not run. Reason: We still need that data.")
+        await demo.said(
+            "Denied in Slack by @alice (U0ALICE). The tool was not run. Reason: We still need that data."
+        )
 
         # 3. Two of alice and bob: alice modifies (her vote), bob approves what she wrote.
         third = request(page, 3)
@@ -130,7 +140,8 @@ async def test_a_newcomer_tries_every_kind_of_request(tmp_path, browser):
         fifth = request(page, 5)
         await expect(fifth).to_contain_text("Which environment should I deploy to?")
         await expect(agent).to_contain_text(
-            "AskUserQuestion: 2 questions: Which environment should I deploy to? · Which checks should run first?")
+            "AskUserQuestion: 2 questions: Which environment should I deploy to? · Which checks should run first?"
+        )
         assert "question(s)" not in demo.out.getvalue()
         await fifth.get_by_role("button", name="Answer…").click()
         await dialog.get_by_label("Environment").select_option(label="staging")
@@ -147,7 +158,8 @@ async def test_a_newcomer_tries_every_kind_of_request(tmp_path, browser):
         await expect(sixth).to_contain_text("@oncall")
         await sixth.get_by_role("button", name="Approve", exact=True).click()
         await expect(page.locator("article.message", has_text="Only visible to you")).to_contain_text(
-            "You are not an approver for this request")
+            "You are not an approver for this request"
+        )
         assert not (work / "gpu.log").exists()
         await be(page, "casey (on-call)")
         ARTIFACTS.mkdir(exist_ok=True)
@@ -158,7 +170,9 @@ async def test_a_newcomer_tries_every_kind_of_request(tmp_path, browser):
 
         # A second run asks afresh: new tool calls, new requests.
         await page.get_by_role("button", name="Run the agent again").click()
-        await expect(request(page, 7)).to_contain_text("echo 'hello from the approvals playground' > hello.txt")
+        await expect(request(page, 7)).to_contain_text(
+            "echo 'hello from the approvals playground' > hello.txt"
+        )
         await expect(request(page, 7).get_by_role("button", name="Approve", exact=True)).to_be_visible()
         await page.close()
 
@@ -167,13 +181,17 @@ async def test_each_person_sees_their_own_modal_and_hostile_text_stays_text(tmp_
     async with playground(tmp_path / "work") as demo:
         alice, bob = await open_page(browser, demo), await open_page(browser, demo)
         await be(bob, "bob (engineer)")
-        hostile = '<img src=x onerror="document.title=\'pwned\'"> *bold* <@U0BOB>'
+        hostile = "<img src=x onerror=\"document.title='pwned'\"> *bold* <@U0BOB>"
         first = request(alice, 1)
-        await first.get_by_role("link", name="Reply in thread").or_(first.get_by_text("Reply in thread")).first.click()
+        await (
+            first.get_by_role("link", name="Reply in thread")
+            .or_(first.get_by_text("Reply in thread"))
+            .first.click()
+        )
         thread = alice.locator("#thread")
         await thread.get_by_label("Reply in thread").fill(hostile)
         await thread.get_by_role("button", name="Send reply").click()
-        await expect(thread).to_contain_text('<img src=x onerror="document.title=\'pwned\'">')
+        await expect(thread).to_contain_text("<img src=x onerror=\"document.title='pwned'\">")
         assert await alice.title() != "pwned" and await alice.locator("#thread img").count() == 0
 
         # alice opens the deny form; bob, on his own page, sees no modal.
@@ -222,7 +240,9 @@ async def test_a_modal_left_open_never_comes_back(tmp_path, browser):
         await bob.close()
 
 
-async def test_the_app_and_alice_do_not_share_an_avatar_and_an_unknown_command_posts_nothing(tmp_path, browser):
+async def test_the_app_and_alice_do_not_share_an_avatar_and_an_unknown_command_posts_nothing(
+    tmp_path, browser
+):
     async with playground(tmp_path / "work") as demo:
         page = await open_page(browser, demo)
         await expect(request(page, 1)).to_contain_text("hello from the approvals playground")
@@ -240,10 +260,13 @@ async def test_the_app_and_alice_do_not_share_an_avatar_and_an_unknown_command_p
         await expect(mine).to_contain_text("hi all")
         bot = request(page, 1).locator(".avatar")
         alice = mine.locator(".avatar")
-        assert (await page.locator("article.message", has_text="hi all").locator(".author").text_content()) == "alice"
+        assert (
+            await page.locator("article.message", has_text="hi all").locator(".author").text_content()
+        ) == "alice"
         assert await bot.text_content() != await alice.text_content()
         assert await bot.evaluate("a => getComputedStyle(a).borderRadius") != await alice.evaluate(
-            "a => getComputedStyle(a).borderRadius")
+            "a => getComputedStyle(a).borderRadius"
+        )
         await page.close()
 
 
@@ -296,8 +319,12 @@ async def test_another_site_open_in_the_browser_cannot_approve_or_frame_the_play
         body = json.dumps({**click, "pad": ""})
         # A text/plain form sends "name=value": split the JSON so that the "=" lands inside a string.
         form_name, form_value = body[: -len('"}')], '"}'
-        html = ATTACK_PAGE.format(playground=demo.url, form_name=form_name, form_value=form_value,
-                                  body=json.dumps(json.dumps(click)))
+        html = ATTACK_PAGE.format(
+            playground=demo.url,
+            form_name=form_name,
+            form_value=form_value,
+            body=json.dumps(json.dumps(click)),
+        )
         async with attacker_site(html) as url:
             page = await browser.new_page()
             clicks: list[Response] = []
@@ -324,9 +351,12 @@ async def test_a_rebound_name_gets_neither_the_page_nor_its_api(tmp_path, browse
         assert response is not None and response.status == 421
         assert demo.token not in await page.content()
         # The rebinding site's script is same-origin with its own name; even given the secret it gets nothing.
-        status = await page.evaluate("""async ([click, token]) => (await fetch("/demo/click", {
+        status = await page.evaluate(
+            """async ([click, token]) => (await fetch("/demo/click", {
             method: "POST", headers: {"Content-Type": "application/json", "X-Playground-Token": token},
-            body: JSON.stringify(click)})).status""", [click, demo.token])
+            body: JSON.stringify(click)})).status""",
+            [click, demo.token],
+        )
         assert status == 421
         await page.close()
         await demo.still_undecided(work)

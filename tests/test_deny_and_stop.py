@@ -10,7 +10,8 @@ from claude_agent_sdk import ClaudeAgentOptions, ResultError, ResultMessage, que
 
 from bot.approvals.audit import AuditLog
 from bot.approvals.model import State, request_id_for
-from bot.demo.scripted_model import ScriptedModel, text as say, tool_use
+from bot.demo.scripted_model import ScriptedModel, tool_use
+from bot.demo.scripted_model import text as say
 from bot.slack.ids import Action
 from tests.conftest import posted
 from tests.fakes.agent_env import clean_agent_env
@@ -25,7 +26,9 @@ def _agent_env(monkeypatch: pytest.MonkeyPatch) -> None:
     clean_agent_env(monkeypatch)
 
 
-async def test_deny_and_stop_ends_the_sdk_run_and_slack_says_so(tmp_path, start_worker, make_approver, slack, redis, store):
+async def test_deny_and_stop_ends_the_sdk_run_and_slack_says_so(
+    tmp_path, start_worker, make_approver, slack, redis, store
+):
     worker = await start_worker()
     approver = await make_approver(agent_name="e2e")
     workdir = tmp_path / "work"
@@ -37,10 +40,16 @@ async def test_deny_and_stop_ends_the_sdk_run_and_slack_says_so(tmp_path, start_
         await worker.deny("U_BOB", message, "Wrong cluster.", name="bob", stop=True)
 
     clicker = asyncio.create_task(stop_when_posted())
-    async with ScriptedModel.start([tool_use("Bash", MARKER, id="toolu_stop_sdk"), say("carrying on regardless")]) as model:
+    async with ScriptedModel.start(
+        [tool_use("Bash", MARKER, id="toolu_stop_sdk"), say("carrying on regardless")]
+    ) as model:
         options = ClaudeAgentOptions(
-            cwd=workdir, setting_sources=[], tools=["Bash"], env=model.cli_env(config_dir=tmp_path / "cfg"),
-            can_use_tool=approver.can_use_tool, permission_mode="default",
+            cwd=workdir,
+            setting_sources=[],
+            tools=["Bash"],
+            env=model.cli_env(config_dir=tmp_path / "cfg"),
+            can_use_tool=approver.can_use_tool,
+            permission_mode="default",
         )
         results: list[ResultMessage] = []
         # The CLI ends an interrupted run with an error result, which the SDK then raises.

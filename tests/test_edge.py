@@ -52,8 +52,14 @@ async def _post(worker, body: bytes, headers: dict[str, str]) -> tuple[int, str]
 
 
 def _click(message, user: str, action: Action = Action.APPROVE) -> dict:
-    return block_actions(user, action.value, _button_value(message, action), message=message.as_dict(),
-                         channel=message.channel, user_name=user.lower())
+    return block_actions(
+        user,
+        action.value,
+        _button_value(message, action),
+        message=message.as_dict(),
+        channel=message.channel,
+        user_name=user.lower(),
+    )
 
 
 async def _modify_submission(worker, slack, user: str, message, command: str) -> tuple[bytes, dict[str, str]]:
@@ -62,19 +68,28 @@ async def _modify_submission(worker, slack, user: str, message, command: str) ->
     await worker.click(user, Action.MODIFY, message)
     update = await slack.wait_for_call("views.update", count=updates + 1)
     view = slack.views[update.args["view_id"]]
-    payload = view_submission(user, Modal.MODIFY.value, view["private_metadata"],
-                              {edit_block("command"): {EDIT_INPUT: command}}, view=view)
+    payload = view_submission(
+        user,
+        Modal.MODIFY.value,
+        view["private_metadata"],
+        {edit_block("command"): {EDIT_INPUT: command}},
+        view=view,
+    )
     return signed_form(payload, SIGNING_SECRET)
 
 
 # -- replays -----------------------------------------------------------------
 
 
-async def test_a_replayed_modify_changes_nothing_and_the_votes_stand(start_worker, make_approver, slack, redis, tmp_path):
+async def test_a_replayed_modify_changes_nothing_and_the_votes_stand(
+    start_worker, make_approver, slack, redis, tmp_path
+):
     worker = await start_worker(approval_policy=policy_file(tmp_path, "default:\n  required_approvals: 3\n"))
     other = await start_worker(approval_policy=policy_file(tmp_path, "default:\n  required_approvals: 3\n"))
     approver = await make_approver()
-    task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_replay_mod")))
+    task = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_replay_mod"))
+    )
     message = await posted(slack)
 
     body, headers = await _modify_submission(worker, slack, "U0BOB", message, "make deploy-staging")
@@ -94,10 +109,14 @@ async def test_a_replayed_modify_changes_nothing_and_the_votes_stand(start_worke
     assert result.behavior == "allow" and result.updated_input == {"command": "make deploy-staging"}
 
 
-async def test_a_replayed_click_is_refused_and_a_replayed_event_is_answered_once(start_worker, make_approver, slack, redis):
+async def test_a_replayed_click_is_refused_and_a_replayed_event_is_answered_once(
+    start_worker, make_approver, slack, redis
+):
     worker = await start_worker()
     approver = await make_approver()
-    task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_replay_click")))
+    task = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_replay_click"))
+    )
     message = await posted(slack)
 
     reply = message_event(message.channel, "1700000077.000001", "U0ALICE", "looks fine", thread_ts=message.ts)
@@ -114,10 +133,14 @@ async def test_a_replayed_click_is_refused_and_a_replayed_event_is_answered_once
     assert await _decisions(redis) == [b"approved"]
 
 
-async def test_the_signature_check_accepts_only_slacks_own_header_shapes(start_worker, make_approver, slack, redis):
+async def test_the_signature_check_accepts_only_slacks_own_header_shapes(
+    start_worker, make_approver, slack, redis
+):
     worker = await start_worker()
     approver = await make_approver()
-    task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_headers")))
+    task = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_headers"))
+    )
     message = await posted(slack)
     body, headers = signed_form(_click(message, "U0ALICE"), SIGNING_SECRET)
     forged = {**headers, "X-Slack-Signature": "v0=" + "0" * 64}
@@ -129,9 +152,18 @@ async def test_the_signature_check_accepts_only_slacks_own_header_shapes(start_w
 
     signature, timestamp = headers["X-Slack-Signature"], headers["X-Slack-Request-Timestamp"]
     cases = {
-        "two signatures, the valid one first": [("X-Slack-Signature", signature), ("X-Slack-Signature", forged["X-Slack-Signature"])],
-        "two signatures, the valid one last": [("X-Slack-Signature", forged["X-Slack-Signature"]), ("X-Slack-Signature", signature)],
-        "two timestamps": [("X-Slack-Request-Timestamp", timestamp), ("X-Slack-Request-Timestamp", timestamp)],
+        "two signatures, the valid one first": [
+            ("X-Slack-Signature", signature),
+            ("X-Slack-Signature", forged["X-Slack-Signature"]),
+        ],
+        "two signatures, the valid one last": [
+            ("X-Slack-Signature", forged["X-Slack-Signature"]),
+            ("X-Slack-Signature", signature),
+        ],
+        "two timestamps": [
+            ("X-Slack-Request-Timestamp", timestamp),
+            ("X-Slack-Request-Timestamp", timestamp),
+        ],
         "a timestamp that is not a number": [("X-Slack-Request-Timestamp", "soon")],
         "a signature that is not ASCII": [("X-Slack-Signature", "v0=é" + signature[4:])],
         "the signature in upper case": [("X-Slack-Signature", signature.upper())],
@@ -152,15 +184,24 @@ async def test_when_redis_cannot_say_whether_a_request_was_seen_it_is_not_handle
 # -- malformed ---------------------------------------------------------------
 
 
-async def test_a_view_submission_without_a_view_type_is_a_400_with_a_log_line(start_worker, make_approver, slack, redis, caplog):
+async def test_a_view_submission_without_a_view_type_is_a_400_with_a_log_line(
+    start_worker, make_approver, slack, redis, caplog
+):
     worker = await start_worker()
     approver = await make_approver()
-    task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_view_type")))
+    task = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_view_type"))
+    )
     message = await posted(slack)
     await worker.click("U0ALICE", Action.DENY, message)
     view = slack.views[slack.calls_to("views.open")[-1].response["view"]["id"]]
-    payload = view_submission("U0ALICE", Modal.DENY.value, view["private_metadata"],
-                              {Field.REASON_BLOCK.value: {Field.REASON_INPUT.value: "no"}}, view=view)
+    payload = view_submission(
+        "U0ALICE",
+        Modal.DENY.value,
+        view["private_metadata"],
+        {Field.REASON_BLOCK.value: {Field.REASON_INPUT.value: "no"}},
+        view=view,
+    )
     del payload["view"]["type"]
     with caplog.at_level(logging.WARNING, logger="bot"):
         status, _ = await _post(worker, *signed_form(payload, SIGNING_SECRET))
@@ -229,7 +270,9 @@ async def test_signed_payloads_broken_in_every_field_never_get_a_500_and_change_
     # Nobody in these payloads may decide: any that got through would still change nothing.
     worker = await start_worker(approval_policy=policy_file(tmp_path, "default:\n  approvers: [U0BOSS]\n"))
     approver = await make_approver()
-    task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_fuzz")))
+    task = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_fuzz"))
+    )
     message = await posted(slack)
     request_id = request_id_for("toolu_fuzz")
     value = _button_value(message, Action.APPROVE)
@@ -240,7 +283,11 @@ async def test_signed_payloads_broken_in_every_field_never_get_a_500_and_change_
     before = await _state(redis, request_id)
 
     deny = view_submission("U0MALLORY", Modal.DENY.value, modal["private_metadata"], {}, view=modal)
-    deny["view"]["state"] = {"values": {Field.REASON_BLOCK.value: {Field.REASON_INPUT.value: {"type": "plain_text_input", "value": "no"}}}}
+    deny["view"]["state"] = {
+        "values": {
+            Field.REASON_BLOCK.value: {Field.REASON_INPUT.value: {"type": "plain_text_input", "value": "no"}}
+        }
+    }
     closed = {**copy.deepcopy(deny), "type": "view_closed", "is_cleared": False}
     interactions = {
         "approve": block_actions("U0MALLORY", Action.APPROVE.value, value),
@@ -249,7 +296,9 @@ async def test_signed_payloads_broken_in_every_field_never_get_a_500_and_change_
         "view_closed": closed,
     }
     events = {
-        "message": event_callback(message_event(CHANNEL, "1700000088.000001", "U0MALLORY", "hi", thread_ts="1690000000.000001")),
+        "message": event_callback(
+            message_event(CHANNEL, "1700000088.000001", "U0MALLORY", "hi", thread_ts="1690000000.000001")
+        ),
         "url_verification": {"token": "t", "challenge": "c-1", "type": "url_verification"},
     }
     command = slash_command("U0MALLORY", SLASH_COMMAND, "rules")
@@ -270,12 +319,22 @@ async def test_signed_payloads_broken_in_every_field_never_get_a_500_and_change_
             await send(body, "application/x-www-form-urlencoded", f"{name} {path} {how}")
     for name, payload in events.items():
         for path, how in _variants(payload):
-            await send(json.dumps(_broken(payload, path, how)).encode(), "application/json", f"{name} {path} {how}")
+            await send(
+                json.dumps(_broken(payload, path, how)).encode(), "application/json", f"{name} {path} {how}"
+            )
     for field in command:
         for how in ("remove", ("set", ""), ("set", "x"), ("set", "payload")):
-            await send(urlencode(_broken(command, (field,), how)).encode(), "application/x-www-form-urlencoded",
-                       f"command {field} {how}")
-    for body in (b"ssl_check=1", b"ssl_check=1&token=x", b"ssl_check=0&token=x", b"ssl_check=1&payload=%7B%7D"):
+            await send(
+                urlencode(_broken(command, (field,), how)).encode(),
+                "application/x-www-form-urlencoded",
+                f"command {field} {how}",
+            )
+    for body in (
+        b"ssl_check=1",
+        b"ssl_check=1&token=x",
+        b"ssl_check=0&token=x",
+        b"ssl_check=1&payload=%7B%7D",
+    ):
         await send(body, "application/x-www-form-urlencoded", body.decode())
 
     assert failures == []
@@ -288,8 +347,9 @@ async def test_signed_payloads_broken_in_every_field_never_get_a_500_and_change_
 async def test_ssl_check_is_answered_200(start_worker):
     worker = await start_worker()
     body = b"ssl_check=1&token=legacy"
-    async with worker.session.post(f"{worker.url}{EVENTS}", data=body,
-                                   headers={"Content-Type": "application/x-www-form-urlencoded"}) as response:
+    async with worker.session.post(
+        f"{worker.url}{EVENTS}", data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    ) as response:
         assert response.status == 200
 
 
@@ -322,8 +382,12 @@ async def test_a_body_over_the_limit_is_refused_with_413(start_worker, redis):
 def test_settings_bound_the_http_limits(redis_server, slack):
     from pydantic import ValidationError
 
-    for bad in ({"http_header_timeout": 0}, {"http_body_timeout": float("inf")}, {"http_max_connections": 1},
-                {"http_max_body": 10}):
+    for bad in (
+        {"http_header_timeout": 0},
+        {"http_body_timeout": float("inf")},
+        {"http_max_connections": 1},
+        {"http_max_body": 10},
+    ):
         with pytest.raises(ValidationError):
             settings_for(redis_server, slack, **bad)
 
@@ -341,11 +405,15 @@ async def test_a_signature_is_remembered_for_as_long_as_any_worker_would_accept_
     assert not await signed.first_use("v0=" + "a" * 64, str(int(now) + 290), now=now)
 
 
-async def test_two_workers_given_one_request_at_once_handle_it_once(start_worker, make_approver, slack, redis, tmp_path):
+async def test_two_workers_given_one_request_at_once_handle_it_once(
+    start_worker, make_approver, slack, redis, tmp_path
+):
     policy = policy_file(tmp_path, "default:\n  required_approvals: 2\n")
     first, second = await start_worker(approval_policy=policy), await start_worker(approval_policy=policy)
     approver = await make_approver()
-    task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_race_replay")))
+    task = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_race_replay"))
+    )
     message = await posted(slack)
     body, headers = signed_form(_click(message, "U0ALICE"), SIGNING_SECRET)
     statuses = await asyncio.gather(*(_post(w, body, headers) for w in (first, second, first, second)))

@@ -24,8 +24,12 @@ async def test_url_verification_handshake(start_worker):
 async def test_uninstall_is_logged_as_an_error(start_worker, caplog):
     worker = await start_worker()
     event = {
-        "type": "event_callback", "team_id": "T0TEAM", "api_app_id": "A0TEST", "event_id": "Ev1",
-        "event_time": int(time.time()), "event": {"type": "app_uninstalled"},
+        "type": "event_callback",
+        "team_id": "T0TEAM",
+        "api_app_id": "A0TEST",
+        "event_id": "Ev1",
+        "event_time": int(time.time()),
+        "event": {"type": "app_uninstalled"},
     }
     with caplog.at_level(logging.ERROR, logger="bot"):
         status, _text = await _post_event(worker, event)
@@ -45,5 +49,12 @@ async def test_every_event_the_manifest_subscribes_to_is_handled(start_worker):
     worker = await start_worker()
     for subscribed in manifest["settings"]["event_subscriptions"]["bot_events"]:
         kind = subscribed.split(".")[0]  # message.channels → message
-        event = {"type": kind, "user": "U0ALICE", "channel": "C0APPROVALS", "ts": "1700000000.000001", "text": "hi", "tab": "home"}
+        event = {
+            "type": kind,
+            "user": "U0ALICE",
+            "channel": "C0APPROVALS",
+            "ts": "1700000000.000001",
+            "text": "hi",
+            "tab": "home",
+        }
         assert await worker.event(event_callback(event)) == 200, subscribed

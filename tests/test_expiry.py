@@ -35,7 +35,9 @@ default:
 
 
 async def _expired(approver, command: str, tool_use_id: str) -> str:
-    result = await asyncio.wait_for(approver.can_use_tool("Bash", {"command": command}, context(tool_use_id)), 10)
+    result = await asyncio.wait_for(
+        approver.can_use_tool("Bash", {"command": command}, context(tool_use_id)), 10
+    )
     assert result.behavior == "deny"
     return result.message
 
@@ -53,7 +55,9 @@ async def test_a_rule_timeout_is_named_with_its_rule(tmp_path, start_worker, mak
     )
 
 
-async def test_the_agents_own_timeout_is_named_when_it_falls_due_first(tmp_path, start_worker, make_approver, slack):
+async def test_the_agents_own_timeout_is_named_when_it_falls_due_first(
+    tmp_path, start_worker, make_approver, slack
+):
     await start_worker(approval_policy=policy_file(tmp_path, POLICY))
     approver = await make_approver(timeout=1)
     assert await _expired(approver, "migrate db", "toolu_exp_agent") == (
@@ -70,10 +74,14 @@ async def test_an_escalated_timeout_says_it_waited_once_more(tmp_path, start_wor
     )
 
 
-async def test_an_expired_n_of_m_request_says_how_many_approvals_it_had(tmp_path, start_worker, make_approver, slack):
+async def test_an_expired_n_of_m_request_says_how_many_approvals_it_had(
+    tmp_path, start_worker, make_approver, slack
+):
     worker = await start_worker(approval_policy=policy_file(tmp_path, POLICY))
     approver = await make_approver(timeout=86400)
-    call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "release v2"}, context("toolu_exp_votes")))
+    call = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "release v2"}, context("toolu_exp_votes"))
+    )
     await worker.click("U0ALICE", Action.APPROVE, await posted(slack), name="alice")
     result = await asyncio.wait_for(call, 10)
     assert result.message == (

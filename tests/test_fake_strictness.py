@@ -39,8 +39,13 @@ def option(text: str = "a", description: str | None = None, value: str = "0") ->
 
 def form(element: dict[str, Any]) -> dict[str, Any]:
     return {
-        "type": "modal", "callback_id": "c", "title": plain("T"), "submit": plain("Send"),
-        "blocks": [{"type": "input", "block_id": "b", "label": plain("L"), "element": {"action_id": "a", **element}}],
+        "type": "modal",
+        "callback_id": "c",
+        "title": plain("T"),
+        "submit": plain("Send"),
+        "blocks": [
+            {"type": "input", "block_id": "b", "label": plain("L"), "element": {"action_id": "a", **element}}
+        ],
     }
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs
@@ -342,7 +342,10 @@ async def test_block_actions_from_a_posted_message(slack: FakeSlack, client: Asy
 def test_view_submission_checks_inputs_against_the_view() -> None:
     view = {"id": "V1", **deny_modal()}
     payload = view_submission("U0ALICE", "deny_reason", "req-1", {"reason": {"text": "too risky"}}, view=view)
-    assert payload["view"]["state"]["values"]["reason"]["text"] == {"type": "plain_text_input", "value": "too risky"}
+    assert payload["view"]["state"]["values"]["reason"]["text"] == {
+        "type": "plain_text_input",
+        "value": "too risky",
+    }
     assert payload["view"]["id"] == "V1"
     with pytest.raises(ValueError, match="no input"):
         view_submission("U0ALICE", "deny_reason", "req-1", {"reason": {"typo": "x"}}, view=view)
@@ -357,7 +360,9 @@ async def test_bolt_routes_the_payloads_and_its_client_reaches_the_fake(slack: F
     async def on_approve(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         seen.append(f"{body['user']['id']}:{body['actions'][0]['value']}")
-        await client.chat_update(channel=body["channel"]["id"], ts=body["message"]["ts"], text="Approved", blocks=[])
+        await client.chat_update(
+            channel=body["channel"]["id"], ts=body["message"]["ts"], text="Approved", blocks=[]
+        )
 
     @app.view("deny_reason")
     async def on_deny(ack: AsyncAck, view: dict[str, Any]) -> None:
@@ -365,7 +370,9 @@ async def test_bolt_routes_the_payloads_and_its_client_reaches_the_fake(slack: F
         seen.append(view["private_metadata"] + ":" + view["state"]["values"]["reason"]["text"]["value"])
 
     posted = await slack.client().chat_postMessage(channel=CHANNEL, text="Approve?", blocks=request_blocks())
-    click = block_actions("U0ALICE", "approve", "req-1", message=slack.message(CHANNEL, posted["ts"]).as_dict())
+    click = block_actions(
+        "U0ALICE", "approve", "req-1", message=slack.message(CHANNEL, posted["ts"]).as_dict()
+    )
     submit = view_submission("U0BOB", "deny_reason", "req-2", {"reason": {"text": "nope"}})
     for payload in (click, submit):
         body, headers = signed_form(payload, SECRET)

@@ -17,7 +17,9 @@ from tests.fakes.slack_payloads import trigger_id
 
 CHANNEL = "C0APPROVALS"
 MODAL = {
-    "type": "modal", "callback_id": "notice", "title": {"type": "plain_text", "text": "Notice"},
+    "type": "modal",
+    "callback_id": "notice",
+    "title": {"type": "plain_text", "text": "Notice"},
     "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "hi"}}],
 }
 
@@ -44,7 +46,10 @@ async def test_a_trigger_opens_one_view_within_three_seconds_of_the_click(slack,
     await client.views_open(trigger_id=fresh, view=MODAL)
     assert await _error(client.views_open(trigger_id=fresh, view=MODAL)) == "exchanged_trigger_id"
     # Minted 3.5 s ago: the click's 3 s are over (the clock, not a sleep, moves on).
-    assert await _error(client.views_open(trigger_id=trigger_id(time.time() - 3.5), view=MODAL)) == "expired_trigger_id"
+    assert (
+        await _error(client.views_open(trigger_id=trigger_id(time.time() - 3.5), view=MODAL))
+        == "expired_trigger_id"
+    )
     late = trigger_id()
     slack.clock = lambda: time.time() + 3.5
     assert await _error(client.views_open(trigger_id=late, view=MODAL)) == "expired_trigger_id"
@@ -70,17 +75,25 @@ async def test_a_response_url_answers_five_times_within_thirty_minutes(slack, cl
 
 async def test_an_ephemeral_is_replaced_through_its_response_url_only(slack, client):
     shown = slack.show_ephemeral(CHANNEL, "U0ALICE", "rules", [])
-    assert await _error(client.chat_update(channel=CHANNEL, ts=shown.message_ts, text="x")) == "cant_update_message"
+    assert (
+        await _error(client.chat_update(channel=CHANNEL, ts=shown.message_ts, text="x"))
+        == "cant_update_message"
+    )
     async with aiohttp.ClientSession() as session:
         url = slack.response_url(CHANNEL, shown.message_ts)
-        async with session.post(url, json={"replace_original": True, "text": "rules, one removed"}) as response:
+        async with session.post(
+            url, json={"replace_original": True, "text": "rules, one removed"}
+        ) as response:
             assert response.status == 200
     assert [e.text for e in slack.ephemerals] == ["rules, one removed"]
 
 
 async def test_the_bot_updates_only_its_own_messages(slack, client):
     theirs = slack.reply(CHANNEL, "1700000000.000100", "U0ALICE", "hello")
-    assert await _error(client.chat_update(channel=CHANNEL, ts=theirs.ts, text="edited")) == "cant_update_message"
+    assert (
+        await _error(client.chat_update(channel=CHANNEL, ts=theirs.ts, text="edited"))
+        == "cant_update_message"
+    )
     assert slack.message(CHANNEL, theirs.ts).text == "hello"
 
 
@@ -88,7 +101,10 @@ async def test_threads_and_ephemerals_need_the_channels_members(slack, client):
     slack.add_channel("C0SMALL", "small", members=["U0ALICE"])
     posted = await client.chat_postMessage(channel="C0SMALL", text="root")
     await client.chat_postEphemeral(channel="C0SMALL", user="U0ALICE", text="only alice")
-    assert await _error(client.chat_postEphemeral(channel="C0SMALL", user="U0BOB", text="x")) == "user_not_in_channel"
+    assert (
+        await _error(client.chat_postEphemeral(channel="C0SMALL", user="U0BOB", text="x"))
+        == "user_not_in_channel"
+    )
     await client.conversations_replies(channel="C0SMALL", ts=posted["ts"])
 
     slack.channels["C0SMALL"].is_member = False  # the bot was removed

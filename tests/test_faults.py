@@ -51,9 +51,15 @@ class Lines:
 
 async def agent_host(redis_url: str, workdir: Path, cli_env: dict[str, str], *resume: str) -> Lines:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "tests" / "fakes" / "agent_process.py"), str(workdir), json.dumps(cli_env), *resume,
-        env=child_env(REDIS_URL=redis_url), cwd=workdir,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(ROOT / "tests" / "fakes" / "agent_process.py"),
+        str(workdir),
+        json.dumps(cli_env),
+        *resume,
+        env=child_env(REDIS_URL=redis_url),
+        cwd=workdir,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     return Lines(process)
 
@@ -77,7 +83,9 @@ async def test_an_agent_host_killed_while_waiting_applies_the_decision_on_restar
 
         await worker.click("U_ALICE", Action.APPROVE, message, name="alice")  # while nobody waits
 
-        second = await agent_host(redis_server.url, workdir, cli_env, deferred["session_id"], deferred["tool_use_id"])
+        second = await agent_host(
+            redis_server.url, workdir, cli_env, deferred["session_id"], deferred["tool_use_id"]
+        )
         assert await second.next() == {"decided": "approved"}
         assert await second.next() == {"result": "end_turn"}
         await second.process.wait()
@@ -94,15 +102,27 @@ async def test_a_worker_process_killed_between_taking_and_posting_leaves_the_pos
 ):
     slack.hang("chat.postMessage")  # the first post never completes
     doomed = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "serve", cwd=tmp_path, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot",
+        "serve",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
         env=child_env(
-            REDIS_URL=redis_server.url, SLACK_BOT_TOKEN=slack.token, SLACK_SIGNING_SECRET=SIGNING_SECRET,
-            SLACK_API_URL=slack.base_url, APPROVAL_CHANNEL=CHANNEL, PORT=str(free_port()),
+            REDIS_URL=redis_server.url,
+            SLACK_BOT_TOKEN=slack.token,
+            SLACK_SIGNING_SECRET=SIGNING_SECRET,
+            SLACK_API_URL=slack.base_url,
+            APPROVAL_CHANNEL=CHANNEL,
+            PORT=str(free_port()),
         ),
     )
     try:
         approver = await make_approver()
-        call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_orphan")))
+        call = asyncio.create_task(
+            approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_orphan"))
+        )
         await slack.wait_for(lambda: slack.hung == ["chat.postMessage"], timeout=20)
     finally:
         doomed.kill()
@@ -118,7 +138,9 @@ async def test_a_worker_process_killed_between_taking_and_posting_leaves_the_pos
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fault", ["rate_limit", "server_error"])
-async def test_slack_failing_on_post_and_update_is_retried_off_the_request_path(fault, start_worker, make_approver, slack):
+async def test_slack_failing_on_post_and_update_is_retried_off_the_request_path(
+    fault, start_worker, make_approver, slack
+):
     worker = await start_worker()
     inject = slack.rate_limit if fault == "rate_limit" else slack.server_error
     inject("chat.postMessage", times=2)
@@ -138,17 +160,26 @@ async def test_slack_failing_on_post_and_update_is_retried_off_the_request_path(
 
 
 @pytest.mark.slow
-async def test_a_post_slack_keeps_failing_denies_as_undeliverable(redis_server, redis, store, slack, make_approver):
+async def test_a_post_slack_keeps_failing_denies_as_undeliverable(
+    redis_server, redis, store, slack, make_approver
+):
     slack.server_error("chat.postMessage", times=1000)
     settings = settings_for(redis_server, slack)
     queue = JobQueue(redis, "worker-5xx", retry_after=0.1)
     worker = SlackJobWorker(
-        store, queue, background_client(settings, backoff=0.01), policy=Policy(), default_channel=CHANNEL, sweep_interval=0.05
+        store,
+        queue,
+        background_client(settings, backoff=0.01),
+        policy=Policy(),
+        default_channel=CHANNEL,
+        sweep_interval=0.05,
     )
     await worker.start()
     try:
         approver = await make_approver(timeout=0)  # the agent would wait forever
-        result = await asyncio.wait_for(approver.can_use_tool("Bash", {"command": "make"}, context("toolu_5xx")), 20)
+        result = await asyncio.wait_for(
+            approver.can_use_tool("Bash", {"command": "make"}, context("toolu_5xx")), 20
+        )
     finally:
         await worker.close()
     assert result.behavior == "deny"
@@ -156,4 +187,3 @@ async def test_a_post_slack_keeps_failing_denies_as_undeliverable(redis_server, 
     assert slack.roots() == []
     attempts = slack.calls_to("chat.postMessage")
     assert len(attempts) > MAX_DELIVERIES and {c.status for c in attempts} == {503}  # retried, never posted
-

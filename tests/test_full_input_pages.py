@@ -21,7 +21,7 @@ from tests.fakes.slack_api import view_errors
 from tests.fakes.slack_payloads import block_actions
 from tests.test_message_budget import flood, request
 
-_FENCED = re.compile(r"^```\n(.*)\n```$", re.S)
+_FENCED = re.compile(r"^```\n(.*)\n```$", re.DOTALL)
 
 
 def _code(view: dict) -> str:
@@ -36,7 +36,13 @@ def _code(view: dict) -> str:
 
 def _turn(user: str, view: dict, action: Action) -> dict:
     """A click on a button in a modal, as Slack sends it: no channel, no message; the view instead."""
-    button = next(e for b in view["blocks"] if b["type"] == "actions" for e in b["elements"] if e["action_id"] == action.value)
+    button = next(
+        e
+        for b in view["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == action.value
+    )
     payload = block_actions(user, action.value, button["value"], block_id="turns")
     for key in ("channel", "message", "response_url"):
         payload.pop(key)
@@ -132,10 +138,19 @@ def _all_pages(req) -> tuple[str, list[str], int]:
         assert view_errors(view) == [] and len(json.dumps(view)) <= limits.VIEW_BUDGET
         assert len(view["blocks"]) <= limits.MODAL_BLOCKS
         code.append(_code(view))
-        headings += [b["text"]["text"] for b in view["blocks"]
-                     if b["type"] == "section" and b["text"]["text"] in (text.FULL_INPUT_CHANGED, text.FULL_INPUT_ASKED)]
-        following = [e for b in view["blocks"] if b["type"] == "actions" for e in b["elements"]
-                     if e["action_id"] == Action.INPUT_NEXT.value]
+        headings += [
+            b["text"]["text"]
+            for b in view["blocks"]
+            if b["type"] == "section"
+            and b["text"]["text"] in (text.FULL_INPUT_CHANGED, text.FULL_INPUT_ASKED)
+        ]
+        following = [
+            e
+            for b in view["blocks"]
+            if b["type"] == "actions"
+            for e in b["elements"]
+            if e["action_id"] == Action.INPUT_NEXT.value
+        ]
         if not following:
             return "".join(code), headings, page + 1
         assert following[0]["value"] == f"{req.id} {page + 1}"
@@ -153,7 +168,9 @@ def test_every_character_is_on_exactly_one_page_wherever_the_pages_break(kind):
         before = {"command": flood(kind, 50_000) + "`" * 7_000}
         req = request("Bash", before, State.APPROVED, updated_input=after)
         whole, headings, _ = _all_pages(req)
-        assert whole == json.dumps(after, indent=2, ensure_ascii=False) + json.dumps(before, indent=2, ensure_ascii=False)
+        assert whole == json.dumps(after, indent=2, ensure_ascii=False) + json.dumps(
+            before, indent=2, ensure_ascii=False
+        )
         assert headings == [text.FULL_INPUT_CHANGED, text.FULL_INPUT_ASKED]
 
 
@@ -164,7 +181,10 @@ def test_a_page_break_right_before_the_second_heading_shows_it_on_the_next_page(
     for size in range(100_000, 160_000, 97):
         after, before = {"command": "x" * size}, {"command": "y" * 5_000}
         req = request("Bash", before, State.APPROVED, updated_input=after)
-        documents = ((text.FULL_INPUT_CHANGED, json.dumps(after, indent=2)), (text.FULL_INPUT_ASKED, json.dumps(before, indent=2)))
+        documents = (
+            (text.FULL_INPUT_CHANGED, json.dumps(after, indent=2)),
+            (text.FULL_INPUT_ASKED, json.dumps(before, indent=2)),
+        )
         if any(start.document == 1 and start.heading for start in blocks._page_starts(documents)):
             break
     else:

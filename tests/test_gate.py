@@ -39,7 +39,11 @@ class HookRun:
 
 
 def hook_input(
-    tool_use_id: str, tool_input: dict[str, Any] | None = None, *, session: str = "sess-1", transcript: Path | None = None
+    tool_use_id: str,
+    tool_input: dict[str, Any] | None = None,
+    *,
+    session: str = "sess-1",
+    transcript: Path | None = None,
 ) -> dict[str, Any]:
     """What Claude Code writes to a PreToolUse hook's stdin."""
     return {
@@ -67,12 +71,21 @@ def transcript(directory: Path, *tool_use_ids: str) -> Path:
     return path
 
 
-async def start_gate(redis_url: str, payload: dict[str, Any] | bytes, *args: str, entrypoint: str = "cli") -> asyncio.subprocess.Process:
+async def start_gate(
+    redis_url: str, payload: dict[str, Any] | bytes, *args: str, entrypoint: str = "cli"
+) -> asyncio.subprocess.Process:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLAUDE", "ANTHROPIC", "REDIS_URL"))}
     env.update(REDIS_URL=redis_url, CLAUDE_CODE_ENTRYPOINT=entrypoint)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "gate", *args, env=env,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot",
+        "gate",
+        *args,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     assert process.stdin is not None
     process.stdin.write(payload if isinstance(payload, bytes) else json.dumps(payload).encode())
@@ -86,7 +99,9 @@ async def finish(process: asyncio.subprocess.Process) -> HookRun:
     return HookRun(process.returncode, out.decode(), err.decode())
 
 
-async def gate(redis_url: str, payload: dict[str, Any] | bytes, *args: str, entrypoint: str = "cli") -> HookRun:
+async def gate(
+    redis_url: str, payload: dict[str, Any] | bytes, *args: str, entrypoint: str = "cli"
+) -> HookRun:
     return await finish(await start_gate(redis_url, payload, *args, entrypoint=entrypoint))
 
 
@@ -115,7 +130,9 @@ async def test_a_denial_blocks_with_the_reason(redis_server, start_worker, slack
 
 
 @pytest.mark.slow
-async def test_interactive_gives_up_waiting_then_the_same_call_picks_up_the_decision(redis_server, start_worker, slack, store):
+async def test_interactive_gives_up_waiting_then_the_same_call_picks_up_the_decision(
+    redis_server, start_worker, slack, store
+):
     worker = await start_worker()
     first = await gate(redis_server.url, hook_input("toolu_cc_a"), "--wait", "0.5")
     assert first.decision["permissionDecision"] == "deny"
@@ -142,7 +159,9 @@ async def test_interactive_gives_up_waiting_then_the_same_call_picks_up_the_deci
 
 
 @pytest.mark.slow
-async def test_headless_claude_code_defers_when_the_wait_runs_out(redis_server, start_worker, slack, store, tmp_path):
+async def test_headless_claude_code_defers_when_the_wait_runs_out(
+    redis_server, start_worker, slack, store, tmp_path
+):
     await start_worker()
     call = hook_input("toolu_headless", transcript=transcript(tmp_path, "toolu_headless"))
     run = await gate(redis_server.url, call, "--wait", "0.3", entrypoint="sdk-cli")
@@ -158,7 +177,15 @@ async def test_one_call_of_several_is_never_deferred(redis_server, start_worker,
     headless = await gate(redis_server.url, call, "--wait", "0.3", entrypoint="sdk-cli")
     assert headless.decision["permissionDecision"] == "deny"
     assert "still waiting for approval" in headless.decision["permissionDecisionReason"]
-    sdk = await gate(redis_server.url, {**call, "tool_use_id": "toolu_p2"}, "--mode", "defer", "--wait", "0", entrypoint="sdk-py")
+    sdk = await gate(
+        redis_server.url,
+        {**call, "tool_use_id": "toolu_p2"},
+        "--mode",
+        "defer",
+        "--wait",
+        "0",
+        entrypoint="sdk-py",
+    )
     assert sdk.decision["permissionDecision"] == "ask"  # can_use_tool waits instead
 
 
@@ -172,13 +199,16 @@ async def test_sdk_wait_mode_hands_the_call_to_can_use_tool(redis_server, start_
 
 @pytest.mark.slow
 async def test_a_policy_deny_answers_at_once_without_a_post(redis_server, start_worker, slack, tmp_path):
-    policy = policy_file(tmp_path, """
+    policy = policy_file(
+        tmp_path,
+        """
 rules:
   - tool: Bash
     command: "^terraform apply"
     action: deny
     message: Use the pipeline.
-""")
+""",
+    )
     await start_worker(approval_policy=policy)
     run = await gate(redis_server.url, hook_input("toolu_policy"), "--mode", "defer", entrypoint="sdk-py")
     assert run.decision["permissionDecision"] == "deny"
@@ -191,8 +221,16 @@ rules:
     "payload, problem",
     [
         (b"not json", "invalid hook input"),
-        (b"\xff\xfe{\"hook_event_name\"", "hook input"),  # not UTF-8
-        ({"hook_event_name": "UserPromptSubmit", "tool_name": "Bash", "tool_input": {}, "tool_use_id": "t"}, "hook_event_name"),
+        (b'\xff\xfe{"hook_event_name"', "hook input"),  # not UTF-8
+        (
+            {
+                "hook_event_name": "UserPromptSubmit",
+                "tool_name": "Bash",
+                "tool_input": {},
+                "tool_use_id": "t",
+            },
+            "hook_event_name",
+        ),
         ({**hook_input("toolu_x"), "tool_input": "rm -rf /"}, "tool_input"),
         ({**hook_input("toolu_x"), "tool_use_id": ""}, "tool_use_id"),
     ],
@@ -209,10 +247,18 @@ async def test_a_gate_that_cannot_even_import_still_blocks(tmp_path):
     (tmp_path / "redis").mkdir()
     (tmp_path / "redis" / "__init__.py").write_text("raise ImportError('broken install')\n")
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "gate", cwd=tmp_path,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot",
+        "gate",
+        cwd=tmp_path,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(json.dumps(hook_input("toolu_broken")).encode()), 30)
+    out, err = await asyncio.wait_for(
+        process.communicate(json.dumps(hook_input("toolu_broken")).encode()), 30
+    )
     assert process.returncode == 2 and out == b""
     assert "could not start" in err.decode() and "broken install" in err.decode()
 
@@ -221,7 +267,10 @@ async def test_a_gate_that_cannot_even_import_still_blocks(tmp_path):
 @pytest.mark.parametrize(
     "args, problem",
     [
-        (["--wait", "600"], "--wait 600 does not fit below its hook's 600-second timeout"),  # the default hook timeout
+        (
+            ["--wait", "600"],
+            "--wait 600 does not fit below its hook's 600-second timeout",
+        ),  # the default hook timeout
         (["--wait", "593", "--hook-timeout", "600"], "--wait 593 does not fit"),  # no room for the route wait
         (["--wait", "30", "--hook-timeout", "8"], "--wait 30 does not fit below its hook's 8-second timeout"),
         (["--wait", "inf"], "--wait must be a finite number of seconds"),
@@ -233,7 +282,9 @@ async def test_a_gate_that_cannot_even_import_still_blocks(tmp_path):
         (["--hook-timeout", "nan"], "--hook-timeout must be a finite number of seconds"),
     ],
 )
-async def test_a_wait_that_cannot_answer_before_the_hook_times_out_is_refused(redis_server, redis, args, problem):
+async def test_a_wait_that_cannot_answer_before_the_hook_times_out_is_refused(
+    redis_server, redis, args, problem
+):
     # A hook that outlives its timeout gives no decision and the CLI's own
     # rules run the call: refuse at once, with exit 2 (exit 1 would run it).
     run = await gate(redis_server.url, hook_input("toolu_refused"), *args)
@@ -271,7 +322,7 @@ def test_the_installed_hook_tells_the_gate_its_own_timeout():
 
 def test_the_readme_settings_json_tells_the_gate_its_timeout():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    examples = [block for block in re.findall(r"```json\n(.*?)```", readme, re.S) if "bot gate" in block]
+    examples = [block for block in re.findall(r"```json\n(.*?)```", readme, re.DOTALL) if "bot gate" in block]
     hooks = [pair for example in examples for pair in _hook_timeouts(json.loads(example))]
     assert len(examples) == 2 and len(hooks) == 3  # install's two hooks, and the PreToolUse gate by hand
     assert all(told == timeout for timeout, told in hooks)
@@ -297,7 +348,9 @@ async def test_stopped_by_claude_code_while_waiting_blocks(redis_server, start_w
 
 
 @pytest.mark.slow
-async def test_headless_claude_code_defers_then_resumes_with_the_decision(redis_server, start_worker, slack, tmp_path, monkeypatch):
+async def test_headless_claude_code_defers_then_resumes_with_the_decision(
+    redis_server, start_worker, slack, tmp_path, monkeypatch
+):
     """``claude -p`` with the gate in settings.json, then ``claude -p --resume`` (the README's recipe)."""
     import claude_agent_sdk
 
@@ -309,7 +362,11 @@ async def test_headless_claude_code_defers_then_resumes_with_the_decision(redis_
     worker = await start_worker()
     workdir = tmp_path / "work"
     workdir.mkdir()
-    hook = {"type": "command", "command": f"{sys.executable} -m bot gate --wait 0.5 --agent-name ci", "timeout": 600}
+    hook = {
+        "type": "command",
+        "command": f"{sys.executable} -m bot gate --wait 0.5 --agent-name ci",
+        "timeout": 600,
+    }
     settings = json.dumps({"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [hook]}]}})
     marker = {"command": "echo ran >> marker.txt", "description": "Append to a marker file"}
     async with ScriptedModel.start([tool_use("Bash", marker), text("done")]) as model:
@@ -318,9 +375,20 @@ async def test_headless_claude_code_defers_then_resumes_with_the_decision(redis_
 
         async def claude(*args: str) -> dict[str, Any]:
             process = await asyncio.create_subprocess_exec(
-                str(cli), "-p", *args, "--settings", settings, "--tools", "Bash", "--output-format", "json",
-                cwd=workdir, env=env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                str(cli),
+                "-p",
+                *args,
+                "--settings",
+                settings,
+                "--tools",
+                "Bash",
+                "--output-format",
+                "json",
+                cwd=workdir,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
             )
             out, err = await asyncio.wait_for(process.communicate(), 60)
             assert process.returncode == 0, err.decode()

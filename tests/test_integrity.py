@@ -27,14 +27,18 @@ from tests.fakes.slack_payloads import block_actions, signed_form, view_submissi
 
 
 async def audit(redis) -> list[dict[str, str]]:
-    return [{k.decode(): v.decode() for k, v in fields.items()} for _id, fields in await redis.xrange(keys.AUDIT)]
+    return [
+        {k.decode(): v.decode() for k, v in fields.items()} for _id, fields in await redis.xrange(keys.AUDIT)
+    ]
 
 
 def suggest(rule: str) -> list[PermissionUpdate]:
     tool, _, content = rule.partition("(")
     return [
         PermissionUpdate(
-            type="addRules", rules=[PermissionRuleValue(tool, content.rstrip(")"))], behavior="allow",
+            type="addRules",
+            rules=[PermissionRuleValue(tool, content.rstrip(")"))],
+            behavior="allow",
             destination="localSettings",
         )
     ]
@@ -44,10 +48,14 @@ def suggest(rule: str) -> list[PermissionUpdate]:
 
 
 @pytest.mark.parametrize("estimate", [math.inf, -math.inf, math.nan, 1e300, -1.0])
-async def test_an_unusable_cost_estimate_is_a_deny_that_says_so(make_approver, start_worker, slack, redis, estimate):
+async def test_an_unusable_cost_estimate_is_a_deny_that_says_so(
+    make_approver, start_worker, slack, redis, estimate
+):
     await start_worker()
     approver = await make_approver(cost_estimator=lambda tool, tool_input: estimate)
-    result = await asyncio.wait_for(approver.can_use_tool("Bash", {"command": "make gpu"}, context("toolu_inf")), 5)
+    result = await asyncio.wait_for(
+        approver.can_use_tool("Bash", {"command": "make gpu"}, context("toolu_inf")), 5
+    )
     assert result.behavior == "deny"
     assert "cost estimator" in result.message and "The tool was not run." in result.message
     assert slack.calls_to("chat.postMessage") == []
@@ -130,7 +138,9 @@ def test_timeouts_out_of_range_are_refused_where_they_enter():
 async def test_routing_applies_the_policys_decision_in_the_same_step(store, redis, action):
     """Before, routing stored the route and a second call decided: a worker that
     died in between left a pending request that a retry posted for anyone to approve."""
-    created, _ = await store.create(NewRequest(id="1" * 24, tool_name="Bash", tool_input={"command": "rm -rf /"}))
+    created, _ = await store.create(
+        NewRequest(id="1" * 24, tool_name="Bash", tool_input={"command": "rm -rf /"})
+    )
     state = await store.route(created.id, Route(rule="no-root-rm", action=action, message="Never."))
     expected = State.DENIED if action is RouteAction.DENY else State.APPROVED
     assert state is expected
@@ -140,11 +150,15 @@ async def test_routing_applies_the_policys_decision_in_the_same_step(store, redi
     assert await store.route(created.id, Route(rule="default", action=RouteAction.ASK)) is expected
 
 
-async def test_a_retried_post_of_a_call_the_policy_denied_posts_nothing(tmp_path, start_worker, make_approver, slack, redis):
+async def test_a_retried_post_of_a_call_the_policy_denied_posts_nothing(
+    tmp_path, start_worker, make_approver, slack, redis
+):
     body = "rules:\n  - {name: no-rm, tool: Bash, command: '^rm ', action: deny, message: No.}\n"
     await start_worker(approval_policy=policy_file(tmp_path, body))
     approver = await make_approver()
-    result = await asyncio.wait_for(approver.can_use_tool("Bash", {"command": "rm -rf x"}, context("toolu_rm")), 5)
+    result = await asyncio.wait_for(
+        approver.can_use_tool("Bash", {"command": "rm -rf x"}, context("toolu_rm")), 5
+    )
     assert result.behavior == "deny"
     # The job handed out again (a worker that died mid-job): still nothing posted.
     await redis.xadd(keys.JOBS, {"kind": "post", "id": request_id_for("toolu_rm")})
@@ -165,7 +179,9 @@ async def test_a_post_that_slack_took_but_redis_did_not_record_leaves_one_live_c
         await redis.config_set("min-replicas-to-write", 1)  # NOREPLICAS on every write
 
     slack.before_answer("chat.postMessage", redis_refuses_writes)
-    task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make ship"}, context("toolu_orphan")))
+    task = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "make ship"}, context("toolu_orphan"))
+    )
     try:
         await slack.wait_for(lambda: slack.calls_to("chat.delete"))
     finally:
@@ -183,7 +199,9 @@ async def test_a_card_posted_by_a_worker_that_died_before_recording_it_is_adopte
     start_worker, make_approver, slack, redis, store
 ):
     approver = await make_approver()
-    task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make ship"}, context("toolu_adopt")))
+    task = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "make ship"}, context("toolu_adopt"))
+    )
     request_id = request_id_for("toolu_adopt")
     await asyncio.sleep(0.2)
     # What a worker did before it died: began the post, Slack took it, nothing recorded.
@@ -195,7 +213,9 @@ async def test_a_card_posted_by_a_worker_that_died_before_recording_it_is_adopte
     message = blocks.request_message(request)
     client = slack.client()
     await client.chat_postMessage(
-        channel="C0APPROVALS", text=message.text, blocks=message.blocks,
+        channel="C0APPROVALS",
+        text=message.text,
+        blocks=message.blocks,
         metadata={"event_type": "approval_request", "event_payload": {"request_id": request_id}},
     )
 
@@ -241,7 +261,9 @@ rules:
 
 async def _granted(worker, approver, slack, user: str, rule: str, command: str, tool_use_id: str) -> None:
     """``user`` approves ``command`` with Always allow, granting ``rule``."""
-    task = asyncio.create_task(approver.can_use_tool("Bash", {"command": command}, context(tool_use_id, suggestions=suggest(rule))))
+    task = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": command}, context(tool_use_id, suggestions=suggest(rule)))
+    )
     count = len(slack.roots())
     message = await posted(slack, count + 1)
     await worker.click(user, Action.ALWAYS_ALLOW, message)
@@ -254,10 +276,20 @@ async def test_a_team_rule_does_not_stand_in_for_the_approvals_a_route_requires(
     worker = await start_worker(approval_policy=policy_file(tmp_path, TEAM_POLICY))
     approver = await make_approver()
     # Carol approves a staging deploy (the default route: anyone) and always-allows the prefix.
-    await _granted(worker, approver, slack, "U0CAROL", "Bash(npm run deploy:*)", "npm run deploy --env=staging", "toolu_s")
+    await _granted(
+        worker,
+        approver,
+        slack,
+        "U0CAROL",
+        "Bash(npm run deploy:*)",
+        "npm run deploy --env=staging",
+        "toolu_s",
+    )
 
     # The same prefix on the route that needs Alice and Bob: asked, not auto-approved.
-    prod = asyncio.create_task(approver.can_use_tool("Bash", {"command": "npm run deploy --env=prod"}, context("toolu_p")))
+    prod = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "npm run deploy --env=prod"}, context("toolu_p"))
+    )
     message = await posted(slack, 2)
     assert "npm run deploy --env=prod" in str(message.blocks)
     assert not prod.done()
@@ -281,8 +313,12 @@ async def test_a_team_rule_granted_by_someone_who_is_not_the_routes_approver_is_
     await start_worker(approval_policy=policy_file(tmp_path, TEAM_POLICY))
     approver = await make_approver()
     # Carol granted it on a request she could decide (the default route); terraform is the SRE's.
-    await TeamAllowList(redis).add([Rule.parse("Bash(terraform plan *)")], added_by="U0CAROL", route="default")
-    task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "terraform plan -out x"}, context("toolu_tf")))
+    await TeamAllowList(redis).add(
+        [Rule.parse("Bash(terraform plan *)")], added_by="U0CAROL", route="default"
+    )
+    task = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "terraform plan -out x"}, context("toolu_tf"))
+    )
     message = await posted(slack)
     assert "terraform plan -out x" in str(message.blocks)
     declined = [e for e in await audit(redis) if e["event"] == "team_rule_not_applied"]
@@ -299,31 +335,41 @@ async def test_a_team_rule_never_lets_the_requester_approve_their_own_call(
     await start_worker(approval_policy=policy_file(tmp_path, TEAM_POLICY))
     approver = await make_approver(requested_by="U0CAROL")
     await TeamAllowList(redis).add([Rule.parse("Bash(make *)")], added_by="U0CAROL", route="default")
-    task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make release"}, context("toolu_self")))
+    task = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "make release"}, context("toolu_self"))
+    )
     await posted(slack)
     assert not task.done()
     assert "self" in [e for e in await audit(redis) if e["event"] == "team_rule_not_applied"][-1]["declined"]
     await cancelled(task)
 
 
-async def test_a_team_rule_does_not_spend_past_the_routes_budget(tmp_path, start_worker, make_approver, slack, redis):
+async def test_a_team_rule_does_not_spend_past_the_routes_budget(
+    tmp_path, start_worker, make_approver, slack, redis
+):
     from bot.approvals.allowlist import TeamAllowList
     from bot.approvals.rules import Rule
 
     await start_worker(approval_policy=policy_file(tmp_path, TEAM_POLICY))
     approver = await make_approver()
     await TeamAllowList(redis).add([Rule.parse("Bash(gpu *)")], added_by="U0CAROL", route="gpu")
-    first = await asyncio.wait_for(approver.can_use_tool("Bash", {"command": "gpu train"}, context("toolu_g1")), 5)
+    first = await asyncio.wait_for(
+        approver.can_use_tool("Bash", {"command": "gpu train"}, context("toolu_g1")), 5
+    )
     assert first.behavior == "allow"  # $40 of $50
     second = asyncio.create_task(approver.can_use_tool("Bash", {"command": "gpu train"}, context("toolu_g2")))
     await posted(slack)  # $80 > $50: a person decides
-    assert "over_budget" in [e for e in await audit(redis) if e["event"] == "team_rule_not_applied"][-1]["declined"]
+    assert (
+        "over_budget"
+        in [e for e in await audit(redis) if e["event"] == "team_rule_not_applied"][-1]["declined"]
+    )
     await cancelled(second)
 
 
 async def test_only_approvers_admins_or_the_granter_remove_a_team_rule(tmp_path, start_worker, slack, redis):
     from bot.approvals.allowlist import TeamAllowList
     from bot.approvals.rules import Rule
+
     worker = await start_worker(approval_policy=policy_file(tmp_path, TEAM_POLICY))
     allowlist = TeamAllowList(redis)
     rule = Rule.parse("Bash(terraform plan *)")
@@ -331,8 +377,15 @@ async def test_only_approvers_admins_or_the_granter_remove_a_team_rule(tmp_path,
 
     async def remove(user: str) -> None:
         listing = await worker.command(user, "rules")
-        click = block_actions(user, Action.REMOVE_RULE.value, rule.id, response_url=slack.response_url("C0APPROVALS", "1.0"))
-        click["message"] = {"type": "message", "text": listing["text"], "blocks": listing["blocks"], "ts": "1.0"}
+        click = block_actions(
+            user, Action.REMOVE_RULE.value, rule.id, response_url=slack.response_url("C0APPROVALS", "1.0")
+        )
+        click["message"] = {
+            "type": "message",
+            "text": listing["text"],
+            "blocks": listing["blocks"],
+            "ts": "1.0",
+        }
         assert (await worker.post_signed(click)).status == 200
 
     await remove("U0MALLORY")
@@ -346,14 +399,18 @@ async def test_only_approvers_admins_or_the_granter_remove_a_team_rule(tmp_path,
 # -- the same tool_use_id with another input is another call --------------------------------
 
 
-async def test_a_reused_tool_use_id_with_another_input_is_asked_anew(start_worker, make_approver, slack, redis):
+async def test_a_reused_tool_use_id_with_another_input_is_asked_anew(
+    start_worker, make_approver, slack, redis
+):
     worker = await start_worker()
     approver = await make_approver()
     task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_same")))
     await worker.click("U0ALICE", Action.APPROVE, await posted(slack))
     assert (await asyncio.wait_for(task, 5)).updated_input == {"command": "ls"}
 
-    other = asyncio.create_task(approver.can_use_tool("Bash", {"command": "rm -rf /srv"}, context("toolu_same")))
+    other = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "rm -rf /srv"}, context("toolu_same"))
+    )
     message = await posted(slack, 2)
     assert "rm -rf /srv" in str(message.blocks)
     assert not other.done(), "the approval of `ls` was not handed to `rm -rf /srv`"
@@ -363,7 +420,9 @@ async def test_a_reused_tool_use_id_with_another_input_is_asked_anew(start_worke
     assert (await asyncio.wait_for(other, 5)).behavior == "deny"
 
     # Another tool under the same id: its own request too.
-    third = asyncio.create_task(approver.can_use_tool("Write", {"file_path": "/tmp/x", "content": ""}, context("toolu_same")))
+    third = asyncio.create_task(
+        approver.can_use_tool("Write", {"file_path": "/tmp/x", "content": ""}, context("toolu_same"))
+    )
     await posted(slack, 3)
     assert not third.done()
     await cancelled(third)
@@ -372,7 +431,9 @@ async def test_a_reused_tool_use_id_with_another_input_is_asked_anew(start_worke
 # -- path rules match where a path leads ------------------------------------------------------
 
 
-async def test_a_symlink_cannot_carry_a_write_past_a_path_rule(tmp_path, start_worker, make_approver, slack, redis):
+async def test_a_symlink_cannot_carry_a_write_past_a_path_rule(
+    tmp_path, start_worker, make_approver, slack, redis
+):
     infra = tmp_path / "infra"
     scratch = tmp_path / "scratch"
     infra.mkdir()
@@ -393,17 +454,24 @@ rules:
     await start_worker(approval_policy=policy_file(tmp_path, body))
     approver = await make_approver()
     allowed = await asyncio.wait_for(
-        approver.can_use_tool("Write", {"file_path": f"{scratch}/notes.txt", "content": ""}, context("toolu_ok")), 5
+        approver.can_use_tool(
+            "Write", {"file_path": f"{scratch}/notes.txt", "content": ""}, context("toolu_ok")
+        ),
+        5,
     )
     assert allowed.behavior == "allow"
-    for n, path in enumerate([f"{scratch}/link/main.tf", f"{scratch}/link/../infra/main.tf", f"{scratch}/link/./x/../main.tf"]):
+    for n, path in enumerate(
+        [f"{scratch}/link/main.tf", f"{scratch}/link/../infra/main.tf", f"{scratch}/link/./x/../main.tf"]
+    ):
         result = await asyncio.wait_for(
             approver.can_use_tool("Write", {"file_path": path, "content": ""}, context(f"toolu_link{n}")), 5
         )
         assert result.behavior == "deny" and "Infra is written by CI only." in result.message, path
 
 
-async def test_a_team_path_rule_matches_only_where_both_paths_lead(tmp_path, start_worker, make_approver, slack, redis):
+async def test_a_team_path_rule_matches_only_where_both_paths_lead(
+    tmp_path, start_worker, make_approver, slack, redis
+):
     from bot.approvals.allowlist import TeamAllowList
     from bot.approvals.rules import Rule
 
@@ -412,13 +480,20 @@ async def test_a_team_path_rule_matches_only_where_both_paths_lead(tmp_path, sta
     os.symlink(tmp_path / "secrets", tmp_path / "work" / "cache")
     await start_worker()
     approver = await make_approver()
-    await TeamAllowList(redis).add([Rule.parse(f"Write({tmp_path}/work/**)")], added_by="U0ALICE", route="default")
+    await TeamAllowList(redis).add(
+        [Rule.parse(f"Write({tmp_path}/work/**)")], added_by="U0ALICE", route="default"
+    )
     fine = await asyncio.wait_for(
-        approver.can_use_tool("Write", {"file_path": f"{tmp_path}/work/a.txt", "content": ""}, context("toolu_w1")), 5
+        approver.can_use_tool(
+            "Write", {"file_path": f"{tmp_path}/work/a.txt", "content": ""}, context("toolu_w1")
+        ),
+        5,
     )
     assert fine.behavior == "allow"
     task = asyncio.create_task(
-        approver.can_use_tool("Write", {"file_path": f"{tmp_path}/work/cache/key.pem", "content": ""}, context("toolu_w2"))
+        approver.can_use_tool(
+            "Write", {"file_path": f"{tmp_path}/work/cache/key.pem", "content": ""}, context("toolu_w2")
+        )
     )
     await posted(slack)
     assert not task.done()
@@ -436,7 +511,9 @@ rules:
 """
 
 
-async def test_a_modify_form_submitted_again_changes_nothing(tmp_path, start_worker, make_approver, slack, store):
+async def test_a_modify_form_submitted_again_changes_nothing(
+    tmp_path, start_worker, make_approver, slack, store
+):
     worker = await start_worker(approval_policy=policy_file(tmp_path, TWO_OF))
     approver = await make_approver()
     task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make a"}, context("toolu_rev")))
@@ -447,8 +524,13 @@ async def test_a_modify_form_submitted_again_changes_nothing(tmp_path, start_wor
     assert request.revision == 1 and [v.user for v in request.votes] == ["U0ALICE"]
 
     # The same form again (re-signed: the signature check cannot tell it apart from a new one).
-    payload = view_submission("U0ALICE", Modal.MODIFY.value, view["private_metadata"],
-                              {edit_block("command"): {"value": "make b"}}, view=view)
+    payload = view_submission(
+        "U0ALICE",
+        Modal.MODIFY.value,
+        view["private_metadata"],
+        {edit_block("command"): {"value": "make b"}},
+        view=view,
+    )
     body, headers = signed_form(payload, SIGNING_SECRET)
     async with worker.session.post(f"{worker.url}/slack/events", data=body, headers=headers) as response:
         ack = json.loads(await response.text() or "{}")
@@ -500,19 +582,31 @@ def test_the_gate_refuses_a_timeout_out_of_range_and_blocks(timeout, redis_serve
     import subprocess
     import sys
 
-    hook_input = {"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"command": "touch p"},
-                  "tool_use_id": "toolu_t", "session_id": "s", "cwd": str(tmp_path)}
+    hook_input = {
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Bash",
+        "tool_input": {"command": "touch p"},
+        "tool_use_id": "toolu_t",
+        "session_id": "s",
+        "cwd": str(tmp_path),
+    }
     env = {**os.environ, "REDIS_URL": redis_server.url}
     done = subprocess.run(
-        [sys.executable, "-m", "bot", "gate", "--timeout", timeout], input=json.dumps(hook_input),
-        capture_output=True, text=True, env=env, timeout=60,
+        [sys.executable, "-m", "bot", "gate", "--timeout", timeout],
+        input=json.dumps(hook_input),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert done.returncode == 2, done
     assert "--timeout" in done.stderr and "The tool was not run." in done.stderr
 
 
 @pytest.mark.slow
-async def test_a_recorded_post_whose_answer_was_lost_keeps_its_card(start_worker, make_approver, slack, redis_server):
+async def test_a_recorded_post_whose_answer_was_lost_keeps_its_card(
+    start_worker, make_approver, slack, redis_server
+):
     """MARK_POSTED ran but its reply never came back: the card Redis points to stays."""
     import hashlib
 
@@ -525,7 +619,9 @@ async def test_a_recorded_post_whose_answer_was_lost_keeps_its_card(start_worker
         proxy.lose_reply_to(hashlib.sha1(scripts.MARK_POSTED.encode()).hexdigest().encode())
         worker = await start_worker(redis_url=proxy.url, job_retry_after=0.3)
         approver = await make_approver()
-        task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make ship"}, context("toolu_lost")))
+        task = asyncio.create_task(
+            approver.can_use_tool("Bash", {"command": "make ship"}, context("toolu_lost"))
+        )
         message = await posted(slack)
         async with asyncio.timeout(15):  # the worker's read timeout, then its look again
             while not proxy.lost:
@@ -539,7 +635,9 @@ async def test_a_recorded_post_whose_answer_was_lost_keeps_its_card(start_worker
         await proxy.close()
 
 
-async def test_a_reused_tool_use_id_after_its_symlink_moved_is_asked_anew(tmp_path, start_worker, make_approver, slack):
+async def test_a_reused_tool_use_id_after_its_symlink_moved_is_asked_anew(
+    tmp_path, start_worker, make_approver, slack
+):
     infra, scratch = tmp_path / "infra", tmp_path / "scratch"
     infra.mkdir()
     (scratch / "real").mkdir(parents=True)
@@ -552,7 +650,9 @@ rules:
     await start_worker(approval_policy=policy_file(tmp_path, body))
     approver = await make_approver()
     call = {"file_path": f"{scratch}/link/main.tf", "content": "x"}
-    assert (await asyncio.wait_for(approver.can_use_tool("Write", call, context("toolu_moved")), 5)).behavior == "allow"
+    assert (
+        await asyncio.wait_for(approver.can_use_tool("Write", call, context("toolu_moved")), 5)
+    ).behavior == "allow"
     os.remove(scratch / "link")
     os.symlink(infra, scratch / "link")  # the same input now lands in infra/
     again = await asyncio.wait_for(approver.can_use_tool("Write", call, context("toolu_moved")), 5)
@@ -569,7 +669,9 @@ async def test_waiting_on_a_reused_tool_use_id_waits_for_its_newest_call(make_ap
     await store.decide(request_id, Decision(State.APPROVED, actor="U0ALICE", revision=0))
     await first
     # The same id with another input (what a deferred run would replay on resume):
-    second = asyncio.create_task(approver.can_use_tool("Bash", {"command": "rm -rf /srv"}, context("toolu_dup")))
+    second = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "rm -rf /srv"}, context("toolu_dup"))
+    )
     async with asyncio.timeout(5):
         while await store.latest(request_id) == request_id:
             await asyncio.sleep(0.02)

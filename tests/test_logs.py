@@ -23,7 +23,7 @@ API_KEY = "sk-ant-api03-Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0"
 BLOB = "A" * 10_000 + "THE-END"
 TOOL_INPUT = {
     "command": f"curl -H 'Authorization: Bearer {SLACK_TOKEN}' https://slack.com/api/auth.test\n"
-               f"export ANTHROPIC_API_KEY={API_KEY}\x1b[31m\x00\u2028done",
+    f"export ANTHROPIC_API_KEY={API_KEY}\x1b[31m\x00\u2028done",
     "description": "Check the token",
     "data": BLOB,
 }
@@ -96,8 +96,14 @@ async def test_a_request_s_life_is_json_lines_tagged_with_it_and_no_secret_or_wh
 
     about = [line for line in lines if line.get("request_id") == request_id]
     events = [line["event"] for line in about]
-    for event in ("request.created", "request.routed", "request.posted", "click", "request.decided",
-                  "request.updated"):
+    for event in (
+        "request.created",
+        "request.routed",
+        "request.posted",
+        "click",
+        "request.decided",
+        "request.updated",
+    ):
         assert event in events, events
     untagged = [line["message"] for line in about if line["logger"].startswith("bot.") and not line["event"]]
     assert untagged == []
@@ -129,10 +135,16 @@ async def test_a_slack_error_is_a_slack_error_line_naming_the_method_and_the_req
     slack.fail("chat.postMessage", "channel_not_found")
     await start_worker()
     approver = await make_approver()
-    result = await asyncio.wait_for(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_nowhere")), 10)
+    result = await asyncio.wait_for(
+        approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_nowhere")), 10
+    )
     assert result.behavior == "deny"
     line = await json_lines.wait(lambda line: line["event"] == "slack.error")
-    assert (line["method"], line["error"], line["state"]) == ("chat.postMessage", "channel_not_found", "undeliverable")
+    assert (line["method"], line["error"], line["state"]) == (
+        "chat.postMessage",
+        "channel_not_found",
+        "undeliverable",
+    )
     assert line["tool_use_id"] == "toolu_nowhere" and line["request_id"] and line["worker"] == "worker-0"
     assert line["level"] == "ERROR"
 
@@ -147,9 +159,15 @@ def test_the_preview_escapes_cuts_and_stars_out_credentials():
 @pytest.mark.slow
 async def test_check_logs_json_when_asked_and_text_by_default(tmp_path, redis_server, slack):
     for log_format in ("json", "text"):
-        code, out, err = await run("check", cwd=tmp_path, **configured(redis_server, slack, LOG_FORMAT=log_format))
+        code, out, err = await run(
+            "check", cwd=tmp_path, **configured(redis_server, slack, LOG_FORMAT=log_format)
+        )
         assert code == 0, err
-        assert [line.split(" ")[0] for line in out.splitlines()] == ["ok", "ok", "ok"]  # the report itself: text
+        assert [line.split(" ")[0] for line in out.splitlines()] == [
+            "ok",
+            "ok",
+            "ok",
+        ]  # the report itself: text
         for line in err.splitlines():  # check may log nothing at all; what it logs follows LOG_FORMAT
             if log_format == "json":
                 assert isinstance(json.loads(line), dict)
@@ -167,13 +185,17 @@ async def _serve_log(tmp_path, redis_server, slack, log_format: str) -> str:
 
 @pytest.mark.slow
 async def test_serve_writes_json_lines_naming_the_worker_and_text_by_default(tmp_path, redis_server, slack):
-    lines = [json.loads(line) for line in (await _serve_log(tmp_path, redis_server, slack, "json")).splitlines()]
+    lines = [
+        json.loads(line) for line in (await _serve_log(tmp_path, redis_server, slack, "json")).splitlines()
+    ]
     started = next(line for line in lines if line["event"] == "worker.started")
     assert started["level"] == "INFO" and started["logger"] == "bot.web" and started["worker"]
     assert SIGNING_SECRET not in json.dumps(lines) and slack.token not in json.dumps(lines)
 
     text = await _serve_log(tmp_path, redis_server, slack, "text")
-    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO bot\.web: worker \S+ started$", text, re.M), text
+    assert re.search(
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO bot\.web: worker \S+ started$", text, re.MULTILINE
+    ), text
     assert not any(line.startswith("{") for line in text.splitlines())
 
 

@@ -16,7 +16,12 @@ from typing import Any
 
 import claude_agent_sdk
 import pytest
-from claude_agent_sdk import PermissionResultAllow, PermissionResultDeny, PermissionUpdate, ToolPermissionContext
+from claude_agent_sdk import (
+    PermissionResultAllow,
+    PermissionResultDeny,
+    PermissionUpdate,
+    ToolPermissionContext,
+)
 from claude_agent_sdk.types import PermissionRuleValue
 from mcp import Client
 
@@ -62,17 +67,39 @@ async def claude(tmp_path: Path, model: ScriptedModel, redis_url: str, **cli_env
     workdir = tmp_path / "work"
     workdir.mkdir()
     # The server runs in the agent's folder: PYTHONPATH makes it this checkout's bot.
-    server_env = {"REDIS_URL": redis_url, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    config = {"mcpServers": {"approvals": {
-        "command": sys.executable, "args": ["-m", "bot", "mcp", "--agent-name", "ci"], "env": server_env,
-    }}}
+    server_env = {
+        "REDIS_URL": redis_url,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    config = {
+        "mcpServers": {
+            "approvals": {
+                "command": sys.executable,
+                "args": ["-m", "bot", "mcp", "--agent-name", "ci"],
+                "env": server_env,
+            }
+        }
+    }
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update(model.cli_env(config_dir=tmp_path / "cfg"), **cli_env)
     process = await asyncio.create_subprocess_exec(
-        str(CLI), "-p", "do the task", "--output-format", "json", "--tools", "Bash",
-        "--permission-prompt-tool", PERMISSION_PROMPT_TOOL, "--mcp-config", json.dumps(config), "--strict-mcp-config",
-        cwd=workdir, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        str(CLI),
+        "-p",
+        "do the task",
+        "--output-format",
+        "json",
+        "--tools",
+        "Bash",
+        "--permission-prompt-tool",
+        PERMISSION_PROMPT_TOOL,
+        "--mcp-config",
+        json.dumps(config),
+        "--strict-mcp-config",
+        cwd=workdir,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 90)
     assert out, err.decode()
@@ -135,7 +162,9 @@ async def test_redis_unreachable_denies(tmp_path):
         [told] = model.tool_results()
 
     assert not result.wrote("marker.txt")
-    assert told.is_error and "could not be reached" in told.content and "The tool was not run." in told.content
+    assert (
+        told.is_error and "could not be reached" in told.content and "The tool was not run." in told.content
+    )
 
 
 @pytest.mark.slow
@@ -184,7 +213,9 @@ class Answers:
         self.results = list(results)
         self.calls: list[tuple[str, dict[str, Any], ToolPermissionContext]] = []
 
-    async def can_use_tool(self, tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext) -> Any:
+    async def can_use_tool(
+        self, tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext
+    ) -> Any:
         self.calls.append((tool_name, tool_input, context))
         return self.results.pop(0)
 
@@ -204,18 +235,38 @@ async def call(tool: ApprovalTool, arguments: dict[str, Any]) -> dict[str, Any]:
 
 def test_results_map_to_the_json_claude_code_reads():
     command = {"command": "make deploy"}
-    rule = PermissionUpdate(type="addRules", rules=[PermissionRuleValue(tool_name="Bash", rule_content="make:*")],
-                            behavior="allow", destination="session")
+    rule = PermissionUpdate(
+        type="addRules",
+        rules=[PermissionRuleValue(tool_name="Bash", rule_content="make:*")],
+        behavior="allow",
+        destination="session",
+    )
     assert decision_json(PermissionResultAllow(), command) == {"behavior": "allow", "updatedInput": command}
     assert decision_json(PermissionResultAllow(updated_input={"command": "make plan"}), command) == {
-        "behavior": "allow", "updatedInput": {"command": "make plan"}}
+        "behavior": "allow",
+        "updatedInput": {"command": "make plan"},
+    }
     assert decision_json(PermissionResultAllow(updated_permissions=[rule]), command) == {
-        "behavior": "allow", "updatedInput": command,
-        "updatedPermissions": [{"type": "addRules", "destination": "session", "behavior": "allow",
-                                "rules": [{"toolName": "Bash", "ruleContent": "make:*"}]}]}
-    assert decision_json(PermissionResultDeny(message="No."), command) == {"behavior": "deny", "message": "No."}
+        "behavior": "allow",
+        "updatedInput": command,
+        "updatedPermissions": [
+            {
+                "type": "addRules",
+                "destination": "session",
+                "behavior": "allow",
+                "rules": [{"toolName": "Bash", "ruleContent": "make:*"}],
+            }
+        ],
+    }
+    assert decision_json(PermissionResultDeny(message="No."), command) == {
+        "behavior": "deny",
+        "message": "No.",
+    }
     assert decision_json(PermissionResultDeny(message="Stop.", interrupt=True), command) == {
-        "behavior": "deny", "message": "Stop.", "interrupt": True}
+        "behavior": "deny",
+        "message": "Stop.",
+        "interrupt": True,
+    }
 
 
 async def test_a_call_reaches_the_approver_with_its_tool_use_id():
@@ -272,7 +323,9 @@ async def test_a_waiting_call_reports_progress(monkeypatch):
             decided.set()
 
     async with Client(create_server(ApprovalTool(Slow()))) as client:
-        result = await client.call_tool(TOOL_NAME, {"tool_name": "Bash", "input": MARKER}, progress_callback=on_progress)
+        result = await client.call_tool(
+            TOOL_NAME, {"tool_name": "Bash", "input": MARKER}, progress_callback=on_progress
+        )
 
     assert json.loads(result.content[0].text)["behavior"] == "allow"
     assert beats[:3] == [text_module.MCP_WAITING] * 3

@@ -79,7 +79,9 @@ def test_inline_cuts_after_escaping_never_inside_an_entity(kind):
 
 
 def test_cut_keeps_our_own_mentions_and_dates_whole():
-    line = ", ".join(f"<@U{i:08d}>" for i in range(400)) + " <!date^1700000000^{date_short_pretty}|2023-11-14>"
+    line = (
+        ", ".join(f"<@U{i:08d}>" for i in range(400)) + " <!date^1700000000^{date_short_pretty}|2023-11-14>"
+    )
     for budget in range(1, 200):
         shown = mrkdwn.cut(line, budget).removesuffix(mrkdwn.ELLIPSIS)
         assert mrkdwn.size(shown) < budget
@@ -97,7 +99,11 @@ def test_plain_text_counts_emoji_twice_and_escaping(kind):
 
 def test_a_question_of_601_ampersands_posts():
     # Cut to 1,500, then escaped, this question was a 3,005-character section: invalid_blocks.
-    asked = {"questions": [{"question": "&" * 601, "header": "&" * 12, "options": [{"label": "&" * 75}, {"label": "b"}]}]}
+    asked = {
+        "questions": [
+            {"question": "&" * 601, "header": "&" * 12, "options": [{"label": "&" * 75}, {"label": "b"}]}
+        ]
+    }
     message = blocks.request_message(request("AskUserQuestion", asked))
     assert_fits(message)
     form = blocks.answer_modal(request("AskUserQuestion", asked))
@@ -116,16 +122,33 @@ def _everything(tool_name: str, tool_input: dict, state: State, filler: str) -> 
     """A request with every optional part at its largest."""
     changed = {k: (v + "!" if isinstance(v, str) else [v]) for k, v in tool_input.items()}
     changed.update({f"{filler[:50]}{i}": filler for i in range(60)})  # 60 more changed fields
-    suggestions = [{"type": "addRules", "rules": [f"{tool_name}(x {i})" for i in range(12)], "behavior": "allow"}]
+    suggestions = [
+        {"type": "addRules", "rules": [f"{tool_name}(x {i})" for i in range(12)], "behavior": "allow"}
+    ]
     return request(
-        tool_name, tool_input, state,
-        agent=filler, title=filler, requested_by="U0REQUESTER", reason=filler,
-        routed=True, rule=filler, approvers=tuple(f"U0APPROVER{i:03d}" for i in range(100)) + ("S0SRE",),
-        mention=tuple(f"U0PAGE{i:04d}" for i in range(300)), required=1 if state is State.PENDING else 30,
+        tool_name,
+        tool_input,
+        state,
+        agent=filler,
+        title=filler,
+        requested_by="U0REQUESTER",
+        reason=filler,
+        routed=True,
+        rule=filler,
+        approvers=tuple(f"U0APPROVER{i:03d}" for i in range(100)) + ("S0SRE",),
+        mention=tuple(f"U0PAGE{i:04d}" for i in range(300)),
+        required=1 if state is State.PENDING else 30,
         votes=_votes(0 if state is State.PENDING else 29, filler),
-        cost=1e12, budget=1.0, escalation=[{"after": 60, "approvers": [f"S0LEAD{i:03d}" for i in range(200)]}],
-        escalated=(0,), timeout_at=time.time() + 30, on_timeout="escalate",
-        updated_input=changed, revision=3, suggestions=suggestions, always=state is State.APPROVED,
+        cost=1e12,
+        budget=1.0,
+        escalation=[{"after": 60, "approvers": [f"S0LEAD{i:03d}" for i in range(200)]}],
+        escalated=(0,),
+        timeout_at=time.time() + 30,
+        on_timeout="escalate",
+        updated_input=changed,
+        revision=3,
+        suggestions=suggestions,
+        always=state is State.APPROVED,
     )
 
 
@@ -166,15 +189,29 @@ def test_every_tool_in_every_state_fits_the_budget_at_its_largest(tool_name, sta
 @pytest.mark.parametrize("state", [State.PENDING, State.ANSWERED, State.DENIED, State.EXPIRED])
 def test_four_questions_with_four_long_options_post_and_stay_answerable(kind, multi, state):
     long = flood(kind, 5_000)
-    asked = {"questions": [
-        {"question": f"{i} {long}", "header": long[:12], "multiSelect": multi,
-         "options": [{"label": f"{j} {long}", "description": long} for j in range(4)]}
-        for i in range(4)
-    ]}
+    asked = {
+        "questions": [
+            {
+                "question": f"{i} {long}",
+                "header": long[:12],
+                "multiSelect": multi,
+                "options": [{"label": f"{j} {long}", "description": long} for j in range(4)],
+            }
+            for i in range(4)
+        ]
+    }
     answers = {q["question"]: flood(kind, 3_000) for q in asked["questions"]}
     req = _everything("AskUserQuestion", asked, state, long)
-    req = request("AskUserQuestion", asked, state, agent=long, mention=req.mention, approvers=req.approvers,
-                  updated_input={**asked, "answers": answers} if state is State.ANSWERED else None, reason=long)
+    req = request(
+        "AskUserQuestion",
+        asked,
+        state,
+        agent=long,
+        mention=req.mention,
+        approvers=req.approvers,
+        updated_input={**asked, "answers": answers} if state is State.ANSWERED else None,
+        reason=long,
+    )
     assert questions.parse("AskUserQuestion", asked) is not None
     message = blocks.request_message(req)
     assert_fits(message)
@@ -208,7 +245,7 @@ def test_a_message_that_would_fit_uncut_is_not_cut():
 # -- View full input: every character, page by page --------------------------------
 
 
-_FENCED = re.compile(r"^```\n(.*)\n```$", re.S)
+_FENCED = re.compile(r"^```\n(.*)\n```$", re.DOTALL)
 
 
 def _read_all_pages(req: ApprovalRequest) -> tuple[str, int]:
@@ -220,7 +257,9 @@ def _read_all_pages(req: ApprovalRequest) -> tuple[str, int]:
         assert len(json.dumps(view)) <= limits.VIEW_BUDGET
         pages += 1
         for block in view["blocks"]:
-            body = _FENCED.match(block.get("text", {}).get("text", "")) if block["type"] == "section" else None
+            body = (
+                _FENCED.match(block.get("text", {}).get("text", "")) if block["type"] == "section" else None
+            )
             if body:
                 shown.append(html.unescape(body.group(1).replace("`\u200b", "`")))
         turns = [e for b in view["blocks"] if b["type"] == "actions" for e in b["elements"]]
@@ -243,13 +282,19 @@ def test_view_full_input_shows_every_character_across_pages(size, kind):
 def test_view_full_input_after_a_change_shows_what_runs_then_what_was_asked():
     before, after = {"command": "&" * 300_000}, {"command": "echo safe"}
     whole, _ = _read_all_pages(request("Bash", before, State.APPROVED, updated_input=after))
-    assert whole == json.dumps(after, indent=2, ensure_ascii=False) + json.dumps(before, indent=2, ensure_ascii=False)
+    assert whole == json.dumps(after, indent=2, ensure_ascii=False) + json.dumps(
+        before, indent=2, ensure_ascii=False
+    )
 
 
 def test_a_page_out_of_range_shows_the_last_page():
     req = request("Bash", {"command": "x" * 400_000})
     last = blocks.full_input_modal(req, 10_000)
-    assert view_errors(last) == [] and "Previous page" in json.dumps(last) and "Next page" not in json.dumps(last)
+    assert (
+        view_errors(last) == []
+        and "Previous page" in json.dumps(last)
+        and "Next page" not in json.dumps(last)
+    )
 
 
 # -- 3. untrusted text stays inert ---------------------------------------------------
@@ -257,12 +302,16 @@ def test_a_page_out_of_range_shows_the_last_page():
 
 @pytest.mark.parametrize("state", list(State))
 def test_every_mrkdwn_object_is_verbatim(state):
-    for tool_name in TOOLS:
-        req = _everything(tool_name, TOOLS[tool_name]("https://evil.example #general <!here>"), state, "#general")
+    for tool_name, tool_input in TOOLS.items():
+        req = _everything(tool_name, tool_input("https://evil.example #general <!here>"), state, "#general")
         message = blocks.request_message(req)
         objects = mrkdwn_objects(message.blocks)
         assert objects and all(o.get("verbatim") is True for o in objects)
-    asked = {"questions": [{"question": "#general?", "options": [{"label": "a", "description": "https://x"}, {"label": "b"}]}]}
+    asked = {
+        "questions": [
+            {"question": "#general?", "options": [{"label": "a", "description": "https://x"}, {"label": "b"}]}
+        ]
+    }
     objects = mrkdwn_objects(blocks.request_message(request("AskUserQuestion", asked, state)).blocks)
     assert all(o.get("verbatim") is True for o in objects)
 
@@ -283,7 +332,11 @@ def test_the_approved_card_leads_with_what_ran():
     sections = [b["text"]["text"] for b in message.blocks if b["type"] == "section"]
     assert sections[0] == "*Command*\n```\nrm -rf /srv/tmp\n```"
     changes = [s for s in sections if s.startswith("*Changed before approval*")]
-    assert len(changes) == 1 and "before:\n```rm -rf /srv```" in changes[0] and "after:\n```rm -rf /srv/tmp```" in changes[0]
+    assert (
+        len(changes) == 1
+        and "before:\n```rm -rf /srv```" in changes[0]
+        and "after:\n```rm -rf /srv/tmp```" in changes[0]
+    )
     assert "\n\n" not in changes[0]
 
 
@@ -292,9 +345,19 @@ def test_the_outcome_says_who_changed_and_who_approved():
     # N-of-M: alice's edit cleared the votes and counted as hers, then bob approved. The vote times
     # come from different workers' clocks, so they do not say who edited: the request records it.
     votes = (Vote("U_BOB", "bob", now - 5), Vote("U_ALICE", "alice", now))
-    req = request("Bash", {"command": "a"}, State.APPROVED, updated_input={"command": "b"}, required=2, votes=votes,
-                  decided_by="U_BOB", edited_by="U_ALICE")
-    assert text.outcome_line(req).startswith(":pencil2: Changed by <@U_ALICE>, approved by <@U_BOB> and <@U_ALICE> ")
+    req = request(
+        "Bash",
+        {"command": "a"},
+        State.APPROVED,
+        updated_input={"command": "b"},
+        required=2,
+        votes=votes,
+        decided_by="U_BOB",
+        edited_by="U_ALICE",
+    )
+    assert text.outcome_line(req).startswith(
+        ":pencil2: Changed by <@U_ALICE>, approved by <@U_BOB> and <@U_ALICE> "
+    )
     alone = request("Bash", {"command": "a"}, State.APPROVED, updated_input={"command": "b"})
     assert text.outcome_line(alone).startswith(":pencil2: Changed by <@U_ALICE>, approved by <@U_ALICE> ")
 
@@ -304,16 +367,32 @@ def test_the_outcome_says_who_changed_and_who_approved():
 def test_proposed_answers_awaiting_agreement_fit_the_budget(kind, multi):
     """N-of-M on a question: four long proposed answers, who proposed them, 29 of 30 agreeing."""
     long = flood(kind, 5_000)
-    asked = {"questions": [
-        {"question": f"{i} {long}", "header": long[:12], "multiSelect": multi,
-         "options": [{"label": f"{j} {long}", "description": long} for j in range(4)]}
-        for i in range(4)
-    ]}
+    asked = {
+        "questions": [
+            {
+                "question": f"{i} {long}",
+                "header": long[:12],
+                "multiSelect": multi,
+                "options": [{"label": f"{j} {long}", "description": long} for j in range(4)],
+            }
+            for i in range(4)
+        ]
+    }
     answers = {q["question"]: flood(kind, 3_000) for q in asked["questions"]}
     base = _everything("AskUserQuestion", asked, State.PENDING, long)
-    req = request("AskUserQuestion", asked, State.PENDING, agent=long, mention=base.mention, approvers=base.approvers,
-                  required=30, votes=_votes(29, long), edited_by="U0VOTER000", revision=5,
-                  updated_input={**asked, "answers": answers})
+    req = request(
+        "AskUserQuestion",
+        asked,
+        State.PENDING,
+        agent=long,
+        mention=base.mention,
+        approvers=base.approvers,
+        required=30,
+        votes=_votes(29, long),
+        edited_by="U0VOTER000",
+        revision=5,
+        updated_input={**asked, "answers": answers},
+    )
     message = blocks.request_message(req)
     assert_fits(message)
     parsed = " ".join(o["text"] for o in mrkdwn_objects(message.blocks))
@@ -324,8 +403,18 @@ def test_proposed_answers_awaiting_agreement_fit_the_budget(kind, multi):
 
 # -- a changed field's name sits between our fences ----------------------------------
 
-_BACKTICK_KEYS = ["``` *Approved by security*", "`", "``", "````````", "a```", "```a", "`" * 200, "&`&`",
-                  "x" * 99 + "``", "```\n*hi*\n```"]
+_BACKTICK_KEYS = [
+    "``` *Approved by security*",
+    "`",
+    "``",
+    "````````",
+    "a```",
+    "```a",
+    "`" * 200,
+    "&`&`",
+    "x" * 99 + "``",
+    "```\n*hi*\n```",
+]
 _BACKTICK_VALUES = ["rm -rf /srv/old", "`", "``", "x`", "`x", "```", "`" * 2_000, "a" * 2_000 + "`"]
 
 
@@ -339,8 +428,11 @@ def test_a_changed_keys_backticks_cannot_close_the_before_after_fences(key):
         for state in (State.PENDING, State.APPROVED):
             message = blocks.request_message(request("mcp__files__clean", before, state, updated_input=after))
             assert_fits(message)
-            [diff] = [b["text"]["text"] for b in message.blocks
-                      if b["type"] == "section" and "before:" in b["text"].get("text", "")]
+            [diff] = [
+                b["text"]["text"]
+                for b in message.blocks
+                if b["type"] == "section" and "before:" in b["text"].get("text", "")
+            ]
             runs = re.findall(r"`+", diff)
             # Exactly our four fences, and no other run of two or more backticks anywhere.
             assert [len(r) for r in runs if len(r) > 1] == [3, 3, 3, 3], (key, value, diff[:300])
@@ -348,11 +440,17 @@ def test_a_changed_keys_backticks_cannot_close_the_before_after_fences(key):
 
 # -- the policy's people stay on the card ------------------------------------------
 
-_LONG_QUESTIONS = {"questions": [
-    {"question": f"{i} " + "q" * 3000, "header": "Pick", "multiSelect": False,
-     "options": [{"label": f"{j} " + "x" * 300, "description": "d" * 400} for j in range(10)]}
-    for i in range(4)
-]}
+_LONG_QUESTIONS = {
+    "questions": [
+        {
+            "question": f"{i} " + "q" * 3000,
+            "header": "Pick",
+            "multiSelect": False,
+            "options": [{"label": f"{j} " + "x" * 300, "description": "d" * 400} for j in range(10)],
+        }
+        for i in range(4)
+    ]
+}
 
 
 @pytest.mark.parametrize("kind", ["plain", "amp", "emoji"])
@@ -360,12 +458,26 @@ def test_a_long_question_cannot_push_the_paged_people_off_the_card(kind):
     """Mentions come from the policy: the paging line and "Who can decide" are the bot's own text.
     An agent whose question is long enough (4 questions of 10 long options) drives the message to
     its smallest room; every paged person, the on-call group listed last, stays on the card."""
-    asked = _LONG_QUESTIONS if kind == "plain" else json.loads(json.dumps(_LONG_QUESTIONS).replace("x", FLOODS[kind]))
+    asked = (
+        _LONG_QUESTIONS
+        if kind == "plain"
+        else json.loads(json.dumps(_LONG_QUESTIONS).replace("x", FLOODS[kind]))
+    )
     paged = tuple(f"U0ONCALL{i:02d}" for i in range(12)) + ("S0SRETEAM",)
     escalation = [{"after": 60, "approvers": ["U0LEAD", "S0DIRECTORS"]}]
     for state in (State.PENDING, State.ANSWERED):
-        req = request("AskUserQuestion", asked, state, mention=paged, approvers=paged, agent="a" * 5_000,
-                      title=flood("mixed", 5_000), escalation=escalation, escalated=(0,), required=2)
+        req = request(
+            "AskUserQuestion",
+            asked,
+            state,
+            mention=paged,
+            approvers=paged,
+            agent="a" * 5_000,
+            title=flood("mixed", 5_000),
+            escalation=escalation,
+            escalated=(0,),
+            required=2,
+        )
         message = blocks.request_message(req)
         assert_fits(message)
         if state is State.ANSWERED:
@@ -380,10 +492,20 @@ def test_a_long_question_cannot_push_the_paged_people_off_the_card(kind):
 
 def test_a_policy_with_absurdly_many_targets_is_cut_saying_how_many_more():
     paged = tuple(f"U0PAGE{i:04d}" for i in range(300))
-    message = blocks.request_message(request("AskUserQuestion", _LONG_QUESTIONS, mention=paged, approvers=paged))
+    message = blocks.request_message(
+        request("AskUserQuestion", _LONG_QUESTIONS, mention=paged, approvers=paged)
+    )
     assert_fits(message)
-    for line in (message.blocks[1]["text"]["text"], *(e["text"] for b in message.blocks if b["type"] == "context"
-                                                      for e in b["elements"] if "Who can decide" in e["text"])):
+    for line in (
+        message.blocks[1]["text"]["text"],
+        *(
+            e["text"]
+            for b in message.blocks
+            if b["type"] == "context"
+            for e in b["elements"]
+            if "Who can decide" in e["text"]
+        ),
+    ):
         named = re.findall(r"<@(U0PAGE\d{4})>", line)
         assert named == list(paged[: len(named)]) and 10 < len(named) < len(paged)
         assert f" and {len(paged) - len(named)} more" in line
@@ -402,10 +524,19 @@ def test_the_approvals_list_fits_slacks_text_budget_with_long_tool_names(kind, w
     besides) would exceed ``limits.MESSAGE_TEXT_BUDGET``: the lines share it, each keeping its link
     and date whole, and the list says how many it does not show."""
     filler = flood(kind, 5_000)
-    posted = {"linked": {"posted_channel": "C0APPROVALS"}, "channel": {"posted_channel": "C0APPROVALS"}, "not posted": {}}
+    posted = {
+        "linked": {"posted_channel": "C0APPROVALS"},
+        "channel": {"posted_channel": "C0APPROVALS"},
+        "not posted": {},
+    }
     waiting = [
-        request(tool_name="mcp__" + filler, tool_input={"command": filler}, agent=filler, ts=f"1700000000.{i:06d}",
-                **posted[where])
+        request(
+            tool_name="mcp__" + filler,
+            tool_input={"command": filler},
+            agent=filler,
+            ts=f"1700000000.{i:06d}",
+            **posted[where],
+        )
         for i in range(count)
     ]
     workspace = "https://fake-team.slack.com/" if where == "linked" else None
@@ -418,7 +549,10 @@ def test_the_approvals_list_fits_slacks_text_budget_with_long_tool_names(kind, w
     for i, line in enumerate(lines):
         assert line.startswith("*mcp__") and _DATE.search(line), line[-200:]
         if where == "linked":
-            assert f"<https://fake-team.slack.com/archives/C0APPROVALS/p1700000000{i:06d}|Open the request>" in line
+            assert (
+                f"<https://fake-team.slack.com/archives/C0APPROVALS/p1700000000{i:06d}|Open the request>"
+                in line
+            )
         elif where == "channel":
             assert "in <#C0APPROVALS>" in line
     assert ("…and 5 more." in json.dumps(listing.blocks, ensure_ascii=False)) == (count == 25)
@@ -427,9 +561,15 @@ def test_the_approvals_list_fits_slacks_text_budget_with_long_tool_names(kind, w
 
 
 def test_a_short_approvals_list_is_not_cut():
-    waiting = [request(tool_input={"command": "make deploy"}, agent="release-bot", posted_channel="C0A", ts="1.000001")]
+    waiting = [
+        request(
+            tool_input={"command": "make deploy"}, agent="release-bot", posted_channel="C0A", ts="1.000001"
+        )
+    ]
     line = blocks.pending_list(waiting, "https://fake-team.slack.com/").blocks[1]["text"]["text"]
-    assert line.startswith("*Bash* make deploy\n*Agent:* release-bot · <https://fake-team.slack.com/archives/C0A/p1000001|")
+    assert line.startswith(
+        "*Bash* make deploy\n*Agent:* release-bot · <https://fake-team.slack.com/archives/C0A/p1000001|"
+    )
     assert "…" not in line
 
 
@@ -437,7 +577,13 @@ def test_many_votes_are_named_then_counted():
     voters = _votes(150, "x")
     message = blocks.request_message(request("Bash", {"command": "make deploy"}, required=200, votes=voters))
     assert_fits(message)
-    [line] = [e["text"] for b in message.blocks if b["type"] == "context" for e in b["elements"] if "*Approvals:*" in e["text"]]
+    [line] = [
+        e["text"]
+        for b in message.blocks
+        if b["type"] == "context"
+        for e in b["elements"]
+        if "*Approvals:*" in e["text"]
+    ]
     named = re.findall(r"<@(U0VOTER\d{3})>", line)
     assert line.startswith("*Approvals:* 150 of 200: ") and named == [v.user for v in voters[: len(named)]]
     assert line.endswith(f" and {150 - len(named)} more") and "…" not in line

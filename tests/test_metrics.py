@@ -91,7 +91,9 @@ async def test_requests_are_counted_by_rule_and_outcome_and_pending_rises_then_f
     before = await scrape(worker)
     assert before.value("approvals_pending_requests") == 0
 
-    deploy = asyncio.create_task(approver.can_use_tool("Bash", {"command": "kubectl apply -f x"}, context("toolu_m1")))
+    deploy = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "kubectl apply -f x"}, context("toolu_m1"))
+    )
     message = await posted(slack)
     waiting = await scrape(worker)
     assert waiting.value("approvals_pending_requests") == 1
@@ -177,13 +179,17 @@ async def test_failed_jobs_count_as_retries_then_dead(start_worker, make_approve
     slack.fail("chat.update", "internal_error", times=100)
     await worker.click("U_ALICE", Action.APPROVE, message, name="alice")
     assert (await asyncio.wait_for(decision, 5)).behavior == "allow"
-    dead = await eventually(worker, lambda s: delta(s, before, "approvals_jobs_dead_total", kind="update") == 1)
+    dead = await eventually(
+        worker, lambda s: delta(s, before, "approvals_jobs_dead_total", kind="update") == 1
+    )
     assert delta(dead, before, "approvals_job_retries_total", kind="update") == 4
 
 
 async def test_unrouted_requests_and_the_oldest_one_are_read_from_redis(redis, store):
     created_at = 1_000.0
-    await store.create(NewRequest(id="a" * 24, tool_name="Bash", tool_input={"command": "ls"}, tool_use_id="t"))
+    await store.create(
+        NewRequest(id="a" * 24, tool_name="Bash", tool_input={"command": "ls"}, tool_use_id="t")
+    )
     await redis.zadd("appr:pending", {"a" * 24: created_at})  # as if created long ago
     figures = {f.name: f for f in await metrics.redis_figures(redis, now=created_at + 7200)}
     by_route = {s.labels["route"]: s.value for s in figures["approvals_pending_requests_by_route"].samples}
@@ -218,11 +224,16 @@ async def test_the_agent_host_exposes_its_waits_and_decisions(make_approver, sto
                     return Scrape(await response.text())
 
             before = await agent()
-            waiting = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_agent")))
+            waiting = asyncio.create_task(
+                approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_agent"))
+            )
             async with asyncio.timeout(5):
                 while (now := await agent()).value("approvals_agent_waits_in_flight") < 1:
                     await asyncio.sleep(0.02)
-            assert now.value("approvals_agent_waits_in_flight") == before.value("approvals_agent_waits_in_flight") + 1
+            assert (
+                now.value("approvals_agent_waits_in_flight")
+                == before.value("approvals_agent_waits_in_flight") + 1
+            )
 
             # Lose the decision channel: the waiter subscribes again, and says so.
             await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
@@ -230,11 +241,15 @@ async def test_the_agent_host_exposes_its_waits_and_decisions(make_approver, sto
                 while delta(now := await agent(), before, "approvals_pubsub_reconnects_total") < 1:
                     await asyncio.sleep(0.02)
 
-            await store.decide(request_id_for("toolu_agent"), Decision(State.DENIED, actor="U_X", reason="no"))
+            await store.decide(
+                request_id_for("toolu_agent"), Decision(State.DENIED, actor="U_X", reason="no")
+            )
             assert (await asyncio.wait_for(waiting, 5)).behavior == "deny"
             after = await agent()
         assert delta(after, before, "approvals_agent_decisions_total", outcome="denied") == 1
-        assert after.value("approvals_agent_waits_in_flight") == before.value("approvals_agent_waits_in_flight")
+        assert after.value("approvals_agent_waits_in_flight") == before.value(
+            "approvals_agent_waits_in_flight"
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -259,7 +274,10 @@ async def test_every_alert_names_metrics_a_worker_exposes(start_worker):
     rules = yaml.safe_load(ALERTS.read_text())
     alerts = [rule for group in rules["groups"] for rule in group["rules"]]
     assert {rule["alert"] for rule in alerts} >= {
-        "ApprovalPendingOverAnHour", "SlackRateLimitedRising", "ApprovalJobsDead", "ApprovalJobsLagging"
+        "ApprovalPendingOverAnHour",
+        "SlackRateLimitedRising",
+        "ApprovalJobsDead",
+        "ApprovalJobsLagging",
     }
     names = (await scrape(await start_worker())).names()
     for rule in alerts:
@@ -267,5 +285,3 @@ async def test_every_alert_names_metrics_a_worker_exposes(start_worker):
         assert used, rule["alert"]
         assert used <= names, (rule["alert"], used - names)
         assert rule["annotations"]["summary"], rule["alert"]
-
-

@@ -38,9 +38,7 @@ async def _run_marker_turn(tmp_path: Path, decision: PermissionResult) -> ToolRe
             return PermissionResultAllow(updated_input=input)
         return decision
 
-    bash = tool_use(
-        "Bash", {"command": "echo hi > marker.txt", "description": "write marker"}
-    )
+    bash = tool_use("Bash", {"command": "echo hi > marker.txt", "description": "write marker"})
     async with ScriptedModel.start([bash, text("done")]) as model:
         options = ClaudeAgentOptions(
             cwd=workdir,
@@ -65,9 +63,7 @@ async def _run_marker_turn(tmp_path: Path, decision: PermissionResult) -> ToolRe
 
 
 @pytest.mark.slow
-async def test_allowed_tool_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_allowed_tool_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clean_agent_env(monkeypatch)
 
     result = await _run_marker_turn(tmp_path, PermissionResultAllow())
@@ -77,14 +73,10 @@ async def test_allowed_tool_runs(
 
 
 @pytest.mark.slow
-async def test_denied_tool_does_not_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_denied_tool_does_not_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clean_agent_env(monkeypatch)
 
-    result = await _run_marker_turn(
-        tmp_path, PermissionResultDeny(message="denied by test")
-    )
+    result = await _run_marker_turn(tmp_path, PermissionResultDeny(message="denied by test"))
 
     assert not (tmp_path / "work" / "marker.txt").exists()
     assert result.is_error

@@ -20,17 +20,28 @@ async def _ask(make_approver, slack, tool_name, tool_input, tool_use_id):
     return task, await posted(slack)
 
 
-async def test_modified_bash_command_is_what_the_agent_gets_and_slack_shows_the_change(start_worker, make_approver, slack, redis):
+async def test_modified_bash_command_is_what_the_agent_gets_and_slack_shows_the_change(
+    start_worker, make_approver, slack, redis
+):
     worker = await start_worker()
     original = {"command": "rm -rf /var/www", "description": "Clean up", "timeout": 120000}
     task, message = await _ask(make_approver, slack, "Bash", original, "toolu_mod")
 
-    ack = await worker.modify("U_ALICE", message, {"command": "rm -rf /var/www/cache", "description": "Clean the cache"}, name="alice")
+    ack = await worker.modify(
+        "U_ALICE",
+        message,
+        {"command": "rm -rf /var/www/cache", "description": "Clean the cache"},
+        name="alice",
+    )
     assert ack == {}  # the modal closes
 
     result = await asyncio.wait_for(task, 5)
     assert result.behavior == "allow"
-    assert result.updated_input == {"command": "rm -rf /var/www/cache", "description": "Clean the cache", "timeout": 120000}
+    assert result.updated_input == {
+        "command": "rm -rf /var/www/cache",
+        "description": "Clean the cache",
+        "timeout": 120000,
+    }
 
     await slack.wait_for(lambda: message.edits >= 1)
     shown = _shown(slack.message(message.channel, message.ts))
@@ -75,7 +86,9 @@ async def test_other_tools_are_edited_as_one_json_object(start_worker, make_appr
 async def test_a_field_too_large_for_slack_is_kept_not_truncated(start_worker, make_approver, slack):
     worker = await start_worker()
     content = "x" * 5000
-    task, message = await _ask(make_approver, slack, "Write", {"file_path": "/srv/a.txt", "content": content}, "toolu_mod_big")
+    task, message = await _ask(
+        make_approver, slack, "Write", {"file_path": "/srv/a.txt", "content": content}, "toolu_mod_big"
+    )
 
     await worker.modify("U_ALICE", message, {"file_path": "/srv/b.txt"})
     view = slack.views[slack.calls_to("views.update")[-1].args["view_id"]]
@@ -85,7 +98,9 @@ async def test_a_field_too_large_for_slack_is_kept_not_truncated(start_worker, m
     assert result.updated_input == {"file_path": "/srv/b.txt", "content": content}
 
 
-async def test_a_submission_after_the_request_ended_changes_nothing(start_worker, make_approver, slack, store):
+async def test_a_submission_after_the_request_ended_changes_nothing(
+    start_worker, make_approver, slack, store
+):
     worker = await start_worker()
     task, message = await _ask(make_approver, slack, "Bash", {"command": "make deploy"}, "toolu_mod_late")
     await worker.click("U_ALICE", Action.MODIFY, message)
@@ -99,8 +114,13 @@ async def test_a_submission_after_the_request_ended_changes_nothing(start_worker
     from bot.slack.ids import EDIT_INPUT, Modal
     from tests.fakes.slack_payloads import signed_form, view_submission
 
-    payload = view_submission("U_ALICE", Modal.MODIFY.value, modal["private_metadata"],
-                              {edit_block("command"): {EDIT_INPUT: "make destroy"}}, view=modal)
+    payload = view_submission(
+        "U_ALICE",
+        Modal.MODIFY.value,
+        modal["private_metadata"],
+        {edit_block("command"): {EDIT_INPUT: "make destroy"}},
+        view=modal,
+    )
     body, headers = signed_form(payload, "test-signing-secret")
     async with worker.session.post(f"{worker.url}/slack/events", data=body, headers=headers) as response:
         ack = await response.json()

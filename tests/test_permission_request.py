@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-
 import sys
 from typing import Any
 
@@ -20,14 +19,22 @@ from tests.test_gate import HookRun, finish, start_gate
 
 COMMAND = {"command": "make build", "description": "Build it"}
 SUGGESTED = [
-    {"type": "addRules", "rules": [{"toolName": "Bash", "ruleContent": "make build *"}], "behavior": "allow",
-     "destination": "localSettings"},
+    {
+        "type": "addRules",
+        "rules": [{"toolName": "Bash", "ruleContent": "make build *"}],
+        "behavior": "allow",
+        "destination": "localSettings",
+    },
     {"type": "setMode", "mode": "acceptEdits", "destination": "session"},
 ]
 
 
 def permission_request(
-    tool_input: dict[str, Any] | None = None, *, session: str = "sess-pr", prompt: str = "prompt-1", **extra: Any
+    tool_input: dict[str, Any] | None = None,
+    *,
+    session: str = "sess-pr",
+    prompt: str = "prompt-1",
+    **extra: Any,
 ) -> dict[str, Any]:
     """What Claude Code 2.1.337 writes to a PermissionRequest hook's stdin."""
     return {
@@ -58,7 +65,9 @@ def decision(run: HookRun) -> dict[str, Any]:
     return output["decision"]
 
 
-async def ask(redis_url: str, payload: dict[str, Any], *args: str, terminal: bool = False) -> asyncio.subprocess.Process:
+async def ask(
+    redis_url: str, payload: dict[str, Any], *args: str, terminal: bool = False
+) -> asyncio.subprocess.Process:
     """The gate as ``claude -p`` runs it, or (``terminal``) as the interactive CLI does."""
     return await start_gate(redis_url, payload, *args, entrypoint="cli" if terminal else "sdk-cli")
 
@@ -97,18 +106,24 @@ async def test_always_allow_grants_the_suggested_rule_for_the_session_only(redis
     assert "make build *" in json.dumps(message.blocks)  # the message lists what would be granted
     await worker.click("U_ALICE", Action.ALWAYS_ALLOW, message, name="alice")
     answer = decision(await finish(process))
-    assert answer["updatedPermissions"] == [{
-        "type": "addRules", "rules": [{"toolName": "Bash", "ruleContent": "make build *"}],
-        "behavior": "allow", "destination": "session",  # never the suggested localSettings
-    }]
+    assert answer["updatedPermissions"] == [
+        {
+            "type": "addRules",
+            "rules": [{"toolName": "Bash", "ruleContent": "make build *"}],
+            "behavior": "allow",
+            "destination": "session",  # never the suggested localSettings
+        }
+    ]
 
 
 @pytest.mark.slow
 async def test_a_subagents_call_names_the_subagent(redis_server, start_worker, slack):
     await start_worker()
     process = await ask(
-        redis_server.url, permission_request(agent_id="aed344b11973d8f2a", agent_type="general-purpose"),
-        "--agent-name", "laptop",
+        redis_server.url,
+        permission_request(agent_id="aed344b11973d8f2a", agent_type="general-purpose"),
+        "--agent-name",
+        "laptop",
     )
     message = await posted(slack)
     assert "laptop (subagent general-purpose aed344b11973d8f2a)" in json.dumps(message.blocks)
@@ -117,7 +132,9 @@ async def test_a_subagents_call_names_the_subagent(redis_server, start_worker, s
 
 
 @pytest.mark.slow
-async def test_two_identical_calls_in_one_prompt_each_need_their_own_approval(redis_server, start_worker, slack):
+async def test_two_identical_calls_in_one_prompt_each_need_their_own_approval(
+    redis_server, start_worker, slack
+):
     worker = await start_worker()
     first = await ask(redis_server.url, permission_request())
     await worker.click("U_ALICE", Action.APPROVE, await posted(slack), name="alice")
@@ -171,9 +188,15 @@ async def test_a_second_approver_in_the_same_claude_code_is_refused(redis_server
         "sys.exit(subprocess.run([sys.executable, '-m', 'bot', 'gate'], stdin=sys.stdin).returncode)"
     )
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", parent, "--permission-prompt-tool", "stdio",
+        sys.executable,
+        "-c",
+        parent,
+        "--permission-prompt-tool",
+        "stdio",
         env={"REDIS_URL": redis_server.url, "PATH": "/usr/bin:/bin"},
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(json.dumps(permission_request()).encode()), 30)
     answer = decision(HookRun(process.returncode or 0, out.decode(), err.decode()))
@@ -190,7 +213,9 @@ async def test_a_terminal_no_ends_the_request_in_slack(redis_server, start_worke
     message = await posted(slack)
     process.send_signal(signal.SIGTERM)
     await finish(process)
-    await slack.wait_for(lambda: "Answered in the terminal" in json.dumps(slack.message(message.channel, message.ts).blocks))
+    await slack.wait_for(
+        lambda: "Answered in the terminal" in json.dumps(slack.message(message.channel, message.ts).blocks)
+    )
     shown = slack.message(message.channel, message.ts)
     assert Action.APPROVE.value not in json.dumps(shown.blocks)  # nothing left to click
     request = await store.get(asked_request_id(permission_request(prompt="p-term")))
@@ -203,13 +228,19 @@ async def test_a_terminal_yes_ends_the_request_in_slack_and_the_hook(redis_serve
     await start_worker()
     waiting = await ask(redis_server.url, permission_request(prompt="p-yes"), terminal=True)
     message = await posted(slack)
-    ran = {**permission_request(prompt="p-yes"), "hook_event_name": "PostToolUse", "tool_use_id": "toolu_ran",
-           "tool_response": {"stdout": "", "stderr": "", "interrupted": False}}
+    ran = {
+        **permission_request(prompt="p-yes"),
+        "hook_event_name": "PostToolUse",
+        "tool_use_id": "toolu_ran",
+        "tool_response": {"stdout": "", "stderr": "", "interrupted": False},
+    }
     after = await finish(await ask(redis_server.url, ran, terminal=True))
     assert after.code == 0 and json.loads(after.stdout) == {}
     woken = await finish(waiting)  # at once: nothing left to wait for
     assert woken.code == 0 and json.loads(woken.stdout) == {}  # no answer: the terminal's stands
-    await slack.wait_for(lambda: "Answered in the terminal" in json.dumps(slack.message(message.channel, message.ts).blocks))
+    await slack.wait_for(
+        lambda: "Answered in the terminal" in json.dumps(slack.message(message.channel, message.ts).blocks)
+    )
 
 
 @pytest.mark.slow
@@ -219,14 +250,20 @@ async def test_a_call_the_hook_allowed_is_not_taken_for_a_terminal_answer(redis_
     message = await posted(slack)
     await worker.click("U_ALICE", Action.APPROVE, message, name="alice")
     assert decision(await finish(process))["behavior"] == "allow"
-    ran = {**permission_request(prompt="p-slack"), "hook_event_name": "PostToolUse", "tool_use_id": "toolu_ran"}
+    ran = {
+        **permission_request(prompt="p-slack"),
+        "hook_event_name": "PostToolUse",
+        "tool_use_id": "toolu_ran",
+    }
     await finish(await ask(redis_server.url, ran, terminal=True))
     shown = json.dumps(slack.message(message.channel, message.ts).blocks)
     assert "Approved by <@U_ALICE>" in shown and "terminal" not in shown
 
 
 @pytest.mark.slow
-async def test_the_run_of_one_identical_copy_never_ends_anothers_request(redis_server, start_worker, slack, store):
+async def test_the_run_of_one_identical_copy_never_ends_anothers_request(
+    redis_server, start_worker, slack, store
+):
     # Two identical calls asked at once (Claude Code does so for calls it reads as read-only):
     # Slack approves the second; its run must not be taken for a terminal answer to the first.
     worker = await start_worker()
@@ -235,7 +272,11 @@ async def test_the_run_of_one_identical_copy_never_ends_anothers_request(redis_s
     second = await ask(redis_server.url, permission_request(prompt="p-two"), terminal=True)
     await worker.click("U_ALICE", Action.APPROVE, await posted(slack, count=2), name="alice")
     assert decision(await finish(second))["behavior"] == "allow"
-    ran = {**permission_request(prompt="p-two"), "hook_event_name": "PostToolUse", "tool_use_id": "toolu_second"}
+    ran = {
+        **permission_request(prompt="p-two"),
+        "hook_event_name": "PostToolUse",
+        "tool_use_id": "toolu_second",
+    }
     await finish(await ask(redis_server.url, ran, terminal=True))
     waiting = await store.get(asked_request_id(permission_request(prompt="p-two"), 0))
     assert waiting.state is State.PENDING  # still Slack's (or the terminal's) to answer
@@ -250,7 +291,11 @@ async def test_in_claude_p_a_call_that_ran_ends_no_request(redis_server, start_w
     await start_worker()
     waiting = await ask(redis_server.url, permission_request(prompt="p-headless"))
     await posted(slack)
-    ran = {**permission_request(prompt="p-headless"), "hook_event_name": "PostToolUse", "tool_use_id": "toolu_x"}
+    ran = {
+        **permission_request(prompt="p-headless"),
+        "hook_event_name": "PostToolUse",
+        "tool_use_id": "toolu_x",
+    }
     await finish(await ask(redis_server.url, ran))
     assert (await store.get(asked_request_id(permission_request(prompt="p-headless")))).state is State.PENDING
     waiting.kill()
@@ -258,19 +303,27 @@ async def test_in_claude_p_a_call_that_ran_ends_no_request(redis_server, start_w
 
 
 @pytest.mark.slow
-async def test_in_a_terminal_slacks_wait_running_out_leaves_the_call_to_claude_codes_prompt(redis_server, start_worker, slack):
+async def test_in_a_terminal_slacks_wait_running_out_leaves_the_call_to_claude_codes_prompt(
+    redis_server, start_worker, slack
+):
     await start_worker()
-    run = await finish(await ask(redis_server.url, permission_request(prompt="p-left"), "--wait", "0.5", terminal=True))
+    run = await finish(
+        await ask(redis_server.url, permission_request(prompt="p-left"), "--wait", "0.5", terminal=True)
+    )
     assert run.code == 0 and json.loads(run.stdout) == {}  # no decision: the terminal's prompt decides
     message = await posted(slack)
-    await slack.wait_for(lambda: "Left to the terminal" in json.dumps(slack.message(message.channel, message.ts).blocks))
+    await slack.wait_for(
+        lambda: "Left to the terminal" in json.dumps(slack.message(message.channel, message.ts).blocks)
+    )
 
 
 def test_slack_approver_refuses_settings_that_would_stack_a_permission_request_hook(tmp_path):
     from bot import SlackApprover
 
     approver = SlackApprover("redis://127.0.0.1:9/0")
-    hook = {"hooks": {"PermissionRequest": [{"matcher": "*", "hooks": [{"type": "command", "command": "x"}]}]}}
+    hook = {
+        "hooks": {"PermissionRequest": [{"matcher": "*", "hooks": [{"type": "command", "command": "x"}]}]}
+    }
     with pytest.raises(ValueError, match="first"):
         approver.options(settings=json.dumps(hook))
     project = tmp_path / "project"
@@ -278,7 +331,9 @@ def test_slack_approver_refuses_settings_that_would_stack_a_permission_request_h
     (project / ".claude" / "settings.json").write_text(json.dumps(hook))
     with pytest.raises(ValueError, match=r"\.claude/settings\.json"):
         approver.options(cwd=project, setting_sources=["project"])
-    assert approver.options(cwd=project, setting_sources=[]).can_use_tool is not None  # that file is not loaded
+    assert (
+        approver.options(cwd=project, setting_sources=[]).can_use_tool is not None
+    )  # that file is not loaded
 
 
 @pytest.mark.slow
@@ -297,11 +352,18 @@ async def test_a_permission_request_hook_beside_can_use_tool_denies_instead_of_r
     approver = await make_approver()
     workdir = tmp_path / "work"
     workdir.mkdir()
-    async with ScriptedModel.start([tool_use("Bash", {"command": "echo ran >> marker.txt"}), text("done")]) as model:
+    async with ScriptedModel.start(
+        [tool_use("Bash", {"command": "echo ran >> marker.txt"}), text("done")]
+    ) as model:
         env = {**model.cli_env(config_dir=tmp_path / "cfg"), "REDIS_URL": approver.redis_url or ""}
         options = ClaudeAgentOptions(
-            cwd=workdir, setting_sources=[], tools=["Bash"], env=env, permission_mode="default",
-            can_use_tool=approver.can_use_tool, settings=json.dumps(gate_hook("PermissionRequest")),
+            cwd=workdir,
+            setting_sources=[],
+            tools=["Bash"],
+            env=env,
+            permission_mode="default",
+            can_use_tool=approver.can_use_tool,
+            settings=json.dumps(gate_hook("PermissionRequest")),
         )
         _ = [m async for m in query(prompt="go", options=options) if isinstance(m, ResultMessage)]
     assert not (workdir / "marker.txt").exists()
@@ -314,7 +376,11 @@ async def test_the_racing_approver_check_reads_the_process_it_starts_from():
     from bot.agent.other_approver import prompt_tool
 
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "import sys; sys.stdin.read()", "--permission-prompt-tool", "mcp__approvals__approve",
+        sys.executable,
+        "-c",
+        "import sys; sys.stdin.read()",
+        "--permission-prompt-tool",
+        "mcp__approvals__approve",
         stdin=asyncio.subprocess.PIPE,
     )
     try:
@@ -325,14 +391,18 @@ async def test_the_racing_approver_check_reads_the_process_it_starts_from():
         await asyncio.wait_for(process.wait(), 10)
 
 
-async def test_a_request_the_terminal_took_over_is_a_deny_outside_a_terminal(redis_server, start_worker, slack):
+async def test_a_request_the_terminal_took_over_is_a_deny_outside_a_terminal(
+    redis_server, start_worker, slack
+):
     # The same call asked again by a headless run of the session: no terminal prompt there to defer to.
     await start_worker()
     process = await ask(redis_server.url, permission_request(prompt="p-took"), terminal=True)
     await posted(slack)
     process.send_signal(signal.SIGTERM)
     await finish(process)
-    again = decision(await finish(await ask(redis_server.url, permission_request(prompt="p-took"), "--wait", "2")))
+    again = decision(
+        await finish(await ask(redis_server.url, permission_request(prompt="p-took"), "--wait", "2"))
+    )
     assert again["behavior"] == "deny"
 
 
@@ -342,6 +412,8 @@ async def test_nothing_is_left_to_claude_code_when_it_asks_nothing(redis_server,
 
     await start_worker()
     call = {**hook_input("toolu_bypass", {"command": "ls"}), "permission_mode": "bypassPermissions"}
-    run = await finish(await start_gate(redis_server.url, call, "--allow-read-only", "--wait", "0", entrypoint="sdk-py"))
+    run = await finish(
+        await start_gate(redis_server.url, call, "--allow-read-only", "--wait", "0", entrypoint="sdk-py")
+    )
     assert json.loads(run.stdout)["hookSpecificOutput"]["permissionDecision"] == "ask"
     await posted(slack)

@@ -60,7 +60,12 @@ def policy(tmp_path) -> Policy:
 
 def test_routes_by_tool_glob_input_and_cost(policy):
     costly = policy.route("mcp__billing__charge", {"estimated_cost_usd": 60})
-    assert (costly.rule, costly.channel, costly.approvers, costly.mention) == ("big-spend", "C0ONCALL", ("S0ONCALL",), ("S0ONCALL",))
+    assert (costly.rule, costly.channel, costly.approvers, costly.mention) == (
+        "big-spend",
+        "C0ONCALL",
+        ("S0ONCALL",),
+        ("S0ONCALL",),
+    )
     assert costly.cost == 60 and costly.daily_budget == 500 and costly.timeout == 3600
     assert costly.on_timeout is OnTimeout.ESCALATE
     assert [step.after for step in costly.escalation] == [0, 900]  # in firing order
@@ -76,16 +81,24 @@ def test_routes_by_tool_glob_input_and_cost(policy):
     deploy = policy.route("Bash", {"command": "kubectl apply -f x.yaml"})
     assert (deploy.rule, deploy.required) == ("deploys", 2)
 
-    assert policy.route("Write", {"file_path": "/srv/infra/prod/main.tf", "content": ""}).rule == "infra-files"
+    assert (
+        policy.route("Write", {"file_path": "/srv/infra/prod/main.tf", "content": ""}).rule == "infra-files"
+    )
     assert policy.route("Write", {"file_path": "/srv/infra/../etc/passwd", "content": ""}).rule == "default"
     assert policy.route("Write", {"file_path": "/home/me/notes.md", "content": ""}).rule == "default"
     default = policy.route("WebFetch", {"url": "https://example.com"})
-    assert (default.rule, default.action, default.approvers, default.timeout) == ("default", Action.ASK, (), 7200)
+    assert (default.rule, default.action, default.approvers, default.timeout) == (
+        "default",
+        Action.ASK,
+        (),
+        7200,
+    )
 
 
 def test_toml_is_read_the_same_way(tmp_path):
     path = tmp_path / "policy.toml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         timezone = "America/New_York"
 
         [[rules]]
@@ -98,7 +111,8 @@ def test_toml_is_read_the_same_way(tmp_path):
         [[rules.escalation]]
         after = "30m"
         approvers = ["U0LEAD"]
-    """))
+    """)
+    )
     policy = Policy.load(path)
     route = policy.route("Bash", {"command": "kubectl delete pod x"})
     assert (route.rule, route.required, route.escalation[0].after) == ("deploys", 2, 1800)
@@ -109,13 +123,23 @@ def test_toml_is_read_the_same_way(tmp_path):
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("rules:\n  - name: deploys\n    approvers: [alice]\n",
-         "rule 'deploys' (rules[0]), field approvers[0]: expected a Slack user id (U…) or user group id (S…), got 'alice'"),
+        (
+            "rules:\n  - name: deploys\n    approvers: [alice]\n",
+            "rule 'deploys' (rules[0]), field approvers[0]: expected a Slack user id (U…) or user group id (S…), got 'alice'",
+        ),
         ("rules:\n  - tool: Bash\n    command: '('\n", "rules[0], field command"),
-        ("rules:\n  - name: x\n    timeout: soon\n", "rule 'x' (rules[0]), field timeout: expected a duration"),
-        ("rules:\n  - name: x\n    on_timeout: escalate\n    timeout: 1h\n",
-         "on_timeout: escalate needs a timeout and at least one escalation step"),
-        ("rules:\n  - name: x\n    action: allow\n    approvers: [U0ALICE]\n", "action: allow decides at once"),
+        (
+            "rules:\n  - name: x\n    timeout: soon\n",
+            "rule 'x' (rules[0]), field timeout: expected a duration",
+        ),
+        (
+            "rules:\n  - name: x\n    on_timeout: escalate\n    timeout: 1h\n",
+            "on_timeout: escalate needs a timeout and at least one escalation step",
+        ),
+        (
+            "rules:\n  - name: x\n    action: allow\n    approvers: [U0ALICE]\n",
+            "action: allow decides at once",
+        ),
         ("rules:\n  - name: x\n    required_approvals: 0\n", "field required_approvals"),
         ("rules:\n  - name: x\n    aprovers: [U0ALICE]\n", "field aprovers: Extra inputs are not permitted"),
         ("rules:\n  - name: x\n    channel: approvals\n", "field channel: expected a Slack channel id (C…)"),

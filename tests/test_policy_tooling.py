@@ -58,14 +58,19 @@ async def test_check_prints_every_rule_of_the_readme_policy_in_words(tmp_path):
         "default (default): every other call",
     ]
     text = "\n".join(lines)
-    assert "   → asked in channel C0DEPLOYS\n     who may decide: U0ALICE, U0BOB or members of S0SRE\n" \
-           "     2 different people must approve; one deny vetoes" in text
+    assert (
+        "   → asked in channel C0DEPLOYS\n     who may decide: U0ALICE, U0BOB or members of S0SRE\n"
+        "     2 different people must approve; one deny vetoes" in text
+    )
     assert "after 15m: escalated to members of S0SECONDARY" in text
     assert "timeout: after 1h every escalation step not yet fired fires, then it is denied 1h later" in text
     assert "daily budget: $500 approved a day on this rule" in text
     assert "cost: the agent's estimate, else the input's estimated_cost_usd" in text
     assert "   → allowed at once: nothing is posted, the call runs (audited)" in text
-    assert '   → denied at once: nothing is posted; the model is told: "Never delete the root file system."' in text
+    assert (
+        '   → denied at once: nothing is posted; the model is told: "Never delete the root file system."'
+        in text
+    )
     assert "timeout: denied after 4h (the agent's APPROVAL_TIMEOUT caps it)" in text
 
 
@@ -79,8 +84,17 @@ async def test_check_of_an_invalid_file_is_the_workers_one_line_and_exit_2(tmp_p
 
 
 def test_explain_says_why_earlier_rules_do_not_match_and_where_the_call_goes(tmp_path, capsys):
-    code, out, _err = cli(capsys, "explain", example(tmp_path), "--tool", "Bash",
-                          "--input", '{"command": "kubectl apply -f x"}', "--requested-by", "U0ALICE")
+    code, out, _err = cli(
+        capsys,
+        "explain",
+        example(tmp_path),
+        "--tool",
+        "Bash",
+        "--input",
+        '{"command": "kubectl apply -f x"}',
+        "--requested-by",
+        "U0ALICE",
+    )
     assert code == 0
     assert out == [
         'call: Bash {"command": "kubectl apply -f x"}',
@@ -106,9 +120,14 @@ def test_explain_a_denied_and_an_allowed_call(tmp_path, capsys):
         "rule 6 (no-root-rm): matches",
         '→ denied at once: nothing is posted; the model is told: "Never delete the root file system."',
     ]
-    code, out, _err = cli(capsys, "explain", path, "--tool", "Bash", "--input", '{"command": "tail -n 5 app.log"}')
+    code, out, _err = cli(
+        capsys, "explain", path, "--tool", "Bash", "--input", '{"command": "tail -n 5 app.log"}'
+    )
     assert code == 0
-    assert out[-2:] == ["rule 5 (read-logs): matches", "→ allowed at once: nothing is posted, the call runs (audited)"]
+    assert out[-2:] == [
+        "rule 5 (read-logs): matches",
+        "→ allowed at once: nothing is posted, the call runs (audited)",
+    ]
 
 
 def test_explain_routes_by_cost_over_a_threshold(tmp_path, capsys):
@@ -124,7 +143,9 @@ def test_explain_routes_by_cost_over_a_threshold(tmp_path, capsys):
     assert out[0] == 'call: mcp__billing__refund {"amount": 3}, estimated $60'
     assert out[1:3] == ["rule 1 (big-spend): matches", "→ asked in channel C0ONCALL"]
     assert "  paged when posted: members of S0PRIMARY" in out
-    assert "  after 45m: escalated to U0MANAGER, mentioned in the thread and able to decide from then on" in out
+    assert (
+        "  after 45m: escalated to U0MANAGER, mentioned in the thread and able to decide from then on" in out
+    )
 
     code, out, _err = cli(capsys, "explain", path, *refund)
     assert out[1] == "rule 1 (big-spend): no, the call's cost is unknown (the rule needs more than $50)"
@@ -174,15 +195,20 @@ def sha256(body: str) -> str:
 
 async def loaded(redis) -> list[tuple[str, str]]:
     """(hash, actor) of every ``policy_loaded`` audit entry, oldest first."""
-    return [(f[b"policy_hash"].decode(), f[b"actor"].decode()) for _id, f in await redis.xrange(keys.AUDIT)
-            if f[b"event"] == POLICY_LOADED.encode()]
+    return [
+        (f[b"policy_hash"].decode(), f[b"actor"].decode())
+        for _id, f in await redis.xrange(keys.AUDIT)
+        if f[b"event"] == POLICY_LOADED.encode()
+    ]
 
 
 async def until(check, timeout: float = 10) -> None:
     """Wait (bounded) for ``check()``, an async predicate on another process's or loop's doing."""
+
     async def poll() -> None:
         while not await check():
             await asyncio.sleep(0.05)
+
     await asyncio.wait_for(poll(), timeout)
 
 
@@ -205,7 +231,9 @@ async def test_a_reload_applies_to_new_requests_and_posted_ones_keep_their_rule(
     with caplog.at_level(logging.INFO, logger="bot.approvals.policy_reload"):
         assert await holder.reload() is False  # what SIGHUP calls
     [line] = [r.getMessage() for r in caplog.records if r.name == "bot.approvals.policy_reload"]
-    assert line.startswith(f"policy not reloaded, the one in force (sha256 {sha256(ASKS)[:12]}) stays: {path}: ")
+    assert line.startswith(
+        f"policy not reloaded, the one in force (sha256 {sha256(ASKS)[:12]}) stays: {path}: "
+    )
     assert "rule 'no-apply' (rules[0]), field required_approvals" in line
     still = asyncio.create_task(approver.can_use_tool("Bash", APPLY, context("toolu_still")))
     assert (await posted(slack, 2)).channel == "C0INFRA"
@@ -215,7 +243,10 @@ async def test_a_reload_applies_to_new_requests_and_posted_ones_keep_their_rule(
     assert await holder.reload() is True
     denied = await asyncio.wait_for(approver.can_use_tool("Bash", APPLY, context("toolu_after")), 5)
     assert denied.behavior == "deny"
-    assert denied.message == "Denied by the team's approval policy (rule no-apply). The tool was not run. Applies go through CI."
+    assert (
+        denied.message
+        == "Denied by the team's approval policy (rule no-apply). The tool was not run. Applies go through CI."
+    )
     assert len(slack.roots()) == 2  # nothing posted for it
 
     # The request posted before the change keeps its rule: Alice may still approve it.
@@ -224,7 +255,9 @@ async def test_a_reload_applies_to_new_requests_and_posted_ones_keep_their_rule(
     assert await loaded(redis) == [(sha256(ASKS), "system"), (sha256(DENIES), "system")]
 
 
-async def test_a_changed_file_is_picked_up_without_a_signal(tmp_path, start_worker, make_approver, slack, redis):
+async def test_a_changed_file_is_picked_up_without_a_signal(
+    tmp_path, start_worker, make_approver, slack, redis
+):
     path = tmp_path / "policy.yaml"
     path.write_text(ASKS)
     worker = await start_worker(approval_policy=path)

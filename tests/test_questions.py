@@ -12,18 +12,40 @@ from bot import text as texts
 from bot.approvals import questions
 from bot.approvals.model import State, request_id_for
 from bot.slack import blocks, limits
-from bot.slack.ids import CHOICE_INPUT, OWN_ANSWER_INPUT, Action, Modal, actions_block, choice_block, own_answer_block
+from bot.slack.ids import (
+    CHOICE_INPUT,
+    OWN_ANSWER_INPUT,
+    Action,
+    Modal,
+    actions_block,
+    choice_block,
+    own_answer_block,
+)
 from tests.conftest import cancelled, context, policy_file, posted
 from tests.fakes.slack_api import view_errors
 from tests.fakes.slack_payloads import static_select_action, view_submission
 
 ASKED = {
     "questions": [
-        {"question": "Which environment?", "header": "Env", "multiSelect": False,
-         "options": [{"label": "staging", "description": "safe"}, {"label": "prod", "description": "live"}]},
-        {"question": "Which checks?", "header": "Checks", "multiSelect": True,
-         "options": [{"label": "lint", "description": "style"}, {"label": "tests", "description": "unit"},
-                     {"label": "smoke", "description": "after deploy"}]},
+        {
+            "question": "Which environment?",
+            "header": "Env",
+            "multiSelect": False,
+            "options": [
+                {"label": "staging", "description": "safe"},
+                {"label": "prod", "description": "live"},
+            ],
+        },
+        {
+            "question": "Which checks?",
+            "header": "Checks",
+            "multiSelect": True,
+            "options": [
+                {"label": "lint", "description": "style"},
+                {"label": "tests", "description": "unit"},
+                {"label": "smoke", "description": "after deploy"},
+            ],
+        },
     ]
 }
 
@@ -48,7 +70,10 @@ async def test_answers_reach_the_agent_as_the_sdk_expects(start_worker, make_app
     assert ack == {}
     result = await asyncio.wait_for(task, 5)
     assert result.behavior == "allow"
-    assert result.updated_input == {**ASKED, "answers": {"Which environment?": "staging", "Which checks?": "lint, tests"}}
+    assert result.updated_input == {
+        **ASKED,
+        "answers": {"Which environment?": "staging", "Which checks?": "lint, tests"},
+    }
 
     await slack.wait_for(lambda: message.edits >= 1)
     shown = _shown(slack.message(message.channel, message.ts))
@@ -61,9 +86,14 @@ async def test_an_answer_of_ones_own_is_sent_as_typed(start_worker, make_approve
     worker = await start_worker()
     task, message = await _ask(make_approver, slack, "toolu_q_own")
     # "Other…" follows each question's options: index 2 for the first, 3 for the second.
-    await worker.answer("U_ALICE", message, chosen={0: [2], 1: [2, 3]}, typed={0: "the qa cluster", 1: "load test"})
+    await worker.answer(
+        "U_ALICE", message, chosen={0: [2], 1: [2, 3]}, typed={0: "the qa cluster", 1: "load test"}
+    )
     result = await asyncio.wait_for(task, 5)
-    assert result.updated_input["answers"] == {"Which environment?": "the qa cluster", "Which checks?": "smoke, load test"}
+    assert result.updated_input["answers"] == {
+        "Which environment?": "the qa cluster",
+        "Which checks?": "smoke, load test",
+    }
 
 
 async def test_every_question_must_be_answered_once(start_worker, make_approver, slack):
@@ -75,7 +105,9 @@ async def test_every_question_must_be_answered_once(start_worker, make_approver,
     assert ack["response_action"] == "errors"
     assert ack["errors"] == {choice_block(1): "Choose an answer."}
     ack = await worker.answer("U_ALICE", message, chosen={0: [1], 1: [0]}, typed={0: "prod, but carefully"})
-    assert ack["errors"] == {own_answer_block(0): "To send this answer, choose “Other…” above; or clear this field."}
+    assert ack["errors"] == {
+        own_answer_block(0): "To send this answer, choose “Other…” above; or clear this field."
+    }
     ack = await worker.answer("U_ALICE", message, chosen={0: [2], 1: [0, 3]}, typed={0: "  "})
     assert ack["errors"] == {
         own_answer_block(0): "You chose “Other…”: type your answer here.",
@@ -94,12 +126,15 @@ async def test_declining_tells_the_model_who_declined_and_why(start_worker, make
     assert result.message == "@bob (U_BOB) declined to answer in Slack. Reason: Ask in #releases instead."
 
 
-@pytest.mark.parametrize("tool_input", [
-    {"questions": []},
-    {"questions": [{"question": "Q?", "options": []}]},
-    {"questions": "not a list"},
-    {},
-])
+@pytest.mark.parametrize(
+    "tool_input",
+    [
+        {"questions": []},
+        {"questions": [{"question": "Q?", "options": []}]},
+        {"questions": "not a list"},
+        {},
+    ],
+)
 def test_malformed_questions_fall_back_to_an_ordinary_approval(tool_input):
     assert questions.parse("AskUserQuestion", tool_input) is None
 
@@ -109,8 +144,15 @@ def test_malformed_questions_fall_back_to_an_ordinary_approval(tool_input):
 LONG_LABEL = "production, the cluster our customers use, once the change-advisory board has signed off"
 ONE = {
     "questions": [
-        {"question": "Which environment?", "header": "Env", "multiSelect": False,
-         "options": [{"label": "staging", "description": "safe"}, {"label": LONG_LABEL, "description": "live"}]},
+        {
+            "question": "Which environment?",
+            "header": "Env",
+            "multiSelect": False,
+            "options": [
+                {"label": "staging", "description": "safe"},
+                {"label": LONG_LABEL, "description": "live"},
+            ],
+        },
     ]
 }
 ONLY_ALICE = """
@@ -130,14 +172,21 @@ def _menu(message) -> dict | None:
 
 
 def _labels(message) -> list[str]:
-    return [e["text"]["text"] for b in message.blocks for e in b.get("elements", []) if e.get("type") == "button"]
+    return [
+        e["text"]["text"] for b in message.blocks for e in b.get("elements", []) if e.get("type") == "button"
+    ]
 
 
 async def choose(worker, user: str, message, value: str, *, forged: bool = False):
     """Pick the option with ``value`` in the message's menu, as Slack sends it."""
     payload = static_select_action(
-        user, Action.CHOOSE_ANSWER.value, value, message=message.as_dict(), channel=message.channel,
-        user_name=user.lower(), forged=forged,
+        user,
+        Action.CHOOSE_ANSWER.value,
+        value,
+        message=message.as_dict(),
+        channel=message.channel,
+        user_name=user.lower(),
+        forged=forged,
     )
     response = await worker.post_signed(payload)
     assert response.status == 200, response.status
@@ -150,13 +199,15 @@ async def _ask_one(make_approver, slack, tool_use_id: str):
     return task, await posted(slack)
 
 
-async def test_one_single_select_question_is_answered_from_a_menu_on_the_message(start_worker, make_approver, slack):
+async def test_one_single_select_question_is_answered_from_a_menu_on_the_message(
+    start_worker, make_approver, slack
+):
     worker = await start_worker()
     task, message = await _ask_one(make_approver, slack, "toolu_menu")
     menu = _menu(message)
     assert menu is not None and menu["action_id"] == Action.CHOOSE_ANSWER.value
     assert [o["value"] for o in menu["options"]] == ["0", "1"]
-    assert [o["text"]["text"] for o in menu["options"]][0] == "staging"
+    assert next(o["text"]["text"] for o in menu["options"]) == "staging"
     assert all(len(o["text"]["text"]) <= 75 for o in menu["options"])  # Slack's limit; the label is longer
     # One pick answers; Other… is a button, which a client's sticky menu choice cannot swallow.
     assert _labels(message) == ["Other…", "Decline"]
@@ -199,11 +250,15 @@ async def test_a_pick_that_is_not_an_option_changes_nothing(start_worker, make_a
     await cancelled(task)
 
 
-async def test_a_pick_naming_a_request_that_is_no_question_approves_nothing(start_worker, make_approver, slack, store):
+async def test_a_pick_naming_a_request_that_is_no_question_approves_nothing(
+    start_worker, make_approver, slack, store
+):
     worker = await start_worker()
     task, question = await _ask_one(make_approver, slack, "toolu_q_one")
     approver = await make_approver()
-    command = asyncio.create_task(approver.can_use_tool("Bash", {"command": "rm -rf /srv"}, context("toolu_rm_srv")))
+    command = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "rm -rf /srv"}, context("toolu_rm_srv"))
+    )
     await posted(slack, 2)
     # A stale or forged client: the menu's block made to name the Bash request.
     payload = static_select_action("U_ALICE", Action.CHOOSE_ANSWER.value, "0", message=question.as_dict())
@@ -216,7 +271,9 @@ async def test_a_pick_naming_a_request_that_is_no_question_approves_nothing(star
     await cancelled(task, command)
 
 
-async def test_a_non_approvers_pick_is_refused_and_an_approvers_is_the_answer(tmp_path, start_worker, make_approver, slack):
+async def test_a_non_approvers_pick_is_refused_and_an_approvers_is_the_answer(
+    tmp_path, start_worker, make_approver, slack
+):
     worker = await start_worker(approval_policy=policy_file(tmp_path, ONLY_ALICE))
     task, message = await _ask_one(make_approver, slack, "toolu_menu_rules")
     await choose(worker, "U0MALLORY", message, "0")
@@ -241,10 +298,14 @@ async def test_other_opens_the_form_and_a_typed_answer_is_sent_as_typed(start_wo
     assert choice["initial_option"]["text"]["text"] == "Other…"  # the choice its button made
     assert not task.done()  # opening the form decides nothing
     payload = view_submission(
-        "U_ALICE", Modal.ANSWER.value, view["private_metadata"],
+        "U_ALICE",
+        Modal.ANSWER.value,
+        view["private_metadata"],
         # In the form, "Other…" follows the question's options (index 2 here) and takes the typed answer.
-        {choice_block(0): {CHOICE_INPUT: {"type": "static_select", "selected_option": {"value": "2"}}},
-         own_answer_block(0): {OWN_ANSWER_INPUT: "the qa cluster"}},
+        {
+            choice_block(0): {CHOICE_INPUT: {"type": "static_select", "selected_option": {"value": "2"}}},
+            own_answer_block(0): {OWN_ANSWER_INPUT: "the qa cluster"},
+        },
         view=view,
     )
     assert (await worker.post_signed(payload)).status == 200
@@ -264,7 +325,9 @@ async def test_a_second_pick_after_the_answer_changes_nothing(start_worker, make
     [note] = slack.ephemerals
     assert note.user == "U_BOB" and "already" in note.text.lower()
     request = await store.get(request_id_for("toolu_menu_twice"))
-    assert request.state is State.ANSWERED and request.updated_input["answers"] == {"Which environment?": "staging"}
+    assert request.state is State.ANSWERED and request.updated_input["answers"] == {
+        "Which environment?": "staging"
+    }
 
 
 @pytest.mark.slow
@@ -294,12 +357,16 @@ async def test_end_to_end_the_model_receives_the_label_picked_in_the_menu(
         await slack.wait_for(lambda: len(slack.ephemerals) == 2)
 
     picker = asyncio.create_task(pick_when_posted())
-    model = await run_agent(tmp_path, approver, [tool_use("AskUserQuestion", ONE), text("thanks")], tools=["AskUserQuestion"])
+    model = await run_agent(
+        tmp_path, approver, [tool_use("AskUserQuestion", ONE), text("thanks")], tools=["AskUserQuestion"]
+    )
     await asyncio.wait_for(picker, 10)
 
     [result] = model.tool_results()
     assert not result.is_error
-    assert result.content.startswith(f'Your questions have been answered: "Which environment?"="{LONG_LABEL}".')
+    assert result.content.startswith(
+        f'Your questions have been answered: "Which environment?"="{LONG_LABEL}".'
+    )
     refused, too_late = slack.ephemerals
     assert refused.user == "U0MALLORY" and refused.text.startswith("You are not an approver")
     assert too_late.user == "U0ALICE" and "already" in too_late.text.lower()
@@ -314,15 +381,25 @@ def test_the_menu_stays_within_slacks_limits_and_maps_back_to_whole_labels(optio
     from tests.fakes.slack_api import message_blocks_errors
     from tests.test_blocks import request
 
-    asked = {"questions": [{"question": f"Pick {label}", "header": "Pick", "multiSelect": False,
-                            "options": [{"label": f"{i} {label}", "description": label} for i in range(options)]}]}
+    asked = {
+        "questions": [
+            {
+                "question": f"Pick {label}",
+                "header": "Pick",
+                "multiSelect": False,
+                "options": [{"label": f"{i} {label}", "description": label} for i in range(options)],
+            }
+        ]
+    }
     req = request("AskUserQuestion", asked)
     message = blocks.request_message(req)
     assert message_blocks_errors(message.blocks) == []
     menu = _menu(message)
     assert menu is not None and len(menu["options"]) == options <= limits.SELECT_OPTIONS
-    assert all(len(o["text"]["text"]) <= limits.OPTION_TEXT and len(o["value"]) <= limits.OPTION_TEXT
-               for o in menu["options"])
+    assert all(
+        len(o["text"]["text"]) <= limits.OPTION_TEXT and len(o["value"]) <= limits.OPTION_TEXT
+        for o in menu["options"]
+    )
     last = str(options - 1)
     assert blocks.menu_answer(req, last) == {**asked, "answers": {f"Pick {label}": f"{last} {label}"}}
     for refused in (str(options), "other", "-1", f"0{last}", " 0", ""):
@@ -331,14 +408,19 @@ def test_the_menu_stays_within_slacks_limits_and_maps_back_to_whole_labels(optio
     assert blocks.menu_answer(request("Bash", {"command": "rm -rf /"}), "0") is None
     assert blocks.menu_answer(request("AskUserQuestion", ASKED), "0") is None
 
+
 def _form_request():
     import time
 
     from bot.approvals.model import ApprovalRequest, State
 
     return ApprovalRequest(
-        id="0123456789abcdef01234567", state=State.PENDING, tool_name="AskUserQuestion", tool_input=ASKED,
-        input_hash="h", created_at=time.time(),
+        id="0123456789abcdef01234567",
+        state=State.PENDING,
+        tool_name="AskUserQuestion",
+        tool_input=ASKED,
+        input_hash="h",
+        created_at=time.time(),
     )
 
 
@@ -359,23 +441,29 @@ def test_the_form_shows_each_question_once_and_marks_only_what_is_optional():
         assert options[-1]["value"] == str(len(question["options"]))
 
 
-@pytest.mark.parametrize("chosen, typed, expected", [
-    ({0: [1], 1: [0, 2]}, {}, {"Which environment?": "prod", "Which checks?": "lint, smoke"}),
-    ({0: [2], 1: [3]}, {0: " qa ", 1: "fuzz"}, {"Which environment?": "qa", "Which checks?": "fuzz"}),
-    ({0: [0], 1: [1, 3]}, {1: "fuzz"}, {"Which environment?": "staging", "Which checks?": "tests, fuzz"}),
-    ({0: [0, 1], 1: [1, 1]}, {}, {"Which environment?": "staging", "Which checks?": "tests"}),
-])
+@pytest.mark.parametrize(
+    "chosen, typed, expected",
+    [
+        ({0: [1], 1: [0, 2]}, {}, {"Which environment?": "prod", "Which checks?": "lint, smoke"}),
+        ({0: [2], 1: [3]}, {0: " qa ", 1: "fuzz"}, {"Which environment?": "qa", "Which checks?": "fuzz"}),
+        ({0: [0], 1: [1, 3]}, {1: "fuzz"}, {"Which environment?": "staging", "Which checks?": "tests, fuzz"}),
+        ({0: [0, 1], 1: [1, 1]}, {}, {"Which environment?": "staging", "Which checks?": "tests"}),
+    ],
+)
 def test_answers_are_what_the_sdk_expects(chosen, typed, expected):
     asked = questions.parse("AskUserQuestion", ASKED)
     assert questions.answers(asked, chosen, typed) == expected
 
 
-@pytest.mark.parametrize("chosen, typed, problems", [
-    ({}, {}, {0: questions.Problem.NO_CHOICE, 1: questions.Problem.NO_CHOICE}),
-    ({0: [2], 1: [0]}, {}, {0: questions.Problem.OTHER_WITHOUT_TEXT}),
-    ({0: [0], 1: [0]}, {1: "also this"}, {1: questions.Problem.TEXT_WITHOUT_OTHER}),
-    ({0: [9], 1: [0]}, {}, {0: questions.Problem.NO_CHOICE}),
-])
+@pytest.mark.parametrize(
+    "chosen, typed, problems",
+    [
+        ({}, {}, {0: questions.Problem.NO_CHOICE, 1: questions.Problem.NO_CHOICE}),
+        ({0: [2], 1: [0]}, {}, {0: questions.Problem.OTHER_WITHOUT_TEXT}),
+        ({0: [0], 1: [0]}, {1: "also this"}, {1: questions.Problem.TEXT_WITHOUT_OTHER}),
+        ({0: [9], 1: [0]}, {}, {0: questions.Problem.NO_CHOICE}),
+    ],
+)
 def test_answers_the_form_cannot_send(chosen, typed, problems):
     asked = questions.parse("AskUserQuestion", ASKED)
     with pytest.raises(questions.InvalidAnswers) as raised:
@@ -391,7 +479,7 @@ async def test_other_is_a_button_so_closing_its_form_leaves_the_way_back(start_w
     task, message = await _ask_one(make_approver, slack, "toolu_other_twice")
     for opened in (1, 2):
         await worker.click("U_ALICE", Action.ANSWER, message)  # the Other… button; then the form is closed
-        await slack.wait_for(lambda: len(slack.calls_to("views.update")) >= opened)
+        await slack.wait_for(lambda opened=opened: len(slack.calls_to("views.update")) >= opened)
         view = slack.views[slack.calls_to("views.update")[-1].args["view_id"]]
         assert view["callback_id"] == Modal.ANSWER.value
     assert not task.done() and message.edits == 0  # nothing was answered
@@ -416,7 +504,8 @@ async def _audit(redis, request_id: str) -> list[tuple[str, str, str]]:
 
     return [
         (f[b"event"].decode(), f[b"actor"].decode(), f.get(b"votes", b"").decode())
-        for _id, f in await redis.xrange(keys.AUDIT) if f[b"request"] == request_id.encode()
+        for _id, f in await redis.xrange(keys.AUDIT)
+        if f[b"request"] == request_id.encode()
     ]
 
 
@@ -432,7 +521,9 @@ async def test_a_menu_pick_does_not_answer_a_question_whose_rule_needs_two_peopl
 ):
     """The rule says two people must agree; the card says "0 of 2"; one pick in the
     menu (as one form submission before it) must not allow the AskUserQuestion call alone."""
-    worker, task, message = await _two_must_agree(tmp_path, start_worker, make_approver, slack, "toolu_two_answer")
+    worker, task, message = await _two_must_agree(
+        tmp_path, start_worker, make_approver, slack, "toolu_two_answer"
+    )
     assert "0 of 2" in json.dumps(message.blocks)  # what the card promises
 
     await choose(worker, "U0ALICE", message, "0")
@@ -444,7 +535,9 @@ async def test_a_menu_pick_does_not_answer_a_question_whose_rule_needs_two_peopl
     await cancelled(task)
 
 
-async def test_two_people_picking_the_same_answer_answer_it(tmp_path, start_worker, make_approver, slack, redis):
+async def test_two_people_picking_the_same_answer_answer_it(
+    tmp_path, start_worker, make_approver, slack, redis
+):
     worker, task, message = await _two_must_agree(tmp_path, start_worker, make_approver, slack, "toolu_agree")
     await choose(worker, "U0ALICE", message, "1")
     await slack.wait_for(lambda: message.edits >= 1)
@@ -470,7 +563,9 @@ async def test_two_people_picking_the_same_answer_answer_it(tmp_path, start_work
 async def test_a_different_answer_replaces_the_proposal_and_starts_the_count_again(
     tmp_path, start_worker, make_approver, slack, store, redis
 ):
-    worker, task, message = await _two_must_agree(tmp_path, start_worker, make_approver, slack, "toolu_disagree")
+    worker, task, message = await _two_must_agree(
+        tmp_path, start_worker, make_approver, slack, "toolu_disagree"
+    )
     before_any = copy.deepcopy(message)  # a client that never saw a proposal
     await choose(worker, "U0ALICE", message, "0")
     await slack.wait_for(lambda: message.edits >= 1)
@@ -495,17 +590,26 @@ async def test_a_different_answer_replaces_the_proposal_and_starts_the_count_aga
     request = await store.get(request_id_for("toolu_disagree"))
     assert request.state is State.ANSWERED and {v.user for v in request.votes} == {"U0BOB", "U0CAROL"}
     decided = [e for e in await _audit(redis, request.id) if e[0].startswith("answer")]
-    assert decided == [("answer_proposed", "U0ALICE", "1/2"), ("answer_proposed", "U0BOB", "1/2"), ("answered", "U0CAROL", "")]
+    assert decided == [
+        ("answer_proposed", "U0ALICE", "1/2"),
+        ("answer_proposed", "U0BOB", "1/2"),
+        ("answered", "U0CAROL", ""),
+    ]
 
 
 async def test_the_same_person_picking_twice_counts_once(tmp_path, start_worker, make_approver, slack, store):
-    worker, task, message = await _two_must_agree(tmp_path, start_worker, make_approver, slack, "toolu_twice_same")
+    worker, task, message = await _two_must_agree(
+        tmp_path, start_worker, make_approver, slack, "toolu_twice_same"
+    )
     await choose(worker, "U0ALICE", message, "0")
     await slack.wait_for(lambda: message.edits >= 1)
     await choose(worker, "U0ALICE", message, "0")
     await slack.wait_for(lambda: slack.ephemerals)
     [note] = slack.ephemerals
-    assert note.user == "U0ALICE" and note.text == "You already gave this answer. It needs 2 different people to agree on it."
+    assert (
+        note.user == "U0ALICE"
+        and note.text == "You already gave this answer. It needs 2 different people to agree on it."
+    )
     request = await store.get(request_id_for("toolu_twice_same"))
     assert request.state is State.PENDING and [v.user for v in request.votes] == ["U0ALICE"]
     assert not task.done() and "*Agreed:* 1 of 2: <@U0ALICE>" in _shown(message)
@@ -517,7 +621,9 @@ async def test_a_form_opened_before_another_answer_is_refused_and_a_fresh_one_ag
 ):
     """Two questions keep the form. Bob opens it; Alice proposes answers meanwhile; Bob's form,
     sent as it was, would vote on answers he never saw: it is refused. Sent again, it agrees."""
-    worker, task, message = await _two_must_agree(tmp_path, start_worker, make_approver, slack, "toolu_stale_form", ASKED)
+    worker, task, message = await _two_must_agree(
+        tmp_path, start_worker, make_approver, slack, "toolu_stale_form", ASKED
+    )
     assert "*Agreed:* 0 of 2" in _shown(message)
     await worker.click("U0BOB", Action.ANSWER, message)
     update = await slack.wait_for_call("views.update")
@@ -532,13 +638,24 @@ async def test_a_form_opened_before_another_answer_is_refused_and_a_fresh_one_ag
     assert f"Proposed by <@U0ALICE>. {texts.AGREE_BY_FORM}" in shown
 
     values = {
-        choice_block(0): {CHOICE_INPUT: {"type": "static_select", "selected_option": bobs_form["blocks"][0]["element"]["options"][1]}},
+        choice_block(0): {
+            CHOICE_INPUT: {
+                "type": "static_select",
+                "selected_option": bobs_form["blocks"][0]["element"]["options"][1],
+            }
+        },
         own_answer_block(0): {OWN_ANSWER_INPUT: ""},
-        choice_block(1): {CHOICE_INPUT: {"type": "checkboxes", "selected_options": [
-            bobs_form["blocks"][2]["element"]["options"][i] for i in (0, 2)]}},
+        choice_block(1): {
+            CHOICE_INPUT: {
+                "type": "checkboxes",
+                "selected_options": [bobs_form["blocks"][2]["element"]["options"][i] for i in (0, 2)],
+            }
+        },
         own_answer_block(1): {OWN_ANSWER_INPUT: ""},
     }
-    payload = view_submission("U0BOB", Modal.ANSWER.value, bobs_form["private_metadata"], values, view=bobs_form)
+    payload = view_submission(
+        "U0BOB", Modal.ANSWER.value, bobs_form["private_metadata"], values, view=bobs_form
+    )
     response = await worker.post_signed(payload)
     ack = json.loads(await response.text())
     assert ack["response_action"] == "update"
@@ -547,7 +664,10 @@ async def test_a_form_opened_before_another_answer_is_refused_and_a_fresh_one_ag
 
     assert await worker.answer("U0BOB", message, chosen=chosen) == {}
     result = await asyncio.wait_for(task, 5)
-    assert result.updated_input == {**ASKED, "answers": {"Which environment?": "prod", "Which checks?": "lint, smoke"}}
+    assert result.updated_input == {
+        **ASKED,
+        "answers": {"Which environment?": "prod", "Which checks?": "lint, smoke"},
+    }
 
 
 async def test_the_requester_may_answer_their_own_agents_question_as_before(
@@ -583,11 +703,23 @@ def _proposed(label: str, votes: int = 1):
     from bot.approvals.model import Vote
     from tests.test_blocks import request
 
-    asked = {"questions": [{"question": label, "header": "Pick", "multiSelect": False,
-                            "options": [{"label": f"{i} {label}", "description": label} for i in range(4)]}]}
+    asked = {
+        "questions": [
+            {
+                "question": label,
+                "header": "Pick",
+                "multiSelect": False,
+                "options": [{"label": f"{i} {label}", "description": label} for i in range(4)],
+            }
+        ]
+    }
     req = request("AskUserQuestion", asked)
     return replace(
-        req, required=2, edited_by="U0ALICE", revision=1, updated_input={**asked, "answers": {label: f"3 {label}"}},
+        req,
+        required=2,
+        edited_by="U0ALICE",
+        revision=1,
+        updated_input={**asked, "answers": {label: f"3 {label}"}},
         votes=tuple(Vote(user=f"U0{i}", name=label, at=float(i)) for i in range(votes)),
     )
 

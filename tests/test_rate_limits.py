@@ -95,17 +95,17 @@ async def test_a_429_pauses_the_method_for_everyone(redis):
 
 
 async def test_the_fake_refuses_past_the_rate_as_slack_does():
-    async with FakeSlack.start(rate_scale=1.0) as slack:
-        async with aiohttp.ClientSession() as session:
-            statuses, headers, bodies = [], [], []
-            for _ in range(rate_for("conversations.history").burst + 1):
-                async with session.post(
-                    f"{slack.base_url}conversations.history",
-                    headers={"Authorization": f"Bearer {slack.token}"}, data={"channel": CHANNEL},
-                ) as response:
-                    statuses.append(response.status)
-                    headers.append(response.headers.get("Retry-After"))
-                    bodies.append(await response.json())
+    async with FakeSlack.start(rate_scale=1.0) as slack, aiohttp.ClientSession() as session:
+        statuses, headers, bodies = [], [], []
+        for _ in range(rate_for("conversations.history").burst + 1):
+            async with session.post(
+                f"{slack.base_url}conversations.history",
+                headers={"Authorization": f"Bearer {slack.token}"},
+                data={"channel": CHANNEL},
+            ) as response:
+                statuses.append(response.status)
+                headers.append(response.headers.get("Retry-After"))
+                bodies.append(await response.json())
     assert statuses[:-1] == [200] * rate_for("conversations.history").burst
     assert statuses[-1] == 429 and bodies[-1] == {"ok": False, "error": "ratelimited"}
     assert re.fullmatch(r"[1-9][0-9]*", headers[-1])  # whole seconds, never 0
@@ -114,10 +114,14 @@ async def test_the_fake_refuses_past_the_rate_as_slack_does():
 
 async def test_a_background_client_waits_for_the_budget_instead_of_drawing_429s(redis):
     async with FakeSlack.start(rate_scale=20.0) as slack:
-        client = BudgetedClient(token=slack.token, base_url=slack.base_url, budget=SlackBudget(redis, scale=20.0))
+        client = BudgetedClient(
+            token=slack.token, base_url=slack.base_url, budget=SlackBudget(redis, scale=20.0)
+        )
         client.proxy = None
         with priority(Priority.POST):
-            await asyncio.gather(*(client.chat_postMessage(channel=CHANNEL, text=f"post {i}") for i in range(12)))
+            await asyncio.gather(
+                *(client.chat_postMessage(channel=CHANNEL, text=f"post {i}") for i in range(12))
+            )
         assert len(slack.roots()) == 12
         assert slack.rate_limited() == []
 
@@ -147,10 +151,14 @@ def _calls_since(slack: FakeSlack, start: int) -> collections.Counter[str]:
     return collections.Counter(c.method for c in slack.calls[start:])
 
 
-async def test_a_single_approver_decision_costs_one_write_when_nobody_talked(start_worker, make_approver, slack, redis):
+async def test_a_single_approver_decision_costs_one_write_when_nobody_talked(
+    start_worker, make_approver, slack, redis
+):
     worker = await start_worker()
     approver = await make_approver()
-    call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_cost")))
+    call = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_cost"))
+    )
     message = await posted(slack)
     await _jobs_drained(redis)
     start = len(slack.calls)
@@ -164,14 +172,20 @@ async def test_a_single_approver_decision_costs_one_write_when_nobody_talked(sta
     assert slack.thread(message.channel, message.ts) == []
 
 
-async def test_a_discussed_decision_reads_the_thread_once_and_answers_there(start_worker, make_approver, slack, redis):
+async def test_a_discussed_decision_reads_the_thread_once_and_answers_there(
+    start_worker, make_approver, slack, redis
+):
     slack.add_user("U0ALICE", "alice")
     worker = await start_worker()
     approver = await make_approver()
-    call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_talk")))
+    call = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_talk"))
+    )
     message = await posted(slack)
     reply = slack.reply(message.channel, message.ts, "U0ALICE", "go ahead")
-    await worker.event(event_callback(message_event(message.channel, reply.ts, "U0ALICE", "go ahead", thread_ts=message.ts)))
+    await worker.event(
+        event_callback(message_event(message.channel, reply.ts, "U0ALICE", "go ahead", thread_ts=message.ts))
+    )
     await _jobs_drained(redis)
     start = len(slack.calls)
     await worker.click("U0ALICE", Action.APPROVE, message, name="alice")
@@ -179,10 +193,14 @@ async def test_a_discussed_decision_reads_the_thread_once_and_answers_there(star
     await slack.wait_for(lambda: any(m.by_bot for m in slack.thread(message.channel, message.ts)))
     await _jobs_drained(redis)
     spent = _calls_since(slack, start)
-    assert spent["chat.update"] == 1 and spent["conversations.replies"] == 1 and spent["chat.postMessage"] == 1
+    assert (
+        spent["chat.update"] == 1 and spent["conversations.replies"] == 1 and spent["chat.postMessage"] == 1
+    )
 
 
-async def test_a_vote_that_lands_before_the_post_is_recorded_shows_on_the_message(tmp_path, start_worker, make_approver, slack):
+async def test_a_vote_that_lands_before_the_post_is_recorded_shows_on_the_message(
+    tmp_path, start_worker, make_approver, slack
+):
     """The post reached Slack and somebody voted before the worker recorded it: the card catches up."""
     worker = await start_worker(approval_policy=policy_file(tmp_path, "default:\n  required_approvals: 2\n"))
     approver = await make_approver()
@@ -194,7 +212,9 @@ async def test_a_vote_that_lands_before_the_post_is_recorded_shows_on_the_messag
         voted.set()
 
     slack.before_answer("chat.postMessage", vote_first)
-    call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_early")))
+    call = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_early"))
+    )
     try:
         message = await posted(slack)
         await asyncio.wait_for(voted.wait(), 5)
@@ -204,12 +224,16 @@ async def test_a_vote_that_lands_before_the_post_is_recorded_shows_on_the_messag
         await cancelled(call)
 
 
-async def test_a_worker_that_died_updating_a_message_does_not_leave_it_behind(start_worker, make_approver, slack, redis):
+async def test_a_worker_that_died_updating_a_message_does_not_leave_it_behind(
+    start_worker, make_approver, slack, redis
+):
     """The render lock of a worker that died mid-update lapses; the next update waits it out
     instead of leaving the card with live buttons after its request was decided."""
     worker = await start_worker()
     approver = await make_approver()
-    call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_dead_lock")))
+    call = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_dead_lock"))
+    )
     message = await posted(slack)
     await _jobs_drained(redis)
     # As a worker that took the lock and died would leave it (it lapses after its TTL; 1 s here).
@@ -231,16 +255,23 @@ async def test_a_burst_into_two_channels_is_posted_decided_and_shown_with_few_42
 ):
     slack.add_channel(SECOND, "second")
     workers = [await start_worker() for _ in range(3)]
-    agents = [await make_approver(agent_name="agent-a"), await make_approver(agent_name="agent-b", channel=SECOND)]
+    agents = [
+        await make_approver(agent_name="agent-a"),
+        await make_approver(agent_name="agent-b", channel=SECOND),
+    ]
     calls = [
-        asyncio.create_task(agents[i % 2].can_use_tool("Bash", {"command": f"echo {i}"}, context(f"toolu_burst_{i}")))
+        asyncio.create_task(
+            agents[i % 2].can_use_tool("Bash", {"command": f"echo {i}"}, context(f"toolu_burst_{i}"))
+        )
         for i in range(requests)
     ]
     clicks = []
     try:
         for n in range(1, requests + 1):
             message = await posted(slack, n)  # clicks land while later posts are still queued
-            clicks.append(asyncio.create_task(workers[n % 3].click("U_ALICE", Action.APPROVE, message, name="alice")))
+            clicks.append(
+                asyncio.create_task(workers[n % 3].click("U_ALICE", Action.APPROVE, message, name="alice"))
+            )
         await asyncio.gather(*clicks)
         results = await asyncio.wait_for(asyncio.gather(*calls), 30)
     finally:
@@ -249,11 +280,15 @@ async def test_a_burst_into_two_channels_is_posted_decided_and_shown_with_few_42
     roots = slack.roots()
     assert len(roots) == requests
     assert {m.channel for m in roots} == {CHANNEL, SECOND}
-    await slack.wait_for(lambda: all("Approved by <@U_ALICE>" in _shown(m) and not _buttons(m) for m in roots), timeout=30)
+    await slack.wait_for(
+        lambda: all("Approved by <@U_ALICE>" in _shown(m) and not _buttons(m) for m in roots), timeout=30
+    )
     await _jobs_drained(redis, timeout=30)
     writes = sum(1 for c in slack.calls if c.method in WRITES and c.ok) - requests
-    print(f"\n429s: {len(slack.rate_limited())}; writes per decision: {writes / requests:.2f}; "
-          f"calls: {collections.Counter(c.method for c in slack.calls)}")
+    print(
+        f"\n429s: {len(slack.rate_limited())}; writes per decision: {writes / requests:.2f}; "
+        f"calls: {collections.Counter(c.method for c in slack.calls)}"
+    )
     assert writes / requests <= 1.5
     assert len(slack.rate_limited()) <= 3
 
@@ -266,7 +301,9 @@ async def test_what_slack_says_about_a_refused_message_is_logged(start_worker, m
     slack.fail("chat.postMessage", "invalid_blocks", response_metadata={"messages": [said]})
     await start_worker()
     approver = await make_approver()
-    result = await asyncio.wait_for(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_refused")), 10)
+    result = await asyncio.wait_for(
+        approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_refused")), 10
+    )
     assert result.behavior == "deny" and "invalid_blocks" in result.message
     assert any("invalid_blocks" in r.getMessage() and said in r.getMessage() for r in caplog.records)
 
@@ -278,16 +315,22 @@ async def test_what_slack_says_about_a_refused_message_is_logged(start_worker, m
 async def test_a_test_can_ask_for_slack_without_limits(slack, start_worker):
     assert slack.rate_scale is None
     client = slack.client()
-    answers = await asyncio.gather(*(client.chat_postMessage(channel=CHANNEL, text=f"{i}") for i in range(20)))
+    answers = await asyncio.gather(
+        *(client.chat_postMessage(channel=CHANNEL, text=f"{i}") for i in range(20))
+    )
     assert all(a["ok"] for a in answers) and slack.rate_limited() == []
 
 
-async def test_the_update_of_a_clicked_message_goes_before_a_backlog_of_posts(start_worker, make_approver, slack):
+async def test_the_update_of_a_clicked_message_goes_before_a_backlog_of_posts(
+    start_worker, make_approver, slack
+):
     worker = await start_worker()
     approver = await make_approver()
     backlog = 40
     calls = [
-        asyncio.create_task(approver.can_use_tool("Bash", {"command": f"echo {i}"}, context(f"toolu_backlog_{i}")))
+        asyncio.create_task(
+            approver.can_use_tool("Bash", {"command": f"echo {i}"}, context(f"toolu_backlog_{i}"))
+        )
         for i in range(backlog)
     ]
     try:
@@ -302,7 +345,9 @@ async def test_the_update_of_a_clicked_message_goes_before_a_backlog_of_posts(st
 
 
 @pytest.mark.slow
-async def test_a_job_waiting_for_the_budget_is_not_taken_over_by_another_worker(start_worker, make_approver, slack, redis):
+async def test_a_job_waiting_for_the_budget_is_not_taken_over_by_another_worker(
+    start_worker, make_approver, slack, redis
+):
     # As after a 429: nobody posts in the channel for a while, longer than a job may look abandoned.
     await SlackBudget(redis, scale=DEFAULT_RATE_SCALE).pause("chat.postMessage", CHANNEL, 3)
     await start_worker(job_retry_after=1)
@@ -334,7 +379,9 @@ async def test_calls_a_click_makes_are_counted_in_the_budget(start_worker, make_
         await cancelled(call)
 
 
-async def test_pending_updates_of_one_message_cost_one_call_of_its_latest_state(start_worker, make_approver, slack, redis):
+async def test_pending_updates_of_one_message_cost_one_call_of_its_latest_state(
+    start_worker, make_approver, slack, redis
+):
     from bot.approvals.model import request_id_for
 
     await start_worker()
@@ -378,15 +425,21 @@ def _deny_click(message) -> dict:
     from tests.fakes.slack_payloads import block_actions
 
     value = _button_value(message, Action.DENY)
-    return block_actions("U_ALICE", Action.DENY.value, value, message=message.as_dict(), channel=message.channel)
+    return block_actions(
+        "U_ALICE", Action.DENY.value, value, message=message.as_dict(), channel=message.channel
+    )
 
 
-async def test_a_vote_cast_while_the_message_is_being_updated_shows_too(tmp_path, start_worker, make_approver, slack):
+async def test_a_vote_cast_while_the_message_is_being_updated_shows_too(
+    tmp_path, start_worker, make_approver, slack
+):
     """One worker updates a message at a time: a change whose update found it busy is caught up by that worker."""
     policy = policy_file(tmp_path, "default:\n  required_approvals: 3\n")
     workers = [await start_worker(approval_policy=policy), await start_worker(approval_policy=policy)]
     approver = await make_approver()
-    call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_during")))
+    call = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_during"))
+    )
     try:
         message = await posted(slack)
 

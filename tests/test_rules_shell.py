@@ -33,7 +33,13 @@ def bash(command: str, cwd: Path, *, path: str = "/usr/bin:/bin") -> subprocess.
     """Run ``command`` as ``bash -c`` does, with a clean environment, in ``cwd``."""
     env = {"PATH": path, "HOME": str(cwd), "LC_ALL": "C"}
     return subprocess.run(
-        [BASH, "-c", command], cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=10, check=False
+        [BASH, "-c", command],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=10,
+        check=False,
     )
 
 
@@ -255,9 +261,53 @@ def bash_words(command: str, cwd: Path) -> list[str]:
 
 
 FUZZ_PIECES = [
-    "a", "touch", " ", " ", "\t", "p", "-x", "=", "x=", "'", "'", '"', '"', "$", "$(", ")", "(", "`", "\\",
-    ";", "&", "|", "<", ">", "{", ",", "}", "~", "*", "?", "[", "]", "#", "!", "%", "@", "+", ":", ".", "/",
-    "^", "\n", "${x@P}", "$'\\x24'", "'$(touch p)'", '"ok"', "é",
+    "a",
+    "touch",
+    " ",
+    " ",
+    "\t",
+    "p",
+    "-x",
+    "=",
+    "x=",
+    "'",
+    "'",
+    '"',
+    '"',
+    "$",
+    "$(",
+    ")",
+    "(",
+    "`",
+    "\\",
+    ";",
+    "&",
+    "|",
+    "<",
+    ">",
+    "{",
+    ",",
+    "}",
+    "~",
+    "*",
+    "?",
+    "[",
+    "]",
+    "#",
+    "!",
+    "%",
+    "@",
+    "+",
+    ":",
+    ".",
+    "/",
+    "^",
+    "\n",
+    "${x@P}",
+    "$'\\x24'",
+    "'$(touch p)'",
+    '"ok"',
+    "é",
 ]
 
 
@@ -273,7 +323,9 @@ def test_whatever_the_matcher_accepts_bash_reads_as_the_same_literal_words(tmp_p
             break
     assert len(accepted) == 300
     # One bash run: each accepted command is one line, its words ended by NUL, the line by \x01.
-    script = "w() { for word; do printf '%s\\0' \"$word\"; done; printf '\\1'; }\n" + "".join(f"w {c}\n" for c in accepted)
+    script = "w() { for word; do printf '%s\\0' \"$word\"; done; printf '\\1'; }\n" + "".join(
+        f"w {c}\n" for c in accepted
+    )
     result = bash(script, tmp_path)
     assert result.returncode == 0, result.stderr
     seen = [line.split("\0")[:-1] for line in result.stdout.decode().split("\1")[:-1]]

@@ -34,21 +34,40 @@ from tests.fakes.slack_payloads import (
 from tests.test_identity import GRID, _org_wide
 
 ALICE_DECIDES = "default:\n  approvers: [U0ALICE]\n"
-QUESTION = {"questions": [{"question": "Which region?", "header": "Region", "multiSelect": False,
-                           "options": [{"label": "eu", "description": "Europe"}, {"label": "us", "description": "US"}]}]}
+QUESTION = {
+    "questions": [
+        {
+            "question": "Which region?",
+            "header": "Region",
+            "multiSelect": False,
+            "options": [{"label": "eu", "description": "Europe"}, {"label": "us", "description": "US"}],
+        }
+    ]
+}
 
 
-async def _ask(make_approver, slack, tool_use_id: str, tool: str = "Bash", tool_input: dict | None = None, count: int = 1):
+async def _ask(
+    make_approver, slack, tool_use_id: str, tool: str = "Bash", tool_input: dict | None = None, count: int = 1
+):
     approver = await make_approver()
-    task = asyncio.create_task(approver.can_use_tool(tool, tool_input or {"command": "make deploy"}, context(tool_use_id)))
+    task = asyncio.create_task(
+        approver.can_use_tool(tool, tool_input or {"command": "make deploy"}, context(tool_use_id))
+    )
     return task, await posted(slack, count)
 
 
 def _click(message, user: str, action: Action, *, shown: dict | None = None, **extra) -> dict:
     """A click on the message as ``shown`` then (default: as it is now)."""
     shown = shown or message.as_dict()
-    value = next(e["value"] for b in shown["blocks"] for e in b.get("elements", []) if e.get("action_id") == action.value)
-    return block_actions(user, action.value, value, message=shown, channel=message.channel, user_name=user.lower(), **extra)
+    value = next(
+        e["value"]
+        for b in shown["blocks"]
+        for e in b.get("elements", [])
+        if e.get("action_id") == action.value
+    )
+    return block_actions(
+        user, action.value, value, message=shown, channel=message.channel, user_name=user.lower(), **extra
+    )
 
 
 async def _modal_after(worker, slack, payload: dict) -> dict:
@@ -72,7 +91,9 @@ async def _state(redis, request_id: str) -> str:
 # -- modals (item 13) ----------------------------------------------------------
 
 
-async def test_someone_who_may_not_deny_is_refused_before_the_reason_form(start_worker, make_approver, slack, redis, tmp_path):
+async def test_someone_who_may_not_deny_is_refused_before_the_reason_form(
+    start_worker, make_approver, slack, redis, tmp_path
+):
     worker = await start_worker(approval_policy=policy_file(tmp_path, ALICE_DECIDES))
     task, message = await _ask(make_approver, slack, "toolu_shape_deny_refused")
 
@@ -83,8 +104,13 @@ async def test_someone_who_may_not_deny_is_refused_before_the_reason_form(start_
     form = await _modal_after(worker, slack, _click(message, "U0ALICE", Action.DENY))
     assert (form["title"]["text"], _has_input(form)) == (text.DENY_MODAL_TITLE, True)
     # Mallory submits a copy of Alice's form anyway: refused, in a notice titled so.
-    replay = view_submission("U0MALLORY", Modal.DENY.value, form["private_metadata"],
-                             {Field.REASON_BLOCK.value: {Field.REASON_INPUT.value: "no"}}, view=form)
+    replay = view_submission(
+        "U0MALLORY",
+        Modal.DENY.value,
+        form["private_metadata"],
+        {Field.REASON_BLOCK.value: {Field.REASON_INPUT.value: "no"}},
+        view=form,
+    )
     body, headers = signed_form(replay, SIGNING_SECRET)
     async with worker.session.post(f"{worker.url}/slack/events", data=body, headers=headers) as response:
         answer = json.loads(await response.text())
@@ -97,12 +123,17 @@ async def test_decline_on_a_question_opens_a_decline_form(start_worker, make_app
     worker = await start_worker()
     task, message = await _ask(make_approver, slack, "toolu_shape_decline", "AskUserQuestion", QUESTION)
     form = await _modal_after(worker, slack, _click(message, "U0ALICE", Action.DENY))
-    assert (form["title"]["text"], form["submit"]["text"]) == (text.DECLINE_MODAL_TITLE, text.DECLINE_MODAL_SUBMIT)
+    assert (form["title"]["text"], form["submit"]["text"]) == (
+        text.DECLINE_MODAL_TITLE,
+        text.DECLINE_MODAL_SUBMIT,
+    )
     assert "Deny" not in json.dumps(form)
     await cancelled(task)
 
 
-async def test_a_refusal_or_an_ended_request_is_not_titled_modify_and_approve(start_worker, make_approver, slack, tmp_path):
+async def test_a_refusal_or_an_ended_request_is_not_titled_modify_and_approve(
+    start_worker, make_approver, slack, tmp_path
+):
     worker = await start_worker(approval_policy=policy_file(tmp_path, ALICE_DECIDES))
     task, message = await _ask(make_approver, slack, "toolu_shape_titles")
     before = message.as_dict()
@@ -120,11 +151,18 @@ async def test_a_refusal_or_an_ended_request_is_not_titled_modify_and_approve(st
 # -- /approvals and App Home (item 19) -------------------------------------------
 
 
-async def test_the_lists_never_offer_a_request_the_reader_can_no_longer_change(start_worker, make_approver, slack, redis, tmp_path):
-    worker = await start_worker(approval_policy=policy_file(tmp_path, "default:\n  required_approvals: 2\n"),
-                                sweep_interval=3600)
-    voted_task, voted = await _ask(make_approver, slack, "toolu_shape_list_voted", tool_input={"command": "make voted"})
-    due_task, due = await _ask(make_approver, slack, "toolu_shape_list_due", tool_input={"command": "make due"}, count=2)
+async def test_the_lists_never_offer_a_request_the_reader_can_no_longer_change(
+    start_worker, make_approver, slack, redis, tmp_path
+):
+    worker = await start_worker(
+        approval_policy=policy_file(tmp_path, "default:\n  required_approvals: 2\n"), sweep_interval=3600
+    )
+    voted_task, voted = await _ask(
+        make_approver, slack, "toolu_shape_list_voted", tool_input={"command": "make voted"}
+    )
+    due_task, _due = await _ask(
+        make_approver, slack, "toolu_shape_list_due", tool_input={"command": "make due"}, count=2
+    )
 
     async def listed(user: str) -> str:
         return json.dumps((await worker.command(user))["blocks"])
@@ -141,7 +179,9 @@ async def test_the_lists_never_offer_a_request_the_reader_can_no_longer_change(s
     await slack.wait_for(lambda: "1 of 2" in json.dumps(slack.message(voted.channel, voted.ts).blocks))
     # The other one is past its expiry, and the sweep (hourly here) has not ended it yet.
     store = RequestStore(redis)
-    due_id = next(r.id for r in await store.many(await store.pending()) if r and r.tool_input["command"] == "make due")
+    due_id = next(
+        r.id for r in await store.many(await store.pending()) if r and r.tool_input["command"] == "make due"
+    )
     await redis.hset(keys.request(due_id), "timeout_at", repr(time.time() - 1))
     assert await _state(redis, due_id) == State.PENDING.value
 
@@ -162,8 +202,15 @@ async def test_a_click_on_an_ephemeral_listing_has_no_message_and_works(start_wo
     listing = await worker.command("U0BOB", "rules")
     shown = slack.show_ephemeral(CHANNEL, "U0BOB", listing["text"], listing["blocks"])
 
-    click = block_actions("U0BOB", Action.REMOVE_RULE.value, rule.id, channel=CHANNEL, message_ts=shown.message_ts,
-                          ephemeral=True, response_url=slack.response_url(CHANNEL, shown.message_ts))
+    click = block_actions(
+        "U0BOB",
+        Action.REMOVE_RULE.value,
+        rule.id,
+        channel=CHANNEL,
+        message_ts=shown.message_ts,
+        ephemeral=True,
+        response_url=slack.response_url(CHANNEL, shown.message_ts),
+    )
     assert "message" not in click and click["container"]["is_ephemeral"] is True
     assert (await worker.post_signed(click)).status == 200
     await slack.wait_for_call("response_url")
@@ -172,14 +219,18 @@ async def test_a_click_on_an_ephemeral_listing_has_no_message_and_works(start_wo
     assert await TeamAllowList(redis).all() == []
 
 
-async def test_an_org_wide_install_gets_team_null_and_each_request_is_attributed(start_worker, make_approver, slack, redis, monkeypatch):
+async def test_an_org_wide_install_gets_team_null_and_each_request_is_attributed(
+    start_worker, make_approver, slack, redis, monkeypatch
+):
     _org_wide(slack, monkeypatch, ["T0GRIDA", "T0GRIDB"])
     worker = await start_worker()
     task, message = await _ask(make_approver, slack, "toolu_shape_org_wide")
     request_id = _button_value(message, Action.APPROVE)
 
     # /approvals from one of the organisation's workspaces: the link is into the organisation's own URL.
-    body = urlencode(slash_command("U0BEA", SLASH_COMMAND, team_id="T0GRIDB", enterprise_id=GRID, org_wide=True)).encode()
+    body = urlencode(
+        slash_command("U0BEA", SLASH_COMMAND, team_id="T0GRIDB", enterprise_id=GRID, org_wide=True)
+    ).encode()
     headers = {**sign(body, SIGNING_SECRET), "Content-Type": "application/x-www-form-urlencoded"}
     async with worker.session.post(f"{worker.url}/slack/events", data=body, headers=headers) as response:
         assert response.status == 200
@@ -187,17 +238,29 @@ async def test_an_org_wide_install_gets_team_null_and_each_request_is_attributed
     assert f"https://grid.enterprise.slack.com/archives/{message.channel}/p" in listing
 
     # A thread reply delivered to the org-wide install: authorizations name no workspace.
-    reply = message_event(message.channel, "1700000090.000001", "U0BEA", "ship it", thread_ts=message.ts, team="T0GRIDB")
-    assert await worker.event(event_callback(reply, team_id="T0GRIDB", enterprise_id=GRID, org_wide=True)) == 200
+    reply = message_event(
+        message.channel, "1700000090.000001", "U0BEA", "ship it", thread_ts=message.ts, team="T0GRIDB"
+    )
+    assert (
+        await worker.event(event_callback(reply, team_id="T0GRIDB", enterprise_id=GRID, org_wide=True)) == 200
+    )
     store = RequestStore(redis)
     await asyncio.wait_for(_until(lambda: store.discussion(request_id)), 5)
 
     # The deny form, submitted with team null: decided by Bea, from the organisation.
-    form_view = await _modal_after(worker, slack, _click(message, "U0BEA", Action.DENY, user_team="T0GRIDB",
-                                                         team=None, enterprise=GRID))
-    submitted = view_submission("U0BEA", Modal.DENY.value, form_view["private_metadata"],
-                                {Field.REASON_BLOCK.value: {Field.REASON_INPUT.value: "not today"}},
-                                view=form_view, user_team="T0GRIDB", team=None, enterprise=GRID)
+    form_view = await _modal_after(
+        worker, slack, _click(message, "U0BEA", Action.DENY, user_team="T0GRIDB", team=None, enterprise=GRID)
+    )
+    submitted = view_submission(
+        "U0BEA",
+        Modal.DENY.value,
+        form_view["private_metadata"],
+        {Field.REASON_BLOCK.value: {Field.REASON_INPUT.value: "not today"}},
+        view=form_view,
+        user_team="T0GRIDB",
+        team=None,
+        enterprise=GRID,
+    )
     assert "channel" not in submitted
     assert (await worker.post_signed(submitted)).status == 200
     result = await asyncio.wait_for(task, 5)
@@ -220,11 +283,15 @@ async def test_a_closed_modal_is_acknowledged_and_decides_nothing(start_worker, 
     await cancelled(task)
 
 
-async def test_slacks_retries_of_an_event_are_answered_200_and_handled_once(start_worker, make_approver, slack, redis):
+async def test_slacks_retries_of_an_event_are_answered_200_and_handled_once(
+    start_worker, make_approver, slack, redis
+):
     worker = await start_worker()
     task, message = await _ask(make_approver, slack, "toolu_shape_retry")
     request_id = _button_value(message, Action.APPROVE)
-    reply = event_callback(message_event(message.channel, "1700000091.000001", "U0ALICE", "wait", thread_ts=message.ts))
+    reply = event_callback(
+        message_event(message.channel, "1700000091.000001", "U0ALICE", "wait", thread_ts=message.ts)
+    )
     raw, headers = signed_json(reply, SIGNING_SECRET)
     async with worker.session.post(f"{worker.url}/slack/events", data=raw, headers=headers) as response:
         assert response.status == 200
@@ -232,8 +299,9 @@ async def test_slacks_retries_of_an_event_are_answered_200_and_handled_once(star
     for attempt in (1, 2, 3):
         # Each retry is signed anew (a new timestamp), so it is not a replay of the first request.
         raw, headers = signed_json(reply, SIGNING_SECRET, timestamp=int(time.time()) - attempt)
-        async with worker.session.post(f"{worker.url}/slack/events", data=raw,
-                                       headers={**headers, **retry_headers(attempt)}) as response:
+        async with worker.session.post(
+            f"{worker.url}/slack/events", data=raw, headers={**headers, **retry_headers(attempt)}
+        ) as response:
             assert response.status == 200
     assert await RequestStore(redis).discussion(request_id) == []
     await cancelled(task)
@@ -241,14 +309,24 @@ async def test_slacks_retries_of_an_event_are_answered_200_and_handled_once(star
 
 async def test_probes_and_handshakes_get_200(start_worker):
     worker = await start_worker()
-    async with worker.session.post(f"{worker.url}/slack/events", data=b"ssl_check=1&token=legacy",
-                                   headers={"Content-Type": "application/x-www-form-urlencoded"}) as response:
+    async with worker.session.post(
+        f"{worker.url}/slack/events",
+        data=b"ssl_check=1&token=legacy",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    ) as response:
         assert response.status == 200
-    raw, headers = signed_json({"token": "legacy", "challenge": "c-42", "type": "url_verification"}, SIGNING_SECRET)
+    raw, headers = signed_json(
+        {"token": "legacy", "challenge": "c-42", "type": "url_verification"}, SIGNING_SECRET
+    )
     async with worker.session.post(f"{worker.url}/slack/events", data=raw, headers=headers) as response:
         assert response.status == 200 and "c-42" in await response.text()
-    limited = {"token": "legacy", "type": "app_rate_limited", "team_id": "T0TEAM",
-               "minute_rate_limited": int(time.time()) // 60 * 60, "api_app_id": "A0APP"}
+    limited = {
+        "token": "legacy",
+        "type": "app_rate_limited",
+        "team_id": "T0TEAM",
+        "minute_rate_limited": int(time.time()) // 60 * 60,
+        "api_app_id": "A0APP",
+    }
     raw, headers = signed_json(limited, SIGNING_SECRET)
     async with worker.session.post(f"{worker.url}/slack/events", data=raw, headers=headers) as response:
         assert response.status == 200

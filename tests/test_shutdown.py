@@ -45,7 +45,9 @@ async def test_sigterm_with_a_job_in_flight_exits_0_and_another_worker_takes_the
     settings = configured(redis_server, slack, JOB_RETRY_AFTER="600")
     async with serving(tmp_path, settings, ready="/readyz") as served:
         slack.hang("chat.postMessage")  # the worker's post is in flight, and stays so
-        await RequestStore(redis).create(NewRequest(id="a" * 24, tool_name="Bash", tool_input={"command": "make deploy"}))
+        await RequestStore(redis).create(
+            NewRequest(id="a" * 24, tool_name="Bash", tool_input={"command": "make deploy"})
+        )
         await slack.wait_for(lambda: slack.hung == ["chat.postMessage"])
         started = time.monotonic()
         assert await served.stop(bound=STOP_BOUND + 5) == 0, served.stderr[-2000:]

@@ -54,10 +54,14 @@ async def test_approve_posts_once_updates_the_message_and_allows(start_worker, m
     assert [m.ts for m in slack.roots()] == [message.ts]
 
 
-async def test_deny_opens_a_modal_and_the_reason_reaches_the_model_verbatim(start_worker, make_approver, slack):
+async def test_deny_opens_a_modal_and_the_reason_reaches_the_model_verbatim(
+    start_worker, make_approver, slack
+):
     worker = await start_worker()
     approver = await make_approver()
-    decision = asyncio.create_task(approver.can_use_tool("Bash", {"command": "rm -rf build/"}, context("toolu_deny")))
+    decision = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "rm -rf build/"}, context("toolu_deny"))
+    )
     message = await posted(slack)
 
     reason = "Not on a Friday. Use `make clean` instead & ask <@U_OPS> first."
@@ -76,16 +80,24 @@ async def test_deny_opens_a_modal_and_the_reason_reaches_the_model_verbatim(star
     assert reason in _shown(shown)  # plain_text: shown literally, pings nobody
 
 
-async def test_double_click_and_racing_clicks_on_two_workers_make_one_decision(start_worker, make_approver, slack, redis):
+async def test_double_click_and_racing_clicks_on_two_workers_make_one_decision(
+    start_worker, make_approver, slack, redis
+):
     first, second = await start_worker(), await start_worker()
     approver = await make_approver()
-    decision = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_race")))
+    decision = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_race"))
+    )
     message = await posted(slack)
 
     clickers = [f"U{i:03d}" for i in range(20)]
-    await asyncio.gather(*(
-        (first if i % 2 else second).click(user, Action.APPROVE, message) for i, user in enumerate(clickers)
-    ), first.click(clickers[0], Action.APPROVE, message))  # and a double click
+    await asyncio.gather(
+        *(
+            (first if i % 2 else second).click(user, Action.APPROVE, message)
+            for i, user in enumerate(clickers)
+        ),
+        first.click(clickers[0], Action.APPROVE, message),
+    )  # and a double click
 
     result = await asyncio.wait_for(decision, 5)
     assert result.behavior == "allow"
@@ -109,7 +121,9 @@ async def test_two_workers_post_each_request_once(start_worker, make_approver, s
     await start_worker()
     approver = await make_approver()
     asks = [
-        asyncio.create_task(approver.can_use_tool("Bash", {"command": f"echo {i}"}, context(f"toolu_many_{i}")))
+        asyncio.create_task(
+            approver.can_use_tool("Bash", {"command": f"echo {i}"}, context(f"toolu_many_{i}"))
+        )
         for i in range(30)
     ]
     await slack.wait_for(lambda: len(slack.calls_to("chat.postMessage")) >= 30)
@@ -119,10 +133,14 @@ async def test_two_workers_post_each_request_once(start_worker, make_approver, s
     await cancelled(*asks)
 
 
-async def test_expiry_denies_updates_the_message_and_later_clicks_change_nothing(start_worker, make_approver, slack):
+async def test_expiry_denies_updates_the_message_and_later_clicks_change_nothing(
+    start_worker, make_approver, slack
+):
     worker = await start_worker()
     approver = await make_approver(timeout=0.5)
-    result_task = asyncio.create_task(approver.can_use_tool("Write", {"file_path": "/etc/motd", "content": "hi"}, context("toolu_exp")))
+    result_task = asyncio.create_task(
+        approver.can_use_tool("Write", {"file_path": "/etc/motd", "content": "hi"}, context("toolu_exp"))
+    )
     message = await posted(slack)
     stale = copy.deepcopy(message)  # what a client that has not refreshed still shows
 
@@ -145,7 +163,9 @@ async def test_expiry_is_enforced_by_workers_when_no_agent_waits(start_worker, s
     from bot.approvals.model import NewRequest, request_id_for
 
     await start_worker()
-    new = NewRequest(id=request_id_for("toolu_orphan"), tool_name="Bash", tool_input={"command": "ls"}, timeout=0.3)
+    new = NewRequest(
+        id=request_id_for("toolu_orphan"), tool_name="Bash", tool_input={"command": "ls"}, timeout=0.3
+    )
     await store.create(new)
     message = await posted(slack)
     await slack.wait_for(lambda: slack.message(message.channel, message.ts).edits >= 1)
@@ -177,7 +197,9 @@ async def test_cancelled_call_marks_the_request_and_reraises(start_worker, make_
 async def test_a_post_slack_refuses_denies_as_undeliverable(start_worker, make_approver, slack):
     await start_worker()
     approver = await make_approver(channel="C0GONE")  # a channel Slack does not know
-    result = await asyncio.wait_for(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_undeliverable")), 5)
+    result = await asyncio.wait_for(
+        approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_undeliverable")), 5
+    )
     assert result.behavior == "deny"
     assert "could not be posted to Slack (channel_not_found)" in result.message
     assert slack.messages == {}
@@ -195,7 +217,9 @@ async def test_rate_limited_post_is_retried_off_the_request_path(start_worker, m
     assert (await asyncio.wait_for(decision, 5)).behavior == "allow"
 
 
-async def test_a_worker_that_dies_holding_a_job_leaves_it_to_another(start_worker, make_approver, slack, redis):
+async def test_a_worker_that_dies_holding_a_job_leaves_it_to_another(
+    start_worker, make_approver, slack, redis
+):
     from bot.approvals import keys
     from bot.approvals.queue import JobQueue
 
@@ -203,7 +227,9 @@ async def test_a_worker_that_dies_holding_a_job_leaves_it_to_another(start_worke
     dead = JobQueue(redis, "dead-worker", retry_after=0.2)
     await dead.ensure_group()
     approver = await make_approver()
-    decision = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_orphan_job")))
+    decision = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_orphan_job"))
+    )
     taken: list = []
     async with within(5, "the approver's post job never reached the jobs stream"):
         while not taken:
@@ -216,10 +242,17 @@ async def test_a_worker_that_dies_holding_a_job_leaves_it_to_another(start_worke
     assert (await asyncio.wait_for(decision, 5)).behavior == "allow"
     await asyncio.sleep(0.5)  # more sweeps: nothing is posted twice
     assert len(slack.roots()) == 1
-    assert await redis.xpending(keys.JOBS, keys.JOBS_GROUP) == {"pending": 0, "min": None, "max": None, "consumers": []}
+    assert await redis.xpending(keys.JOBS, keys.JOBS_GROUP) == {
+        "pending": 0,
+        "min": None,
+        "max": None,
+        "consumers": [],
+    }
 
 
-async def test_a_post_job_that_keeps_failing_denies_instead_of_leaving_the_agent_waiting(redis, store, slack, make_approver):
+async def test_a_post_job_that_keeps_failing_denies_instead_of_leaving_the_agent_waiting(
+    redis, store, slack, make_approver
+):
     import dataclasses
 
     from bot.approvals.policy import Policy
@@ -228,7 +261,9 @@ async def test_a_post_job_that_keeps_failing_denies_instead_of_leaving_the_agent
 
     queue = JobQueue(redis, "flaky-worker", retry_after=60)
     await queue.ensure_group()
-    worker = SlackJobWorker(store, queue, slack.client(), policy=Policy(), default_channel=CHANNEL, sweep_interval=60)
+    worker = SlackJobWorker(
+        store, queue, slack.client(), policy=Policy(), default_channel=CHANNEL, sweep_interval=60
+    )
 
     async def bug(groups) -> None:  # a fault no retry can mend
         raise RuntimeError("bug while preparing the post")

@@ -64,8 +64,12 @@ async def _guarded_worker(redis_server, slack, **overrides) -> AsyncIterator[int
 
 
 @pytest.mark.slow
-async def test_a_request_head_that_trickles_in_is_cut_off_but_an_idle_connection_is_kept(redis_server, slack, redis):
-    async with _guarded_worker(redis_server, slack, http_header_timeout=0.5, http_keepalive_timeout=30) as port:
+async def test_a_request_head_that_trickles_in_is_cut_off_but_an_idle_connection_is_kept(
+    redis_server, slack, redis
+):
+    async with _guarded_worker(
+        redis_server, slack, http_header_timeout=0.5, http_keepalive_timeout=30
+    ) as port:
         # One header line every 0.2 s: never idle long, never done.
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(SLOW_HEAD)
@@ -102,7 +106,9 @@ async def _drain_response(reader: asyncio.StreamReader) -> None:
     await reader.readexactly(length)
 
 
-async def test_past_the_connection_cap_slow_clients_make_room_for_a_click(redis_server, slack, redis, make_approver):
+async def test_past_the_connection_cap_slow_clients_make_room_for_a_click(
+    redis_server, slack, redis, make_approver
+):
     async with _guarded_worker(redis_server, slack, http_max_connections=8, http_header_timeout=30) as port:
         opened: list[asyncio.StreamWriter] = []
         flood = [asyncio.create_task(_slow_client(port, opened, 0.5)) for _ in range(40)]
@@ -110,7 +116,9 @@ async def test_past_the_connection_cap_slow_clients_make_room_for_a_click(redis_
             while len(opened) < 40:
                 await asyncio.sleep(0.05)
         approver = await make_approver()
-        task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_cap")))
+        task = asyncio.create_task(
+            approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_cap"))
+        )
         message = await posted(slack)
         await _click(port, message)
         assert (await asyncio.wait_for(task, 10)).behavior == "allow"
@@ -122,12 +130,19 @@ async def test_past_the_connection_cap_slow_clients_make_room_for_a_click(redis_
 
 
 async def _click(port: int, message) -> None:
-    payload = block_actions("U0ALICE", Action.APPROVE.value, _button_value(message, Action.APPROVE),
-                            message=message.as_dict(), channel=CHANNEL)
+    payload = block_actions(
+        "U0ALICE",
+        Action.APPROVE.value,
+        _button_value(message, Action.APPROVE),
+        message=message.as_dict(),
+        channel=CHANNEL,
+    )
     body, headers = signed_form(payload, SIGNING_SECRET)
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        async with session.post(f"http://127.0.0.1:{port}/slack/events", data=body, headers=headers) as response:
-            assert response.status == 200
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+        session.post(f"http://127.0.0.1:{port}/slack/events", data=body, headers=headers) as response,
+    ):
+        assert response.status == 200
 
 
 @pytest.mark.slow
@@ -137,17 +152,33 @@ async def test_a_slow_client_flood_under_a_low_open_file_limit_starves_nothing(
     """The report: under ``ulimit -n`` a flood of slow clients wrote 31,000 log lines in 10 s and held up a post for a minute."""
     port = free_port()
     settings = settings_for(redis_server, slack, port=port)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REDIS_", "APPROVAL_", "HTTP_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "REDIS_", "APPROVAL_", "HTTP_"))
+    }
     env.update(
-        REDIS_URL=settings.redis_url, SLACK_BOT_TOKEN=slack.token, SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=slack.base_url, APPROVAL_CHANNEL=CHANNEL, PORT=str(port), SWEEP_INTERVAL="0.05",
+        REDIS_URL=settings.redis_url,
+        SLACK_BOT_TOKEN=slack.token,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.base_url,
+        APPROVAL_CHANNEL=CHANNEL,
+        PORT=str(port),
+        SWEEP_INTERVAL="0.05",
         PYTHONPATH=str(Path(bot.__file__).resolve().parents[1]),  # the bot these tests import
     )
     log_path = tmp_path / "worker.log"
     with log_path.open("wb") as log:
         worker = await asyncio.create_subprocess_exec(
-            "prlimit", "--nofile=256:256", sys.executable, "-m", "bot", "serve",
-            env=env, cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+            "prlimit",
+            "--nofile=256:256",
+            sys.executable,
+            "-m",
+            "bot",
+            "serve",
+            env=env,
+            cwd=tmp_path,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
         )
     opened: list[asyncio.StreamWriter] = []
     flood: list[asyncio.Task[None]] = []
@@ -158,7 +189,9 @@ async def test_a_slow_client_flood_under_a_low_open_file_limit_starves_nothing(
         await asyncio.sleep(1.0)  # the flood is on (how many got in depends on the worker)
         started = time.monotonic()
         approver = await make_approver()
-        task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_flood")))
+        task = asyncio.create_task(
+            approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_flood"))
+        )
         message = await posted(slack)  # waits 5 s at most: the post is not held up
         await _click(port, message)
         assert (await asyncio.wait_for(task, 10)).behavior == "allow"

@@ -15,11 +15,15 @@ from tests.fakes.slack_payloads import block_actions
 async def test_a_click_over_socket_mode_decides_the_request(start_worker, make_approver, slack):
     worker = await start_worker(slack_app_token=APP_TOKEN, slack_signing_secret=None)
     approver = await make_approver()
-    decision = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_socket")))
+    decision = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_socket"))
+    )
     message = await posted(slack)
 
     value = next(e["value"] for b in message.blocks if b["type"] == "actions" for e in b["elements"])
-    payload = block_actions("U_ALICE", Action.APPROVE.value, value, message=message.as_dict(), user_name="alice")
+    payload = block_actions(
+        "U_ALICE", Action.APPROVE.value, value, message=message.as_dict(), user_name="alice"
+    )
     ack = await slack.send_over_socket("interactive", payload)
 
     assert ack["envelope_id"]
@@ -52,15 +56,21 @@ async def test_healthz_reports_the_socket_and_is_503_while_it_is_down(start_work
 
 
 @pytest.mark.slow
-async def test_serve_exits_at_once_with_one_line_when_slack_refuses_the_app_token(tmp_path, redis_server, slack):
+async def test_serve_exits_at_once_with_one_line_when_slack_refuses_the_app_token(
+    tmp_path, redis_server, slack
+):
     from tests.test_cli import configured, run
 
     values = configured(redis_server, slack, SLACK_APP_TOKEN="xapp-revoked", SLACK_SIGNING_SECRET="")
     code, _out, err = await asyncio.wait_for(run("serve", cwd=tmp_path, **values), 30)
     assert code == 2, err
     refusals = [line for line in err.splitlines() if "SLACK_APP_TOKEN" in line]
-    assert refusals == ["error: Slack refused SLACK_APP_TOKEN (invalid_auth): give the app-level token (xapp-…) "
-                        "with the connections:write scope, from the app's Basic Information page"]
+    assert refusals == [
+        (
+            "error: Slack refused SLACK_APP_TOKEN (invalid_auth): give the app-level token (xapp-…) "
+            "with the connections:write scope, from the app's Basic Information page"
+        )
+    ]
     assert "Traceback" not in err and "Retrying" not in err
     assert [c.method for c in slack.calls_to("apps.connections.open")] == ["apps.connections.open"]
 

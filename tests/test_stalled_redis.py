@@ -35,7 +35,9 @@ from tests.fakes.stalled_redis import StalledRedis
 from tests.test_cli import configured, run
 from tests.test_gate import finish, gate, hook_input, start_gate
 
-pytestmark = pytest.mark.slow  # every test waits out read timeouts or deadlines, most in `python -m bot` processes
+pytestmark = (
+    pytest.mark.slow
+)  # every test waits out read timeouts or deadlines, most in `python -m bot` processes
 
 CLI = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
 MARKER = {"command": "echo ran >> marker.txt", "description": "Append to a marker file"}
@@ -61,15 +63,32 @@ async def claude_with_gate(tmp_path: Path, redis_url: str, gate_args: str) -> tu
     """
     workdir = tmp_path / "work"
     workdir.mkdir()
-    hook = {"type": "command", "command": f"{sys.executable} -m bot gate {gate_args}", "timeout": HOOK_TIMEOUT}
+    hook = {
+        "type": "command",
+        "command": f"{sys.executable} -m bot gate {gate_args}",
+        "timeout": HOOK_TIMEOUT,
+    }
     settings = json.dumps({"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [hook]}]}})
     async with ScriptedModel.start([tool_use("Bash", MARKER), text("done")]) as model:
         env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
         env.update(model.cli_env(config_dir=tmp_path / "cfg"), REDIS_URL=redis_url)
         process = await asyncio.create_subprocess_exec(
-            str(CLI), "-p", "do the task", "--settings", settings, "--tools", "Bash", "--allowedTools", "Bash",
-            "--output-format", "json", cwd=workdir, env=env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            str(CLI),
+            "-p",
+            "do the task",
+            "--settings",
+            settings,
+            "--tools",
+            "Bash",
+            "--allowedTools",
+            "Bash",
+            "--output-format",
+            "json",
+            cwd=workdir,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         _out, err = await asyncio.wait_for(process.communicate(), 90)
         assert process.returncode == 0, err.decode()
@@ -89,10 +108,14 @@ async def test_a_gate_on_a_stalled_redis_blocks_before_its_hook_times_out(tmp_pa
     assert "Redis did not answer" in result.content and "The tool was not run." in result.content
 
 
-async def test_a_wait_longer_than_the_hook_timeout_is_refused_and_nothing_runs(tmp_path, monkeypatch, redis_server, redis, start_worker, slack):
+async def test_a_wait_longer_than_the_hook_timeout_is_refused_and_nothing_runs(
+    tmp_path, monkeypatch, redis_server, redis, start_worker, slack
+):
     clean_agent_env(monkeypatch)
     await start_worker()
-    workdir, model = await claude_with_gate(tmp_path, redis_server.url, f"--wait 30 --hook-timeout {HOOK_TIMEOUT}")
+    workdir, model = await claude_with_gate(
+        tmp_path, redis_server.url, f"--wait 30 --hook-timeout {HOOK_TIMEOUT}"
+    )
 
     assert not (workdir / "marker.txt").exists()
     [result] = model.tool_results()
@@ -125,8 +148,12 @@ async def test_a_stuck_event_loop_cannot_keep_the_gate_past_its_deadline(redis_s
     # The estimator blocks the gate's only thread: asyncio's own timeout can
     # never fire, so the watchdog thread has to answer.
     run = await gate(
-        redis_server.url, hook_input("toolu_stuck_loop"),
-        "--hook-timeout", str(HOOK_TIMEOUT), "--cost-estimator", "tests.test_stalled_redis:stuck_estimator",
+        redis_server.url,
+        hook_input("toolu_stuck_loop"),
+        "--hook-timeout",
+        str(HOOK_TIMEOUT),
+        "--cost-estimator",
+        "tests.test_stalled_redis:stuck_estimator",
     )
     assert run.code == 2 and run.stdout == ""
     assert run.stderr.startswith("Blocked: the approval gate got no answer in time")
@@ -139,10 +166,14 @@ async def test_can_use_tool_on_a_stalled_redis_denies_within_a_bound():
         try:
             async with asyncio.timeout(BOUND):
                 # Several calls at once: each is bounded, not queued behind the others' attempts.
-                results = await asyncio.gather(*(
-                    approver.can_use_tool("Bash", {"command": f"make deploy-{i}"}, context(f"toolu_stall_{i}"))
-                    for i in range(4)
-                ))
+                results = await asyncio.gather(
+                    *(
+                        approver.can_use_tool(
+                            "Bash", {"command": f"make deploy-{i}"}, context(f"toolu_stall_{i}")
+                        )
+                        for i in range(4)
+                    )
+                )
         finally:
             async with asyncio.timeout(BOUND):
                 await approver.close()
@@ -234,9 +265,14 @@ async def test_serve_on_a_stalled_redis_reports_unhealthy_and_stops_when_told(tm
     port = free_port()
     with StalledRedis() as stalled:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "serve", cwd=tmp_path,
+            sys.executable,
+            "-m",
+            "bot",
+            "serve",
+            cwd=tmp_path,
             env=env(**configured(redis_server, slack, REDIS_URL=stalled.url, PORT=str(port))),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
         try:
             async with aiohttp.ClientSession() as session, asyncio.timeout(BOUND):

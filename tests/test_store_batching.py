@@ -12,8 +12,13 @@ from bot.approvals.model import Decision, NewRequest, State, request_id_for
 
 
 def _new(tool_use_id: str) -> NewRequest:
-    return NewRequest(id=request_id_for(tool_use_id), tool_name="Bash", tool_input={"command": tool_use_id},
-                      tool_use_id=tool_use_id, timeout=60)
+    return NewRequest(
+        id=request_id_for(tool_use_id),
+        tool_name="Bash",
+        tool_input={"command": tool_use_id},
+        tool_use_id=tool_use_id,
+        timeout=60,
+    )
 
 
 async def test_a_broken_request_fails_alone_and_the_decisions_batched_with_it_land(store, redis):

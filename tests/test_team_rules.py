@@ -65,11 +65,19 @@ async def test_requests_go_to_the_channel_their_rule_names(tmp_path, start_worke
     }
     tasks = {}
     for count, (name, (tool, tool_input)) in enumerate(calls.items(), start=1):
-        tasks[name] = asyncio.create_task(approver.can_use_tool(tool, tool_input, context(f"toolu_route_{name}")))
+        tasks[name] = asyncio.create_task(
+            approver.can_use_tool(tool, tool_input, context(f"toolu_route_{name}"))
+        )
         await posted(slack, count)
     by_text = {m.text: m for m in slack.roots()}
-    channels = {name: next(m.channel for t, m in by_text.items() if tool_input.get("command", tool_input.get("file_path", "")) in t)
-                for name, (_tool, tool_input) in calls.items()}
+    channels = {
+        name: next(
+            m.channel
+            for t, m in by_text.items()
+            if tool_input.get("command", tool_input.get("file_path", "")) in t
+        )
+        for name, (_tool, tool_input) in calls.items()
+    }
     assert channels == {"deploy": "C0DEPLOYS", "infra": "C0INFRA", "other": CHANNEL}
     deploy = next(m for m in slack.roots() if m.channel == "C0DEPLOYS")
     assert "*Rule:* deploys" in shown(deploy)
@@ -87,16 +95,24 @@ async def test_requests_go_to_the_channel_their_rule_names(tmp_path, start_worke
     await asyncio.gather(*tasks.values(), return_exceptions=True)
 
 
-async def test_allow_and_deny_rules_decide_without_asking(tmp_path, start_worker, make_approver, slack, redis):
+async def test_allow_and_deny_rules_decide_without_asking(
+    tmp_path, start_worker, make_approver, slack, redis
+):
     await setup(tmp_path, start_worker, slack)
     approver = await make_approver()
     # Someone once clicked "Always allow" on `rm -rf …`: a deny rule still wins over it.
     await TeamAllowList(redis).add([Rule.parse("Bash(rm -rf *)")], added_by="U0BOB")
-    cleaned = await asyncio.wait_for(approver.can_use_tool("Bash", {"command": "rm -rf build"}, context("toolu_clean")), 5)
+    cleaned = await asyncio.wait_for(
+        approver.can_use_tool("Bash", {"command": "rm -rf build"}, context("toolu_clean")), 5
+    )
     assert cleaned.behavior == "allow"
 
-    allowed = await asyncio.wait_for(approver.can_use_tool("Bash", {"command": "tail -n 50 app.log"}, context("toolu_tail")), 5)
-    denied = await asyncio.wait_for(approver.can_use_tool("Bash", {"command": "rm -rf /"}, context("toolu_rm")), 5)
+    allowed = await asyncio.wait_for(
+        approver.can_use_tool("Bash", {"command": "tail -n 50 app.log"}, context("toolu_tail")), 5
+    )
+    denied = await asyncio.wait_for(
+        approver.can_use_tool("Bash", {"command": "rm -rf /"}, context("toolu_rm")), 5
+    )
 
     assert allowed.behavior == "allow" and allowed.updated_input == {"command": "tail -n 50 app.log"}
     assert denied.behavior == "deny"
@@ -112,7 +128,9 @@ async def test_a_non_approver_click_changes_nothing(tmp_path, start_worker, make
     worker = await setup(tmp_path, start_worker, slack)
     approver = await make_approver()
     call = asyncio.create_task(
-        approver.can_use_tool("Write", {"file_path": "/srv/infra/dns.tf", "content": "x"}, context("toolu_infra"))
+        approver.can_use_tool(
+            "Write", {"file_path": "/srv/infra/dns.tf", "content": "x"}, context("toolu_infra")
+        )
     )
     message = await posted(slack)
     before = copy.deepcopy(message.blocks)
@@ -121,7 +139,10 @@ async def test_a_non_approver_click_changes_nothing(tmp_path, start_worker, make
     await slack.wait_for(lambda: slack.ephemerals)
     [note] = slack.ephemerals
     assert note.user == "U0MALLORY"
-    assert note.text == "You are not an approver for this request. It can be decided by <@U0ALICE>, <!subteam^S0SRE>."
+    assert (
+        note.text
+        == "You are not an approver for this request. It can be decided by <@U0ALICE>, <!subteam^S0SRE>."
+    )
 
     # Deny and Modify are refused too, before any form: the modal says why, and nothing changes.
     for count, action in enumerate((Action.DENY, Action.MODIFY), 1):
@@ -133,18 +154,26 @@ async def test_a_non_approver_click_changes_nothing(tmp_path, start_worker, make
     assert not call.done()
     assert message.blocks == before and message.edits == 0
     # (policy_loaded: the worker's start, not a change this click made)
-    assert [e for e, *_ in await audit_events(redis) if e != "policy_loaded"] == [keys.AUDIT_GENESIS, "created", "posted"]
+    assert [e for e, *_ in await audit_events(redis) if e != "policy_loaded"] == [
+        keys.AUDIT_GENESIS,
+        "created",
+        "posted",
+    ]
 
     # A member of the approver group decides.
     await worker.click("U0CAROL", Action.APPROVE, message)
     assert (await asyncio.wait_for(call, 5)).behavior == "allow"
 
 
-async def test_someone_added_to_a_group_after_the_post_can_approve(tmp_path, start_worker, make_approver, slack):
+async def test_someone_added_to_a_group_after_the_post_can_approve(
+    tmp_path, start_worker, make_approver, slack
+):
     worker = await setup(tmp_path, start_worker, slack)
     approver = await make_approver()
     call = asyncio.create_task(
-        approver.can_use_tool("Write", {"file_path": "/srv/infra/dns.tf", "content": "x"}, context("toolu_newcomer"))
+        approver.can_use_tool(
+            "Write", {"file_path": "/srv/infra/dns.tf", "content": "x"}, context("toolu_newcomer")
+        )
     )
     message = await posted(slack)
     slack.usergroups["S0SRE"] = ["U0CAROL", "U0DAVE"]  # Dave joined the group after the request was posted
@@ -159,33 +188,48 @@ async def test_two_of_three_must_approve_and_one_deny_vetoes(tmp_path, start_wor
     worker = await setup(tmp_path, start_worker, slack)
     approver = await make_approver()
 
-    approved = asyncio.create_task(approver.can_use_tool("Bash", {"command": "helm upgrade api ./chart"}, context("toolu_2of3")))
+    approved = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "helm upgrade api ./chart"}, context("toolu_2of3"))
+    )
     message = await posted(slack)
     await worker.click("U0ALICE", Action.APPROVE, message, name="alice")
     await slack.wait_for(lambda: "*Approvals:* 1 of 2: <@U0ALICE>" in shown(message))
     assert not approved.done()
     await worker.click("U0ALICE", Action.APPROVE, message, name="alice")  # counts once
     await slack.wait_for(lambda: slack.ephemerals)
-    assert slack.ephemerals[-1].text == "You already approved this request. It needs approvals from 2 different people."
+    assert (
+        slack.ephemerals[-1].text
+        == "You already approved this request. It needs approvals from 2 different people."
+    )
     assert not approved.done()
     await worker.click("U0BOB", Action.APPROVE, message, name="bob")
     assert (await asyncio.wait_for(approved, 5)).behavior == "allow"
     await slack.wait_for(lambda: "Approved by <@U0ALICE> and <@U0BOB>" in shown(message))
 
-    vetoed = asyncio.create_task(approver.can_use_tool("Bash", {"command": "kubectl delete ns prod"}, context("toolu_veto")))
+    vetoed = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "kubectl delete ns prod"}, context("toolu_veto"))
+    )
     second = await posted(slack, 2)
     await worker.click("U0ALICE", Action.APPROVE, second, name="alice")
     await slack.wait_for(lambda: "1 of 2" in shown(second))
     await worker.deny("U0CAROL", second, "not during the freeze", name="carol")
     result = await asyncio.wait_for(vetoed, 5)
     assert result.behavior == "deny"
-    assert result.message.startswith("Denied in Slack by @carol (U0CAROL). The tool was not run. Reason: not during the freeze")
+    assert result.message.startswith(
+        "Denied in Slack by @carol (U0CAROL). The tool was not run. Reason: not during the freeze"
+    )
 
 
-async def test_modify_resets_earlier_approvals_and_counts_as_the_editors(tmp_path, start_worker, make_approver, slack):
+async def test_modify_resets_earlier_approvals_and_counts_as_the_editors(
+    tmp_path, start_worker, make_approver, slack
+):
     worker = await setup(tmp_path, start_worker, slack)
     approver = await make_approver()
-    call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "kubectl scale deploy/api --replicas=10"}, context("toolu_mod")))
+    call = asyncio.create_task(
+        approver.can_use_tool(
+            "Bash", {"command": "kubectl scale deploy/api --replicas=10"}, context("toolu_mod")
+        )
+    )
     message = await posted(slack)
     await worker.click("U0ALICE", Action.APPROVE, message, name="alice")
     await slack.wait_for(lambda: "1 of 2: <@U0ALICE>" in shown(message))
@@ -221,20 +265,29 @@ async def test_the_requester_cannot_approve_their_own_request(tmp_path, start_wo
     worker = await setup(tmp_path, start_worker, slack, SELF_POLICY)
     approver = await make_approver(requested_by="U0ALICE")
 
-    call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make release"}, context("toolu_self")))
+    call = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "make release"}, context("toolu_self"))
+    )
     message = await posted(slack)
     await worker.click("U0ALICE", Action.APPROVE, message)
     await slack.wait_for(lambda: slack.ephemerals)
-    assert slack.ephemerals[-1].text == "You cannot approve a request your own agent made; another approver has to."
+    assert (
+        slack.ephemerals[-1].text
+        == "You cannot approve a request your own agent made; another approver has to."
+    )
     await worker.click("U0ALICE", Action.MODIFY, message)  # an edit would be her approval too
     update = await slack.wait_for_call("views.update")
-    assert "You cannot approve a request your own agent made" in str(slack.views[update.args["view_id"]]["blocks"])
+    assert "You cannot approve a request your own agent made" in str(
+        slack.views[update.args["view_id"]]["blocks"]
+    )
     assert not call.done()
     await worker.click("U0BOB", Action.APPROVE, message)
     assert (await asyncio.wait_for(call, 5)).updated_input == {"command": "make release"}
 
     # A rule may allow it.
-    own = asyncio.create_task(approver.can_use_tool("Write", {"file_path": "/tmp/notes.md", "content": "x"}, context("toolu_own")))
+    own = asyncio.create_task(
+        approver.can_use_tool("Write", {"file_path": "/tmp/notes.md", "content": "x"}, context("toolu_own"))
+    )
     second = await posted(slack, 2)
     await worker.click("U0ALICE", Action.APPROVE, second)
     assert (await asyncio.wait_for(own, 5)).behavior == "allow"

@@ -149,7 +149,7 @@ async def test_no_in_the_terminal_does_not_run_the_command_and_ends_the_request_
     keys, tmp_path, monkeypatch, redis_server, start_worker, slack
 ):
     await start_worker()
-    async with claude_in_a_terminal(tmp_path, redis_server.url, monkeypatch) as (term, model, work):
+    async with claude_in_a_terminal(tmp_path, redis_server.url, monkeypatch) as (term, _model, work):
         message = await asked_in_both(term, slack)
 
         await term.answer_dialog(keys)

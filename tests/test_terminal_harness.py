@@ -27,7 +27,9 @@ with open(sys.argv[1], "a") as log:
 """
 
 
-async def test_person_approves_in_the_terminal_and_the_command_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_person_approves_in_the_terminal_and_the_command_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clean_agent_env(monkeypatch)
     work = tmp_path / "work"
     work.mkdir()
@@ -40,7 +42,9 @@ async def test_person_approves_in_the_terminal_and_the_command_runs(tmp_path: Pa
 
     async with ScriptedModel.start([tool_use("Bash", command), text("all done")]) as model:
         config_dir = tmp_path / "cfg"
-        with Terminal.start(cwd=work, config_dir=config_dir, env=model.cli_env(config_dir), settings=settings) as term:
+        with Terminal.start(
+            cwd=work, config_dir=config_dir, env=model.cli_env(config_dir), settings=settings
+        ) as term:
             await term.await_for(PROMPT_READY, timeout=20)
             term.type("write the marker")
             term.send("Enter")

@@ -30,8 +30,12 @@ async def test_approvals_lists_what_the_caller_can_decide(tmp_path, start_worker
     slack.usergroups["S0SRE"] = ["U0CAROL"]
     worker = await start_worker(approval_policy=policy_file(tmp_path, POLICY))
     approver = await make_approver(agent_name="release-bot")
-    deploy = asyncio.create_task(approver.can_use_tool("Bash", {"command": "kubectl apply -f prod.yaml"}, context("toolu_l1")))
-    other = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make <!channel> docs"}, context("toolu_l2")))
+    deploy = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "kubectl apply -f prod.yaml"}, context("toolu_l1"))
+    )
+    other = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "make <!channel> docs"}, context("toolu_l2"))
+    )
     first, second = await posted(slack, 1), await posted(slack, 2)
     deploy_message = first if "kubectl" in first.text else second
 
@@ -40,7 +44,9 @@ async def test_approvals_lists_what_the_caller_can_decide(tmp_path, start_worker
     listed = str(carol["blocks"])
     assert "kubectl apply -f prod.yaml" in listed and "make &lt;!channel&gt; docs" in listed
     # The workspace's own URL (auth.test), the form chat.getPermalink answers with.
-    assert f"https://{TEAM_DOMAIN}.slack.com/archives/{CHANNEL}/p{deploy_message.ts.replace('.', '')}" in listed
+    assert (
+        f"https://{TEAM_DOMAIN}.slack.com/archives/{CHANNEL}/p{deploy_message.ts.replace('.', '')}" in listed
+    )
     assert "<!channel>" not in listed  # tool input cannot ping anyone
 
     mallory = await worker.command("U0MALLORY")
@@ -52,13 +58,22 @@ async def test_approvals_lists_what_the_caller_can_decide(tmp_path, start_worker
     assert "kubectl" not in str(after["blocks"])
 
     # App Home: the same list, and what Carol decided lately.
-    assert await worker.event(event_callback({"type": "app_home_opened", "user": "U0CAROL", "channel": "D0CAROL", "tab": "home"})) == 200
+    assert (
+        await worker.event(
+            event_callback(
+                {"type": "app_home_opened", "user": "U0CAROL", "channel": "D0CAROL", "tab": "home"}
+            )
+        )
+        == 200
+    )
     home = slack.home_views["U0CAROL"]
     shown = str(home["blocks"])
     assert "make &lt;!channel&gt; docs" in shown
     assert "Your recent decisions" in shown and ":white_check_mark: Approved request" in shown
 
-    assert (await worker.command("U0CAROL", "what"))["text"].startswith("`/approvals` lists the requests waiting")
+    assert (await worker.command("U0CAROL", "what"))["text"].startswith(
+        "`/approvals` lists the requests waiting"
+    )
     other.cancel()
     await asyncio.gather(other, return_exceptions=True)
 
@@ -67,12 +82,14 @@ async def decided_log(start_worker, make_approver, slack) -> None:
     worker = await start_worker()
     approver = await make_approver()
     for n, verb in enumerate(("approve", "deny")):
-        call = asyncio.create_task(approver.can_use_tool("Bash", {"command": f"make step{n}"}, context(f"toolu_audit{n}")))
+        call = asyncio.create_task(
+            approver.can_use_tool("Bash", {"command": f"make step{n}"}, context(f"toolu_audit{n}"))
+        )
         message = await posted(slack, n + 1)
         if verb == "approve":
             await worker.click("U0ALICE", Action.APPROVE, message, name="alice")
         else:
-            await worker.deny("U0BOB", message, "no, \"quoted\", reason", name="bob")
+            await worker.deny("U0BOB", message, 'no, "quoted", reason', name="bob")
         await asyncio.wait_for(call, 5)
 
 
@@ -80,7 +97,9 @@ async def test_every_transition_is_audited_and_the_chain_verifies(start_worker, 
     await decided_log(start_worker, make_approver, slack)
     log = AuditLog(redis)
     entries = [e async for e in log.entries()]
-    events = [(e.fields["event"], e.fields["actor"], e.fields["state"]) for e in entries if e.fields["request"]]
+    events = [
+        (e.fields["event"], e.fields["actor"], e.fields["state"]) for e in entries if e.fields["request"]
+    ]
     assert ("created", "agent", "pending") in events and ("posted", "system", "pending") in events
     assert ("approved", "U0ALICE", "approved") in events and ("denied", "U0BOB", "denied") in events
     assert all(e.fields["input_hash"] for e in entries if e.fields["request"])
@@ -119,7 +138,9 @@ async def test_a_changed_or_removed_entry_is_detected(start_worker, make_approve
 
 
 @pytest.mark.slow
-async def test_audit_command_exports_and_verifies(tmp_path, start_worker, make_approver, slack, redis, redis_server):
+async def test_audit_command_exports_and_verifies(
+    tmp_path, start_worker, make_approver, slack, redis, redis_server
+):
     await decided_log(start_worker, make_approver, slack)
 
     code, out, err = await run("audit", cwd=tmp_path, REDIS_URL=redis_server.url)
@@ -128,7 +149,9 @@ async def test_audit_command_exports_and_verifies(tmp_path, start_worker, make_a
     assert [r["event"] for r in rows if r["event"] in ("approved", "denied")] == ["approved", "denied"]
     assert all(r["hash"] and "prev" in r for r in rows)
 
-    code, out, err = await run("audit", "--format", "csv", "--since", "1h", cwd=tmp_path, REDIS_URL=redis_server.url)
+    code, out, err = await run(
+        "audit", "--format", "csv", "--since", "1h", cwd=tmp_path, REDIS_URL=redis_server.url
+    )
     assert code == 0, err
     table = list(csv.DictReader(io.StringIO(out)))
     denied = next(r for r in table if r["event"] == "denied")
@@ -147,13 +170,28 @@ async def test_audit_command_exports_and_verifies(tmp_path, start_worker, make_a
     assert code == 2 and "expected a date" in err
 
 
-_UNSEEN_FORMAT = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069",
-                  "\u200e", "\u200f", "\u061c", "\U000e0041"}
+_UNSEEN_FORMAT = {
+    "\u202a",
+    "\u202b",
+    "\u202c",
+    "\u202d",
+    "\u202e",
+    "\u2066",
+    "\u2067",
+    "\u2068",
+    "\u2069",
+    "\u200e",
+    "\u200f",
+    "\u061c",
+    "\U000e0041",
+}
 """Characters a reader cannot see that change what they read: bidi embeddings, overrides and
 isolates, marks, and a tag character (invisible "ASCII smuggling")."""
 
 
-async def test_a_command_is_shown_as_it_runs_not_reordered_by_bidi_controls(start_worker, make_approver, slack):
+async def test_a_command_is_shown_as_it_runs_not_reordered_by_bidi_controls(
+    start_worker, make_approver, slack
+):
     """mrkdwn.clean() replaces C0 controls and lone surrogates but lets Unicode format characters
     through: U+202E (RIGHT-TO-LEFT OVERRIDE) in a command makes Slack's client draw the rest of
     the line reversed, so the approver reads other text than the shell will run (Trojan Source).
@@ -171,9 +209,8 @@ async def test_a_command_is_shown_as_it_runs_not_reordered_by_bidi_controls(star
 
 
 def test_view_full_input_names_what_a_reader_cannot_see():
-    from tests.test_blocks import request
-
     from bot.slack import blocks
+    from tests.test_blocks import request
 
     command = "echo ok #\u202e sh | evil\u2069 \u200b\U000e0041 \u2028 \ue000"
     view = json.dumps(blocks.full_input_modal(request("Bash", {"command": command})), ensure_ascii=False)
@@ -184,10 +221,9 @@ def test_view_full_input_names_what_a_reader_cannot_see():
 def test_every_page_of_an_input_full_of_unseen_characters_is_a_valid_view():
     """Shown by name, each unseen character takes eight or nine characters: the pages are cut
     by what they show, so none is too long for Slack."""
+    from bot.slack import blocks
     from tests.fakes.slack_api import view_errors
     from tests.test_blocks import request
-
-    from bot.slack import blocks
 
     req = request("Bash", {"command": ("\u202e" * 3000 + "\U000e0041" * 3000 + "x") * 4})
     page, pages = 0, []
@@ -202,10 +238,9 @@ def test_every_page_of_an_input_full_of_unseen_characters_is_a_valid_view():
 
 
 def test_the_modify_form_fits_a_field_whose_unseen_characters_grow_when_named():
+    from bot.slack import blocks
     from tests.fakes.slack_api import view_errors
     from tests.test_blocks import request
-
-    from bot.slack import blocks
 
     view = blocks.modify_modal(request("Bash", {"command": "echo " + "\u202e" * 2000}))
     assert view_errors(view) == []

@@ -51,7 +51,10 @@ async def health(worker: Worker) -> tuple[int, dict[str, Any]]:
 
 
 async def until_health(
-    worker: Worker, status: int, check: Callable[[dict[str, Any]], bool] = lambda _body: True, timeout: float = 10
+    worker: Worker,
+    status: int,
+    check: Callable[[dict[str, Any]], bool] = lambda _body: True,
+    timeout: float = 10,
 ) -> dict[str, Any]:
     """The first ``/healthz`` body with ``status`` that passes ``check``; fails after ``timeout`` seconds."""
     seen: tuple[int, dict[str, Any]] | None = None
@@ -70,21 +73,29 @@ def failing(*loops: str, saying: str = "") -> Callable[[dict[str, Any]], bool]:
 
     def check(body: dict[str, Any]) -> bool:
         shown = body.get("loops", {})
-        return all(name in shown for name in loops) and any(saying.lower() in str(shown[name]).lower() for name in loops)
+        return all(name in shown for name in loops) and any(
+            saying.lower() in str(shown[name]).lower() for name in loops
+        )
 
     return check
 
 
 def _roots(slack: FakeSlack) -> list[Any]:
-    return [c for c in slack.calls_to("chat.postMessage") if c.response.get("ok") and not c.args.get("thread_ts")]
+    return [
+        c for c in slack.calls_to("chat.postMessage") if c.response.get("ok") and not c.args.get("thread_ts")
+    ]
 
 
-async def a_request_is_posted_and_approved(worker: Worker, make_approver, slack: FakeSlack, *, within: float = 5) -> None:
+async def a_request_is_posted_and_approved(
+    worker: Worker, make_approver, slack: FakeSlack, *, within: float = 5
+) -> None:
     """What a user notices when the worker works: the request shows up in Slack and Approve lets the tool run."""
     approver = await make_approver()
     before = len(_roots(slack))
     tool_input = {"command": "echo still-working", "description": "Prove the worker still works"}
-    decision = asyncio.create_task(approver.can_use_tool("Bash", tool_input, context(f"toolu_after_{before}")))
+    decision = asyncio.create_task(
+        approver.can_use_tool("Bash", tool_input, context(f"toolu_after_{before}"))
+    )
     try:
         await slack.wait_for(lambda: len(_roots(slack)) > before, timeout=within)
         message = await posted(slack, before + 1)
@@ -218,7 +229,9 @@ async def still_loading(redis: Redis, server: RedisServer) -> AsyncIterator[Refu
     server.stop()
     # ~20 ms a key, 200 keys: about four seconds of LOADING; with a small
     # events interval the server answers (LOADING) between keys.
-    server.start("--key-load-delay", "20000", "--loading-process-events-interval-bytes", "1024", until_ready=False)
+    server.start(
+        "--key-load-delay", "20000", "--loading-process-events-interval-bytes", "1024", until_ready=False
+    )
     try:
         yield refusal_after(redis, 0)  # a new process: its counts start at 0
     finally:
@@ -265,7 +278,9 @@ async def test_a_worker_reports_a_redis_fault_and_works_again_after_it(
 
 
 @pytest.mark.slow
-async def test_a_worker_started_on_a_read_only_redis_waits_for_it(redis, redis_server, start_worker, make_approver, slack):
+async def test_a_worker_started_on_a_read_only_redis_waits_for_it(
+    redis, redis_server, start_worker, make_approver, slack
+):
     """The consumer group cannot even be created (XGROUP CREATE is a write): the worker waits, it does not crash."""
     async with read_only(redis, redis_server):
         worker = await start_worker()
@@ -276,7 +291,9 @@ async def test_a_worker_started_on_a_read_only_redis_waits_for_it(redis, redis_s
 
 
 @pytest.mark.slow
-async def test_a_redis_that_flaps_leaves_a_working_worker(redis, redis_server, start_worker, make_approver, slack):
+async def test_a_redis_that_flaps_leaves_a_working_worker(
+    redis, redis_server, start_worker, make_approver, slack
+):
     """Failover, failback, failover again: every refusal is survived, whichever loop meets it."""
     worker = await start_worker()
     await until_health(worker, 200)
@@ -305,7 +322,9 @@ async def test_a_replica_fault_names_every_loop_that_cannot_write(redis, redis_s
 
 
 @pytest.mark.slow
-async def test_a_half_open_connection_does_not_stall_the_worker(redis_server, start_worker, make_approver, slack):
+async def test_a_half_open_connection_does_not_stall_the_worker(
+    redis_server, start_worker, make_approver, slack
+):
     """A connection that never answers (and never errors) must not hold the job consumer forever.
 
     The client's read timeout is what frees it; this keeps that true for the
@@ -342,7 +361,9 @@ async def test_a_frozen_redis_is_reported_and_survived(redis_server, start_worke
 # -- entries no worker can read ------------------------------------------------
 
 
-async def test_a_jobs_entry_that_is_not_text_does_not_stop_the_consumer(redis, start_worker, make_approver, slack):
+async def test_a_jobs_entry_that_is_not_text_does_not_stop_the_consumer(
+    redis, start_worker, make_approver, slack
+):
     """Anything that can write to Redis (an agent host of another version, a bug) can put bytes in the stream."""
     worker = await start_worker()
     await until_health(worker, 200)

@@ -31,11 +31,18 @@ from ..approvals.model import ApprovalRequest, Decision, Mode, NewRequest, State
 from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter, WaiterClosed
 from ..logs import Event, about, preview, tagged
-from ..redis_client import AGENT_CLIENT_NAME, AGENT_CONNECTIONS, CONNECT_TIMEOUT, READ_TIMEOUT, connect, timed_out
+from ..redis_client import (
+    AGENT_CLIENT_NAME,
+    AGENT_CONNECTIONS,
+    CONNECT_TIMEOUT,
+    READ_TIMEOUT,
+    connect,
+    timed_out,
+)
 from ..settings import Settings
 from . import other_approver, passthrough
-from .hook_events import BLOCK_IF_NOT_STARTED
 from .cost import CostEstimateError, CostEstimator, estimate_cost
+from .hook_events import BLOCK_IF_NOT_STARTED
 from .outcome import VANISHED, Vanished, ended, outcome_of
 from .paths import resolve_paths
 from .permissions import granted_updates, safe_suggestions
@@ -44,7 +51,6 @@ log = logging.getLogger(__name__)
 
 CANCEL_GRACE_SECONDS = 5.0
 """How long a cancelled call may spend marking its request cancelled."""
-
 
 
 GATED_TOOLS = "Bash|Write|Edit|MultiEdit|NotebookEdit|WebFetch|AskUserQuestion|mcp__.*"
@@ -121,7 +127,9 @@ class SlackApprover:
         self._owns_redis = isinstance(redis, str)
         self.redis_url = redis if isinstance(redis, str) else None
         self.redis = (
-            connect(redis, name=AGENT_CLIENT_NAME, max_connections=max_connections) if isinstance(redis, str) else redis
+            connect(redis, name=AGENT_CLIENT_NAME, max_connections=max_connections)
+            if isinstance(redis, str)
+            else redis
         )
         self.timeout = timeout
         self.agent_name = agent_name
@@ -189,14 +197,20 @@ class SlackApprover:
         after all, the call reaches ``can_use_tool`` and waits for Slack.
         """
         if isinstance(base, str):
-            base = json.loads(base if base.lstrip().startswith("{") else Path(base).read_text(encoding="utf-8"))
+            base = json.loads(
+                base if base.lstrip().startswith("{") else Path(base).read_text(encoding="utf-8")
+            )
         merged = json.loads(json.dumps(base or {}))
         if other_approver.has_permission_hook(merged):
             # With can_use_tool beside it, the first answer wins: a quick allow beats the team's deny.
             raise ValueError(text.racing_hook("settings"))
         hooks = merged.setdefault("hooks", {}).setdefault("PreToolUse", [])
         rules = passthrough.command_line_rules([*allow, *passthrough.allow_rules(merged)])
-        hook = {"type": "command", "command": self._gate_command(GATE_HOOK_TIMEOUT, rules), "timeout": GATE_HOOK_TIMEOUT}
+        hook = {
+            "type": "command",
+            "command": self._gate_command(GATE_HOOK_TIMEOUT, rules),
+            "timeout": GATE_HOOK_TIMEOUT,
+        }
         hooks.append({"matcher": tools, "hooks": [hook]})
         return json.dumps(merged)
 
@@ -226,12 +240,28 @@ class SlackApprover:
         # --wait 0: in an SDK run can_use_tool does the waiting (or the run is deferred).
         # --hook-timeout: the gate keeps its own deadline below the hook's timeout.
         # --allow, --allow-read-only: calls can_use_tool alone would never see are not asked.
-        argv = [sys.executable, "-m", "bot", "gate", "--mode", self.mode.value, "--wait", "0",
-                "--hook-timeout", repr(hook_timeout), "--timeout", repr(self.timeout), "--allow-read-only"]
+        argv = [
+            sys.executable,
+            "-m",
+            "bot",
+            "gate",
+            "--mode",
+            self.mode.value,
+            "--wait",
+            "0",
+            "--hook-timeout",
+            repr(hook_timeout),
+            "--timeout",
+            repr(self.timeout),
+            "--allow-read-only",
+        ]
         for rule in allow:
             argv.append(f"--allow={rule}")  # one word: a rule is never read as an option
-        for flag, value in (("--agent-name", self.agent_name), ("--requested-by", self.requested_by),
-                            ("--channel", self.channel)):
+        for flag, value in (
+            ("--agent-name", self.agent_name),
+            ("--requested-by", self.requested_by),
+            ("--channel", self.channel),
+        ):
             if value:
                 argv += [flag, value]
         if self.cost_estimator is not None:
@@ -358,9 +388,18 @@ class SlackApprover:
                 resolved=resolve_paths(tool_input),
             )
         )
-        log.info("approval %s for %s: %s", request.id, tool_name, "queued for Slack" if created else "asked again",
-                 extra=tagged(Event.REQUEST_CREATED if created else Event.REQUEST_REASKED, **about(request),
-                              tool=tool_name, input_preview=preview(tool_input)))
+        log.info(
+            "approval %s for %s: %s",
+            request.id,
+            tool_name,
+            "queued for Slack" if created else "asked again",
+            extra=tagged(
+                Event.REQUEST_CREATED if created else Event.REQUEST_REASKED,
+                **about(request),
+                tool=tool_name,
+                input_preview=preview(tool_input),
+            ),
+        )
         return request
 
     async def _wait(self, request: ApprovalRequest) -> ApprovalRequest | Vanished:
@@ -379,7 +418,11 @@ class SlackApprover:
         outcome = await outcome_of(self.store, request)
         if not outcome.allowed:
             return PermissionResultDeny(message=outcome.message, interrupt=outcome.interrupt)
-        granted = [PermissionUpdate.from_dict(u) for u in granted_updates(outcome.grants)] if outcome.grants else None
+        granted = (
+            [PermissionUpdate.from_dict(u) for u in granted_updates(outcome.grants)]
+            if outcome.grants
+            else None
+        )
         return PermissionResultAllow(updated_input=outcome.updated_input, updated_permissions=granted)
 
     async def _cancel(self, request_id: str) -> None:

@@ -80,7 +80,9 @@ class CallClaims:
         value = f"allowed:{allowed_request}" if allowed_request else keys.CALL_ANSWERED
         await self.redis.set(claim.key, value, ex=keys.RETENTION_SECONDS)
 
-    async def call_ran(self, session_id: str, prompt_id: str, tool_name: str, tool_input: dict[str, Any]) -> str | None:
+    async def call_ran(
+        self, session_id: str, prompt_id: str, tool_name: str, tool_input: dict[str, Any]
+    ) -> str | None:
         """A call ran: the request the terminal answered first, if that is what happened.
 
         One of its identical copies that a hook allowed is the one that ran; failing

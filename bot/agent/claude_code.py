@@ -68,8 +68,11 @@ class HookSpec:
             words += ["--mode", "defer"]
         # The same number as the hook's "timeout": the gate answers before Claude Code gives up on it.
         words += ["--hook-timeout", str(hook_timeout or self.hook_timeout)]
-        for flag, value in (("--agent-name", self.agent_name), ("--requested-by", self.requested_by),
-                            ("--channel", self.channel)):
+        for flag, value in (
+            ("--agent-name", self.agent_name),
+            ("--requested-by", self.requested_by),
+            ("--channel", self.channel),
+        ):
             if value:
                 words += [flag, value]
         if self.timeout is not None:
@@ -85,11 +88,22 @@ class HookSpec:
         (``gate._after_tool``). PreToolUse fires for every call, so only the tools that
         change something (as the Agent SDK side gates)."""
         if self.defer:
-            hook = {"type": "command", "command": self.command() + BLOCK_IF_NOT_STARTED, "timeout": self.hook_timeout}
+            hook = {
+                "type": "command",
+                "command": self.command() + BLOCK_IF_NOT_STARTED,
+                "timeout": self.hook_timeout,
+            }
             return {PRE_TOOL_USE: {"matcher": GATED_TOOLS, "hooks": [hook]}}
         asking = {"type": "command", "command": self.command(), "timeout": self.hook_timeout}
-        after = {"type": "command", "command": self.command(AFTER_TOOL_TIMEOUT), "timeout": AFTER_TOOL_TIMEOUT}
-        return {PERMISSION_REQUEST: {"matcher": "*", "hooks": [asking]}, POST_TOOL_USE: {"matcher": "*", "hooks": [after]}}
+        after = {
+            "type": "command",
+            "command": self.command(AFTER_TOOL_TIMEOUT),
+            "timeout": AFTER_TOOL_TIMEOUT,
+        }
+        return {
+            PERMISSION_REQUEST: {"matcher": "*", "hooks": [asking]},
+            POST_TOOL_USE: {"matcher": "*", "hooks": [after]},
+        }
 
 
 @dataclass(frozen=True)
@@ -118,15 +132,29 @@ def is_ours(hook: Any) -> bool:
     except ValueError:
         return False
     return (
-        len(words) >= 4 and shlex.join(words) == command and words[1:4] == ["-m", "bot", "gate"]
+        len(words) >= 4
+        and shlex.join(words) == command
+        and words[1:4] == ["-m", "bot", "gate"]
         # An interpreter by absolute path, or by name on the PATH; never one relative to a folder.
-        and (os.path.isabs(words[0]) or "/" not in words[0]) and bool(_PYTHON.fullmatch(os.path.basename(words[0])))
+        and (os.path.isabs(words[0]) or "/" not in words[0])
+        and bool(_PYTHON.fullmatch(os.path.basename(words[0])))
         and all(not w.startswith("-") or w in _GATE_OPTIONS for w in words[4:])
     )
 
 
-_GATE_OPTIONS = frozenset({"--mode", "--wait", "--hook-timeout", "--timeout", "--agent-name", "--requested-by",
-                           "--channel", "--cost-estimator", "--allow-read-only"})
+_GATE_OPTIONS = frozenset(
+    {
+        "--mode",
+        "--wait",
+        "--hook-timeout",
+        "--timeout",
+        "--agent-name",
+        "--requested-by",
+        "--channel",
+        "--cost-estimator",
+        "--allow-read-only",
+    }
+)
 
 
 def check_shape(settings: Any) -> None:
@@ -141,14 +169,19 @@ def check_shape(settings: Any) -> None:
             raise SettingsError(text.settings_bad_hooks(f"hooks.{event}", "a list"))
         for i, group in enumerate(groups):
             if not isinstance(group, dict) or not isinstance(group.get("hooks", []), list):
-                raise SettingsError(text.settings_bad_hooks(f"hooks.{event}[{i}]", 'an object with a "hooks" list'))
+                raise SettingsError(
+                    text.settings_bad_hooks(f"hooks.{event}[{i}]", 'an object with a "hooks" list')
+                )
 
 
 def find(settings: Mapping[str, Any]) -> list[Found]:
     """Our hooks, in file order."""
     check_shape(settings)
-    return [Found(event, str(group.get("matcher", "")), hook)
-            for event, group, hook in _hooks(settings) if is_ours(hook)]
+    return [
+        Found(event, str(group.get("matcher", "")), hook)
+        for event, group, hook in _hooks(settings)
+        if is_ours(hook)
+    ]
 
 
 def others(settings: Mapping[str, Any], event: str) -> list[Mapping[str, Any]]:
@@ -205,6 +238,7 @@ def install(settings: Mapping[str, Any], spec: HookSpec) -> tuple[dict[str, Any]
 
 
 # -- files --------------------------------------------------------------------
+
 
 def user_settings(environ: Mapping[str, str]) -> Path:
     """Claude Code reads ``$CLAUDE_CONFIG_DIR/settings.json`` when that is set, and then not ``~/.claude``

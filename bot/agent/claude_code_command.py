@@ -32,15 +32,20 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "uninstall":
             return _uninstall(path, settings)
         spec = claude_code.HookSpec(
-            defer=args.defer, hook_timeout=args.hook_timeout, agent_name=args.agent_name,
-            requested_by=args.requested_by, channel=args.channel,
+            defer=args.defer,
+            hook_timeout=args.hook_timeout,
+            agent_name=args.agent_name,
+            requested_by=args.requested_by,
+            channel=args.channel,
             timeout=None if args.timeout is None else bounds.seconds(args.timeout, "--timeout"),
         )
         try:
             # Refuse here what the gate would refuse on every call (a hook timeout it cannot answer within).
             GateConfig(hook_timeout=spec.hook_timeout).budget()
         except BudgetError:
-            raise bounds.OutOfRange(text.install_hook_timeout_too_short(spec.hook_timeout, MARGIN + ROUTE_WAIT)) from None
+            raise bounds.OutOfRange(
+                text.install_hook_timeout_too_short(spec.hook_timeout, MARGIN + ROUTE_WAIT)
+            ) from None
         if not spec.defer:
             _refuse_a_second_approver([path, *loaded])
         changed, replaced = claude_code.install(settings or {}, spec)
@@ -59,10 +64,15 @@ def run(args: argparse.Namespace) -> int:
             hook = group["hooks"][0]
             print(text.install_added(path, event, hook["command"], hook["timeout"]))
         for found in replaced:
-            print(text.install_replaced(found.event, found.command) if found.event in spec.groups()
-                  else text.install_other_kind(found.event, found.command))
+            print(
+                text.install_replaced(found.event, found.command)
+                if found.event in spec.groups()
+                else text.install_other_kind(found.event, found.command)
+            )
         print(text.backup_written(backup))
-        scope = f"--settings-file {shlex.quote(str(path))}" if args.settings_file else f"--{args.scope or 'user'}"
+        scope = (
+            f"--settings-file {shlex.quote(str(path))}" if args.settings_file else f"--{args.scope or 'user'}"
+        )
         print(text.install_next(f"python -m bot claude-code doctor {scope}"))
     if not os.environ.get("REDIS_URL"):
         print(text.INSTALL_NO_REDIS_URL)
@@ -90,4 +100,6 @@ def _refuse_a_second_approver(paths: list[Path]) -> None:
         except claude_code.SettingsError:
             continue  # the file being changed is checked by load() itself; others are not ours to judge
         for hook in claude_code.others(settings or {}, claude_code.PERMISSION_REQUEST):
-            raise claude_code.SettingsError(text.install_second_approver(path, str(hook.get("command", hook))))
+            raise claude_code.SettingsError(
+                text.install_second_approver(path, str(hook.get("command", hook)))
+            )

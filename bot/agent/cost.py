@@ -12,7 +12,9 @@ CostEstimator = Callable[[str, dict[str, Any]], "float | None | Awaitable[float 
 """``(tool_name, tool_input) -> dollars | None``, plain or async."""
 
 
-async def estimate_cost(estimator: CostEstimator | None, tool_name: str, tool_input: dict[str, Any]) -> float | None:
+async def estimate_cost(
+    estimator: CostEstimator | None, tool_name: str, tool_input: dict[str, Any]
+) -> float | None:
     """Run the agent's cost estimator; a wrong answer raises (and the call is denied)."""
     if estimator is None:
         return None

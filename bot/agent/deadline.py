@@ -77,7 +77,9 @@ class Budget:
         return self.hook_timeout - MARGIN
 
     @classmethod
-    def plan(cls, *, hook_timeout: float | None, wait: float | None, default_wait: float, route_wait: float) -> Budget:
+    def plan(
+        cls, *, hook_timeout: float | None, wait: float | None, default_wait: float, route_wait: float
+    ) -> Budget:
         """Check the options against each other; ``BudgetError`` if they cannot fit.
 
         The gate's longest healthy path is the wait for a worker to route the

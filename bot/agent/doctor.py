@@ -70,7 +70,9 @@ def doctor(paths: Sequence[Path], environ: Mapping[str, str], out: TextIO) -> in
             report.check(False, "settings", str(exc))
             continue
         if settings is not None:
-            located.append(Located(path, claude_code.find(settings), claude_code.others(settings, PERMISSION_REQUEST)))
+            located.append(
+                Located(path, claude_code.find(settings), claude_code.others(settings, PERMISSION_REQUEST))
+            )
     ours = [(place.path, found) for place in located for found in place.found]
     if not ours:
         report.check(False, "hook found", text.doctor_none_found(", ".join(map(str, paths))))
@@ -82,7 +84,11 @@ def doctor(paths: Sequence[Path], environ: Mapping[str, str], out: TextIO) -> in
         report.check(approvers == 1, "one hook", text.doctor_count(approvers))
     for place in located:
         for hook in place.other_approvers:
-            report.check(False, "other approver", text.doctor_other_approver(str(place.path), str(hook.get("command", hook))))
+            report.check(
+                False,
+                "other approver",
+                text.doctor_other_approver(str(place.path), str(hook.get("command", hook))),
+            )
     url = environ.get("REDIS_URL", "")
     if not url:
         report.check(False, "redis", text.DOCTOR_NO_REDIS_URL)
@@ -95,20 +101,33 @@ def doctor(paths: Sequence[Path], environ: Mapping[str, str], out: TextIO) -> in
 def _run_checks(report: Report, found: Found, environ: Mapping[str, str]) -> None:
     hook_timeout = found.hook.get("timeout", claude_code.DEFAULT_HOOK_TIMEOUT)
     gate_timeout = gate_hook_timeout(found.command)
-    if isinstance(hook_timeout, (int, float)) and not isinstance(hook_timeout, bool) and gate_timeout is not None:
+    if (
+        isinstance(hook_timeout, (int, float))
+        and not isinstance(hook_timeout, bool)
+        and gate_timeout is not None
+    ):
         agree = float(hook_timeout) == gate_timeout
-        detail = text.doctor_timeouts(hook_timeout, gate_timeout) if agree else text.doctor_timeouts_differ(
-            hook_timeout, gate_timeout)
+        detail = (
+            text.doctor_timeouts(hook_timeout, gate_timeout)
+            if agree
+            else text.doctor_timeouts_differ(hook_timeout, gate_timeout)
+        )
         report.check(agree, "timeouts", detail)
     else:
-        report.check(False, "timeouts", f'hook "timeout" {hook_timeout!r}, gate --hook-timeout {gate_timeout!r}')
+        report.check(
+            False, "timeouts", f'hook "timeout" {hook_timeout!r}, gate --hook-timeout {gate_timeout!r}'
+        )
         hook_timeout = claude_code.DEFAULT_HOOK_TIMEOUT
     if "REDIS_URL" in found.command:
         report.check(False, "command starts", text.DOCTOR_SECRET_IN_COMMAND)
         return
     with refusing_port() as port:
-        run = run_hook(found, hook_input(found.event), {**environ, "REDIS_URL": f"redis://127.0.0.1:{port}/0"},
-                       float(hook_timeout))
+        run = run_hook(
+            found,
+            hook_input(found.event),
+            {**environ, "REDIS_URL": f"redis://127.0.0.1:{port}/0"},
+            float(hook_timeout),
+        )
     if run.code is None:
         report.check(False, "command starts", text.doctor_timed_out(float(hook_timeout)))
         return
@@ -123,8 +142,15 @@ def _run_checks(report: Report, found: Found, environ: Mapping[str, str]) -> Non
         report.check(run.code == 0, "after the call", text.doctor_after_tool(run.code))
         return
     how = blocked_for_unreachable(found.event, run, port)
-    report.check(how is not None, "blocks", text.doctor_blocks(how) if how else text.doctor_wrong_block(
-        f"exit {run.code}, stdout {_tail(run.stdout)!r}, stderr {_tail(run.stderr)!r}"))
+    report.check(
+        how is not None,
+        "blocks",
+        text.doctor_blocks(how)
+        if how
+        else text.doctor_wrong_block(
+            f"exit {run.code}, stdout {_tail(run.stdout)!r}, stderr {_tail(run.stderr)!r}"
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -139,9 +165,14 @@ class HookRun:
 def hook_input(event: str, cwd: str | None = None) -> dict[str, Any]:
     """A synthetic input of ``event``, shaped like Claude Code's (DESIGN.md §4)."""
     payload: dict[str, Any] = {
-        "session_id": "doctor", "transcript_path": "/nonexistent/doctor.jsonl", "cwd": cwd or os.getcwd(),
-        "prompt_id": "doctor", "permission_mode": "default", "hook_event_name": event,
-        "tool_name": "Bash", "tool_input": {"command": "true"},
+        "session_id": "doctor",
+        "transcript_path": "/nonexistent/doctor.jsonl",
+        "cwd": cwd or os.getcwd(),
+        "prompt_id": "doctor",
+        "permission_mode": "default",
+        "hook_event_name": event,
+        "tool_name": "Bash",
+        "tool_input": {"command": "true"},
     }
     if event == PERMISSION_REQUEST:
         payload["permission_suggestions"] = []
@@ -156,8 +187,14 @@ def run_hook(found: Found, payload: Mapping[str, Any], env: Mapping[str, str], t
     # An empty folder: `-m bot` must import from wherever claude runs, not only from this checkout.
     with tempfile.TemporaryDirectory(prefix="bot-doctor-") as cwd:
         process = subprocess.Popen(
-            [SHELL, "-c", found.command], cwd=cwd, env={**env, "CLAUDE_PROJECT_DIR": cwd},
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            [SHELL, "-c", found.command],
+            cwd=cwd,
+            env={**env, "CLAUDE_PROJECT_DIR": cwd},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
         try:
             out, err = process.communicate(json.dumps(payload), timeout=timeout)
@@ -170,6 +207,7 @@ def run_hook(found: Found, payload: Mapping[str, Any], env: Mapping[str, str], t
 
 def blocked_for_unreachable(event: str, run: HookRun, port: int) -> str | None:
     """How the hook blocked the call, if it did because Redis (the one on ``port``) could not be reached."""
+
     def names_it(message: Any) -> bool:
         return isinstance(message, str) and message.startswith(UNREACHABLE) and f":{port}" in message
 
@@ -183,7 +221,11 @@ def blocked_for_unreachable(event: str, run: HookRun, port: int) -> str | None:
         return None
     if event == PERMISSION_REQUEST:
         decision = output.get("decision")
-        ok = isinstance(decision, dict) and decision.get("behavior") == "deny" and names_it(decision.get("message"))
+        ok = (
+            isinstance(decision, dict)
+            and decision.get("behavior") == "deny"
+            and names_it(decision.get("message"))
+        )
     else:
         ok = output.get("permissionDecision") == "deny" and names_it(output.get("permissionDecisionReason"))
     return "answers deny" if ok else None
@@ -196,8 +238,11 @@ def gate_hook_timeout(command: str) -> float | None:
     except ValueError:
         return None
     for i, word in enumerate(words):
-        value = words[i + 1] if word == "--hook-timeout" and i + 1 < len(words) else (
-            word.removeprefix("--hook-timeout=") if word.startswith("--hook-timeout=") else None)
+        value = (
+            words[i + 1]
+            if word == "--hook-timeout" and i + 1 < len(words)
+            else (word.removeprefix("--hook-timeout=") if word.startswith("--hook-timeout=") else None)
+        )
         if value is not None:
             try:
                 return float(value)

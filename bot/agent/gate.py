@@ -132,7 +132,9 @@ class GateConfig:
 
     def budget(self) -> Budget:
         """The gate's deadline and wait; ``BudgetError`` if ``wait`` cannot fit below ``hook_timeout``."""
-        return Budget.plan(hook_timeout=self.hook_timeout, wait=self.wait, default_wait=DEFAULT_WAIT, route_wait=ROUTE_WAIT)
+        return Budget.plan(
+            hook_timeout=self.hook_timeout, wait=self.wait, default_wait=DEFAULT_WAIT, route_wait=ROUTE_WAIT
+        )
 
 
 def agent_label(name: str, agent_id: str = "", agent_type: str = "") -> str:
@@ -146,7 +148,9 @@ def agent_label(name: str, agent_id: str = "", agent_type: str = "") -> str:
 class Gate:
     """Answers one hook call; all the waiting is pub/sub, as in ``SlackApprover``."""
 
-    def __init__(self, redis: Redis, config: GateConfig, host: Host, *, default_timeout: float = 86400) -> None:
+    def __init__(
+        self, redis: Redis, config: GateConfig, host: Host, *, default_timeout: float = 86400
+    ) -> None:
         self.redis = redis
         self.config = config
         budget = config.budget()
@@ -164,8 +168,11 @@ class Gate:
         )
 
     async def answer(self, call: hook_events.Call) -> dict[str, Any]:
-        if (isinstance(call, PreToolUseCall) and call.permission_mode != BYPASS
-                and self._passes.lets_through(call.tool_name, call.tool_input)):
+        if (
+            isinstance(call, PreToolUseCall)
+            and call.permission_mode != BYPASS
+            and self._passes.lets_through(call.tool_name, call.tool_input)
+        ):
             # No decision: Claude Code's own permission flow decides, exactly as without
             # the gate, and what it would prompt for still reaches can_use_tool and Slack.
             return {}
@@ -191,7 +198,9 @@ class Gate:
         if isinstance(request, Vanished) or request.state.is_final:
             return await self._pre_tool_use_verdict(request)
 
-        deferrable = self.host is not Host.INTERACTIVE and calls_in_turn(call.transcript_path, call.tool_use_id) == 1
+        deferrable = (
+            self.host is not Host.INTERACTIVE and calls_in_turn(call.transcript_path, call.tool_use_id) == 1
+        )
         deferring = deferrable and request.mode is Mode.DEFER
         if not deferring and self.wait > 0:
             outcome = await self.waiter.wait(request.id, lambda: ended(self.store, request.id), self.wait)
@@ -218,7 +227,9 @@ class Gate:
         request: ApprovalRequest | None = None
         try:
             request = await self._request(
-                call, "", request_id=request_id_for(f"{call.session_id}:{claim.call}"),
+                call,
+                "",
+                request_id=request_id_for(f"{call.session_id}:{claim.call}"),
                 suggestions=safe_suggestions(call.permission_suggestions),
             )
             claim = await self.claims.attach(claim, request.id)
@@ -226,7 +237,9 @@ class Gate:
             # Before the answer goes out: no other call takes this decision.
             # An allow of the input as asked stays marked until the call is seen running; an
             # edited one runs under another fingerprint, so nothing would ever use the mark up.
-            runs_as_asked = hook_events.allows(answer) and hook_events.allowed_input(answer) == call.tool_input
+            runs_as_asked = (
+                hook_events.allows(answer) and hook_events.allowed_input(answer) == call.tool_input
+            )
             await self.claims.answered(claim, allowed_request=request.id if runs_as_asked else "")
             answered = True
             return answer
@@ -247,7 +260,10 @@ class Gate:
     async def _permission_answer(self, call: PermissionRequestCall, asked: ApprovalRequest) -> dict[str, Any]:
         request = await self._routed(asked)
         if not isinstance(request, Vanished) and not request.state.is_final and self.wait > 0:
-            request = await self.waiter.wait(request.id, lambda: ended(self.store, request.id), self.wait) or request
+            request = (
+                await self.waiter.wait(request.id, lambda: ended(self.store, request.id), self.wait)
+                or request
+            )
         if not isinstance(request, Vanished) and not request.state.is_final and self.host is Host.INTERACTIVE:
             # Claude Code's own prompt has been up all along: leave the call to it, and say so
             # in Slack. A decision that came in meanwhile stands.
@@ -274,7 +290,9 @@ class Gate:
         a hook's (or a rule's) allow."""
         if self.host is not Host.INTERACTIVE:
             return {}
-        request_id = await self.claims.call_ran(call.session_id, call.prompt_id, call.tool_name, call.tool_input)
+        request_id = await self.claims.call_ran(
+            call.session_id, call.prompt_id, call.tool_name, call.tool_input
+        )
         if request_id is not None:
             await self._terminal_took_over(request_id, TerminalEnd.ANSWERED)
         return {}
@@ -291,19 +309,29 @@ class Gate:
         """The request once a worker applied the team policy (or as it is after ``ROUTE_WAIT``)."""
         if request.state.is_final or request.routed:
             return request
-        routed = await self.waiter.wait(request.id, lambda: ended(self.store, request.id, or_routed=True), ROUTE_WAIT)
+        routed = await self.waiter.wait(
+            request.id, lambda: ended(self.store, request.id, or_routed=True), ROUTE_WAIT
+        )
         return routed or request
 
     async def _request(
-        self, call: PreToolUseCall | PermissionRequestCall, tool_use_id: str, *,
-        request_id: str = "", suggestions: list[dict[str, Any]] | None = None,
+        self,
+        call: PreToolUseCall | PermissionRequestCall,
+        tool_use_id: str,
+        *,
+        request_id: str = "",
+        suggestions: list[dict[str, Any]] | None = None,
     ) -> ApprovalRequest:
         resolved = resolve_paths(call.tool_input)
         if call.session_id:
             # Picked up only by the same call: same input, and paths leading where they did.
             fingerprint = call_hash(call.tool_name, call.tool_input, resolved)
             earlier = await self.redis.getdel(keys.retry(call.session_id, call.tool_name, fingerprint))
-            request = await self.store.get(earlier.decode() if isinstance(earlier, bytes) else earlier) if earlier else None
+            request = (
+                await self.store.get(earlier.decode() if isinstance(earlier, bytes) else earlier)
+                if earlier
+                else None
+            )
             if request is not None:
                 return request
         config = self.config
@@ -325,12 +353,16 @@ class Gate:
         )
         return request
 
-    async def _still_waiting(self, call: PreToolUseCall | PermissionRequestCall, request: ApprovalRequest) -> str:
+    async def _still_waiting(
+        self, call: PreToolUseCall | PermissionRequestCall, request: ApprovalRequest
+    ) -> str:
         """The deny for a call whose wait ran out: the request stays open, and the next
         identical call in this session picks it up instead of asking again (``_request``)."""
         request = await self.store.get(request.id) or request  # now posted: say where
         if call.session_id:
             await self.redis.set(
-                keys.retry(call.session_id, call.tool_name, request.call_hash), request.id, ex=keys.RETENTION_SECONDS
+                keys.retry(call.session_id, call.tool_name, request.call_hash),
+                request.id,
+                ex=keys.RETENTION_SECONDS,
             )
         return text.still_waiting(request)

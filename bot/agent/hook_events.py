@@ -62,7 +62,9 @@ class PostToolUseCall(_Call):
     prompt_id: str = ""
 
 
-HookCall = Annotated[PreToolUseCall | PermissionRequestCall | PostToolUseCall, Field(discriminator="hook_event_name")]
+HookCall = Annotated[
+    PreToolUseCall | PermissionRequestCall | PostToolUseCall, Field(discriminator="hook_event_name")
+]
 
 
 Call = PreToolUseCall | PermissionRequestCall | PostToolUseCall
@@ -106,7 +108,9 @@ def pre_tool_use(
     return answer
 
 
-def permission_allow(updated_input: dict[str, Any], permissions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def permission_allow(
+    updated_input: dict[str, Any], permissions: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """A ``PermissionRequest`` allow: the whole input that runs, and the rules granted for the session."""
     decision: dict[str, Any] = {"behavior": "allow", "updatedInput": updated_input}
     if permissions:

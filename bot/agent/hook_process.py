@@ -44,8 +44,13 @@ class DeadlinePassed(Exception):
 
 
 def run(
-    config: GateConfig, stdin: TextIO, stdout: TextIO, stderr: TextIO, environ: Mapping[str, str],
-    *, started: float | None = None,
+    config: GateConfig,
+    stdin: TextIO,
+    stdout: TextIO,
+    stderr: TextIO,
+    environ: Mapping[str, str],
+    *,
+    started: float | None = None,
 ) -> int:
     """Read one hook call from ``stdin``, print the decision; the exit code for Claude Code.
 
@@ -95,8 +100,13 @@ class _Refusal:
 
 
 def _run(
-    config: GateConfig, budget: Budget, deadline: float, raw: str,
-    stdout: TextIO, refuse: _Refusal, environ: Mapping[str, str],
+    config: GateConfig,
+    budget: Budget,
+    deadline: float,
+    raw: str,
+    stdout: TextIO,
+    refuse: _Refusal,
+    environ: Mapping[str, str],
 ) -> int:
     try:
         call = hook_events.parse(raw)
@@ -118,7 +128,7 @@ def _run(
         return refuse(text.TOO_MANY_SAME_CALLS)
     except (RedisError, OSError) as exc:
         return refuse(text.deny_redis_silent(exc) if timed_out(exc) else text.deny_unreachable(exc))
-    except BaseException as exc:  # noqa: BLE001 - anything else would let the tool run
+    except BaseException as exc:
         return refuse(text.deny_internal_error(exc))
     return 0
 

@@ -131,7 +131,10 @@ class ApprovalTool:
         overrides: dict[str, Any] = {} if config.timeout is None else {"approval_timeout": config.timeout}
         try:
             approver = SlackApprover.from_env(
-                agent_name=config.agent_name, requested_by=config.requested_by, channel=config.channel, **overrides
+                agent_name=config.agent_name,
+                requested_by=config.requested_by,
+                channel=config.channel,
+                **overrides,
             )
         except MissingSetting as exc:
             return cls(None, str(exc))
@@ -222,18 +225,26 @@ async def answer_call(tool: ApprovalTool, arguments: Mapping[str, Any] | None, p
 def create_server(tool: ApprovalTool) -> Server[Any]:
     """The MCP server ``approvals`` with its one tool, ``approve``."""
 
-    async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+    async def list_tools(
+        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
         return types.ListToolsResult(
-            tools=[types.Tool(name=TOOL_NAME, description=text.MCP_TOOL_DESCRIPTION, input_schema=INPUT_SCHEMA)]
+            tools=[
+                types.Tool(name=TOOL_NAME, description=text.MCP_TOOL_DESCRIPTION, input_schema=INPUT_SCHEMA)
+            ]
         )
 
-    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def call_tool(
+        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
         if params.name != TOOL_NAME:
             answer = json.dumps(deny_json(text.deny_bad_call(f"there is no tool {params.name!r}")))
         else:
 
             async def progress(beats: float) -> None:
-                await ctx.session.report_progress(beats, None, text.MCP_WAITING)  # a no-op without a progressToken
+                await ctx.session.report_progress(
+                    beats, None, text.MCP_WAITING
+                )  # a no-op without a progressToken
 
             answer = await answer_call(tool, params.arguments, progress)
         # Never isError: Claude Code denies then too, but the model would read
@@ -271,7 +282,9 @@ async def serve(tool: ApprovalTool) -> None:
 def main(config: McpConfig) -> int:
     """Run the server; exit 0 when the host disconnects."""
     # stdout carries the protocol: anything else written there breaks it.
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="bot mcp: %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="bot mcp: %(levelname)s %(name)s: %(message)s"
+    )
     tool = ApprovalTool.from_env(config)
     if tool.problem:
         log.error("every call will be denied: %s", tool.problem)

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import text
-from ..approvals.groups import cached_members
 from ..approvals.grants import listed
+from ..approvals.groups import cached_members
 from ..approvals.model import ApprovalRequest, State, is_group
 from ..approvals.store import RequestStore
 
@@ -20,7 +20,9 @@ class Vanished:
 VANISHED = Vanished()
 
 
-async def ended(store: RequestStore, request_id: str, *, or_routed: bool = False) -> ApprovalRequest | Vanished | None:
+async def ended(
+    store: RequestStore, request_id: str, *, or_routed: bool = False
+) -> ApprovalRequest | Vanished | None:
     """The request once it ended (or, with ``or_routed``, once the policy routed it); None while it waits.
 
     A ``load`` for ``DecisionWaiter.wait``: a vanished request ends the wait too.

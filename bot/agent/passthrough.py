@@ -34,9 +34,24 @@ log = logging.getLogger(__name__)
 _NUMBER = re.compile(r"[0-9]{1,6}")
 
 READ_ONLY_EXAMPLES = (
-    "pwd", "ls", "ls -la", "ls -R src", "cat README.md", "cat README.md src/b.txt", "head -n 5 README.md",
-    "tail README.md", "wc -l README.md", "grep foo README.md", "grep -rn foo .", "grep -ri foo src",
-    "git status", "git status --short", "git diff", "git diff --stat", "git log --oneline", "git log -n 3",
+    "pwd",
+    "ls",
+    "ls -la",
+    "ls -R src",
+    "cat README.md",
+    "cat README.md src/b.txt",
+    "head -n 5 README.md",
+    "tail README.md",
+    "wc -l README.md",
+    "grep foo README.md",
+    "grep -rn foo .",
+    "grep -ri foo src",
+    "git status",
+    "git status --short",
+    "git diff",
+    "git diff --stat",
+    "git log --oneline",
+    "git log -n 3",
 )
 """Commands ``read_only()`` lets through; the CLI 2.1.337 runs each without
 prompting in default mode (``tests/test_gate_noise.py`` checks it)."""
@@ -178,13 +193,20 @@ def allow_rules(settings: Any) -> list[str]:
     return [rule for rule in allow if isinstance(rule, str)] if isinstance(allow, list) else []
 
 
-def settings_files(cwd: str | os.PathLike[str] | None, sources: Iterable[str] | None, env: Mapping[str, str]) -> list[Path]:
+def settings_files(
+    cwd: str | os.PathLike[str] | None, sources: Iterable[str] | None, env: Mapping[str, str]
+) -> list[Path]:
     """The settings files the CLI reads for ``setting_sources`` (None: all of them, as the CLI does)."""
     wanted = {"user", "project", "local"} if sources is None else set(sources)
     project = Path(cwd) if cwd is not None else Path.cwd()
-    config = env.get("CLAUDE_CONFIG_DIR") or os.environ.get("CLAUDE_CONFIG_DIR") or str(Path.home() / ".claude")
-    files = {"user": Path(config) / "settings.json", "project": project / ".claude" / "settings.json",
-             "local": project / ".claude" / "settings.local.json"}
+    config = (
+        env.get("CLAUDE_CONFIG_DIR") or os.environ.get("CLAUDE_CONFIG_DIR") or str(Path.home() / ".claude")
+    )
+    files = {
+        "user": Path(config) / "settings.json",
+        "project": project / ".claude" / "settings.json",
+        "local": project / ".claude" / "settings.local.json",
+    }
     return [path for source, path in files.items() if source in wanted]
 
 
@@ -206,7 +228,10 @@ def command_line_rules(rules: Iterable[str]) -> list[str]:
     for rule in dict.fromkeys(rules):
         size += len(rule) + len(" --allow ''")
         if size > ALLOW_CHARS:
-            log.warning("the gate's --allow rules are cut at %d characters: later rules are asked in Slack", ALLOW_CHARS)
+            log.warning(
+                "the gate's --allow rules are cut at %d characters: later rules are asked in Slack",
+                ALLOW_CHARS,
+            )
             break
         kept.append(rule)
     return kept

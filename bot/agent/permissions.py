@@ -45,8 +45,14 @@ def safe_suggestions(suggestions: Iterable[Mapping[str, Any]]) -> list[dict[str,
         kind = update.get("type")
         if kind == ADD_DIRECTORIES:
             listed = update.get("directories")
-            directories.extend(d for d in listed if isinstance(d, str) and readable(d)) if isinstance(listed, list) else None
-        elif kind in _RULE_TYPES and update.get("behavior") == "allow" and isinstance(update.get("rules"), list):
+            directories.extend(d for d in listed if isinstance(d, str) and readable(d)) if isinstance(
+                listed, list
+            ) else None
+        elif (
+            kind in _RULE_TYPES
+            and update.get("behavior") == "allow"
+            and isinstance(update.get("rules"), list)
+        ):
             for value in update["rules"]:
                 if not isinstance(value, Mapping) or not isinstance(value.get("toolName"), str):
                     continue
@@ -64,7 +70,9 @@ def granted_updates(stored: list[dict[str, Any]]) -> list[dict[str, Any]]:
     updates: list[dict[str, Any]] = []
     for update in stored:
         if update["type"] == ADD_DIRECTORIES:
-            updates.append({"type": ADD_DIRECTORIES, "directories": list(update["directories"]), "destination": SESSION})
+            updates.append(
+                {"type": ADD_DIRECTORIES, "directories": list(update["directories"]), "destination": SESSION}
+            )
             continue
         rules = []
         for rule in map(Rule.parse, update["rules"]):

@@ -38,7 +38,11 @@ def _tail_entries(transcript_path: str) -> Iterator[dict[str, Any]]:
 
 def _blocks(entry: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     content = entry["message"].get("content")
-    return [b for b in content if isinstance(b, dict) and b.get("type") == kind] if isinstance(content, list) else []
+    return (
+        [b for b in content if isinstance(b, dict) and b.get("type") == kind]
+        if isinstance(content, list)
+        else []
+    )
 
 
 def calls_in_turn(transcript_path: str, tool_use_id: str) -> int:

@@ -50,12 +50,16 @@ class TeamAllowList:
             return
         now = time.time()
         entries = {
-            r.id: json.dumps({"rule": str(r), "added_by": added_by, "added_at": now, "route": route, "request": request})
+            r.id: json.dumps(
+                {"rule": str(r), "added_by": added_by, "added_at": now, "route": route, "request": request}
+            )
             for r in rules
         }
         await self.redis.hset(keys.TEAM_RULES, mapping=entries)
         for rule in rules:
-            await self.audit.append("rule_added", actor=added_by, request=request, rule=str(rule), route=route)
+            await self.audit.append(
+                "rule_added", actor=added_by, request=request, rule=str(rule), route=route
+            )
 
     async def get(self, rule_id: str) -> TeamRule | None:
         raw = await self.redis.hget(keys.TEAM_RULES, rule_id)
@@ -95,6 +99,9 @@ class TeamAllowList:
 def _entry(raw: bytes | str) -> TeamRule:
     data = json.loads(text(raw))
     return TeamRule(
-        Rule.parse(data["rule"]), data["added_by"], float(data["added_at"]),
-        route=str(data.get("route") or ""), request=str(data.get("request") or ""),
+        Rule.parse(data["rule"]),
+        data["added_by"],
+        float(data["added_at"]),
+        route=str(data.get("route") or ""),
+        request=str(data.get("request") or ""),
     )

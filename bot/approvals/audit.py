@@ -103,7 +103,9 @@ class AuditLog:
             start = "(" + text(chunk[-1][0])
             chunk = None
 
-    async def recent(self, *, actor: str, events: frozenset[str], limit: int, scan: int = 5000) -> list[Entry]:
+    async def recent(
+        self, *, actor: str, events: frozenset[str], limit: int, scan: int = 5000
+    ) -> list[Entry]:
         """The newest entries by ``actor`` among ``events`` (looking at most ``scan`` entries back)."""
         found: list[Entry] = []
         for entry_id, raw in await self.redis.xrevrange(keys.AUDIT, count=scan):
@@ -155,8 +157,10 @@ class AuditLog:
                     first = entry
                 elif prev != previous:
                     if entry.fields.get("event") == HEAD_LOST:
-                        return failed(f"entry {entry.id}: the chain restarted here because its head was deleted "
-                                      "from Redis; entries before it may have been removed")
+                        return failed(
+                            f"entry {entry.id}: the chain restarted here because its head was deleted "
+                            "from Redis; entries before it may have been removed"
+                        )
                     return failed(f"entry {entry.id}: the entry before it was removed or changed")
                 if entry_hash(prev, entry.raw) != claimed:
                     return failed(f"entry {entry.id} was changed after it was written")
@@ -169,8 +173,9 @@ class AuditLog:
                 if claimed == head:
                     reached = True
                     if entry.id != last_id:
-                        return failed(f"entries were added after the chain's head (entry {entry.id}), "
-                                      "not by the bot")
+                        return failed(
+                            f"entries were added after the chain's head (entry {entry.id}), not by the bot"
+                        )
                     break
         if first is None:
             if head or anchor is not None:
@@ -186,8 +191,10 @@ class AuditLog:
         if problem:
             return failed(problem)
         if expect and not expected:
-            return failed(f"the saved hash {expect} is not in the chain: the log was rewritten, or that entry "
-                          f"was trimmed since (the oldest entry kept is {first.id})")
+            return failed(
+                f"the saved hash {expect} is not in the chain: the log was rewritten, or that entry "
+                f"was trimmed since (the oldest entry kept is {first.id})"
+            )
         return Verdict(True, checked, head, trim=trim, expected=expected)
 
 
@@ -195,8 +202,10 @@ def _start_problem(first: Entry, anchor: str | None, trim: Entry | None) -> str:
     """Why ``first`` cannot be the oldest entry of the chain, or ``""``."""
     prev = first.fields.get("prev")
     if anchor is None:
-        return (f"the chain's anchor is missing ({keys.AUDIT_ANCHOR} was deleted, "
-                "or the log was started by a version of the bot without one)")
+        return (
+            f"the chain's anchor is missing ({keys.AUDIT_ANCHOR} was deleted, "
+            "or the log was started by a version of the bot without one)"
+        )
     if anchor == "":
         if prev == "" and first.fields.get("event") == GENESIS:
             return ""
@@ -204,7 +213,9 @@ def _start_problem(first: Entry, anchor: str | None, trim: Entry | None) -> str:
     if prev != anchor:
         return f"the oldest entries were removed: entry {first.id} does not follow the chain's anchor"
     if trim is None or trim.fields.get("last_hash") != anchor or trim.fields.get("kept_from") != first.id:
-        return f"the oldest entries were removed: the chain starts at entry {first.id}, but no trim records it"
+        return (
+            f"the oldest entries were removed: the chain starts at entry {first.id}, but no trim records it"
+        )
     return ""
 
 
@@ -222,7 +233,10 @@ def entry_hash(prev: str, raw: list[tuple[bytes, bytes]]) -> str:
 
 def _entry(entry_id: bytes | str, raw: dict[bytes, bytes]) -> Entry:
     # redis-py returns the fields as a dict, which keeps the stream's order.
-    items = [(k if isinstance(k, bytes) else str(k).encode(), v if isinstance(v, bytes) else str(v).encode()) for k, v in raw.items()]
+    items = [
+        (k if isinstance(k, bytes) else str(k).encode(), v if isinstance(v, bytes) else str(v).encode())
+        for k, v in raw.items()
+    ]
     return Entry(
         id=text(entry_id),
         fields={k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in items},

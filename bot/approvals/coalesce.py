@@ -38,7 +38,9 @@ class Coalescer(Generic[K, V]):
 
     async def get(self, key: K) -> V:
         if self._closed:
-            raise RuntimeError("call after the coalescer was closed")  # it would open a connection nobody closes
+            raise RuntimeError(
+                "call after the coalescer was closed"
+            )  # it would open a connection nobody closes
         loop = asyncio.get_running_loop()
         future: asyncio.Future[V] = loop.create_future()
         self._queued.append((key, future))

@@ -81,7 +81,11 @@ def apply(tool_name: str, tool_input: dict[str, Any], edited: dict[str, str | No
             raise InvalidEdit({WHOLE_INPUT: "The input must be a JSON object ({…})."})
         missing = [k for k in tool_input if k not in parsed]
         if missing:
-            raise InvalidEdit({WHOLE_INPUT: f"Missing key: {', '.join(missing[:5])}. Set it to null rather than removing it."})
+            raise InvalidEdit(
+                {
+                    WHOLE_INPUT: f"Missing key: {', '.join(missing[:5])}. Set it to null rather than removing it."
+                }
+            )
         return parsed
     result = dict(tool_input)
     errors = {}

@@ -68,7 +68,9 @@ def call_hash(tool_name: str, tool_input: dict[str, Any], resolved: dict[str, st
     A stored decision is handed only to a call with the same fingerprint: the
     same ``tool_use_id`` with another input, or with a symlink re-pointed
     since, is another call."""
-    canonical = json.dumps([tool_name, tool_input, resolved or {}], sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    canonical = json.dumps(
+        [tool_name, tool_input, resolved or {}], sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -144,7 +146,12 @@ class Reply:
     @classmethod
     def from_json(cls, ts: str, raw: str) -> Reply:
         data = json.loads(raw)
-        return cls(ts=ts, user=str(data.get("user", "")), name=str(data.get("name", "")), text=str(data.get("text", "")))
+        return cls(
+            ts=ts,
+            user=str(data.get("user", "")),
+            name=str(data.get("name", "")),
+            text=str(data.get("text", "")),
+        )
 
 
 @dataclass(frozen=True)

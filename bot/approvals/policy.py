@@ -67,7 +67,11 @@ def parse_duration(value: Any) -> float:
         raise ValueError("expected a duration such as 30s, 15m, 2h or 1d")
     if isinstance(value, (int, float)):
         seconds = float(value)
-    elif isinstance(value, str) and (parts := re.fullmatch(r"\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*", value)) and value.strip():
+    elif (
+        isinstance(value, str)
+        and (parts := re.fullmatch(r"\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*", value))
+        and value.strip()
+    ):
         days, hours, minutes, secs = (int(p or 0) for p in parts.groups())
         seconds = float(days * 86400 + hours * 3600 + minutes * 60 + secs)
     else:
@@ -80,6 +84,7 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 Dollars = Annotated[float, Field(ge=0, le=bounds.MAX_DOLLARS, allow_inf_nan=False)]
 """A cost or budget: finite, not negative, at most ``bounds.MAX_DOLLARS``."""
+
 
 def _slack_id(pattern: str, what: str) -> AfterValidator:
     def check(value: str) -> str:
@@ -176,8 +181,12 @@ class Rule(_Strict):
     def _consistent(self) -> Rule:
         if self.on_timeout is OnTimeout.ESCALATE and not (self.escalation and self.timeout):
             raise ValueError("on_timeout: escalate needs a timeout and at least one escalation step")
-        if self.action is not Action.ASK and (self.approvers or self.escalation or self.required_approvals > 1):
-            raise ValueError(f"action: {self.action} decides at once; approvers and escalation only apply to ask")
+        if self.action is not Action.ASK and (
+            self.approvers or self.escalation or self.required_approvals > 1
+        ):
+            raise ValueError(
+                f"action: {self.action} decides at once; approvers and escalation only apply to ask"
+            )
         if self.message and self.action is not Action.DENY:
             raise ValueError("message is what the model is told on action: deny")
         return self
@@ -233,7 +242,13 @@ class _DefaultRule(Rule):
 
     @model_validator(mode="after")
     def _no_matching(self) -> _DefaultRule:
-        if self.tool != "*" or self.command or self.file_path or self.input or self.when_cost_over is not None:
+        if (
+            self.tool != "*"
+            or self.command
+            or self.file_path
+            or self.input
+            or self.when_cost_over is not None
+        ):
             raise ValueError("default applies when no rule matches; it cannot match on tool, input or cost")
         return self
 
@@ -333,7 +348,9 @@ class Policy(_Strict):
 
     def _named(self) -> list[tuple[str, Rule]]:
         """Every rule with the name routes carry (``rules[i]`` when it has none), the default last."""
-        named: list[tuple[str, Rule]] = [(rule.name or f"rules[{i}]", rule) for i, rule in enumerate(self.rules)]
+        named: list[tuple[str, Rule]] = [
+            (rule.name or f"rules[{i}]", rule) for i, rule in enumerate(self.rules)
+        ]
         return [*named, (self.default.name or "default", self.default)]
 
     def tried(self, tool_name: str, tool_input: dict[str, Any], estimate: float | None = None) -> list[Tried]:
@@ -409,7 +426,9 @@ class Policy(_Strict):
     @classmethod
     def parse(cls, data: Any, *, source: str = "policy") -> Policy:
         if not isinstance(data, dict):
-            raise PolicyError(f"{source}: expected a mapping with 'rules' (and optionally 'default', 'timezone')")
+            raise PolicyError(
+                f"{source}: expected a mapping with 'rules' (and optionally 'default', 'timezone')"
+            )
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
@@ -444,7 +463,9 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
     if loc[:1] == ["rules"] and len(loc) > 1 and isinstance(loc[1], int):
         index = loc[1]
         rules = data.get("rules")
-        named = rules[index].get("name") if isinstance(rules, list) and isinstance(rules[index], dict) else None
+        named = (
+            rules[index].get("name") if isinstance(rules, list) and isinstance(rules[index], dict) else None
+        )
         where = f"rule {named!r} (rules[{index}])" if named else f"rules[{index}]"
         loc = loc[2:]
     elif loc[:1] == ["default"]:

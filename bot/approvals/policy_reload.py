@@ -105,7 +105,11 @@ class PolicyHolder:
             policy = Policy.from_bytes(raw, self.path)
         except PolicyError as exc:
             # One line, even for YAML's multi-line parse errors: log pipelines split on newlines.
-            log.error("policy not reloaded, the one in force (sha256 %s) stays: %s", self.digest[:12], " ".join(str(exc).split()))
+            log.error(
+                "policy not reloaded, the one in force (sha256 %s) stays: %s",
+                self.digest[:12],
+                " ".join(str(exc).split()),
+            )
             metrics.policy_reloaded(False)
             return False
         self.current, self.digest = policy, digest  # the swap: one assignment each reader sees whole

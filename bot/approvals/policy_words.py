@@ -122,23 +122,31 @@ def outcome(route: Route, *, requested_by: str = "") -> list[str]:
 def _deadlines(route: Route) -> list[str]:
     lines = []
     for step in route.escalation:
-        lines.append(f"after {duration(step.after)}: escalated to {targets(step.approvers)}, "
-                     "mentioned in the thread and able to decide from then on")
+        lines.append(
+            f"after {duration(step.after)}: escalated to {targets(step.approvers)}, "
+            "mentioned in the thread and able to decide from then on"
+        )
     if not route.timeout:
         lines.append("timeout: none of its own (the agent's APPROVAL_TIMEOUT still applies)")
     elif route.on_timeout is OnTimeout.ESCALATE:
-        lines.append(f"timeout: after {duration(route.timeout)} every escalation step not yet fired fires, "
-                     f"then it is denied {duration(route.timeout)} later")
+        lines.append(
+            f"timeout: after {duration(route.timeout)} every escalation step not yet fired fires, "
+            f"then it is denied {duration(route.timeout)} later"
+        )
     else:
-        lines.append(f"timeout: denied after {duration(route.timeout)} (the agent's APPROVAL_TIMEOUT caps it)")
+        lines.append(
+            f"timeout: denied after {duration(route.timeout)} (the agent's APPROVAL_TIMEOUT caps it)"
+        )
     return lines
 
 
 def _rule_cost(rule: Rule) -> list[str]:
     lines = []
     if rule.cost_field:
-        lines.append(f"cost: the agent's estimate, else the input's {rule.cost_field}"
-                     + (f", else {dollars(rule.cost)}" if rule.cost is not None else ""))
+        lines.append(
+            f"cost: the agent's estimate, else the input's {rule.cost_field}"
+            + (f", else {dollars(rule.cost)}" if rule.cost is not None else "")
+        )
     elif rule.cost is not None:
         lines.append(f"cost: the agent's estimate, else {dollars(rule.cost)} a call")
     return lines
@@ -172,11 +180,18 @@ def _indented(rule: Rule, name: str) -> list[str]:
 
 
 def explain(
-    policy: Policy, tool_name: str, tool_input: dict[str, Any], estimate: float | None = None, *, requested_by: str = ""
+    policy: Policy,
+    tool_name: str,
+    tool_input: dict[str, Any],
+    estimate: float | None = None,
+    *,
+    requested_by: str = "",
 ) -> list[str]:
     """``policy explain``: each rule tried in order, why it did not match, then what happens."""
     call = json.dumps(tool_input, ensure_ascii=False, sort_keys=True)
-    lines = [f"call: {tool_name} {call}" + (f", estimated {dollars(estimate)}" if estimate is not None else "")]
+    lines = [
+        f"call: {tool_name} {call}" + (f", estimated {dollars(estimate)}" if estimate is not None else "")
+    ]
     tried = policy.tried(tool_name, tool_input, estimate)
     for index, step in enumerate(tried):  # in the policy's order: the i-th tried is rules[i]
         where = "default" if step.rule is policy.default else f"rule {index + 1}"
@@ -191,5 +206,7 @@ def explain(
     lines.append(f"→ {happens[0]}")
     lines.extend(f"  {line}" for line in happens[1:])
     if route.action is Action.ASK:
-        lines.append("  the team allow-list (Always allow) is checked after the rules and may approve it at once")
+        lines.append(
+            "  the team allow-list (Always allow) is checked after the rules and may approve it at once"
+        )
     return lines

@@ -26,7 +26,7 @@ class Question(BaseModel):
     question: str = Field(min_length=1)
     header: str = ""
     options: list[Option] = Field(min_length=1, max_length=10)
-    multiSelect: bool = False  # noqa: N815 (the SDK's field name)
+    multiSelect: bool = False
 
 
 class _Questions(BaseModel):

@@ -26,8 +26,8 @@ from .model import (
     Reply,
     State,
     Transition,
-    input_hash,
     call_hash,
+    input_hash,
     mismatch_id,
     to_json,
 )
@@ -86,8 +86,13 @@ class RequestStore:
     @staticmethod
     def _keys(request_id: str) -> list[str]:
         return [
-            keys.request(request_id), keys.DEADLINES, keys.JOBS, keys.AUDIT, keys.AUDIT_HEAD,
-            keys.votes(request_id), keys.PENDING,
+            keys.request(request_id),
+            keys.DEADLINES,
+            keys.JOBS,
+            keys.AUDIT,
+            keys.AUDIT_HEAD,
+            keys.votes(request_id),
+            keys.PENDING,
         ]
 
     async def create(self, new: NewRequest) -> tuple[ApprovalRequest, bool]:
@@ -115,7 +120,9 @@ class RequestStore:
             raise RuntimeError(f"request {new.id}: its mismatch id holds another call too")
         return request, created
 
-    async def _create_once(self, new: NewRequest, call: str, other: str) -> tuple[ApprovalRequest | None, bool]:
+    async def _create_once(
+        self, new: NewRequest, call: str, other: str
+    ) -> tuple[ApprovalRequest | None, bool]:
         """One CREATE: (the request, created), or (None, False) when ``new.id`` holds
         another call (the request then points to ``other``, this call's own id)."""
         now = time.time()
@@ -216,11 +223,24 @@ class RequestStore:
             self._route,
             keys=self._keys(request_id),
             args=[
-                request_id, repr(now), route.rule, route.channel, " ".join(route.approvers),
-                " ".join(route.mention), route.required, "1" if route.allow_self else "", repr(route.timeout),
-                route.on_timeout.value, json.dumps(escalation), repr(route.cost) if route.cost is not None else "",
-                repr(route.daily_budget) if route.daily_budget is not None else "", keys.spend(route.rule),
-                route.mode.value if route.mode else "", route.action.value, route.message, self.today(now),
+                request_id,
+                repr(now),
+                route.rule,
+                route.channel,
+                " ".join(route.approvers),
+                " ".join(route.mention),
+                route.required,
+                "1" if route.allow_self else "",
+                repr(route.timeout),
+                route.on_timeout.value,
+                json.dumps(escalation),
+                repr(route.cost) if route.cost is not None else "",
+                repr(route.daily_budget) if route.daily_budget is not None else "",
+                keys.spend(route.rule),
+                route.mode.value if route.mode else "",
+                route.action.value,
+                route.message,
+                self.today(now),
                 json.dumps(candidates),
             ],
         )
@@ -279,7 +299,9 @@ class RequestStore:
 
     async def start_posting(self, request_id: str) -> None:
         """Note that a post is about to be sent (the first attempt's time is kept)."""
-        await self._transition(self._start_post, keys=self._keys(request_id), args=[request_id, repr(time.time())])
+        await self._transition(
+            self._start_post, keys=self._keys(request_id), args=[request_id, repr(time.time())]
+        )
 
     async def mark_posted(self, request_id: str, channel: str, ts: str, shown: str = "") -> State | None:
         """Record the Slack message of a request (``shown``: what it showed, see
@@ -289,7 +311,9 @@ class RequestStore:
         post is a duplicate.
         """
         reply = await self._transition(
-            self._mark_posted, keys=self._keys(request_id), args=[request_id, channel, ts, repr(time.time()), shown]
+            self._mark_posted,
+            keys=self._keys(request_id),
+            args=[request_id, channel, ts, repr(time.time()), shown],
         )
         return State(text(reply[1])) if text(reply[0]) == "ok" else None
 
@@ -305,7 +329,9 @@ class RequestStore:
         """Handle a due deadline: ``"escalated"`` (``on_timeout: escalate`` fired),
         ``"expire"`` (the caller expires the request), ``"not_due"`` (rescheduled
         meanwhile) or ``"ended"`` (decided or gone; the deadline is dropped)."""
-        reply = await self._transition(self._timeout, keys=self._keys(request_id), args=[request_id, repr(time.time())])
+        reply = await self._transition(
+            self._timeout, keys=self._keys(request_id), args=[request_id, repr(time.time())]
+        )
         return text(reply[0])
 
     async def ended(self, request_ids: Iterable[str]) -> set[str]:
@@ -396,7 +422,9 @@ class RequestStore:
 
     async def first_delivery(self, event_id: str) -> bool:
         """True the first time an Events API ``event_id`` is seen (Slack retries deliveries)."""
-        return bool(await self.redis.set(keys.SEEN_EVENTS_PREFIX + event_id, "1", nx=True, ex=keys.SEEN_EVENTS_TTL))
+        return bool(
+            await self.redis.set(keys.SEEN_EVENTS_PREFIX + event_id, "1", nx=True, ex=keys.SEEN_EVENTS_TTL)
+        )
 
     async def request_for_thread(self, channel: str, ts: str) -> str | None:
         """The request whose message is the root of the thread ``channel``/``ts``."""
@@ -422,7 +450,9 @@ class RequestStore:
 
     async def lock_render(self, request_id: str, token: str) -> bool:
         """Become the one worker updating the request's message (False: another is)."""
-        return bool(await self.redis.set(keys.render_lock(request_id), token, nx=True, ex=keys.RENDER_LOCK_TTL))
+        return bool(
+            await self.redis.set(keys.render_lock(request_id), token, nx=True, ex=keys.RENDER_LOCK_TTL)
+        )
 
     async def unlock_render(self, request_id: str, token: str) -> None:
         await self._unlock(keys=[keys.render_lock(request_id)], args=[token])

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+
 class WaiterClosed(Exception):
     """The waiter was closed while a wait was in progress."""
 
@@ -74,7 +75,9 @@ class DecisionWaiter:
         if self._closed or task is not self._task:
             return
         why = "cancelled" if task.cancelled() else repr(task.exception())
-        log.error("decision dispatcher ended (%s) while %d waits depend on it; restarting it", why, len(self._waits))
+        log.error(
+            "decision dispatcher ended (%s) while %d waits depend on it; restarting it", why, len(self._waits)
+        )
         # Its subscription may be half torn down: the new run subscribes afresh
         # and re-reads every pending wait, since messages in between are lost.
         pubsub, self._pubsub = self._pubsub, None
@@ -215,7 +218,9 @@ class DecisionWaiter:
             except Exception as exc:
                 # Never let the dispatcher die: every wait depends on it.
                 unexpected = not isinstance(exc, (RedisError, OSError, TimeoutError))
-                log.warning("decision channel lost (%s); reconnecting in %.2fs", exc, backoff, exc_info=unexpected)
+                log.warning(
+                    "decision channel lost (%s); reconnecting in %.2fs", exc, backoff, exc_info=unexpected
+                )
                 await self._drop()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)

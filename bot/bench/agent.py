@@ -70,8 +70,10 @@ class BenchAgent:
         approver = self.approver
         if agent or channel:
             approver = self.others.get((agent, channel)) or self.others.setdefault(
-                (agent, channel), SlackApprover(self.approver.redis_url or "", timeout=REQUEST_TIMEOUT,
-                                                agent_name=agent, channel=channel)
+                (agent, channel),
+                SlackApprover(
+                    self.approver.redis_url or "", timeout=REQUEST_TIMEOUT, agent_name=agent, channel=channel
+                ),
             )
         self._spawn(self._ask(approver, batch, record, rate))
 
@@ -123,8 +125,13 @@ async def serve(agent: BenchAgent) -> None:
         command = json.loads(line)
         match command["op"]:
             case "ask":
-                agent.start_asking(command["batch"], command["count"], command["rate"],
-                                   command.get("agent", ""), command.get("channel", ""))
+                agent.start_asking(
+                    command["batch"],
+                    command["count"],
+                    command["rate"],
+                    command.get("agent", ""),
+                    command.get("channel", ""),
+                )
                 continue  # no answer: the calls' outcomes are collected later
             case "collect":
                 answer = await agent.collect(command["batch"], command["timeout"])
@@ -139,7 +146,9 @@ async def serve(agent: BenchAgent) -> None:
 
 
 async def main() -> None:
-    async with SlackApprover(os.environ["REDIS_URL"], timeout=REQUEST_TIMEOUT, agent_name="bench") as approver:
+    async with SlackApprover(
+        os.environ["REDIS_URL"], timeout=REQUEST_TIMEOUT, agent_name="bench"
+    ) as approver:
         agent = BenchAgent(approver)
         try:
             await serve(agent)

@@ -21,24 +21,36 @@ def approve_payload(request_id: str, channel: str) -> dict[str, object]:
         "user": {"id": APPROVER, "username": "bench", "name": "bench", "team_id": TEAM_ID},
         "api_app_id": "A0BENCH",
         "token": "unused-verification-token",
-        "container": {"type": "message", "message_ts": "1700000000.000001", "channel_id": channel,
-                      "is_ephemeral": False},
+        "container": {
+            "type": "message",
+            "message_ts": "1700000000.000001",
+            "channel_id": channel,
+            "is_ephemeral": False,
+        },
         "trigger_id": f"1700000000000.1700000000000.{request_id}",
         "team": {"id": TEAM_ID, "domain": "bench"},
         "enterprise": None,
         "is_enterprise_install": False,
         "channel": {"id": channel, "name": "approvals"},
-        "message": {"type": "message", "user": BOT_USER_ID, "ts": "1700000000.000001", "text": "", "blocks": []},
+        "message": {
+            "type": "message",
+            "user": BOT_USER_ID,
+            "ts": "1700000000.000001",
+            "text": "",
+            "blocks": [],
+        },
         "state": {"values": {}},
         "response_url": "https://hooks.slack.com/actions/T0BENCH/1/unused",
-        "actions": [{
-            "type": "button",
-            "action_id": Action.APPROVE.value,
-            "block_id": actions_block(request_id, 0),
-            "text": {"type": "plain_text", "text": "Approve"},
-            "value": request_id,
-            "action_ts": "1700000001.000001",
-        }],
+        "actions": [
+            {
+                "type": "button",
+                "action_id": Action.APPROVE.value,
+                "block_id": actions_block(request_id, 0),
+                "text": {"type": "plain_text", "text": "Approve"},
+                "value": request_id,
+                "action_ts": "1700000001.000001",
+            }
+        ],
     }
 
 

@@ -62,7 +62,9 @@ async def bulk_publish(publisher: Redis, subscriber: Redis, count: int) -> float
         await pubsub.aclose()
 
 
-async def post_round_trips(session: aiohttp.ClientSession, url: str, body: bytes, samples: int) -> list[float]:
+async def post_round_trips(
+    session: aiohttp.ClientSession, url: str, body: bytes, samples: int
+) -> list[float]:
     """Seconds per POST of ``body`` to the do-nothing server, one at a time."""
     times = []
     for _ in range(samples):
@@ -73,7 +75,9 @@ async def post_round_trips(session: aiohttp.ClientSession, url: str, body: bytes
     return times
 
 
-async def post_rate(session: aiohttp.ClientSession, url: str, body: bytes, count: int, concurrency: int) -> float:
+async def post_rate(
+    session: aiohttp.ClientSession, url: str, body: bytes, count: int, concurrency: int
+) -> float:
     """POSTs per second the do-nothing server answers with ``concurrency`` in flight."""
     slots = asyncio.Semaphore(concurrency)
 

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from claude_agent_sdk import ClaudeAgentOptions, PermissionResult, ToolPermissionContext, query
 
@@ -56,16 +56,27 @@ def prepare(workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "README.md").write_text("# demo\n\nfoo is the answer.\n")
     (workdir / "app.py").write_text("x = 1\n")
-    (workdir / "package.json").write_text(json.dumps({"name": "demo", "private": True,
-                                                       "scripts": {"test": "echo npm tests passed"}}))
+    (workdir / "package.json").write_text(
+        json.dumps({"name": "demo", "private": True, "scripts": {"test": "echo npm tests passed"}})
+    )
     (workdir / "Makefile").write_text("test:\n\t@echo make tests passed\n")
     subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
 
 
 def session(workdir: Path) -> list[tuple[str, dict[str, Any]]]:
     """The calls the model makes, one per turn, in order."""
-    bash = [("Bash", {"command": c}) for c in ("ls", "cat README.md", "git status", "pwd", "grep -r foo .",
-                                                "echo x > out.txt", "rm out.txt")]
+    bash = [
+        ("Bash", {"command": c})
+        for c in (
+            "ls",
+            "cat README.md",
+            "git status",
+            "pwd",
+            "grep -r foo .",
+            "echo x > out.txt",
+            "rm out.txt",
+        )
+    ]
     return [
         *bash,
         ("Write", {"file_path": str(workdir / "notes.md"), "content": "notes\n"}),
@@ -119,7 +130,7 @@ class Team:
         self.asked: list[str] = []
         self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> Team:
+    async def __aenter__(self) -> Self:
         newest = await self.redis.xrevrange(keys.JOBS, count=1)
         self._task = asyncio.create_task(self._approve(newest[0][0] if newest else "0-0"))
         return self
@@ -149,7 +160,10 @@ class Team:
 
 
 async def run_session(
-    redis_url: str, root: Path, name: str, build: Callable[[SlackApprover, dict[str, Any]], ClaudeAgentOptions]
+    redis_url: str,
+    root: Path,
+    name: str,
+    build: Callable[[SlackApprover, dict[str, Any]], ClaudeAgentOptions],
 ) -> Run:
     """One run of the session; ``build(approver, kwargs)`` makes its options."""
     workdir = root / name
@@ -158,15 +172,23 @@ async def run_session(
     async with SlackApprover(redis_url, agent_name=f"gate-noise {name}") as approver, Team(redis_url) as team:
         asking = approver.can_use_tool
 
-        async def can_use_tool(tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext) -> PermissionResult:
+        async def can_use_tool(
+            tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext
+        ) -> PermissionResult:
             seen.append(label(tool_name, tool_input))
             return await asking(tool_name, tool_input, context)
 
         approver.can_use_tool = can_use_tool  # type: ignore[method-assign]
         async with ScriptedModel.start(script(workdir)) as model:
-            kwargs = dict(cwd=workdir, setting_sources=[], tools=TOOLS, allowed_tools=ALLOWED_TOOLS,
-                          settings=json.dumps(SETTINGS), env=model.cli_env(config_dir=root / f"{name}-cfg"),
-                          permission_mode="default")
+            kwargs = {
+                "cwd": workdir,
+                "setting_sources": [],
+                "tools": TOOLS,
+                "allowed_tools": ALLOWED_TOOLS,
+                "settings": json.dumps(SETTINGS),
+                "env": model.cli_env(config_dir=root / f"{name}-cfg"),
+                "permission_mode": "default",
+            }
             options = build(approver, kwargs)
             async with asyncio.timeout(300):
                 async for _message in query(prompt="tidy up and run the tests", options=options):
@@ -202,7 +224,9 @@ async def measure(root: Path) -> dict[str, Run]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot.bench.gate_noise", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bot.bench.gate_noise", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--json", default="", metavar="PATH", help="also write the counts and calls here")
     args = parser.parse_args(argv)
     for name in list(os.environ):  # the CLI must talk to the scripted model only
@@ -213,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     calls = [label(name, tool_input) for name, tool_input in session(Path("/work"))]
     print(f"session ({len(calls)} calls): " + "; ".join(calls))
     for name, run in runs.items():
-        print(f"{name:18} Slack posts {len(run.asked):2}  can_use_tool {len(run.can_use_tool):2}  asked: {'; '.join(run.asked)}")
+        print(
+            f"{name:18} Slack posts {len(run.asked):2}  can_use_tool {len(run.can_use_tool):2}  asked: {'; '.join(run.asked)}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps({n: dataclasses.asdict(r) for n, r in runs.items()}, indent=2))
     return 0

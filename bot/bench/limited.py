@@ -76,14 +76,26 @@ def channels(count: int) -> list[str]:
 def plan(requests: int, agents: int, channel_ids: list[str]) -> list[tuple[str, str, int]]:
     """(agent name, channel, requests it asks): the requests shared out, agent ``i`` posting to channel ``i mod n``."""
     share, extra = divmod(requests, agents)
-    return [(f"bench-agent-{i}", channel_ids[i % len(channel_ids)], share + (i < extra)) for i in range(agents)]
+    return [
+        (f"bench-agent-{i}", channel_ids[i % len(channel_ids)], share + (i < extra)) for i in range(agents)
+    ]
 
 
 class LimitedPhase:
     """One run of the phase; ``run()`` starts its processes, measures, and stops them whatever happens."""
 
-    def __init__(self, *, requests: int, channel_count: int, agents: int, workers: int, scale: float,
-                 workdir: Path, secret: str, session: aiohttp.ClientSession) -> None:
+    def __init__(
+        self,
+        *,
+        requests: int,
+        channel_count: int,
+        agents: int,
+        workers: int,
+        scale: float,
+        workdir: Path,
+        secret: str,
+        session: aiohttp.ClientSession,
+    ) -> None:
         self.requests = requests
         self.channels = channels(channel_count)
         self.agents = agents
@@ -107,7 +119,9 @@ class LimitedPhase:
         self.workdir.mkdir(parents=True, exist_ok=True)
         async with contextlib.AsyncExitStack() as cleanup:  # undone in reverse, whatever happened
             cleanup.push_async_callback(self.stub.close)
-            cleanup.push_async_callback(self._stop_children)  # before the stub: workers may call Slack as they stop
+            cleanup.push_async_callback(
+                self._stop_children
+            )  # before the stub: workers may call Slack as they stop
             redis_child, redis_url = await start_redis(self.workdir)  # its own dir: its own append-only file
             self.children.append(redis_child)
             await self.stub.start()
@@ -118,15 +132,19 @@ class LimitedPhase:
             self.server_info = await self.redis.info("server")
             retry_after = Settings.model_fields["job_retry_after"].default / self.scale
             for i in range(self.workers):
-                child, url = await start_worker(f"limited-worker-{i + 1}", self.workdir, {
-                    "REDIS_URL": redis_url,
-                    "SLACK_BOT_TOKEN": "xoxb-bench",
-                    "SLACK_SIGNING_SECRET": self.secret,
-                    "SLACK_API_URL": self.stub.url,
-                    "APPROVAL_CHANNEL": self.channels[0],
-                    "SLACK_RATE_SCALE": repr(self.scale),
-                    "JOB_RETRY_AFTER": repr(retry_after),
-                })
+                child, url = await start_worker(
+                    f"limited-worker-{i + 1}",
+                    self.workdir,
+                    {
+                        "REDIS_URL": redis_url,
+                        "SLACK_BOT_TOKEN": "xoxb-bench",
+                        "SLACK_SIGNING_SECRET": self.secret,
+                        "SLACK_API_URL": self.stub.url,
+                        "APPROVAL_CHANNEL": self.channels[0],
+                        "SLACK_RATE_SCALE": repr(self.scale),
+                        "JOB_RETRY_AFTER": repr(retry_after),
+                    },
+                )
                 self.children.append(child)
                 self.worker_urls.append(url)
             self.agent = await AgentProcess.start(self.workdir, redis_url)
@@ -143,7 +161,9 @@ class LimitedPhase:
         """A request from each agent, clicked on each worker in turn: first-use costs (connections,
         subscriptions, imports, Bolt's ``auth.test``) are not the phase's. Then every bucket full again."""
         each = math.ceil(self.workers / self.agents)
-        asks = [(agent, channel, each) for agent, channel, _count in plan(self.agents, self.agents, self.channels)]
+        asks = [
+            (agent, channel, each) for agent, channel, _count in plan(self.agents, self.agents, self.channels)
+        ]
         run = await self._burst("lw", asks, post_deadline=WARM_UP_TIMEOUT, settle_deadline=WARM_UP_TIMEOUT)
         if run["timed_out"]:
             raise RuntimeError(f"warm-up under Slack's limits did not finish: {', '.join(run['timed_out'])}")
@@ -161,8 +181,12 @@ class LimitedPhase:
         minimum = minimum_post_seconds(per_channel, self.scale)
         # The least time the decisions' message updates take (chat.update, Tier 3) bounds the workers' last wait.
         updates = self.limits.rate("chat.update").minimum_seconds(self.requests)
-        run = await self._burst("lm", asks, post_deadline=max(MIN_WAIT, TIMEOUT_FACTOR * minimum),
-                                settle_deadline=max(MIN_WAIT, TIMEOUT_FACTOR * updates))
+        run = await self._burst(
+            "lm",
+            asks,
+            post_deadline=max(MIN_WAIT, TIMEOUT_FACTOR * minimum),
+            settle_deadline=max(MIN_WAIT, TIMEOUT_FACTOR * updates),
+        )
         answered, limited = dict(self.stub.answered), dict(self.stub.limited)
         writes = sum(answered.get(m, 0) for m in WRITES) - run["posted_by_the_end"]
         decisions = run["approved"]
@@ -196,8 +220,9 @@ class LimitedPhase:
 
     # -- one burst -------------------------------------------------------------------
 
-    async def _burst(self, prefix: str, asks: list[tuple[str, str, int]], *, post_deadline: float,
-                     settle_deadline: float) -> dict[str, Any]:
+    async def _burst(
+        self, prefix: str, asks: list[tuple[str, str, int]], *, post_deadline: float, settle_deadline: float
+    ) -> dict[str, Any]:
         """Ask every request of ``asks`` at once, click each as soon as it is posted, wait for the workers
         to finish. Posting may take ``post_deadline`` seconds, the agent and the workers ``settle_deadline``
         more after the last click; what timed out is listed, not raised."""
@@ -214,7 +239,8 @@ class LimitedPhase:
         def click(request_id: str) -> None:
             backlog = not ours.issubset(self.stub.posted.keys())  # some are still queued behind the limit
             task = asyncio.create_task(
-                self._click(request_id, acks_backlog if backlog else acks_after, errors))
+                self._click(request_id, acks_backlog if backlog else acks_after, errors)
+            )
             clicks.add(task)
 
         async def click_as_posted() -> None:
@@ -229,8 +255,16 @@ class LimitedPhase:
         clicker = asyncio.create_task(click_as_posted())
         try:
             for (agent, channel, _count), (batch, count) in zip(asks, batches.items(), strict=True):
-                self.agent.send({"op": "ask", "batch": batch, "count": count, "rate": 0,
-                                 "agent": agent, "channel": channel})
+                self.agent.send(
+                    {
+                        "op": "ask",
+                        "batch": batch,
+                        "count": count,
+                        "rate": 0,
+                        "agent": agent,
+                        "channel": channel,
+                    }
+                )
             try:
                 await self.stub.wait_posted(ids, post_deadline)
                 last_post = max(self.stub.posted[r] for r in ids)
@@ -305,8 +339,12 @@ class LimitedPhase:
         body, headers = self.signer.approve(request_id, self.stub.channel_of[request_id])
         sent = time.monotonic()
         try:
-            async with self.session.post(f"{url}/slack/events", data=body, headers=headers,
-                                         timeout=aiohttp.ClientTimeout(total=CLICK_TIMEOUT)) as response:
+            async with self.session.post(
+                f"{url}/slack/events",
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=CLICK_TIMEOUT),
+            ) as response:
                 await response.read()
                 if response.status != 200:
                     errors.append(f"{request_id}: HTTP {response.status}")

@@ -81,10 +81,27 @@ async def start_redis(workdir: Path) -> tuple[Child, str]:
     if binary is None:
         raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
     port = free_port()
-    child = await spawn("redis", [
-        binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
-        "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no",
-    ], workdir)
+    child = await spawn(
+        "redis",
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(workdir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--daemonize",
+            "no",
+        ],
+        workdir,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     client = Redis.from_url(url)
     try:
@@ -105,8 +122,9 @@ def worker_env(settings: dict[str, str]) -> dict[str, str]:
 async def start_worker(name: str, workdir: Path, settings: dict[str, str]) -> tuple[Child, str]:
     """``python -m bot serve``; returns it and its base URL once ``/healthz`` says ok."""
     port = free_port()
-    child = await spawn(name, [sys.executable, "-m", "bot", "serve"], workdir,
-                        worker_env({**settings, "PORT": str(port)}))
+    child = await spawn(
+        name, [sys.executable, "-m", "bot", "serve"], workdir, worker_env({**settings, "PORT": str(port)})
+    )
     url = f"http://127.0.0.1:{port}"
     async with aiohttp.ClientSession() as session:
 
@@ -140,8 +158,14 @@ class AgentProcess(Child):
         log = workdir / "agent.log"
         with log.open("wb") as err:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot.bench.agent", cwd=workdir, env=worker_env({"REDIS_URL": redis_url}),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err,
+                sys.executable,
+                "-m",
+                "bot.bench.agent",
+                cwd=workdir,
+                env=worker_env({"REDIS_URL": redis_url}),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=err,
                 limit=64 * 1024 * 1024,  # one answer carries every call of a batch
             )
         return cls("agent", process, log)
@@ -169,7 +193,9 @@ class AgentProcess(Child):
         await super().stop()
 
 
-async def _until(child: Child, probe: Callable[[], Awaitable[object]], errors: tuple[type[BaseException], ...]) -> None:
+async def _until(
+    child: Child, probe: Callable[[], Awaitable[object]], errors: tuple[type[BaseException], ...]
+) -> None:
     """Call ``probe`` until it succeeds; RuntimeError if the child exits or START_TIMEOUT passes."""
     until = time.monotonic() + START_TIMEOUT
     while True:
@@ -180,5 +206,7 @@ async def _until(child: Child, probe: Callable[[], Awaitable[object]], errors: t
             return
         except errors:
             if time.monotonic() > until:
-                raise RuntimeError(f"{child.name} did not start within {START_TIMEOUT:.0f}s:\n{child.tail()}") from None
+                raise RuntimeError(
+                    f"{child.name} did not start within {START_TIMEOUT:.0f}s:\n{child.tail()}"
+                ) from None
             await asyncio.sleep(0.05)

@@ -25,7 +25,9 @@ def latency(samples: Sequence[float], floor: dict[str, float] | None = None) -> 
     figures["max"] = round(ordered[-1], 3) if ordered else math.nan
     figures["mean"] = round(sum(ordered) / len(ordered), 3) if ordered else math.nan
     if floor:
-        figures["x_floor"] = {k: round(figures[k] / floor[k], 1) for k in ("p50", "p95", "p99") if floor.get(k)}
+        figures["x_floor"] = {
+            k: round(figures[k] / floor[k], 1) for k in ("p50", "p95", "p99") if floor.get(k)
+        }
     return figures
 
 
@@ -64,8 +66,13 @@ def targets(results: dict[str, Any]) -> list[Target]:
             Target("Redis connections held by the agent", waits["redis_connections"], 3, "connections"),
             Target("memory per wait", waits["kb_per_wait"], 10, "KB"),
             Target("all waits woken after the bulk decision", waits["all_woken_s"], 2, "s"),
-            Target("decisions/s, one worker", results["throughput"]["one_worker"]["decisions_per_s"], 500, "/s",
-                   at_least=True),
+            Target(
+                "decisions/s, one worker",
+                results["throughput"]["one_worker"]["decisions_per_s"],
+                500,
+                "/s",
+                at_least=True,
+            ),
         ]
     if "slack_limits" in results:
         limited = results["slack_limits"]
@@ -74,8 +81,15 @@ def targets(results: dict[str, Any]) -> list[Target]:
         found += [
             Target("under limits: all posted, × the minimum", posting, 1.2, "×"),
             Target("under limits: Slack writes per decision", limited["writes_per_decision"], 1.5, "writes"),
-            Target("under limits: requests lost (never posted or undeliverable)", limited["lost"], 0, "requests"),
-            Target("under limits: click ack p99 during the backlog", limited["click_ack_backlog"]["p99"], 100, "ms"),
+            Target(
+                "under limits: requests lost (never posted or undeliverable)", limited["lost"], 0, "requests"
+            ),
+            Target(
+                "under limits: click ack p99 during the backlog",
+                limited["click_ack_backlog"]["p99"],
+                100,
+                "ms",
+            ),
         ]
     return found
 
@@ -87,8 +101,10 @@ def table(results: dict[str, Any]) -> str:
         lines += ["", *_limited_table(results["slack_limits"])]
     lines += ["", "targets:"]
     for target in results["targets"]:
-        lines.append(f"  {'met   ' if target['met'] else 'MISSED'} {target['name']}: {target['value']:g} "
-                     f"(target {target['target']})")
+        lines.append(
+            f"  {'met   ' if target['met'] else 'MISSED'} {target['name']}: {target['value']:g} "
+            f"(target {target['target']})"
+        )
     return "\n".join(lines).lstrip("\n")
 
 
@@ -96,20 +112,32 @@ def _limited_table(run: dict[str, Any]) -> list[str]:
     backlog, after = run["click_ack_backlog"], run["click_ack_after"]
     limited = ", ".join(f"{m} {n}" for m, n in sorted(run["ratelimited_by_method"].items())) or "none"
     lines = [
-        f"under Slack's rate limits (×{run['rate_scale']:g}): {run['requests']} requests into {run['channels']} "
-        f"channels from {run['agents']} agents, {run['workers']} worker(s)",
-        f"  {'all' if run['posted'] == run['requests'] else 'NOT ALL'} posted in {run['posted_s']:.2f} s = "
-        f"{run['x_minimum']:.2f} × the minimum the limits allow ({run['minimum_s']:.2f} s); "
-        f"{run['posted']} of {run['requests']} posted",
+        (
+            f"under Slack's rate limits (×{run['rate_scale']:g}): {run['requests']} requests into {run['channels']} "
+            f"channels from {run['agents']} agents, {run['workers']} worker(s)"
+        ),
+        (
+            f"  {'all' if run['posted'] == run['requests'] else 'NOT ALL'} posted in {run['posted_s']:.2f} s = "
+            f"{run['x_minimum']:.2f} × the minimum the limits allow ({run['minimum_s']:.2f} s); "
+            f"{run['posted']} of {run['requests']} posted"
+        ),
         f"  429s received: {run['ratelimited']} ({limited})",
-        f"  Slack writes per decision: {run['writes_per_decision']:.2f} ({run['writes']} writes past the posts, "
-        f"{run['decisions']} decisions)",
-        f"  click ack during the backlog: p50 {backlog['p50']:.2f} ms, p99 {backlog['p99']:.2f} ms (n {backlog['n']}); "
-        f"after it: p50 {after['p50']:.2f} ms, p99 {after['p99']:.2f} ms (n {after['n']})",
-        f"  lost: {run['lost']} ({run['never_posted']} never posted, {run['undeliverable']} undeliverable); "
-        f"{run['live_after_decision']} messages still offer buttons after their decision",
-        f"  the workers' last Slack call {run['done_after_clicks_s']:.2f} s after the last click; "
-        f"{run['phase_s']:.2f} s from the asks",
+        (
+            f"  Slack writes per decision: {run['writes_per_decision']:.2f} ({run['writes']} writes past the posts, "
+            f"{run['decisions']} decisions)"
+        ),
+        (
+            f"  click ack during the backlog: p50 {backlog['p50']:.2f} ms, p99 {backlog['p99']:.2f} ms (n {backlog['n']}); "
+            f"after it: p50 {after['p50']:.2f} ms, p99 {after['p99']:.2f} ms (n {after['n']})"
+        ),
+        (
+            f"  lost: {run['lost']} ({run['never_posted']} never posted, {run['undeliverable']} undeliverable); "
+            f"{run['live_after_decision']} messages still offer buttons after their decision"
+        ),
+        (
+            f"  the workers' last Slack call {run['done_after_clicks_s']:.2f} s after the last click; "
+            f"{run['phase_s']:.2f} s from the asks"
+        ),
     ]
     if run["timed_out"]:
         lines.append(f"  TIMED OUT: {'; '.join(run['timed_out'])}")
@@ -119,9 +147,11 @@ def _limited_table(run: dict[str, Any]) -> list[str]:
 def _unlimited_table(results: dict[str, Any]) -> list[str]:
     floors = results["floors"]
     lines = [
-        f"floors: Redis PUBLISH→subscriber p50 {floors['publish']['p50']:.3f} ms, "
-        f"aiohttp POST p50 {floors['post']['p50']:.3f} ms, do-nothing server {floors['post_per_s']:.0f} POST/s, "
-        f"{results['sizes']['waits']} PUBLISHes read by one subscriber in {floors['bulk_publish_s']:.3f} s",
+        (
+            f"floors: Redis PUBLISH→subscriber p50 {floors['publish']['p50']:.3f} ms, "
+            f"aiohttp POST p50 {floors['post']['p50']:.3f} ms, do-nothing server {floors['post_per_s']:.0f} POST/s, "
+            f"{results['sizes']['waits']} PUBLISHes read by one subscriber in {floors['bulk_publish_s']:.3f} s"
+        ),
         "",
         f"{'latency (ms)':<28}{'n':>7}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}   × floor (p50/p99)",
     ]
@@ -137,10 +167,12 @@ def _unlimited_table(results: dict[str, Any]) -> list[str]:
     waits = results["concurrent_waits"]
     lines += [
         "",
-        f"{waits['waits']} concurrent waits: {waits['kb_per_wait']:.2f} KB each, "
-        f"{waits['redis_connections']} Redis connections, decided in {waits['decide_s']:.3f} s, "
-        f"all returned {waits['all_woken_s']:.3f} s after the first decision "
-        f"({waits['x_floor']:.1f} × floor)",
+        (
+            f"{waits['waits']} concurrent waits: {waits['kb_per_wait']:.2f} KB each, "
+            f"{waits['redis_connections']} Redis connections, decided in {waits['decide_s']:.3f} s, "
+            f"all returned {waits['all_woken_s']:.3f} s after the first decision "
+            f"({waits['x_floor']:.1f} × floor)"
+        ),
     ]
     for name, run in results["throughput"].items():
         lines.append(

@@ -79,7 +79,9 @@ Progress = Callable[[str], None]
 class Bench:
     """One run: ``run()`` starts the processes, measures each phase on an idle system, stops everything."""
 
-    def __init__(self, sizes: Sizes, workdir: Path, progress: Progress, *, only_limited: bool = False) -> None:
+    def __init__(
+        self, sizes: Sizes, workdir: Path, progress: Progress, *, only_limited: bool = False
+    ) -> None:
         self.sizes = sizes
         self.only_limited = only_limited
         self.workdir = workdir
@@ -96,11 +98,17 @@ class Bench:
 
     async def run(self) -> dict[str, Any]:
         if self.only_limited:
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.sizes.concurrency)) as session:
+            async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.sizes.concurrency)
+            ) as session:
                 self.session = session
                 phase = self._limited_phase()
                 figures = await phase.run()
-            results = {"machine": _machine(phase.server_info), "sizes": asdict(self.sizes), "slack_limits": figures}
+            results = {
+                "machine": _machine(phase.server_info),
+                "sizes": asdict(self.sizes),
+                "slack_limits": figures,
+            }
             results["targets"] = [t.as_dict() for t in report.targets(results)]
             return results
         redis_child, self.redis_url = await start_redis(self.workdir)
@@ -109,7 +117,9 @@ class Bench:
         redis = connect(self.redis_url, name=CLI_CLIENT_NAME, max_connections=64)
         try:
             # Closed before the workers stop: a kept-alive connection would hold up their shutdown.
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.sizes.concurrency)) as session:
+            async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.sizes.concurrency)
+            ) as session:
                 self.session = session
                 self.store = RequestStore(redis)
                 await self._add_worker()
@@ -161,13 +171,20 @@ class Bench:
 
     def _limited_phase(self) -> LimitedPhase:
         sizes = self.sizes
-        self.progress(f"under Slack's rate limits ×{sizes.slack_rate_scale:g}: {sizes.limited_requests} requests "
-                      f"into {sizes.limited_channels} channels from {sizes.limited_agents} agents, "
-                      f"{sizes.limited_workers} worker(s)")
+        self.progress(
+            f"under Slack's rate limits ×{sizes.slack_rate_scale:g}: {sizes.limited_requests} requests "
+            f"into {sizes.limited_channels} channels from {sizes.limited_agents} agents, "
+            f"{sizes.limited_workers} worker(s)"
+        )
         return LimitedPhase(
-            requests=sizes.limited_requests, channel_count=sizes.limited_channels, agents=sizes.limited_agents,
-            workers=sizes.limited_workers, scale=sizes.slack_rate_scale, workdir=self.workdir / "limited",
-            secret=self.secret, session=self.session,
+            requests=sizes.limited_requests,
+            channel_count=sizes.limited_channels,
+            agents=sizes.limited_agents,
+            workers=sizes.limited_workers,
+            scale=sizes.slack_rate_scale,
+            workdir=self.workdir / "limited",
+            secret=self.secret,
+            session=self.session,
         )
 
     async def _floors(self, redis: Redis) -> dict[str, Any]:
@@ -268,18 +285,24 @@ class Bench:
 
     async def _add_worker(self) -> None:
         name = f"worker-{len(self.worker_urls) + 1}"
-        child, url = await start_worker(name, self.workdir, {
-            "REDIS_URL": self.redis_url,
-            "SLACK_BOT_TOKEN": "xoxb-bench",
-            "SLACK_SIGNING_SECRET": self.secret,
-            "SLACK_API_URL": self.stub.url,
-            "APPROVAL_CHANNEL": CHANNEL,
-            "SLACK_RATE_SCALE": repr(UNLIMITED_RATE_SCALE),
-        })
+        child, url = await start_worker(
+            name,
+            self.workdir,
+            {
+                "REDIS_URL": self.redis_url,
+                "SLACK_BOT_TOKEN": "xoxb-bench",
+                "SLACK_SIGNING_SECRET": self.secret,
+                "SLACK_API_URL": self.stub.url,
+                "APPROVAL_CHANNEL": CHANNEL,
+                "SLACK_RATE_SCALE": repr(UNLIMITED_RATE_SCALE),
+            },
+        )
         self.children.append(child)
         self.worker_urls.append(url)
 
-    async def _click(self, requests: list[str], urls: list[str], rate: float, *, acked: bool = False) -> dict[str, float]:
+    async def _click(
+        self, requests: list[str], urls: list[str], rate: float, *, acked: bool = False
+    ) -> dict[str, float]:
         """Approve each request at ``rate`` a second (0: as fast as ``concurrency`` allows), across ``urls``.
 
         Returns request id → when its click was sent, or, with ``acked``, when the worker answered."""
@@ -292,10 +315,13 @@ class Bench:
             body, headers = self.signer.approve(request_id, CHANNEL)
             async with slots:
                 times[request_id] = time.monotonic()
-                async with self.session.post(f"{urls[index % len(urls)]}/slack/events", data=body,
-                                             headers=headers) as response:
+                async with self.session.post(
+                    f"{urls[index % len(urls)]}/slack/events", data=body, headers=headers
+                ) as response:
                     if response.status != 200:
-                        raise RuntimeError(f"click on {request_id}: HTTP {response.status} {await response.text()}")
+                        raise RuntimeError(
+                            f"click on {request_id}: HTTP {response.status} {await response.text()}"
+                        )
                     await response.read()
                 if acked:
                     times[request_id] = time.monotonic()
@@ -310,7 +336,9 @@ class Bench:
 
     async def _collect(self, batch: str, count: int) -> dict[str, list[Any]]:
         """The agent's calls of ``batch``; RuntimeError unless every one was allowed."""
-        calls = (await self.agent.ask({"op": "collect", "batch": batch, "timeout": self._deadline(count)}))["calls"]
+        calls = (await self.agent.ask({"op": "collect", "batch": batch, "timeout": self._deadline(count)}))[
+            "calls"
+        ]
         refused = [c for c, (_called, _returned, allowed) in calls.items() if not allowed]
         if refused:
             raise RuntimeError(f"{len(refused)} approved calls were not allowed, e.g. {refused[0]}")
@@ -330,8 +358,13 @@ def _machine(server: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def run(sizes: Sizes, progress: Progress = lambda _line: None, workdir: Path | None = None, *,
-              only_limited: bool = False) -> dict[str, Any]:
+async def run(
+    sizes: Sizes,
+    progress: Progress = lambda _line: None,
+    workdir: Path | None = None,
+    *,
+    only_limited: bool = False,
+) -> dict[str, Any]:
     """Run every phase (or, ``only_limited``, only the one under Slack's rate limits); the results as a
     JSON-ready dict (``report.table`` prints it)."""
     if workdir is not None:

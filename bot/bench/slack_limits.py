@@ -91,6 +91,8 @@ def minimum_post_seconds(posts_per_channel: Mapping[str, int], scale: float) -> 
 
     The slowest channel's share, or the workspace cap over all of them if that binds."""
     limits = SlackLimits(scale)
-    per_channel = max((limits.rate(POST_METHOD).minimum_seconds(n) for n in posts_per_channel.values()), default=0.0)
+    per_channel = max(
+        (limits.rate(POST_METHOD).minimum_seconds(n) for n in posts_per_channel.values()), default=0.0
+    )
     workspace = limits.rate(POSTS_PER_WORKSPACE).minimum_seconds(sum(posts_per_channel.values()))
     return max(per_channel, workspace)

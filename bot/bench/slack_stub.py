@@ -139,8 +139,11 @@ class SlackStub:
             retry_after = self.limits.take(method, str(args.get("channel", "")), arrived)
             if retry_after:
                 self.limited[method] += 1
-                return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
-                                         headers={"Retry-After": str(retry_after)})
+                return web.json_response(
+                    {"ok": False, "error": "ratelimited"},
+                    status=429,
+                    headers={"Retry-After": str(retry_after)},
+                )
         self.answered[method] += 1
         return web.json_response(self._answer(method, args, arrived))
 
@@ -159,7 +162,12 @@ class SlackStub:
                     self._request_of_ts[ts] = request_id
                     if self.limits is not None:
                         self._show(request_id, args.get("blocks"))
-            return {"ok": True, "channel": channel, "ts": ts, "message": {"ts": ts, "text": args.get("text", "")}}
+            return {
+                "ok": True,
+                "channel": channel,
+                "ts": ts,
+                "message": {"ts": ts, "text": args.get("text", "")},
+            }
         if method == "chat.update":
             ts = str(args.get("ts", ""))
             request_id = self._request_of_ts.get(ts)
@@ -170,17 +178,31 @@ class SlackStub:
             return {"ok": True, "channel": channel, "ts": ts}
         if method == "conversations.replies":
             root = {"type": "message", "ts": args.get("ts", ""), "user": BOT_USER_ID, "text": ""}
-            return {"ok": True, "messages": [root], "has_more": False, "response_metadata": {"next_cursor": ""}}
+            return {
+                "ok": True,
+                "messages": [root],
+                "has_more": False,
+                "response_metadata": {"next_cursor": ""},
+            }
         if method == "auth.test":
-            return {"ok": True, "user_id": BOT_USER_ID, "user": "approvals", "team_id": TEAM_ID, "team": "bench",
-                    "bot_id": "B0BENCH", "url": "https://bench.slack.com/"}
+            return {
+                "ok": True,
+                "user_id": BOT_USER_ID,
+                "user": "approvals",
+                "team_id": TEAM_ID,
+                "team": "bench",
+                "bot_id": "B0BENCH",
+                "url": "https://bench.slack.com/",
+            }
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"1700000000.{next(self._ts):06d}"}
         if method == "users.info":
             user = str(args.get("user", ""))
-            return {"ok": True, "user": {"id": user, "name": user.lower(), "profile": {"display_name": user.lower()}}}
+            return {
+                "ok": True,
+                "user": {"id": user, "name": user.lower(), "profile": {"display_name": user.lower()}},
+            }
         return {"ok": True}
-
 
     def _show(self, request_id: str, blocks: Any) -> None:
         """Note whether the message now offers a decision (read only under limits: it costs a parse)."""
@@ -194,8 +216,11 @@ def _offers_decision(blocks: Any) -> bool:
     if isinstance(blocks, str):
         blocks = json.loads(blocks)
     return any(
-        isinstance(block, dict) and block.get("type") == "actions"
-        and any(isinstance(e, dict) and e.get("action_id") in DECIDING_ACTIONS for e in block.get("elements", []))
+        isinstance(block, dict)
+        and block.get("type") == "actions"
+        and any(
+            isinstance(e, dict) and e.get("action_id") in DECIDING_ACTIONS for e in block.get("elements", [])
+        )
         for block in blocks or []
     )
 
@@ -207,5 +232,5 @@ def _request_id(blocks: Any) -> str | None:
     for block in blocks or []:
         block_id = block.get("block_id", "") if isinstance(block, dict) else ""
         if block_id.startswith(ACTIONS_BLOCK_PREFIX):
-            return block_id[len(ACTIONS_BLOCK_PREFIX):].split(".", 1)[0]
+            return block_id[len(ACTIONS_BLOCK_PREFIX) :].split(".", 1)[0]
     return None

@@ -42,7 +42,14 @@ log = logging.getLogger(__name__)
 
 CanUseTool = Callable[[str, dict[str, Any], ToolPermissionContext], Any]
 
-_TAGS = {"ask": "asked", "allow": "allowed", "deny": "denied", "answers": "answered", "info": "agent", "error": "error"}
+_TAGS = {
+    "ask": "asked",
+    "allow": "allowed",
+    "deny": "denied",
+    "answers": "answered",
+    "info": "agent",
+    "error": "error",
+}
 _DETAIL_LIMIT = 2000
 
 
@@ -79,8 +86,12 @@ class AgentConsole:
     def watching(self, can_use_tool: CanUseTool, tips: dict[str, str]) -> CanUseTool:
         """``can_use_tool`` that also tells the console what was asked and what came back."""
 
-        async def ask(tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext) -> PermissionResult:
-            self.add("ask", f"{tool_name}: {_summary(tool_input)}", hint=tips.get(context.tool_use_id or "", ""))
+        async def ask(
+            tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext
+        ) -> PermissionResult:
+            self.add(
+                "ask", f"{tool_name}: {_summary(tool_input)}", hint=tips.get(context.tool_use_id or "", "")
+            )
             try:
                 result = await can_use_tool(tool_name, tool_input, context)
             except asyncio.CancelledError:
@@ -98,10 +109,16 @@ class AgentConsole:
         given = result.updated_input if result.updated_input is not None else asked
         answers = given.get("answers") if tool_name == "AskUserQuestion" else None
         if isinstance(answers, dict):
-            self.add("answers", "AskUserQuestion answered:", "\n".join(f"{q} → {a}" for q, a in answers.items()))
+            self.add(
+                "answers", "AskUserQuestion answered:", "\n".join(f"{q} → {a}" for q, a in answers.items())
+            )
             return
         changed = " (changed in Slack)" if given != asked else ""
-        self.add("allow", f"{tool_name} allowed{changed}, with input:", json.dumps(given, indent=2, ensure_ascii=False))
+        self.add(
+            "allow",
+            f"{tool_name} allowed{changed}, with input:",
+            json.dumps(given, indent=2, ensure_ascii=False),
+        )
 
 
 def _summary(tool_input: dict[str, Any]) -> str:
@@ -120,7 +137,9 @@ def _summary(tool_input: dict[str, Any]) -> str:
 class DemoAgent:
     """Runs the agent task in the background; ``start()`` again once it has finished."""
 
-    def __init__(self, approver: SlackApprover, console: AgentConsole, workdir: Path, api_key: str | None) -> None:
+    def __init__(
+        self, approver: SlackApprover, console: AgentConsole, workdir: Path, api_key: str | None
+    ) -> None:
         self.approver = approver
         self.console = console
         self.workdir = workdir
@@ -138,8 +157,12 @@ class DemoAgent:
         return self._task is not None and not self._task.done()
 
     def status(self) -> dict[str, Any]:
-        return {"mode": self.mode, "running": self.running, "workdir": str(self.workdir),
-                "log": [asdict(e) for e in self.console.entries]}
+        return {
+            "mode": self.mode,
+            "running": self.running,
+            "workdir": str(self.workdir),
+            "log": [asdict(e) for e in self.console.entries],
+        }
 
     def start(self) -> bool:
         """Start a run; False if one is still going."""
@@ -165,7 +188,9 @@ class DemoAgent:
             else:
                 script = scenario.scripted(self.workdir)
                 async with ScriptedModel.start(script.steps) as model:
-                    said = await self._query(scenario.SCRIPTED_PROMPT, model.cli_env(self._config), script.tips)
+                    said = await self._query(
+                        scenario.SCRIPTED_PROMPT, model.cli_env(self._config), script.tips
+                    )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # shown to the person trying it, not swallowed

@@ -147,6 +147,7 @@ class Guard:
 
     def install(self, app: web.Application) -> None:
         """Check every request before any other middleware or handler, and harden every response."""
+
         @web.middleware
         async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
             refused = self.refusal(request)

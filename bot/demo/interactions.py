@@ -71,24 +71,48 @@ class Interactions:
 
     # -- what people do ---------------------------------------------------------
 
-    async def click(self, user: str, ts: str, block_id: str, action_id: str, selected: Selected,
-                    *, ephemeral: bool = False, client: str = "") -> None:
+    async def click(
+        self,
+        user: str,
+        ts: str,
+        block_id: str,
+        action_id: str,
+        selected: Selected,
+        *,
+        ephemeral: bool = False,
+        client: str = "",
+    ) -> None:
         """A click (or a pick in a select) on an element a message shows, on the page ``client``
         (where a modal it opens will show)."""
         _known(user)
-        shown: Message | Ephemeral = self.workspace.ephemeral(user, ts) if ephemeral else self.workspace.message(ts)
+        shown: Message | Ephemeral = (
+            self.workspace.ephemeral(user, ts) if ephemeral else self.workspace.message(ts)
+        )
         element = _element(shown.blocks, block_id, action_id)
         if element is None:
             raise Refused("that message shows no such element", 404)
-        action = {"type": element["type"], "action_id": action_id, "block_id": block_id,
-                  "action_ts": f"{time.time():.6f}", **_chosen(element, selected)}
+        action = {
+            "type": element["type"],
+            "action_id": action_id,
+            "block_id": block_id,
+            "action_ts": f"{time.time():.6f}",
+            **_chosen(element, selected),
+        }
         if element["type"] == "button":
             action |= {"text": element["text"], "value": element.get("value", "")}
         elif "placeholder" in element:
             action["placeholder"] = element["placeholder"]
-        container = {"type": "message", "message_ts": ts, "channel_id": self.workspace.channel, "is_ephemeral": ephemeral}
-        message = shown.as_slack() if isinstance(shown, Message) else {
-            "type": "message", "ts": ts, "text": shown.text, "blocks": shown.blocks}
+        container = {
+            "type": "message",
+            "message_ts": ts,
+            "channel_id": self.workspace.channel,
+            "is_ephemeral": ephemeral,
+        }
+        message = (
+            shown.as_slack()
+            if isinstance(shown, Message)
+            else {"type": "message", "ts": ts, "text": shown.text, "blocks": shown.blocks}
+        )
         payload = {
             "type": "block_actions",
             **_envelope(user),
@@ -175,27 +199,49 @@ class Interactions:
             return
         # Slack's clients escape what people type the same way.
         message = self.workspace.post(user, escape(typed), [], thread_ts)
-        event = {"type": "message", "channel": self.workspace.channel, "channel_type": "channel", "user": user,
-                 "text": message.text, "ts": message.ts, "event_ts": message.ts}
+        event = {
+            "type": "message",
+            "channel": self.workspace.channel,
+            "channel_type": "channel",
+            "user": user,
+            "text": message.text,
+            "ts": message.ts,
+            "event_ts": message.ts,
+        }
         if thread_ts is not None:
             event["thread_ts"] = thread_ts
         body = {
-            "token": "unused", "team_id": people.TEAM_ID, "api_app_id": people.APP_ID, "type": "event_callback",
-            "event": event, "event_id": f"Ev{message.ts.replace('.', '')}", "event_time": int(time.time()),
+            "token": "unused",
+            "team_id": people.TEAM_ID,
+            "api_app_id": people.APP_ID,
+            "type": "event_callback",
+            "event": event,
+            "event_id": f"Ev{message.ts.replace('.', '')}",
+            "event_time": int(time.time()),
             "authorizations": [{"team_id": people.TEAM_ID, "user_id": people.BOT_USER_ID, "is_bot": True}],
         }
         await self._send(json.dumps(body), "application/json")
 
     async def _command(self, user: str, text: str) -> None:
         form = {
-            "token": "unused", "team_id": people.TEAM_ID, "team_domain": people.TEAM_DOMAIN,
-            "channel_id": self.workspace.channel, "channel_name": people.CHANNEL_NAME, "user_id": user,
-            "user_name": people.name_of(user), "command": SLASH_COMMAND, "text": text, "api_app_id": people.APP_ID,
-            "response_url": self._response_url(user, None), "trigger_id": self.workspace.issue_trigger(user),
+            "token": "unused",
+            "team_id": people.TEAM_ID,
+            "team_domain": people.TEAM_DOMAIN,
+            "channel_id": self.workspace.channel,
+            "channel_name": people.CHANNEL_NAME,
+            "user_id": user,
+            "user_name": people.name_of(user),
+            "command": SLASH_COMMAND,
+            "text": text,
+            "api_app_id": people.APP_ID,
+            "response_url": self._response_url(user, None),
+            "trigger_id": self.workspace.issue_trigger(user),
         }
         answer = await self._send_form(form)
         if answer.get("text") or answer.get("blocks"):
-            self.workspace.post_ephemeral(user, str(answer.get("text") or ""), list(answer.get("blocks") or []))
+            self.workspace.post_ephemeral(
+                user, str(answer.get("text") or ""), list(answer.get("blocks") or [])
+            )
 
     def respond(self, key: str, answer: dict[str, Any]) -> None:
         """A message the bot sent to a ``response_url``: replaces the ephemeral clicked, or adds one."""
@@ -209,7 +255,9 @@ class Interactions:
         elif answer.get("delete_original") in (True, "true") and ephemeral_ts is not None:
             self.workspace.delete(self.workspace.ephemeral(user, ephemeral_ts))
         else:
-            self.workspace.post_ephemeral(user, str(answer.get("text") or ""), list(answer.get("blocks") or []))
+            self.workspace.post_ephemeral(
+                user, str(answer.get("text") or ""), list(answer.get("blocks") or [])
+            )
 
     def _response_url(self, user: str, ephemeral_ts: str | None) -> str:
         key = secrets.token_urlsafe(12)

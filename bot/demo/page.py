@@ -37,8 +37,9 @@ KEEPALIVE_SECONDS = 15
 """A comment line this often keeps proxies and the browser from closing an idle stream."""
 
 
-def add_routes(app: web.Application, workspace: Workspace, interactions: Interactions, agent: DemoAgent,
-               token: str) -> None:
+def add_routes(
+    app: web.Application, workspace: Workspace, interactions: Interactions, agent: DemoAgent, token: str
+) -> None:
     """The page (carrying ``token``, the per-start secret), its live stream, and the actions people take on it."""
     template = (STATIC / "index.html").read_text(encoding="utf-8")
     if TOKEN_MARK not in template:
@@ -57,11 +58,15 @@ def add_routes(app: web.Application, workspace: Workspace, interactions: Interac
         return _static(name, types[name])
 
     async def state(request: web.Request) -> web.Response:
-        return web.json_response(snapshot(workspace, agent, _viewer(request), _client(request.query.get(CLIENT))))
+        return web.json_response(
+            snapshot(workspace, agent, _viewer(request), _client(request.query.get(CLIENT)))
+        )
 
     async def stream(request: web.Request) -> web.StreamResponse:
         user, client = _viewer(request), _client(request.query.get(CLIENT))
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
         await response.prepare(request)
         version = -1
         workspace.watch(user, client)
@@ -86,8 +91,13 @@ def add_routes(app: web.Application, workspace: Workspace, interactions: Interac
     async def click(request: web.Request) -> web.Response:
         body = await _body(request)
         await interactions.click(
-            _text(body, "user"), _text(body, "ts"), _text(body, "block_id"), _text(body, "action_id"),
-            _selected(body.get("selected")), ephemeral=bool(body.get("ephemeral")), client=_client(body.get(CLIENT)),
+            _text(body, "user"),
+            _text(body, "ts"),
+            _text(body, "block_id"),
+            _text(body, "action_id"),
+            _selected(body.get("selected")),
+            ephemeral=bool(body.get("ephemeral")),
+            client=_client(body.get(CLIENT)),
         )
         return web.json_response({"ok": True})
 
@@ -113,7 +123,9 @@ def add_routes(app: web.Application, workspace: Workspace, interactions: Interac
     async def post(request: web.Request) -> web.Response:
         body = await _body(request)
         thread_ts = body.get("thread_ts")
-        await interactions.write(_text(body, "user"), _text(body, "text"), str(thread_ts) if thread_ts else None)
+        await interactions.write(
+            _text(body, "user"), _text(body, "text"), str(thread_ts) if thread_ts else None
+        )
         return web.json_response({"ok": True})
 
     async def respond(request: web.Request) -> web.Response:
@@ -163,15 +175,24 @@ def snapshot(workspace: Workspace, agent: DemoAgent, user: str, client: str = ""
         "channel": {"id": workspace.channel, "name": people.CHANNEL_NAME},
         "messages": shown,
         "threads": {ts: [_message(reply, 0) for reply in replies] for ts, replies in threads.items()},
-        "view": None if view is None else {k: view.get(k) for k in ("id", "hash", "type", "title", "submit", "close", "blocks")},
+        "view": None
+        if view is None
+        else {k: view.get(k) for k in ("id", "hash", "type", "title", "submit", "close", "blocks")},
         "agent": agent.status(),
     }
 
 
 def _message(message: Message | Ephemeral, reply_count: int) -> dict[str, Any]:
-    return {"ts": message.ts, "user": message.user, "bot": message.by_bot, "text": message.text,
-            "blocks": message.blocks, "edited": message.edited, "reply_count": reply_count,
-            "ephemeral": isinstance(message, Ephemeral)}
+    return {
+        "ts": message.ts,
+        "user": message.user,
+        "bot": message.by_bot,
+        "text": message.text,
+        "blocks": message.blocks,
+        "edited": message.edited,
+        "reply_count": reply_count,
+        "ephemeral": isinstance(message, Ephemeral),
+    }
 
 
 @web.middleware
@@ -182,7 +203,9 @@ async def _refusals(request: web.Request, handler: Any) -> web.StreamResponse:
     except Refused as exc:
         return web.json_response({"ok": False, "error": str(exc)}, status=exc.status)
     except SlackError as exc:
-        return web.json_response({"ok": False, "error": exc.error}, status=404 if "not_found" in exc.error else 400)
+        return web.json_response(
+            {"ok": False, "error": exc.error}, status=404 if "not_found" in exc.error else 400
+        )
 
 
 def _static(name: str, content_type: str) -> web.Response:

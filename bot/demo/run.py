@@ -93,8 +93,9 @@ class Demo:
         # Its Slack stand-in is served by this same app: the installation is learnt once it serves.
         app = create_app(settings, redis=storage.worker, consumer="demo", slack_first_wait=0)
         interactions = Interactions(workspace, url, signing_secret)
-        approver = SlackApprover(storage.agent, agent_name=AGENT_NAME, cost_estimator=scenario.gpu_cost,
-                                 timeout=REQUEST_TIMEOUT)
+        approver = SlackApprover(
+            storage.agent, agent_name=AGENT_NAME, cost_estimator=scenario.gpu_cost, timeout=REQUEST_TIMEOUT
+        )
         agent = DemoAgent(approver, AgentConsole(out, workspace.touch), workdir, api_key)
         guard.install(app)
         slack_api.add_routes(app, workspace, bot_token)

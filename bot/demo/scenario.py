@@ -52,34 +52,95 @@ class Script:
 def scripted(workdir: Path) -> Script:
     """A fresh script: new tool_use ids each run, since a request is stored once per id."""
     asks = [
-        (tool_use("Bash", {"command": "echo 'hello from the approvals playground' > hello.txt",
-                           "description": "Write hello.txt"}),
-         "Approve it: the command runs and hello.txt appears in the work folder."),
-        (tool_use("Bash", {"command": "rm -rf data", "description": "Delete the data folder"}),
-         "Deny it and type a reason: the model reads your reason, and data/ stays."),
-        (tool_use("Write", {"file_path": str(workdir / "deploy.yaml"), "content": "service: web\nreplicas: 10\n"}),
-         f"This file needs two of {ALICE.name} and {BOB.name}: as {ALICE.name}, Modify it (say replicas: 3), "
-         f"then switch to {BOB.name} and Approve."),
-        (tool_use("AskUserQuestion", {"questions": [
-            {"question": "Which version should I tag?", "header": "Version", "multiSelect": False,
-             "options": [{"label": "v2.4.0-rc1", "description": "A release candidate first"},
-                         {"label": "v2.4.0", "description": "The final release"}]},
-        ]}), "One question: pick an answer in the menu on the message, and that is the answer. "
-             "Other… opens a field for an answer of your own."),
-        (tool_use("AskUserQuestion", {"questions": [
-            {"question": "Which environment should I deploy to?", "header": "Environment", "multiSelect": False,
-             "options": [{"label": "staging", "description": "Safe to break"},
-                         {"label": "production", "description": "Real users"}]},
-            {"question": "Which checks should run first?", "header": "Checks", "multiSelect": True,
-             "options": [{"label": "unit tests", "description": "Fast"},
-                         {"label": "lint", "description": "Style and typos"},
-                         {"label": "smoke tests", "description": "Against the deployed service"}]},
-        ]}), "Click Answer…, answer both questions, and submit."),
-        (tool_use("Bash", {"command": "echo 'rented 8 GPU-hours' >> gpu.log",
-                           "description": "Rent 8 GPU-hours for the load test"}),
-         f"Only on-call may approve spending: {ALICE.name} and {BOB.name} are told who may. Switch to {CASEY.name} "
-         "(on-call) and Approve. "
-         "The message shows today's spend against the $50 budget."),
+        (
+            tool_use(
+                "Bash",
+                {
+                    "command": "echo 'hello from the approvals playground' > hello.txt",
+                    "description": "Write hello.txt",
+                },
+            ),
+            "Approve it: the command runs and hello.txt appears in the work folder.",
+        ),
+        (
+            tool_use("Bash", {"command": "rm -rf data", "description": "Delete the data folder"}),
+            "Deny it and type a reason: the model reads your reason, and data/ stays.",
+        ),
+        (
+            tool_use(
+                "Write",
+                {"file_path": str(workdir / "deploy.yaml"), "content": "service: web\nreplicas: 10\n"},
+            ),
+            (
+                f"This file needs two of {ALICE.name} and {BOB.name}: as {ALICE.name}, Modify it (say replicas: 3), "
+                f"then switch to {BOB.name} and Approve."
+            ),
+        ),
+        (
+            tool_use(
+                "AskUserQuestion",
+                {
+                    "questions": [
+                        {
+                            "question": "Which version should I tag?",
+                            "header": "Version",
+                            "multiSelect": False,
+                            "options": [
+                                {"label": "v2.4.0-rc1", "description": "A release candidate first"},
+                                {"label": "v2.4.0", "description": "The final release"},
+                            ],
+                        },
+                    ]
+                },
+            ),
+            (
+                "One question: pick an answer in the menu on the message, and that is the answer. "
+                "Other… opens a field for an answer of your own."
+            ),
+        ),
+        (
+            tool_use(
+                "AskUserQuestion",
+                {
+                    "questions": [
+                        {
+                            "question": "Which environment should I deploy to?",
+                            "header": "Environment",
+                            "multiSelect": False,
+                            "options": [
+                                {"label": "staging", "description": "Safe to break"},
+                                {"label": "production", "description": "Real users"},
+                            ],
+                        },
+                        {
+                            "question": "Which checks should run first?",
+                            "header": "Checks",
+                            "multiSelect": True,
+                            "options": [
+                                {"label": "unit tests", "description": "Fast"},
+                                {"label": "lint", "description": "Style and typos"},
+                                {"label": "smoke tests", "description": "Against the deployed service"},
+                            ],
+                        },
+                    ]
+                },
+            ),
+            "Click Answer…, answer both questions, and submit.",
+        ),
+        (
+            tool_use(
+                "Bash",
+                {
+                    "command": "echo 'rented 8 GPU-hours' >> gpu.log",
+                    "description": "Rent 8 GPU-hours for the load test",
+                },
+            ),
+            (
+                f"Only on-call may approve spending: {ALICE.name} and {BOB.name} are told who may. Switch to {CASEY.name} "
+                "(on-call) and Approve. "
+                "The message shows today's spend against the $50 budget."
+            ),
+        ),
     ]
     steps = [step for step, _ in asks] + [text("That was one request of each kind. Run me again any time.")]
     tips = {step.tool_use_ids[0]: tip for step, tip in asks}

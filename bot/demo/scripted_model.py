@@ -190,9 +190,7 @@ class ScriptedModel:
     def url(self) -> str:
         """Base URL to use as ``ANTHROPIC_BASE_URL``."""
         if self._url is None:
-            raise RuntimeError(
-                "ScriptedModel is not running; use ScriptedModel.start()"
-            )
+            raise RuntimeError("ScriptedModel is not running; use ScriptedModel.start()")
         return self._url
 
     def cli_env(self, config_dir: str | os.PathLike[str]) -> dict[str, str]:
@@ -232,10 +230,7 @@ class ScriptedModel:
                 if message.get("role") != "user" or not isinstance(content, list):
                     continue
                 for block in content:
-                    if (
-                        not isinstance(block, dict)
-                        or block.get("type") != "tool_result"
-                    ):
+                    if not isinstance(block, dict) or block.get("type") != "tool_result":
                         continue
                     tool_use_id = str(block.get("tool_use_id"))
                     if tool_use_id not in seen:
@@ -309,9 +304,7 @@ class ScriptedModel:
             },
         }
 
-    async def _stream(
-        self, request: web.Request, message: dict[str, Any]
-    ) -> web.StreamResponse:
+    async def _stream(self, request: web.Request, message: dict[str, Any]) -> web.StreamResponse:
         """Send ``message`` as the API's server-sent event sequence."""
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}

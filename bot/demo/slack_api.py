@@ -93,8 +93,14 @@ def _content(args: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
 
 
 def auth_test(workspace: Workspace, args: dict[str, Any]) -> dict[str, Any]:
-    return {"user_id": people.BOT_USER_ID, "bot_id": people.BOT_ID, "user": people.BOT_NAME,
-            "team_id": people.TEAM_ID, "team": "Approvals playground", "url": "http://127.0.0.1/"}
+    return {
+        "user_id": people.BOT_USER_ID,
+        "bot_id": people.BOT_ID,
+        "user": people.BOT_NAME,
+        "team_id": people.TEAM_ID,
+        "team": "Approvals playground",
+        "url": "http://127.0.0.1/",
+    }
 
 
 def chat_post_message(workspace: Workspace, args: dict[str, Any]) -> dict[str, Any]:
@@ -137,16 +143,27 @@ def conversations_replies(workspace: Workspace, args: dict[str, Any]) -> dict[st
     _channel(workspace, args)
     root = workspace.message(str(args.get("ts")))
     thread = [root, *workspace.replies(root.ts)]
-    return {"messages": [m.as_slack() | {"thread_ts": root.ts} for m in thread], "has_more": False,
-            "response_metadata": {"next_cursor": ""}}
+    return {
+        "messages": [m.as_slack() | {"thread_ts": root.ts} for m in thread],
+        "has_more": False,
+        "response_metadata": {"next_cursor": ""},
+    }
 
 
 def users_info(workspace: Workspace, args: dict[str, Any]) -> dict[str, Any]:
     user = people.person(str(args.get("user")))
     if user is None:
         raise SlackError("user_not_found")
-    return {"user": {"id": user.id, "name": user.name, "real_name": user.name, "is_bot": False, "deleted": False,
-                     "profile": {"display_name": user.name, "real_name": user.name}}}
+    return {
+        "user": {
+            "id": user.id,
+            "name": user.name,
+            "real_name": user.name,
+            "is_bot": False,
+            "deleted": False,
+            "profile": {"display_name": user.name, "real_name": user.name},
+        }
+    }
 
 
 def usergroups_users_list(workspace: Workspace, args: dict[str, Any]) -> dict[str, Any]:

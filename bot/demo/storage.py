@@ -12,7 +12,14 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from ..redis_client import AGENT_CLIENT_NAME, AGENT_CONNECTIONS, WORKER_CLIENT_NAME, WORKER_CONNECTIONS, connect, redacted
+from ..redis_client import (
+    AGENT_CLIENT_NAME,
+    AGENT_CONNECTIONS,
+    WORKER_CLIENT_NAME,
+    WORKER_CONNECTIONS,
+    connect,
+    redacted,
+)
 
 IN_PROCESS_NOTICE = (
     "storage: in-process Redis (fakeredis); several workers or agent hosts need a real one: set REDIS_URL"

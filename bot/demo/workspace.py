@@ -54,7 +54,13 @@ class Message:
 
     def as_slack(self) -> dict[str, Any]:
         """The message object Slack embeds in payloads and ``conversations.replies``."""
-        message: dict[str, Any] = {"type": "message", "user": self.user, "text": self.text, "ts": self.ts, "team": TEAM_ID}
+        message: dict[str, Any] = {
+            "type": "message",
+            "user": self.user,
+            "text": self.text,
+            "ts": self.ts,
+            "team": TEAM_ID,
+        }
         if self.by_bot:
             message |= {"bot_id": BOT_ID, "app_id": APP_ID}
         if self.blocks:
@@ -136,7 +142,9 @@ class Workspace:
         self._last_ts = max(time.time(), self._last_ts + 0.000001)
         return f"{self._last_ts:.6f}"
 
-    def post(self, user: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None = None) -> Message:
+    def post(
+        self, user: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None = None
+    ) -> Message:
         if thread_ts is not None and thread_ts not in self.messages:
             raise SlackError("thread_not_found")
         message = Message(self.next_ts(), user, text, _with_block_ids(blocks), thread_ts)
@@ -171,7 +179,9 @@ class Workspace:
     def replies(self, thread_ts: str) -> list[Message]:
         return [m for m in self.messages.values() if m.thread_ts == thread_ts]
 
-    def post_ephemeral(self, user: str, text: str, blocks: list[dict[str, Any]], sender: str = BOT_USER_ID) -> Ephemeral:
+    def post_ephemeral(
+        self, user: str, text: str, blocks: list[dict[str, Any]], sender: str = BOT_USER_ID
+    ) -> Ephemeral:
         ephemeral = Ephemeral(self.next_ts(), user, text, _with_block_ids(blocks), sender)
         self.ephemerals.append(ephemeral)
         self.touch()
@@ -204,7 +214,9 @@ class Workspace:
         self.touch()
         return stored
 
-    def update_view(self, view_id: str, view: dict[str, Any], expected_hash: str | None = None) -> dict[str, Any]:
+    def update_view(
+        self, view_id: str, view: dict[str, Any], expected_hash: str | None = None
+    ) -> dict[str, Any]:
         current = self.views.get(view_id)
         if current is None:
             raise SlackError("not_found")
@@ -265,7 +277,9 @@ class Workspace:
 def _with_block_ids(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Slack gives every block it stores a ``block_id``; clicks and inputs name their block by it."""
     return [
-        {**block, "block_id": secrets.token_hex(3)} if isinstance(block, dict) and not block.get("block_id") else block
+        {**block, "block_id": secrets.token_hex(3)}
+        if isinstance(block, dict) and not block.get("block_id")
+        else block
         for block in blocks
     ]
 

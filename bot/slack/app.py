@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.middleware.authorization.async_single_team_authorization import AsyncSingleTeamAuthorization
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -17,7 +18,6 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.http_retry.builtin_interval_calculators import (
     BackoffRetryIntervalCalculator,
 )
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ..approvals.allowlist import TeamAllowList
@@ -44,7 +44,9 @@ def interactive_client(settings: Settings, budget: SlackBudget | None = None) ->
     )
 
 
-def background_client(settings: Settings, *, backoff: float = 0.5, budget: SlackBudget | None = None) -> AsyncWebClient:
+def background_client(
+    settings: Settings, *, backoff: float = 0.5, budget: SlackBudget | None = None
+) -> AsyncWebClient:
     """For the job worker: each call waits for ``budget`` (Slack's rate limits, shared
     by every worker), and retries 5xx and lost connections after ``backoff``, then
     twice and four times as long. A 429 pauses the method for every worker
@@ -56,7 +58,9 @@ def background_client(settings: Settings, *, backoff: float = 0.5, budget: Slack
     ]
     if budget is None:
         handlers.insert(1, AsyncRateLimitErrorRetryHandler(max_retry_count=5))
-    return BudgetedClient(token=_token(settings), base_url=settings.slack_api_url, retry_handlers=handlers, budget=budget)
+    return BudgetedClient(
+        token=_token(settings), base_url=settings.slack_api_url, retry_handlers=handlers, budget=budget
+    )
 
 
 @contextlib.asynccontextmanager
@@ -79,7 +83,10 @@ async def keep_alive(*clients: AsyncWebClient) -> AsyncIterator[None]:
 
 
 def build_app(
-    settings: Settings, client: AsyncWebClient, store: RequestStore, queue: JobQueue,
+    settings: Settings,
+    client: AsyncWebClient,
+    store: RequestStore,
+    queue: JobQueue,
     policy: Policy | PolicyHolder,
 ) -> AsyncApp:
     socket_mode = settings.slack_app_token is not None
@@ -116,9 +123,9 @@ def _one_auth_test(app: AsyncApp) -> None:
             lock = asyncio.Lock()
             process = middleware.async_process
 
-            async def single_flight(*, req, resp, next, _auth=middleware, _process=process):  # type: ignore[no-untyped-def]
+            async def single_flight(*, req, resp, next, _auth=middleware, _process=process, _lock=lock):  # type: ignore[no-untyped-def]
                 if _auth.auth_test_result is None and req.context.client is not None:
-                    async with lock:
+                    async with _lock:
                         if _auth.auth_test_result is None:
                             with contextlib.suppress(SlackApiError):  # Bolt asks again, and answers the error
                                 _auth.auth_test_result = await req.context.client.auth_test()
@@ -135,10 +142,19 @@ def _count_listener_calls(app: AsyncApp, budget: SlackBudget) -> None:
         bolt = context.client
         if bolt is not None and not isinstance(bolt, BudgetedClient):
             context["client"] = BudgetedClient(
-                token=bolt.token, base_url=bolt.base_url, timeout=bolt.timeout, ssl=bolt.ssl, proxy=bolt.proxy,
-                session=bolt.session, trust_env_in_session=bolt.trust_env_in_session, headers=bolt.headers,
-                team_id=context.team_id, logger=bolt.logger, retry_handlers=list(bolt.retry_handlers or []),
-                budget=budget, interactive=True,
+                token=bolt.token,
+                base_url=bolt.base_url,
+                timeout=bolt.timeout,
+                ssl=bolt.ssl,
+                proxy=bolt.proxy,
+                session=bolt.session,
+                trust_env_in_session=bolt.trust_env_in_session,
+                headers=bolt.headers,
+                team_id=context.team_id,
+                logger=bolt.logger,
+                retry_handlers=list(bolt.retry_handlers or []),
+                budget=budget,
+                interactive=True,
             )
         return await next()
 

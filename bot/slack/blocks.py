@@ -162,7 +162,14 @@ class _Room:
 
 
 _ROOMS = (
-    _Room(preview=limits.PREVIEW_TEXT, diff=900, question=1500, option=300, line=1000, reason=limits.SECTION_TEXT - 20),
+    _Room(
+        preview=limits.PREVIEW_TEXT,
+        diff=900,
+        question=1500,
+        option=300,
+        line=1000,
+        reason=limits.SECTION_TEXT - 20,
+    ),
     _Room(preview=1200, diff=600, question=800, option=200, line=600, reason=1500),
     _Room(preview=700, diff=350, question=400, option=120, line=400, reason=800),
     _Room(preview=400, diff=200, question=250, option=75, line=250, reason=400),
@@ -216,7 +223,9 @@ def _request_message(request: ApprovalRequest, spent: float | None, room: _Room)
     blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(title, limits.HEADER_TEXT)}]
     if pending and request.mention:
         # Mentions come from the policy file: kept whole whatever the room (see _targets_line).
-        blocks.append({"type": "section", "text": _mrkdwn(_targets_line(text.PAGING, request.mention), _TARGETS_LINE)})
+        blocks.append(
+            {"type": "section", "text": _mrkdwn(_targets_line(text.PAGING, request.mention), _TARGETS_LINE)}
+        )
 
     about = []
     if request.agent:
@@ -242,7 +251,11 @@ def _request_message(request: ApprovalRequest, spent: float | None, room: _Room)
             body.append(_context(mrkdwn.cut(by, room.line)))
     else:
         # What runs (or ran) leads: after a Modify, the edited input; the original follows in the changes.
-        shown = request.proposed_input if request.modified and request.state in (State.PENDING, State.APPROVED) else request.tool_input
+        shown = (
+            request.proposed_input
+            if request.modified and request.state in (State.PENDING, State.APPROVED)
+            else request.tool_input
+        )
         body, truncated = input_blocks(request.tool_name, shown, room.preview)
     blocks.extend(body)
     blocks.extend(_cost(request, spent))
@@ -285,7 +298,12 @@ def _request_message(request: ApprovalRequest, spent: float | None, room: _Room)
             _button(text.DENY_STOP, Action.DENY_STOP, request.id),
         ]
     else:
-        blocks.append({"type": "context", "elements": [_mrkdwn(text.outcome_line(request), max(_OUTCOME_LINE, room.line))]})
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [_mrkdwn(text.outcome_line(request), max(_OUTCOME_LINE, room.line))],
+            }
+        )
         if request.state is State.APPROVED and request.always and (granted := always_allow_block(request)):
             blocks.append(granted)
         if request.state is State.APPROVED and request.modified:
@@ -298,10 +316,13 @@ def _request_message(request: ApprovalRequest, spent: float | None, room: _Room)
     if truncated:
         buttons.append(_button(text.VIEW_FULL_INPUT, Action.VIEW_INPUT, request.id))
     if buttons:
-        blocks.append({"type": "actions", "block_id": actions_block(request.id, request.revision), "elements": buttons})
+        blocks.append(
+            {"type": "actions", "block_id": actions_block(request.id, request.revision), "elements": buttons}
+        )
 
     notification = text.NOTIFICATION.format(
-        tool=request.tool_name, summary=mrkdwn.plain(_summary(request.tool_input), limits.NOTIFICATION_SUMMARY)
+        tool=request.tool_name,
+        summary=mrkdwn.plain(_summary(request.tool_input), limits.NOTIFICATION_SUMMARY),
     )
     # Mentions must stay raw to notify; they come from the policy file, never from tool input.
     paging = text.targets(request.mention) + " " if pending and request.mention else ""
@@ -324,7 +345,10 @@ def always_allow_block(request: ApprovalRequest) -> dict[str, Any] | None:
         return None  # a directory alone would not spare the next call its question
     pending = request.state is State.PENDING
     lines = [text.ALWAYS_ALLOW_GRANTS if pending else text.ALWAYS_ALLOWED_GRANTS]
-    lines += [text.GRANT_RULE.format(rule=mrkdwn.escape(str(r)), words=mrkdwn.escape(r.describe())) for r in granted.rules]
+    lines += [
+        text.GRANT_RULE.format(rule=mrkdwn.escape(str(r)), words=mrkdwn.escape(r.describe()))
+        for r in granted.rules
+    ]
     lines += [text.GRANT_DIRECTORY.format(directory=mrkdwn.escape(d)) for d in granted.directories]
     lines.append(text.ALWAYS_ALLOW_TEAM if pending else text.ALWAYS_ALLOWED_TEAM)
     shown = "\n".join(lines)
@@ -362,7 +386,12 @@ def _team(request: ApprovalRequest) -> list[dict[str, Any]]:
             lines.append(_targets_line(progress, [v.user for v in request.votes]))
         else:
             lines.append((text.AGREED if asked else text.PROGRESS).format(count=0, required=request.required))
-    added = [t for i in request.escalated if i < len(request.escalation) for t in request.escalation[i]["approvers"]]
+    added = [
+        t
+        for i in request.escalated
+        if i < len(request.escalation)
+        for t in request.escalation[i]["approvers"]
+    ]
     if added:
         lines.append(_targets_line(text.ESCALATED_TO, list(dict.fromkeys(added))))
     # Every line names people from the policy or from Slack, already fitted to _TARGETS_LINE.
@@ -382,7 +411,9 @@ def _targets_line(template: str, ids: Sequence[str], budget: int = _TARGETS_LINE
         return line
 
     def naming(count: int) -> str:
-        return template.format(who=text.TARGETS_MORE.format(who=text.targets(ids[:count]), count=len(ids) - count))
+        return template.format(
+            who=text.TARGETS_MORE.format(who=text.targets(ids[:count]), count=len(ids) - count)
+        )
 
     low, high = 0, len(ids) - 1  # the most mentions that fit, by bisection (a line only grows with more)
     while low < high:
@@ -419,7 +450,11 @@ def _label(room: _Room) -> int:
 
 
 def question_blocks(
-    asked: list[questions.Question], answered: dict[str, str], room: _Room = _ROOMS[0], *, proposed: bool = False
+    asked: list[questions.Question],
+    answered: dict[str, str],
+    room: _Room = _ROOMS[0],
+    *,
+    proposed: bool = False,
 ) -> list[dict[str, Any]]:
     """Each question with its options, and its answer once there is one (3 blocks a question at most).
 
@@ -430,26 +465,31 @@ def question_blocks(
         out.append(_context(_option_lines(question, room)))
         if question.question in answered:
             answer = mrkdwn.inline(str(answered[question.question]), room.question)
-            out.append(_section((text.PROPOSED_ANSWER_LINE if proposed else text.ANSWER_LINE).format(answer=answer)))
+            out.append(
+                _section((text.PROPOSED_ANSWER_LINE if proposed else text.ANSWER_LINE).format(answer=answer))
+            )
     return out
 
 
 def _option_lines(question: questions.Question, room: _Room) -> str:
     """A question's options, one line each: the label in bold, then its description."""
     return "\n".join(
-        f"• *{mrkdwn.inline(o.label, _label(room))}*" + (f" — {mrkdwn.inline(o.description, room.option)}" if o.description else "")
+        f"• *{mrkdwn.inline(o.label, _label(room))}*"
+        + (f" — {mrkdwn.inline(o.description, room.option)}" if o.description else "")
         for o in question.options
     )
 
 
 def _questions_cut(asked: list[questions.Question], answered: dict[str, str], room: _Room) -> bool:
     """Whether ``question_blocks`` left any text out (then *View full input* shows it)."""
+
     def cut(value: str, budget: int) -> bool:
         return mrkdwn.inline(value, budget) != mrkdwn.escape(mrkdwn.clean(value))
 
     for question in asked:
         if (
-            cut(question.header, 150) or cut(question.question, room.question)
+            cut(question.header, 150)
+            or cut(question.question, room.question)
             or mrkdwn.size(_option_lines(question, room)) > limits.CONTEXT_TEXT
             or any(cut(o.label, _label(room)) or cut(o.description, room.option) for o in question.options)
             or cut(str(answered.get(question.question, "")), room.question)
@@ -485,7 +525,9 @@ def answer_modal(request: ApprovalRequest) -> dict[str, Any]:
             for i, o in enumerate(question.options)  # ≤ 10 (questions.Question): a select holds 100
         ]
         # "Other…" carries the index one past the options (questions.answers).
-        options.append({"text": _plain(text.OTHER_OPTION, limits.OPTION_TEXT), "value": str(len(question.options))})
+        options.append(
+            {"text": _plain(text.OTHER_OPTION, limits.OPTION_TEXT), "value": str(len(question.options))}
+        )
         if question.multiSelect and len(options) <= limits.CHECKBOX_OPTIONS:
             element: dict[str, Any] = {"type": "checkboxes", "action_id": CHOICE_INPUT, "options": options}
         else:
@@ -500,11 +542,20 @@ def answer_modal(request: ApprovalRequest) -> dict[str, Any]:
         label = f"{question.header}: {question.question}" if question.header else question.question
         blocks.append(_input(choice_block(index), label, element, optional=False))
         own = _text_input(OWN_ANSWER_INPUT, multiline=False)
-        blocks.append(_input(own_answer_block(index), text.OWN_ANSWER_LABEL, own, optional=True, hint=text.OWN_ANSWER_HINT))
+        blocks.append(
+            _input(
+                own_answer_block(index), text.OWN_ANSWER_LABEL, own, optional=True, hint=text.OWN_ANSWER_HINT
+            )
+        )
     # The revision shown rides along: answers sent from a form opened before
     # another person proposed answers are refused as stale (N-of-M), as Modify's are.
     return _form(
-        Modal.ANSWER, text.ANSWER_MODAL_TITLE, text.ANSWER_MODAL_SUBMIT, request.id, blocks, revision=request.revision
+        Modal.ANSWER,
+        text.ANSWER_MODAL_TITLE,
+        text.ANSWER_MODAL_SUBMIT,
+        request.id,
+        blocks,
+        revision=request.revision,
     )
 
 
@@ -517,14 +568,17 @@ def _changes(request: ApprovalRequest, room: _Room = _ROOMS[0]) -> tuple[list[di
     truncated = False
     for number, key in enumerate(changed[:3]):
         (before, cut_before), (after, cut_after) = (
-            _code_preview(_as_text(side.get(key)), room.diff) for side in (request.tool_input, request.updated_input)
+            _code_preview(_as_text(side.get(key)), room.diff)
+            for side in (request.tool_input, request.updated_input)
         )
         truncated |= cut_before or cut_after
         # The key comes from the agent's input: its backticks must not close the fences around the values.
         line = text.CHANGED_FIELD.format(key=mrkdwn.inline_inert(key, 100), before=before, after=after)
         sections.append(_section((text.CHANGES_HEADING + "\n" if number == 0 else "") + line))
     if len(changed) > 3:
-        sections.append(_context(text.ALSO_CHANGED.format(keys=mrkdwn.inline(", ".join(changed[3:]), room.line))))
+        sections.append(
+            _context(text.ALSO_CHANGED.format(keys=mrkdwn.inline(", ".join(changed[3:]), room.line)))
+        )
     return sections, truncated
 
 
@@ -551,8 +605,16 @@ def _button(label: str, action: Action, value: str, style: str | None = None) ->
     return button
 
 
-def _input(block_id: str, label: str, element: dict[str, Any], *, optional: bool, hint: str = "") -> dict[str, Any]:
-    block = {"type": "input", "block_id": block_id, "optional": optional, "label": _plain(label, 2000), "element": element}
+def _input(
+    block_id: str, label: str, element: dict[str, Any], *, optional: bool, hint: str = ""
+) -> dict[str, Any]:
+    block = {
+        "type": "input",
+        "block_id": block_id,
+        "optional": optional,
+        "label": _plain(label, 2000),
+        "element": element,
+    }
     if hint:
         block["hint"] = _plain(hint, 2000)
     return block
@@ -560,7 +622,10 @@ def _input(block_id: str, label: str, element: dict[str, Any], *, optional: bool
 
 def _text_input(action_id: str, *, multiline: bool, initial: str = "") -> dict[str, Any]:
     element: dict[str, Any] = {
-        "type": "plain_text_input", "action_id": action_id, "multiline": multiline, "max_length": limits.PLAIN_TEXT_INPUT,
+        "type": "plain_text_input",
+        "action_id": action_id,
+        "multiline": multiline,
+        "max_length": limits.PLAIN_TEXT_INPUT,
     }
     if initial:
         element["initial_value"] = initial
@@ -568,11 +633,19 @@ def _text_input(action_id: str, *, multiline: bool, initial: str = "") -> dict[s
 
 
 def _form(
-    callback: Modal, title: str, submit: str, request_id: str, blocks: list[dict[str, Any]], *, revision: int | None = None
+    callback: Modal,
+    title: str,
+    submit: str,
+    request_id: str,
+    blocks: list[dict[str, Any]],
+    *,
+    revision: int | None = None,
 ) -> dict[str, Any]:
     """A modal about one request: its id (and the revision shown) ride in private_metadata for the submission."""
     metadata = form_metadata(request_id, revision)
-    return _modal(callback, title, blocks, submit=_plain(submit, limits.MODAL_BUTTON), private_metadata=metadata)
+    return _modal(
+        callback, title, blocks, submit=_plain(submit, limits.MODAL_BUTTON), private_metadata=metadata
+    )
 
 
 def _question_heading(question: questions.Question, separator: str, budget: int = _QUESTION_TEXT) -> str:
@@ -596,17 +669,33 @@ def deny_modal(request: ApprovalRequest, *, stop: bool = False) -> dict[str, Any
     """Asks for an optional reason; titled for what the button said (Decline on a question,
     Deny and stop with ``stop``)."""
     reason = _input(
-        Field.REASON_BLOCK.value, text.DENY_REASON_LABEL, _text_input(Field.REASON_INPUT.value, multiline=True),
-        optional=True, hint=text.DENY_REASON_HINT,
+        Field.REASON_BLOCK.value,
+        text.DENY_REASON_LABEL,
+        _text_input(Field.REASON_INPUT.value, multiline=True),
+        optional=True,
+        hint=text.DENY_REASON_HINT,
     )
     if questions.parse(request.tool_name, request.tool_input) is not None:
-        callback, title, submit, intro = Modal.DENY, text.DECLINE_MODAL_TITLE, text.DECLINE_MODAL_SUBMIT, text.DECLINE_MODAL_INTRO
+        callback, title, submit, intro = (
+            Modal.DENY,
+            text.DECLINE_MODAL_TITLE,
+            text.DECLINE_MODAL_SUBMIT,
+            text.DECLINE_MODAL_INTRO,
+        )
     elif stop:
         callback, title, submit, intro = (
-            Modal.DENY_STOP, text.DENY_STOP_MODAL_TITLE, text.DENY_STOP_MODAL_SUBMIT, text.DENY_STOP_MODAL_INTRO
+            Modal.DENY_STOP,
+            text.DENY_STOP_MODAL_TITLE,
+            text.DENY_STOP_MODAL_SUBMIT,
+            text.DENY_STOP_MODAL_INTRO,
         )
     else:
-        callback, title, submit, intro = Modal.DENY, text.DENY_MODAL_TITLE, text.DENY_MODAL_SUBMIT, text.DENY_MODAL_INTRO
+        callback, title, submit, intro = (
+            Modal.DENY,
+            text.DENY_MODAL_TITLE,
+            text.DENY_MODAL_SUBMIT,
+            text.DENY_MODAL_INTRO,
+        )
     view = _form(callback, title, submit, request.id, [_section(intro), reason])
     view["close"] = _plain(text.DENY_MODAL_CLOSE, limits.MODAL_BUTTON)
     return view
@@ -630,14 +719,27 @@ def modify_modal(request: ApprovalRequest) -> dict[str, Any]:
         # an initial_value over max_length is refused.
         shown = mrkdwn.clean(value)
         if mrkdwn.size(shown) > limits.PLAIN_TEXT_INPUT:
-            blocks.append(_section(text.FIELD_TOO_LARGE.format(label=field.label, size=len(value), limit=limits.PLAIN_TEXT_INPUT)))
+            blocks.append(
+                _section(
+                    text.FIELD_TOO_LARGE.format(
+                        label=field.label, size=len(value), limit=limits.PLAIN_TEXT_INPUT
+                    )
+                )
+            )
             continue
         editable += 1
         element = _text_input(EDIT_INPUT, multiline=field.multiline, initial=shown)
         blocks.append(_input(edit_block(field.key), field.label, element, optional=not field.required))
     if not editable:
         return notice_modal(text.MODIFY_MODAL_TITLE, text.NOTHING_EDITABLE)
-    return _form(Modal.MODIFY, text.MODIFY_MODAL_TITLE, text.MODIFY_MODAL_SUBMIT, request.id, blocks, revision=request.revision)
+    return _form(
+        Modal.MODIFY,
+        text.MODIFY_MODAL_TITLE,
+        text.MODIFY_MODAL_SUBMIT,
+        request.id,
+        blocks,
+        revision=request.revision,
+    )
 
 
 _RULES_TEXT = 10_000
@@ -658,16 +760,21 @@ def team_rules(entries: list[TeamRule]) -> Message:
     share = max(_RULE_LINE, min(limits.SECTION_TEXT, _RULES_TEXT // max(1, len(shown))))
     for entry in shown:
         line = text.RULE_LINE.format(
-            rule=mrkdwn.inline(str(entry.rule), share // 2), words=mrkdwn.inline(entry.rule.describe(), share // 3),
-            user=mrkdwn.inline(entry.added_by, 30), route=mrkdwn.inline(entry.route or "default", 100),
-            epoch=int(entry.added_at), fallback=text.utc(entry.added_at),
+            rule=mrkdwn.inline(str(entry.rule), share // 2),
+            words=mrkdwn.inline(entry.rule.describe(), share // 3),
+            user=mrkdwn.inline(entry.added_by, 30),
+            route=mrkdwn.inline(entry.route or "default", 100),
+            epoch=int(entry.added_at),
+            fallback=text.utc(entry.added_at),
         )
-        out.append({
-            "type": "section",
-            # verbatim: the rule came from a tool input; no auto-links or mentions.
-            "text": _mrkdwn(line, share),
-            "accessory": _button(text.REMOVE, Action.REMOVE_RULE, entry.id, style="danger"),
-        })
+        out.append(
+            {
+                "type": "section",
+                # verbatim: the rule came from a tool input; no auto-links or mentions.
+                "text": _mrkdwn(line, share),
+                "accessory": _button(text.REMOVE, Action.REMOVE_RULE, entry.id, style="danger"),
+            }
+        )
     if len(entries) > len(shown):
         out.append(_context(text.RULES_MORE.format(count=len(entries) - len(shown))))
     return Message(text=text.RULES_HEADING, blocks=out)
@@ -698,7 +805,10 @@ def full_input_modal(request: ApprovalRequest, page: int = 0) -> dict[str, Any]:
     if request.state is State.ANSWERED and request.updated_input is not None:
         documents = [("", _json(request.updated_input))]  # the questions, and the answers sent
     elif request.modified:
-        documents = [(text.FULL_INPUT_CHANGED, _json(request.updated_input)), (text.FULL_INPUT_ASKED, documents[0][1])]
+        documents = [
+            (text.FULL_INPUT_CHANGED, _json(request.updated_input)),
+            (text.FULL_INPUT_ASKED, documents[0][1]),
+        ]
     starts = _page_starts(tuple(documents))
     page = max(0, min(page, len(starts) - 1))
     shown = _page(tuple(documents), starts, page)
@@ -785,7 +895,9 @@ def _split_pages(documents: tuple[tuple[str, str], ...]) -> tuple[_PageStart, ..
         for start, piece, heading_text in sections:
             # Slack's client sends JSON with non-ASCII escaped: measure it so.
             weight = len(json.dumps(_section(heading_text) if heading_text else _code_section(piece)))
-            if count and (used + weight > limits.VIEW_BUDGET - _PAGE_RESERVE or count >= limits.MODAL_BLOCKS - 2):
+            if count and (
+                used + weight > limits.VIEW_BUDGET - _PAGE_RESERVE or count >= limits.MODAL_BLOCKS - 2
+            ):
                 starts.append(start)
                 used = count = 0
             count += 1
@@ -793,7 +905,9 @@ def _split_pages(documents: tuple[tuple[str, str], ...]) -> tuple[_PageStart, ..
     return tuple(starts)
 
 
-def _page(documents: tuple[tuple[str, str], ...], starts: tuple[_PageStart, ...], page: int) -> list[dict[str, Any]]:
+def _page(
+    documents: tuple[tuple[str, str], ...], starts: tuple[_PageStart, ...], page: int
+) -> list[dict[str, Any]]:
     """The sections of one page: only its part of the documents is split and rendered."""
     start = starts[page]
     end = starts[page + 1] if page + 1 < len(starts) else _PageStart(len(documents), True, 0)
@@ -823,14 +937,21 @@ _LISTED = 20
 """Requests one pending list shows (each is a section)."""
 
 
-def _pending_line(request: ApprovalRequest, workspace_url: str | None, tool: str, summary: str, agent: str) -> str:
+def _pending_line(
+    request: ApprovalRequest, workspace_url: str | None, tool: str, summary: str, agent: str
+) -> str:
     """One request of a pending list, with its parts already escaped and cut."""
-    values = dict(
-        tool=tool, summary=summary, agent=text.AGENT_LINE.format(agent=agent) + " · " if agent else "",
-        epoch=int(request.created_at), fallback=text.utc(request.created_at),
-    )
+    values = {
+        "tool": tool,
+        "summary": summary,
+        "agent": text.AGENT_LINE.format(agent=agent) + " · " if agent else "",
+        "epoch": int(request.created_at),
+        "fallback": text.utc(request.created_at),
+    }
     if request.posted and workspace_url:
-        return text.PENDING_LINE.format(link=permalink(workspace_url, request.posted_channel, request.ts), **values)
+        return text.PENDING_LINE.format(
+            link=permalink(workspace_url, request.posted_channel, request.ts), **values
+        )
     if request.posted:
         # No workspace URL to link with: name the channel, which Slack links itself.
         return text.PENDING_IN_CHANNEL.format(channel=mrkdwn.escape(request.posted_channel), **values)
@@ -849,11 +970,19 @@ def _pending_sections(requests: list[ApprovalRequest], workspace_url: str | None
     share = min(limits.SECTION_TEXT, _PENDING_TEXT // max(1, len(shown)))
     for request in shown:
         # The link and the date are ours and kept whole; the names and summary (untrusted) share the rest.
-        room = max(0, share - mrkdwn.size(_pending_line(request, workspace_url, "", "", "-" if request.agent else "")))
+        room = max(
+            0,
+            share - mrkdwn.size(_pending_line(request, workspace_url, "", "", "-" if request.agent else "")),
+        )
         agent = mrkdwn.inline(request.agent, min(100, room // 6)) if request.agent else ""
         tool = mrkdwn.inline(request.tool_name, min(150, room // 3))
         summary = mrkdwn.inline(_summary(request.proposed_input), min(200, room // 2))
-        out.append({"type": "section", "text": _mrkdwn(_pending_line(request, workspace_url, tool, summary, agent), share)})
+        out.append(
+            {
+                "type": "section",
+                "text": _mrkdwn(_pending_line(request, workspace_url, tool, summary, agent), share),
+            }
+        )
     if len(requests) > _LISTED:
         out.append(_context(text.PENDING_MORE.format(count=len(requests) - _LISTED)))
     return out
@@ -861,7 +990,9 @@ def _pending_sections(requests: list[ApprovalRequest], workspace_url: str | None
 
 def pending_list(requests: list[ApprovalRequest], workspace_url: str | None = None) -> Message:
     """``/approvals``: what the caller can decide now, with links into ``workspace_url`` (ephemeral)."""
-    blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain(text.PENDING_HEADING, limits.HEADER_TEXT)}]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": _plain(text.PENDING_HEADING, limits.HEADER_TEXT)}
+    ]
     blocks += _pending_sections(requests, workspace_url) or [_context(text.NOTHING_PENDING)]
     fallback = text.PENDING_HEADING if requests else text.NOTHING_PENDING
     return Message(text=fallback, blocks=blocks[: limits.MESSAGE_BLOCKS])
@@ -870,18 +1001,25 @@ def pending_list(requests: list[ApprovalRequest], workspace_url: str | None = No
 _RECENT = 15
 
 
-def home_view(requests: list[ApprovalRequest], recent: list[Entry], workspace_url: str | None = None) -> dict[str, Any]:
+def home_view(
+    requests: list[ApprovalRequest], recent: list[Entry], workspace_url: str | None = None
+) -> dict[str, Any]:
     """The App Home tab: the caller's pending list (links into ``workspace_url``), then their recent decisions."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain(text.PENDING_HEADING, limits.HEADER_TEXT)},
         _context(text.HOME_INTRO),
     ]
     blocks += _pending_sections(requests, workspace_url) or [_context(text.NOTHING_PENDING)]
-    blocks += [{"type": "divider"}, {"type": "header", "text": _plain(text.RECENT_HEADING, limits.HEADER_TEXT)}]
+    blocks += [
+        {"type": "divider"},
+        {"type": "header", "text": _plain(text.RECENT_HEADING, limits.HEADER_TEXT)},
+    ]
     lines = [
         text.RECENT_LINE.format(
             event=text.RECENT_EVENTS.get(entry.fields.get("event", ""), entry.fields.get("event", "")),
-            request=mrkdwn.escape(entry.fields.get("request", "")), epoch=int(entry.at), fallback=text.utc(entry.at),
+            request=mrkdwn.escape(entry.fields.get("request", "")),
+            epoch=int(entry.at),
+            fallback=text.utc(entry.at),
         )
         for entry in recent[:_RECENT]
     ]

@@ -54,7 +54,12 @@ class Priority(IntEnum):
     """Thread reads for the audit log, and the outcome line under a discussed request."""
 
 
-RESERVE: dict[Priority, float] = {Priority.PERSON: 0.0, Priority.POST: 0.25, Priority.REMIND: 0.5, Priority.AUDIT: 0.75}
+RESERVE: dict[Priority, float] = {
+    Priority.PERSON: 0.0,
+    Priority.POST: 0.25,
+    Priority.REMIND: 0.5,
+    Priority.AUDIT: 0.75,
+}
 """Share of a bucket's burst a priority leaves for the ones above it (never the whole bucket:
 with a burst of one every priority may take the last token, in turn)."""
 
@@ -156,7 +161,9 @@ class SlackBudget:
     def _ours(self, rate: Rate) -> Rate:
         return rate.scaled(self.scale).with_headroom()
 
-    async def take(self, method: str, channel: str = "", level: Priority = Priority.PERSON, *, force: bool = False) -> float:
+    async def take(
+        self, method: str, channel: str = "", level: Priority = Priority.PERSON, *, force: bool = False
+    ) -> float:
         """Take a token for one call: 0.0 when taken, else the seconds until one may be."""
         buckets = self.buckets(method, channel)
         args: list[Any] = []
@@ -232,7 +239,9 @@ class BudgetedClient(AsyncWebClient):
     after it was made. Without a budget it is a plain client.
     """
 
-    def __init__(self, *args: Any, budget: SlackBudget | None = None, interactive: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, budget: SlackBudget | None = None, interactive: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.budget = budget
         self.interactive = interactive
@@ -249,7 +258,15 @@ class BudgetedClient(AsyncWebClient):
         headers: dict | None = None,
         auth: dict | None = None,
     ) -> AsyncSlackResponse:
-        call = dict(http_verb=http_verb, files=files, data=data, params=params, json=json, headers=headers, auth=auth)
+        call = {
+            "http_verb": http_verb,
+            "files": files,
+            "data": data,
+            "params": params,
+            "json": json,
+            "headers": headers,
+            "auth": auth,
+        }
         if self.budget is None:
             return await self._counted(api_method, call)
         channel = _channel_of(json, data if isinstance(data, dict) else None, params)
@@ -268,8 +285,12 @@ class BudgetedClient(AsyncWebClient):
                 wait = retry_after(exc)
                 if wait is None or attempt == RATE_LIMIT_RETRIES:
                     raise
-                log.warning("Slack rate-limited %s; every worker pauses it for %ss", api_method, wait,
-                            extra=tagged(Event.SLACK_RATE_LIMITED, method=api_method, retry_after=wait))
+                log.warning(
+                    "Slack rate-limited %s; every worker pauses it for %ss",
+                    api_method,
+                    wait,
+                    extra=tagged(Event.SLACK_RATE_LIMITED, method=api_method, retry_after=wait),
+                )
                 try:
                     await self.budget.pause(api_method, channel, wait)
                 except (RedisError, OSError):
@@ -282,7 +303,9 @@ class BudgetedClient(AsyncWebClient):
         try:
             return await super().api_call(api_method, **call)
         except SlackApiError as exc:
-            (metrics.slack_rate_limited if exc.response.status_code == 429 else metrics.slack_error)(api_method)
+            (metrics.slack_rate_limited if exc.response.status_code == 429 else metrics.slack_error)(
+                api_method
+            )
             raise
         except Exception:
             metrics.slack_error(api_method)

@@ -57,7 +57,9 @@ class Decider:
             return False
         if await cached_members(self.store.redis, groups, [user]):
             return True
-        return await self.directory.refresh(groups) and bool(await cached_members(self.store.redis, groups, [user]))
+        return await self.directory.refresh(groups) and bool(
+            await cached_members(self.store.redis, groups, [user])
+        )
 
     @staticmethod
     def _to_refresh(transition: Transition) -> tuple[str, ...]:
@@ -88,9 +90,22 @@ def _log_click(request_id: str, decision: Decision, transition: Transition) -> N
     else:
         outcome = "already ended" if transition.request is not None else "no such request"
     fields = about(transition.request) if transition.request is not None else {"request_id": request_id}
-    log.info("request %s: %s by %s: %s", request_id, decision.state.value, decision.actor, outcome,
-             extra=tagged(Event.CLICK, **fields, user=decision.actor, decision=decision.state.value, outcome=outcome))
+    log.info(
+        "request %s: %s by %s: %s",
+        request_id,
+        decision.state.value,
+        decision.actor,
+        outcome,
+        extra=tagged(
+            Event.CLICK, **fields, user=decision.actor, decision=decision.state.value, outcome=outcome
+        ),
+    )
     if transition.won and transition.request is not None and transition.request.state.is_final:
         state = transition.request.state.value
-        log.info("request %s %s by %s", request_id, state, decision.actor,
-                 extra=tagged(Event.REQUEST_DECIDED, **fields, user=decision.actor, state=state))
+        log.info(
+            "request %s %s by %s",
+            request_id,
+            state,
+            decision.actor,
+            extra=tagged(Event.REQUEST_DECIDED, **fields, user=decision.actor, state=state),
+        )

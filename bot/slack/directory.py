@@ -52,15 +52,21 @@ class Directory:
                     if fresh or not cached:
                         refreshed |= await self._load(group)
         except TimeoutError:
-            log.warning("user group look-up took longer than %.1fs; the click is refused", CLICK_LOOKUP_SECONDS)
+            log.warning(
+                "user group look-up took longer than %.1fs; the click is refused", CLICK_LOOKUP_SECONDS
+            )
         return refreshed
 
     async def _load(self, group: str) -> bool:
         try:
             response = await self.client.usergroups_users_list(usergroup=group)
         except SlackApiError as exc:
-            log.warning("members of user group %s unavailable: %s", group, exc.response.get("error"),
-                        extra=logged(exc, group=group))
+            log.warning(
+                "members of user group %s unavailable: %s",
+                group,
+                exc.response.get("error"),
+                extra=logged(exc, group=group),
+            )
             return False
         members = [m for m in response.get("users", []) if isinstance(m, str)]
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -65,7 +65,10 @@ class Installation:
             return cls(team, url=url)
         enterprise = auth.get("enterprise_id")
         return cls(
-            team, enterprise if isinstance(enterprise, str) and enterprise else None, await _workspaces(client), url
+            team,
+            enterprise if isinstance(enterprise, str) and enterprise else None,
+            await _workspaces(client),
+            url,
         )
 
 
@@ -75,7 +78,9 @@ async def _workspaces(client: AsyncWebClient) -> frozenset[str]:
     cursor = ""
     for _page in range(ORG_PAGES):
         page = await client.auth_teams_list(cursor=cursor or None, limit=1000)
-        found.update(t["id"] for t in page.get("teams") or [] if isinstance(t, dict) and isinstance(t.get("id"), str))
+        found.update(
+            t["id"] for t in page.get("teams") or [] if isinstance(t, dict) and isinstance(t.get("id"), str)
+        )
         cursor = (page.get("response_metadata") or {}).get("next_cursor") or ""
         if not cursor:
             break
@@ -159,8 +164,10 @@ class TrustedOrgs:
         """Trust these workspaces and organisations instead (a reloaded policy's ``trusted_teams``)."""
         trusted = tuple(trusted)
         # One assignment: a check running meanwhile sees the old pair or the new, never a mix.
-        self._trusted = (frozenset(t for t in trusted if t.startswith("T")),
-                         frozenset(t for t in trusted if t.startswith("E")))
+        self._trusted = (
+            frozenset(t for t in trusted if t.startswith("T")),
+            frozenset(t for t in trusted if t.startswith("E")),
+        )
 
     def allows(self, actor: Actor) -> bool:
         installed = self.installation
@@ -168,7 +175,9 @@ class TrustedOrgs:
             return False
         trusted_teams, trusted_organisations = self._trusted
         teams = trusted_teams | installed.workspaces | {installed.team_id}
-        organisations = trusted_organisations | ({installed.enterprise_id} if installed.enterprise_id else set())
+        organisations = trusted_organisations | (
+            {installed.enterprise_id} if installed.enterprise_id else set()
+        )
         return (actor.team is not None and actor.team in teams) or (
             actor.enterprise is not None and actor.enterprise in organisations
         )
@@ -179,10 +188,13 @@ class TrustedOrgs:
             try:
                 self.installation = await Installation.learn(client)
             except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-                log.warning("cannot learn the workspace the bot token belongs to (%s): refusing every "
-                            "click, form and command until Slack answers; next try in %.0f s",
-                            exc or type(exc).__name__, retry,
-                            extra=logged(exc) if isinstance(exc, SlackApiError) else None)
+                log.warning(
+                    "cannot learn the workspace the bot token belongs to (%s): refusing every "
+                    "click, form and command until Slack answers; next try in %.0f s",
+                    exc or type(exc).__name__,
+                    retry,
+                    extra=logged(exc) if isinstance(exc, SlackApiError) else None,
+                )
             else:
                 log.info("installed in %s", self.installation)
                 return
@@ -208,8 +220,12 @@ def refuse_other_orgs(app: AsyncApp, trust: TrustedOrgs, queue: JobQueue) -> Non
             return await next()
         known = trust.installation is not None
         notice = text.FOREIGN_ORG if known else text.ORG_NOT_KNOWN_YET
-        log.warning("refused a Slack %s from %s: %s", body.get("type") or "command", actor,
-                    "not a trusted workspace" if known else "installation not known yet")
+        log.warning(
+            "refused a Slack %s from %s: %s",
+            body.get("type") or "command",
+            actor,
+            "not a trusted workspace" if known else "installation not known yet",
+        )
         return await _refusal(body, notice, queue)
 
     app.middleware(only_trusted_orgs)

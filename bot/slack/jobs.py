@@ -157,8 +157,11 @@ class SlackJobWorker:
                 log.info("gave %d unfinished jobs back to the other workers", released)
             except (RedisError, OSError, TimeoutError) as exc:
                 # Not lost: another worker re-claims them after job_retry_after.
-                log.warning("could not give %d unfinished jobs back (%s); others take them later", len(unfinished),
-                            describe(exc))
+                log.warning(
+                    "could not give %d unfinished jobs back (%s); others take them later",
+                    len(unfinished),
+                    describe(exc),
+                )
 
     def health(self) -> dict[str, dict[str, object]]:
         """The background loops that cannot do their work right now (empty when all can)."""
@@ -209,15 +212,22 @@ class SlackJobWorker:
                 continue
             if step:
                 if await self.store.escalate(request_id, int(step)):
-                    log.info("request %s escalated (step %s)", request_id, step,
-                             extra=tagged(Event.REQUEST_ESCALATED, request_id=request_id, step=int(step)))
+                    log.info(
+                        "request %s escalated (step %s)",
+                        request_id,
+                        step,
+                        extra=tagged(Event.REQUEST_ESCALATED, request_id=request_id, step=int(step)),
+                    )
                 continue
             if await self.store.time_out(request_id) != "expire":
                 continue
             transition = await self.store.decide(request_id, Decision(State.EXPIRED, reason="timeout"))
             if transition.won:
-                log.info("request %s expired", request_id,
-                         extra=tagged(Event.REQUEST_DECIDED, request_id=request_id, state=State.EXPIRED.value))
+                log.info(
+                    "request %s expired",
+                    request_id,
+                    extra=tagged(Event.REQUEST_DECIDED, request_id=request_id, state=State.EXPIRED.value),
+                )
 
     async def _spawn(self, job: Job) -> None:
         if job.entry_id in self._holding:
@@ -231,7 +241,10 @@ class SlackJobWorker:
     async def _slotted(self, job: Job) -> None:
         try:
             async with self._urgent_slots if job.kind in URGENT else self._slots:
-                with priority(PRIORITIES.get(job.kind, Priority.POST)), log_context(request_id=job.fields.get("id")):
+                with (
+                    priority(PRIORITIES.get(job.kind, Priority.POST)),
+                    log_context(request_id=job.fields.get("id")),
+                ):
                     await self._run(job)
         finally:
             self._holding.pop(job.entry_id, None)
@@ -251,12 +264,21 @@ class SlackJobWorker:
         except Exception:
             if job.deliveries < MAX_DELIVERIES:
                 # Not acknowledged: a worker re-claims it after job_retry_after.
-                log.exception("job %s (%s) failed; it will be retried", job.entry_id, job.kind,
-                              extra=tagged(Event.JOB_FAILED, job=job.kind, deliveries=job.deliveries))
+                log.exception(
+                    "job %s (%s) failed; it will be retried",
+                    job.entry_id,
+                    job.kind,
+                    extra=tagged(Event.JOB_FAILED, job=job.kind, deliveries=job.deliveries),
+                )
                 metrics.job_retried(job.kind)
                 return
-            log.exception("job %s (%s) failed %d times; dropped", job.entry_id, job.kind, job.deliveries,
-                          extra=tagged(Event.JOB_DROPPED, job=job.kind, deliveries=job.deliveries))
+            log.exception(
+                "job %s (%s) failed %d times; dropped",
+                job.entry_id,
+                job.kind,
+                job.deliveries,
+                extra=tagged(Event.JOB_DROPPED, job=job.kind, deliveries=job.deliveries),
+            )
             metrics.job_dead(job.kind)
             await self._drop(job)
 
@@ -266,9 +288,13 @@ class SlackJobWorker:
         if job.kind == JobKind.POST and request_id:
             try:
                 # Nobody will ever see it: tell the agent no now, rather than at its deadline (or never).
-                await self.store.decide(request_id, Decision(State.UNDELIVERABLE, reason="the worker kept failing"))
+                await self.store.decide(
+                    request_id, Decision(State.UNDELIVERABLE, reason="the worker kept failing")
+                )
             except Exception:
-                log.exception("request %s could not be marked undeliverable; its deadline will end it", request_id)
+                log.exception(
+                    "request %s could not be marked undeliverable; its deadline will end it", request_id
+                )
         try:
             await self.queue.done(job)
         except Exception:
@@ -317,7 +343,11 @@ class SlackJobWorker:
         message = await self._render(request)
         try:
             response = await self.client.chat_postMessage(
-                channel=channel, text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False,
+                channel=channel,
+                text=message.text,
+                blocks=message.blocks,
+                unfurl_links=False,
+                unfurl_media=False,
                 metadata={"event_type": REQUEST_METADATA_EVENT, "event_payload": {"request_id": request_id}},
             )
         except Exception as exc:
@@ -325,9 +355,18 @@ class SlackJobWorker:
                 raise
             reason = error_code(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
             detail = described(exc) if isinstance(exc, SlackApiError) else reason
-            extra = logged(exc) if isinstance(exc, SlackApiError) else tagged(Event.REQUEST_UNDELIVERABLE, error=reason)
-            log.error("request %s could not be posted to %s: %s", request_id, channel, detail,
-                      extra={**extra, **about(request), "channel": channel, "state": State.UNDELIVERABLE.value})
+            extra = (
+                logged(exc)
+                if isinstance(exc, SlackApiError)
+                else tagged(Event.REQUEST_UNDELIVERABLE, error=reason)
+            )
+            log.error(
+                "request %s could not be posted to %s: %s",
+                request_id,
+                channel,
+                detail,
+                extra={**extra, **about(request), "channel": channel, "state": State.UNDELIVERABLE.value},
+            )
             await self.store.decide(request_id, Decision(State.UNDELIVERABLE, reason=reason))
             return
         try:
@@ -362,8 +401,12 @@ class SlackJobWorker:
             # first worker was still alive): keep one message.
             await self.client.chat_delete(channel=channel, ts=ts)
         else:
-            log.info("request %s posted to %s", request_id, channel,
-                     extra=tagged(Event.REQUEST_POSTED, request_id=request_id, channel=channel, ts=ts))
+            log.info(
+                "request %s posted to %s",
+                request_id,
+                channel,
+                extra=tagged(Event.REQUEST_POSTED, request_id=request_id, channel=channel, ts=ts),
+            )
             await self.store.adopt_early_replies(request_id, channel, ts)
             await self._converge(request_id)
 
@@ -389,8 +432,11 @@ class SlackJobWorker:
                         and metadata.get("event_type") == REQUEST_METADATA_EVENT
                         and payload.get("request_id") == request.id
                     ):
-                        log.warning("request %s: adopting the message an earlier attempt posted", request.id,
-                                    extra=tagged(Event.REQUEST_ADOPTED, **about(request), channel=channel))
+                        log.warning(
+                            "request %s: adopting the message an earlier attempt posted",
+                            request.id,
+                            extra=tagged(Event.REQUEST_ADOPTED, **about(request), channel=channel),
+                        )
                         await self._posted(request.id, channel, str(message["ts"]))
                         return True
                 cursor = (page.get("response_metadata") or {}).get("next_cursor")
@@ -399,8 +445,12 @@ class SlackJobWorker:
         except SlackApiError as exc:
             if _is_transient(exc):
                 raise
-            log.warning("request %s: history unreadable (%s); posting again", request.id, described(exc),
-                        extra=logged(exc, **about(request)))
+            log.warning(
+                "request %s: history unreadable (%s); posting again",
+                request.id,
+                described(exc),
+                extra=logged(exc, **about(request)),
+            )
         return False
 
     async def _route(self, request: ApprovalRequest) -> ApprovalRequest | None:
@@ -410,7 +460,9 @@ class SlackJobWorker:
         A policy ``deny`` wins over the team allow-list ("Always allow"); a
         team rule approves only where its granter could have approved alone.
         Recomputed on every retry: whichever attempt stores its route first wins."""
-        route = self.policies.current.route(request.tool_name, request.tool_input, request.cost, resolved=request.resolved)
+        route = self.policies.current.route(
+            request.tool_name, request.tool_input, request.cost, resolved=request.resolved
+        )
         grants = []
         if route.action is Action.ASK:
             grants = await self.allowlist.grants(request.tool_name, request.tool_input, request.resolved)
@@ -418,10 +470,18 @@ class SlackJobWorker:
             # groups, and before the post, whose first click does the same.
             await self.directory.warm(a for a in route.approvers if is_group(a))
         state = await self.store.route(request.id, route, grants)
-        log.info("request %s routed by %s: %s", request.id, route.rule,
-                 state.value if state is not None else "gone",
-                 extra=tagged(Event.REQUEST_ROUTED, **{**about(request), "rule": route.rule},
-                              action=route.action.value, state=state.value if state is not None else None))
+        log.info(
+            "request %s routed by %s: %s",
+            request.id,
+            route.rule,
+            state.value if state is not None else "gone",
+            extra=tagged(
+                Event.REQUEST_ROUTED,
+                **{**about(request), "rule": route.rule},
+                action=route.action.value,
+                state=state.value if state is not None else None,
+            ),
+        )
         return await self.store.get(request.id)
 
     async def _spent(self, request: ApprovalRequest) -> float | None:
@@ -456,10 +516,16 @@ class SlackJobWorker:
             if request is None or not request.posted:
                 return request  # the post renders the latest state itself
             message = await self._render(request)
-            if _digest(message) != await self.store.shown(request_id) and await self._update(request, message):
+            if _digest(message) != await self.store.shown(request_id) and await self._update(
+                request, message
+            ):
                 await self.store.set_shown(request_id, _digest(message))
-                log.info("request %s: message updated (%s)", request_id, request.state.value,
-                         extra=tagged(Event.REQUEST_UPDATED, **about(request), state=request.state.value))
+                log.info(
+                    "request %s: message updated (%s)",
+                    request_id,
+                    request.state.value,
+                    extra=tagged(Event.REQUEST_UPDATED, **about(request), state=request.state.value),
+                )
         finally:
             await self.store.unlock_render(request_id, token)
         return request
@@ -479,8 +545,11 @@ class SlackJobWorker:
         deadline = time.monotonic() + keys.RENDER_LOCK_TTL + RENDER_LOCK_POLL_MAX
         while not await self.store.lock_render(request_id, token):
             if time.monotonic() >= deadline:
-                log.error("request %s: its message's render lock never came free", request_id,
-                          extra=tagged(Event.JOB_FAILED, request_id=request_id))
+                log.error(
+                    "request %s: its message's render lock never came free",
+                    request_id,
+                    extra=tagged(Event.JOB_FAILED, request_id=request_id),
+                )
                 return None
             await asyncio.sleep(pause)
             pause = min(pause * 2, RENDER_LOCK_POLL_MAX)
@@ -499,8 +568,12 @@ class SlackJobWorker:
         except SlackApiError as exc:
             if _is_transient(exc):
                 raise
-            log.error("request %s: message could not be updated: %s", request.id, described(exc),
-                      extra=logged(exc, **about(request)))
+            log.error(
+                "request %s: message could not be updated: %s",
+                request.id,
+                described(exc),
+                extra=logged(exc, **about(request)),
+            )
             return False
         return True
 
@@ -544,8 +617,12 @@ class SlackJobWorker:
         if replies:
             said = [{"user": r.user, "name": r.name, "text": r.text, "ts": r.ts} for r in replies]
             await self.audit.append(
-                "discussion", actor="system", request=request.id, input_hash=request.input_hash,
-                state=request.state.value, replies=json.dumps(said, ensure_ascii=False)[: text.DISCUSSION_AUDIT_LIMIT],
+                "discussion",
+                actor="system",
+                request=request.id,
+                input_hash=request.input_hash,
+                state=request.state.value,
+                replies=json.dumps(said, ensure_ascii=False)[: text.DISCUSSION_AUDIT_LIMIT],
             )
 
     async def _gather(self, request: ApprovalRequest) -> list[Reply]:
@@ -561,8 +638,12 @@ class SlackJobWorker:
             except SlackApiError as exc:
                 if _is_transient(exc):
                     raise
-                log.warning("request %s: thread unreadable: %s", request.id, described(exc),
-                            extra=logged(exc, **about(request)))
+                log.warning(
+                    "request %s: thread unreadable: %s",
+                    request.id,
+                    described(exc),
+                    extra=logged(exc, **about(request)),
+                )
                 break
             for message in page.get("messages", []):
                 if message.get("ts") == request.ts or not is_person_reply(message, bot_user):
@@ -571,7 +652,9 @@ class SlackJobWorker:
                 if self.orgs is not None and (author is None or not self.orgs.allows(author)):
                     continue  # another organisation's reply (Slack Connect), or one that says not whose
                 user = message["user"]
-                replies.append(Reply(message["ts"], user, await self.directory.name(user), message.get("text", "")))
+                replies.append(
+                    Reply(message["ts"], user, await self.directory.name(user), message.get("text", ""))
+                )
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 break
@@ -587,7 +670,11 @@ class SlackJobWorker:
 
     async def _in_thread(self, request: ApprovalRequest, message: str) -> None:
         await self.client.chat_postMessage(
-            channel=request.posted_channel, thread_ts=request.ts, text=message, unfurl_links=False, unfurl_media=False
+            channel=request.posted_channel,
+            thread_ts=request.ts,
+            text=message,
+            unfurl_links=False,
+            unfurl_media=False,
         )
 
     async def _notify(self, job: Job) -> None:
@@ -598,5 +685,9 @@ class SlackJobWorker:
         except SlackApiError as exc:
             if _is_transient(exc):
                 raise
-            log.warning("ephemeral to %s failed: %s", job.fields["user"], described(exc),
-                        extra=logged(exc, user=job.fields["user"]))
+            log.warning(
+                "ephemeral to %s failed: %s",
+                job.fields["user"],
+                described(exc),
+                extra=logged(exc, user=job.fields["user"]),
+            )

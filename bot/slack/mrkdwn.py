@@ -35,7 +35,7 @@ def size(value: str) -> int:
 
 _PRIVATE_USE = ((0xE000, 0xF8FF), (0xF0000, 0xFFFFD), (0x100000, 0x10FFFD))
 """Co: fixed by Unicode's stability policy, so listed rather than looked up."""
-_FORMAT_PLANES = (range(0x0000, 0x20000), range(0xE0000, 0xE1000))
+_FORMAT_PLANES = (range(0x20000), range(0xE0000, 0xE1000))
 """Where Unicode puts format characters (Cf) and the line/paragraph separators."""
 
 

@@ -204,7 +204,9 @@ class AnswerSubmission(Submission):
         picked: dict[int, list[int]] = {}
         for index, inputs in self._inputs(CHOICE_PREFIX).items():
             state = inputs.get(CHOICE_INPUT) or {}
-            options = state.get("selected_options") or ([state["selected_option"]] if state.get("selected_option") else [])
+            options = state.get("selected_options") or (
+                [state["selected_option"]] if state.get("selected_option") else []
+            )
             picked[index] = [int(o["value"]) for o in options if str(o.get("value", "")).isdigit()]
         return picked
 

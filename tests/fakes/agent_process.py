@@ -31,7 +31,9 @@ async def main(workdir: str, cli_env: dict[str, str], resume_from: tuple[str, st
             cwd=workdir, setting_sources=[], tools=["Bash"], env=cli_env, permission_mode="default"
         )
         if resume_from is None:
-            [result] = [m async for m in query(prompt="do the task", options=options) if isinstance(m, ResultMessage)]
+            [result] = [
+                m async for m in query(prompt="do the task", options=options) if isinstance(m, ResultMessage)
+            ]
             if result.deferred_tool_use is None:
                 say(result=result.stop_reason)
                 return

@@ -10,7 +10,9 @@ import subprocess
 import time
 from pathlib import Path
 
-INSTALL_HINT = "redis-server is not installed: apt-get install redis-server (Debian/Ubuntu) or brew install redis"
+INSTALL_HINT = (
+    "redis-server is not installed: apt-get install redis-server (Debian/Ubuntu) or brew install redis"
+)
 
 
 def free_port() -> int:
@@ -46,14 +48,22 @@ class RedisServer:
         self.process = subprocess.Popen(
             [
                 self.binary,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--dir", str(self.workdir),
-                "--save", "",
-                "--appendonly", "yes",
-                "--appendfsync", "always",
-                "--daemonize", "no",
-                "--logfile", str(self.workdir / "redis.log"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.workdir),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(self.workdir / "redis.log"),
                 *extra_args,
             ],
             stdout=subprocess.DEVNULL,
@@ -79,7 +89,9 @@ class RedisServer:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
                     conn.sendall(b"PING\r\n")
                     reply = conn.recv(16)
-                    answered = reply.startswith(b"+PONG") or (loading_counts and reply.startswith(b"-LOADING"))
+                    answered = reply.startswith(b"+PONG") or (
+                        loading_counts and reply.startswith(b"-LOADING")
+                    )
             except OSError:
                 answered = False
             if answered == up:

@@ -48,8 +48,8 @@ from bot.bench.slack_limits import SlackLimits
 __all__ = [
     "APP_ID",
     "BOT_ID",
-    "DEFAULT_RATE_SCALE",
     "BOT_USER_ID",
+    "DEFAULT_RATE_SCALE",
     "DEFAULT_TOKEN",
     "TEAM_DOMAIN",
     "TEAM_ID",
@@ -342,7 +342,9 @@ def _option_errors(options: Any, where: str, *, limit: int) -> list[str]:
         errors += _too_long((option.get("text") or {}).get("text"), MAX_OPTION_TEXT, f"{where}/{i}/text/text")
         if option.get("description") is not None:
             errors += _text_object_errors(option["description"], f"{where}/{i}/description", plain_only=True)
-            errors += _too_long(option["description"].get("text"), MAX_OPTION_TEXT, f"{where}/{i}/description/text")
+            errors += _too_long(
+                option["description"].get("text"), MAX_OPTION_TEXT, f"{where}/{i}/description/text"
+            )
         if not isinstance(option.get("value"), str) or not 0 < len(option["value"]) <= MAX_OPTION_TEXT:
             errors.append(_pointer("option value must be 1 to 75 characters", f"{where}/{i}/value"))
     return errors
@@ -479,14 +481,20 @@ def message_text_budget_errors(blocks: Any) -> list[str]:
     """The reason Slack would answer ``msg_blocks_too_long`` (its total text budget), if any."""
     total = blocks_text_length(blocks)
     if total > MAX_MESSAGE_BLOCKS_TEXT:
-        return [_pointer(f"blocks hold {total} characters of text (max about {MAX_MESSAGE_BLOCKS_TEXT})", "/blocks")]
+        return [
+            _pointer(
+                f"blocks hold {total} characters of text (max about {MAX_MESSAGE_BLOCKS_TEXT})", "/blocks"
+            )
+        ]
     return []
 
 
 def message_blocks_errors(blocks: Any) -> list[str]:
     """Reasons Slack would reject a message's ``blocks``: ``invalid_blocks``, and
     ``msg_blocks_too_long`` (:func:`message_text_budget_errors`) for too much text in all."""
-    return _blocks_errors(blocks, max_blocks=MAX_MESSAGE_BLOCKS, where="/blocks") + message_text_budget_errors(blocks)
+    return _blocks_errors(
+        blocks, max_blocks=MAX_MESSAGE_BLOCKS, where="/blocks"
+    ) + message_text_budget_errors(blocks)
 
 
 def view_errors(view: Any) -> list[str]:
@@ -514,15 +522,21 @@ def view_errors(view: Any) -> list[str]:
         for name in ("submit", "close"):
             if view.get(name) is not None:
                 errors += _text_object_errors(view[name], f"/view/{name}", plain_only=True)
-        has_input = isinstance(blocks, list) and any(isinstance(b, dict) and b.get("type") == "input" for b in blocks)
+        has_input = isinstance(blocks, list) and any(
+            isinstance(b, dict) and b.get("type") == "input" for b in blocks
+        )
         if has_input and view.get("submit") is None:
-            errors.append(_pointer("submit is required when an input block is within the blocks array", "/view/submit"))
+            errors.append(
+                _pointer("submit is required when an input block is within the blocks array", "/view/submit")
+            )
     try:
         size = len(json.dumps(view))
     except (TypeError, ValueError):
         size = 0  # View(...) above already said why
     if size > MAX_VIEW_SIZE:
-        errors.append(_pointer(f"view_too_large: {size} characters of JSON (max about {MAX_VIEW_SIZE})", "/view"))
+        errors.append(
+            _pointer(f"view_too_large: {size} characters of JSON (max about {MAX_VIEW_SIZE})", "/view")
+        )
     return errors
 
 
@@ -600,7 +614,9 @@ class FakeSlack:
             "usergroups.users.list": self._usergroups_users_list,
             "apps.connections.open": self._apps_connections_open,
         }
-        self._before_answer: defaultdict[str, list[Callable[[SlackCall], Awaitable[None]]]] = defaultdict(list)
+        self._before_answer: defaultdict[str, list[Callable[[SlackCall], Awaitable[None]]]] = defaultdict(
+            list
+        )
         self.app_token = APP_TOKEN
         """The app-level token ``apps.connections.open`` requires (Socket Mode)."""
         self.socket_acks: list[dict[str, Any]] = []
@@ -681,7 +697,11 @@ class FakeSlack:
         """Make a conversation known (``is_member=False``: the bot is not in it → ``not_in_channel``
         on post and thread reads; ``members``: the only people in it, default everyone)."""
         channel = FakeChannel(
-            channel_id, name or channel_id.lower(), is_private, is_member, is_archived,
+            channel_id,
+            name or channel_id.lower(),
+            is_private,
+            is_member,
+            is_archived,
             frozenset(members) if members is not None else None,
         )
         self.channels[channel_id] = channel
@@ -754,7 +774,9 @@ class FakeSlack:
             key=lambda m: float(m.ts),
         )
 
-    def reply(self, channel: str, thread_ts: str, user: str, text: str, *, team: str = TEAM_ID) -> PostedMessage:
+    def reply(
+        self, channel: str, thread_ts: str, user: str, text: str, *, team: str = TEAM_ID
+    ) -> PostedMessage:
         """A person replies in a thread (the test then delivers the ``message`` event, or not);
         ``team`` is the author's own workspace (another organisation's, in a shared channel)."""
         message = self._post(channel, text, [], thread_ts)
@@ -773,7 +795,9 @@ class FakeSlack:
         self._response_url_uses[key] = [self.clock(), 0]
         return f"{self.url}/response_url/{key}"
 
-    def show_ephemeral(self, channel: str, user: str, text: str, blocks: list[dict[str, Any]]) -> EphemeralMessage:
+    def show_ephemeral(
+        self, channel: str, user: str, text: str, blocks: list[dict[str, Any]]
+    ) -> EphemeralMessage:
         """Show ``user`` a message only they see, as the answer to a slash command is shown
         (the bot answered it in its HTTP response, which the fake does not see)."""
         ephemeral = EphemeralMessage(channel, user, text, list(blocks), self._next_ts())
@@ -891,7 +915,12 @@ class FakeSlack:
         envelope_id = secrets.token_hex(8)
         assert self._socket is not None
         await self._socket.send_json(
-            {"envelope_id": envelope_id, "type": kind, "payload": payload, "accepts_response_payload": kind != "events_api"}
+            {
+                "envelope_id": envelope_id,
+                "type": kind,
+                "payload": payload,
+                "accepts_response_payload": kind != "events_api",
+            }
         )
         await self.wait_for(lambda: any(a.get("envelope_id") == envelope_id for a in self.socket_acks))
         return next(a for a in self.socket_acks if a.get("envelope_id") == envelope_id)
@@ -942,7 +971,9 @@ class FakeSlack:
             self._post(channel, _text_of(args), _blocks_of(args), args.get("thread_ts"))
         else:
             # The user who clicked is not known here; Slack shows it to them only.
-            self.ephemerals.append(EphemeralMessage(channel, "", _text_of(args), _blocks_of(args), self._next_ts()))
+            self.ephemerals.append(
+                EphemeralMessage(channel, "", _text_of(args), _blocks_of(args), self._next_ts())
+            )
 
     # -- shared helpers ------------------------------------------------------- #
 
@@ -964,7 +995,9 @@ class FakeSlack:
         if required and not text and not blocks and not args.get("attachments"):
             raise self._reject_invalid(method, "no_text", ["no text, blocks or attachments"])
         if isinstance(text, str) and len(text) > MAX_TEXT:
-            raise self._reject_invalid(method, "msg_too_long", [f"text is {len(text)} characters (max {MAX_TEXT})"])
+            raise self._reject_invalid(
+                method, "msg_too_long", [f"text is {len(text)} characters (max {MAX_TEXT})"]
+            )
         if blocks is not None:
             if too_long := message_text_budget_errors(blocks):
                 raise self._reject_invalid(method, "msg_blocks_too_long", too_long)
@@ -1101,7 +1134,9 @@ class FakeSlack:
     def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args.get("channel"), posting=True)
         self._check_text_and_blocks("chat.postMessage", args, required=True)
-        message = self._post(channel.id, _text_of(args), _blocks_of(args), args.get("thread_ts"), args.get("metadata"))
+        message = self._post(
+            channel.id, _text_of(args), _blocks_of(args), args.get("thread_ts"), args.get("metadata")
+        )
         return {"channel": channel.id, "ts": message.ts, "message": message.as_dict()}
 
     def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -1112,9 +1147,13 @@ class FakeSlack:
         with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
         # Newest first, thread replies left out (they stay in conversations.replies), as Slack does.
         history = sorted(
-            (m for m in self.messages.values()
-             if m.channel == channel.id and m.thread_ts in (None, m.ts) and float(m.ts) > oldest),
-            key=lambda m: float(m.ts), reverse=True,
+            (
+                m
+                for m in self.messages.values()
+                if m.channel == channel.id and m.thread_ts in (None, m.ts) and float(m.ts) > oldest
+            ),
+            key=lambda m: float(m.ts),
+            reverse=True,
         )
         start = int(args.get("cursor") or 0)
         page = history[start : start + 2]  # two a page exercises the cursor
@@ -1169,7 +1208,9 @@ class FakeSlack:
     def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args.get("channel"))
         message = self.messages.get((channel.id, str(args.get("ts"))))
-        if message is None and any((e.channel, e.message_ts) == (channel.id, args.get("ts")) for e in self.ephemerals):
+        if message is None and any(
+            (e.channel, e.message_ts) == (channel.id, args.get("ts")) for e in self.ephemerals
+        ):
             raise _Reject("cant_update_message")  # an ephemeral changes only through its response_url
         if message is None:
             raise _Reject("message_not_found")
@@ -1214,7 +1255,9 @@ class FakeSlack:
         elif external_id:
             current = next((v for v in self.views.values() if v["external_id"] == external_id), None)
         else:
-            raise self._reject_invalid("views.update", "invalid_arguments", ["view_id or external_id is required"])
+            raise self._reject_invalid(
+                "views.update", "invalid_arguments", ["view_id or external_id is required"]
+            )
         if current is None:
             raise _Reject("not_found")
         if args.get("hash") and args["hash"] != current["hash"]:

@@ -34,9 +34,9 @@ __all__ = [
     "message_event",
     "retry_headers",
     "sign",
-    "slash_command",
     "signed_form",
     "signed_json",
+    "slash_command",
     "trigger_id",
     "view_closed",
     "view_submission",
@@ -227,12 +227,16 @@ def view_submission(
         inputs = {
             (block.get("block_id"), block["element"].get("action_id"))
             for block in view.get("blocks") or []
-            if isinstance(block, dict) and block.get("type") == "input" and isinstance(block.get("element"), dict)
+            if isinstance(block, dict)
+            and block.get("type") == "input"
+            and isinstance(block.get("element"), dict)
         }
         for block_id, by_action in values.items():
             for action_id in by_action:
                 if (block_id, action_id) not in inputs:
-                    raise ValueError(f"view {view.get('id')} has no input {block_id}/{action_id}; has {sorted(inputs)}")
+                    raise ValueError(
+                        f"view {view.get('id')} has no input {block_id}/{action_id}; has {sorted(inputs)}"
+                    )
         submitted = copy.deepcopy(dict(view))
     else:
         view_id = f"V0SUBMIT{_unique():04d}"
@@ -268,7 +272,11 @@ def view_submission(
 
 
 def view_closed(
-    user_id: str, view: Mapping[str, Any], *, user_team: str = TEAM_ID, team: str | None = TEAM_ID,
+    user_id: str,
+    view: Mapping[str, Any],
+    *,
+    user_team: str = TEAM_ID,
+    team: str | None = TEAM_ID,
     enterprise: str | None = None,
 ) -> dict[str, Any]:
     """A ``view_closed`` payload: ``view`` (e.g. ``slack.views[view_id]``) was closed with
@@ -285,8 +293,13 @@ def view_closed(
 
 
 def event_callback(
-    event: Mapping[str, Any], *, event_id: str | None = None, team_id: str = TEAM_ID,
-    enterprise_id: str | None = None, is_ext_shared_channel: bool = False, org_wide: bool = False,
+    event: Mapping[str, Any],
+    *,
+    event_id: str | None = None,
+    team_id: str = TEAM_ID,
+    enterprise_id: str | None = None,
+    is_ext_shared_channel: bool = False,
+    org_wide: bool = False,
 ) -> dict[str, Any]:
     """The Events API envelope Slack POSTs (JSON) around one event.
 
@@ -294,8 +307,12 @@ def event_callback(
     channel (``is_ext_shared_channel``) the author's own workspace is the event's
     ``user_team``. ``org_wide``: delivered to an org-wide install of
     ``enterprise_id``, whose authorization names the organisation and no workspace."""
-    installed = {"team_id": None if org_wide else team_id, "user_id": BOT_USER_ID, "is_bot": True,
-                 "is_enterprise_install": org_wide}
+    installed = {
+        "team_id": None if org_wide else team_id,
+        "user_id": BOT_USER_ID,
+        "is_bot": True,
+        "is_enterprise_install": org_wide,
+    }
     envelope: dict[str, Any] = {
         "token": VERIFICATION_TOKEN,
         "team_id": team_id,
@@ -316,8 +333,15 @@ def event_callback(
 
 
 def message_event(
-    channel: str, ts: str, user: str | None, text: str, *, thread_ts: str | None = None,
-    subtype: str | None = None, bot_id: str | None = None, user_team: str | None = None,
+    channel: str,
+    ts: str,
+    user: str | None,
+    text: str,
+    *,
+    thread_ts: str | None = None,
+    subtype: str | None = None,
+    bot_id: str | None = None,
+    user_team: str | None = None,
     team: str | None = None,
 ) -> dict[str, Any]:
     """A ``message`` event (``message.channels``), as a thread reply when ``thread_ts`` is given.
@@ -325,7 +349,12 @@ def message_event(
     ``user_team``: the author's own workspace, which Slack adds (with ``source_team``) in shared channels;
     ``team``: the workspace the message was written in (Enterprise Grid events carry it)."""
     event: dict[str, Any] = {
-        "type": "message", "channel": channel, "text": text, "ts": ts, "event_ts": ts, "channel_type": "channel",
+        "type": "message",
+        "channel": channel,
+        "text": text,
+        "ts": ts,
+        "event_ts": ts,
+        "channel_type": "channel",
     }
     if team is not None:
         event["team"] = team
@@ -347,16 +376,31 @@ def message_event(
 
 
 def slash_command(
-    user_id: str, command: str, text: str = "", *, channel: str = "C0APPROVALS", team_id: str = TEAM_ID,
-    enterprise_id: str | None = None, org_wide: bool = False,
+    user_id: str,
+    command: str,
+    text: str = "",
+    *,
+    channel: str = "C0APPROVALS",
+    team_id: str = TEAM_ID,
+    enterprise_id: str | None = None,
+    org_wide: bool = False,
 ) -> dict[str, str]:
     """What Slack form-posts for a slash command (``team_id``: the workspace of whoever typed it;
     ``enterprise_id``: its organisation; ``org_wide``: the app is installed org-wide)."""
     form = {
-        "token": VERIFICATION_TOKEN, "team_id": team_id, "team_domain": TEAM_DOMAIN, "channel_id": channel,
-        "channel_name": "approvals", "user_id": user_id, "user_name": user_id.lower(), "command": command,
-        "text": text, "api_app_id": APP_ID, "is_enterprise_install": "true" if org_wide else "false",
-        "response_url": f"https://hooks.slack.com/commands/{TEAM_ID}/{_unique()}/fake", "trigger_id": _trigger_id(),
+        "token": VERIFICATION_TOKEN,
+        "team_id": team_id,
+        "team_domain": TEAM_DOMAIN,
+        "channel_id": channel,
+        "channel_name": "approvals",
+        "user_id": user_id,
+        "user_name": user_id.lower(),
+        "command": command,
+        "text": text,
+        "api_app_id": APP_ID,
+        "is_enterprise_install": "true" if org_wide else "false",
+        "response_url": f"https://hooks.slack.com/commands/{TEAM_ID}/{_unique()}/fake",
+        "trigger_id": _trigger_id(),
     }
     if enterprise_id is not None:
         form.update(enterprise_id=enterprise_id, enterprise_name=enterprise_id.lower())
@@ -425,8 +469,14 @@ def static_select_action(
             raise ValueError(f"the menu offers no option with value {option_value!r}")
         option = {"text": {"type": "plain_text", "text": option_value, "emoji": True}, "value": option_value}
     payload = block_actions(
-        user_id, action_id, "", channel=channel, user_name=user_name, trigger_id=trigger_id,
-        message=message, response_url=response_url,
+        user_id,
+        action_id,
+        "",
+        channel=channel,
+        user_name=user_name,
+        trigger_id=trigger_id,
+        message=message,
+        response_url=response_url,
     )
     action: dict[str, Any] = {
         "type": "static_select",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import selectors
 import socket
 import threading
+from typing import Self
 
 
 class StalledRedis:
@@ -50,7 +51,7 @@ class StalledRedis:
         self._selector.close()
         self._stop_w.close()
 
-    def __enter__(self) -> StalledRedis:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

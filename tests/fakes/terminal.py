@@ -42,7 +42,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import claude_agent_sdk
 
@@ -175,8 +175,7 @@ class Terminal:
         # may be larger than tmux accepts for a command.
         launcher = workdir / "launch.sh"
         launcher.write_text(
-            f"cd {shlex.quote(str(cwd))}\n"
-            f"exec {shlex.join(argv)} 2>{shlex.quote(str(workdir / 'stderr'))}\n"
+            f"cd {shlex.quote(str(cwd))}\nexec {shlex.join(argv)} 2>{shlex.quote(str(workdir / 'stderr'))}\n"
         )
         # remain-on-exit keeps the last screen readable if the CLI exits;
         # no user tmux.conf (-f) so key bindings and sizes are tmux defaults.
@@ -185,8 +184,16 @@ class Terminal:
         term = cls(workdir, cwd)
         tmux_env = {**_clean_environ(), **env, "TERM": "xterm-256color"}
         term._tmux(
-            "-f", str(conf),
-            "new-session", "-d", "-s", "main", "-x", str(width), "-y", str(height),
+            "-f",
+            str(conf),
+            "new-session",
+            "-d",
+            "-s",
+            "main",
+            "-x",
+            str(width),
+            "-y",
+            str(height),
             f"bash {shlex.quote(str(launcher))}",
             env=tmux_env,
         )
@@ -210,11 +217,13 @@ class Terminal:
                 pass
         subprocess.run(
             ["tmux", "-S", str(self.socket), "kill-server"],
-            capture_output=True, timeout=10, check=False,
+            capture_output=True,
+            timeout=10,
+            check=False,
         )
         shutil.rmtree(self._workdir, ignore_errors=True)
 
-    def __enter__(self) -> Terminal:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -288,7 +297,10 @@ class Terminal:
     def _tmux(self, *args: str, env: Mapping[str, str] | None = None) -> str:
         result = subprocess.run(
             ["tmux", "-S", str(self.socket), *args],
-            capture_output=True, text=True, timeout=10, check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
             env=dict(env) if env is not None else None,
         )
         if result.returncode != 0:

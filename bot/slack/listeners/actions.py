@@ -35,7 +35,11 @@ _PAGE_TURN = re.compile(r"^(?P<request>[0-9a-f]{24}) (?P<page>[0-9]{1,6})$")
 
 
 def register(
-    app: AsyncApp, store: RequestStore, decider: Decider, queue: JobQueue, allowlist: TeamAllowList,
+    app: AsyncApp,
+    store: RequestStore,
+    decider: Decider,
+    queue: JobQueue,
+    allowlist: TeamAllowList,
     policy: Policy | PolicyHolder,
 ) -> None:
     policies = policy if isinstance(policy, PolicyHolder) else PolicyHolder.fixed(policy)
@@ -47,7 +51,9 @@ def register(
         elif not transition.won and transition.votes is None:
             await queue.notify(click.channel.id, click.user.id, text.already_ended(transition.request))
 
-    async def approve_click(ack: AsyncAck, body: dict[str, Any], *, always: bool) -> tuple[ButtonClick, Transition] | None:
+    async def approve_click(
+        ack: AsyncAck, body: dict[str, Any], *, always: bool
+    ) -> tuple[ButtonClick, Transition] | None:
         """Record an approval, ack, say why it changed nothing; None for a malformed click."""
         click = _parse(body)
         if click is None:
@@ -56,7 +62,11 @@ def register(
         # The decision is recorded before Slack gets its 200: one Redis call,
         # and a worker that dies here fails visibly instead of losing the click.
         decision = Decision(
-            State.APPROVED, actor=click.user.id, actor_name=click.user.display, always=always, revision=click.revision
+            State.APPROVED,
+            actor=click.user.id,
+            actor_name=click.user.display,
+            always=always,
+            revision=click.revision,
         )
         transition = await decider.decide(click.request_id, decision)
         await ack()
@@ -88,15 +98,20 @@ def register(
         try:
             click = RuleClick.model_validate(body)
         except ValidationError as exc:
-            log.warning("malformed rule removal ignored: %s", exc.errors(include_url=False, include_input=False),
-                        extra=tagged(Event.CLICK_MALFORMED))
+            log.warning(
+                "malformed rule removal ignored: %s",
+                exc.errors(include_url=False, include_input=False),
+                extra=tagged(Event.CLICK_MALFORMED),
+            )
             return
         entry = await allowlist.get(click.rule_id)
         if entry is not None and not await may_remove(click.user.id, entry):
             managers = policies.current.rule_managers(entry.route) or ()
             await respond(replace_original=False, text=text.rule_removal_refused(entry.route, managers))
             return
-        removed = await allowlist.remove(click.rule_id, removed_by=click.user.id) if entry is not None else None
+        removed = (
+            await allowlist.remove(click.rule_id, removed_by=click.user.id) if entry is not None else None
+        )
         listing = blocks.team_rules(await allowlist.all())
         notice = text.rule_removed(removed.rule) if removed else text.RULE_ALREADY_GONE
         await respond(replace_original=True, text=notice, blocks=listing.blocks)
@@ -122,7 +137,9 @@ def register(
 
     @app.action(Action.DENY_STOP.value)
     async def deny_and_stop(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        shown = await _open_modal(ack, body, client, text.DENY_STOP_MODAL_TITLE, blocks.deny_stop_modal, deciding="deny")
+        shown = await _open_modal(
+            ack, body, client, text.DENY_STOP_MODAL_TITLE, blocks.deny_stop_modal, deciding="deny"
+        )
         if shown is not None:
             await queue.gather(shown)
 
@@ -162,8 +179,11 @@ def register(
         try:
             choice = MenuChoice.model_validate(body)
         except ValidationError as exc:
-            log.warning("malformed menu choice ignored: %s", exc.errors(include_url=False, include_input=False),
-                        extra=tagged(Event.CLICK_MALFORMED))
+            log.warning(
+                "malformed menu choice ignored: %s",
+                exc.errors(include_url=False, include_input=False),
+                extra=tagged(Event.CLICK_MALFORMED),
+            )
             await ack()
             return
         request = await store.get(choice.request_id)
@@ -179,8 +199,13 @@ def register(
         # Recorded before Slack gets its 200, as a click on Approve is.
         transition = await decider.decide(
             choice.request_id,
-            Decision(State.ANSWERED, actor=choice.user.id, actor_name=choice.user.display,
-                     updated_input=answered, revision=choice.revision),
+            Decision(
+                State.ANSWERED,
+                actor=choice.user.id,
+                actor_name=choice.user.display,
+                updated_input=answered,
+                revision=choice.revision,
+            ),
         )
         await ack()
         await tell(choice, transition)
@@ -251,6 +276,9 @@ def _parse(body: dict[str, Any]) -> ButtonClick | None:
     try:
         return ButtonClick.model_validate(body)
     except ValidationError as exc:
-        log.warning("malformed block_actions payload ignored: %s", exc.errors(include_url=False, include_input=False),
-                    extra=tagged(Event.CLICK_MALFORMED))
+        log.warning(
+            "malformed block_actions payload ignored: %s",
+            exc.errors(include_url=False, include_input=False),
+            extra=tagged(Event.CLICK_MALFORMED),
+        )
         return None

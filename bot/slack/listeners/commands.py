@@ -25,8 +25,11 @@ async def decidable(store: RequestStore, user: str) -> list[ApprovalRequest]:
     ids = await store.decidable_by(user, await store.pending())
     now = time.time()
     return [
-        r for r in await store.many(ids)
-        if r is not None and r.state is State.PENDING and not (r.expires_at and r.expires_at <= now)
+        r
+        for r in await store.many(ids)
+        if r is not None
+        and r.state is State.PENDING
+        and not (r.expires_at and r.expires_at <= now)
         and all(vote.user != user for vote in r.votes)
     ]
 

@@ -19,8 +19,17 @@ from .commands import decidable, workspace_url
 log = logging.getLogger(__name__)
 
 _DECISION_EVENTS = frozenset(
-    {"approved", "always_allowed", "modified", "vote", "modified_vote", "answered", "answer_proposed", "answer_vote",
-     "denied"}
+    {
+        "approved",
+        "always_allowed",
+        "modified",
+        "vote",
+        "modified_vote",
+        "answered",
+        "answer_proposed",
+        "answer_vote",
+        "denied",
+    }
 )
 """Audit events that are a person's decision (App Home's "recent decisions")."""
 

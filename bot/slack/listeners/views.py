@@ -37,16 +37,26 @@ def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
         try:
             answers = questions.answers(asked, submission.chosen, submission.typed)
         except questions.InvalidAnswers as invalid:
-            await _field_errors(ack, {
-                (own_answer_block(index) if problem.in_typed_field else choice_block(index)): text.ANSWER_PROBLEMS[problem]
-                for index, problem in invalid.errors.items()
-            })
+            await _field_errors(
+                ack,
+                {
+                    (
+                        own_answer_block(index) if problem.in_typed_field else choice_block(index)
+                    ): text.ANSWER_PROBLEMS[problem]
+                    for index, problem in invalid.errors.items()
+                },
+            )
             return
         updated = {**request.tool_input, "answers": answers}
         # The revision the form showed: under N-of-M, answers proposed since then make it stale.
         await _decide(
-            ack, decider, submission, State.ANSWERED, text.ANSWER_MODAL_TITLE,
-            updated_input=updated, revision=submission.revision,
+            ack,
+            decider,
+            submission,
+            State.ANSWERED,
+            text.ANSWER_MODAL_TITLE,
+            updated_input=updated,
+            revision=submission.revision,
         )
 
     @app.view(Modal.MODIFY.value)
@@ -66,8 +76,13 @@ def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
             await _field_errors(ack, {edit_block(key): reason for key, reason in invalid.errors.items()})
             return
         await _decide(
-            ack, decider, submission, State.APPROVED, text.MODIFY_MODAL_TITLE,
-            updated_input=updated, revision=submission.revision,
+            ack,
+            decider,
+            submission,
+            State.APPROVED,
+            text.MODIFY_MODAL_TITLE,
+            updated_input=updated,
+            revision=submission.revision,
         )
 
     @app.view(Modal.DENY.value)
@@ -101,14 +116,20 @@ def _parse(model: type[S], body: dict[str, Any]) -> S | None:
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        log.warning("malformed %s ignored: %s", model.__name__, exc.errors(include_url=False, include_input=False),
-                    extra=tagged(Event.CLICK_MALFORMED))
+        log.warning(
+            "malformed %s ignored: %s",
+            model.__name__,
+            exc.errors(include_url=False, include_input=False),
+            extra=tagged(Event.CLICK_MALFORMED),
+        )
         return None
 
 
 async def _field_errors(ack: AsyncAck, errors: dict[str, str]) -> None:
     """Shown under each field; nothing is decided until the form is valid."""
-    await ack(response_action="errors", errors={block: reason[:_ERROR_TEXT] for block, reason in errors.items()})
+    await ack(
+        response_action="errors", errors={block: reason[:_ERROR_TEXT] for block, reason in errors.items()}
+    )
 
 
 async def _decide(
@@ -123,11 +144,16 @@ async def _decide(
     if transition.won or transition.votes is not None:
         await ack()
     elif transition.refused is not None:
-        await ack(response_action="update", view=blocks.notice_modal(text.NOT_ALLOWED_TITLE, text.refused(transition)))
+        await ack(
+            response_action="update",
+            view=blocks.notice_modal(text.NOT_ALLOWED_TITLE, text.refused(transition)),
+        )
     else:
         await _too_late(ack, form_title, transition.request)
 
 
 async def _too_late(ack: AsyncAck, form_title: str, request: ApprovalRequest | None) -> None:
     """Replace the form (titled ``form_title``) with a notice: the request ended while it was open."""
-    await ack(response_action="update", view=blocks.notice_modal(text.ENDED_TITLE, text.already_ended(request)))
+    await ack(
+        response_action="update", view=blocks.notice_modal(text.ENDED_TITLE, text.already_ended(request))
+    )
