@@ -254,7 +254,7 @@ def _expired_by(request: ApprovalRequest) -> str:
 
     A rule's timeout only denies once ``on_timeout: escalate`` has granted its
     one more timeout; the rule's due time is capped by the agent's deadline
-    (scripts.ROUTE), so equal times mean the agent's deadline was the cap.
+    (lua.create.ROUTE), so equal times mean the agent's deadline was the cap.
     """
     rule_due = request.timeout_at if request.on_timeout != "escalate" or request.timeout_escalated else 0
     # "Equal" within _SAME_TIME: Lua's tostring keeps 14 significant digits, so

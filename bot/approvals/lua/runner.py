@@ -24,7 +24,7 @@ class ScriptRunner:
         return self.redis.register_script(script)
 
     async def run(self, script: AsyncScript, *, keys: list[str], args: list[Any]) -> Any:
-        """Run one Lua script: its reply, or the error it raised."""
+        """Run one Lua script and return its reply (an error it raised is raised here)."""
         return await self._calls.get((script, keys, args))
 
     async def aclose(self) -> None:
