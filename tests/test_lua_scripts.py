@@ -470,11 +470,12 @@ def test_every_request_field_a_script_names_is_a_record_field():
     assert named <= {field.value for field in Field}, named - {field.value for field in Field}
 
 
-def test_no_script_spells_an_event_a_job_kind_or_a_state():
+def test_no_script_spells_an_event_a_job_kind_a_state_or_an_actor():
     literal = re.compile(
         r"audit\(\s*'(?!\$\{)"  # the event of an entry
         r"|'event',\s*'(?!\$\{)"
         r"|'kind',\s*'(?!\$\{)"  # the kind of a job
+        r"|'actor',\s*'(?!\$\{)"  # an actor that is no person
         r"|(?:state|new|r\[1\])\s*[~=]=\s*'(?!\$\{|')"  # a state
     )
     for path in glob.glob(str(LUA / "*.py")):

@@ -81,7 +81,7 @@ local function audit_trim(now)
   local last_hash = audit_value(kept[2], 'prev')
   redis.call('XTRIM', KEYS[4], 'MINID', kept[1])
   redis.call('SET', '${audit_anchor}', last_hash)
-  audit_link({'event', '${event_trimmed}', 'request', '', 'actor', 'system', 'at', now,
+  audit_link({'event', '${event_trimmed}', 'request', '', 'actor', '${actor_system}', 'at', now,
     'removed', count, 'first_id', oldest[1][1], 'last_id', oldest[count][1],
     'last_hash', last_hash, 'kept_from', kept[1], 'cap', cap})
 end
@@ -93,13 +93,13 @@ local function chain(fields)
   local now = tostring(audit_value(fields, 'at') or '')
   if redis.call('EXISTS', KEYS[5]) == 0 then
     if redis.call('EXISTS', '${audit_anchor}') == 0 and redis.call('XLEN', KEYS[4]) == 0 then
-      audit_link({'event', '${event_genesis}', 'request', '', 'actor', 'system', 'at', now})
+      audit_link({'event', '${event_genesis}', 'request', '', 'actor', '${actor_system}', 'at', now})
       redis.call('SET', '${audit_anchor}', '')
     else
       -- The head is gone but the log is not new: say so in the chain (this
       -- entry's link fails verification) instead of passing for a genesis.
       local last = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1)[1]
-      audit_link({'event', '${event_head_lost}', 'request', '', 'actor', 'system', 'at', now,
+      audit_link({'event', '${event_head_lost}', 'request', '', 'actor', '${actor_system}', 'at', now,
         'last_id', last and last[1] or ''})
     end
   end

@@ -28,7 +28,8 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
     -- Same tool_use_id, another call: what people saw (and decided) was
     -- not this. Record it against the request they saw.
     redis.call('HSET', KEYS[1], 'latest', other)
-    audit('${event_input_mismatch}', actor, now, 'tool', tool_name, 'asked_call_hash', call, 'asked_as', other)
+    audit('${event_input_mismatch}', actor, now,
+      'tool', tool_name, 'asked_call_hash', call, 'asked_as', other)
     return {'mismatch'}
   end
   redis.call('HDEL', KEYS[1], 'latest')
@@ -119,7 +120,8 @@ if state == '${state_pending}' and action == 'ask' and #candidates > 0 then
     declined[#declined + 1] = c['rule'] .. ' by ' .. c['by'] .. ': ' .. why
   end
   if action == 'ask' then
-    audit('${event_team_rule_not_applied}', 'policy', now, 'rule', rule, 'declined', table.concat(declined, '; '))
+    audit('${event_team_rule_not_applied}', '${actor_policy}', now,
+      'rule', rule, 'declined', table.concat(declined, '; '))
   end
 end
 if state == '${state_pending}' and action ~= 'ask' then
@@ -135,7 +137,7 @@ if state == '${state_pending}' and action ~= 'ask' then
       new, event = '${state_approved}', '${event_auto_allowed}'
     end
   end
-  finish(new, 'policy', '', message, '', '', spend, event, now, 'rule', rule)
+  finish(new, '${actor_policy}', '', message, '', '', spend, event, now, 'rule', rule)
   return {'routed', new}
 end
 if state == '${state_pending}' and seconds > 0 then

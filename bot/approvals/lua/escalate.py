@@ -25,7 +25,8 @@ add_approvers(step['approvers'])
 redis.call('HSET', KEYS[1], 'escalated',
   ((redis.call('HGET', KEYS[1], 'escalated') or '') .. ' ' .. index))
 redis.call('XADD', KEYS[3], '*', 'kind', '${job_remind}', 'id', request_id, 'steps', index)
-audit('${event_escalated}', 'system', now, 'steps', index, 'approvers', table.concat(step['approvers'], ' '))
+audit('${event_escalated}', '${actor_system}', now,
+  'steps', index, 'approvers', table.concat(step['approvers'], ' '))
 return {'escalated'}
 """,
 )
@@ -72,7 +73,8 @@ redis.call('HSET', KEYS[1], 'timeout_escalated', '1', 'timeout_at', tostring(due
 redis.call('ZADD', KEYS[2], due, request_id)
 redis.call('XADD', KEYS[3], '*', 'kind', '${job_remind}', 'id', request_id, 'steps', table.concat(fired, ' '),
   'timeout', '1')
-audit('${event_escalated}', 'system', now, 'steps', table.concat(fired, ' '), 'approvers', table.concat(targets, ' '))
+audit('${event_escalated}', '${actor_system}', now,
+  'steps', table.concat(fired, ' '), 'approvers', table.concat(targets, ' '))
 return {'escalated'}
 """,
 )

@@ -6,7 +6,7 @@ from string import Template
 
 from .. import keys
 from ..names import AuditEvent, JobKind
-from ..states import State
+from ..states import POLICY_ACTOR, SYSTEM_ACTOR, State
 
 CONSTANTS: dict[str, str | int] = {
     "audit_maxlen": keys.AUDIT_MAXLEN,
@@ -21,6 +21,8 @@ CONSTANTS: dict[str, str | int] = {
     "pending_routes": keys.PENDING_ROUTES,
     "call_answered": keys.CALL_ANSWERED,
     "escalation_mark": keys.ESCALATION_MARK,
+    "actor_system": SYSTEM_ACTOR,
+    "actor_policy": POLICY_ACTOR,
     **{f"event_{event.name.lower()}": event.value for event in AuditEvent},
     **{f"job_{kind.name.lower()}": kind.value for kind in JobKind},
     **{f"state_{state.name.lower()}": state.value for state in State},

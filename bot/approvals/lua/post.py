@@ -47,10 +47,11 @@ local retention = tonumber('${retention}')
 redis.call('SET', '${thread_prefix}' .. channel .. ':' .. ts, request_id, 'EX', retention)
 if state == '${state_pending}' then
   for i, step in ipairs(escalation) do
-    redis.call('ZADD', KEYS[2], clock + tonumber(step['after']), request_id .. '${escalation_mark}' .. (i - 1))
+    local member = request_id .. '${escalation_mark}' .. (i - 1)
+    redis.call('ZADD', KEYS[2], clock + tonumber(step['after']), member)
   end
 end
-audit('${event_posted}', 'system', now, 'channel', channel, 'ts', ts,
+audit('${event_posted}', '${actor_system}', now, 'channel', channel, 'ts', ts,
   'rule', redis.call('HGET', KEYS[1], 'rule') or '')
 return {'ok', state}
 """,

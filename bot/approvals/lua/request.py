@@ -131,7 +131,9 @@ local function finish(new, actor, name, reason, updated, always, spend, event, n
     redis.call('EXPIRE', spend[1], 8 * 86400)
   end
   redis.call('ZREM', KEYS[2], request_id)
-  for i = 1, #(steps() or {}) do redis.call('ZREM', KEYS[2], request_id .. '${escalation_mark}' .. (i - 1)) end
+  for i = 1, #(steps() or {}) do
+    redis.call('ZREM', KEYS[2], request_id .. '${escalation_mark}' .. (i - 1))
+  end
   redis.call('ZREM', KEYS[7], request_id)
   redis.call('EXPIRE', KEYS[1], '${retention}')
   redis.call('XADD', KEYS[3], '*', 'kind', '${job_update}', 'id', request_id)
