@@ -21,6 +21,7 @@ from .approvals.model import (
     Transition,
     is_group,
 )
+from .approvals.names import AuditEvent
 from .approvals.questions import TOOL_NAME as QUESTION_TOOL
 from .approvals.questions import Problem
 from .approvals.questions import parse as parse_questions
@@ -253,7 +254,7 @@ def _expired_by(request: ApprovalRequest) -> str:
 
     A rule's timeout only denies once ``on_timeout: escalate`` has granted its
     one more timeout; the rule's due time is capped by the agent's deadline
-    (scripts.ROUTE), so equal times mean the agent's deadline was the cap.
+    (lua.create.ROUTE), so equal times mean the agent's deadline was the cap.
     """
     rule_due = request.timeout_at if request.on_timeout != "escalate" or request.timeout_escalated else 0
     # "Equal" within _SAME_TIME: Lua's tostring keeps 14 significant digits, so
@@ -643,16 +644,16 @@ PENDING_MORE = "…and {count} more."
 RECENT_HEADING = "Your recent decisions"
 NO_RECENT = "You have not decided anything yet."
 RECENT_LINE = "{event} request `{request}` <!date^{epoch}^{{date_short_pretty}} at {{time}}|{fallback}>"
-RECENT_EVENTS = {
-    "approved": ":white_check_mark: Approved",
-    "always_allowed": ":white_check_mark: Always allowed",
-    "modified": ":pencil2: Approved with changes",
-    "vote": ":ballot_box_with_check: Voted to approve",
-    "modified_vote": ":pencil2: Edited and voted to approve",
-    "answered": ":speech_balloon: Answered",
-    "answer_proposed": ":speech_balloon: Proposed an answer",
-    "answer_vote": ":ballot_box_with_check: Agreed with an answer",
-    "denied": ":no_entry: Denied",
+RECENT_EVENTS: dict[str, str] = {
+    AuditEvent.APPROVED: ":white_check_mark: Approved",
+    AuditEvent.ALWAYS_ALLOWED: ":white_check_mark: Always allowed",
+    AuditEvent.MODIFIED: ":pencil2: Approved with changes",
+    AuditEvent.VOTE: ":ballot_box_with_check: Voted to approve",
+    AuditEvent.MODIFIED_VOTE: ":pencil2: Edited and voted to approve",
+    AuditEvent.ANSWERED: ":speech_balloon: Answered",
+    AuditEvent.ANSWER_PROPOSED: ":speech_balloon: Proposed an answer",
+    AuditEvent.ANSWER_VOTE: ":ballot_box_with_check: Agreed with an answer",
+    AuditEvent.DENIED: ":no_entry: Denied",
 }
 HOME_INTRO = "Agent tool calls waiting for approval that you can decide, and what you decided lately."
 

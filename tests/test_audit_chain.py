@@ -13,6 +13,7 @@ import pytest
 from bot.approvals import keys
 from bot.approvals.audit import AuditLog, entry_hash
 from bot.approvals.model import Decision, NewRequest, State, request_id_for
+from bot.approvals.names import AuditEvent
 from tests.test_cli import run
 
 CAP = 6
@@ -71,7 +72,7 @@ async def test_the_chain_starts_with_one_genesis_entry_and_verifies(store, redis
 
     entries = await stream(redis)
     assert events(entries) == [
-        keys.AUDIT_GENESIS,
+        AuditEvent.GENESIS,
         "created",
         "approved",
         "created",
@@ -173,7 +174,7 @@ async def test_a_rewritten_chain_passes_alone_but_not_against_a_saved_head(store
     # Or the whole log is replaced by a fresh one: anchor, head and all.
     await redis.delete(keys.AUDIT, keys.AUDIT_HEAD, keys.AUDIT_ANCHOR)
     await decided(store, 1, tag="fresh")
-    assert events(await stream(redis))[0] == keys.AUDIT_GENESIS
+    assert events(await stream(redis))[0] == AuditEvent.GENESIS
     assert (await log.verify()).ok
     assert not (await log.verify(expect=saved)).ok
 
@@ -191,8 +192,8 @@ async def test_a_deleted_head_fails_and_the_next_entry_does_not_start_a_new_chai
     await redis.xdel(keys.AUDIT, entries[-1][0])
     await decided(store, 1, tag="after")
     after = await stream(redis)
-    assert events(after).count(keys.AUDIT_GENESIS) == 1
-    assert events(after)[-3:] == [keys.AUDIT_HEAD_LOST, "created", "approved"]
+    assert events(after).count(AuditEvent.GENESIS) == 1
+    assert events(after)[-3:] == [AuditEvent.HEAD_LOST, "created", "approved"]
     verdict = await log.verify()
     assert not verdict.ok and "its head was deleted" in verdict.problem
 
@@ -206,7 +207,7 @@ async def test_an_emptied_log_is_not_a_fresh_start(store, redis):
     assert not verdict.ok and "every entry was removed" in verdict.problem
 
     await decided(store, 1, tag="after")
-    assert keys.AUDIT_GENESIS not in events(await stream(redis))
+    assert AuditEvent.GENESIS not in events(await stream(redis))
     assert not (await log.verify()).ok
 
 
@@ -225,12 +226,12 @@ async def test_the_stream_is_trimmed_in_the_chain_and_still_verifies(store, redi
 
     entries = await stream(redis)
     assert len(entries) <= CAP
-    assert keys.AUDIT_GENESIS not in events(entries) and keys.AUDIT_TRIMMED in events(entries)
+    assert AuditEvent.GENESIS not in events(entries) and AuditEvent.TRIMMED in events(entries)
     verdict = await log.verify()
     assert verdict.ok, verdict.problem
     trim = verdict.trim
-    assert trim is not None and trim.fields["event"] == keys.AUDIT_TRIMMED
-    assert trim.id == [i for i, f in entries if f["event"] == keys.AUDIT_TRIMMED][-1]
+    assert trim is not None and trim.fields["event"] == AuditEvent.TRIMMED
+    assert trim.id == [i for i, f in entries if f["event"] == AuditEvent.TRIMMED][-1]
     assert int(trim.fields["removed"]) > 0 and trim.fields["kept_from"] == entries[0][0]
     assert entries[0][1]["prev"] == trim.fields["last_hash"] == (await redis.get(keys.AUDIT_ANCHOR)).decode()
     # A trim through AuditLog.append works the same way.
@@ -267,7 +268,7 @@ async def test_a_trim_never_removes_entries_whose_chain_is_broken(store, redis):
     await decided(store, 5, tag="later")
 
     after = await stream(redis)
-    assert keys.AUDIT_TRIMMED not in events(after) and after[0] == entries[0]
+    assert AuditEvent.TRIMMED not in events(after) and after[0] == entries[0]
     verdict = await log.verify()
     assert not verdict.ok and "the entry before it was removed or changed" in verdict.problem
 
@@ -284,7 +285,7 @@ async def test_a_changed_old_entry_is_never_trimmed_away(store, redis):
 
     await decided(store, 5, tag="later")
 
-    assert keys.AUDIT_TRIMMED not in events(await stream(redis))
+    assert AuditEvent.TRIMMED not in events(await stream(redis))
     verdict = await log.verify()
     assert not verdict.ok and f"entry {entry_id} was changed after it was written" in verdict.problem
 
@@ -352,7 +353,7 @@ async def test_a_cap_that_cannot_be_used_is_ignored_and_nothing_fails(store, red
     await redis.set(keys.AUDIT_CAP, cap)
     await decided(store, 3)
     entries = await stream(redis)
-    assert len(entries) == 7 and keys.AUDIT_TRIMMED not in events(entries)
+    assert len(entries) == 7 and AuditEvent.TRIMMED not in events(entries)
     assert (await AuditLog(redis).verify()).ok
 
 

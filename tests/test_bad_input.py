@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from bot.approvals import keys
+from bot.approvals.names import AuditEvent
 from bot.slack import limits
 from bot.slack.ids import Action
 from tests.conftest import cancelled, context, posted
@@ -16,7 +17,7 @@ async def _decisions(redis) -> list[bytes]:
     return [
         f[b"event"]
         for _id, f in await redis.xrange(keys.AUDIT)
-        if f[b"event"] not in (b"created", keys.AUDIT_GENESIS.encode())
+        if f[b"event"] not in (b"created", AuditEvent.GENESIS.encode())
     ]
 
 

@@ -610,13 +610,13 @@ async def test_a_recorded_post_whose_answer_was_lost_keeps_its_card(
     """MARK_POSTED ran but its reply never came back: the card Redis points to stays."""
     import hashlib
 
-    from bot.approvals import scripts
+    from bot.approvals.lua.post import MARK_POSTED
     from tests.fakes.redis_server import ReplyLosingProxy
 
     proxy = ReplyLosingProxy(redis_server.port)
     await proxy.start()
     try:
-        proxy.lose_reply_to(hashlib.sha1(scripts.MARK_POSTED.encode()).hexdigest().encode())
+        proxy.lose_reply_to(hashlib.sha1(MARK_POSTED.encode()).hexdigest().encode())
         worker = await start_worker(redis_url=proxy.url, job_retry_after=0.3)
         approver = await make_approver()
         task = asyncio.create_task(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.approvals import keys
-from bot.approvals.policy_reload import POLICY_LOADED
+from bot.approvals.names import AuditEvent
 from bot.cli import main
 from bot.slack.ids import Action
 from bot.web import POLICY
@@ -198,7 +198,7 @@ async def loaded(redis) -> list[tuple[str, str]]:
     return [
         (f[b"policy_hash"].decode(), f[b"actor"].decode())
         for _id, f in await redis.xrange(keys.AUDIT)
-        if f[b"event"] == POLICY_LOADED.encode()
+        if f[b"event"] == AuditEvent.POLICY_LOADED.encode()
     ]
 
 

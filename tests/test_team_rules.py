@@ -7,6 +7,7 @@ import copy
 
 from bot.approvals import keys
 from bot.approvals.allowlist import TeamAllowList
+from bot.approvals.names import AuditEvent
 from bot.approvals.rules import Rule
 from bot.slack.ids import Action
 from tests.conftest import CHANNEL, context, policy_file, posted
@@ -155,7 +156,7 @@ async def test_a_non_approver_click_changes_nothing(tmp_path, start_worker, make
     assert message.blocks == before and message.edits == 0
     # (policy_loaded: the worker's start, not a change this click made)
     assert [e for e, *_ in await audit_events(redis) if e != "policy_loaded"] == [
-        keys.AUDIT_GENESIS,
+        AuditEvent.GENESIS,
         "created",
         "posted",
     ]

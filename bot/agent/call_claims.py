@@ -23,7 +23,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from ..approvals import keys, scripts
+from ..approvals import keys
+from ..approvals.lua.claims import CALL_RAN, UNLOCK
 from ..approvals.model import call_hash
 from .hook_events import PermissionRequestCall
 
@@ -54,8 +55,8 @@ class CallClaims:
         """``hold``: seconds a claim outlives a hook that died without giving it back."""
         self.redis = redis
         self.hold = max(1, int(hold) + 1)
-        self._unlock = redis.register_script(scripts.UNLOCK)
-        self._call_ran = redis.register_script(scripts.CALL_RAN)
+        self._unlock = redis.register_script(UNLOCK)
+        self._call_ran = redis.register_script(CALL_RAN)
 
     async def claim(self, call: PermissionRequestCall) -> Claim:
         token = f"wait:{secrets.token_hex(8)}"

@@ -43,6 +43,7 @@ from ..approvals.model import (
     call_hash,
     request_id_for,
 )
+from ..approvals.names import AuditEvent
 from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter
 from . import hook_events
@@ -78,9 +79,9 @@ GIVE_BACK_GRACE = 1.0
 class TerminalEnd(StrEnum):
     """How the person at a terminal took a request over (its audit event)."""
 
-    ANSWERED = "answered_in_terminal"
+    ANSWERED = AuditEvent.ANSWERED_IN_TERMINAL.value
     """They answered Claude Code's own prompt first."""
-    LEFT = "left_to_terminal"
+    LEFT = AuditEvent.LEFT_TO_TERMINAL.value
     """Slack's wait ran out while the prompt stayed up."""
 
     @property
@@ -260,10 +261,9 @@ class Gate:
     async def _permission_answer(self, call: PermissionRequestCall, asked: ApprovalRequest) -> dict[str, Any]:
         request = await self._routed(asked)
         if not isinstance(request, Vanished) and not request.state.is_final and self.wait > 0:
-            request = (
-                await self.waiter.wait(request.id, lambda: ended(self.store, request.id), self.wait)
-                or request
-            )
+            request_id = request.id
+            waited = await self.waiter.wait(request_id, lambda: ended(self.store, request_id), self.wait)
+            request = waited or request
         if not isinstance(request, Vanished) and not request.state.is_final and self.host is Host.INTERACTIVE:
             # Claude Code's own prompt has been up all along: leave the call to it, and say so
             # in Slack. A decision that came in meanwhile stands.
@@ -299,7 +299,7 @@ class Gate:
 
     async def _terminal_took_over(self, request_id: str, end: TerminalEnd) -> ApprovalRequest | Vanished:
         """End the request in Slack (its buttons stop working); what it is now, if someone decided first."""
-        decision = Decision(State.CANCELLED, actor=TERMINAL_ACTOR, reason=end.reason, event=end.value)
+        decision = Decision(State.CANCELLED, actor=TERMINAL_ACTOR, reason=end.reason, event=AuditEvent(end))
         transition = await self.store.decide(request_id, decision)
         return transition.request or VANISHED
 

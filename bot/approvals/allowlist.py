@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from . import keys
 from .audit import AuditLog
 from .codec import text
+from .names import AuditEvent
 from .rules import Rule
 from .store import TeamGrant
 
@@ -49,7 +51,7 @@ class TeamAllowList:
         if not rules:
             return
         now = time.time()
-        entries = {
+        entries: dict[FieldT, EncodableT] = {
             r.id: json.dumps(
                 {"rule": str(r), "added_by": added_by, "added_at": now, "route": route, "request": request}
             )
@@ -58,7 +60,7 @@ class TeamAllowList:
         await self.redis.hset(keys.TEAM_RULES, mapping=entries)
         for rule in rules:
             await self.audit.append(
-                "rule_added", actor=added_by, request=request, rule=str(rule), route=route
+                AuditEvent.RULE_ADDED, actor=added_by, request=request, rule=str(rule), route=route
             )
 
     async def get(self, rule_id: str) -> TeamRule | None:
@@ -73,7 +75,9 @@ class TeamAllowList:
         if raw is None or not await self.redis.hdel(keys.TEAM_RULES, rule_id):
             return None
         removed = _entry(raw)
-        await self.audit.append("rule_removed", actor=removed_by, rule=str(removed.rule), route=removed.route)
+        await self.audit.append(
+            AuditEvent.RULE_REMOVED, actor=removed_by, rule=str(removed.rule), route=removed.route
+        )
         return removed
 
     async def all(self) -> list[TeamRule]:

@@ -1,6 +1,6 @@
 """The audit log: one Redis stream entry per transition, hash-chained.
 
-Transitions write their entries inside their Lua script (see ``scripts``);
+Transitions write their entries inside their Lua script (see ``approvals.lua``);
 ``AuditLog.append`` writes the others through the same chaining code. Each
 entry carries ``prev`` (the hash of the entry before it) and ``hash`` (SHA-1
 over ``prev`` and every field, length-prefixed), so an entry that was
@@ -26,20 +26,23 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 
 from redis.asyncio import Redis
 
-from . import keys, scripts
+from . import keys
 from .codec import text
+from .lua.chain import APPEND_AUDIT
+from .names import AuditEvent
+
+_StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]
+"""What XRANGE and XREVRANGE return (redis-py types it loosely)."""
 
 CHAIN_FIELDS = ("prev", "hash")
 """Fields the chain adds after an entry's own fields."""
-GENESIS, TRIMMED, HEAD_LOST = keys.AUDIT_GENESIS, keys.AUDIT_TRIMMED, keys.AUDIT_HEAD_LOST
-"""Entries the chain writes about itself (see ``keys``)."""
 
 
 @dataclass(frozen=True)
@@ -72,30 +75,34 @@ class Verdict:
 class AuditLog:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._append = redis.register_script(scripts.APPEND_AUDIT)
+        self._append = redis.register_script(APPEND_AUDIT)
 
-    async def append(self, event: str, *, actor: str, request: str = "", **fields: str) -> None:
+    async def append(self, event: AuditEvent, *, actor: str, request: str = "", **fields: str) -> None:
         """An entry with the core fields every transition writes: event, request, actor, at."""
         if CHAIN_FIELDS[0] in fields or CHAIN_FIELDS[1] in fields:
             raise ValueError(f"{CHAIN_FIELDS} are the chain's own fields")
         flat = [item for pair in fields.items() for item in pair]
         await self._append(
-            keys=[keys.request(request or "-"), keys.DEADLINES, keys.JOBS, keys.AUDIT, keys.AUDIT_HEAD],
+            keys=keys.script_keys(request or "-")[:5],
             args=[request, event, actor, repr(time.time()), *flat],
         )
 
-    async def entries(self, since: float = 0, batch: int = 1000) -> AsyncIterator[Entry]:
+    async def entries(self, since: float = 0, batch: int = 1000) -> AsyncGenerator[Entry, None]:
         """Every entry from ``since`` (epoch seconds) on, oldest first."""
         start = f"{int(since * 1000)}-0" if since else "-"
         async with aclosing(self._read(start, None, batch)) as entries:
             async for entry in entries:
                 yield entry
 
-    async def _read(self, start: str, chunk: list[Any] | None, batch: int) -> AsyncIterator[Entry]:
+    async def _read(
+        self, start: str, chunk: _StreamEntries | None, batch: int
+    ) -> AsyncGenerator[Entry, None]:
         """The entries from ``start`` on, beginning with ``chunk`` when it was read already."""
         while True:
             if chunk is None:
-                chunk = await self.redis.xrange(keys.AUDIT, min=start, max="+", count=batch)
+                chunk = cast(
+                    _StreamEntries, await self.redis.xrange(keys.AUDIT, min=start, max="+", count=batch)
+                )
             for entry_id, raw in chunk:
                 yield _entry(entry_id, raw)
             if len(chunk) < batch:
@@ -104,11 +111,11 @@ class AuditLog:
             chunk = None
 
     async def recent(
-        self, *, actor: str, events: frozenset[str], limit: int, scan: int = 5000
+        self, *, actor: str, events: frozenset[AuditEvent], limit: int, scan: int = 5000
     ) -> list[Entry]:
         """The newest entries by ``actor`` among ``events`` (looking at most ``scan`` entries back)."""
         found: list[Entry] = []
-        for entry_id, raw in await self.redis.xrevrange(keys.AUDIT, count=scan):
+        for entry_id, raw in cast(_StreamEntries, await self.redis.xrevrange(keys.AUDIT, count=scan)):
             entry = _entry(entry_id, raw)
             if entry.fields.get("actor") == actor and entry.fields.get("event") in events:
                 found.append(entry)
@@ -130,7 +137,9 @@ class AuditLog:
         # One snapshot of both ends and the oldest entries, so writes and
         # trims running meanwhile cannot look like tampering.
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.get(keys.AUDIT_ANCHOR).get(keys.AUDIT_HEAD).xrange(keys.AUDIT, count=batch)
+            pipe.get(keys.AUDIT_ANCHOR)
+            pipe.get(keys.AUDIT_HEAD)
+            pipe.xrange(keys.AUDIT, count=batch)
             pipe.xrevrange(keys.AUDIT, count=1)
             snapshot = await pipe.execute(raise_on_error=False)
         unreadable = next((reply for reply in snapshot if isinstance(reply, Exception)), None)
@@ -156,7 +165,7 @@ class AuditLog:
                 if first is None:
                     first = entry
                 elif prev != previous:
-                    if entry.fields.get("event") == HEAD_LOST:
+                    if entry.fields.get("event") == AuditEvent.HEAD_LOST:
                         return failed(
                             f"entry {entry.id}: the chain restarted here because its head was deleted "
                             "from Redis; entries before it may have been removed"
@@ -164,7 +173,7 @@ class AuditLog:
                     return failed(f"entry {entry.id}: the entry before it was removed or changed")
                 if entry_hash(prev, entry.raw) != claimed:
                     return failed(f"entry {entry.id} was changed after it was written")
-                if entry.fields.get("event") == TRIMMED:
+                if entry.fields.get("event") == AuditEvent.TRIMMED:
                     trim = entry
                 if claimed == expect:
                     expected = entry.id
@@ -207,7 +216,7 @@ def _start_problem(first: Entry, anchor: str | None, trim: Entry | None) -> str:
             "or the log was started by a version of the bot without one)"
         )
     if anchor == "":
-        if prev == "" and first.fields.get("event") == GENESIS:
+        if prev == "" and first.fields.get("event") == AuditEvent.GENESIS:
             return ""
         return f"the oldest entries were removed: the chain starts at entry {first.id}, not at its genesis"
     if prev != anchor:
@@ -231,7 +240,7 @@ def entry_hash(prev: str, raw: list[tuple[bytes, bytes]]) -> str:
     return hashlib.sha1(prev.encode() + b"|" + b"".join(parts), usedforsecurity=False).hexdigest()
 
 
-def _entry(entry_id: bytes | str, raw: dict[bytes, bytes]) -> Entry:
+def _entry(entry_id: bytes, raw: dict[bytes, bytes]) -> Entry:
     # redis-py returns the fields as a dict, which keeps the stream's order.
     items = [
         (k if isinstance(k, bytes) else str(k).encode(), v if isinstance(v, bytes) else str(v).encode())

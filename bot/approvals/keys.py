@@ -34,11 +34,6 @@ AUDIT_TRIM_BATCH = 100
 """Entries a trim removes beyond the cap, so one ``trimmed`` entry covers about this many."""
 AUDIT_TRIM_MAX = 1000
 """At most this many entries per trim: a lowered cap is reached over several writes, never in one long script."""
-AUDIT_GENESIS = "genesis"
-AUDIT_TRIMMED = "trimmed"
-AUDIT_HEAD_LOST = "head_lost"
-"""Events the chain writes about itself: its first entry; a trim (what it removed);
-an entry written when the head was missing although the log was not new."""
 
 PENDING = f"{PREFIX}:pending"
 """Sorted set: ids of pending requests by creation time (``/approvals``, App Home)."""
@@ -96,6 +91,11 @@ RETENTION_SECONDS = 30 * 86400
 def request(request_id: str) -> str:
     """The hash holding one request."""
     return f"{PREFIX}:{{{request_id}}}:req"
+
+
+def script_keys(request_id: str) -> list[str]:
+    """The KEYS of every script about one request, in this order (see ``approvals.lua``)."""
+    return [request(request_id), DEADLINES, JOBS, AUDIT, AUDIT_HEAD, votes(request_id), PENDING]
 
 
 def votes(request_id: str) -> str:

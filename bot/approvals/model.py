@@ -6,43 +6,33 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
+from .decision import Decision, Refusal, Transition
+from .states import POLICY_ACTOR, SYSTEM_ACTOR, TERMINAL_ACTOR, Mode, State
 
-class State(StrEnum):
-    """Where a request is in its life. Only ``PENDING`` can change."""
-
-    PENDING = "pending"
-    APPROVED = "approved"
-    ANSWERED = "answered"
-    """A question (AskUserQuestion) answered in Slack: allowed with the answers."""
-    DENIED = "denied"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
-    UNDELIVERABLE = "undeliverable"
-
-    @property
-    def is_final(self) -> bool:
-        return self is not State.PENDING
-
-
-class Mode(StrEnum):
-    """What an agent does while its request is pending."""
-
-    WAIT = "wait"
-    """The call waits in ``can_use_tool`` (or in the gate hook) until someone decides."""
-    DEFER = "defer"
-    """The gate answers ``defer``: the run stops and is resumed once someone decides."""
-
-
-SYSTEM_ACTOR = "system"
-"""``decided_by`` of transitions no person made (expiry, cancel, delivery)."""
-POLICY_ACTOR = "policy"
-"""``decided_by`` of requests the team policy allowed or denied without asking."""
-TERMINAL_ACTOR = "terminal"
-"""``decided_by`` of requests the person at a Claude Code terminal answered first
-(``CANCELLED`` in Slack: nothing is decided there any more)."""
+# Decisions (``decision``) and states (``states``) have homes of their own; the
+# domain's vocabulary is imported from here.
+__all__ = [
+    "POLICY_ACTOR",
+    "SYSTEM_ACTOR",
+    "TERMINAL_ACTOR",
+    "ApprovalRequest",
+    "Decision",
+    "Mode",
+    "NewRequest",
+    "Refusal",
+    "Reply",
+    "State",
+    "Transition",
+    "Vote",
+    "call_hash",
+    "input_hash",
+    "is_group",
+    "mismatch_id",
+    "request_id_for",
+    "to_json",
+]
 
 
 def is_group(target: str) -> bool:
@@ -244,137 +234,3 @@ class ApprovalRequest:
     def modified(self) -> bool:
         """Approved with an input other than the one the agent asked for."""
         return self.updated_input is not None and self.updated_input != self.tool_input
-
-    @classmethod
-    def from_redis(cls, raw: dict[str, str], votes: dict[str, str] | None = None) -> ApprovalRequest:
-        """Build from the request hash and the votes hash (decoded strings)."""
-        updated = raw.get("updated_input") or ""
-        counted = []
-        for user, value in (votes or {}).items():
-            at, _, name = value.partition(" ")
-            counted.append(Vote(user=user, name=name, at=float(at)))
-        return cls(
-            id=raw["id"],
-            state=State(raw["state"]),
-            tool_name=raw["tool_name"],
-            tool_input=json.loads(raw["tool_input"]),
-            input_hash=raw["input_hash"],
-            call_hash=raw.get("call_hash", ""),
-            created_at=float(raw["created_at"]),
-            tool_use_id=raw.get("tool_use_id", ""),
-            agent=raw.get("agent", ""),
-            requested_by=raw.get("requested_by", ""),
-            channel=raw.get("channel", ""),
-            title=raw.get("title", ""),
-            deadline=float(raw.get("deadline") or 0),
-            posted_channel=raw.get("posted_channel", ""),
-            ts=raw.get("ts", ""),
-            post_started=float(raw.get("post_started") or 0),
-            decided_by=raw.get("decided_by", ""),
-            edited_by=raw.get("edited_by", ""),
-            decided_by_name=raw.get("decided_by_name", ""),
-            decided_at=float(raw.get("decided_at") or 0),
-            reason=raw.get("reason", ""),
-            updated_input=json.loads(updated) if updated else None,
-            suggestions=json.loads(raw.get("suggestions") or "[]"),
-            always=raw.get("always") == "1",
-            stop=raw.get("stop") == "1",
-            cost=_number(raw.get("cost")),
-            mode=Mode(raw.get("mode") or Mode.WAIT),
-            resolved=json.loads(raw.get("resolved") or "{}"),
-            routed=raw.get("routed") == "1",
-            rule=raw.get("rule", ""),
-            approvers=tuple(raw.get("approvers", "").split()),
-            mention=tuple(raw.get("mention", "").split()),
-            required=int(raw.get("required") or 1),
-            allow_self=raw.get("allow_self") == "1",
-            timeout_at=float(raw.get("timeout_at") or 0),
-            rule_timeout=float(raw.get("timeout") or 0),
-            on_timeout=raw.get("on_timeout") or "deny",
-            escalation=json.loads(raw.get("escalation") or "[]"),
-            escalated=tuple(sorted({int(i) for i in raw.get("escalated", "").split()})),
-            timeout_escalated=raw.get("timeout_escalated") == "1",
-            budget=_number(raw.get("budget")),
-            revision=int(raw.get("revision") or 0),
-            votes=tuple(sorted(counted, key=lambda v: v.at)),
-        )
-
-
-def _number(value: str | None) -> float | None:
-    return float(value) if value else None
-
-
-@dataclass(frozen=True)
-class Decision:
-    """A transition out of ``PENDING`` that someone (or something) asks for."""
-
-    state: State
-    actor: str = SYSTEM_ACTOR
-    """Slack user id, or ``SYSTEM_ACTOR``."""
-    actor_name: str = ""
-    reason: str = ""
-    updated_input: dict[str, Any] | None = None
-    always: bool = False
-    """Approve and grant the request's suggested permission rules."""
-    stop: bool = False
-    """Deny and end the agent's run (a deny only)."""
-    revision: int | None = None
-    """The revision the person saw; an approval or answer of an older one is refused."""
-    event: str = ""
-    """The audit event, when the state alone does not name it (``auto_allowed``)."""
-
-    def __post_init__(self) -> None:
-        if not self.state.is_final:
-            raise ValueError("a decision must end the request")
-        if self.stop and self.state is not State.DENIED:
-            raise ValueError("only a deny can stop the run")
-
-    @property
-    def by_person(self) -> bool:
-        """A person's decision: approver rules and N-of-M apply."""
-        return self.actor not in (SYSTEM_ACTOR, POLICY_ACTOR, TERMINAL_ACTOR)
-
-    @property
-    def audit_event(self) -> str:
-        """The audit log's name for this transition."""
-        if self.event:
-            return self.event
-        if self.state is State.APPROVED and self.always:
-            return "always_allowed"
-        if self.stop:
-            return "denied_and_stopped"
-        if self.state is State.APPROVED and self.updated_input is not None:
-            return "modified"
-        return self.state.value
-
-
-class Refusal(StrEnum):
-    """Why a person's decision was not taken (the request did not change)."""
-
-    NOT_APPROVER = "not_approver"
-    SELF = "self"
-    """The person the agent acts for tried to approve their own request."""
-    STALE = "stale"
-    """Approved a version of the request that was edited since."""
-    VOTED = "voted"
-    """Approved twice: each person counts once."""
-    UNKNOWN_GROUPS = "unknown_groups"
-    """An approver group's membership is not cached; refresh it and try again."""
-    NO_ALWAYS = "no_always"
-    """Always allow on a request that needs more than one approval."""
-    INVALID = "invalid"
-    """The request's stored cost cannot be counted against its budget: it can only be denied."""
-
-
-@dataclass(frozen=True)
-class Transition:
-    """The result of trying to apply a ``Decision``."""
-
-    won: bool
-    request: ApprovalRequest | None
-    """The request after the attempt; ``None`` if no such request exists."""
-    refused: Refusal | None = None
-    groups: tuple[str, ...] = ()
-    """With ``UNKNOWN_GROUPS``: the groups to look up."""
-    votes: tuple[int, int] | None = None
-    """An approval or answer counted as a vote: (votes so far, required)."""

@@ -28,12 +28,10 @@ from redis.exceptions import RedisError
 from .. import metrics
 from ..tasks import stop
 from .audit import AuditLog
+from .names import AuditEvent
 from .policy import Policy, PolicyError
 
 log = logging.getLogger(__name__)
-
-POLICY_LOADED = "policy_loaded"
-"""Audit event of each policy version that goes live in a worker (``policy_hash``: the SHA-256 of the file; ``hash`` is the chain's)."""
 
 _Signature = tuple[int, int, int] | None
 """What ``os.stat`` says of the file (mtime in ns, size, inode); None when it cannot be read."""
@@ -129,7 +127,9 @@ class PolicyHolder:
             return
         while self._unrecorded:
             digest = self._unrecorded[0]
-            await self.audit.append(POLICY_LOADED, actor="system", policy_hash=digest, path=str(self.path))
+            await self.audit.append(
+                AuditEvent.POLICY_LOADED, actor="system", policy_hash=digest, path=str(self.path)
+            )
             self._unrecorded.pop(0)
 
     async def check(self) -> None:

@@ -8,26 +8,19 @@ that stops on purpose gives its unfinished jobs back at once (``release``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+from typing import cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from redis.typing import StreamIdT
 
-from . import keys, scripts
+from . import keys
 from .codec import text
+from .lua.jobs import RELEASE_JOBS
+from .names import JobKind
 
-
-class JobKind(StrEnum):
-    POST = "post"
-    """Post a new request to Slack."""
-    UPDATE = "update"
-    """Re-render a request's Slack message from its stored state."""
-    NOTIFY = "notify"
-    """Tell one person something (an ephemeral message)."""
-    REMIND = "remind"
-    """Escalation steps fired: mention their approvers in the thread."""
-    GATHER = "gather"
-    """Read the request's Slack thread into the stored discussion."""
+_Entries = list[tuple[bytes, dict[bytes, bytes]]]
+"""Stream entries as redis-py returns them (it types them loosely)."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +37,7 @@ class JobQueue:
         self.redis = redis
         self.consumer = consumer
         self.retry_after_ms = int(retry_after * 1000)
-        self._release = redis.register_script(scripts.RELEASE_JOBS)
+        self._release = redis.register_script(RELEASE_JOBS)
 
     async def ensure_group(self) -> None:
         try:
@@ -63,8 +56,11 @@ class JobQueue:
 
     async def take(self, count: int, block_ms: int) -> list[Job]:
         """New jobs for this consumer, waiting up to ``block_ms`` for one."""
-        reply = await self.redis.xreadgroup(
-            keys.JOBS_GROUP, self.consumer, {keys.JOBS: ">"}, count=count, block=block_ms
+        reply = cast(
+            list[tuple[bytes, _Entries]] | None,
+            await self.redis.xreadgroup(
+                keys.JOBS_GROUP, self.consumer, {keys.JOBS: ">"}, count=count, block=block_ms
+            ),
         )
         return [_job(entry_id, fields) for _stream, entries in reply or [] for entry_id, fields in entries]
 
@@ -91,7 +87,8 @@ class JobQueue:
         time, so no other worker re-claims them meanwhile (``XCLAIM … JUSTID``
         counts no delivery)."""
         if entry_ids:
-            await self.redis.xclaim(keys.JOBS, keys.JOBS_GROUP, self.consumer, 0, entry_ids, justid=True)
+            ids: list[StreamIdT] = list(entry_ids)
+            await self.redis.xclaim(keys.JOBS, keys.JOBS_GROUP, self.consumer, 0, ids, justid=True)
 
     async def release(self, entry_ids: list[str]) -> int:
         """Give back jobs this worker took and will not finish: others take them at once. How many went back."""
@@ -107,7 +104,7 @@ class JobQueue:
             await pipe.execute()
 
 
-def _job(entry_id: bytes | str, fields: dict[bytes | str, bytes | str], deliveries: int = 1) -> Job:
+def _job(entry_id: bytes, fields: dict[bytes, bytes], deliveries: int = 1) -> Job:
     # Leniently: one entry that is not UTF-8 (anything with REDIS_URL can add
     # one) must not fail the whole read, over and over on every re-claim. It
     # decodes to a kind no worker knows, and is dropped.

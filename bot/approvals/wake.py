@@ -103,13 +103,15 @@ class DecisionWaiter:
     async def wait(
         self,
         request_id: str,
-        load: Callable[[], Awaitable[T | None]],
+        load: Callable[[], Awaitable[T]],
         timeout: float | None,
     ) -> T | None:
         """Return ``load()`` as soon as it is not None; None after ``timeout``.
 
         ``load`` reads the stored outcome (None while pending). It runs once
-        up front and again each time the request may have changed.
+        up front and again each time the request may have changed. ``T`` is
+        what it returns, None included: typed ``Awaitable[T | None]``, mypy
+        would solve ``T`` for a load returning ``A | B | None`` as ``object``.
         """
         if self._task is None or self._closed:
             raise WaiterClosed("DecisionWaiter is not running")
@@ -147,7 +149,7 @@ class DecisionWaiter:
         for event in self._waits.get(request_id, ()):
             event.set()
 
-    async def _subscribe(self) -> None:
+    async def _subscribe(self) -> PubSub:
         pubsub = self._redis.pubsub()
         try:
             await pubsub.subscribe(self._channel)
@@ -163,6 +165,7 @@ class DecisionWaiter:
             await pubsub.aclose()
             raise
         self._pubsub = pubsub
+        return pubsub
 
     async def _drop(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
@@ -182,18 +185,19 @@ class DecisionWaiter:
         backoff = 0.05
         while not self._closed:
             try:
-                if self._pubsub is None:
-                    await self._subscribe()
+                pubsub = self._pubsub
+                if pubsub is None:
+                    pubsub = await self._subscribe()
                     log.info("decision channel re-subscribed; re-checking %d waits", len(self._waits))
                     metrics.pubsub_reconnected()
                     await self._recheck()
                     backoff = 0.05
-                message = await self._pubsub.get_message(timeout=self._recheck_interval)
+                message = await pubsub.get_message(timeout=self._recheck_interval)
                 if message is None:
                     # Quiet for a while: prove the connection is alive (a
                     # half-open TCP connection would otherwise block forever)
                     # and re-check, in case a message was ever lost.
-                    await self._pubsub.ping()
+                    await pubsub.ping()
                     await self._recheck()
                 elif message["type"] == "message":
                     data = message["data"]

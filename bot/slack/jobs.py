@@ -26,6 +26,7 @@ from ..approvals import keys
 from ..approvals.allowlist import TeamAllowList
 from ..approvals.audit import AuditLog
 from ..approvals.model import ApprovalRequest, Decision, Reply, State, is_group
+from ..approvals.names import AuditEvent
 from ..approvals.policy import Action, Policy
 from ..approvals.policy_reload import PolicyHolder
 from ..approvals.queue import Job, JobKind, JobQueue
@@ -617,7 +618,7 @@ class SlackJobWorker:
         if replies:
             said = [{"user": r.user, "name": r.name, "text": r.text, "ts": r.ts} for r in replies]
             await self.audit.append(
-                "discussion",
+                AuditEvent.DISCUSSION,
                 actor="system",
                 request=request.id,
                 input_hash=request.input_hash,

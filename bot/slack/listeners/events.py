@@ -10,6 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from ...approvals.audit import AuditLog
 from ...approvals.model import Reply
+from ...approvals.names import AuditEvent
 from ...approvals.store import RequestStore
 from .. import blocks
 from ..directory import Directory
@@ -20,15 +21,15 @@ log = logging.getLogger(__name__)
 
 _DECISION_EVENTS = frozenset(
     {
-        "approved",
-        "always_allowed",
-        "modified",
-        "vote",
-        "modified_vote",
-        "answered",
-        "answer_proposed",
-        "answer_vote",
-        "denied",
+        AuditEvent.APPROVED,
+        AuditEvent.ALWAYS_ALLOWED,
+        AuditEvent.MODIFIED,
+        AuditEvent.VOTE,
+        AuditEvent.MODIFIED_VOTE,
+        AuditEvent.ANSWERED,
+        AuditEvent.ANSWER_PROPOSED,
+        AuditEvent.ANSWER_VOTE,
+        AuditEvent.DENIED,
     }
 )
 """Audit events that are a person's decision (App Home's "recent decisions")."""

@@ -1,0 +1,37 @@
+"""Writes the names Python owns into the Lua scripts, so no script spells one itself."""
+
+from __future__ import annotations
+
+from string import Template
+
+from .. import keys
+from ..names import AuditEvent, JobKind
+from ..states import POLICY_ACTOR, SYSTEM_ACTOR, State
+
+CONSTANTS: dict[str, str | int] = {
+    "audit_maxlen": keys.AUDIT_MAXLEN,
+    "audit_anchor": keys.AUDIT_ANCHOR,
+    "audit_cap": keys.AUDIT_CAP,
+    "audit_trim_batch": keys.AUDIT_TRIM_BATCH,
+    "audit_trim_max": keys.AUDIT_TRIM_MAX,
+    "group_prefix": keys.USERGROUP_PREFIX,
+    "thread_prefix": keys.THREAD_PREFIX,
+    "retention": keys.RETENTION_SECONDS,
+    "decisions": keys.DECISIONS,
+    "pending_routes": keys.PENDING_ROUTES,
+    "call_answered": keys.CALL_ANSWERED,
+    "escalation_mark": keys.ESCALATION_MARK,
+    "actor_system": SYSTEM_ACTOR,
+    "actor_policy": POLICY_ACTOR,
+    **{f"event_{event.name.lower()}": event.value for event in AuditEvent},
+    **{f"job_{kind.name.lower()}": kind.value for kind in JobKind},
+    **{f"state_{state.name.lower()}": state.value for state in State},
+}
+"""``${name}`` in a script → its value: ``${event_created}``, ``${job_post}``, ``${state_pending}``…"""
+
+
+def script(*parts: str) -> str:
+    """One script from its parts (shared functions first, the script's own body last), filled in.
+
+    A ``${name}`` that ``CONSTANTS`` does not hold fails here, at import, not in Redis; ``$$`` is a ``$``."""
+    return Template("".join(parts)).substitute(CONSTANTS)

@@ -1,0 +1,143 @@
+"""Lua functions the request scripts share: who may decide, escalation steps, budgets, ending a request."""
+
+from __future__ import annotations
+
+# KEYS[1] is the request hash of whatever script includes it (MAY_DECIDE passes
+# the hash it asks about instead).
+DECIDERS = r"""
+local function words(value)
+  local out = {}
+  for word in string.gmatch(value or '', '%S+') do out[#out + 1] = word end
+  return out
+end
+
+-- Whether actor may decide the request in req: {'ok'}, {'self'},
+-- {'not_approver'} or {'unknown_groups', S…} (a group's membership is not
+-- cached: the caller refreshes it and asks again).
+local function may_decide(req, actor, approving)
+  local r = redis.call('HMGET', req, 'requested_by', 'allow_self', 'approvers')
+  if approving and r[2] ~= '1' and r[1] and r[1] ~= '' and r[1] == actor then return {'self'} end
+  local approvers = words(r[3])
+  if #approvers == 0 then return {'ok'} end
+  for _, target in ipairs(approvers) do
+    if target == actor then return {'ok'} end
+  end
+  local unknown = {'unknown_groups'}
+  for _, target in ipairs(approvers) do
+    if string.sub(target, 1, 1) == 'S' then
+      local members = '${group_prefix}' .. target
+      if redis.call('EXISTS', members) == 0 then
+        unknown[#unknown + 1] = target
+      elseif redis.call('SISMEMBER', members, actor) == 1 then
+        return {'ok'}
+      end
+    end
+  end
+  if #unknown > 1 then return unknown end
+  return {'not_approver'}
+end
+"""
+
+# After ``chain.CHAIN`` and ``DECIDERS``, in every script about one request
+# (KEYS: ``keys.script_keys(id)``, ARGV[1]: its id).
+REQUEST = r"""
+local request_id = ARGV[1]
+
+-- An entry about the request in KEYS[1]: who, when, its input hash and its
+-- state after the change, then any extra field/value pairs.
+local function audit(event, actor, now, ...)
+  local fields = {'event', event, 'request', request_id, 'actor', actor, 'at', now,
+    'input_hash', redis.call('HGET', KEYS[1], 'input_hash') or '',
+    'state', redis.call('HGET', KEYS[1], 'state') or '', ...}
+  chain(fields)
+end
+
+local function add_approvers(targets)
+  local current = words(redis.call('HGET', KEYS[1], 'approvers'))
+  local seen = {}
+  for _, t in ipairs(current) do seen[t] = true end
+  for _, t in ipairs(targets) do
+    if not seen[t] then current[#current + 1] = t; seen[t] = true end
+  end
+  redis.call('HSET', KEYS[1], 'approvers', table.concat(current, ' '))
+end
+
+-- A number a script may store or add: not nil, not nan, not infinite.
+local function finite(x)
+  return x ~= nil and x == x and x ~= math.huge and x ~= -math.huge
+end
+
+-- The escalation steps of KEYS[1]; nil when they cannot be read (so a
+-- caller decides before its first write, instead of failing after it).
+local function steps()
+  local raw = redis.call('HGET', KEYS[1], 'escalation')
+  if not raw or raw == '' then return {} end
+  local ok, decoded = pcall(cjson.decode, raw)
+  if not ok or type(decoded) ~= 'table' then return nil end
+  for _, step in ipairs(decoded) do
+    if type(step) ~= 'table' or not finite(tonumber(step['after'])) or type(step['approvers']) ~= 'table' then
+      return nil
+    end
+  end
+  return decoded
+end
+
+-- What approving KEYS[1] adds to its route's spend counter for ``day``:
+-- key and amount, nothing (no cost or no route), or nil and a problem.
+local function spend_plan(day)
+  local r = redis.call('HMGET', KEYS[1], 'cost', 'spend_key')
+  if not r[1] or r[1] == '' or not r[2] or r[2] == '' then return false end
+  local cost = tonumber(r[1])
+  if not finite(cost) or cost < 0 then return nil, 'cost' end
+  local key = r[2] .. ':' .. day
+  local spent = tonumber(redis.call('GET', key) or '0')
+  if not finite(spent) or not finite(spent + cost) then return nil, 'spend' end
+  return {key, r[1]}
+end
+
+-- Whether approving KEYS[1] keeps its route within its daily budget.
+local function within_budget(day)
+  local budget = tonumber(redis.call('HGET', KEYS[1], 'budget') or '')
+  if not budget then return true end
+  local plan = spend_plan(day)
+  if plan == nil then return false end
+  if not plan then return true end
+  return tonumber(redis.call('GET', plan[1]) or '0') + tonumber(plan[2]) <= budget
+end
+
+-- The pending requests per route ('' while not routed), for the metrics to
+-- read with one HGETALL instead of a scan. A count that reaches 0 is removed,
+-- so requests pending from before this count existed cannot drive it below 0.
+local function count_pending(route, delta)
+  if redis.call('HINCRBY', '${pending_routes}', route, delta) <= 0 then
+    redis.call('HDEL', '${pending_routes}', route)
+  end
+end
+
+-- Ends the pending request KEYS[1] as ``new``: the decision's fields, the
+-- spend of an approval, its deadlines dropped, its retention started, the
+-- workers told to update Slack, the audit entry, the wake-up.
+-- Callers check everything that can fail first: after the first write here
+-- nothing can (Redis does not roll a failed script back).
+local function finish(new, actor, name, reason, updated, always, spend, event, now, ...)
+  local route = redis.call('HMGET', KEYS[1], 'routed', 'rule')
+  count_pending(route[1] == '1' and (route[2] or '') or '', -1)
+  redis.call('HSET', KEYS[1], 'state', new, 'decided_by', actor,
+    'decided_by_name', name, 'decided_at', now, 'reason', reason)
+  if updated ~= '' then redis.call('HSET', KEYS[1], 'updated_input', updated) end
+  if always ~= '' then redis.call('HSET', KEYS[1], 'always', always) end
+  if spend then
+    redis.call('INCRBYFLOAT', spend[1], spend[2])
+    redis.call('EXPIRE', spend[1], 8 * 86400)
+  end
+  redis.call('ZREM', KEYS[2], request_id)
+  for i = 1, #(steps() or {}) do
+    redis.call('ZREM', KEYS[2], request_id .. '${escalation_mark}' .. (i - 1))
+  end
+  redis.call('ZREM', KEYS[7], request_id)
+  redis.call('EXPIRE', KEYS[1], '${retention}')
+  redis.call('XADD', KEYS[3], '*', 'kind', '${job_update}', 'id', request_id)
+  audit(event, actor, now, 'reason', reason, ...)
+  redis.call('PUBLISH', '${decisions}', request_id)
+end
+"""

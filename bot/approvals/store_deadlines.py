@@ -1,0 +1,50 @@
+"""DeadlineStore: the deadlines index of the requests, and what a member that fell due does."""
+
+from __future__ import annotations
+
+import time
+from typing import cast
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from . import keys
+from .codec import text
+from .lua.runner import ScriptRunner
+
+
+class DeadlineStore:
+    """Part of ``RequestStore``: expiry and escalation members of ``keys.DEADLINES``."""
+
+    redis: Redis
+    _scripts: ScriptRunner
+    _escalate: AsyncScript
+    _timeout: AsyncScript
+
+    async def due(self, now: float, limit: int = 100) -> list[str]:
+        """Deadline members that fell due: ``<id>`` (expiry) or ``<id>:esc:<n>`` (escalation)."""
+        members = await self.redis.zrangebyscore(keys.DEADLINES, "-inf", now, start=0, num=limit)
+        return [text(m) for m in cast(list[bytes], members)]
+
+    async def drop_due(self, member: str) -> None:
+        """Remove a deadline member that no script can act on."""
+        await self.redis.zrem(keys.DEADLINES, member)
+
+    async def escalate(self, request_id: str, step: int) -> bool:
+        """Fire one due escalation step; False if another worker did, or the request ended."""
+        member = keys.escalation_member(request_id, step)
+        reply = await self._scripts.run(
+            self._escalate,
+            keys=keys.script_keys(request_id),
+            args=[request_id, member, repr(time.time()), step],
+        )
+        return text(reply[0]) == "escalated"
+
+    async def time_out(self, request_id: str) -> str:
+        """Handle a due deadline: ``"escalated"`` (``on_timeout: escalate`` fired),
+        ``"expire"`` (the caller expires the request), ``"not_due"`` (rescheduled
+        meanwhile) or ``"ended"`` (decided or gone; the deadline is dropped)."""
+        reply = await self._scripts.run(
+            self._timeout, keys=keys.script_keys(request_id), args=[request_id, repr(time.time())]
+        )
+        return text(reply[0])
