@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from . import text
 from .approvals.audit import AuditLog, Entry, Verdict
-from .approvals.policy import parse_duration
+from .approvals.policy_values import parse_duration
 
 FORMATS = ("jsonl", "csv")
 CSV_COLUMNS = (

@@ -31,7 +31,7 @@ from bot.approvals.model import (
     request_id_for,
 )
 from bot.approvals.names import AuditEvent, JobKind
-from bot.approvals.policy import Action, EscalationStep, OnTimeout, Route
+from bot.approvals.policy_rule import Action, EscalationStep, OnTimeout, Route
 from bot.approvals.queue import JobQueue
 from bot.approvals.record import Field
 from bot.approvals.store import RequestStore, TeamGrant

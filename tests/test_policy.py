@@ -6,7 +6,8 @@ import textwrap
 
 import pytest
 
-from bot.approvals.policy import Action, OnTimeout, Policy, PolicyError
+from bot.approvals.policy import Policy, PolicyError
+from bot.approvals.policy_rule import Action, OnTimeout
 from tests.test_cli import configured, run
 
 POLICY_YAML = """

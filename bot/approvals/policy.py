@@ -29,249 +29,23 @@ Example (YAML)::
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
-import json
-import re
 import tomllib
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_validator
 
 from .. import text
 from . import bounds
-from .model import Mode
-from .rules import path_glob
+from .policy_rule import Action, DefaultRule, Route, Rule, StrictModel, to_route
+from .policy_values import SlackTarget, TeamId
 
 
 class PolicyError(ValueError):
     """The policy file cannot be used; the message names the file, rule and field."""
-
-
-def parse_duration(value: Any) -> float:
-    """``90``, ``"90s"``, ``"15m"``, ``"2h"``, ``"1d"``, ``"1h30m"`` → seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 15m, 2h or 1d")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif (
-        isinstance(value, str)
-        and (parts := re.fullmatch(r"\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*", value))
-        and value.strip()
-    ):
-        days, hours, minutes, secs = (int(p or 0) for p in parts.groups())
-        seconds = float(days * 86400 + hours * 3600 + minutes * 60 + secs)
-    else:
-        raise ValueError("expected a duration such as 30s, 15m, 2h or 1d")
-    return bounds.seconds(seconds, "a duration")
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-"""Seconds, written as a number or as ``30s`` / ``15m`` / ``2h`` / ``1d``; finite, at most a year."""
-
-Dollars = Annotated[float, Field(ge=0, le=bounds.MAX_DOLLARS, allow_inf_nan=False)]
-"""A cost or budget: finite, not negative, at most ``bounds.MAX_DOLLARS``."""
-
-
-def _slack_id(pattern: str, what: str) -> AfterValidator:
-    def check(value: str) -> str:
-        if not re.fullmatch(pattern, value):
-            raise ValueError(f"expected {what}, got {value!r}")
-        return value
-
-    return AfterValidator(check)
-
-
-SlackTarget = Annotated[str, _slack_id(r"[UWS][A-Z0-9]{2,}", "a Slack user id (U…) or user group id (S…)")]
-"""A user (``U…``/``W…``) or a user group (``S…``)."""
-
-ChannelId = Annotated[str, _slack_id(r"[CGD][A-Z0-9]{2,}", "a Slack channel id (C…)")]
-
-TeamId = Annotated[str, _slack_id(r"[TE][A-Z0-9]{2,}", "a Slack workspace id (T…) or organisation id (E…)")]
-"""A workspace (``T…``) or an Enterprise Grid organisation (``E…``)."""
-
-
-class Action(StrEnum):
-    ASK = "ask"
-    ALLOW = "allow"
-    """Approved at once, audited, nothing posted."""
-    DENY = "deny"
-    """Denied at once with the rule's message, audited, nothing posted."""
-
-
-class OnTimeout(StrEnum):
-    DENY = "deny"
-    ESCALATE = "escalate"
-    """Fire every escalation step not yet fired, then wait one more ``timeout`` before denying."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class EscalationStep(_Strict):
-    after: Duration
-    """Time since the request was posted."""
-    approvers: list[SlackTarget] = Field(min_length=1)
-    """Mentioned in the thread and added to who may decide."""
-
-
-class Rule(_Strict):
-    name: str = ""
-    """Shown in Slack and in the audit log; also names the route's daily spend counter."""
-
-    # -- what it matches --------------------------------------------------
-    tool: str = "*"
-    """Glob on the tool name (``mcp__billing__*``)."""
-    command: re.Pattern[str] | None = None
-    """Regex searched in a Bash ``command``."""
-    file_path: str | None = None
-    """Glob on ``file_path`` (``*`` stays in one directory, ``**`` crosses them)."""
-    input: dict[str, re.Pattern[str]] = Field(default_factory=dict)
-    """Regex searched in any other input field (non-strings as JSON)."""
-    when_cost_over: Dollars | None = None
-    """Only requests whose cost is known and above this many dollars."""
-
-    # -- what it does -----------------------------------------------------
-    action: Action = Action.ASK
-    message: str = ""
-    """What the model is told when ``action: deny``."""
-    channel: ChannelId | None = None
-    mention: list[SlackTarget] = Field(default_factory=list)
-    """Notified when the request is posted (user groups as ``<!subteam^S…>``)."""
-    approvers: list[SlackTarget] = Field(default_factory=list)
-    """Who may decide; empty means anyone who can see the message."""
-    required_approvals: int = Field(default=1, ge=1, le=20)
-    allow_self_approval: bool = False
-    timeout: Duration | None = None
-    on_timeout: OnTimeout = OnTimeout.DENY
-    escalation: list[EscalationStep] = Field(default_factory=list)
-    mode: Mode | None = None
-    """``defer`` ends the agent's run while the request is pending (it resumes
-    once decided); ``wait`` keeps it waiting. Unset: the agent's own choice."""
-
-    # -- what it costs ----------------------------------------------------
-    cost: Dollars | None = None
-    """Dollars per call, when the agent gives no estimate."""
-    cost_field: str | None = None
-    """Input field holding the call's cost in dollars."""
-    daily_budget: Dollars | None = Field(default=None, gt=0)
-
-    @field_validator("tool")
-    @classmethod
-    def _tool_glob(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must name a tool or a glob such as mcp__billing__*")
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Rule:
-        if self.on_timeout is OnTimeout.ESCALATE and not (self.escalation and self.timeout):
-            raise ValueError("on_timeout: escalate needs a timeout and at least one escalation step")
-        if self.action is not Action.ASK and (
-            self.approvers or self.escalation or self.required_approvals > 1
-        ):
-            raise ValueError(
-                f"action: {self.action} decides at once; approvers and escalation only apply to ask"
-            )
-        if self.message and self.action is not Action.DENY:
-            raise ValueError("message is what the model is told on action: deny")
-        return self
-
-    def matches(self, tool_name: str, tool_input: dict[str, Any], cost: float | None) -> bool:
-        return self.mismatch(tool_name, tool_input, cost) is None
-
-    def mismatch(self, tool_name: str, tool_input: dict[str, Any], cost: float | None) -> str | None:
-        """The first matching field the call fails (``tool``, ``command``, ``file_path``,
-        ``input.KEY`` or ``when_cost_over``), or None when the rule matches it."""
-        if not fnmatch.fnmatchcase(tool_name, self.tool):
-            return "tool"
-        if self.command is not None:
-            command = tool_input.get("command")
-            if not isinstance(command, str) or not self.command.search(command):
-                return "command"
-        if self.file_path is not None:
-            path = tool_input.get("file_path")
-            if not isinstance(path, str) or not path_glob(self.file_path, path):
-                return "file_path"
-        for key, pattern in self.input.items():
-            value = tool_input.get(key)
-            if value is None or not pattern.search(value if isinstance(value, str) else _json(value)):
-                return f"input.{key}"
-        if self.when_cost_over is not None and (cost is None or cost <= self.when_cost_over):
-            return "when_cost_over"
-        return None
-
-    def cost_of(self, tool_input: dict[str, Any], estimate: float | None) -> float | None:
-        """The agent's estimate, else the input's ``cost_field``, else the rule's flat ``cost``.
-
-        Raises ``bounds.OutOfRange`` for a cost that is there but unusable
-        (``1e999``, ``"nan"``, negative, absurdly large): treating it as
-        unknown would let the call slip past the rules that route by cost.
-        """
-        if estimate is not None:
-            return bounds.dollars(estimate, "the agent's cost estimate")
-        if self.cost_field is not None and self.cost_field in tool_input:
-            value = tool_input[self.cost_field]
-            what = f"the input's {self.cost_field}"
-            if isinstance(value, str):
-                try:
-                    value = float(value)
-                except ValueError:
-                    raise bounds.OutOfRange(f"{what} is not a number of dollars") from None
-            if value is not None:
-                return bounds.dollars(value, what)
-        return self.cost
-
-
-class _DefaultRule(Rule):
-    """The fallback: the same settings as a rule, without the matching fields."""
-
-    @model_validator(mode="after")
-    def _no_matching(self) -> _DefaultRule:
-        if (
-            self.tool != "*"
-            or self.command
-            or self.file_path
-            or self.input
-            or self.when_cost_over is not None
-        ):
-            raise ValueError("default applies when no rule matches; it cannot match on tool, input or cost")
-        return self
-
-
-@dataclass(frozen=True)
-class Route:
-    """What the policy decided for one request."""
-
-    rule: str
-    """The rule's name, ``rules[i]`` when it has none, or ``default``."""
-    action: Action
-    message: str = ""
-    channel: str = ""
-    mention: tuple[str, ...] = ()
-    approvers: tuple[str, ...] = ()
-    required: int = 1
-    allow_self: bool = False
-    timeout: float = 0
-    on_timeout: OnTimeout = OnTimeout.DENY
-    escalation: tuple[EscalationStep, ...] = ()
-    cost: float | None = None
-    daily_budget: float | None = None
-    mode: Mode | None = None
 
 
 @dataclass(frozen=True)
@@ -288,11 +62,11 @@ class Tried:
     """Why the cost cannot be read, when it cannot: the call is denied on this rule."""
 
 
-class Policy(_Strict):
+class Policy(StrictModel):
     timezone: str = "UTC"
     """Time zone the daily budgets reset in (IANA name)."""
     rules: list[Rule] = Field(default_factory=list)
-    default: _DefaultRule = Field(default_factory=_DefaultRule)
+    default: DefaultRule = Field(default_factory=DefaultRule)
     admins: list[SlackTarget] = Field(default_factory=list)
     """Users and groups who may remove any team allow-list rule (besides each route's approvers)."""
     trusted_teams: list[TeamId] = Field(default_factory=list)
@@ -435,26 +209,6 @@ class Policy(_Strict):
             raise PolicyError(f"{source}: {_describe(exc, data)}") from None
 
 
-def to_route(name: str, rule: Rule, cost: float | None) -> Route:
-    """What ``rule`` (named ``name``) decides for a call costing ``cost``."""
-    return Route(
-        rule=name,
-        action=rule.action,
-        message=rule.message,
-        channel=rule.channel or "",
-        mention=tuple(rule.mention),
-        approvers=tuple(rule.approvers),
-        required=rule.required_approvals,
-        allow_self=rule.allow_self_approval,
-        timeout=rule.timeout or 0,
-        on_timeout=rule.on_timeout,
-        escalation=tuple(sorted(rule.escalation, key=lambda step: step.after)),
-        cost=cost,
-        daily_budget=rule.daily_budget,
-        mode=rule.mode,
-    )
-
-
 def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
     """The first error as ``rule 'deploys' (rules[2]), field approvers[0]: …``."""
     error = exc.errors(include_url=False)[0]
@@ -474,7 +228,3 @@ def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     parts = [p for p in (where, f"field {field}" if field else "") if p]
     return f"{', '.join(parts) or 'policy'}: {message}"
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)

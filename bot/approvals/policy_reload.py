@@ -30,6 +30,7 @@ from ..tasks import stop
 from .audit import AuditLog
 from .names import AuditEvent
 from .policy import Policy, PolicyError
+from .states import SYSTEM_ACTOR
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ class PolicyHolder:
         while self._unrecorded:
             digest = self._unrecorded[0]
             await self.audit.append(
-                AuditEvent.POLICY_LOADED, actor="system", policy_hash=digest, path=str(self.path)
+                AuditEvent.POLICY_LOADED, actor=SYSTEM_ACTOR, policy_hash=digest, path=str(self.path)
             )
             self._unrecorded.pop(0)
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from .model import is_group
-from .policy import Action, OnTimeout, Policy, Route, Rule, Tried, to_route
+from .policy import Policy, Tried
+from .policy_rule import Action, OnTimeout, Route, Rule, to_route
 
 DEFAULT_CHANNEL = "APPROVAL_CHANNEL"
 """Where a rule without ``channel`` posts: the worker's setting, unknown to a policy file."""

@@ -105,7 +105,9 @@ def _command_matches(content: str, command: str) -> bool:
         return command == content.strip()
     wanted = literal_words(prefix)
     words = literal_words(command)
-    return bool(wanted) and words is not None and words[: len(wanted)] == wanted
+    if not wanted or words is None:
+        return False
+    return words[: len(wanted)] == wanted
 
 
 def suggested_rules(stored: list[dict[str, Any]]) -> list[Rule]:

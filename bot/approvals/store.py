@@ -24,7 +24,7 @@ from .lua.escalate import ESCALATE, TIMEOUT
 from .lua.post import MARK_POSTED, SET_IF_EXISTS, START_POST
 from .lua.runner import ScriptRunner
 from .model import ApprovalRequest, NewRequest, State, call_hash, mismatch_id, to_json
-from .policy import Route
+from .policy_rule import Route
 from .record import Field
 from .store_deadlines import DeadlineStore
 from .store_posts import PostStore
