@@ -21,9 +21,9 @@ from .approvals.model import (
     Transition,
     is_group,
 )
-from .approvals.questions import TOOL_NAME as QUESTION_TOOL
 from .approvals.questions import Problem
 from .approvals.questions import parse as parse_questions
+from .approvals.tools import ASK_USER_QUESTION
 from .slack.mrkdwn import inline
 
 
@@ -120,7 +120,7 @@ def _deny_reason(request: ApprovalRequest) -> str:
             if request.reason:
                 message += f" {request.reason}"
             return message
-        case State.DENIED if request.tool_name == QUESTION_TOOL:
+        case State.DENIED if request.tool_name == ASK_USER_QUESTION:
             message = f"{_who(request)} ({request.decided_by}) declined to answer in Slack."
             if request.reason:
                 message += f" Reason: {request.reason}"

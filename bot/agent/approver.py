@@ -29,6 +29,7 @@ from .. import metrics, text
 from ..approvals import bounds, keys
 from ..approvals.model import ApprovalRequest, Decision, Mode, NewRequest, State, request_id_for
 from ..approvals.store import RequestStore
+from ..approvals.tools import GATED_TOOLS
 from ..approvals.wake import DecisionWaiter, WaiterClosed
 from ..logs import Event, about, preview, tagged
 from ..redis_client import (
@@ -52,9 +53,6 @@ log = logging.getLogger(__name__)
 CANCEL_GRACE_SECONDS = 5.0
 """How long a cancelled call may spend marking its request cancelled."""
 
-
-GATED_TOOLS = "Bash|Write|Edit|MultiEdit|NotebookEdit|WebFetch|AskUserQuestion|mcp__.*"
-"""The tools the gate hook asks about by default (a Claude Code hook matcher)."""
 
 GATE_HOOK_TIMEOUT = 60
 """Seconds the CLI gives the gate hook: with ``--wait 0`` it only stores the

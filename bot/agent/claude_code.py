@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import text
+from ..approvals.tools import GATED_TOOLS
 from . import deadline
-from .approver import GATED_TOOLS
 from .hook_events import (
     BLOCK_IF_NOT_STARTED,
     PERMISSION_REQUEST,

@@ -27,6 +27,7 @@ from typing import Any, TextIO
 from redis.exceptions import RedisError
 
 from .. import text
+from ..approvals.tools import BASH, COMMAND
 from ..redis_client import CLI_CLIENT_NAME, connect, redacted
 from . import claude_code
 from .claude_code import PERMISSION_REQUEST, Found, SettingsError
@@ -171,8 +172,8 @@ def hook_input(event: str, cwd: str | None = None) -> dict[str, Any]:
         "prompt_id": "doctor",
         "permission_mode": "default",
         "hook_event_name": event,
-        "tool_name": "Bash",
-        "tool_input": {"command": "true"},
+        "tool_name": BASH,
+        "tool_input": {COMMAND: "true"},
     }
     if event == PERMISSION_REQUEST:
         payload["permission_suggestions"] = []

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import text
-from ..approvals import edits, grants, questions
+from ..approvals import edits, grants, questions, tools
 from ..approvals.allowlist import TeamRule
 from ..approvals.audit import Entry
 from ..approvals.model import ApprovalRequest, State
@@ -84,46 +84,34 @@ def _json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
-# Fields each well-known tool's input is shown by; any other keys follow as JSON.
-_SHOWN_AS_CODE: dict[str, tuple[tuple[str, str], ...]] = {
-    "Bash": (("command", "Command"),),
-    "Write": (("content", "Content"),),
-    "Edit": (("old_string", "Replace"), ("new_string", "With")),
-    "MultiEdit": (("edits", "Edits"),),
-}
-_SHOWN_AS_TEXT: dict[str, tuple[tuple[str, str], ...]] = {
-    "Bash": (("description", "Description"),),
-    "Write": (("file_path", "File"),),
-    "Edit": (("file_path", "File"),),
-    "MultiEdit": (("file_path", "File"),),
-}
-
-
 def input_blocks(
     tool_name: str, tool_input: dict[str, Any], preview: int = limits.PREVIEW_TEXT
 ) -> tuple[list[dict[str, Any]], bool]:
-    """A readable rendering of a tool input, and whether any of it was cut.
+    """A readable rendering of a tool input (its fields as ``tools.tool`` says), and whether any of it was cut.
 
     ``preview``: characters each field may show (as Slack counts them)."""
     blocks: list[dict[str, Any]] = []
     shown: set[str] = set()
     truncated = False
-    for key, label in _SHOWN_AS_TEXT.get(tool_name, ()):
-        value = tool_input.get(key)
+    shape = tools.tool(tool_name)
+    for field in shape.shown_as_text:
+        value = tool_input.get(field.key)
         if isinstance(value, str) and value:
-            line = f"{label}: {value}"
-            block = {"type": "section", "text": _plain(line, min(preview, limits.SECTION_TEXT))}
-            blocks.append(block)
-            truncated |= block["text"]["text"] != mrkdwn.clean(line)
-            shown.add(key)
-    for key, label in _SHOWN_AS_CODE.get(tool_name, ()):
-        value = tool_input.get(key)
+            line = f"{field.label}: {value}"
+            plain = _plain(line, min(preview, limits.SECTION_TEXT))
+            blocks.append({"type": "section", "text": plain})
+            truncated |= plain["text"] != mrkdwn.clean(line)
+            shown.add(field.key)
+    for field in shape.shown_as_code:
+        value = tool_input.get(field.key)
         if value is None:
             continue
-        block, hidden = _labelled_code(label, value if isinstance(value, str) else _json(value), preview)
+        block, hidden = _labelled_code(
+            field.label, value if isinstance(value, str) else _json(value), preview
+        )
         blocks.append(block)
         truncated |= hidden > 0
-        shown.add(key)
+        shown.add(field.key)
     rest = {k: v for k, v in tool_input.items() if k not in shown}
     if rest or not blocks:
         block, hidden = _labelled_code("Input" if not shown else "Other input", _json(rest), preview)
@@ -133,10 +121,8 @@ def input_blocks(
 
 
 def _summary(tool_input: dict[str, Any]) -> str:
-    for key in ("command", "file_path", "url", "query"):
-        if isinstance(tool_input.get(key), str):
-            return tool_input[key]
-    return _json(tool_input)
+    shown = tools.summary(tool_input)
+    return shown if shown is not None else _json(tool_input)
 
 
 def _when(template: str, epoch: float) -> str:
