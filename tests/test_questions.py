@@ -11,7 +11,11 @@ import pytest
 from bot import text as texts
 from bot.approvals import questions
 from bot.approvals.model import State, request_id_for
-from bot.slack import blocks, limits
+from bot.slack import limits
+from bot.slack.blocks.kit import text_size
+from bot.slack.blocks.modals import answer_modal
+from bot.slack.blocks.question import answer_menu, menu_answer
+from bot.slack.blocks.request_message import request_message
 from bot.slack.ids import (
     CHOICE_INPUT,
     OWN_ANSWER_INPUT,
@@ -230,8 +234,8 @@ async def test_several_questions_or_several_picks_keep_the_form(start_worker, ma
 
     picks = {"questions": [{**ONE["questions"][0], "multiSelect": True}]}
     asked = questions.parse("AskUserQuestion", picks)
-    assert asked is not None and blocks.answer_menu(asked) is None
-    assert blocks.answer_menu(questions.parse("AskUserQuestion", ONE) or []) is not None
+    assert asked is not None and answer_menu(asked) is None
+    assert answer_menu(questions.parse("AskUserQuestion", ONE) or []) is not None
 
 
 @pytest.mark.parametrize("value", ["2", "7", "-1", "1.0", "²", "other2", "", "0" * 75])
@@ -392,7 +396,7 @@ def test_the_menu_stays_within_slacks_limits_and_maps_back_to_whole_labels(optio
         ]
     }
     req = request("AskUserQuestion", asked)
-    message = blocks.request_message(req)
+    message = request_message(req)
     assert message_blocks_errors(message.blocks) == []
     menu = _menu(message)
     assert menu is not None and len(menu["options"]) == options <= limits.SELECT_OPTIONS
@@ -401,12 +405,12 @@ def test_the_menu_stays_within_slacks_limits_and_maps_back_to_whole_labels(optio
         for o in menu["options"]
     )
     last = str(options - 1)
-    assert blocks.menu_answer(req, last) == {**asked, "answers": {f"Pick {label}": f"{last} {label}"}}
+    assert menu_answer(req, last) == {**asked, "answers": {f"Pick {label}": f"{last} {label}"}}
     for refused in (str(options), "other", "-1", f"0{last}", " 0", ""):
-        assert blocks.menu_answer(req, refused) is None, refused
+        assert menu_answer(req, refused) is None, refused
     # Not a menu request, whatever the pick: a Bash command, or two questions.
-    assert blocks.menu_answer(request("Bash", {"command": "rm -rf /"}), "0") is None
-    assert blocks.menu_answer(request("AskUserQuestion", ASKED), "0") is None
+    assert menu_answer(request("Bash", {"command": "rm -rf /"}), "0") is None
+    assert menu_answer(request("AskUserQuestion", ASKED), "0") is None
 
 
 def _form_request():
@@ -425,7 +429,7 @@ def _form_request():
 
 
 def test_the_form_shows_each_question_once_and_marks_only_what_is_optional():
-    form = blocks.answer_modal(_form_request())
+    form = answer_modal(_form_request())
     assert view_errors(form) == []
     shown = json.dumps(form, ensure_ascii=False)
     for question in ASKED["questions"]:
@@ -728,9 +732,9 @@ def _proposed(label: str, votes: int = 1):
 def test_a_proposed_answer_on_the_card_stays_within_slacks_limits(label):
     from tests.fakes.slack_api import message_blocks_errors
 
-    message = blocks.request_message(_proposed(label))
+    message = request_message(_proposed(label))
     assert message_blocks_errors(message.blocks) == []
-    assert blocks.text_size(message.blocks) <= limits.MESSAGE_TEXT_BUDGET
+    assert text_size(message.blocks) <= limits.MESSAGE_TEXT_BUDGET
     shown = _shown(message)
     assert "*Proposed answer:* 3 " in shown and "Proposed by <@U0ALICE>." in shown
     proposal = next(b for b in message.blocks if "Proposed answer" in json.dumps(b))

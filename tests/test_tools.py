@@ -3,7 +3,7 @@
 from bot.agent.paths import resolve_paths
 from bot.approvals import edits, questions, tools
 from bot.approvals.rules import Rule
-from bot.slack.blocks import input_blocks
+from bot.slack.blocks.preview import input_blocks
 
 
 def test_an_unknown_tool_is_known_by_its_name_alone():

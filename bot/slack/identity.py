@@ -27,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from .. import text
 from ..approvals.queue import JobQueue
-from . import blocks
+from .blocks.modals import notice_modal
 from .errors import logged
 
 log = logging.getLogger(__name__)
@@ -237,7 +237,7 @@ async def _refusal(body: dict[str, Any], notice: str, queue: JobQueue) -> BoltRe
     if "command" in body:
         return BoltResponse(status=200, body={"response_type": "ephemeral", "text": notice})
     if kind == "view_submission":
-        view = blocks.notice_modal(text.NOT_ALLOWED_TITLE, notice)
+        view = notice_modal(text.NOT_ALLOWED_TITLE, notice)
         return BoltResponse(status=200, body={"response_action": "update", "view": view})
     if kind == "block_actions":
         channel, user = body.get("channel"), body.get("user")

@@ -32,7 +32,8 @@ from ..approvals.queue import Job, JobKind, JobQueue
 from ..approvals.store import RequestStore
 from ..logs import Event, about, log_context, tagged
 from ..tasks import LoopSupervisor, describe, stop
-from . import blocks
+from .blocks.kit import Message
+from .blocks.request_message import request_message
 from .budget import Priority, priority
 from .directory import Directory
 from .errors import described, error_code, logged
@@ -92,7 +93,7 @@ def _is_transient(exc: Exception) -> bool:
     return isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError, OSError))
 
 
-def _digest(message: blocks.Message) -> str:
+def _digest(message: Message) -> str:
     """What a rendering shows, in a few bytes: equal digests, same message."""
     shown = json.dumps([message.text, message.blocks], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(shown.encode()).hexdigest()[:32]
@@ -530,8 +531,8 @@ class SlackJobWorker:
             await self.store.unlock_render(request_id, token)
         return request
 
-    async def _render(self, request: ApprovalRequest) -> blocks.Message:
-        return blocks.request_message(request, await self._spent(request))
+    async def _render(self, request: ApprovalRequest) -> Message:
+        return request_message(request, await self._spent(request))
 
     async def _render_lock(self, request_id: str) -> str | None:
         """Take the request's render lock, waiting while another worker holds it.
@@ -555,7 +556,7 @@ class SlackJobWorker:
             pause = min(pause * 2, RENDER_LOCK_POLL_MAX)
         return token
 
-    async def _update(self, request: ApprovalRequest, message: blocks.Message | None = None) -> bool:
+    async def _update(self, request: ApprovalRequest, message: Message | None = None) -> bool:
         """Show ``message`` (the request rendered now, by default) on the request's
         Slack message; False when Slack refuses it for good."""
         if message is None:

@@ -22,7 +22,17 @@ from ...approvals.policy_reload import PolicyHolder
 from ...approvals.queue import JobQueue
 from ...approvals.store import RequestStore
 from ...logs import Event, tagged
-from .. import blocks
+from ..blocks.full_input import full_input_modal
+from ..blocks.lists import team_rules
+from ..blocks.modals import (
+    answer_modal,
+    deny_modal,
+    deny_stop_modal,
+    loading_modal,
+    modify_modal,
+    notice_modal,
+)
+from ..blocks.question import menu_answer
 from ..deciding import Decider
 from ..errors import described, logged
 from ..ids import Action
@@ -31,7 +41,7 @@ from ..payloads import ButtonClick, MenuChoice, OnMessage, RuleClick
 log = logging.getLogger(__name__)
 
 _PAGE_TURN = re.compile(r"^(?P<request>[0-9a-f]{24}) (?P<page>[0-9]{1,6})$")
-"""An ``Action.INPUT_PREVIOUS``/``INPUT_NEXT`` button's value (blocks.full_input_modal)."""
+"""An ``Action.INPUT_PREVIOUS``/``INPUT_NEXT`` button's value (full_input_modal)."""
 
 
 def register(
@@ -86,7 +96,7 @@ def register(
         if transition.won and transition.request is not None:
             # DECIDE let this person approve it alone: the rule may stand in
             # for them on later calls (the route's checks apply again there).
-            # The rules the message listed (blocks.always_allow_block), no others.
+            # The rules the message listed (always_allow_block), no others.
             rules_to_add = list(listed(transition.request.suggestions).rules)
             await allowlist.add(
                 rules_to_add, added_by=click.user.id, route=transition.request.rule, request=click.request_id
@@ -112,7 +122,7 @@ def register(
         removed = (
             await allowlist.remove(click.rule_id, removed_by=click.user.id) if entry is not None else None
         )
-        listing = blocks.team_rules(await allowlist.all())
+        listing = team_rules(await allowlist.all())
         notice = text.rule_removed(removed.rule) if removed else text.RULE_ALREADY_GONE
         await respond(replace_original=True, text=notice, blocks=listing.blocks)
 
@@ -129,7 +139,7 @@ def register(
         # button's own label says which until the request is read.
         title = text.DECLINE_MODAL_TITLE if _label(body) == text.DECLINE else text.DENY_MODAL_TITLE
         # Someone who may not decide is told so before typing a reason.
-        shown = await _open_modal(ack, body, client, title, blocks.deny_modal, deciding="deny")
+        shown = await _open_modal(ack, body, client, title, deny_modal, deciding="deny")
         if shown is not None:
             # While the reason is being typed, read the thread, so what people
             # said there reaches the model with the deny.
@@ -138,14 +148,14 @@ def register(
     @app.action(Action.DENY_STOP.value)
     async def deny_and_stop(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         shown = await _open_modal(
-            ack, body, client, text.DENY_STOP_MODAL_TITLE, blocks.deny_stop_modal, deciding="deny"
+            ack, body, client, text.DENY_STOP_MODAL_TITLE, deny_stop_modal, deciding="deny"
         )
         if shown is not None:
             await queue.gather(shown)
 
     @app.action(Action.VIEW_INPUT.value)
     async def view_input(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await _open_modal(ack, body, client, text.FULL_INPUT_TITLE, blocks.full_input_modal, deciding=None)
+        await _open_modal(ack, body, client, text.FULL_INPUT_TITLE, full_input_modal, deciding=None)
 
     @app.action(Action.INPUT_PREVIOUS.value)
     @app.action(Action.INPUT_NEXT.value)
@@ -159,19 +169,19 @@ def register(
             return
         request = await store.get(turn["request"])
         if request is None:
-            view = blocks.notice_modal(text.FULL_INPUT_TITLE, text.already_ended(None))
+            view = notice_modal(text.FULL_INPUT_TITLE, text.already_ended(None))
         else:
             # Off the event loop: the first look at a 2 MB input splits it (~0.4 s); other clicks must not wait.
-            view = await asyncio.to_thread(blocks.full_input_modal, request, int(turn["page"]))
+            view = await asyncio.to_thread(full_input_modal, request, int(turn["page"]))
         await _show(client, view_id, view)
 
     @app.action(Action.MODIFY.value)
     async def modify(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await _open_modal(ack, body, client, text.MODIFY_MODAL_TITLE, blocks.modify_modal, deciding="approve")
+        await _open_modal(ack, body, client, text.MODIFY_MODAL_TITLE, modify_modal, deciding="approve")
 
     @app.action(Action.ANSWER.value)
     async def answer(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await _open_modal(ack, body, client, text.ANSWER_MODAL_TITLE, blocks.answer_modal, deciding="answer")
+        await _open_modal(ack, body, client, text.ANSWER_MODAL_TITLE, answer_modal, deciding="answer")
 
     @app.action(Action.CHOOSE_ANSWER.value)
     async def choose_answer(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -191,7 +201,7 @@ def register(
             await ack()
             await queue.notify(choice.channel.id, choice.user.id, text.already_ended(request))
             return
-        answered = blocks.menu_answer(request, choice.picked)
+        answered = menu_answer(request, choice.picked)
         if answered is None:
             await ack()
             await queue.notify(choice.channel.id, choice.user.id, text.NOT_AN_OPTION)
@@ -233,21 +243,21 @@ def register(
         if click is None:
             await ack()
             return None
-        opened = await client.views_open(trigger_id=click.trigger_id, view=blocks.loading_modal(title))
+        opened = await client.views_open(trigger_id=click.trigger_id, view=loading_modal(title))
         await ack()
         shown = None
         if deciding is None:
             request = await store.get(click.request_id)
             # Only View full input is built here: off the event loop, as a huge input takes a while to split.
-            ended = blocks.notice_modal(text.ENDED_TITLE, text.already_ended(None))
+            ended = notice_modal(text.ENDED_TITLE, text.already_ended(None))
             view = await asyncio.to_thread(build, request) if request is not None else ended
         else:
             check = await decider.may_decide(click.request_id, click.user.id, approving=deciding == "approve")
             request = check.request
             if request is None or request.state.is_final:
-                view = blocks.notice_modal(text.ENDED_TITLE, text.already_ended(request))
+                view = notice_modal(text.ENDED_TITLE, text.already_ended(request))
             elif check.refused is not None:
-                view = blocks.notice_modal(text.NOT_ALLOWED_TITLE, text.refused(check))
+                view = notice_modal(text.NOT_ALLOWED_TITLE, text.refused(check))
             else:
                 view, shown = build(request), request.id
         await _show(client, opened["view"]["id"], view)

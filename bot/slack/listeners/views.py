@@ -14,7 +14,7 @@ from ...approvals import edits, questions
 from ...approvals.model import ApprovalRequest, Decision, State
 from ...approvals.store import RequestStore
 from ...logs import Event, tagged
-from .. import blocks
+from ..blocks.modals import notice_modal
 from ..deciding import Decider
 from ..ids import Modal, choice_block, edit_block, own_answer_block
 from ..payloads import AnswerSubmission, DenySubmission, ModifySubmission, Submission
@@ -146,7 +146,7 @@ async def _decide(
     elif transition.refused is not None:
         await ack(
             response_action="update",
-            view=blocks.notice_modal(text.NOT_ALLOWED_TITLE, text.refused(transition)),
+            view=notice_modal(text.NOT_ALLOWED_TITLE, text.refused(transition)),
         )
     else:
         await _too_late(ack, form_title, transition.request)
@@ -154,6 +154,4 @@ async def _decide(
 
 async def _too_late(ack: AsyncAck, form_title: str, request: ApprovalRequest | None) -> None:
     """Replace the form (titled ``form_title``) with a notice: the request ended while it was open."""
-    await ack(
-        response_action="update", view=blocks.notice_modal(text.ENDED_TITLE, text.already_ended(request))
-    )
+    await ack(response_action="update", view=notice_modal(text.ENDED_TITLE, text.already_ended(request)))
