@@ -138,16 +138,16 @@ def test_each_modal_is_titled_for_its_action():
         },
     )
     denied, declined = deny_modal(request()), deny_modal(question)
-    assert (denied["title"]["text"], denied["submit"]["text"]) == (text.DENY_MODAL_TITLE, "Deny")
+    assert (denied["title"]["text"], denied["submit"]["text"]) == (text.modals.DENY_MODAL_TITLE, "Deny")
     assert (declined["title"]["text"], declined["submit"]["text"]) == ("Decline question", "Decline")
     for title in (
-        text.DENY_MODAL_TITLE,
-        text.DECLINE_MODAL_TITLE,
-        text.ENDED_TITLE,
-        text.NOT_ALLOWED_TITLE,
-        text.MODIFY_MODAL_TITLE,
-        text.ANSWER_MODAL_TITLE,
-        text.FULL_INPUT_TITLE,
+        text.modals.DENY_MODAL_TITLE,
+        text.modals.DECLINE_MODAL_TITLE,
+        text.refusals.ENDED_TITLE,
+        text.refusals.NOT_ALLOWED_TITLE,
+        text.modals.MODIFY_MODAL_TITLE,
+        text.modals.ANSWER_MODAL_TITLE,
+        text.modals.FULL_INPUT_TITLE,
     ):
         assert len(title) <= limits.MODAL_TITLE, title
 

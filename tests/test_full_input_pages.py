@@ -143,7 +143,7 @@ def _all_pages(req) -> tuple[str, list[str], int]:
             b["text"]["text"]
             for b in view["blocks"]
             if b["type"] == "section"
-            and b["text"]["text"] in (text.FULL_INPUT_CHANGED, text.FULL_INPUT_ASKED)
+            and b["text"]["text"] in (text.modals.FULL_INPUT_CHANGED, text.modals.FULL_INPUT_ASKED)
         ]
         following = [
             e
@@ -172,7 +172,7 @@ def test_every_character_is_on_exactly_one_page_wherever_the_pages_break(kind):
         assert whole == json.dumps(after, indent=2, ensure_ascii=False) + json.dumps(
             before, indent=2, ensure_ascii=False
         )
-        assert headings == [text.FULL_INPUT_CHANGED, text.FULL_INPUT_ASKED]
+        assert headings == [text.modals.FULL_INPUT_CHANGED, text.modals.FULL_INPUT_ASKED]
 
 
 @pytest.mark.slow
@@ -183,8 +183,8 @@ def test_a_page_break_right_before_the_second_heading_shows_it_on_the_next_page(
         after, before = {"command": "x" * size}, {"command": "y" * 5_000}
         req = request("Bash", before, State.APPROVED, updated_input=after)
         documents = (
-            (text.FULL_INPUT_CHANGED, json.dumps(after, indent=2)),
-            (text.FULL_INPUT_ASKED, json.dumps(before, indent=2)),
+            (text.modals.FULL_INPUT_CHANGED, json.dumps(after, indent=2)),
+            (text.modals.FULL_INPUT_ASKED, json.dumps(before, indent=2)),
         )
         if any(start.document == 1 and start.heading for start in _page_starts(documents)):
             break
@@ -194,9 +194,9 @@ def test_a_page_break_right_before_the_second_heading_shows_it_on_the_next_page(
         raise AssertionError("no size in 100,000–160,000 breaks a page right before the second heading")
     whole, headings, pages = _all_pages(req)
     assert whole == json.dumps(after, indent=2) + json.dumps(before, indent=2)
-    assert headings == [text.FULL_INPUT_CHANGED, text.FULL_INPUT_ASKED]
+    assert headings == [text.modals.FULL_INPUT_CHANGED, text.modals.FULL_INPUT_ASKED]
     last = full_input_modal(req, pages - 1)
-    assert last["blocks"][1]["text"]["text"] == text.FULL_INPUT_ASKED
+    assert last["blocks"][1]["text"]["text"] == text.modals.FULL_INPUT_ASKED
 
 
 @pytest.mark.slow

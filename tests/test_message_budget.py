@@ -186,7 +186,7 @@ def test_every_tool_in_every_state_fits_the_budget_at_its_largest(tool_name, sta
         voted = dataclasses.replace(req, required=30, votes=_votes(29, filler))
         assert_fits(request_message(voted, spent=1e12))
     else:
-        assert text.outcome_line(req)[:20] in shown
+        assert text.message.outcome_line(req)[:20] in shown
 
 
 @pytest.mark.parametrize("kind", ["amp", "emoji", "mention", "mixed"])
@@ -323,9 +323,9 @@ def test_every_mrkdwn_object_is_verbatim(state):
 
 def test_the_thread_reminder_and_rule_removal_escape_names():
     req = request("<!channel> &", {"command": "ls"})
-    assert "<!channel>" not in text.reminder(req, ["U0BOB"], 90)
-    assert "&lt;!channel&gt; &amp;" in text.reminder(req, ["U0BOB"], 90)
-    assert "<!here>" not in text.rule_removed("Bash(<!here> *)")
+    assert "<!channel>" not in text.message.reminder(req, ["U0BOB"], 90)
+    assert "&lt;!channel&gt; &amp;" in text.message.reminder(req, ["U0BOB"], 90)
+    assert "<!here>" not in text.lists.rule_removed("Bash(<!here> *)")
 
 
 # -- 18. after a Modify --------------------------------------------------------------
@@ -360,11 +360,13 @@ def test_the_outcome_says_who_changed_and_who_approved():
         decided_by="U_BOB",
         edited_by="U_ALICE",
     )
-    assert text.outcome_line(req).startswith(
+    assert text.message.outcome_line(req).startswith(
         ":pencil2: Changed by <@U_ALICE>, approved by <@U_BOB> and <@U_ALICE> "
     )
     alone = request("Bash", {"command": "a"}, State.APPROVED, updated_input={"command": "b"})
-    assert text.outcome_line(alone).startswith(":pencil2: Changed by <@U_ALICE>, approved by <@U_ALICE> ")
+    assert text.message.outcome_line(alone).startswith(
+        ":pencil2: Changed by <@U_ALICE>, approved by <@U_ALICE> "
+    )
 
 
 @pytest.mark.parametrize("kind", ["amp", "emoji", "mention", "mixed"])
@@ -489,10 +491,10 @@ def test_a_long_question_cannot_push_the_paged_people_off_the_card(kind):
             continue  # nobody is paged once it is decided
         paging, who = message.blocks[1]["text"]["text"], json.dumps(message.blocks)
         assert [t for t in paged if t not in paging] == [], "not paged on the card"
-        assert "*Who can decide:* " + text.targets(paged) in who
+        assert "*Who can decide:* " + text.notation.targets(paged) in who
         assert ":arrow_double_up: Escalated to <@U0LEAD>, <!subteam^S0DIRECTORS>" in who
         # The notification keeps every mention, as before.
-        assert all(text.target(t) in message.text for t in paged)
+        assert all(text.notation.target(t) in message.text for t in paged)
 
 
 def test_a_policy_with_absurdly_many_targets_is_cut_saying_how_many_more():

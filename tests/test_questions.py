@@ -246,7 +246,7 @@ async def test_a_pick_that_is_not_an_option_changes_nothing(start_worker, make_a
     if value:  # an empty value is malformed for Slack: ignored without a word
         await slack.wait_for(lambda: slack.ephemerals)
         [note] = slack.ephemerals
-        assert (note.user, note.text) == ("U_ALICE", texts.NOT_AN_OPTION)
+        assert (note.user, note.text) == ("U_ALICE", texts.refusals.NOT_AN_OPTION)
     await asyncio.sleep(0.1)
     assert not task.done() and message.edits == 0
     request = await store.get(request_id_for(f"toolu_forged_{len(value)}_{value.encode().hex()}"))
@@ -269,7 +269,7 @@ async def test_a_pick_naming_a_request_that_is_no_question_approves_nothing(
     payload["actions"][0]["block_id"] = actions_block(request_id_for("toolu_rm_srv"), 0)
     assert (await worker.post_signed(payload)).status == 200
     await slack.wait_for(lambda: slack.ephemerals)
-    assert [n.text for n in slack.ephemerals] == [texts.NOT_AN_OPTION]
+    assert [n.text for n in slack.ephemerals] == [texts.refusals.NOT_AN_OPTION]
     assert (await store.get(request_id_for("toolu_rm_srv"))).state is State.PENDING
     assert not command.done() and not task.done()
     await cancelled(task, command)
@@ -549,7 +549,7 @@ async def test_two_people_picking_the_same_answer_answer_it(
     shown = _shown(message)
     assert f"*Proposed answer:* {LONG_LABEL}" in shown
     assert "*Agreed:* 1 of 2: <@U0ALICE>" in shown
-    assert f"Proposed by <@U0ALICE>. {texts.AGREE_BY_MENU}" in shown
+    assert f"Proposed by <@U0ALICE>. {texts.message.AGREE_BY_MENU}" in shown
     assert _menu(message) is not None and not task.done()
 
     await choose(worker, "U0BOB", message, "1")
@@ -639,7 +639,7 @@ async def test_a_form_opened_before_another_answer_is_refused_and_a_fresh_one_ag
     await slack.wait_for(lambda: message.edits >= 1)
     shown = _shown(message)
     assert "*Proposed answer:* prod" in shown and "*Proposed answer:* lint, smoke" in shown
-    assert f"Proposed by <@U0ALICE>. {texts.AGREE_BY_FORM}" in shown
+    assert f"Proposed by <@U0ALICE>. {texts.message.AGREE_BY_FORM}" in shown
 
     values = {
         choice_block(0): {
@@ -746,5 +746,5 @@ def test_a_question_that_expires_while_people_disagree_tells_the_model_how_far_t
     from dataclasses import replace
 
     expired = replace(_proposed("Which environment?"), state=State.EXPIRED, decided_at=1.0)
-    told = texts.deny_message(expired, [], frozenset())
+    told = texts.decision.deny_message(expired, [], frozenset())
     assert "1 of the 2 people it needed had agreed on an answer." in told and "approvals" not in told

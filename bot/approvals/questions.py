@@ -46,7 +46,7 @@ def parse(tool_name: str, tool_input: dict[str, Any]) -> list[Question] | None:
 
 
 class Problem(StrEnum):
-    """Why one question's answer in the form cannot be sent (bot.text words it)."""
+    """Why one question's answer in the form cannot be sent (bot.text.modals words it)."""
 
     NO_CHOICE = "no_choice"
     """Nothing chosen (the form's choice is required; an old or forged form may lack it)."""

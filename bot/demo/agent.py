@@ -221,5 +221,5 @@ class DemoAgent:
             # Deny and stop: Claude Code ends the run with an error result, which the SDK raises.
             if not stopped:
                 raise
-            said.append(text.DEMO_RUN_STOPPED)
+            said.append(text.demo.DEMO_RUN_STOPPED)
         return "\n".join(said)

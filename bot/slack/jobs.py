@@ -587,7 +587,9 @@ class SlackJobWorker:
         added = [t for i in steps if i < len(request.escalation) for t in request.escalation[i]["approvers"]]
         await self.directory.warm(a for a in added if is_group(a))
         await self._converge(request.id)
-        reminder = text.reminder(request, list(dict.fromkeys(added)), time.time() - request.created_at)
+        reminder = text.message.reminder(
+            request, list(dict.fromkeys(added)), time.time() - request.created_at
+        )
         await self._in_thread(request, reminder)
 
     async def _conclude(self, request: ApprovalRequest) -> None:
@@ -610,7 +612,7 @@ class SlackJobWorker:
                 replies = await self.store.discussion(request.id) if heard else []
             if replies:
                 with priority(Priority.REMIND):
-                    await self._in_thread(request, text.outcome_line(request))
+                    await self._in_thread(request, text.message.outcome_line(request))
         except Exception:
             await self.store.release_announcement(request.id)
             raise
@@ -623,7 +625,7 @@ class SlackJobWorker:
                 request=request.id,
                 input_hash=request.input_hash,
                 state=request.state.value,
-                replies=json.dumps(said, ensure_ascii=False)[: text.DISCUSSION_AUDIT_LIMIT],
+                replies=json.dumps(said, ensure_ascii=False)[: text.decision.DISCUSSION_AUDIT_LIMIT],
             )
 
     async def _gather(self, request: ApprovalRequest) -> list[Reply]:

@@ -32,24 +32,26 @@ def full_input_modal(request: ApprovalRequest, page: int = 0) -> dict[str, Any]:
         documents = [("", as_json(request.updated_input))]  # the questions, and the answers sent
     elif request.modified:
         documents = [
-            (text.FULL_INPUT_CHANGED, as_json(request.updated_input)),
-            (text.FULL_INPUT_ASKED, documents[0][1]),
+            (text.modals.FULL_INPUT_CHANGED, as_json(request.updated_input)),
+            (text.modals.FULL_INPUT_ASKED, documents[0][1]),
         ]
     starts = _page_starts(tuple(documents))
     page = max(0, min(page, len(starts) - 1))
     shown = _page(tuple(documents), starts, page)
     title = f"{request.tool_name} · request {request.id}"
     if len(starts) > 1:
-        title += " · " + text.FULL_INPUT_PAGE.format(page=page + 1, pages=len(starts))
+        title += " · " + text.modals.FULL_INPUT_PAGE.format(page=page + 1, pages=len(starts))
     blocks: list[dict[str, Any]] = [plain_section(title), *shown]
     turns = []
     if page > 0:
-        turns.append(button(text.PREVIOUS_PAGE, Action.INPUT_PREVIOUS, f"{request.id} {page - 1}"))
+        turns.append(button(text.modals.PREVIOUS_PAGE, Action.INPUT_PREVIOUS, f"{request.id} {page - 1}"))
     if page < len(starts) - 1:
-        turns.append(button(text.NEXT_PAGE, Action.INPUT_NEXT, f"{request.id} {page + 1}", style="primary"))
+        turns.append(
+            button(text.modals.NEXT_PAGE, Action.INPUT_NEXT, f"{request.id} {page + 1}", style="primary")
+        )
     if turns:
         blocks.append({"type": "actions", "elements": turns})
-    return modal(Modal.FULL_INPUT, text.FULL_INPUT_TITLE, blocks, private_metadata=request.id)
+    return modal(Modal.FULL_INPUT, text.modals.FULL_INPUT_TITLE, blocks, private_metadata=request.id)
 
 
 _CODE_PIECE = limits.SECTION_TEXT - 10

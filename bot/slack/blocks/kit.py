@@ -60,7 +60,7 @@ def as_json(value: Any) -> str:
 
 def when(template: str, epoch: float) -> str:
     """``template`` with ``epoch`` for its ``<!date>`` token, and its fallback."""
-    return template.format(epoch=int(epoch), fallback=text.utc(epoch))
+    return template.format(epoch=int(epoch), fallback=text.notation.utc(epoch))
 
 
 def text_size(blocks: list[dict[str, Any]]) -> int:
@@ -144,7 +144,7 @@ def modal(callback: Modal, title: str, blocks: list[dict[str, Any]], **extra: An
         "type": "modal",
         "callback_id": callback.value,
         "title": plain_text(title, limits.MODAL_TITLE),
-        "close": plain_text(text.CLOSE, limits.MODAL_BUTTON),
+        "close": plain_text(text.modals.CLOSE, limits.MODAL_BUTTON),
         "blocks": blocks[: limits.MODAL_BLOCKS],
     }
     view.update(extra)

@@ -27,31 +27,31 @@ def team_rules(entries: list[TeamRule]) -> Message:
 
     Lines share ``_RULES_TEXT``, so that the whole listing fits Slack's text budget."""
     out: list[dict[str, Any]] = [
-        {"type": "header", "text": plain_text(text.RULES_HEADING, limits.HEADER_TEXT)},
-        context(text.RULES_INTRO if entries else text.NO_RULES),
+        {"type": "header", "text": plain_text(text.lists.RULES_HEADING, limits.HEADER_TEXT)},
+        context(text.lists.RULES_INTRO if entries else text.lists.NO_RULES),
     ]
     shown = entries[: limits.MESSAGE_BLOCKS - 3]
     share = max(_RULE_LINE, min(limits.SECTION_TEXT, _RULES_TEXT // max(1, len(shown))))
     for entry in shown:
-        line = text.RULE_LINE.format(
+        line = text.lists.RULE_LINE.format(
             rule=mrkdwn.inline(str(entry.rule), share // 2),
             words=mrkdwn.inline(entry.rule.describe(), share // 3),
             user=mrkdwn.inline(entry.added_by, 30),
             route=mrkdwn.inline(entry.route or "default", 100),
             epoch=int(entry.added_at),
-            fallback=text.utc(entry.added_at),
+            fallback=text.notation.utc(entry.added_at),
         )
         out.append(
             {
                 "type": "section",
                 # verbatim: the rule came from a tool input; no auto-links or mentions.
                 "text": mrkdwn_text(line, share),
-                "accessory": button(text.REMOVE, Action.REMOVE_RULE, entry.id, style="danger"),
+                "accessory": button(text.lists.REMOVE, Action.REMOVE_RULE, entry.id, style="danger"),
             }
         )
     if len(entries) > len(shown):
-        out.append(context(text.RULES_MORE.format(count=len(entries) - len(shown))))
-    return Message(text=text.RULES_HEADING, blocks=out)
+        out.append(context(text.lists.RULES_MORE.format(count=len(entries) - len(shown))))
+    return Message(text=text.lists.RULES_HEADING, blocks=out)
 
 
 def permalink(workspace_url: str, channel: str, ts: str) -> str:
@@ -73,18 +73,18 @@ def _pending_line(
     values = {
         "tool": tool,
         "summary": summary,
-        "agent": text.AGENT_LINE.format(agent=agent) + " · " if agent else "",
+        "agent": text.message.AGENT_LINE.format(agent=agent) + " · " if agent else "",
         "epoch": int(request.created_at),
-        "fallback": text.utc(request.created_at),
+        "fallback": text.notation.utc(request.created_at),
     }
     if request.posted and workspace_url:
-        return text.PENDING_LINE.format(
+        return text.lists.PENDING_LINE.format(
             link=permalink(workspace_url, request.posted_channel, request.ts), **values
         )
     if request.posted:
         # No workspace URL to link with: name the channel, which Slack links itself.
-        return text.PENDING_IN_CHANNEL.format(channel=mrkdwn.escape(request.posted_channel), **values)
-    return text.PENDING_NOT_POSTED.format(**values)
+        return text.lists.PENDING_IN_CHANNEL.format(channel=mrkdwn.escape(request.posted_channel), **values)
+    return text.lists.PENDING_NOT_POSTED.format(**values)
 
 
 _PENDING_TEXT = 10_000
@@ -113,17 +113,17 @@ def _pending_sections(requests: list[ApprovalRequest], workspace_url: str | None
             }
         )
     if len(requests) > _LISTED:
-        out.append(context(text.PENDING_MORE.format(count=len(requests) - _LISTED)))
+        out.append(context(text.lists.PENDING_MORE.format(count=len(requests) - _LISTED)))
     return out
 
 
 def pending_list(requests: list[ApprovalRequest], workspace_url: str | None = None) -> Message:
     """``/approvals``: what the caller can decide now, with links into ``workspace_url`` (ephemeral)."""
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": plain_text(text.PENDING_HEADING, limits.HEADER_TEXT)}
+        {"type": "header", "text": plain_text(text.lists.PENDING_HEADING, limits.HEADER_TEXT)}
     ]
-    blocks += _pending_sections(requests, workspace_url) or [context(text.NOTHING_PENDING)]
-    fallback = text.PENDING_HEADING if requests else text.NOTHING_PENDING
+    blocks += _pending_sections(requests, workspace_url) or [context(text.lists.NOTHING_PENDING)]
+    fallback = text.lists.PENDING_HEADING if requests else text.lists.NOTHING_PENDING
     return Message(text=fallback, blocks=blocks[: limits.MESSAGE_BLOCKS])
 
 
@@ -135,22 +135,22 @@ def home_view(
 ) -> dict[str, Any]:
     """The App Home tab: the caller's pending list (links into ``workspace_url``), then their recent decisions."""
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": plain_text(text.PENDING_HEADING, limits.HEADER_TEXT)},
-        context(text.HOME_INTRO),
+        {"type": "header", "text": plain_text(text.lists.PENDING_HEADING, limits.HEADER_TEXT)},
+        context(text.lists.HOME_INTRO),
     ]
-    blocks += _pending_sections(requests, workspace_url) or [context(text.NOTHING_PENDING)]
+    blocks += _pending_sections(requests, workspace_url) or [context(text.lists.NOTHING_PENDING)]
     blocks += [
         {"type": "divider"},
-        {"type": "header", "text": plain_text(text.RECENT_HEADING, limits.HEADER_TEXT)},
+        {"type": "header", "text": plain_text(text.lists.RECENT_HEADING, limits.HEADER_TEXT)},
     ]
     lines = [
-        text.RECENT_LINE.format(
-            event=text.RECENT_EVENTS.get(entry.fields.get("event", ""), entry.fields.get("event", "")),
+        text.lists.RECENT_LINE.format(
+            event=text.lists.RECENT_EVENTS.get(entry.fields.get("event", ""), entry.fields.get("event", "")),
             request=mrkdwn.escape(entry.fields.get("request", "")),
             epoch=int(entry.at),
-            fallback=text.utc(entry.at),
+            fallback=text.notation.utc(entry.at),
         )
         for entry in recent[:_RECENT]
     ]
-    blocks.append(section("\n".join(lines)) if lines else context(text.NO_RECENT))
+    blocks.append(section("\n".join(lines)) if lines else context(text.lists.NO_RECENT))
     return {"type": "home", "blocks": blocks[: limits.MODAL_BLOCKS]}

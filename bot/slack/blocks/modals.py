@@ -24,7 +24,7 @@ from .question import menu_question
 
 def loading_modal(title: str) -> dict[str, Any]:
     """Opened at once (trigger_id lives 3 s), then replaced by the real view."""
-    return modal(Modal.NOTICE, title, [section(text.LOADING)])
+    return modal(Modal.NOTICE, title, [section(text.modals.LOADING)])
 
 
 def notice_modal(title: str, markdown: str) -> dict[str, Any]:
@@ -45,7 +45,7 @@ def answer_modal(request: ApprovalRequest) -> dict[str, Any]:
     """
     asked = questions.parse(request.tool_name, request.tool_input)
     if asked is None:
-        return notice_modal(text.ANSWER_MODAL_TITLE, text.NOT_A_QUESTION)
+        return notice_modal(text.modals.ANSWER_MODAL_TITLE, text.modals.NOT_A_QUESTION)
     other = menu_question(asked) is not None
     blocks: list[dict[str, Any]] = []
     for index, question in enumerate(asked):
@@ -60,7 +60,10 @@ def answer_modal(request: ApprovalRequest) -> dict[str, Any]:
         ]
         # "Other…" carries the index one past the options (questions.answers).
         options.append(
-            {"text": plain_text(text.OTHER_OPTION, limits.OPTION_TEXT), "value": str(len(question.options))}
+            {
+                "text": plain_text(text.message.OTHER_OPTION, limits.OPTION_TEXT),
+                "value": str(len(question.options)),
+            }
         )
         if question.multiSelect and len(options) <= limits.CHECKBOX_OPTIONS:
             element: dict[str, Any] = {"type": "checkboxes", "action_id": CHOICE_INPUT, "options": options}
@@ -68,7 +71,9 @@ def answer_modal(request: ApprovalRequest) -> dict[str, Any]:
             element = {
                 "type": "multi_static_select" if question.multiSelect else "static_select",
                 "action_id": CHOICE_INPUT,
-                "placeholder": plain_text(text.CHOOSE_MANY if question.multiSelect else text.CHOOSE, 150),
+                "placeholder": plain_text(
+                    text.modals.CHOOSE_MANY if question.multiSelect else text.message.CHOOSE, 150
+                ),
                 "options": options,
             }
             if other and not question.multiSelect:
@@ -78,15 +83,19 @@ def answer_modal(request: ApprovalRequest) -> dict[str, Any]:
         own = text_input(OWN_ANSWER_INPUT, multiline=False)
         blocks.append(
             input_block(
-                own_answer_block(index), text.OWN_ANSWER_LABEL, own, optional=True, hint=text.OWN_ANSWER_HINT
+                own_answer_block(index),
+                text.modals.OWN_ANSWER_LABEL,
+                own,
+                optional=True,
+                hint=text.modals.OWN_ANSWER_HINT,
             )
         )
     # The revision shown rides along: answers sent from a form opened before
     # another person proposed answers are refused as stale (N-of-M), as Modify's are.
     return form(
         Modal.ANSWER,
-        text.ANSWER_MODAL_TITLE,
-        text.ANSWER_MODAL_SUBMIT,
+        text.modals.ANSWER_MODAL_TITLE,
+        text.modals.ANSWER_MODAL_SUBMIT,
         request.id,
         blocks,
         revision=request.revision,
@@ -98,34 +107,34 @@ def deny_modal(request: ApprovalRequest, *, stop: bool = False) -> dict[str, Any
     Deny and stop with ``stop``)."""
     reason = input_block(
         Field.REASON_BLOCK.value,
-        text.DENY_REASON_LABEL,
+        text.modals.DENY_REASON_LABEL,
         text_input(Field.REASON_INPUT.value, multiline=True),
         optional=True,
-        hint=text.DENY_REASON_HINT,
+        hint=text.modals.DENY_REASON_HINT,
     )
     if questions.parse(request.tool_name, request.tool_input) is not None:
         callback, title, submit, intro = (
             Modal.DENY,
-            text.DECLINE_MODAL_TITLE,
-            text.DECLINE_MODAL_SUBMIT,
-            text.DECLINE_MODAL_INTRO,
+            text.modals.DECLINE_MODAL_TITLE,
+            text.modals.DECLINE_MODAL_SUBMIT,
+            text.modals.DECLINE_MODAL_INTRO,
         )
     elif stop:
         callback, title, submit, intro = (
             Modal.DENY_STOP,
-            text.DENY_STOP_MODAL_TITLE,
-            text.DENY_STOP_MODAL_SUBMIT,
-            text.DENY_STOP_MODAL_INTRO,
+            text.modals.DENY_STOP_MODAL_TITLE,
+            text.modals.DENY_STOP_MODAL_SUBMIT,
+            text.modals.DENY_STOP_MODAL_INTRO,
         )
     else:
         callback, title, submit, intro = (
             Modal.DENY,
-            text.DENY_MODAL_TITLE,
-            text.DENY_MODAL_SUBMIT,
-            text.DENY_MODAL_INTRO,
+            text.modals.DENY_MODAL_TITLE,
+            text.modals.DENY_MODAL_SUBMIT,
+            text.modals.DENY_MODAL_INTRO,
         )
     view = form(callback, title, submit, request.id, [section(intro), reason])
-    view["close"] = plain_text(text.DENY_MODAL_CLOSE, limits.MODAL_BUTTON)
+    view["close"] = plain_text(text.modals.DENY_MODAL_CLOSE, limits.MODAL_BUTTON)
     return view
 
 
@@ -137,7 +146,7 @@ def deny_stop_modal(request: ApprovalRequest) -> dict[str, Any]:
 def modify_modal(request: ApprovalRequest) -> dict[str, Any]:
     """The request's input as editable fields; too-large fields are shown as such, not cut."""
     blocks: list[dict[str, Any]] = [
-        section(text.MODIFY_MODAL_INTRO.format(tool=mrkdwn.inline(request.tool_name, 200)))
+        section(text.modals.MODIFY_MODAL_INTRO.format(tool=mrkdwn.inline(request.tool_name, 200)))
     ]
     editable = 0
     for field in edits.fields_for(request.tool_name, request.proposed_input):
@@ -149,7 +158,7 @@ def modify_modal(request: ApprovalRequest) -> dict[str, Any]:
         if mrkdwn.size(shown) > limits.PLAIN_TEXT_INPUT:
             blocks.append(
                 section(
-                    text.FIELD_TOO_LARGE.format(
+                    text.modals.FIELD_TOO_LARGE.format(
                         label=field.label, size=len(value), limit=limits.PLAIN_TEXT_INPUT
                     )
                 )
@@ -159,11 +168,11 @@ def modify_modal(request: ApprovalRequest) -> dict[str, Any]:
         element = text_input(EDIT_INPUT, multiline=field.multiline, initial=shown)
         blocks.append(input_block(edit_block(field.key), field.label, element, optional=not field.required))
     if not editable:
-        return notice_modal(text.MODIFY_MODAL_TITLE, text.NOTHING_EDITABLE)
+        return notice_modal(text.modals.MODIFY_MODAL_TITLE, text.modals.NOTHING_EDITABLE)
     return form(
         Modal.MODIFY,
-        text.MODIFY_MODAL_TITLE,
-        text.MODIFY_MODAL_SUBMIT,
+        text.modals.MODIFY_MODAL_TITLE,
+        text.modals.MODIFY_MODAL_SUBMIT,
         request.id,
         blocks,
         revision=request.revision,

@@ -21,7 +21,7 @@ def _labelled_code(label: str, value: str, preview: int = limits.PREVIEW_TEXT) -
     heading = f"*{label}*\n"
     code, hidden = mrkdwn.code_block(value, min(preview, limits.SECTION_TEXT - len(heading) - _NOTE_ROOM))
     if hidden:
-        code += "\n" + text.TRUNCATED.format(hidden=hidden)
+        code += "\n" + text.message.TRUNCATED.format(hidden=hidden)
     return section(heading + code), hidden
 
 
@@ -82,11 +82,13 @@ def diff_sections(request: ApprovalRequest, room: Room = ROOMS[0]) -> tuple[list
         )
         truncated |= cut_before or cut_after
         # The key comes from the agent's input: its backticks must not close the fences around the values.
-        line = text.CHANGED_FIELD.format(key=mrkdwn.inline_inert(key, 100), before=before, after=after)
-        sections.append(section((text.CHANGES_HEADING + "\n" if number == 0 else "") + line))
+        line = text.message.CHANGED_FIELD.format(
+            key=mrkdwn.inline_inert(key, 100), before=before, after=after
+        )
+        sections.append(section((text.message.CHANGES_HEADING + "\n" if number == 0 else "") + line))
     if len(changed) > 3:
         sections.append(
-            context(text.ALSO_CHANGED.format(keys=mrkdwn.inline(", ".join(changed[3:]), room.line)))
+            context(text.message.ALSO_CHANGED.format(keys=mrkdwn.inline(", ".join(changed[3:]), room.line)))
         )
     return sections, truncated
 

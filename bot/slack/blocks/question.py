@@ -58,7 +58,11 @@ def question_blocks(
         if question.question in answered:
             answer = mrkdwn.inline(str(answered[question.question]), room.question)
             out.append(
-                section((text.PROPOSED_ANSWER_LINE if proposed else text.ANSWER_LINE).format(answer=answer))
+                section(
+                    (text.message.PROPOSED_ANSWER_LINE if proposed else text.message.ANSWER_LINE).format(
+                        answer=answer
+                    )
+                )
             )
     return out
 
@@ -122,7 +126,7 @@ def answer_menu(asked: list[questions.Question]) -> dict[str, Any] | None:
     return {
         "type": "static_select",
         "action_id": Action.CHOOSE_ANSWER.value,
-        "placeholder": plain_text(text.CHOOSE, limits.OPTION_TEXT),
+        "placeholder": plain_text(text.message.CHOOSE, limits.OPTION_TEXT),
         "options": options,
     }
 

@@ -50,6 +50,6 @@ def register(app: AsyncApp, store: RequestStore, allowlist: TeamAllowList) -> No
             waiting = await decidable(store, str(body.get("user_id") or ""))
             listing = pending_list(waiting, workspace_url(context))
         else:
-            await ack(response_type="ephemeral", text=text.COMMAND_HELP)
+            await ack(response_type="ephemeral", text=text.lists.COMMAND_HELP)
             return
         await ack(response_type="ephemeral", text=listing.text, blocks=listing.blocks)
