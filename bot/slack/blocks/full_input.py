@@ -73,11 +73,7 @@ _PAGES_KEPT = 64
 """Inputs whose page starts a worker remembers. Only the starts (a few numbers a page), never
 the input nor a rendered page: inputs have no size cap, and a whole 1 MB input with its pages
 took ~25 MB, times every input cached."""
-
-
 _page_starts_kept: OrderedDict[bytes, tuple[_PageStart, ...]] = OrderedDict()
-
-
 _page_starts_lock = threading.Lock()
 """Pages are built off the event loop (bot.slack.listeners.actions), so threads share the cache."""
 

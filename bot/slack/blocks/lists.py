@@ -16,8 +16,6 @@ from .preview import input_summary
 
 _RULES_TEXT = 10_000
 """Text the rule lines of ``team_rules`` share (within ``limits.MESSAGE_TEXT_BUDGET``)."""
-
-
 _RULE_LINE = 200
 """A rule line is never cut shorter than this."""
 

@@ -29,8 +29,6 @@ def proposed_answers(request: ApprovalRequest) -> dict[str, str]:
 
 
 _QUESTION_TEXT = 1500
-
-
 _LABEL = 200
 """Characters of an option's label in the message (a menu or form shows 75; the agent gets it whole)."""
 
