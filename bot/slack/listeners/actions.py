@@ -41,7 +41,7 @@ from ..payloads import ButtonClick, MenuChoice, OnMessage, RuleClick
 log = logging.getLogger(__name__)
 
 _PAGE_TURN = re.compile(r"^(?P<request>[0-9a-f]{24}) (?P<page>[0-9]{1,6})$")
-"""An ``Action.INPUT_PREVIOUS``/``INPUT_NEXT`` button's value (full_input_modal)."""
+"""An ``Action.INPUT_PREVIOUS``/``INPUT_NEXT`` button's value (blocks.full_input.full_input_modal)."""
 
 
 def register(
@@ -98,7 +98,7 @@ def register(
         if transition.won and transition.request is not None:
             # DECIDE let this person approve it alone: the rule may stand in
             # for them on later calls (the route's checks apply again there).
-            # The rules the message listed (always_allow_block), no others.
+            # The rules the message listed (blocks.request_parts.always_allow_block), no others.
             rules_to_add = list(listed(transition.request.suggestions).rules)
             await allowlist.add(
                 rules_to_add, added_by=click.user.id, route=transition.request.rule, request=click.request_id
