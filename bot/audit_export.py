@@ -40,11 +40,11 @@ def is_head_hash(value: str) -> bool:
 
 def verified(verdict: Verdict) -> str:
     """What ``audit --verify`` prints for a chain that passed: its head, where it starts, the saved head."""
-    lines = [text.audit_verified(verdict.checked, verdict.head)]
+    lines = [text.audit.audit_verified(verdict.checked, verdict.head)]
     if verdict.trim is not None:
         fields = verdict.trim.fields
         lines.append(
-            text.audit_from_trim(
+            text.audit.audit_from_trim(
                 verdict.trim.id,
                 verdict.trim.at,
                 fields.get("removed", "?"),
@@ -53,9 +53,9 @@ def verified(verdict: Verdict) -> str:
             )
         )
     elif verdict.checked:
-        lines.append(text.AUDIT_FROM_GENESIS)
+        lines.append(text.audit.AUDIT_FROM_GENESIS)
     if verdict.expected:
-        lines.append(text.audit_expected(verdict.expected))
+        lines.append(text.audit.audit_expected(verdict.expected))
     return "\n".join(lines)
 
 

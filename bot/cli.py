@@ -510,7 +510,9 @@ def run_demo(args: argparse.Namespace) -> int:
         ) as demo:
             if not demo.guard.token_in_page:
                 print(
-                    text.DEMO_EXPOSED.format(host=args.host, url=demo.page_url), file=sys.stderr, flush=True
+                    text.demo.DEMO_EXPOSED.format(host=args.host, url=demo.page_url),
+                    file=sys.stderr,
+                    flush=True,
                 )
             print(f"Approvals playground: open {demo.page_url}  (Ctrl-C stops it)")
             print(demo.storage.description)
@@ -682,17 +684,17 @@ async def audit_command(
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if expect and not verify:
-        print(f"error: {text.AUDIT_EXPECT_ALONE}", file=sys.stderr)
+        print(f"error: {text.audit.AUDIT_EXPECT_ALONE}", file=sys.stderr)
         return EXIT_CONFIG
     if expect and not audit_export.is_head_hash(expect):
-        print(f"error: {text.audit_bad_expect(expect)}", file=sys.stderr)
+        print(f"error: {text.audit.audit_bad_expect(expect)}", file=sys.stderr)
         return EXIT_CONFIG
     redis = connect(settings.redis_url, name=CLI_CLIENT_NAME)
     try:
         if verify:
             verdict = await AuditLog(redis).verify(expect=expect)
             if not verdict.ok:
-                print(text.audit_failed(verdict.problem, verdict.checked))
+                print(text.audit.audit_failed(verdict.problem, verdict.checked))
                 return 1
             print(audit_export.verified(verdict))
             return 0

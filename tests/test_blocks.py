@@ -9,7 +9,12 @@ import pytest
 
 from bot import text
 from bot.approvals.model import ApprovalRequest, State
-from bot.slack import blocks, limits, mrkdwn
+from bot.slack import limits, mrkdwn
+from bot.slack.blocks.full_input import full_input_modal
+from bot.slack.blocks.kit import Message
+from bot.slack.blocks.lists import home_view, pending_list, team_rules
+from bot.slack.blocks.modals import answer_modal, deny_modal, loading_modal, modify_modal, notice_modal
+from bot.slack.blocks.request_message import request_message
 from bot.slack.ids import Action
 from tests.fakes.slack_api import message_blocks_errors, view_errors
 
@@ -45,14 +50,14 @@ INPUTS = {
 }
 
 
-def texts(message: blocks.Message) -> str:
+def texts(message: Message) -> str:
     return json.dumps(message.blocks, ensure_ascii=False)
 
 
 @pytest.mark.parametrize("state", list(State))
 @pytest.mark.parametrize("tool_name", list(INPUTS))
 def test_every_tool_in_every_state_renders_valid_blocks(tool_name, state):
-    message = blocks.request_message(request(tool_name, INPUTS[tool_name], state, reason="because"))
+    message = request_message(request(tool_name, INPUTS[tool_name], state, reason="because"))
     assert message_blocks_errors(message.blocks) == []
     buttons = [e["action_id"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
     assert buttons == (
@@ -61,24 +66,24 @@ def test_every_tool_in_every_state_renders_valid_blocks(tool_name, state):
 
 
 def test_known_tools_show_what_a_person_cares_about():
-    bash = texts(blocks.request_message(request("Bash", INPUTS["Bash"])))
+    bash = texts(request_message(request("Bash", INPUTS["Bash"])))
     assert "make deploy" in bash and "Description: Deploy" in bash and '\\"timeout\\": 600' in bash
-    write = texts(blocks.request_message(request("Write", INPUTS["Write"])))
+    write = texts(request_message(request("Write", INPUTS["Write"])))
     assert "File: /srv/app/config.yml" in write and "a: 1" in write
-    edit = texts(blocks.request_message(request("Edit", INPUTS["Edit"])))
+    edit = texts(request_message(request("Edit", INPUTS["Edit"])))
     assert "*Replace*" in edit and "x = 1" in edit and "*With*" in edit and "x = 2" in edit
-    other = texts(blocks.request_message(request("mcp__billing__charge", INPUTS["mcp__billing__charge"])))
+    other = texts(request_message(request("mcp__billing__charge", INPUTS["mcp__billing__charge"])))
     assert '\\"amount_usd\\": 120.5' in other
 
 
 def test_outcomes_say_who_and_what():
-    denied = blocks.request_message(request(state=State.DENIED, reason="<!here> not now"))
+    denied = request_message(request(state=State.DENIED, reason="<!here> not now"))
     shown = texts(denied)
     assert "Denied by <@U_ALICE>" in shown
     reason_block = next(b for b in denied.blocks if "not now" in json.dumps(b))
     assert reason_block["text"]["type"] == "plain_text"  # a reason cannot ping anyone
-    assert "Expired" in texts(blocks.request_message(request(state=State.EXPIRED)))
-    assert "Cancelled" in texts(blocks.request_message(request(state=State.CANCELLED)))
+    assert "Expired" in texts(request_message(request(state=State.EXPIRED)))
+    assert "Cancelled" in texts(request_message(request(state=State.CANCELLED)))
 
 
 @pytest.mark.parametrize("size", [0, 1, 2_999, 3_000, 3_001, 50_000, 2_000_000])
@@ -92,7 +97,7 @@ def test_any_size_and_content_fits_and_says_when_cut(size, filler):
         ("mcp__x__" + "y" * 300, {"payload": value}),
     ]:
         req = request(tool_name, tool_input, agent=value, title=value, requested_by="U1")
-        message = blocks.request_message(req)
+        message = request_message(req)
         assert message_blocks_errors(message.blocks) == [], (tool_name, size, filler)
         assert len(message.text) <= limits.MESSAGE_TEXT
         cut = size > limits.PREVIEW_TEXT // 2
@@ -105,9 +110,7 @@ def test_any_size_and_content_fits_and_says_when_cut(size, filler):
 
 def test_full_input_modal_is_valid_at_any_size():
     for size in [0, 10, 10_000, 500_000]:
-        view = blocks.full_input_modal(
-            request("Write", {"file_path": "/x", "content": ("&<`" * size)[:size]})
-        )
+        view = full_input_modal(request("Write", {"file_path": "/x", "content": ("&<`" * size)[:size]}))
         assert view_errors(view) == []
         assert len(view["blocks"]) <= limits.MODAL_BLOCKS
         # A large input is paged (tests/test_message_budget.py reads every page).
@@ -115,9 +118,9 @@ def test_full_input_modal_is_valid_at_any_size():
 
 
 def test_modals_are_valid():
-    assert view_errors(blocks.deny_modal(request())) == []
-    assert view_errors(blocks.loading_modal("Full input")) == []
-    assert view_errors(blocks.notice_modal("A title longer than Slack allows for modals", "x" * 5000)) == []
+    assert view_errors(deny_modal(request())) == []
+    assert view_errors(loading_modal("Full input")) == []
+    assert view_errors(notice_modal("A title longer than Slack allows for modals", "x" * 5000)) == []
 
 
 def test_each_modal_is_titled_for_its_action():
@@ -134,28 +137,28 @@ def test_each_modal_is_titled_for_its_action():
             ]
         },
     )
-    denied, declined = blocks.deny_modal(request()), blocks.deny_modal(question)
-    assert (denied["title"]["text"], denied["submit"]["text"]) == (text.DENY_MODAL_TITLE, "Deny")
+    denied, declined = deny_modal(request()), deny_modal(question)
+    assert (denied["title"]["text"], denied["submit"]["text"]) == (text.modals.DENY_MODAL_TITLE, "Deny")
     assert (declined["title"]["text"], declined["submit"]["text"]) == ("Decline question", "Decline")
     for title in (
-        text.DENY_MODAL_TITLE,
-        text.DECLINE_MODAL_TITLE,
-        text.ENDED_TITLE,
-        text.NOT_ALLOWED_TITLE,
-        text.MODIFY_MODAL_TITLE,
-        text.ANSWER_MODAL_TITLE,
-        text.FULL_INPUT_TITLE,
+        text.modals.DENY_MODAL_TITLE,
+        text.modals.DECLINE_MODAL_TITLE,
+        text.refusals.ENDED_TITLE,
+        text.refusals.NOT_ALLOWED_TITLE,
+        text.modals.MODIFY_MODAL_TITLE,
+        text.modals.ANSWER_MODAL_TITLE,
+        text.modals.FULL_INPUT_TITLE,
     ):
         assert len(title) <= limits.MODAL_TITLE, title
 
 
 def test_pending_links_use_the_workspace_url_not_slack_com():
     posted = request(posted_channel="C0APPROVALS", ts="1700000000.000100")
-    listed = json.dumps(blocks.pending_list([posted], "https://acme.slack.com/").blocks)
+    listed = json.dumps(pending_list([posted], "https://acme.slack.com/").blocks)
     assert "https://acme.slack.com/archives/C0APPROVALS/p1700000000000100" in listed
     assert "slack.com/archives" not in listed.replace("acme.slack.com/archives", "")
     # Without a workspace URL the channel is named instead of a made-up link.
-    unlinked = json.dumps(blocks.home_view([posted], [], None)["blocks"])
+    unlinked = json.dumps(home_view([posted], [], None)["blocks"])
     assert "<#C0APPROVALS>" in unlinked and "archives" not in unlinked
 
 
@@ -201,13 +204,13 @@ def test_questions_render_valid_messages_and_forms_at_the_limits(multi, text_val
         state,
         updated_input={**asked, "answers": answers} if state is State.ANSWERED else None,
     )
-    message = blocks.request_message(req)
+    message = request_message(req)
     assert message_blocks_errors(message.blocks) == []
     mrkdwn_texts = [
         o["text"] for b in message.blocks for o in [b.get("text") or {}] if o.get("type") == "mrkdwn"
     ]
     assert not any("<!channel>" in t for t in mrkdwn_texts)
-    form = blocks.answer_modal(req)
+    form = answer_modal(req)
     assert view_errors(form) == []
     choices = [b["element"] for b in form["blocks"] if b.get("block_id", "").startswith("answer.")]
     assert len(choices) == 4
@@ -229,7 +232,7 @@ def test_questions_render_valid_messages_and_forms_at_the_limits(multi, text_val
     ],
 )
 def test_modify_modal_is_valid_and_never_truncates_silently(tool_name, tool_input):
-    view = blocks.modify_modal(request(tool_name, tool_input))
+    view = modify_modal(request(tool_name, tool_input))
     assert view_errors(view) == []
     initial = [b["element"].get("initial_value", "") for b in view["blocks"] if b["type"] == "input"]
     assert all(len(v) <= limits.PLAIN_TEXT_INPUT for v in initial)
@@ -243,16 +246,16 @@ def test_a_question_pydantic_cannot_hold_falls_back_to_an_ordinary_approval():
     # A lone surrogate (valid JSON) cannot be validated, and the answers map
     # must repeat the question text exactly: approve or deny it as it is.
     req = request("AskUserQuestion", _questions(1, 2, HOSTILE, False))
-    message = blocks.request_message(req)
+    message = request_message(req)
     assert message_blocks_errors(message.blocks) == []
     assert Action.APPROVE in texts(message) and Action.ANSWER not in texts(message)
-    assert "not a question the form can show" in json.dumps(blocks.answer_modal(req))
+    assert "not a question the form can show" in json.dumps(answer_modal(req))
 
 
 def test_modified_outcome_shows_a_valid_diff_of_any_size():
     before = {"command": LONG, "description": "a", "x": 1, "y": 2, "z": 3}
     after = {"command": HOSTILE, "description": "b", "x": 2, "y": 3, "z": 4}
-    message = blocks.request_message(request("mcp__t", before, State.APPROVED, updated_input=after))
+    message = request_message(request("mcp__t", before, State.APPROVED, updated_input=after))
     assert message_blocks_errors(message.blocks) == []
     assert "Changed by <@U_ALICE>, approved by <@U_ALICE>" in texts(message)
 
@@ -262,14 +265,14 @@ def test_team_rules_listing_is_valid_with_many_hostile_rules():
     from bot.approvals.rules import Rule
 
     entries = [TeamRule(Rule("Bash", f"{HOSTILE} {i} *"), "U<!here>", time.time()) for i in range(80)]
-    listing = blocks.team_rules(entries)
+    listing = team_rules(entries)
     assert message_blocks_errors(listing.blocks) == []
     assert len(listing.blocks) <= limits.MESSAGE_BLOCKS
     assert "<!here>" not in json.dumps(listing.blocks)
-    assert message_blocks_errors(blocks.team_rules([]).blocks) == []
+    assert message_blocks_errors(team_rules([]).blocks) == []
 
 
-def _granting(message: blocks.Message) -> dict | None:
+def _granting(message: Message) -> dict | None:
     """The section that lists what "Always allow" grants."""
     return next((b for b in message.blocks if "Always allow* " in json.dumps(b)), None)
 
@@ -286,7 +289,7 @@ def test_always_allow_lists_every_rule_and_directory_it_grants():
             "directories": ["/srv/app", "/home/<@U1> & https://evil.example/#general"],
         },
     ]
-    message = blocks.request_message(request(suggestions=suggestions))
+    message = request_message(request(suggestions=suggestions))
     assert message_blocks_errors(message.blocks) == []
     assert Action.ALWAYS_ALLOW.value in texts(message)
     section = _granting(message)["text"]
@@ -303,7 +306,7 @@ def test_always_allow_lists_every_rule_and_directory_it_grants():
         "The rules also join the team allow-list, for every agent from now on (see `/approvals rules`).",
     ]
     # Once granted, the message keeps saying what was granted.
-    done = blocks.request_message(request(state=State.APPROVED, suggestions=suggestions, always=True))
+    done = request_message(request(state=State.APPROVED, suggestions=suggestions, always=True))
     assert "granted this agent" in json.dumps(_granting(done)) and "/srv/app" in json.dumps(_granting(done))
 
 
@@ -334,7 +337,7 @@ def test_always_allow_lists_every_rule_and_directory_it_grants():
     ],
 )
 def test_always_allow_is_not_offered_when_not_everything_it_grants_can_be_shown(suggestions):
-    message = blocks.request_message(request(suggestions=suggestions))
+    message = request_message(request(suggestions=suggestions))
     assert message_blocks_errors(message.blocks) == []
     assert Action.ALWAYS_ALLOW.value not in texts(message)
     assert _granting(message) is None
@@ -368,7 +371,7 @@ def _routed(state: State = State.PENDING, **extra) -> ApprovalRequest:
 
 @pytest.mark.parametrize("state", list(State))
 def test_team_rule_details_render_valid_and_escaped(state):
-    message = blocks.request_message(_routed(state), spent=999.0)
+    message = request_message(_routed(state), spent=999.0)
     assert message_blocks_errors(message.blocks) == []
     shown = texts(message)
     assert "<!channel>" not in shown and "<@U1>" not in shown
@@ -391,13 +394,13 @@ def test_pending_list_and_home_are_valid_with_many_hostile_requests():
         )
         for i in range(60)
     ]
-    listing = blocks.pending_list(pending)
+    listing = pending_list(pending)
     assert message_blocks_errors(listing.blocks) == []
     assert "…and 40 more." in texts(listing) and "<!channel>" not in texts(listing)
     recent = [
         Entry(f"1700000000000-{i}", {"event": "denied", "request": HOSTILE, "at": "1700000000"}, [])
         for i in range(40)
     ]
-    home = blocks.home_view(pending, recent)
+    home = home_view(pending, recent)
     assert view_errors(home) == []
-    assert blocks.pending_list([]).text == "Nothing is waiting for your decision."
+    assert pending_list([]).text == "Nothing is waiting for your decision."

@@ -325,7 +325,7 @@ async def test_a_request_naming_another_host_is_refused_everywhere(tmp_path):
             headers = {**demo.headers, **origin}
             async with demo.session.post(f"{demo.url}/demo/click", json=click, headers=headers) as response:
                 assert response.status == 421
-                assert await response.json() == {"ok": False, "error": texts.DEMO_WRONG_HOST}
+                assert await response.json() == {"ok": False, "error": texts.demo.DEMO_WRONG_HOST}
             api = {"Authorization": f"Bearer {demo.demo.bot_token}", "Host": host}
             async with demo.session.post(
                 f"{demo.url}/api/chat.postMessage",
@@ -370,7 +370,7 @@ async def test_the_page_api_answers_only_its_own_page(tmp_path):
             {"Origin": own, "Sec-Fetch-Site": "cross-site"},
         ]
         for headers in foreign:
-            refused = (403, {"ok": False, "error": texts.DEMO_CROSS_SITE})
+            refused = (403, {"ok": False, "error": texts.demo.DEMO_CROSS_SITE})
             assert await demo.post("/demo/click", click, headers) == refused, headers
             status, _ = await demo.post("/demo/post", {"user": "U0ALICE", "text": "from elsewhere"}, headers)
             assert status == 403
@@ -406,7 +406,7 @@ async def test_a_body_that_is_not_json_is_refused_even_when_it_reads_as_json(tmp
             async with demo.session.post(f"{demo.url}/demo/click", data=click, headers=headers) as response:
                 assert (response.status, await response.json()) == (
                     415,
-                    {"ok": False, "error": texts.DEMO_NOT_JSON},
+                    {"ok": False, "error": texts.demo.DEMO_NOT_JSON},
                 )
         async with demo.session.post(f"{demo.url}/demo/agent/run", headers=demo.headers) as response:
             assert response.status == 415  # no body at all is not JSON either
@@ -431,7 +431,7 @@ async def test_the_page_api_needs_the_secret_the_page_carries(tmp_path):
             async with demo.session.post(f"{demo.url}/demo/click", json=click, headers=headers) as response:
                 assert (response.status, await response.json()) == (
                     403,
-                    {"ok": False, "error": texts.DEMO_NO_TOKEN},
+                    {"ok": False, "error": texts.demo.DEMO_NO_TOKEN},
                 )
         # A change carries it in a header, which no form can set; not in its address.
         async with demo.session.post(
@@ -477,7 +477,7 @@ async def test_the_bot_endpoints_refuse_browsers_and_the_old_public_token(tmp_pa
             async with demo.session.post(api, json=forged, headers={**real, **browser}) as response:
                 assert (response.status, await response.json()) == (
                     403,
-                    {"ok": False, "error": texts.DEMO_BOT_ONLY},
+                    {"ok": False, "error": texts.demo.DEMO_BOT_ONLY},
                 )
             # A cross-site form, with the token in its body as Slack's own API would take it.
             form = {"token": demo.demo.bot_token, **forged}
@@ -518,7 +518,7 @@ async def test_off_loopback_the_page_itself_needs_the_secret(tmp_path):
             async with demo.session.get(f"{demo.url}/{query}") as response:
                 assert response.status == 403
                 body = await response.text()
-                assert body.strip() == texts.DEMO_PAGE_NEEDS_TOKEN and demo.token not in body
+                assert body.strip() == texts.demo.DEMO_PAGE_NEEDS_TOKEN and demo.token not in body
         for host in (f"{socket.gethostname()}:{port}", f"playground.example:{port}", f"127.0.0.1:{port}"):
             assert (
                 await page_token(demo.session, f"{demo.url}/?token={demo.token}", {"Host": host})
@@ -559,7 +559,7 @@ async def test_a_shared_host_warns_and_prints_the_address_with_the_secret(tmp_pa
         )
         assert found, first_line
         url, token = found.groups()
-        assert warning.strip() == texts.DEMO_EXPOSED.format(host="0.0.0.0", url=url)
+        assert warning.strip() == texts.demo.DEMO_EXPOSED.format(host="0.0.0.0", url=url)
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{port}/") as response:
                 assert response.status == 403

@@ -14,7 +14,8 @@ import pytest
 
 from bot import text
 from bot.approvals.model import State
-from bot.slack import blocks, limits, mrkdwn
+from bot.slack import limits, mrkdwn
+from bot.slack.blocks.full_input import _page_starts, full_input_modal
 from bot.slack.ids import Action
 from tests.conftest import cancelled, context, posted
 from tests.fakes.slack_api import view_errors
@@ -120,7 +121,7 @@ def test_turning_pages_of_huge_inputs_does_not_keep_them_in_memory():
         before, _ = tracemalloc.get_traced_memory()
         for i in range(8):
             huge = request("Bash", {"command": flood("mixed", 1_000_000) + str(i)})
-            blocks.full_input_modal(huge, 1)  # someone opens View full input and turns a page
+            full_input_modal(huge, 1)  # someone opens View full input and turns a page
             del huge
         gc.collect()
         kept, _ = tracemalloc.get_traced_memory()
@@ -134,7 +135,7 @@ def _all_pages(req) -> tuple[str, list[str], int]:
     """Every page, turned with Next as a person would: the code read, the headings seen, the count."""
     code, headings, page = [], [], 0
     while True:
-        view = blocks.full_input_modal(req, page)
+        view = full_input_modal(req, page)
         assert view_errors(view) == [] and len(json.dumps(view)) <= limits.VIEW_BUDGET
         assert len(view["blocks"]) <= limits.MODAL_BLOCKS
         code.append(_code(view))
@@ -142,7 +143,7 @@ def _all_pages(req) -> tuple[str, list[str], int]:
             b["text"]["text"]
             for b in view["blocks"]
             if b["type"] == "section"
-            and b["text"]["text"] in (text.FULL_INPUT_CHANGED, text.FULL_INPUT_ASKED)
+            and b["text"]["text"] in (text.modals.FULL_INPUT_CHANGED, text.modals.FULL_INPUT_ASKED)
         ]
         following = [
             e
@@ -171,7 +172,7 @@ def test_every_character_is_on_exactly_one_page_wherever_the_pages_break(kind):
         assert whole == json.dumps(after, indent=2, ensure_ascii=False) + json.dumps(
             before, indent=2, ensure_ascii=False
         )
-        assert headings == [text.FULL_INPUT_CHANGED, text.FULL_INPUT_ASKED]
+        assert headings == [text.modals.FULL_INPUT_CHANGED, text.modals.FULL_INPUT_ASKED]
 
 
 @pytest.mark.slow
@@ -182,10 +183,10 @@ def test_a_page_break_right_before_the_second_heading_shows_it_on_the_next_page(
         after, before = {"command": "x" * size}, {"command": "y" * 5_000}
         req = request("Bash", before, State.APPROVED, updated_input=after)
         documents = (
-            (text.FULL_INPUT_CHANGED, json.dumps(after, indent=2)),
-            (text.FULL_INPUT_ASKED, json.dumps(before, indent=2)),
+            (text.modals.FULL_INPUT_CHANGED, json.dumps(after, indent=2)),
+            (text.modals.FULL_INPUT_ASKED, json.dumps(before, indent=2)),
         )
-        if any(start.document == 1 and start.heading for start in blocks._page_starts(documents)):
+        if any(start.document == 1 and start.heading for start in _page_starts(documents)):
             break
     else:
         # The case this test exists for: if the layout changes so that no size here reaches it,
@@ -193,9 +194,9 @@ def test_a_page_break_right_before_the_second_heading_shows_it_on_the_next_page(
         raise AssertionError("no size in 100,000–160,000 breaks a page right before the second heading")
     whole, headings, pages = _all_pages(req)
     assert whole == json.dumps(after, indent=2) + json.dumps(before, indent=2)
-    assert headings == [text.FULL_INPUT_CHANGED, text.FULL_INPUT_ASKED]
-    last = blocks.full_input_modal(req, pages - 1)
-    assert last["blocks"][1]["text"]["text"] == text.FULL_INPUT_ASKED
+    assert headings == [text.modals.FULL_INPUT_CHANGED, text.modals.FULL_INPUT_ASKED]
+    last = full_input_modal(req, pages - 1)
+    assert last["blocks"][1]["text"]["text"] == text.modals.FULL_INPUT_ASKED
 
 
 @pytest.mark.slow

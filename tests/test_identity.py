@@ -77,7 +77,7 @@ async def test_a_click_from_another_organisation_is_refused_and_changes_nothing(
     # Slack Connect: the payload is for our installation, the clicker is from elsewhere.
     response = await worker.post_signed(_click(message, "U0MALLORY", user_team=OTHER_ORG))
     assert response.status == 200
-    assert await _notice_for(slack, "U0MALLORY") == text.FOREIGN_ORG
+    assert await _notice_for(slack, "U0MALLORY") == text.refusals.FOREIGN_ORG
     assert await _decisions(redis) == []
     assert not task.done()
     # A click from another workspace's own installation of the app, likewise.
@@ -113,7 +113,7 @@ async def test_a_modal_submitted_from_another_organisation_decides_nothing(
         assert response.status == 200
         ack = await response.json()
     assert ack["response_action"] == "update"
-    assert text.FOREIGN_ORG in str(ack["view"]["blocks"])
+    assert text.refusals.FOREIGN_ORG in str(ack["view"]["blocks"])
     assert await _decisions(redis) == []
     assert not task.done()
     await cancelled(task)
@@ -127,7 +127,7 @@ async def test_approvals_command_from_another_organisation_lists_nothing(start_w
     async with worker.session.post(f"{worker.url}/slack/events", data=body, headers=headers) as response:
         assert response.status == 200
         answer = await response.json()
-    assert answer == {"response_type": "ephemeral", "text": text.FOREIGN_ORG}
+    assert answer == {"response_type": "ephemeral", "text": text.refusals.FOREIGN_ORG}
     # A teammate gets the list.
     assert "make deploy" in str((await worker.command("U0ALICE"))["blocks"])
     await cancelled(task)
@@ -191,7 +191,7 @@ async def test_the_policy_can_trust_a_partner_workspace(start_worker, make_appro
     worker = await start_worker(approval_policy=policy_file(tmp_path, f"trusted_teams: [{PARTNER}]\n"))
     task, message = await _ask(make_approver, slack, "toolu_partner")
     assert (await worker.post_signed(_click(message, "U0MALLORY", user_team=OTHER_ORG))).status == 200
-    assert await _notice_for(slack, "U0MALLORY") == text.FOREIGN_ORG
+    assert await _notice_for(slack, "U0MALLORY") == text.refusals.FOREIGN_ORG
     assert not task.done()
     assert (await worker.post_signed(_click(message, "U0PAT", user_team=PARTNER))).status == 200
     result = await asyncio.wait_for(task, 5)
@@ -206,7 +206,7 @@ async def test_the_policy_can_trust_an_organisation_by_its_enterprise_id(
     # The payload names the grid only for another workspace (the clicker's is a third): not enough.
     stray = _click(message, "U0MALLORY", user_team=OTHER_ORG, team="T0GRIDWS", enterprise=GRID)
     assert (await worker.post_signed(stray)).status == 200
-    assert await _notice_for(slack, "U0MALLORY") == text.FOREIGN_ORG
+    assert await _notice_for(slack, "U0MALLORY") == text.refusals.FOREIGN_ORG
     assert not task.done()
     member = _click(message, "U0GINA", user_team="T0GRIDWS", team="T0GRIDWS", enterprise=GRID)
     assert (await worker.post_signed(member)).status == 200
@@ -247,7 +247,7 @@ async def test_an_org_wide_install_trusts_its_workspaces_only(
     # Org-wide installs get team: null; only user.team_id says where the clicker is from.
     outsider = _click(message, "U0MALLORY", user_team=OTHER_ORG, team=None, enterprise=GRID)
     assert (await worker.post_signed(outsider)).status == 200
-    assert await _notice_for(slack, "U0MALLORY") == text.FOREIGN_ORG
+    assert await _notice_for(slack, "U0MALLORY") == text.refusals.FOREIGN_ORG
     assert not task.done()
     member = _click(message, "U0BEA", user_team="T0GRIDB", team=None, enterprise=GRID)
     assert (await worker.post_signed(member)).status == 200
@@ -281,7 +281,7 @@ async def test_socket_mode_refuses_other_organisations_too(start_worker, make_ap
     await start_worker(slack_app_token=APP_TOKEN, slack_signing_secret=None)
     task, message = await _ask(make_approver, slack, "toolu_socket_foreign")
     await slack.send_over_socket("interactive", _click(message, "U0MALLORY", user_team=OTHER_ORG))
-    assert await _notice_for(slack, "U0MALLORY") == text.FOREIGN_ORG
+    assert await _notice_for(slack, "U0MALLORY") == text.refusals.FOREIGN_ORG
     assert await _decisions(redis) == []
     await slack.send_over_socket("interactive", _click(message, "U0ALICE"))
     assert (await asyncio.wait_for(task, 5)).behavior == "allow"

@@ -208,9 +208,9 @@ async def test_a_card_posted_by_a_worker_that_died_before_recording_it_is_adopte
     await store.route(request_id, Route(rule="default", action=RouteAction.ASK))
     await store.start_posting(request_id)
     request = await store.get(request_id)
-    from bot.slack import blocks
+    from bot.slack.blocks.request_message import request_message
 
-    message = blocks.request_message(request)
+    message = request_message(request)
     client = slack.client()
     await client.chat_postMessage(
         channel="C0APPROVALS",

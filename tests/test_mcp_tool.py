@@ -328,4 +328,4 @@ async def test_a_waiting_call_reports_progress(monkeypatch):
         )
 
     assert json.loads(result.content[0].text)["behavior"] == "allow"
-    assert beats[:3] == [text_module.MCP_WAITING] * 3
+    assert beats[:3] == [text_module.agent.MCP_WAITING] * 3

@@ -17,7 +17,12 @@ import pytest
 from bot import text
 from bot.approvals import questions
 from bot.approvals.model import ApprovalRequest, State, Vote
-from bot.slack import blocks, limits, mrkdwn
+from bot.slack import limits, mrkdwn
+from bot.slack.blocks.full_input import full_input_modal
+from bot.slack.blocks.kit import Message, text_size
+from bot.slack.blocks.lists import home_view, pending_list
+from bot.slack.blocks.modals import answer_modal
+from bot.slack.blocks.request_message import request_message
 from bot.slack.ids import Action
 from tests.fakes.slack_api import blocks_text_length, message_blocks_errors, view_errors
 from tests.test_blocks import request
@@ -40,9 +45,9 @@ def flood(kind: str, size: int) -> str:
     return (unit * (size // len(unit) + 1))[:size]
 
 
-def assert_fits(message: blocks.Message) -> None:
+def assert_fits(message: Message) -> None:
     assert message_blocks_errors(message.blocks) == []
-    assert blocks.text_size(message.blocks) <= limits.MESSAGE_TEXT_BUDGET
+    assert text_size(message.blocks) <= limits.MESSAGE_TEXT_BUDGET
     assert blocks_text_length(message.blocks) <= limits.MESSAGE_TEXT_BUDGET
 
 
@@ -104,9 +109,9 @@ def test_a_question_of_601_ampersands_posts():
             {"question": "&" * 601, "header": "&" * 12, "options": [{"label": "&" * 75}, {"label": "b"}]}
         ]
     }
-    message = blocks.request_message(request("AskUserQuestion", asked))
+    message = request_message(request("AskUserQuestion", asked))
     assert_fits(message)
-    form = blocks.answer_modal(request("AskUserQuestion", asked))
+    form = answer_modal(request("AskUserQuestion", asked))
     assert view_errors(form) == []
 
 
@@ -167,7 +172,7 @@ TOOLS = {
 def test_every_tool_in_every_state_fits_the_budget_at_its_largest(tool_name, state, kind):
     filler = flood(kind, 40_000)
     req = _everything(tool_name, TOOLS[tool_name](filler), state, filler)
-    message = blocks.request_message(req, spent=1e12)
+    message = request_message(req, spent=1e12)
     assert_fits(message)
     shown = json.dumps(message.blocks, ensure_ascii=False)
     parsed = " ".join(o["text"] for o in mrkdwn_objects(message.blocks))  # plain_text is never parsed
@@ -179,9 +184,9 @@ def test_every_tool_in_every_state_fits_the_budget_at_its_largest(tool_name, sta
         assert Action.APPROVE.value in shown and Action.DENY.value in shown
         # N-of-M, with 29 of 30 votes in: no Always allow, the votes listed instead.
         voted = dataclasses.replace(req, required=30, votes=_votes(29, filler))
-        assert_fits(blocks.request_message(voted, spent=1e12))
+        assert_fits(request_message(voted, spent=1e12))
     else:
-        assert text.outcome_line(req)[:20] in shown
+        assert text.message.outcome_line(req)[:20] in shown
 
 
 @pytest.mark.parametrize("kind", ["amp", "emoji", "mention", "mixed"])
@@ -213,7 +218,7 @@ def test_four_questions_with_four_long_options_post_and_stay_answerable(kind, mu
         reason=long,
     )
     assert questions.parse("AskUserQuestion", asked) is not None
-    message = blocks.request_message(req)
+    message = request_message(req)
     assert_fits(message)
     shown = json.dumps(message.blocks, ensure_ascii=False)
     assert Action.VIEW_INPUT.value in shown
@@ -221,7 +226,7 @@ def test_four_questions_with_four_long_options_post_and_stay_answerable(kind, mu
         assert Action.ANSWER.value in shown
     # Every question and option still shows in the message, and the form holds them all.
     assert all(f"• *{j} " in shown for j in range(4))
-    form = blocks.answer_modal(req)
+    form = answer_modal(req)
     assert view_errors(form) == []
     choices = [b for b in form["blocks"] if b["block_id"].startswith("answer.")]
     assert len(choices) == 4 and all(len(c["element"]["options"]) == 5 for c in choices)
@@ -231,13 +236,13 @@ def test_fifty_changed_fields_and_many_rules_fit():
     before = {f"key {i} " + "&" * 100: "&" * 3_000 for i in range(55)}
     after = {k: "🚀" * 3_000 for k in before}
     for state in (State.PENDING, State.APPROVED):
-        message = blocks.request_message(request("mcp__t", before, state, updated_input=after))
+        message = request_message(request("mcp__t", before, state, updated_input=after))
         assert_fits(message)
         assert "Also changed:" in json.dumps(message.blocks)
 
 
 def test_a_message_that_would_fit_uncut_is_not_cut():
-    message = blocks.request_message(request("Bash", {"command": "make deploy", "description": "Deploy"}))
+    message = request_message(request("Bash", {"command": "make deploy", "description": "Deploy"}))
     shown = json.dumps(message.blocks)
     assert "make deploy" in shown and Action.VIEW_INPUT.value not in shown and "…" not in shown
 
@@ -252,7 +257,7 @@ def _read_all_pages(req: ApprovalRequest) -> tuple[str, int]:
     """Turn every page as a person would (Next), checking each; the code shown, joined."""
     shown, page, pages = [], 0, 0
     while True:
-        view = blocks.full_input_modal(req, page)
+        view = full_input_modal(req, page)
         assert view_errors(view) == []
         assert len(json.dumps(view)) <= limits.VIEW_BUDGET
         pages += 1
@@ -289,7 +294,7 @@ def test_view_full_input_after_a_change_shows_what_runs_then_what_was_asked():
 
 def test_a_page_out_of_range_shows_the_last_page():
     req = request("Bash", {"command": "x" * 400_000})
-    last = blocks.full_input_modal(req, 10_000)
+    last = full_input_modal(req, 10_000)
     assert (
         view_errors(last) == []
         and "Previous page" in json.dumps(last)
@@ -304,7 +309,7 @@ def test_a_page_out_of_range_shows_the_last_page():
 def test_every_mrkdwn_object_is_verbatim(state):
     for tool_name, tool_input in TOOLS.items():
         req = _everything(tool_name, tool_input("https://evil.example #general <!here>"), state, "#general")
-        message = blocks.request_message(req)
+        message = request_message(req)
         objects = mrkdwn_objects(message.blocks)
         assert objects and all(o.get("verbatim") is True for o in objects)
     asked = {
@@ -312,15 +317,15 @@ def test_every_mrkdwn_object_is_verbatim(state):
             {"question": "#general?", "options": [{"label": "a", "description": "https://x"}, {"label": "b"}]}
         ]
     }
-    objects = mrkdwn_objects(blocks.request_message(request("AskUserQuestion", asked, state)).blocks)
+    objects = mrkdwn_objects(request_message(request("AskUserQuestion", asked, state)).blocks)
     assert all(o.get("verbatim") is True for o in objects)
 
 
 def test_the_thread_reminder_and_rule_removal_escape_names():
     req = request("<!channel> &", {"command": "ls"})
-    assert "<!channel>" not in text.reminder(req, ["U0BOB"], 90)
-    assert "&lt;!channel&gt; &amp;" in text.reminder(req, ["U0BOB"], 90)
-    assert "<!here>" not in text.rule_removed("Bash(<!here> *)")
+    assert "<!channel>" not in text.message.reminder(req, ["U0BOB"], 90)
+    assert "&lt;!channel&gt; &amp;" in text.message.reminder(req, ["U0BOB"], 90)
+    assert "<!here>" not in text.lists.rule_removed("Bash(<!here> *)")
 
 
 # -- 18. after a Modify --------------------------------------------------------------
@@ -328,7 +333,7 @@ def test_the_thread_reminder_and_rule_removal_escape_names():
 
 def test_the_approved_card_leads_with_what_ran():
     before, after = {"command": "rm -rf /srv"}, {"command": "rm -rf /srv/tmp"}
-    message = blocks.request_message(request("Bash", before, State.APPROVED, updated_input=after))
+    message = request_message(request("Bash", before, State.APPROVED, updated_input=after))
     sections = [b["text"]["text"] for b in message.blocks if b["type"] == "section"]
     assert sections[0] == "*Command*\n```\nrm -rf /srv/tmp\n```"
     changes = [s for s in sections if s.startswith("*Changed before approval*")]
@@ -355,11 +360,13 @@ def test_the_outcome_says_who_changed_and_who_approved():
         decided_by="U_BOB",
         edited_by="U_ALICE",
     )
-    assert text.outcome_line(req).startswith(
+    assert text.message.outcome_line(req).startswith(
         ":pencil2: Changed by <@U_ALICE>, approved by <@U_BOB> and <@U_ALICE> "
     )
     alone = request("Bash", {"command": "a"}, State.APPROVED, updated_input={"command": "b"})
-    assert text.outcome_line(alone).startswith(":pencil2: Changed by <@U_ALICE>, approved by <@U_ALICE> ")
+    assert text.message.outcome_line(alone).startswith(
+        ":pencil2: Changed by <@U_ALICE>, approved by <@U_ALICE> "
+    )
 
 
 @pytest.mark.parametrize("kind", ["amp", "emoji", "mention", "mixed"])
@@ -393,7 +400,7 @@ def test_proposed_answers_awaiting_agreement_fit_the_budget(kind, multi):
         revision=5,
         updated_input={**asked, "answers": answers},
     )
-    message = blocks.request_message(req)
+    message = request_message(req)
     assert_fits(message)
     parsed = " ".join(o["text"] for o in mrkdwn_objects(message.blocks))
     assert "<!channel>" not in parsed and "<@U0EVIL>" not in parsed
@@ -426,7 +433,7 @@ def test_a_changed_keys_backticks_cannot_close_the_before_after_fences(key):
     for value in _BACKTICK_VALUES:
         before, after = {key: value, "x": 1}, {key: value + "!", "x": 1}
         for state in (State.PENDING, State.APPROVED):
-            message = blocks.request_message(request("mcp__files__clean", before, state, updated_input=after))
+            message = request_message(request("mcp__files__clean", before, state, updated_input=after))
             assert_fits(message)
             [diff] = [
                 b["text"]["text"]
@@ -478,23 +485,21 @@ def test_a_long_question_cannot_push_the_paged_people_off_the_card(kind):
             escalated=(0,),
             required=2,
         )
-        message = blocks.request_message(req)
+        message = request_message(req)
         assert_fits(message)
         if state is State.ANSWERED:
             continue  # nobody is paged once it is decided
         paging, who = message.blocks[1]["text"]["text"], json.dumps(message.blocks)
         assert [t for t in paged if t not in paging] == [], "not paged on the card"
-        assert "*Who can decide:* " + text.targets(paged) in who
+        assert "*Who can decide:* " + text.notation.targets(paged) in who
         assert ":arrow_double_up: Escalated to <@U0LEAD>, <!subteam^S0DIRECTORS>" in who
         # The notification keeps every mention, as before.
-        assert all(text.target(t) in message.text for t in paged)
+        assert all(text.notation.target(t) in message.text for t in paged)
 
 
 def test_a_policy_with_absurdly_many_targets_is_cut_saying_how_many_more():
     paged = tuple(f"U0PAGE{i:04d}" for i in range(300))
-    message = blocks.request_message(
-        request("AskUserQuestion", _LONG_QUESTIONS, mention=paged, approvers=paged)
-    )
+    message = request_message(request("AskUserQuestion", _LONG_QUESTIONS, mention=paged, approvers=paged))
     assert_fits(message)
     for line in (
         message.blocks[1]["text"]["text"],
@@ -540,7 +545,7 @@ def test_the_approvals_list_fits_slacks_text_budget_with_long_tool_names(kind, w
         for i in range(count)
     ]
     workspace = "https://fake-team.slack.com/" if where == "linked" else None
-    listing = blocks.pending_list(waiting, workspace)
+    listing = pending_list(waiting, workspace)
     assert_fits(listing)
     parsed = " ".join(o["text"] for o in mrkdwn_objects(listing.blocks))
     assert "<!channel>" not in parsed and "<@U0EVIL>" not in parsed
@@ -556,8 +561,8 @@ def test_the_approvals_list_fits_slacks_text_budget_with_long_tool_names(kind, w
         elif where == "channel":
             assert "in <#C0APPROVALS>" in line
     assert ("…and 5 more." in json.dumps(listing.blocks, ensure_ascii=False)) == (count == 25)
-    home = blocks.home_view(waiting, [], workspace)
-    assert view_errors(home) == [] and blocks.text_size(home["blocks"]) <= limits.MESSAGE_TEXT_BUDGET
+    home = home_view(waiting, [], workspace)
+    assert view_errors(home) == [] and text_size(home["blocks"]) <= limits.MESSAGE_TEXT_BUDGET
 
 
 def test_a_short_approvals_list_is_not_cut():
@@ -566,7 +571,7 @@ def test_a_short_approvals_list_is_not_cut():
             tool_input={"command": "make deploy"}, agent="release-bot", posted_channel="C0A", ts="1.000001"
         )
     ]
-    line = blocks.pending_list(waiting, "https://fake-team.slack.com/").blocks[1]["text"]["text"]
+    line = pending_list(waiting, "https://fake-team.slack.com/").blocks[1]["text"]["text"]
     assert line.startswith(
         "*Bash* make deploy\n*Agent:* release-bot · <https://fake-team.slack.com/archives/C0A/p1000001|"
     )
@@ -575,7 +580,7 @@ def test_a_short_approvals_list_is_not_cut():
 
 def test_many_votes_are_named_then_counted():
     voters = _votes(150, "x")
-    message = blocks.request_message(request("Bash", {"command": "make deploy"}, required=200, votes=voters))
+    message = request_message(request("Bash", {"command": "make deploy"}, required=200, votes=voters))
     assert_fits(message)
     [line] = [
         e["text"]

@@ -11,7 +11,11 @@ import pytest
 from bot import text as texts
 from bot.approvals import questions
 from bot.approvals.model import State, request_id_for
-from bot.slack import blocks, limits
+from bot.slack import limits
+from bot.slack.blocks.kit import text_size
+from bot.slack.blocks.modals import answer_modal
+from bot.slack.blocks.question import answer_menu, menu_answer
+from bot.slack.blocks.request_message import request_message
 from bot.slack.ids import (
     CHOICE_INPUT,
     OWN_ANSWER_INPUT,
@@ -230,8 +234,8 @@ async def test_several_questions_or_several_picks_keep_the_form(start_worker, ma
 
     picks = {"questions": [{**ONE["questions"][0], "multiSelect": True}]}
     asked = questions.parse("AskUserQuestion", picks)
-    assert asked is not None and blocks.answer_menu(asked) is None
-    assert blocks.answer_menu(questions.parse("AskUserQuestion", ONE) or []) is not None
+    assert asked is not None and answer_menu(asked) is None
+    assert answer_menu(questions.parse("AskUserQuestion", ONE) or []) is not None
 
 
 @pytest.mark.parametrize("value", ["2", "7", "-1", "1.0", "²", "other2", "", "0" * 75])
@@ -242,7 +246,7 @@ async def test_a_pick_that_is_not_an_option_changes_nothing(start_worker, make_a
     if value:  # an empty value is malformed for Slack: ignored without a word
         await slack.wait_for(lambda: slack.ephemerals)
         [note] = slack.ephemerals
-        assert (note.user, note.text) == ("U_ALICE", texts.NOT_AN_OPTION)
+        assert (note.user, note.text) == ("U_ALICE", texts.refusals.NOT_AN_OPTION)
     await asyncio.sleep(0.1)
     assert not task.done() and message.edits == 0
     request = await store.get(request_id_for(f"toolu_forged_{len(value)}_{value.encode().hex()}"))
@@ -265,7 +269,7 @@ async def test_a_pick_naming_a_request_that_is_no_question_approves_nothing(
     payload["actions"][0]["block_id"] = actions_block(request_id_for("toolu_rm_srv"), 0)
     assert (await worker.post_signed(payload)).status == 200
     await slack.wait_for(lambda: slack.ephemerals)
-    assert [n.text for n in slack.ephemerals] == [texts.NOT_AN_OPTION]
+    assert [n.text for n in slack.ephemerals] == [texts.refusals.NOT_AN_OPTION]
     assert (await store.get(request_id_for("toolu_rm_srv"))).state is State.PENDING
     assert not command.done() and not task.done()
     await cancelled(task, command)
@@ -392,7 +396,7 @@ def test_the_menu_stays_within_slacks_limits_and_maps_back_to_whole_labels(optio
         ]
     }
     req = request("AskUserQuestion", asked)
-    message = blocks.request_message(req)
+    message = request_message(req)
     assert message_blocks_errors(message.blocks) == []
     menu = _menu(message)
     assert menu is not None and len(menu["options"]) == options <= limits.SELECT_OPTIONS
@@ -401,12 +405,12 @@ def test_the_menu_stays_within_slacks_limits_and_maps_back_to_whole_labels(optio
         for o in menu["options"]
     )
     last = str(options - 1)
-    assert blocks.menu_answer(req, last) == {**asked, "answers": {f"Pick {label}": f"{last} {label}"}}
+    assert menu_answer(req, last) == {**asked, "answers": {f"Pick {label}": f"{last} {label}"}}
     for refused in (str(options), "other", "-1", f"0{last}", " 0", ""):
-        assert blocks.menu_answer(req, refused) is None, refused
+        assert menu_answer(req, refused) is None, refused
     # Not a menu request, whatever the pick: a Bash command, or two questions.
-    assert blocks.menu_answer(request("Bash", {"command": "rm -rf /"}), "0") is None
-    assert blocks.menu_answer(request("AskUserQuestion", ASKED), "0") is None
+    assert menu_answer(request("Bash", {"command": "rm -rf /"}), "0") is None
+    assert menu_answer(request("AskUserQuestion", ASKED), "0") is None
 
 
 def _form_request():
@@ -425,7 +429,7 @@ def _form_request():
 
 
 def test_the_form_shows_each_question_once_and_marks_only_what_is_optional():
-    form = blocks.answer_modal(_form_request())
+    form = answer_modal(_form_request())
     assert view_errors(form) == []
     shown = json.dumps(form, ensure_ascii=False)
     for question in ASKED["questions"]:
@@ -545,7 +549,7 @@ async def test_two_people_picking_the_same_answer_answer_it(
     shown = _shown(message)
     assert f"*Proposed answer:* {LONG_LABEL}" in shown
     assert "*Agreed:* 1 of 2: <@U0ALICE>" in shown
-    assert f"Proposed by <@U0ALICE>. {texts.AGREE_BY_MENU}" in shown
+    assert f"Proposed by <@U0ALICE>. {texts.message.AGREE_BY_MENU}" in shown
     assert _menu(message) is not None and not task.done()
 
     await choose(worker, "U0BOB", message, "1")
@@ -635,7 +639,7 @@ async def test_a_form_opened_before_another_answer_is_refused_and_a_fresh_one_ag
     await slack.wait_for(lambda: message.edits >= 1)
     shown = _shown(message)
     assert "*Proposed answer:* prod" in shown and "*Proposed answer:* lint, smoke" in shown
-    assert f"Proposed by <@U0ALICE>. {texts.AGREE_BY_FORM}" in shown
+    assert f"Proposed by <@U0ALICE>. {texts.message.AGREE_BY_FORM}" in shown
 
     values = {
         choice_block(0): {
@@ -728,9 +732,9 @@ def _proposed(label: str, votes: int = 1):
 def test_a_proposed_answer_on_the_card_stays_within_slacks_limits(label):
     from tests.fakes.slack_api import message_blocks_errors
 
-    message = blocks.request_message(_proposed(label))
+    message = request_message(_proposed(label))
     assert message_blocks_errors(message.blocks) == []
-    assert blocks.text_size(message.blocks) <= limits.MESSAGE_TEXT_BUDGET
+    assert text_size(message.blocks) <= limits.MESSAGE_TEXT_BUDGET
     shown = _shown(message)
     assert "*Proposed answer:* 3 " in shown and "Proposed by <@U0ALICE>." in shown
     proposal = next(b for b in message.blocks if "Proposed answer" in json.dumps(b))
@@ -742,5 +746,5 @@ def test_a_question_that_expires_while_people_disagree_tells_the_model_how_far_t
     from dataclasses import replace
 
     expired = replace(_proposed("Which environment?"), state=State.EXPIRED, decided_at=1.0)
-    told = texts.deny_message(expired, [], frozenset())
+    told = texts.decision.deny_message(expired, [], frozenset())
     assert "1 of the 2 people it needed had agreed on an answer." in told and "approvals" not in told

@@ -98,11 +98,11 @@ async def test_someone_who_may_not_deny_is_refused_before_the_reason_form(
     task, message = await _ask(make_approver, slack, "toolu_shape_deny_refused")
 
     refused = await _modal_after(worker, slack, _click(message, "U0MALLORY", Action.DENY))
-    assert refused["title"]["text"] == text.NOT_ALLOWED_TITLE
+    assert refused["title"]["text"] == text.refusals.NOT_ALLOWED_TITLE
     assert not _has_input(refused) and refused.get("submit") is None  # nothing to type a reason into
 
     form = await _modal_after(worker, slack, _click(message, "U0ALICE", Action.DENY))
-    assert (form["title"]["text"], _has_input(form)) == (text.DENY_MODAL_TITLE, True)
+    assert (form["title"]["text"], _has_input(form)) == (text.modals.DENY_MODAL_TITLE, True)
     # Mallory submits a copy of Alice's form anyway: refused, in a notice titled so.
     replay = view_submission(
         "U0MALLORY",
@@ -114,7 +114,10 @@ async def test_someone_who_may_not_deny_is_refused_before_the_reason_form(
     body, headers = signed_form(replay, SIGNING_SECRET)
     async with worker.session.post(f"{worker.url}/slack/events", data=body, headers=headers) as response:
         answer = json.loads(await response.text())
-    assert answer["response_action"] == "update" and answer["view"]["title"]["text"] == text.NOT_ALLOWED_TITLE
+    assert (
+        answer["response_action"] == "update"
+        and answer["view"]["title"]["text"] == text.refusals.NOT_ALLOWED_TITLE
+    )
     assert not task.done()
     await cancelled(task)
 
@@ -124,8 +127,8 @@ async def test_decline_on_a_question_opens_a_decline_form(start_worker, make_app
     task, message = await _ask(make_approver, slack, "toolu_shape_decline", "AskUserQuestion", QUESTION)
     form = await _modal_after(worker, slack, _click(message, "U0ALICE", Action.DENY))
     assert (form["title"]["text"], form["submit"]["text"]) == (
-        text.DECLINE_MODAL_TITLE,
-        text.DECLINE_MODAL_SUBMIT,
+        text.modals.DECLINE_MODAL_TITLE,
+        text.modals.DECLINE_MODAL_SUBMIT,
     )
     assert "Deny" not in json.dumps(form)
     await cancelled(task)
@@ -139,13 +142,13 @@ async def test_a_refusal_or_an_ended_request_is_not_titled_modify_and_approve(
     before = message.as_dict()
 
     refused = await _modal_after(worker, slack, _click(message, "U0MALLORY", Action.MODIFY))
-    assert refused["title"]["text"] == text.NOT_ALLOWED_TITLE
+    assert refused["title"]["text"] == text.refusals.NOT_ALLOWED_TITLE
 
     await worker.click("U0ALICE", Action.APPROVE, message)
     assert (await asyncio.wait_for(task, 5)).behavior == "allow"
     for action in (Action.MODIFY, Action.DENY):  # a click on the message as it showed before
         ended = await _modal_after(worker, slack, _click(message, "U0ALICE", action, shown=before))
-        assert ended["title"]["text"] == text.ENDED_TITLE and not _has_input(ended)
+        assert ended["title"]["text"] == text.refusals.ENDED_TITLE and not _has_input(ended)
 
 
 # -- /approvals and App Home (item 19) -------------------------------------------

@@ -288,25 +288,25 @@ def test_a_long_discussion_keeps_its_newest_replies_and_says_how_many_it_left_ou
 
     replies = [Reply(f"1700000000.{i:06d}", f"U{i}", f"user{i}", f"reply {i}") for i in range(70)]
     replies[-1] = Reply("1700000000.000069", "U69", "n" * 500, "y" * 5000)
-    _reason, intro, entries = ("Denied." + wording.discussion_text(replies, {"U69"})).split("\n")
+    _reason, intro, entries = ("Denied." + wording.decision.discussion_text(replies, {"U69"})).split("\n")
     kept = json.loads(entries)
-    assert len(kept) == wording.DISCUSSION_REPLIES
-    assert intro.endswith(f"{70 - wording.DISCUSSION_REPLIES} older replies are left out.")
-    assert [r["user"] for r in kept] == [f"U{i}" for i in range(70 - wording.DISCUSSION_REPLIES, 70)]
+    assert len(kept) == wording.decision.DISCUSSION_REPLIES
+    assert intro.endswith(f"{70 - wording.decision.DISCUSSION_REPLIES} older replies are left out.")
+    assert [r["user"] for r in kept] == [f"U{i}" for i in range(70 - wording.decision.DISCUSSION_REPLIES, 70)]
     assert kept[-1] == {
         "user": "U69",
-        "name": "n" * wording.DISCUSSION_NAME,
+        "name": "n" * wording.decision.DISCUSSION_NAME,
         "approver": True,
-        "text": "y" * wording.DISCUSSION_REPLY + "…",
+        "text": "y" * wording.decision.DISCUSSION_REPLY + "…",
     }
     assert not kept[0]["approver"]
 
     # The total is capped too: the oldest go first.
     wordy = [Reply(f"1700000000.{i:06d}", "U1", "a", f"{i:02d}" + "w" * 998) for i in range(20)]
-    kept = json.loads(wording.discussion_text(wordy).split("\n")[-1])
-    assert sum(len(r["text"]) for r in kept) == wording.DISCUSSION_TOTAL == 8 * 1000
+    kept = json.loads(wording.decision.discussion_text(wordy).split("\n")[-1])
+    assert sum(len(r["text"]) for r in kept) == wording.decision.DISCUSSION_TOTAL == 8 * 1000
     assert [r["text"][:2] for r in kept] == [f"{i}" for i in range(12, 20)]
-    assert "12 older replies are left out." in wording.discussion_text(wordy)
+    assert "12 older replies are left out." in wording.decision.discussion_text(wordy)
 
 
 async def test_a_reply_heard_before_the_post_is_recorded_still_reaches_the_model(

@@ -209,11 +209,11 @@ async def test_a_command_is_shown_as_it_runs_not_reordered_by_bidi_controls(
 
 
 def test_view_full_input_names_what_a_reader_cannot_see():
-    from bot.slack import blocks
+    from bot.slack.blocks.full_input import full_input_modal
     from tests.test_blocks import request
 
     command = "echo ok #\u202e sh | evil\u2069 \u200b\U000e0041 \u2028 \ue000"
-    view = json.dumps(blocks.full_input_modal(request("Bash", {"command": command})), ensure_ascii=False)
+    view = json.dumps(full_input_modal(request("Bash", {"command": command})), ensure_ascii=False)
     assert not any(c in view for c in _UNSEEN_FORMAT | {"\u2028", "\ue000"})
     assert "⟦U+202E⟧" in view and "⟦U+E0041⟧" in view and "⟦U+200B⟧" in view
 
@@ -221,14 +221,14 @@ def test_view_full_input_names_what_a_reader_cannot_see():
 def test_every_page_of_an_input_full_of_unseen_characters_is_a_valid_view():
     """Shown by name, each unseen character takes eight or nine characters: the pages are cut
     by what they show, so none is too long for Slack."""
-    from bot.slack import blocks
+    from bot.slack.blocks.full_input import full_input_modal
     from tests.fakes.slack_api import view_errors
     from tests.test_blocks import request
 
     req = request("Bash", {"command": ("\u202e" * 3000 + "\U000e0041" * 3000 + "x") * 4})
     page, pages = 0, []
     while True:
-        view = blocks.full_input_modal(req, page)
+        view = full_input_modal(req, page)
         assert view_errors(view) == []
         pages.append(view)
         if "Next page" not in json.dumps(view):
@@ -238,9 +238,9 @@ def test_every_page_of_an_input_full_of_unseen_characters_is_a_valid_view():
 
 
 def test_the_modify_form_fits_a_field_whose_unseen_characters_grow_when_named():
-    from bot.slack import blocks
+    from bot.slack.blocks.modals import modify_modal
     from tests.fakes.slack_api import view_errors
     from tests.test_blocks import request
 
-    view = blocks.modify_modal(request("Bash", {"command": "echo " + "\u202e" * 2000}))
+    view = modify_modal(request("Bash", {"command": "echo " + "\u202e" * 2000}))
     assert view_errors(view) == []

@@ -29,6 +29,7 @@ from .. import metrics, text
 from ..approvals import bounds, keys
 from ..approvals.model import ApprovalRequest, Decision, Mode, NewRequest, State, request_id_for
 from ..approvals.store import RequestStore
+from ..approvals.tools import GATED_TOOLS
 from ..approvals.wake import DecisionWaiter, WaiterClosed
 from ..logs import Event, about, preview, tagged
 from ..redis_client import (
@@ -52,9 +53,6 @@ log = logging.getLogger(__name__)
 CANCEL_GRACE_SECONDS = 5.0
 """How long a cancelled call may spend marking its request cancelled."""
 
-
-GATED_TOOLS = "Bash|Write|Edit|MultiEdit|NotebookEdit|WebFetch|AskUserQuestion|mcp__.*"
-"""The tools the gate hook asks about by default (a Claude Code hook matcher)."""
 
 GATE_HOOK_TIMEOUT = 60
 """Seconds the CLI gives the gate hook: with ``--wait 0`` it only stores the
@@ -203,7 +201,7 @@ class SlackApprover:
         merged = json.loads(json.dumps(base or {}))
         if other_approver.has_permission_hook(merged):
             # With can_use_tool beside it, the first answer wins: a quick allow beats the team's deny.
-            raise ValueError(text.racing_hook("settings"))
+            raise ValueError(text.agent.racing_hook("settings"))
         hooks = merged.setdefault("hooks", {}).setdefault("PreToolUse", [])
         rules = passthrough.command_line_rules([*allow, *passthrough.allow_rules(merged)])
         hook = {
@@ -230,7 +228,7 @@ class SlackApprover:
             env.setdefault("REDIS_URL", self.redis_url)  # via the environment: never in a command line
         files = passthrough.settings_files(options.cwd, options.setting_sources, env)
         if racing := other_approver.files_with_permission_hook(files):
-            raise ValueError(text.racing_hook(", ".join(map(str, racing))))
+            raise ValueError(text.agent.racing_hook(", ".join(map(str, racing))))
         allow = [*options.allowed_tools, *passthrough.file_rules(files)]
         return dataclasses.replace(
             options, can_use_tool=self.can_use_tool, settings=self.settings(base, allow=allow), env=env
@@ -350,19 +348,21 @@ class SlackApprover:
             raise
         except WaiterClosed:
             await self._cancel(request_id)
-            return PermissionResultDeny(message=text.DENY_SHUTDOWN)
+            return PermissionResultDeny(message=text.agent.DENY_SHUTDOWN)
         except CostEstimateError as exc:
             log.warning("approval %s: %s; denying", request_id, exc)
-            return PermissionResultDeny(message=text.deny_bad_estimate(str(exc)))
+            return PermissionResultDeny(message=text.agent.deny_bad_estimate(str(exc)))
         except (RedisError, OSError) as exc:  # OSError includes TimeoutError
             log.exception("approval %s: Redis unavailable, denying", request_id)
-            message = text.deny_redis_silent(exc) if timed_out(exc) else text.deny_unreachable(exc)
+            message = (
+                text.agent.deny_redis_silent(exc) if timed_out(exc) else text.agent.deny_unreachable(exc)
+            )
             return PermissionResultDeny(message=message)
         except Exception as exc:
             # The SDK would turn an exception into an error response, not a
             # deny: catch everything so the answer is always an explicit no.
             log.exception("approval %s: internal error, denying", request_id)
-            return PermissionResultDeny(message=text.deny_internal_error(exc))
+            return PermissionResultDeny(message=text.agent.deny_internal_error(exc))
 
     async def _create(
         self, request_id: str, tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import text
+from ..approvals.tools import GATED_TOOLS
 from . import deadline
-from .approver import GATED_TOOLS
 from .hook_events import (
     BLOCK_IF_NOT_STARTED,
     PERMISSION_REQUEST,
@@ -160,17 +160,17 @@ _GATE_OPTIONS = frozenset(
 def check_shape(settings: Any) -> None:
     """``SettingsError`` unless ``settings`` is an object whose ``hooks`` Claude Code could read."""
     if not isinstance(settings, dict):
-        raise SettingsError(text.SETTINGS_NOT_OBJECT)
+        raise SettingsError(text.setup.SETTINGS_NOT_OBJECT)
     hooks = settings.get("hooks", {})
     if not isinstance(hooks, dict):
-        raise SettingsError(text.settings_bad_hooks("hooks", "an object"))
+        raise SettingsError(text.setup.settings_bad_hooks("hooks", "an object"))
     for event, groups in hooks.items():
         if not isinstance(groups, list):
-            raise SettingsError(text.settings_bad_hooks(f"hooks.{event}", "a list"))
+            raise SettingsError(text.setup.settings_bad_hooks(f"hooks.{event}", "a list"))
         for i, group in enumerate(groups):
             if not isinstance(group, dict) or not isinstance(group.get("hooks", []), list):
                 raise SettingsError(
-                    text.settings_bad_hooks(f"hooks.{event}[{i}]", 'an object with a "hooks" list')
+                    text.setup.settings_bad_hooks(f"hooks.{event}[{i}]", 'an object with a "hooks" list')
                 )
 
 
@@ -262,11 +262,11 @@ def load(path: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(text.settings_unreadable(path, exc)) from exc
+        raise SettingsError(text.setup.settings_unreadable(path, exc)) from exc
     try:
         settings = json.loads(raw)
     except ValueError as exc:
-        raise SettingsError(text.settings_not_json(path, exc)) from exc
+        raise SettingsError(text.setup.settings_not_json(path, exc)) from exc
     try:
         check_shape(settings)
     except SettingsError as exc:

@@ -44,50 +44,50 @@ def run(args: argparse.Namespace) -> int:
             GateConfig(hook_timeout=spec.hook_timeout).budget()
         except BudgetError:
             raise bounds.OutOfRange(
-                text.install_hook_timeout_too_short(spec.hook_timeout, MARGIN + ROUTE_WAIT)
+                text.setup.install_hook_timeout_too_short(spec.hook_timeout, MARGIN + ROUTE_WAIT)
             ) from None
         if not spec.defer:
             _refuse_a_second_approver([path, *loaded])
         changed, replaced = claude_code.install(settings or {}, spec)
     except (claude_code.SettingsError, bounds.OutOfRange, OSError) as exc:
-        print(text.settings_refused(str(exc)), file=sys.stderr)
+        print(text.setup.settings_refused(str(exc)), file=sys.stderr)
         return EXIT_REFUSED
     if settings is not None and changed == settings:
-        print(text.install_unchanged(path, spec.event))
+        print(text.setup.install_unchanged(path, spec.event))
     else:
         try:
             backup = claude_code.save(path, changed)
         except OSError as exc:  # os.replace never ran: the file is as it was
-            print(text.settings_refused(str(exc)), file=sys.stderr)
+            print(text.setup.settings_refused(str(exc)), file=sys.stderr)
             return EXIT_REFUSED
         for event, group in spec.groups().items():
             hook = group["hooks"][0]
-            print(text.install_added(path, event, hook["command"], hook["timeout"]))
+            print(text.setup.install_added(path, event, hook["command"], hook["timeout"]))
         for found in replaced:
             print(
-                text.install_replaced(found.event, found.command)
+                text.setup.install_replaced(found.event, found.command)
                 if found.event in spec.groups()
-                else text.install_other_kind(found.event, found.command)
+                else text.setup.install_other_kind(found.event, found.command)
             )
-        print(text.backup_written(backup))
+        print(text.setup.backup_written(backup))
         scope = (
             f"--settings-file {shlex.quote(str(path))}" if args.settings_file else f"--{args.scope or 'user'}"
         )
-        print(text.install_next(f"python -m bot claude-code doctor {scope}"))
+        print(text.setup.install_next(f"python -m bot claude-code doctor {scope}"))
     if not os.environ.get("REDIS_URL"):
-        print(text.INSTALL_NO_REDIS_URL)
+        print(text.setup.INSTALL_NO_REDIS_URL)
     return 0
 
 
 def _uninstall(path: Path, settings: dict | None) -> int:
     changed, removed = claude_code.remove(settings or {})
     if not removed:
-        print(text.uninstall_nothing(path))
+        print(text.setup.uninstall_nothing(path))
         return 0
     backup = claude_code.save(path, changed)  # an OSError: refused by the caller, the file as it was
     for found in removed:
-        print(text.uninstall_removed(path, found.event, found.command))
-    print(text.backup_written(backup))
+        print(text.setup.uninstall_removed(path, found.event, found.command))
+    print(text.setup.backup_written(backup))
     return 0
 
 
@@ -101,5 +101,5 @@ def _refuse_a_second_approver(paths: list[Path]) -> None:
             continue  # the file being changed is checked by load() itself; others are not ours to judge
         for hook in claude_code.others(settings or {}, claude_code.PERMISSION_REQUEST):
             raise claude_code.SettingsError(
-                text.install_second_approver(path, str(hook.get("command", hook)))
+                text.setup.install_second_approver(path, str(hook.get("command", hook)))
             )

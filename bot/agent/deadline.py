@@ -89,21 +89,21 @@ class Budget:
         hook = DEFAULT_HOOK_TIMEOUT if hook_timeout is None else hook_timeout
         # Written so NaN fails every check: a comparison with NaN is False.
         if not math.isfinite(hook):
-            raise BudgetError(text.gate_bad_seconds("--hook-timeout", hook))
+            raise BudgetError(text.agent.gate_bad_seconds("--hook-timeout", hook))
         room = hook - MARGIN - route_wait
         if not room >= 0:
-            raise BudgetError(text.gate_hook_timeout_too_short(hook, MARGIN + route_wait))
+            raise BudgetError(text.agent.gate_hook_timeout_too_short(hook, MARGIN + route_wait))
         if wait is None:
             return cls(hook, min(default_wait, room))
         if not math.isfinite(wait):
-            raise BudgetError(text.gate_bad_seconds("--wait", wait))
+            raise BudgetError(text.agent.gate_bad_seconds("--wait", wait))
         wait = max(0.0, wait)
         if not wait <= room:
-            raise BudgetError(text.gate_wait_too_long(wait, hook, route_wait, MARGIN))
+            raise BudgetError(text.agent.gate_wait_too_long(wait, hook, route_wait, MARGIN))
         return cls(hook, wait)
 
     def deadline_message(self) -> str:
-        return text.gate_deadline(self.limit, self.hook_timeout)
+        return text.agent.gate_deadline(self.limit, self.hook_timeout)
 
 
 class Watchdog:

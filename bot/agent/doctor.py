@@ -27,12 +27,13 @@ from typing import Any, TextIO
 from redis.exceptions import RedisError
 
 from .. import text
+from ..approvals.tools import BASH, COMMAND
 from ..redis_client import CLI_CLIENT_NAME, connect, redacted
 from . import claude_code
 from .claude_code import PERMISSION_REQUEST, Found, SettingsError
 
 SHELL = "/bin/sh"
-UNREACHABLE = text.deny_unreachable(OSError()).split(" (")[0]
+UNREACHABLE = text.agent.deny_unreachable(OSError()).split(" (")[0]
 """The start of the gate's answer when Redis cannot be reached: the reason a block must name."""
 PING_TIMEOUT = 5.0
 
@@ -75,23 +76,23 @@ def doctor(paths: Sequence[Path], environ: Mapping[str, str], out: TextIO) -> in
             )
     ours = [(place.path, found) for place in located for found in place.found]
     if not ours:
-        report.check(False, "hook found", text.doctor_none_found(", ".join(map(str, paths))))
+        report.check(False, "hook found", text.setup.doctor_none_found(", ".join(map(str, paths))))
     for path, found in ours:
         report.check(True, "hook found", f"{found.event} in {path}: {found.command}")
         _run_checks(report, found, environ)
     if ours:
         approvers = sum(found.event in claude_code.APPROVERS for _, found in ours)
-        report.check(approvers == 1, "one hook", text.doctor_count(approvers))
+        report.check(approvers == 1, "one hook", text.setup.doctor_count(approvers))
     for place in located:
         for hook in place.other_approvers:
             report.check(
                 False,
                 "other approver",
-                text.doctor_other_approver(str(place.path), str(hook.get("command", hook))),
+                text.setup.doctor_other_approver(str(place.path), str(hook.get("command", hook))),
             )
     url = environ.get("REDIS_URL", "")
     if not url:
-        report.check(False, "redis", text.DOCTOR_NO_REDIS_URL)
+        report.check(False, "redis", text.setup.DOCTOR_NO_REDIS_URL)
     else:
         problem = asyncio.run(_ping(url))
         report.check(problem is None, "redis", f"{redacted(url)}: {problem or 'answers PING'}")
@@ -108,9 +109,9 @@ def _run_checks(report: Report, found: Found, environ: Mapping[str, str]) -> Non
     ):
         agree = float(hook_timeout) == gate_timeout
         detail = (
-            text.doctor_timeouts(hook_timeout, gate_timeout)
+            text.setup.doctor_timeouts(hook_timeout, gate_timeout)
             if agree
-            else text.doctor_timeouts_differ(hook_timeout, gate_timeout)
+            else text.setup.doctor_timeouts_differ(hook_timeout, gate_timeout)
         )
         report.check(agree, "timeouts", detail)
     else:
@@ -119,7 +120,7 @@ def _run_checks(report: Report, found: Found, environ: Mapping[str, str]) -> Non
         )
         hook_timeout = claude_code.DEFAULT_HOOK_TIMEOUT
     if "REDIS_URL" in found.command:
-        report.check(False, "command starts", text.DOCTOR_SECRET_IN_COMMAND)
+        report.check(False, "command starts", text.setup.DOCTOR_SECRET_IN_COMMAND)
         return
     with refusing_port() as port:
         run = run_hook(
@@ -129,25 +130,25 @@ def _run_checks(report: Report, found: Found, environ: Mapping[str, str]) -> Non
             float(hook_timeout),
         )
     if run.code is None:
-        report.check(False, "command starts", text.doctor_timed_out(float(hook_timeout)))
+        report.check(False, "command starts", text.setup.doctor_timed_out(float(hook_timeout)))
         return
     # The gate's only exits are 0 (a decision on stdout) and 2 (blocked).
     if run.code not in (0, 2):
-        report.check(False, "command starts", text.doctor_did_not_start(run.code, _tail(run.stderr)))
+        report.check(False, "command starts", text.setup.doctor_did_not_start(run.code, _tail(run.stderr)))
         return
     report.check(True, "command starts", f"exit {run.code} after {run.seconds:.1f} s")
     if found.event not in claude_code.APPROVERS:
         # The PostToolUse companion: the call already ran, so it must never block (exit 2 would
         # show the model an error); it only ends a request the terminal answered.
-        report.check(run.code == 0, "after the call", text.doctor_after_tool(run.code))
+        report.check(run.code == 0, "after the call", text.setup.doctor_after_tool(run.code))
         return
     how = blocked_for_unreachable(found.event, run, port)
     report.check(
         how is not None,
         "blocks",
-        text.doctor_blocks(how)
+        text.setup.doctor_blocks(how)
         if how
-        else text.doctor_wrong_block(
+        else text.setup.doctor_wrong_block(
             f"exit {run.code}, stdout {_tail(run.stdout)!r}, stderr {_tail(run.stderr)!r}"
         ),
     )
@@ -171,8 +172,8 @@ def hook_input(event: str, cwd: str | None = None) -> dict[str, Any]:
         "prompt_id": "doctor",
         "permission_mode": "default",
         "hook_event_name": event,
-        "tool_name": "Bash",
-        "tool_input": {"command": "true"},
+        "tool_name": BASH,
+        "tool_input": {COMMAND: "true"},
     }
     if event == PERMISSION_REQUEST:
         payload["permission_suggestions"] = []

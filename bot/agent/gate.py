@@ -86,7 +86,7 @@ class TerminalEnd(StrEnum):
 
     @property
     def reason(self) -> str:
-        return text.TERMINAL_ANSWERED if self is TerminalEnd.ANSWERED else text.TERMINAL_LEFT
+        return text.agent.TERMINAL_ANSWERED if self is TerminalEnd.ANSWERED else text.agent.TERMINAL_LEFT
 
 
 class Host(StrEnum):
@@ -182,7 +182,7 @@ class Gate:
         if isinstance(call, PermissionRequestCall) and (other := prompt_tool()) is not None:
             # Both would be asked and the first answer would win: refuse, whatever the call,
             # before any Redis work (an outage must not hide why).
-            return hook_events.permission_deny(text.racing_approver(other))
+            return hook_events.permission_deny(text.agent.racing_approver(other))
         await self.waiter.start()
         try:
             if isinstance(call, PermissionRequestCall):
@@ -208,10 +208,10 @@ class Gate:
             if outcome is not None:
                 return await self._pre_tool_use_verdict(outcome)
         if deferring or (deferrable and self.host is Host.HEADLESS):
-            return hook_events.pre_tool_use("defer", text.DEFER_REASON)
+            return hook_events.pre_tool_use("defer", text.agent.DEFER_REASON)
         if self.host is Host.SDK:
             # can_use_tool finds the same request (same tool_use_id) and waits.
-            return hook_events.pre_tool_use("ask", text.ASK_REASON)
+            return hook_events.pre_tool_use("ask", text.agent.ASK_REASON)
         return hook_events.pre_tool_use("deny", await self._still_waiting(call, request))
 
     async def _pre_tool_use_verdict(self, request: ApprovalRequest | Vanished) -> dict[str, Any]:
@@ -365,4 +365,4 @@ class Gate:
                 request.id,
                 ex=keys.RETENTION_SECONDS,
             )
-        return text.still_waiting(request)
+        return text.agent.still_waiting(request)

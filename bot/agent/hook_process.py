@@ -125,11 +125,13 @@ def _run(
     except asyncio.CancelledError:
         return refuse("Blocked: the approval gate was stopped before anyone decided. The tool was not run.")
     except TooManyCalls:
-        return refuse(text.TOO_MANY_SAME_CALLS)
+        return refuse(text.agent.TOO_MANY_SAME_CALLS)
     except (RedisError, OSError) as exc:
-        return refuse(text.deny_redis_silent(exc) if timed_out(exc) else text.deny_unreachable(exc))
+        return refuse(
+            text.agent.deny_redis_silent(exc) if timed_out(exc) else text.agent.deny_unreachable(exc)
+        )
     except BaseException as exc:
-        return refuse(text.deny_internal_error(exc))
+        return refuse(text.agent.deny_internal_error(exc))
     return 0
 
 

@@ -152,19 +152,19 @@ class ApprovalTool:
         """The decision JSON for one call. Never raises, except ``CancelledError``."""
         try:
             if self.approver is None:
-                return deny_json(text.deny_not_configured(self.problem))
+                return deny_json(text.agent.deny_not_configured(self.problem))
             tool_name, tool_input, tool_use_id = parse_arguments(arguments)
             context = ToolPermissionContext(signal=None, suggestions=[], tool_use_id=tool_use_id)
             result = await self.approver.can_use_tool(tool_name, tool_input, context)
             return decision_json(result, tool_input)
         except BadCall as exc:
             log.warning("invalid call of %s: %s; denying", TOOL_NAME, exc)
-            return deny_json(text.deny_bad_call(str(exc)))
+            return deny_json(text.agent.deny_bad_call(str(exc)))
         except Exception as exc:
             # can_use_tool already turns Redis and Slack failures into denies;
             # this is for what is left (a bug, a result that does not map).
             log.exception("approval failed; denying")
-            return deny_json(text.deny_internal_error(exc))
+            return deny_json(text.agent.deny_internal_error(exc))
 
     async def aclose(self) -> None:
         """Close the approver: calls still waiting are denied and marked cancelled."""
@@ -230,7 +230,9 @@ def create_server(tool: ApprovalTool) -> Server[Any]:
     ) -> types.ListToolsResult:
         return types.ListToolsResult(
             tools=[
-                types.Tool(name=TOOL_NAME, description=text.MCP_TOOL_DESCRIPTION, input_schema=INPUT_SCHEMA)
+                types.Tool(
+                    name=TOOL_NAME, description=text.agent.MCP_TOOL_DESCRIPTION, input_schema=INPUT_SCHEMA
+                )
             ]
         )
 
@@ -238,12 +240,12 @@ def create_server(tool: ApprovalTool) -> Server[Any]:
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
         if params.name != TOOL_NAME:
-            answer = json.dumps(deny_json(text.deny_bad_call(f"there is no tool {params.name!r}")))
+            answer = json.dumps(deny_json(text.agent.deny_bad_call(f"there is no tool {params.name!r}")))
         else:
 
             async def progress(beats: float) -> None:
                 await ctx.session.report_progress(
-                    beats, None, text.MCP_WAITING
+                    beats, None, text.agent.MCP_WAITING
                 )  # a no-op without a progressToken
 
             answer = await answer_call(tool, params.arguments, progress)

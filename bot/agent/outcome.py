@@ -51,17 +51,17 @@ class Outcome:
 async def outcome_of(store: RequestStore, request: ApprovalRequest | Vanished) -> Outcome:
     """The answer for a request that ended (or vanished)."""
     if isinstance(request, Vanished):
-        return Outcome(False, text.DENY_VANISHED)
+        return Outcome(False, text.decision.DENY_VANISHED)
     if request.state in (State.APPROVED, State.ANSWERED):
         # Allow what the approvers saw (or the edit they made), not whatever
         # input a repeated call with the same tool_use_id carries; grant what
         # the message listed, read from the suggestions the same way.
         grants = listed(request.suggestions).stored() if request.always else []
-        return Outcome(True, text.allow_reason(request), request.proposed_input, grants)
+        return Outcome(True, text.decision.allow_reason(request), request.proposed_input, grants)
     discussion = await store.discussion(request.id) if request.posted else []
     approvers = await may_approve(store, request, {r.user for r in discussion})
     stop = request.state is State.DENIED and request.stop
-    return Outcome(False, text.deny_message(request, discussion, approvers), interrupt=stop)
+    return Outcome(False, text.decision.deny_message(request, discussion, approvers), interrupt=stop)
 
 
 async def may_approve(store: RequestStore, request: ApprovalRequest, users: set[str]) -> frozenset[str]:

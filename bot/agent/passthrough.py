@@ -28,6 +28,7 @@ from typing import Any
 
 from ..approvals.rules import Rule
 from ..approvals.shell_words import literal_words
+from ..approvals.tools import shell_command
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +176,8 @@ class PassThrough:
         """
         if any(rule.matches(tool_name, tool_input) for rule in self.rules):
             return True
-        command = tool_input.get("command")
-        return self.read_only and tool_name == "Bash" and isinstance(command, str) and read_only(command)
+        command = shell_command(tool_name, tool_input)
+        return self.read_only and command is not None and read_only(command)
 
 
 ALLOW_CHARS = 64_000

@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-PATH_FIELDS = ("file_path", "notebook_path", "path")
-"""Input fields of Claude Code's file tools that name a path."""
+from ..approvals.tools import PATH_FIELDS
 
 
 def resolve_paths(tool_input: dict[str, Any]) -> dict[str, str]:

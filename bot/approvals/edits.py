@@ -1,6 +1,6 @@
 """Editing a tool input before approving it: which fields, and what is valid.
 
-Known tools are edited field by field; any other tool as one JSON object.
+Known tools are edited field by field (``tools.Tool.editable``); any other tool as one JSON object.
 Nothing here knows about Slack: the modal is built from ``fields_for`` and
 its values come back through ``apply``.
 """
@@ -8,47 +8,23 @@ its values come back through ``apply``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
+
+from .tools import Field, tool
 
 WHOLE_INPUT = "__json__"
 """Pseudo field name: the whole input as JSON (tools without a known shape)."""
 
 
-@dataclass(frozen=True)
-class EditableField:
-    key: str
-    label: str
-    required: bool = True
-    multiline: bool = False
-
-
-_KNOWN: dict[str, tuple[EditableField, ...]] = {
-    "Bash": (
-        EditableField("command", "Command", multiline=True),
-        EditableField("description", "Description", required=False),
-    ),
-    "Write": (
-        EditableField("file_path", "File path"),
-        EditableField("content", "Content", required=False, multiline=True),
-    ),
-    "Edit": (
-        EditableField("file_path", "File path"),
-        EditableField("old_string", "Replace", multiline=True),
-        EditableField("new_string", "With", required=False, multiline=True),
-    ),
-}
-
-
-def fields_for(tool_name: str, tool_input: dict[str, Any]) -> tuple[EditableField, ...]:
+def fields_for(tool_name: str, tool_input: dict[str, Any]) -> tuple[Field, ...]:
     """The fields a person edits for this tool (JSON of the whole input otherwise)."""
-    known = _KNOWN.get(tool_name)
+    known = tool(tool_name).editable
     if known and all(isinstance(tool_input.get(f.key, ""), str) for f in known):
         return known
-    return (EditableField(WHOLE_INPUT, "Input (JSON object)", multiline=True),)
+    return (Field(WHOLE_INPUT, "Input (JSON object)", multiline=True),)
 
 
-def current_value(field: EditableField, tool_input: dict[str, Any]) -> str:
+def current_value(field: Field, tool_input: dict[str, Any]) -> str:
     if field.key == WHOLE_INPUT:
         return json.dumps(tool_input, indent=2, ensure_ascii=False)
     return str(tool_input.get(field.key, ""))

@@ -148,7 +148,9 @@ class Policy(StrictModel):
         if decided.unpriced:
             # A call whose price cannot be read is not routed around the
             # cost rules as if it were free: it is denied.
-            return Route(rule=decided.name, action=Action.DENY, message=text.unpriced(decided.unpriced))
+            return Route(
+                rule=decided.name, action=Action.DENY, message=text.decision.unpriced(decided.unpriced)
+            )
         return to_route(decided.name, decided.rule, decided.cost)
 
     def rule_managers(self, route: str) -> tuple[str, ...] | None:

@@ -10,7 +10,7 @@ names the file, the rule and the field).
 
 Requests already posted keep the rule they were routed with: routing stores
 the rule's name, channel, approvers, N-of-M, timeout and escalation steps in
-the request's own hash (``scripts.ROUTE``), and every later step reads them
+the request's own hash (``lua.create.ROUTE``), and every later step reads them
 from there, never from the policy.
 """
 

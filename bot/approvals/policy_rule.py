@@ -19,6 +19,7 @@ from . import bounds
 from .model import Mode
 from .policy_values import ChannelId, Dollars, Duration, SlackTarget
 from .rules import path_glob
+from .tools import COMMAND, FILE_PATH
 
 
 class Action(StrEnum):
@@ -119,11 +120,11 @@ class Rule(StrictModel):
         if not fnmatch.fnmatchcase(tool_name, self.tool):
             return "tool"
         if self.command is not None:
-            command = tool_input.get("command")
+            command = tool_input.get(COMMAND)
             if not isinstance(command, str) or not self.command.search(command):
                 return "command"
         if self.file_path is not None:
-            path = tool_input.get("file_path")
+            path = tool_input.get(FILE_PATH)
             if not isinstance(path, str) or not path_glob(self.file_path, path):
                 return "file_path"
         for key, pattern in self.input.items():

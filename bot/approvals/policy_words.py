@@ -14,6 +14,7 @@ from typing import Any
 from .model import is_group
 from .policy import Policy, Tried
 from .policy_rule import Action, OnTimeout, Route, Rule, to_route
+from .tools import COMMAND, FILE_PATH
 
 DEFAULT_CHANNEL = "APPROVAL_CHANNEL"
 """Where a rule without ``channel`` posts: the worker's setting, unknown to a policy file."""
@@ -67,12 +68,12 @@ def why_not(tried: Tried, tool_name: str, tool_input: dict[str, Any]) -> str:
     if missed == "tool":
         return f"the tool is {tool_name}, not {rule.tool}"
     if missed == "command":
-        command = tool_input.get("command")
+        command = tool_input.get(COMMAND)
         if not isinstance(command, str):
             return "the input has no command"
         return f"the command does not match {_pattern(rule.command)}"
     if missed == "file_path":
-        path = tool_input.get("file_path")
+        path = tool_input.get(FILE_PATH)
         if not isinstance(path, str):
             return "the input has no file_path"
         return f"file_path {path} does not match {rule.file_path}"

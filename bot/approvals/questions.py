@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-TOOL_NAME = "AskUserQuestion"
+from .tools import ASK_USER_QUESTION
 
 
 class Option(BaseModel):
@@ -37,7 +37,7 @@ class _Questions(BaseModel):
 def parse(tool_name: str, tool_input: dict[str, Any]) -> list[Question] | None:
     """The questions, or None when this is not a well-formed AskUserQuestion
     (then it is shown and decided as an ordinary approval)."""
-    if tool_name != TOOL_NAME:
+    if tool_name != ASK_USER_QUESTION:
         return None
     try:
         return _Questions.model_validate(tool_input).questions
@@ -46,7 +46,7 @@ def parse(tool_name: str, tool_input: dict[str, Any]) -> list[Question] | None:
 
 
 class Problem(StrEnum):
-    """Why one question's answer in the form cannot be sent (bot.text words it)."""
+    """Why one question's answer in the form cannot be sent (bot.text.modals words it)."""
 
     NO_CHOICE = "no_choice"
     """Nothing chosen (the form's choice is required; an old or forged form may lack it)."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .shell_words import literal_words
+from .tools import COMMAND, rule_subject
 
 # Blanks and newlines at either end of a command make no word and no command.
 # Anything else is the shell's: Python's str.strip() would also drop "\v" or
@@ -49,17 +50,17 @@ class Rule:
             return False
         if not self.content:
             return True
-        if tool_name == "Bash":
-            command = tool_input.get("command")
-            return isinstance(command, str) and _command_matches(self.content, command)
-        path = tool_input.get("file_path")
-        return isinstance(path, str) and path_glob(self.content, path)
+        subject = rule_subject(tool_name)
+        value = tool_input.get(subject)
+        if not isinstance(value, str):
+            return False
+        return _command_matches(self.content, value) if subject == COMMAND else path_glob(self.content, value)
 
     def describe(self) -> str:
         """The rule in words, for people."""
         if not self.content:
             return f"every {self.tool} call"
-        if self.tool == "Bash":
+        if rule_subject(self.tool) == COMMAND:
             prefix = _prefix(self.content)
             if prefix is not None:
                 return f"Bash commands starting with `{prefix}`"

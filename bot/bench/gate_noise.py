@@ -40,6 +40,7 @@ from ..agent.approver import SlackApprover
 from ..approvals import keys
 from ..approvals.model import Decision, State
 from ..approvals.store import RequestStore
+from ..approvals.tools import FILE_PATH, shell_command
 from ..demo.scripted_model import ScriptedModel, Step, text, tool_use
 from ..redis_client import connect
 from .processes import start_redis
@@ -93,9 +94,10 @@ def script(workdir: Path) -> list[Step]:
 
 def label(tool_name: str, tool_input: dict[str, Any]) -> str:
     """``Bash: ls``, ``Write: notes.md``: one call, for people."""
-    if tool_name == "Bash":
-        return f"Bash: {tool_input.get('command')}"
-    return f"{tool_name}: {Path(str(tool_input.get('file_path', ''))).name}"
+    command = shell_command(tool_name, tool_input)
+    if command is not None:
+        return f"{tool_name}: {command}"
+    return f"{tool_name}: {Path(str(tool_input.get(FILE_PATH, ''))).name}"
 
 
 def without_passthrough(options: ClaudeAgentOptions) -> ClaudeAgentOptions:

@@ -35,6 +35,7 @@ from claude_agent_sdk import (
 
 from .. import text
 from ..agent.approver import SlackApprover
+from ..approvals import tools
 from . import scenario
 from .scripted_model import ScriptedModel
 
@@ -107,7 +108,7 @@ class AgentConsole:
             self.add("deny", f"{tool_name} denied; the model reads:", result.message)
             return
         given = result.updated_input if result.updated_input is not None else asked
-        answers = given.get("answers") if tool_name == "AskUserQuestion" else None
+        answers = given.get("answers") if tool_name == tools.ASK_USER_QUESTION else None
         if isinstance(answers, dict):
             self.add(
                 "answers", "AskUserQuestion answered:", "\n".join(f"{q} → {a}" for q, a in answers.items())
@@ -122,9 +123,9 @@ class AgentConsole:
 
 
 def _summary(tool_input: dict[str, Any]) -> str:
-    for key in ("command", "file_path"):
-        if isinstance(tool_input.get(key), str):
-            return tool_input[key][:200]
+    shown = tools.summary(tool_input)
+    if shown is not None:
+        return shown[:200]
     asked = tool_input.get("questions")
     if isinstance(asked, list) and asked:
         # The questions themselves say more than their number.
@@ -220,5 +221,5 @@ class DemoAgent:
             # Deny and stop: Claude Code ends the run with an error result, which the SDK raises.
             if not stopped:
                 raise
-            said.append(text.DEMO_RUN_STOPPED)
+            said.append(text.demo.DEMO_RUN_STOPPED)
         return "\n".join(said)

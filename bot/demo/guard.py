@@ -172,28 +172,28 @@ class Guard:
         hosts = request.headers.getall("Host", [])
         if len(hosts) != 1 or hosts[0].lower() not in self.hosts:
             # The answer names no host: a rebinding site's script can read it, and the names are not its business.
-            return reply(421, text.DEMO_WRONG_HOST)
+            return reply(421, text.demo.DEMO_WRONG_HOST)
         if route is Route.STATIC:
             return None
         if route is Route.BOT:
             if any(name in request.headers for name in BROWSER_HEADERS):
-                return reply(403, text.DEMO_BOT_ONLY)
+                return reply(403, text.demo.DEMO_BOT_ONLY)
             return None
         if route is Route.PAGE:
             if self.token_in_page or self.has_token(request.query.get(TOKEN_PARAM)):
                 return None
-            return reply(403, text.DEMO_PAGE_NEEDS_TOKEN)
+            return reply(403, text.demo.DEMO_PAGE_NEEDS_TOKEN)
         safe = request.method in SAFE_METHODS
         if not _same_origin(request, f"http://{hosts[0].lower()}", safe):
-            return reply(403, text.DEMO_CROSS_SITE)
+            return reply(403, text.demo.DEMO_CROSS_SITE)
         # EventSource cannot set headers, so a read may carry the secret in its URL; a change may not.
         given = request.headers.get(TOKEN_HEADER)
         if given is None and safe:
             given = request.query.get(TOKEN_PARAM)
         if not self.has_token(given):
-            return reply(403, text.DEMO_NO_TOKEN)
+            return reply(403, text.demo.DEMO_NO_TOKEN)
         if not safe and request.content_type != "application/json":
-            return reply(415, text.DEMO_NOT_JSON)
+            return reply(415, text.demo.DEMO_NOT_JSON)
         return None
 
     @staticmethod

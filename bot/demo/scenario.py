@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..approvals.tools import shell_command
 from .people import ALICE, BOB, CASEY
 from .scripted_model import Step, text, tool_use
 
@@ -30,7 +31,8 @@ _GPU_HOURS = re.compile(r"(\d+(?:\.\d+)?) GPU-hours?")
 
 def gpu_cost(tool_name: str, tool_input: dict[str, Any]) -> float | None:
     """The demo agent's cost estimator: renting GPU-hours costs money, nothing else does."""
-    found = _GPU_HOURS.search(str(tool_input.get("command", ""))) if tool_name == "Bash" else None
+    command = shell_command(tool_name, tool_input)
+    found = _GPU_HOURS.search(command) if command is not None else None
     return round(float(found.group(1)) * GPU_HOUR_DOLLARS, 2) if found else None
 
 

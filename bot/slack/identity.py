@@ -27,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from .. import text
 from ..approvals.queue import JobQueue
-from . import blocks
+from .blocks.modals import notice_modal
 from .errors import logged
 
 log = logging.getLogger(__name__)
@@ -219,7 +219,7 @@ def refuse_other_orgs(app: AsyncApp, trust: TrustedOrgs, queue: JobQueue) -> Non
                 context[WORKSPACE_URL] = trust.installation.url
             return await next()
         known = trust.installation is not None
-        notice = text.FOREIGN_ORG if known else text.ORG_NOT_KNOWN_YET
+        notice = text.refusals.FOREIGN_ORG if known else text.refusals.ORG_NOT_KNOWN_YET
         log.warning(
             "refused a Slack %s from %s: %s",
             body.get("type") or "command",
@@ -237,7 +237,7 @@ async def _refusal(body: dict[str, Any], notice: str, queue: JobQueue) -> BoltRe
     if "command" in body:
         return BoltResponse(status=200, body={"response_type": "ephemeral", "text": notice})
     if kind == "view_submission":
-        view = blocks.notice_modal(text.NOT_ALLOWED_TITLE, notice)
+        view = notice_modal(text.refusals.NOT_ALLOWED_TITLE, notice)
         return BoltResponse(status=200, body={"response_action": "update", "view": view})
     if kind == "block_actions":
         channel, user = body.get("channel"), body.get("user")

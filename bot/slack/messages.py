@@ -16,7 +16,8 @@ from ..approvals import keys
 from ..approvals.model import ApprovalRequest
 from ..approvals.store import RequestStore
 from ..logs import Event, about, tagged
-from . import blocks
+from .blocks.kit import Message
+from .blocks.request_message import request_message
 from .budget import Priority, priority
 from .errors import described, logged
 from .retries import is_transient
@@ -28,7 +29,7 @@ RENDER_LOCK_POLL_MAX = 2.0
 """Seconds between looks at another worker's render lock: from the first to the longest."""
 
 
-def digest(message: blocks.Message) -> str:
+def digest(message: Message) -> str:
     """What a rendering shows, in a few bytes: equal digests, same message."""
     shown = json.dumps([message.text, message.blocks], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(shown.encode()).hexdigest()[:32]
@@ -48,9 +49,9 @@ class RequestMessages:
             self._bot_user_id = str((await self.client.auth_test()).get("user_id") or "")
         return self._bot_user_id
 
-    async def render(self, request: ApprovalRequest) -> blocks.Message:
+    async def render(self, request: ApprovalRequest) -> Message:
         """The request's message as it should show now."""
-        return blocks.request_message(request, await self._spent(request))
+        return request_message(request, await self._spent(request))
 
     async def _spent(self, request: ApprovalRequest) -> float | None:
         if request.cost is None or not request.rule:
@@ -118,7 +119,7 @@ class RequestMessages:
             pause = min(pause * 2, RENDER_LOCK_POLL_MAX)
         return token
 
-    async def update(self, request: ApprovalRequest, message: blocks.Message | None = None) -> bool:
+    async def update(self, request: ApprovalRequest, message: Message | None = None) -> bool:
         """Show ``message`` (the request rendered now, by default) on the request's
         Slack message; False when Slack refuses it for good."""
         if message is None:

@@ -62,7 +62,9 @@ class RequestThreads:
         added = [t for i in fired if i < len(request.escalation) for t in request.escalation[i]["approvers"]]
         await self.directory.warm(a for a in added if is_group(a))
         await self.messages.converge(request.id)
-        reminder = text.reminder(request, list(dict.fromkeys(added)), time.time() - request.created_at)
+        reminder = text.message.reminder(
+            request, list(dict.fromkeys(added)), time.time() - request.created_at
+        )
         await self.say(request, reminder)
 
     async def conclude(self, request: ApprovalRequest) -> None:
@@ -85,7 +87,7 @@ class RequestThreads:
                 replies = await self.store.discussion(request.id) if heard else []
             if replies:
                 with priority(Priority.REMIND):
-                    await self.say(request, text.outcome_line(request))
+                    await self.say(request, text.message.outcome_line(request))
         except Exception:
             await self.store.release_announcement(request.id)
             raise
@@ -98,7 +100,7 @@ class RequestThreads:
                 request=request.id,
                 input_hash=request.input_hash,
                 state=request.state.value,
-                replies=json.dumps(said, ensure_ascii=False)[: text.DISCUSSION_AUDIT_LIMIT],
+                replies=json.dumps(said, ensure_ascii=False)[: text.decision.DISCUSSION_AUDIT_LIMIT],
             )
 
     async def gather(self, request: ApprovalRequest) -> list[Reply]:

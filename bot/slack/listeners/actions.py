@@ -22,7 +22,17 @@ from ...approvals.policy_reload import PolicyHolder
 from ...approvals.queue import JobQueue
 from ...approvals.store import RequestStore
 from ...logs import Event, tagged
-from .. import blocks
+from ..blocks.full_input import full_input_modal
+from ..blocks.lists import team_rules
+from ..blocks.modals import (
+    answer_modal,
+    deny_modal,
+    deny_stop_modal,
+    loading_modal,
+    modify_modal,
+    notice_modal,
+)
+from ..blocks.question import menu_answer
 from ..deciding import Decider
 from ..errors import described, logged
 from ..ids import Action
@@ -31,7 +41,7 @@ from ..payloads import ButtonClick, MenuChoice, OnMessage, RuleClick
 log = logging.getLogger(__name__)
 
 _PAGE_TURN = re.compile(r"^(?P<request>[0-9a-f]{24}) (?P<page>[0-9]{1,6})$")
-"""An ``Action.INPUT_PREVIOUS``/``INPUT_NEXT`` button's value (blocks.full_input_modal)."""
+"""An ``Action.INPUT_PREVIOUS``/``INPUT_NEXT`` button's value (blocks.full_input.full_input_modal)."""
 
 
 def register(
@@ -47,9 +57,11 @@ def register(
     async def tell(click: OnMessage, transition: Transition) -> None:
         """Say why a click or a pick changed nothing (a vote shows on the message itself)."""
         if transition.refused is not None:
-            await queue.notify(click.channel.id, click.user.id, text.refused(transition))
+            await queue.notify(click.channel.id, click.user.id, text.refusals.refused(transition))
         elif not transition.won and transition.votes is None:
-            await queue.notify(click.channel.id, click.user.id, text.already_ended(transition.request))
+            await queue.notify(
+                click.channel.id, click.user.id, text.refusals.already_ended(transition.request)
+            )
 
     async def approve_click(
         ack: AsyncAck, body: dict[str, Any], *, always: bool
@@ -86,7 +98,7 @@ def register(
         if transition.won and transition.request is not None:
             # DECIDE let this person approve it alone: the rule may stand in
             # for them on later calls (the route's checks apply again there).
-            # The rules the message listed (blocks.always_allow_block), no others.
+            # The rules the message listed (blocks.request_parts.always_allow_block), no others.
             rules_to_add = list(listed(transition.request.suggestions).rules)
             await allowlist.add(
                 rules_to_add, added_by=click.user.id, route=transition.request.rule, request=click.request_id
@@ -107,13 +119,15 @@ def register(
         entry = await allowlist.get(click.rule_id)
         if entry is not None and not await may_remove(click.user.id, entry):
             managers = policies.current.rule_managers(entry.route) or ()
-            await respond(replace_original=False, text=text.rule_removal_refused(entry.route, managers))
+            await respond(
+                replace_original=False, text=text.refusals.rule_removal_refused(entry.route, managers)
+            )
             return
         removed = (
             await allowlist.remove(click.rule_id, removed_by=click.user.id) if entry is not None else None
         )
-        listing = blocks.team_rules(await allowlist.all())
-        notice = text.rule_removed(removed.rule) if removed else text.RULE_ALREADY_GONE
+        listing = team_rules(await allowlist.all())
+        notice = text.lists.rule_removed(removed.rule) if removed else text.lists.RULE_ALREADY_GONE
         await respond(replace_original=True, text=notice, blocks=listing.blocks)
 
     async def may_remove(user: str, entry: TeamRule) -> bool:
@@ -127,9 +141,13 @@ def register(
     async def deny(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         # Decline on a question and Deny on a tool call share this action: the
         # button's own label says which until the request is read.
-        title = text.DECLINE_MODAL_TITLE if _label(body) == text.DECLINE else text.DENY_MODAL_TITLE
+        title = (
+            text.modals.DECLINE_MODAL_TITLE
+            if _label(body) == text.message.DECLINE
+            else text.modals.DENY_MODAL_TITLE
+        )
         # Someone who may not decide is told so before typing a reason.
-        shown = await _open_modal(ack, body, client, title, blocks.deny_modal, deciding="deny")
+        shown = await _open_modal(ack, body, client, title, deny_modal, deciding="deny")
         if shown is not None:
             # While the reason is being typed, read the thread, so what people
             # said there reaches the model with the deny.
@@ -138,14 +156,14 @@ def register(
     @app.action(Action.DENY_STOP.value)
     async def deny_and_stop(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         shown = await _open_modal(
-            ack, body, client, text.DENY_STOP_MODAL_TITLE, blocks.deny_stop_modal, deciding="deny"
+            ack, body, client, text.modals.DENY_STOP_MODAL_TITLE, deny_stop_modal, deciding="deny"
         )
         if shown is not None:
             await queue.gather(shown)
 
     @app.action(Action.VIEW_INPUT.value)
     async def view_input(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await _open_modal(ack, body, client, text.FULL_INPUT_TITLE, blocks.full_input_modal, deciding=None)
+        await _open_modal(ack, body, client, text.modals.FULL_INPUT_TITLE, full_input_modal, deciding=None)
 
     @app.action(Action.INPUT_PREVIOUS.value)
     @app.action(Action.INPUT_NEXT.value)
@@ -159,19 +177,19 @@ def register(
             return
         request = await store.get(turn["request"])
         if request is None:
-            view = blocks.notice_modal(text.FULL_INPUT_TITLE, text.already_ended(None))
+            view = notice_modal(text.modals.FULL_INPUT_TITLE, text.refusals.already_ended(None))
         else:
             # Off the event loop: the first look at a 2 MB input splits it (~0.4 s); other clicks must not wait.
-            view = await asyncio.to_thread(blocks.full_input_modal, request, int(turn["page"]))
+            view = await asyncio.to_thread(full_input_modal, request, int(turn["page"]))
         await _show(client, view_id, view)
 
     @app.action(Action.MODIFY.value)
     async def modify(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await _open_modal(ack, body, client, text.MODIFY_MODAL_TITLE, blocks.modify_modal, deciding="approve")
+        await _open_modal(ack, body, client, text.modals.MODIFY_MODAL_TITLE, modify_modal, deciding="approve")
 
     @app.action(Action.ANSWER.value)
     async def answer(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await _open_modal(ack, body, client, text.ANSWER_MODAL_TITLE, blocks.answer_modal, deciding="answer")
+        await _open_modal(ack, body, client, text.modals.ANSWER_MODAL_TITLE, answer_modal, deciding="answer")
 
     @app.action(Action.CHOOSE_ANSWER.value)
     async def choose_answer(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -189,12 +207,12 @@ def register(
         request = await store.get(choice.request_id)
         if request is None or request.state.is_final:
             await ack()
-            await queue.notify(choice.channel.id, choice.user.id, text.already_ended(request))
+            await queue.notify(choice.channel.id, choice.user.id, text.refusals.already_ended(request))
             return
-        answered = blocks.menu_answer(request, choice.picked)
+        answered = menu_answer(request, choice.picked)
         if answered is None:
             await ack()
-            await queue.notify(choice.channel.id, choice.user.id, text.NOT_AN_OPTION)
+            await queue.notify(choice.channel.id, choice.user.id, text.refusals.NOT_AN_OPTION)
             return
         # Recorded before Slack gets its 200, as a click on Approve is.
         transition = await decider.decide(
@@ -233,21 +251,21 @@ def register(
         if click is None:
             await ack()
             return None
-        opened = await client.views_open(trigger_id=click.trigger_id, view=blocks.loading_modal(title))
+        opened = await client.views_open(trigger_id=click.trigger_id, view=loading_modal(title))
         await ack()
         shown = None
         if deciding is None:
             request = await store.get(click.request_id)
             # Only View full input is built here: off the event loop, as a huge input takes a while to split.
-            ended = blocks.notice_modal(text.ENDED_TITLE, text.already_ended(None))
+            ended = notice_modal(text.refusals.ENDED_TITLE, text.refusals.already_ended(None))
             view = await asyncio.to_thread(build, request) if request is not None else ended
         else:
             check = await decider.may_decide(click.request_id, click.user.id, approving=deciding == "approve")
             request = check.request
             if request is None or request.state.is_final:
-                view = blocks.notice_modal(text.ENDED_TITLE, text.already_ended(request))
+                view = notice_modal(text.refusals.ENDED_TITLE, text.refusals.already_ended(request))
             elif check.refused is not None:
-                view = blocks.notice_modal(text.NOT_ALLOWED_TITLE, text.refused(check))
+                view = notice_modal(text.refusals.NOT_ALLOWED_TITLE, text.refusals.refused(check))
             else:
                 view, shown = build(request), request.id
         await _show(client, opened["view"]["id"], view)

@@ -11,7 +11,7 @@ from ... import text
 from ...approvals.allowlist import TeamAllowList
 from ...approvals.model import ApprovalRequest, State
 from ...approvals.store import RequestStore
-from .. import blocks
+from ..blocks.lists import pending_list, team_rules
 from ..identity import WORKSPACE_URL
 from ..ids import SLASH_COMMAND
 
@@ -45,11 +45,11 @@ def register(app: AsyncApp, store: RequestStore, allowlist: TeamAllowList) -> No
     async def approvals(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         words = str(body.get("text") or "").split()
         if words[:1] == ["rules"]:
-            listing = blocks.team_rules(await allowlist.all())
+            listing = team_rules(await allowlist.all())
         elif not words:
             waiting = await decidable(store, str(body.get("user_id") or ""))
-            listing = blocks.pending_list(waiting, workspace_url(context))
+            listing = pending_list(waiting, workspace_url(context))
         else:
-            await ack(response_type="ephemeral", text=text.COMMAND_HELP)
+            await ack(response_type="ephemeral", text=text.lists.COMMAND_HELP)
             return
         await ack(response_type="ephemeral", text=listing.text, blocks=listing.blocks)

@@ -12,7 +12,7 @@ from ...approvals.audit import AuditLog
 from ...approvals.model import Reply
 from ...approvals.names import AuditEvent
 from ...approvals.store import RequestStore
-from .. import blocks
+from ..blocks.lists import home_view
 from ..directory import Directory
 from ..payloads import is_person_reply
 from .commands import decidable, workspace_url
@@ -68,7 +68,7 @@ def register(app: AsyncApp, store: RequestStore, directory: Directory) -> None:
             return
         user = event["user"]
         recent = await audit.recent(actor=user, events=_DECISION_EVENTS, limit=15)
-        view = blocks.home_view(await decidable(store, user), recent, workspace_url(context))
+        view = home_view(await decidable(store, user), recent, workspace_url(context))
         await client.views_publish(user_id=user, view=view)
 
     @app.event("app_uninstalled")

@@ -14,7 +14,7 @@ from ...approvals import edits, questions
 from ...approvals.model import ApprovalRequest, Decision, State
 from ...approvals.store import RequestStore
 from ...logs import Event, tagged
-from .. import blocks
+from ..blocks.modals import notice_modal
 from ..deciding import Decider
 from ..ids import Modal, choice_block, edit_block, own_answer_block
 from ..payloads import AnswerSubmission, DenySubmission, ModifySubmission, Submission
@@ -32,7 +32,7 @@ def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
         request = await store.get(submission.request_id)
         asked = questions.parse(request.tool_name, request.tool_input) if request else None
         if request is None or asked is None or request.state.is_final:
-            await _too_late(ack, text.ANSWER_MODAL_TITLE, request)
+            await _too_late(ack, text.modals.ANSWER_MODAL_TITLE, request)
             return
         try:
             answers = questions.answers(asked, submission.chosen, submission.typed)
@@ -42,7 +42,7 @@ def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
                 {
                     (
                         own_answer_block(index) if problem.in_typed_field else choice_block(index)
-                    ): text.ANSWER_PROBLEMS[problem]
+                    ): text.modals.ANSWER_PROBLEMS[problem]
                     for index, problem in invalid.errors.items()
                 },
             )
@@ -54,7 +54,7 @@ def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
             decider,
             submission,
             State.ANSWERED,
-            text.ANSWER_MODAL_TITLE,
+            text.modals.ANSWER_MODAL_TITLE,
             updated_input=updated,
             revision=submission.revision,
         )
@@ -67,7 +67,7 @@ def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
             return
         request = await store.get(submission.request_id)
         if request is None or request.state.is_final:
-            await _too_late(ack, text.MODIFY_MODAL_TITLE, request)
+            await _too_late(ack, text.modals.MODIFY_MODAL_TITLE, request)
             return
         try:
             # On top of the latest proposal: under N-of-M an earlier edit may be awaiting votes.
@@ -80,7 +80,7 @@ def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
             decider,
             submission,
             State.APPROVED,
-            text.MODIFY_MODAL_TITLE,
+            text.modals.MODIFY_MODAL_TITLE,
             updated_input=updated,
             revision=submission.revision,
         )
@@ -94,7 +94,7 @@ def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
             await ack()
             return
         stop = submission.view.callback_id == Modal.DENY_STOP.value
-        title = text.DENY_STOP_MODAL_TITLE if stop else text.DENY_MODAL_TITLE
+        title = text.modals.DENY_STOP_MODAL_TITLE if stop else text.modals.DENY_MODAL_TITLE
         await _decide(ack, decider, submission, State.DENIED, title, reason=submission.reason, stop=stop)
 
     @app.view_closed(re.compile(".*"))
@@ -146,7 +146,7 @@ async def _decide(
     elif transition.refused is not None:
         await ack(
             response_action="update",
-            view=blocks.notice_modal(text.NOT_ALLOWED_TITLE, text.refused(transition)),
+            view=notice_modal(text.refusals.NOT_ALLOWED_TITLE, text.refusals.refused(transition)),
         )
     else:
         await _too_late(ack, form_title, transition.request)
@@ -155,5 +155,6 @@ async def _decide(
 async def _too_late(ack: AsyncAck, form_title: str, request: ApprovalRequest | None) -> None:
     """Replace the form (titled ``form_title``) with a notice: the request ended while it was open."""
     await ack(
-        response_action="update", view=blocks.notice_modal(text.ENDED_TITLE, text.already_ended(request))
+        response_action="update",
+        view=notice_modal(text.refusals.ENDED_TITLE, text.refusals.already_ended(request)),
     )
