@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot.agent import claude_code
-from bot.agent.approver import GATED_TOOLS
+from bot.agent.gate_command import GATED_TOOLS
 
 ROOT = Path(__file__).resolve().parents[1]
 
