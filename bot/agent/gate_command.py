@@ -71,4 +71,6 @@ def _number(value: float) -> str:
     if isinstance(value, int):
         return str(value)
     short = f"{value:g}"
-    return short if float(short) == value else repr(value)
+    if float(short) == value:
+        return short
+    return str(int(value)) if value.is_integer() else repr(value)
