@@ -15,6 +15,7 @@ from claude_agent_sdk import CanUseTool, ClaudeAgentOptions
 from .. import text
 from . import claude_settings
 from .gate_command import GATED_TOOLS, GateCommand
+from .hook_events import PRE_TOOL_USE
 from .passthrough import command_line_rules
 
 GATE_HOOK_TIMEOUT = 60
@@ -37,7 +38,7 @@ def gate_settings(
     if claude_settings.has_permission_hook(merged):
         # With can_use_tool beside it, the first answer wins: a quick allow beats the team's deny.
         raise ValueError(text.racing_hook("settings"))
-    hooks = merged.setdefault("hooks", {}).setdefault("PreToolUse", [])
+    hooks = merged.setdefault("hooks", {}).setdefault(PRE_TOOL_USE, [])
     rules = command_line_rules([*allow, *claude_settings.allow_rules(merged)])
     command = dataclasses.replace(gate, allow=tuple(rules)).shell(block_if_not_started=True)
     hooks.append(
