@@ -92,6 +92,14 @@ class Settings(BaseSettings):
             if value is None or (isinstance(value, SecretStr) and not value.get_secret_value()):
                 raise MissingSetting(name.upper(), _WHY.get(name, "required here"))
 
+    def required(self, name: str) -> str:
+        """The value of the plain-text setting ``name``; ``MissingSetting`` if it is unset."""
+        self.require(name)
+        value = getattr(self, name)
+        if not isinstance(value, str):
+            raise TypeError(f"{name} is not a plain-text setting")
+        return value
+
 
 _WHY = {
     "redis_url": "agents and workers share requests through Redis (e.g. redis://localhost:6379/0)",

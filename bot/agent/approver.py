@@ -3,67 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 import logging
-import pkgutil
-import shlex
-import sys
-import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, Self
 
-from claude_agent_sdk import (
-    ClaudeAgentOptions,
-    PermissionResult,
-    PermissionResultAllow,
-    PermissionResultDeny,
-    PermissionUpdate,
-    ToolPermissionContext,
-)
+from claude_agent_sdk import ClaudeAgentOptions, PermissionResult, PermissionResultDeny, ToolPermissionContext
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from .. import metrics, text
 from ..approvals import bounds, keys
-from ..approvals.model import ApprovalRequest, Decision, Mode, NewRequest, State, request_id_for
+from ..approvals.model import ApprovalRequest, Mode, NewRequest, request_id_for
 from ..approvals.store import RequestStore
 from ..approvals.tools import GATED_TOOLS
 from ..approvals.wake import DecisionWaiter, WaiterClosed
-from ..logs import Event, about, preview, tagged
-from ..redis_client import (
-    AGENT_CLIENT_NAME,
-    AGENT_CONNECTIONS,
-    CONNECT_TIMEOUT,
-    READ_TIMEOUT,
-    connect,
-    timed_out,
-)
+from ..redis_client import AGENT_CLIENT_NAME, AGENT_CONNECTIONS, connect
 from ..settings import Settings
-from . import other_approver, passthrough
-from .cost import CostEstimateError, CostEstimator, estimate_cost
-from .hook_events import BLOCK_IF_NOT_STARTED
-from .outcome import VANISHED, Vanished, ended, outcome_of
+from . import sdk_call, sdk_options
+from .cost import CostEstimator, estimate_cost
+from .gate_command import GateCommand
+from .gate_config import agent_label
+from .outcome import Vanished, wait_ended
 from .paths import resolve_paths
-from .permissions import granted_updates, safe_suggestions
+from .permissions import safe_suggestions
+from .sdk_call import CANCEL_GRACE_SECONDS, START_TIMEOUT
+from .sdk_options import GATE_HOOK_TIMEOUT, importable_name
 
 log = logging.getLogger(__name__)
-
-CANCEL_GRACE_SECONDS = 5.0
-"""How long a cancelled call may spend marking its request cancelled."""
-
-
-GATE_HOOK_TIMEOUT = 60
-"""Seconds the CLI gives the gate hook: with ``--wait 0`` it only stores the
-request and lets a worker apply the policy (a few seconds at most). The gate
-is told the same number (``--hook-timeout``) and answers before it: a hook
-that outlives its timeout gives no decision, and the CLI's own rules decide."""
-
-START_TIMEOUT = CONNECT_TIMEOUT + 2 * READ_TIMEOUT
-"""Seconds a call waits for the decision subscription to start: one attempt
-is a connection, its handshake and Redis's subscribe confirmation. Calls that
-arrive while another's attempt hangs queue behind it; this bounds them each."""
 
 
 class SlackApprover:
@@ -158,9 +123,8 @@ class SlackApprover:
         ``approval_timeout=…``). Only ``REDIS_URL`` is required.
         """
         settings = Settings(**overrides)
-        settings.require("redis_url")
         return cls(
-            settings.redis_url,
+            settings.required("redis_url"),
             timeout=settings.approval_timeout,
             agent_name=agent_name,
             requested_by=requested_by,
@@ -194,23 +158,7 @@ class SlackApprover:
         The gate gives no decision for those, so if Claude Code would prompt
         after all, the call reaches ``can_use_tool`` and waits for Slack.
         """
-        if isinstance(base, str):
-            base = json.loads(
-                base if base.lstrip().startswith("{") else Path(base).read_text(encoding="utf-8")
-            )
-        merged = json.loads(json.dumps(base or {}))
-        if other_approver.has_permission_hook(merged):
-            # With can_use_tool beside it, the first answer wins: a quick allow beats the team's deny.
-            raise ValueError(text.agent.racing_hook("settings"))
-        hooks = merged.setdefault("hooks", {}).setdefault("PreToolUse", [])
-        rules = passthrough.command_line_rules([*allow, *passthrough.allow_rules(merged)])
-        hook = {
-            "type": "command",
-            "command": self._gate_command(GATE_HOOK_TIMEOUT, rules),
-            "timeout": GATE_HOOK_TIMEOUT,
-        }
-        hooks.append({"matcher": tools, "hooks": [hook]})
-        return json.dumps(merged)
+        return sdk_options.gate_settings(base, self._gate(), tools=tools, allow=allow)
 
     def options(self, **kwargs: Any) -> ClaudeAgentOptions:
         """``ClaudeAgentOptions(**kwargs)`` with ``can_use_tool``, the gate hook and ``REDIS_URL`` set.
@@ -219,53 +167,24 @@ class SlackApprover:
         ``permissions.allow`` of ``settings`` and of the settings files
         ``setting_sources`` loads (see ``settings()``).
         """
-        options = ClaudeAgentOptions(**kwargs)
-        base = options.settings
-        if base and not base.lstrip().startswith("{") and options.cwd is not None:
-            base = str(Path(options.cwd) / base)  # the SDK reads a settings path relative to cwd
-        env = dict(options.env)
-        if self.redis_url:
-            env.setdefault("REDIS_URL", self.redis_url)  # via the environment: never in a command line
-        files = passthrough.settings_files(options.cwd, options.setting_sources, env)
-        if racing := other_approver.files_with_permission_hook(files):
-            raise ValueError(text.agent.racing_hook(", ".join(map(str, racing))))
-        allow = [*options.allowed_tools, *passthrough.file_rules(files)]
-        return dataclasses.replace(
-            options, can_use_tool=self.can_use_tool, settings=self.settings(base, allow=allow), env=env
+        return sdk_options.gated_options(
+            ClaudeAgentOptions(**kwargs), self.can_use_tool, self._gate(), self.redis_url
         )
 
-    def _gate_command(self, hook_timeout: float, allow: Iterable[str] = ()) -> str:
+    def _gate(self) -> GateCommand:
         # --wait 0: in an SDK run can_use_tool does the waiting (or the run is deferred).
-        # --hook-timeout: the gate keeps its own deadline below the hook's timeout.
-        # --allow, --allow-read-only: calls can_use_tool alone would never see are not asked.
-        argv = [
-            sys.executable,
-            "-m",
-            "bot",
-            "gate",
-            "--mode",
-            self.mode.value,
-            "--wait",
-            "0",
-            "--hook-timeout",
-            repr(hook_timeout),
-            "--timeout",
-            repr(self.timeout),
-            "--allow-read-only",
-        ]
-        for rule in allow:
-            argv.append(f"--allow={rule}")  # one word: a rule is never read as an option
-        for flag, value in (
-            ("--agent-name", self.agent_name),
-            ("--requested-by", self.requested_by),
-            ("--channel", self.channel),
-        ):
-            if value:
-                argv += [flag, value]
-        if self.cost_estimator is not None:
-            argv += ["--cost-estimator", _importable_name(self.cost_estimator)]
-        # A gate that cannot start (exit 127) would give no decision: block instead.
-        return shlex.join(argv) + BLOCK_IF_NOT_STARTED
+        # --allow-read-only (and --allow, the run's rules): calls can_use_tool would never see.
+        return GateCommand(
+            hook_timeout=GATE_HOOK_TIMEOUT,
+            mode=self.mode,
+            wait=0,
+            agent_name=self.agent_name,
+            requested_by=self.requested_by,
+            channel=self.channel,
+            timeout=self.timeout,
+            cost_estimator=importable_name(self.cost_estimator) if self.cost_estimator is not None else "",
+            allow_read_only=True,
+        )
 
     async def wait_for_decision(self, tool_use_id: str, timeout: float | None = None) -> ApprovalRequest:
         """Wait (pub/sub, no polling) until the request for ``tool_use_id`` ends; return it.
@@ -279,7 +198,7 @@ class SlackApprover:
         """
         await self.start()
         request_id = await self.store.latest(request_id_for(tool_use_id))
-        request = await self._waiter.wait(request_id, lambda: ended(self.store, request_id), timeout)
+        request = await wait_ended(self._waiter, self.store, request_id, timeout)
         if request is None:
             raise TimeoutError(f"no decision on {tool_use_id} within {timeout}s")
         if isinstance(request, Vanished):
@@ -336,116 +255,45 @@ class SlackApprover:
         try:
             async with asyncio.timeout(START_TIMEOUT):
                 await self.start()
-            request = await self._create(request_id, tool_name, tool_input, context)
+            request = await sdk_call.store_request(
+                self.store, await self._new_request(request_id, tool_name, tool_input, context)
+            )
             # Another input under a known tool_use_id has a request of its own:
             # wait for, and cancel, that one.
             request_id = request.id
-            ended = request if request.state.is_final else await self._wait(request)
+            ended = (
+                request
+                if request.state.is_final
+                else await sdk_call.wait_out(self.store, self._waiter, request)
+            )
             metrics.agent_decision(ended.state.value if isinstance(ended, ApprovalRequest) else "vanished")
-            return await self._result(ended)
+            return await sdk_call.permission_result(self.store, ended)
         except asyncio.CancelledError:
-            await self._cancel(request_id)
+            await sdk_call.mark_cancelled(self.store, request_id)
             raise
         except WaiterClosed:
-            await self._cancel(request_id)
+            await sdk_call.mark_cancelled(self.store, request_id)
             return PermissionResultDeny(message=text.agent.DENY_SHUTDOWN)
-        except CostEstimateError as exc:
-            log.warning("approval %s: %s; denying", request_id, exc)
-            return PermissionResultDeny(message=text.agent.deny_bad_estimate(str(exc)))
-        except (RedisError, OSError) as exc:  # OSError includes TimeoutError
-            log.exception("approval %s: Redis unavailable, denying", request_id)
-            message = (
-                text.agent.deny_redis_silent(exc) if timed_out(exc) else text.agent.deny_unreachable(exc)
-            )
-            return PermissionResultDeny(message=message)
         except Exception as exc:
             # The SDK would turn an exception into an error response, not a
             # deny: catch everything so the answer is always an explicit no.
-            log.exception("approval %s: internal error, denying", request_id)
-            return PermissionResultDeny(message=text.agent.deny_internal_error(exc))
+            return sdk_call.failed(request_id, exc)
 
-    async def _create(
+    async def _new_request(
         self, request_id: str, tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext
-    ) -> ApprovalRequest:
-        agent = self.agent_name
-        if context.agent_id:
-            agent = f"{agent} (subagent {context.agent_id})" if agent else f"subagent {context.agent_id}"
-        cost = await estimate_cost(self.cost_estimator, tool_name, tool_input)
-        request, created = await self.store.create(
-            NewRequest(
-                id=request_id,
-                tool_name=tool_name,
-                tool_input=tool_input,
-                tool_use_id=context.tool_use_id,
-                agent=agent,
-                requested_by=self.requested_by,
-                channel=self.channel,
-                title=context.title or "",
-                timeout=self.timeout,
-                suggestions=safe_suggestions(s.to_dict() for s in context.suggestions),
-                cost=cost,
-                mode=self.mode,
-                resolved=resolve_paths(tool_input),
-            )
+    ) -> NewRequest:
+        return NewRequest(
+            id=request_id,
+            tool_name=tool_name,
+            tool_input=tool_input,
+            tool_use_id=context.tool_use_id,
+            agent=agent_label(self.agent_name, context.agent_id or ""),
+            requested_by=self.requested_by,
+            channel=self.channel,
+            title=context.title or "",
+            timeout=self.timeout,
+            suggestions=safe_suggestions(s.to_dict() for s in context.suggestions),
+            cost=await estimate_cost(self.cost_estimator, tool_name, tool_input),
+            mode=self.mode,
+            resolved=resolve_paths(tool_input),
         )
-        log.info(
-            "approval %s for %s: %s",
-            request.id,
-            tool_name,
-            "queued for Slack" if created else "asked again",
-            extra=tagged(
-                Event.REQUEST_CREATED if created else Event.REQUEST_REASKED,
-                **about(request),
-                tool=tool_name,
-                input_preview=preview(tool_input),
-            ),
-        )
-        return request
-
-    async def _wait(self, request: ApprovalRequest) -> ApprovalRequest | Vanished:
-        request_id = request.id
-        remaining = max(0.0, request.deadline - time.time()) if request.deadline else None
-        outcome = await self._waiter.wait(request_id, lambda: ended(self.store, request_id), remaining)
-        if outcome is not None:
-            return outcome
-        # Our own deadline passed: expire it ourselves rather than trusting a
-        # worker to be running. If a decision won the race, it stands.
-        transition = await self.store.decide(request_id, Decision(State.EXPIRED, reason="timeout"))
-        return transition.request or VANISHED
-
-    async def _result(self, request: ApprovalRequest | Vanished) -> PermissionResult:
-        """What the SDK gets for a request that ended."""
-        outcome = await outcome_of(self.store, request)
-        if not outcome.allowed:
-            return PermissionResultDeny(message=outcome.message, interrupt=outcome.interrupt)
-        granted = (
-            [PermissionUpdate.from_dict(u) for u in granted_updates(outcome.grants)]
-            if outcome.grants
-            else None
-        )
-        return PermissionResultAllow(updated_input=outcome.updated_input, updated_permissions=granted)
-
-    async def _cancel(self, request_id: str) -> None:
-        decision = Decision(State.CANCELLED, reason="the agent stopped waiting")
-        try:
-            async with asyncio.timeout(CANCEL_GRACE_SECONDS):
-                await self.store.decide(request_id, decision)
-        except Exception:
-            # Whatever happens here must not replace the CancelledError (or
-            # the deny) the caller is about to raise or return.
-            log.warning("approval %s: could not mark cancelled", request_id, exc_info=True)
-
-
-def _importable_name(function: Any) -> str:
-    """``module:qualname`` the gate process can import, or ValueError."""
-    name = f"{getattr(function, '__module__', '')}:{getattr(function, '__qualname__', '')}"
-    try:
-        found = pkgutil.resolve_name(name)
-    except (ImportError, AttributeError, ValueError):
-        found = None
-    if found is not function:
-        raise ValueError(
-            "the gate hook runs in its own process and imports cost_estimator by name: "
-            f"make it a module-level function (got {function!r})"
-        )
-    return name

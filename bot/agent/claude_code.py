@@ -21,8 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import text
+from ..approvals.model import Mode
 from ..approvals.tools import GATED_TOOLS
 from . import deadline
+from .claude_settings import hook_groups
+from .gate_command import GateCommand
 from .hook_events import (
     BLOCK_IF_NOT_STARTED,
     PERMISSION_REQUEST,
@@ -61,24 +64,6 @@ class HookSpec:
     def event(self) -> str:
         return PRE_TOOL_USE if self.defer else PERMISSION_REQUEST
 
-    def command(self, hook_timeout: int | None = None) -> str:
-        """The shell command (Claude Code runs it with ``/bin/sh -c``); never a secret in it."""
-        words = [self.python, "-m", "bot", "gate"]
-        if self.defer:
-            words += ["--mode", "defer"]
-        # The same number as the hook's "timeout": the gate answers before Claude Code gives up on it.
-        words += ["--hook-timeout", str(hook_timeout or self.hook_timeout)]
-        for flag, value in (
-            ("--agent-name", self.agent_name),
-            ("--requested-by", self.requested_by),
-            ("--channel", self.channel),
-        ):
-            if value:
-                words += [flag, value]
-        if self.timeout is not None:
-            words += ["--timeout", f"{self.timeout:g}"]
-        return shlex.join(words)
-
     def groups(self) -> dict[str, dict[str, Any]]:
         """Event → the matcher group holding our hook alone.
 
@@ -88,21 +73,27 @@ class HookSpec:
         (``gate._after_tool``). PreToolUse fires for every call, so only the tools that
         change something (as the Agent SDK side gates)."""
         if self.defer:
-            hook = {
-                "type": "command",
-                "command": self.command() + BLOCK_IF_NOT_STARTED,
-                "timeout": self.hook_timeout,
-            }
+            hook = self._hook(self.hook_timeout, block_if_not_started=True)
             return {PRE_TOOL_USE: {"matcher": GATED_TOOLS, "hooks": [hook]}}
-        asking = {"type": "command", "command": self.command(), "timeout": self.hook_timeout}
-        after = {
-            "type": "command",
-            "command": self.command(AFTER_TOOL_TIMEOUT),
-            "timeout": AFTER_TOOL_TIMEOUT,
-        }
         return {
-            PERMISSION_REQUEST: {"matcher": "*", "hooks": [asking]},
-            POST_TOOL_USE: {"matcher": "*", "hooks": [after]},
+            PERMISSION_REQUEST: {"matcher": "*", "hooks": [self._hook(self.hook_timeout)]},
+            POST_TOOL_USE: {"matcher": "*", "hooks": [self._hook(AFTER_TOOL_TIMEOUT)]},
+        }
+
+    def _hook(self, timeout: int, *, block_if_not_started: bool = False) -> dict[str, Any]:
+        gate = GateCommand(
+            hook_timeout=timeout,
+            mode=Mode.DEFER if self.defer else None,
+            agent_name=self.agent_name,
+            requested_by=self.requested_by,
+            channel=self.channel,
+            timeout=self.timeout,
+            python=self.python,
+        )
+        return {
+            "type": "command",
+            "command": gate.shell(block_if_not_started=block_if_not_started),
+            "timeout": timeout,
         }
 
 
@@ -186,7 +177,9 @@ def find(settings: Mapping[str, Any]) -> list[Found]:
 
 def others(settings: Mapping[str, Any], event: str) -> list[Mapping[str, Any]]:
     """The hooks of ``event`` that are not ours."""
-    return [hook for name, _, hook in _hooks(settings) if name == event and not is_ours(hook)]
+    return [
+        hook for group in hook_groups(settings, event) for hook in group.get("hooks", []) if not is_ours(hook)
+    ]
 
 
 def _hooks(settings: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any], Any]]:
@@ -238,21 +231,6 @@ def install(settings: Mapping[str, Any], spec: HookSpec) -> tuple[dict[str, Any]
 
 
 # -- files --------------------------------------------------------------------
-
-
-def user_settings(environ: Mapping[str, str]) -> Path:
-    """Claude Code reads ``$CLAUDE_CONFIG_DIR/settings.json`` when that is set, and then not ``~/.claude``
-    (checked with CLI 2.1.337: a hook in ``~/.claude/settings.json`` did not fire with it set)."""
-    config_dir = environ.get("CLAUDE_CONFIG_DIR")
-    return Path(config_dir) / "settings.json" if config_dir else Path.home() / ".claude" / "settings.json"
-
-
-def project_settings(cwd: Path) -> Path:
-    return cwd / ".claude" / "settings.json"
-
-
-def project_local_settings(cwd: Path) -> Path:
-    return cwd / ".claude" / "settings.local.json"
 
 
 def load(path: Path) -> dict[str, Any] | None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from .. import text
 from ..approvals import bounds
-from . import claude_code, doctor
+from . import claude_code, claude_settings, doctor
 from .deadline import MARGIN, BudgetError
-from .gate import ROUTE_WAIT, GateConfig
+from .gate_config import ROUTE_WAIT, GateConfig
 
 EXIT_REFUSED = 2
 
@@ -21,8 +21,11 @@ def run(args: argparse.Namespace) -> int:
     """``install``/``uninstall`` change one settings file (backup, then atomic write) and exit 0,
     or 2 with the file untouched; ``doctor`` exits 1 if any check failed."""
     cwd = Path.cwd()
-    scoped = {"user": claude_code.user_settings(os.environ), "project": claude_code.project_settings(cwd)}
-    loaded = [*scoped.values(), claude_code.project_local_settings(cwd)]
+    scoped = {
+        "user": claude_settings.user_settings(os.environ),
+        "project": claude_settings.project_settings(cwd),
+    }
+    loaded = [*scoped.values(), claude_settings.project_local_settings(cwd)]
     path = args.settings_file.absolute() if args.settings_file else scoped.get(args.scope or "")
     if args.action == "doctor":
         return doctor.doctor([path] if path else loaded, os.environ, sys.stdout)

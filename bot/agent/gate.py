@@ -21,11 +21,8 @@ is ``hook_process``'s part.
 from __future__ import annotations
 
 import asyncio
-import logging
 import pkgutil
-from collections.abc import Mapping
 from contextlib import suppress
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -49,25 +46,14 @@ from ..approvals.wake import DecisionWaiter
 from . import hook_events
 from .call_claims import CallClaims
 from .cost import CostEstimator, estimate_cost
-from .deadline import Budget
+from .gate_config import ROUTE_WAIT, GateConfig, Host, agent_label
 from .hook_events import PermissionRequestCall, PostToolUseCall, PreToolUseCall
 from .other_approver import prompt_tool
-from .outcome import VANISHED, Vanished, ended, outcome_of
+from .outcome import VANISHED, Vanished, outcome_of, wait_ended
 from .passthrough import PassThrough
 from .paths import resolve_paths
 from .permissions import granted_updates, safe_suggestions
 from .transcript import calls_in_turn
-
-log = logging.getLogger(__name__)
-
-DEFAULT_WAIT = 540.0
-"""Seconds the hook waits for a decision, below Claude Code's 600-second hook limit
-(less when ``--hook-timeout`` says the hook's timeout is shorter)."""
-
-ROUTE_WAIT = 5.0
-"""Seconds to wait for a bot worker to apply the team policy, which may
-allow, deny or pick the mode at once; a request no worker routed yet is
-answered as the agent's own mode says."""
 
 BYPASS = "bypassPermissions"
 """The permission mode in which Claude Code asks nothing: there no call is left to it."""
@@ -87,63 +73,6 @@ class TerminalEnd(StrEnum):
     @property
     def reason(self) -> str:
         return text.agent.TERMINAL_ANSWERED if self is TerminalEnd.ANSWERED else text.agent.TERMINAL_LEFT
-
-
-class Host(StrEnum):
-    """What runs the hook, from ``CLAUDE_CODE_ENTRYPOINT``."""
-
-    SDK = "sdk"
-    """The Agent SDK: ``can_use_tool`` waits when the gate answers ``ask``."""
-    HEADLESS = "headless"
-    """``claude -p``: a deferred run is resumed with ``claude -p --resume``."""
-    INTERACTIVE = "interactive"
-    """A person at a terminal: no defer, so the gate waits, then says it is still waiting."""
-
-    @classmethod
-    def detect(cls, environ: Mapping[str, str]) -> Host:
-        entrypoint = environ.get("CLAUDE_CODE_ENTRYPOINT", "")
-        if entrypoint in ("sdk-py", "sdk-ts"):
-            return cls.SDK
-        if entrypoint == "sdk-cli":
-            return cls.HEADLESS
-        return cls.INTERACTIVE
-
-
-@dataclass(frozen=True)
-class GateConfig:
-    """The gate's command-line options (``SlackApprover.settings()`` and ``claude-code install`` write them)."""
-
-    mode: Mode = Mode.WAIT
-    wait: float | None = None
-    """Seconds to wait in the hook before answering defer/ask/still-waiting;
-    None: ``DEFAULT_WAIT``, or less if that cannot fit below ``hook_timeout``."""
-    hook_timeout: float | None = None
-    """The hook's ``timeout`` in Claude Code's settings; None: Claude Code's default (600 s)."""
-    timeout: float | None = None
-    """Seconds until the request expires; 0 waits forever; None: ``APPROVAL_TIMEOUT``."""
-    agent_name: str = ""
-    requested_by: str = ""
-    channel: str = ""
-    cost_estimator: str = ""
-    """``module:function`` of a cost estimator the hook can import."""
-    allow_rules: tuple[str, ...] = ()
-    """The run's own allow rules (Claude Code's string form): a PreToolUse call they match is left to Claude Code."""
-    allow_read_only: bool = False
-    """Leave simple read-only Bash commands (``ls``, ``cat FILE``, ``git status``) to Claude Code too."""
-
-    def budget(self) -> Budget:
-        """The gate's deadline and wait; ``BudgetError`` if ``wait`` cannot fit below ``hook_timeout``."""
-        return Budget.plan(
-            hook_timeout=self.hook_timeout, wait=self.wait, default_wait=DEFAULT_WAIT, route_wait=ROUTE_WAIT
-        )
-
-
-def agent_label(name: str, agent_id: str = "", agent_type: str = "") -> str:
-    """Who asks, as Slack shows it: the agent's name, and which subagent when one makes the call."""
-    if not agent_id and not agent_type:
-        return name
-    subagent = " ".join(part for part in ("subagent", agent_type, agent_id) if part)
-    return f"{name} ({subagent})" if name else subagent
 
 
 class Gate:
@@ -194,8 +123,7 @@ class Gate:
     # -- PreToolUse ----------------------------------------------------------- #
 
     async def _pre_tool_use(self, call: PreToolUseCall) -> dict[str, Any]:
-        request: ApprovalRequest | Vanished = await self._request(call, call.tool_use_id)
-        request = await self._routed(request)
+        request = await self._routed(await self._request(call, call.tool_use_id))
         if isinstance(request, Vanished) or request.state.is_final:
             return await self._pre_tool_use_verdict(request)
 
@@ -204,7 +132,7 @@ class Gate:
         )
         deferring = deferrable and request.mode is Mode.DEFER
         if not deferring and self.wait > 0:
-            outcome = await self.waiter.wait(request.id, lambda: ended(self.store, request.id), self.wait)
+            outcome = await wait_ended(self.waiter, self.store, request.id, self.wait)
             if outcome is not None:
                 return await self._pre_tool_use_verdict(outcome)
         if deferring or (deferrable and self.host is Host.HEADLESS):
@@ -261,9 +189,7 @@ class Gate:
     async def _permission_answer(self, call: PermissionRequestCall, asked: ApprovalRequest) -> dict[str, Any]:
         request = await self._routed(asked)
         if not isinstance(request, Vanished) and not request.state.is_final and self.wait > 0:
-            request_id = request.id
-            waited = await self.waiter.wait(request_id, lambda: ended(self.store, request_id), self.wait)
-            request = waited or request
+            request = await wait_ended(self.waiter, self.store, request.id, self.wait) or request
         if not isinstance(request, Vanished) and not request.state.is_final and self.host is Host.INTERACTIVE:
             # Claude Code's own prompt has been up all along: leave the call to it, and say so
             # in Slack. A decision that came in meanwhile stands.
@@ -309,10 +235,7 @@ class Gate:
         """The request once a worker applied the team policy (or as it is after ``ROUTE_WAIT``)."""
         if request.state.is_final or request.routed:
             return request
-        routed = await self.waiter.wait(
-            request.id, lambda: ended(self.store, request.id, or_routed=True), ROUTE_WAIT
-        )
-        return routed or request
+        return await wait_ended(self.waiter, self.store, request.id, ROUTE_WAIT, or_routed=True) or request
 
     async def _request(
         self,

@@ -30,7 +30,8 @@ from ..settings import Settings
 from . import hook_events
 from .call_claims import TooManyCalls
 from .deadline import WATCHDOG_DELAY, Budget, BudgetError, Watchdog, process_started
-from .gate import Gate, GateConfig, Host
+from .gate import Gate
+from .gate_config import GateConfig, Host
 
 EXIT_BLOCK = 2
 """The only failure exit code Claude Code treats as "do not run the tool" for ``PreToolUse``."""

@@ -11,11 +11,7 @@ that started it. ``SlackApprover.options()`` refuses such settings before a run 
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
 
 PROMPT_TOOL_FLAG = "--permission-prompt-tool"
 _ANCESTORS = 4
@@ -47,23 +43,3 @@ def prompt_tool(start: int | None = None) -> str | None:
         except (OSError, ValueError, IndexError):
             return None
     return None
-
-
-def has_permission_hook(settings: Any) -> bool:
-    """Whether Claude Code settings (parsed JSON) install any ``PermissionRequest`` hook."""
-    hooks = settings.get("hooks") if isinstance(settings, dict) else None
-    groups = hooks.get("PermissionRequest") if isinstance(hooks, dict) else None
-    return isinstance(groups, list) and any(isinstance(g, dict) and g.get("hooks") for g in groups)
-
-
-def files_with_permission_hook(paths: Iterable[Path]) -> list[Path]:
-    """The settings files among ``paths`` that install a ``PermissionRequest`` hook (unreadable ones do not)."""
-    found = []
-    for path in paths:
-        try:
-            settings = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if has_permission_hook(settings):
-            found.append(path)
-    return found

@@ -11,6 +11,7 @@ from ..approvals.grants import listed
 from ..approvals.groups import cached_members
 from ..approvals.model import ApprovalRequest, State, is_group
 from ..approvals.store import RequestStore
+from ..approvals.wake import DecisionWaiter
 
 
 class Vanished:
@@ -20,19 +21,28 @@ class Vanished:
 VANISHED = Vanished()
 
 
-async def ended(
-    store: RequestStore, request_id: str, *, or_routed: bool = False
+async def wait_ended(
+    waiter: DecisionWaiter,
+    store: RequestStore,
+    request_id: str,
+    timeout: float | None,
+    *,
+    or_routed: bool = False,
 ) -> ApprovalRequest | Vanished | None:
-    """The request once it ended (or, with ``or_routed``, once the policy routed it); None while it waits.
+    """The request once it ended (or, with ``or_routed``, once the policy routed it); None after ``timeout``.
 
-    A ``load`` for ``DecisionWaiter.wait``: a vanished request ends the wait too.
+    Woken by ``waiter``, without polling; a vanished request ends the wait too.
     """
-    request = await store.get(request_id)
-    if request is None:
-        return VANISHED
-    if request.state.is_final or (or_routed and request.routed):
-        return request
-    return None
+
+    async def ended() -> ApprovalRequest | Vanished | None:
+        request = await store.get(request_id)
+        if request is None:
+            return VANISHED
+        if request.state.is_final or (or_routed and request.routed):
+            return request
+        return None
+
+    return await waiter.wait(request_id, ended, timeout)
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,10 @@ stay conservative: what it does not recognise is asked about as before.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..approvals.rules import Rule
@@ -185,41 +182,6 @@ ALLOW_CHARS = 64_000
 runs the hook with ``sh -c COMMAND``, and Linux refuses one argument over
 128 KiB (``MAX_ARG_STRLEN``): rules past this are left out, so their calls
 are asked about as before."""
-
-
-def allow_rules(settings: Any) -> list[str]:
-    """The ``permissions.allow`` rules of one Claude Code settings object (anything else: none)."""
-    permissions = settings.get("permissions") if isinstance(settings, dict) else None
-    allow = permissions.get("allow") if isinstance(permissions, dict) else None
-    return [rule for rule in allow if isinstance(rule, str)] if isinstance(allow, list) else []
-
-
-def settings_files(
-    cwd: str | os.PathLike[str] | None, sources: Iterable[str] | None, env: Mapping[str, str]
-) -> list[Path]:
-    """The settings files the CLI reads for ``setting_sources`` (None: all of them, as the CLI does)."""
-    wanted = {"user", "project", "local"} if sources is None else set(sources)
-    project = Path(cwd) if cwd is not None else Path.cwd()
-    config = (
-        env.get("CLAUDE_CONFIG_DIR") or os.environ.get("CLAUDE_CONFIG_DIR") or str(Path.home() / ".claude")
-    )
-    files = {
-        "user": Path(config) / "settings.json",
-        "project": project / ".claude" / "settings.json",
-        "local": project / ".claude" / "settings.local.json",
-    }
-    return [path for source, path in files.items() if source in wanted]
-
-
-def file_rules(paths: Iterable[Path]) -> list[str]:
-    """The ``permissions.allow`` rules of these settings files; a missing or unreadable file has none."""
-    rules = []
-    for path in paths:
-        try:
-            rules += allow_rules(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            continue
-    return rules
 
 
 def command_line_rules(rules: Iterable[str]) -> list[str]:

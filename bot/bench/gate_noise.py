@@ -32,7 +32,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from claude_agent_sdk import ClaudeAgentOptions, PermissionResult, ToolPermissionContext, query
 
@@ -133,7 +133,8 @@ class Team:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
-        newest = await self.redis.xrevrange(keys.JOBS, count=1)
+        # redis-py types stream replies loosely: entries are (id, fields) pairs of bytes.
+        newest = cast(list[tuple[bytes, dict[bytes, bytes]]], await self.redis.xrevrange(keys.JOBS, count=1))
         self._task = asyncio.create_task(self._approve(newest[0][0] if newest else "0-0"))
         return self
 
@@ -148,7 +149,10 @@ class Team:
     async def _approve(self, last: bytes | str) -> None:
         """From the jobs after ``last``: earlier runs' jobs stay in the stream (no worker takes them)."""
         while True:
-            reply = await self.redis.xread({keys.JOBS: last}, block=1000)
+            reply = cast(
+                list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None,
+                await self.redis.xread({keys.JOBS: last}, block=1000),
+            )
             for _stream, entries in reply or []:
                 for entry_id, fields in entries:
                     last = entry_id
@@ -172,15 +176,13 @@ async def run_session(
     prepare(workdir)
     seen: list[str] = []
     async with SlackApprover(redis_url, agent_name=f"gate-noise {name}") as approver, Team(redis_url) as team:
-        asking = approver.can_use_tool
 
         async def can_use_tool(
             tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext
         ) -> PermissionResult:
             seen.append(label(tool_name, tool_input))
-            return await asking(tool_name, tool_input, context)
+            return await approver.can_use_tool(tool_name, tool_input, context)
 
-        approver.can_use_tool = can_use_tool  # type: ignore[method-assign]
         async with ScriptedModel.start(script(workdir)) as model:
             kwargs = {
                 "cwd": workdir,
@@ -191,7 +193,7 @@ async def run_session(
                 "env": model.cli_env(config_dir=root / f"{name}-cfg"),
                 "permission_mode": "default",
             }
-            options = build(approver, kwargs)
+            options = dataclasses.replace(build(approver, kwargs), can_use_tool=can_use_tool)
             async with asyncio.timeout(300):
                 async for _message in query(prompt="tidy up and run the tests", options=options):
                     pass
