@@ -1,8 +1,9 @@
 """The Slack Web API, as far as the bot uses it, answered from the playground's workspace.
 
 The bot's clients point at ``http://<demo>/api/`` (``SLACK_API_URL``) and make
-the same calls they make to Slack; block payloads are checked with slack_sdk's
-models so a message Slack would refuse is refused here too.
+the same calls they make to Slack; block payloads are checked as the tests'
+fake Slack checks them (``bot.slack.block_kit_check``), so a message Slack
+would refuse is refused here too.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
+from ..slack.block_kit_check import message_refusal, view_errors
 from . import people
-from .workspace import SlackError, Workspace, blocks_problems
+from .workspace import SlackError, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +88,9 @@ def _content(args: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     text, blocks = str(args.get("text") or ""), args.get("blocks") or []
     if not text and not blocks:
         raise SlackError("no_text")
-    problems = blocks_problems(blocks)
-    if problems:
-        raise SlackError("invalid_blocks", *problems)
+    if refusal := message_refusal(text, args.get("blocks")):
+        error, reasons = refusal
+        raise SlackError(error, *reasons)
     return text, blocks
 
 
@@ -182,8 +184,14 @@ def views_update(workspace: Workspace, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def views_publish(workspace: Workspace, args: dict[str, Any]) -> dict[str, Any]:
-    # The page has no App Home tab: accept the view so the bot's listener succeeds.
-    return {"view": {**_view(args), "id": "V0DEMOHOME"}}
+    # The page has no App Home tab: accept a valid view so the bot's listener succeeds.
+    view = _view(args)
+    problems = view_errors(view)
+    if view.get("type") != "home":
+        problems.append("view type must be home")
+    if problems:
+        raise SlackError("invalid_arguments", *problems)
+    return {"view": {**view, "id": "V0DEMOHOME"}}
 
 
 def _view(args: dict[str, Any]) -> dict[str, Any]:
