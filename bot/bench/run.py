@@ -104,7 +104,7 @@ class Bench:
                 self.session = session
                 phase = self._limited_phase()
                 figures = await phase.run()
-            results = {
+            results: dict[str, Any] = {
                 "machine": _machine(phase.server_info),
                 "sizes": asdict(self.sizes),
                 "slack_limits": figures,

@@ -14,7 +14,7 @@ import json
 import logging
 import secrets
 import time
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import aiohttp
@@ -285,7 +285,8 @@ class Interactions:
         headers = {
             "Content-Type": content_type,
             "X-Slack-Request-Timestamp": timestamp,
-            "X-Slack-Signature": self._verifier.generate_signature(timestamp=timestamp, body=body),
+            # Optional only for a missing timestamp or body; both are given.
+            "X-Slack-Signature": cast(str, self._verifier.generate_signature(timestamp=timestamp, body=body)),
         }
         if self._session is None:
             self._session = aiohttp.ClientSession()

@@ -246,7 +246,7 @@ class BudgetedClient(AsyncWebClient):
         self.budget = budget
         self.interactive = interactive
 
-    async def api_call(  # type: ignore[override]
+    async def api_call(
         self,
         api_method: str,
         *,

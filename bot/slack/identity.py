@@ -217,7 +217,8 @@ def refuse_other_orgs(app: AsyncApp, trust: TrustedOrgs, queue: JobQueue) -> Non
         if actor is None or trust.allows(actor):
             if trust.installation is not None:
                 context[WORKSPACE_URL] = trust.installation.url
-            return await next()
+            await next()
+            return None
         known = trust.installation is not None
         notice = text.FOREIGN_ORG if known else text.ORG_NOT_KNOWN_YET
         log.warning(
