@@ -28,7 +28,8 @@ from ..approvals.policy_reload import PolicyHolder
 from ..approvals.queue import JobQueue
 from ..approvals.store import RequestStore
 from ..settings import Settings
-from .budget import BudgetedClient, SlackBudget
+from .budget import SlackBudget
+from .budgeted_client import BudgetedClient
 from .deciding import Decider
 from .directory import Directory
 from .listeners import actions, commands, events, modal_clicks, views
