@@ -36,18 +36,27 @@ def add_routes(app: web.Application, workspace: Workspace, bot_token: str) -> No
     would let anyone who can reach the playground post and edit the bot's
     messages (a request card that shows another command than it runs).
     """
-    expected = f"Bearer {bot_token}".encode()
+    # slack_sdk sends a few methods (usergroups.users.list, users.info) as GET.
+    app.router.add_route("*", API_PATH, _WebApi(workspace, bot_token).handle)
 
-    async def handle(request: web.Request) -> web.Response:
+
+class _WebApi:
+    """Answers the bot's Web API calls from ``workspace``, to those who send the bot token."""
+
+    def __init__(self, workspace: Workspace, bot_token: str) -> None:
+        self.workspace = workspace
+        self.expected = f"Bearer {bot_token}".encode()
+
+    async def handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         try:
             given = request.headers.get("Authorization", "").encode("utf-8", "replace")
-            if not hmac.compare_digest(given, expected):
+            if not hmac.compare_digest(given, self.expected):
                 raise SlackError("invalid_auth")
             handler = METHODS.get(method)
             if handler is None:
                 raise SlackError("unknown_method")
-            body = {"ok": True, **handler(workspace, await _args(request))}
+            body = {"ok": True, **handler(self.workspace, await _args(request))}
         except SlackError as exc:
             if exc.details:
                 log.warning("demo Slack refused %s: %s", method, "; ".join(exc.details))
@@ -55,9 +64,6 @@ def add_routes(app: web.Application, workspace: Workspace, bot_token: str) -> No
             if exc.details:
                 body["response_metadata"] = {"messages": [f"[ERROR] {d}" for d in exc.details]}
         return web.json_response(body)
-
-    # slack_sdk sends a few methods (usergroups.users.list, users.info) as GET.
-    app.router.add_route("*", API_PATH, handle)
 
 
 async def _args(request: web.Request) -> dict[str, Any]:
