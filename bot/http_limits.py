@@ -20,22 +20,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from yarl import URL
 
+from .log_floods import limit_log_floods
 from .settings import Settings
 
 log = logging.getLogger(__name__)
-
-FLOOD_BURST = 5
-"""Log records of one kind let through per ``FLOOD_INTERVAL``."""
-FLOOD_INTERVAL = 10.0
-FLOOD_KINDS = 256
-"""Kinds of record tracked at once (the oldest is forgotten first)."""
 
 
 BACKLOG = 128
@@ -214,55 +208,6 @@ class GuardedSite(web.BaseSite):
         self._server = await asyncio.get_running_loop().create_server(
             lambda: self._guard.protocol(server()), self._host, self._port, backlog=self._backlog
         )
-
-
-class FloodFilter(logging.Filter):
-    """Lets at most ``burst`` records of one kind (logger and first line of the message) through
-    per ``interval`` seconds; the first one let through after a quiet spell says how many were dropped."""
-
-    def __init__(
-        self,
-        burst: int = FLOOD_BURST,
-        interval: float = FLOOD_INTERVAL,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__()
-        self.burst, self.interval, self.clock = burst, interval, clock
-        self._kinds: dict[tuple[str, str], list[float]] = {}  # kind → [window start, passed, dropped]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        kind = (record.name, str(record.msg).split("\n", 1)[0][:200])
-        now = self.clock()
-        window = self._kinds.get(kind)
-        if window is None or now - window[0] >= self.interval:
-            dropped = int(window[2]) if window else 0
-            self._kinds.pop(kind, None)
-            if len(self._kinds) >= FLOOD_KINDS:
-                self._kinds.pop(next(iter(self._kinds)))
-            self._kinds[kind] = window = [now, 0, 0]
-            if dropped:
-                record.msg = (
-                    f"{record.msg} [{dropped} more like this in the last {self.interval:g} s not logged]"
-                )
-        if window[1] < self.burst:
-            window[1] += 1
-            return True
-        window[2] += 1
-        return False
-
-
-_FLOOD_FILTER = FloodFilter()
-FLOODING_LOGGERS = ("asyncio", "aiohttp.server", __name__, "bot.edge")
-"""asyncio logs each failed ``accept()``, aiohttp each unparsable request, this module each connection
-it closes, the edge each forged or malformed request: anyone who can reach the port can make them."""
-
-
-def limit_log_floods() -> None:
-    """Rate-limit the loggers a flood of connections writes to (once per process)."""
-    for name in FLOODING_LOGGERS:
-        logger = logging.getLogger(name)
-        if _FLOOD_FILTER not in logger.filters:
-            logger.addFilter(_FLOOD_FILTER)
 
 
 async def start(

@@ -32,6 +32,7 @@ from bot.demo.workspace import Workspace
 from tests.demo_driver import Playground, button, page_token, playground
 from tests.fakes.agent_env import clean_agent_env
 from tests.fakes.redis_server import free_port
+from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,6 +145,54 @@ async def test_the_slack_stand_in_refuses_what_slack_refuses(tmp_path):
         ) as response:
             assert (await response.json())["error"] == "unknown_method"
         assert (await demo.state())["messages"] == []
+
+
+def _section(text: str, **extra: object) -> dict[str, object]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}, **extra}
+
+
+_HOME_TITLE = {"type": "plain_text", "text": "Home"}
+REFUSED_MESSAGES = [
+    {"text": "x" * 40_001},
+    {"blocks": [{"type": "no_such_block"}]},
+    {"blocks": [_section("x" * 3_001)]},
+    {"blocks": [_section("x" * 2_900)] * 5},  # over Slack's text budget for all blocks together
+    {"blocks": [_section("a", block_id="same"), _section("b", block_id="same")]},
+    {"blocks": [{"type": "context", "elements": []}]},
+    {"blocks": [_section("x")] * 51},
+]
+REFUSED_VIEWS = [
+    {"type": "home", "blocks": [_section("x" * 3_001)]},
+    {"type": "home", "blocks": [_section("x")] * 101},
+    {"type": "home", "blocks": [_section("x")], "submit": _HOME_TITLE},
+    {"type": "modal", "title": _HOME_TITLE, "blocks": [_section("x")]},
+    {"type": "workflow_step", "blocks": [_section("x")]},
+]
+
+
+async def test_the_slack_stand_in_refuses_what_the_tests_fake_slack_refuses(tmp_path):
+    """The playground and the tests' fake share one Block Kit check: both refuse each payload, alike."""
+
+    async def answers(url: str, token: str, session: aiohttp.ClientSession) -> list[str]:
+        calls = [
+            ("chat.postMessage", {"channel": people.CHANNEL, "text": "hi", **m}) for m in REFUSED_MESSAGES
+        ]
+        calls += [("views.publish", {"user_id": "U0ALICE", "view": v}) for v in REFUSED_VIEWS]
+        errors = []
+        for method, body in calls:
+            headers = {"Authorization": f"Bearer {token}"}
+            async with session.post(f"{url}/{method}", json=body, headers=headers) as response:
+                errors.append((await response.json()).get("error", "accepted"))
+        return errors
+
+    async with (
+        playground(tmp_path / "work", run_agent=False) as demo,
+        FakeSlack.start(channels={people.CHANNEL: people.CHANNEL_NAME}, rate_scale=None) as fake,
+    ):
+        ours = await answers(f"{demo.url}/api", demo.demo.bot_token, demo.session)
+        theirs = await answers(fake.base_url.rstrip("/"), DEFAULT_TOKEN, demo.session)
+    assert "accepted" not in theirs
+    assert ours == theirs
 
 
 @pytest.mark.slow

@@ -12,7 +12,8 @@ from redis.asyncio import Redis
 
 from bot.approvals import keys
 from bot.settings import Settings
-from bot.slack.budget import BudgetedClient, Priority, SlackBudget, priority
+from bot.slack.budget import Priority, SlackBudget, priority
+from bot.slack.budgeted_client import BudgetedClient
 from bot.slack.ids import Action
 from bot.slack.rates import rate_for
 from tests.conftest import CHANNEL, cancelled, context, policy_file, posted

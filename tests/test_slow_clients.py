@@ -20,6 +20,7 @@ import pytest
 
 import bot
 from bot import http_limits
+from bot.log_floods import FloodFilter
 from bot.slack.ids import Action
 from bot.web import create_app
 from tests.conftest import CHANNEL, SIGNING_SECRET, _button_value, cancelled, context, posted, settings_for
@@ -230,7 +231,7 @@ def test_repeated_log_lines_are_let_through_a_few_times_then_counted():
     import logging
 
     now = [0.0]
-    flood = http_limits.FloodFilter(burst=3, interval=10, clock=lambda: now[0])
+    flood = FloodFilter(burst=3, interval=10, clock=lambda: now[0])
 
     def record(message: str) -> logging.LogRecord:
         return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, message, None, None)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from typing import cast
 from urllib.parse import urlencode
 
+import aiohttp
 from slack_sdk.signature import SignatureVerifier
 
 from ..slack.ids import Action, actions_block
@@ -67,5 +70,52 @@ class ClickSigner:
         return body.encode(), {
             "Content-Type": "application/x-www-form-urlencoded",
             "X-Slack-Request-Timestamp": timestamp,
-            "X-Slack-Signature": self._verifier.generate_signature(timestamp=timestamp, body=body),
+            # Optional only for a missing timestamp or body; both are given.
+            "X-Slack-Signature": cast(str, self._verifier.generate_signature(timestamp=timestamp, body=body)),
         }
+
+
+class Clicks:
+    """Approve clicks sent to the workers, at most ``concurrency`` in flight."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, signer: ClickSigner, channel: str, concurrency: int
+    ) -> None:
+        self.session = session
+        self.signer = signer
+        self.channel = channel
+        self.concurrency = concurrency
+
+    async def approve_all(
+        self, requests: list[str], urls: list[str], rate: float, *, acked: bool = False
+    ) -> dict[str, float]:
+        """Approve each request at ``rate`` a second (0: as fast as ``concurrency`` allows), across ``urls``.
+
+        Returns request id → when its click was sent, or, with ``acked``, when the worker answered."""
+        loop = asyncio.get_running_loop()
+        begin = loop.time()
+        times: dict[str, float] = {}
+        slots = asyncio.Semaphore(self.concurrency)
+        tasks = []
+        for index, request_id in enumerate(requests):
+            if rate > 0:
+                await asyncio.sleep(max(0.0, begin + index / rate - loop.time()))
+            url = urls[index % len(urls)]
+            tasks.append(asyncio.create_task(self._approve(url, request_id, slots, times, acked=acked)))
+        await asyncio.gather(*tasks)
+        return times
+
+    async def _approve(
+        self, url: str, request_id: str, slots: asyncio.Semaphore, times: dict[str, float], *, acked: bool
+    ) -> None:
+        body, headers = self.signer.approve(request_id, self.channel)
+        async with slots:
+            times[request_id] = time.monotonic()
+            async with self.session.post(f"{url}/slack/events", data=body, headers=headers) as response:
+                if response.status != 200:
+                    raise RuntimeError(
+                        f"click on {request_id}: HTTP {response.status} {await response.text()}"
+                    )
+                await response.read()
+            if acked:
+                times[request_id] = time.monotonic()

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import math
+import os
+import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+
+def machine(server: dict[str, Any]) -> dict[str, Any]:
+    """What the figures were measured on (``server``: Redis's ``INFO server``)."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "redis": server.get("redis_version"),
+    }
 
 
 def percentile(sorted_values: Sequence[float], p: float) -> float:

@@ -4,14 +4,11 @@ and a burst under Slack's rate limits (``limited``)."""
 from __future__ import annotations
 
 import asyncio
-import math
-import os
-import platform
 import secrets
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +21,10 @@ from ..approvals.store import RequestStore
 from ..redis_client import AGENT_CLIENT_NAME, CLI_CLIENT_NAME, connect
 from . import floor, report
 from .agent import tool_use_id
-from .clicks import APPROVER, ClickSigner
+from .clicks import APPROVER, Clicks, ClickSigner
 from .limited import LimitedPhase
 from .processes import AgentProcess, Child, start_floor_server, start_redis, start_worker
+from .sizes import Sizes
 from .slack_stub import SlackStub
 
 CHANNEL = "C0BENCHAPPROVALS"
@@ -36,41 +34,6 @@ DRAIN_TIMEOUT = 300.0
 UNLIMITED_RATE_SCALE = 1e6
 """``SLACK_RATE_SCALE`` of the workers of the phases without rate limits: their stand-in answers every
 call at once, so a worker that paces itself to Slack's rates must not slow them down."""
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """How much each phase does; the defaults are the issue's."""
-
-    decisions: int = 2000
-    """Decisions timed click → wake (and ask → post), once at a steady rate and once as a burst."""
-    rate: float = 200.0
-    """Asks and clicks per second in the steady phase."""
-    waits: int = 10_000
-    """Concurrent ``can_use_tool`` waits in the agent process."""
-    throughput: int = 2000
-    """Clicks per worker-throughput run."""
-    concurrency: int = 32
-    """Clicks in flight at once in the burst and throughput phases."""
-    floor_samples: int = 2000
-    """Round trips timed for each floor."""
-    limited_requests: int = 60
-    """Requests asked at once in the phase under Slack's rate limits."""
-    limited_channels: int = 2
-    """Channels those requests are posted to."""
-    limited_agents: int = 4
-    """Agents (``SlackApprover``s) asking them; agent ``i`` posts to channel ``i mod channels``."""
-    limited_workers: int = 2
-    """``serve`` workers sharing Slack's limits in that phase."""
-    slack_rate_scale: float = 6.0
-    """Slack's rates sped up this many times, for the stand-in and the workers (``SLACK_RATE_SCALE``)."""
-
-    def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
-            if not 0 < value < math.inf:
-                raise ValueError(f"{name} must be positive")
-        if self.limited_agents < self.limited_channels:
-            raise ValueError("limited_agents must be at least limited_channels: each channel needs an agent")
 
 
 Progress = Callable[[str], None]
@@ -93,6 +56,7 @@ class Bench:
         self.worker_urls: list[str] = []
         self.redis_url = ""
         self.session: aiohttp.ClientSession
+        self.clicks: Clicks
         self.store: RequestStore
         self.agent: AgentProcess
 
@@ -104,8 +68,8 @@ class Bench:
                 self.session = session
                 phase = self._limited_phase()
                 figures = await phase.run()
-            results = {
-                "machine": _machine(phase.server_info),
+            results: dict[str, Any] = {
+                "machine": report.machine(phase.server_info),
                 "sizes": asdict(self.sizes),
                 "slack_limits": figures,
             }
@@ -121,6 +85,7 @@ class Bench:
                 connector=aiohttp.TCPConnector(limit=self.sizes.concurrency)
             ) as session:
                 self.session = session
+                self.clicks = Clicks(session, self.signer, CHANNEL, self.sizes.concurrency)
                 self.store = RequestStore(redis)
                 await self._add_worker()
                 self.agent = await AgentProcess.start(self.workdir, self.redis_url)
@@ -139,7 +104,7 @@ class Bench:
         await self._drain(redis)
         click_floor = report.added(floors["post"], floors["publish"])
         results: dict[str, Any] = {
-            "machine": _machine(await redis.info("server")),
+            "machine": report.machine(await redis.info("server")),
             "sizes": asdict(self.sizes),
             "floors": floors,
             "click_to_wake": {},
@@ -216,7 +181,7 @@ class Bench:
         requests = [request_id_for(c) for c in calls]
         self.agent.send({"op": "ask", "batch": batch, "count": count, "rate": rate})
         await self.stub.wait_posted(requests, self._deadline(count))
-        clicked = await self._click(requests, [self.worker_urls[0]], rate)
+        clicked = await self.clicks.approve_all(requests, [self.worker_urls[0]], rate)
         outcomes = await self._collect(batch, count)
         asked = [self.stub.posted[r] - outcomes[c][0] for c, r in zip(calls, requests, strict=True)]
         woken = [outcomes[c][1] - clicked[r] for c, r in zip(calls, requests, strict=True)]
@@ -260,7 +225,7 @@ class Bench:
         self.agent.send({"op": "ask", "batch": batch, "count": count, "rate": 0})
         await self.stub.wait_posted(requests, self._deadline(count))
         start = time.monotonic()
-        clicked = await self._click(requests, urls, 0.0, acked=True)
+        clicked = await self.clicks.approve_all(requests, urls, 0.0, acked=True)
         acked = max(clicked.values())
         await self.stub.wait_updated(requests, self._deadline(count))
         updated = max(self.stub.updated[r] for r in requests)
@@ -300,40 +265,6 @@ class Bench:
         self.children.append(child)
         self.worker_urls.append(url)
 
-    async def _click(
-        self, requests: list[str], urls: list[str], rate: float, *, acked: bool = False
-    ) -> dict[str, float]:
-        """Approve each request at ``rate`` a second (0: as fast as ``concurrency`` allows), across ``urls``.
-
-        Returns request id → when its click was sent, or, with ``acked``, when the worker answered."""
-        loop = asyncio.get_running_loop()
-        begin = loop.time()
-        times: dict[str, float] = {}
-        slots = asyncio.Semaphore(self.sizes.concurrency)
-
-        async def click(index: int, request_id: str) -> None:
-            body, headers = self.signer.approve(request_id, CHANNEL)
-            async with slots:
-                times[request_id] = time.monotonic()
-                async with self.session.post(
-                    f"{urls[index % len(urls)]}/slack/events", data=body, headers=headers
-                ) as response:
-                    if response.status != 200:
-                        raise RuntimeError(
-                            f"click on {request_id}: HTTP {response.status} {await response.text()}"
-                        )
-                    await response.read()
-                if acked:
-                    times[request_id] = time.monotonic()
-
-        tasks = []
-        for index, request_id in enumerate(requests):
-            if rate > 0:
-                await asyncio.sleep(max(0.0, begin + index / rate - loop.time()))
-            tasks.append(asyncio.create_task(click(index, request_id)))
-        await asyncio.gather(*tasks)
-        return times
-
     async def _collect(self, batch: str, count: int) -> dict[str, list[Any]]:
         """The agent's calls of ``batch``; RuntimeError unless every one was allowed."""
         calls = (await self.agent.ask({"op": "collect", "batch": batch, "timeout": self._deadline(count)}))[
@@ -347,15 +278,6 @@ class Bench:
     @staticmethod
     def _deadline(count: int) -> float:
         return 30 + count / 50  # generous: a slow machine must finish, not time out
-
-
-def _machine(server: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "redis": server.get("redis_version"),
-    }
 
 
 async def run(

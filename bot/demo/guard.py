@@ -147,17 +147,17 @@ class Guard:
 
     def install(self, app: web.Application) -> None:
         """Check every request before any other middleware or handler, and harden every response."""
-
-        @web.middleware
-        async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
-            refused = self.refusal(request)
-            if refused is not None:
-                return refused
-            response: web.StreamResponse = await handler(request)
-            return response
-
-        app.middlewares.insert(0, guard)
+        app.middlewares.insert(0, self.guard)
         app.on_response_prepare.append(_harden)
+
+    @web.middleware
+    async def guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """The middleware: a refused request never reaches its handler."""
+        refused = self.refusal(request)
+        if refused is not None:
+            return refused
+        response: web.StreamResponse = await handler(request)
+        return response
 
     def has_token(self, given: str | None) -> bool:
         """Whether ``given`` is the secret (in constant time)."""

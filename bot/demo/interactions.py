@@ -15,21 +15,18 @@ import logging
 import secrets
 import time
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
-from slack_sdk.signature import SignatureVerifier
 
 from ..slack.ids import SLASH_COMMAND
 from ..slack.mrkdwn import escape
 from ..web import SLACK_EVENTS_PATH
 from . import people
+from .signed_sender import SignedSender
+from .slack_shapes import Refused, Selected, chosen, envelope, find_element, known
 from .workspace import Ephemeral, Message, OpenView, Workspace
 
 log = logging.getLogger(__name__)
-
-Selected = str | list[str] | None
-"""What the page sends for an element: nothing for a button, an option value, or several."""
 
 RESPONSE_PATH = "/demo/response/{key}"
 """Where a ``response_url`` points: answers to slash commands and clicks on ephemeral messages."""
@@ -46,28 +43,17 @@ NOT_A_COMMAND = (
 """Slack's answer (from Slackbot, only to the writer) when a message names a command no app provides."""
 
 
-class Refused(Exception):
-    """The page asked for something Slack would not let a person do (HTTP ``status``)."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 class Interactions:
     """Turns what people do on the page into signed Slack requests to the bot."""
 
     def __init__(self, workspace: Workspace, base_url: str, signing_secret: str) -> None:
         self.workspace = workspace
         self.base_url = base_url
-        self.events_url = base_url + SLACK_EVENTS_PATH
-        self._verifier = SignatureVerifier(signing_secret)
-        self._session: aiohttp.ClientSession | None = None
+        self.bot = SignedSender(base_url + SLACK_EVENTS_PATH, signing_secret)
         self._response_urls: dict[str, tuple[str, str | None]] = {}
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self.bot.aclose()
 
     # -- what people do ---------------------------------------------------------
 
@@ -84,11 +70,11 @@ class Interactions:
     ) -> None:
         """A click (or a pick in a select) on an element a message shows, on the page ``client``
         (where a modal it opens will show)."""
-        _known(user)
+        known(user)
         shown: Message | Ephemeral = (
             self.workspace.ephemeral(user, ts) if ephemeral else self.workspace.message(ts)
         )
-        element = _element(shown.blocks, block_id, action_id)
+        element = find_element(shown.blocks, block_id, action_id)
         if element is None:
             raise Refused("that message shows no such element", 404)
         action = {
@@ -96,7 +82,7 @@ class Interactions:
             "action_id": action_id,
             "block_id": block_id,
             "action_ts": f"{time.time():.6f}",
-            **_chosen(element, selected),
+            **chosen(element, selected),
         }
         if element["type"] == "button":
             action |= {"text": element["text"], "value": element.get("value", "")}
@@ -115,7 +101,7 @@ class Interactions:
         )
         payload = {
             "type": "block_actions",
-            **_envelope(user),
+            **envelope(user),
             "container": container,
             "trigger_id": self.workspace.issue_trigger(user, client),
             "channel": {"id": self.workspace.channel, "name": people.CHANNEL_NAME},
@@ -124,11 +110,11 @@ class Interactions:
             "response_url": self._response_url(user, ts if ephemeral else None),
             "actions": [action],
         }
-        await self._send_form({"payload": json.dumps(payload)})
+        await self.bot.send_form({"payload": json.dumps(payload)})
 
     async def submit(self, user: str, view_id: str, values: dict[str, dict[str, Selected]]) -> dict[str, str]:
         """Submit a modal; returns the errors to show under its inputs (empty: it closed or changed)."""
-        _known(user)
+        known(user)
         open_view = self.workspace.views.get(view_id)
         if open_view is None or open_view.user != user:
             raise Refused("that modal is not open", 404)
@@ -142,17 +128,17 @@ class Interactions:
             picked = values.get(block_id, {}).get(element["action_id"])
             if not picked and not block.get("optional"):
                 missing[block_id] = REQUIRED  # Slack's client refuses to submit, the bot never hears of it
-            state[block_id] = {element["action_id"]: {"type": element["type"], **_chosen(element, picked)}}
+            state[block_id] = {element["action_id"]: {"type": element["type"], **chosen(element, picked)}}
         if missing:
             return missing
         payload = {
             "type": "view_submission",
-            **_envelope(user),
+            **envelope(user),
             "trigger_id": self.workspace.issue_trigger(user, open_view.client),
             "view": {**view, "state": {"values": state}},
             "response_urls": [],
         }
-        answer = await self._send_form({"payload": json.dumps(payload)})
+        answer = await self.bot.send_form({"payload": json.dumps(payload)})
         return self._apply_view_answer(view_id, answer)
 
     async def close_view(self, user: str, view_id: str) -> None:
@@ -171,9 +157,9 @@ class Interactions:
         """Slack sends ``view_closed`` only for a view opened with ``notify_on_close``."""
         if not closed.view.get("notify_on_close") or self.workspace.closed:
             return
-        payload = {"type": "view_closed", **_envelope(closed.user), "view": closed.view, "is_cleared": False}
+        payload = {"type": "view_closed", **envelope(closed.user), "view": closed.view, "is_cleared": False}
         try:
-            await self._send_form({"payload": json.dumps(payload)})
+            await self.bot.send_form({"payload": json.dumps(payload)})
         except (Refused, aiohttp.ClientError) as exc:
             # Slack ignores the answer to a view_closed too: the modal is closed either way.
             log.warning("the bot did not take a view_closed: %s", exc)
@@ -184,7 +170,7 @@ class Interactions:
         Like Slack's clients, a message that starts with ``/`` is a command:
         one no app provides is answered by Slackbot and posts nothing. A
         leading space makes it a message."""
-        _known(user)
+        known(user)
         as_command = typed.startswith("/")
         typed = typed.strip()[:MAX_TYPED]
         if not typed:
@@ -220,7 +206,7 @@ class Interactions:
             "event_time": int(time.time()),
             "authorizations": [{"team_id": people.TEAM_ID, "user_id": people.BOT_USER_ID, "is_bot": True}],
         }
-        await self._send(json.dumps(body), "application/json")
+        await self.bot.send(json.dumps(body), "application/json")
 
     async def _command(self, user: str, text: str) -> None:
         form = {
@@ -237,7 +223,7 @@ class Interactions:
             "response_url": self._response_url(user, None),
             "trigger_id": self.workspace.issue_trigger(user),
         }
-        answer = await self._send_form(form)
+        answer = await self.bot.send_form(form)
         if answer.get("text") or answer.get("blocks"):
             self.workspace.post_ephemeral(
                 user, str(answer.get("text") or ""), list(answer.get("blocks") or [])
@@ -276,66 +262,3 @@ class Interactions:
         else:  # no body, or "clear": the modal closes
             self.workspace.close_view(view_id)
         return {}
-
-    async def _send_form(self, form: dict[str, str]) -> dict[str, Any]:
-        return await self._send(urlencode(form), "application/x-www-form-urlencoded")
-
-    async def _send(self, body: str, content_type: str) -> dict[str, Any]:
-        timestamp = str(int(time.time()))
-        headers = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": timestamp,
-            "X-Slack-Signature": self._verifier.generate_signature(timestamp=timestamp, body=body),
-        }
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        async with self._session.post(self.events_url, data=body.encode(), headers=headers) as response:
-            text = await response.text()
-            if response.status != 200:
-                raise Refused(f"the bot answered {response.status}: {text[:200]}", 502)
-        return json.loads(text) if text.strip().startswith("{") else {}
-
-
-def _envelope(user: str) -> dict[str, Any]:
-    """The fields every interaction payload carries."""
-    name = people.name_of(user)
-    return {
-        "team": {"id": people.TEAM_ID, "domain": people.TEAM_DOMAIN},
-        "user": {"id": user, "username": name, "name": name, "team_id": people.TEAM_ID},
-        "api_app_id": people.APP_ID,
-        "token": "unused",
-        "enterprise": None,
-        "is_enterprise_install": False,
-    }
-
-
-def _known(user: str) -> None:
-    if people.person(user) is None:
-        raise Refused(f"unknown person {user!r}")
-
-
-def _element(blocks: list[dict[str, Any]], block_id: str, action_id: str) -> dict[str, Any] | None:
-    for block in blocks:
-        if block.get("block_id") != block_id:
-            continue
-        for element in [*block.get("elements", []), block.get("accessory"), block.get("element")]:
-            if isinstance(element, dict) and element.get("action_id") == action_id:
-                return element
-    return None
-
-
-def _chosen(element: dict[str, Any], selected: Selected) -> dict[str, Any]:
-    """The element's value in Slack's state shape, from what the page picked or typed."""
-    kind = element.get("type")
-    if kind == "button":
-        return {}
-    if kind == "plain_text_input":
-        return {"value": selected if isinstance(selected, str) and selected else None}
-    options = {o["value"]: o for o in element.get("options", [])}
-    picks = [selected] if isinstance(selected, str) else list(selected or [])
-    unknown = [p for p in picks if p not in options]
-    if unknown:
-        raise Refused(f"no such option: {unknown[0]!r}")
-    if kind in ("checkboxes", "multi_static_select"):
-        return {"selected_options": [options[p] for p in picks]}
-    return {"selected_option": options[picks[0]] if picks else None}

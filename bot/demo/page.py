@@ -46,51 +46,77 @@ def add_routes(
         raise RuntimeError(f"index.html has no {TOKEN_MARK}: the page could not use its own API")
     # token_urlsafe's alphabet needs no escaping in an attribute.
     html = template.replace(TOKEN_MARK, f'<meta name="playground-token" content="{token}">')
+    routes = PageRoutes(workspace, interactions, agent, html)
+    app.router.add_get(PAGE_PATH, routes.index)
+    app.router.add_get(STATIC_PATH, routes.static)
+    app.router.add_get("/demo/state", routes.state)
+    app.router.add_get("/demo/stream", routes.stream)
+    app.router.add_post("/demo/click", routes.click)
+    app.router.add_post("/demo/submit", routes.submit)
+    app.router.add_post("/demo/close", routes.close)
+    app.router.add_post("/demo/leave", routes.leave)
+    app.router.add_post("/demo/post", routes.post)
+    app.router.add_post(RESPONSE_PATH, routes.respond)
+    app.router.add_post("/demo/agent/run", routes.run_agent)
+    app.middlewares.append(_refusals)
+    app.on_shutdown.append(routes.end_streams)
 
-    async def index(request: web.Request) -> web.Response:
-        return web.Response(text=html, content_type="text/html", charset="utf-8")
 
-    async def static(request: web.Request) -> web.Response:
+class PageRoutes:
+    """The page's handlers: what each person sees, and what they do on it."""
+
+    def __init__(self, workspace: Workspace, interactions: Interactions, agent: DemoAgent, html: str) -> None:
+        self.workspace = workspace
+        self.interactions = interactions
+        self.agent = agent
+        self.html = html
+
+    async def index(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.html, content_type="text/html", charset="utf-8")
+
+    async def static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         types = {"app.js": "text/javascript", "style.css": "text/css"}
         if name not in types:
             raise web.HTTPNotFound()
         return _static(name, types[name])
 
-    async def state(request: web.Request) -> web.Response:
+    async def state(self, request: web.Request) -> web.Response:
         return web.json_response(
-            snapshot(workspace, agent, _viewer(request), _client(request.query.get(CLIENT)))
+            snapshot(self.workspace, self.agent, _viewer(request), _client(request.query.get(CLIENT)))
         )
 
-    async def stream(request: web.Request) -> web.StreamResponse:
+    async def stream(self, request: web.Request) -> web.StreamResponse:
         user, client = _viewer(request), _client(request.query.get(CLIENT))
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
         version = -1
-        workspace.watch(user, client)
+        self.workspace.watch(user, client)
         try:
-            while not workspace.closed:
-                if version != workspace.version:
-                    version = workspace.version
-                    data = json.dumps(snapshot(workspace, agent, user, client), separators=(",", ":"))
+            while not self.workspace.closed:
+                if version != self.workspace.version:
+                    version = self.workspace.version
+                    data = json.dumps(
+                        snapshot(self.workspace, self.agent, user, client), separators=(",", ":")
+                    )
                     await response.write(f"data: {data}\n\n".encode())
                 try:
-                    await asyncio.wait_for(workspace.changed(version), KEEPALIVE_SECONDS)
+                    await asyncio.wait_for(self.workspace.changed(version), KEEPALIVE_SECONDS)
                 except TimeoutError:
                     await response.write(b": keep-alive\n\n")
         except ConnectionResetError:
             pass  # the tab was closed, reloaded or switched person
         finally:
             # Its last stream gone, the page is gone: its modals close (the page also says so itself).
-            for closed in workspace.unwatch(user, client):
-                await interactions.closed(closed)
+            for closed in self.workspace.unwatch(user, client):
+                await self.interactions.closed(closed)
         return response
 
-    async def click(request: web.Request) -> web.Response:
+    async def click(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        await interactions.click(
+        await self.interactions.click(
             _text(body, "user"),
             _text(body, "ts"),
             _text(body, "block_id"),
@@ -101,59 +127,44 @@ def add_routes(
         )
         return web.json_response({"ok": True})
 
-    async def submit(request: web.Request) -> web.Response:
+    async def submit(self, request: web.Request) -> web.Response:
         body = await _body(request)
         values = body.get("values")
         if not isinstance(values, dict) or not all(isinstance(v, dict) for v in values.values()):
             raise Refused("values must be {block_id: {action_id: value}}")
         picked = {str(b): {str(a): _selected(v) for a, v in inputs.items()} for b, inputs in values.items()}
-        errors = await interactions.submit(_text(body, "user"), _text(body, "view_id"), picked)
+        errors = await self.interactions.submit(_text(body, "user"), _text(body, "view_id"), picked)
         return web.json_response({"ok": not errors, "errors": errors} if errors else {"ok": True})
 
-    async def close(request: web.Request) -> web.Response:
+    async def close(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        await interactions.close_view(_text(body, "user"), _text(body, "view_id"))
+        await self.interactions.close_view(_text(body, "user"), _text(body, "view_id"))
         return web.json_response({"ok": True})
 
-    async def leave(request: web.Request) -> web.Response:
+    async def leave(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        await interactions.leave(_text(body, "user"), _client(body.get(CLIENT)))
+        await self.interactions.leave(_text(body, "user"), _client(body.get(CLIENT)))
         return web.json_response({"ok": True})
 
-    async def post(request: web.Request) -> web.Response:
+    async def post(self, request: web.Request) -> web.Response:
         body = await _body(request)
         thread_ts = body.get("thread_ts")
-        await interactions.write(
+        await self.interactions.write(
             _text(body, "user"), _text(body, "text"), str(thread_ts) if thread_ts else None
         )
         return web.json_response({"ok": True})
 
-    async def respond(request: web.Request) -> web.Response:
-        interactions.respond(request.match_info["key"], await _body(request))
+    async def respond(self, request: web.Request) -> web.Response:
+        self.interactions.respond(request.match_info["key"], await _body(request))
         return web.json_response({"ok": True})
 
-    async def run_agent(request: web.Request) -> web.Response:
-        if not agent.start():
+    async def run_agent(self, request: web.Request) -> web.Response:
+        if not self.agent.start():
             return web.json_response({"ok": False, "error": "the agent is still running"}, status=409)
         return web.json_response({"ok": True})
 
-    app.router.add_get(PAGE_PATH, index)
-    app.router.add_get(STATIC_PATH, static)
-    app.router.add_get("/demo/state", state)
-    app.router.add_get("/demo/stream", stream)
-    app.router.add_post("/demo/click", click)
-    app.router.add_post("/demo/submit", submit)
-    app.router.add_post("/demo/close", close)
-    app.router.add_post("/demo/leave", leave)
-    app.router.add_post("/demo/post", post)
-    app.router.add_post(RESPONSE_PATH, respond)
-    app.router.add_post("/demo/agent/run", run_agent)
-    app.middlewares.append(_refusals)
-
-    async def end_streams(_app: web.Application) -> None:
-        workspace.close()
-
-    app.on_shutdown.append(end_streams)
+    async def end_streams(self, _app: web.Application) -> None:
+        self.workspace.close()
 
 
 def snapshot(workspace: Workspace, agent: DemoAgent, user: str, client: str = "") -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 from aiohttp import web
+from pydantic import SecretStr
 
 from ..agent.approver import SlackApprover
 from ..settings import Settings
@@ -84,8 +85,8 @@ class Demo:
         bot_token = f"xoxb-demo-{secrets.token_urlsafe(24)}"
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
-            slack_bot_token=bot_token,
-            slack_signing_secret=signing_secret,
+            slack_bot_token=SecretStr(bot_token),
+            slack_signing_secret=SecretStr(signing_secret),
             slack_api_url=f"{url}/api/",
             approval_channel=people.CHANNEL,
             approval_policy=scenario.POLICY,

@@ -29,13 +29,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
+
+# The script's steps are built with these; they are imported from here with the model.
+from .script_steps import Step, text, tool_use, tool_uses
+from .sse import sse_events
 
 __all__ = [
     "FINISHED_TEXT",
@@ -55,56 +58,6 @@ FINISHED_TEXT = "(script finished)"
 
 SIDE_CALL_TEXT = "ok"
 """Answer to requests that are not a main-agent turn (they consume no step)."""
-
-StopReason = Literal["end_turn", "tool_use"]
-
-
-# --------------------------------------------------------------------------- #
-# Script steps
-# --------------------------------------------------------------------------- #
-
-
-@dataclass(frozen=True)
-class Step:
-    """One scripted assistant message: its content blocks and stop reason."""
-
-    content: tuple[dict[str, Any], ...]
-    stop_reason: StopReason
-
-    @property
-    def tool_use_ids(self) -> list[str]:
-        """Ids of the tool_use blocks in this step, in order."""
-        return [block["id"] for block in self.content if block["type"] == "tool_use"]
-
-
-def text(message: str) -> Step:
-    """A final assistant answer: one text block, stop_reason ``end_turn``."""
-    return Step(content=({"type": "text", "text": message},), stop_reason="end_turn")
-
-
-def tool_use(name: str, input: Mapping[str, Any], id: str | None = None) -> Step:
-    """An assistant message calling one tool (stop_reason ``tool_use``).
-
-    ``id`` defaults to a fresh ``toolu_01...`` id, readable via
-    :attr:`Step.tool_use_ids`.
-    """
-    block = {
-        "type": "tool_use",
-        "id": id or f"toolu_01{uuid.uuid4().hex[:22]}",
-        "name": name,
-        "input": dict(input),
-    }
-    return Step(content=(block,), stop_reason="tool_use")
-
-
-def tool_uses(*calls: Step) -> Step:
-    """Merge several :func:`tool_use` steps into one message (parallel calls)."""
-    if not calls:
-        raise ValueError("tool_uses() needs at least one tool_use() step")
-    blocks = tuple(block for call in calls for block in call.content)
-    if any(block["type"] != "tool_use" for block in blocks):
-        raise ValueError("tool_uses() only accepts tool_use() steps")
-    return Step(content=blocks, stop_reason="tool_use")
 
 
 # --------------------------------------------------------------------------- #
@@ -310,41 +263,8 @@ class ScriptedModel:
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
-        for event in _sse_events(message):
+        for event in sse_events(message):
             data = json.dumps(event, separators=(",", ":"))
             await response.write(f"event: {event['type']}\ndata: {data}\n\n".encode())
         await response.write_eof()
         return response
-
-
-def _sse_events(message: dict[str, Any]) -> Sequence[dict[str, Any]]:
-    """Break a complete message into the streaming events the real API emits."""
-    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None}
-    events: list[dict[str, Any]] = [
-        {"type": "message_start", "message": start},
-        {"type": "ping"},
-    ]
-    for index, block in enumerate(message["content"]):
-        if block["type"] == "text":
-            opening: dict[str, Any] = {"type": "text", "text": ""}
-            delta = {"type": "text_delta", "text": block["text"]}
-        else:
-            opening = {**block, "input": {}}
-            delta = {
-                "type": "input_json_delta",
-                "partial_json": json.dumps(block["input"]),
-            }
-        events += [
-            {"type": "content_block_start", "index": index, "content_block": opening},
-            {"type": "content_block_delta", "index": index, "delta": delta},
-            {"type": "content_block_stop", "index": index},
-        ]
-    events += [
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-            "usage": {"output_tokens": message["usage"]["output_tokens"]},
-        },
-        {"type": "message_stop"},
-    ]
-    return events

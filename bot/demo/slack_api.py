@@ -1,8 +1,9 @@
 """The Slack Web API, as far as the bot uses it, answered from the playground's workspace.
 
 The bot's clients point at ``http://<demo>/api/`` (``SLACK_API_URL``) and make
-the same calls they make to Slack; block payloads are checked with slack_sdk's
-models so a message Slack would refuse is refused here too.
+the same calls they make to Slack; block payloads are checked as the tests'
+fake Slack checks them (``bot.slack.block_kit_check``), so a message Slack
+would refuse is refused here too.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
+from ..slack.block_kit_check import message_refusal, view_errors
 from . import people
-from .workspace import SlackError, Workspace, blocks_problems
+from .workspace import SlackError, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +36,27 @@ def add_routes(app: web.Application, workspace: Workspace, bot_token: str) -> No
     would let anyone who can reach the playground post and edit the bot's
     messages (a request card that shows another command than it runs).
     """
-    expected = f"Bearer {bot_token}".encode()
+    # slack_sdk sends a few methods (usergroups.users.list, users.info) as GET.
+    app.router.add_route("*", API_PATH, _WebApi(workspace, bot_token).handle)
 
-    async def handle(request: web.Request) -> web.Response:
+
+class _WebApi:
+    """Answers the bot's Web API calls from ``workspace``, to those who send the bot token."""
+
+    def __init__(self, workspace: Workspace, bot_token: str) -> None:
+        self.workspace = workspace
+        self.expected = f"Bearer {bot_token}".encode()
+
+    async def handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         try:
             given = request.headers.get("Authorization", "").encode("utf-8", "replace")
-            if not hmac.compare_digest(given, expected):
+            if not hmac.compare_digest(given, self.expected):
                 raise SlackError("invalid_auth")
             handler = METHODS.get(method)
             if handler is None:
                 raise SlackError("unknown_method")
-            body = {"ok": True, **handler(workspace, await _args(request))}
+            body = {"ok": True, **handler(self.workspace, await _args(request))}
         except SlackError as exc:
             if exc.details:
                 log.warning("demo Slack refused %s: %s", method, "; ".join(exc.details))
@@ -53,9 +64,6 @@ def add_routes(app: web.Application, workspace: Workspace, bot_token: str) -> No
             if exc.details:
                 body["response_metadata"] = {"messages": [f"[ERROR] {d}" for d in exc.details]}
         return web.json_response(body)
-
-    # slack_sdk sends a few methods (usergroups.users.list, users.info) as GET.
-    app.router.add_route("*", API_PATH, handle)
 
 
 async def _args(request: web.Request) -> dict[str, Any]:
@@ -86,9 +94,9 @@ def _content(args: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     text, blocks = str(args.get("text") or ""), args.get("blocks") or []
     if not text and not blocks:
         raise SlackError("no_text")
-    problems = blocks_problems(blocks)
-    if problems:
-        raise SlackError("invalid_blocks", *problems)
+    if refusal := message_refusal(text, args.get("blocks")):
+        error, reasons = refusal
+        raise SlackError(error, *reasons)
     return text, blocks
 
 
@@ -182,8 +190,14 @@ def views_update(workspace: Workspace, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def views_publish(workspace: Workspace, args: dict[str, Any]) -> dict[str, Any]:
-    # The page has no App Home tab: accept the view so the bot's listener succeeds.
-    return {"view": {**_view(args), "id": "V0DEMOHOME"}}
+    # The page has no App Home tab: accept a valid view so the bot's listener succeeds.
+    view = _view(args)
+    problems = view_errors(view)
+    if view.get("type") != "home":
+        problems.append("view type must be home")
+    if problems:
+        raise SlackError("invalid_arguments", *problems)
+    return {"view": {**view, "id": "V0DEMOHOME"}}
 
 
 def _view(args: dict[str, Any]) -> dict[str, Any]:

@@ -20,11 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from slack_sdk.errors import SlackObjectFormationError
-from slack_sdk.models.blocks import Block
-from slack_sdk.models.views import View
-
-from ..slack import limits
+from ..slack.block_kit_check import view_errors
 from .people import APP_ID, BOT_ID, BOT_USER_ID, CHANNEL, TEAM_ID
 
 
@@ -257,7 +253,7 @@ class Workspace:
         return [closed for view_id in gone if (closed := self.close_view(view_id)) is not None]
 
     def _stored(self, view_id: str, view: dict[str, Any]) -> dict[str, Any]:
-        problems = view_problems(view)
+        problems = view_errors(view)
         if problems:
             raise SlackError("invalid_arguments", *problems)
         return {
@@ -282,31 +278,3 @@ def _with_block_ids(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
         else block
         for block in blocks
     ]
-
-
-def blocks_problems(blocks: Any, limit: int = limits.MESSAGE_BLOCKS) -> list[str]:
-    """Why Slack would answer ``invalid_blocks``, checked with slack_sdk's own models (empty: valid)."""
-    if not isinstance(blocks, list):
-        return ["blocks must be an array"]
-    problems = [f"more than {limit} blocks"] if len(blocks) > limit else []
-    for index, raw in enumerate(blocks):
-        try:
-            parsed = Block.parse(raw) if isinstance(raw, dict) else None
-            if parsed is None:
-                problems.append(f"block {index}: unknown or malformed block")
-            else:
-                parsed.to_dict()  # validates the block and the elements inside it
-        except (SlackObjectFormationError, TypeError, ValueError, KeyError) as exc:
-            problems.append(f"block {index}: {exc}")
-    return problems
-
-
-def view_problems(view: Any) -> list[str]:
-    """Why ``views.open``/``update`` would be refused (empty: valid)."""
-    if not isinstance(view, dict) or view.get("type") not in ("modal", "home"):
-        return ["view must be an object of type modal or home"]
-    try:
-        View(**view).to_dict()
-    except (SlackObjectFormationError, TypeError, ValueError) as exc:
-        return [str(exc)]
-    return blocks_problems(view.get("blocks", []), limits.MODAL_BLOCKS)

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.middleware.authorization.async_single_team_authorization import AsyncSingleTeamAuthorization
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -26,10 +28,11 @@ from ..approvals.policy_reload import PolicyHolder
 from ..approvals.queue import JobQueue
 from ..approvals.store import RequestStore
 from ..settings import Settings
-from .budget import BudgetedClient, SlackBudget
+from .budget import SlackBudget
+from .budgeted_client import BudgetedClient
 from .deciding import Decider
 from .directory import Directory
-from .listeners import actions, commands, events, views
+from .listeners import actions, commands, events, modal_clicks, views
 
 
 def interactive_client(settings: Settings, budget: SlackBudget | None = None) -> AsyncWebClient:
@@ -107,6 +110,7 @@ def build_app(
     directory = Directory(store.redis, client)
     decider = Decider(store, directory)
     actions.register(app, store, decider, queue, allowlist, policy)
+    modal_clicks.register(app, store, decider, queue)
     views.register(app, store, decider)
     commands.register(app, store, allowlist)
     events.register(app, store, directory)
@@ -120,25 +124,42 @@ def _one_auth_test(app: AsyncApp) -> None:
     # Bolt has no public handle on its authorization middleware.
     for middleware in getattr(app, "_async_middleware_list", []):
         if isinstance(middleware, AsyncSingleTeamAuthorization):
-            lock = asyncio.Lock()
-            process = middleware.async_process
+            middleware.async_process = _SingleFlightAuthTest(middleware).async_process  # type: ignore[method-assign]
 
-            async def single_flight(*, req, resp, next, _auth=middleware, _process=process, _lock=lock):  # type: ignore[no-untyped-def]
-                if _auth.auth_test_result is None and req.context.client is not None:
-                    async with _lock:
-                        if _auth.auth_test_result is None:
-                            with contextlib.suppress(SlackApiError):  # Bolt asks again, and answers the error
-                                _auth.auth_test_result = await req.context.client.auth_test()
-                return await _process(req=req, resp=resp, next=next)
 
-            middleware.async_process = single_flight  # type: ignore[method-assign]
+class _SingleFlightAuthTest:
+    """Bolt's authorization middleware, with one ``auth.test`` in flight at a time."""
+
+    def __init__(self, auth: AsyncSingleTeamAuthorization) -> None:
+        self.auth = auth
+        self.process = auth.async_process
+        self.lock = asyncio.Lock()
+
+    async def async_process(
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse:
+        auth = self.auth
+        if auth.auth_test_result is None and req.context.client is not None:
+            async with self.lock:
+                if auth.auth_test_result is None:
+                    with contextlib.suppress(SlackApiError):  # Bolt asks again, and answers the error
+                        auth.auth_test_result = await req.context.client.auth_test()
+        return await self.process(req=req, resp=resp, next=next)
 
 
 def _count_listener_calls(app: AsyncApp, budget: SlackBudget) -> None:
     """Listeners get the client Bolt makes for each request: swap in one that counts
     its calls in the shared budget (and, like Bolt's, carries the request's team)."""
+    app.middleware(_ListenerClients(budget).budgeted_client)
 
-    async def budgeted_client(context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:
+
+class _ListenerClients:
+    """A middleware that gives listeners a client counting its calls in ``budget``."""
+
+    def __init__(self, budget: SlackBudget) -> None:
+        self.budget = budget
+
+    async def budgeted_client(self, context: AsyncBoltContext, next: Callable[[], Awaitable[None]]) -> None:
         bolt = context.client
         if bolt is not None and not isinstance(bolt, BudgetedClient):
             context["client"] = BudgetedClient(
@@ -153,12 +174,10 @@ def _count_listener_calls(app: AsyncApp, budget: SlackBudget) -> None:
                 team_id=context.team_id,
                 logger=bolt.logger,
                 retry_handlers=list(bolt.retry_handlers or []),
-                budget=budget,
+                budget=self.budget,
                 interactive=True,
             )
         return await next()
-
-    app.middleware(budgeted_client)
 
 
 def _token(settings: Settings) -> str:

@@ -68,7 +68,8 @@ class Directory:
                 extra=logged(exc, group=group),
             )
             return False
-        members = [m for m in response.get("users", []) if isinstance(m, str)]
+        users: list[object] = response.get("users", [])
+        members = [m for m in users if isinstance(m, str)]
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(keys.usergroup(group))
             pipe.sadd(keys.usergroup(group), keys.USERGROUP_SENTINEL, *members)

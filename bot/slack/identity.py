@@ -209,15 +209,26 @@ WORKSPACE_URL = "workspace_url"
 def refuse_other_orgs(app: AsyncApp, trust: TrustedOrgs, queue: JobQueue) -> None:
     """Register a Bolt middleware (HTTP and Socket Mode alike) that stops other organisations' requests
     before any listener runs; the person is told, nothing changes."""
+    app.middleware(_OrgGate(trust, queue).only_trusted_orgs)
+
+
+class _OrgGate:
+    """The middleware ``refuse_other_orgs`` registers."""
+
+    def __init__(self, trust: TrustedOrgs, queue: JobQueue) -> None:
+        self.trust = trust
+        self.queue = queue
 
     async def only_trusted_orgs(
-        body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
+        self, body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
     ) -> BoltResponse | None:
+        trust = self.trust
         actor = actor_of(body)
         if actor is None or trust.allows(actor):
             if trust.installation is not None:
                 context[WORKSPACE_URL] = trust.installation.url
-            return await next()
+            await next()
+            return None
         known = trust.installation is not None
         notice = text.refusals.FOREIGN_ORG if known else text.refusals.ORG_NOT_KNOWN_YET
         log.warning(
@@ -226,9 +237,7 @@ def refuse_other_orgs(app: AsyncApp, trust: TrustedOrgs, queue: JobQueue) -> Non
             actor,
             "not a trusted workspace" if known else "installation not known yet",
         )
-        return await _refusal(body, notice, queue)
-
-    app.middleware(only_trusted_orgs)
+        return await _refusal(body, notice, self.queue)
 
 
 async def _refusal(body: dict[str, Any], notice: str, queue: JobQueue) -> BoltResponse:

@@ -75,7 +75,7 @@ the input nor a rendered page: inputs have no size cap, and a whole 1 MB input w
 took ~25 MB, times every input cached."""
 _page_starts_kept: OrderedDict[bytes, tuple[_PageStart, ...]] = OrderedDict()
 _page_starts_lock = threading.Lock()
-"""Pages are built off the event loop (bot.slack.listeners.actions), so threads share the cache."""
+"""Pages are built off the event loop (bot.slack.listeners.modal_clicks), so threads share the cache."""
 
 
 def _digest(documents: tuple[tuple[str, str], ...]) -> bytes:

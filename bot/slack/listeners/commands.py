@@ -41,13 +41,22 @@ def workspace_url(context: AsyncBoltContext) -> str | None:
 
 
 def register(app: AsyncApp, store: RequestStore, allowlist: TeamAllowList) -> None:
-    @app.command(SLASH_COMMAND)
-    async def approvals(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+    app.command(SLASH_COMMAND)(CommandListeners(store, allowlist).approvals)
+
+
+class CommandListeners:
+    """The slash command's listener, with what it reads."""
+
+    def __init__(self, store: RequestStore, allowlist: TeamAllowList) -> None:
+        self.store = store
+        self.allowlist = allowlist
+
+    async def approvals(self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         words = str(body.get("text") or "").split()
         if words[:1] == ["rules"]:
-            listing = team_rules(await allowlist.all())
+            listing = team_rules(await self.allowlist.all())
         elif not words:
-            waiting = await decidable(store, str(body.get("user_id") or ""))
+            waiting = await decidable(self.store, str(body.get("user_id") or ""))
             listing = pending_list(waiting, workspace_url(context))
         else:
             await ack(response_type="ephemeral", text=text.lists.COMMAND_HELP)

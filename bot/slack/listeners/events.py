@@ -36,10 +36,24 @@ _DECISION_EVENTS = frozenset(
 
 
 def register(app: AsyncApp, store: RequestStore, directory: Directory) -> None:
-    audit = AuditLog(store.redis)
+    listeners = EventListeners(store, directory)
+    app.event("message")(listeners.thread_reply)
+    app.event("app_home_opened")(listeners.home)
+    app.event("app_uninstalled")(access_lost)
+    app.event("tokens_revoked")(access_lost)
 
-    @app.event("message")
-    async def thread_reply(body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+
+class EventListeners:
+    """The listeners for events about requests, with what they read and write."""
+
+    def __init__(self, store: RequestStore, directory: Directory) -> None:
+        self.store = store
+        self.directory = directory
+        self.audit = AuditLog(store.redis)
+
+    async def thread_reply(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
         """A reply in a request's thread: kept, so the model hears the discussion on a deny."""
         thread_ts, ts, channel = event.get("thread_ts"), event.get("ts"), event.get("channel")
         if not (thread_ts and ts and channel) or thread_ts == ts:
@@ -48,32 +62,30 @@ def register(app: AsyncApp, store: RequestStore, directory: Directory) -> None:
             return  # the bot's own posts, other bots, edits and deletions
         # Slack redelivers an event it thinks was not acknowledged (up to 3 times).
         event_id = str(body.get("event_id") or "")
-        if event_id and not await store.first_delivery(event_id):
+        if event_id and not await self.store.first_delivery(event_id):
             return
         user = event["user"]
-        reply = Reply(ts, user, await directory.name(user), str(event.get("text") or ""))
-        request_id = await store.request_for_thread(channel, thread_ts)
+        reply = Reply(ts, user, await self.directory.name(user), str(event.get("text") or ""))
+        request_id = await self.store.request_for_thread(channel, thread_ts)
         if request_id is None:
             # A thread under some other message, or under a request message whose
             # post is not recorded yet (a reply can be that quick): held briefly.
-            request_id = await store.hold_early_reply(channel, thread_ts, reply)
+            request_id = await self.store.hold_early_reply(channel, thread_ts, reply)
         if request_id is not None:
-            await store.add_replies(request_id, [reply])
+            await self.store.add_replies(request_id, [reply])
 
-    @app.event("app_home_opened")
-    async def home(event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
+    async def home(self, event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
         # Slack sends this each time the person opens the tab: the list is read
         # afresh then, so a request decided since is not offered again.
         if event.get("tab") != "home" or not event.get("user"):
             return
         user = event["user"]
-        recent = await audit.recent(actor=user, events=_DECISION_EVENTS, limit=15)
-        view = home_view(await decidable(store, user), recent, workspace_url(context))
+        recent = await self.audit.recent(actor=user, events=_DECISION_EVENTS, limit=15)
+        view = home_view(await decidable(self.store, user), recent, workspace_url(context))
         await client.views_publish(user_id=user, view=view)
 
-    @app.event("app_uninstalled")
-    @app.event("tokens_revoked")
-    async def access_lost(event: dict[str, Any]) -> None:
-        # Nothing can be posted any more: every new request will be denied as
-        # undeliverable. Operators need to see this in the logs at once.
-        log.error("Slack %s: approval requests can no longer be posted; reinstall the app", event.get("type"))
+
+async def access_lost(event: dict[str, Any]) -> None:
+    # Nothing can be posted any more: every new request will be denied as
+    # undeliverable. Operators need to see this in the logs at once.
+    log.error("Slack %s: approval requests can no longer be posted; reinstall the app", event.get("type"))

@@ -23,13 +23,27 @@ log = logging.getLogger(__name__)
 
 
 def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
-    @app.view(Modal.ANSWER.value)
-    async def answers_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+    listeners = ViewListeners(store, decider)
+    app.view(Modal.ANSWER.value)(listeners.answers_submitted)
+    app.view(Modal.MODIFY.value)(listeners.modify_submitted)
+    app.view(Modal.DENY_STOP.value)(listeners.deny_submitted)
+    app.view(Modal.DENY.value)(listeners.deny_submitted)
+    app.view_closed(re.compile(".*"))(closed)
+
+
+class ViewListeners:
+    """The listeners for submitted forms, with what they read and decide through."""
+
+    def __init__(self, store: RequestStore, decider: Decider) -> None:
+        self.store = store
+        self.decider = decider
+
+    async def answers_submitted(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         submission = _parse(AnswerSubmission, body)
         if submission is None:
             await ack()
             return
-        request = await store.get(submission.request_id)
+        request = await self.store.get(submission.request_id)
         asked = questions.parse(request.tool_name, request.tool_input) if request else None
         if request is None or asked is None or request.state.is_final:
             await _too_late(ack, text.modals.ANSWER_MODAL_TITLE, request)
@@ -51,7 +65,7 @@ def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
         # The revision the form showed: under N-of-M, answers proposed since then make it stale.
         await _decide(
             ack,
-            decider,
+            self.decider,
             submission,
             State.ANSWERED,
             text.modals.ANSWER_MODAL_TITLE,
@@ -59,13 +73,12 @@ def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
             revision=submission.revision,
         )
 
-    @app.view(Modal.MODIFY.value)
-    async def modify_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def modify_submitted(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         submission = _parse(ModifySubmission, body)
         if submission is None:
             await ack()
             return
-        request = await store.get(submission.request_id)
+        request = await self.store.get(submission.request_id)
         if request is None or request.state.is_final:
             await _too_late(ack, text.modals.MODIFY_MODAL_TITLE, request)
             return
@@ -77,7 +90,7 @@ def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
             return
         await _decide(
             ack,
-            decider,
+            self.decider,
             submission,
             State.APPROVED,
             text.modals.MODIFY_MODAL_TITLE,
@@ -85,9 +98,7 @@ def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
             revision=submission.revision,
         )
 
-    @app.view(Modal.DENY.value)
-    @app.view(Modal.DENY_STOP.value)
-    async def deny_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def deny_submitted(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         """Deny, or Deny and stop: the form Slack opened for that button says which."""
         submission = _parse(DenySubmission, body)
         if submission is None:
@@ -95,15 +106,15 @@ def register(app: AsyncApp, store: RequestStore, decider: Decider) -> None:
             return
         stop = submission.view.callback_id == Modal.DENY_STOP.value
         title = text.modals.DENY_STOP_MODAL_TITLE if stop else text.modals.DENY_MODAL_TITLE
-        await _decide(ack, decider, submission, State.DENIED, title, reason=submission.reason, stop=stop)
+        await _decide(ack, self.decider, submission, State.DENIED, title, reason=submission.reason, stop=stop)
 
-    @app.view_closed(re.compile(".*"))
-    async def closed(ack: AsyncAck, body: dict[str, Any]) -> None:
-        """Someone closed a modal: nothing is decided. Slack sends this only for a view
-        opened with ``notify_on_close``, and counts any answer but a 200 as a failure."""
-        await ack()
-        view = body.get("view") or {}
-        log.debug("modal %s closed without a decision", view.get("callback_id"))
+
+async def closed(ack: AsyncAck, body: dict[str, Any]) -> None:
+    """Someone closed a modal: nothing is decided. Slack sends this only for a view
+    opened with ``notify_on_close``, and counts any answer but a 200 as a failure."""
+    await ack()
+    view = body.get("view") or {}
+    log.debug("modal %s closed without a decision", view.get("callback_id"))
 
 
 _ERROR_TEXT = 300
