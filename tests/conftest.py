@@ -33,15 +33,13 @@ from bot.slack.ids import (
 )
 from bot.web import create_app
 from tests.fakes.redis_server import RedisServer
-from tests.fakes.slack_api import DEFAULT_RATE_SCALE, FakeSlack, PostedMessage
-from tests.fakes.slack_payloads import (
-    block_actions,
-    sign,
-    signed_form,
-    signed_json,
-    slash_command,
-    view_submission,
-)
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_block_actions import block_actions
+from tests.fakes.slack_records import PostedMessage
+from tests.fakes.slack_rules import DEFAULT_RATE_SCALE
+from tests.fakes.slack_signing import sign, signed_form, signed_json
+from tests.fakes.slack_slash_commands import slash_command
+from tests.fakes.slack_view_payloads import view_submission
 
 SIGNING_SECRET = "test-signing-secret"
 CHANNEL = "C0APPROVALS"

@@ -27,16 +27,11 @@ from tests.conftest import (
     settings_for,
 )
 from tests.fakes.redis_server import free_port
-from tests.fakes.slack_payloads import (
-    block_actions,
-    event_callback,
-    message_event,
-    sign,
-    signed_form,
-    signed_json,
-    slash_command,
-    view_submission,
-)
+from tests.fakes.slack_block_actions import block_actions
+from tests.fakes.slack_event_payloads import event_callback, message_event
+from tests.fakes.slack_signing import sign, signed_form, signed_json
+from tests.fakes.slack_slash_commands import slash_command
+from tests.fakes.slack_view_payloads import view_submission
 
 EVENTS = "/slack/events"
 _DECISIONS = {b"approved", b"always_allowed", b"modified", b"vote", b"modified_vote", b"answered", b"denied"}

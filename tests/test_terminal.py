@@ -27,7 +27,8 @@ from bot.slack.ids import Action
 from tests.conftest import Worker, posted
 from tests.fakes.agent_env import clean_agent_env
 from tests.fakes.claude_cli import gate_hook
-from tests.fakes.slack_api import FakeSlack, PostedMessage
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_records import PostedMessage
 from tests.fakes.terminal import PERMISSION_DIALOG, PROMPT_READY, Terminal
 
 pytestmark = pytest.mark.slow  # every test drives Claude Code's TUI in tmux
