@@ -15,7 +15,8 @@ from bot.approvals.allowlist import TeamAllowList
 from bot.approvals.grants import MAX_GRANTS
 from bot.approvals.rules import Rule
 from bot.slack.ids import SLASH_COMMAND, Action
-from tests.conftest import CHANNEL, SIGNING_SECRET, cancelled, context, posted
+from tests.conftest import cancelled, context, posted
+from tests.fakes.bot_settings import CHANNEL, SIGNING_SECRET
 from tests.fakes.slack_block_actions import block_actions
 
 # What the CLI suggests for `npm test …` (seen with the bundled CLI): a rule

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from tests.conftest import SIGNING_SECRET
+from tests.fakes.bot_settings import SIGNING_SECRET
 from tests.fakes.slack_signing import signed_json
 
 

@@ -12,7 +12,8 @@ import pytest
 from bot.approvals import keys
 from bot.approvals.audit import AuditLog
 from bot.slack.ids import Action
-from tests.conftest import CHANNEL, cancelled, context, policy_file, posted
+from tests.conftest import cancelled, context, policy_file, posted
+from tests.fakes.bot_settings import CHANNEL
 from tests.fakes.slack_event_payloads import event_callback
 from tests.fakes.slack_workspace import TEAM_DOMAIN
 from tests.test_cli import run
