@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import aiohttp
 import pytest
@@ -17,37 +15,16 @@ from aiohttp import web
 from claude_agent_sdk import ToolPermissionContext
 from redis.asyncio import Redis
 
-from bot import Settings, SlackApprover
+from bot import SlackApprover
 from bot.approvals.store import RequestStore
 from bot.redis_client import connect
-from bot.slack.ids import (
-    CHOICE_INPUT,
-    EDIT_INPUT,
-    OWN_ANSWER_INPUT,
-    SLASH_COMMAND,
-    Action,
-    Field,
-    Modal,
-    edit_block,
-    own_answer_block,
-)
 from bot.web import create_app
+from tests.fakes.bot_settings import settings_for
 from tests.fakes.redis_server import RedisServer
-from tests.fakes.slack_api import DEFAULT_RATE_SCALE, FakeSlack, PostedMessage
-from tests.fakes.slack_payloads import (
-    block_actions,
-    sign,
-    signed_form,
-    signed_json,
-    slash_command,
-    view_submission,
-)
-
-SIGNING_SECRET = "test-signing-secret"
-CHANNEL = "C0APPROVALS"
-
-UNLIMITED_RATE_SCALE = 1e6
-"""The bot's ``slack_rate_scale`` against a fake without rate limits (so, in effect, none)."""
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_records import PostedMessage
+from tests.fakes.slack_rules import DEFAULT_RATE_SCALE
+from tests.fakes.worker import Worker
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -118,163 +95,6 @@ async def slack(request: pytest.FixtureRequest) -> AsyncIterator[FakeSlack]:
     async with FakeSlack.start(rate_scale=None if unlimited else DEFAULT_RATE_SCALE) as fake:
         yield fake
         assert fake.invalid == [], f"the bot sent payloads Slack would reject: {fake.invalid}"
-
-
-def settings_for(redis_server: RedisServer, slack: FakeSlack, **overrides: Any) -> Settings:
-    """Settings as a deployment would set them, pointed at the test's servers (no .env)."""
-    values: dict[str, Any] = {
-        "redis_url": redis_server.url,
-        "slack_bot_token": slack.token,
-        "slack_signing_secret": SIGNING_SECRET,
-        "slack_api_url": slack.base_url,
-        "approval_channel": CHANNEL,
-        "approval_timeout": 60,
-        "job_retry_after": 30,
-        "sweep_interval": 0.05,
-        # The budget runs at the speed the fake enforces Slack's limits at.
-        "slack_rate_scale": slack.rate_scale or UNLIMITED_RATE_SCALE,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
-
-
-class Worker:
-    """A running ``serve`` worker, and a person's hands on Slack's side."""
-
-    def __init__(
-        self, url: str, session: aiohttp.ClientSession, slack: FakeSlack, app: web.Application | None = None
-    ) -> None:
-        self.url = url
-        self.session = session
-        self.slack = slack
-        self.app = app
-        """The worker's application (its policy holder: ``app[bot.web.POLICY]``)."""
-
-    async def post_signed(
-        self, payload: dict[str, Any], *, secret: str = SIGNING_SECRET, timestamp: int | None = None
-    ) -> aiohttp.ClientResponse:
-        body, headers = signed_form(payload, secret, timestamp)
-        async with self.session.post(f"{self.url}/slack/events", data=body, headers=headers) as response:
-            await response.read()
-            return response
-
-    async def event(self, body: dict[str, Any]) -> int:
-        """Deliver an Events API request; returns the HTTP status."""
-        raw, headers = signed_json(body, SIGNING_SECRET)
-        async with self.session.post(f"{self.url}/slack/events", data=raw, headers=headers) as response:
-            await response.read()
-            return response.status
-
-    async def command(self, user: str, text: str = "") -> dict[str, Any]:
-        """Run ``/approvals <text>`` as ``user``; returns the ephemeral answer."""
-        body = urlencode(slash_command(user, SLASH_COMMAND, text)).encode()
-        headers = {**sign(body, SIGNING_SECRET), "Content-Type": "application/x-www-form-urlencoded"}
-        async with self.session.post(f"{self.url}/slack/events", data=body, headers=headers) as response:
-            assert response.status == 200
-            return await response.json()
-
-    async def click(
-        self, user: str, action: Action, message: PostedMessage, *, name: str | None = None
-    ) -> aiohttp.ClientResponse:
-        """Click a button the message shows (ValueError if it shows none)."""
-        payload = block_actions(
-            user,
-            action.value,
-            _button_value(message, action),
-            message=message.as_dict(),
-            channel=message.channel,
-            user_name=name or user.lower(),
-        )
-        response = await self.post_signed(payload)
-        assert response.status == 200, response.status
-        return response
-
-    async def deny(
-        self,
-        user: str,
-        message: PostedMessage,
-        reason: str = "",
-        *,
-        name: str | None = None,
-        stop: bool = False,
-    ) -> aiohttp.ClientResponse:
-        """Click Deny (or Deny and stop), then submit the modal Slack opened, as a person would."""
-        updates = len(self.slack.calls_to("views.update"))
-        await self.click(user, Action.DENY_STOP if stop else Action.DENY, message, name=name)
-        update = await self.slack.wait_for_call("views.update", count=updates + 1)
-        view = self.slack.views[update.args["view_id"]]
-        payload = view_submission(
-            user,
-            view["callback_id"],
-            view["private_metadata"],
-            {Field.REASON_BLOCK.value: {Field.REASON_INPUT.value: reason}},
-            user_name=name or user.lower(),
-            view=view,
-        )
-        return await self.post_signed(payload)
-
-    async def modify(
-        self, user: str, message: PostedMessage, values: dict[str, str], *, name: str | None = None
-    ) -> dict[str, Any]:
-        """Click Modify, then submit the modal with ``values`` (field key → text); returns Slack's ack body."""
-        updates = len(self.slack.calls_to("views.update"))
-        await self.click(user, Action.MODIFY, message, name=name)
-        update = await self.slack.wait_for_call("views.update", count=updates + 1)
-        view = self.slack.views[update.args["view_id"]]
-        payload = view_submission(
-            user,
-            Modal.MODIFY.value,
-            view["private_metadata"],
-            {edit_block(key): {EDIT_INPUT: value} for key, value in values.items()},
-            user_name=name or user.lower(),
-            view=view,
-        )
-        body, headers = signed_form(payload, SIGNING_SECRET)
-        async with self.session.post(f"{self.url}/slack/events", data=body, headers=headers) as response:
-            assert response.status == 200
-            text = await response.text()
-        return json.loads(text) if text else {}
-
-    async def answer(
-        self,
-        user: str,
-        message: PostedMessage,
-        chosen: dict[int, list[int]],
-        typed: dict[int, str] | None = None,
-    ) -> dict[str, Any]:
-        """Click Answer…, pick options (by index) and type answers in the form, submit; returns Slack's ack body."""
-        updates = len(self.slack.calls_to("views.update"))
-        await self.click(user, Action.ANSWER, message)
-        update = await self.slack.wait_for_call("views.update", count=updates + 1)
-        view = self.slack.views[update.args["view_id"]]
-        values: dict[str, dict[str, Any]] = {}
-        for block in view["blocks"]:
-            if block.get("type") != "input" or not block["block_id"].startswith("answer."):
-                continue
-            index = int(block["block_id"].split(".")[1])
-            element = block["element"]
-            picked = [o for i, o in enumerate(element["options"]) if i in chosen.get(index, [])]
-            if element["type"] == "checkboxes":
-                values[block["block_id"]] = {CHOICE_INPUT: {"type": "checkboxes", "selected_options": picked}}
-            else:
-                values[block["block_id"]] = {
-                    CHOICE_INPUT: {"type": "static_select", "selected_option": picked[0] if picked else None}
-                }
-            values[own_answer_block(index)] = {OWN_ANSWER_INPUT: (typed or {}).get(index, "")}
-        payload = view_submission(user, Modal.ANSWER.value, view["private_metadata"], values, view=view)
-        body, headers = signed_form(payload, SIGNING_SECRET)
-        async with self.session.post(f"{self.url}/slack/events", data=body, headers=headers) as response:
-            assert response.status == 200
-            text = await response.text()
-        return json.loads(text) if text else {}
-
-
-def _button_value(message: PostedMessage, action: Action) -> str:
-    for block in message.blocks:
-        for element in block.get("elements", []):
-            if element.get("action_id") == action.value:
-                return element["value"]
-    raise ValueError(f"the message shows no {action.value} button")
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ from bot.approvals.allowlist import TeamAllowList
 from bot.approvals.grants import MAX_GRANTS
 from bot.approvals.rules import Rule
 from bot.slack.ids import SLASH_COMMAND, Action
-from tests.conftest import CHANNEL, SIGNING_SECRET, cancelled, context, posted
-from tests.fakes.slack_payloads import block_actions
+from tests.conftest import cancelled, context, posted
+from tests.fakes.bot_settings import CHANNEL, SIGNING_SECRET
+from tests.fakes.slack_block_actions import block_actions
 
 # What the CLI suggests for `npm test …` (seen with the bundled CLI): a rule
 # for the settings file, a directory, and a mode switch.
@@ -147,7 +148,7 @@ async def test_team_rules_are_listed_and_removable_from_slack(start_worker, make
     }
     from urllib.parse import urlencode
 
-    from tests.fakes.slack_payloads import sign
+    from tests.fakes.slack_signing import sign
 
     body = urlencode(command).encode()
     headers = {**sign(body, SIGNING_SECRET), "Content-Type": "application/x-www-form-urlencoded"}

@@ -10,7 +10,8 @@ from bot.approvals.names import AuditEvent
 from bot.slack import limits
 from bot.slack.ids import Action
 from tests.conftest import cancelled, context, posted
-from tests.fakes.slack_payloads import block_actions, sign, signed_form
+from tests.fakes.slack_block_actions import block_actions
+from tests.fakes.slack_signing import sign, signed_form
 
 
 async def _decisions(redis) -> list[bytes]:

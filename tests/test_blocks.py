@@ -10,13 +10,13 @@ import pytest
 from bot import text
 from bot.approvals.model import ApprovalRequest, State
 from bot.slack import limits, mrkdwn
+from bot.slack.block_kit_check import message_blocks_errors, view_errors
 from bot.slack.blocks.full_input import full_input_modal
 from bot.slack.blocks.kit import Message
 from bot.slack.blocks.lists import home_view, pending_list, team_rules
 from bot.slack.blocks.modals import answer_modal, deny_modal, loading_modal, modify_modal, notice_modal
 from bot.slack.blocks.request_message import request_message
 from bot.slack.ids import Action
-from tests.fakes.slack_api import message_blocks_errors, view_errors
 
 HOSTILE = "<!channel> <@U1> ``` *b* & \x00 \ud800 " + "🚀" * 50
 

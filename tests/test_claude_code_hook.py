@@ -11,11 +11,12 @@ import pytest
 
 from bot.demo.scripted_model import text, tool_use
 from bot.slack.ids import Action
-from tests.conftest import Worker, posted
+from tests.conftest import posted
 from tests.fakes.agent_env import clean_agent_env
 from tests.fakes.claude_cli import gate_hook, scripted_run
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.stalled_redis import StalledRedis
+from tests.fakes.worker import Worker
 
 pytestmark = pytest.mark.slow  # every test runs the real Claude Code CLI
 

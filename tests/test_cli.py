@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import CHANNEL, SIGNING_SECRET
+from tests.fakes.bot_settings import CHANNEL, SIGNING_SECRET
 from tests.fakes.redis_server import free_port
 
 pytestmark = pytest.mark.slow  # every test runs `python -m bot` in a process of its own

@@ -6,7 +6,8 @@ import asyncio
 
 from bot.approvals import keys
 from bot.slack.ids import Action
-from tests.conftest import CHANNEL, context, policy_file, posted
+from tests.conftest import context, policy_file, posted
+from tests.fakes.bot_settings import CHANNEL
 from tests.test_team_rules import audit_events, shown
 
 POLICY = """

@@ -32,7 +32,8 @@ from bot.demo.workspace import Workspace
 from tests.demo_driver import Playground, button, page_token, playground
 from tests.fakes.agent_env import clean_agent_env
 from tests.fakes.redis_server import free_port
-from tests.fakes.slack_api import DEFAULT_TOKEN, FakeSlack
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_workspace import DEFAULT_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 

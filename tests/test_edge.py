@@ -16,27 +16,15 @@ import pytest
 from bot.approvals import keys
 from bot.approvals.model import request_id_for
 from bot.slack.ids import EDIT_INPUT, SLASH_COMMAND, Action, Field, Modal, edit_block
-from tests.conftest import (
-    CHANNEL,
-    SIGNING_SECRET,
-    _button_value,
-    cancelled,
-    context,
-    policy_file,
-    posted,
-    settings_for,
-)
+from tests.conftest import cancelled, context, policy_file, posted
+from tests.fakes.bot_settings import CHANNEL, SIGNING_SECRET, settings_for
 from tests.fakes.redis_server import free_port
-from tests.fakes.slack_payloads import (
-    block_actions,
-    event_callback,
-    message_event,
-    sign,
-    signed_form,
-    signed_json,
-    slash_command,
-    view_submission,
-)
+from tests.fakes.slack_block_actions import block_actions
+from tests.fakes.slack_event_payloads import event_callback, message_event
+from tests.fakes.slack_signing import sign, signed_form, signed_json
+from tests.fakes.slack_slash_commands import slash_command
+from tests.fakes.slack_view_payloads import view_submission
+from tests.fakes.worker import _button_value
 
 EVENTS = "/slack/events"
 _DECISIONS = {b"approved", b"always_allowed", b"modified", b"vote", b"modified_vote", b"answered", b"denied"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
-from tests.conftest import SIGNING_SECRET
-from tests.fakes.slack_payloads import signed_json
+from tests.fakes.bot_settings import SIGNING_SECRET
+from tests.fakes.slack_signing import signed_json
 
 
 async def _post_event(worker, body: dict):
@@ -43,7 +43,7 @@ async def test_every_event_the_manifest_subscribes_to_is_handled(start_worker):
 
     import yaml
 
-    from tests.fakes.slack_payloads import event_callback
+    from tests.fakes.slack_event_payloads import event_callback
 
     manifest = yaml.safe_load((Path(__file__).resolve().parents[1] / "manifest.yml").read_text())
     worker = await start_worker()

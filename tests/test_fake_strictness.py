@@ -10,8 +10,9 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes.slack_api import FakeSlack, message_blocks_errors, view_errors
-from tests.fakes.slack_payloads import trigger_id
+from bot.slack.block_kit_check import message_blocks_errors, view_errors
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_payload_parts import trigger_id
 
 CHANNEL = "C0APPROVALS"
 

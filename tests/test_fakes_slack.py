@@ -18,8 +18,13 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes.slack_api import FIRST_TS, FakeSlack, message_blocks_errors, view_errors
-from tests.fakes.slack_payloads import block_actions, signed_form, signed_json, trigger_id, view_submission
+from bot.slack.block_kit_check import message_blocks_errors, view_errors
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_block_actions import block_actions
+from tests.fakes.slack_payload_parts import trigger_id
+from tests.fakes.slack_records import FIRST_TS
+from tests.fakes.slack_signing import signed_form, signed_json
+from tests.fakes.slack_view_payloads import view_submission
 
 CHANNEL = "C0APPROVALS"
 SECRET = "test-signing-secret"

@@ -12,8 +12,9 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes.slack_api import RESPONSE_URL_TTL, RESPONSE_URL_USES, FakeSlack
-from tests.fakes.slack_payloads import trigger_id
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_payload_parts import trigger_id
+from tests.fakes.slack_rules import RESPONSE_URL_TTL, RESPONSE_URL_USES
 
 CHANNEL = "C0APPROVALS"
 MODAL = {

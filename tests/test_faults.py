@@ -19,8 +19,9 @@ from bot.demo.scripted_model import ScriptedModel, text, tool_use
 from bot.slack.app import background_client
 from bot.slack.ids import Action
 from bot.slack.jobs import MAX_DELIVERIES, SlackJobWorker
-from tests.conftest import CHANNEL, SIGNING_SECRET, context, posted, settings_for
+from tests.conftest import context, posted
 from tests.fakes.agent_env import clean_agent_env
+from tests.fakes.bot_settings import CHANNEL, SIGNING_SECRET, settings_for
 from tests.fakes.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,11 +15,11 @@ import pytest
 from bot import text
 from bot.approvals.model import State
 from bot.slack import limits, mrkdwn
+from bot.slack.block_kit_check import view_errors
 from bot.slack.blocks.full_input import _page_starts, full_input_modal
 from bot.slack.ids import Action
 from tests.conftest import cancelled, context, posted
-from tests.fakes.slack_api import view_errors
-from tests.fakes.slack_payloads import block_actions
+from tests.fakes.slack_block_actions import block_actions
 from tests.test_message_budget import flood, request
 
 _FENCED = re.compile(r"^```\n(.*)\n```$", re.DOTALL)

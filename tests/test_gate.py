@@ -19,7 +19,8 @@ import pytest
 from bot import SlackApprover
 from bot.approvals.model import State, request_id_for
 from bot.slack.ids import Action
-from tests.conftest import CHANNEL, policy_file, posted
+from tests.conftest import policy_file, posted
+from tests.fakes.bot_settings import CHANNEL
 
 COMMAND = {"command": "terraform apply", "description": "Apply the plan"}
 

@@ -17,17 +17,15 @@ from bot import text
 from bot.approvals import keys
 from bot.approvals.model import request_id_for
 from bot.slack.ids import SLASH_COMMAND, Action, Field, Modal
-from tests.conftest import SIGNING_SECRET, _button_value, cancelled, context, policy_file, posted
-from tests.fakes.slack_api import APP_TOKEN, BOT_USER_ID, TEAM_ID
-from tests.fakes.slack_payloads import (
-    block_actions,
-    event_callback,
-    message_event,
-    sign,
-    signed_form,
-    slash_command,
-    view_submission,
-)
+from tests.conftest import cancelled, context, policy_file, posted
+from tests.fakes.bot_settings import SIGNING_SECRET
+from tests.fakes.slack_block_actions import block_actions
+from tests.fakes.slack_event_payloads import event_callback, message_event
+from tests.fakes.slack_signing import sign, signed_form
+from tests.fakes.slack_slash_commands import slash_command
+from tests.fakes.slack_view_payloads import view_submission
+from tests.fakes.slack_workspace import APP_TOKEN, BOT_USER_ID, TEAM_ID
+from tests.fakes.worker import _button_value
 
 OTHER_ORG = "T0OTHERORG"
 PARTNER = "T0PARTNER"

@@ -22,8 +22,11 @@ from bot.approvals.policy import Action as RouteAction
 from bot.approvals.policy import Policy, PolicyError, Route
 from bot.approvals.store import RequestStore
 from bot.slack.ids import Action, Modal, edit_block
-from tests.conftest import SIGNING_SECRET, cancelled, context, policy_file, posted
-from tests.fakes.slack_payloads import block_actions, signed_form, view_submission
+from tests.conftest import cancelled, context, policy_file, posted
+from tests.fakes.bot_settings import SIGNING_SECRET
+from tests.fakes.slack_block_actions import block_actions
+from tests.fakes.slack_signing import signed_form
+from tests.fakes.slack_view_payloads import view_submission
 
 
 async def audit(redis) -> list[dict[str, str]]:

@@ -15,7 +15,8 @@ import pytest
 from bot import logs
 from bot.approvals.model import input_hash
 from bot.slack.ids import Action
-from tests.conftest import SIGNING_SECRET, context, posted
+from tests.conftest import context, posted
+from tests.fakes.bot_settings import SIGNING_SECRET
 from tests.test_cli import configured, run, serving
 
 SLACK_TOKEN = "xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOpQrStUvWx"

@@ -18,13 +18,13 @@ from bot import text
 from bot.approvals import questions
 from bot.approvals.model import ApprovalRequest, State, Vote
 from bot.slack import limits, mrkdwn
+from bot.slack.block_kit_check import blocks_text_length, message_blocks_errors, view_errors
 from bot.slack.blocks.full_input import full_input_modal
 from bot.slack.blocks.kit import Message, text_size
 from bot.slack.blocks.lists import home_view, pending_list
 from bot.slack.blocks.modals import answer_modal
 from bot.slack.blocks.request_message import request_message
 from bot.slack.ids import Action
-from tests.fakes.slack_api import blocks_text_length, message_blocks_errors, view_errors
 from tests.test_blocks import request
 
 FLOODS = {

@@ -18,7 +18,8 @@ from bot import metrics
 from bot.approvals.model import Decision, NewRequest, State, request_id_for
 from bot.approvals.policy_reload import PolicyHolder
 from bot.slack.ids import Action
-from tests.conftest import CHANNEL, cancelled, context, policy_file, posted
+from tests.conftest import cancelled, context, policy_file, posted
+from tests.fakes.bot_settings import CHANNEL
 from tests.fakes.stalled_redis import StalledRedis
 
 POLICY = f"""

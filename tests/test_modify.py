@@ -112,7 +112,8 @@ async def test_a_submission_after_the_request_ended_changes_nothing(
     assert result.updated_input == {"command": "make deploy"}
 
     from bot.slack.ids import EDIT_INPUT, Modal
-    from tests.fakes.slack_payloads import signed_form, view_submission
+    from tests.fakes.slack_signing import signed_form
+    from tests.fakes.slack_view_payloads import view_submission
 
     payload = view_submission(
         "U_ALICE",

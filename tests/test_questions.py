@@ -12,6 +12,7 @@ from bot import text as texts
 from bot.approvals import questions
 from bot.approvals.model import State, request_id_for
 from bot.slack import limits
+from bot.slack.block_kit_check import view_errors
 from bot.slack.blocks.kit import text_size
 from bot.slack.blocks.modals import answer_modal
 from bot.slack.blocks.question import answer_menu, menu_answer
@@ -26,8 +27,8 @@ from bot.slack.ids import (
     own_answer_block,
 )
 from tests.conftest import cancelled, context, policy_file, posted
-from tests.fakes.slack_api import view_errors
-from tests.fakes.slack_payloads import static_select_action, view_submission
+from tests.fakes.slack_block_actions import static_select_action
+from tests.fakes.slack_view_payloads import view_submission
 
 ASKED = {
     "questions": [
@@ -382,7 +383,7 @@ HOSTILE_LABEL = "<!channel> <@U1> ``` *b* & " + "&" * 100 + "🚀" * 60
 @pytest.mark.parametrize("options", [2, 10])
 @pytest.mark.parametrize("label", ["short", "x" * 500, HOSTILE_LABEL])
 def test_the_menu_stays_within_slacks_limits_and_maps_back_to_whole_labels(options, label):
-    from tests.fakes.slack_api import message_blocks_errors
+    from bot.slack.block_kit_check import message_blocks_errors
     from tests.test_blocks import request
 
     asked = {
@@ -730,7 +731,7 @@ def _proposed(label: str, votes: int = 1):
 
 @pytest.mark.parametrize("label", ["short", "x" * 3000, HOSTILE_LABEL * 20])
 def test_a_proposed_answer_on_the_card_stays_within_slacks_limits(label):
-    from tests.fakes.slack_api import message_blocks_errors
+    from bot.slack.block_kit_check import message_blocks_errors
 
     message = request_message(_proposed(label))
     assert message_blocks_errors(message.blocks) == []

@@ -16,9 +16,11 @@ from bot.slack.budget import Priority, SlackBudget, priority
 from bot.slack.budgeted_client import BudgetedClient
 from bot.slack.ids import Action
 from bot.slack.rates import rate_for
-from tests.conftest import CHANNEL, cancelled, context, policy_file, posted
-from tests.fakes.slack_api import DEFAULT_RATE_SCALE, FakeSlack
-from tests.fakes.slack_payloads import event_callback, message_event
+from tests.conftest import cancelled, context, policy_file, posted
+from tests.fakes.bot_settings import CHANNEL
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_event_payloads import event_callback, message_event
+from tests.fakes.slack_rules import DEFAULT_RATE_SCALE
 
 SECOND = "C0SECOND"
 WRITES = ("chat.postMessage", "chat.update", "chat.postEphemeral", "chat.delete")
@@ -422,8 +424,8 @@ async def test_a_click_never_waits_out_a_429(start_worker, make_approver, slack,
 
 
 def _deny_click(message) -> dict:
-    from tests.conftest import _button_value
-    from tests.fakes.slack_payloads import block_actions
+    from tests.fakes.slack_block_actions import block_actions
+    from tests.fakes.worker import _button_value
 
     value = _button_value(message, Action.DENY)
     return block_actions(

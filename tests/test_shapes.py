@@ -18,19 +18,14 @@ from bot.approvals.model import State
 from bot.approvals.rules import Rule
 from bot.approvals.store import RequestStore
 from bot.slack.ids import SLASH_COMMAND, Action, Field, Modal
-from tests.conftest import CHANNEL, SIGNING_SECRET, _button_value, cancelled, context, policy_file, posted
-from tests.fakes.slack_payloads import (
-    block_actions,
-    event_callback,
-    message_event,
-    retry_headers,
-    sign,
-    signed_form,
-    signed_json,
-    slash_command,
-    view_closed,
-    view_submission,
-)
+from tests.conftest import cancelled, context, policy_file, posted
+from tests.fakes.bot_settings import CHANNEL, SIGNING_SECRET
+from tests.fakes.slack_block_actions import block_actions
+from tests.fakes.slack_event_payloads import event_callback, message_event, retry_headers
+from tests.fakes.slack_signing import sign, signed_form, signed_json
+from tests.fakes.slack_slash_commands import slash_command
+from tests.fakes.slack_view_payloads import view_closed, view_submission
+from tests.fakes.worker import _button_value
 from tests.test_identity import GRID, _org_wide
 
 ALICE_DECIDES = "default:\n  approvers: [U0ALICE]\n"

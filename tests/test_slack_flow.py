@@ -6,7 +6,8 @@ import asyncio
 import copy
 
 from bot.slack.ids import Action
-from tests.conftest import CHANNEL, cancelled, context, posted, within
+from tests.conftest import cancelled, context, posted, within
+from tests.fakes.bot_settings import CHANNEL
 
 
 def _buttons(message) -> list[str]:

@@ -23,9 +23,12 @@ from bot import http_limits
 from bot.log_floods import FloodFilter
 from bot.slack.ids import Action
 from bot.web import create_app
-from tests.conftest import CHANNEL, SIGNING_SECRET, _button_value, cancelled, context, posted, settings_for
+from tests.conftest import cancelled, context, posted
+from tests.fakes.bot_settings import CHANNEL, SIGNING_SECRET, settings_for
 from tests.fakes.redis_server import free_port
-from tests.fakes.slack_payloads import block_actions, signed_form
+from tests.fakes.slack_block_actions import block_actions
+from tests.fakes.slack_signing import signed_form
+from tests.fakes.worker import _button_value
 
 SLOW_HEAD = b"POST /slack/events HTTP/1.1\r\nHost: worker\r\n"
 

@@ -8,8 +8,8 @@ import pytest
 
 from bot.slack.ids import Action
 from tests.conftest import context, posted
-from tests.fakes.slack_api import APP_TOKEN
-from tests.fakes.slack_payloads import block_actions
+from tests.fakes.slack_block_actions import block_actions
+from tests.fakes.slack_workspace import APP_TOKEN
 
 
 async def test_a_click_over_socket_mode_decides_the_request(start_worker, make_approver, slack):

@@ -10,7 +10,8 @@ from bot.approvals.allowlist import TeamAllowList
 from bot.approvals.names import AuditEvent
 from bot.approvals.rules import Rule
 from bot.slack.ids import Action
-from tests.conftest import CHANNEL, context, policy_file, posted
+from tests.conftest import context, policy_file, posted
+from tests.fakes.bot_settings import CHANNEL
 
 POLICY = """
 rules:

@@ -24,11 +24,13 @@ from bot.approvals.model import TERMINAL_ACTOR, State
 from bot.approvals.store import RequestStore
 from bot.demo.scripted_model import ScriptedModel, text, tool_use
 from bot.slack.ids import Action
-from tests.conftest import Worker, posted
+from tests.conftest import posted
 from tests.fakes.agent_env import clean_agent_env
 from tests.fakes.claude_cli import gate_hook
-from tests.fakes.slack_api import FakeSlack, PostedMessage
+from tests.fakes.slack_api import FakeSlack
+from tests.fakes.slack_records import PostedMessage
 from tests.fakes.terminal import PERMISSION_DIALOG, PROMPT_READY, Terminal
+from tests.fakes.worker import Worker
 
 pytestmark = pytest.mark.slow  # every test drives Claude Code's TUI in tmux
 

@@ -11,10 +11,11 @@ from bot.approvals import keys
 from bot.approvals.model import request_id_for
 from bot.demo.scripted_model import text
 from bot.slack.ids import Action
-from tests.conftest import CHANNEL, context, policy_file, posted
+from tests.conftest import context, policy_file, posted
 from tests.fakes.agent_env import clean_agent_env
-from tests.fakes.slack_api import BOT_ID, BOT_USER_ID
-from tests.fakes.slack_payloads import event_callback, message_event
+from tests.fakes.bot_settings import CHANNEL
+from tests.fakes.slack_event_payloads import event_callback, message_event
+from tests.fakes.slack_workspace import BOT_ID, BOT_USER_ID
 from tests.test_agent_e2e import run_agent, write_marker
 
 

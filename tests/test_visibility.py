@@ -12,9 +12,10 @@ import pytest
 from bot.approvals import keys
 from bot.approvals.audit import AuditLog
 from bot.slack.ids import Action
-from tests.conftest import CHANNEL, cancelled, context, policy_file, posted
-from tests.fakes.slack_api import TEAM_DOMAIN
-from tests.fakes.slack_payloads import event_callback
+from tests.conftest import cancelled, context, policy_file, posted
+from tests.fakes.bot_settings import CHANNEL
+from tests.fakes.slack_event_payloads import event_callback
+from tests.fakes.slack_workspace import TEAM_DOMAIN
 from tests.test_cli import run
 
 POLICY = """
@@ -221,8 +222,8 @@ def test_view_full_input_names_what_a_reader_cannot_see():
 def test_every_page_of_an_input_full_of_unseen_characters_is_a_valid_view():
     """Shown by name, each unseen character takes eight or nine characters: the pages are cut
     by what they show, so none is too long for Slack."""
+    from bot.slack.block_kit_check import view_errors
     from bot.slack.blocks.full_input import full_input_modal
-    from tests.fakes.slack_api import view_errors
     from tests.test_blocks import request
 
     req = request("Bash", {"command": ("\u202e" * 3000 + "\U000e0041" * 3000 + "x") * 4})
@@ -238,8 +239,8 @@ def test_every_page_of_an_input_full_of_unseen_characters_is_a_valid_view():
 
 
 def test_the_modify_form_fits_a_field_whose_unseen_characters_grow_when_named():
+    from bot.slack.block_kit_check import view_errors
     from bot.slack.blocks.modals import modify_modal
-    from tests.fakes.slack_api import view_errors
     from tests.test_blocks import request
 
     view = modify_modal(request("Bash", {"command": "echo " + "\u202e" * 2000}))

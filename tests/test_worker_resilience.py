@@ -31,9 +31,10 @@ from bot.approvals import keys
 from bot.slack.ids import Action
 from bot.slack.jobs import CONSUMER_LOOP, SWEEPER_LOOP
 from bot.tasks import LoopSupervisor
-from tests.conftest import Worker, cancelled, context, posted
+from tests.conftest import cancelled, context, posted
 from tests.fakes.redis_server import BlackHoleProxy, RedisServer, free_port
 from tests.fakes.slack_api import FakeSlack
+from tests.fakes.worker import Worker
 
 CONSUMER, SWEEPER = CONSUMER_LOOP, SWEEPER_LOOP
 

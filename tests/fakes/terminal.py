@@ -7,9 +7,9 @@ its own socket (``tmux -S <temp dir>/tmux.sock``: it never touches the
 developer's tmux, and the socket file goes with the temp dir),
 reads the screen with ``capture-pane`` and types with ``send-keys``.
 
-The config dir is pre-seeded (:func:`seed_config_dir`) so no first-run screen
-shows: no theme picker, no "Do you want to use this API key?", no "trust this
-folder" dialog. ``--permission-mode default`` is passed because CLI 2.1.337
+The config dir is pre-seeded (:func:`tests.fakes.tui_setup.seed_config_dir`)
+so no first-run screen shows: no theme picker, no "Do you want to use this API
+key?", no "trust this folder" dialog. ``--permission-mode default`` is passed because CLI 2.1.337
 starts in *auto* mode otherwise (a model-side classifier answers permission
 prompts instead of the dialog).
 
@@ -44,15 +44,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import claude_agent_sdk
-
-CLI = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
+from tests.fakes.claude_cli import CLI
+from tests.fakes.process_tree import descendants
+from tests.fakes.tui_setup import clean_environ, seed_config_dir
 
 TMUX_HINT = "tmux is not installed: apt-get install tmux (Debian/Ubuntu) or brew install tmux"
-
-_INHERITED_PREFIXES = ("ANTHROPIC_", "CLAUDE_")
-# TMUX/TMUX_PANE would make a nested tmux client talk to the caller's server.
-_DROPPED = {"CLAUDECODE", "TMUX", "TMUX_PANE"}
 
 PROMPT_READY = re.compile(r"^❯\s*$", re.MULTILINE)
 """The empty input box: the TUI is idle and takes typing."""
@@ -72,60 +68,6 @@ of that guard, so there is no event to wait for instead.
 
 class TerminalTimeout(AssertionError):
     """``await_for`` gave up; the message holds the last screen."""
-
-
-def seed_config_dir(config_dir: Path, cwd: Path, api_key: str = "test") -> None:
-    """Write ``$CLAUDE_CONFIG_DIR/.claude.json`` so the TUI opens on its prompt.
-
-    Verified on CLI 2.1.337: ``hasCompletedOnboarding`` skips the theme picker
-    and login screens, ``customApiKeyResponses.approved`` (the key's last 20
-    characters) skips "Do you want to use this API key?", and the project's
-    ``hasTrustDialogAccepted`` skips "Do you trust the files in this folder?".
-    """
-    config_dir.mkdir(parents=True, exist_ok=True)
-    path = config_dir / ".claude.json"
-    # Merge, so a second TUI on the same config dir (e.g. --resume) keeps the
-    # state the first one wrote.
-    state = json.loads(path.read_text()) if path.exists() else {}
-    state["hasCompletedOnboarding"] = True
-    state.setdefault("theme", "dark")
-    approved = state.setdefault("customApiKeyResponses", {}).setdefault("approved", [])
-    if api_key[-20:] not in approved:
-        approved.append(api_key[-20:])
-    project = state.setdefault("projects", {}).setdefault(str(cwd.resolve()), {})
-    project["hasTrustDialogAccepted"] = True
-    path.write_text(json.dumps(state))
-
-
-def _clean_environ() -> dict[str, str]:
-    """The caller's environment without Claude/Anthropic settings or tmux links."""
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(_INHERITED_PREFIXES) and name not in _DROPPED
-    }
-
-
-def _descendants(pid: int) -> list[int]:
-    """Pids below ``pid`` (children first seen first), read from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Field 4 is the ppid; the command name (field 2) may hold spaces.
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 class Terminal:
@@ -182,7 +124,7 @@ class Terminal:
         conf = workdir / "tmux.conf"
         conf.write_text("set -g remain-on-exit on\nset -g focus-events on\nset -g history-limit 5000\n")
         term = cls(workdir, cwd)
-        tmux_env = {**_clean_environ(), **env, "TERM": "xterm-256color"}
+        tmux_env = {**clean_environ(), **env, "TERM": "xterm-256color"}
         term._tmux(
             "-f",
             str(conf),
@@ -207,7 +149,7 @@ class Terminal:
         a PermissionRequest hook running after the dialog was answered in the
         terminal, so killing the tmux server alone would leak them.
         """
-        pids = _descendants(self._cli_pid) if self._cli_pid else []
+        pids = descendants(self._cli_pid) if self._cli_pid else []
         if self._cli_pid:
             pids.insert(0, self._cli_pid)
         for pid in pids:
