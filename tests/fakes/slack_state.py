@@ -41,10 +41,10 @@ class SlackState:
         rate_scale: float | None = DEFAULT_RATE_SCALE,
     ) -> None:
         self.token = token
+        """The bearer token every request must carry."""
         self.rate_scale = rate_scale
         """Slack's rate limits are enforced this many times faster; None: not at all."""
         self._rates = SlackLimits(rate_scale, grace=0.0) if rate_scale is not None else None
-        """The bearer token every request must carry."""
         self.calls: list[SlackCall] = []
         """Every request in the order the fake handled it, retries and failures included."""
         self.messages: dict[tuple[str, str], PostedMessage] = {}
