@@ -125,6 +125,15 @@ def actor_of(body: Mapping[str, Any]) -> Actor | None:
     return Actor(team, enterprise)
 
 
+def installation_of(body: Mapping[str, Any]) -> str:
+    """The installation a payload came through: its organisation for an org-wide install, else
+    its workspace ("" when it names neither)."""
+    kind = "enterprise" if body.get("is_enterprise_install") else "team"
+    source = body.get(kind)
+    found = source.get("id") if isinstance(source, dict) else body.get(f"{kind}_id")
+    return found if isinstance(found, str) else ""
+
+
 def author_of(message: Mapping[str, Any]) -> Actor | None:
     """The author's workspace as a message itself says (an event, or ``conversations.replies``):
     ``user_team`` in shared channels, ``team`` otherwise; None when it says neither.
@@ -153,12 +162,19 @@ class TrustedOrgs:
     """Whose people may act: the installation's, and those the policy names (``trusted_teams``).
 
     Until the worker has learned its installation nobody may: a worker that
-    cannot reach Slack at start refuses every action until it can.
+    cannot reach Slack at start refuses every action until it can. In OAuth mode
+    there is no one installation: ``served`` (``SLACK_WORKSPACES``' ids) are trusted instead.
     """
 
-    def __init__(self, trusted: Iterable[str] = ()) -> None:
+    def __init__(self, trusted: Iterable[str] = (), *, served: Iterable[str] = ()) -> None:
         self.trust(trusted)
         self.installation: Installation | None = None
+        self.served = frozenset(served)
+
+    @property
+    def known(self) -> bool:
+        """Whether anyone may act yet: the installation is learned, or OAuth mode serves workspaces."""
+        return self.installation is not None or bool(self.served)
 
     def trust(self, trusted: Iterable[str]) -> None:
         """Trust these workspaces and organisations instead (a reloaded policy's ``trusted_teams``)."""
@@ -171,13 +187,14 @@ class TrustedOrgs:
 
     def allows(self, actor: Actor) -> bool:
         installed = self.installation
-        if installed is None:
+        if not self.known:
             return False
         trusted_teams, trusted_organisations = self._trusted
-        teams = trusted_teams | installed.workspaces | {installed.team_id}
-        organisations = trusted_organisations | (
-            {installed.enterprise_id} if installed.enterprise_id else set()
-        )
+        teams = trusted_teams | {t for t in self.served if t.startswith("T")}
+        organisations = trusted_organisations | {t for t in self.served if t.startswith("E")}
+        if installed is not None:
+            teams |= installed.workspaces | {installed.team_id}
+            organisations |= {installed.enterprise_id} if installed.enterprise_id else set()
         return (actor.team is not None and actor.team in teams) or (
             actor.enterprise is not None and actor.enterprise in organisations
         )
@@ -229,7 +246,7 @@ class _OrgGate:
                 context[WORKSPACE_URL] = trust.installation.url
             await next()
             return None
-        known = trust.installation is not None
+        known = trust.known
         notice = text.refusals.FOREIGN_ORG if known else text.refusals.ORG_NOT_KNOWN_YET
         log.warning(
             "refused a Slack %s from %s: %s",
@@ -253,6 +270,6 @@ async def _refusal(body: dict[str, Any], notice: str, queue: JobQueue) -> BoltRe
         channel_id = channel.get("id") if isinstance(channel, dict) else None
         user_id = user.get("id") if isinstance(user, dict) else None
         if isinstance(channel_id, str) and isinstance(user_id, str):
-            await queue.notify(channel_id, user_id, notice)
+            await queue.notify(channel_id, user_id, notice, team=installation_of(body))
     # Events: a non-2xx answer makes Slack retry, then turn the subscription off.
     return BoltResponse(status=200, body="")

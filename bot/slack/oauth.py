@@ -1,0 +1,121 @@
+"""OAuth mode: Slack's install flow (``/slack/install``, ``/slack/oauth_redirect``) through Bolt's OAuth support.
+
+Bolt's ``AsyncOAuthFlow`` does the work: ``/slack/install`` issues a state
+(``RedisOAuthStateStore``), sets it in a cookie and redirects to Slack's
+authorize page; Slack sends the browser back to ``/slack/oauth_redirect`` with
+a code, which ``oauth.v2.access`` exchanges for the installation's bot token,
+kept in ``RedisInstallationStore``. An installation for a workspace or
+organisation ``SLACK_WORKSPACES`` does not name is refused and not kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urljoin
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.error import BoltError
+from slack_bolt.oauth.async_callback_options import AsyncCallbackOptions, AsyncFailureArgs, AsyncSuccessArgs
+from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.oauth.installation_store.models.installation import Installation
+from slack_sdk.web.async_client import AsyncWebClient
+
+from ..approvals import keys
+from ..settings import Settings
+from .oauth_state import RedisOAuthStateStore
+from .workspaces import Workspaces
+
+log = logging.getLogger(__name__)
+
+INSTALL_PATH = "/slack/install"
+REDIRECT_PATH = "/slack/oauth_redirect"
+
+BOT_SCOPES = (
+    "chat:write",
+    "channels:read",
+    "groups:read",
+    "channels:history",
+    "groups:history",
+    "users:read",
+    "usergroups:read",
+    "commands",
+)
+"""The bot scopes an install asks for: ``manifest.yml``'s, which say why each is needed."""
+
+NOT_SERVED = "not_served"
+"""The failure reason of an install where ``SLACK_WORKSPACES`` names no channel."""
+
+
+class InstallRefused(BoltError):
+    """An installation for a workspace or organisation the workers do not serve."""
+
+
+def authorize_url(api_url: str) -> str:
+    """Slack's authorize page, next to its Web API (``https://slack.com/oauth/v2/authorize``)."""
+    return urljoin(api_url, "../oauth/v2/authorize")
+
+
+class _ServedOnly(AsyncOAuthFlow):
+    """Bolt's flow, keeping only installations where ``workspaces`` has a channel."""
+
+    workspaces: Workspaces
+
+    async def store_installation(self, request: AsyncBoltRequest, installation: Installation) -> None:
+        org_wide = bool(installation.is_enterprise_install)
+        if not self.workspaces.serves(installation.enterprise_id, installation.team_id, org_wide):
+            where = installation.enterprise_id if org_wide else installation.team_id
+            log.warning("install refused: %s is not in SLACK_WORKSPACES", where)
+            raise InstallRefused(f"{where} is not served here")
+        await super().store_installation(request, installation)
+
+
+async def _failure(args: AsyncFailureArgs) -> BoltResponse:
+    if isinstance(args.error, InstallRefused):
+        return BoltResponse(status=403, body="This workspace is not served by these approvals workers.")
+    return await args.default.failure(args)
+
+
+async def _success(args: AsyncSuccessArgs) -> BoltResponse:
+    return await args.default.success(args)
+
+
+def install_flow(settings: Settings, client: AsyncWebClient, workspaces: Workspaces) -> AsyncOAuthFlow:
+    """The install flow, with installations and states in the Redis ``workspaces`` reads;
+    ``client`` calls ``oauth.v2.access`` (``SLACK_API_URL``)."""
+    assert settings.slack_client_id is not None and settings.slack_client_secret is not None
+    oauth = AsyncOAuthSettings(
+        client_id=settings.slack_client_id,
+        client_secret=settings.slack_client_secret.get_secret_value(),
+        scopes=list(BOT_SCOPES),
+        redirect_uri=settings.slack_redirect_uri,
+        install_path=INSTALL_PATH,
+        redirect_uri_path=REDIRECT_PATH,
+        # Straight to Slack: a page of our own with one link would add a click and nothing else.
+        install_page_rendering_enabled=False,
+        authorization_url=authorize_url(settings.slack_api_url),
+        installation_store=workspaces.store,
+        installation_store_bot_only=True,
+        state_store=RedisOAuthStateStore(workspaces.store.redis),
+        state_expiration_seconds=keys.OAUTH_STATE_TTL,
+        callback_options=AsyncCallbackOptions(success=_success, failure=_failure),
+    )
+    flow = _ServedOnly(client=client, settings=oauth)
+    flow.workspaces = workspaces
+    return flow
+
+
+def add_install_routes(app: web.Application, flow: AsyncOAuthFlow) -> None:
+    """Serve ``GET /slack/install`` and ``GET /slack/oauth_redirect`` with ``flow``."""
+
+    async def install(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request)))
+
+    async def redirect(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
+
+    app.router.add_get(INSTALL_PATH, install)
+    app.router.add_get(REDIRECT_PATH, redirect)
