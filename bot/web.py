@@ -111,7 +111,7 @@ def create_app(
     workspaces = Workspaces(settings, RedisInstallationStore(redis)) if settings.oauth else None
     interactive = interactive_client(settings, budget, workspaces=workspaces)
     background = background_client(settings, budget=budget, workspaces=workspaces)
-    flow = install_flow(settings, interactive, workspaces) if workspaces is not None else None
+    flow = install_flow(settings, workspaces) if workspaces is not None else None
     oauth = (flow, workspaces) if flow is not None and workspaces is not None else None
     bolt = build_app(settings, interactive, store, queue, policies, oauth=oauth)
     trust = TrustedOrgs(policies.current.trusted_teams, served=workspaces.channels if workspaces else ())

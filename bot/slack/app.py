@@ -36,7 +36,7 @@ from .budgeted_client import BudgetedClient
 from .deciding import Decider
 from .directory import Directory
 from .listeners import actions, commands, events, modal_clicks, views
-from .workspaces import WorkspaceClient, Workspaces, acting_for, installation_of
+from .workspaces import WORKSPACE, WorkspaceClient, Workspaces, installation_of
 
 
 def interactive_client(
@@ -145,8 +145,10 @@ def build_app(
 async def _in_workspace(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
     """OAuth mode: the listeners' own client calls (``WorkspaceClient``) carry the token of the
     installation the payload came through, as Bolt's per-request client does."""
-    with acting_for(installation_of(body)):
-        await next()
+    # Set, not scoped: Bolt runs the listeners after the middleware returns, in the same task
+    # (process_before_response), and each Slack request sets it anew before its listeners run.
+    WORKSPACE.set(installation_of(body))
+    await next()
 
 
 def _one_auth_test(app: AsyncApp) -> None:

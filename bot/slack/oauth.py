@@ -10,7 +10,9 @@ organisation ``SLACK_WORKSPACES`` does not name is refused and not kept.
 
 from __future__ import annotations
 
+import base64
 import logging
+from typing import Any
 from urllib.parse import urljoin
 
 from aiohttp import web
@@ -23,6 +25,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from ..approvals import keys
 from ..settings import Settings
@@ -83,9 +86,22 @@ async def _success(args: AsyncSuccessArgs) -> BoltResponse:
     return await args.default.success(args)
 
 
-def install_flow(settings: Settings, client: AsyncWebClient, workspaces: Workspaces) -> AsyncOAuthFlow:
+class _AppCredentialsClient(AsyncWebClient):
+    """Sends the app's credentials (``oauth.v2.access``) as an ``Authorization: Basic`` header it
+    encodes itself: slack_sdk passes them to aiohttp's ``BasicAuth``, deprecated in aiohttp 3.12."""
+
+    async def api_call(
+        self, api_method: str, *, auth: dict | None = None, headers: dict | None = None, **kwargs: Any
+    ) -> AsyncSlackResponse:
+        if auth is not None:
+            basic = base64.b64encode(f"{auth['client_id']}:{auth['client_secret']}".encode()).decode()
+            headers = {**(headers or {}), "Authorization": f"Basic {basic}"}
+        return await super().api_call(api_method, headers=headers, **kwargs)
+
+
+def install_flow(settings: Settings, workspaces: Workspaces) -> AsyncOAuthFlow:
     """The install flow, with installations and states in the Redis ``workspaces`` reads;
-    ``client`` calls ``oauth.v2.access`` (``SLACK_API_URL``)."""
+    ``oauth.v2.access`` is asked at ``SLACK_API_URL``."""
     assert settings.slack_client_id is not None and settings.slack_client_secret is not None
     oauth = AsyncOAuthSettings(
         client_id=settings.slack_client_id,
@@ -103,7 +119,7 @@ def install_flow(settings: Settings, client: AsyncWebClient, workspaces: Workspa
         state_expiration_seconds=keys.OAUTH_STATE_TTL,
         callback_options=AsyncCallbackOptions(success=_success, failure=_failure),
     )
-    flow = _ServedOnly(client=client, settings=oauth)
+    flow = _ServedOnly(client=_AppCredentialsClient(base_url=settings.slack_api_url), settings=oauth)
     flow.workspaces = workspaces
     return flow
 

@@ -1,0 +1,279 @@
+"""OAuth mode end to end: install through Slack's flow, post with each workspace's token, and a
+click from one workspace never decides another's request (signed payloads in Slack's shapes)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import pytest
+from aiohttp import web
+from redis.asyncio import Redis
+
+from bot import SlackApprover
+from bot.approvals.model import State
+from bot.slack.ids import Action
+from bot.slack.installation_store import RedisInstallationStore
+from bot.web import create_app
+from tests.conftest import CHANNEL, Worker, _button_value, context, settings_for
+from tests.fakes.redis_server import RedisServer
+from tests.fakes.slack_api import DEFAULT_RATE_SCALE, TEAM_ID, PostedMessage
+from tests.fakes.slack_payloads import block_actions
+from tests.fakes.slack_workspaces import (
+    CHANNEL_B,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    ENTERPRISE,
+    TEAM_B,
+    WorkspacesSlack,
+)
+
+GRID_TEAM = "T0GRIDA"
+GRID_CHANNEL = "C0GRIDAPPROVALS"
+WORKSPACES = {
+    TEAM_ID: {"channel": CHANNEL},
+    TEAM_B: {"channel": CHANNEL_B},
+    ENTERPRISE: {"channel": GRID_CHANNEL},
+}
+
+
+@pytest.fixture
+async def multi() -> AsyncIterator[WorkspacesSlack]:
+    async with WorkspacesSlack.start(rate_scale=DEFAULT_RATE_SCALE) as fake:
+        assert isinstance(fake, WorkspacesSlack)
+        fake.add_workspace_channel(CHANNEL_B, "approvals-b", TEAM_B)
+        fake.add_workspace_channel(GRID_CHANNEL, "approvals-grid", GRID_TEAM)
+        fake.org_workspaces[GRID_TEAM] = ENTERPRISE
+        yield fake
+        assert fake.invalid == []
+
+
+@pytest.fixture
+async def oauth_worker(
+    redis_server: RedisServer, multi: WorkspacesSlack, redis: Redis
+) -> AsyncIterator[Callable[..., Awaitable[Worker]]]:
+    runners: list[web.AppRunner] = []
+    session = aiohttp.ClientSession()
+
+    async def start(**overrides: Any) -> Worker:
+        settings = settings_for(
+            redis_server,
+            multi,
+            slack_bot_token=None,
+            approval_channel=None,
+            slack_client_id=CLIENT_ID,
+            slack_client_secret=CLIENT_SECRET,
+            slack_workspaces=WORKSPACES,
+            **overrides,
+        )
+        runner = web.AppRunner(create_app(settings, consumer=f"oauth-{len(runners)}"), access_log=None)
+        await runner.setup()
+        runners.append(runner)
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        host, port = runner.addresses[0][:2]
+        return Worker(f"http://{host}:{port}", session, multi)
+
+    yield start
+    await session.close()
+    for runner in runners:
+        await runner.cleanup()
+
+
+async def begin_install(worker: Worker) -> tuple[str, str]:
+    """GET /slack/install as a browser: the state, and the cookie that carries it."""
+    async with worker.session.get(f"{worker.url}/slack/install", allow_redirects=False) as response:
+        assert response.status == 302
+        location = urlsplit(response.headers["Location"])
+        cookie = response.headers["Set-Cookie"]
+    assert location.path == "/oauth/v2/authorize"
+    query = parse_qs(location.query)
+    assert query["client_id"] == [CLIENT_ID]
+    assert "chat:write" in query["scope"][0].split(",")
+    state = query["state"][0]
+    assert cookie.startswith(f"slack-app-oauth-state={state};") and "HttpOnly" in cookie
+    return state, cookie.split(";")[0]
+
+
+async def finish_install(worker: Worker, code: str, state: str, cookie: str) -> int:
+    """Slack's redirect back with the code, in the browser that began the install."""
+    url = f"{worker.url}/slack/oauth_redirect"
+    async with worker.session.get(
+        url, params={"code": code, "state": state}, headers={"Cookie": cookie}
+    ) as r:
+        await r.read()
+        return r.status
+
+
+async def install(
+    worker: Worker, slack: WorkspacesSlack, team: str | None, enterprise: str | None = None
+) -> None:
+    state, cookie = await begin_install(worker)
+    assert await finish_install(worker, slack.authorize(team, enterprise), state, cookie) == 200
+
+
+async def click_as(
+    worker: Worker,
+    message: PostedMessage,
+    user: str,
+    *,
+    team: str | None,
+    user_team: str,
+    enterprise: str | None = None,
+) -> None:
+    payload = block_actions(
+        user,
+        Action.APPROVE.value,
+        _button_value(message, Action.APPROVE),
+        message=message.as_dict(),
+        channel=message.channel,
+        user_team=user_team,
+        team=team,
+        enterprise=enterprise,
+    )
+    response = await worker.post_signed(payload)
+    assert response.status == 200
+
+
+async def root_in(slack: WorkspacesSlack, channel: str) -> PostedMessage:
+    await slack.wait_for(lambda: any(m.channel == channel and not m.thread_ts for m in slack.roots()))
+    return next(m for m in slack.roots() if m.channel == channel)
+
+
+async def test_install_then_post_and_decide_in_that_workspace_only(
+    oauth_worker: Callable[..., Awaitable[Worker]],
+    multi: WorkspacesSlack,
+    redis: Redis,
+    redis_server: RedisServer,
+) -> None:
+    worker = await oauth_worker()
+    await install(worker, multi, TEAM_ID)
+    await install(worker, multi, TEAM_B)
+    bot = await RedisInstallationStore(redis).async_find_bot(enterprise_id=None, team_id=TEAM_B)
+    assert bot is not None and bot.bot_token == multi.token_of(TEAM_B)
+
+    approver = SlackApprover(redis_server.url, timeout=60, team=TEAM_B)
+    async with approver:
+        call = asyncio.create_task(
+            approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_b1"))
+        )
+        message = await root_in(multi, CHANNEL_B)  # only B's token can post there
+        # A person of workspace A clicks (a signed payload, as Slack would send it): refused.
+        await click_as(worker, message, "U0ALICE", team=TEAM_ID, user_team=TEAM_ID)
+        notice = await multi.wait_for_call("chat.postEphemeral")
+        assert "another Slack workspace" in notice.args["text"]
+        assert not call.done()
+        # The same click with the payload's workspace forged to B, the clicker still A's: refused too.
+        await click_as(worker, message, "U0ALICE", team=TEAM_B, user_team=TEAM_ID)
+        await multi.wait_for_call("chat.postEphemeral", count=2)
+        assert not call.done()
+        # A person of B decides it.
+        await click_as(worker, message, "U0BOB", team=TEAM_B, user_team=TEAM_B)
+        result = await asyncio.wait_for(call, 10)
+    assert result.behavior == "allow"
+
+
+async def test_org_wide_install_serves_the_organisations_workspaces(
+    oauth_worker: Callable[..., Awaitable[Worker]], multi: WorkspacesSlack, redis_server: RedisServer
+) -> None:
+    worker = await oauth_worker()
+    await install(worker, multi, TEAM_ID)
+    await install(worker, multi, None, ENTERPRISE)
+    approver = SlackApprover(redis_server.url, timeout=60, team=ENTERPRISE)
+    async with approver:
+        call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_org")))
+        message = await root_in(multi, GRID_CHANNEL)
+        # Workspace A is not in the organisation.
+        await click_as(worker, message, "U0ALICE", team=TEAM_ID, user_team=TEAM_ID)
+        notice = await multi.wait_for_call("chat.postEphemeral")
+        assert "another Slack workspace" in notice.args["text"]
+        assert not call.done()
+        # A person of a workspace of the organisation, through the org-wide install (team: null).
+        await click_as(worker, message, "U0GRID", team=None, user_team=GRID_TEAM, enterprise=ENTERPRISE)
+        result = await asyncio.wait_for(call, 10)
+    assert result.behavior == "allow"
+
+
+async def test_a_request_naming_no_installed_workspace_is_undeliverable(
+    oauth_worker: Callable[..., Awaitable[Worker]], multi: WorkspacesSlack, redis_server: RedisServer
+) -> None:
+    await oauth_worker()
+    for team in ("", TEAM_B):  # none named; named but never installed
+        async with SlackApprover(redis_server.url, timeout=60, team=team) as approver:
+            result = await asyncio.wait_for(
+                approver.can_use_tool("Bash", {"command": "ls"}, context(f"toolu_{team or 'none'}")), 10
+            )
+            assert result.behavior == "deny"
+            request = await approver.store.get(f"toolu_{team or 'none'}")
+            del request
+    assert multi.roots() == []
+
+
+async def test_a_state_is_good_once_and_only_in_its_browser(
+    oauth_worker: Callable[..., Awaitable[Worker]], multi: WorkspacesSlack, redis: Redis
+) -> None:
+    worker = await oauth_worker()
+    state, cookie = await begin_install(worker)
+    # Another browser (no cookie, or another state's): refused before the state is used.
+    assert await finish_install(worker, multi.authorize(TEAM_B), state, "slack-app-oauth-state=other") == 400
+    assert (
+        await finish_install(
+            worker, multi.authorize(TEAM_B), "never-issued", "slack-app-oauth-state=never-issued"
+        )
+        == 401
+    )
+    assert await finish_install(worker, multi.authorize(TEAM_B), state, cookie) == 200
+    assert await finish_install(worker, multi.authorize(TEAM_B), state, cookie) == 401  # reused
+    state, cookie = await begin_install(worker)
+    await redis.delete(*await redis.keys("appr:oauth-state:*"))  # as if it expired
+    assert await finish_install(worker, multi.authorize(TEAM_B), state, cookie) == 401
+
+
+async def test_a_code_slack_rejects_and_a_workspace_not_served(
+    oauth_worker: Callable[..., Awaitable[Worker]], multi: WorkspacesSlack, redis: Redis
+) -> None:
+    worker = await oauth_worker()
+    state, cookie = await begin_install(worker)
+    assert await finish_install(worker, "not-a-code", state, cookie) == 401
+    state, cookie = await begin_install(worker)
+    assert await finish_install(worker, multi.authorize("T0STRANGER"), state, cookie) == 403
+    assert (
+        await RedisInstallationStore(redis).async_find_bot(enterprise_id=None, team_id="T0STRANGER") is None
+    )
+    # Reusing a code Slack already exchanged.
+    code = multi.authorize(TEAM_B)
+    state, cookie = await begin_install(worker)
+    assert await finish_install(worker, code, state, cookie) == 200
+    state, cookie = await begin_install(worker)
+    assert await finish_install(worker, code, state, cookie) == 401
+    assert [c.response.get("error") for c in multi.calls_to("oauth.v2.access")] == [
+        "invalid_code",
+        None,
+        None,
+        "invalid_code",
+    ]
+
+
+async def test_a_workspace_token_cannot_post_in_another_workspaces_channel(multi: WorkspacesSlack) -> None:
+    code = multi.authorize(TEAM_B)
+    multi.installed["xoxb-direct"] = TEAM_B
+    del code
+    async with aiohttp.ClientSession() as session:
+        for token, channel, expected in (
+            ("xoxb-direct", CHANNEL, "channel_not_found"),
+            (multi.token, CHANNEL_B, "channel_not_found"),
+            ("xoxb-direct", CHANNEL_B, None),
+        ):
+            async with session.post(
+                f"{multi.base_url}chat.postMessage",
+                json={"channel": channel, "text": "hi"},
+                headers={"Authorization": f"Bearer {token}"},
+            ) as response:
+                body = await response.json()
+            assert body.get("error") == expected, (token, channel, body)
+
+
+def test_state_of_request_is_pending_value() -> None:
+    assert State.PENDING.value == "pending"
