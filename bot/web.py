@@ -116,7 +116,7 @@ def create_app(
     bolt = build_app(settings, interactive, store, queue, policies, oauth=oauth)
     trust = TrustedOrgs(policies.current.trusted_teams, served=workspaces.channels if workspaces else ())
     policies.on_change(lambda policy: trust.trust(policy.trusted_teams))
-    refuse_other_orgs(bolt, trust, queue)
+    refuse_other_orgs(bolt, trust, queue, also=workspaces.org_member if workspaces else None)
     answer_failures(bolt)
     jobs = SlackJobWorker(
         store,

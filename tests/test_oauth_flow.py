@@ -4,6 +4,7 @@ click from one workspace never decides another's request (signed payloads in Sla
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -14,14 +15,14 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from bot import SlackApprover
-from bot.approvals.model import State
-from bot.slack.ids import Action
+from bot.approvals.model import State, request_id_for
+from bot.slack.ids import Action, Field
 from bot.slack.installation_store import RedisInstallationStore
 from bot.web import create_app
-from tests.conftest import CHANNEL, Worker, _button_value, context, settings_for
+from tests.conftest import CHANNEL, SIGNING_SECRET, Worker, _button_value, context, settings_for
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.slack_api import DEFAULT_RATE_SCALE, TEAM_ID, PostedMessage
-from tests.fakes.slack_payloads import block_actions
+from tests.fakes.slack_payloads import block_actions, signed_form, view_submission
 from tests.fakes.slack_workspaces import (
     CHANNEL_B,
     CLIENT_ID,
@@ -275,5 +276,57 @@ async def test_a_workspace_token_cannot_post_in_another_workspaces_channel(multi
             assert body.get("error") == expected, (token, channel, body)
 
 
-def test_state_of_request_is_pending_value() -> None:
-    assert State.PENDING.value == "pending"
+async def test_a_deny_form_from_another_workspace_decides_nothing(
+    oauth_worker: Callable[..., Awaitable[Worker]], multi: WorkspacesSlack, redis_server: RedisServer
+) -> None:
+    """A person of B opens the Deny form; its submission, replayed as a person of A
+    (signed, in Slack's shape), is refused by the mechanism that decides."""
+    worker = await oauth_worker()
+    await install(worker, multi, TEAM_ID)
+    await install(worker, multi, TEAM_B)
+    async with SlackApprover(redis_server.url, timeout=60, team=TEAM_B) as approver:
+        call = asyncio.create_task(
+            approver.can_use_tool("Bash", {"command": "rm -rf x"}, context("toolu_deny"))
+        )
+        message = await root_in(multi, CHANNEL_B)
+        payload = block_actions(
+            "U0BOB",
+            Action.DENY.value,
+            _button_value(message, Action.DENY),
+            message=message.as_dict(),
+            channel=message.channel,
+            user_team=TEAM_B,
+            team=TEAM_B,
+        )
+        assert (await worker.post_signed(payload)).status == 200
+        update = await multi.wait_for_call("views.update")
+        view = multi.views[update.args["view_id"]]
+        values = {Field.REASON_BLOCK.value: {Field.REASON_INPUT.value: "no"}}
+        forged = view_submission(
+            "U0ALICE",
+            view["callback_id"],
+            view["private_metadata"],
+            values,
+            view=view,
+            user_team=TEAM_ID,
+            team=TEAM_ID,
+        )
+        body, headers = signed_form(forged, SIGNING_SECRET)
+        async with worker.session.post(f"{worker.url}/slack/events", data=body, headers=headers) as response:
+            answer = await response.json()
+        assert answer["response_action"] == "update"
+        assert "another Slack workspace" in json.dumps(answer["view"])
+        request = await approver.store.get(request_id_for("toolu_deny"))
+        assert request is not None and request.state is State.PENDING and not call.done()
+        # Opening the form from workspace A is refused too: the form says so instead.
+        payload = block_actions(
+            "U0ALICE",
+            Action.DENY.value,
+            _button_value(message, Action.DENY),
+            message=message.as_dict(),
+            channel=message.channel,
+        )
+        assert (await worker.post_signed(payload)).status == 200
+        update = await multi.wait_for_call("views.update", count=2)
+        assert "another Slack workspace" in json.dumps(multi.views[update.args["view_id"]])
+        call.cancel()

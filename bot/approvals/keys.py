@@ -199,13 +199,14 @@ RENDER_LOCK_TTL = 120
 INSTALL_PREFIX = f"{PREFIX}:install:"
 """+ ``{<enterprise>:<team>}``: one installation's keys, in one slot: ``{-:T…}`` for a workspace
 install (Slack's workspace ids are unique), ``{E…:-}`` for an org-wide one. Under it: ``bot`` (the latest bot token, JSON),
-``latest`` (the latest installation, JSON), ``user:<U…>`` (the latest of one installer) and
-``users`` (a set of those installers, so a delete finds them). Tokens are secrets: Redis
+``latest`` (the latest installation, JSON), ``user:<U…>`` (the latest of one installer),
+``users`` (a set of those installers, so a delete finds them) and, for an org-wide install,
+``teams`` (the set of workspaces it was granted). Tokens are secrets: Redis
 holds them as Slack gave them, so protect Redis as you would the bot token."""
 
 
 def installation(enterprise_id: str | None, team_id: str | None, part: str) -> str:
-    """The key of ``part`` (``bot``, ``latest``, ``users``, ``user:<U…>``) of one installation."""
+    """The key of ``part`` (``bot``, ``latest``, ``users``, ``user:<U…>``, ``teams``) of one installation."""
     return f"{INSTALL_PREFIX}{{{enterprise_id or '-'}:{team_id or '-'}}}:{part}"
 
 

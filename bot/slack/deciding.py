@@ -83,7 +83,7 @@ class Decider:
         if self.workspaces is None:
             return None
         request = await self.store.get(request_id)
-        if request is None or self.workspaces.may_decide(origin, request):
+        if request is None or await self.workspaces.may_decide(origin, request):
             return None  # gone: DECIDE says so as it does for everyone
         return Transition(won=False, request=request, refused=Refusal.OTHER_WORKSPACE)
 

@@ -67,12 +67,12 @@ class Installation:
         return cls(
             team,
             enterprise if isinstance(enterprise, str) and enterprise else None,
-            await _workspaces(client),
+            await org_workspaces(client),
             url,
         )
 
 
-async def _workspaces(client: AsyncWebClient) -> frozenset[str]:
+async def org_workspaces(client: AsyncWebClient) -> frozenset[str]:
     """The workspaces an org-wide install was granted (clicks there carry a workspace id, ``team: null``)."""
     found: set[str] = set()
     cursor = ""
@@ -223,25 +223,33 @@ WORKSPACE_URL = "workspace_url"
 """The Bolt context key listeners find the installation's URL under (None if Slack gave none)."""
 
 
-def refuse_other_orgs(app: AsyncApp, trust: TrustedOrgs, queue: JobQueue) -> None:
+def refuse_other_orgs(
+    app: AsyncApp, trust: TrustedOrgs, queue: JobQueue, *, also: OrgMember | None = None
+) -> None:
     """Register a Bolt middleware (HTTP and Socket Mode alike) that stops other organisations' requests
-    before any listener runs; the person is told, nothing changes."""
-    app.middleware(_OrgGate(trust, queue).only_trusted_orgs)
+    before any listener runs; the person is told, nothing changes. ``also`` (OAuth mode) lets in
+    people of a workspace an org-wide install was granted, as that install's records say."""
+    app.middleware(_OrgGate(trust, queue, also).only_trusted_orgs)
+
+
+OrgMember = Callable[[Actor, Mapping[str, Any]], Awaitable[bool]]
+"""Whether an actor's workspace belongs to the org-wide install the payload came through."""
 
 
 class _OrgGate:
     """The middleware ``refuse_other_orgs`` registers."""
 
-    def __init__(self, trust: TrustedOrgs, queue: JobQueue) -> None:
+    def __init__(self, trust: TrustedOrgs, queue: JobQueue, also: OrgMember | None = None) -> None:
         self.trust = trust
         self.queue = queue
+        self.also = also
 
     async def only_trusted_orgs(
         self, body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
     ) -> BoltResponse | None:
         trust = self.trust
         actor = actor_of(body)
-        if actor is None or trust.allows(actor):
+        if actor is None or trust.allows(actor) or (self.also is not None and await self.also(actor, body)):
             if trust.installation is not None:
                 context[WORKSPACE_URL] = trust.installation.url
             await next()

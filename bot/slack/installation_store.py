@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
@@ -28,7 +29,7 @@ from ..approvals import keys
 
 log = logging.getLogger(__name__)
 
-BOT, LATEST, USERS = "bot", "latest", "users"
+BOT, LATEST, USERS, TEAMS = "bot", "latest", "users", "teams"
 """The parts of one installation (``keys.installation``)."""
 
 
@@ -118,6 +119,20 @@ class RedisInstallationStore(AsyncInstallationStore):
             return installation
         return None
 
+    async def save_org_workspaces(self, enterprise_id: str, teams: Iterable[str]) -> None:
+        """The workspaces an org-wide install was granted (``auth.teams.list``), replacing those known."""
+        key = keys.installation(enterprise_id, None, TEAMS)
+        teams = list(teams)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            if teams:
+                pipe.sadd(key, *teams)
+            await pipe.execute()
+
+    async def in_organisation(self, team_id: str, enterprise_id: str) -> bool:
+        """Whether the org-wide install of ``enterprise_id`` was granted workspace ``team_id``."""
+        return bool(await self.redis.sismember(keys.installation(enterprise_id, None, TEAMS), team_id))
+
     async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
         """Forget the bot of the workspace ``team_id``, or (without one) of the org-wide install."""
         await self.redis.delete(keys.installation(*_where(enterprise_id, team_id, None), BOT))
@@ -134,7 +149,9 @@ class RedisInstallationStore(AsyncInstallationStore):
         else:
             users = cast(set[bytes], await self.redis.smembers(users_key))
             doomed = [keys.installation(enterprise_id, team_id, _user(u.decode())) for u in users]
-            doomed += [keys.installation(enterprise_id, team_id, LATEST), users_key]
+            doomed += [keys.installation(enterprise_id, team_id, part) for part in (LATEST, TEAMS)] + [
+                users_key
+            ]
         await self.redis.delete(*doomed)
         log.info("installation deleted: organisation %s, workspace %s", enterprise_id or "-", team_id or "-")
 

@@ -29,6 +29,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from ..approvals import keys
 from ..settings import Settings
+from .identity import org_workspaces
 from .oauth_state import RedisOAuthStateStore
 from .workspaces import Workspaces
 
@@ -74,6 +75,12 @@ class _ServedOnly(AsyncOAuthFlow):
             log.warning("install refused: %s is not in SLACK_WORKSPACES", where)
             raise InstallRefused(f"{where} is not served here")
         await super().store_installation(request, installation)
+        if org_wide and installation.enterprise_id and installation.bot_token:
+            # Its clicks come from any of its workspaces (``team: null`` in the payload): which
+            # ones, only auth.teams.list says. A workspace added later needs the app installed again.
+            org = AsyncWebClient(token=installation.bot_token, base_url=self.client.base_url)
+            teams = await org_workspaces(org)
+            await self.workspaces.store.save_org_workspaces(installation.enterprise_id, teams)
 
 
 async def _failure(args: AsyncFailureArgs) -> BoltResponse:

@@ -10,7 +10,7 @@ updates messages stays the same for one workspace or many.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -70,14 +70,29 @@ class Workspaces:
         team = await self.store.redis.hget(request_key(request_id), record.Field.TEAM)
         return team.decode() if isinstance(team, bytes) else str(team or "")
 
-    @staticmethod
-    def may_decide(origin: Actor | None, request: ApprovalRequest) -> bool:
+    async def may_decide(self, origin: Actor | None, request: ApprovalRequest) -> bool:
         """Whether a person of ``origin`` may decide ``request``: only its own workspace's people,
         or its organisation's for a request of an org-wide install. A request naming no workspace
         has no one to decide it here."""
         if origin is None or not request.team:
             return False
-        return request.team in (origin.team, origin.enterprise)
+        if request.team in (origin.team, origin.enterprise):
+            return True
+        return (
+            request.team.startswith("E")
+            and origin.team is not None
+            and await self.store.in_organisation(origin.team, request.team)
+        )
+
+    async def org_member(self, actor: Actor, body: Mapping[str, Any]) -> bool:
+        """Whether ``actor``'s workspace was granted to the org-wide install ``body`` came through
+        (``identity.refuse_other_orgs``' ``also``)."""
+        organisation = installation_of(body) if body.get("is_enterprise_install") else ""
+        return (
+            organisation in self.channels
+            and actor.team is not None
+            and await self.store.in_organisation(actor.team, organisation)
+        )
 
 
 class WorkspaceClient(BudgetedClient):

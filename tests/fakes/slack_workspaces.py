@@ -43,6 +43,7 @@ class WorkspacesSlack(FakeSlack):
         """Workspace → its organisation."""
         self._codes: dict[str, dict[str, Any]] = {}
         self._acting = TEAM_ID
+        self._handlers["auth.teams.list"] = self._auth_teams_list
 
     def add_workspace_channel(self, channel_id: str, name: str, team: str) -> FakeChannel:
         self.channel_team[channel_id] = team
@@ -121,4 +122,14 @@ class WorkspacesSlack(FakeSlack):
             "enterprise_id": acting if org_wide else self.org_workspaces.get(acting),
             "bot_id": BOT_ID,
             "is_enterprise_install": org_wide,
+        }
+
+    def _auth_teams_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The workspaces an org-wide install was granted (one page)."""
+        if not self._acting.startswith("E"):
+            raise _Reject("not_allowed_token_type")
+        teams = [t for t, org in self.org_workspaces.items() if org == self._acting]
+        return {
+            "teams": [{"id": t, "name": t.lower()} for t in teams],
+            "response_metadata": {"next_cursor": ""},
         }
