@@ -22,7 +22,7 @@ from bot.web import create_app
 from tests.conftest import CHANNEL, SIGNING_SECRET, Worker, _button_value, context, settings_for
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.slack_api import DEFAULT_RATE_SCALE, TEAM_ID, PostedMessage
-from tests.fakes.slack_payloads import block_actions, signed_form, view_submission
+from tests.fakes.slack_payloads import block_actions, event_callback, signed_form, view_submission
 from tests.fakes.slack_workspaces import (
     CHANNEL_B,
     CLIENT_ID,
@@ -330,3 +330,16 @@ async def test_a_deny_form_from_another_workspace_decides_nothing(
         update = await multi.wait_for_call("views.update", count=2)
         assert "another Slack workspace" in json.dumps(multi.views[update.args["view_id"]])
         call.cancel()
+
+
+async def test_an_uninstall_forgets_the_workspaces_token(
+    oauth_worker: Callable[..., Awaitable[Worker]], multi: WorkspacesSlack, redis: Redis
+) -> None:
+    worker = await oauth_worker()
+    await install(worker, multi, TEAM_ID)
+    await install(worker, multi, TEAM_B)
+    store = RedisInstallationStore(redis)
+    assert await worker.event(event_callback({"type": "app_uninstalled"}, team_id=TEAM_B)) == 200
+    assert await store.async_find_bot(enterprise_id=None, team_id=TEAM_B) is None
+    assert await store.async_find_installation(enterprise_id=None, team_id=TEAM_B) is None
+    assert await store.async_find_bot(enterprise_id=None, team_id=TEAM_ID) is not None

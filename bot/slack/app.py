@@ -131,6 +131,7 @@ def build_app(
         _count_listener_calls(app, client.budget)
     if oauth is not None:
         app.middleware(_in_workspace)
+        _forget_lost_installations(app)
     allowlist = TeamAllowList(store.redis)
     directory = Directory(store.redis, client)
     decider = Decider(store, directory, oauth[1] if oauth else None)
@@ -140,6 +141,25 @@ def build_app(
     commands.register(app, store, allowlist)
     events.register(app, store, directory)
     return app
+
+
+def _forget_lost_installations(app: AsyncApp) -> None:
+    """OAuth mode: an uninstall or a revoked token deletes what the installation store holds for
+    it (Bolt's own listeners), then is logged as in single-token mode. Registered before
+    ``events.register``'s listeners, as Bolt runs only the first that matches an event."""
+    uninstalled = app.default_app_uninstalled_event_listener()
+    revoked = app.default_tokens_revoked_event_listener()
+
+    async def on_uninstalled(event: dict[str, Any], context: AsyncBoltContext) -> None:
+        await uninstalled(context=context)
+        await events.access_lost(event)
+
+    async def on_revoked(event: dict[str, Any], context: AsyncBoltContext) -> None:
+        await revoked(event=event, context=context)
+        await events.access_lost(event)
+
+    app.event("app_uninstalled")(on_uninstalled)
+    app.event("tokens_revoked")(on_revoked)
 
 
 async def _in_workspace(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
