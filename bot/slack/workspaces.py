@@ -106,7 +106,8 @@ class WorkspaceClient(BudgetedClient):
         self, api_method: str, *, headers: dict | None = None, **kwargs: Any
     ) -> AsyncSlackResponse:
         workspace = WORKSPACE.get()
-        if workspace is None:
+        # A call that names its own token (Bolt's authorization: auth_test(token=…)) keeps it.
+        if workspace is None or _names_token(kwargs):
             return await super().api_call(api_method, headers=headers, **kwargs)
         token = await self.workspaces.token(workspace) if workspace else None
         if token is None:
@@ -115,3 +116,9 @@ class WorkspaceClient(BudgetedClient):
         return await super().api_call(
             api_method, headers={**(headers or {}), "Authorization": f"Bearer {token}"}, **kwargs
         )
+
+
+def _names_token(call: dict[str, Any]) -> bool:
+    return any(
+        isinstance(call.get(part), dict) and "token" in call[part] for part in ("params", "json", "data")
+    )
