@@ -8,6 +8,8 @@ import pytest
 from redis.asyncio import Redis
 from slack_sdk.errors import SlackApiError
 
+from bot.approvals.allowlist import TeamAllowList
+from bot.approvals.rules import Rule
 from bot.settings import Settings
 from bot.slack.installation_store import RedisInstallationStore
 from bot.slack.workspaces import NotInstalled, WorkspaceClient, Workspaces, acting_for
@@ -60,3 +62,15 @@ async def test_no_installation_no_call(multi: WorkspacesSlack, redis: Redis) -> 
         with acting_for(workspace), pytest.raises(NotInstalled):
             await client.chat_postMessage(channel=CHANNEL, text="x")
     assert multi.calls_to("chat.postMessage") == []
+
+
+async def test_an_always_allow_rule_stands_in_its_own_workspace_only(redis: Redis) -> None:
+    """A rule granted on workspace B's request never approves workspace A's calls (nor the reverse)."""
+    allowlist = TeamAllowList(redis)
+    await allowlist.add([Rule.parse("Bash(make deploy)")], added_by="U0BOB", request="r1", team=TEAM_B)
+    call = ("Bash", {"command": "make deploy"})
+    assert [g.by for g in await allowlist.grants(*call, team=TEAM_B)] == ["U0BOB"]
+    assert await allowlist.grants(*call, team=TEAM_ID) == []
+    assert await allowlist.grants(*call) == []  # one bot token: rules granted with none
+    entry = (await allowlist.all())[0]
+    assert entry.team == TEAM_B

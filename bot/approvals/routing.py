@@ -61,7 +61,9 @@ class Router:
         )
         if route.action is not Action.ASK:
             return Routing(route)
-        grants = await self.allowlist.grants(request.tool_name, request.tool_input, request.resolved)
+        grants = await self.allowlist.grants(
+            request.tool_name, request.tool_input, request.resolved, team=request.team
+        )
         return Routing(route, tuple(grants))
 
     async def apply(self, request: ApprovalRequest, routing: Routing) -> ApprovalRequest | None:

@@ -114,7 +114,11 @@ class ActionListeners:
             # The rules the message listed (blocks.request_parts.always_allow_block), no others.
             rules_to_add = list(listed(transition.request.suggestions).rules)
             await self.allowlist.add(
-                rules_to_add, added_by=click.user.id, route=transition.request.rule, request=click.request_id
+                rules_to_add,
+                added_by=click.user.id,
+                route=transition.request.rule,
+                request=click.request_id,
+                team=transition.request.team,
             )
 
     async def remove_rule(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
