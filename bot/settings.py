@@ -24,6 +24,9 @@ class Workspace(BaseModel):
 
     channel: str
     """Its approval channel (``C…``), in that workspace."""
+    policy: Path | None = None
+    """Its own team rules (a file like ``approval_policy``'s) for routing its requests;
+    unset: ``approval_policy``'s."""
 
 
 class Settings(BaseSettings):

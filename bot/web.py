@@ -159,6 +159,7 @@ def create_app(
         jobs=jobs,
         health=health,
         slack_first_wait=slack_first_wait,
+        team_policies=list(workspaces.policies.values()) if workspaces else [],
     )
     app.cleanup_ctx.append(life.lifecycle)
     return app
@@ -183,6 +184,8 @@ class _WorkerLife:
     jobs: SlackJobWorker
     health: Health
     slack_first_wait: float
+    team_policies: list[PolicyHolder]
+    """OAuth mode: the workspaces' own policies, watched and closed like ``policies``."""
 
     async def lifecycle(self, _app: web.Application) -> AsyncIterator[None]:
         async with keep_alive(self.interactive, self.background):
@@ -221,7 +224,8 @@ class _WorkerLife:
                 if socket_mode is not None:
                     await socket_mode.close_async()
                 await self.jobs.close(grace=JOB_DRAIN)
-                await self.policies.aclose()
+                for holder in [self.policies, *self.team_policies]:
+                    await holder.aclose()
                 # Last before the client: the store's and the replay check's batches
                 # run in tasks of their own that cancelling jobs or requests does not
                 # stop, and one still running would reconnect the closed pool.
@@ -237,7 +241,8 @@ class _WorkerLife:
 
     async def watch_policy(self) -> None:
         # One os.stat a sweep interval; also records a version Redis could not audit yet.
-        await self.policies.check()
+        for holder in [self.policies, *self.team_policies]:
+            await holder.check()
         await asyncio.sleep(self.settings.sweep_interval)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,7 +20,7 @@ from bot.approvals.model import State, request_id_for
 from bot.slack.ids import Action, Field
 from bot.slack.installation_store import RedisInstallationStore
 from bot.web import create_app
-from tests.conftest import CHANNEL, SIGNING_SECRET, Worker, _button_value, context, settings_for
+from tests.conftest import CHANNEL, SIGNING_SECRET, Worker, _button_value, context, policy_file, settings_for
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.slack_api import DEFAULT_RATE_SCALE, TEAM_ID, PostedMessage
 from tests.fakes.slack_payloads import block_actions, event_callback, signed_form, view_submission
@@ -60,16 +61,14 @@ async def oauth_worker(
     session = aiohttp.ClientSession()
 
     async def start(**overrides: Any) -> Worker:
-        settings = settings_for(
-            redis_server,
-            multi,
-            slack_bot_token=None,
-            approval_channel=None,
-            slack_client_id=CLIENT_ID,
-            slack_client_secret=CLIENT_SECRET,
-            slack_workspaces=WORKSPACES,
-            **overrides,
-        )
+        oauth: dict[str, Any] = {
+            "slack_bot_token": None,
+            "approval_channel": None,
+            "slack_client_id": CLIENT_ID,
+            "slack_client_secret": CLIENT_SECRET,
+            "slack_workspaces": WORKSPACES,
+        }
+        settings = settings_for(redis_server, multi, **{**oauth, **overrides})
         runner = web.AppRunner(create_app(settings, consumer=f"oauth-{len(runners)}"), access_log=None)
         await runner.setup()
         runners.append(runner)
@@ -343,3 +342,25 @@ async def test_an_uninstall_forgets_the_workspaces_token(
     assert await store.async_find_bot(enterprise_id=None, team_id=TEAM_B) is None
     assert await store.async_find_installation(enterprise_id=None, team_id=TEAM_B) is None
     assert await store.async_find_bot(enterprise_id=None, team_id=TEAM_ID) is not None
+
+
+async def test_a_workspace_with_its_own_policy(
+    oauth_worker: Callable[..., Awaitable[Worker]],
+    multi: WorkspacesSlack,
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    rules = "rules:\n  - {name: no-rm, tool: Bash, command: '^rm ', action: deny, message: Not here.}\n"
+    workspaces = {**WORKSPACES, TEAM_B: {"channel": CHANNEL_B, "policy": str(policy_file(tmp_path, rules))}}
+    worker = await oauth_worker(slack_workspaces=workspaces)
+    await install(worker, multi, TEAM_ID)
+    await install(worker, multi, TEAM_B)
+    async with SlackApprover(redis_server.url, timeout=60, team=TEAM_B) as in_b:
+        denied = await asyncio.wait_for(
+            in_b.can_use_tool("Bash", {"command": "rm -rf x"}, context("toolu_pb")), 10
+        )
+    assert denied.behavior == "deny" and "Not here." in denied.message
+    async with SlackApprover(redis_server.url, timeout=60, team=TEAM_ID) as in_a:
+        call = asyncio.create_task(in_a.can_use_tool("Bash", {"command": "rm -rf x"}, context("toolu_pa")))
+        await root_in(multi, CHANNEL)  # A's requests follow APPROVAL_POLICY (none: ask in A's channel)
+        call.cancel()

@@ -93,7 +93,9 @@ class SlackJobWorker:
         self.poster = RequestPoster(
             store,
             client,
-            router=Router(store, policies, TeamAllowList(store.redis)),
+            router=Router(
+                store, policies, TeamAllowList(store.redis), workspaces.policies if workspaces else None
+            ),
             directory=self.directory,
             messages=self.messages,
             default_channel=default_channel,

@@ -17,8 +17,10 @@ from typing import Any
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from ..approvals import record
+from ..approvals.audit import AuditLog
 from ..approvals.keys import request as request_key
 from ..approvals.model import ApprovalRequest
+from ..approvals.policy_reload import PolicyHolder
 from ..settings import Settings
 from .budgeted_client import BudgetedClient
 from .identity import Actor, installation_of
@@ -49,8 +51,15 @@ class Workspaces:
     """The workspaces ``SLACK_WORKSPACES`` serves, and their bot tokens in ``store``."""
 
     def __init__(self, settings: Settings, store: RedisInstallationStore) -> None:
+        """Loads each workspace's own policy file: ``PolicyError`` if one is invalid."""
         self.channels = {team: workspace.channel for team, workspace in settings.slack_workspaces.items()}
         self.store = store
+        self.policies = {
+            team: PolicyHolder(workspace.policy, audit=AuditLog(store.redis))
+            for team, workspace in settings.slack_workspaces.items()
+            if workspace.policy is not None
+        }
+        """The workspaces with a policy of their own, reloaded like ``APPROVAL_POLICY``'s."""
 
     def serves(self, enterprise_id: str | None, team_id: str | None, org_wide: bool) -> bool:
         """Whether an installation there may be kept: an org-wide install by its organisation's id."""
