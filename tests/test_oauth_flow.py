@@ -12,15 +12,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from aiohttp import web
 from redis.asyncio import Redis
 
 from bot import SlackApprover
 from bot.approvals.model import State, request_id_for
 from bot.slack.ids import Action, Field
 from bot.slack.installation_store import RedisInstallationStore
-from bot.web import create_app
-from tests.conftest import CHANNEL, SIGNING_SECRET, Worker, _button_value, context, policy_file, settings_for
+from tests.conftest import CHANNEL, SIGNING_SECRET, Worker, _button_value, context, policy_file
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.slack_api import DEFAULT_RATE_SCALE, TEAM_ID, PostedMessage
 from tests.fakes.slack_payloads import block_actions, event_callback, signed_form, view_submission
@@ -43,7 +41,8 @@ WORKSPACES = {
 
 
 @pytest.fixture
-async def multi() -> AsyncIterator[WorkspacesSlack]:
+async def slack() -> AsyncIterator[WorkspacesSlack]:
+    """Replaces conftest's fake Slack here (``start_worker`` uses it): two workspaces and an organisation."""
     async with WorkspacesSlack.start(rate_scale=DEFAULT_RATE_SCALE) as fake:
         assert isinstance(fake, WorkspacesSlack)
         fake.add_workspace_channel(CHANNEL_B, "approvals-b", TEAM_B)
@@ -54,11 +53,8 @@ async def multi() -> AsyncIterator[WorkspacesSlack]:
 
 
 @pytest.fixture
-async def oauth_worker(
-    redis_server: RedisServer, multi: WorkspacesSlack, redis: Redis
-) -> AsyncIterator[Callable[..., Awaitable[Worker]]]:
-    runners: list[web.AppRunner] = []
-    session = aiohttp.ClientSession()
+def oauth_worker(start_worker: Callable[..., Awaitable[Worker]]) -> Callable[..., Awaitable[Worker]]:
+    """Factory: a worker in OAuth mode, serving ``WORKSPACES``."""
 
     async def start(**overrides: Any) -> Worker:
         oauth: dict[str, Any] = {
@@ -68,18 +64,9 @@ async def oauth_worker(
             "slack_client_secret": CLIENT_SECRET,
             "slack_workspaces": WORKSPACES,
         }
-        settings = settings_for(redis_server, multi, **{**oauth, **overrides})
-        runner = web.AppRunner(create_app(settings, consumer=f"oauth-{len(runners)}"), access_log=None)
-        await runner.setup()
-        runners.append(runner)
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        host, port = runner.addresses[0][:2]
-        return Worker(f"http://{host}:{port}", session, multi)
+        return await start_worker(**{**oauth, **overrides})
 
-    yield start
-    await session.close()
-    for runner in runners:
-        await runner.cleanup()
+    return start
 
 
 async def begin_install(worker: Worker) -> tuple[str, str]:
@@ -122,11 +109,14 @@ async def click_as(
     team: str | None,
     user_team: str,
     enterprise: str | None = None,
+    action: Action = Action.APPROVE,
 ) -> None:
+    """Click ``action`` on ``message`` as ``user`` of ``user_team``, through the installation of
+    ``team`` (``None``: the org-wide install of ``enterprise``), signed as Slack signs it."""
     payload = block_actions(
         user,
-        Action.APPROVE.value,
-        _button_value(message, Action.APPROVE),
+        action.value,
+        _button_value(message, action),
         message=message.as_dict(),
         channel=message.channel,
         user_team=user_team,
@@ -144,30 +134,30 @@ async def root_in(slack: WorkspacesSlack, channel: str) -> PostedMessage:
 
 async def test_install_then_post_and_decide_in_that_workspace_only(
     oauth_worker: Callable[..., Awaitable[Worker]],
-    multi: WorkspacesSlack,
+    slack: WorkspacesSlack,
     redis: Redis,
     redis_server: RedisServer,
 ) -> None:
     worker = await oauth_worker()
-    await install(worker, multi, TEAM_ID)
-    await install(worker, multi, TEAM_B)
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, TEAM_B)
     bot = await RedisInstallationStore(redis).async_find_bot(enterprise_id=None, team_id=TEAM_B)
-    assert bot is not None and bot.bot_token == multi.token_of(TEAM_B)
+    assert bot is not None and bot.bot_token == slack.token_of(TEAM_B)
 
     approver = SlackApprover(redis_server.url, timeout=60, team=TEAM_B)
     async with approver:
         call = asyncio.create_task(
             approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_b1"))
         )
-        message = await root_in(multi, CHANNEL_B)  # only B's token can post there
+        message = await root_in(slack, CHANNEL_B)  # only B's token can post there
         # A person of workspace A clicks (a signed payload, as Slack would send it): refused.
         await click_as(worker, message, "U0ALICE", team=TEAM_ID, user_team=TEAM_ID)
-        notice = await multi.wait_for_call("chat.postEphemeral")
+        notice = await slack.wait_for_call("chat.postEphemeral")
         assert "another Slack workspace" in notice.args["text"]
         assert not call.done()
         # The same click with the payload's workspace forged to B, the clicker still A's: refused too.
         await click_as(worker, message, "U0ALICE", team=TEAM_B, user_team=TEAM_ID)
-        await multi.wait_for_call("chat.postEphemeral", count=2)
+        await slack.wait_for_call("chat.postEphemeral", count=2)
         assert not call.done()
         # A person of B decides it.
         await click_as(worker, message, "U0BOB", team=TEAM_B, user_team=TEAM_B)
@@ -176,18 +166,18 @@ async def test_install_then_post_and_decide_in_that_workspace_only(
 
 
 async def test_org_wide_install_serves_the_organisations_workspaces(
-    oauth_worker: Callable[..., Awaitable[Worker]], multi: WorkspacesSlack, redis_server: RedisServer
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis_server: RedisServer
 ) -> None:
     worker = await oauth_worker()
-    await install(worker, multi, TEAM_ID)
-    await install(worker, multi, None, ENTERPRISE)
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, None, ENTERPRISE)
     approver = SlackApprover(redis_server.url, timeout=60, team=ENTERPRISE)
     async with approver:
         call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_org")))
-        message = await root_in(multi, GRID_CHANNEL)
+        message = await root_in(slack, GRID_CHANNEL)
         # Workspace A is not in the organisation.
         await click_as(worker, message, "U0ALICE", team=TEAM_ID, user_team=TEAM_ID)
-        notice = await multi.wait_for_call("chat.postEphemeral")
+        notice = await slack.wait_for_call("chat.postEphemeral")
         assert "another Slack workspace" in notice.args["text"]
         assert not call.done()
         # A person of a workspace of the organisation, through the org-wide install (team: null).
@@ -197,7 +187,7 @@ async def test_org_wide_install_serves_the_organisations_workspaces(
 
 
 async def test_a_request_naming_no_installed_workspace_is_undeliverable(
-    oauth_worker: Callable[..., Awaitable[Worker]], multi: WorkspacesSlack, redis_server: RedisServer
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis_server: RedisServer
 ) -> None:
     await oauth_worker()
     for team in ("", TEAM_B):  # none named; named but never installed
@@ -208,47 +198,47 @@ async def test_a_request_naming_no_installed_workspace_is_undeliverable(
             assert result.behavior == "deny"
             request = await approver.store.get(f"toolu_{team or 'none'}")
             del request
-    assert multi.roots() == []
+    assert slack.roots() == []
 
 
 async def test_a_state_is_good_once_and_only_in_its_browser(
-    oauth_worker: Callable[..., Awaitable[Worker]], multi: WorkspacesSlack, redis: Redis
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis: Redis
 ) -> None:
     worker = await oauth_worker()
     state, cookie = await begin_install(worker)
     # Another browser (no cookie, or another state's): refused before the state is used.
-    assert await finish_install(worker, multi.authorize(TEAM_B), state, "slack-app-oauth-state=other") == 400
+    assert await finish_install(worker, slack.authorize(TEAM_B), state, "slack-app-oauth-state=other") == 400
     assert (
         await finish_install(
-            worker, multi.authorize(TEAM_B), "never-issued", "slack-app-oauth-state=never-issued"
+            worker, slack.authorize(TEAM_B), "never-issued", "slack-app-oauth-state=never-issued"
         )
         == 401
     )
-    assert await finish_install(worker, multi.authorize(TEAM_B), state, cookie) == 200
-    assert await finish_install(worker, multi.authorize(TEAM_B), state, cookie) == 401  # reused
+    assert await finish_install(worker, slack.authorize(TEAM_B), state, cookie) == 200
+    assert await finish_install(worker, slack.authorize(TEAM_B), state, cookie) == 401  # reused
     state, cookie = await begin_install(worker)
     await redis.delete(*await redis.keys("appr:oauth-state:*"))  # as if it expired
-    assert await finish_install(worker, multi.authorize(TEAM_B), state, cookie) == 401
+    assert await finish_install(worker, slack.authorize(TEAM_B), state, cookie) == 401
 
 
 async def test_a_code_slack_rejects_and_a_workspace_not_served(
-    oauth_worker: Callable[..., Awaitable[Worker]], multi: WorkspacesSlack, redis: Redis
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis: Redis
 ) -> None:
     worker = await oauth_worker()
     state, cookie = await begin_install(worker)
     assert await finish_install(worker, "not-a-code", state, cookie) == 401
     state, cookie = await begin_install(worker)
-    assert await finish_install(worker, multi.authorize("T0STRANGER"), state, cookie) == 403
+    assert await finish_install(worker, slack.authorize("T0STRANGER"), state, cookie) == 403
     assert (
         await RedisInstallationStore(redis).async_find_bot(enterprise_id=None, team_id="T0STRANGER") is None
     )
     # Reusing a code Slack already exchanged.
-    code = multi.authorize(TEAM_B)
+    code = slack.authorize(TEAM_B)
     state, cookie = await begin_install(worker)
     assert await finish_install(worker, code, state, cookie) == 200
     state, cookie = await begin_install(worker)
     assert await finish_install(worker, code, state, cookie) == 401
-    assert [c.response.get("error") for c in multi.calls_to("oauth.v2.access")] == [
+    assert [c.response.get("error") for c in slack.calls_to("oauth.v2.access")] == [
         "invalid_code",
         None,
         None,
@@ -256,18 +246,18 @@ async def test_a_code_slack_rejects_and_a_workspace_not_served(
     ]
 
 
-async def test_a_workspace_token_cannot_post_in_another_workspaces_channel(multi: WorkspacesSlack) -> None:
-    code = multi.authorize(TEAM_B)
-    multi.installed["xoxb-direct"] = TEAM_B
+async def test_a_workspace_token_cannot_post_in_another_workspaces_channel(slack: WorkspacesSlack) -> None:
+    code = slack.authorize(TEAM_B)
+    slack.installed["xoxb-direct"] = TEAM_B
     del code
     async with aiohttp.ClientSession() as session:
         for token, channel, expected in (
             ("xoxb-direct", CHANNEL, "channel_not_found"),
-            (multi.token, CHANNEL_B, "channel_not_found"),
+            (slack.token, CHANNEL_B, "channel_not_found"),
             ("xoxb-direct", CHANNEL_B, None),
         ):
             async with session.post(
-                f"{multi.base_url}chat.postMessage",
+                f"{slack.base_url}chat.postMessage",
                 json={"channel": channel, "text": "hi"},
                 headers={"Authorization": f"Bearer {token}"},
             ) as response:
@@ -276,30 +266,21 @@ async def test_a_workspace_token_cannot_post_in_another_workspaces_channel(multi
 
 
 async def test_a_deny_form_from_another_workspace_decides_nothing(
-    oauth_worker: Callable[..., Awaitable[Worker]], multi: WorkspacesSlack, redis_server: RedisServer
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis_server: RedisServer
 ) -> None:
     """A person of B opens the Deny form; its submission, replayed as a person of A
     (signed, in Slack's shape), is refused by the mechanism that decides."""
     worker = await oauth_worker()
-    await install(worker, multi, TEAM_ID)
-    await install(worker, multi, TEAM_B)
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, TEAM_B)
     async with SlackApprover(redis_server.url, timeout=60, team=TEAM_B) as approver:
         call = asyncio.create_task(
             approver.can_use_tool("Bash", {"command": "rm -rf x"}, context("toolu_deny"))
         )
-        message = await root_in(multi, CHANNEL_B)
-        payload = block_actions(
-            "U0BOB",
-            Action.DENY.value,
-            _button_value(message, Action.DENY),
-            message=message.as_dict(),
-            channel=message.channel,
-            user_team=TEAM_B,
-            team=TEAM_B,
-        )
-        assert (await worker.post_signed(payload)).status == 200
-        update = await multi.wait_for_call("views.update")
-        view = multi.views[update.args["view_id"]]
+        message = await root_in(slack, CHANNEL_B)
+        await click_as(worker, message, "U0BOB", team=TEAM_B, user_team=TEAM_B, action=Action.DENY)
+        update = await slack.wait_for_call("views.update")
+        view = slack.views[update.args["view_id"]]
         values = {Field.REASON_BLOCK.value: {Field.REASON_INPUT.value: "no"}}
         forged = view_submission(
             "U0ALICE",
@@ -318,25 +299,18 @@ async def test_a_deny_form_from_another_workspace_decides_nothing(
         request = await approver.store.get(request_id_for("toolu_deny"))
         assert request is not None and request.state is State.PENDING and not call.done()
         # Opening the form from workspace A is refused too: the form says so instead.
-        payload = block_actions(
-            "U0ALICE",
-            Action.DENY.value,
-            _button_value(message, Action.DENY),
-            message=message.as_dict(),
-            channel=message.channel,
-        )
-        assert (await worker.post_signed(payload)).status == 200
-        update = await multi.wait_for_call("views.update", count=2)
-        assert "another Slack workspace" in json.dumps(multi.views[update.args["view_id"]])
+        await click_as(worker, message, "U0ALICE", team=TEAM_ID, user_team=TEAM_ID, action=Action.DENY)
+        update = await slack.wait_for_call("views.update", count=2)
+        assert "another Slack workspace" in json.dumps(slack.views[update.args["view_id"]])
         call.cancel()
 
 
 async def test_an_uninstall_forgets_the_workspaces_token(
-    oauth_worker: Callable[..., Awaitable[Worker]], multi: WorkspacesSlack, redis: Redis
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis: Redis
 ) -> None:
     worker = await oauth_worker()
-    await install(worker, multi, TEAM_ID)
-    await install(worker, multi, TEAM_B)
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, TEAM_B)
     store = RedisInstallationStore(redis)
     assert await worker.event(event_callback({"type": "app_uninstalled"}, team_id=TEAM_B)) == 200
     assert await store.async_find_bot(enterprise_id=None, team_id=TEAM_B) is None
@@ -346,15 +320,15 @@ async def test_an_uninstall_forgets_the_workspaces_token(
 
 async def test_a_workspace_with_its_own_policy(
     oauth_worker: Callable[..., Awaitable[Worker]],
-    multi: WorkspacesSlack,
+    slack: WorkspacesSlack,
     redis_server: RedisServer,
     tmp_path: Path,
 ) -> None:
     rules = "rules:\n  - {name: no-rm, tool: Bash, command: '^rm ', action: deny, message: Not here.}\n"
     workspaces = {**WORKSPACES, TEAM_B: {"channel": CHANNEL_B, "policy": str(policy_file(tmp_path, rules))}}
     worker = await oauth_worker(slack_workspaces=workspaces)
-    await install(worker, multi, TEAM_ID)
-    await install(worker, multi, TEAM_B)
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, TEAM_B)
     async with SlackApprover(redis_server.url, timeout=60, team=TEAM_B) as in_b:
         denied = await asyncio.wait_for(
             in_b.can_use_tool("Bash", {"command": "rm -rf x"}, context("toolu_pb")), 10
@@ -362,5 +336,5 @@ async def test_a_workspace_with_its_own_policy(
     assert denied.behavior == "deny" and "Not here." in denied.message
     async with SlackApprover(redis_server.url, timeout=60, team=TEAM_ID) as in_a:
         call = asyncio.create_task(in_a.can_use_tool("Bash", {"command": "rm -rf x"}, context("toolu_pa")))
-        await root_in(multi, CHANNEL)  # A's requests follow APPROVAL_POLICY (none: ask in A's channel)
+        await root_in(slack, CHANNEL)  # A's requests follow APPROVAL_POLICY (none: ask in A's channel)
         call.cancel()
