@@ -8,7 +8,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
 import pytest
@@ -16,12 +16,19 @@ from redis.asyncio import Redis
 
 from bot import SlackApprover
 from bot.approvals.model import State, request_id_for
-from bot.slack.ids import Action, Field
+from bot.slack.ids import SLASH_COMMAND, Action, Field
 from bot.slack.installation_store import RedisInstallationStore
 from tests.conftest import CHANNEL, SIGNING_SECRET, Worker, _button_value, context, policy_file
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.slack_api import DEFAULT_RATE_SCALE, TEAM_ID, PostedMessage
-from tests.fakes.slack_payloads import block_actions, event_callback, signed_form, view_submission
+from tests.fakes.slack_payloads import (
+    block_actions,
+    event_callback,
+    sign,
+    signed_form,
+    slash_command,
+    view_submission,
+)
 from tests.fakes.slack_workspaces import (
     CHANNEL_B,
     CLIENT_ID,
@@ -337,4 +344,24 @@ async def test_a_workspace_with_its_own_policy(
     async with SlackApprover(redis_server.url, timeout=60, team=TEAM_ID) as in_a:
         call = asyncio.create_task(in_a.can_use_tool("Bash", {"command": "rm -rf x"}, context("toolu_pa")))
         await root_in(slack, CHANNEL)  # A's requests follow APPROVAL_POLICY (none: ask in A's channel)
+        call.cancel()
+
+
+async def test_approvals_lists_only_its_own_workspaces_requests(
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis_server: RedisServer
+) -> None:
+    worker = await oauth_worker()
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, TEAM_B)
+    async with SlackApprover(redis_server.url, timeout=60, team=TEAM_B) as approver:
+        call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make b"}, context("toolu_lb")))
+        await root_in(slack, CHANNEL_B)
+        for team, listed in ((TEAM_B, True), (TEAM_ID, False)):
+            body = urlencode(slash_command("U0ANY", SLASH_COMMAND, channel=CHANNEL, team_id=team)).encode()
+            headers = {**sign(body, SIGNING_SECRET), "Content-Type": "application/x-www-form-urlencoded"}
+            async with worker.session.post(
+                f"{worker.url}/slack/events", data=body, headers=headers
+            ) as response:
+                answer = await response.json()
+            assert ("make b" in json.dumps(answer)) is listed, (team, answer)
         call.cancel()

@@ -128,7 +128,11 @@ def actor_of(body: Mapping[str, Any]) -> Actor | None:
 def installation_of(body: Mapping[str, Any]) -> str:
     """The installation a payload came through: its organisation for an org-wide install, else
     its workspace ("" when it names neither)."""
-    kind = "enterprise" if body.get("is_enterprise_install") else "team"
+    authorizations = body.get("authorizations")
+    if isinstance(authorizations, list) and authorizations and isinstance(authorizations[0], dict):
+        body = authorizations[0]  # an event: the installation it was delivered to
+    # A slash command's form says "true" or "false"; a JSON payload, true or false.
+    kind = "enterprise" if body.get("is_enterprise_install") in (True, "true") else "team"
     source = body.get(kind)
     found = source.get("id") if isinstance(source, dict) else body.get(f"{kind}_id")
     return found if isinstance(found, str) else ""
