@@ -35,8 +35,9 @@ from .budget import SlackBudget
 from .budgeted_client import BudgetedClient
 from .deciding import Decider
 from .directory import Directory
+from .identity import installation_of
 from .listeners import actions, commands, events, modal_clicks, views
-from .workspaces import WORKSPACE, WorkspaceClient, Workspaces, installation_of
+from .workspaces import WORKSPACE, WorkspaceClient, Workspaces
 
 
 def interactive_client(
@@ -234,8 +235,9 @@ class _ListenerClients:
         return await next()
 
 
-def _token(settings: Settings) -> str:
-    return settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+def _token(settings: Settings) -> str | None:
+    # None, not "", without a token (OAuth mode): Bolt would warn that a token is set and ignored.
+    return settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
 
 
 def _secret(settings: Settings) -> str:

@@ -30,8 +30,6 @@ WORKSPACE: ContextVar[str | None] = ContextVar("workspace", default=None)
 """The installation (``T…`` or ``E…``) the running job or listener acts for ("" for none
 named); None outside one (Bolt's authorization, the install flow: they pass their token)."""
 
-__all__ = ["WORKSPACE", "NotInstalled", "WorkspaceClient", "Workspaces", "acting_for", "installation_of"]
-
 
 class NotInstalled(Exception):
     """No bot token for the workspace a job acts for: the app is not (or no longer) installed there."""
@@ -96,9 +94,10 @@ class Workspaces:
     async def org_member(self, actor: Actor, body: Mapping[str, Any]) -> bool:
         """Whether ``actor``'s workspace was granted to the org-wide install ``body`` came through
         (``identity.refuse_other_orgs``' ``also``)."""
-        organisation = installation_of(body) if body.get("is_enterprise_install") else ""
+        organisation = installation_of(body)
         return (
-            organisation in self.channels
+            organisation.startswith("E")
+            and organisation in self.channels
             and actor.team is not None
             and await self.store.in_organisation(actor.team, organisation)
         )
@@ -128,6 +127,7 @@ class WorkspaceClient(BudgetedClient):
 
 
 def _names_token(call: dict[str, Any]) -> bool:
+    """Whether a call's arguments carry a ``token`` (slack_sdk then sends it instead of the client's)."""
     return any(
         isinstance(call.get(part), dict) and "token" in call[part] for part in ("params", "json", "data")
     )
