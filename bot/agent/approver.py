@@ -168,7 +168,7 @@ class SlackApprover:
         ``setting_sources`` loads (see ``settings()``).
         """
         return sdk_options.gated_options(
-            ClaudeAgentOptions(**kwargs), self.can_use_tool, self._gate(), self.redis_url
+            ClaudeAgentOptions(**kwargs), self.can_use_tool, self._gate(), self.redis_url, self.team
         )
 
     def _gate(self) -> GateCommand:
