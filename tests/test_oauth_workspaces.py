@@ -10,10 +10,12 @@ from slack_sdk.errors import SlackApiError
 
 from bot.approvals.allowlist import TeamAllowList
 from bot.approvals.rules import Rule
+from bot.cli.check import check
 from bot.settings import Settings
 from bot.slack.installation_store import RedisInstallationStore
 from bot.slack.workspaces import NotInstalled, WorkspaceClient, Workspaces, acting_for
 from tests.conftest import CHANNEL
+from tests.fakes.redis_server import RedisServer
 from tests.fakes.slack_api import TEAM_ID
 from tests.fakes.slack_workspaces import CHANNEL_B, TEAM_B, WorkspacesSlack
 from tests.test_oauth_stores import installation
@@ -74,3 +76,23 @@ async def test_an_always_allow_rule_stands_in_its_own_workspace_only(redis: Redi
     assert await allowlist.grants(*call) == []  # one bot token: rules granted with none
     entry = (await allowlist.all())[0]
     assert entry.team == TEAM_B
+
+
+async def test_check_checks_each_workspaces_install_and_channel(
+    multi: WorkspacesSlack, redis: Redis, redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await RedisInstallationStore(redis).async_save(installation(TEAM_B, token="xoxb-b"))
+    settings = Settings(
+        _env_file=None,
+        redis_url=redis_server.url,
+        slack_api_url=multi.base_url,
+        slack_signing_secret="secret",
+        slack_client_id="1111.2222",
+        slack_client_secret="secret",
+        slack_workspaces={TEAM_ID: {"channel": CHANNEL}, TEAM_B: {"channel": CHANNEL_B}},
+    )
+    assert await check(settings) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert f"FAIL slack token of {TEAM_ID}: not installed yet: open /slack/install in that workspace" in lines
+    assert any(line.startswith(f"ok   slack token of {TEAM_B}") for line in lines)
+    assert f"ok   approval channel of {TEAM_B}: #approvals-b ({CHANNEL_B})" in lines
