@@ -15,6 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bot import SlackApprover
+from bot.approvals import keys
 from bot.approvals.model import State, request_id_for
 from bot.slack.ids import SLASH_COMMAND, Action, Field
 from bot.slack.installation_store import RedisInstallationStore
@@ -224,7 +225,8 @@ async def test_a_state_is_good_once_and_only_in_its_browser(
     assert await finish_install(worker, slack.authorize(TEAM_B), state, cookie) == 200
     assert await finish_install(worker, slack.authorize(TEAM_B), state, cookie) == 401  # reused
     state, cookie = await begin_install(worker)
-    await redis.delete(*await redis.keys("appr:oauth-state:*"))  # as if it expired
+    await redis.pexpire(keys.oauth_state(state), 1)  # its 10 minutes are up
+    await asyncio.sleep(0.05)
     assert await finish_install(worker, slack.authorize(TEAM_B), state, cookie) == 401
 
 
