@@ -253,6 +253,14 @@ async def test_a_code_slack_rejects_and_a_workspace_not_served(
         None,
         "invalid_code",
     ]
+    # An org-wide install whose workspaces Slack will not list is not kept (its people could not click).
+    slack.fail("auth.teams.list", "internal_error")
+    state, cookie = await begin_install(worker)
+    assert await finish_install(worker, slack.authorize(None, ENTERPRISE), state, cookie) == 500
+    store = RedisInstallationStore(redis)
+    assert (
+        await store.async_find_bot(enterprise_id=ENTERPRISE, team_id=None, is_enterprise_install=True) is None
+    )
 
 
 async def test_a_workspace_token_cannot_post_in_another_workspaces_channel(slack: WorkspacesSlack) -> None:

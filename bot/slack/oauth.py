@@ -15,6 +15,7 @@ import logging
 from typing import Any
 from urllib.parse import urljoin
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.error import BoltError
@@ -23,6 +24,7 @@ from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
@@ -66,21 +68,34 @@ def authorize_url(api_url: str) -> str:
 class _ServedOnly(AsyncOAuthFlow):
     """Bolt's flow, keeping only installations where ``workspaces`` has a channel."""
 
-    workspaces: Workspaces
+    def __init__(
+        self, *, workspaces: Workspaces, client: AsyncWebClient, settings: AsyncOAuthSettings
+    ) -> None:
+        super().__init__(client=client, settings=settings)
+        self.workspaces = workspaces
 
     async def store_installation(self, request: AsyncBoltRequest, installation: Installation) -> None:
+        """Keep ``installation`` if it is served here (``InstallRefused`` if not; a ``BoltError`` is
+        answered by Bolt's failure page) and, when org-wide, the workspaces it was granted."""
         org_wide = bool(installation.is_enterprise_install)
         if not self.workspaces.serves(installation.enterprise_id, installation.team_id, org_wide):
             where = installation.enterprise_id if org_wide else installation.team_id
             log.warning("install refused: %s is not in SLACK_WORKSPACES", where)
             raise InstallRefused(f"{where} is not served here")
+        teams = await self._granted(installation) if org_wide else None
         await super().store_installation(request, installation)
-        if org_wide and installation.enterprise_id and installation.bot_token:
-            # Its clicks come from any of its workspaces (``team: null`` in the payload): which
-            # ones, only auth.teams.list says. A workspace added later needs the app installed again.
-            org = AsyncWebClient(token=installation.bot_token, base_url=self.client.base_url)
-            teams = await org_workspaces(org)
+        if teams is not None and installation.enterprise_id:
             await self.workspaces.store.save_org_workspaces(installation.enterprise_id, teams)
+
+    async def _granted(self, installation: Installation) -> frozenset[str]:
+        """Its clicks come from any of its workspaces (``team: null`` in the payload): which ones,
+        only auth.teams.list says. A workspace added later needs the app installed again."""
+        org = AsyncWebClient(token=installation.bot_token, base_url=self.client.base_url)
+        try:
+            return await org_workspaces(org)
+        except (SlackApiError, aiohttp.ClientError, OSError) as exc:
+            log.warning("org-wide install not kept: auth.teams.list failed (%s)", type(exc).__name__)
+            raise BoltError("the organisation's workspaces could not be listed") from exc
 
 
 async def _failure(args: AsyncFailureArgs) -> BoltResponse:
@@ -90,7 +105,7 @@ async def _failure(args: AsyncFailureArgs) -> BoltResponse:
 
 
 async def _success(args: AsyncSuccessArgs) -> BoltResponse:
-    return await args.default.success(args)
+    return await args.default.success(args)  # Bolt's own page (AsyncCallbackOptions needs both)
 
 
 class _AppCredentialsClient(AsyncWebClient):
@@ -126,9 +141,9 @@ def install_flow(settings: Settings, workspaces: Workspaces) -> AsyncOAuthFlow:
         state_expiration_seconds=keys.OAUTH_STATE_TTL,
         callback_options=AsyncCallbackOptions(success=_success, failure=_failure),
     )
-    flow = _ServedOnly(client=_AppCredentialsClient(base_url=settings.slack_api_url), settings=oauth)
-    flow.workspaces = workspaces
-    return flow
+    return _ServedOnly(
+        workspaces=workspaces, client=_AppCredentialsClient(base_url=settings.slack_api_url), settings=oauth
+    )
 
 
 def add_install_routes(app: web.Application, flow: AsyncOAuthFlow) -> None:
