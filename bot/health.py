@@ -48,7 +48,7 @@ class Health:
         ``auth.test`` has passed since it started (until then it refuses every click: whose
         workspace it serves is not known yet). 503 naming what is missing otherwise."""
         problems = await self.problems()
-        if self.trust.installation is None:
+        if not self.trust.known:
             problems["slack"] = "auth.test has not passed yet"
         if problems:
             return web.json_response({"ready": False, **problems}, status=503)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .approvals.bounds import MAX_SECONDS
@@ -17,6 +17,16 @@ class MissingSetting(Exception):
     def __init__(self, name: str, why: str) -> None:
         super().__init__(f"{name} is not set: {why}")
         self.name = name
+
+
+class Workspace(BaseModel):
+    """Where one workspace's (or org-wide install's) requests go, in OAuth mode."""
+
+    channel: str
+    """Its approval channel (``C…``), in that workspace."""
+    policy: Path | None = None
+    """Its own team rules (a file like ``approval_policy``'s) for routing its requests;
+    unset: ``approval_policy``'s."""
 
 
 class Settings(BaseSettings):
@@ -35,6 +45,20 @@ class Settings(BaseSettings):
     """Verifies that requests to ``/slack/events`` come from Slack."""
     slack_app_token: SecretStr | None = None
     """App-level token (``xapp-…``): when set, ``serve`` uses Socket Mode instead of HTTP."""
+    slack_client_id: str | None = None
+    """With ``slack_client_secret``: OAuth mode. The workers serve ``/slack/install`` and
+    ``/slack/oauth_redirect`` and post with each workspace's own token, not ``slack_bot_token``."""
+    slack_client_secret: SecretStr | None = None
+    """The app's client secret (Basic Information), for ``oauth.v2.access``."""
+    slack_redirect_uri: str | None = None
+    """``https://…/slack/oauth_redirect``; unset: the one Redirect URL the app lists."""
+    slack_workspaces: dict[str, Workspace] = {}
+    """OAuth mode: the workspaces (``T…``) and org-wide installs (``E…``) served, each with its
+    approval channel, as JSON: ``{"T0123":{"channel":"C0456"}}``. Slack may install the app
+    only there."""
+    slack_team_id: str = ""
+    """Agent side, OAuth mode: the workspace (``T…``) or org-wide install (``E…``) its
+    requests are for, one of ``slack_workspaces``."""
     slack_api_url: str = "https://slack.com/api/"
     """Web API base URL; tests and proxies point it elsewhere."""
     redis_url: str | None = None
@@ -85,11 +109,20 @@ class Settings(BaseSettings):
         # slack_sdk joins base_url and method name without adding a slash.
         return value if value.endswith("/") else value + "/"
 
+    @property
+    def oauth(self) -> bool:
+        """Whether the workers serve Slack's OAuth flow (many workspaces) instead of one bot token."""
+        return bool(self.slack_client_id and self.slack_client_secret)
+
     def require(self, *names: str) -> None:
         """Raise ``MissingSetting`` for the first of ``names`` that is unset."""
         for name in names:
             value = getattr(self, name)
-            if value is None or (isinstance(value, SecretStr) and not value.get_secret_value()):
+            if (
+                value is None
+                or value == {}
+                or (isinstance(value, SecretStr) and not value.get_secret_value())
+            ):
                 raise MissingSetting(name.upper(), _WHY.get(name, "required here"))
 
     def required(self, name: str) -> str:
@@ -106,4 +139,5 @@ _WHY = {
     "slack_bot_token": "the bot token (xoxb-…) from the Slack app's OAuth & Permissions page",
     "slack_signing_secret": "the signing secret from the Slack app's Basic Information page",
     "approval_channel": "the id of the channel to post approval requests to (e.g. C0123456789)",
+    "slack_workspaces": 'with SLACK_CLIENT_ID, the workspaces served: {"T0123":{"channel":"C0456"}}',
 }

@@ -31,8 +31,11 @@ from .settings import Settings
 from .slack.app import background_client, build_app, interactive_client, keep_alive
 from .slack.budget import SlackBudget
 from .slack.identity import FIRST_ANSWER_WAIT, TrustedOrgs, refuse_other_orgs
+from .slack.installation_store import RedisInstallationStore
 from .slack.jobs import SlackJobWorker
+from .slack.oauth import add_install_routes, install_flow
 from .slack.replays import SignedRequests
+from .slack.workspaces import Workspaces
 from .socket_mode import SocketModeRefused, open_socket_mode
 from .tasks import stop
 
@@ -52,8 +55,12 @@ POLICY = web.AppKey("policy", PolicyHolder)
 
 
 def serve_settings_required(settings: Settings) -> tuple[str, ...]:
-    """The settings ``serve`` cannot run without."""
-    needed = ["redis_url", "slack_bot_token", "approval_channel"]
+    """The settings ``serve`` cannot run without (OAuth mode: the workspaces' tokens come from installs)."""
+    needed = (
+        ["redis_url", "slack_workspaces"]
+        if settings.oauth
+        else ["redis_url", "slack_bot_token", "approval_channel"]
+    )
     if settings.slack_app_token is None:
         needed.append("slack_signing_secret")
     return tuple(needed)
@@ -86,8 +93,6 @@ def create_app(
     serving; the demo, whose Slack is this very app, waits for nothing."""
     needed = serve_settings_required(settings)
     settings.require(*(name for name in needed if redis is None or name != "redis_url"))
-    # Required just above; the asserts tell the type checker so.
-    assert settings.approval_channel is not None
     # Every reader below asks the holder for the policy in force when it needs it: a reload
     # (SIGHUP, or the file changed) applies to the next request, click or budget day.
     policies = PolicyHolder(settings.approval_policy)
@@ -103,18 +108,23 @@ def create_app(
     # each HTTP request runs in it (_tag_worker). Several workers may share a process.
     worker_context = logs.context_with(worker=worker)
     budget = SlackBudget(redis, scale=settings.slack_rate_scale)
-    interactive, background = interactive_client(settings, budget), background_client(settings, budget=budget)
-    bolt = build_app(settings, interactive, store, queue, policies)
-    trust = TrustedOrgs(policies.current.trusted_teams)
+    workspaces = Workspaces(settings, RedisInstallationStore(redis)) if settings.oauth else None
+    interactive = interactive_client(settings, budget, workspaces=workspaces)
+    background = background_client(settings, budget=budget, workspaces=workspaces)
+    flow = install_flow(settings, workspaces) if workspaces is not None else None
+    oauth = (flow, workspaces) if flow is not None and workspaces is not None else None
+    bolt = build_app(settings, interactive, store, queue, policies, oauth=oauth)
+    trust = TrustedOrgs(policies.current.trusted_teams, served=workspaces.channels if workspaces else ())
     policies.on_change(lambda policy: trust.trust(policy.trusted_teams))
-    refuse_other_orgs(bolt, trust, queue)
+    refuse_other_orgs(bolt, trust, queue, also=workspaces.org_member if workspaces else None)
     answer_failures(bolt)
     jobs = SlackJobWorker(
         store,
         queue,
         background,
         policy=policies,
-        default_channel=settings.approval_channel,
+        default_channel=settings.approval_channel or "",
+        workspaces=workspaces,
         sweep_interval=settings.sweep_interval,
         orgs=trust,
     )
@@ -125,6 +135,8 @@ def create_app(
     app.router.add_get(HEALTHZ_PATH, health.healthz)
     app.router.add_get(READYZ_PATH, health.readyz)
     app.router.add_get(METRICS_PATH, health.metrics)
+    if flow is not None:
+        add_install_routes(app, flow)
     signed = SignedRequests(redis)
     if settings.slack_app_token is None:
         assert settings.slack_signing_secret is not None
@@ -147,6 +159,7 @@ def create_app(
         jobs=jobs,
         health=health,
         slack_first_wait=slack_first_wait,
+        team_policies=list(workspaces.policies.values()) if workspaces else [],
     )
     app.cleanup_ctx.append(life.lifecycle)
     return app
@@ -171,6 +184,8 @@ class _WorkerLife:
     jobs: SlackJobWorker
     health: Health
     slack_first_wait: float
+    team_policies: list[PolicyHolder]
+    """OAuth mode: the workspaces' own policies, watched and closed like ``policies``."""
 
     async def lifecycle(self, _app: web.Application) -> AsyncIterator[None]:
         async with keep_alive(self.interactive, self.background):
@@ -185,9 +200,12 @@ class _WorkerLife:
                 except SocketModeRefused:
                     await self.redis.aclose()
                     raise
-            # Not a click: the background client, which waits its turn in the budget.
+            # Not a click: the background client, which waits its turn in the budget. OAuth
+            # mode has no one installation to learn: each request is authorized by its own.
             learning = asyncio.create_task(
-                self.trust.learn(self.background), name="installation", context=self.worker_context
+                self.trust.learn(self.background) if not self.settings.oauth else asyncio.sleep(0),
+                name="installation",
+                context=self.worker_context,
             )
             # Slack answers at once when it is up: wait for it, so the first clicks are not refused.
             if self.slack_first_wait > 0:
@@ -206,7 +224,8 @@ class _WorkerLife:
                 if socket_mode is not None:
                     await socket_mode.close_async()
                 await self.jobs.close(grace=JOB_DRAIN)
-                await self.policies.aclose()
+                for holder in [self.policies, *self.team_policies]:
+                    await holder.aclose()
                 # Last before the client: the store's and the replay check's batches
                 # run in tasks of their own that cancelling jobs or requests does not
                 # stop, and one still running would reconnect the closed pool.
@@ -222,7 +241,8 @@ class _WorkerLife:
 
     async def watch_policy(self) -> None:
         # One os.stat a sweep interval; also records a version Redis could not audit yet.
-        await self.policies.check()
+        for holder in [self.policies, *self.team_policies]:
+            await holder.check()
         await asyncio.sleep(self.settings.sweep_interval)
 
 

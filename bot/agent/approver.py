@@ -60,6 +60,7 @@ class SlackApprover:
         agent_name: str = "",
         requested_by: str = "",
         channel: str = "",
+        team: str = "",
         cost_estimator: CostEstimator | None = None,
         mode: Mode | str = Mode.WAIT,
         max_connections: int = AGENT_CONNECTIONS,
@@ -72,6 +73,7 @@ class SlackApprover:
             requested_by: Slack user id of the person this agent works for.
             channel: post to this channel instead of the workers' ``APPROVAL_CHANNEL``
                 (a policy rule's ``channel`` still wins).
+            team: in OAuth mode, the workspace (``T…``) or org-wide install (``E…``) to ask in.
             cost_estimator: ``(tool_name, tool_input) -> dollars | None`` (may be async); the
                 estimate is shown in Slack and drives the policy's cost rules and budgets.
                 If it raises, the call is denied. In defer mode the gate hook imports it
@@ -97,7 +99,7 @@ class SlackApprover:
         self.timeout = timeout
         self.agent_name = agent_name
         self.requested_by = requested_by
-        self.channel = channel
+        self.channel, self.team = channel, team
         self.cost_estimator = cost_estimator
         self.store = RequestStore(self.redis)
         self._waiter = DecisionWaiter(self.redis, keys.DECISIONS, self.store.ended)
@@ -119,8 +121,8 @@ class SlackApprover:
     ) -> Self:
         """Build from the environment (and ``.env``), as the workers do.
 
-        ``overrides`` are ``Settings`` fields (``redis_url=…``,
-        ``approval_timeout=…``). Only ``REDIS_URL`` is required.
+        ``overrides`` are ``Settings`` fields (``redis_url=…``, ``approval_timeout=…``,
+        ``slack_team_id=…``). Only ``REDIS_URL`` is required.
         """
         settings = Settings(**overrides)
         return cls(
@@ -129,6 +131,7 @@ class SlackApprover:
             agent_name=agent_name,
             requested_by=requested_by,
             channel=channel,
+            team=settings.slack_team_id,
             mode=mode,
             max_connections=settings.redis_max_connections or AGENT_CONNECTIONS,
         )
@@ -142,21 +145,18 @@ class SlackApprover:
         is given the same number as ``--hook-timeout``, so it always answers
         before the CLI gives up on it.
 
-        The hook (``python -m bot gate``) asks Slack before each call of
-        ``tools`` (a hook matcher) and answers from the stored decision. In
-        defer mode it answers ``defer`` while the request is pending, so the
-        run ends with ``stop_reason == "tool_deferred"``; in wait mode it
-        hands the call to ``can_use_tool``, unless a policy rule says
-        ``mode: defer``. The hook reads ``REDIS_URL`` from its environment
-        (``options()`` passes it). ``base`` is your own settings (a dict, JSON
-        or a file path), merged.
+        The hook (``python -m bot gate``) asks Slack before each call of ``tools`` (a hook
+        matcher) and answers from the stored decision. In defer mode it answers ``defer`` while
+        the request is pending, so the run ends with ``stop_reason == "tool_deferred"``; in wait
+        mode it hands the call to ``can_use_tool``, unless a policy rule says ``mode: defer``.
+        The hook reads ``REDIS_URL`` (``options()`` passes it) and ``SLACK_TEAM_ID`` from its
+        environment. ``base`` is your own settings (a dict, JSON or a file path), merged.
 
-        A call Claude Code would run without asking, as ``can_use_tool``
-        alone never sees it, is left to Claude Code: one that ``allow`` (your
-        ``allowed_tools``) or ``base``'s ``permissions.allow`` matches, and a
-        simple read-only Bash command (``ls``, ``cat FILE``, ``git status``).
-        The gate gives no decision for those, so if Claude Code would prompt
-        after all, the call reaches ``can_use_tool`` and waits for Slack.
+        A call Claude Code would run without asking, as ``can_use_tool`` alone never sees it,
+        is left to Claude Code: one that ``allow`` (your ``allowed_tools``) or ``base``'s
+        ``permissions.allow`` matches, and a simple read-only Bash command (``ls``, ``cat
+        FILE``, ``git status``). The gate gives no decision for those, so if Claude Code would
+        prompt after all, the call reaches ``can_use_tool`` and waits for Slack.
         """
         return sdk_options.gate_settings(base, self._gate(), tools=tools, allow=allow)
 
@@ -168,7 +168,7 @@ class SlackApprover:
         ``setting_sources`` loads (see ``settings()``).
         """
         return sdk_options.gated_options(
-            ClaudeAgentOptions(**kwargs), self.can_use_tool, self._gate(), self.redis_url
+            ClaudeAgentOptions(**kwargs), self.can_use_tool, self._gate(), self.redis_url, self.team
         )
 
     def _gate(self) -> GateCommand:
@@ -290,6 +290,7 @@ class SlackApprover:
             agent=agent_label(self.agent_name, context.agent_id or ""),
             requested_by=self.requested_by,
             channel=self.channel,
+            team=self.team,
             title=context.title or "",
             timeout=self.timeout,
             suggestions=safe_suggestions(s.to_dict() for s in context.suggestions),

@@ -79,9 +79,11 @@ class Gate:
     """Answers one hook call; all the waiting is pub/sub, as in ``SlackApprover``."""
 
     def __init__(
-        self, redis: Redis, config: GateConfig, host: Host, *, default_timeout: float = 86400
+        self, redis: Redis, config: GateConfig, host: Host, *, default_timeout: float = 86400, team: str = ""
     ) -> None:
         self.redis = redis
+        self.team = team
+        """The workspace its requests are for (``SLACK_TEAM_ID``, OAuth mode)."""
         self.config = config
         budget = config.budget()
         self.wait = budget.wait
@@ -267,6 +269,7 @@ class Gate:
                 agent=agent_label(config.agent_name, call.agent_id, call.agent_type),
                 requested_by=config.requested_by,
                 channel=config.channel,
+                team=self.team,
                 timeout=self.timeout,
                 suggestions=suggestions or [],
                 cost=await estimate_cost(self._estimator, call.tool_name, call.tool_input),

@@ -143,7 +143,7 @@ async def _answer(
     assert task is not None
     loop = asyncio.get_running_loop()
     redis = connect(settings.redis_url or "", name=GATE_CLIENT_NAME, max_connections=4)
-    gate = Gate(redis, config, host, default_timeout=settings.approval_timeout)
+    gate = Gate(redis, config, host, default_timeout=settings.approval_timeout, team=settings.slack_team_id)
 
     def stopped() -> None:
         gate.stopped_by_claude_code = True

@@ -49,9 +49,13 @@ def gate_settings(
 
 
 def gated_options(
-    options: ClaudeAgentOptions, can_use_tool: CanUseTool, gate: GateCommand, redis_url: str | None
+    options: ClaudeAgentOptions,
+    can_use_tool: CanUseTool,
+    gate: GateCommand,
+    redis_url: str | None,
+    team: str = "",
 ) -> ClaudeAgentOptions:
-    """``options`` with ``can_use_tool``, the gate hook and ``REDIS_URL`` set.
+    """``options`` with ``can_use_tool``, the gate hook, ``REDIS_URL`` and (OAuth mode) ``SLACK_TEAM_ID`` set.
 
     The gate is told ``allowed_tools`` and the ``permissions.allow`` of ``settings`` and of the
     settings files ``setting_sources`` loads. ``ValueError`` if one of those installs a
@@ -62,6 +66,8 @@ def gated_options(
     env = dict(options.env)
     if redis_url:
         env.setdefault("REDIS_URL", redis_url)  # via the environment: never in a command line
+    if team:
+        env.setdefault("SLACK_TEAM_ID", team)  # the hook's requests are for the approver's workspace too
     files = claude_settings.read_all(claude_settings.loaded_files(options.cwd, options.setting_sources, env))
     if racing := [path for path, settings in files if claude_settings.has_permission_hook(settings)]:
         raise ValueError(text.agent.racing_hook(", ".join(map(str, racing))))

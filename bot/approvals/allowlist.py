@@ -34,6 +34,8 @@ class TeamRule:
     """The policy route (rule name) of the request it was granted on."""
     request: str = ""
     """The request it was granted on."""
+    team: str = ""
+    """That request's workspace (OAuth mode): the rule stands in for its people, on its requests only."""
 
     @property
     def id(self) -> str:
@@ -47,13 +49,16 @@ class TeamAllowList:
         self.redis = redis
         self.audit = AuditLog(redis)
 
-    async def add(self, rules: list[Rule], *, added_by: str, route: str = "", request: str = "") -> None:
+    async def add(
+        self, rules: list[Rule], *, added_by: str, route: str = "", request: str = "", team: str = ""
+    ) -> None:
         if not rules:
             return
         now = time.time()
         entries: dict[FieldT, EncodableT] = {
             r.id: json.dumps(
                 {"rule": str(r), "added_by": added_by, "added_at": now, "route": route, "request": request}
+                | ({"team": team} if team else {})
             )
             for r in rules
         }
@@ -85,18 +90,26 @@ class TeamAllowList:
         return sorted((_entry(v) for v in raw), key=lambda r: r.added_at)
 
     async def grants(
-        self, tool_name: str, tool_input: dict[str, Any], resolved: dict[str, str] | None = None
+        self,
+        tool_name: str,
+        tool_input: dict[str, Any],
+        resolved: dict[str, str] | None = None,
+        team: str = "",
     ) -> list[TeamGrant]:
         """The team rules that match this call, oldest first, as grants for ``RequestStore.route``.
 
         With ``resolved`` (paths as the agent's host resolved them) a rule
         matches only if it matches the path as written and where it leads.
+        Only rules granted in the call's workspace ``team`` count (OAuth mode;
+        with one bot token every rule and request has none).
         """
         real = {**tool_input, **resolved} if resolved else tool_input
         return [
             TeamGrant(rule=str(entry.rule), by=entry.added_by)
             for entry in await self.all()
-            if entry.rule.matches(tool_name, tool_input) and entry.rule.matches(tool_name, real)
+            if entry.team == team
+            and entry.rule.matches(tool_name, tool_input)
+            and entry.rule.matches(tool_name, real)
         ]
 
 
@@ -108,4 +121,5 @@ def _entry(raw: bytes | str) -> TeamRule:
         float(data["added_at"]),
         route=str(data.get("route") or ""),
         request=str(data.get("request") or ""),
+        team=str(data.get("team") or ""),
     )

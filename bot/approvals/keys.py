@@ -192,3 +192,29 @@ def render_lock(request_id: str) -> str:
 
 RENDER_LOCK_TTL = 120
 """Seconds a render lock outlives a worker that died holding it."""
+
+
+# -- Slack installations (OAuth mode: ``slack.installation_store``, ``slack.oauth_state``) --
+
+INSTALL_PREFIX = f"{PREFIX}:install:"
+"""+ ``{<enterprise>:<team>}``: one installation's keys, in one slot: ``{-:T…}`` for a workspace
+install (Slack's workspace ids are unique), ``{E…:-}`` for an org-wide one. Under it: ``bot`` (the latest bot token, JSON),
+``latest`` (the latest installation, JSON), ``user:<U…>`` (the latest of one installer),
+``users`` (a set of those installers, so a delete finds them) and, for an org-wide install,
+``teams`` (the set of workspaces it was granted). Tokens are secrets: Redis
+holds them as Slack gave them, so protect Redis as you would the bot token."""
+
+
+def installation(enterprise_id: str | None, team_id: str | None, part: str) -> str:
+    """The key of ``part`` (``bot``, ``latest``, ``users``, ``user:<U…>``, ``teams``) of one installation."""
+    return f"{INSTALL_PREFIX}{{{enterprise_id or '-'}:{team_id or '-'}}}:{part}"
+
+
+OAUTH_STATE_PREFIX = f"{PREFIX}:oauth-state:"
+"""+ a state issued to one browser starting an install; deleted by its one use."""
+OAUTH_STATE_TTL = 600
+"""Seconds an install has from ``/slack/install`` to Slack's redirect back (Bolt's cookie lives as long)."""
+
+
+def oauth_state(state: str) -> str:
+    return OAUTH_STATE_PREFIX + state

@@ -97,6 +97,8 @@ class NewRequest:
     """Slack user id of the person the agent acts for, if known."""
     channel: str = ""
     """Slack channel override; empty means the workers' APPROVAL_CHANNEL."""
+    team: str = ""
+    """The Slack workspace (``T…``) or org-wide install (``E…``) it is for; empty with one bot token."""
     title: str = ""
     """The SDK's own one-line wording of the request, when it gives one."""
     timeout: float = 0
@@ -160,6 +162,8 @@ class ApprovalRequest:
     agent: str = ""
     requested_by: str = ""
     channel: str = ""
+    team: str = ""
+    """Whose request it is (``NewRequest.team``): only people of that workspace or organisation decide it."""
     title: str = ""
     deadline: float = 0
     """Epoch seconds it expires at; 0 means never."""

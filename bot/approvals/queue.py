@@ -46,10 +46,17 @@ class JobQueue:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def notify(self, channel: str, user: str, message: str) -> None:
-        await self.redis.xadd(
-            keys.JOBS, {"kind": JobKind.NOTIFY.value, "channel": channel, "user": user, "text": message}
-        )
+    async def notify(self, channel: str, user: str, message: str, *, team: str = "") -> None:
+        """Tell ``user`` privately in ``channel`` (of workspace ``team``, in OAuth mode)."""
+        fields = {
+            "kind": JobKind.NOTIFY.value,
+            "channel": channel,
+            "user": user,
+            "text": message,
+            "team": team,
+        }
+        # Without a team (one bot token) the job is written as it always was.
+        await self.redis.xadd(keys.JOBS, {k: v for k, v in fields.items() if k != "team" or team})
 
     async def gather(self, request_id: str) -> None:
         await self.redis.xadd(keys.JOBS, {"kind": JobKind.GATHER.value, "id": request_id})

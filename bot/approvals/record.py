@@ -28,6 +28,7 @@ class Field(StrEnum):
     AGENT = "agent"
     REQUESTED_BY = "requested_by"
     CHANNEL = "channel"
+    TEAM = "team"
     TITLE = "title"
     DEADLINE = "deadline"
     SUGGESTIONS = "suggestions"
@@ -98,6 +99,7 @@ def new_fields(new: NewRequest, *, call: str, now: float, deadline: float) -> di
         Field.AGENT: new.agent,
         Field.REQUESTED_BY: new.requested_by,
         Field.CHANNEL: new.channel,
+        Field.TEAM: new.team,
         Field.TITLE: new.title,
         Field.DEADLINE: repr(deadline),
         Field.SUGGESTIONS: to_json(new.suggestions),
@@ -128,6 +130,7 @@ def decode(raw: dict[str, str], votes: dict[str, str] | None = None) -> Approval
         agent=raw.get(Field.AGENT, ""),
         requested_by=raw.get(Field.REQUESTED_BY, ""),
         channel=raw.get(Field.CHANNEL, ""),
+        team=raw.get(Field.TEAM, ""),
         title=raw.get(Field.TITLE, ""),
         deadline=float(raw.get(Field.DEADLINE) or 0),
         posted_channel=raw.get(Field.POSTED_CHANNEL, ""),

@@ -16,6 +16,7 @@ route is what every later step reads.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..logs import Event, about, tagged
@@ -47,21 +48,31 @@ class Routing:
 class Router:
     """Routes requests by the policy in force and the team allow-list."""
 
-    def __init__(self, store: RequestStore, policies: PolicyHolder, allowlist: TeamAllowList) -> None:
+    def __init__(
+        self,
+        store: RequestStore,
+        policies: PolicyHolder,
+        allowlist: TeamAllowList,
+        by_team: Mapping[str, PolicyHolder] | None = None,
+    ) -> None:
+        """``by_team``: the policies of workspaces that have their own (OAuth mode), by workspace id."""
         self.store = store
         # The holder, read at each routing: a reloaded policy applies to the next request.
         self.policies = policies
         self.allowlist = allowlist
+        self.by_team = by_team or {}
 
     async def decide(self, request: ApprovalRequest) -> Routing:
         """The request's route under the policy in force and, on ``ask``, the team
         rules that match its call (a policy ``allow`` or ``deny`` needs none)."""
-        route = self.policies.current.route(
+        route = self.by_team.get(request.team, self.policies).current.route(
             request.tool_name, request.tool_input, request.cost, resolved=request.resolved
         )
         if route.action is not Action.ASK:
             return Routing(route)
-        grants = await self.allowlist.grants(request.tool_name, request.tool_input, request.resolved)
+        grants = await self.allowlist.grants(
+            request.tool_name, request.tool_input, request.resolved, team=request.team
+        )
         return Routing(route, tuple(grants))
 
     async def apply(self, request: ApprovalRequest, routing: Routing) -> ApprovalRequest | None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
@@ -12,6 +15,9 @@ from ..approvals.policy import Policy, PolicyError, Rule
 from ..redis_client import CLI_CLIENT_NAME, connect, redacted
 from ..settings import Settings
 from .common import Subcommands, with_settings
+
+if TYPE_CHECKING:
+    from slack_sdk.web.async_client import AsyncWebClient
 
 
 def add_parser(commands: Subcommands) -> None:
@@ -26,14 +32,19 @@ def run(args: argparse.Namespace) -> int:
 
 async def check(settings: Settings) -> int:
     """Print one line per check; exit 1 if any failed, 2 if a setting is missing."""
-    from slack_sdk.errors import SlackApiError
-
     from ..slack.app import interactive_client
+    from ..slack.installation_store import RedisInstallationStore
+    from ..slack.workspaces import Workspaces, acting_for
     from ..web import load_policy, serve_settings_required
 
     settings.require(*serve_settings_required(settings))
     redis_url = settings.required("redis_url")
-    approval_channel = settings.required("approval_channel")
+    # OAuth mode: each workspace's approval channel, posted in with that workspace's token.
+    approval_channels = (
+        {team: w.channel for team, w in settings.slack_workspaces.items()}
+        if settings.oauth
+        else {"": settings.required("approval_channel")}
+    )
     failures = 0
 
     def report(ok: bool, what: str, detail: str) -> None:
@@ -56,18 +67,46 @@ async def check(settings: Settings) -> int:
         report(True, "redis", redacted(redis_url))
     except (RedisError, OSError, TimeoutError) as exc:
         report(False, "redis", f"{redacted(redis_url)}: {exc or type(exc).__name__}")
+    try:
+        workspaces = Workspaces(settings, RedisInstallationStore(redis)) if settings.oauth else None
+        client = interactive_client(settings, workspaces=workspaces)
+        for team, approval_channel in approval_channels.items():
+            with acting_for(team) if settings.oauth else contextlib.nullcontext():
+                await _check_slack(settings, client, team, approval_channel, policy, report)
     finally:
         await redis.aclose()
+    return 1 if failures else 0
 
-    client = interactive_client(settings)
+
+async def _check_slack(
+    settings: Settings,
+    client: AsyncWebClient,
+    team: str,
+    approval_channel: str,
+    policy: Policy | None,
+    report: Callable[[bool, str, str], None],
+) -> None:
+    """The token, the approval channel and (with one bot token) what the policy names, of one workspace."""
+    from slack_sdk.errors import SlackApiError
+
+    from ..slack.workspaces import NotInstalled
+
+    of = f" of {team}" if team else ""
     try:
         auth = await client.auth_test()
-        report(True, "slack token", f"bot {auth.get('user')} in team {auth.get('team')}")
+        report(True, f"slack token{of}", f"bot {auth.get('user')} in team {auth.get('team')}")
     except SlackApiError as exc:
-        report(False, "slack token", str(exc.response.get("error")))
+        report(False, f"slack token{of}", str(exc.response.get("error")))
+    except NotInstalled:
+        report(False, f"slack token{of}", "not installed yet: open /slack/install in that workspace")
+        return
+    except RedisError as exc:
+        report(False, f"slack token{of}", f"the installation cannot be read from Redis: {exc}")
+        return
     except OSError as exc:
-        report(False, "slack token", f"{settings.slack_api_url}: {exc}")
-    channels, groups = _policy_targets(policy) if policy is not None else ({}, {})
+        report(False, f"slack token{of}", f"{settings.slack_api_url}: {exc}")
+    # One policy, many workspaces: its channels and groups are checked with one bot token only.
+    channels, groups = _policy_targets(policy) if policy is not None and not team else ({}, {})
 
     async def check_channel(what: str, channel_id: str) -> None:
         """The bot can post there: a member, and the channel not archived."""
@@ -87,7 +126,7 @@ async def check(settings: Settings) -> int:
         else:
             report(True, what, shown)
 
-    await check_channel("approval channel", approval_channel)
+    await check_channel(f"approval channel{of}", approval_channel)
     for channel_id, rules in channels.items():
         if channel_id != approval_channel:
             await check_channel(f"channel of {', '.join(rules)}", channel_id)
@@ -107,7 +146,6 @@ async def check(settings: Settings) -> int:
             f"user group of {', '.join(uses)}",
             f"{group}: {count if members else 'no members'}",
         )
-    return 1 if failures else 0
 
 
 def _policy_targets(policy: Policy) -> tuple[dict[str, list[str]], dict[str, list[str]]]:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.middleware.authorization.async_single_team_authorization import AsyncSingleTeamAuthorization
+from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
@@ -32,13 +35,18 @@ from .budget import SlackBudget
 from .budgeted_client import BudgetedClient
 from .deciding import Decider
 from .directory import Directory
+from .identity import installation_of
 from .listeners import actions, commands, events, modal_clicks, views
+from .workspaces import WORKSPACE, WorkspaceClient, Workspaces
 
 
-def interactive_client(settings: Settings, budget: SlackBudget | None = None) -> AsyncWebClient:
+def interactive_client(
+    settings: Settings, budget: SlackBudget | None = None, *, workspaces: Workspaces | None = None
+) -> AsyncWebClient:
     """For listeners: never waits on the budget and never sleeps on a 429, because a
-    click must be acked within 3 s; its calls are counted in ``budget`` afterwards."""
-    return BudgetedClient(
+    click must be acked within 3 s; its calls are counted in ``budget`` afterwards.
+    With ``workspaces`` (OAuth mode) each call carries its workspace's token (``WorkspaceClient``)."""
+    return _client(workspaces)(
         token=_token(settings),
         base_url=settings.slack_api_url,
         retry_handlers=[AsyncConnectionErrorRetryHandler()],
@@ -48,7 +56,11 @@ def interactive_client(settings: Settings, budget: SlackBudget | None = None) ->
 
 
 def background_client(
-    settings: Settings, *, backoff: float = 0.5, budget: SlackBudget | None = None
+    settings: Settings,
+    *,
+    backoff: float = 0.5,
+    budget: SlackBudget | None = None,
+    workspaces: Workspaces | None = None,
 ) -> AsyncWebClient:
     """For the job worker: each call waits for ``budget`` (Slack's rate limits, shared
     by every worker), and retries 5xx and lost connections after ``backoff``, then
@@ -61,9 +73,16 @@ def background_client(
     ]
     if budget is None:
         handlers.insert(1, AsyncRateLimitErrorRetryHandler(max_retry_count=5))
-    return BudgetedClient(
+    return _client(workspaces)(
         token=_token(settings), base_url=settings.slack_api_url, retry_handlers=handlers, budget=budget
     )
+
+
+def _client(workspaces: Workspaces | None) -> Callable[..., BudgetedClient]:
+    """A ``BudgetedClient`` maker; in OAuth mode one whose calls carry the job's or click's workspace token."""
+    if workspaces is None:
+        return BudgetedClient
+    return functools.partial(WorkspaceClient, workspaces=workspaces)
 
 
 @contextlib.asynccontextmanager
@@ -91,10 +110,15 @@ def build_app(
     store: RequestStore,
     queue: JobQueue,
     policy: Policy | PolicyHolder,
+    *,
+    oauth: tuple[AsyncOAuthFlow, Workspaces] | None = None,
 ) -> AsyncApp:
+    """The Bolt app; with ``oauth`` (OAuth mode) each request is authorized by its workspace's installation."""
     socket_mode = settings.slack_app_token is not None
     app = AsyncApp(
         client=client,
+        oauth_flow=oauth[0] if oauth else None,
+        installation_store_bot_only=True if oauth else None,
         signing_secret=_secret(settings),
         # Listeners run before Slack gets its HTTP response: a decision is one
         # Redis call, so this is both faster (no ack polling) and safer.
@@ -106,15 +130,46 @@ def build_app(
     _one_auth_test(app)
     if isinstance(client, BudgetedClient) and client.budget is not None:
         _count_listener_calls(app, client.budget)
+    if oauth is not None:
+        app.middleware(_in_workspace)
+        _forget_lost_installations(app)
     allowlist = TeamAllowList(store.redis)
     directory = Directory(store.redis, client)
-    decider = Decider(store, directory)
+    decider = Decider(store, directory, oauth[1] if oauth else None)
     actions.register(app, store, decider, queue, allowlist, policy)
     modal_clicks.register(app, store, decider, queue)
     views.register(app, store, decider)
     commands.register(app, store, allowlist)
     events.register(app, store, directory)
     return app
+
+
+def _forget_lost_installations(app: AsyncApp) -> None:
+    """OAuth mode: an uninstall or a revoked token deletes what the installation store holds for
+    it (Bolt's own listeners), then is logged as in single-token mode. Registered before
+    ``events.register``'s listeners, as Bolt runs only the first that matches an event."""
+    uninstalled = app.default_app_uninstalled_event_listener()
+    revoked = app.default_tokens_revoked_event_listener()
+
+    async def on_uninstalled(event: dict[str, Any], context: AsyncBoltContext) -> None:
+        await uninstalled(context=context)
+        await events.access_lost(event)
+
+    async def on_revoked(event: dict[str, Any], context: AsyncBoltContext) -> None:
+        await revoked(event=event, context=context)
+        await events.access_lost(event)
+
+    app.event("app_uninstalled")(on_uninstalled)
+    app.event("tokens_revoked")(on_revoked)
+
+
+async def _in_workspace(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
+    """OAuth mode: the listeners' own client calls (``WorkspaceClient``) carry the token of the
+    installation the payload came through, as Bolt's per-request client does."""
+    # Set, not scoped: Bolt runs the listeners after the middleware returns, in the same task
+    # (process_before_response), and each Slack request sets it anew before its listeners run.
+    WORKSPACE.set(installation_of(body))
+    await next()
 
 
 def _one_auth_test(app: AsyncApp) -> None:
@@ -180,8 +235,9 @@ class _ListenerClients:
         return await next()
 
 
-def _token(settings: Settings) -> str:
-    return settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+def _token(settings: Settings) -> str | None:
+    # None, not "", without a token (OAuth mode): Bolt would warn that a token is set and ignored.
+    return settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
 
 
 def _secret(settings: Settings) -> str:

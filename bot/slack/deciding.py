@@ -11,6 +11,8 @@ from ..approvals.model import Decision, Refusal, Transition, is_group
 from ..approvals.store import RequestStore
 from ..logs import Event, about, tagged
 from .directory import Directory
+from .identity import Actor
+from .workspaces import Workspaces
 
 log = logging.getLogger(__name__)
 
@@ -22,15 +24,24 @@ class Decider:
     membership; when a group is not cached, or the person is not in the
     cached copy, the group is looked up in Slack once and the decision tried
     again, so someone just added to a group is not turned away.
+
+    With ``workspaces`` (OAuth mode) a person decides only requests of their own
+    workspace or organisation (``Workspaces.may_decide``): ``origin`` is where
+    the click or form came from, as its signed payload says (``actor_of``).
     """
 
-    def __init__(self, store: RequestStore, directory: Directory) -> None:
+    def __init__(
+        self, store: RequestStore, directory: Directory, workspaces: Workspaces | None = None
+    ) -> None:
         self.store = store
         self.directory = directory
+        self.workspaces = workspaces
 
-    async def decide(self, request_id: str, decision: Decision) -> Transition:
+    async def decide(self, request_id: str, decision: Decision, *, origin: Actor | None) -> Transition:
         started = time.monotonic()
-        transition = await self.store.decide(request_id, decision)
+        transition = await self._other_workspace(request_id, origin) or await self.store.decide(
+            request_id, decision
+        )
         groups = self._to_refresh(transition)
         if groups and await self.directory.refresh(groups):
             transition = await self.store.decide(request_id, decision)
@@ -38,9 +49,14 @@ class Decider:
         _log_click(request_id, decision, transition)
         return transition
 
-    async def may_decide(self, request_id: str, user: str, *, approving: bool) -> Transition:
+    async def may_decide(
+        self, request_id: str, user: str, *, approving: bool, origin: Actor | None
+    ) -> Transition:
         """Whether ``user`` could decide now (nothing changes): a Transition with
         ``refused`` set if not, so the caller can say why."""
+        refused = await self._other_workspace(request_id, origin)
+        if refused is not None:
+            return refused
         transition = await self.store.check(request_id, user, approving=approving)
         groups = self._to_refresh(transition)
         if groups and await self.directory.refresh(groups):
@@ -60,6 +76,16 @@ class Decider:
         return await self.directory.refresh(groups) and bool(
             await cached_members(self.store.redis, groups, [user])
         )
+
+    async def _other_workspace(self, request_id: str, origin: Actor | None) -> Transition | None:
+        """A refusal when ``origin`` is not the request's workspace (OAuth mode); None to go on.
+        A request's workspace never changes once created, so reading it first leaves no race."""
+        if self.workspaces is None:
+            return None
+        request = await self.store.get(request_id)
+        if request is None or await self.workspaces.may_decide(origin, request):
+            return None  # gone: DECIDE says so as it does for everyone
+        return Transition(won=False, request=request, refused=Refusal.OTHER_WORKSPACE)
 
     @staticmethod
     def _to_refresh(transition: Transition) -> tuple[str, ...]:

@@ -67,12 +67,12 @@ class Installation:
         return cls(
             team,
             enterprise if isinstance(enterprise, str) and enterprise else None,
-            await _workspaces(client),
+            await org_workspaces(client),
             url,
         )
 
 
-async def _workspaces(client: AsyncWebClient) -> frozenset[str]:
+async def org_workspaces(client: AsyncWebClient) -> frozenset[str]:
     """The workspaces an org-wide install was granted (clicks there carry a workspace id, ``team: null``)."""
     found: set[str] = set()
     cursor = ""
@@ -125,6 +125,19 @@ def actor_of(body: Mapping[str, Any]) -> Actor | None:
     return Actor(team, enterprise)
 
 
+def installation_of(body: Mapping[str, Any]) -> str:
+    """The installation a payload came through: its organisation for an org-wide install, else
+    its workspace ("" when it names neither)."""
+    authorizations = body.get("authorizations")
+    if isinstance(authorizations, list) and authorizations and isinstance(authorizations[0], dict):
+        body = authorizations[0]  # an event: the installation it was delivered to
+    # A slash command's form says "true" or "false"; a JSON payload, true or false.
+    kind = "enterprise" if body.get("is_enterprise_install") in (True, "true") else "team"
+    source = body.get(kind)
+    found = source.get("id") if isinstance(source, dict) else body.get(f"{kind}_id")
+    return found if isinstance(found, str) else ""
+
+
 def author_of(message: Mapping[str, Any]) -> Actor | None:
     """The author's workspace as a message itself says (an event, or ``conversations.replies``):
     ``user_team`` in shared channels, ``team`` otherwise; None when it says neither.
@@ -153,12 +166,19 @@ class TrustedOrgs:
     """Whose people may act: the installation's, and those the policy names (``trusted_teams``).
 
     Until the worker has learned its installation nobody may: a worker that
-    cannot reach Slack at start refuses every action until it can.
+    cannot reach Slack at start refuses every action until it can. In OAuth mode
+    there is no one installation: ``served`` (``SLACK_WORKSPACES``' ids) are trusted instead.
     """
 
-    def __init__(self, trusted: Iterable[str] = ()) -> None:
+    def __init__(self, trusted: Iterable[str] = (), *, served: Iterable[str] = ()) -> None:
         self.trust(trusted)
         self.installation: Installation | None = None
+        self.served = frozenset(served)
+
+    @property
+    def known(self) -> bool:
+        """Whether anyone may act yet: the installation is learned, or OAuth mode serves workspaces."""
+        return self.installation is not None or bool(self.served)
 
     def trust(self, trusted: Iterable[str]) -> None:
         """Trust these workspaces and organisations instead (a reloaded policy's ``trusted_teams``)."""
@@ -171,13 +191,14 @@ class TrustedOrgs:
 
     def allows(self, actor: Actor) -> bool:
         installed = self.installation
-        if installed is None:
+        if not self.known:
             return False
         trusted_teams, trusted_organisations = self._trusted
-        teams = trusted_teams | installed.workspaces | {installed.team_id}
-        organisations = trusted_organisations | (
-            {installed.enterprise_id} if installed.enterprise_id else set()
-        )
+        teams = trusted_teams | {t for t in self.served if t.startswith("T")}
+        organisations = trusted_organisations | {t for t in self.served if t.startswith("E")}
+        if installed is not None:
+            teams |= installed.workspaces | {installed.team_id}
+            organisations |= {installed.enterprise_id} if installed.enterprise_id else set()
         return (actor.team is not None and actor.team in teams) or (
             actor.enterprise is not None and actor.enterprise in organisations
         )
@@ -206,30 +227,38 @@ WORKSPACE_URL = "workspace_url"
 """The Bolt context key listeners find the installation's URL under (None if Slack gave none)."""
 
 
-def refuse_other_orgs(app: AsyncApp, trust: TrustedOrgs, queue: JobQueue) -> None:
+def refuse_other_orgs(
+    app: AsyncApp, trust: TrustedOrgs, queue: JobQueue, *, also: OrgMember | None = None
+) -> None:
     """Register a Bolt middleware (HTTP and Socket Mode alike) that stops other organisations' requests
-    before any listener runs; the person is told, nothing changes."""
-    app.middleware(_OrgGate(trust, queue).only_trusted_orgs)
+    before any listener runs; the person is told, nothing changes. ``also`` (OAuth mode) lets in
+    people of a workspace an org-wide install was granted, as that install's records say."""
+    app.middleware(_OrgGate(trust, queue, also).only_trusted_orgs)
+
+
+OrgMember = Callable[[Actor, Mapping[str, Any]], Awaitable[bool]]
+"""Whether an actor's workspace belongs to the org-wide install the payload came through."""
 
 
 class _OrgGate:
     """The middleware ``refuse_other_orgs`` registers."""
 
-    def __init__(self, trust: TrustedOrgs, queue: JobQueue) -> None:
+    def __init__(self, trust: TrustedOrgs, queue: JobQueue, also: OrgMember | None = None) -> None:
         self.trust = trust
         self.queue = queue
+        self.also = also
 
     async def only_trusted_orgs(
         self, body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[None]]
     ) -> BoltResponse | None:
         trust = self.trust
         actor = actor_of(body)
-        if actor is None or trust.allows(actor):
+        if actor is None or trust.allows(actor) or (self.also is not None and await self.also(actor, body)):
             if trust.installation is not None:
                 context[WORKSPACE_URL] = trust.installation.url
             await next()
             return None
-        known = trust.installation is not None
+        known = trust.known
         notice = text.refusals.FOREIGN_ORG if known else text.refusals.ORG_NOT_KNOWN_YET
         log.warning(
             "refused a Slack %s from %s: %s",
@@ -253,6 +282,6 @@ async def _refusal(body: dict[str, Any], notice: str, queue: JobQueue) -> BoltRe
         channel_id = channel.get("id") if isinstance(channel, dict) else None
         user_id = user.get("id") if isinstance(user, dict) else None
         if isinstance(channel_id, str) and isinstance(user_id, str):
-            await queue.notify(channel_id, user_id, notice)
+            await queue.notify(channel_id, user_id, notice, team=installation_of(body))
     # Events: a non-2xx answer makes Slack retry, then turn the subscription off.
     return BoltResponse(status=200, body="")

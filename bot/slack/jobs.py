@@ -33,6 +33,7 @@ from .messages import RequestMessages
 from .posting import RequestPoster
 from .retries import MAX_DELIVERIES
 from .threads import RequestThreads
+from .workspaces import Workspaces, acting_for
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class SlackJobWorker:
         sweep_interval: float,
         concurrency: int = 16,
         orgs: TrustedOrgs | None = None,
+        workspaces: Workspaces | None = None,
     ) -> None:
         """``orgs``: whose thread replies reach the model (None: everyone's, as events were checked)."""
         self.store = store
@@ -91,11 +93,16 @@ class SlackJobWorker:
         self.poster = RequestPoster(
             store,
             client,
-            router=Router(store, policies, TeamAllowList(store.redis)),
+            router=Router(
+                store, policies, TeamAllowList(store.redis), workspaces.policies if workspaces else None
+            ),
             directory=self.directory,
             messages=self.messages,
             default_channel=default_channel,
+            channels=workspaces.channels if workspaces else {},
         )
+        self.workspaces = workspaces
+        """OAuth mode: each job runs ``acting_for`` its request's workspace (or its notice's)."""
         self.threads = RequestThreads(
             store, client, directory=self.directory, messages=self.messages, orgs=orgs
         )
@@ -192,11 +199,18 @@ class SlackJobWorker:
                 with (
                     priority(PRIORITIES.get(job.kind, Priority.POST)),
                     log_context(request_id=job.fields.get("id")),
+                    acting_for(await self._workspace(job)),
                 ):
                     await self._run(job)
         finally:
             self._holding.pop(job.entry_id, None)
             self._held.release()
+
+    async def _workspace(self, job: Job) -> str:
+        if self.workspaces is None:
+            return ""
+        request_id = job.fields.get("id")
+        return await self.workspaces.team_of(request_id) if request_id else job.fields.get("team", "")
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -46,13 +47,16 @@ class RequestPoster:
         directory: Directory,
         messages: RequestMessages,
         default_channel: str,
+        channels: Mapping[str, str] | None = None,
     ) -> None:
+        """``channels``: OAuth mode's approval channel of each workspace (``SLACK_WORKSPACES``)."""
         self.store = store
         self.client = client
         self.router = router
         self.directory = directory
         self.messages = messages
         self.default_channel = default_channel
+        self.channels = channels or {}
 
     async def post(self, request_id: str, *, may_retry: bool) -> None:
         """Route the request if it is not yet, then post it unless that decided it.
@@ -69,7 +73,7 @@ class RequestPoster:
         else:
             # Before the post: the first click checks membership against this cache.
             await self.directory.warm(a for a in request.approvers if is_group(a))
-        channel = request.channel or self.default_channel
+        channel = request.channel or self.channels.get(request.team) or self.default_channel
         if request.post_started and await self._adopt(request, channel):
             return
         await self.store.start_posting(request_id)

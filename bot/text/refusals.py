@@ -75,6 +75,8 @@ def refused(transition: Transition) -> str:
             return (
                 "This request's cost cannot be counted against its budget, so it cannot be approved. Deny it."
             )
+        case Refusal.OTHER_WORKSPACE:
+            return "This request belongs to another Slack workspace: only its own people can decide it."
         case _:  # Refusal.NOT_APPROVER
             who = targets(request.approvers) if request and request.approvers else "the approvers"
             return f"You are not an approver for this request. It can be decided by {who}."

@@ -23,8 +23,10 @@ from ...logs import Event, tagged
 from ..blocks.lists import team_rules
 from ..blocks.question import menu_answer
 from ..deciding import Decider
+from ..identity import actor_of
 from ..ids import Action
 from ..payloads import ButtonClick, MenuChoice, OnMessage, RuleClick
+from ..workspaces import WORKSPACE
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +67,15 @@ class ActionListeners:
     async def tell(self, click: OnMessage, transition: Transition) -> None:
         """Say why a click or a pick changed nothing (a vote shows on the message itself)."""
         if transition.refused is not None:
-            await self.queue.notify(click.channel.id, click.user.id, text.refusals.refused(transition))
+            await self.queue.notify(
+                click.channel.id, click.user.id, text.refusals.refused(transition), team=WORKSPACE.get() or ""
+            )
         elif not transition.won and transition.votes is None:
             await self.queue.notify(
-                click.channel.id, click.user.id, text.refusals.already_ended(transition.request)
+                click.channel.id,
+                click.user.id,
+                text.refusals.already_ended(transition.request),
+                team=WORKSPACE.get() or "",
             )
 
     async def approve_click(
@@ -88,7 +95,7 @@ class ActionListeners:
             always=always,
             revision=click.revision,
         )
-        transition = await self.decider.decide(click.request_id, decision)
+        transition = await self.decider.decide(click.request_id, decision, origin=actor_of(body))
         await ack()
         await self.tell(click, transition)
         return click, transition
@@ -107,7 +114,11 @@ class ActionListeners:
             # The rules the message listed (blocks.request_parts.always_allow_block), no others.
             rules_to_add = list(listed(transition.request.suggestions).rules)
             await self.allowlist.add(
-                rules_to_add, added_by=click.user.id, route=transition.request.rule, request=click.request_id
+                rules_to_add,
+                added_by=click.user.id,
+                route=transition.request.rule,
+                request=click.request_id,
+                team=transition.request.team,
             )
 
     async def remove_rule(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -159,12 +170,19 @@ class ActionListeners:
         request = await self.store.get(choice.request_id)
         if request is None or request.state.is_final:
             await ack()
-            await self.queue.notify(choice.channel.id, choice.user.id, text.refusals.already_ended(request))
+            await self.queue.notify(
+                choice.channel.id,
+                choice.user.id,
+                text.refusals.already_ended(request),
+                team=WORKSPACE.get() or "",
+            )
             return
         answered = menu_answer(request, choice.picked)
         if answered is None:
             await ack()
-            await self.queue.notify(choice.channel.id, choice.user.id, text.refusals.NOT_AN_OPTION)
+            await self.queue.notify(
+                choice.channel.id, choice.user.id, text.refusals.NOT_AN_OPTION, team=WORKSPACE.get() or ""
+            )
             return
         # Recorded before Slack gets its 200, as a click on Approve is.
         transition = await self.decider.decide(
@@ -176,6 +194,7 @@ class ActionListeners:
                 updated_input=answered,
                 revision=choice.revision,
             ),
+            origin=actor_of(body),
         )
         await ack()
         await self.tell(choice, transition)

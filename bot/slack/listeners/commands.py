@@ -14,6 +14,7 @@ from ...approvals.store import RequestStore
 from ..blocks.lists import pending_list, team_rules
 from ..identity import WORKSPACE_URL
 from ..ids import SLASH_COMMAND
+from ..workspaces import WORKSPACE
 
 
 async def decidable(store: RequestStore, user: str) -> list[ApprovalRequest]:
@@ -21,9 +22,11 @@ async def decidable(store: RequestStore, user: str) -> list[ApprovalRequest]:
 
     Only what a click could still change: not a request that ended between
     the check and the read, nor one past its expiry that the sweep has not
-    ended yet, nor one whose N-of-M approval already counts ``user``'s vote."""
+    ended yet, nor one whose N-of-M approval already counts ``user``'s vote.
+    In OAuth mode, only the requests of the installation the listener acts for."""
     ids = await store.decidable_by(user, await store.pending())
     now = time.time()
+    workspace = WORKSPACE.get()  # None with one bot token: every request is this workspace's
     return [
         r
         for r in await store.many(ids)
@@ -31,6 +34,7 @@ async def decidable(store: RequestStore, user: str) -> list[ApprovalRequest]:
         and r.state is State.PENDING
         and not (r.expires_at and r.expires_at <= now)
         and all(vote.user != user for vote in r.votes)
+        and (workspace is None or r.team == workspace)
     ]
 
 

@@ -28,6 +28,7 @@ from ..blocks.modals import (
 )
 from ..deciding import Decider
 from ..errors import described, logged
+from ..identity import actor_of
 from ..ids import Action
 from .actions import parse_click
 
@@ -143,7 +144,7 @@ class ModalClicks:
             view = await asyncio.to_thread(build, request) if request is not None else ended
         else:
             check = await self.decider.may_decide(
-                click.request_id, click.user.id, approving=deciding == "approve"
+                click.request_id, click.user.id, approving=deciding == "approve", origin=actor_of(body)
             )
             request = check.request
             if request is None or request.state.is_final:

@@ -16,6 +16,7 @@ from ...approvals.store import RequestStore
 from ...logs import Event, tagged
 from ..blocks.modals import notice_modal
 from ..deciding import Decider
+from ..identity import Actor, actor_of
 from ..ids import Modal, choice_block, edit_block, own_answer_block
 from ..payloads import AnswerSubmission, DenySubmission, ModifySubmission, Submission
 
@@ -67,6 +68,7 @@ class ViewListeners:
             ack,
             self.decider,
             submission,
+            actor_of(body),
             State.ANSWERED,
             text.modals.ANSWER_MODAL_TITLE,
             updated_input=updated,
@@ -92,6 +94,7 @@ class ViewListeners:
             ack,
             self.decider,
             submission,
+            actor_of(body),
             State.APPROVED,
             text.modals.MODIFY_MODAL_TITLE,
             updated_input=updated,
@@ -106,7 +109,16 @@ class ViewListeners:
             return
         stop = submission.view.callback_id == Modal.DENY_STOP.value
         title = text.modals.DENY_STOP_MODAL_TITLE if stop else text.modals.DENY_MODAL_TITLE
-        await _decide(ack, self.decider, submission, State.DENIED, title, reason=submission.reason, stop=stop)
+        await _decide(
+            ack,
+            self.decider,
+            submission,
+            actor_of(body),
+            State.DENIED,
+            title,
+            reason=submission.reason,
+            stop=stop,
+        )
 
 
 async def closed(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -144,13 +156,20 @@ async def _field_errors(ack: AsyncAck, errors: dict[str, str]) -> None:
 
 
 async def _decide(
-    ack: AsyncAck, decider: Decider, submission: Submission, state: State, form_title: str, **decision: Any
+    ack: AsyncAck,
+    decider: Decider,
+    submission: Submission,
+    origin: Actor | None,
+    state: State,
+    form_title: str,
+    **decision: Any,
 ) -> None:
     """Record the submitter's decision; close the modal, or say why nothing changed (in a
     notice titled for what it says, not ``form_title``: a refusal is not "Modify and approve")."""
     transition = await decider.decide(
         submission.request_id,
         Decision(state, actor=submission.user.id, actor_name=submission.user.display, **decision),
+        origin=origin,
     )
     if transition.won or transition.votes is not None:
         await ack()

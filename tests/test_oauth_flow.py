@@ -1,0 +1,378 @@
+"""OAuth mode end to end: install through Slack's flow, post with each workspace's token, and a
+click from one workspace never decides another's request (signed payloads in Slack's shapes)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import aiohttp
+import pytest
+from redis.asyncio import Redis
+
+from bot import SlackApprover
+from bot.approvals import keys
+from bot.approvals.model import State, request_id_for
+from bot.slack.ids import SLASH_COMMAND, Action, Field
+from bot.slack.installation_store import RedisInstallationStore
+from tests.conftest import context, policy_file
+from tests.fakes.bot_settings import CHANNEL, SIGNING_SECRET
+from tests.fakes.redis_server import RedisServer
+from tests.fakes.slack_block_actions import block_actions
+from tests.fakes.slack_event_payloads import event_callback
+from tests.fakes.slack_records import PostedMessage
+from tests.fakes.slack_rules import DEFAULT_RATE_SCALE
+from tests.fakes.slack_signing import sign, signed_form
+from tests.fakes.slack_slash_commands import slash_command
+from tests.fakes.slack_view_payloads import view_submission
+from tests.fakes.slack_workspace import TEAM_ID
+from tests.fakes.slack_workspaces import (
+    CHANNEL_B,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    ENTERPRISE,
+    TEAM_B,
+    WorkspacesSlack,
+)
+from tests.fakes.worker import Worker, _button_value
+
+GRID_TEAM = "T0GRIDA"
+GRID_CHANNEL = "C0GRIDAPPROVALS"
+WORKSPACES = {
+    TEAM_ID: {"channel": CHANNEL},
+    TEAM_B: {"channel": CHANNEL_B},
+    ENTERPRISE: {"channel": GRID_CHANNEL},
+}
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[WorkspacesSlack]:
+    """Replaces conftest's fake Slack here (``start_worker`` uses it): two workspaces and an organisation."""
+    async with WorkspacesSlack.start(rate_scale=DEFAULT_RATE_SCALE) as fake:
+        assert isinstance(fake, WorkspacesSlack)
+        fake.add_workspace_channel(CHANNEL_B, "approvals-b", TEAM_B)
+        fake.add_workspace_channel(GRID_CHANNEL, "approvals-grid", GRID_TEAM)
+        fake.org_workspaces[GRID_TEAM] = ENTERPRISE
+        yield fake
+        assert fake.invalid == []
+
+
+@pytest.fixture
+def oauth_worker(start_worker: Callable[..., Awaitable[Worker]]) -> Callable[..., Awaitable[Worker]]:
+    """Factory: a worker in OAuth mode, serving ``WORKSPACES``."""
+
+    async def start(**overrides: Any) -> Worker:
+        oauth: dict[str, Any] = {
+            "slack_bot_token": None,
+            "approval_channel": None,
+            "slack_client_id": CLIENT_ID,
+            "slack_client_secret": CLIENT_SECRET,
+            "slack_workspaces": WORKSPACES,
+        }
+        return await start_worker(**{**oauth, **overrides})
+
+    return start
+
+
+async def begin_install(worker: Worker) -> tuple[str, str]:
+    """GET /slack/install as a browser: the state, and the cookie that carries it."""
+    async with worker.session.get(f"{worker.url}/slack/install", allow_redirects=False) as response:
+        assert response.status == 302
+        location = urlsplit(response.headers["Location"])
+        cookie = response.headers["Set-Cookie"]
+    assert location.path == "/oauth/v2/authorize"
+    query = parse_qs(location.query)
+    assert query["client_id"] == [CLIENT_ID]
+    assert "chat:write" in query["scope"][0].split(",")
+    state = query["state"][0]
+    assert cookie.startswith(f"slack-app-oauth-state={state};") and "HttpOnly" in cookie
+    return state, cookie.split(";")[0]
+
+
+async def finish_install(worker: Worker, code: str, state: str, cookie: str) -> int:
+    """Slack's redirect back with the code, in the browser that began the install."""
+    url = f"{worker.url}/slack/oauth_redirect"
+    async with worker.session.get(
+        url, params={"code": code, "state": state}, headers={"Cookie": cookie}
+    ) as r:
+        await r.read()
+        return r.status
+
+
+async def install(
+    worker: Worker, slack: WorkspacesSlack, team: str | None, enterprise: str | None = None
+) -> None:
+    state, cookie = await begin_install(worker)
+    assert await finish_install(worker, slack.authorize(team, enterprise), state, cookie) == 200
+
+
+async def click_as(
+    worker: Worker,
+    message: PostedMessage,
+    user: str,
+    *,
+    team: str | None,
+    user_team: str,
+    enterprise: str | None = None,
+    action: Action = Action.APPROVE,
+) -> None:
+    """Click ``action`` on ``message`` as ``user`` of ``user_team``, through the installation of
+    ``team`` (``None``: the org-wide install of ``enterprise``), signed as Slack signs it."""
+    payload = block_actions(
+        user,
+        action.value,
+        _button_value(message, action),
+        message=message.as_dict(),
+        channel=message.channel,
+        user_team=user_team,
+        team=team,
+        enterprise=enterprise,
+    )
+    response = await worker.post_signed(payload)
+    assert response.status == 200
+
+
+async def root_in(slack: WorkspacesSlack, channel: str) -> PostedMessage:
+    await slack.wait_for(lambda: any(m.channel == channel and not m.thread_ts for m in slack.roots()))
+    return next(m for m in slack.roots() if m.channel == channel)
+
+
+async def test_install_then_post_and_decide_in_that_workspace_only(
+    oauth_worker: Callable[..., Awaitable[Worker]],
+    slack: WorkspacesSlack,
+    redis: Redis,
+    redis_server: RedisServer,
+) -> None:
+    worker = await oauth_worker()
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, TEAM_B)
+    bot = await RedisInstallationStore(redis).async_find_bot(enterprise_id=None, team_id=TEAM_B)
+    assert bot is not None and bot.bot_token == slack.token_of(TEAM_B)
+
+    approver = SlackApprover(redis_server.url, timeout=60, team=TEAM_B)
+    async with approver:
+        call = asyncio.create_task(
+            approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_b1"))
+        )
+        message = await root_in(slack, CHANNEL_B)  # only B's token can post there
+        # A person of workspace A clicks (a signed payload, as Slack would send it): refused.
+        await click_as(worker, message, "U0ALICE", team=TEAM_ID, user_team=TEAM_ID)
+        notice = await slack.wait_for_call("chat.postEphemeral")
+        assert "another Slack workspace" in notice.args["text"]
+        assert not call.done()
+        # The same click with the payload's workspace forged to B, the clicker still A's: refused too.
+        await click_as(worker, message, "U0ALICE", team=TEAM_B, user_team=TEAM_ID)
+        await slack.wait_for_call("chat.postEphemeral", count=2)
+        assert not call.done()
+        # A person of B decides it.
+        await click_as(worker, message, "U0BOB", team=TEAM_B, user_team=TEAM_B)
+        result = await asyncio.wait_for(call, 10)
+    assert result.behavior == "allow"
+
+
+async def test_org_wide_install_serves_the_organisations_workspaces(
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis_server: RedisServer
+) -> None:
+    worker = await oauth_worker()
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, None, ENTERPRISE)
+    approver = SlackApprover(redis_server.url, timeout=60, team=ENTERPRISE)
+    async with approver:
+        call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_org")))
+        message = await root_in(slack, GRID_CHANNEL)
+        # Workspace A is not in the organisation.
+        await click_as(worker, message, "U0ALICE", team=TEAM_ID, user_team=TEAM_ID)
+        notice = await slack.wait_for_call("chat.postEphemeral")
+        assert "another Slack workspace" in notice.args["text"]
+        assert not call.done()
+        # A person of a workspace of the organisation, through the org-wide install (team: null).
+        await click_as(worker, message, "U0GRID", team=None, user_team=GRID_TEAM, enterprise=ENTERPRISE)
+        result = await asyncio.wait_for(call, 10)
+    assert result.behavior == "allow"
+
+
+async def test_a_request_naming_no_installed_workspace_is_undeliverable(
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis_server: RedisServer
+) -> None:
+    await oauth_worker()
+    for team in ("", TEAM_B):  # none named; named but never installed
+        async with SlackApprover(redis_server.url, timeout=60, team=team) as approver:
+            result = await asyncio.wait_for(
+                approver.can_use_tool("Bash", {"command": "ls"}, context(f"toolu_{team or 'none'}")), 10
+            )
+            assert result.behavior == "deny"
+            request = await approver.store.get(f"toolu_{team or 'none'}")
+            del request
+    assert slack.roots() == []
+
+
+async def test_a_state_is_good_once_and_only_in_its_browser(
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis: Redis
+) -> None:
+    worker = await oauth_worker()
+    state, cookie = await begin_install(worker)
+    # Another browser (no cookie, or another state's): refused before the state is used.
+    assert await finish_install(worker, slack.authorize(TEAM_B), state, "slack-app-oauth-state=other") == 400
+    assert (
+        await finish_install(
+            worker, slack.authorize(TEAM_B), "never-issued", "slack-app-oauth-state=never-issued"
+        )
+        == 401
+    )
+    assert await finish_install(worker, slack.authorize(TEAM_B), state, cookie) == 200
+    assert await finish_install(worker, slack.authorize(TEAM_B), state, cookie) == 401  # reused
+    state, cookie = await begin_install(worker)
+    await redis.pexpire(keys.oauth_state(state), 1)  # its 10 minutes are up
+    await asyncio.sleep(0.05)
+    assert await finish_install(worker, slack.authorize(TEAM_B), state, cookie) == 401
+
+
+async def test_a_code_slack_rejects_and_a_workspace_not_served(
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis: Redis
+) -> None:
+    worker = await oauth_worker()
+    state, cookie = await begin_install(worker)
+    assert await finish_install(worker, "not-a-code", state, cookie) == 401
+    state, cookie = await begin_install(worker)
+    assert await finish_install(worker, slack.authorize("T0STRANGER"), state, cookie) == 403
+    assert (
+        await RedisInstallationStore(redis).async_find_bot(enterprise_id=None, team_id="T0STRANGER") is None
+    )
+    # Reusing a code Slack already exchanged.
+    code = slack.authorize(TEAM_B)
+    state, cookie = await begin_install(worker)
+    assert await finish_install(worker, code, state, cookie) == 200
+    state, cookie = await begin_install(worker)
+    assert await finish_install(worker, code, state, cookie) == 401
+    assert [c.response.get("error") for c in slack.calls_to("oauth.v2.access")] == [
+        "invalid_code",
+        None,
+        None,
+        "invalid_code",
+    ]
+    # An org-wide install whose workspaces Slack will not list is not kept (its people could not click).
+    slack.fail("auth.teams.list", "internal_error")
+    state, cookie = await begin_install(worker)
+    assert await finish_install(worker, slack.authorize(None, ENTERPRISE), state, cookie) == 500
+    store = RedisInstallationStore(redis)
+    assert (
+        await store.async_find_bot(enterprise_id=ENTERPRISE, team_id=None, is_enterprise_install=True) is None
+    )
+
+
+async def test_a_workspace_token_cannot_post_in_another_workspaces_channel(slack: WorkspacesSlack) -> None:
+    code = slack.authorize(TEAM_B)
+    slack.installed["xoxb-direct"] = TEAM_B
+    del code
+    async with aiohttp.ClientSession() as session:
+        for token, channel, expected in (
+            ("xoxb-direct", CHANNEL, "channel_not_found"),
+            (slack.token, CHANNEL_B, "channel_not_found"),
+            ("xoxb-direct", CHANNEL_B, None),
+        ):
+            async with session.post(
+                f"{slack.base_url}chat.postMessage",
+                json={"channel": channel, "text": "hi"},
+                headers={"Authorization": f"Bearer {token}"},
+            ) as response:
+                body = await response.json()
+            assert body.get("error") == expected, (token, channel, body)
+
+
+async def test_a_deny_form_from_another_workspace_decides_nothing(
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis_server: RedisServer
+) -> None:
+    """A person of B opens the Deny form; its submission, replayed as a person of A
+    (signed, in Slack's shape), is refused by the mechanism that decides."""
+    worker = await oauth_worker()
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, TEAM_B)
+    async with SlackApprover(redis_server.url, timeout=60, team=TEAM_B) as approver:
+        call = asyncio.create_task(
+            approver.can_use_tool("Bash", {"command": "rm -rf x"}, context("toolu_deny"))
+        )
+        message = await root_in(slack, CHANNEL_B)
+        await click_as(worker, message, "U0BOB", team=TEAM_B, user_team=TEAM_B, action=Action.DENY)
+        update = await slack.wait_for_call("views.update")
+        view = slack.views[update.args["view_id"]]
+        values = {Field.REASON_BLOCK.value: {Field.REASON_INPUT.value: "no"}}
+        forged = view_submission(
+            "U0ALICE",
+            view["callback_id"],
+            view["private_metadata"],
+            values,
+            view=view,
+            user_team=TEAM_ID,
+            team=TEAM_ID,
+        )
+        body, headers = signed_form(forged, SIGNING_SECRET)
+        async with worker.session.post(f"{worker.url}/slack/events", data=body, headers=headers) as response:
+            answer = await response.json()
+        assert answer["response_action"] == "update"
+        assert "another Slack workspace" in json.dumps(answer["view"])
+        request = await approver.store.get(request_id_for("toolu_deny"))
+        assert request is not None and request.state is State.PENDING and not call.done()
+        # Opening the form from workspace A is refused too: the form says so instead.
+        await click_as(worker, message, "U0ALICE", team=TEAM_ID, user_team=TEAM_ID, action=Action.DENY)
+        update = await slack.wait_for_call("views.update", count=2)
+        assert "another Slack workspace" in json.dumps(slack.views[update.args["view_id"]])
+        call.cancel()
+
+
+async def test_an_uninstall_forgets_the_workspaces_token(
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis: Redis
+) -> None:
+    worker = await oauth_worker()
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, TEAM_B)
+    store = RedisInstallationStore(redis)
+    assert await worker.event(event_callback({"type": "app_uninstalled"}, team_id=TEAM_B)) == 200
+    assert await store.async_find_bot(enterprise_id=None, team_id=TEAM_B) is None
+    assert await store.async_find_installation(enterprise_id=None, team_id=TEAM_B) is None
+    assert await store.async_find_bot(enterprise_id=None, team_id=TEAM_ID) is not None
+
+
+async def test_a_workspace_with_its_own_policy(
+    oauth_worker: Callable[..., Awaitable[Worker]],
+    slack: WorkspacesSlack,
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    rules = "rules:\n  - {name: no-rm, tool: Bash, command: '^rm ', action: deny, message: Not here.}\n"
+    workspaces = {**WORKSPACES, TEAM_B: {"channel": CHANNEL_B, "policy": str(policy_file(tmp_path, rules))}}
+    worker = await oauth_worker(slack_workspaces=workspaces)
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, TEAM_B)
+    async with SlackApprover(redis_server.url, timeout=60, team=TEAM_B) as in_b:
+        denied = await asyncio.wait_for(
+            in_b.can_use_tool("Bash", {"command": "rm -rf x"}, context("toolu_pb")), 10
+        )
+    assert denied.behavior == "deny" and "Not here." in denied.message
+    async with SlackApprover(redis_server.url, timeout=60, team=TEAM_ID) as in_a:
+        call = asyncio.create_task(in_a.can_use_tool("Bash", {"command": "rm -rf x"}, context("toolu_pa")))
+        await root_in(slack, CHANNEL)  # A's requests follow APPROVAL_POLICY (none: ask in A's channel)
+        call.cancel()
+
+
+async def test_approvals_lists_only_its_own_workspaces_requests(
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis_server: RedisServer
+) -> None:
+    worker = await oauth_worker()
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, TEAM_B)
+    async with SlackApprover(redis_server.url, timeout=60, team=TEAM_B) as approver:
+        call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make b"}, context("toolu_lb")))
+        await root_in(slack, CHANNEL_B)
+        for team, listed in ((TEAM_B, True), (TEAM_ID, False)):
+            body = urlencode(slash_command("U0ANY", SLASH_COMMAND, channel=CHANNEL, team_id=team)).encode()
+            headers = {**sign(body, SIGNING_SECRET), "Content-Type": "application/x-www-form-urlencoded"}
+            async with worker.session.post(
+                f"{worker.url}/slack/events", data=body, headers=headers
+            ) as response:
+                answer = await response.json()
+            assert ("make b" in json.dumps(answer)) is listed, (team, answer)
+        call.cancel()
