@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .approvals.bounds import MAX_SECONDS
+from .redis_topology import Topology, parse_sentinels
 
 
 class MissingSetting(Exception):
@@ -39,6 +40,13 @@ class Settings(BaseSettings):
     """Web API base URL; tests and proxies point it elsewhere."""
     redis_url: str | None = None
     """Where requests, jobs and decisions live; shared by agents and workers."""
+    redis_cluster: bool = False
+    """``REDIS_URL`` names a node of a Redis Cluster (as does a ``redis+cluster://`` URL)."""
+    redis_sentinels: str = ""
+    """``host:port,…`` of Sentinels watching the primary: clients ask them where it is and
+    follow a failover. ``REDIS_URL`` then gives only password, database and TLS."""
+    redis_sentinel_master: str = ""
+    """The name the Sentinels monitor the primary under (needed with ``redis_sentinels``)."""
     approval_channel: str | None = None
     """Channel id (``C…``) the workers post requests to."""
     approval_policy: Path | None = None
@@ -84,6 +92,14 @@ class Settings(BaseSettings):
     def _trailing_slash(cls, value: str) -> str:
         # slack_sdk joins base_url and method name without adding a slash.
         return value if value.endswith("/") else value + "/"
+
+    def redis_topology(self) -> Topology:
+        """How the Redis of ``redis_url`` is deployed, for ``redis_client.connect``."""
+        return Topology(
+            cluster=self.redis_cluster,
+            sentinels=parse_sentinels(self.redis_sentinels),
+            sentinel_master=self.redis_sentinel_master,
+        )
 
     def require(self, *names: str) -> None:
         """Raise ``MissingSetting`` for the first of ``names`` that is unset."""

@@ -49,7 +49,7 @@ async def check(settings: Settings) -> int:
         except PolicyError as exc:
             report(False, "policy", str(exc))
 
-    redis = connect(redis_url, name=CLI_CLIENT_NAME)
+    redis = connect(redis_url, name=CLI_CLIENT_NAME, topology=settings.redis_topology())
     try:
         async with asyncio.timeout(5):
             await redis.ping()

@@ -17,6 +17,7 @@ from ..redis_client import (
     AGENT_CONNECTIONS,
     WORKER_CLIENT_NAME,
     WORKER_CONNECTIONS,
+    RedisClient,
     connect,
     redacted,
 )
@@ -30,8 +31,8 @@ IN_PROCESS_NOTICE = (
 class Storage:
     """One client for the bot worker, one for the agent, and how to describe them."""
 
-    worker: Redis
-    agent: Redis
+    worker: RedisClient
+    agent: RedisClient
     description: str
 
 

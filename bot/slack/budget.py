@@ -27,9 +27,8 @@ from contextvars import ContextVar
 from enum import IntEnum
 from typing import Any
 
-from redis.asyncio import Redis
-
 from ..approvals import keys
+from ..redis_client import RedisClient
 from .rates import POSTS_PER_WORKSPACE, Rate, rate_for
 
 log = logging.getLogger(__name__)
@@ -132,7 +131,7 @@ return 'ok'
 class SlackBudget:
     """Token buckets in Redis that every worker's Slack calls draw on."""
 
-    def __init__(self, redis: Redis, *, scale: float = 1.0) -> None:
+    def __init__(self, redis: RedisClient, *, scale: float = 1.0) -> None:
         """``scale``: Slack's documented rates times this (``SLACK_RATE_SCALE``; test doubles run sped up)."""
         self.redis = redis
         self.scale = scale

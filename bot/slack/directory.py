@@ -14,12 +14,12 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from redis.asyncio import Redis
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ..approvals import keys
 from ..approvals.codec import text
+from ..redis_client import RedisClient
 from .errors import logged
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ CLICK_LOOKUP_SECONDS = 1.5
 
 
 class Directory:
-    def __init__(self, redis: Redis, client: AsyncWebClient) -> None:
+    def __init__(self, redis: RedisClient, client: AsyncWebClient) -> None:
         self.redis = redis
         self.client = client
 
