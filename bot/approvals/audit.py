@@ -82,7 +82,7 @@ class AuditLog:
             raise ValueError(f"{CHAIN_FIELDS} are the chain's own fields")
         flat = [item for pair in fields.items() for item in pair]
         await self._append(
-            keys=keys.script_keys(request or "-")[:5],
+            keys=keys.script_keys(request or "-"),
             args=[request, event, actor, repr(time.time()), *flat],
         )
 

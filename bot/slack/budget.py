@@ -85,7 +85,7 @@ def current_priority() -> Priority:
 # integer). With force the token is taken anyway, and a bucket may go below 0:
 # the call is made regardless (the interactive path), and later callers wait
 # for what it spent.
-TAKE = """
+TAKE = """#!lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local force = ARGV[#KEYS * 3 + 1] == '1'
@@ -116,7 +116,7 @@ return '0'
 
 # KEYS: one bucket. ARGV: seconds (Retry-After).
 # Slack refused a call: nothing is sent from this bucket until then, by anyone.
-PAUSE = """
+PAUSE = """#!lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local ends = now + tonumber(ARGV[1])
