@@ -105,14 +105,11 @@ def connect(
         "retry_on_error": [ConnectionError],
     }
     if topology.cluster:
-        # Replicas lag: a read there could show a decided request as still pending,
-        # or the reverse, so every command goes to the slot's primary.
+        # Replicas lag: a read there could show a decided request as still pending, or the
+        # reverse. With no load_balancing_strategy (redis-py's default) every command goes to
+        # the slot's primary.
         return QueuedCluster.from_url(
-            url,
-            max_connections=max_connections,
-            read_from_replicas=False,
-            require_full_coverage=True,
-            **options,
+            url, max_connections=max_connections, require_full_coverage=True, **options
         )
     if topology.sentinels:
         return _sentinel_client(url, topology, max_connections, options)

@@ -32,6 +32,7 @@ from bot.slack.ids import (
     own_answer_block,
 )
 from bot.web import create_app
+from tests.cluster_fixtures import cluster, cluster_redis, one_node_cluster, redis_or_cluster, sentinels  # noqa: F401
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.slack_api import DEFAULT_RATE_SCALE, FakeSlack, PostedMessage
 from tests.fakes.slack_payloads import (
