@@ -8,13 +8,13 @@ from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import parse_url
+from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
-from .redis_topology import CLUSTER_SCHEMES, QueuedCluster, QueuedSentinelPool, Topology
+from .redis_topology import CLUSTER_SCHEMES, QueuedCluster, QueuedSentinelPool, SentinelClient, Topology
 
 RedisClient: TypeAlias = Redis | RedisCluster
 """What ``connect`` returns: a client of one primary (Sentinel's included) or of a cluster."""
@@ -127,6 +127,8 @@ def _sentinel_client(url: str, topology: Topology, max_connections: int, options
     settings = parse_url(url)  # password, username, db, TLS of the primary
     settings.pop("host", None)
     settings.pop("port", None)
+    if settings.pop("connection_class", None) is SSLConnection:  # rediss://
+        settings["ssl"] = True  # Sentinel's pool then picks its own TLS connection class
     sentinel = Sentinel(
         topology.sentinels,
         sentinel_kwargs={
@@ -134,16 +136,16 @@ def _sentinel_client(url: str, topology: Topology, max_connections: int, options
             "socket_timeout": options["socket_timeout"],
         },
     )
-    client = sentinel.master_for(
+    client: Redis = sentinel.master_for(
         topology.sentinel_master,
+        redis_class=SentinelClient,
         connection_pool_class=QueuedSentinelPool,
         max_connections=max_connections,
         timeout=QUEUE_TIMEOUT,
         **settings,
         **options,
     )
-    client.auto_close_connection_pool = True
-    return client
+    return client  # the client owns the pool (``from_pool``): aclose() closes it
 
 
 def timed_out(error: BaseException) -> bool:

@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.asyncio.sentinel import SentinelConnectionPool
 
@@ -92,3 +92,15 @@ class _QueuedPipeline(ClusterPipeline):
 class QueuedSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     """Sentinel's pool (finds the primary, drops connections to a demoted one) with the
     single-primary pool's queueing: past ``max_connections``, callers wait ``timeout``."""
+
+
+class SentinelClient(Redis):
+    """The client of the primary the Sentinels name (``Sentinel.master_for``); closing it
+    also closes its connections to the Sentinels, which redis-py leaves open."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        pool = self.connection_pool
+        if isinstance(pool, SentinelConnectionPool):
+            for sentinel in pool.sentinel_manager.sentinels:
+                await sentinel.aclose()

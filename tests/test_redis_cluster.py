@@ -1,0 +1,169 @@
+"""Redis Cluster and Sentinel: the client ``connect()`` builds, the shard layout of the keys,
+and what the scripts may touch on a cluster (issue 18; real servers, ``tests.fakes.redis_cluster``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+from redis.exceptions import MaxConnectionsError, RedisClusterException, ResponseError
+
+from bot.approvals import keys
+from bot.approvals.lua.fill import script
+from bot.approvals.model import NewRequest, request_id_for
+from bot.approvals.store import RequestStore
+from bot.redis_client import connect
+from bot.redis_topology import QueuedCluster, Topology
+from bot.settings import Settings
+from bot.slack.budget import SlackBudget
+
+
+def slot(key: str) -> int:
+    return int(key_slot(key.encode()))
+
+
+# -- the shard layout --------------------------------------------------------------------------
+
+
+def test_each_shard_tag_lies_in_its_own_twelfth_of_the_slots():
+    assert len(keys.SHARD_TAGS) == keys.SHARDS == 12
+    twelfth = REDIS_CLUSTER_HASH_SLOTS / keys.SHARDS
+    assert [int(slot(tag) // twelfth) for tag in keys.SHARD_TAGS] == list(range(keys.SHARDS))
+
+
+def test_shard_of_is_crc32_of_the_id_modulo_12():
+    assert [keys.shard_of(i) for i in ("a", "req-1", "-", request_id_for("toolu_1"))] == [3, 5, 4, 11]
+    spread = {keys.shard_of(request_id_for(f"toolu_{n}")) for n in range(200)}
+    assert spread == set(range(keys.SHARDS))
+
+
+def test_a_requests_own_keys_share_its_shards_slot():
+    for request_id in ("a", request_id_for("toolu_1"), request_id_for("toolu_2")):
+        tag_slot = slot(keys.SHARD_TAGS[keys.shard_of(request_id)])
+        own = [keys.request, keys.votes, keys.thread, keys.thread_read, keys.render_lock]
+        assert {slot(key(request_id)) for key in own} == {tag_slot}
+
+
+GLOBAL_LEFT = [
+    keys.DEADLINES,
+    keys.JOBS,
+    keys.AUDIT,
+    keys.AUDIT_HEAD,
+    keys.PENDING,
+    keys.AUDIT_ANCHOR,
+    keys.PENDING_ROUTES,
+    keys.AUDIT_CAP,
+]
+"""The request scripts' KEYS that are not yet per shard: the remaining work of issue 18's
+per-shard split (jobs, deadlines, audit chain, pending index). Until it lands, no request
+script (CREATE, ROUTE, DECIDE, ESCALATE, TIMEOUT, START_POST, MARK_POSTED, APPEND_AUDIT,
+MAY_DECIDE over several requests) runs on a cluster; this list must then become empty."""
+
+
+def test_the_request_scripts_keys_outside_the_requests_slot_are_the_global_structures():
+    for request_id in ("a", request_id_for("toolu_1")):
+        own_slot = slot(keys.request(request_id))
+        assert [key for key in keys.script_keys(request_id) if slot(key) != own_slot] == GLOBAL_LEFT
+
+
+async def test_a_request_script_on_a_cluster_is_refused_before_it_writes(cluster_redis):
+    # Fails closed until the split: refused by the client, nothing half-written.
+    new = NewRequest(id=request_id_for("toolu_c"), tool_name="Bash", tool_input={}, tool_use_id="toolu_c")
+    with pytest.raises(RedisClusterException, match="same key slot"):
+        await RequestStore(cluster_redis).create(new)
+    assert await cluster_redis.dbsize() == 0
+
+
+async def test_a_script_reaching_a_key_of_another_slot_fails_on_a_cluster_node_only(redis_or_cluster):
+    sneaky = script("""
+-- KEYS: one key. ARGV: none. Result: the value of a key it was not passed.
+redis.call('SET', KEYS[1], 'written')
+return redis.call('GET', 'elsewhere')
+""")
+    run = redis_or_cluster.register_script(sneaky)
+    if isinstance(redis_or_cluster, RedisCluster):
+        with pytest.raises(ResponseError, match="do not hash to the same slot"):
+            await run(keys=["here"])
+        assert await redis_or_cluster.get("here") == b"written"  # not rolled back: why KEYS must be complete
+    else:
+        assert await run(keys=["here"]) is None  # a standalone server would never tell
+
+
+async def test_the_slack_budget_runs_on_a_cluster_node(cluster_redis):
+    budget = SlackBudget(cluster_redis)
+    assert await budget.take("chat.postMessage", "C1") == 0.0
+    await budget.pause("chat.update", "", 5)
+    assert await budget.take("chat.update") > 4
+    await budget.aclose()
+
+
+# -- the client --------------------------------------------------------------------------------
+
+
+def test_settings_and_url_choose_the_topology():
+    assert Settings(redis_url="redis://h/0").redis_topology() == Topology()
+    assert Settings(redis_cluster=True).redis_topology() == Topology(cluster=True)
+    sentinel = Settings(redis_sentinels="10.0.0.1:26379, [::1]:26380", redis_sentinel_master="main")
+    assert sentinel.redis_topology() == Topology(
+        sentinels=(("10.0.0.1", 26379), ("::1", 26380)), sentinel_master="main"
+    )
+    with pytest.raises(ValueError, match="REDIS_SENTINEL_MASTER"):
+        Settings(redis_sentinels="h:1").redis_topology()
+    with pytest.raises(ValueError, match="not host:port"):
+        Settings(redis_sentinels="h", redis_sentinel_master="m").redis_topology()
+    with pytest.raises(ValueError, match="exclude each other"):
+        Topology(cluster=True, sentinels=(("h", 1),), sentinel_master="m")
+
+
+async def test_a_cluster_url_or_setting_builds_a_queued_cluster_client(one_node_cluster):
+    plain = one_node_cluster.url.replace("redis+cluster://", "redis://")
+    for client in (
+        connect(one_node_cluster.url, name="tests"),
+        connect(plain, name="tests", topology=Topology(cluster=True)),
+    ):
+        assert isinstance(client, QueuedCluster)
+        assert await client.ping()
+        await client.aclose()
+    standalone = connect(plain, name="tests")
+    assert isinstance(standalone, Redis)
+    await standalone.aclose()
+
+
+async def test_a_burst_queues_for_a_full_cluster_pool_instead_of_failing(one_node_cluster, cluster_redis):
+    await cluster_redis.set("k", "v")
+    bare = RedisCluster.from_url(one_node_cluster.url.replace("+cluster", ""), max_connections=3)
+    with pytest.raises(MaxConnectionsError):  # redis-py's own cluster pool: why QueuedCluster exists
+        await asyncio.gather(*(bare.get("k") for _ in range(500)))
+    await bare.aclose()
+
+    client = connect(one_node_cluster.url, name="burst", max_connections=3)
+
+    async def piped(n: int) -> list[object]:
+        async with client.pipeline() as pipe:
+            return await pipe.get("k").set(f"p{n}", n).execute()
+
+    gets = [client.get("k") for _ in range(10_000)]
+    pipes = [piped(n) for n in range(200)]
+    results = await asyncio.wait_for(asyncio.gather(*gets, *pipes), 60)
+    assert results[:10_000] == [b"v"] * 10_000 and results[10_000:] == [[b"v", True]] * 200
+    named = [c for c in await cluster_redis.client_list() if c["name"] == "burst"]
+    assert 1 <= len(named) <= 3
+    await client.aclose()
+
+
+@pytest.mark.slow
+async def test_the_shards_spread_evenly_over_three_primaries(cluster):
+    client = connect(cluster.url, name="tests", max_connections=4)
+    try:
+        assert isinstance(client, RedisCluster)
+        await client.initialize()
+        owners = [client.get_node_from_key(keys.request(tag)).port for tag in keys.SHARD_TAGS]
+        by_primary = sorted(owners.count(port) for port in set(owners))
+        assert by_primary == [4, 4, 4] and set(owners) == set(cluster.primaries())
+        gets = [client.get(keys.request(f"r{n}")) for n in range(5_000)]
+        assert await asyncio.wait_for(asyncio.gather(*gets), 60) == [None] * 5_000
+    finally:
+        await client.aclose()
