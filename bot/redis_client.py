@@ -124,7 +124,7 @@ def _sentinel_client(url: str, topology: Topology, max_connections: int, options
 
     The Sentinels are asked without the primary's password or name (they have
     their own), within the same timeouts."""
-    settings = parse_url(url)  # password, username, db, TLS of the primary
+    settings: dict[str, Any] = dict(parse_url(url))  # password, username, db, TLS of the primary
     settings.pop("host", None)
     settings.pop("port", None)
     if settings.pop("connection_class", None) is SSLConnection:  # rediss://
