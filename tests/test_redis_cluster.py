@@ -11,6 +11,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.exceptions import MaxConnectionsError, RedisClusterException, ResponseError
 
+from bot import SlackApprover
 from bot.approvals import keys
 from bot.approvals.lua.fill import script
 from bot.approvals.model import NewRequest, request_id_for
@@ -19,6 +20,7 @@ from bot.redis_client import connect
 from bot.redis_topology import QueuedCluster, Topology
 from bot.settings import Settings
 from bot.slack.budget import SlackBudget
+from tests.conftest import context
 
 
 def slot(key: str) -> int:
@@ -74,6 +76,16 @@ async def test_a_request_script_on_a_cluster_is_refused_before_it_writes(cluster
     new = NewRequest(id=request_id_for("toolu_c"), tool_name="Bash", tool_input={}, tool_use_id="toolu_c")
     with pytest.raises(RedisClusterException, match="same key slot"):
         await RequestStore(cluster_redis).create(new)
+    assert await cluster_redis.dbsize() == 0
+
+
+async def test_an_agent_on_a_cluster_is_denied_until_the_split(one_node_cluster, cluster_redis):
+    agent = SlackApprover(one_node_cluster.url, timeout=5)
+    try:
+        result = await asyncio.wait_for(agent.can_use_tool("Bash", {"command": "ls"}, context("toolu_c")), 10)
+    finally:
+        await agent.close()
+    assert result.behavior == "deny"
     assert await cluster_redis.dbsize() == 0
 
 
