@@ -147,8 +147,8 @@ async def test_a_cluster_url_or_setting_builds_a_queued_cluster_client(one_node_
 async def test_a_burst_queues_for_a_full_cluster_pool_instead_of_failing(one_node_cluster, cluster_redis):
     await cluster_redis.set("k", "v")
     bare = RedisCluster.from_url(one_node_cluster.url.replace("+cluster", ""), max_connections=3)
-    with pytest.raises(MaxConnectionsError):  # redis-py's own cluster pool: why QueuedCluster exists
-        await asyncio.gather(*(bare.get("k") for _ in range(500)))
+    replies = await asyncio.gather(*(bare.get("k") for _ in range(500)), return_exceptions=True)
+    assert any(isinstance(r, MaxConnectionsError) for r in replies)  # why QueuedCluster exists
     await bare.aclose()
 
     client = connect(one_node_cluster.url, name="burst", max_connections=3)
