@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.exceptions import ResponseError
 
 from bot.approvals import keys
 from bot.approvals.audit import AuditLog
 from bot.approvals.bounds import OutOfRange
 from bot.approvals.codec import text
 from bot.approvals.lua import chain, claims, create, decide, escalate, jobs, post
-from bot.approvals.lua.fill import CONSTANTS, SHEBANG
+from bot.approvals.lua.fill import CONSTANTS, READ_ONLY, SHEBANG
 from bot.approvals.model import (
     ApprovalRequest,
     Decision,
@@ -497,8 +498,27 @@ def test_no_script_spells_an_event_a_job_kind_a_state_or_an_actor():
 @pytest.mark.parametrize("script", [*SCRIPTS.values(), budget.TAKE, budget.PAUSE])
 def test_every_script_is_flagged_to_stay_in_one_slot(script):
     # "#!lua" without allow-cross-slot-keys: on a cluster Redis refuses any key of another slot.
-    assert script.startswith(SHEBANG) and "allow-cross-slot-keys" not in script.split("\n")[0]
-    assert SHEBANG not in script[len(SHEBANG) :]
+    first, rest = script.split("\n", 1)
+    assert first in (SHEBANG, f"{SHEBANG} flags={READ_ONLY}") and SHEBANG not in rest
+
+
+async def test_over_maxmemory_a_writing_script_is_refused_before_it_starts(redis):
+    request = await ask(RequestStore(redis))
+    await redis.config_set("maxmemory", 1)  # every byte is over it
+    try:
+        # Refused as a whole (a write inside a script without the shebang fails "… script: <sha>, on
+        # @user_script:<line>", after what came before it): no transition is left half-done.
+        with pytest.raises(ResponseError, match=r"^command not allowed when used memory > 'maxmemory'\.$"):
+            await run(redis, claims.CALL_RAN, ["appr:call:{x}:0"])
+        reply = await run(redis, decide.MAY_DECIDE, [keys.request(request.id)], "U1", "1")
+        assert reply == ["ok"]  # reading still works, as without the shebang
+    finally:
+        await redis.config_set("maxmemory", 0)
+
+
+def test_only_a_script_that_never_writes_is_flagged_so():
+    flagged = [name for name, script in SCRIPTS.items() if READ_ONLY in script.split("\n", 1)[0]]
+    assert flagged == ["MAY_DECIDE"]
 
 
 def test_no_script_names_a_key_it_is_not_passed():

@@ -27,16 +27,18 @@ CONSTANTS: dict[str, str | int] = {
 """``${name}`` in a script → its value: ``${event_created}``, ``${job_post}``, ``${state_pending}``…"""
 
 
-SHEBANG = "#!lua\n"
+SHEBANG = "#!lua"
 """First line of every script. With it, Redis refuses a script that touches a key of another
 slot than its KEYS' on a cluster (even on one node, where it would otherwise pass), and
 refuses to start a script while over ``maxmemory`` instead of failing it at its first write
-(a script is not rolled back). Without ``allow-cross-slot-keys``, ``no-writes`` or
-``allow-oom``: every script may write, to one slot."""
+(a script is not rolled back). Never with ``allow-cross-slot-keys`` or ``allow-oom``."""
+READ_ONLY = "no-writes"
+"""The flag of a script that only reads: it still runs over ``maxmemory``, as before the shebang."""
 
 
-def script(*parts: str) -> str:
+def script(*parts: str, flags: str = "") -> str:
     """One script from its parts (shared functions first, the script's own body last), filled in.
 
     A ``${name}`` that ``CONSTANTS`` does not hold fails here, at import, not in Redis; ``$$`` is a ``$``."""
-    return SHEBANG + Template("".join(parts)).substitute(CONSTANTS)
+    first_line = f"{SHEBANG} flags={flags}" if flags else SHEBANG
+    return first_line + "\n" + Template("".join(parts)).substitute(CONSTANTS)
