@@ -148,6 +148,18 @@ def _sentinel_client(url: str, topology: Topology, max_connections: int, options
     return client  # the client owns the pool (``from_pool``): aclose() closes it
 
 
+MINIMUM_SERVER = (7, 0)
+"""Every script opens with ``#!lua`` (script flags, Redis 7.0), which Redis 6 cannot load.
+Valkey 7.2 and later report a ``redis_version`` of at least 7.2."""
+
+
+async def server_version(redis: RedisClient) -> tuple[int, ...]:
+    """The ``redis_version`` Redis reports (on a cluster: the oldest of the nodes that answer)."""
+    info: dict[str, Any] = await redis.info("server")
+    nodes = [info] if "redis_version" in info else list(info.values())
+    return min(tuple(int(part) for part in str(node["redis_version"]).split(".")) for node in nodes)
+
+
 def timed_out(error: BaseException) -> bool:
     """Whether ``error`` means Redis took the connection but did not answer in time.
 

@@ -16,7 +16,7 @@ from bot.approvals import keys
 from bot.approvals.lua.fill import script
 from bot.approvals.model import NewRequest, request_id_for
 from bot.approvals.store import RequestStore
-from bot.redis_client import connect
+from bot.redis_client import MINIMUM_SERVER, connect, server_version
 from bot.redis_topology import QueuedCluster, Topology
 from bot.settings import Settings
 from bot.slack.budget import SlackBudget
@@ -110,6 +110,10 @@ async def test_the_slack_budget_runs_on_a_cluster_node(cluster_redis):
     await budget.pause("chat.update", "", 5)
     assert await budget.take("chat.update") > 4
     await budget.aclose()
+
+
+async def test_the_server_is_recent_enough_for_the_scripts(redis_or_cluster):
+    assert await server_version(redis_or_cluster) >= MINIMUM_SERVER
 
 
 # -- the client --------------------------------------------------------------------------------

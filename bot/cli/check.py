@@ -9,7 +9,7 @@ from redis.exceptions import RedisError
 
 from ..approvals.model import is_group
 from ..approvals.policy import Policy, PolicyError, Rule
-from ..redis_client import CLI_CLIENT_NAME, connect, redacted
+from ..redis_client import CLI_CLIENT_NAME, MINIMUM_SERVER, connect, redacted, server_version
 from ..settings import Settings
 from .common import Subcommands, with_settings
 
@@ -53,7 +53,16 @@ async def check(settings: Settings) -> int:
     try:
         async with asyncio.timeout(5):
             await redis.ping()
-        report(True, "redis", redacted(redis_url))
+            version = await server_version(redis)
+        shown = ".".join(map(str, version))
+        if version >= MINIMUM_SERVER:
+            report(True, "redis", f"{redacted(redis_url)} (Redis {shown})")
+        else:
+            report(
+                False,
+                "redis",
+                f"{redacted(redis_url)}: Redis {shown} is too old (7.0 or later, or Valkey 7.2)",
+            )
     except (RedisError, OSError, TimeoutError) as exc:
         report(False, "redis", f"{redacted(redis_url)}: {exc or type(exc).__name__}")
     finally:
