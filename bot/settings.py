@@ -117,6 +117,9 @@ class Settings(BaseSettings):
         return value
 
 
+REDIS_TOPOLOGY = ("redis_cluster", "redis_sentinels", "redis_sentinel_master")
+"""The settings besides ``redis_url`` that say how to reach Redis (``Settings.redis_topology``)."""
+
 _WHY = {
     "redis_url": "agents and workers share requests through Redis (e.g. redis://localhost:6379/0)",
     "slack_bot_token": "the bot token (xoxb-…) from the Slack app's OAuth & Permissions page",
