@@ -7,6 +7,9 @@ commands queues for a connection instead of failing."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +54,10 @@ def parse_sentinels(value: str) -> tuple[tuple[str, int], ...]:
     return tuple(pairs)
 
 
+_holding: ContextVar[bool] = ContextVar("holding_a_cluster_permit", default=False)
+"""Whether the running task (or the command it is part of) holds a ``QueuedCluster`` permit."""
+
+
 class QueuedCluster(RedisCluster):
     """A ``RedisCluster`` on which a burst waits for a connection instead of failing.
 
@@ -65,8 +72,23 @@ class QueuedCluster(RedisCluster):
         super().__init__(max_connections=max_connections, **kwargs)
         self._permits = asyncio.Semaphore(max(1, max_connections - reserved))
 
-    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+    @asynccontextmanager
+    async def permit(self) -> AsyncIterator[None]:
+        """One permit, unless the caller already holds one: redis-py runs a command over
+        several slots (``EXISTS a b``) as a pipeline, and a pipeline retries a failed command
+        through ``execute_command``; waiting for a second permit there could wait forever."""
+        if _holding.get():
+            yield
+            return
         async with self._permits:
+            token = _holding.set(True)
+            try:
+                yield
+            finally:
+                _holding.reset(token)
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.permit():
             return await super().execute_command(*args, **kwargs)
 
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
@@ -85,7 +107,7 @@ class _QueuedPipeline(ClusterPipeline):
         self._event_dispatcher = client._event_dispatcher
 
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
-        async with self._queued_client._permits:
+        async with self._queued_client.permit():
             return await super().execute(raise_on_error, allow_redirections)
 
 

@@ -170,6 +170,20 @@ async def test_a_burst_queues_for_a_full_cluster_pool_instead_of_failing(one_nod
     await client.aclose()
 
 
+async def test_a_command_split_over_slots_does_not_wait_for_its_own_permit(one_node_cluster):
+    # redis-py runs a multi-slot DEL or MGET as a pipeline inside execute_command, and a
+    # pipeline retries failed commands through execute_command: both within one permit.
+    client = connect(one_node_cluster.url, name="tests", max_connections=2)  # a single permit
+    try:
+        names = [keys.request(f"r{n}") for n in range(24)]  # all 12 shards' slots
+        async with client.pipeline() as pipe:
+            await asyncio.wait_for(pipe.mset_nonatomic(dict.fromkeys(names, "1")).execute(), 10)
+        found = [client.execute_command("EXISTS", *names) for _ in range(20)]
+        assert await asyncio.wait_for(asyncio.gather(*found), 10) == [24] * 20
+    finally:
+        await client.aclose()
+
+
 @pytest.mark.slow
 async def test_the_shards_spread_evenly_over_three_primaries(cluster):
     client = connect(cluster.url, name="tests", max_connections=4)
