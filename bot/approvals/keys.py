@@ -141,6 +141,11 @@ def usergroup(group_id: str) -> str:
     return USERGROUP_PREFIX + group_id
 
 
+def usergroup_refreshed(group_id: str) -> str:
+    """Set for ``USERGROUP_REFRESH_GAP`` seconds after a click by a non-member re-read the group."""
+    return usergroup(group_id) + ":fresh"
+
+
 def spend(rule: str, day: str = "") -> str:
     """The spend counter prefix of a route, or the counter of one ``day``."""
     prefix = SPEND_PREFIX + rule

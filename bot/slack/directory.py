@@ -46,7 +46,7 @@ class Directory:
             async with asyncio.timeout(CLICK_LOOKUP_SECONDS):
                 for group in dict.fromkeys(groups):
                     fresh = await self.redis.set(
-                        keys.usergroup(group) + ":fresh", "1", nx=True, ex=keys.USERGROUP_REFRESH_GAP
+                        keys.usergroup_refreshed(group), "1", nx=True, ex=keys.USERGROUP_REFRESH_GAP
                     )
                     cached = await self.redis.exists(keys.usergroup(group))
                     if fresh or not cached:
