@@ -9,7 +9,14 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
-from redis.exceptions import MaxConnectionsError, RedisClusterException, ResponseError
+from redis.exceptions import (
+    ClusterDownError,
+    ConnectionError,
+    MaxConnectionsError,
+    RedisClusterException,
+    ResponseError,
+    TimeoutError,
+)
 
 from bot import SlackApprover
 from bot.approvals import keys
@@ -20,7 +27,7 @@ from bot.redis_client import MINIMUM_SERVER, connect, server_version
 from bot.redis_topology import QueuedCluster, Topology
 from bot.settings import Settings
 from bot.slack.budget import SlackBudget
-from tests.conftest import context
+from tests.conftest import context, within
 
 
 def slot(key: str) -> int:
@@ -195,5 +202,29 @@ async def test_the_shards_spread_evenly_over_three_primaries(cluster):
         assert by_primary == [4, 4, 4] and set(owners) == set(cluster.primaries())
         gets = [client.get(keys.request(f"r{n}")) for n in range(5_000)]
         assert await asyncio.wait_for(asyncio.gather(*gets), 60) == [None] * 5_000
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.slow
+async def test_the_client_follows_a_primary_killed_under_it(cluster):
+    client = connect(cluster.url, name="tests", max_connections=4)
+    try:
+        assert isinstance(client, RedisCluster)
+        shard_keys = [keys.request(tag) for tag in keys.SHARD_TAGS]
+        for key in shard_keys:
+            await client.set(key, key)
+        victim = client.get_node_from_key(shard_keys[0])
+        assert await client.execute_command("WAIT", 1, 5000, target_nodes=victim) == 1  # replicated
+        cluster.processes.kill(victim.port)
+        async with within(30, "the keys of the killed primary's shards never came back"):
+            while True:
+                try:
+                    values = await asyncio.gather(*(client.get(key) for key in shard_keys))
+                    break
+                except (ConnectionError, ClusterDownError, RedisClusterException, TimeoutError):
+                    await asyncio.sleep(0.2)
+        assert values == [key.encode() for key in shard_keys]
+        assert len(cluster.primaries()) == 3  # its replica took over
     finally:
         await client.aclose()
