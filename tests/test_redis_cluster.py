@@ -4,6 +4,7 @@ and what the scripts may touch on a cluster (issue 18; real servers, ``tests.fak
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -191,40 +192,39 @@ async def test_a_command_split_over_slots_does_not_wait_for_its_own_permit(one_n
         await client.aclose()
 
 
-@pytest.mark.slow
-async def test_the_shards_spread_evenly_over_three_primaries(cluster):
+@pytest.fixture
+async def cluster_client(cluster) -> AsyncIterator[RedisCluster]:
+    """A client of the 3-primary cluster, its slot map read."""
     client = connect(cluster.url, name="tests", max_connections=4)
-    try:
-        assert isinstance(client, RedisCluster)
-        await client.initialize()
-        owners = [client.get_node_from_key(keys.request(tag)).port for tag in keys.SHARD_TAGS]
-        by_primary = sorted(owners.count(port) for port in set(owners))
-        assert by_primary == [4, 4, 4] and set(owners) == set(cluster.primaries())
-        gets = [client.get(keys.request(f"r{n}")) for n in range(5_000)]
-        assert await asyncio.wait_for(asyncio.gather(*gets), 60) == [None] * 5_000
-    finally:
-        await client.aclose()
+    assert isinstance(client, RedisCluster)
+    await client.initialize()
+    yield client
+    await client.aclose()
 
 
 @pytest.mark.slow
-async def test_the_client_follows_a_primary_killed_under_it(cluster):
-    client = connect(cluster.url, name="tests", max_connections=4)
-    try:
-        assert isinstance(client, RedisCluster)
-        shard_keys = [keys.request(tag) for tag in keys.SHARD_TAGS]
-        for key in shard_keys:
-            await client.set(key, key)
-        victim = client.get_node_from_key(shard_keys[0])
-        assert await client.execute_command("WAIT", 1, 5000, target_nodes=victim) == 1  # replicated
-        cluster.processes.kill(victim.port)
-        async with within(30, "the keys of the killed primary's shards never came back"):
-            while True:
-                try:
-                    values = await asyncio.gather(*(client.get(key) for key in shard_keys))
-                    break
-                except (ConnectionError, ClusterDownError, RedisClusterException, TimeoutError):
-                    await asyncio.sleep(0.2)
-        assert values == [key.encode() for key in shard_keys]
-        assert len(cluster.primaries()) == 3  # its replica took over
-    finally:
-        await client.aclose()
+async def test_the_shards_spread_evenly_over_three_primaries(cluster, cluster_client):
+    owners = [cluster_client.get_node_from_key(keys.request(tag)).port for tag in keys.SHARD_TAGS]
+    by_primary = sorted(owners.count(port) for port in set(owners))
+    assert by_primary == [4, 4, 4] and set(owners) == set(cluster.primaries())
+    gets = [cluster_client.get(keys.request(f"r{n}")) for n in range(5_000)]
+    assert await asyncio.wait_for(asyncio.gather(*gets), 60) == [None] * 5_000
+
+
+@pytest.mark.slow
+async def test_the_client_follows_a_primary_killed_under_it(cluster, cluster_client):
+    shard_keys = [keys.request(tag) for tag in keys.SHARD_TAGS]
+    for key in shard_keys:
+        await cluster_client.set(key, key)
+    victim = cluster_client.get_node_from_key(shard_keys[0])
+    assert await cluster_client.execute_command("WAIT", 1, 5000, target_nodes=victim) == 1  # replicated
+    cluster.processes.kill(victim.port)
+    async with within(30, "the keys of the killed primary's shards never came back"):
+        while True:
+            try:
+                values = await asyncio.gather(*(cluster_client.get(key) for key in shard_keys))
+                break
+            except (ConnectionError, ClusterDownError, RedisClusterException, TimeoutError):
+                await asyncio.sleep(0.2)
+    assert values == [key.encode() for key in shard_keys]
+    assert len(cluster.primaries()) == 3  # its replica took over
