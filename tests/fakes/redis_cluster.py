@@ -12,7 +12,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -46,12 +47,17 @@ class Processes:
         command += ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(home), "--save", ""]
         command += ["--daemonize", "no", "--logfile", str(home / "redis.log"), *args]
         self.by_port[port] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: _pings(port), f"redis-server on port {port} did not start (see {home})")
+        return port
+
+    @contextmanager
+    def forming(self) -> Iterator[None]:
+        """Stop what was started if the deployment does not form: a failed fixture leaves nothing."""
         try:
-            wait_until(lambda: _pings(port), f"redis-server on port {port} did not start (see {home})")
-        except RuntimeError:
+            yield
+        except BaseException:
             self.stop()
             raise
-        return port
 
     def kill(self, port: int) -> None:
         """SIGKILL one server: a crash, with nothing flushed or handed over."""
@@ -116,10 +122,13 @@ class OneNodeCluster:
 
     def __init__(self) -> None:
         self.processes = Processes("cluster1")
-        self.port = self.processes.start("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
-        with client(self.port) as node:
-            node.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
-        wait_until(lambda: _cluster_ok(self.port), "the 1-node cluster did not reach cluster_state:ok")
+        with self.processes.forming():
+            self.port = self.processes.start(
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"
+            )
+            with client(self.port) as node:
+                node.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+            wait_until(lambda: _cluster_ok(self.port), "the 1-node cluster did not reach cluster_state:ok")
 
     @property
     def url(self) -> str:
@@ -142,11 +151,12 @@ class Cluster:
             "--cluster-node-timeout",
             "2000",
         )
-        self.ports = [self.processes.start(*args) for _ in range(primaries * (1 + replicas))]
-        create = ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{port}" for port in self.ports)]
-        create += ["--cluster-replicas", str(replicas), "--cluster-yes"]
-        subprocess.run(create, check=True, timeout=READY_TIMEOUT, capture_output=True)
-        wait_until(self._formed, "the cluster did not form (cluster_state:ok, every replica in sync)")
+        with self.processes.forming():
+            self.ports = [self.processes.start(*args) for _ in range(primaries * (1 + replicas))]
+            create = ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{port}" for port in self.ports)]
+            create += ["--cluster-replicas", str(replicas), "--cluster-yes"]
+            subprocess.run(create, check=True, timeout=READY_TIMEOUT, capture_output=True)
+            wait_until(self._formed, "the cluster did not form (cluster_state:ok, every replica in sync)")
 
     @property
     def url(self) -> str:
@@ -172,16 +182,17 @@ class SentinelSetup:
 
     def __init__(self) -> None:
         self.processes = Processes("sentinel")
-        self.primary = self.processes.start()
-        self.replica = self.processes.start("--replicaof", "127.0.0.1", str(self.primary))
-        wait_until(lambda: _synced(self.replica), "the replica did not sync")
-        config = (
-            f"sentinel monitor {self.MASTER} 127.0.0.1 {self.primary} 2\n"
-            f"sentinel down-after-milliseconds {self.MASTER} 1000\n"
-            f"sentinel failover-timeout {self.MASTER} 10000\n"
-        )
-        self.sentinels = [self.processes.start("--sentinel", config=config) for _ in range(3)]
-        wait_until(self._acquainted, "the Sentinels did not find each other and the replica")
+        with self.processes.forming():
+            self.primary = self.processes.start()
+            self.replica = self.processes.start("--replicaof", "127.0.0.1", str(self.primary))
+            wait_until(lambda: _synced(self.replica), "the replica did not sync")
+            config = (
+                f"sentinel monitor {self.MASTER} 127.0.0.1 {self.primary} 2\n"
+                f"sentinel down-after-milliseconds {self.MASTER} 1000\n"
+                f"sentinel failover-timeout {self.MASTER} 10000\n"
+            )
+            self.sentinels = [self.processes.start("--sentinel", config=config) for _ in range(3)]
+            wait_until(self._acquainted, "the Sentinels did not find each other and the replica")
 
     @property
     def addresses(self) -> tuple[tuple[str, int], ...]:
