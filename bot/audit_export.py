@@ -8,11 +8,10 @@ import json
 import re
 from typing import TextIO
 
-from redis.asyncio import Redis
-
 from . import text
 from .approvals.audit import AuditLog, Entry, Verdict
 from .approvals.policy_values import parse_duration
+from .redis_client import RedisClient
 
 FORMATS = ("jsonl", "csv")
 CSV_COLUMNS = (
@@ -87,7 +86,7 @@ def _row(entry: Entry) -> dict[str, str]:
     return row
 
 
-async def export(redis: Redis, out: TextIO, *, since: float = 0, fmt: str = "jsonl") -> int:
+async def export(redis: RedisClient, out: TextIO, *, since: float = 0, fmt: str = "jsonl") -> int:
     """Write every entry from ``since`` on; returns how many."""
     count = 0
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS) if fmt == "csv" else None

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from . import metrics
+from .redis_client import RedisClient
 from .slack.identity import TrustedOrgs
 from .slack.jobs import SlackJobWorker
 from .tasks import describe
@@ -21,7 +21,7 @@ HEALTH_PING_TIMEOUT = 2.0
 class Health:
     """What the worker answers about itself; ``socket_mode`` is its Socket Mode connection (None over HTTP)."""
 
-    def __init__(self, redis: Redis, jobs: SlackJobWorker, trust: TrustedOrgs) -> None:
+    def __init__(self, redis: RedisClient, jobs: SlackJobWorker, trust: TrustedOrgs) -> None:
         self.redis = redis
         self.jobs = jobs
         self.trust = trust

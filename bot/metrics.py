@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from .approvals import keys
+from .redis_client import RedisClient
 
 if TYPE_CHECKING:
     from .approvals.model import ApprovalRequest
@@ -187,7 +187,7 @@ def agent_decision(outcome: str) -> None:
 # -- read at scrape time ------------------------------------------------------
 
 
-async def redis_figures(redis: Redis, now: float | None = None) -> list[Metric]:
+async def redis_figures(redis: RedisClient, now: float | None = None) -> list[Metric]:
     """The gauges read from Redis for one scrape: a few O(1) or O(routes) commands, no scan.
 
     ``approvals_metrics_redis_up`` is 0 (and the rest left out) when Redis does not
@@ -237,7 +237,7 @@ async def redis_figures(redis: Redis, now: float | None = None) -> list[Metric]:
     return [up, pending, by_route, age, depth, lag, held]
 
 
-async def _groups(redis: Redis) -> tuple[int, int] | None:
+async def _groups(redis: RedisClient) -> tuple[int, int] | None:
     """(lag, pending) of the workers' consumer group; None before any worker made it."""
     try:
         groups = await redis.xinfo_groups(keys.JOBS)
@@ -273,7 +273,7 @@ class _Fixed(Collector):
         return iter(self.families)
 
 
-async def exposition(redis: Redis) -> bytes:
+async def exposition(redis: RedisClient) -> bytes:
     """The text ``GET /metrics`` answers: this process's figures, then Redis's."""
     scraped = CollectorRegistry(auto_describe=False)
     scraped.register(_Fixed(await redis_figures(redis)))

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import builtins
+from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError, TimeoutError
+
+from .redis_topology import CLUSTER_SCHEMES, QueuedCluster, QueuedSentinelPool, SentinelClient, Topology
+
+RedisClient: TypeAlias = Redis | RedisCluster
+"""What ``connect`` returns: a client of one primary (Sentinel's included) or of a cluster."""
 
 AGENT_CLIENT_NAME = "slack-approvals-agent"
 WORKER_CLIENT_NAME = "slack-approvals-worker"
@@ -54,13 +63,14 @@ def connect(
     max_connections: int = WORKER_CONNECTIONS,
     connect_timeout: float = CONNECT_TIMEOUT,
     read_timeout: float = READ_TIMEOUT,
-) -> Redis:
+    topology: Topology | None = None,
+) -> RedisClient:
     """A client whose pool queues callers past ``max_connections`` and survives Redis restarts.
 
-    ``max_connections`` counts every connection, pub/sub subscriptions included.
-    ``connect_timeout`` and ``read_timeout`` bound each connection attempt and
-    each reply; no call waits on Redis longer than about their sum, plus the
-    ``QUEUE_TIMEOUT`` for a connection when all of them are busy.
+    ``max_connections`` counts every connection, pub/sub subscriptions included
+    (on a cluster: per node). ``connect_timeout`` and ``read_timeout`` bound each
+    connection attempt and each reply; no call waits on Redis longer than about
+    their sum, plus the ``QUEUE_TIMEOUT`` for a connection when all of them are busy.
 
     redis-py's default pool raises ``MaxConnectionsError`` when too many
     commands run at once; a burst of tool calls must wait its turn instead.
@@ -73,22 +83,81 @@ def connect(
     and each reconnect has retries of its own), so retrying timeouts would
     multiply the wait many times over while the caller's answer is already
     late. Every connection is named ``name`` (``CLIENT SETNAME``).
+
+    ``topology`` (``Settings.redis_topology()``) says whether ``url`` names one
+    primary, a node of a cluster (also said by a ``redis+cluster://`` or
+    ``rediss+cluster://`` URL) or, with Sentinels, only the password, database
+    and TLS of a primary the Sentinels find.
     """
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        client_name=name,
-        timeout=QUEUE_TIMEOUT,
-        socket_connect_timeout=connect_timeout,
-        socket_timeout=read_timeout,
-        retry=Retry(
+    topology = topology or Topology()
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in CLUSTER_SCHEMES:
+        url, topology = f"{CLUSTER_SCHEMES[scheme]}://{rest}", Topology(cluster=True)
+    options: dict[str, Any] = {
+        "client_name": name,
+        "socket_connect_timeout": connect_timeout,
+        "socket_timeout": read_timeout,
+        "retry": Retry(
             ExponentialWithJitterBackoff(base=0.05, cap=1.0),
             retries=RETRIES,
             supported_errors=(ConnectionError,),
         ),
-        retry_on_error=[ConnectionError],
+        "retry_on_error": [ConnectionError],
+    }
+    if topology.cluster:
+        # Replicas lag: a read there could show a decided request as still pending, or the
+        # reverse. With no load_balancing_strategy (redis-py's default) every command goes to
+        # the slot's primary.
+        return QueuedCluster.from_url(
+            url, max_connections=max_connections, require_full_coverage=True, **options
+        )
+    if topology.sentinels:
+        return _sentinel_client(url, topology, max_connections, options)
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=QUEUE_TIMEOUT, **options
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
+
+
+def _sentinel_client(url: str, topology: Topology, max_connections: int, options: dict[str, Any]) -> Redis:
+    """A client of the primary the Sentinels name, asking them again after a connection fails.
+
+    The Sentinels are asked without the primary's password or name (they have
+    their own), within the same timeouts."""
+    settings: dict[str, Any] = dict(parse_url(url))  # password, username, db, TLS of the primary
+    settings.pop("host", None)
+    settings.pop("port", None)
+    if settings.pop("connection_class", None) is SSLConnection:  # rediss://
+        settings["ssl"] = True  # Sentinel's pool then picks its own TLS connection class
+    sentinel = Sentinel(
+        topology.sentinels,
+        sentinel_kwargs={
+            "socket_connect_timeout": options["socket_connect_timeout"],
+            "socket_timeout": options["socket_timeout"],
+        },
+    )
+    client: Redis = sentinel.master_for(
+        topology.sentinel_master,
+        redis_class=SentinelClient,
+        connection_pool_class=QueuedSentinelPool,
+        max_connections=max_connections,
+        timeout=QUEUE_TIMEOUT,
+        **settings,
+        **options,
+    )
+    return client  # the client owns the pool (``from_pool``): aclose() closes it
+
+
+MINIMUM_SERVER = (7, 0)
+"""Every script opens with ``#!lua`` (script flags, Redis 7.0), which Redis 6 cannot load.
+Valkey 7.2 and later report a ``redis_version`` of at least 7.2."""
+
+
+async def server_version(redis: RedisClient) -> tuple[int, ...]:
+    """The ``redis_version`` Redis reports (on a cluster: the oldest of the nodes that answer)."""
+    info: dict[str, Any] = await redis.info("server")
+    nodes = [info] if "redis_version" in info else list(info.values())
+    return min(tuple(int(part) for part in str(node["redis_version"]).split(".")) for node in nodes)
 
 
 def timed_out(error: BaseException) -> bool:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .approvals.bounds import MAX_SECONDS
+from .redis_topology import Topology, parse_sentinels
 
 
 class MissingSetting(Exception):
@@ -63,6 +64,13 @@ class Settings(BaseSettings):
     """Web API base URL; tests and proxies point it elsewhere."""
     redis_url: str | None = None
     """Where requests, jobs and decisions live; shared by agents and workers."""
+    redis_cluster: bool = False
+    """``REDIS_URL`` names a node of a Redis Cluster (as does a ``redis+cluster://`` URL)."""
+    redis_sentinels: str = ""
+    """``host:port,…`` of Sentinels watching the primary: clients ask them where it is and
+    follow a failover. ``REDIS_URL`` then gives only password, database and TLS."""
+    redis_sentinel_master: str = ""
+    """The name the Sentinels monitor the primary under (needed with ``redis_sentinels``)."""
     approval_channel: str | None = None
     """Channel id (``C…``) the workers post requests to."""
     approval_policy: Path | None = None
@@ -114,6 +122,14 @@ class Settings(BaseSettings):
         """Whether the workers serve Slack's OAuth flow (many workspaces) instead of one bot token."""
         return bool(self.slack_client_id and self.slack_client_secret)
 
+    def redis_topology(self) -> Topology:
+        """How the Redis of ``redis_url`` is deployed, for ``redis_client.connect``."""
+        return Topology(
+            cluster=self.redis_cluster,
+            sentinels=parse_sentinels(self.redis_sentinels),
+            sentinel_master=self.redis_sentinel_master,
+        )
+
     def require(self, *names: str) -> None:
         """Raise ``MissingSetting`` for the first of ``names`` that is unset."""
         for name in names:
@@ -133,6 +149,9 @@ class Settings(BaseSettings):
             raise TypeError(f"{name} is not a plain-text setting")
         return value
 
+
+REDIS_TOPOLOGY = ("redis_cluster", "redis_sentinels", "redis_sentinel_master")
+"""The settings besides ``redis_url`` that say how to reach Redis (``Settings.redis_topology``)."""
 
 _WHY = {
     "redis_url": "agents and workers share requests through Redis (e.g. redis://localhost:6379/0)",

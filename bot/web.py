@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from redis.asyncio import Redis
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
@@ -26,7 +25,7 @@ from .approvals.queue import JobQueue
 from .approvals.store import RequestStore
 from .edge import SlackEdge, answer_failures
 from .health import Health
-from .redis_client import WORKER_CLIENT_NAME, WORKER_CONNECTIONS, connect
+from .redis_client import WORKER_CLIENT_NAME, WORKER_CONNECTIONS, RedisClient, connect
 from .settings import Settings
 from .slack.app import background_client, build_app, interactive_client, keep_alive
 from .slack.budget import SlackBudget
@@ -82,7 +81,7 @@ def create_app(
     settings: Settings,
     *,
     consumer: str | None = None,
-    redis: Redis | None = None,
+    redis: RedisClient | None = None,
     slack_first_wait: float = FIRST_ANSWER_WAIT,
 ) -> web.Application:
     """One bot worker: Slack endpoint, health check, job worker, Socket Mode if configured.
@@ -99,7 +98,12 @@ def create_app(
     if redis is None:
         assert settings.redis_url is not None
         connections = settings.redis_max_connections or WORKER_CONNECTIONS
-        redis = connect(settings.redis_url, name=WORKER_CLIENT_NAME, max_connections=connections)
+        redis = connect(
+            settings.redis_url,
+            name=WORKER_CLIENT_NAME,
+            max_connections=connections,
+            topology=settings.redis_topology(),
+        )
     policies.audit = AuditLog(redis)
     store = RequestStore(redis, today=lambda now: policies.current.today(now))
     worker = consumer or _consumer_name()
@@ -172,7 +176,7 @@ class _WorkerLife:
     settings: Settings
     worker: str
     worker_context: Context
-    redis: Redis
+    redis: RedisClient
     policies: PolicyHolder
     store: RequestStore
     budget: SlackBudget

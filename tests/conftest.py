@@ -19,6 +19,7 @@ from bot import SlackApprover
 from bot.approvals.store import RequestStore
 from bot.redis_client import connect
 from bot.web import create_app
+from tests.cluster_fixtures import cluster, cluster_redis, one_node_cluster, redis_or_cluster, sentinels  # noqa: F401
 from tests.fakes.bot_settings import settings_for
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.slack_api import FakeSlack

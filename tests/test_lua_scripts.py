@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.exceptions import ResponseError
 
 from bot.approvals import keys
 from bot.approvals.audit import AuditLog
 from bot.approvals.bounds import OutOfRange
 from bot.approvals.codec import text
 from bot.approvals.lua import chain, claims, create, decide, escalate, jobs, post
-from bot.approvals.lua.fill import CONSTANTS
+from bot.approvals.lua.fill import CONSTANTS, READ_ONLY, SHEBANG
 from bot.approvals.model import (
     ApprovalRequest,
     Decision,
@@ -35,6 +36,7 @@ from bot.approvals.policy_rule import Action, EscalationStep, OnTimeout, Route
 from bot.approvals.queue import JobQueue
 from bot.approvals.record import Field
 from bot.approvals.store import RequestStore, TeamGrant
+from bot.slack import budget
 
 LUA = Path(create.__file__).parent
 SCRIPTS = {
@@ -414,7 +416,8 @@ async def test_append_audit_ok(redis):
     assert (await AuditLog(redis).verify()).ok
 
 
-async def test_release_jobs_counts_the_jobs_given_back(redis):
+async def test_release_jobs_counts_the_jobs_given_back(redis_or_cluster):
+    redis = redis_or_cluster
     queue = JobQueue(redis, "worker-1", retry_after=30)
     await queue.ensure_group()
     await queue.gather("r1")
@@ -431,7 +434,8 @@ async def test_release_jobs_counts_the_jobs_given_back(redis):
     assert reply == 0
 
 
-async def test_call_ran_allowed_waiting_none(redis):
+async def test_call_ran_allowed_waiting_none(redis_or_cluster):
+    redis = redis_or_cluster
     slots = [f"{keys.CALL_CLAIM_PREFIX}{{s:p:f}}:{n}" for n in range(2)]
     assert await run(redis, claims.CALL_RAN, slots) == ["none"]
     await redis.set(slots[0], "wait:token:req1")
@@ -441,7 +445,8 @@ async def test_call_ran_allowed_waiting_none(redis):
     assert await run(redis, claims.CALL_RAN, slots) == ["waiting", "req1"]
 
 
-async def test_unlock_only_by_its_holder(store, redis):
+async def test_unlock_only_by_its_holder(redis_or_cluster):
+    redis, store = redis_or_cluster, RequestStore(redis_or_cluster)
     assert await store.lock_render("r1", "mine")
     assert not await store.lock_render("r1", "theirs")
     assert await run(redis, claims.UNLOCK, [keys.render_lock("r1")], "theirs") == 0
@@ -488,6 +493,40 @@ def test_no_script_spells_an_event_a_job_kind_a_state_or_an_actor():
     }
     assert filled <= set(CONSTANTS)
     assert all("${" not in script for script in SCRIPTS.values())
+
+
+@pytest.mark.parametrize("script", [*SCRIPTS.values(), budget.TAKE, budget.PAUSE])
+def test_every_script_is_flagged_to_stay_in_one_slot(script):
+    # "#!lua" without allow-cross-slot-keys: on a cluster Redis refuses any key of another slot.
+    first, rest = script.split("\n", 1)
+    assert first in (SHEBANG, f"{SHEBANG} flags={READ_ONLY}") and SHEBANG not in rest
+
+
+async def test_over_maxmemory_a_writing_script_is_refused_before_it_starts(redis):
+    request = await ask(RequestStore(redis))
+    await redis.config_set("maxmemory", 1)  # every byte is over it
+    try:
+        # Refused as a whole (a write inside a script without the shebang fails "… script: <sha>, on
+        # @user_script:<line>", after what came before it): no transition is left half-done.
+        with pytest.raises(ResponseError, match=r"^command not allowed when used memory > 'maxmemory'\.$"):
+            await run(redis, claims.CALL_RAN, ["appr:call:{x}:0"])
+        reply = await run(redis, decide.MAY_DECIDE, [keys.request(request.id)], "U1", "1")
+        assert reply == ["ok"]  # reading still works, as without the shebang
+    finally:
+        await redis.config_set("maxmemory", 0)
+
+
+def test_only_a_script_that_never_writes_is_flagged_so():
+    flagged = [name for name, script in SCRIPTS.items() if READ_ONLY in script.split("\n", 1)[0]]
+    assert flagged == ["MAY_DECIDE"]
+
+
+def test_no_script_names_a_key_it_is_not_passed():
+    named_inside = (keys.AUDIT_ANCHOR, keys.AUDIT_CAP, keys.PENDING_ROUTES, keys.DECISIONS)
+    # The decisions channel is a channel (PUBLISH), not a key: still named inside until SPUBLISH.
+    assert [key for key in named_inside if any(key in script for script in SCRIPTS.values())] == [
+        keys.DECISIONS
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))

@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from typing import Any, Self
 
 from claude_agent_sdk import ClaudeAgentOptions, PermissionResult, PermissionResultDeny, ToolPermissionContext
-from redis.asyncio import Redis
 
 from .. import metrics, text
 from ..approvals import bounds, keys
@@ -16,7 +15,7 @@ from ..approvals.model import ApprovalRequest, Mode, NewRequest, request_id_for
 from ..approvals.store import RequestStore
 from ..approvals.tools import GATED_TOOLS
 from ..approvals.wake import DecisionWaiter, WaiterClosed
-from ..redis_client import AGENT_CLIENT_NAME, AGENT_CONNECTIONS, connect
+from ..redis_client import AGENT_CLIENT_NAME, AGENT_CONNECTIONS, RedisClient, Topology, connect
 from ..settings import Settings
 from . import sdk_call, sdk_options
 from .cost import CostEstimator, estimate_cost
@@ -54,7 +53,7 @@ class SlackApprover:
 
     def __init__(
         self,
-        redis: Redis | str,
+        redis: RedisClient | str,
         *,
         timeout: float = 86400,
         agent_name: str = "",
@@ -64,6 +63,7 @@ class SlackApprover:
         cost_estimator: CostEstimator | None = None,
         mode: Mode | str = Mode.WAIT,
         max_connections: int = AGENT_CONNECTIONS,
+        redis_topology: Topology | None = None,
     ) -> None:
         """
         Args:
@@ -81,8 +81,8 @@ class SlackApprover:
             mode: ``"wait"`` keeps the call waiting in ``can_use_tool``; ``"defer"`` ends the
                 run while the request is pending (see ``settings()``). A policy rule's
                 ``mode`` overrides it.
-            max_connections: Redis connections, the decision subscription included (at least 2);
-                further calls queue.
+            max_connections: Redis connections, the decision subscription included (at least 2); more queue.
+            redis_topology: with a URL, a cluster or Sentinels behind it (``Settings.redis_topology``).
         """
         if not 0 <= timeout <= bounds.MAX_SECONDS:  # also refuses nan
             raise ValueError(f"timeout must be between 0 (waits forever) and {bounds.MAX_SECONDS:g} seconds")
@@ -90,9 +90,9 @@ class SlackApprover:
             raise ValueError("max_connections must be >= 2: the decision subscription holds one")
         self.mode = Mode(mode)
         self._owns_redis = isinstance(redis, str)
-        self.redis_url = redis if isinstance(redis, str) else None
+        self.redis_url, self.redis_topology = (redis if isinstance(redis, str) else None), redis_topology
         self.redis = (
-            connect(redis, name=AGENT_CLIENT_NAME, max_connections=max_connections)
+            connect(redis, name=AGENT_CLIENT_NAME, max_connections=max_connections, topology=redis_topology)
             if isinstance(redis, str)
             else redis
         )
@@ -134,6 +134,7 @@ class SlackApprover:
             team=settings.slack_team_id,
             mode=mode,
             max_connections=settings.redis_max_connections or AGENT_CONNECTIONS,
+            redis_topology=settings.redis_topology(),
         )
 
     def settings(
@@ -167,9 +168,8 @@ class SlackApprover:
         ``permissions.allow`` of ``settings`` and of the settings files
         ``setting_sources`` loads (see ``settings()``).
         """
-        return sdk_options.gated_options(
-            ClaudeAgentOptions(**kwargs), self.can_use_tool, self._gate(), self.redis_url, self.team
-        )
+        env = sdk_options.hook_env(self.redis_url, self.team, self.redis_topology)
+        return sdk_options.gated_options(ClaudeAgentOptions(**kwargs), self.can_use_tool, self._gate(), env)
 
     def _gate(self) -> GateCommand:
         # --wait 0: in an SDK run can_use_tool does the waiting (or the run is deferred).

@@ -21,11 +21,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from ..approvals import keys
 from ..approvals.lua.claims import CALL_RAN, UNLOCK
 from ..approvals.model import call_hash
+from ..redis_client import RedisClient
 from .hook_events import PermissionRequestCall
 
 MAX_SAME_CALLS = 64
@@ -51,7 +50,7 @@ def _fingerprint(tool_name: str, tool_input: dict[str, Any]) -> str:
 class CallClaims:
     """Claims a call's name for one hook; marks it answered, or gives it back."""
 
-    def __init__(self, redis: Redis, *, hold: float) -> None:
+    def __init__(self, redis: RedisClient, *, hold: float) -> None:
         """``hold``: seconds a claim outlives a hook that died without giving it back."""
         self.redis = redis
         self.hold = max(1, int(hold) + 1)

@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from .. import text
 from ..approvals.tools import BASH, COMMAND
 from ..redis_client import CLI_CLIENT_NAME, connect, redacted
+from ..settings import REDIS_TOPOLOGY, Settings
 from . import claude_code
 from .claude_code import PERMISSION_REQUEST, Found, SettingsError
 
@@ -94,7 +95,7 @@ def doctor(paths: Sequence[Path], environ: Mapping[str, str], out: TextIO) -> in
     if not url:
         report.check(False, "redis", text.setup.DOCTOR_NO_REDIS_URL)
     else:
-        problem = asyncio.run(_ping(url))
+        problem = asyncio.run(_ping(url, environ))
         report.check(problem is None, "redis", f"{redacted(url)}: {problem or 'answers PING'}")
     return 1 if report.failures else 0
 
@@ -260,10 +261,13 @@ def refusing_port() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
-async def _ping(url: str) -> str | None:
+async def _ping(url: str, environ: Mapping[str, str]) -> str | None:
+    topology = {name: environ[name.upper()] for name in REDIS_TOPOLOGY if name.upper() in environ}
     try:
-        redis = connect(url, name=CLI_CLIENT_NAME)
-    except ValueError as exc:  # not a redis:// URL
+        redis = connect(
+            url, name=CLI_CLIENT_NAME, topology=Settings.model_validate(topology).redis_topology()
+        )
+    except ValueError as exc:  # not a redis:// URL, or Sentinel settings that do not fit
         return str(exc)
     try:
         async with asyncio.timeout(PING_TIMEOUT):

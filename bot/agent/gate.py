@@ -26,8 +26,6 @@ from contextlib import suppress
 from enum import StrEnum
 from typing import Any
 
-from redis.asyncio import Redis
-
 from .. import text
 from ..approvals import keys
 from ..approvals.model import (
@@ -43,6 +41,7 @@ from ..approvals.model import (
 from ..approvals.names import AuditEvent
 from ..approvals.store import RequestStore
 from ..approvals.wake import DecisionWaiter
+from ..redis_client import RedisClient
 from . import hook_events
 from .call_claims import CallClaims
 from .cost import CostEstimator, estimate_cost
@@ -79,7 +78,13 @@ class Gate:
     """Answers one hook call; all the waiting is pub/sub, as in ``SlackApprover``."""
 
     def __init__(
-        self, redis: Redis, config: GateConfig, host: Host, *, default_timeout: float = 86400, team: str = ""
+        self,
+        redis: RedisClient,
+        config: GateConfig,
+        host: Host,
+        *,
+        default_timeout: float = 86400,
+        team: str = "",
     ) -> None:
         self.redis = redis
         self.team = team

@@ -142,7 +142,9 @@ async def _answer(
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
-    redis = connect(settings.redis_url or "", name=GATE_CLIENT_NAME, max_connections=4)
+    redis = connect(
+        settings.redis_url or "", name=GATE_CLIENT_NAME, max_connections=4, topology=settings.redis_topology()
+    )
     gate = Gate(redis, config, host, default_timeout=settings.approval_timeout, team=settings.slack_team_id)
 
     def stopped() -> None:

@@ -14,6 +14,7 @@ from claude_agent_sdk import CanUseTool, ClaudeAgentOptions
 
 from .. import text
 from ..approvals.tools import GATED_TOOLS
+from ..redis_topology import Topology
 from . import claude_settings
 from .gate_command import GateCommand
 from .hook_events import PRE_TOOL_USE
@@ -48,14 +49,23 @@ def gate_settings(
     return json.dumps(merged)
 
 
+def hook_env(redis_url: str | None, team: str, topology: Topology | None) -> dict[str, str]:
+    """What the gate hook reads from its environment: how to reach Redis as the approver
+    does (in the environment, never in a command line) and, in OAuth mode, the workspace
+    its requests are for."""
+    env = {"REDIS_URL": redis_url, **(topology or Topology()).environment()} if redis_url else {}
+    if team:
+        env["SLACK_TEAM_ID"] = team
+    return env
+
+
 def gated_options(
     options: ClaudeAgentOptions,
     can_use_tool: CanUseTool,
     gate: GateCommand,
-    redis_url: str | None,
-    team: str = "",
+    hook_env: dict[str, str],
 ) -> ClaudeAgentOptions:
-    """``options`` with ``can_use_tool``, the gate hook, ``REDIS_URL`` and (OAuth mode) ``SLACK_TEAM_ID`` set.
+    """``options`` with ``can_use_tool``, the gate hook and ``hook_env`` (``hook_env()``) set.
 
     The gate is told ``allowed_tools`` and the ``permissions.allow`` of ``settings`` and of the
     settings files ``setting_sources`` loads. ``ValueError`` if one of those installs a
@@ -63,11 +73,7 @@ def gated_options(
     base = options.settings
     if base and not base.lstrip().startswith("{") and options.cwd is not None:
         base = str(Path(options.cwd) / base)  # the SDK reads a settings path relative to cwd
-    env = dict(options.env)
-    if redis_url:
-        env.setdefault("REDIS_URL", redis_url)  # via the environment: never in a command line
-    if team:
-        env.setdefault("SLACK_TEAM_ID", team)  # the hook's requests are for the approver's workspace too
+    env = {**hook_env, **options.env}  # what the caller set wins
     files = claude_settings.read_all(claude_settings.loaded_files(options.cwd, options.setting_sources, env))
     if racing := [path for path, settings in files if claude_settings.has_permission_hook(settings)]:
         raise ValueError(text.agent.racing_hook(", ".join(map(str, racing))))

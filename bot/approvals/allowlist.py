@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
+from ..redis_client import RedisClient
 from . import keys
 from .audit import AuditLog
 from .codec import text
@@ -45,7 +45,7 @@ class TeamRule:
 class TeamAllowList:
     """Lives in one Redis hash; every change is audited."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
         self.audit = AuditLog(redis)
 

@@ -31,8 +31,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import cast
 
-from redis.asyncio import Redis
-
+from ..redis_client import RedisClient
 from . import keys
 from .codec import text
 from .lua.chain import APPEND_AUDIT
@@ -73,7 +72,7 @@ class Verdict:
 
 
 class AuditLog:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
         self._append = redis.register_script(APPEND_AUDIT)
 
@@ -83,7 +82,7 @@ class AuditLog:
             raise ValueError(f"{CHAIN_FIELDS} are the chain's own fields")
         flat = [item for pair in fields.items() for item in pair]
         await self._append(
-            keys=keys.script_keys(request or "-")[:5],
+            keys=keys.script_keys(request or "-"),
             args=[request, event, actor, repr(time.time()), *flat],
         )
 

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from redis.asyncio import Redis
-
+from ..redis_client import RedisClient
 from . import keys
 
 
-async def cached_members(redis: Redis, groups: Iterable[str], users: Iterable[str]) -> set[str]:
+async def cached_members(redis: RedisClient, groups: Iterable[str], users: Iterable[str]) -> set[str]:
     """Those of ``users`` that the cache lists in any of ``groups`` (one round trip).
     A group not cached lists nobody."""
     groups, users = list(dict.fromkeys(groups)), sorted(set(users))

@@ -1,14 +1,39 @@
 """Every Redis key, stream, channel and TTL the project uses, in one place.
 
-Keys of one request share the hash tag ``{<id>}`` so that, should a later
-version shard requests, the keys of one request stay in one slot. The global
-keys (jobs, deadlines, audit, the decisions channel, group caches, spend
-counters) are touched by the same scripts, so today the project needs a
-single Redis primary (replicas and Sentinel are fine; Redis Cluster is not
-supported).
+Requests are spread over ``SHARDS`` fixed shards (``shard_of``); the keys of one
+request carry its shard's hash tag, so on a Redis Cluster they share one slot
+with each other. The global keys (jobs, deadlines, audit, pending index, the
+decisions channel, group caches, spend counters) are still touched by the same
+scripts, so today the request scripts need a single Redis primary (replicas and
+Sentinel are fine); the shard tags leave room for per-shard copies of them.
 """
 
+import zlib
+
 PREFIX = "appr"
+
+SHARDS = 12
+"""Fixed number of request shards. 12 divides evenly over 1, 2, 3, 4, 6 and 12 cluster
+primaries. Changing it re-homes every request, and agents and workers must agree:
+a constant, not a setting."""
+SHARD_TAGS = (
+    "s0.10", "s1.3", "s2.163", "s3.69", "s4.11", "s5.12",
+    "s6.29", "s7.22", "s8.67", "s9.2", "s10.23", "s11.33",
+)  # fmt: skip
+"""Hash tag of each shard, chosen so that shard ``i``'s slot lies in the ``i``-th twelfth of
+the 16384 slots (653, 2277, 3475, …, 15535): ``redis-cli --cluster create``'s even slot
+ranges then give each primary the same number of shards. The plain ``s0``…``s11`` would
+land 4/3/5 over 3 primaries."""
+
+
+def shard_of(request_id: str) -> int:
+    """The shard of a request, from its id alone: any process holding an id finds its keys."""
+    return zlib.crc32(request_id.encode()) % SHARDS
+
+
+def _tagged(request_id: str, kind: str) -> str:
+    return f"{PREFIX}:{{{SHARD_TAGS[shard_of(request_id)]}}}:{kind}:{request_id}"
+
 
 JOBS = f"{PREFIX}:jobs"
 """Stream of work for the bot workers (post / update / notify)."""
@@ -90,26 +115,35 @@ RETENTION_SECONDS = 30 * 86400
 
 def request(request_id: str) -> str:
     """The hash holding one request."""
-    return f"{PREFIX}:{{{request_id}}}:req"
+    return _tagged(request_id, "req")
 
 
 def script_keys(request_id: str) -> list[str]:
-    """The KEYS of every script about one request, in this order (see ``approvals.lua``)."""
-    return [request(request_id), DEADLINES, JOBS, AUDIT, AUDIT_HEAD, votes(request_id), PENDING]
+    """The KEYS of every script about one request, in this order (see ``approvals.lua``):
+    every key a script touches is passed, none is named inside a script."""
+    return [
+        request(request_id), DEADLINES, JOBS, AUDIT, AUDIT_HEAD, votes(request_id), PENDING,
+        AUDIT_ANCHOR, PENDING_ROUTES, AUDIT_CAP,
+    ]  # fmt: skip
 
 
 def votes(request_id: str) -> str:
     """Hash: approver id → "epoch name", the approvals counted so far (N-of-M)."""
-    return f"{PREFIX}:{{{request_id}}}:votes"
+    return _tagged(request_id, "votes")
 
 
 def thread(request_id: str) -> str:
     """Hash: reply ts → the human replies in the request's Slack thread (JSON)."""
-    return f"{PREFIX}:{{{request_id}}}:thread"
+    return _tagged(request_id, "thread")
 
 
 def usergroup(group_id: str) -> str:
     return USERGROUP_PREFIX + group_id
+
+
+def usergroup_refreshed(group_id: str) -> str:
+    """Set for ``USERGROUP_REFRESH_GAP`` seconds after a click by a non-member re-read the group."""
+    return usergroup(group_id) + ":fresh"
 
 
 def spend(rule: str, day: str = "") -> str:
@@ -179,7 +213,7 @@ def rate_bucket(method: str, channel: str = "") -> str:
 def thread_read(request_id: str) -> str:
     """How many replies the request's thread held when a worker last read it from Slack
     (``RETENTION_SECONDS``): more heard since (``thread``) means it is worth reading again."""
-    return f"{PREFIX}:{{{request_id}}}:thread:read"
+    return _tagged(request_id, "thread:read")
 
 
 def render_lock(request_id: str) -> str:
@@ -187,7 +221,7 @@ def render_lock(request_id: str) -> str:
 
     Two workers updating one message at once could land an older state after a
     newer one; with the lock one worker renders until the message is current."""
-    return f"{PREFIX}:{{{request_id}}}:render"
+    return _tagged(request_id, "render")
 
 
 RENDER_LOCK_TTL = 120

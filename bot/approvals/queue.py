@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from redis.typing import StreamIdT
 
+from ..redis_client import RedisClient
 from . import keys
 from .codec import text
 from .lua.jobs import RELEASE_JOBS
@@ -33,7 +33,7 @@ class Job:
 
 
 class JobQueue:
-    def __init__(self, redis: Redis, consumer: str, *, retry_after: float) -> None:
+    def __init__(self, redis: RedisClient, consumer: str, *, retry_after: float) -> None:
         self.redis = redis
         self.consumer = consumer
         self.retry_after_ms = int(retry_after * 1000)

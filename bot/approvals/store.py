@@ -10,9 +10,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import cast
 
-from redis.asyncio import Redis
-
 from .. import metrics
+from ..redis_client import RedisClient
 from . import bounds, keys, record
 from .coalesce import Coalescer
 from .codec import pairs, text
@@ -56,7 +55,7 @@ class RequestStore(DeadlineStore, PostStore, ThreadStore):
     ``PostStore`` and ``ThreadStore``.
     """
 
-    def __init__(self, redis: Redis, *, today: Callable[[float], str] = utc_day) -> None:
+    def __init__(self, redis: RedisClient, *, today: Callable[[float], str] = utc_day) -> None:
         """``today`` names the budget day of an epoch time (the policy's time zone)."""
         self.redis = redis
         self.today = today

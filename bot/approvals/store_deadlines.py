@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import cast
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from ..redis_client import RedisClient
 from . import keys
 from .codec import text
 from .lua.runner import ScriptRunner
@@ -16,7 +16,7 @@ from .lua.runner import ScriptRunner
 class DeadlineStore:
     """Part of ``RequestStore``: expiry and escalation members of ``keys.DEADLINES``."""
 
-    redis: Redis
+    redis: RedisClient
     _scripts: ScriptRunner
     _escalate: AsyncScript
     _timeout: AsyncScript

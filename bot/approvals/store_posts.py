@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from ..redis_client import RedisClient
 from . import keys
 from .codec import text
 from .lua.runner import ScriptRunner
@@ -17,7 +17,7 @@ from .states import State
 class PostStore:
     """Part of ``RequestStore``: the fields and keys about the request's message."""
 
-    redis: Redis
+    redis: RedisClient
     _scripts: ScriptRunner
     _start_post: AsyncScript
     _mark_posted: AsyncScript

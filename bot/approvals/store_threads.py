@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import cast
 
-from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
+from ..redis_client import RedisClient
 from . import keys
 from .codec import text
 from .model import Reply
@@ -16,7 +16,7 @@ from .model import Reply
 class ThreadStore:
     """Part of ``RequestStore``: the thread's replies, early ones included, and how many were read."""
 
-    redis: Redis
+    redis: RedisClient
 
     async def add_replies(self, request_id: str, replies: Iterable[Reply]) -> None:
         """Remember thread replies (keyed by ts: a reply seen twice is kept once)."""

@@ -7,11 +7,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from .. import metrics
+from ..redis_client import RedisClient
 from ..tasks import stop
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class DecisionWaiter:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         channel: str,
         probe: EndedProbe,
         *,

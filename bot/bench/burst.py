@@ -9,11 +9,11 @@ import time
 from typing import Any
 
 import aiohttp
-from redis.asyncio import Redis
 
 from ..approvals import keys
 from ..approvals.model import Decision, State, request_id_for
 from ..approvals.store import RequestStore
+from ..redis_client import RedisClient
 from .agent import tool_use_id
 from .clicks import ClickSigner
 from .processes import AgentProcess
@@ -36,7 +36,7 @@ class Bursts:
         stub: SlackStub,
         agent: AgentProcess,
         store: RequestStore,
-        redis: Redis,
+        redis: RedisClient,
         worker_urls: list[str],
         signer: ClickSigner,
         session: aiohttp.ClientSession,

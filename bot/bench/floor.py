@@ -16,13 +16,14 @@ import time
 
 import aiohttp
 from aiohttp import web
-from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+
+from ..redis_client import RedisClient
 
 FLOOR_CHANNEL = "bench:floor"
 
 
-async def publish_round_trips(publisher: Redis, subscriber: Redis, samples: int) -> list[float]:
+async def publish_round_trips(publisher: RedisClient, subscriber: RedisClient, samples: int) -> list[float]:
     """Seconds from PUBLISH sent to the message read by a subscriber, one at a time."""
     pubsub = subscriber.pubsub()
     await pubsub.subscribe(FLOOR_CHANNEL)
@@ -39,7 +40,7 @@ async def publish_round_trips(publisher: Redis, subscriber: Redis, samples: int)
     return times
 
 
-async def bulk_publish(publisher: Redis, subscriber: Redis, count: int) -> float:
+async def bulk_publish(publisher: RedisClient, subscriber: RedisClient, count: int) -> float:
     """Seconds from sending ``count`` PUBLISHes in one pipeline until a subscriber has read them all."""
     pubsub = subscriber.pubsub()
     await pubsub.subscribe(FLOOR_CHANNEL)

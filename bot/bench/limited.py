@@ -38,10 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from redis.asyncio import Redis
 
 from ..approvals.store import RequestStore
-from ..redis_client import CLI_CLIENT_NAME, connect
+from ..redis_client import CLI_CLIENT_NAME, RedisClient, connect
 from ..settings import Settings
 from ..slack.rates import POSTS_PER_WORKSPACE
 from . import report
@@ -100,7 +99,7 @@ class LimitedPhase:
         self.children: list[Child] = []
         self.worker_urls: list[str] = []
         self.server_info: dict[str, Any] = {}
-        self.redis: Redis
+        self.redis: RedisClient
         self.store: RequestStore
         self.agent: AgentProcess
         self.bursts: Bursts

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from ..approvals import keys
 from ..approvals.model import Decision, State, request_id_for
 from ..approvals.store import RequestStore
-from ..redis_client import AGENT_CLIENT_NAME, CLI_CLIENT_NAME, connect
+from ..redis_client import AGENT_CLIENT_NAME, CLI_CLIENT_NAME, RedisClient, connect
 from . import floor, report
 from .agent import tool_use_id
 from .clicks import APPROVER, Clicks, ClickSigner
@@ -97,7 +97,7 @@ class Bench:
                 await child.stop()
             await self.stub.close()
 
-    async def _measure(self, redis: Redis) -> dict[str, Any]:
+    async def _measure(self, redis: RedisClient) -> dict[str, Any]:
         floors = await self._floors(redis)
         self.progress("warm-up")
         await self._throughput("warmup", self.worker_urls, count=WARM_UP)
@@ -152,7 +152,7 @@ class Bench:
             session=self.session,
         )
 
-    async def _floors(self, redis: Redis) -> dict[str, Any]:
+    async def _floors(self, redis: RedisClient) -> dict[str, Any]:
         self.progress("floors")
         server, url = await start_floor_server(self.workdir)
         self.children.append(server)
@@ -187,7 +187,7 @@ class Bench:
         woken = [outcomes[c][1] - clicked[r] for c, r in zip(calls, requests, strict=True)]
         return asked, woken
 
-    async def _concurrent_waits(self, redis: Redis, floor_s: float) -> dict[str, Any]:
+    async def _concurrent_waits(self, redis: RedisClient, floor_s: float) -> dict[str, Any]:
         count = self.sizes.waits
         before = await self.agent.ask({"op": "memory"})
         self.agent.send({"op": "ask", "batch": "waits", "count": count, "rate": 0})
@@ -239,7 +239,7 @@ class Bench:
 
     # -- helpers -----------------------------------------------------------------
 
-    async def _drain(self, redis: Redis) -> None:
+    async def _drain(self, redis: RedisClient) -> None:
         """Until the workers have finished every job (Slack updates, thread replies) a phase left behind,
         so each phase starts on an idle system."""
         until = time.monotonic() + DRAIN_TIMEOUT

@@ -67,7 +67,7 @@ async def audit_command(
     if expect and not audit_export.is_head_hash(expect):
         print(f"error: {text.audit.audit_bad_expect(expect)}", file=sys.stderr)
         return EXIT_CONFIG
-    redis = connect(redis_url, name=CLI_CLIENT_NAME)
+    redis = connect(redis_url, name=CLI_CLIENT_NAME, topology=settings.redis_topology())
     try:
         if verify:
             verdict = await AuditLog(redis).verify(expect=expect)

@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 
 from ..approvals.model import is_group
 from ..approvals.policy import Policy, PolicyError, Rule
-from ..redis_client import CLI_CLIENT_NAME, connect, redacted
+from ..redis_client import CLI_CLIENT_NAME, MINIMUM_SERVER, connect, redacted, server_version
 from ..settings import Settings
 from .common import Subcommands, with_settings
 
@@ -60,11 +60,20 @@ async def check(settings: Settings) -> int:
         except PolicyError as exc:
             report(False, "policy", str(exc))
 
-    redis = connect(redis_url, name=CLI_CLIENT_NAME)
+    redis = connect(redis_url, name=CLI_CLIENT_NAME, topology=settings.redis_topology())
     try:
         async with asyncio.timeout(5):
             await redis.ping()
-        report(True, "redis", redacted(redis_url))
+            version = await server_version(redis)
+        shown = ".".join(map(str, version))
+        if version >= MINIMUM_SERVER:
+            report(True, "redis", f"{redacted(redis_url)} (Redis {shown})")
+        else:
+            report(
+                False,
+                "redis",
+                f"{redacted(redis_url)}: Redis {shown} is too old (7.0 or later, or Valkey 7.2)",
+            )
     except (RedisError, OSError, TimeoutError) as exc:
         report(False, "redis", f"{redacted(redis_url)}: {exc or type(exc).__name__}")
     try:

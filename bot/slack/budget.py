@@ -27,9 +27,8 @@ from contextvars import ContextVar
 from enum import IntEnum
 from typing import Any
 
-from redis.asyncio import Redis
-
 from ..approvals import keys
+from ..redis_client import RedisClient
 from .rates import POSTS_PER_WORKSPACE, Rate, rate_for
 
 log = logging.getLogger(__name__)
@@ -86,7 +85,7 @@ def current_priority() -> Priority:
 # integer). With force the token is taken anyway, and a bucket may go below 0:
 # the call is made regardless (the interactive path), and later callers wait
 # for what it spent.
-TAKE = """
+TAKE = """#!lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local force = ARGV[#KEYS * 3 + 1] == '1'
@@ -117,7 +116,7 @@ return '0'
 
 # KEYS: one bucket. ARGV: seconds (Retry-After).
 # Slack refused a call: nothing is sent from this bucket until then, by anyone.
-PAUSE = """
+PAUSE = """#!lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local ends = now + tonumber(ARGV[1])
@@ -132,7 +131,7 @@ return 'ok'
 class SlackBudget:
     """Token buckets in Redis that every worker's Slack calls draw on."""
 
-    def __init__(self, redis: Redis, *, scale: float = 1.0) -> None:
+    def __init__(self, redis: RedisClient, *, scale: float = 1.0) -> None:
         """``scale``: Slack's documented rates times this (``SLACK_RATE_SCALE``; test doubles run sped up)."""
         self.redis = redis
         self.scale = scale

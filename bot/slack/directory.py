@@ -14,12 +14,12 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from redis.asyncio import Redis
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ..approvals import keys
 from ..approvals.codec import text
+from ..redis_client import RedisClient
 from .errors import logged
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ CLICK_LOOKUP_SECONDS = 1.5
 
 
 class Directory:
-    def __init__(self, redis: Redis, client: AsyncWebClient) -> None:
+    def __init__(self, redis: RedisClient, client: AsyncWebClient) -> None:
         self.redis = redis
         self.client = client
 
@@ -46,7 +46,7 @@ class Directory:
             async with asyncio.timeout(CLICK_LOOKUP_SECONDS):
                 for group in dict.fromkeys(groups):
                     fresh = await self.redis.set(
-                        keys.usergroup(group) + ":fresh", "1", nx=True, ex=keys.USERGROUP_REFRESH_GAP
+                        keys.usergroup_refreshed(group), "1", nx=True, ex=keys.USERGROUP_REFRESH_GAP
                     )
                     cached = await self.redis.exists(keys.usergroup(group))
                     if fresh or not cached:

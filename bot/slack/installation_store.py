@@ -20,12 +20,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
-from redis.asyncio import Redis
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
 from ..approvals import keys
+from ..redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class RedisInstallationStore(AsyncInstallationStore):
     Tokens are secrets: they are stored, never logged (the log lines name the workspace only).
     """
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
 
     @property

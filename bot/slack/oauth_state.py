@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import secrets
 
-from redis.asyncio import Redis
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 
 from ..approvals import keys
+from ..redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class RedisOAuthStateStore(AsyncOAuthStateStore):
     """One-use, expiring OAuth states shared by every worker."""
 
-    def __init__(self, redis: Redis, *, expiration_seconds: int = keys.OAUTH_STATE_TTL) -> None:
+    def __init__(self, redis: RedisClient, *, expiration_seconds: int = keys.OAUTH_STATE_TTL) -> None:
         self.redis = redis
         self.expiration_seconds = expiration_seconds
 

@@ -20,17 +20,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from redis.asyncio import Redis
-
 from ..approvals import keys
 from ..approvals.coalesce import Coalescer
+from ..redis_client import RedisClient
 from .limits import SIGNATURE_WINDOW
 
 
 class SignedRequests:
     """The signatures some worker already took."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
         # Clicks that arrive together claim together: one pipeline, not one round trip each.
         self._claims: Coalescer[tuple[str, int], Any] = Coalescer(self._claim)

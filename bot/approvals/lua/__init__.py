@@ -9,8 +9,10 @@ events, job kinds, states, key prefixes, TTLs) are filled in by ``fill``.
 
 KEYS of the request scripts are always ``keys.script_keys(id)``:
 1 request hash, 2 deadlines zset, 3 jobs stream, 4 audit stream,
-5 audit head (hash of the last entry), 6 votes hash, 7 pending index;
+5 audit head (hash of the last entry), 6 votes hash, 7 pending index,
+8 audit anchor, 9 pending count per route, 10 audit cap;
 their ARGV[1] is always the request's id. A few keys derived from request
-fields (group caches, spend counters, the thread index) are named inside the
-scripts: see ``keys`` on Redis Cluster.
+fields (group caches, spend counters, the thread index) are still named inside
+the scripts: see ``keys`` on Redis Cluster. Every script starts with
+``#!lua`` (``fill.SHEBANG``).
 """

@@ -66,7 +66,7 @@ end
 local function audit_trim(now)
   -- pcall: a cap or anchor of the wrong type must not fail the transition
   -- this entry belongs to (a script is not rolled back).
-  local raw = redis.pcall('GET', '${audit_cap}')
+  local raw = redis.pcall('GET', KEYS[10])
   local cap = type(raw) == 'string' and tonumber(raw) or nil
   if not cap or cap ~= cap or cap < 1 or cap > ${audit_maxlen} then cap = ${audit_maxlen} end
   cap = math.floor(cap)
@@ -75,12 +75,12 @@ local function audit_trim(now)
   local count = math.min(length - cap + math.min(${audit_trim_batch}, math.floor(cap / 2)),
     ${audit_trim_max}, length - 1)
   local oldest = redis.call('XRANGE', KEYS[4], '-', '+', 'COUNT', count + 1)
-  local anchor = redis.pcall('GET', '${audit_anchor}')
+  local anchor = redis.pcall('GET', KEYS[8])
   if type(anchor) ~= 'string' or not audit_intact(oldest, anchor) then return end
   local kept = oldest[count + 1]
   local last_hash = audit_value(kept[2], 'prev')
   redis.call('XTRIM', KEYS[4], 'MINID', kept[1])
-  redis.call('SET', '${audit_anchor}', last_hash)
+  redis.call('SET', KEYS[8], last_hash)
   audit_link({'event', '${event_trimmed}', 'request', '', 'actor', '${actor_system}', 'at', now,
     'removed', count, 'first_id', oldest[1][1], 'last_id', oldest[count][1],
     'last_hash', last_hash, 'kept_from', kept[1], 'cap', cap})
@@ -92,9 +92,9 @@ end
 local function chain(fields)
   local now = tostring(audit_value(fields, 'at') or '')
   if redis.call('EXISTS', KEYS[5]) == 0 then
-    if redis.call('EXISTS', '${audit_anchor}') == 0 and redis.call('XLEN', KEYS[4]) == 0 then
+    if redis.call('EXISTS', KEYS[8]) == 0 and redis.call('XLEN', KEYS[4]) == 0 then
       audit_link({'event', '${event_genesis}', 'request', '', 'actor', '${actor_system}', 'at', now})
-      redis.call('SET', '${audit_anchor}', '')
+      redis.call('SET', KEYS[8], '')
     else
       -- The head is gone but the log is not new: say so in the chain (this
       -- entry's link fails verification) instead of passing for a genesis.
@@ -113,8 +113,7 @@ APPEND_AUDIT = script(
     """
 -- An entry that is not a request transition (team rule changes, a policy
 -- going live, a thread's discussion), chained like the rest.
--- KEYS: as the request scripts (only 4 and 5 are used; ``chain`` names the
---   audit anchor and cap keys itself).
+-- KEYS: as the request scripts (only the audit keys 4, 5, 8 and 10 are used).
 -- ARGV: request id or '', event, actor, now, then field, value, …
 -- Result: 'ok'.
 local request_id, event, actor, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]

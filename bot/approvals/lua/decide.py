@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .chain import CHAIN
-from .fill import script
+from .fill import READ_ONLY, script
 from .request import DECIDERS, REQUEST
 
 DECIDE = script(
@@ -124,4 +124,5 @@ for i, req in ipairs(KEYS) do
 end
 return out
 """,
+    flags=READ_ONLY,
 )

@@ -10,15 +10,12 @@ from ..states import POLICY_ACTOR, SYSTEM_ACTOR, State
 
 CONSTANTS: dict[str, str | int] = {
     "audit_maxlen": keys.AUDIT_MAXLEN,
-    "audit_anchor": keys.AUDIT_ANCHOR,
-    "audit_cap": keys.AUDIT_CAP,
     "audit_trim_batch": keys.AUDIT_TRIM_BATCH,
     "audit_trim_max": keys.AUDIT_TRIM_MAX,
     "group_prefix": keys.USERGROUP_PREFIX,
     "thread_prefix": keys.THREAD_PREFIX,
     "retention": keys.RETENTION_SECONDS,
     "decisions": keys.DECISIONS,
-    "pending_routes": keys.PENDING_ROUTES,
     "call_answered": keys.CALL_ANSWERED,
     "escalation_mark": keys.ESCALATION_MARK,
     "actor_system": SYSTEM_ACTOR,
@@ -30,8 +27,18 @@ CONSTANTS: dict[str, str | int] = {
 """``${name}`` in a script → its value: ``${event_created}``, ``${job_post}``, ``${state_pending}``…"""
 
 
-def script(*parts: str) -> str:
+SHEBANG = "#!lua"
+"""First line of every script. With it, Redis refuses a script that touches a key of another
+slot than its KEYS' on a cluster (even on one node, where it would otherwise pass), and
+refuses to start a script while over ``maxmemory`` instead of failing it at its first write
+(a script is not rolled back). Never with ``allow-cross-slot-keys`` or ``allow-oom``."""
+READ_ONLY = "no-writes"
+"""The flag of a script that only reads: it still runs over ``maxmemory``, as before the shebang."""
+
+
+def script(*parts: str, flags: str = "") -> str:
     """One script from its parts (shared functions first, the script's own body last), filled in.
 
     A ``${name}`` that ``CONSTANTS`` does not hold fails here, at import, not in Redis; ``$$`` is a ``$``."""
-    return Template("".join(parts)).substitute(CONSTANTS)
+    first_line = f"{SHEBANG} flags={flags}" if flags else SHEBANG
+    return first_line + "\n" + Template("".join(parts)).substitute(CONSTANTS)

@@ -57,7 +57,7 @@ return {'ok', state}
 """,
 )
 
-SET_IF_EXISTS = """
+SET_IF_EXISTS = script("""
 -- Sets fields of a request that still exists (never re-creates one whose
 -- retention ended).
 -- KEYS: a request hash.
@@ -66,4 +66,4 @@ SET_IF_EXISTS = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
-"""
+""")

@@ -109,8 +109,8 @@ end
 -- read with one HGETALL instead of a scan. A count that reaches 0 is removed,
 -- so requests pending from before this count existed cannot drive it below 0.
 local function count_pending(route, delta)
-  if redis.call('HINCRBY', '${pending_routes}', route, delta) <= 0 then
-    redis.call('HDEL', '${pending_routes}', route)
+  if redis.call('HINCRBY', KEYS[9], route, delta) <= 0 then
+    redis.call('HDEL', KEYS[9], route)
   end
 end
 

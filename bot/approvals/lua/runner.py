@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+from ...redis_client import RedisClient
 from ..coalesce import Coalescer
 
 _ScriptCall = tuple[AsyncScript, list[str], list[Any]]
@@ -16,7 +16,7 @@ _ScriptCall = tuple[AsyncScript, list[str], list[Any]]
 class ScriptRunner:
     """Runs registered scripts; calls started together go to Redis in one round trip."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
         self._calls: Coalescer[_ScriptCall, Any] = Coalescer(self._run)
 

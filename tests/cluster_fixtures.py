@@ -1,0 +1,51 @@
+"""Fixtures of the Redis deployments in ``tests.fakes.redis_cluster`` (imported by ``conftest``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from bot.redis_client import RedisClient, connect
+from tests.fakes.redis_cluster import Cluster, OneNodeCluster, SentinelSetup
+
+
+@pytest.fixture(scope="session")
+def one_node_cluster() -> Iterator[OneNodeCluster]:
+    node = OneNodeCluster()
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+async def cluster_redis(one_node_cluster: OneNodeCluster) -> AsyncIterator[RedisClient]:
+    """A client of the 1-node cluster, emptied first: cross-slot access fails on it."""
+    client = connect(one_node_cluster.url, name="tests")
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def redis_or_cluster(request: pytest.FixtureRequest) -> RedisClient:
+    """The test's standalone ``redis``, then the 1-node cluster: for code whose keys share a slot."""
+    client: RedisClient = request.getfixturevalue(
+        "redis" if request.param == "standalone" else "cluster_redis"
+    )
+    return client
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    """3 primaries with a replica each; per test, as a failover test may kill nodes."""
+    nodes = Cluster(primaries=3, replicas=1)
+    yield nodes
+    nodes.stop()
+
+
+@pytest.fixture
+def sentinels() -> Iterator[SentinelSetup]:
+    """A primary, a replica and 3 Sentinels; per test, as a failover test kills the primary."""
+    setup = SentinelSetup()
+    yield setup
+    setup.stop()
