@@ -98,7 +98,7 @@ async def test_a_request_that_vanishes_from_redis_is_denied(make_approver, store
     task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_gone")))
     request_id = await _until_pending(store, "toolu_gone")
     await redis.delete(keys.request(request_id))
-    await redis.publish(keys.DECISIONS, request_id)
+    await redis.spublish(keys.decisions(keys.shard_of(request_id)), request_id)
     result = await asyncio.wait_for(task, 2)
     assert result.behavior == "deny" and "disappeared" in result.message
 
@@ -112,7 +112,9 @@ async def test_many_waits_share_three_named_connections(make_approver, store, re
     ids = [await _until_pending(store, f"toolu_w{i}") for i in range(300)]
     agent = [c for c in await redis.client_list() if c["name"] == AGENT_CLIENT_NAME]
     assert 2 <= len(agent) <= 3  # the subscription and batched commands: never more than the pool's bound
-    assert sum(1 for c in agent if int(c["sub"]) > 0) == 1  # one subscription carries every wait
+    assert (
+        sum(1 for c in agent if int(c["ssub"]) > 0) == 1
+    )  # one subscription (SSUBSCRIBE) carries every wait
 
     await asyncio.gather(*(store.decide(i, Decision(State.APPROVED, actor="U1", revision=0)) for i in ids))
     results = await asyncio.wait_for(asyncio.gather(*tasks), 5)

@@ -87,8 +87,21 @@ USER_NAMES = f"{PREFIX}:names"
 SPEND_PREFIX = f"{PREFIX}:spend:"
 """+ ``rule:YYYY-MM-DD``: dollars approved on a route that day (policy time zone)."""
 
-DECISIONS = f"{PREFIX}:decided"
-"""Pub/sub channel: the id of every request that was routed or reached a final state."""
+DECISIONS_SUFFIX = ":decided"
+"""After a shard's ``PREFIX:{tag}``: its decisions channel (``decisions``). The scripts build
+it from their request key's tag, so they publish only to their own slot."""
+
+
+def decisions(shard: int) -> str:
+    """Sharded pub/sub channel (SPUBLISH) of one shard: the id of each of its requests that was
+    routed or reached a final state. In the shard's slot, so a request's script may publish to it."""
+    return f"{PREFIX}:{{{SHARD_TAGS[shard]}}}{DECISIONS_SUFFIX}"
+
+
+def decision_channels() -> list[str]:
+    """Every shard's decisions channel: what a process waiting on decisions subscribes to."""
+    return [decisions(shard) for shard in range(SHARDS)]
+
 
 RETRY_PREFIX = f"{PREFIX}:retry:"
 """+ ``session:tool:call hash``: a request an interactive Claude Code session stopped

@@ -1,22 +1,25 @@
-"""DecisionWaiter: many waits on decisions over one pub/sub connection."""
+"""DecisionWaiter: many waits on decisions over one pub/sub subscription (a connection per primary)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
-from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from .. import metrics
 from ..redis_client import RedisClient
 from ..tasks import stop
+from .shard_subscription import ShardSubscription
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+_DRAIN = 1000
+"""Messages read without waiting after one, before a re-check a confirmation among them asks for."""
 
 
 class WaiterClosed(Exception):
@@ -30,32 +33,33 @@ EndedProbe = Callable[[list[str]], Awaitable[set[str]]]
 class DecisionWaiter:
     """Wakes waiting calls when their request is decided, without polling.
 
-    One subscriber connection carries every wait of the process; a wait is an
-    ``asyncio.Event`` in a dict, not a task or a connection. The channel is
-    subscribed before any wait starts, and every wait registers itself before
+    One subscription to every shard's decisions channel carries every wait of
+    the process (one connection, or one per cluster node owning shards); a wait
+    is an ``asyncio.Event`` in a dict, not a task or a connection. The channels
+    are subscribed before any wait starts, and every wait registers itself before
     reading the stored state, so a decision that lands before or during the
     wait is never missed. After a reconnect (or every ``recheck_interval`` as
     a second line of defence) the pending ids are checked in one pipeline and
     the ended ones woken, since messages published while the connection was
-    down are lost.
+    down (or a failover moved a channel) are lost.
     """
 
     def __init__(
         self,
         redis: RedisClient,
-        channel: str,
+        channels: Sequence[str],
         probe: EndedProbe,
         *,
         recheck_interval: float = 30.0,
         max_backoff: float = 5.0,
     ) -> None:
         self._redis = redis
-        self._channel = channel
+        self._channels = list(channels)
         self._probe = probe
         self._recheck_interval = recheck_interval
         self._max_backoff = max_backoff
         self._waits: dict[str, set[asyncio.Event]] = {}
-        self._pubsub: PubSub | None = None
+        self._pubsub: ShardSubscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -82,7 +86,7 @@ class DecisionWaiter:
         # and re-reads every pending wait, since messages in between are lost.
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
-            closing = asyncio.get_running_loop().create_task(_close_quietly(pubsub))
+            closing = asyncio.get_running_loop().create_task(pubsub.aclose())
             self._closing.add(closing)  # held until done: the loop keeps only weak references
             closing.add_done_callback(self._closing.discard)
         self._dispatch()
@@ -149,37 +153,29 @@ class DecisionWaiter:
         for event in self._waits.get(request_id, ()):
             event.set()
 
-    async def _subscribe(self) -> PubSub:
-        pubsub = self._redis.pubsub()
-        try:
-            await pubsub.subscribe(self._channel)
-            # The subscription is active only once Redis confirms it; a
-            # decision published before that would not reach us.
-            while True:
-                message = await pubsub.get_message(timeout=self._max_backoff)
-                if message is None:
-                    raise TimeoutError("no subscribe confirmation from Redis")
-                if message["type"] == "subscribe":
-                    break
-        except BaseException:
-            await pubsub.aclose()
-            raise
+    async def _subscribe(self) -> ShardSubscription:
+        pubsub = ShardSubscription(self._redis, self._channels)
+        await pubsub.open(timeout=self._max_backoff)
         self._pubsub = pubsub
         return pubsub
 
     async def _drop(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
-            try:
-                await pubsub.aclose()
-            except (RedisError, OSError):
-                pass
+            await pubsub.aclose()
 
     async def _recheck(self) -> None:
         if not self._waits:
             return
         for request_id in await self._probe(list(self._waits)):
             self._wake(request_id)
+
+    def _handle(self, message: dict[str, Any]) -> bool:
+        """Wake the wait a decision names; whether ``message`` confirms a (re-)subscription."""
+        if message["type"] == "smessage":
+            data = message["data"]
+            self._wake(data.decode() if isinstance(data, bytes) else data)
+        return bool(message["type"] == "ssubscribe")
 
     async def _run(self) -> None:
         backoff = 0.05
@@ -188,25 +184,31 @@ class DecisionWaiter:
                 pubsub = self._pubsub
                 if pubsub is None:
                     pubsub = await self._subscribe()
-                    log.info("decision channel re-subscribed; re-checking %d waits", len(self._waits))
+                    log.info("decision channels subscribed again; re-checking %d waits", len(self._waits))
                     metrics.pubsub_reconnected()
                     await self._recheck()
                     backoff = 0.05
-                message = await pubsub.get_message(timeout=self._recheck_interval)
+                message = await pubsub.next(timeout=self._recheck_interval)
                 if message is None:
                     # Quiet for a while: prove the connection is alive (a
                     # half-open TCP connection would otherwise block forever)
                     # and re-check, in case a message was ever lost.
                     await pubsub.ping()
                     await self._recheck()
-                elif message["type"] == "message":
-                    data = message["data"]
-                    self._wake(data.decode() if isinstance(data, bytes) else data)
-                elif message["type"] == "subscribe":
-                    # redis-py reconnected and re-subscribed on its own:
-                    # whatever was published in between is lost, so read
-                    # the stored states now that the subscription is live.
-                    log.info("decision channel reconnected; re-checking %d waits", len(self._waits))
+                    continue
+                resubscribed = self._handle(message)
+                # Take what is already read too: a reconnect replays one
+                # confirmation per channel, and one re-check covers them all.
+                for _ in range(_DRAIN):
+                    if (message := await pubsub.next(timeout=0)) is None:
+                        break
+                    resubscribed |= self._handle(message)
+                if resubscribed:
+                    # redis-py reconnected and re-subscribed on its own (or, on
+                    # a cluster, moved channels to a promoted replica):
+                    # whatever was published in between is lost, so read the
+                    # stored states now that the subscription is live.
+                    log.info("decision channels re-subscribed; re-checking %d waits", len(self._waits))
                     metrics.pubsub_reconnected()
                     await self._recheck()
             except asyncio.CancelledError as exc:
@@ -228,10 +230,3 @@ class DecisionWaiter:
                 await self._drop()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
-
-
-async def _close_quietly(pubsub: PubSub) -> None:
-    try:
-        await pubsub.aclose()
-    except (RedisError, OSError):
-        pass

@@ -3,7 +3,7 @@
 Everything runs on loopback in one command: a private ``redis-server``, real
 ``python -m bot serve`` workers, an agent process waiting in
 ``SlackApprover.can_use_tool``, and a stand-in for the Slack Web API. The
-floors of the path (a bare Redis PUBLISH to a subscriber, a bare aiohttp POST
+floors of the path (a bare Redis SPUBLISH to a subscriber, a bare aiohttp POST
 to a handler that does nothing) are measured in the same run, so every
 figure can be read as a multiple of what the machine allows.
 

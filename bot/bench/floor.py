@@ -4,8 +4,8 @@ A click crosses one HTTP request into a worker and one Redis message out to
 the agent; a request crosses one Redis hop to a worker and one HTTP request
 to Slack. So the floor of either latency is a bare aiohttp POST round trip
 (to a handler that does nothing, in another process) plus a bare Redis
-PUBLISH → subscriber round trip. Run as ``python -m bot.bench.floor PORT`` it
-is that do-nothing server.
+SPUBLISH → subscriber round trip (sharded pub/sub, as decisions travel). Run
+as ``python -m bot.bench.floor PORT`` it is that do-nothing server.
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ FLOOR_CHANNEL = "bench:floor"
 
 
 async def publish_round_trips(publisher: RedisClient, subscriber: RedisClient, samples: int) -> list[float]:
-    """Seconds from PUBLISH sent to the message read by a subscriber, one at a time."""
+    """Seconds from SPUBLISH sent to the message read by a subscriber, one at a time."""
     pubsub = subscriber.pubsub()
-    await pubsub.subscribe(FLOOR_CHANNEL)
-    await _next_message(pubsub, "subscribe")
+    await pubsub.ssubscribe(FLOOR_CHANNEL)
+    await _next_message(pubsub, "ssubscribe")
     times = []
     try:
         for index in range(samples):
             start = time.monotonic()
-            await publisher.publish(FLOOR_CHANNEL, str(index))
-            await _next_message(pubsub, "message")
+            await publisher.spublish(FLOOR_CHANNEL, str(index))
+            await _next_message(pubsub, "smessage")
             times.append(time.monotonic() - start)
     finally:
         await pubsub.aclose()
@@ -41,21 +41,21 @@ async def publish_round_trips(publisher: RedisClient, subscriber: RedisClient, s
 
 
 async def bulk_publish(publisher: RedisClient, subscriber: RedisClient, count: int) -> float:
-    """Seconds from sending ``count`` PUBLISHes in one pipeline until a subscriber has read them all."""
+    """Seconds from sending ``count`` SPUBLISHes in one pipeline until a subscriber has read them all."""
     pubsub = subscriber.pubsub()
-    await pubsub.subscribe(FLOOR_CHANNEL)
-    await _next_message(pubsub, "subscribe")
+    await pubsub.ssubscribe(FLOOR_CHANNEL)
+    await _next_message(pubsub, "ssubscribe")
 
     async def read_all() -> None:
         for _ in range(count):
-            await _next_message(pubsub, "message")
+            await _next_message(pubsub, "smessage")
 
     try:
         reading = asyncio.create_task(read_all())
         start = time.monotonic()
         async with publisher.pipeline(transaction=False) as pipe:
             for index in range(count):
-                pipe.publish(FLOOR_CHANNEL, str(index))
+                pipe.spublish(FLOOR_CHANNEL, str(index))
             await pipe.execute()
         await reading
         return time.monotonic() - start
@@ -93,7 +93,7 @@ async def post_rate(
 
 async def _next_message(pubsub: PubSub, kind: str) -> None:
     while True:
-        message = await pubsub.get_message(timeout=5)
+        message = await pubsub.get_sharded_message(timeout=5)
         if message is None:
             raise TimeoutError(f"no {kind} from Redis within 5s")
         if message["type"] == kind:

@@ -160,9 +160,9 @@ def _unlimited_table(results: dict[str, Any]) -> list[str]:
     floors = results["floors"]
     lines = [
         (
-            f"floors: Redis PUBLISH→subscriber p50 {floors['publish']['p50']:.3f} ms, "
+            f"floors: Redis SPUBLISH→subscriber p50 {floors['publish']['p50']:.3f} ms, "
             f"aiohttp POST p50 {floors['post']['p50']:.3f} ms, do-nothing server {floors['post_per_s']:.0f} POST/s, "
-            f"{results['sizes']['waits']} PUBLISHes read by one subscriber in {floors['bulk_publish_s']:.3f} s"
+            f"{results['sizes']['waits']} SPUBLISHes read by one subscriber in {floors['bulk_publish_s']:.3f} s"
         ),
         "",
         f"{'latency (ms)':<28}{'n':>7}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}   × floor (p50/p99)",

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from redis.asyncio import Redis
 
 from ..approvals import keys
 from ..approvals.model import Decision, State, request_id_for
@@ -157,7 +156,7 @@ class Bench:
         server, url = await start_floor_server(self.workdir)
         self.children.append(server)
         body, _headers = self.signer.approve(request_id_for("toolu_floor"), CHANNEL)  # a click's size
-        subscriber = Redis.from_url(self.redis_url)
+        subscriber = connect(self.redis_url, name=CLI_CLIENT_NAME, max_connections=2)  # the agent's kind
         try:
             publish = await floor.publish_round_trips(redis, subscriber, self.sizes.floor_samples)
             bulk = await floor.bulk_publish(redis, subscriber, self.sizes.waits)

@@ -147,7 +147,7 @@ if state == '${state_pending}' and seconds > 0 then
   redis.call('HSET', KEYS[1], 'timeout_at', tostring(due))
   redis.call('ZADD', KEYS[2], due, request_id)
 end
-redis.call('PUBLISH', '${decisions}', request_id)
+announce()
 return {'routed', state}
 """,
 )

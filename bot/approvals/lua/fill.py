@@ -15,7 +15,7 @@ CONSTANTS: dict[str, str | int] = {
     "group_prefix": keys.USERGROUP_PREFIX,
     "thread_prefix": keys.THREAD_PREFIX,
     "retention": keys.RETENTION_SECONDS,
-    "decisions": keys.DECISIONS,
+    "decisions_suffix": keys.DECISIONS_SUFFIX,
     "call_answered": keys.CALL_ANSWERED,
     "escalation_mark": keys.ESCALATION_MARK,
     "actor_system": SYSTEM_ACTOR,

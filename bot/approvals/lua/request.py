@@ -43,6 +43,12 @@ end
 REQUEST = r"""
 local request_id = ARGV[1]
 
+-- Wakes whoever waits on the request: its id on its shard's decisions channel,
+-- named after KEYS[1]'s hash tag (``keys.decisions``), so in the script's own slot.
+local function announce()
+  redis.call('SPUBLISH', string.match(KEYS[1], '^[^{]*{[^}]*}') .. '${decisions_suffix}', request_id)
+end
+
 -- An entry about the request in KEYS[1]: who, when, its input hash and its
 -- state after the change, then any extra field/value pairs.
 local function audit(event, actor, now, ...)
@@ -138,6 +144,6 @@ local function finish(new, actor, name, reason, updated, always, spend, event, n
   redis.call('EXPIRE', KEYS[1], '${retention}')
   redis.call('XADD', KEYS[3], '*', 'kind', '${job_update}', 'id', request_id)
   audit(event, actor, now, 'reason', reason, ...)
-  redis.call('PUBLISH', '${decisions}', request_id)
+  announce()
 end
 """
