@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -10,6 +11,10 @@ from redis.asyncio.cluster import ClusterPubSub
 from redis.exceptions import RedisError
 
 from ..redis_client import RedisClient
+
+CLUSTER_READ = 0.05
+"""Seconds one read of a cluster subscription waits: at most what a decision on one node
+waits while the reader listens to another."""
 
 
 class ShardSubscription:
@@ -44,8 +49,16 @@ class ShardSubscription:
 
     async def next(self, timeout: float) -> dict[str, Any] | None:
         """The next message (``smessage``, ``ssubscribe``, ``pong``…), or None after ``timeout``."""
-        message = await self._pubsub.get_sharded_message(timeout=timeout)
-        return cast("dict[str, Any] | None", message)
+        if not isinstance(self._pubsub, ClusterPubSub):
+            return cast("dict[str, Any] | None", await self._pubsub.get_sharded_message(timeout=timeout))
+        # ClusterPubSub shares a read's timeout out over its nodes and blocks on one
+        # node for its share while another may hold a message: short reads bound that delay.
+        until = time.monotonic() + timeout
+        while True:
+            left = until - time.monotonic()
+            message = await self._pubsub.get_sharded_message(timeout=max(0.0, min(left, CLUSTER_READ)))
+            if message is not None or left <= CLUSTER_READ:
+                return message
 
     async def ping(self) -> None:
         """A PING down every connection, so a dead one is noticed (and redis-py reconnects it).
