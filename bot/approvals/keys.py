@@ -2,10 +2,11 @@
 
 Requests are spread over ``SHARDS`` fixed shards (``shard_of``); the keys of one
 request carry its shard's hash tag, so on a Redis Cluster they share one slot
-with each other. The global keys (jobs, deadlines, audit, pending index, the
-decisions channel, group caches, spend counters) are still touched by the same
-scripts, so today the request scripts need a single Redis primary (replicas and
-Sentinel are fine); the shard tags leave room for per-shard copies of them.
+with each other, and with their shard's decisions channel. The global keys
+(jobs, deadlines, audit, pending index, group caches, spend counters) are still
+touched by the same scripts, so today the request scripts need a single Redis
+primary (replicas and Sentinel are fine); the shard tags leave room for
+per-shard copies of them.
 """
 
 import zlib
