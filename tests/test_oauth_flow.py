@@ -210,6 +210,34 @@ async def test_a_request_naming_no_installed_workspace_is_undeliverable(
     assert slack.roots() == []
 
 
+async def test_a_request_naming_no_served_workspace_is_denied_before_any_policy_allows_it(
+    oauth_worker: Callable[..., Awaitable[Worker]],
+    slack: WorkspacesSlack,
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    """APPROVAL_POLICY is the served workspaces' policy: its allow rules never stand in for a
+    workspace that is not served (an agent's SLACK_TEAM_ID mistyped, or left unset)."""
+    rules = "rules:\n  - {name: ls, tool: Bash, command: '^ls', action: allow}\n"
+    worker = await oauth_worker(approval_policy=policy_file(tmp_path, rules))
+    await install(worker, slack, TEAM_ID)
+    for team in ("", "T0STRANGER", "E0STRANGER"):
+        async with SlackApprover(redis_server.url, timeout=60, team=team) as approver:
+            result = await asyncio.wait_for(
+                approver.can_use_tool("Bash", {"command": "ls"}, context(f"toolu_s{team}")), 10
+            )
+            request = await approver.store.get(request_id_for(f"toolu_s{team}"))
+        assert result.behavior == "deny", team
+        assert request is not None and request.state is State.UNDELIVERABLE, team
+    # A served workspace's requests still follow the policy.
+    async with SlackApprover(redis_server.url, timeout=60, team=TEAM_ID) as approver:
+        allowed = await asyncio.wait_for(
+            approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_a")), 10
+        )
+    assert allowed.behavior == "allow"
+    assert slack.roots() == []
+
+
 async def test_a_state_is_good_once_and_only_in_its_browser(
     oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis: Redis
 ) -> None:

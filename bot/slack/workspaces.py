@@ -30,6 +30,9 @@ WORKSPACE: ContextVar[str | None] = ContextVar("workspace", default=None)
 """The installation (``T…`` or ``E…``) the running job or listener acts for ("" for none
 named); None outside one (Bolt's authorization, the install flow: they pass their token)."""
 
+NOT_SERVED = "not_served"
+"""Why a request naming a workspace ``SLACK_WORKSPACES`` does not list (or none) ends undeliverable."""
+
 
 class NotInstalled(Exception):
     """No bot token for the workspace a job acts for: the app is not (or no longer) installed there."""
