@@ -16,7 +16,9 @@ from redis.asyncio import Redis
 
 from bot import SlackApprover
 from bot.approvals import keys
+from bot.approvals.allowlist import TeamAllowList
 from bot.approvals.model import State, request_id_for
+from bot.approvals.rules import Rule
 from bot.slack.ids import SLASH_COMMAND, Action, Field
 from bot.slack.installation_store import RedisInstallationStore
 from tests.conftest import context, policy_file
@@ -404,3 +406,40 @@ async def test_approvals_lists_only_its_own_workspaces_requests(
                 answer = await response.json()
             assert ("make b" in json.dumps(answer)) is listed, (team, answer)
         call.cancel()
+
+
+async def slash_rules(worker: Worker, team: str) -> str:
+    """``/approvals rules`` typed in workspace ``team``: the answer, as text."""
+    body = urlencode(slash_command("U0ANY", SLASH_COMMAND, "rules", channel=CHANNEL, team_id=team)).encode()
+    headers = {**sign(body, SIGNING_SECRET), "Content-Type": "application/x-www-form-urlencoded"}
+    async with worker.session.post(f"{worker.url}/slack/events", data=body, headers=headers) as response:
+        return json.dumps(await response.json())
+
+
+async def test_a_workspace_neither_sees_nor_removes_another_workspaces_team_rules(
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis: Redis
+) -> None:
+    worker = await oauth_worker()
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, TEAM_B)
+    allowlist = TeamAllowList(redis)
+    rule = Rule.parse("Bash(make b *)")
+    await allowlist.add([rule], added_by="U0BOB", team=TEAM_B)
+    assert "make b" in await slash_rules(worker, TEAM_B)
+    assert "make b" not in await slash_rules(worker, TEAM_ID)
+    # A Remove click on B's rule id from workspace A (signed, in Slack's shape) changes nothing.
+    for n, (user, team) in enumerate((("U0ALICE", TEAM_ID), ("U0BOB", TEAM_B)), start=1):
+        click = block_actions(
+            user,
+            Action.REMOVE_RULE.value,
+            rule.id,
+            channel=CHANNEL,
+            response_url=slack.response_url(CHANNEL, f"1.{n}"),
+            user_team=team,
+            team=team,
+            ephemeral=True,
+        )
+        assert (await worker.post_signed(click)).status == 200
+        answer = await slack.wait_for_call("response_url", count=n)
+        kept = [r.rule for r in await allowlist.all()]
+        assert (kept == [rule]) is (team == TEAM_ID), (team, kept, answer.args)

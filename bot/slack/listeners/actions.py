@@ -27,6 +27,7 @@ from ..identity import actor_of
 from ..ids import Action
 from ..payloads import ButtonClick, MenuChoice, OnMessage, RuleClick
 from ..workspaces import WORKSPACE
+from .commands import granted_here, workspace_rules
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,8 @@ class ActionListeners:
             )
             return
         entry = await self.allowlist.get(click.rule_id)
+        if entry is not None and not granted_here(entry):
+            entry = None  # another workspace's rule (OAuth mode): not there for this one
         if entry is not None and not await self.may_remove(click.user.id, entry):
             managers = self.policies.current.rule_managers(entry.route) or ()
             await respond(
@@ -144,7 +147,7 @@ class ActionListeners:
             if entry is not None
             else None
         )
-        listing = team_rules(await self.allowlist.all())
+        listing = team_rules(await workspace_rules(self.allowlist))
         notice = text.lists.rule_removed(removed.rule) if removed else text.lists.RULE_ALREADY_GONE
         await respond(replace_original=True, text=notice, blocks=listing.blocks)
 
