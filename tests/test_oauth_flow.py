@@ -443,3 +443,29 @@ async def test_a_workspace_neither_sees_nor_removes_another_workspaces_team_rule
         answer = await slack.wait_for_call("response_url", count=n)
         kept = [r.rule for r in await allowlist.all()]
         assert (kept == [rule]) is (team == TEAM_ID), (team, kept, answer.args)
+
+
+async def test_an_org_wide_install_follows_the_workspaces_slack_grants_and_revokes(
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis_server: RedisServer
+) -> None:
+    """A workspace the organisation's admin takes away from the install (``team_access_revoked``)
+    decides nothing from then on; one granted later (``team_access_granted``) may, without a reinstall."""
+    worker = await oauth_worker()
+    await install(worker, slack, None, ENTERPRISE)
+
+    async def access(change: str) -> None:
+        event = {"type": f"team_access_{change}", "team_ids": [GRID_TEAM], "event_ts": "1.0"}
+        sent = event_callback(event, team_id=GRID_TEAM, enterprise_id=ENTERPRISE, org_wide=True)
+        assert await worker.event(sent) == 200
+
+    async with SlackApprover(redis_server.url, timeout=60, team=ENTERPRISE) as approver:
+        call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_rv")))
+        message = await root_in(slack, GRID_CHANNEL)
+        await access("revoked")
+        await click_as(worker, message, "U0GRID", team=None, user_team=GRID_TEAM, enterprise=ENTERPRISE)
+        await slack.wait_for_call("chat.postEphemeral")
+        assert not call.done()
+        await access("granted")
+        await click_as(worker, message, "U0GRID", team=None, user_team=GRID_TEAM, enterprise=ENTERPRISE)
+        result = await asyncio.wait_for(call, 10)
+    assert result.behavior == "allow"

@@ -41,6 +41,8 @@ def register(app: AsyncApp, store: RequestStore, directory: Directory) -> None:
     app.event("app_home_opened")(listeners.home)
     app.event("app_uninstalled")(access_lost)
     app.event("tokens_revoked")(access_lost)
+    app.event("team_access_granted")(workspaces_changed)
+    app.event("team_access_revoked")(workspaces_changed)
 
 
 class EventListeners:
@@ -89,3 +91,13 @@ async def access_lost(event: dict[str, Any]) -> None:
     # Nothing can be posted any more: every new request will be denied as
     # undeliverable. Operators need to see this in the logs at once.
     log.error("Slack %s: approval requests can no longer be posted; reinstall the app", event.get("type"))
+
+
+async def workspaces_changed(event: dict[str, Any]) -> None:
+    # One bot token: an org-wide install's workspaces are learned when a worker starts (OAuth
+    # mode follows these events itself: app._follow_org_grants).
+    log.warning(
+        "Slack %s for workspaces %s: restart the workers to follow it",
+        event.get("type"),
+        event.get("team_ids"),
+    )
