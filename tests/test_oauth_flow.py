@@ -464,6 +464,13 @@ async def test_an_org_wide_install_follows_the_workspaces_slack_grants_and_revok
         await access("revoked")
         await click_as(worker, message, "U0GRID", team=None, user_team=GRID_TEAM, enterprise=ENTERPRISE)
         await slack.wait_for_call("chat.postEphemeral")
+        # Nor does a payload that ties the clicker's workspace to the organisation ("team" with
+        # its enterprise_id): being of the organisation is not being granted to its install.
+        await click_as(worker, message, "U0GRID", team=GRID_TEAM, user_team=GRID_TEAM, enterprise=ENTERPRISE)
+        request = await approver.store.get(
+            request_id_for("toolu_rv")
+        )  # the click's answer came after its decision
+        assert request is not None and request.state is State.PENDING and not request.votes
         assert not call.done()
         await access("granted")
         await click_as(worker, message, "U0GRID", team=None, user_team=GRID_TEAM, enterprise=ENTERPRISE)
