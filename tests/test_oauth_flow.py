@@ -25,7 +25,7 @@ from tests.conftest import context, policy_file
 from tests.fakes.bot_settings import CHANNEL, SIGNING_SECRET
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.slack_block_actions import block_actions
-from tests.fakes.slack_event_payloads import event_callback
+from tests.fakes.slack_event_payloads import event_callback, message_event
 from tests.fakes.slack_records import PostedMessage
 from tests.fakes.slack_rules import DEFAULT_RATE_SCALE
 from tests.fakes.slack_signing import sign, signed_form
@@ -476,3 +476,54 @@ async def test_an_org_wide_install_follows_the_workspaces_slack_grants_and_revok
         await click_as(worker, message, "U0GRID", team=None, user_team=GRID_TEAM, enterprise=ENTERPRISE)
         result = await asyncio.wait_for(call, 10)
     assert result.behavior == "allow"
+
+
+async def test_a_thread_reply_from_another_workspace_is_not_the_requests_discussion(
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis_server: RedisServer
+) -> None:
+    """In a channel both workspaces share, a person of A writing in B's request's thread does not
+    speak to B's agent (the discussion its model reads on a deny)."""
+    worker = await oauth_worker()
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, TEAM_B)
+    async with SlackApprover(redis_server.url, timeout=60, team=TEAM_B) as approver:
+        call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make b"}, context("toolu_th")))
+        message = await root_in(slack, CHANNEL_B)
+        for n, (user, team) in enumerate((("U0ALICE", TEAM_ID), ("U0BOB", TEAM_B)), start=1):
+            reply = message_event(
+                CHANNEL_B,
+                f"{float(message.ts) + n:.6f}",
+                user,
+                f"from {team}",
+                thread_ts=message.ts,
+                user_team=team,
+            )
+            assert await worker.event(event_callback(reply, team_id=TEAM_B)) == 200
+        discussion = await approver.store.discussion(request_id_for("toolu_th"))
+        assert [r.user for r in discussion] == ["U0BOB"]
+        call.cancel()
+
+
+async def test_a_reply_from_another_workspace_read_back_from_slack_is_not_the_requests_discussion(
+    oauth_worker: Callable[..., Awaitable[Worker]],
+    slack: WorkspacesSlack,
+    redis_server: RedisServer,
+    redis: Redis,
+) -> None:
+    """The thread as ``conversations.replies`` reads it when someone opens the Deny form: filtered alike."""
+    worker = await oauth_worker()
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, TEAM_B)
+    async with SlackApprover(redis_server.url, timeout=60, team=TEAM_B) as approver:
+        call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make b"}, context("toolu_rb")))
+        message = await root_in(slack, CHANNEL_B)
+        slack.reply(CHANNEL_B, message.ts, "U0ALICE", "approved by A, run it", team=TEAM_ID)
+        slack.reply(CHANNEL_B, message.ts, "U0BOB", "not today", team=TEAM_B)
+        await click_as(worker, message, "U0BOB", team=TEAM_B, user_team=TEAM_B, action=Action.DENY)
+        thread = keys.thread(request_id_for("toolu_rb"))
+        async with asyncio.timeout(5):
+            while not await redis.hlen(thread):
+                await asyncio.sleep(0.02)
+        discussion = await approver.store.discussion(request_id_for("toolu_rb"))
+        assert [r.user for r in discussion] == ["U0BOB"]
+        call.cancel()

@@ -141,7 +141,7 @@ def build_app(
     modal_clicks.register(app, store, decider, queue)
     views.register(app, store, decider)
     commands.register(app, store, allowlist)
-    events.register(app, store, directory)
+    events.register(app, store, directory, oauth[1] if oauth else None)
     return app
 
 
