@@ -527,3 +527,23 @@ async def test_a_reply_from_another_workspace_read_back_from_slack_is_not_the_re
         discussion = await approver.store.discussion(request_id_for("toolu_rb"))
         assert [r.user for r in discussion] == ["U0BOB"]
         call.cancel()
+
+
+async def test_another_workspace_cannot_read_a_requests_full_input(
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis_server: RedisServer
+) -> None:
+    worker = await oauth_worker()
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, TEAM_B)
+    secret = "".join(f"line {i:05d}\n" for i in range(2_000))
+    async with SlackApprover(redis_server.url, timeout=60, team=TEAM_B) as approver:
+        tool_input = {"file_path": "/tmp/b.txt", "content": secret}
+        call = asyncio.create_task(approver.can_use_tool("Write", tool_input, context("toolu_fi")))
+        message = await root_in(slack, CHANNEL_B)
+        for n, (user, team) in enumerate((("U0ALICE", TEAM_ID), ("U0BOB", TEAM_B)), start=1):
+            await click_as(worker, message, user, team=team, user_team=team, action=Action.VIEW_INPUT)
+            update = await slack.wait_for_call("views.update", count=n)
+            shown = json.dumps(slack.views[update.args["view_id"]])
+            assert ("line 01999" in shown or "Next page" in shown) is (team == TEAM_B), (team, shown[:300])
+            assert ("another Slack workspace" in shown) is (team == TEAM_ID)
+        call.cancel()

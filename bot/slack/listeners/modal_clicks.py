@@ -138,10 +138,14 @@ class ModalClicks:
         await ack()
         shown = None
         if deciding is None:
+            elsewhere = await self.decider.other_workspace(click.request_id, actor_of(body))
             request = await self.store.get(click.request_id)
             # Only View full input is built here: off the event loop, as a huge input takes a while to split.
             ended = notice_modal(text.refusals.ENDED_TITLE, text.refusals.already_ended(None))
-            view = await asyncio.to_thread(build, request) if request is not None else ended
+            if elsewhere is not None:
+                view = notice_modal(text.refusals.NOT_ALLOWED_TITLE, text.refusals.refused(elsewhere))
+            else:
+                view = await asyncio.to_thread(build, request) if request is not None else ended
         else:
             check = await self.decider.may_decide(
                 click.request_id, click.user.id, approving=deciding == "approve", origin=actor_of(body)
