@@ -24,7 +24,7 @@ from bot.slack.installation_store import RedisInstallationStore
 from tests.conftest import context, policy_file
 from tests.fakes.bot_settings import CHANNEL, SIGNING_SECRET
 from tests.fakes.redis_server import RedisServer
-from tests.fakes.slack_block_actions import block_actions
+from tests.fakes.slack_block_actions import block_actions, static_select_action
 from tests.fakes.slack_event_payloads import event_callback, message_event
 from tests.fakes.slack_records import PostedMessage
 from tests.fakes.slack_rules import DEFAULT_RATE_SCALE
@@ -547,3 +547,40 @@ async def test_another_workspace_cannot_read_a_requests_full_input(
             assert ("line 01999" in shown or "Next page" in shown) is (team == TEAM_B), (team, shown[:300])
             assert ("another Slack workspace" in shown) is (team == TEAM_ID)
         call.cancel()
+
+
+async def test_a_pick_from_another_workspace_learns_nothing_of_the_request(
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis_server: RedisServer
+) -> None:
+    """A menu pick on B's answered question, from workspace A: told it is another workspace's, not
+    who answered it."""
+    worker = await oauth_worker()
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, TEAM_B)
+    question = {
+        "questions": [
+            {
+                "question": "Which environment?",
+                "header": "Env",
+                "multiSelect": False,
+                "options": [
+                    {"label": "staging", "description": "safe"},
+                    {"label": "prod", "description": "live"},
+                ],
+            }
+        ]
+    }
+    async with SlackApprover(redis_server.url, timeout=60, team=TEAM_B) as approver:
+        call = asyncio.create_task(approver.can_use_tool("AskUserQuestion", question, context("toolu_q")))
+        message = await root_in(slack, CHANNEL_B)
+        for user, team in (("U0BOB", TEAM_B), ("U0ALICE", TEAM_ID)):
+            payload = static_select_action(
+                user, Action.CHOOSE_ANSWER.value, "0", message=message.as_dict(), channel=CHANNEL_B
+            )
+            payload["user"]["team_id"] = team
+            payload["team"] = {"id": team, "domain": team.lower()}
+            assert (await worker.post_signed(payload)).status == 200
+            if team == TEAM_B:
+                assert (await asyncio.wait_for(call, 10)).behavior == "allow"
+    notice = await slack.wait_for_call("chat.postEphemeral")
+    assert "another Slack workspace" in notice.args["text"] and "U0BOB" not in notice.args["text"]

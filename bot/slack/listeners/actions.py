@@ -170,6 +170,12 @@ class ActionListeners:
             )
             await ack()
             return
+        # First: another workspace's person learns neither its outcome nor its options.
+        elsewhere = await self.decider.other_workspace(choice.request_id, actor_of(body))
+        if elsewhere is not None:
+            await ack()
+            await self.tell(choice, elsewhere)
+            return
         request = await self.store.get(choice.request_id)
         if request is None or request.state.is_final:
             await ack()
