@@ -350,7 +350,23 @@ async def test_a_deny_form_from_another_workspace_decides_nothing(
         await click_as(worker, message, "U0ALICE", team=TEAM_ID, user_team=TEAM_ID, action=Action.DENY)
         update = await slack.wait_for_call("views.update", count=2)
         assert "another Slack workspace" in json.dumps(slack.views[update.args["view_id"]])
-        call.cancel()
+        # Once B has decided it, A's click is told the same, not who decided.
+        await worker.post_signed(
+            view_submission(
+                "U0BOB",
+                view["callback_id"],
+                view["private_metadata"],
+                values,
+                view=view,
+                user_team=TEAM_B,
+                team=TEAM_B,
+            )
+        )
+        assert (await asyncio.wait_for(call, 10)).behavior == "deny"
+        await click_as(worker, message, "U0ALICE", team=TEAM_ID, user_team=TEAM_ID, action=Action.DENY)
+        update = await slack.wait_for_call("views.update", count=3)
+        shown = json.dumps(slack.views[update.args["view_id"]])
+        assert "another Slack workspace" in shown and "U0BOB" not in shown
 
 
 async def test_an_uninstall_forgets_the_workspaces_token(

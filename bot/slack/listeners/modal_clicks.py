@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ... import text
-from ...approvals.model import ApprovalRequest
+from ...approvals.model import ApprovalRequest, Refusal
 from ...approvals.queue import JobQueue
 from ...approvals.store import RequestStore
 from ...logs import Event, tagged
@@ -151,7 +151,9 @@ class ModalClicks:
                 click.request_id, click.user.id, approving=deciding == "approve", origin=actor_of(body)
             )
             request = check.request
-            if request is None or request.state.is_final:
+            if check.refused is Refusal.OTHER_WORKSPACE:  # told nothing of the request, not even its outcome
+                view = notice_modal(text.refusals.NOT_ALLOWED_TITLE, text.refusals.refused(check))
+            elif request is None or request.state.is_final:
                 view = notice_modal(text.refusals.ENDED_TITLE, text.refusals.already_ended(request))
             elif check.refused is not None:
                 view = notice_modal(text.refusals.NOT_ALLOWED_TITLE, text.refusals.refused(check))
