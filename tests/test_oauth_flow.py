@@ -41,6 +41,7 @@ from tests.fakes.slack_workspaces import (
     WorkspacesSlack,
 )
 from tests.fakes.worker import Worker, _button_value
+from tests.test_questions import ONE
 
 GRID_TEAM = "T0GRIDA"
 GRID_CHANNEL = "C0GRIDAPPROVALS"
@@ -573,21 +574,8 @@ async def test_a_pick_from_another_workspace_learns_nothing_of_the_request(
     worker = await oauth_worker()
     await install(worker, slack, TEAM_ID)
     await install(worker, slack, TEAM_B)
-    question = {
-        "questions": [
-            {
-                "question": "Which environment?",
-                "header": "Env",
-                "multiSelect": False,
-                "options": [
-                    {"label": "staging", "description": "safe"},
-                    {"label": "prod", "description": "live"},
-                ],
-            }
-        ]
-    }
     async with SlackApprover(redis_server.url, timeout=60, team=TEAM_B) as approver:
-        call = asyncio.create_task(approver.can_use_tool("AskUserQuestion", question, context("toolu_q")))
+        call = asyncio.create_task(approver.can_use_tool("AskUserQuestion", ONE, context("toolu_q")))
         message = await root_in(slack, CHANNEL_B)
         for user, team in (("U0BOB", TEAM_B), ("U0ALICE", TEAM_ID)):
             payload = static_select_action(
