@@ -588,3 +588,32 @@ async def test_a_pick_from_another_workspace_learns_nothing_of_the_request(
                 assert (await asyncio.wait_for(call, 10)).behavior == "allow"
     notice = await slack.wait_for_call("chat.postEphemeral")
     assert "another Slack workspace" in notice.args["text"] and "U0BOB" not in notice.args["text"]
+
+
+async def test_who_may_remove_a_team_rule_is_said_by_its_workspaces_own_policy(
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis: Redis, tmp_path: Path
+) -> None:
+    """B's own policy names who manages its rules; APPROVAL_POLICY (none here: anyone) does not."""
+    rules = "admins: [U0ADMIN]\nrules:\n  - {name: sre-only, tool: Bash, command: '^terraform ', approvers: [U0SRE]}\n"
+    own = tmp_path / "b"
+    own.mkdir()
+    workspaces = {**WORKSPACES, TEAM_B: {"channel": CHANNEL_B, "policy": str(policy_file(own, rules))}}
+    worker = await oauth_worker(slack_workspaces=workspaces)
+    await install(worker, slack, TEAM_B)
+    allowlist = TeamAllowList(redis)
+    rule = Rule.parse("Bash(terraform plan *)")
+    await allowlist.add([rule], added_by="U0SRE", route="sre-only", team=TEAM_B)
+    for n, user in enumerate(("U0MALLORY", "U0ADMIN"), start=1):
+        click = block_actions(
+            user,
+            Action.REMOVE_RULE.value,
+            rule.id,
+            channel=CHANNEL_B,
+            response_url=slack.response_url(CHANNEL_B, f"1.{n}"),
+            user_team=TEAM_B,
+            team=TEAM_B,
+            ephemeral=True,
+        )
+        assert (await worker.post_signed(click)).status == 200
+        await slack.wait_for_call("response_url", count=n)
+        assert [r.id for r in await allowlist.all()] == ([rule.id] if user == "U0MALLORY" else []), user
