@@ -613,9 +613,16 @@ async def test_a_recorded_post_whose_answer_was_lost_keeps_its_card(
     """MARK_POSTED ran but its reply never came back: the card Redis points to stays."""
     import hashlib
 
+    from redis.asyncio import Redis
+
     from bot.approvals.lua.post import MARK_POSTED
     from tests.fakes.redis_server import ReplyLosingProxy
 
+    # The script is in Redis's cache first, as after any earlier post: otherwise the lost
+    # reply is EVALSHA's NOSCRIPT, MARK_POSTED never runs, and the test depends on test order.
+    direct = Redis.from_url(redis_server.url)
+    await direct.script_load(MARK_POSTED)
+    await direct.aclose()
     proxy = ReplyLosingProxy(redis_server.port)
     await proxy.start()
     try:
