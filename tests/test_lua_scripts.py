@@ -428,6 +428,11 @@ async def test_append_audit_about_a_request_chains_in_its_shard(redis_or_cluster
     events = [f[b"event"].decode() for _id, f in await redis.xrange(keys.audit(shard).stream)]
     assert events == [AuditEvent.GENESIS, AuditEvent.DISCUSSION]
     assert await redis.xlen(keys.audit(keys.AUDIT_SHARD_DEFAULT).stream) == 0
+    log = AuditLog(redis)  # each shard's chain is read and verified in its own slot
+    assert all(v.ok for v in await log.verify_all())
+    assert [e.fields["event"] async for e in log.entries()] == events
+    [said] = await log.recent(actor="U1", events=frozenset({AuditEvent.DISCUSSION}), limit=5)
+    assert said.shard == shard
 
 
 async def test_release_jobs_counts_the_jobs_given_back(redis_or_cluster):
