@@ -10,11 +10,11 @@ from claude_agent_sdk import PermissionUpdate
 from claude_agent_sdk.types import PermissionRuleValue
 
 from bot.agent.permissions import safe_suggestions
-from bot.approvals import keys
 from bot.approvals.allowlist import TeamAllowList
 from bot.approvals.grants import MAX_GRANTS
 from bot.approvals.rules import Rule
 from bot.slack.ids import SLASH_COMMAND, Action
+from tests.audit_streams import audit_stream
 from tests.conftest import cancelled, context, posted
 from tests.fakes.bot_settings import CHANNEL, SIGNING_SECRET
 from tests.fakes.slack_block_actions import block_actions
@@ -59,7 +59,7 @@ def granted(updates) -> list[tuple[str, str]]:
 
 
 async def _events(redis) -> list[bytes]:
-    return [f[b"event"] for _id, f in await redis.xrange(keys.AUDIT)]
+    return [f[b"event"] for _id, f in await audit_stream(redis)]
 
 
 async def test_always_allow_grants_the_rule_for_the_session_and_the_team(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bot.approvals import keys
 from bot.approvals.names import AuditEvent
 from bot.slack import limits
 from bot.slack.ids import Action
+from tests.audit_streams import audit_length, audit_stream
 from tests.conftest import cancelled, context, posted
 from tests.fakes.slack_block_actions import block_actions
 from tests.fakes.slack_signing import sign, signed_form
@@ -17,7 +17,7 @@ from tests.fakes.slack_signing import sign, signed_form
 async def _decisions(redis) -> list[bytes]:
     return [
         f[b"event"]
-        for _id, f in await redis.xrange(keys.AUDIT)
+        for _id, f in await audit_stream(redis)
         if f[b"event"] not in (b"created", AuditEvent.GENESIS.encode())
     ]
 
@@ -88,7 +88,7 @@ async def test_malformed_signed_requests_get_400(start_worker, slack, redis):
     # Well-formed JSON, but not the shape of a click: acked, ignored.
     bad_shape = block_actions("U1", Action.APPROVE.value, "../../etc/passwd")
     assert (await worker.post_signed(bad_shape)).status == 200
-    assert await redis.xlen(keys.AUDIT) == 0
+    assert await audit_length(redis) == 0
     # The worker is still fine.
     async with worker.session.get(f"{worker.url}/healthz") as health:
         assert health.status == 200
@@ -100,7 +100,7 @@ async def test_unknown_request_id_is_answered_privately(start_worker, slack, red
     assert (await worker.post_signed(payload)).status == 200
     call = await slack.wait_for_call("chat.postEphemeral")
     assert call.args["user"] == "U_ALICE" and "no longer exists" in call.args["text"]
-    assert await redis.xlen(keys.AUDIT) == 0
+    assert await audit_length(redis) == 0
 
 
 def _text_objects(value):

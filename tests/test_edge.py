@@ -16,6 +16,7 @@ import pytest
 from bot.approvals import keys
 from bot.approvals.model import request_id_for
 from bot.slack.ids import EDIT_INPUT, SLASH_COMMAND, Action, Field, Modal, edit_block
+from tests.audit_streams import audit_length, audit_stream
 from tests.conftest import cancelled, context, policy_file, posted
 from tests.fakes.bot_settings import CHANNEL, SIGNING_SECRET, settings_for
 from tests.fakes.redis_server import free_port
@@ -31,7 +32,7 @@ _DECISIONS = {b"approved", b"always_allowed", b"modified", b"vote", b"modified_v
 
 
 async def _decisions(redis) -> list[bytes]:
-    return [f[b"event"] for _id, f in await redis.xrange(keys.AUDIT) if f[b"event"] in _DECISIONS]
+    return [f[b"event"] for _id, f in await audit_stream(redis) if f[b"event"] in _DECISIONS]
 
 
 async def _post(worker, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
@@ -85,12 +86,12 @@ async def test_a_replayed_modify_changes_nothing_and_the_votes_stand(
     await slack.wait_for(lambda: message.edits >= 1)
     await worker.click("U0CAROL", Action.APPROVE, slack.message(message.channel, message.ts))  # 2 of 3
     await slack.wait_for(lambda: message.edits >= 2)
-    audit = await redis.xlen(keys.AUDIT)
+    audit = await audit_length(redis)
 
     # Someone who saw Bob's request sends it again, to either worker, within Slack's 5 minutes.
     assert (await _post(worker, body, headers))[0] == 409
     assert (await _post(other, body, headers))[0] == 409
-    assert await redis.xlen(keys.AUDIT) == audit
+    assert await audit_length(redis) == audit
 
     await worker.click("U0DAVE", Action.APPROVE, slack.message(message.channel, message.ts))  # 3 of 3
     result = await asyncio.wait_for(task, 5)
@@ -245,7 +246,7 @@ async def _state(redis, request_id: str) -> dict[str, Any]:
         "request": await redis.hgetall(keys.request(request_id)),
         "votes": await redis.hgetall(keys.votes(request_id)),
         "thread": await redis.hgetall(keys.thread(request_id)),
-        "audit": await redis.xlen(keys.AUDIT),
+        "audit": await audit_length(redis),
         "pending": await redis.zrange(keys.PENDING, 0, -1),
         "rules": await redis.hgetall(keys.TEAM_RULES),
     }

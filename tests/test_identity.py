@@ -17,6 +17,7 @@ from bot import text
 from bot.approvals import keys
 from bot.approvals.model import request_id_for
 from bot.slack.ids import SLASH_COMMAND, Action, Field, Modal
+from tests.audit_streams import audit_stream
 from tests.conftest import cancelled, context, policy_file, posted
 from tests.fakes.bot_settings import SIGNING_SECRET
 from tests.fakes.slack_block_actions import block_actions
@@ -48,7 +49,7 @@ _DECISIONS = {b"approved", b"always_allowed", b"modified", b"vote", b"modified_v
 
 
 async def _decisions(redis) -> list[bytes]:
-    return [f[b"event"] for _id, f in await redis.xrange(keys.AUDIT) if f[b"event"] in _DECISIONS]
+    return [f[b"event"] for _id, f in await audit_stream(redis) if f[b"event"] in _DECISIONS]
 
 
 async def _ask(make_approver, slack, tool_use_id: str):

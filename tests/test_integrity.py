@@ -22,6 +22,7 @@ from bot.approvals.policy import Action as RouteAction
 from bot.approvals.policy import Policy, PolicyError, Route
 from bot.approvals.store import RequestStore
 from bot.slack.ids import Action, Modal, edit_block
+from tests.audit_streams import audit_stream
 from tests.conftest import cancelled, context, policy_file, posted
 from tests.fakes.bot_settings import SIGNING_SECRET
 from tests.fakes.slack_block_actions import block_actions
@@ -30,9 +31,7 @@ from tests.fakes.slack_view_payloads import view_submission
 
 
 async def audit(redis) -> list[dict[str, str]]:
-    return [
-        {k.decode(): v.decode() for k, v in fields.items()} for _id, fields in await redis.xrange(keys.AUDIT)
-    ]
+    return [{k.decode(): v.decode() for k, v in fields.items()} for _id, fields in await audit_stream(redis)]
 
 
 def suggest(rule: str) -> list[PermissionUpdate]:
@@ -613,9 +612,16 @@ async def test_a_recorded_post_whose_answer_was_lost_keeps_its_card(
     """MARK_POSTED ran but its reply never came back: the card Redis points to stays."""
     import hashlib
 
+    from redis.asyncio import Redis
+
     from bot.approvals.lua.post import MARK_POSTED
     from tests.fakes.redis_server import ReplyLosingProxy
 
+    # The script is in Redis's cache first, as after any earlier post: otherwise the lost
+    # reply is EVALSHA's NOSCRIPT, MARK_POSTED never runs, and the test depends on test order.
+    direct = Redis.from_url(redis_server.url)
+    await direct.script_load(MARK_POSTED)
+    await direct.aclose()
     proxy = ReplyLosingProxy(redis_server.port)
     await proxy.start()
     try:

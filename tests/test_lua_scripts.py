@@ -37,6 +37,7 @@ from bot.approvals.queue import JobQueue
 from bot.approvals.record import Field
 from bot.approvals.store import RequestStore, TeamGrant
 from bot.slack import budget
+from tests.audit_streams import audit_stream
 
 LUA = Path(create.__file__).parent
 SCRIPTS = {
@@ -117,7 +118,7 @@ async def test_create_mismatch_points_to_the_calls_own_request(store, redis):
     other = await ask(store, tool_input={"command": "rm -rf /"})
     assert other.id == mismatch_id(first.id, call_hash("Bash", {"command": "rm -rf /"}))
     assert await store.latest(first.id) == other.id
-    events = [f[b"event"].decode() for _id, f in await redis.xrange(keys.AUDIT)]
+    events = [f[b"event"].decode() for _id, f in await audit_stream(redis)]
     assert AuditEvent.INPUT_MISMATCH in events
 
 
@@ -407,13 +408,31 @@ async def test_timeout_escalated_then_expire(store, redis):
 # -- APPEND_AUDIT, RELEASE_JOBS, CALL_RAN, UNLOCK ----------------------------------------------
 
 
-async def test_append_audit_ok(redis):
-    reply = await run(redis, chain.APPEND_AUDIT, keys.script_keys("-"), "", AuditEvent.DISCUSSION, "U1", "1")
+async def test_append_audit_ok(redis_or_cluster):
+    redis, shard = redis_or_cluster, keys.AUDIT_SHARD_DEFAULT
+    reply = await run(
+        redis, chain.APPEND_AUDIT, keys.audit_script_keys(shard), "", AuditEvent.DISCUSSION, "U1", "1"
+    )
     assert reply == b"ok"
     await AuditLog(redis).append(AuditEvent.RULE_ADDED, actor="U1", rule="Bash(ls)")
-    events = [f[b"event"].decode() for _id, f in await redis.xrange(keys.AUDIT)]
+    events = [f[b"event"].decode() for _id, f in await redis.xrange(keys.audit(shard).stream)]
     assert events == [AuditEvent.GENESIS, AuditEvent.DISCUSSION, AuditEvent.RULE_ADDED]
-    assert (await AuditLog(redis).verify()).ok
+    assert (await AuditLog(redis).verify(shard)).ok
+
+
+async def test_append_audit_about_a_request_chains_in_its_shard(redis_or_cluster):
+    redis, request_id = redis_or_cluster, request_id_for("toolu_1")
+    await AuditLog(redis).append(AuditEvent.DISCUSSION, actor="U1", request=request_id)
+    shard = keys.shard_of(request_id)
+    assert shard != keys.AUDIT_SHARD_DEFAULT
+    events = [f[b"event"].decode() for _id, f in await redis.xrange(keys.audit(shard).stream)]
+    assert events == [AuditEvent.GENESIS, AuditEvent.DISCUSSION]
+    assert await redis.xlen(keys.audit(keys.AUDIT_SHARD_DEFAULT).stream) == 0
+    log = AuditLog(redis)  # each shard's chain is read and verified in its own slot
+    assert all(v.ok for v in await log.verify_all())
+    assert [e.fields["event"] async for e in log.entries()] == events
+    [said] = await log.recent(actor="U1", events=frozenset({AuditEvent.DISCUSSION}), limit=5)
+    assert said.shard == shard
 
 
 async def test_release_jobs_counts_the_jobs_given_back(redis_or_cluster):
@@ -522,7 +541,8 @@ def test_only_a_script_that_never_writes_is_flagged_so():
 
 
 def test_no_script_names_a_key_it_is_not_passed():
-    named_inside = (keys.AUDIT_ANCHOR, keys.AUDIT_CAP, keys.PENDING_ROUTES, *keys.decision_channels())
+    chain_keys = keys.audit(keys.shard_of("a"))
+    named_inside = (chain_keys.anchor, chain_keys.cap, keys.PENDING_ROUTES, *keys.decision_channels())
     # The decisions channel is built from KEYS[1]'s tag: a script can only reach its own shard's.
     assert [key for key in named_inside if any(key in script for script in SCRIPTS.values())] == []
 

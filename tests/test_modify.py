@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.approvals import keys
 from bot.approvals.edits import WHOLE_INPUT
 from bot.slack.ids import Action, edit_block
+from tests.audit_streams import audit_stream
 from tests.conftest import cancelled, context, posted
 
 
@@ -47,7 +47,7 @@ async def test_modified_bash_command_is_what_the_agent_gets_and_slack_shows_the_
     shown = _shown(slack.message(message.channel, message.ts))
     assert "Changed by <@U_ALICE>, approved by <@U_ALICE>" in shown
     assert "rm -rf /var/www```" in shown and "rm -rf /var/www/cache" in shown  # before and after
-    events = [f[b"event"] for _id, f in await redis.xrange(keys.AUDIT)]
+    events = [f[b"event"] for _id, f in await audit_stream(redis)]
     assert b"modified" in events and b"approved" not in events
 
 

@@ -16,14 +16,16 @@ from redis.asyncio import Redis
 
 from bot import SlackApprover
 from bot.approvals import keys
+from bot.approvals.allowlist import TeamAllowList
 from bot.approvals.model import State, request_id_for
+from bot.approvals.rules import Rule
 from bot.slack.ids import SLASH_COMMAND, Action, Field
 from bot.slack.installation_store import RedisInstallationStore
 from tests.conftest import context, policy_file
 from tests.fakes.bot_settings import CHANNEL, SIGNING_SECRET
 from tests.fakes.redis_server import RedisServer
-from tests.fakes.slack_block_actions import block_actions
-from tests.fakes.slack_event_payloads import event_callback
+from tests.fakes.slack_block_actions import block_actions, static_select_action
+from tests.fakes.slack_event_payloads import event_callback, message_event
 from tests.fakes.slack_records import PostedMessage
 from tests.fakes.slack_rules import DEFAULT_RATE_SCALE
 from tests.fakes.slack_signing import sign, signed_form
@@ -39,6 +41,7 @@ from tests.fakes.slack_workspaces import (
     WorkspacesSlack,
 )
 from tests.fakes.worker import Worker, _button_value
+from tests.test_questions import ONE
 
 GRID_TEAM = "T0GRIDA"
 GRID_CHANNEL = "C0GRIDAPPROVALS"
@@ -210,6 +213,34 @@ async def test_a_request_naming_no_installed_workspace_is_undeliverable(
     assert slack.roots() == []
 
 
+async def test_a_request_naming_no_served_workspace_is_denied_before_any_policy_allows_it(
+    oauth_worker: Callable[..., Awaitable[Worker]],
+    slack: WorkspacesSlack,
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    """APPROVAL_POLICY is the served workspaces' policy: its allow rules never stand in for a
+    workspace that is not served (an agent's SLACK_TEAM_ID mistyped, or left unset)."""
+    rules = "rules:\n  - {name: ls, tool: Bash, command: '^ls', action: allow}\n"
+    worker = await oauth_worker(approval_policy=policy_file(tmp_path, rules))
+    await install(worker, slack, TEAM_ID)
+    for team in ("", "T0STRANGER", "E0STRANGER"):
+        async with SlackApprover(redis_server.url, timeout=60, team=team) as approver:
+            result = await asyncio.wait_for(
+                approver.can_use_tool("Bash", {"command": "ls"}, context(f"toolu_s{team}")), 10
+            )
+            request = await approver.store.get(request_id_for(f"toolu_s{team}"))
+        assert result.behavior == "deny", team
+        assert request is not None and request.state is State.UNDELIVERABLE, team
+    # A served workspace's requests still follow the policy.
+    async with SlackApprover(redis_server.url, timeout=60, team=TEAM_ID) as approver:
+        allowed = await asyncio.wait_for(
+            approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_a")), 10
+        )
+    assert allowed.behavior == "allow"
+    assert slack.roots() == []
+
+
 async def test_a_state_is_good_once_and_only_in_its_browser(
     oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis: Redis
 ) -> None:
@@ -320,7 +351,23 @@ async def test_a_deny_form_from_another_workspace_decides_nothing(
         await click_as(worker, message, "U0ALICE", team=TEAM_ID, user_team=TEAM_ID, action=Action.DENY)
         update = await slack.wait_for_call("views.update", count=2)
         assert "another Slack workspace" in json.dumps(slack.views[update.args["view_id"]])
-        call.cancel()
+        # Once B has decided it, A's click is told the same, not who decided.
+        await worker.post_signed(
+            view_submission(
+                "U0BOB",
+                view["callback_id"],
+                view["private_metadata"],
+                values,
+                view=view,
+                user_team=TEAM_B,
+                team=TEAM_B,
+            )
+        )
+        assert (await asyncio.wait_for(call, 10)).behavior == "deny"
+        await click_as(worker, message, "U0ALICE", team=TEAM_ID, user_team=TEAM_ID, action=Action.DENY)
+        update = await slack.wait_for_call("views.update", count=3)
+        shown = json.dumps(slack.views[update.args["view_id"]])
+        assert "another Slack workspace" in shown and "U0BOB" not in shown
 
 
 async def test_an_uninstall_forgets_the_workspaces_token(
@@ -376,3 +423,197 @@ async def test_approvals_lists_only_its_own_workspaces_requests(
                 answer = await response.json()
             assert ("make b" in json.dumps(answer)) is listed, (team, answer)
         call.cancel()
+
+
+async def slash_rules(worker: Worker, team: str) -> str:
+    """``/approvals rules`` typed in workspace ``team``: the answer, as text."""
+    body = urlencode(slash_command("U0ANY", SLASH_COMMAND, "rules", channel=CHANNEL, team_id=team)).encode()
+    headers = {**sign(body, SIGNING_SECRET), "Content-Type": "application/x-www-form-urlencoded"}
+    async with worker.session.post(f"{worker.url}/slack/events", data=body, headers=headers) as response:
+        return json.dumps(await response.json())
+
+
+async def test_a_workspace_neither_sees_nor_removes_another_workspaces_team_rules(
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis: Redis
+) -> None:
+    worker = await oauth_worker()
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, TEAM_B)
+    allowlist = TeamAllowList(redis)
+    rule = Rule.parse("Bash(make b *)")
+    await allowlist.add([rule], added_by="U0BOB", team=TEAM_B)
+    assert "make b" in await slash_rules(worker, TEAM_B)
+    assert "make b" not in await slash_rules(worker, TEAM_ID)
+    # A Remove click on B's rule id from workspace A (signed, in Slack's shape) changes nothing.
+    for n, (user, team) in enumerate((("U0ALICE", TEAM_ID), ("U0BOB", TEAM_B)), start=1):
+        click = block_actions(
+            user,
+            Action.REMOVE_RULE.value,
+            rule.id,
+            channel=CHANNEL,
+            response_url=slack.response_url(CHANNEL, f"1.{n}"),
+            user_team=team,
+            team=team,
+            ephemeral=True,
+        )
+        assert (await worker.post_signed(click)).status == 200
+        answer = await slack.wait_for_call("response_url", count=n)
+        kept = [r.rule for r in await allowlist.all()]
+        assert (kept == [rule]) is (team == TEAM_ID), (team, kept, answer.args)
+
+
+async def test_an_org_wide_install_follows_the_workspaces_slack_grants_and_revokes(
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis_server: RedisServer
+) -> None:
+    """A workspace the organisation's admin takes away from the install (``team_access_revoked``)
+    decides nothing from then on; one granted later (``team_access_granted``) may, without a reinstall."""
+    worker = await oauth_worker()
+    await install(worker, slack, None, ENTERPRISE)
+
+    async def access(change: str) -> None:
+        event = {"type": f"team_access_{change}", "team_ids": [GRID_TEAM], "event_ts": "1.0"}
+        sent = event_callback(event, team_id=GRID_TEAM, enterprise_id=ENTERPRISE, org_wide=True)
+        assert await worker.event(sent) == 200
+
+    async with SlackApprover(redis_server.url, timeout=60, team=ENTERPRISE) as approver:
+        call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_rv")))
+        message = await root_in(slack, GRID_CHANNEL)
+        await access("revoked")
+        await click_as(worker, message, "U0GRID", team=None, user_team=GRID_TEAM, enterprise=ENTERPRISE)
+        await slack.wait_for_call("chat.postEphemeral")
+        # Nor does a payload that ties the clicker's workspace to the organisation ("team" with
+        # its enterprise_id): being of the organisation is not being granted to its install.
+        await click_as(worker, message, "U0GRID", team=GRID_TEAM, user_team=GRID_TEAM, enterprise=ENTERPRISE)
+        request = await approver.store.get(
+            request_id_for("toolu_rv")
+        )  # the click's answer came after its decision
+        assert request is not None and request.state is State.PENDING and not request.votes
+        assert not call.done()
+        await access("granted")
+        await click_as(worker, message, "U0GRID", team=None, user_team=GRID_TEAM, enterprise=ENTERPRISE)
+        result = await asyncio.wait_for(call, 10)
+    assert result.behavior == "allow"
+
+
+async def test_a_thread_reply_from_another_workspace_is_not_the_requests_discussion(
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis_server: RedisServer
+) -> None:
+    """In a channel both workspaces share, a person of A writing in B's request's thread does not
+    speak to B's agent (the discussion its model reads on a deny)."""
+    worker = await oauth_worker()
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, TEAM_B)
+    async with SlackApprover(redis_server.url, timeout=60, team=TEAM_B) as approver:
+        call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make b"}, context("toolu_th")))
+        message = await root_in(slack, CHANNEL_B)
+        for n, (user, team) in enumerate((("U0ALICE", TEAM_ID), ("U0BOB", TEAM_B)), start=1):
+            reply = message_event(
+                CHANNEL_B,
+                f"{float(message.ts) + n:.6f}",
+                user,
+                f"from {team}",
+                thread_ts=message.ts,
+                user_team=team,
+            )
+            assert await worker.event(event_callback(reply, team_id=TEAM_B)) == 200
+        discussion = await approver.store.discussion(request_id_for("toolu_th"))
+        assert [r.user for r in discussion] == ["U0BOB"]
+        call.cancel()
+
+
+async def test_a_reply_from_another_workspace_read_back_from_slack_is_not_the_requests_discussion(
+    oauth_worker: Callable[..., Awaitable[Worker]],
+    slack: WorkspacesSlack,
+    redis_server: RedisServer,
+    redis: Redis,
+) -> None:
+    """The thread as ``conversations.replies`` reads it when someone opens the Deny form: filtered alike."""
+    worker = await oauth_worker()
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, TEAM_B)
+    async with SlackApprover(redis_server.url, timeout=60, team=TEAM_B) as approver:
+        call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make b"}, context("toolu_rb")))
+        message = await root_in(slack, CHANNEL_B)
+        slack.reply(CHANNEL_B, message.ts, "U0ALICE", "approved by A, run it", team=TEAM_ID)
+        slack.reply(CHANNEL_B, message.ts, "U0BOB", "not today", team=TEAM_B)
+        await click_as(worker, message, "U0BOB", team=TEAM_B, user_team=TEAM_B, action=Action.DENY)
+        thread = keys.thread(request_id_for("toolu_rb"))
+        async with asyncio.timeout(5):
+            while not await redis.hlen(thread):
+                await asyncio.sleep(0.02)
+        discussion = await approver.store.discussion(request_id_for("toolu_rb"))
+        assert [r.user for r in discussion] == ["U0BOB"]
+        call.cancel()
+
+
+async def test_another_workspace_cannot_read_a_requests_full_input(
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis_server: RedisServer
+) -> None:
+    worker = await oauth_worker()
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, TEAM_B)
+    secret = "".join(f"line {i:05d}\n" for i in range(2_000))
+    async with SlackApprover(redis_server.url, timeout=60, team=TEAM_B) as approver:
+        tool_input = {"file_path": "/tmp/b.txt", "content": secret}
+        call = asyncio.create_task(approver.can_use_tool("Write", tool_input, context("toolu_fi")))
+        message = await root_in(slack, CHANNEL_B)
+        for n, (user, team) in enumerate((("U0ALICE", TEAM_ID), ("U0BOB", TEAM_B)), start=1):
+            await click_as(worker, message, user, team=team, user_team=team, action=Action.VIEW_INPUT)
+            update = await slack.wait_for_call("views.update", count=n)
+            shown = json.dumps(slack.views[update.args["view_id"]])
+            assert ("line 01999" in shown or "Next page" in shown) is (team == TEAM_B), (team, shown[:300])
+            assert ("another Slack workspace" in shown) is (team == TEAM_ID)
+        call.cancel()
+
+
+async def test_a_pick_from_another_workspace_learns_nothing_of_the_request(
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis_server: RedisServer
+) -> None:
+    """A menu pick on B's answered question, from workspace A: told it is another workspace's, not
+    who answered it."""
+    worker = await oauth_worker()
+    await install(worker, slack, TEAM_ID)
+    await install(worker, slack, TEAM_B)
+    async with SlackApprover(redis_server.url, timeout=60, team=TEAM_B) as approver:
+        call = asyncio.create_task(approver.can_use_tool("AskUserQuestion", ONE, context("toolu_q")))
+        message = await root_in(slack, CHANNEL_B)
+        for user, team in (("U0BOB", TEAM_B), ("U0ALICE", TEAM_ID)):
+            payload = static_select_action(
+                user, Action.CHOOSE_ANSWER.value, "0", message=message.as_dict(), channel=CHANNEL_B
+            )
+            payload["user"]["team_id"] = team
+            payload["team"] = {"id": team, "domain": team.lower()}
+            assert (await worker.post_signed(payload)).status == 200
+            if team == TEAM_B:
+                assert (await asyncio.wait_for(call, 10)).behavior == "allow"
+    notice = await slack.wait_for_call("chat.postEphemeral")
+    assert "another Slack workspace" in notice.args["text"] and "U0BOB" not in notice.args["text"]
+
+
+async def test_who_may_remove_a_team_rule_is_said_by_its_workspaces_own_policy(
+    oauth_worker: Callable[..., Awaitable[Worker]], slack: WorkspacesSlack, redis: Redis, tmp_path: Path
+) -> None:
+    """B's own policy names who manages its rules; APPROVAL_POLICY (none here: anyone) does not."""
+    rules = "admins: [U0ADMIN]\nrules:\n  - {name: sre-only, tool: Bash, command: '^terraform ', approvers: [U0SRE]}\n"
+    own = tmp_path / "b"
+    own.mkdir()
+    workspaces = {**WORKSPACES, TEAM_B: {"channel": CHANNEL_B, "policy": str(policy_file(own, rules))}}
+    worker = await oauth_worker(slack_workspaces=workspaces)
+    await install(worker, slack, TEAM_B)
+    allowlist = TeamAllowList(redis)
+    rule = Rule.parse("Bash(terraform plan *)")
+    await allowlist.add([rule], added_by="U0SRE", route="sre-only", team=TEAM_B)
+    for n, user in enumerate(("U0MALLORY", "U0ADMIN"), start=1):
+        click = block_actions(
+            user,
+            Action.REMOVE_RULE.value,
+            rule.id,
+            channel=CHANNEL_B,
+            response_url=slack.response_url(CHANNEL_B, f"1.{n}"),
+            user_team=TEAM_B,
+            team=TEAM_B,
+            ephemeral=True,
+        )
+        assert (await worker.post_signed(click)).status == 200
+        await slack.wait_for_call("response_url", count=n)
+        assert [r.id for r in await allowlist.all()] == ([rule.id] if user == "U0MALLORY" else []), user

@@ -66,6 +66,17 @@ async def test_an_org_wide_install_serves_every_workspace_of_its_organisation(re
     assert bot is not None and bot.bot_token == "xoxb-one"
 
 
+async def test_an_org_wide_installs_workspaces_follow_grants_to_a_kept_install_only(redis: Redis) -> None:
+    store = RedisInstallationStore(redis)
+    await store.grant_org_workspaces("E0ORG", ["T0ONE"], granted=True)  # not installed: dropped
+    assert not await store.in_organisation("T0ONE", "E0ORG")
+    await store.async_save(installation(None, "E0ORG", token="xoxb-org"))
+    await store.save_org_workspaces("E0ORG", ["T0ONE"])
+    await store.grant_org_workspaces("E0ORG", ["T0TWO"], granted=True)
+    await store.grant_org_workspaces("E0ORG", ["T0ONE"], granted=False)
+    assert [await store.in_organisation(t, "E0ORG") for t in ("T0ONE", "T0TWO")] == [False, True]
+
+
 async def test_each_installer_and_the_latest_bot_token(redis: Redis) -> None:
     store = RedisInstallationStore(redis)
     await store.async_save(installation("T0A", user="U0ONE", token="xoxb-old"))

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.approvals import keys
 from bot.approvals.names import AuditEvent
 from bot.cli import main
 from bot.slack.ids import Action
 from bot.web import POLICY
+from tests.audit_streams import audit_stream
 from tests.conftest import context, posted
 from tests.test_cli import configured, run, serving
 
@@ -197,7 +197,7 @@ async def loaded(redis) -> list[tuple[str, str]]:
     """(hash, actor) of every ``policy_loaded`` audit entry, oldest first."""
     return [
         (f[b"policy_hash"].decode(), f[b"actor"].decode())
-        for _id, f in await redis.xrange(keys.AUDIT)
+        for _id, f in await audit_stream(redis)
         if f[b"event"] == AuditEvent.POLICY_LOADED.encode()
     ]
 

@@ -26,6 +26,7 @@ from bot.slack.ids import (
     choice_block,
     own_answer_block,
 )
+from tests.audit_streams import audit_stream
 from tests.conftest import cancelled, context, policy_file, posted
 from tests.fakes.slack_block_actions import static_select_action
 from tests.fakes.slack_view_payloads import view_submission
@@ -505,11 +506,10 @@ rules:
 
 async def _audit(redis, request_id: str) -> list[tuple[str, str, str]]:
     """(event, actor, votes) of the request's audit entries, oldest first."""
-    from bot.approvals import keys
 
     return [
         (f[b"event"].decode(), f[b"actor"].decode(), f.get(b"votes", b"").decode())
-        for _id, f in await redis.xrange(keys.AUDIT)
+        for _id, f in await audit_stream(redis)
         if f[b"request"] == request_id.encode()
     ]
 

@@ -6,6 +6,7 @@ import asyncio
 import copy
 
 from bot.slack.ids import Action
+from tests.audit_streams import audit_stream
 from tests.conftest import cancelled, context, posted, within
 from tests.fakes.bot_settings import CHANNEL
 
@@ -102,7 +103,7 @@ async def test_double_click_and_racing_clicks_on_two_workers_make_one_decision(
 
     result = await asyncio.wait_for(decision, 5)
     assert result.behavior == "allow"
-    audit = [fields for _id, fields in await redis.xrange("appr:audit")]
+    audit = [fields for _id, fields in await audit_stream(redis)]
     approvals = [f for f in audit if f[b"event"] == b"approved"]
     assert len(approvals) == 1
     winner = approvals[0][b"actor"].decode()

@@ -23,11 +23,11 @@ import pytest
 from redis.asyncio import Redis
 
 from bot import SlackApprover
-from bot.approvals import keys
 from bot.approvals.model import Decision, State, request_id_for
 from bot.approvals.queue import JobQueue
 from bot.demo.scripted_model import ScriptedModel, text, tool_use
 from bot.redis_client import connect
+from tests.audit_streams import audit_length
 from tests.conftest import context, within
 from tests.fakes.agent_env import clean_agent_env
 from tests.fakes.redis_server import RedisServer, free_port
@@ -122,7 +122,7 @@ async def test_a_wait_longer_than_the_hook_timeout_is_refused_and_nothing_runs(
     assert result.is_error
     assert f"--wait 30 does not fit below its hook's {HOOK_TIMEOUT}-second timeout" in result.content
     assert "The tool was not run." in result.content
-    assert await redis.xlen(keys.AUDIT) == 0  # refused before anything was asked
+    assert await audit_length(redis) == 0  # refused before anything was asked
     assert slack.roots() == []
 
 

@@ -11,6 +11,7 @@ from bot.approvals import keys
 from bot.approvals.model import request_id_for
 from bot.demo.scripted_model import text
 from bot.slack.ids import Action
+from tests.audit_streams import audit_stream
 from tests.conftest import context, policy_file, posted
 from tests.fakes.agent_env import clean_agent_env
 from tests.fakes.bot_settings import CHANNEL
@@ -154,7 +155,7 @@ async def test_on_approve_the_discussion_goes_to_the_audit_log(start_worker, mak
     assert result.behavior == "allow"  # the SDK has no channel for notes on an allow
 
     async def discussion():
-        return [f for _id, f in await redis.xrange(keys.AUDIT) if f[b"event"] == b"discussion"]
+        return [f for _id, f in await audit_stream(redis) if f[b"event"] == b"discussion"]
 
     async def discussion_count(redis):
         return len(await discussion())

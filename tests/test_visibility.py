@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 
 import pytest
 
@@ -104,38 +105,57 @@ async def test_every_transition_is_audited_and_the_chain_verifies(start_worker, 
     assert ("created", "agent", "pending") in events and ("posted", "system", "pending") in events
     assert ("approved", "U0ALICE", "approved") in events and ("denied", "U0BOB", "denied") in events
     assert all(e.fields["input_hash"] for e in entries if e.fields["request"])
-    verdict = await log.verify()
-    assert verdict.ok and verdict.checked == len(entries) and verdict.head == entries[-1].fields["hash"]
+    verdicts = await log.verify_all()
+    assert all(v.ok for v in verdicts) and sum(v.checked for v in verdicts) == len(entries)
+    newest = {e.shard: e.fields["hash"] for e in entries}  # merged oldest first: the last of each shard wins
+    assert {shard: v.head for shard, v in enumerate(verdicts) if v.checked} == newest
 
 
-async def test_a_changed_or_removed_entry_is_detected(start_worker, make_approver, slack, redis):
+async def test_a_changed_or_removed_entry_is_detected_in_its_shard(start_worker, make_approver, slack, redis):
     await decided_log(start_worker, make_approver, slack)
     log = AuditLog(redis)
-    original = await redis.xrange(keys.AUDIT)
+    chains = [keys.audit(shard).stream for shard in range(keys.SHARDS)]
+    original = {stream: await redis.xrange(stream) for stream in chains}
 
-    async def rewrite(entries) -> None:
-        await redis.delete(keys.AUDIT)
+    async def rewrite(stream: str, entries) -> None:
+        await redis.delete(stream)
         for entry_id, fields in entries:
-            await redis.xadd(keys.AUDIT, fields, id=entry_id)
+            await redis.xadd(stream, fields, id=entry_id)
 
-    # Someone rewrites who denied the second request.
-    forged = [(i, {**f, b"actor": b"U0ALICE"} if f[b"event"] == b"denied" else f) for i, f in original]
-    await rewrite(forged)
-    verdict = await log.verify()
-    assert not verdict.ok and "was changed after it was written" in verdict.problem
+    async def broken() -> list[tuple[str, str]]:
+        """(stream, problem) of each shard whose chain fails."""
+        return [(chains[shard], v.problem) for shard, v in enumerate(await log.verify_all()) if not v.ok]
 
-    # Someone removes an approval from the middle of the log instead.
-    await rewrite([(i, f) for i, f in original if f[b"event"] != b"approved"])
-    verdict = await log.verify()
-    assert not verdict.ok and "the entry before it was removed or changed" in verdict.problem
+    def holding(event: bytes) -> str:
+        return next(
+            stream for stream, entries in original.items() if any(f[b"event"] == event for _i, f in entries)
+        )
+
+    # Someone rewrites who denied the second request: its shard's chain fails, and only it.
+    denied = holding(b"denied")
+    await rewrite(
+        denied,
+        [(i, {**f, b"actor": b"U0ALICE"} if f[b"event"] == b"denied" else f) for i, f in original[denied]],
+    )
+    [(stream, problem)] = await broken()
+    assert stream == denied and "was changed after it was written" in problem
+    await rewrite(denied, original[denied])
+
+    # Someone removes an entry from the middle of a chain instead: the approved request's post
+    # (the approval itself may be its chain's newest entry now).
+    approved = holding(b"approved")
+    await rewrite(approved, [(i, f) for i, f in original[approved] if f[b"event"] != b"posted"])
+    [(stream, problem)] = await broken()
+    assert stream == approved and "the entry before it was removed or changed" in problem
+    await rewrite(approved, original[approved])
 
     # Or drops the newest entries.
-    await rewrite(original[:-2])
-    verdict = await log.verify()
-    assert not verdict.ok and "newest entries were removed" in verdict.problem
+    await rewrite(denied, original[denied][:-2])
+    [(stream, problem)] = await broken()
+    assert stream == denied and "newest entries were removed" in problem
 
-    await rewrite(original)
-    assert (await log.verify()).ok
+    await rewrite(denied, original[denied])
+    assert all(v.ok for v in await log.verify_all())
 
 
 @pytest.mark.slow
@@ -161,11 +181,15 @@ async def test_audit_command_exports_and_verifies(
     assert code == 0 and out == ""
 
     code, out, _ = await run("audit", "--verify", cwd=tmp_path, REDIS_URL=redis_server.url)
-    assert code == 0 and out.startswith(f"ok: {len(rows)} entries, chain intact; head ")
-    last = (await redis.xrevrange(keys.AUDIT, count=1))[0][0]
-    await redis.xdel(keys.AUDIT, last)
+    assert code == 0 and out.startswith("shard 0: ok: ")
+    assert sum(
+        int(n) for n in re.findall(r"^shard \d+: ok: (\d+) entries, chain intact", out, re.MULTILINE)
+    ) == len(rows)
+    last = rows[-1]
+    await redis.xdel(keys.audit(last["shard"]).stream, last["id"])
     code, out, _ = await run("audit", "--verify", cwd=tmp_path, REDIS_URL=redis_server.url)
-    assert code == 1 and out.startswith("FAIL: the newest entries were removed")
+    assert code == 1 and f"shard {last['shard']}: FAIL: the newest entries were removed" in out
+    assert out.count("FAIL") == 1
 
     code, _out, err = await run("audit", "--since", "last tuesday", cwd=tmp_path, REDIS_URL=redis_server.url)
     assert code == 2 and "expected a date" in err

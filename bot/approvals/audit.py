@@ -12,63 +12,39 @@ entry into the chain naming what it removed, and moves ``AUDIT_ANCHOR`` to
 the ``prev`` the oldest kept entry must have. So removing entries at the
 start, in the middle or at the end fails ``verify``.
 
+There is one chain per shard (``keys.audit``): a request's transitions go to
+its shard's chain, written by its scripts in the shard's slot, and so does an
+entry ``append`` writes about a request; the others go to shard 0. Each chain
+verifies on its own (``verify``, ``verify_all``); reading merges them by time,
+then shard.
+
 The hashes hold no secret. Anyone who can write to Redis can append
 well-formed entries, rebuild the whole chain with fresh hashes, drop its
 newest entries and move the head back, or pass an early removal of the
 oldest entries off as a trim: nothing kept in Redis can tell. A head kept
 elsewhere catches the rebuild and the truncation: ``python -m bot audit
---verify`` prints the head, and ``--expect HASH`` later checks that the chain
-still holds that entry (``verify(expect=…)``), so nothing up to it changed.
+--verify`` prints each shard's head, and ``--expect N:HASH`` later checks that
+shard N's chain still holds that entry (``verify(N, expect=…)``), so nothing up
+to it changed.
 Each trim records the cap it kept to, and ``--verify`` shows the latest one.
 """
 
 from __future__ import annotations
 
-import hashlib
+import heapq
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import dataclass
 from typing import cast
 
 from ..redis_client import RedisClient
 from . import keys
-from .codec import text
+from .audit_check import Verdict, check_chain
+from .audit_entry import CHAIN_FIELDS, Entry, StreamEntries, entry_hash, parse_entry, read_stream
 from .lua.chain import APPEND_AUDIT
 from .names import AuditEvent
 
-_StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]
-"""What XRANGE and XREVRANGE return (redis-py types it loosely)."""
-
-CHAIN_FIELDS = ("prev", "hash")
-"""Fields the chain adds after an entry's own fields."""
-
-
-@dataclass(frozen=True)
-class Entry:
-    id: str
-    """Stream id: ``<milliseconds>-<sequence>``."""
-    fields: dict[str, str]
-    """In the order they were written; ``prev`` and ``hash`` last."""
-    raw: list[tuple[bytes, bytes]]
-    """The fields as stored, for hashing."""
-
-    @property
-    def at(self) -> float:
-        return float(self.fields.get("at") or int(self.id.split("-")[0]) / 1000)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    ok: bool
-    checked: int
-    head: str
-    """The newest entry's hash: keep a copy elsewhere to anchor the chain."""
-    problem: str = ""
-    trim: Entry | None = None
-    """The ``trimmed`` entry the oldest kept entry follows; None while the chain starts at its genesis."""
-    expected: str = ""
-    """The id of the entry whose hash was ``expect``."""
+__all__ = ["AuditLog", "Entry", "Verdict", "entry_hash"]
 
 
 class AuditLog:
@@ -77,176 +53,86 @@ class AuditLog:
         self._append = redis.register_script(APPEND_AUDIT)
 
     async def append(self, event: AuditEvent, *, actor: str, request: str = "", **fields: str) -> None:
-        """An entry with the core fields every transition writes: event, request, actor, at."""
+        """An entry with the core fields every transition writes: event, request, actor, at.
+
+        Chained in the shard of ``request``, with that request's transitions; without one,
+        in ``keys.AUDIT_SHARD_DEFAULT``'s."""
         if CHAIN_FIELDS[0] in fields or CHAIN_FIELDS[1] in fields:
             raise ValueError(f"{CHAIN_FIELDS} are the chain's own fields")
         flat = [item for pair in fields.items() for item in pair]
+        shard = keys.shard_of(request) if request else keys.AUDIT_SHARD_DEFAULT
         await self._append(
-            keys=keys.script_keys(request or "-"),
+            keys=keys.audit_script_keys(shard),
             args=[request, event, actor, repr(time.time()), *flat],
         )
 
-    async def entries(self, since: float = 0, batch: int = 1000) -> AsyncGenerator[Entry, None]:
-        """Every entry from ``since`` (epoch seconds) on, oldest first."""
-        start = f"{int(since * 1000)}-0" if since else "-"
-        async with aclosing(self._read(start, None, batch)) as entries:
-            async for entry in entries:
-                yield entry
-
-    async def _read(
-        self, start: str, chunk: _StreamEntries | None, batch: int
+    async def entries(
+        self, since: float = 0, batch: int = 1000, *, legacy: bool = False
     ) -> AsyncGenerator[Entry, None]:
-        """The entries from ``start`` on, beginning with ``chunk`` when it was read already."""
-        while True:
-            if chunk is None:
-                chunk = cast(
-                    _StreamEntries, await self.redis.xrange(keys.AUDIT, min=start, max="+", count=batch)
-                )
-            for entry_id, raw in chunk:
-                yield _entry(entry_id, raw)
-            if len(chunk) < batch:
-                return
-            start = "(" + text(chunk[-1][0])
-            chunk = None
+        """Every entry from ``since`` (epoch seconds) on, oldest first: the shards' chains merged
+        by time, then shard (``Entry.order``). ``legacy``: the single chain of older versions instead."""
+        start = f"{int(since * 1000)}-0" if since else "-"
+        if legacy:
+            readers = [read_stream(self.redis, keys.LEGACY_AUDIT.stream, start, None, batch)]
+        else:
+            readers = [
+                read_stream(self.redis, keys.audit(shard).stream, start, None, batch, shard)
+                for shard in range(keys.SHARDS)
+            ]
+        try:
+            async with aclosing(_merged(readers)) as merged:
+                async for entry in merged:
+                    yield entry
+        finally:
+            for reader in readers:
+                await reader.aclose()
 
     async def recent(
         self, *, actor: str, events: frozenset[AuditEvent], limit: int, scan: int = 5000
     ) -> list[Entry]:
-        """The newest entries by ``actor`` among ``events`` (looking at most ``scan`` entries back)."""
-        found: list[Entry] = []
-        for entry_id, raw in cast(_StreamEntries, await self.redis.xrevrange(keys.AUDIT, count=scan)):
-            entry = _entry(entry_id, raw)
-            if entry.fields.get("actor") == actor and entry.fields.get("event") in events:
-                found.append(entry)
-                if len(found) >= limit:
-                    break
-        return found
+        """The newest entries by ``actor`` among ``events``, newest first (looking at most ``scan``
+        entries back in all, spread over the shards: requests are spread evenly over them)."""
+        per_shard = -(-scan // keys.SHARDS)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in range(keys.SHARDS):
+                pipe.xrevrange(keys.audit(shard).stream, count=per_shard)
+            replies = cast(list[StreamEntries], await pipe.execute())
+        found = [
+            entry
+            for shard, reply in enumerate(replies)
+            for entry in (parse_entry(entry_id, raw, shard) for entry_id, raw in reply)
+            if entry.fields.get("actor") == actor and entry.fields.get("event") in events
+        ]
+        return heapq.nlargest(limit, found, key=lambda entry: entry.order)
 
-    async def verify(self, expect: str = "", batch: int = 1000) -> Verdict:
-        """Check the chain from its start to its head, and that ``expect`` (a saved head) is in it.
+    async def verify(self, shard: int, expect: str = "", batch: int = 1000) -> Verdict:
+        """Check one shard's chain from its start to its head, and that ``expect`` (a head of it
+        saved earlier) is in it (``audit_check.check_chain``)."""
+        return await check_chain(self.redis, keys.audit(shard), expect, batch, shard)
 
-        Passes when the oldest entry is the genesis, or follows the anchor
-        that the newest trim recorded; every entry follows the one before it
-        unchanged; and the chain reaches the recorded head. Entries written
-        while it reads (after the head it read) are left for the next check.
-        With ``expect``, the chain must also hold an entry with that hash:
-        a chain that grew since the hash was saved passes, a rebuilt one
-        does not, nor one trimmed past that entry.
-        """
-        # One snapshot of both ends and the oldest entries, so writes and
-        # trims running meanwhile cannot look like tampering.
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.get(keys.AUDIT_ANCHOR)
-            pipe.get(keys.AUDIT_HEAD)
-            pipe.xrange(keys.AUDIT, count=batch)
-            pipe.xrevrange(keys.AUDIT, count=1)
-            snapshot = await pipe.execute(raise_on_error=False)
-        unreadable = next((reply for reply in snapshot if isinstance(reply, Exception)), None)
-        if unreadable is not None:  # e.g. WRONGTYPE: a key replaced by another kind of value
-            return Verdict(False, 0, "", f"the audit log's keys cannot be read: {unreadable}")
-        anchor_raw, head_raw, chunk, newest = snapshot
-        anchor = None if anchor_raw is None else text(anchor_raw)
-        head = "" if head_raw is None else text(head_raw)
-        last_id = text(newest[0][0]) if newest else ""
-        expect = expect.strip().lower()
-        first: Entry | None = None
-        trim: Entry | None = None
-        previous, expected, checked, reached = "", "", 0, False
+    async def verify_all(self, expect: dict[int, str] | None = None) -> list[Verdict]:
+        """Every shard's verdict, in shard order; ``expect`` maps a shard to its saved head."""
+        expect = expect or {}
+        return [await self.verify(shard, expect.get(shard, "")) for shard in range(keys.SHARDS)]
 
-        def failed(problem: str) -> Verdict:
-            return Verdict(False, checked, head, problem)
-
-        async with aclosing(self._read("-", chunk, batch)) as entries:
-            async for entry in entries:
-                prev, claimed = entry.fields.get("prev"), entry.fields.get("hash")
-                if prev is None or claimed is None:
-                    return failed(f"entry {entry.id} has no hash: it was not written by this bot")
-                if first is None:
-                    first = entry
-                elif prev != previous:
-                    if entry.fields.get("event") == AuditEvent.HEAD_LOST:
-                        return failed(
-                            f"entry {entry.id}: the chain restarted here because its head was deleted "
-                            "from Redis; entries before it may have been removed"
-                        )
-                    return failed(f"entry {entry.id}: the entry before it was removed or changed")
-                if entry_hash(prev, entry.raw) != claimed:
-                    return failed(f"entry {entry.id} was changed after it was written")
-                if entry.fields.get("event") == AuditEvent.TRIMMED:
-                    trim = entry
-                if claimed == expect:
-                    expected = entry.id
-                previous = claimed
-                checked += 1
-                if claimed == head:
-                    reached = True
-                    if entry.id != last_id:
-                        return failed(
-                            f"entries were added after the chain's head (entry {entry.id}), not by the bot"
-                        )
-                    break
-        if first is None:
-            if head or anchor is not None:
-                return failed("every entry was removed: the log is empty, but its head or anchor remain")
-            if expect:
-                return failed(f"the saved hash {expect} is not in the chain: the log is empty")
-            return Verdict(True, 0, "")
-        if not head:
-            return failed(f"the chain's head is missing ({keys.AUDIT_HEAD} was deleted)")
-        if not reached:
-            return failed("the newest entries were removed (the chain ends before its head)")
-        problem = _start_problem(first, anchor, trim)
-        if problem:
-            return failed(problem)
-        if expect and not expected:
-            return failed(
-                f"the saved hash {expect} is not in the chain: the log was rewritten, or that entry "
-                f"was trimmed since (the oldest entry kept is {first.id})"
-            )
-        return Verdict(True, checked, head, trim=trim, expected=expected)
+    async def verify_legacy(self, expect: str = "") -> Verdict:
+        """Check the single chain of the versions before the shards (``keys.LEGACY_AUDIT``)."""
+        return await check_chain(self.redis, keys.LEGACY_AUDIT, expect)
 
 
-def _start_problem(first: Entry, anchor: str | None, trim: Entry | None) -> str:
-    """Why ``first`` cannot be the oldest entry of the chain, or ``""``."""
-    prev = first.fields.get("prev")
-    if anchor is None:
-        return (
-            f"the chain's anchor is missing ({keys.AUDIT_ANCHOR} was deleted, "
-            "or the log was started by a version of the bot without one)"
-        )
-    if anchor == "":
-        if prev == "" and first.fields.get("event") == AuditEvent.GENESIS:
-            return ""
-        return f"the oldest entries were removed: the chain starts at entry {first.id}, not at its genesis"
-    if prev != anchor:
-        return f"the oldest entries were removed: entry {first.id} does not follow the chain's anchor"
-    if trim is None or trim.fields.get("last_hash") != anchor or trim.fields.get("kept_from") != first.id:
-        return (
-            f"the oldest entries were removed: the chain starts at entry {first.id}, but no trim records it"
-        )
-    return ""
-
-
-def entry_hash(prev: str, raw: list[tuple[bytes, bytes]]) -> str:
-    """What the Lua ``chain`` function computes for an entry's own fields."""
-    parts = []
-    for name, value in raw:
-        if text(name) in CHAIN_FIELDS:
-            continue
-        for item in (name, value):
-            data = item if isinstance(item, bytes) else str(item).encode()
-            parts.append(b"%d:%s" % (len(data), data))
-    return hashlib.sha1(prev.encode() + b"|" + b"".join(parts), usedforsecurity=False).hexdigest()
-
-
-def _entry(entry_id: bytes, raw: dict[bytes, bytes]) -> Entry:
-    # redis-py returns the fields as a dict, which keeps the stream's order.
-    items = [
-        (k if isinstance(k, bytes) else str(k).encode(), v if isinstance(v, bytes) else str(v).encode())
-        for k, v in raw.items()
-    ]
-    return Entry(
-        id=text(entry_id),
-        fields={k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in items},
-        raw=items,
-    )
+async def _merged(readers: list[AsyncGenerator[Entry, None]]) -> AsyncGenerator[Entry, None]:
+    """The entries of several chains, each oldest first, merged in ``Entry.order``."""
+    heap: list[tuple[tuple[int, int, int], int, Entry]] = []
+    for index, reader in enumerate(readers):
+        first = await anext(reader, None)
+        if first is not None:
+            heap.append((first.order, index, first))
+    heapq.heapify(heap)
+    while heap:
+        _order, index, entry = heap[0]
+        yield entry
+        following = await anext(readers[index], None)
+        if following is None:
+            heapq.heappop(heap)
+        else:
+            heapq.heapreplace(heap, (following.order, index, following))

@@ -2,14 +2,15 @@
 
 Requests are spread over ``SHARDS`` fixed shards (``shard_of``); the keys of one
 request carry its shard's hash tag, so on a Redis Cluster they share one slot
-with each other, and with their shard's decisions channel. The global keys
-(jobs, deadlines, audit, pending index, group caches, spend counters) are still
-touched by the same scripts, so today the request scripts need a single Redis
-primary (replicas and Sentinel are fine); the shard tags leave room for
-per-shard copies of them.
+with each other, with their shard's audit chain and with its decisions channel.
+The global keys (jobs, deadlines, pending index, group caches, spend counters)
+are still touched by the same scripts, so today the request scripts need a
+single Redis primary (replicas and Sentinel are fine); the shard tags leave
+room for per-shard copies of them.
 """
 
 import zlib
+from typing import NamedTuple
 
 PREFIX = "appr"
 
@@ -44,18 +45,39 @@ JOBS_GROUP = "workers"
 DEADLINES = f"{PREFIX}:deadlines"
 """Sorted set: request id scored by the epoch second it expires."""
 
-AUDIT = f"{PREFIX}:audit"
-"""Stream: one entry per transition, hash-chained (``approvals.audit``)."""
-AUDIT_HEAD = f"{PREFIX}:audit:head"
-"""The hash of the newest audit entry: the end of the chain, to compare with."""
-AUDIT_ANCHOR = f"{PREFIX}:audit:anchor"
-"""The ``prev`` the oldest kept entry must have: ``""`` while the genesis is
-kept, else the hash of the last entry a trim removed. Written with the genesis,
-so a log whose head and entries were deleted is not taken for a new one."""
+
+class AuditKeys(NamedTuple):
+    """The keys of one audit chain (``approvals.audit``)."""
+
+    stream: str
+    """Stream: one entry per transition, hash-chained."""
+    head: str
+    """The hash of the newest entry: the end of the chain, to compare with."""
+    anchor: str
+    """The ``prev`` the oldest kept entry must have: ``""`` while the genesis is
+    kept, else the hash of the last entry a trim removed. Written with the genesis,
+    so a log whose head and entries were deleted is not taken for a new one."""
+    cap: str
+    """Optional: a smaller cap than ``AUDIT_MAXLEN`` (tests; a deployment that keeps less)."""
+
+
+def audit(shard: int) -> AuditKeys:
+    """The audit chain of one shard: its requests' transitions, and the entries ``AuditLog.append``
+    files there. Under the shard's tag, so the scripts of its requests write it in their own slot."""
+    base = f"{PREFIX}:{{{SHARD_TAGS[shard]}}}:audit"
+    return AuditKeys(base, f"{base}:head", f"{base}:anchor", f"{base}:cap")
+
+
+LEGACY_AUDIT = AuditKeys(
+    f"{PREFIX}:audit", f"{PREFIX}:audit:head", f"{PREFIX}:audit:anchor", f"{PREFIX}:audit:cap"
+)
+"""The single chain of the versions before the shards: no longer written, still verifiable
+(``python -m bot audit --legacy``) until an operator who exported it deletes it."""
+AUDIT_SHARD_DEFAULT = 0
+"""The chain of the entries that name no request (team rules, a policy going live)."""
+
 AUDIT_MAXLEN = 1_000_000
 """Entries the audit stream keeps; past it, the oldest are trimmed, and the trim is chained."""
-AUDIT_CAP = f"{PREFIX}:audit:cap"
-"""Optional: a smaller cap than ``AUDIT_MAXLEN`` (tests; a deployment that keeps less)."""
 AUDIT_TRIM_BATCH = 100
 """Entries a trim removes beyond the cap, so one ``trimmed`` entry covers about this many."""
 AUDIT_TRIM_MAX = 1000
@@ -135,9 +157,21 @@ def request(request_id: str) -> str:
 def script_keys(request_id: str) -> list[str]:
     """The KEYS of every script about one request, in this order (see ``approvals.lua``):
     every key a script touches is passed, none is named inside a script."""
+    chain = audit(shard_of(request_id))
     return [
-        request(request_id), DEADLINES, JOBS, AUDIT, AUDIT_HEAD, votes(request_id), PENDING,
-        AUDIT_ANCHOR, PENDING_ROUTES, AUDIT_CAP,
+        request(request_id), DEADLINES, JOBS, chain.stream, chain.head, votes(request_id), PENDING,
+        chain.anchor, PENDING_ROUTES, chain.cap,
+    ]  # fmt: skip
+
+
+def audit_script_keys(shard: int) -> list[str]:
+    """The KEYS of ``APPEND_AUDIT``: one shard's chain at its ``script_keys`` positions (4, 5, 8, 10),
+    so the request scripts and it share the chaining code; the unused positions repeat the stream,
+    which keeps every key in the shard's slot."""
+    chain = audit(shard)
+    return [
+        chain.stream, chain.stream, chain.stream, chain.stream, chain.head, chain.stream, chain.stream,
+        chain.anchor, chain.stream, chain.cap,
     ]  # fmt: skip
 
 

@@ -26,13 +26,21 @@ def add_parser(commands: Subcommands) -> None:
     audit.add_argument(
         "--verify",
         action="store_true",
-        help="check that no entry was changed or removed; prints the head hash to save elsewhere",
+        help="check that no entry was changed or removed in each shard's chain; "
+        "prints each shard's head hash to save elsewhere",
     )
     audit.add_argument(
         "--expect",
-        default="",
-        metavar="HASH",
-        help="with --verify: fail unless the chain holds this hash (a head saved outside Redis)",
+        action="append",
+        default=[],
+        metavar="SHARD:HASH",
+        help="with --verify: fail unless that shard's chain holds this hash (a head saved outside Redis); "
+        "once per shard. With --legacy: the HASH alone",
+    )
+    audit.add_argument(
+        "--legacy",
+        action="store_true",
+        help="export or verify the single chain that versions before the shards wrote (appr:audit)",
     )
     audit.set_defaults(run=run)
 
@@ -40,15 +48,21 @@ def add_parser(commands: Subcommands) -> None:
 def run(args: argparse.Namespace) -> int:
     return with_settings(
         lambda settings: asyncio.run(
-            audit_command(settings, args.since, args.format, args.verify, args.expect)
+            audit_command(settings, args.since, args.format, args.verify, args.expect, args.legacy)
         )
     )
 
 
 async def audit_command(
-    settings: Settings, since: str | None, fmt: str, verify: bool, expect: str = ""
+    settings: Settings,
+    since: str | None,
+    fmt: str,
+    verify: bool,
+    expect: list[str] | None = None,
+    legacy: bool = False,
 ) -> int:
-    """Export to stdout (exit 0), or verify: exit 1 if the chain is broken or lacks ``expect``.
+    """Export to stdout (exit 0), or verify: exit 1 if a shard's chain (``legacy``: the old single
+    chain) is broken or lacks its ``expect``ed head.
 
     Exit 2 for a setting or an argument that cannot be used.
     """
@@ -64,19 +78,29 @@ async def audit_command(
     if expect and not verify:
         print(f"error: {text.audit.AUDIT_EXPECT_ALONE}", file=sys.stderr)
         return EXIT_CONFIG
-    if expect and not audit_export.is_head_hash(expect):
-        print(f"error: {text.audit.audit_bad_expect(expect)}", file=sys.stderr)
+    expect = expect or []
+    if legacy and (len(expect) > 1 or not all(audit_export.is_head_hash(value) for value in expect)):
+        print(f"error: {text.audit.audit_bad_legacy_expect(' '.join(expect))}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        saved = {} if legacy else audit_export.parse_expect(expect)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     redis = connect(redis_url, name=CLI_CLIENT_NAME, topology=settings.redis_topology())
     try:
-        if verify:
-            verdict = await AuditLog(redis).verify(expect=expect)
+        if verify and legacy:
+            verdict = await AuditLog(redis).verify_legacy("".join(expect))
             if not verdict.ok:
                 print(text.audit.audit_failed(verdict.problem, verdict.checked))
                 return 1
             print(audit_export.verified(verdict))
             return 0
-        await audit_export.export(redis, sys.stdout, since=start, fmt=fmt)
+        if verify:
+            verdicts = await AuditLog(redis).verify_all(saved)
+            print(audit_export.verified_all(verdicts))
+            return 0 if all(verdict.ok for verdict in verdicts) else 1
+        await audit_export.export(redis, sys.stdout, since=start, fmt=fmt, legacy=legacy)
         return 0
     finally:
         await redis.aclose()

@@ -133,6 +133,7 @@ def build_app(
     if oauth is not None:
         app.middleware(_in_workspace)
         _forget_lost_installations(app)
+        _follow_org_grants(app, oauth[1])
     allowlist = TeamAllowList(store.redis)
     directory = Directory(store.redis, client)
     decider = Decider(store, directory, oauth[1] if oauth else None)
@@ -140,7 +141,7 @@ def build_app(
     modal_clicks.register(app, store, decider, queue)
     views.register(app, store, decider)
     commands.register(app, store, allowlist)
-    events.register(app, store, directory)
+    events.register(app, store, directory, oauth[1] if oauth else None)
     return app
 
 
@@ -161,6 +162,21 @@ def _forget_lost_installations(app: AsyncApp) -> None:
 
     app.event("app_uninstalled")(on_uninstalled)
     app.event("tokens_revoked")(on_revoked)
+
+
+def _follow_org_grants(app: AsyncApp, workspaces: Workspaces) -> None:
+    """OAuth mode: an org-wide install's workspaces as Slack grants and revokes them, so that the
+    people of a workspace taken away from the install decide none of its requests from then on."""
+
+    async def changed(body: dict[str, Any], event: dict[str, Any]) -> None:
+        organisation = installation_of(body)  # the org-wide install the event was delivered to
+        teams = [team for team in event.get("team_ids") or [] if isinstance(team, str)]
+        if organisation.startswith("E"):
+            granted = event.get("type") == "team_access_granted"
+            await workspaces.store.grant_org_workspaces(organisation, teams, granted=granted)
+
+    app.event("team_access_granted")(changed)
+    app.event("team_access_revoked")(changed)
 
 
 async def _in_workspace(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:

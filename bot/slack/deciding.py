@@ -39,7 +39,7 @@ class Decider:
 
     async def decide(self, request_id: str, decision: Decision, *, origin: Actor | None) -> Transition:
         started = time.monotonic()
-        transition = await self._other_workspace(request_id, origin) or await self.store.decide(
+        transition = await self.other_workspace(request_id, origin) or await self.store.decide(
             request_id, decision
         )
         groups = self._to_refresh(transition)
@@ -54,7 +54,7 @@ class Decider:
     ) -> Transition:
         """Whether ``user`` could decide now (nothing changes): a Transition with
         ``refused`` set if not, so the caller can say why."""
-        refused = await self._other_workspace(request_id, origin)
+        refused = await self.other_workspace(request_id, origin)
         if refused is not None:
             return refused
         transition = await self.store.check(request_id, user, approving=approving)
@@ -77,9 +77,9 @@ class Decider:
             await cached_members(self.store.redis, groups, [user])
         )
 
-    async def _other_workspace(self, request_id: str, origin: Actor | None) -> Transition | None:
-        """A refusal when ``origin`` is not the request's workspace (OAuth mode); None to go on.
-        A request's workspace never changes once created, so reading it first leaves no race."""
+    async def other_workspace(self, request_id: str, origin: Actor | None) -> Transition | None:
+        """A refusal when ``origin`` is not the request's workspace (OAuth mode); None to go on
+        (also before what decides nothing but shows a request: its full input). A request's workspace never changes once created, so reading it first leaves no race."""
         if self.workspaces is None:
             return None
         request = await self.store.get(request_id)

@@ -129,6 +129,20 @@ class RedisInstallationStore(AsyncInstallationStore):
                 pipe.sadd(key, *teams)
             await pipe.execute()
 
+    async def grant_org_workspaces(self, enterprise_id: str, teams: Iterable[str], *, granted: bool) -> None:
+        """Slack granted (or revoked) the org-wide install of ``enterprise_id`` these workspaces
+        (``team_access_granted`` / ``team_access_revoked``). A grant to an install not kept is dropped."""
+        key, teams = keys.installation(enterprise_id, None, TEAMS), list(teams)
+        if not teams:
+            return
+        if not granted:
+            await self.redis.srem(key, *teams)
+        elif await self.redis.exists(keys.installation(enterprise_id, None, BOT)):
+            await self.redis.sadd(key, *teams)
+        log.info(
+            "organisation %s %s workspaces %s", enterprise_id, "granted" if granted else "revoked", teams
+        )
+
     async def in_organisation(self, team_id: str, enterprise_id: str) -> bool:
         """Whether the org-wide install of ``enterprise_id`` was granted workspace ``team_id``."""
         return bool(await self.redis.sismember(keys.installation(enterprise_id, None, TEAMS), team_id))

@@ -104,7 +104,7 @@ class SlackJobWorker:
         self.workspaces = workspaces
         """OAuth mode: each job runs ``acting_for`` its request's workspace (or its notice's)."""
         self.threads = RequestThreads(
-            store, client, directory=self.directory, messages=self.messages, orgs=orgs
+            store, client, directory=self.directory, messages=self.messages, orgs=orgs, workspaces=workspaces
         )
         self.sweep_interval = sweep_interval
         self.concurrency = concurrency

@@ -52,9 +52,6 @@ BOT_SCOPES = (
 )
 """The bot scopes an install asks for: ``manifest.yml``'s, which say why each is needed."""
 
-NOT_SERVED = "not_served"
-"""The failure reason of an install where ``SLACK_WORKSPACES`` names no channel."""
-
 
 class InstallRefused(BoltError):
     """An installation for a workspace or organisation the workers do not serve."""

@@ -26,6 +26,7 @@ from .errors import described, error_code, logged
 from .ids import REQUEST_METADATA_EVENT
 from .messages import RequestMessages, digest
 from .retries import is_transient
+from .workspaces import NOT_SERVED
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ class RequestPoster:
         default_channel: str,
         channels: Mapping[str, str] | None = None,
     ) -> None:
-        """``channels``: OAuth mode's approval channel of each workspace (``SLACK_WORKSPACES``)."""
+        """``channels``: OAuth mode's approval channel of each workspace (``SLACK_WORKSPACES``), the
+        only workspaces whose requests are posted (or routed at all)."""
         self.store = store
         self.client = client
         self.router = router
@@ -66,6 +68,9 @@ class RequestPoster:
         request = await self.store.get(request_id)
         if request is None or request.posted or request.state.is_final:
             return  # gone, done by another worker, or ended before anyone saw it
+        if self.channels and request.team not in self.channels:
+            await self._not_served(request)
+            return
         if not request.routed:
             request = await self._route(request)  # warms the route's approver groups too
             if request is None or request.state.is_final:
@@ -111,6 +116,18 @@ class RequestPoster:
         except (RedisError, OSError):
             if not await self._recorded_anyway(request_id, response["channel"], response["ts"]):
                 raise
+
+    async def _not_served(self, request: ApprovalRequest) -> None:
+        """OAuth mode: a request for a workspace not served has no channel, no people and no policy
+        here. Denied before routing: ``APPROVAL_POLICY`` is the served workspaces' policy, and its
+        allow rules must not stand in for a workspace no one here answers for."""
+        log.error(
+            "request %s names workspace %r, which SLACK_WORKSPACES does not serve: denied",
+            request.id,
+            request.team,
+            extra={**tagged(Event.REQUEST_UNDELIVERABLE, error=NOT_SERVED), **about(request)},
+        )
+        await self.store.decide(request.id, Decision(State.UNDELIVERABLE, reason=NOT_SERVED))
 
     async def _route(self, request: ApprovalRequest) -> ApprovalRequest | None:
         """Apply the policy in one atomic step with its route: allow or deny at

@@ -28,6 +28,7 @@ from .identity import TrustedOrgs, author_of
 from .messages import RequestMessages
 from .payloads import is_person_reply
 from .retries import is_transient
+from .workspaces import Workspaces
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +44,17 @@ class RequestThreads:
         directory: Directory,
         messages: RequestMessages,
         orgs: TrustedOrgs | None = None,
+        workspaces: Workspaces | None = None,
     ) -> None:
-        """``orgs``: whose thread replies reach the model (None: everyone's, as events were checked)."""
+        """``orgs``: whose thread replies reach the model (None: everyone's, as events were checked);
+        ``workspaces`` (OAuth mode): of those, only the request's own workspace's people."""
         self.store = store
         self.client = client
         self.directory = directory
         self.messages = messages
         self.audit = AuditLog(store.redis)
         self.orgs = orgs
+        self.workspaces = workspaces
 
     async def remind(self, request_id: str, steps: str) -> None:
         """Escalation steps fired (``steps``: their indexes, as the reminder job carries them):
@@ -130,6 +134,8 @@ class RequestThreads:
                 author = author_of(message)
                 if self.orgs is not None and (author is None or not self.orgs.allows(author)):
                     continue  # another organisation's reply (Slack Connect), or one that says not whose
+                if self.workspaces is not None and not await self.workspaces.may_decide(author, request):
+                    continue  # another served workspace's, in a channel both share
                 user = message["user"]
                 replies.append(
                     Reply(message["ts"], user, await self.directory.name(user), message.get("text", ""))

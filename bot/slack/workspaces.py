@@ -30,6 +30,9 @@ WORKSPACE: ContextVar[str | None] = ContextVar("workspace", default=None)
 """The installation (``T…`` or ``E…``) the running job or listener acts for ("" for none
 named); None outside one (Bolt's authorization, the install flow: they pass their token)."""
 
+NOT_SERVED = "not_served"
+"""Why a request naming a workspace ``SLACK_WORKSPACES`` does not list (or none) ends undeliverable."""
+
 
 class NotInstalled(Exception):
     """No bot token for the workspace a job acts for: the app is not (or no longer) installed there."""
@@ -79,17 +82,16 @@ class Workspaces:
 
     async def may_decide(self, origin: Actor | None, request: ApprovalRequest) -> bool:
         """Whether a person of ``origin`` may decide ``request``: only its own workspace's people,
-        or its organisation's for a request of an org-wide install. A request naming no workspace
-        has no one to decide it here."""
+        or, for a request of an org-wide install, those of the workspaces it is granted now. A
+        request naming no workspace has no one to decide it here."""
         if origin is None or not request.team:
             return False
-        if request.team in (origin.team, origin.enterprise):
-            return True
-        return (
-            request.team.startswith("E")
-            and origin.team is not None
-            and await self.store.in_organisation(origin.team, request.team)
-        )
+        if not request.team.startswith("E"):
+            return origin.team == request.team
+        if origin.team is None:
+            return origin.enterprise == request.team  # a user of the organisation itself (user.team_id E…)
+        # Not the payload's enterprise: being of the organisation is not being granted to its install.
+        return await self.store.in_organisation(origin.team, request.team)
 
     async def org_member(self, actor: Actor, body: Mapping[str, Any]) -> bool:
         """Whether ``actor``'s workspace was granted to the org-wide install ``body`` came through

@@ -29,8 +29,20 @@ def audit_failed(problem: str, checked: int) -> str:
     return f"FAIL: {problem} ({checked} entries checked before it)"
 
 
+def audit_shard(shard: int) -> str:
+    """What starts a shard's lines in ``audit --verify``."""
+    return f"shard {shard}: "
+
+
 AUDIT_EXPECT_ALONE = "--expect is used with --verify"
 
 
 def audit_bad_expect(value: str) -> str:
-    return f"--expect {value!r}: expected the 40-character head hash that `audit --verify` prints"
+    return (
+        f"--expect {value!r}: expected SHARD:HASH, a shard number and the 40-character head hash "
+        "that `audit --verify` prints for it, once per shard"
+    )
+
+
+def audit_bad_legacy_expect(value: str) -> str:
+    return f"--expect {value!r}: expected the 40-character head hash that `audit --verify --legacy` prints"

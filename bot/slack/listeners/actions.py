@@ -27,6 +27,7 @@ from ..identity import actor_of
 from ..ids import Action
 from ..payloads import ButtonClick, MenuChoice, OnMessage, RuleClick
 from ..workspaces import WORKSPACE
+from .commands import granted_here, workspace_rules
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +134,10 @@ class ActionListeners:
             )
             return
         entry = await self.allowlist.get(click.rule_id)
+        if entry is not None and not granted_here(entry):
+            entry = None  # another workspace's rule (OAuth mode): not there for this one
         if entry is not None and not await self.may_remove(click.user.id, entry):
-            managers = self.policies.current.rule_managers(entry.route) or ()
+            managers = self._policy_of(entry).rule_managers(entry.route) or ()
             await respond(
                 replace_original=False, text=text.refusals.rule_removal_refused(entry.route, managers)
             )
@@ -144,7 +147,7 @@ class ActionListeners:
             if entry is not None
             else None
         )
-        listing = team_rules(await self.allowlist.all())
+        listing = team_rules(await workspace_rules(self.allowlist))
         notice = text.lists.rule_removed(removed.rule) if removed else text.lists.RULE_ALREADY_GONE
         await respond(replace_original=True, text=notice, blocks=listing.blocks)
 
@@ -152,8 +155,14 @@ class ActionListeners:
         """The policy's admins, the approvers of the route it was granted on, or whoever granted it."""
         if user == entry.added_by:
             return True  # taking back one's own grant only ever tightens
-        managers = self.policies.current.rule_managers(entry.route)
+        managers = self._policy_of(entry).rule_managers(entry.route)
         return managers is None or await self.decider.is_one_of(user, managers)
+
+    def _policy_of(self, entry: TeamRule) -> Policy:
+        """The policy in force where the rule was granted: its workspace's own, if it has one (OAuth mode)."""
+        workspaces = self.decider.workspaces
+        own = workspaces.policies.get(entry.team) if workspaces is not None else None
+        return (own or self.policies).current
 
     async def choose_answer(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         """A pick in the menu of a one-question request: the answer, recorded like a click on Approve."""
@@ -166,6 +175,12 @@ class ActionListeners:
                 extra=tagged(Event.CLICK_MALFORMED),
             )
             await ack()
+            return
+        # First: another workspace's person learns neither its outcome nor its options.
+        elsewhere = await self.decider.other_workspace(choice.request_id, actor_of(body))
+        if elsewhere is not None:
+            await ack()
+            await self.tell(choice, elsewhere)
             return
         request = await self.store.get(choice.request_id)
         if request is None or request.state.is_final:

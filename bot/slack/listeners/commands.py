@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 
 from ... import text
-from ...approvals.allowlist import TeamAllowList
+from ...approvals.allowlist import TeamAllowList, TeamRule
 from ...approvals.model import ApprovalRequest, State
 from ...approvals.store import RequestStore
 from ..blocks.lists import pending_list, team_rules
@@ -38,6 +38,18 @@ async def decidable(store: RequestStore, user: str) -> list[ApprovalRequest]:
     ]
 
 
+def granted_here(rule: TeamRule) -> bool:
+    """Whether a team rule is shown and removable here: in OAuth mode, only if granted in the
+    installation the listener acts for (another workspace's are not its people's to see or remove)."""
+    workspace = WORKSPACE.get()
+    return workspace is None or rule.team == workspace
+
+
+async def workspace_rules(allowlist: TeamAllowList) -> list[TeamRule]:
+    """The team rules ``granted_here``, oldest first."""
+    return [rule for rule in await allowlist.all() if granted_here(rule)]
+
+
 def workspace_url(context: AsyncBoltContext) -> str | None:
     """The workspace's own URL, from the worker's one ``auth.test`` (``identity.Installation``)."""
     url = context.get(WORKSPACE_URL)
@@ -58,7 +70,7 @@ class CommandListeners:
     async def approvals(self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         words = str(body.get("text") or "").split()
         if words[:1] == ["rules"]:
-            listing = team_rules(await self.allowlist.all())
+            listing = team_rules(await workspace_rules(self.allowlist))
         elif not words:
             waiting = await decidable(self.store, str(body.get("user_id") or ""))
             listing = pending_list(waiting, workspace_url(context))

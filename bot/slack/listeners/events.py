@@ -14,7 +14,9 @@ from ...approvals.names import AuditEvent
 from ...approvals.store import RequestStore
 from ..blocks.lists import home_view
 from ..directory import Directory
+from ..identity import actor_of
 from ..payloads import is_person_reply
+from ..workspaces import Workspaces
 from .commands import decidable, workspace_url
 
 log = logging.getLogger(__name__)
@@ -35,20 +37,28 @@ _DECISION_EVENTS = frozenset(
 """Audit events that are a person's decision (App Home's "recent decisions")."""
 
 
-def register(app: AsyncApp, store: RequestStore, directory: Directory) -> None:
-    listeners = EventListeners(store, directory)
+def register(
+    app: AsyncApp, store: RequestStore, directory: Directory, workspaces: Workspaces | None = None
+) -> None:
+    listeners = EventListeners(store, directory, workspaces)
     app.event("message")(listeners.thread_reply)
     app.event("app_home_opened")(listeners.home)
     app.event("app_uninstalled")(access_lost)
     app.event("tokens_revoked")(access_lost)
+    app.event("team_access_granted")(workspaces_changed)
+    app.event("team_access_revoked")(workspaces_changed)
 
 
 class EventListeners:
     """The listeners for events about requests, with what they read and write."""
 
-    def __init__(self, store: RequestStore, directory: Directory) -> None:
+    def __init__(
+        self, store: RequestStore, directory: Directory, workspaces: Workspaces | None = None
+    ) -> None:
+        """``workspaces`` (OAuth mode): only a request's own people speak in its discussion."""
         self.store = store
         self.directory = directory
+        self.workspaces = workspaces
         self.audit = AuditLog(store.redis)
 
     async def thread_reply(
@@ -71,8 +81,16 @@ class EventListeners:
             # A thread under some other message, or under a request message whose
             # post is not recorded yet (a reply can be that quick): held briefly.
             request_id = await self.store.hold_early_reply(channel, thread_ts, reply)
-        if request_id is not None:
+        if request_id is not None and await self._its_own(body, request_id):
             await self.store.add_replies(request_id, [reply])
+
+    async def _its_own(self, body: dict[str, Any], request_id: str) -> bool:
+        """Whether the reply's author is of the request's workspace (OAuth mode: a channel shared
+        by two served workspaces carries the other's people too; the model hears its own)."""
+        if self.workspaces is None:
+            return True
+        request = await self.store.get(request_id)
+        return request is not None and await self.workspaces.may_decide(actor_of(body), request)
 
     async def home(self, event: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
         # Slack sends this each time the person opens the tab: the list is read
@@ -89,3 +107,13 @@ async def access_lost(event: dict[str, Any]) -> None:
     # Nothing can be posted any more: every new request will be denied as
     # undeliverable. Operators need to see this in the logs at once.
     log.error("Slack %s: approval requests can no longer be posted; reinstall the app", event.get("type"))
+
+
+async def workspaces_changed(event: dict[str, Any]) -> None:
+    # One bot token: an org-wide install's workspaces are learned when a worker starts (OAuth
+    # mode follows these events itself: app._follow_org_grants).
+    log.warning(
+        "Slack %s for workspaces %s: restart the workers to follow it",
+        event.get("type"),
+        event.get("team_ids"),
+    )

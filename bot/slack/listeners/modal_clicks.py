@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from ... import text
-from ...approvals.model import ApprovalRequest
+from ...approvals.model import ApprovalRequest, Refusal
 from ...approvals.queue import JobQueue
 from ...approvals.store import RequestStore
 from ...logs import Event, tagged
@@ -138,16 +138,22 @@ class ModalClicks:
         await ack()
         shown = None
         if deciding is None:
+            elsewhere = await self.decider.other_workspace(click.request_id, actor_of(body))
             request = await self.store.get(click.request_id)
             # Only View full input is built here: off the event loop, as a huge input takes a while to split.
             ended = notice_modal(text.refusals.ENDED_TITLE, text.refusals.already_ended(None))
-            view = await asyncio.to_thread(build, request) if request is not None else ended
+            if elsewhere is not None:
+                view = notice_modal(text.refusals.NOT_ALLOWED_TITLE, text.refusals.refused(elsewhere))
+            else:
+                view = await asyncio.to_thread(build, request) if request is not None else ended
         else:
             check = await self.decider.may_decide(
                 click.request_id, click.user.id, approving=deciding == "approve", origin=actor_of(body)
             )
             request = check.request
-            if request is None or request.state.is_final:
+            if check.refused is Refusal.OTHER_WORKSPACE:  # told nothing of the request, not even its outcome
+                view = notice_modal(text.refusals.NOT_ALLOWED_TITLE, text.refusals.refused(check))
+            elif request is None or request.state.is_final:
                 view = notice_modal(text.refusals.ENDED_TITLE, text.refusals.already_ended(request))
             elif check.refused is not None:
                 view = notice_modal(text.refusals.NOT_ALLOWED_TITLE, text.refusals.refused(check))
