@@ -542,7 +542,7 @@ def test_only_a_script_that_never_writes_is_flagged_so():
 
 def test_no_script_names_a_key_it_is_not_passed():
     chain_keys = keys.audit(keys.shard_of("a"))
-    named_inside = (chain_keys.anchor, chain_keys.cap, keys.PENDING_ROUTES, *keys.decision_channels())
+    named_inside = (chain_keys.anchor, chain_keys.cap, keys.PENDING_ROUTES, *keys.DECISION_CHANNELS)
     # The decisions channel is built from KEYS[1]'s tag: a script can only reach its own shard's.
     assert [key for key in named_inside if any(key in script for script in SCRIPTS.values())] == []
 

@@ -62,7 +62,7 @@ def waiter_of(redis: RedisClient, recheck_interval: float) -> DecisionWaiter:
     async def ended(ids: list[str]) -> set[str]:
         return {i for i in ids if await redis.hget(keys.request(i), "state") is not None}
 
-    return DecisionWaiter(redis, keys.decision_channels(), ended, recheck_interval=recheck_interval)
+    return DecisionWaiter(redis, keys.DECISION_CHANNELS, ended, recheck_interval=recheck_interval)
 
 
 def waiting(waiter: DecisionWaiter, redis: RedisClient, request_id: str) -> asyncio.Task[bytes | None]:

@@ -102,7 +102,7 @@ class SlackApprover:
         self.channel, self.team = channel, team
         self.cost_estimator = cost_estimator
         self.store = RequestStore(self.redis)
-        self._waiter = DecisionWaiter(self.redis, keys.decision_channels(), self.store.ended)
+        self._waiter = DecisionWaiter(self.redis, keys.DECISION_CHANNELS, self.store.ended)
         self._started = False
         self._start_lock = asyncio.Lock()
         self._calls = 0

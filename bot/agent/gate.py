@@ -95,7 +95,7 @@ class Gate:
         self.timeout = default_timeout if config.timeout is None else config.timeout
         self.host = host
         self.store = RequestStore(redis)
-        self.waiter = DecisionWaiter(redis, keys.decision_channels(), self.store.ended)
+        self.waiter = DecisionWaiter(redis, keys.DECISION_CHANNELS, self.store.ended)
         self.claims = CallClaims(redis, hold=budget.limit)
         self._passes = PassThrough.of(config.allow_rules, read_only=config.allow_read_only)
         self.stopped_by_claude_code = False

@@ -111,8 +111,7 @@ SPEND_PREFIX = f"{PREFIX}:spend:"
 """+ ``rule:YYYY-MM-DD``: dollars approved on a route that day (policy time zone)."""
 
 DECISIONS_SUFFIX = ":decided"
-"""After a shard's ``PREFIX:{tag}``: its decisions channel (``decisions``). The scripts build
-it from their request key's tag, so they publish only to their own slot."""
+"""After a shard's ``PREFIX:{tag}``: its decisions channel. Scripts build it from KEYS[1]'s tag."""
 
 
 def decisions(shard: int) -> str:
@@ -121,10 +120,8 @@ def decisions(shard: int) -> str:
     return f"{PREFIX}:{{{SHARD_TAGS[shard]}}}{DECISIONS_SUFFIX}"
 
 
-def decision_channels() -> list[str]:
-    """Every shard's decisions channel: what a process waiting on decisions subscribes to."""
-    return [decisions(shard) for shard in range(SHARDS)]
-
+DECISION_CHANNELS = tuple(decisions(shard) for shard in range(SHARDS))
+"""Every shard's decisions channel: what a process waiting on decisions subscribes to."""
 
 RETRY_PREFIX = f"{PREFIX}:retry:"
 """+ ``session:tool:call hash``: a request an interactive Claude Code session stopped
