@@ -24,6 +24,10 @@ READY_TIMEOUT = 30.0
 """Seconds a deployment may take to form (a cluster's gossip, a Sentinel's discovery)."""
 
 
+START_ATTEMPTS = 5
+"""Ports tried for one server before giving up."""
+
+
 class Processes:
     """``redis-server`` processes in one temp dir, each on its own port."""
 
@@ -36,19 +40,30 @@ class Processes:
         self.by_port: dict[int, subprocess.Popen[bytes]] = {}
 
     def start(self, *args: str, config: str = "") -> int:
-        """A server on a new port, with ``args`` (and a config file holding ``config``)."""
-        port = cluster_port() if "--cluster-enabled" in args else free_port()
-        home = self.workdir / str(port)
-        home.mkdir()
-        command = [self.binary]
-        if config:  # Sentinel rewrites its config file, so it must have one
-            (home / "redis.conf").write_text(config)
-            command.append(str(home / "redis.conf"))
-        command += ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(home), "--save", ""]
-        command += ["--daemonize", "no", "--logfile", str(home / "redis.log"), *args]
-        self.by_port[port] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: _pings(port), f"redis-server on port {port} did not start (see {home})")
-        return port
+        """A server on a new port, with ``args`` (and a config file holding ``config``).
+
+        A port is free when chosen, but another test's server or a client's ephemeral port
+        can take it before this server binds it: the server then exits (or another answers
+        there), and a new port is tried."""
+        for _ in range(START_ATTEMPTS):
+            port = cluster_port() if "--cluster-enabled" in args else free_port()
+            home = self.workdir / str(port)
+            home.mkdir()
+            command = [self.binary]
+            if config:  # Sentinel rewrites its config file, so it must have one
+                (home / "redis.conf").write_text(config)
+                command.append(str(home / "redis.conf"))
+            command += ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(home), "--save", ""]
+            command += ["--daemonize", "no", "--logfile", str(home / "redis.log"), *args]
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_until(
+                lambda p=process, n=port: p.poll() is not None or _serves(n, p.pid),
+                f"redis-server on port {port} did not start (see {home})",
+            )
+            if process.poll() is None:
+                self.by_port[port] = process
+                return port
+        raise RuntimeError(f"redis-server did not start in {START_ATTEMPTS} tries (see {self.workdir})")
 
     @contextmanager
     def forming(self) -> Iterator[None]:
@@ -101,10 +116,11 @@ def wait_until(ready: Callable[[], bool], failure: str, timeout: float = READY_T
         time.sleep(0.05)
 
 
-def _pings(port: int) -> bool:
+def _serves(port: int, pid: int) -> bool:
+    """Whether the process ``pid`` answers on ``port`` (not another server that took the port)."""
     try:
         with client(port) as node:
-            return bool(node.ping())
+            return int(node.info("server")["process_id"]) == pid
     except redis.RedisError:
         return False
 
