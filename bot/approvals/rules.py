@@ -109,7 +109,3 @@ def _command_matches(content: str, command: str) -> bool:
     if not wanted or words is None:
         return False
     return words[: len(wanted)] == wanted
-
-
-def suggested_rules(stored: list[dict[str, Any]]) -> list[Rule]:
-    return [Rule.parse(r) for update in stored for r in update.get("rules", [])]

@@ -19,7 +19,6 @@ from collections.abc import Callable
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _BACKTICK_RUN = re.compile(r"`(?=`)")
-_BACKTICKS = re.compile(r"`+")
 _ZERO_WIDTH_SPACE = "\u200b"
 _ASTRAL = re.compile(r"[\U00010000-\U0010ffff]")
 _TOKEN = re.compile(r"&(?:amp|lt|gt);|<[^<>\n]{1,500}>")
