@@ -25,7 +25,7 @@ from tests.fakes.slack_event_payloads import event_callback, message_event
 from tests.fakes.slack_signing import sign, signed_form, signed_json
 from tests.fakes.slack_slash_commands import slash_command
 from tests.fakes.slack_view_payloads import view_submission
-from tests.fakes.worker import _button_value
+from tests.fakes.worker import _button_value, click_payload
 
 EVENTS = "/slack/events"
 _DECISIONS = {b"approved", b"always_allowed", b"modified", b"vote", b"modified_vote", b"answered", b"denied"}
@@ -38,17 +38,6 @@ async def _decisions(redis) -> list[bytes]:
 async def _post(worker, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
     async with worker.session.post(f"{worker.url}{EVENTS}", data=body, headers=headers) as response:
         return response.status, await response.text()
-
-
-def _click(message, user: str, action: Action = Action.APPROVE) -> dict:
-    return block_actions(
-        user,
-        action.value,
-        _button_value(message, action),
-        message=message.as_dict(),
-        channel=message.channel,
-        user_name=user.lower(),
-    )
 
 
 async def _modify_submission(worker, slack, user: str, message, command: str) -> tuple[bytes, dict[str, str]]:
@@ -114,7 +103,7 @@ async def test_a_replayed_click_is_refused_and_a_replayed_event_is_answered_once
     # Slack retries events it thinks failed: a replay is acknowledged (no retry storm), not handled again.
     assert await _post(worker, raw, event_headers) == (200, "")
 
-    body, headers = signed_form(_click(message, "U0ALICE"), SIGNING_SECRET)
+    body, headers = signed_form(click_payload(message, "U0ALICE"), SIGNING_SECRET)
     assert (await _post(worker, body, headers))[0] == 200
     assert (await asyncio.wait_for(task, 5)).behavior == "allow"
     status, answer = await _post(worker, body, headers)
@@ -131,7 +120,7 @@ async def test_the_signature_check_accepts_only_slacks_own_header_shapes(
         approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_headers"))
     )
     message = await posted(slack)
-    body, headers = signed_form(_click(message, "U0ALICE"), SIGNING_SECRET)
+    body, headers = signed_form(click_payload(message, "U0ALICE"), SIGNING_SECRET)
     forged = {**headers, "X-Slack-Signature": "v0=" + "0" * 64}
 
     async def status(extra: list[tuple[str, str]], base: dict[str, str]) -> int:
@@ -404,7 +393,7 @@ async def test_two_workers_given_one_request_at_once_handle_it_once(
         approver.can_use_tool("Bash", {"command": "make deploy"}, context("toolu_race_replay"))
     )
     message = await posted(slack)
-    body, headers = signed_form(_click(message, "U0ALICE"), SIGNING_SECRET)
+    body, headers = signed_form(click_payload(message, "U0ALICE"), SIGNING_SECRET)
     statuses = await asyncio.gather(*(_post(w, body, headers) for w in (first, second, first, second)))
     assert sorted(status for status, _ in statuses) == [200, 409, 409, 409]
     # Another path or query string is still the same signed request.

@@ -26,23 +26,11 @@ from tests.fakes.slack_signing import sign, signed_form
 from tests.fakes.slack_slash_commands import slash_command
 from tests.fakes.slack_view_payloads import view_submission
 from tests.fakes.slack_workspace import APP_TOKEN, BOT_USER_ID, TEAM_ID
-from tests.fakes.worker import _button_value
+from tests.fakes.worker import click_payload
 
 OTHER_ORG = "T0OTHERORG"
 PARTNER = "T0PARTNER"
 GRID = "E0GRID"
-
-
-def _click(message, user: str, action: Action = Action.APPROVE, **org) -> dict:
-    return block_actions(
-        user,
-        action.value,
-        _button_value(message, action),
-        message=message.as_dict(),
-        channel=message.channel,
-        user_name=user.lower(),
-        **org,
-    )
 
 
 _DECISIONS = {b"approved", b"always_allowed", b"modified", b"vote", b"modified_vote", b"answered", b"denied"}
@@ -74,13 +62,13 @@ async def test_a_click_from_another_organisation_is_refused_and_changes_nothing(
     task, message = await _ask(make_approver, slack, "toolu_foreign_click")
 
     # Slack Connect: the payload is for our installation, the clicker is from elsewhere.
-    response = await worker.post_signed(_click(message, "U0MALLORY", user_team=OTHER_ORG))
+    response = await worker.post_signed(click_payload(message, "U0MALLORY", user_team=OTHER_ORG))
     assert response.status == 200
     assert await _notice_for(slack, "U0MALLORY") == text.refusals.FOREIGN_ORG
     assert await _decisions(redis) == []
     assert not task.done()
     # A click from another workspace's own installation of the app, likewise.
-    elsewhere = _click(message, "U0MALLORY", user_team=OTHER_ORG, team=OTHER_ORG)
+    elsewhere = click_payload(message, "U0MALLORY", user_team=OTHER_ORG, team=OTHER_ORG)
     assert (await worker.post_signed(elsewhere)).status == 200
     assert await _decisions(redis) == []
 
@@ -189,10 +177,10 @@ async def test_a_reply_from_another_organisation_read_back_from_slack_never_reac
 async def test_the_policy_can_trust_a_partner_workspace(start_worker, make_approver, slack, tmp_path):
     worker = await start_worker(approval_policy=policy_file(tmp_path, f"trusted_teams: [{PARTNER}]\n"))
     task, message = await _ask(make_approver, slack, "toolu_partner")
-    assert (await worker.post_signed(_click(message, "U0MALLORY", user_team=OTHER_ORG))).status == 200
+    assert (await worker.post_signed(click_payload(message, "U0MALLORY", user_team=OTHER_ORG))).status == 200
     assert await _notice_for(slack, "U0MALLORY") == text.refusals.FOREIGN_ORG
     assert not task.done()
-    assert (await worker.post_signed(_click(message, "U0PAT", user_team=PARTNER))).status == 200
+    assert (await worker.post_signed(click_payload(message, "U0PAT", user_team=PARTNER))).status == 200
     result = await asyncio.wait_for(task, 5)
     assert result.behavior == "allow"
 
@@ -203,11 +191,11 @@ async def test_the_policy_can_trust_an_organisation_by_its_enterprise_id(
     worker = await start_worker(approval_policy=policy_file(tmp_path, f"trusted_teams: [{GRID}]\n"))
     task, message = await _ask(make_approver, slack, "toolu_grid")
     # The payload names the grid only for another workspace (the clicker's is a third): not enough.
-    stray = _click(message, "U0MALLORY", user_team=OTHER_ORG, team="T0GRIDWS", enterprise=GRID)
+    stray = click_payload(message, "U0MALLORY", user_team=OTHER_ORG, team="T0GRIDWS", enterprise=GRID)
     assert (await worker.post_signed(stray)).status == 200
     assert await _notice_for(slack, "U0MALLORY") == text.refusals.FOREIGN_ORG
     assert not task.done()
-    member = _click(message, "U0GINA", user_team="T0GRIDWS", team="T0GRIDWS", enterprise=GRID)
+    member = click_payload(message, "U0GINA", user_team="T0GRIDWS", team="T0GRIDWS", enterprise=GRID)
     assert (await worker.post_signed(member)).status == 200
     assert (await asyncio.wait_for(task, 5)).behavior == "allow"
 
@@ -244,11 +232,11 @@ async def test_an_org_wide_install_trusts_its_workspaces_only(
     worker = await start_worker()
     task, message = await _ask(make_approver, slack, "toolu_org_wide")
     # Org-wide installs get team: null; only user.team_id says where the clicker is from.
-    outsider = _click(message, "U0MALLORY", user_team=OTHER_ORG, team=None, enterprise=GRID)
+    outsider = click_payload(message, "U0MALLORY", user_team=OTHER_ORG, team=None, enterprise=GRID)
     assert (await worker.post_signed(outsider)).status == 200
     assert await _notice_for(slack, "U0MALLORY") == text.refusals.FOREIGN_ORG
     assert not task.done()
-    member = _click(message, "U0BEA", user_team="T0GRIDB", team=None, enterprise=GRID)
+    member = click_payload(message, "U0BEA", user_team="T0GRIDB", team=None, enterprise=GRID)
     assert (await worker.post_signed(member)).status == 200
     assert (await asyncio.wait_for(task, 5)).behavior == "allow"
 
@@ -261,7 +249,7 @@ async def test_until_slack_says_where_the_bot_is_installed_every_action_is_refus
     worker = await start_worker()
     task, message = await _ask(make_approver, slack, "toolu_unknown_install")
 
-    assert (await worker.post_signed(_click(message, "U0ALICE"))).status == 200
+    assert (await worker.post_signed(click_payload(message, "U0ALICE"))).status == 200
     assert not task.done()
     assert await _decisions(redis) == []
 
@@ -269,7 +257,7 @@ async def test_until_slack_says_where_the_bot_is_installed_every_action_is_refus
 
     async def decided() -> None:
         while not task.done():
-            await worker.post_signed(_click(slack.message(message.channel, message.ts), "U0ALICE"))
+            await worker.post_signed(click_payload(slack.message(message.channel, message.ts), "U0ALICE"))
             await asyncio.sleep(0.3)
 
     await asyncio.wait_for(decided(), 10)
@@ -279,10 +267,10 @@ async def test_until_slack_says_where_the_bot_is_installed_every_action_is_refus
 async def test_socket_mode_refuses_other_organisations_too(start_worker, make_approver, slack, redis):
     await start_worker(slack_app_token=APP_TOKEN, slack_signing_secret=None)
     task, message = await _ask(make_approver, slack, "toolu_socket_foreign")
-    await slack.send_over_socket("interactive", _click(message, "U0MALLORY", user_team=OTHER_ORG))
+    await slack.send_over_socket("interactive", click_payload(message, "U0MALLORY", user_team=OTHER_ORG))
     assert await _notice_for(slack, "U0MALLORY") == text.refusals.FOREIGN_ORG
     assert await _decisions(redis) == []
-    await slack.send_over_socket("interactive", _click(message, "U0ALICE"))
+    await slack.send_over_socket("interactive", click_payload(message, "U0ALICE"))
     assert (await asyncio.wait_for(task, 5)).behavior == "allow"
 
 

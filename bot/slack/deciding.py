@@ -79,7 +79,8 @@ class Decider:
 
     async def other_workspace(self, request_id: str, origin: Actor | None) -> Transition | None:
         """A refusal when ``origin`` is not the request's workspace (OAuth mode); None to go on
-        (also before what decides nothing but shows a request: its full input). A request's workspace never changes once created, so reading it first leaves no race."""
+        (also before what decides nothing but shows a request: its full input). A request's
+        workspace never changes once created, so reading it first leaves no race."""
         if self.workspaces is None:
             return None
         request = await self.store.get(request_id)

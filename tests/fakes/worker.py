@@ -68,15 +68,7 @@ class Worker:
         self, user: str, action: Action, message: PostedMessage, *, name: str | None = None
     ) -> aiohttp.ClientResponse:
         """Click a button the message shows (ValueError if it shows none)."""
-        payload = block_actions(
-            user,
-            action.value,
-            _button_value(message, action),
-            message=message.as_dict(),
-            channel=message.channel,
-            user_name=name or user.lower(),
-        )
-        response = await self.post_signed(payload)
+        response = await self.post_signed(click_payload(message, user, action, name=name))
         assert response.status == 200, response.status
         return response
 
@@ -166,3 +158,19 @@ def _button_value(message: PostedMessage, action: Action) -> str:
             if element.get("action_id") == action.value:
                 return element["value"]
     raise ValueError(f"the message shows no {action.value} button")
+
+
+def click_payload(
+    message: PostedMessage, user: str, action: Action = Action.APPROVE, *, name: str | None = None, **org: Any
+) -> dict[str, Any]:
+    """The ``block_actions`` payload of ``user`` clicking ``action`` on ``message`` (``org``:
+    ``user_team``, ``team``, ``enterprise`` as Slack sends them, for clicks from elsewhere)."""
+    return block_actions(
+        user,
+        action.value,
+        _button_value(message, action),
+        message=message.as_dict(),
+        channel=message.channel,
+        user_name=name or user.lower(),
+        **org,
+    )
