@@ -23,7 +23,8 @@ import asyncio
 import re
 import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -198,59 +199,99 @@ async def redis_figures(redis: RedisClient, now: float | None = None) -> list[Me
     )
     try:
         async with asyncio.timeout(SCRAPE_TIMEOUT):
-            async with redis.pipeline(transaction=False) as pipe:
-                pipe.zcard(keys.PENDING)
-                pipe.zrange(keys.PENDING, 0, 0, withscores=True)
-                pipe.hgetall(keys.PENDING_ROUTES)
-                pipe.xlen(keys.JOBS)
-                total, oldest, routes, length = await pipe.execute()
-            groups = await _groups(redis)
+            shards = await _shard_figures(redis)
     except (RedisError, OSError, TimeoutError):
         up.add_metric([], 0)
         return [up]
     up.add_metric([], 1)
     pending = GaugeMetricFamily("approvals_pending_requests", "Requests pending now (all routes).")
-    pending.add_metric([], int(total))
+    pending.add_metric([], sum(shard.pending for shard in shards))
     by_route = GaugeMetricFamily(
         "approvals_pending_requests_by_route",
         f"Requests pending now, by the rule that routed them ({UNROUTED}: not routed yet).",
         labels=["route"],
     )
-    for route, count in sorted(_routes(routes).items()):
+    routes: dict[str, int] = {}
+    for shard in shards:
+        for route, count in shard.routes.items():
+            routes[route] = routes.get(route, 0) + count
+    for route, count in sorted(routes.items()):
         by_route.add_metric([route], count)
     age = GaugeMetricFamily(
         "approvals_oldest_pending_age_seconds",
         "Seconds since the oldest pending request was created (0: none).",
     )
-    age.add_metric([], max(0.0, now - float(oldest[0][1])) if oldest else 0.0)
-    depth = GaugeMetricFamily("approvals_job_stream_length", "Entries in the jobs stream (XLEN appr:jobs).")
-    depth.add_metric([], int(length))
-    lag = GaugeMetricFamily(
-        "approvals_job_stream_lag", "Jobs in the stream no worker has taken yet (the group's lag)."
-    )
-    held = GaugeMetricFamily(
-        "approvals_job_stream_pending", "Jobs taken by a worker and not acknowledged yet (the group's PEL)."
-    )
-    if groups is not None:
-        lag.add_metric([], groups[0])
-        held.add_metric([], groups[1])
-    return [up, pending, by_route, age, depth, lag, held]
+    created = [shard.oldest for shard in shards if shard.oldest is not None]
+    age.add_metric([], max(0.0, now - min(created)) if created else 0.0)
+    families: list[Metric] = [up, pending, by_route, age]
+    for name, what, figure in (
+        ("approvals_job_stream_length", "Entries in the jobs streams (XLEN of each shard's).", "length"),
+        ("approvals_job_stream_lag", "Jobs no worker has taken yet (the consumer groups' lag).", "lag"),
+        (
+            "approvals_job_stream_pending",
+            "Jobs taken by a worker and not acknowledged yet (the consumer groups' PEL).",
+            "held",
+        ),
+    ):
+        total = GaugeMetricFamily(name, what)
+        total.add_metric([], sum(getattr(shard, figure) for shard in shards))
+        # By shard too: a hot or stuck shard shows, which a total would average away.
+        each = GaugeMetricFamily(f"{name}_by_shard", f"{what.rstrip('.')}, by shard.", labels=["shard"])
+        for index, shard in enumerate(shards):
+            each.add_metric([str(index)], getattr(shard, figure))
+        families += [total, each]
+    return families
 
 
-async def _groups(redis: RedisClient) -> tuple[int, int] | None:
-    """(lag, pending) of the workers' consumer group; None before any worker made it."""
-    try:
-        groups = await redis.xinfo_groups(keys.JOBS)
-    except RedisError as exc:
-        if "no such key" in str(exc).lower():
-            return None
-        raise
-    for group in groups:
+@dataclass(frozen=True)
+class _Shard:
+    pending: int
+    oldest: float | None
+    """When its oldest pending request was created."""
+    routes: dict[str, int]
+    length: int
+    lag: int
+    held: int
+
+
+async def _shard_figures(redis: RedisClient) -> list[_Shard]:
+    """Each shard's figures, in two pipelines (split per node on a cluster)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard in keys.ALL_SHARDS:
+            pipe.zcard(keys.pending(shard))
+            pipe.zrange(keys.pending(shard), 0, 0, withscores=True)
+            pipe.hgetall(keys.pending_routes(shard))
+            pipe.xlen(keys.jobs(shard))
+        replies = await pipe.execute()
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard in keys.ALL_SHARDS:
+            pipe.xinfo_groups(keys.jobs(shard))
+        groups = await pipe.execute(raise_on_error=False)
+    out = []
+    for shard in keys.ALL_SHARDS:
+        total, oldest, routes, length = replies[4 * shard : 4 * shard + 4]
+        lag, held = _group(groups[shard])
+        out.append(
+            _Shard(
+                int(total), float(oldest[0][1]) if oldest else None, _routes(routes), int(length), lag, held
+            )
+        )
+    return out
+
+
+def _group(reply: object) -> tuple[int, int]:
+    """(lag, pending) of the workers' consumer group; zeros before any worker made it
+    (XINFO GROUPS of a stream not made yet answers "no such key")."""
+    if isinstance(reply, RedisError):
+        if "no such key" in str(reply).lower():
+            return 0, 0
+        raise reply
+    for group in cast(list[dict[str, object]], reply):
         name = group.get("name")
         if (name.decode() if isinstance(name, bytes) else name) == keys.JOBS_GROUP:
             # lag is nil when Redis cannot tell (entries deleted mid-stream): the stream length bounds it.
-            return int(group.get("lag") or 0), int(group.get("pending") or 0)
-    return None
+            return int(cast(int, group.get("lag") or 0)), int(cast(int, group.get("pending") or 0))
+    return 0, 0
 
 
 def _routes(raw: dict[bytes | str, bytes | str]) -> dict[str, int]:

@@ -14,6 +14,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
+from .approvals.keys import SHARDS
 from .redis_topology import CLUSTER_SCHEMES, QueuedCluster, QueuedSentinelPool, SentinelClient, Topology
 
 RedisClient: TypeAlias = Redis | RedisCluster
@@ -29,9 +30,9 @@ AGENT_CONNECTIONS = 3
 """An agent process: its decision subscription and two connections for commands.
 Concurrent reads and transitions are batched into pipelines, so 10,000 waiting
 calls need no more."""
-WORKER_CONNECTIONS = 40
+WORKER_CONNECTIONS = 40 + SHARDS
 """A worker: Slack requests (a click must not queue for a connection), up to 16 jobs a person waits on
-and 16 others at once, the shared Slack budget, and a blocking read of the job stream."""
+and 16 others at once, the shared Slack budget, and a blocking read of each shard's job stream."""
 
 
 CONNECT_TIMEOUT = 5.0

@@ -26,7 +26,8 @@ async def _until_pending(store, tool_use_id: str) -> str:
 
 
 async def _jobs(redis, kind: str) -> int:
-    return sum(1 for _id, f in await redis.xrange(keys.JOBS) if f[b"kind"] == kind.encode())
+    streams = [await redis.xrange(keys.jobs(shard)) for shard in keys.ALL_SHARDS]
+    return sum(1 for entries in streams for _id, f in entries if f[b"kind"] == kind.encode())
 
 
 async def test_asking_again_for_the_same_call_reuses_the_request_and_its_decision(
@@ -154,7 +155,7 @@ async def test_timeout_zero_waits_until_decided(make_approver, store, redis):
     approver = await make_approver(timeout=0)
     task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_forever")))
     request_id = await _until_pending(store, "toolu_forever")
-    assert await redis.zscore(keys.DEADLINES, request_id) is None
+    assert await redis.zscore(keys.deadlines(keys.shard_of(request_id)), request_id) is None
     await asyncio.sleep(0.5)
     assert not task.done()
     await store.decide(request_id, Decision(State.APPROVED, actor="U1", revision=0))

@@ -26,7 +26,14 @@ REQUEST_ID = "d" * 24
     ],
 )
 def test_a_deadline_member_is_read_as_a_timeout_or_an_escalation_step(member, deadline):
-    assert deadlines.parse(member) == deadline
+    assert deadlines.parse(keys.shard_of("abc"), member) == deadline
+
+
+def test_a_member_in_another_shards_set_is_not_ours():
+    # Its request's scripts run in its own shard's slot: acting on it from this set is impossible.
+    elsewhere = (keys.shard_of("abc") + 1) % keys.SHARDS
+    assert deadlines.parse(elsewhere, "abc") is None
+    assert deadlines.parse(elsewhere, "abc:esc:0") is None
 
 
 async def pending(store, route: Route, *, timeout: float = 0) -> None:
@@ -37,13 +44,17 @@ async def pending(store, route: Route, *, timeout: float = 0) -> None:
     assert await store.mark_posted(REQUEST_ID, "C0APPROVALS", "1.000100") is State.PENDING
 
 
+DEADLINES = keys.deadlines(keys.shard_of(REQUEST_ID))
+
+
 async def fall_due(redis, member: str) -> None:
-    assert await redis.zscore(keys.DEADLINES, member) is not None
-    await redis.zadd(keys.DEADLINES, {member: 0})
+    assert await redis.zscore(DEADLINES, member) is not None
+    await redis.zadd(DEADLINES, {member: 0})
 
 
 async def reminders(redis) -> list[dict[bytes, bytes]]:
-    return [f for _id, f in await redis.xrange(keys.JOBS) if f[b"kind"] == b"remind"]
+    jobs = keys.jobs(keys.shard_of(REQUEST_ID))
+    return [f for _id, f in await redis.xrange(jobs) if f[b"kind"] == b"remind"]
 
 
 async def test_a_due_timeout_expires_the_request(store, redis):
@@ -52,7 +63,7 @@ async def test_a_due_timeout_expires_the_request(store, redis):
     await deadlines.act_on_due(store, time.time())
     request = await store.get(REQUEST_ID)
     assert request.state is State.EXPIRED and request.reason == "timeout"
-    assert await redis.zscore(keys.DEADLINES, REQUEST_ID) is None
+    assert await redis.zscore(DEADLINES, REQUEST_ID) is None
 
 
 async def test_a_deadline_not_yet_due_is_left_alone(store, redis):
@@ -90,16 +101,16 @@ async def test_a_timeout_on_escalate_fires_the_steps_left_then_expires(store, re
 async def test_a_deadline_of_a_request_that_ended_is_dropped(store, redis):
     await pending(store, Route(rule="default", action=Action.ASK, timeout=600))
     assert (await store.decide(REQUEST_ID, Decision(State.DENIED, reason="the run ended"))).won
-    await redis.zadd(keys.DEADLINES, {REQUEST_ID: 0})  # left by a sweep that raced the decision
+    await redis.zadd(DEADLINES, {REQUEST_ID: 0})  # left by a sweep that raced the decision
     await deadlines.act_on_due(store, time.time())
     assert (await store.get(REQUEST_ID)).state is State.DENIED
-    assert await redis.zscore(keys.DEADLINES, REQUEST_ID) is None
+    assert await redis.zscore(DEADLINES, REQUEST_ID) is None
 
 
 async def test_a_member_this_bot_did_not_write_is_dropped_and_the_rest_still_acted_on(store, redis):
     await pending(store, Route(rule="default", action=Action.ASK, timeout=600))
-    await redis.zadd(keys.DEADLINES, {"someone:esc:else": 0})
+    await redis.zadd(DEADLINES, {"someone:esc:else": 0})
     await fall_due(redis, REQUEST_ID)
     await deadlines.act_on_due(store, time.time())
-    assert await redis.zscore(keys.DEADLINES, "someone:esc:else") is None
+    assert await redis.zscore(DEADLINES, "someone:esc:else") is None
     assert (await store.get(REQUEST_ID)).state is State.EXPIRED

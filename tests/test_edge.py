@@ -15,6 +15,7 @@ import pytest
 
 from bot.approvals import keys
 from bot.approvals.model import request_id_for
+from bot.approvals.store import RequestStore
 from bot.slack.ids import EDIT_INPUT, SLASH_COMMAND, Action, Field, Modal, edit_block
 from tests.audit_streams import audit_length, audit_stream
 from tests.conftest import cancelled, context, policy_file, posted
@@ -236,7 +237,7 @@ async def _state(redis, request_id: str) -> dict[str, Any]:
         "votes": await redis.hgetall(keys.votes(request_id)),
         "thread": await redis.hgetall(keys.thread(request_id)),
         "audit": await audit_length(redis),
-        "pending": await redis.zrange(keys.PENDING, 0, -1),
+        "pending": await RequestStore(redis).pending(),
         "rules": await redis.hgetall(keys.TEAM_RULES),
     }
 

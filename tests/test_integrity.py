@@ -20,6 +20,7 @@ from bot.approvals import keys
 from bot.approvals.model import Decision, NewRequest, State, request_id_for
 from bot.approvals.policy import Action as RouteAction
 from bot.approvals.policy import Policy, PolicyError, Route
+from bot.approvals.queue import queued
 from bot.approvals.store import RequestStore
 from bot.slack.ids import Action, Modal, edit_block
 from tests.audit_streams import audit_stream
@@ -120,7 +121,7 @@ async def test_an_approval_that_cannot_count_its_cost_changes_nothing(store, red
     assert transition.refused is not None and transition.refused.value == "invalid"
     assert (await store.get(created.id)).state is State.PENDING
     assert await audit(redis) == before
-    assert await redis.xlen(keys.JOBS) == 1  # only the post job from create
+    assert await queued(redis) == 1  # only the post job from create
 
 
 def test_timeouts_out_of_range_are_refused_where_they_enter():
@@ -163,7 +164,8 @@ async def test_a_retried_post_of_a_call_the_policy_denied_posts_nothing(
     )
     assert result.behavior == "deny"
     # The job handed out again (a worker that died mid-job): still nothing posted.
-    await redis.xadd(keys.JOBS, {"kind": "post", "id": request_id_for("toolu_rm")})
+    retried = request_id_for("toolu_rm")
+    await redis.xadd(keys.jobs(keys.shard_of(retried)), {"kind": "post", "id": retried})
     await asyncio.sleep(0.3)
     assert slack.calls_to("chat.postMessage") == []
 
@@ -565,12 +567,18 @@ async def test_a_store_level_person_approval_without_a_revision_is_stale(store: 
 
 
 async def test_a_deadline_entry_that_is_not_ours_does_not_hold_up_expiry(start_worker, make_approver, redis):
-    await redis.zadd(keys.DEADLINES, {"x:esc:not-a-number": 1})
+    foreign = {"x:esc:not-a-number", f"{request_id_for('toolu_other')}"}
+    # Not ours: a step that is not a number, and a request of another shard than the set's.
+    await redis.zadd(keys.deadlines(keys.shard_of("x")), {"x:esc:not-a-number": 1})
+    other_shard = (keys.shard_of(request_id_for("toolu_other")) + 1) % keys.SHARDS
+    await redis.zadd(keys.deadlines(other_shard), {request_id_for("toolu_other"): 1})
     await start_worker()
     approver = await make_approver(timeout=1)
     task = asyncio.create_task(approver.can_use_tool("Bash", {"command": "make x"}, context("toolu_exp")))
     async with asyncio.timeout(5):
-        while await redis.zscore(keys.DEADLINES, "x:esc:not-a-number") is not None:
+        while foreign & {
+            m.decode() for s in keys.ALL_SHARDS for m in await redis.zrange(keys.deadlines(s), 0, -1)
+        }:
             await asyncio.sleep(0.05)
     assert (await asyncio.wait_for(task, 5)).behavior == "deny"
     # The sweep expired it (audited as the system's), not only the agent's own clock.

@@ -368,7 +368,7 @@ async def test_escalate_escalated_taken_ended(store, redis):
     args = [request.id, member, repr(time.time()), 0]
     assert await run(redis, escalate.ESCALATE, keys.script_keys(request.id), *args) == ["taken"]
     await store.decide(request.id, Decision(State.DENIED))
-    await redis.zadd(keys.DEADLINES, {member: 0})
+    await redis.zadd(keys.deadlines(keys.shard_of(request.id)), {member: 0})
     assert await run(redis, escalate.ESCALATE, keys.script_keys(request.id), *args) == ["ended"]
     assert not await store.escalate(request.id, 0)  # taken: the member was removed just now
 
@@ -376,7 +376,7 @@ async def test_escalate_escalated_taken_ended(store, redis):
 async def test_escalate_ended_for_a_step_it_does_not_have(store, redis):
     request = await routed(store, escalation=(STEP,))
     member = keys.escalation_member(request.id, 5)
-    await redis.zadd(keys.DEADLINES, {member: 0})
+    await redis.zadd(keys.deadlines(keys.shard_of(request.id)), {member: 0})
     args = [request.id, member, repr(time.time()), 5]
     assert await run(redis, escalate.ESCALATE, keys.script_keys(request.id), *args) == ["ended"]
 
@@ -384,24 +384,24 @@ async def test_escalate_ended_for_a_step_it_does_not_have(store, redis):
 async def test_timeout_not_due_expire_ended(store, redis):
     request = await routed(store)
     assert await store.time_out(request.id) == "not_due"  # no deadline at all
-    await redis.zadd(keys.DEADLINES, {request.id: time.time() + 3600})
+    await redis.zadd(keys.deadlines(keys.shard_of(request.id)), {request.id: time.time() + 3600})
     assert await store.time_out(request.id) == "not_due"
-    await redis.zadd(keys.DEADLINES, {request.id: 0})
+    await redis.zadd(keys.deadlines(keys.shard_of(request.id)), {request.id: 0})
     assert await store.time_out(request.id) == "expire"
     await store.decide(request.id, Decision(State.EXPIRED))
-    await redis.zadd(keys.DEADLINES, {request.id: 0})
+    await redis.zadd(keys.deadlines(keys.shard_of(request.id)), {request.id: 0})
     assert await store.time_out(request.id) == "ended"
-    assert await redis.zscore(keys.DEADLINES, request.id) is None
+    assert await redis.zscore(keys.deadlines(keys.shard_of(request.id)), request.id) is None
 
 
 async def test_timeout_escalated_then_expire(store, redis):
     request = await routed(store, timeout=600, on_timeout=OnTimeout.ESCALATE, escalation=(STEP,))
     await store.mark_posted(request.id, "C1", "1.1")
-    await redis.zadd(keys.DEADLINES, {request.id: 0})
+    await redis.zadd(keys.deadlines(keys.shard_of(request.id)), {request.id: 0})
     assert await store.time_out(request.id) == "escalated"
     stored = await store.get(request.id)
     assert stored is not None and stored.timeout_escalated and stored.escalated == (0,)
-    await redis.zadd(keys.DEADLINES, {request.id: 0})
+    await redis.zadd(keys.deadlines(keys.shard_of(request.id)), {request.id: 0})
     assert await store.time_out(request.id) == "expire"  # it escalates once
 
 
@@ -437,19 +437,22 @@ async def test_append_audit_about_a_request_chains_in_its_shard(redis_or_cluster
 
 async def test_release_jobs_counts_the_jobs_given_back(redis_or_cluster):
     redis = redis_or_cluster
+    first, second = [f"r{n}" for n in range(100) if keys.shard_of(f"r{n}") == keys.shard_of("r0")][:2]
+    shard = keys.shard_of(first)
     queue = JobQueue(redis, "worker-1", retry_after=30)
-    await queue.ensure_group()
-    await queue.gather("r1")
-    await queue.gather("r2")
-    taken = await queue.take(10, 10)
+    await queue.ensure_group(shard)
+    await queue.gather(first)
+    await queue.gather(second)
+    taken = await queue.take(shard, 10, 10)
     finished, held = taken
     await queue.done(finished)
-    ids = [finished.entry_id, held.entry_id]
+    ids = [finished.key, held.key]
     assert await queue.release(ids) == 1  # the finished one is gone
     assert await JobQueue(redis, "worker-2", retry_after=30).release(ids) == 0  # not its jobs
-    again = await JobQueue(redis, "worker-2", retry_after=30).take(10, 10)
-    assert [job.fields["id"] for job in again] == ["r2"]
-    reply = await run(redis, jobs.RELEASE_JOBS, [keys.JOBS], keys.JOBS_GROUP, "worker-1", *ids)
+    again = await JobQueue(redis, "worker-2", retry_after=30).take(shard, 10, 10)
+    assert [job.fields["id"] for job in again] == [second]
+    entry_ids = [entry_id for _shard, entry_id in ids]
+    reply = await run(redis, jobs.RELEASE_JOBS, [keys.jobs(shard)], keys.JOBS_GROUP, "worker-1", *entry_ids)
     assert reply == 0
 
 
@@ -542,7 +545,9 @@ def test_only_a_script_that_never_writes_is_flagged_so():
 
 def test_no_script_names_a_key_it_is_not_passed():
     chain_keys = keys.audit(keys.shard_of("a"))
-    named_inside = (chain_keys.anchor, chain_keys.cap, keys.PENDING_ROUTES, *keys.DECISION_CHANNELS)
+    shard = keys.shard_of("a")
+    per_shard = (keys.jobs(shard), keys.deadlines(shard), keys.pending(shard), keys.pending_routes(shard))
+    named_inside = (chain_keys.anchor, chain_keys.cap, *per_shard, *keys.DECISION_CHANNELS)
     # The decisions channel is built from KEYS[1]'s tag: a script can only reach its own shard's.
     assert [key for key in named_inside if any(key in script for script in SCRIPTS.values())] == []
 

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from bot import metrics
+from bot.approvals import keys
 from bot.approvals.model import Decision, NewRequest, State, request_id_for
 from bot.approvals.policy_reload import PolicyHolder
 from bot.slack.ids import Action
@@ -191,7 +192,7 @@ async def test_unrouted_requests_and_the_oldest_one_are_read_from_redis(redis, s
     await store.create(
         NewRequest(id="a" * 24, tool_name="Bash", tool_input={"command": "ls"}, tool_use_id="t")
     )
-    await redis.zadd("appr:pending", {"a" * 24: created_at})  # as if created long ago
+    await redis.zadd(keys.pending(keys.shard_of("a" * 24)), {"a" * 24: created_at})  # as if created long ago
     figures = {f.name: f for f in await metrics.redis_figures(redis, now=created_at + 7200)}
     by_route = {s.labels["route"]: s.value for s in figures["approvals_pending_requests_by_route"].samples}
     assert by_route == {metrics.UNROUTED: 1}

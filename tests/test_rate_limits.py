@@ -11,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.approvals import keys
+from bot.approvals.queue import queued
 from bot.settings import Settings
 from bot.slack.budget import Priority, SlackBudget, priority
 from bot.slack.budgeted_client import BudgetedClient
@@ -43,9 +44,9 @@ async def _jobs_drained(redis: Redis, timeout: float = 10) -> None:
     """Every job (the decision's update and what follows it) was done and acknowledged."""
     loop = asyncio.get_running_loop()
     until = loop.time() + timeout
-    while await redis.xlen(keys.JOBS):
+    while left := await queued(redis):
         if loop.time() > until:
-            raise AssertionError(f"jobs still queued after {timeout}s: {await redis.xrange(keys.JOBS)}")
+            raise AssertionError(f"{left} jobs still queued after {timeout}s")
         await asyncio.sleep(0.02)
 
 
@@ -394,7 +395,8 @@ async def test_pending_updates_of_one_message_cost_one_call_of_its_latest_state(
         message = await posted(slack)
         await _jobs_drained(redis)
         for _ in range(5):  # five changes' updates, queued while the message already shows the latest state
-            await redis.xadd(keys.JOBS, {"kind": "update", "id": request_id_for("toolu_coalesce")})
+            request_id = request_id_for("toolu_coalesce")
+            await redis.xadd(keys.jobs(keys.shard_of(request_id)), {"kind": "update", "id": request_id})
         await _jobs_drained(redis)
         assert slack.calls_to("chat.update") == [] and message.edits == 0
     finally:

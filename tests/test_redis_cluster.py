@@ -21,8 +21,10 @@ from redis.exceptions import (
 
 from bot import SlackApprover
 from bot.approvals import keys
+from bot.approvals.audit import AuditLog
 from bot.approvals.lua.fill import script
-from bot.approvals.model import NewRequest, request_id_for
+from bot.approvals.model import Decision, State, request_id_for
+from bot.approvals.policy import Action, Route
 from bot.approvals.store import RequestStore
 from bot.redis_client import MINIMUM_SERVER, connect, server_version
 from bot.redis_topology import QueuedCluster, Topology
@@ -57,47 +59,45 @@ def test_a_requests_own_keys_share_its_shards_slot():
         assert {slot(key(request_id)) for key in own} == {tag_slot}
 
 
-GLOBAL_LEFT = [
-    keys.DEADLINES,
-    keys.JOBS,
-    keys.PENDING,
-    keys.PENDING_ROUTES,
-]
-"""The request scripts' KEYS that are not yet per shard: the remaining work of issue 18's
-per-shard split (jobs, deadlines, pending index). Until it lands, no request script
-(CREATE, ROUTE, DECIDE, ESCALATE, TIMEOUT, START_POST, MARK_POSTED, MAY_DECIDE over several
-requests) runs on a cluster; this list must then become empty. APPEND_AUDIT runs already
-(``test_append_audit_ok`` on the 1-node cluster)."""
-
-
 def test_each_shards_audit_chain_lies_in_its_slot():
     for shard, tag in enumerate(keys.SHARD_TAGS):
         assert {slot(key) for key in keys.audit(shard)} == {slot(tag)}
         assert {slot(key) for key in keys.audit_script_keys(shard)} == {slot(tag)}
 
 
-def test_the_request_scripts_keys_outside_the_requests_slot_are_the_global_structures():
-    for request_id in ("a", request_id_for("toolu_1")):
-        own_slot = slot(keys.request(request_id))
-        assert [key for key in keys.script_keys(request_id) if slot(key) != own_slot] == GLOBAL_LEFT
+def test_every_key_a_request_script_is_passed_lies_in_the_requests_slot():
+    for request_id in ("a", request_id_for("toolu_1"), request_id_for("toolu_2")):
+        assert {slot(key) for key in keys.script_keys(request_id)} == {slot(keys.request(request_id))}
 
 
-async def test_a_request_script_on_a_cluster_is_refused_before_it_writes(cluster_redis):
-    # Fails closed until the split: refused by the client, nothing half-written.
-    new = NewRequest(id=request_id_for("toolu_c"), tool_name="Bash", tool_input={}, tool_use_id="toolu_c")
-    with pytest.raises(RedisClusterException, match="same key slot"):
-        await RequestStore(cluster_redis).create(new)
-    assert await cluster_redis.dbsize() == 0
+def test_each_shards_structures_lie_in_its_slot():
+    for shard, tag in enumerate(keys.SHARD_TAGS):
+        shared = [keys.jobs, keys.deadlines, keys.pending, keys.pending_routes, keys.decisions]
+        assert {slot(key(shard)) for key in shared} == {slot(tag)}
 
 
-async def test_an_agent_on_a_cluster_is_denied_until_the_split(one_node_cluster, cluster_redis):
-    agent = SlackApprover(one_node_cluster.url, timeout=5)
+async def test_an_agent_on_a_cluster_waits_for_the_decision_and_gets_it(one_node_cluster, cluster_redis):
+    """Every step of the request (create, route, decide, the wake-up) runs in its shard's slot."""
+    store = RequestStore(cluster_redis)
+    agent = SlackApprover(one_node_cluster.url, timeout=30)
     try:
-        result = await asyncio.wait_for(agent.can_use_tool("Bash", {"command": "ls"}, context("toolu_c")), 10)
+        call = asyncio.create_task(agent.can_use_tool("Bash", {"command": "ls"}, context("toolu_c")))
+        request_id = request_id_for("toolu_c")
+        async with within(10, "the agent never stored its request"):
+            while await store.get(request_id) is None:
+                await asyncio.sleep(0.02)
+        assert await store.route(request_id, Route(rule="default", action=Action.ASK, approvers=("U0ALICE",))) is State.PENDING
+        assert await store.pending() == [request_id]
+        assert not call.done()
+        approval = Decision(State.APPROVED, actor="U0ALICE", actor_name="alice", revision=0)
+        assert (await store.decide(request_id, approval)).won
+        result = await asyncio.wait_for(call, 10)
     finally:
         await agent.close()
-    assert result.behavior == "deny"
-    assert await cluster_redis.dbsize() == 0
+        await store.aclose()
+    assert result.behavior == "allow"
+    assert await RequestStore(cluster_redis).pending() == []
+    assert all(verdict.ok for verdict in await AuditLog(cluster_redis).verify_all())
 
 
 async def test_a_script_reaching_a_key_of_another_slot_fails_on_a_cluster_node_only(redis_or_cluster):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import copy
 
+from bot.approvals import keys
+from bot.approvals.model import request_id_for
 from bot.slack.ids import Action
 from tests.audit_streams import audit_stream
 from tests.conftest import cancelled, context, posted, within
@@ -162,7 +164,7 @@ async def test_expiry_denies_updates_the_message_and_later_clicks_change_nothing
 
 
 async def test_expiry_is_enforced_by_workers_when_no_agent_waits(start_worker, store, slack):
-    from bot.approvals.model import NewRequest, request_id_for
+    from bot.approvals.model import NewRequest
 
     await start_worker()
     new = NewRequest(
@@ -222,12 +224,12 @@ async def test_rate_limited_post_is_retried_off_the_request_path(start_worker, m
 async def test_a_worker_that_dies_holding_a_job_leaves_it_to_another(
     start_worker, make_approver, slack, redis
 ):
-    from bot.approvals import keys
     from bot.approvals.queue import JobQueue
 
     # A worker takes the post job and dies before posting (it never acks).
+    shard = keys.shard_of(request_id_for("toolu_orphan_job"))
     dead = JobQueue(redis, "dead-worker", retry_after=0.2)
-    await dead.ensure_group()
+    await dead.ensure_group(shard)
     approver = await make_approver()
     decision = asyncio.create_task(
         approver.can_use_tool("Bash", {"command": "ls"}, context("toolu_orphan_job"))
@@ -235,7 +237,7 @@ async def test_a_worker_that_dies_holding_a_job_leaves_it_to_another(
     taken: list = []
     async with within(5, "the approver's post job never reached the jobs stream"):
         while not taken:
-            taken = await dead.take(count=10, block_ms=200)
+            taken = await dead.take(shard, count=10, block_ms=200)
     assert taken[0].kind == "post"
 
     worker = await start_worker(job_retry_after=0.2)
@@ -244,7 +246,7 @@ async def test_a_worker_that_dies_holding_a_job_leaves_it_to_another(
     assert (await asyncio.wait_for(decision, 5)).behavior == "allow"
     await asyncio.sleep(0.5)  # more sweeps: nothing is posted twice
     assert len(slack.roots()) == 1
-    assert await redis.xpending(keys.JOBS, keys.JOBS_GROUP) == {
+    assert await redis.xpending(keys.jobs(shard), keys.JOBS_GROUP) == {
         "pending": 0,
         "min": None,
         "max": None,
@@ -261,8 +263,9 @@ async def test_a_post_job_that_keeps_failing_denies_instead_of_leaving_the_agent
     from bot.approvals.queue import JobQueue
     from bot.slack.jobs import MAX_DELIVERIES, SlackJobWorker
 
+    shard = keys.shard_of(request_id_for("toolu_doomed"))
     queue = JobQueue(redis, "flaky-worker", retry_after=60)
-    await queue.ensure_group()
+    await queue.ensure_group(shard)
     worker = SlackJobWorker(
         store, queue, slack.client(), policy=Policy(), default_channel=CHANNEL, sweep_interval=60
     )
@@ -276,7 +279,7 @@ async def test_a_post_job_that_keeps_failing_denies_instead_of_leaving_the_agent
     jobs: list = []
     async with within(5, "the approver's post job never reached the jobs stream"):
         while not jobs:
-            jobs = await queue.take(count=1, block_ms=200)
+            jobs = await queue.take(shard, count=1, block_ms=200)
     await worker._run(dataclasses.replace(jobs[0], deliveries=MAX_DELIVERIES))  # its last delivery
 
     result = await asyncio.wait_for(call, 5)

@@ -236,8 +236,8 @@ async def test_a_blocking_read_of_the_job_stream_is_not_cut_by_the_read_timeout(
     client = connect(redis_server.url, name="worker-under-test")
     try:
         queue = JobQueue(client, "consumer-1", retry_after=30)
-        await queue.ensure_group()
-        assert await queue.take(count=1, block_ms=1000) == []
+        await queue.ensure_group(0)
+        assert await queue.take(0, count=1, block_ms=1000) == []
     finally:
         await client.aclose()
 

@@ -28,8 +28,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from bot.approvals import keys
+from bot.approvals.queue import queued
 from bot.slack.ids import Action
-from bot.slack.jobs import CONSUMER_LOOP, SWEEPER_LOOP
+from bot.slack.jobs import CONSUMER_LOOP, SWEEPER_LOOP, consumer_loop
 from bot.tasks import LoopSupervisor
 from tests.conftest import cancelled, context, posted
 from tests.fakes.redis_server import BlackHoleProxy, RedisServer, free_port
@@ -70,12 +71,14 @@ async def until_health(
 
 
 def failing(*loops: str, saying: str = "") -> Callable[[dict[str, Any]], bool]:
-    """A check: the body names every loop in ``loops`` as not working, one of them with ``saying`` in its error."""
+    """A check: the body names every loop in ``loops`` as not working (the consumer: at least one
+    shard's), one of them with ``saying`` in its error."""
 
     def check(body: dict[str, Any]) -> bool:
-        shown = body.get("loops", {})
-        return all(name in shown for name in loops) and any(
-            saying.lower() in str(shown[name]).lower() for name in loops
+        shown = {name: problems for name, problems in body.get("loops", {}).items()}
+        named = {loop: [v for k, v in shown.items() if k.partition(":")[0] == loop] for loop in loops}
+        return all(named.values()) and any(
+            saying.lower() in str(problem).lower() for problems in named.values() for problem in problems
         )
 
     return check
@@ -314,7 +317,7 @@ async def test_a_replica_fault_names_every_loop_that_cannot_write(redis, redis_s
         body = await until_health(worker, 503, failing(CONSUMER, SWEEPER, saying="ReadOnly"))
         # PING works on a replica: only the loops can tell that this worker cannot work.
         assert "redis" not in body
-        for name in (CONSUMER, SWEEPER):
+        for name in (consumer_loop(0), SWEEPER):
             shown = body["loops"][name]
             assert shown["state"] == "failing"
             assert shown["failures"] >= 1
@@ -368,14 +371,14 @@ async def test_a_jobs_entry_that_is_not_text_does_not_stop_the_consumer(
     """Anything that can write to Redis (an agent host of another version, a bug) can put bytes in the stream."""
     worker = await start_worker()
     await until_health(worker, 200)
-    await redis.xadd(keys.JOBS, {b"kind": b"\xff\xfe", b"id": b"\x80"})
+    await redis.xadd(keys.jobs(3), {b"kind": b"\xff\xfe", b"id": b"\x80"})
     await a_request_is_posted_and_approved(worker, make_approver, slack)
     # The unreadable entry was dropped, not left to be re-claimed forever.
     for _ in range(100):
-        if await redis.xlen(keys.JOBS) == 0:
+        if await queued(redis) == 0:
             break
         await asyncio.sleep(0.05)
-    assert await redis.xlen(keys.JOBS) == 0
+    assert await queued(redis) == 0
     await until_health(worker, 200)
 
 
@@ -383,12 +386,12 @@ async def test_a_job_that_keeps_failing_is_dropped_after_its_deliveries(redis, s
     """A post job without a request id can never succeed: after its last delivery it leaves the stream."""
     worker = await start_worker(job_retry_after=0.05)
     await until_health(worker, 200)
-    await redis.xadd(keys.JOBS, {"kind": "post"})
+    await redis.xadd(keys.jobs(11), {"kind": "post"})
     for _ in range(200):
-        if await redis.xlen(keys.JOBS) == 0:
+        if await queued(redis) == 0:
             break
         await asyncio.sleep(0.05)
-    assert await redis.xlen(keys.JOBS) == 0, "the job is re-claimed forever"
+    assert await queued(redis) == 0, "the job is re-claimed forever"
     await until_health(worker, 200)
 
 

@@ -1,7 +1,7 @@
 """The deadline sweep: timeouts and escalation steps that fell due, each acted on once.
 
-Deadlines are members of one sorted set (``keys.DEADLINES``) scored by when
-they fall due: a bare ``<id>`` is the request's timeout, ``<id>:esc:<n>`` its
+Deadlines are members of a sorted set per shard (``keys.deadlines``), scored by
+when they fall due: a bare ``<id>`` is the request's timeout, ``<id>:esc:<n>`` its
 n-th escalation step. Any worker may sweep; the store's scripts see that one
 acts on each. A step that fires adds its approvers and queues the reminder
 that mentions them; a timeout escalates (``on_timeout: escalate``) or
@@ -23,29 +23,30 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Deadline:
-    """One member of ``keys.DEADLINES``, read."""
+    """One member of a shard's ``keys.deadlines``, read."""
 
     request_id: str
     step: int | None = None
     """The escalation step that falls due; None: the request's own timeout."""
 
 
-def parse(member: str) -> Deadline | None:
-    """The deadline ``member`` stands for; None when this bot did not write it."""
+def parse(shard: int, member: str) -> Deadline | None:
+    """The deadline ``member`` of ``shard``'s set stands for; None when this bot did not write it
+    (its request would live in another shard: the scripts could not act on it from this one)."""
     request_id, _, step = member.partition(keys.ESCALATION_MARK)
-    if step and not step.isdigit():
+    if step and not step.isdigit() or keys.shard_of(request_id) != shard:
         return None
     return Deadline(request_id, int(step) if step else None)
 
 
 async def act_on_due(store: RequestStore, now: float) -> None:
     """Act on every deadline due by ``now``: escalate or expire (any worker may; one acts)."""
-    for member in await store.due(now):
-        deadline = parse(member)
+    for shard, member in await store.due(now):
+        deadline = parse(shard, member)
         if deadline is None:
             # Not written by this bot: it would fail every sweep and hold up the rest.
             log.error("deadline %r is not one of ours; dropped", member)
-            await store.drop_due(member)
+            await store.drop_due(shard, member)
             continue
         request_id, step = deadline.request_id, deadline.step
         if step is not None:

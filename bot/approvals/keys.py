@@ -33,17 +33,30 @@ def shard_of(request_id: str) -> int:
     return zlib.crc32(request_id.encode()) % SHARDS
 
 
+ALL_SHARDS = range(SHARDS)
+
+
 def _tagged(request_id: str, kind: str) -> str:
     return f"{PREFIX}:{{{SHARD_TAGS[shard_of(request_id)]}}}:{kind}:{request_id}"
 
 
-JOBS = f"{PREFIX}:jobs"
-"""Stream of work for the bot workers (post / update / notify)."""
-JOBS_GROUP = "workers"
-"""Consumer group every bot worker reads ``JOBS`` through."""
+def _shard_key(shard: int, name: str) -> str:
+    return f"{PREFIX}:{{{SHARD_TAGS[shard]}}}:{name}"
 
-DEADLINES = f"{PREFIX}:deadlines"
-"""Sorted set: request id scored by the epoch second it expires."""
+
+def jobs(shard: int) -> str:
+    """Stream of one shard's work for the bot workers (post / update / remind / gather / notify)."""
+    return _shard_key(shard, "jobs")
+
+
+JOBS_GROUP = "workers"
+"""Consumer group every bot worker reads each shard's ``jobs`` stream through."""
+
+
+def deadlines(shard: int) -> str:
+    """Sorted set of one shard's deadlines: ``<id>`` (expiry) or ``<id>:esc:<n>`` (an escalation
+    step), scored by the epoch second it falls due."""
+    return _shard_key(shard, "deadlines")
 
 
 class AuditKeys(NamedTuple):
@@ -83,10 +96,22 @@ AUDIT_TRIM_BATCH = 100
 AUDIT_TRIM_MAX = 1000
 """At most this many entries per trim: a lowered cap is reached over several writes, never in one long script."""
 
-PENDING = f"{PREFIX}:pending"
-"""Sorted set: ids of pending requests by creation time (``/approvals``, App Home)."""
-PENDING_ROUTES = f"{PREFIX}:pending:routes"
-"""Hash: rule name → requests pending on that route (``""``: not routed yet), kept by the scripts for the metrics."""
+
+def pending(shard: int) -> str:
+    """Sorted set: ids of one shard's pending requests by creation time (``/approvals``, App Home)."""
+    return _shard_key(shard, "pending")
+
+
+def pending_routes(shard: int) -> str:
+    """Hash: rule name → the shard's requests pending on that route (``""``: not routed yet), kept by
+    the scripts for the metrics."""
+    return _shard_key(shard, "pending:routes")
+
+
+LEGACY_JOBS = f"{PREFIX}:jobs"
+LEGACY_PENDING = f"{PREFIX}:pending"
+"""The single jobs stream and pending index of the versions before the shards: ``check --drained``
+reads them, as a deployment upgrading must let them empty first."""
 
 USERGROUP_PREFIX = f"{PREFIX}:usergroup:"
 """+ ``S…``: set of the group's members (plus ``USERGROUP_SENTINEL``), cached."""
@@ -154,10 +179,11 @@ def request(request_id: str) -> str:
 def script_keys(request_id: str) -> list[str]:
     """The KEYS of every script about one request, in this order (see ``approvals.lua``):
     every key a script touches is passed, none is named inside a script."""
-    chain = audit(shard_of(request_id))
+    shard = shard_of(request_id)
+    chain = audit(shard)
     return [
-        request(request_id), DEADLINES, JOBS, chain.stream, chain.head, votes(request_id), PENDING,
-        chain.anchor, PENDING_ROUTES, chain.cap,
+        request(request_id), deadlines(shard), jobs(shard), chain.stream, chain.head, votes(request_id),
+        pending(shard), chain.anchor, pending_routes(shard), chain.cap,
     ]  # fmt: skip
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import heapq
+import itertools
 import json
 import logging
 import time
@@ -251,8 +253,13 @@ class RequestStore(DeadlineStore, PostStore, ThreadStore):
         return {i for i, s in zip(ids, states, strict=True) if s is None or text(s) != State.PENDING.value}
 
     async def pending(self, limit: int = 200) -> list[str]:
-        """Ids of pending requests, oldest first."""
-        return [text(i) for i in cast(list[bytes], await self.redis.zrange(keys.PENDING, 0, limit - 1))]
+        """Ids of pending requests, oldest first (the oldest ``limit`` of each shard, merged)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in keys.ALL_SHARDS:
+                pipe.zrange(keys.pending(shard), 0, limit - 1, withscores=True)
+            shards = cast(list[list[tuple[bytes, float]]], await pipe.execute())
+        oldest_first = heapq.merge(*shards, key=lambda member: member[1])
+        return [text(member) for member, _created in itertools.islice(oldest_first, limit)]
 
     async def decidable_by(self, user: str, request_ids: list[str]) -> list[str]:
         """The pending ids among ``request_ids`` that ``user`` may decide now

@@ -14,21 +14,25 @@ from .lua.runner import ScriptRunner
 
 
 class DeadlineStore:
-    """Part of ``RequestStore``: expiry and escalation members of ``keys.DEADLINES``."""
+    """Part of ``RequestStore``: expiry and escalation members of each shard's ``keys.deadlines``."""
 
     redis: RedisClient
     _scripts: ScriptRunner
     _escalate: AsyncScript
     _timeout: AsyncScript
 
-    async def due(self, now: float, limit: int = 100) -> list[str]:
-        """Deadline members that fell due: ``<id>`` (expiry) or ``<id>:esc:<n>`` (escalation)."""
-        members = await self.redis.zrangebyscore(keys.DEADLINES, "-inf", now, start=0, num=limit)
-        return [text(m) for m in cast(list[bytes], members)]
+    async def due(self, now: float, limit: int = 100) -> list[tuple[int, str]]:
+        """Deadline members that fell due, with their shard: ``<id>`` (expiry) or ``<id>:esc:<n>``
+        (escalation); up to ``limit`` of each shard, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in keys.ALL_SHARDS:
+                pipe.zrangebyscore(keys.deadlines(shard), "-inf", now, start=0, num=limit)
+            replies = cast(list[list[bytes]], await pipe.execute())
+        return [(shard, text(m)) for shard, members in zip(keys.ALL_SHARDS, replies) for m in members]
 
-    async def drop_due(self, member: str) -> None:
+    async def drop_due(self, shard: int, member: str) -> None:
         """Remove a deadline member that no script can act on."""
-        await self.redis.zrem(keys.DEADLINES, member)
+        await self.redis.zrem(keys.deadlines(shard), member)
 
     async def escalate(self, request_id: str, step: int) -> bool:
         """Fire one due escalation step; False if another worker did, or the request ended."""

@@ -10,8 +10,8 @@ from typing import Any
 
 import aiohttp
 
-from ..approvals import keys
 from ..approvals.model import Decision, State, request_id_for
+from ..approvals.queue import queued
 from ..approvals.store import RequestStore
 from ..redis_client import RedisClient
 from .agent import tool_use_id
@@ -157,7 +157,7 @@ class Bursts:
         (polled: the workers' progress is spread over Redis and Slack). False if ``until`` comes first."""
         while time.monotonic() < until:
             quiet = time.monotonic() - self.stub.last_call >= QUIET
-            if quiet and not ours & self.stub.live and not await self.redis.xlen(keys.JOBS):
+            if quiet and not ours & self.stub.live and not await queued(self.redis):
                 return True
             await asyncio.sleep(POLL)
         return False

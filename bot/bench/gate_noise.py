@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Self, cast
 
 from claude_agent_sdk import ClaudeAgentOptions, PermissionResult, ToolPermissionContext, query
+from redis.typing import KeyT, StreamIdT
 
 from ..agent.approver import SlackApprover
 from ..approvals import keys
@@ -134,8 +135,11 @@ class Team:
 
     async def __aenter__(self) -> Self:
         # redis-py types stream replies loosely: entries are (id, fields) pairs of bytes.
-        newest = cast(list[tuple[bytes, dict[bytes, bytes]]], await self.redis.xrevrange(keys.JOBS, count=1))
-        self._task = asyncio.create_task(self._approve(newest[0][0] if newest else "0-0"))
+        last: dict[KeyT, StreamIdT] = {}
+        for shard in keys.ALL_SHARDS:
+            newest = cast(list[tuple[bytes, Any]], await self.redis.xrevrange(keys.jobs(shard), count=1))
+            last[keys.jobs(shard)] = newest[0][0] if newest else "0-0"
+        self._task = asyncio.create_task(self._approve(last))
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -146,16 +150,17 @@ class Team:
         await self.store.aclose()
         await self.redis.aclose()
 
-    async def _approve(self, last: bytes | str) -> None:
-        """From the jobs after ``last``: earlier runs' jobs stay in the stream (no worker takes them)."""
+    async def _approve(self, last: dict[KeyT, StreamIdT]) -> None:
+        """From the jobs after ``last`` (per stream): earlier runs' jobs stay in the streams (no worker
+        takes them). One read of all the shards' streams: the bench runs on one Redis."""
         while True:
             reply = cast(
                 list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None,
-                await self.redis.xread({keys.JOBS: last}, block=1000),
+                await self.redis.xread(last, block=1000),
             )
-            for _stream, entries in reply or []:
+            for stream, entries in reply or []:
                 for entry_id, fields in entries:
-                    last = entry_id
+                    last[stream.decode()] = entry_id
                     if fields.get(b"kind") != b"post":
                         continue
                     request_id = fields[b"id"].decode()

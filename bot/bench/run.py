@@ -14,8 +14,8 @@ from typing import Any
 
 import aiohttp
 
-from ..approvals import keys
 from ..approvals.model import Decision, State, request_id_for
+from ..approvals.queue import queued
 from ..approvals.store import RequestStore
 from ..redis_client import AGENT_CLIENT_NAME, CLI_CLIENT_NAME, RedisClient, connect
 from . import floor, report
@@ -242,7 +242,7 @@ class Bench:
         """Until the workers have finished every job (Slack updates, thread replies) a phase left behind,
         so each phase starts on an idle system."""
         until = time.monotonic() + DRAIN_TIMEOUT
-        while await redis.xlen(keys.JOBS):
+        while await queued(redis):
             if time.monotonic() > until:
                 raise RuntimeError(f"the workers did not finish their jobs within {DRAIN_TIMEOUT:.0f}s")
             await asyncio.sleep(0.05)

@@ -1,7 +1,9 @@
-"""SlackJobWorker: drains the jobs stream into Slack and sweeps deadlines.
+"""SlackJobWorker: drains the jobs streams into Slack and sweeps deadlines.
 
-Every ``serve`` process runs one. The consumer group hands each job to one
-worker; a job its worker did not finish is re-claimed by another after
+Every ``serve`` process runs one, and it covers every shard (``keys.SHARDS``):
+one blocking reader per shard's stream, one sweep over all the shards'
+deadlines and abandoned jobs. The consumer group of each stream hands each job
+to one worker; a job its worker did not finish is re-claimed by another after
 ``job_retry_after``. All Slack I/O that is not needed to answer a click
 happens here, off the 3-second ack path.
 """
@@ -9,6 +11,7 @@ happens here, off the 3-second ack path.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 
@@ -16,7 +19,7 @@ from redis.exceptions import RedisError, ResponseError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from .. import metrics
-from ..approvals import deadlines
+from ..approvals import deadlines, keys
 from ..approvals.allowlist import TeamAllowList
 from ..approvals.model import Decision, State
 from ..approvals.policy import Policy
@@ -39,10 +42,17 @@ log = logging.getLogger(__name__)
 
 CONSUMER_LOOP = "jobs-consume"
 SWEEPER_LOOP = "jobs-sweep"
-"""The worker's background loops, as logs and ``/healthz`` name them."""
+"""The worker's background loops, as logs and ``/healthz`` name them: a consumer per shard
+(``consumer_loop``), one sweeper."""
+
+
+def consumer_loop(shard: int) -> str:
+    """The name of the loop reading ``shard``'s jobs stream."""
+    return f"{CONSUMER_LOOP}:{shard}"
+
 
 TAKE_BLOCK_MS = 1000
-"""How long one read of the jobs stream waits for a job. The client's read
+"""How long one read of a shard's jobs stream waits for a job. The client's read
 timeout, longer than this, ends a read on a connection that never answers."""
 RELEASE_TIMEOUT = 3.0
 """Seconds a stopping worker spends giving its unfinished jobs back (``JobQueue.release``)."""
@@ -111,18 +121,22 @@ class SlackJobWorker:
         self._slots = asyncio.Semaphore(concurrency)
         self._urgent_slots = asyncio.Semaphore(concurrency)
         self._held = asyncio.Semaphore(HOLD_LIMIT)
-        self._holding: dict[str, Job] = {}
+        self._room = asyncio.Event()
+        """Set while this worker holds fewer than ``HOLD_LIMIT`` jobs: the readers read only then."""
+        self._room.set()
+        self._holding: dict[tuple[int, str], Job] = {}
         self._kept_at = time.monotonic()
         self._running: set[asyncio.Task[None]] = set()
         # Every Redis error is retried, never fatal: READONLY after a failover,
         # NOREPLICAS, MISCONF, LOADING and BUSY all end by themselves or by an
         # operator's hand, and the worker must be there when they do.
         self.loops = LoopSupervisor(expected=(RedisError, OSError))
-        self._group_ready = False
+        self._groups_ready: set[int] = set()
 
     async def start(self) -> None:
         """Start taking jobs and sweeping deadlines, in the background."""
-        self.loops.start(CONSUMER_LOOP, self._consume)
+        for shard in keys.ALL_SHARDS:
+            self.loops.start(consumer_loop(shard), functools.partial(self._consume, shard))
         self.loops.start(SWEEPER_LOOP, self._sweep)
 
     async def close(self, grace: float = 0.0) -> None:
@@ -152,29 +166,33 @@ class SlackJobWorker:
 
     # -- loops ---------------------------------------------------------------
 
-    async def _consume(self) -> None:
-        """One read of the jobs stream; each job taken runs in its own task."""
-        if not self._group_ready:
+    async def _consume(self, shard: int) -> None:
+        """One read of ``shard``'s jobs stream; each job taken runs in its own task."""
+        if shard not in self._groups_ready:
             # Here, not in start(): a worker started before Redis is up waits
             # for it (and reports 503) instead of crashing.
-            await self.queue.ensure_group()
-            self._group_ready = True
+            await self.queue.ensure_group(shard)
+            self._groups_ready.add(shard)
+        # Read no more than this worker can hold: the rest stays on the stream for the other workers.
+        await self._room.wait()
+        count = min(self.concurrency, HOLD_LIMIT - len(self._holding))
         try:
-            jobs = await self.queue.take(count=self.concurrency, block_ms=TAKE_BLOCK_MS)
+            jobs = await self.queue.take(shard, count=max(1, count), block_ms=TAKE_BLOCK_MS)
         except ResponseError as exc:
             if "NOGROUP" in str(exc):
-                self._group_ready = False  # Redis lost its data: re-create the group on the next step
+                self._groups_ready.discard(shard)  # Redis lost its data: re-create the group next step
             raise
         for job in jobs:
             await self._spawn(job)
 
     async def _sweep(self) -> None:
-        """One sweep: act on due deadlines, take over jobs other workers abandoned."""
+        """One sweep: act on due deadlines, take over jobs other workers abandoned, in every shard."""
         await asyncio.sleep(self.sweep_interval)
         await deadlines.act_on_due(self.store, time.time())
         await self._keep_held()
-        for job in await self.queue.reclaim():
-            await self._spawn(job)
+        for shard in keys.ALL_SHARDS:
+            for job in await self.queue.reclaim(shard):
+                await self._spawn(job)
 
     async def _keep_held(self) -> None:
         """Jobs waiting here for a slot or Slack's budget are not abandoned: say so
@@ -185,11 +203,13 @@ class SlackJobWorker:
             self._kept_at = now
 
     async def _spawn(self, job: Job) -> None:
-        if job.entry_id in self._holding:
+        if job.key in self._holding:
             return  # re-claimed from ourselves: it is still here, waiting
         await self._held.acquire()
-        self._holding[job.entry_id] = job
-        task = asyncio.create_task(self._slotted(job), name=f"job-{job.kind}-{job.entry_id}")
+        self._holding[job.key] = job
+        if len(self._holding) >= HOLD_LIMIT:
+            self._room.clear()
+        task = asyncio.create_task(self._slotted(job), name=f"job-{job.kind}-{job.shard}-{job.entry_id}")
         self._running.add(task)
         task.add_done_callback(self._finished)
 
@@ -203,8 +223,9 @@ class SlackJobWorker:
                 ):
                     await self._run(job)
         finally:
-            self._holding.pop(job.entry_id, None)
+            self._holding.pop(job.key, None)
             self._held.release()
+            self._room.set()
 
     async def _workspace(self, job: Job) -> str:
         if self.workspaces is None:
