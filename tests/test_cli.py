@@ -208,3 +208,27 @@ admins: [S0SRE]
         "FAIL user group of secret: S0EMPTY: no members",
         "FAIL user group of old: S0GONE: no_such_subteam",
     ]
+
+
+async def test_check_drained_reports_work_left_under_the_new_and_the_old_names(tmp_path, redis_server, redis):
+    from bot.approvals import keys
+    from bot.approvals.model import NewRequest
+    from bot.approvals.store import RequestStore
+
+    url = {"REDIS_URL": redis_server.url}  # nothing of Slack's is needed
+    code, out, _err = await run("check", "--drained", cwd=tmp_path, **url)
+    assert (code, out) == (0, "ok   drained: no pending request, no queued job\n")
+
+    store = RequestStore(redis)
+    await store.create(NewRequest(id="d" * 24, tool_name="Bash", tool_input={"command": "ls"}))
+    await redis.zadd(keys.LEGACY_PENDING, {"an-old-request": 1})  # left by the version before the shards
+    code, out, _err = await run("check", "--drained", cwd=tmp_path, **url)
+    assert code == 1
+    assert out == (
+        "FAIL drained: 1 pending request, 1 queued job; under the old names: 1 pending request, 0 queued jobs\n"
+    )
+
+    code, out, _err = await run(
+        "check", "--drained", cwd=tmp_path, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"
+    )
+    assert code == 1 and out.startswith("FAIL redis: redis://127.0.0.1")

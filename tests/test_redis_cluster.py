@@ -86,7 +86,10 @@ async def test_an_agent_on_a_cluster_waits_for_the_decision_and_gets_it(one_node
         async with within(10, "the agent never stored its request"):
             while await store.get(request_id) is None:
                 await asyncio.sleep(0.02)
-        assert await store.route(request_id, Route(rule="default", action=Action.ASK, approvers=("U0ALICE",))) is State.PENDING
+        assert (
+            await store.route(request_id, Route(rule="default", action=Action.ASK, approvers=("U0ALICE",)))
+            is State.PENDING
+        )
         assert await store.pending() == [request_id]
         assert not call.done()
         approval = Decision(State.APPROVED, actor="U0ALICE", actor_name="alice", revision=0)

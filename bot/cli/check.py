@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
+from ..approvals.backlog import read_backlog
 from ..approvals.model import is_group
 from ..approvals.policy import Policy, PolicyError, Rule
 from ..redis_client import CLI_CLIENT_NAME, MINIMUM_SERVER, connect, redacted, server_version
@@ -21,13 +22,50 @@ if TYPE_CHECKING:
 
 
 def add_parser(commands: Subcommands) -> None:
-    commands.add_parser(
+    parser = commands.add_parser(
         "check", help="check Redis, the Slack token, the approval channel and the policy file"
-    ).set_defaults(run=run)
+    )
+    parser.add_argument(
+        "--drained",
+        action="store_true",
+        help="only check that Redis holds no pending request and no queued job (before an upgrade)",
+    )
+    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.drained:
+        return with_settings(lambda settings: asyncio.run(check_drained(settings)))
     return with_settings(lambda settings: asyncio.run(check(settings)))
+
+
+async def check_drained(settings: Settings) -> int:
+    """One line: whether any request is pending or any job queued (under the old names too); exit 1 if so."""
+    redis_url = settings.required("redis_url")
+    redis = connect(redis_url, name=CLI_CLIENT_NAME, topology=settings.redis_topology())
+    try:
+        async with asyncio.timeout(5):
+            backlog = await read_backlog(redis)
+    except (RedisError, OSError, TimeoutError) as exc:
+        print(f"FAIL redis: {redacted(redis_url)}: {exc or type(exc).__name__}")
+        return 1
+    finally:
+        await redis.aclose()
+    if backlog.drained:
+        print("ok   drained: no pending request, no queued job")
+        return 0
+    left = f"{_many(backlog.pending, 'pending request')}, {_many(backlog.jobs, 'queued job')}"
+    if backlog.legacy_pending or backlog.legacy_jobs:
+        old = (
+            f"{_many(backlog.legacy_pending, 'pending request')}, {_many(backlog.legacy_jobs, 'queued job')}"
+        )
+        left += f"; under the old names: {old}"
+    print(f"FAIL drained: {left}")
+    return 1
+
+
+def _many(count: int, what: str) -> str:
+    return f"{count} {what}{'' if count == 1 else 's'}"
 
 
 async def check(settings: Settings) -> int:
