@@ -23,15 +23,14 @@ import asyncio
 import re
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
-from .approvals import keys
+from .approvals.backlog import read_shards
 from .redis_client import RedisClient
 
 if TYPE_CHECKING:
@@ -199,7 +198,7 @@ async def redis_figures(redis: RedisClient, now: float | None = None) -> list[Me
     )
     try:
         async with asyncio.timeout(SCRAPE_TIMEOUT):
-            shards = await _shard_figures(redis)
+            shards = await read_shards(redis)
     except (RedisError, OSError, TimeoutError):
         up.add_metric([], 0)
         return [up]
@@ -214,7 +213,8 @@ async def redis_figures(redis: RedisClient, now: float | None = None) -> list[Me
     routes: dict[str, int] = {}
     for shard in shards:
         for route, count in shard.routes.items():
-            routes[route] = routes.get(route, 0) + count
+            label = _route_label(route)
+            routes[label] = routes.get(label, 0) + count
     for route, count in sorted(routes.items()):
         by_route.add_metric([route], count)
     age = GaugeMetricFamily(
@@ -225,12 +225,12 @@ async def redis_figures(redis: RedisClient, now: float | None = None) -> list[Me
     age.add_metric([], max(0.0, now - min(created)) if created else 0.0)
     families: list[Metric] = [up, pending, by_route, age]
     for name, what, figure in (
-        ("approvals_job_stream_length", "Entries in the jobs streams (XLEN of each shard's).", "length"),
+        ("approvals_job_stream_length", "Entries in the jobs streams (XLEN of each shard's).", "jobs"),
         ("approvals_job_stream_lag", "Jobs no worker has taken yet (the consumer groups' lag).", "lag"),
         (
             "approvals_job_stream_pending",
             "Jobs taken by a worker and not acknowledged yet (the consumer groups' PEL).",
-            "held",
+            "taken",
         ),
     ):
         total = GaugeMetricFamily(name, what)
@@ -243,67 +243,8 @@ async def redis_figures(redis: RedisClient, now: float | None = None) -> list[Me
     return families
 
 
-@dataclass(frozen=True)
-class _Shard:
-    pending: int
-    oldest: float | None
-    """When its oldest pending request was created."""
-    routes: dict[str, int]
-    length: int
-    lag: int
-    held: int
-
-
-async def _shard_figures(redis: RedisClient) -> list[_Shard]:
-    """Each shard's figures, in two pipelines (split per node on a cluster)."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for shard in keys.ALL_SHARDS:
-            pipe.zcard(keys.pending(shard))
-            pipe.zrange(keys.pending(shard), 0, 0, withscores=True)
-            pipe.hgetall(keys.pending_routes(shard))
-            pipe.xlen(keys.jobs(shard))
-        replies = await pipe.execute()
-    async with redis.pipeline(transaction=False) as pipe:
-        for shard in keys.ALL_SHARDS:
-            pipe.xinfo_groups(keys.jobs(shard))
-        groups = await pipe.execute(raise_on_error=False)
-    out = []
-    for shard in keys.ALL_SHARDS:
-        total, oldest, routes, length = replies[4 * shard : 4 * shard + 4]
-        lag, held = _group(groups[shard])
-        out.append(
-            _Shard(
-                int(total), float(oldest[0][1]) if oldest else None, _routes(routes), int(length), lag, held
-            )
-        )
-    return out
-
-
-def _group(reply: object) -> tuple[int, int]:
-    """(lag, pending) of the workers' consumer group; zeros before any worker made it
-    (XINFO GROUPS of a stream not made yet answers "no such key")."""
-    if isinstance(reply, RedisError):
-        if "no such key" in str(reply).lower():
-            return 0, 0
-        raise reply
-    for group in cast(list[dict[str, object]], reply):
-        name = group.get("name")
-        if (name.decode() if isinstance(name, bytes) else name) == keys.JOBS_GROUP:
-            # lag is nil when Redis cannot tell (entries deleted mid-stream): the stream length bounds it.
-            return int(cast(int, group.get("lag") or 0)), int(cast(int, group.get("pending") or 0))
-    return 0, 0
-
-
-def _routes(raw: dict[bytes | str, bytes | str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for field, value in raw.items():
-        name = field.decode() if isinstance(field, bytes) else field
-        label = UNROUTED if name == "" else rule_label(name)
-        try:
-            out[label] = out.get(label, 0) + max(0, int(value))
-        except ValueError:
-            continue  # not the scripts' count: never fail the scrape over it
-    return out
+def _route_label(route: str) -> str:
+    return UNROUTED if route == "" else rule_label(route)
 
 
 class _Fixed(Collector):

@@ -18,6 +18,8 @@ from bot import metrics
 from bot.approvals import keys
 from bot.approvals.model import Decision, NewRequest, State, request_id_for
 from bot.approvals.policy_reload import PolicyHolder
+from bot.approvals.queue import JobQueue
+from bot.approvals.store import RequestStore
 from bot.slack.ids import Action
 from tests.conftest import cancelled, context, policy_file, posted
 from tests.fakes.bot_settings import CHANNEL
@@ -197,6 +199,26 @@ async def test_unrouted_requests_and_the_oldest_one_are_read_from_redis(redis, s
     by_route = {s.labels["route"]: s.value for s in figures["approvals_pending_requests_by_route"].samples}
     assert by_route == {metrics.UNROUTED: 1}
     assert figures["approvals_oldest_pending_age_seconds"].samples[0].value == 7200
+
+
+async def test_the_figures_sum_the_shards_and_show_each_one(redis_or_cluster):
+    """Two requests in two shards, read on one Redis and on a cluster: totals, and each shard's own."""
+    store = RequestStore(redis_or_cluster)
+    ids = [request_id_for("toolu_m1"), request_id_for("toolu_m2")]
+    assert keys.shard_of(ids[0]) != keys.shard_of(ids[1])
+    for request_id in ids:
+        await store.create(NewRequest(id=request_id, tool_name="Bash", tool_input={"command": "ls"}))
+    await JobQueue(redis_or_cluster, "w", retry_after=30).ensure_group(keys.shard_of(ids[0]))
+    figures = {f.name: f for f in await metrics.redis_figures(redis_or_cluster)}
+    assert figures["approvals_metrics_redis_up"].samples[0].value == 1
+    assert figures["approvals_pending_requests"].samples[0].value == 2
+    assert figures["approvals_job_stream_length"].samples[0].value == 2  # each request's post job
+    by_shard = {s.labels["shard"]: s.value for s in figures["approvals_job_stream_length_by_shard"].samples}
+    assert by_shard == {str(n): float(n in map(keys.shard_of, ids)) for n in keys.ALL_SHARDS}
+    lag = {s.labels["shard"]: s.value for s in figures["approvals_job_stream_lag_by_shard"].samples}
+    assert lag[str(keys.shard_of(ids[0]))] == 1  # a group made, nobody read it yet
+    assert lag[str(keys.shard_of(ids[1]))] == 0  # no group yet: nothing to report
+    await store.aclose()
 
 
 async def test_a_stalled_redis_leaves_its_figures_out_instead_of_hanging(monkeypatch):

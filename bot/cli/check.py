@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
-from ..approvals.backlog import read_backlog
+from ..approvals.backlog import read_legacy, read_shards
 from ..approvals.model import is_group
 from ..approvals.policy import Policy, PolicyError, Rule
 from ..redis_client import CLI_CLIENT_NAME, MINIMUM_SERVER, connect, redacted, server_version
@@ -45,21 +45,19 @@ async def check_drained(settings: Settings) -> int:
     redis = connect(redis_url, name=CLI_CLIENT_NAME, topology=settings.redis_topology())
     try:
         async with asyncio.timeout(5):
-            backlog = await read_backlog(redis)
+            shards, legacy = await read_shards(redis), await read_legacy(redis)
     except (RedisError, OSError, TimeoutError) as exc:
         print(f"FAIL redis: {redacted(redis_url)}: {exc or type(exc).__name__}")
         return 1
     finally:
         await redis.aclose()
-    if backlog.drained:
+    pending, jobs = sum(s.pending for s in shards), sum(s.jobs for s in shards)
+    if not (pending or jobs or legacy.pending or legacy.jobs):
         print("ok   drained: no pending request, no queued job")
         return 0
-    left = f"{_many(backlog.pending, 'pending request')}, {_many(backlog.jobs, 'queued job')}"
-    if backlog.legacy_pending or backlog.legacy_jobs:
-        old = (
-            f"{_many(backlog.legacy_pending, 'pending request')}, {_many(backlog.legacy_jobs, 'queued job')}"
-        )
-        left += f"; under the old names: {old}"
+    left = f"{_many(pending, 'pending request')}, {_many(jobs, 'queued job')}"
+    if legacy.pending or legacy.jobs:
+        left += f"; under the old names: {_many(legacy.pending, 'pending request')}, {_many(legacy.jobs, 'queued job')}"
     print(f"FAIL drained: {left}")
     return 1
 
