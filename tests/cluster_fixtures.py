@@ -9,6 +9,11 @@ import pytest
 from bot.redis_client import RedisClient, connect
 from tests.fakes.redis_cluster import Cluster, OneNodeCluster, SentinelSetup
 
+STANDALONE, CLUSTER = "standalone", "cluster"
+ON_BOTH = pytest.mark.parametrize("redis_target", [STANDALONE, CLUSTER], indirect=True)
+"""Runs a test against the standalone server, then against the 1-node cluster: its agents, workers
+and ``redis`` client all use the one chosen (``conftest.redis_target``)."""
+
 
 @pytest.fixture(scope="session")
 def one_node_cluster() -> Iterator[OneNodeCluster]:

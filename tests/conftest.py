@@ -13,14 +13,21 @@ import aiohttp
 import pytest
 from aiohttp import web
 from claude_agent_sdk import ToolPermissionContext
-from redis.asyncio import Redis
 
-from bot import SlackApprover
+from bot import SlackApprover, metrics
 from bot.approvals.store import RequestStore
-from bot.redis_client import connect
+from bot.redis_client import RedisClient, connect
 from bot.web import create_app
-from tests.cluster_fixtures import cluster, cluster_redis, one_node_cluster, redis_or_cluster, sentinels  # noqa: F401
+from tests.cluster_fixtures import (  # noqa: F401
+    STANDALONE,
+    cluster,
+    cluster_redis,
+    one_node_cluster,
+    redis_or_cluster,
+    sentinels,
+)
 from tests.fakes.bot_settings import settings_for
+from tests.fakes.redis_cluster import OneNodeCluster
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_records import PostedMessage
@@ -74,18 +81,50 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+def redis_target(request: pytest.FixtureRequest) -> Iterator[RedisServer | OneNodeCluster]:
+    """The Redis the test's agents, workers and ``redis`` client use: the standalone server, or
+    the 1-node cluster for a test parametrised with ``ON_BOTH`` (where cross-slot access fails).
+
+    On the cluster no job may fail either: a worker's script refused there (a key of another
+    slot) would only show as a retry, while the click path still works."""
+    if getattr(request, "param", STANDALONE) == STANDALONE:
+        yield request.getfixturevalue("redis_server")
+        return
+    failed_before = _failed_jobs()
+    caplog: pytest.LogCaptureFixture = request.getfixturevalue("caplog")
+    yield request.getfixturevalue("one_node_cluster")
+    assert _failed_jobs() == failed_before, "a worker's job failed on the cluster (see the log)"
+    refused = [r.getMessage() for r in caplog.records if CROSS_SLOT in r.getMessage()]
+    assert refused == [], "a script reached a key of another slot"
+
+
+CROSS_SLOT = "do not hash to the same slot"
+"""What a cluster node answers a script that reaches a key of another slot."""
+
+
+def _failed_jobs() -> float:
+    return sum(
+        sample.value
+        for metric in (metrics.JOB_RETRIES, metrics.JOBS_DEAD)
+        for family in metric.collect()
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    )
+
+
+@pytest.fixture
+async def redis(redis_target: RedisServer | OneNodeCluster) -> AsyncIterator[RedisClient]:
     """A client on an empty database (every test starts from nothing)."""
-    if redis_server.process is None:  # a fault test stopped it
-        redis_server.start()
-    client = connect(redis_server.url, name="tests")
+    if isinstance(redis_target, RedisServer) and redis_target.process is None:  # a fault test stopped it
+        redis_target.start()
+    client = connect(redis_target.url, name="tests")
     await client.flushall()
     yield client
     await client.aclose()
 
 
 @pytest.fixture
-def store(redis: Redis) -> RequestStore:
+def store(redis: RedisClient) -> RequestStore:
     return RequestStore(redis)
 
 
@@ -100,14 +139,14 @@ async def slack(request: pytest.FixtureRequest) -> AsyncIterator[FakeSlack]:
 
 @pytest.fixture
 async def start_worker(
-    redis_server: RedisServer, slack: FakeSlack, redis: Redis
+    redis_target: RedisServer | OneNodeCluster, slack: FakeSlack, redis: RedisClient
 ) -> AsyncIterator[Callable[..., Awaitable[Worker]]]:
     """Factory: start a bot worker in this event loop (several may run at once)."""
     runners: list[web.AppRunner] = []
     session = aiohttp.ClientSession()
 
     async def start(**overrides: Any) -> Worker:
-        app = create_app(settings_for(redis_server, slack, **overrides), consumer=f"worker-{len(runners)}")
+        app = create_app(settings_for(redis_target, slack, **overrides), consumer=f"worker-{len(runners)}")
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         runners.append(runner)
@@ -124,13 +163,13 @@ async def start_worker(
 
 @pytest.fixture
 async def make_approver(
-    redis_server: RedisServer, redis: Redis
+    redis_target: RedisServer | OneNodeCluster, redis: RedisClient
 ) -> AsyncIterator[Callable[..., Awaitable[SlackApprover]]]:
     approvers: list[SlackApprover] = []
 
     async def make(**kwargs: Any) -> SlackApprover:
         kwargs.setdefault("timeout", 60)
-        approver = SlackApprover(kwargs.pop("redis_url", redis_server.url), **kwargs)
+        approver = SlackApprover(kwargs.pop("redis_url", redis_target.url), **kwargs)
         await approver.start()
         approvers.append(approver)
         return approver

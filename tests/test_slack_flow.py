@@ -9,6 +9,7 @@ from bot.approvals import keys
 from bot.approvals.model import request_id_for
 from bot.slack.ids import Action
 from tests.audit_streams import audit_stream
+from tests.cluster_fixtures import ON_BOTH
 from tests.conftest import cancelled, context, posted, within
 from tests.fakes.bot_settings import CHANNEL
 
@@ -30,6 +31,7 @@ def _shown(message) -> str:
     return "\n".join(parts)
 
 
+@ON_BOTH
 async def test_approve_posts_once_updates_the_message_and_allows(start_worker, make_approver, slack):
     worker = await start_worker()
     approver = await make_approver(agent_name="deploy-bot")
@@ -58,6 +60,7 @@ async def test_approve_posts_once_updates_the_message_and_allows(start_worker, m
     assert [m.ts for m in slack.roots()] == [message.ts]
 
 
+@ON_BOTH
 async def test_deny_opens_a_modal_and_the_reason_reaches_the_model_verbatim(
     start_worker, make_approver, slack
 ):
@@ -84,6 +87,7 @@ async def test_deny_opens_a_modal_and_the_reason_reaches_the_model_verbatim(
     assert reason in _shown(shown)  # plain_text: shown literally, pings nobody
 
 
+@ON_BOTH
 async def test_double_click_and_racing_clicks_on_two_workers_make_one_decision(
     start_worker, make_approver, slack, redis
 ):
@@ -120,6 +124,7 @@ async def test_double_click_and_racing_clicks_on_two_workers_make_one_decision(
     assert f"Approved by <@{winner}>" in _shown(slack.message(message.channel, message.ts))
 
 
+@ON_BOTH
 async def test_two_workers_post_each_request_once(start_worker, make_approver, slack):
     await start_worker()
     await start_worker()
@@ -137,6 +142,7 @@ async def test_two_workers_post_each_request_once(start_worker, make_approver, s
     await cancelled(*asks)
 
 
+@ON_BOTH
 async def test_expiry_denies_updates_the_message_and_later_clicks_change_nothing(
     start_worker, make_approver, slack
 ):
@@ -163,6 +169,7 @@ async def test_expiry_denies_updates_the_message_and_later_clicks_change_nothing
     assert "Expired" in _shown(slack.message(message.channel, message.ts))
 
 
+@ON_BOTH
 async def test_expiry_is_enforced_by_workers_when_no_agent_waits(start_worker, store, slack):
     from bot.approvals.model import NewRequest
 
@@ -221,6 +228,7 @@ async def test_rate_limited_post_is_retried_off_the_request_path(start_worker, m
     assert (await asyncio.wait_for(decision, 5)).behavior == "allow"
 
 
+@ON_BOTH
 async def test_a_worker_that_dies_holding_a_job_leaves_it_to_another(
     start_worker, make_approver, slack, redis
 ):

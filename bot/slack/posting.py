@@ -21,6 +21,7 @@ from ..approvals.model import ApprovalRequest, Decision, State, is_group
 from ..approvals.routing import Router
 from ..approvals.store import RequestStore
 from ..logs import Event, about, tagged
+from ..tasks import describe
 from .directory import Directory
 from .errors import described, error_code, logged
 from .ids import REQUEST_METADATA_EVENT
@@ -113,7 +114,10 @@ class RequestPoster:
             return
         try:
             await self._posted(request_id, response["channel"], response["ts"], digest(message))
-        except (RedisError, OSError):
+        except (RedisError, OSError) as exc:
+            log.warning(
+                "request %s: recording its message failed (%s); looking again", request_id, describe(exc)
+            )
             if not await self._recorded_anyway(request_id, response["channel"], response["ts"]):
                 raise
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot import Settings
+from tests.fakes.redis_cluster import Cluster, OneNodeCluster
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.slack_api import FakeSlack
 
@@ -15,7 +16,9 @@ UNLIMITED_RATE_SCALE = 1e6
 """The bot's ``slack_rate_scale`` against a fake without rate limits (so, in effect, none)."""
 
 
-def settings_for(redis_server: RedisServer, slack: FakeSlack, **overrides: Any) -> Settings:
+def settings_for(
+    redis_server: RedisServer | OneNodeCluster | Cluster, slack: FakeSlack, **overrides: Any
+) -> Settings:
     """Settings as a deployment would set them, pointed at the test's servers (no .env)."""
     values: dict[str, Any] = {
         "redis_url": redis_server.url,
