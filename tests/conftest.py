@@ -94,7 +94,9 @@ def redis_target(request: pytest.FixtureRequest) -> Iterator[RedisServer | OneNo
     caplog: pytest.LogCaptureFixture = request.getfixturevalue("caplog")
     yield request.getfixturevalue("one_node_cluster")
     assert _failed_jobs() == failed_before, "a worker's job failed on the cluster (see the log)"
-    refused = [r.getMessage() for r in caplog.records if CROSS_SLOT in r.getMessage()]
+    records = [r for phase in ("setup", "call") for r in caplog.get_records(phase)] + caplog.records
+    said = [f"{r.getMessage()} {r.exc_info[1] if r.exc_info else ''}" for r in records]
+    refused = [line for line in said if CROSS_SLOT in line]
     assert refused == [], "a script reached a key of another slot"
 
 
