@@ -6,6 +6,7 @@ import asyncio
 
 from bot.approvals import keys
 from bot.slack.ids import Action
+from tests.cluster_fixtures import ON_BOTH
 from tests.conftest import context, policy_file, posted
 from tests.fakes.bot_settings import CHANNEL
 from tests.test_team_rules import audit_events, shown
@@ -34,6 +35,7 @@ def dollars(tool_name: str, tool_input: dict) -> float | None:
     return amount / 100 if isinstance(amount, int) else None
 
 
+@ON_BOTH
 async def test_a_costly_call_pages_on_call_escalates_and_counts_against_the_budget(
     tmp_path, start_worker, make_approver, slack, redis
 ):
@@ -127,6 +129,7 @@ rules:
 """
 
 
+@ON_BOTH
 async def test_a_rule_timeout_denies_or_escalates_first(tmp_path, start_worker, make_approver, slack):
     worker = await start_worker(approval_policy=policy_file(tmp_path, TIMEOUTS))
     approver = await make_approver(timeout=60)
@@ -162,6 +165,7 @@ rules:
 """
 
 
+@ON_BOTH
 async def test_with_several_workers_each_step_fires_once(tmp_path, start_worker, make_approver, slack, redis):
     slack.usergroups["S0LEADS"] = ["U0LEE"]
     path = policy_file(tmp_path, ESCALATING)

@@ -18,6 +18,7 @@ from bot import SlackApprover
 from bot.approvals.model import State
 from bot.demo.scripted_model import ScriptedModel, text, tool_use
 from bot.slack.ids import Action
+from tests.cluster_fixtures import ON_BOTH
 from tests.conftest import policy_file, posted
 from tests.fakes.agent_env import clean_agent_env
 
@@ -67,6 +68,7 @@ async def deferred_run(tmp_path, approver, model) -> tuple[ClaudeAgentOptions, R
 
 
 @pytest.mark.slow
+@ON_BOTH
 async def test_approved_while_deferred_the_resumed_session_runs_the_tool_once(
     tmp_path, start_worker, make_approver, slack
 ):
@@ -93,6 +95,7 @@ async def test_approved_while_deferred_the_resumed_session_runs_the_tool_once(
 
 
 @pytest.mark.slow
+@ON_BOTH
 async def test_denied_while_deferred_the_tool_never_runs_and_the_model_hears_why(
     tmp_path, start_worker, make_approver, slack
 ):

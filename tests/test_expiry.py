@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.slack.ids import Action
+from tests.cluster_fixtures import ON_BOTH
 from tests.conftest import context, policy_file, posted
 
 POLICY = """
@@ -42,6 +43,7 @@ async def _expired(approver, command: str, tool_use_id: str) -> str:
     return result.message
 
 
+@ON_BOTH
 async def test_a_rule_timeout_is_named_with_its_rule(tmp_path, start_worker, make_approver, slack):
     await start_worker(approval_policy=policy_file(tmp_path, POLICY))
     approver = await make_approver(timeout=86400)
@@ -55,6 +57,7 @@ async def test_a_rule_timeout_is_named_with_its_rule(tmp_path, start_worker, mak
     )
 
 
+@ON_BOTH
 async def test_the_agents_own_timeout_is_named_when_it_falls_due_first(
     tmp_path, start_worker, make_approver, slack
 ):
@@ -66,6 +69,7 @@ async def test_the_agents_own_timeout_is_named_when_it_falls_due_first(
     )
 
 
+@ON_BOTH
 async def test_an_escalated_timeout_says_it_waited_once_more(tmp_path, start_worker, make_approver, slack):
     await start_worker(approval_policy=policy_file(tmp_path, POLICY))
     approver = await make_approver(timeout=86400)
@@ -74,6 +78,7 @@ async def test_an_escalated_timeout_says_it_waited_once_more(tmp_path, start_wor
     )
 
 
+@ON_BOTH
 async def test_an_expired_n_of_m_request_says_how_many_approvals_it_had(
     tmp_path, start_worker, make_approver, slack
 ):

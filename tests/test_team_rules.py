@@ -10,6 +10,7 @@ from bot.approvals.names import AuditEvent
 from bot.approvals.rules import Rule
 from bot.slack.ids import Action
 from tests.audit_streams import audit_stream
+from tests.cluster_fixtures import ON_BOTH
 from tests.conftest import context, policy_file, posted
 from tests.fakes.bot_settings import CHANNEL
 
@@ -57,6 +58,7 @@ async def setup(tmp_path, start_worker, slack, body: str = POLICY):
     return await start_worker(approval_policy=policy_file(tmp_path, body))
 
 
+@ON_BOTH
 async def test_requests_go_to_the_channel_their_rule_names(tmp_path, start_worker, make_approver, slack):
     worker = await setup(tmp_path, start_worker, slack)
     approver = await make_approver()
@@ -97,6 +99,7 @@ async def test_requests_go_to_the_channel_their_rule_names(tmp_path, start_worke
     await asyncio.gather(*tasks.values(), return_exceptions=True)
 
 
+@ON_BOTH
 async def test_allow_and_deny_rules_decide_without_asking(
     tmp_path, start_worker, make_approver, slack, redis
 ):
@@ -126,6 +129,7 @@ async def test_allow_and_deny_rules_decide_without_asking(
     assert ("auto_allowed", "policy") in events and ("auto_denied", "policy") in events
 
 
+@ON_BOTH
 async def test_a_non_approver_click_changes_nothing(tmp_path, start_worker, make_approver, slack, redis):
     worker = await setup(tmp_path, start_worker, slack)
     approver = await make_approver()
@@ -166,6 +170,7 @@ async def test_a_non_approver_click_changes_nothing(tmp_path, start_worker, make
     assert (await asyncio.wait_for(call, 5)).behavior == "allow"
 
 
+@ON_BOTH
 async def test_someone_added_to_a_group_after_the_post_can_approve(
     tmp_path, start_worker, make_approver, slack
 ):
@@ -185,6 +190,7 @@ async def test_someone_added_to_a_group_after_the_post_can_approve(
     assert len(slack.calls_to("usergroups.users.list")) == 2  # warmed at post, refreshed on Dave's miss
 
 
+@ON_BOTH
 async def test_two_of_three_must_approve_and_one_deny_vetoes(tmp_path, start_worker, make_approver, slack):
     worker = await setup(tmp_path, start_worker, slack)
     approver = await make_approver()
@@ -221,6 +227,7 @@ async def test_two_of_three_must_approve_and_one_deny_vetoes(tmp_path, start_wor
     )
 
 
+@ON_BOTH
 async def test_modify_resets_earlier_approvals_and_counts_as_the_editors(
     tmp_path, start_worker, make_approver, slack
 ):
@@ -262,6 +269,7 @@ rules:
 """
 
 
+@ON_BOTH
 async def test_the_requester_cannot_approve_their_own_request(tmp_path, start_worker, make_approver, slack):
     worker = await setup(tmp_path, start_worker, slack, SELF_POLICY)
     approver = await make_approver(requested_by="U0ALICE")
