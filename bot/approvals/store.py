@@ -161,8 +161,9 @@ class RequestStore(DeadlineStore, PostStore, ThreadStore):
         """
         escalation = [{"after": step.after, "approvers": list(step.approvers)} for step in route.escalation]
         candidates = [{"rule": grant.rule, "by": grant.by} for grant in team]
-        # ROUTE checks each granter against the route's approver groups (no candidate, no check).
-        members = await groups.memberships(self.redis, route.approvers, [c["by"] for c in candidates])
+        # ROUTE checks each granter against the route's approver groups (no granter, no check).
+        granters = [grant["by"] for grant in candidates]
+        members = await groups.memberships(self.redis, route.approvers, granters) if granters else {}
         now = time.time()
         reply = await self._scripts.run(
             self._route,

@@ -2,10 +2,11 @@
 
 Group membership is read on every click (and passed to the DECIDE script,
 ``approvals.groups``), so it must be in Redis before anyone clicks: the
-worker that posts a request warms the cache of its approver groups (``usergroups.users.list`` is Tier 2, ~20 calls
-a minute). A click by someone the cache does not list refreshes the group
-at most once per ``USERGROUP_REFRESH_GAP``, with a short deadline, since a
-click must be answered within 3 seconds.
+worker that posts a request warms the cache of its approver groups
+(``usergroups.users.list`` is Tier 2, ~20 calls a minute). A click by
+someone the cache does not list refreshes the group at most once per
+``USERGROUP_REFRESH_GAP``, with a short deadline, since a click must be
+answered within 3 seconds.
 """
 
 from __future__ import annotations
