@@ -216,4 +216,9 @@ async def test_decidable_by_nothing_asks_nothing(store):
 async def test_approvers_without_a_group_need_no_cache_read(store, redis):
     request = await routed(store, approvers=("U1",))
     assert await groups.for_requests(redis, [request.id], "U1") == {}
+    named = await routed(store, "toolu_named", approvers=("S1", "U1"))
+    await cache(redis, "S1", "U2")
+    assert await groups.for_requests(redis, [named.id], "U1") == {}  # named: its groups do not matter
+    assert await groups.for_requests(redis, [named.id], "U2") == {"S1": ["U2"]}
+    assert (await store.decide(named.id, approve("U1"))).won
     assert (await store.decide(request.id, Decision(State.DENIED, actor="U1"))).won

@@ -57,7 +57,8 @@ async def cached_members(redis: RedisClient, groups: Iterable[str], users: Itera
 async def for_requests(redis: RedisClient, request_ids: Iterable[str], user: str) -> dict[str, list[str]]:
     """The memberships a script checking ``user`` against the approvers of ``request_ids``
     needs (DECIDE, MAY_DECIDE): their approvers as stored now, then the caches of their
-    groups for ``user`` alone (two round trips; none for the caches when no group)."""
+    groups for ``user`` alone (two round trips; none for the caches when no group is
+    needed: ``user`` named among a request's approvers may decide it whatever its groups)."""
     ids = list(dict.fromkeys(request_ids))
     if not ids:
         return {}
@@ -65,7 +66,8 @@ async def for_requests(redis: RedisClient, request_ids: Iterable[str], user: str
         for request_id in ids:
             pipe.hget(keys.request(request_id), Field.APPROVERS)
         stored = await pipe.execute()
-    groups = [target for raw in stored if raw is not None for target in text(raw).split()]
+    named = [text(raw).split() for raw in stored if raw is not None]
+    groups = [target for approvers in named if user not in approvers for target in approvers]
     return await memberships(redis, groups, [user])
 
 
