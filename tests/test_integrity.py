@@ -615,9 +615,10 @@ def test_the_gate_refuses_a_timeout_out_of_range_and_blocks(timeout, redis_serve
 
 @pytest.mark.slow
 async def test_a_recorded_post_whose_answer_was_lost_keeps_its_card(
-    start_worker, make_approver, slack, redis_server
+    start_worker, make_approver, slack, redis_server, store
 ):
-    """MARK_POSTED ran but its reply never came back: the card Redis points to stays."""
+    """MARK_POSTED ran but its reply never came back: the card Redis points to stays,
+    and its thread is linked (the look again finds it recorded)."""
     import hashlib
 
     from redis.asyncio import Redis
@@ -645,6 +646,7 @@ async def test_a_recorded_post_whose_answer_was_lost_keeps_its_card(
                 await asyncio.sleep(0.05)
             await asyncio.sleep(6)
         assert slack.calls_to("chat.delete") == [] and len(slack.roots()) == 1
+        assert await store.request_for_thread(message.channel, message.ts) == request_id_for("toolu_lost")
         await worker.click("U0ALICE", Action.APPROVE, message)
         assert (await asyncio.wait_for(task, 5)).behavior == "allow"
         await slack.wait_for(lambda: slack.message(message.channel, message.ts).edits >= 1)

@@ -339,3 +339,53 @@ async def test_a_reply_heard_before_the_post_is_recorded_still_reaches_the_model
     reason, discussion = told(result.message)
     assert reason.endswith("Reason: see thread")
     assert [entry["text"] for entry in discussion] == ["wait, that is the prod cluster"]
+
+
+async def test_a_thread_the_posting_worker_died_before_linking_is_linked_by_the_retry(
+    start_worker, make_approver, slack, store
+):
+    """The message was recorded, then the worker died before it linked the thread's root:
+    the post job's next attempt links it, and adopts the reply heard meanwhile."""
+    from bot.approvals.model import Reply
+    from bot.approvals.policy_rule import Action as RouteAction
+    from bot.approvals.policy_rule import Route
+    from bot.slack.blocks.request_message import request_message
+
+    slack.add_user("U0ALICE", "alice")
+    approver = await make_approver()
+    call = asyncio.create_task(
+        approver.can_use_tool("Bash", {"command": "kubectl delete ns web"}, context("toolu_unlinked"))
+    )
+    request_id = request_id_for("toolu_unlinked")
+
+    async def created() -> bool:
+        return await store.get(request_id) is not None
+
+    await eventually(created, True)
+    # What the worker did before it died: routed, posted, recorded; the thread not linked.
+    await store.route(request_id, Route(rule="default", action=RouteAction.ASK))
+    await store.start_posting(request_id)
+    card = request_message(await store.get(request_id))
+    sent = await slack.client().chat_postMessage(
+        channel=CHANNEL,
+        text=card.text,
+        blocks=card.blocks,
+        metadata={"event_type": "approval_request", "event_payload": {"request_id": request_id}},
+    )
+    message = slack.message(sent["channel"], sent["ts"])
+    assert await store.mark_posted(request_id, message.channel, message.ts) is not None
+    words = "wait, that is the prod cluster"
+    early = slack.reply(message.channel, message.ts, "U0ALICE", words)
+    # What a worker's events listener did with it: no root yet, so held.
+    assert (
+        await store.hold_early_reply(message.channel, message.ts, Reply(early.ts, "U0ALICE", "alice", words))
+        is None
+    )
+
+    worker = await start_worker()  # takes the post job, which was never acknowledged
+    await eventually(lambda: store.request_for_thread(message.channel, message.ts), request_id)
+    assert len(slack.roots()) == 1, "no second card"
+    await worker.deny("U0ALICE", message, "see thread", name="alice")
+    reason, discussion = told((await asyncio.wait_for(call, 5)).message)
+    assert reason.endswith("Reason: see thread")
+    assert [entry["text"] for entry in discussion] == [words]

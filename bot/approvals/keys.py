@@ -3,8 +3,10 @@
 Requests are spread over ``SHARDS`` fixed shards (``shard_of``); the keys of one
 request carry its shard's hash tag, so on a Redis Cluster they share one slot
 with each other, with their shard's audit chain and with its decisions channel.
-The global keys (jobs, deadlines, pending index, group caches, spend counters)
-are still touched by the same scripts, so today the request scripts need a
+No script reads a group cache (memberships reach the scripts as ARGV,
+``approvals.groups``) or a thread's keys (tagged by the thread, written from
+Python). The global jobs, deadlines, pending index and spend counters are
+still touched by the same scripts, so today the request scripts need a
 single Redis primary (replicas and Sentinel are fine); the shard tags leave
 room for per-shard copies of them.
 """
@@ -114,16 +116,14 @@ LEGACY_PENDING = f"{PREFIX}:pending"
 reads them, as a deployment upgrading must let them empty first."""
 
 USERGROUP_PREFIX = f"{PREFIX}:usergroup:"
-"""+ ``S…``: set of the group's members (plus ``USERGROUP_SENTINEL``), cached."""
+"""+ ``S…``: set of the group's members (plus ``USERGROUP_SENTINEL``), cached. Global, one key
+per group: no script reads it (``approvals.groups`` passes what a script needs as ARGV)."""
 USERGROUP_SENTINEL = "*"
 """Always in a cached group's set, so an empty group differs from an uncached one."""
 USERGROUP_TTL = 600
 """Seconds a group's cached membership is trusted."""
 USERGROUP_REFRESH_GAP = 30
 """A click by a non-member refreshes the group at most this often (``usergroups.users.list`` is Tier 2)."""
-
-THREAD_PREFIX = f"{PREFIX}:thread:"
-"""+ ``channel:ts``: the request whose message is the root of that thread."""
 
 SEEN_EVENTS_PREFIX = f"{PREFIX}:event:"
 """+ ``event_id``: an Events API delivery already handled (Slack retries up to 3 times)."""
@@ -227,21 +227,29 @@ def retry(session_id: str, tool_name: str, call_hash: str) -> str:
     return f"{RETRY_PREFIX}{session_id}:{tool_name}:{call_hash}"
 
 
+def _thread_tagged(channel: str, ts: str, kind: str) -> str:
+    # Tagged by the thread, not the request: the thread's keys share one slot, so
+    # ``ThreadStore`` reads and writes them in one MULTI (a request's shard is not
+    # known from a reply's channel and ts).
+    return f"{PREFIX}:{{t:{channel}:{ts}}}:{kind}"
+
+
 def thread_root(channel: str, ts: str) -> str:
-    return f"{THREAD_PREFIX}{channel}:{ts}"
-
-
-EARLY_REPLIES_PREFIX = f"{PREFIX}:early:"
-"""+ ``channel:ts``: hash of replies (ts → JSON) heard in a thread whose root no
-request claims yet. A reply can reach a worker before the worker that posted
-the root has recorded its ts; the post adopts them when it records it."""
-EARLY_REPLIES_TTL = 600
-EARLY_REPLIES_MAX = 50
-"""Replies kept for one unclaimed thread: threads under other messages are held too, briefly."""
+    """The id of the request whose message is the root of the thread ``channel``/``ts``
+    (``RETENTION_SECONDS``), set by the worker that recorded the post (``ThreadStore.link_thread``)."""
+    return _thread_tagged(channel, ts, "root")
 
 
 def early_replies(channel: str, ts: str) -> str:
-    return f"{EARLY_REPLIES_PREFIX}{channel}:{ts}"
+    """Hash of replies (ts → JSON) heard in a thread whose root no request claims yet.
+    A reply can reach a worker before the worker that posted the root has linked
+    it; the link adopts them. In the slot of ``thread_root``."""
+    return _thread_tagged(channel, ts, "early")
+
+
+EARLY_REPLIES_TTL = 600
+EARLY_REPLIES_MAX = 50
+"""Replies kept for one unclaimed thread: threads under other messages are held too, briefly."""
 
 
 ESCALATION_MARK = ":esc:"

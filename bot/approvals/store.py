@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import heapq
@@ -14,7 +15,7 @@ from typing import cast
 
 from .. import metrics
 from ..redis_client import RedisClient
-from . import bounds, keys, record
+from . import bounds, groups, keys, record
 from .coalesce import Coalescer
 from .codec import pairs, text
 from .decision import Decision, Refusal, Transition
@@ -161,8 +162,11 @@ class RequestStore(DeadlineStore, PostStore, ThreadStore):
         longer exists.
         """
         escalation = [{"after": step.after, "approvers": list(step.approvers)} for step in route.escalation]
-        now = time.time()
         candidates = [{"rule": grant.rule, "by": grant.by} for grant in team]
+        # ROUTE checks each granter against the route's approver groups (no granter, no check).
+        granters = [grant["by"] for grant in candidates]
+        members = await groups.memberships(self.redis, route.approvers, granters) if granters else {}
+        now = time.time()
         reply = await self._scripts.run(
             self._route,
             keys=keys.script_keys(request_id),
@@ -186,6 +190,7 @@ class RequestStore(DeadlineStore, PostStore, ThreadStore):
                 route.message,
                 self.today(now),
                 json.dumps(candidates),
+                groups.as_argv(members),  # ARGV[20]: spend arguments follow it
             ],
         )
         status = text(reply[0])
@@ -206,6 +211,10 @@ class RequestStore(DeadlineStore, PostStore, ThreadStore):
         message and every waiting agent process is woken. The returned
         request is the state after the attempt, so a loser can say who won.
         """
+        # Only a person's decision is checked against the approvers (``check``).
+        members = (
+            await groups.for_requests(self.redis, [request_id], decision.actor) if decision.by_person else {}
+        )
         now = time.time()
         reply = await self._scripts.run(
             self._decide,
@@ -224,6 +233,7 @@ class RequestStore(DeadlineStore, PostStore, ThreadStore):
                 record.flag(decision.by_person),
                 "" if decision.revision is None else str(decision.revision),
                 record.flag(decision.stop),
+                groups.as_argv(members),  # ARGV[14]: spend arguments follow it
             ],
         )
         status = text(reply[0])
@@ -264,23 +274,41 @@ class RequestStore(DeadlineStore, PostStore, ThreadStore):
     async def decidable_by(self, user: str, request_ids: list[str]) -> list[str]:
         """The pending ids among ``request_ids`` that ``user`` may decide now
         (an approver group not in the cache counts as no)."""
-        if not request_ids:
-            return []
-        verdicts = await self._scripts.run(
-            self._may_decide, keys=[keys.request(i) for i in request_ids], args=[user, ""]
-        )
-        return [i for i, verdict in zip(request_ids, verdicts, strict=True) if text(verdict) == "ok"]
+        verdicts = await self._may_decide_each(user, request_ids, approving=False)
+        return [i for i in request_ids if verdicts[i] == "ok"]
 
     async def check(self, request_id: str, user: str, *, approving: bool) -> Transition:
         """What ``decide`` would say about ``user``'s decision, without deciding."""
-        verdicts = await self._scripts.run(
-            self._may_decide, keys=[keys.request(request_id)], args=[user, record.flag(approving)]
-        )
-        status, *groups = text(verdicts[0]).split()
+        verdicts = await self._may_decide_each(user, [request_id], approving=approving)
+        status, *unknown = verdicts[request_id].split()
         request = await self.get(request_id)
         if status in ("ok", "ended"):
             return Transition(won=False, request=request)
-        return Transition(won=False, request=request, refused=Refusal(status), groups=tuple(groups))
+        return Transition(won=False, request=request, refused=Refusal(status), groups=tuple(unknown))
+
+    async def _may_decide_each(self, user: str, request_ids: list[str], *, approving: bool) -> dict[str, str]:
+        """MAY_DECIDE's verdict on each request: one run per shard, since a script touches one slot
+        (the runs share a round trip), with the memberships read just before."""
+        if not request_ids:
+            return {}
+        members = groups.as_argv(await groups.for_requests(self.redis, request_ids, user))
+        by_shard: dict[int, list[str]] = {}
+        for request_id in dict.fromkeys(request_ids):
+            by_shard.setdefault(keys.shard_of(request_id), []).append(request_id)
+        runs = [
+            self._scripts.run(
+                self._may_decide,
+                keys=[keys.request(i) for i in ids],
+                args=[user, record.flag(approving), members],
+            )
+            for ids in by_shard.values()
+        ]
+        verdicts = await asyncio.gather(*runs)
+        return {
+            request_id: text(verdict)
+            for ids, replies in zip(by_shard.values(), verdicts, strict=True)
+            for request_id, verdict in zip(ids, replies, strict=True)
+        }
 
     async def spent(self, rule: str, now: float) -> float:
         """Dollars approved on ``rule``'s route on the budget day of ``now``."""

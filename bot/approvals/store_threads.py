@@ -27,31 +27,44 @@ class ThreadStore:
                 pipe.expire(keys.thread(request_id), keys.RETENTION_SECONDS)
                 await pipe.execute()
 
+    async def link_thread(self, request_id: str, channel: str, ts: str) -> None:
+        """The request's message was recorded as ``channel``/``ts``: make it the root of
+        that thread, and adopt the replies heard before (``hold_early_reply``).
+
+        Idempotent: run after ``mark_posted`` succeeds, and again by any attempt that
+        finds the message recorded (a worker may have died in between). The root and
+        the held replies share the thread's tag: one MULTI sets the one and reads the
+        other, so a reply held concurrently is either read here or sees the root."""
+        root, early = keys.thread_root(channel, ts), keys.early_replies(channel, ts)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(root, request_id, ex=keys.RETENTION_SECONDS)
+            pipe.hgetall(early)
+            _, held = await pipe.execute()
+        if held:
+            await self.add_replies(request_id, [Reply.from_json(text(k), text(v)) for k, v in held.items()])
+            # Only once they are the request's: a crash before leaves them to the next link.
+            await self.redis.delete(early)
+
     async def hold_early_reply(self, channel: str, ts: str, reply: Reply) -> str | None:
         """Keep a reply to a thread no request claims yet, for the post that has not
-        recorded its root (``adopt_early_replies``); returns the request if it claimed
-        the thread meanwhile (then the caller adds the reply to it)."""
-        key = keys.early_replies(channel, ts)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hlen(key)
-            pipe.get(keys.thread_root(channel, ts))
-            held, claimed = await pipe.execute()
-        if claimed is None and int(held) < keys.EARLY_REPLIES_MAX:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.hset(key, reply.ts, reply.to_json())
-                pipe.expire(key, keys.EARLY_REPLIES_TTL)
-                pipe.get(keys.thread_root(channel, ts))  # again: the post may have recorded it just now
-                *_, claimed = await pipe.execute()
-        return text(claimed) if claimed is not None else None
+        linked its root (``link_thread``); returns the request if it claimed the thread
+        meanwhile (then the caller adds the reply to it).
 
-    async def adopt_early_replies(self, request_id: str, channel: str, ts: str) -> None:
-        """The request's message was recorded as ``channel``/``ts``: replies heard before that are its."""
+        One MULTI over the thread's two keys (one slot): the reply is held before the
+        root is read again, so a link running at the same time either adopts it or is
+        seen here."""
         key = keys.early_replies(channel, ts)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(key)
-            pipe.delete(key)
-            held, _ = await pipe.execute()
-        await self.add_replies(request_id, [Reply.from_json(text(k), text(v)) for k, v in held.items()])
+            pipe.hlen(key)
+            pipe.hsetnx(key, reply.ts, reply.to_json())
+            pipe.expire(key, keys.EARLY_REPLIES_TTL)
+            pipe.get(keys.thread_root(channel, ts))
+            held, added, _, claimed = await pipe.execute()
+        if claimed is not None:
+            return text(claimed)
+        if added and int(held) >= keys.EARLY_REPLIES_MAX:
+            await self.redis.hdel(key, reply.ts)  # a thread under some other message: keep the first few
+        return None
 
     async def discussion(self, request_id: str) -> list[Reply]:
         """The human replies in the request's thread, oldest first."""

@@ -21,9 +21,10 @@ class Decider:
     """``RequestStore.decide`` for clicks and forms.
 
     The DECIDE script checks who may decide against cached group
-    membership; when a group is not cached, or the person is not in the
-    cached copy, the group is looked up in Slack once and the decision tried
-    again, so someone just added to a group is not turned away.
+    membership (read by the store just before it, ``approvals.groups``); when
+    a group is not cached, or the person is not in the cached copy, the group
+    is looked up in Slack once and the decision tried again, so someone just
+    added to a group (or a group just added by an escalation) is not turned away.
 
     With ``workspaces`` (OAuth mode) a person decides only requests of their own
     workspace or organisation (``Workspaces.may_decide``): ``origin`` is where
@@ -43,7 +44,7 @@ class Decider:
             request_id, decision
         )
         groups = self._to_refresh(transition)
-        if groups and await self.directory.refresh(groups):
+        if groups and await self._refreshed(transition, groups):
             transition = await self.store.decide(request_id, decision)
         metrics.click_decided(_result(transition), time.monotonic() - started)
         _log_click(request_id, decision, transition)
@@ -59,7 +60,7 @@ class Decider:
             return refused
         transition = await self.store.check(request_id, user, approving=approving)
         groups = self._to_refresh(transition)
-        if groups and await self.directory.refresh(groups):
+        if groups and await self._refreshed(transition, groups):
             transition = await self.store.check(request_id, user, approving=approving)
         return transition
 
@@ -87,6 +88,15 @@ class Decider:
         if request is None or await self.workspaces.may_decide(origin, request):
             return None  # gone: DECIDE says so as it does for everyone
         return Transition(won=False, request=request, refused=Refusal.OTHER_WORKSPACE)
+
+    async def _refreshed(self, transition: Transition, groups: tuple[str, ...]) -> bool:
+        """Refresh ``groups`` after a refusal; whether asking again may now end otherwise.
+
+        An unknown group is always asked about again, even when it was cached and read
+        too recently to re-read: the store reads the caches just before its script, and
+        an escalation landing in between adds a group that read did not cover."""
+        refreshed = await self.directory.refresh(groups)
+        return refreshed or transition.refused is Refusal.UNKNOWN_GROUPS
 
     @staticmethod
     def _to_refresh(transition: Transition) -> tuple[str, ...]:

@@ -1,11 +1,12 @@
 """Who is in which user group, and what people are called: Slack look-ups cached in Redis.
 
-Group membership is read on every click by the DECIDE script, so it must be
-in Redis before anyone clicks: the worker that posts a request warms the
-cache of its approver groups (``usergroups.users.list`` is Tier 2, ~20 calls
-a minute). A click by someone the cache does not list refreshes the group
-at most once per ``USERGROUP_REFRESH_GAP``, with a short deadline, since a
-click must be answered within 3 seconds.
+Group membership is read on every click (and passed to the DECIDE script,
+``approvals.groups``), so it must be in Redis before anyone clicks: the
+worker that posts a request warms the cache of its approver groups
+(``usergroups.users.list`` is Tier 2, ~20 calls a minute). A click by
+someone the cache does not list refreshes the group at most once per
+``USERGROUP_REFRESH_GAP``, with a short deadline, since a click must be
+answered within 3 seconds.
 """
 
 from __future__ import annotations

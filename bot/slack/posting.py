@@ -67,8 +67,13 @@ class RequestPoster:
         Raises on a failure a retry may mend while ``may_retry``; otherwise a
         request Slack will not take is ended undeliverable."""
         request = await self.store.get(request_id)
-        if request is None or request.posted or request.state.is_final:
-            return  # gone, done by another worker, or ended before anyone saw it
+        if request is not None and request.posted:
+            # Done by another worker, or by this job's earlier attempt, which may have
+            # died before it linked the thread: link it (again, harmlessly).
+            await self.store.link_thread(request_id, request.posted_channel, request.ts)
+            return
+        if request is None or request.state.is_final:
+            return  # gone, or ended before anyone saw it
         if self.channels and request.team not in self.channels:
             await self._not_served(request)
             return
@@ -153,6 +158,7 @@ class RequestPoster:
         except (RedisError, OSError):
             return False
         if stored is not None and stored.ts == ts:
+            await self.store.link_thread(request_id, channel, ts)
             await self.messages.converge(request_id)
             return True
         with contextlib.suppress(Exception):
@@ -174,7 +180,7 @@ class RequestPoster:
                 channel,
                 extra=tagged(Event.REQUEST_POSTED, request_id=request_id, channel=channel, ts=ts),
             )
-            await self.store.adopt_early_replies(request_id, channel, ts)
+            await self.store.link_thread(request_id, channel, ts)
             await self.messages.converge(request_id)
 
     async def _adopt(self, request: ApprovalRequest, channel: str) -> bool:

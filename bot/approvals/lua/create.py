@@ -68,7 +68,9 @@ ROUTE = script(
 -- KEYS: keys.script_keys(id).
 -- ARGV: id, now, rule, channel, approvers, mention, required, allow_self,
 --   timeout, on_timeout, escalation JSON, cost, budget, spend_key, mode,
---   action, message, day, team candidates JSON ([{rule, by}, ...]).
+--   action, message, day, team candidates JSON ([{rule, by}, ...]), groups
+--   (the candidates' cached memberships in the route's approver groups,
+--   JSON: approvals.groups).
 -- Results: {'missing'}; {'already', state} (routed before); {'routed', state};
 -- {'invalid', what} (what: 'timeout', 'cost', 'budget', 'escalation' or
 -- 'candidates'; nothing changes).
@@ -76,6 +78,7 @@ local now, rule, channel, approvers, mention = ARGV[2], ARGV[3], ARGV[4], ARGV[5
 local required, allow_self, timeout, on_timeout = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local escalation_json, cost, budget, spend_key, mode = ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15]
 local action, message, day, candidates_json = ARGV[16], ARGV[17], ARGV[18], ARGV[19]
+local groups_json = ARGV[20]
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
 if redis.call('HGET', KEYS[1], 'routed') == '1' then return {'already', state} end
@@ -103,12 +106,12 @@ if state == '${state_pending}' then count_pending('', -1); count_pending(rule, 1
 if mode ~= '' then redis.call('HSET', KEYS[1], 'mode', mode) end
 if state == '${state_pending}' and action == 'ask' and #candidates > 0 then
   -- Written now so may_decide and the budget see this route.
-  local declined = {}
+  local declined, groups = {}, memberships(groups_json)
   for _, c in ipairs(candidates) do
     local why = 'ok'
     if (tonumber(required) or 1) > 1 then why = 'needs ' .. required .. ' approvals'
     else
-      local verdict = may_decide(KEYS[1], c['by'], true)
+      local verdict = may_decide(KEYS[1], c['by'], true, groups)
       if verdict[1] ~= 'ok' then why = verdict[1]
       elseif not within_budget(day) then why = 'over_budget' end
     end

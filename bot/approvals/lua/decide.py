@@ -22,7 +22,9 @@ DECIDE = script(
 -- author's; the last of ``required`` agreeing ends the request answered.
 -- KEYS: keys.script_keys(id).
 -- ARGV: id, new_state, actor, actor_name, reason, updated_input, now,
---   audit event, always, day, check, expected_revision, stop.
+--   audit event, always, day, check, expected_revision, stop, groups (the
+--   actor's cached memberships in the request's approver groups, JSON:
+--   approvals.groups; read only with check = '1').
 -- Results: {'missing'}, {'lost'} (no longer pending), {'won'},
 -- {'vote', count, required}, {'stale'}, {'voted'} (the same person approving,
 -- or giving the proposed answers, again), {'self'}, {'not_approver'},
@@ -32,6 +34,7 @@ DECIDE = script(
 -- Only 'won' and 'vote' change anything.
 local new, actor, name, reason, updated, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local event, always, day, check, expected, stop = ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13]
+local groups_json = ARGV[14]
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
 if state ~= '${state_pending}' then return {'lost'} end
@@ -44,7 +47,7 @@ if approving then
 end
 local required = tonumber(redis.call('HGET', KEYS[1], 'required') or '1') or 1
 if check == '1' then
-  local verdict = may_decide(KEYS[1], actor, approving)
+  local verdict = may_decide(KEYS[1], actor, approving, memberships(groups_json))
   if verdict[1] ~= 'ok' then return verdict end
   if (approving or answering) and
       (expected == '' or expected ~= (redis.call('HGET', KEYS[1], 'revision') or '0')) then
@@ -109,17 +112,18 @@ MAY_DECIDE = script(
     DECIDERS,
     """
 -- For each request, whether actor may decide it now (the rule DECIDE applies).
--- KEYS: request hashes.
--- ARGV: actor, approving ('1' or '').
+-- KEYS: request hashes, all of one shard (one slot).
+-- ARGV: actor, approving ('1' or ''), groups (the actor's cached memberships
+--   in the requests' approver groups, JSON: approvals.groups).
 -- Result: one verdict per key: 'ok', 'ended', 'self', 'not_approver' or
 -- 'unknown_groups S… S…'.
-local actor, approving = ARGV[1], ARGV[2] == '1'
+local actor, approving, groups = ARGV[1], ARGV[2] == '1', memberships(ARGV[3])
 local out = {}
 for i, req in ipairs(KEYS) do
   if redis.call('HGET', req, 'state') ~= '${state_pending}' then
     out[i] = 'ended'
   else
-    out[i] = table.concat(may_decide(req, actor, approving), ' ')
+    out[i] = table.concat(may_decide(req, actor, approving, groups), ' ')
   end
 end
 return out

@@ -12,8 +12,6 @@ CONSTANTS: dict[str, str | int] = {
     "audit_maxlen": keys.AUDIT_MAXLEN,
     "audit_trim_batch": keys.AUDIT_TRIM_BATCH,
     "audit_trim_max": keys.AUDIT_TRIM_MAX,
-    "group_prefix": keys.USERGROUP_PREFIX,
-    "thread_prefix": keys.THREAD_PREFIX,
     "retention": keys.RETENTION_SECONDS,
     "decisions_suffix": keys.DECISIONS_SUFFIX,
     "call_answered": keys.CALL_ANSWERED,

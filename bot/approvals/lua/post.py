@@ -32,6 +32,8 @@ MARK_POSTED = script(
 -- Records where the message went and starts the escalation steps' clocks,
 -- which count from the moment people can see it (a reminder needs the thread).
 -- Never overwrites: a second post of the same request is reported, not kept.
+-- The thread's root is linked by the caller (``ThreadStore.link_thread``):
+-- its key is tagged by the thread, in another slot.
 -- KEYS: keys.script_keys(id).
 -- ARGV: id, channel, ts, now, shown (digest of what the post showed, or '').
 -- Results: {'missing'}; {'already'} (it has a message); {'ok', state}.
@@ -43,8 +45,6 @@ local escalation = steps() or {}  -- unreadable steps are never fired (ROUTE ref
 redis.call('HSET', KEYS[1], 'posted_channel', channel, 'ts', ts)
 if shown and shown ~= '' then redis.call('HSET', KEYS[1], 'shown', shown) end
 local state = redis.call('HGET', KEYS[1], 'state')
-local retention = tonumber('${retention}')
-redis.call('SET', '${thread_prefix}' .. channel .. ':' .. ts, request_id, 'EX', retention)
 if state == '${state_pending}' then
   for i, step in ipairs(escalation) do
     local member = request_id .. '${escalation_mark}' .. (i - 1)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 # KEYS[1] is the request hash of whatever script includes it (MAY_DECIDE passes
-# the hash it asks about instead).
+# the hash it asks about instead). No script reads a group cache: the caller
+# passes what it read of them (``approvals.groups``), so every key a script
+# touches stays in its request's slot.
 DECIDERS = r"""
 local function words(value)
   local out = {}
@@ -11,10 +13,21 @@ local function words(value)
   return out
 end
 
--- Whether actor may decide the request in req: {'ok'}, {'self'},
--- {'not_approver'} or {'unknown_groups', S…} (a group's membership is not
--- cached: the caller refreshes it and asks again).
-local function may_decide(req, actor, approving)
+-- The group memberships the caller read just before the script, from the JSON
+-- {"S…": [users the cache lists among those asked], ...}. A group absent from
+-- it is not cached; unreadable JSON caches nothing: refused, never allowed.
+local function memberships(raw)
+  local ok, decoded = pcall(cjson.decode, raw or '')
+  if not ok or type(decoded) ~= 'table' then return {} end
+  return decoded
+end
+
+-- Whether actor may decide the request in req, given the memberships
+-- (``memberships``): {'ok'}, {'self'}, {'not_approver'} or
+-- {'unknown_groups', S…} (a group's membership is not cached: the caller
+-- refreshes it and asks again). The approvers only ever grow, so a group
+-- added after the caller read the caches is absent, hence unknown.
+local function may_decide(req, actor, approving, groups)
   local r = redis.call('HMGET', req, 'requested_by', 'allow_self', 'approvers')
   if approving and r[2] ~= '1' and r[1] and r[1] ~= '' and r[1] == actor then return {'self'} end
   local approvers = words(r[3])
@@ -25,11 +38,13 @@ local function may_decide(req, actor, approving)
   local unknown = {'unknown_groups'}
   for _, target in ipairs(approvers) do
     if string.sub(target, 1, 1) == 'S' then
-      local members = '${group_prefix}' .. target
-      if redis.call('EXISTS', members) == 0 then
+      local members = groups[target]
+      if type(members) ~= 'table' then
         unknown[#unknown + 1] = target
-      elseif redis.call('SISMEMBER', members, actor) == 1 then
-        return {'ok'}
+      else
+        for _, member in ipairs(members) do
+          if member == actor then return {'ok'} end
+        end
       end
     end
   end
