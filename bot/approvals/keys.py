@@ -3,7 +3,7 @@
 Requests are spread over ``SHARDS`` fixed shards (``shard_of``); the keys of one
 request carry its shard's hash tag, so on a Redis Cluster they share one slot
 with each other, with their shard's audit chain and with its decisions channel.
-The global keys (jobs, deadlines, pending index, group caches, spend counters)
+The global keys (jobs, deadlines, pending index, group caches)
 are still touched by the same scripts, so today the request scripts need a
 single Redis primary (replicas and Sentinel are fine); the shard tags leave
 room for per-shard copies of them.
@@ -107,8 +107,14 @@ SEEN_EVENTS_TTL = 3600
 USER_NAMES = f"{PREFIX}:names"
 """Hash: Slack user id → display name, to write "@alice" for the model."""
 
-SPEND_PREFIX = f"{PREFIX}:spend:"
-"""+ ``rule:YYYY-MM-DD``: dollars approved on a route that day (policy time zone)."""
+SPEND_PREFIX = f"{PREFIX}:{{spend:"
+"""+ ``rule}:YYYY-MM-DD``: dollars approved (or held for an approval) on a route that day, in the
+policy's time zone (``approvals.spend``). Tagged per rule: a day's counter and its ``:held``
+reservations share a slot, and no request script touches them."""
+SPEND_HELD_SUFFIX = ":held"
+"""After a counter: hash of its reservations, token → ``cost request_id at``."""
+SPEND_TTL = 8 * 86400
+"""Seconds a day's counter and reservations are kept: past a week, no message shows them."""
 
 DECISIONS_SUFFIX = ":decided"
 """After a shard's ``PREFIX:{tag}``: its decisions channel. Scripts build it from KEYS[1]'s tag."""
@@ -192,9 +198,21 @@ def usergroup_refreshed(group_id: str) -> str:
 
 
 def spend(rule: str, day: str = "") -> str:
-    """The spend counter prefix of a route, or the counter of one ``day``."""
-    prefix = SPEND_PREFIX + rule
-    return f"{prefix}:{day}" if day else prefix
+    """A route's spend prefix (what ROUTE stores as the request's ``spend_key``), or the counter of
+    one ``day`` under it (``spend_counter``)."""
+    prefix = f"{SPEND_PREFIX}{rule}}}"
+    return spend_counter(prefix, day) if day else prefix
+
+
+def spend_counter(spend_key: str, day: str) -> str:
+    """The counter of ``day`` under a request's stored ``spend_key``. DECIDE checks the counter it is
+    handed against this same concatenation, done in Lua."""
+    return f"{spend_key}:{day}"
+
+
+def spend_held(counter: str) -> str:
+    """The reservations of a counter: the same hash tag, so RESERVE, RELEASE and COMMIT touch one slot."""
+    return counter + SPEND_HELD_SUFFIX
 
 
 def retry(session_id: str, tool_name: str, call_hash: str) -> str:

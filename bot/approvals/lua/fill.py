@@ -15,6 +15,7 @@ CONSTANTS: dict[str, str | int] = {
     "group_prefix": keys.USERGROUP_PREFIX,
     "thread_prefix": keys.THREAD_PREFIX,
     "retention": keys.RETENTION_SECONDS,
+    "spend_ttl": keys.SPEND_TTL,
     "decisions_suffix": keys.DECISIONS_SUFFIX,
     "call_answered": keys.CALL_ANSWERED,
     "escalation_mark": keys.ESCALATION_MARK,
