@@ -159,6 +159,29 @@ async def test_a_policy_allow_counts_its_cost_without_a_budget_check(store, redi
     assert stored[0] and stored[1].decode() == counter(day=today(store))
 
 
+async def test_an_allow_whose_cost_cannot_be_held_is_denied(store, redis):
+    await redis.set(counter(day=today(store)), "inf")
+    request = await ask(store)
+    assert await store.route(request.id, Route(rule="gpu", action=Action.ALLOW, cost=10)) is State.DENIED
+    stored = await store.get(request.id)
+    assert stored is not None and stored.reason == "the stored cost cannot be added to the budget (spend)"
+
+
+async def test_route_approves_with_a_cost_only_holding_its_reservation(store, redis):
+    # ROUTE called without a held token (a caller that skipped RESERVE, or a refused one): fail closed.
+    from bot.approvals.lua.create import ROUTE
+
+    script = redis.register_script(ROUTE)
+    for n, (token, verdict) in enumerate([("", ""), ("", "held"), ("tok", "over"), ("tok", "invalid")]):
+        request = await ask(store, n)
+        args = [
+            request.id, repr(time.time()), "gpu", "", "", "", "1", "", "0", "deny", "[]", "10", "",
+            keys.spend("gpu"), "", "allow", "", today(store), "[]", "", token, verdict,
+        ]  # fmt: skip
+        assert await script(keys=keys.script_keys(request.id), args=args) == [b"routed", b"denied", b""]
+        assert await redis.hget(keys.request(request.id), Field.SPEND_TOKEN) is None
+
+
 async def test_routing_twice_counts_once(store, redis):
     request = await ask(store)
     allow = Route(rule="gpu", action=Action.ALLOW, cost=10)
