@@ -20,7 +20,7 @@ from bot.approvals.model import ApprovalRequest, Decision, NewRequest, Refusal, 
 from bot.approvals.policy_rule import Action, Route
 from bot.approvals.record import Field
 from bot.approvals.spend import Reservation, SpendLedger, Verdict
-from bot.approvals.store import RequestStore, TeamGrant
+from bot.approvals.store import RequestStore, TeamGrant, utc_day
 from bot.redis_client import RedisClient
 
 DAY = "2026-12-07"
@@ -384,3 +384,52 @@ async def test_the_counter_covers_every_approval_under_a_mixed_load(store, redis
     assert await amount(redis, counter(day=today(store))) == costs
     assert await held(redis, counter(day=today(store))) == {}
     assert sum(r.state is State.APPROVED for r in approved[:10]) <= 10 // 4
+
+
+# -- upgrading a single primary: the day's spend counted by the old version ----------------------
+
+
+async def test_carry_legacy_adds_the_old_counter_once(store, redis):
+    await redis.set(keys.legacy_spend("gpu", DAY), "12.5")
+    await redis.set(counter(), "3")  # already counted by the new version
+    assert await store.spend.carry_legacy(["gpu", "other"], DAY) == {"gpu": "12.5"}
+    assert await store.spend.carry_legacy(["gpu", "other"], DAY) == {}  # a restart adds nothing more
+    assert await amount(redis, counter()) == 15.5
+    assert await amount(redis, counter("other")) == 0
+
+
+async def test_an_unreadable_old_counter_stays_unreadable(store, redis):
+    # As the old version did, its budget refuses what it cannot count, instead of starting at 0.
+    await redis.set(keys.legacy_spend("gpu", DAY), "inf")
+    await store.spend.carry_legacy(["gpu"], DAY)
+    refused = await store.spend.reserve(counter(), request_id="r1", cost="1", budget="", now=1.0)
+    assert (refused.verdict, refused.problem) == (Verdict.INVALID, "spend")
+
+
+TEAM_POLICY = """
+rules:
+  - name: gpu
+    tool: Bash
+    command: "^gpu "
+    cost: 40
+    daily_budget: 50
+"""
+
+
+async def test_a_worker_upgraded_mid_day_keeps_the_days_budget(
+    tmp_path, start_worker, make_approver, slack, redis
+):
+    from bot.approvals.allowlist import TeamAllowList
+    from bot.approvals.rules import Rule
+    from tests.conftest import cancelled, context, policy_file, posted
+    from tests.test_integrity import audit
+
+    await redis.set(keys.legacy_spend("gpu", utc_day(time.time())), "40")  # approved before the upgrade
+    await start_worker(approval_policy=policy_file(tmp_path, TEAM_POLICY))
+    approver = await make_approver()
+    await TeamAllowList(redis).add([Rule.parse("Bash(gpu *)")], added_by="U0CAROL", route="gpu")
+    call = asyncio.create_task(approver.can_use_tool("Bash", {"command": "gpu train"}, context("toolu_g")))
+    await posted(slack)  # $40 before the upgrade + $40 > $50: a person decides
+    declined = [e for e in await audit(redis) if e["event"] == "team_rule_not_applied"]
+    assert "over_budget" in declined[-1]["declined"]
+    await cancelled(call)

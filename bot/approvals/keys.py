@@ -115,6 +115,11 @@ SPEND_HELD_SUFFIX = ":held"
 """After a counter: hash of its reservations, token → ``cost request_id at``."""
 SPEND_TTL = 8 * 86400
 """Seconds a day's counter and reservations are kept: past a week, no message shows them."""
+LEGACY_SPEND_PREFIX = f"{PREFIX}:spend:"
+"""+ ``rule:YYYY-MM-DD``: the counters of the versions before the tags, carried over once per
+counter on a single primary (``SpendLedger.carry_legacy``)."""
+SPEND_CARRIED_SUFFIX = ":carried"
+"""After a counter: set once its legacy counter was added to it (so a restart adds nothing more)."""
 
 DECISIONS_SUFFIX = ":decided"
 """After a shard's ``PREFIX:{tag}``: its decisions channel. Scripts build it from KEYS[1]'s tag."""
@@ -213,6 +218,15 @@ def spend_counter(spend_key: str, day: str) -> str:
 def spend_held(counter: str) -> str:
     """The reservations of a counter: the same hash tag, so RESERVE, RELEASE and COMMIT touch one slot."""
     return counter + SPEND_HELD_SUFFIX
+
+
+def legacy_spend(rule: str, day: str) -> str:
+    """The counter the versions before the tags kept for ``rule``'s ``day``."""
+    return f"{LEGACY_SPEND_PREFIX}{rule}:{day}"
+
+
+def spend_carried(counter: str) -> str:
+    return counter + SPEND_CARRIED_SUFFIX
 
 
 def retry(session_id: str, tool_name: str, call_hash: str) -> str:

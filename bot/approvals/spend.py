@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+from collections.abc import Iterable
 from enum import StrEnum
 
 from .codec import text
-from .keys import spend_held
+from .keys import legacy_spend, spend, spend_carried, spend_held
 from .lua.runner import ScriptRunner
-from .lua.spend import COMMIT, RELEASE, RESERVE
+from .lua.spend import CARRY_LEGACY, COMMIT, RELEASE, RESERVE
 
 
 class Verdict(StrEnum):
@@ -67,6 +68,7 @@ class SpendLedger:
         self._reserve = scripts.register(RESERVE)
         self._release = scripts.register(RELEASE)
         self._commit = scripts.register(COMMIT)
+        self._carry = scripts.register(CARRY_LEGACY)
 
     async def reserve(
         self, counter: str, *, request_id: str, cost: str, budget: str, now: float
@@ -108,3 +110,20 @@ class SpendLedger:
             await self.commit(reservation)
         else:
             await self.release(reservation)
+
+    async def carry_legacy(self, rules: Iterable[str], day: str) -> dict[str, str]:
+        """Add what the versions before the tags counted on each of ``rules`` for ``day`` to its
+        counter, once per counter (a restart adds nothing more); returns what was added, by rule.
+
+        On a single primary only: the old counter is in another slot, which a cluster refuses
+        (and no cluster ever ran those versions). Without it, the upgrade day's budget would
+        start again from zero."""
+        carried = {}
+        for rule in rules:
+            counter = spend(rule, day)
+            reply = await self._scripts.run(
+                self._carry, keys=[legacy_spend(rule, day), counter, spend_carried(counter)], args=[]
+            )
+            if text(reply[0]) == "carried" and text(reply[1]) != "0":
+                carried[rule] = text(reply[1])
+        return carried

@@ -84,3 +84,30 @@ local token = ARGV[1]
 if redis.call('HDEL', KEYS[1], token) == 1 then return {'committed'} end
 return {'none'}
 """)
+
+CARRY_LEGACY = script(
+    _AMOUNTS,
+    """
+-- Adds the counter a version before the tags kept for the same route and
+-- day, once (the upgrade day's spend is not forgotten). Single primary only:
+-- the legacy counter is in another slot, which a cluster refuses (and a
+-- cluster never ran the old versions).
+-- KEYS: the legacy counter, the counter, its carried marker (keys.spend_carried).
+-- ARGV: none.
+-- Results: {'carried', amount} (amount: '0' when there was none); {'done'}
+-- (carried before).
+if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ${spend_ttl}) then return {'done'} end
+local raw = redis.call('GET', KEYS[1])
+local amount = tonumber(raw or '0')
+if not finite(amount) then
+  -- Unreadable: the day's counter becomes as unreadable, so its budget refuses
+  -- team rules and costly allows as the old version did, instead of restarting at 0.
+  redis.call('SET', KEYS[2], raw, 'EX', ${spend_ttl})
+  return {'carried', raw}
+end
+if amount <= 0 then return {'carried', '0'} end
+redis.call('INCRBYFLOAT', KEYS[2], raw)
+redis.call('EXPIRE', KEYS[2], ${spend_ttl})
+return {'carried', tostring(amount)}
+""",
+)
