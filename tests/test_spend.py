@@ -433,3 +433,10 @@ async def test_a_worker_upgraded_mid_day_keeps_the_days_budget(
     declined = [e for e in await audit(redis) if e["event"] == "team_rule_not_applied"]
     assert "over_budget" in declined[-1]["declined"]
     await cancelled(call)
+
+
+async def test_carry_legacy_without_an_old_counter_marks_nothing(store, redis):
+    assert await store.spend.carry_legacy(["gpu"], DAY) == {}
+    assert await redis.keys("*") == []
+    await redis.set(keys.legacy_spend("gpu", DAY), "2")  # an old worker, still running, counts later
+    assert await store.spend.carry_legacy(["gpu"], DAY) == {"gpu": "2"}

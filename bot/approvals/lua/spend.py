@@ -94,11 +94,14 @@ CARRY_LEGACY = script(
 -- cluster never ran the old versions).
 -- KEYS: the legacy counter, the counter, its carried marker (keys.spend_carried).
 -- ARGV: none.
--- Results: {'carried', amount} (amount: '0' when there was none); {'done'}
--- (carried before).
-if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ${spend_ttl}) then return {'done'} end
+-- Results: {'carried', amount} (amount: '0' when there was none, and then
+-- nothing is marked: an old worker still running may count some later);
+-- {'done'} (carried before).
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'done'} end
 local raw = redis.call('GET', KEYS[1])
-local amount = tonumber(raw or '0')
+if not raw then return {'carried', '0'} end
+redis.call('SET', KEYS[3], '1', 'EX', ${spend_ttl})
+local amount = tonumber(raw)
 if not finite(amount) then
   -- Unreadable: the day's counter becomes as unreadable, so its budget refuses
   -- team rules and costly allows as the old version did, instead of restarting at 0.
