@@ -440,3 +440,16 @@ async def test_carry_legacy_without_an_old_counter_marks_nothing(store, redis):
     assert await redis.keys("*") == []
     await redis.set(keys.legacy_spend("gpu", DAY), "2")  # an old worker, still running, counts later
     assert await store.spend.carry_legacy(["gpu"], DAY) == {"gpu": "2"}
+
+
+async def test_an_approval_whose_settlement_fails_is_still_reported_approved(store, redis, monkeypatch):
+    # COMMIT lost: the approval stands and is reported; the amount stays held (counted).
+    request = await routed(store, cost=6)
+
+    async def lost(*_args: Any) -> None:
+        raise ConnectionError("lost")
+
+    monkeypatch.setattr(store.spend, "commit", lost)
+    assert (await store.decide(request.id, approve())).won
+    assert await store.spent("gpu", time.time()) == 6
+    assert len(await held(redis, counter(day=today(store)))) == 1

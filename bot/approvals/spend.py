@@ -17,6 +17,7 @@ in between leaves it held, which leaves less budget for the day, never more.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import secrets
 from collections.abc import Iterable
 from enum import StrEnum
@@ -25,6 +26,8 @@ from .codec import text
 from .keys import legacy_spend, spend, spend_carried, spend_held
 from .lua.runner import ScriptRunner
 from .lua.spend import CARRY_LEGACY, COMMIT, RELEASE, RESERVE
+
+log = logging.getLogger(__name__)
 
 
 class Verdict(StrEnum):
@@ -105,11 +108,19 @@ class SpendLedger:
             )
 
     async def settle(self, reservation: Reservation, *, used: bool) -> None:
-        """``commit`` if the approval used the reservation, else ``release``."""
-        if used:
-            await self.commit(reservation)
-        else:
-            await self.release(reservation)
+        """``commit`` if the approval used the reservation, else ``release``.
+
+        Never raises for Redis: the decision it follows is already made, and a reservation left
+        held only leaves less budget for the day (logged)."""
+        try:
+            if used:
+                await self.commit(reservation)
+            else:
+                await self.release(reservation)
+        except Exception:
+            log.warning(
+                "spend reservation %s on %s left held", reservation.token, reservation.counter, exc_info=True
+            )
 
     async def carry_legacy(self, rules: Iterable[str], day: str) -> dict[str, str]:
         """Add what the versions before the tags counted on each of ``rules`` for ``day`` to its

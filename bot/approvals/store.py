@@ -353,7 +353,7 @@ class RequestStore(DeadlineStore, PostStore, ThreadStore):
 
     async def spent(self, rule: str, now: float) -> float:
         """Dollars approved on ``rule``'s route on the budget day of ``now``, the amounts held for
-        approvals in progress included (the higher figure: a budget shown is never overstated)."""
+        approvals in progress included (the higher figure: what is shown is never below what was approved)."""
         value = await self.redis.get(keys.spend(rule, self.today(now)))
         return float(text(value)) if value is not None else 0.0
 
