@@ -21,6 +21,9 @@ CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 """URL schemes that ask for a cluster client, and the scheme redis-py is given instead."""
 
 
+MAX_WAIT_REPLICAS = 16
+
+
 @dataclass(frozen=True)
 class Topology:
     """How the Redis of ``REDIS_URL`` is deployed (``Settings.redis_topology``).
@@ -33,10 +36,15 @@ class Topology:
     cluster: bool = False
     sentinels: tuple[tuple[str, int], ...] = ()
     sentinel_master: str = ""
+    wait_replicas: int = 0
+    """Replicas that must hold a decision before it counts (``approvals.replication``): 0 trusts
+    the primary alone, as asynchronous replication does."""
 
     def __post_init__(self) -> None:
         if self.sentinels and not self.sentinel_master:
             raise ValueError("REDIS_SENTINELS needs REDIS_SENTINEL_MASTER, the name the Sentinels monitor")
+        if not 0 <= self.wait_replicas <= MAX_WAIT_REPLICAS:
+            raise ValueError(f"REDIS_WAIT_REPLICAS must be between 0 and {MAX_WAIT_REPLICAS}")
         if self.sentinels and self.cluster:
             raise ValueError(
                 "REDIS_SENTINELS and REDIS_CLUSTER exclude each other: a cluster fails over itself"
@@ -50,6 +58,8 @@ class Topology:
                 f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.sentinels
             )
             env["REDIS_SENTINEL_MASTER"] = self.sentinel_master
+        if self.wait_replicas:
+            env["REDIS_WAIT_REPLICAS"] = str(self.wait_replicas)
         return env
 
 

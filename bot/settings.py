@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     follow a failover. ``REDIS_URL`` then gives only password, database and TLS."""
     redis_sentinel_master: str = ""
     """The name the Sentinels monitor the primary under (needed with ``redis_sentinels``)."""
+    redis_wait_replicas: int = 0
+    """Replicas that must acknowledge a decision (``WAIT``) before an agent acts on it and a click
+    is confirmed; 0: the primary's word is enough."""
     approval_channel: str | None = None
     """Channel id (``C…``) the workers post requests to."""
     approval_policy: Path | None = None
@@ -128,6 +131,7 @@ class Settings(BaseSettings):
             cluster=self.redis_cluster,
             sentinels=parse_sentinels(self.redis_sentinels),
             sentinel_master=self.redis_sentinel_master,
+            wait_replicas=self.redis_wait_replicas,
         )
 
     def require(self, *names: str) -> None:
@@ -150,7 +154,7 @@ class Settings(BaseSettings):
         return value
 
 
-REDIS_TOPOLOGY = ("redis_cluster", "redis_sentinels", "redis_sentinel_master")
+REDIS_TOPOLOGY = ("redis_cluster", "redis_sentinels", "redis_sentinel_master", "redis_wait_replicas")
 """The settings besides ``redis_url`` that say how to reach Redis (``Settings.redis_topology``)."""
 
 _WHY = {

@@ -107,7 +107,9 @@ def create_app(
             topology=settings.redis_topology(),
         )
     policies.audit = AuditLog(redis)
-    store = RequestStore(redis, today=lambda now: policies.current.today(now))
+    store = RequestStore(
+        redis, today=lambda now: policies.current.today(now), wait_replicas=settings.redis_wait_replicas
+    )
     worker = consumer or _consumer_name()
     queue = JobQueue(redis, worker, retry_after=settings.job_retry_after)
     # Every line this worker logs names it: its loops start in this context, and

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from bot.redis_client import RedisClient, connect
-from tests.fakes.redis_cluster import Cluster, OneNodeCluster, SentinelSetup
+from tests.fakes.redis_cluster import Cluster, OneNodeCluster, ReplicatedPair, SentinelSetup
 
 STANDALONE, CLUSTER = "standalone", "cluster"
 ON_BOTH = pytest.mark.parametrize("redis_target", [STANDALONE, CLUSTER], indirect=True)
@@ -46,6 +46,14 @@ def cluster() -> Iterator[Cluster]:
     nodes = Cluster(primaries=3, replicas=1)
     yield nodes
     nodes.stop()
+
+
+@pytest.fixture
+def replicated_pair() -> Iterator[ReplicatedPair]:
+    """A primary and its replica; per test, as a test pauses the replica."""
+    pair = ReplicatedPair()
+    yield pair
+    pair.stop()
 
 
 @pytest.fixture

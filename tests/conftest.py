@@ -24,6 +24,7 @@ from tests.cluster_fixtures import (  # noqa: F401
     cluster_redis,
     one_node_cluster,
     redis_or_cluster,
+    replicated_pair,
     sentinels,
 )
 from tests.fakes.bot_settings import settings_for

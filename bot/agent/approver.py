@@ -82,7 +82,8 @@ class SlackApprover:
                 run while the request is pending (see ``settings()``). A policy rule's
                 ``mode`` overrides it.
             max_connections: Redis connections, the decision subscription included (at least 2); more queue.
-            redis_topology: with a URL, a cluster or Sentinels behind it (``Settings.redis_topology``).
+            redis_topology: with a URL, a cluster or Sentinels behind it (``Settings.redis_topology``);
+                its ``wait_replicas`` applies to a client passed in too.
         """
         if not 0 <= timeout <= bounds.MAX_SECONDS:  # also refuses nan
             raise ValueError(f"timeout must be between 0 (waits forever) and {bounds.MAX_SECONDS:g} seconds")
@@ -101,7 +102,7 @@ class SlackApprover:
         self.requested_by = requested_by
         self.channel, self.team = channel, team
         self.cost_estimator = cost_estimator
-        self.store = RequestStore(self.redis)
+        self.store = RequestStore(self.redis, wait_replicas=(redis_topology or Topology()).wait_replicas)
         self._waiter = DecisionWaiter(self.redis, keys.DECISION_CHANNELS, self.store.ended)
         self._started = False
         self._start_lock = asyncio.Lock()

@@ -85,6 +85,7 @@ class Gate:
         *,
         default_timeout: float = 86400,
         team: str = "",
+        wait_replicas: int = 0,
     ) -> None:
         self.redis = redis
         self.team = team
@@ -94,7 +95,7 @@ class Gate:
         self.wait = budget.wait
         self.timeout = default_timeout if config.timeout is None else config.timeout
         self.host = host
-        self.store = RequestStore(redis)
+        self.store = RequestStore(redis, wait_replicas=wait_replicas)
         self.waiter = DecisionWaiter(redis, keys.DECISION_CHANNELS, self.store.ended)
         self.claims = CallClaims(redis, hold=budget.limit)
         self._passes = PassThrough.of(config.allow_rules, read_only=config.allow_read_only)

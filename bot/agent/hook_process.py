@@ -145,7 +145,14 @@ async def _answer(
     redis = connect(
         settings.redis_url or "", name=GATE_CLIENT_NAME, max_connections=4, topology=settings.redis_topology()
     )
-    gate = Gate(redis, config, host, default_timeout=settings.approval_timeout, team=settings.slack_team_id)
+    gate = Gate(
+        redis,
+        config,
+        host,
+        default_timeout=settings.approval_timeout,
+        team=settings.slack_team_id,
+        wait_replicas=settings.redis_wait_replicas,
+    )
 
     def stopped() -> None:
         gate.stopped_by_claude_code = True

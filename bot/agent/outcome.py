@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,11 +39,38 @@ async def wait_ended(
         request = await store.get(request_id)
         if request is None:
             return VANISHED
+        if request.state in ALLOWING and not await _replicated(store, request):
+            # Not on the replicas yet: keep waiting. A failover that lost it shows the request
+            # pending again, and the clicker's retried decision wakes this wait.
+            return None
         if request.state.is_final or (or_routed and request.routed):
             return request
         return None
 
     return await waiter.wait(request_id, ended, timeout)
+
+
+ALLOWING = frozenset({State.APPROVED, State.ANSWERED})
+"""The final states the tool runs on."""
+CONFIRM_ATTEMPTS = 5
+CONFIRM_PAUSE = 0.5
+"""An allowing state unconfirmed by the replicas (``approvals.replication``) is tried this many
+times, this many seconds apart, before the wait goes on: a failover settles in seconds."""
+
+
+async def _replicated(store: RequestStore, request: ApprovalRequest) -> bool:
+    """Whether the replicas hold ``request``'s state; False at once if a failover lost it."""
+    if not store.replication.replicas:
+        return True
+    for attempt in range(CONFIRM_ATTEMPTS):
+        if attempt:
+            await asyncio.sleep(CONFIRM_PAUSE)
+        held = await store.replication.state(request.id)
+        if held is request.state:
+            return True
+        if held is not None:
+            return False  # a confirmed other state: that approval is gone
+    return False
 
 
 @dataclass(frozen=True)
@@ -62,7 +90,11 @@ async def outcome_of(store: RequestStore, request: ApprovalRequest | Vanished) -
     """The answer for a request that ended (or vanished)."""
     if isinstance(request, Vanished):
         return Outcome(False, text.decision.DENY_VANISHED)
-    if request.state in (State.APPROVED, State.ANSWERED):
+    if request.state in ALLOWING:
+        if not await store.replication.holds(request.id, request.state):
+            # The last gate before the tool runs (resumed deferred calls, a decision that beat
+            # the agent's own expiry): never on a state a failover could still take back.
+            return Outcome(False, text.decision.DENY_UNCONFIRMED)
         # Allow what the approvers saw (or the edit they made), not whatever
         # input a repeated call with the same tool_use_id carries; grant what
         # the message listed, read from the suggestions the same way.

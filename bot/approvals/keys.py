@@ -146,6 +146,16 @@ counter on a single primary (``SpendLedger.carry_legacy``)."""
 SPEND_CARRIED_SUFFIX = ":carried"
 """After a counter: set once its legacy counter was added to it (so a restart adds nothing more)."""
 
+
+def replicated(shard: int) -> str:
+    """Written by ``approvals.replication`` just before its ``WAIT``: a write in the shard's slot that
+    replicas must acknowledge, proving they hold everything its primary wrote before it."""
+    return _shard_key(shard, "replicated")
+
+
+REPLICATED_TTL_MS = 60_000
+
+
 DECISIONS_SUFFIX = ":decided"
 """After a shard's ``PREFIX:{tag}``: its decisions channel. Scripts build it from KEYS[1]'s tag."""
 

@@ -28,6 +28,7 @@ from .lua.runner import ScriptRunner
 from .model import ApprovalRequest, NewRequest, State, call_hash, mismatch_id, to_json
 from .policy_rule import Action, Route
 from .record import Field
+from .replication import Replication
 from .spend import NOTHING, Reservation, SpendLedger, Verdict
 from .store_deadlines import DeadlineStore
 from .store_posts import PostStore
@@ -59,10 +60,14 @@ class RequestStore(DeadlineStore, PostStore, ThreadStore):
     ``PostStore`` and ``ThreadStore``.
     """
 
-    def __init__(self, redis: RedisClient, *, today: Callable[[float], str] = utc_day) -> None:
-        """``today`` names the budget day of an epoch time (the policy's time zone)."""
+    def __init__(
+        self, redis: RedisClient, *, today: Callable[[float], str] = utc_day, wait_replicas: int = 0
+    ) -> None:
+        """``today`` names the budget day of an epoch time (the policy's time zone); ``wait_replicas``:
+        how many replicas must hold a decision before it counts (``replication``)."""
         self.redis = redis
         self.today = today
+        self.replication = Replication(redis, wait_replicas)
         self._scripts = ScriptRunner(redis)
         self._create = self._scripts.register(CREATE)
         self._route = self._scripts.register(ROUTE)

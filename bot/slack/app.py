@@ -136,7 +136,7 @@ def build_app(
         _follow_org_grants(app, oauth[1])
     allowlist = TeamAllowList(store.redis)
     directory = Directory(store.redis, client)
-    decider = Decider(store, directory, oauth[1] if oauth else None)
+    decider = Decider(store, directory, oauth[1] if oauth else None, queue)
     actions.register(app, store, decider, queue, allowlist, policy)
     modal_clicks.register(app, store, decider, queue)
     views.register(app, store, decider)

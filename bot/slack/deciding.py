@@ -8,8 +8,10 @@ import time
 from .. import metrics
 from ..approvals.groups import cached_members
 from ..approvals.model import Decision, Refusal, Transition, is_group
+from ..approvals.queue import JobQueue
 from ..approvals.store import RequestStore
 from ..logs import Event, about, tagged
+from .confirming import ClickConfirmer
 from .directory import Directory
 from .identity import Actor
 from .workspaces import Workspaces
@@ -32,11 +34,17 @@ class Decider:
     """
 
     def __init__(
-        self, store: RequestStore, directory: Directory, workspaces: Workspaces | None = None
+        self,
+        store: RequestStore,
+        directory: Directory,
+        workspaces: Workspaces | None = None,
+        queue: JobQueue | None = None,
     ) -> None:
+        """``queue``: where a click lost in a Redis failover is reported to its clicker (``ClickConfirmer``)."""
         self.store = store
         self.directory = directory
         self.workspaces = workspaces
+        self.confirmer = ClickConfirmer(store, queue)
 
     async def decide(self, request_id: str, decision: Decision, *, origin: Actor | None) -> Transition:
         started = time.monotonic()
@@ -48,6 +56,7 @@ class Decider:
             transition = await self.store.decide(request_id, decision)
         metrics.click_decided(_result(transition), time.monotonic() - started)
         _log_click(request_id, decision, transition)
+        await self.confirmer.confirm(request_id, decision, transition)
         return transition
 
     async def may_decide(

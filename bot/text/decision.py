@@ -183,6 +183,11 @@ DENY_VANISHED = (
     "Denied: the approval request disappeared from storage before anyone decided it. The tool was not run."
 )
 
+DENY_UNCONFIRMED = (
+    "Denied: the approval could not be confirmed on a Redis replica (a failover may have lost it),"
+    " so it does not count. The tool was not run; ask again if it is still needed."
+)
+
 
 STOPPED = "The run was stopped too: wait for the user's instructions before you go on."
 """Appended to the deny message of "Deny and stop"."""

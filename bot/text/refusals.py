@@ -45,6 +45,14 @@ def rule_removal_refused(route: str, managers: Sequence[str]) -> str:
     return f"You cannot remove this rule{where}. It can be removed by {who}, or by whoever added it."
 
 
+def lost_in_failover(now: State | None) -> str:
+    """Ephemeral for a click a Redis failover lost (``slack.confirming``), and what stands instead."""
+    lost = "Your decision on this request was lost when the approvals database failed over"
+    if now is None:
+        return f"{lost}, and could not be recorded again. Look at the message: click again if it still asks."
+    return f"{lost}; meanwhile the request ended ({now.value}) without it."
+
+
 def refused(transition: Transition) -> str:
     """Why a person's click or form changed nothing (an ephemeral or a modal notice)."""
     request = transition.request

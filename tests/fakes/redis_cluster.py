@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -38,6 +39,7 @@ class Processes:
         self.binary = binary
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
         self.by_port: dict[int, subprocess.Popen[bytes]] = {}
+        self._commands: dict[int, list[str]] = {}
 
     def start(self, *args: str, config: str = "") -> int:
         """A server on a new port, with ``args`` (and a config file holding ``config``).
@@ -62,6 +64,7 @@ class Processes:
             )
             if process.poll() is None:
                 self.by_port[port] = process
+                self._commands[port] = command
                 return port
         raise RuntimeError(f"redis-server did not start in {START_ATTEMPTS} tries (see {self.workdir})")
 
@@ -80,8 +83,22 @@ class Processes:
         process.kill()
         process.wait(timeout=10)
 
+    def restart(self, port: int) -> None:
+        """Start a killed server again, on its port with its data dir (a cluster node rejoins)."""
+        process = subprocess.Popen(self._commands[port], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: _serves(port, process.pid), f"redis-server on port {port} did not restart")
+        self.by_port[port] = process
+
+    def pause(self, port: int) -> None:
+        """SIGSTOP one server: it holds its connections and answers nothing (a replica then lags)."""
+        self.by_port[port].send_signal(signal.SIGSTOP)
+
+    def resume(self, port: int) -> None:
+        self.by_port[port].send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         for process in self.by_port.values():
+            process.send_signal(signal.SIGCONT)  # a paused one dies only once it runs again
             process.kill()
         for process in self.by_port.values():
             process.wait(timeout=10)
@@ -186,6 +203,24 @@ class Cluster:
         if not all(_cluster_ok(port) for port in self.processes.by_port):
             return False
         return all(_role(port) == "master" or _synced(port) for port in self.processes.by_port)
+
+    def stop(self) -> None:
+        self.processes.stop()
+
+
+class ReplicatedPair:
+    """A primary and one replica of it, no Sentinel: for what replication alone decides."""
+
+    def __init__(self) -> None:
+        self.processes = Processes("pair")
+        with self.processes.forming():
+            self.primary = self.processes.start()
+            self.replica = self.processes.start("--replicaof", "127.0.0.1", str(self.primary))
+            wait_until(lambda: _synced(self.replica), "the replica did not sync")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.primary}/0"
 
     def stop(self) -> None:
         self.processes.stop()
