@@ -1,8 +1,8 @@
 """DecisionWaiter on a Redis Cluster: sharded wake-ups, one pub/sub connection per primary, failover.
 
-The request scripts still reach global keys (issue 18's per-shard split is not done), so
-decisions here come from a slot-clean script built from the same Lua parts: it sets the
-request's state and calls ``announce()``, as ``finish`` and ROUTE do."""
+Decisions here come from a small script built from the same Lua parts as the request scripts: it
+sets a bare request's state and calls ``announce()``, as ``finish`` and ROUTE do, so the waiter is
+tested on its own (the whole flow on a cluster: ``test_cluster_failover``, the ``ON_BOTH`` suites)."""
 
 from __future__ import annotations
 
