@@ -9,10 +9,11 @@ import pytest
 from bot.redis_client import RedisClient, connect
 from tests.fakes.redis_cluster import Cluster, OneNodeCluster, ReplicatedPair, SentinelSetup
 
-STANDALONE, CLUSTER = "standalone", "cluster"
-ON_BOTH = pytest.mark.parametrize("redis_target", [STANDALONE, CLUSTER], indirect=True)
-"""Runs a test against the standalone server, then against the 1-node cluster: its agents, workers
-and ``redis`` client all use the one chosen (``conftest.redis_target``)."""
+STANDALONE, CLUSTER, THREE_PRIMARIES = "standalone", "cluster", "cluster3"
+ON_BOTH = pytest.mark.parametrize("redis_target", [STANDALONE, CLUSTER, THREE_PRIMARIES], indirect=True)
+"""Runs a test against the standalone server, the 1-node cluster (where every cross-slot access
+fails) and the 3-primary cluster (a request's commands and wake-ups go to the node of its shard):
+its agents, workers and ``redis`` client all use the one chosen (``conftest.redis_target``)."""
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +21,14 @@ def one_node_cluster() -> Iterator[OneNodeCluster]:
     node = OneNodeCluster()
     yield node
     node.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_cluster() -> Iterator[Cluster]:
+    """3 primaries with a replica each, shared by the tests that never stop a node."""
+    nodes = Cluster(primaries=3, replicas=1)
+    yield nodes
+    nodes.stop()
 
 
 @pytest.fixture

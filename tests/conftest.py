@@ -19,6 +19,7 @@ from bot.approvals.store import RequestStore
 from bot.redis_client import RedisClient, connect
 from bot.web import create_app
 from tests.cluster_fixtures import (  # noqa: F401
+    CLUSTER,
     STANDALONE,
     cluster,
     cluster_redis,
@@ -26,9 +27,10 @@ from tests.cluster_fixtures import (  # noqa: F401
     redis_or_cluster,
     replicated_pair,
     sentinels,
+    shared_cluster,
 )
 from tests.fakes.bot_settings import settings_for
-from tests.fakes.redis_cluster import OneNodeCluster
+from tests.fakes.redis_cluster import Cluster, OneNodeCluster
 from tests.fakes.redis_server import RedisServer
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.slack_records import PostedMessage
@@ -82,18 +84,19 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture
-def redis_target(request: pytest.FixtureRequest) -> Iterator[RedisServer | OneNodeCluster]:
+def redis_target(request: pytest.FixtureRequest) -> Iterator[RedisServer | OneNodeCluster | Cluster]:
     """The Redis the test's agents, workers and ``redis`` client use: the standalone server, or
     the 1-node cluster for a test parametrised with ``ON_BOTH`` (where cross-slot access fails).
 
     On the cluster no job may fail either: a worker's script refused there (a key of another
     slot) would only show as a retry, while the click path still works."""
-    if getattr(request, "param", STANDALONE) == STANDALONE:
+    kind = getattr(request, "param", STANDALONE)
+    if kind == STANDALONE:
         yield request.getfixturevalue("redis_server")
         return
     failed_before = _failed_jobs()
     caplog: pytest.LogCaptureFixture = request.getfixturevalue("caplog")
-    yield request.getfixturevalue("one_node_cluster")
+    yield request.getfixturevalue("one_node_cluster" if kind == CLUSTER else "shared_cluster")
     assert _failed_jobs() == failed_before, "a worker's job failed on the cluster (see the log)"
     records = [r for phase in ("setup", "call") for r in caplog.get_records(phase)] + caplog.records
     said = [f"{r.getMessage()} {r.exc_info[1] if r.exc_info else ''}" for r in records]
@@ -116,7 +119,7 @@ def _failed_jobs() -> float:
 
 
 @pytest.fixture
-async def redis(redis_target: RedisServer | OneNodeCluster) -> AsyncIterator[RedisClient]:
+async def redis(redis_target: RedisServer | OneNodeCluster | Cluster) -> AsyncIterator[RedisClient]:
     """A client on an empty database (every test starts from nothing)."""
     if isinstance(redis_target, RedisServer) and redis_target.process is None:  # a fault test stopped it
         redis_target.start()
@@ -142,7 +145,7 @@ async def slack(request: pytest.FixtureRequest) -> AsyncIterator[FakeSlack]:
 
 @pytest.fixture
 async def start_worker(
-    redis_target: RedisServer | OneNodeCluster, slack: FakeSlack, redis: RedisClient
+    redis_target: RedisServer | OneNodeCluster | Cluster, slack: FakeSlack, redis: RedisClient
 ) -> AsyncIterator[Callable[..., Awaitable[Worker]]]:
     """Factory: start a bot worker in this event loop (several may run at once)."""
     runners: list[web.AppRunner] = []
@@ -166,7 +169,7 @@ async def start_worker(
 
 @pytest.fixture
 async def make_approver(
-    redis_target: RedisServer | OneNodeCluster, redis: RedisClient
+    redis_target: RedisServer | OneNodeCluster | Cluster, redis: RedisClient
 ) -> AsyncIterator[Callable[..., Awaitable[SlackApprover]]]:
     approvers: list[SlackApprover] = []
 
