@@ -86,7 +86,7 @@ class Settings(BaseSettings):
 
     redis_max_connections: int | None = Field(default=None, ge=2)
     """Connections a process may open to Redis, subscriptions included; more callers queue.
-    Unset: 3 for an agent process, 20 for a worker."""
+    Unset: 3 for an agent process, 52 for a worker (at least 16: one per shard's job reader, and more)."""
     job_retry_after: float = Field(default=60, gt=0, le=MAX_SECONDS, allow_inf_nan=False)
     """Seconds before a job a worker took but did not finish is taken over by another."""
     sweep_interval: float = Field(default=1.0, gt=0, le=3600, allow_inf_nan=False)

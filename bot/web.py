@@ -21,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from . import logs
 from .approvals.audit import AuditLog
+from .approvals.keys import SHARDS
 from .approvals.policy import Policy
 from .approvals.policy_reload import PolicyHolder
 from .approvals.queue import JobQueue
@@ -41,6 +42,9 @@ from .socket_mode import SocketModeRefused, open_socket_mode
 from .tasks import stop
 
 log = logging.getLogger(__name__)
+
+MIN_WORKER_CONNECTIONS = SHARDS + 4
+"""A worker's fewest Redis connections: one per shard's blocking job reader, and room for clicks."""
 
 SLACK_EVENTS_PATH = "/slack/events"
 HEALTHZ_PATH = "/healthz"
@@ -100,6 +104,16 @@ def create_app(
     if redis is None:
         assert settings.redis_url is not None
         connections = settings.redis_max_connections or WORKER_CONNECTIONS
+        if connections < MIN_WORKER_CONNECTIONS:
+            # The job readers (one per shard, each blocked up to a second) would hold every
+            # connection, and clicks would queue behind them.
+            log.warning(
+                "REDIS_MAX_CONNECTIONS=%d leaves no connection beside the %d job readers; using %d",
+                connections,
+                SHARDS,
+                MIN_WORKER_CONNECTIONS,
+            )
+            connections = MIN_WORKER_CONNECTIONS
         redis = connect(
             settings.redis_url,
             name=WORKER_CLIENT_NAME,

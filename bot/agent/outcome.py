@@ -39,10 +39,12 @@ async def wait_ended(
         request = await store.get(request_id)
         if request is None:
             return VANISHED
-        if request.state in ALLOWING and not await _replicated(store, request):
-            # Not on the replicas yet: keep waiting. A failover that lost it shows the request
-            # pending again, and the clicker's retried decision wakes this wait.
-            return None
+        if request.state in ALLOWING:
+            # Acted on only as the replicas hold it. Not there yet: keep waiting. A failover that
+            # lost it shows the request pending again, and the clicker's retried decision wakes this.
+            request = await _replicated(store, request)
+            if request is None:
+                return None
         if request.state.is_final or (or_routed and request.routed):
             return request
         return None
@@ -58,19 +60,18 @@ CONFIRM_PAUSE = 0.5
 times, this many seconds apart, before the wait goes on: a failover settles in seconds."""
 
 
-async def _replicated(store: RequestStore, request: ApprovalRequest) -> bool:
-    """Whether the replicas hold ``request``'s state; False at once if a failover lost it."""
+async def _replicated(store: RequestStore, request: ApprovalRequest) -> ApprovalRequest | None:
+    """``request`` as the replicas hold it, once that is a final state; None while they do not
+    confirm it, or at once when what they hold is pending (a failover lost the decision)."""
     if not store.replication.replicas:
-        return True
+        return request
     for attempt in range(CONFIRM_ATTEMPTS):
         if attempt:
             await asyncio.sleep(CONFIRM_PAUSE)
-        held = await store.replication.state(request.id)
-        if held is request.state:
-            return True
+        held = await store.replication.confirmed(request.id)
         if held is not None:
-            return False  # a confirmed other state: that approval is gone
-    return False
+            return held if held.state.is_final else None
+    return None
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,15 @@ async def outcome_of(store: RequestStore, request: ApprovalRequest | Vanished) -
     """The answer for a request that ended (or vanished)."""
     if isinstance(request, Vanished):
         return Outcome(False, text.decision.DENY_VANISHED)
-    if request.state in ALLOWING:
-        if not await store.replication.holds(request.id, request.state):
-            # The last gate before the tool runs (resumed deferred calls, a decision that beat
-            # the agent's own expiry): never on a state a failover could still take back.
+    if request.state in ALLOWING and store.replication.replicas:
+        # The last gate before the tool runs (resumed deferred calls, a decision that beat the
+        # agent's own expiry): the answer is built from the request as the replicas hold it,
+        # never from a read a failover could still take back.
+        held = await store.replication.confirmed(request.id)
+        if held is None or not held.state.is_final:
             return Outcome(False, text.decision.DENY_UNCONFIRMED)
+        request = held  # another final state than the one read (a denial) is answered as such
+    if request.state in ALLOWING:
         # Allow what the approvers saw (or the edit they made), not whatever
         # input a repeated call with the same tool_use_id carries; grant what
         # the message listed, read from the suggestions the same way.

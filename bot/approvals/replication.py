@@ -3,27 +3,27 @@
 Redis replicates asynchronously: a primary that fails right after a script
 wrote an approval can take it along, and its promoted replica shows the request
 pending again. ``WAIT n`` makes a client's own earlier writes reach ``n``
-replicas, and a primary replicates in order. So ``state`` reads the request,
-writes one key of the request's slot and WAITs, all on one connection to one
-primary: once ``n`` replicas acknowledge that write, they hold the state that
-read returned too, whichever failover comes next. An agent allows only on such
-a state; a worker confirms each click that way (``slack.deciding``).
+replicas, and a primary replicates in order. So ``confirmed`` reads the
+request, writes one key of the request's slot and WAITs, all on one connection
+to one primary: once ``n`` replicas acknowledge that write, they hold the
+request as that read returned it too, whichever failover comes next. An agent
+acts only on a request read that way, content included (``agent.outcome``); a
+worker confirms each click that way (``slack.confirming``).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio.cluster import PipelineCommand, RedisCluster
 from redis.exceptions import RedisError
 
 from ..redis_client import RedisClient
 from ..redis_topology import QueuedCluster
-from . import keys
+from . import keys, record
 from .codec import text
-from .record import Field
-from .states import State
+from .model import ApprovalRequest
 
 WAIT_TIMEOUT_MS = 1000
 """How long one confirmation waits for the replicas' acknowledgement."""
@@ -38,28 +38,31 @@ class Replication:
         self.redis = redis
         self.replicas = replicas
 
-    async def state(self, request_id: str, voter: str = "") -> State | None:
-        """The request's state as read on a primary whose replicas then acknowledged it;
-        None when fewer than ``replicas`` did within ``WAIT_TIMEOUT_MS``, when Redis failed,
-        when the request is gone, or (with ``voter``) when it holds no vote of ``voter``."""
+    async def confirmed(self, request_id: str) -> ApprovalRequest | None:
+        """The request (with its votes) as read on a primary whose replicas then acknowledged
+        it; None when fewer than ``replicas`` did within ``WAIT_TIMEOUT_MS``, when Redis
+        failed, or when the request is gone. Without replicas asked: a plain read."""
         request, marker = keys.request(request_id), keys.replicated(keys.shard_of(request_id))
         commands: list[tuple[Any, ...]] = [
-            ("HGET", request, Field.STATE),
-            ("HEXISTS", keys.votes(request_id), voter or "-"),
+            ("HGETALL", request),
+            ("HGETALL", keys.votes(request_id)),
             ("SET", marker, repr(time.time()), "PX", keys.REPLICATED_TTL_MS),
             ("WAIT", self.replicas, WAIT_TIMEOUT_MS),
         ]
         try:
-            state, voted, _set, acked = await _on_one_connection(self.redis, request, commands)
+            raw, votes, _set, acked = await _on_one_connection(self.redis, request, commands)
         except (RedisError, OSError):
             return None
-        if state is None or int(acked) < self.replicas or (voter and not voted):
+        if not raw or int(acked) < self.replicas:
             return None
-        return State(text(state))
+        return record.decode(_decoded(raw), _decoded(votes))
 
-    async def holds(self, request_id: str, state: State) -> bool:
-        """Whether ``state`` is what replicas hold for the request (always, with no replicas asked)."""
-        return not self.replicas or await self.state(request_id) is state
+
+def _decoded(raw: Any) -> dict[str, str]:
+    # A pipeline's raw HGETALL is a flat list on RESP2 connections, a dict otherwise.
+    if isinstance(raw, list):
+        raw = dict(zip(raw[::2], raw[1::2], strict=True))
+    return {text(k): text(v) for k, v in cast(dict[Any, Any], raw).items()}
 
 
 async def _on_one_connection(redis: RedisClient, key: str, commands: list[tuple[Any, ...]]) -> list[Any]:

@@ -18,7 +18,7 @@ import time
 
 from .. import text
 from ..approvals import keys
-from ..approvals.model import Decision, State, Transition
+from ..approvals.model import ApprovalRequest, Decision, State, Transition
 from ..approvals.queue import JobQueue
 from ..approvals.store import RequestStore
 from ..logs import Event, tagged
@@ -60,13 +60,19 @@ class ClickConfirmer:
         task.add_done_callback(self._watching.discard)
 
     async def _held(self, request_id: str, decision: Decision, transition: Transition) -> bool:
-        expected = transition.request.state if transition.request is not None else None
-        voter = decision.actor if transition.votes is not None else ""
-        return expected is not None and await self.store.replication.state(request_id, voter) is expected
+        """Whether the replicas hold what ``transition`` recorded: its state, and for a vote, the vote."""
+        recorded = transition.request
+        held = await self.store.replication.confirmed(request_id)
+        if held is None or recorded is None or not _same_request(held, recorded):
+            return False
+        if transition.votes is not None:
+            return held.state is State.PENDING and decision.actor in {vote.user for vote in held.votes}
+        return held.state is recorded.state
 
     async def _watch(self, request_id: str, decision: Decision, transition: Transition) -> None:
         until = time.monotonic() + RECONFIRM_WINDOW
-        while time.monotonic() < until:
+        original = transition.request
+        while time.monotonic() < until and original is not None:
             await asyncio.sleep(RECONFIRM_PAUSE)
             try:
                 if await self._held(request_id, decision, transition):
@@ -74,12 +80,13 @@ class ClickConfirmer:
                     # An agent that gave up confirming it re-reads now, not at its next recheck.
                     await self.store.redis.spublish(keys.decisions(keys.shard_of(request_id)), request_id)
                     return
-                now = await self.store.get(request_id)
-                recorded = transition.request.state if transition.request is not None else None
-                if now is None:
-                    continue  # failing over (or gone): the next look tells
+                now = await self.store.get(request_id)  # failing over: raises, and the next look tells
+                if now is None or not _same_request(now, original):
+                    # The failover lost the request too (the same id asked anew is another request,
+                    # which this person never saw): nothing to record it on.
+                    break
                 if now.state is not State.PENDING:
-                    if now.state is recorded:
+                    if transition.request is not None and now.state is transition.request.state:
                         continue  # there, not on the replicas yet: one may be catching up
                     # Another decision stands, made after the failover: this one did not count.
                     await self._tell(request_id, decision, text.refusals.lost_in_failover(now.state))
@@ -113,3 +120,9 @@ class ClickConfirmer:
         if self.queue is None or request is None or not request.posted_channel:
             return
         await self.queue.notify(request.posted_channel, decision.actor, message, team=request.team)
+
+
+def _same_request(now: ApprovalRequest, clicked: ApprovalRequest) -> bool:
+    """Whether ``now`` is the request the person clicked, not another one asked later under the
+    same id (a replayed call after a failover lost the first): same creation, same call."""
+    return now.created_at == clicked.created_at and now.call_hash == clicked.call_hash
