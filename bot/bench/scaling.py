@@ -10,6 +10,7 @@ the scaling, so the report shows it next to the figures it bounds.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -40,15 +41,18 @@ class CpuMeter:
         self.pids = {**pids, os.getpid(): "bench"}
         self._ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self._began: dict[int, float] = {}
+        self._machine: tuple[float, float] | None = None
         self._at = 0.0
 
     def start(self) -> None:
         self._began = self._sample()
+        self._machine = _machine_ticks()
         self._at = time.monotonic()
 
     def stop(self) -> dict[str, Any]:
-        """``cpu_s`` by role, ``wall_s``, and ``busy``: the share of all the machine's CPUs they used."""
-        ended, wall = self._sample(), time.monotonic() - self._at
+        """``cpu_s`` by role, ``wall_s``, ``busy``: the share of all the machine's CPUs they used, and
+        ``machine_busy``: the share every process used, the bench's and any other's."""
+        ended, wall, machine = self._sample(), time.monotonic() - self._at, _machine_ticks()
         by_role: dict[Role, float] = {}
         for pid, seconds in ended.items():
             if pid in self._began:
@@ -60,6 +64,7 @@ class CpuMeter:
             "wall_s": round(wall, 3),
             "cpu_s": {role: round(s, 2) for role, s in sorted(by_role.items())},
             "busy": round(total / (wall * cpus), 3) if wall > 0 and by_role else None,
+            "machine_busy": _busy_share(self._machine, machine),
         }
 
     def _sample(self) -> dict[int, float]:
@@ -75,6 +80,24 @@ class CpuMeter:
         return seconds
 
 
+def _machine_ticks() -> tuple[float, float] | None:
+    """(busy, all) clock ticks of every CPU since boot, from ``/proc/stat``; None without it."""
+    try:
+        with open("/proc/stat") as stat:
+            # user nice system idle iowait irq softirq steal (guest time is already in user and nice)
+            ticks = [int(t) for t in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    idle = sum(ticks[3:5])  # idle and iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+def _busy_share(began: tuple[float, float] | None, ended: tuple[float, float] | None) -> float | None:
+    if began is None or ended is None or ended[1] <= began[1]:
+        return None
+    return round((ended[0] - began[0]) / (ended[1] - began[1]), 3)
+
+
 def compare(runs: Mapping[str, Mapping[int, dict[str, Any]]]) -> dict[str, Any]:
     """Each topology's figures by worker count, each one's decisions/s as a multiple of its own
     one-worker run, and the ratios cluster ÷ single primary for the same worker count."""
@@ -85,6 +108,11 @@ def compare(runs: Mapping[str, Mapping[int, dict[str, Any]]]) -> dict[str, Any]:
         for workers, figures in runs[topology].items():
             throughput = figures["throughput"]
             throughput["x_one_worker"] = _ratio(throughput["decisions_per_s"], one)
+            if "cpu" in throughput:
+                # CPU per decision does not depend on how busy the machine was: the cost a topology adds.
+                per = {r: s * 1000 / throughput["decisions"] for r, s in throughput["cpu"]["cpu_s"].items()}
+                throughput["cpu"]["ms_per_decision"] = {r: round(ms, 2) for r, ms in per.items()}
+                throughput["cpu"]["ms_per_decision_total"] = round(sum(per.values()), 2)
             out[topology][str(workers)] = figures
     out["ratios"] = {}
     for workers in WORKER_COUNTS:
@@ -99,6 +127,11 @@ def compare(runs: Mapping[str, Mapping[int, dict[str, Any]]]) -> dict[str, Any]:
         ratios["decisions_per_s"] = _ratio(
             cluster["throughput"]["decisions_per_s"], single["throughput"]["decisions_per_s"]
         )
+        if "cpu" in cluster["throughput"] and "cpu" in single["throughput"]:
+            ratios["cpu_per_decision"] = _ratio(
+                cluster["throughput"]["cpu"]["ms_per_decision_total"],
+                single["throughput"]["cpu"]["ms_per_decision_total"],
+            )
         out["ratios"][str(workers)] = ratios
     return out
 
@@ -138,12 +171,17 @@ def table(results: Mapping[str, Any]) -> list[str]:
         for workers in WORKER_COUNTS:
             throughput = cluster[topology][str(workers)]["throughput"]
             cpu = throughput.get("cpu") or {}
-            spent = ", ".join(f"{role} {s:.1f}" for role, s in cpu.get("cpu_s", {}).items())
+            spent = ", ".join(f"{role} {ms:.1f}" for role, ms in cpu.get("ms_per_decision", {}).items())
             busy = cpu.get("busy")
             lines.append(
                 f"throughput {topology}, {workers} worker(s): {throughput['x_one_worker']:.2f} × one worker; "
-                f"CPU s {spent or 'unknown'}"
-                + (f" in {cpu['wall_s']:.1f} s = {busy:.0%} of all CPUs" if busy is not None else "")
+                f"CPU ms per decision {cpu.get('ms_per_decision_total', math.nan):.1f} ({spent or 'unknown'})"
+                + (f", {busy:.0%} of all CPUs" if busy is not None else "")
+                + (
+                    f" (machine {cpu['machine_busy']:.0%} busy)"
+                    if cpu.get("machine_busy") is not None
+                    else ""
+                )
             )
     return lines
 

@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     except (RuntimeError, TimeoutError, OSError) as exc:
-        print(f"bench failed: {exc or type(exc).__name__}", file=sys.stderr)
+        print(f"bench failed: {str(exc) or type(exc).__name__}", file=sys.stderr)
         return 1
     with open(args.json, "w", encoding="utf-8") as out:
         json.dump(results, out, indent=2)
