@@ -7,12 +7,14 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from contextvars import Context
 from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from redis.asyncio.cluster import RedisCluster
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
@@ -239,9 +241,26 @@ class _WorkerLife:
                 await self.redis.aclose()
 
     async def start_loops(self) -> None:
+        await self.carry_legacy_spend()
         await self.jobs.start()
         # The jobs' supervisor: a failing watch shows in /healthz with the other loops.
         self.jobs.loops.start(POLICY_WATCH_LOOP, self.watch_policy)
+
+    async def carry_legacy_spend(self) -> None:
+        """On a single primary, today's spend counted by a version before the tagged counters is
+        added to the new ones, once: the upgrade day's budgets do not start again from zero."""
+        if isinstance(self.redis, RedisCluster):
+            return  # no cluster ran those versions, and their counters are in other slots
+        now = time.time()
+        try:
+            for holder in [self.policies, *self.team_policies]:
+                policy = holder.current
+                carried = await self.store.spend.carry_legacy(policy.route_names(), policy.today(now))
+                for rule, amount in carried.items():
+                    log.info("route %s: $%s spent today before the upgrade carried over", rule, amount)
+        except Exception:
+            # Not carried (nothing is marked done): the next worker to start tries again.
+            log.exception("today's spend from before the upgrade could not be carried over")
 
     async def watch_policy(self) -> None:
         # One os.stat a sweep interval; also records a version Redis could not audit yet.

@@ -28,7 +28,25 @@ def decide_args(request_id: str, actor: str, memberships: str) -> list[str]:
     """DECIDE's ARGV as ``RequestStore.decide`` writes it for a person's approval of revision 0."""
     now = repr(time.time())
     day = "2026-12-07"
-    return [request_id, "approved", actor, "", "", "", now, "approved", "", day, "1", "0", "", memberships]
+    return [
+        request_id,
+        "approved",
+        actor,
+        "",
+        "",
+        "",
+        now,
+        "approved",
+        "",
+        day,
+        "1",
+        "0",
+        "",
+        memberships,
+        "",
+        "",
+        "",
+    ]
 
 
 # -- DECIDE ------------------------------------------------------------------------------------
@@ -176,7 +194,7 @@ async def test_route_reads_the_memberships_passed_never_the_cache(store, redis):
     for memberships, state in (("{}", "pending"), ('{"S1":["U1"]}', "approved")):
         request = await ask(store, f"toolu_{state}")
         args = route_args(request.id, approvers="S1", candidates=candidates, groups=memberships)
-        assert await run(redis, create.ROUTE, keys.script_keys(request.id), *args) == ["routed", state]
+        assert await run(redis, create.ROUTE, keys.script_keys(request.id), *args) == ["routed", state, ""]
 
 
 # -- MAY_DECIDE, per shard ---------------------------------------------------------------------

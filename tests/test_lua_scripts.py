@@ -19,7 +19,7 @@ from bot.approvals import keys
 from bot.approvals.audit import AuditLog
 from bot.approvals.bounds import OutOfRange
 from bot.approvals.codec import text
-from bot.approvals.lua import chain, claims, create, decide, escalate, jobs, post
+from bot.approvals.lua import chain, claims, create, decide, escalate, jobs, post, spend
 from bot.approvals.lua.fill import CONSTANTS, READ_ONLY, SHEBANG
 from bot.approvals.model import (
     ApprovalRequest,
@@ -54,6 +54,9 @@ SCRIPTS = {
     "START_POST": post.START_POST,
     "MARK_POSTED": post.MARK_POSTED,
     "SET_IF_EXISTS": post.SET_IF_EXISTS,
+    "RESERVE": spend.RESERVE,
+    "RELEASE": spend.RELEASE,
+    "COMMIT": spend.COMMIT,
 }
 """Every script, filled in as Redis runs it."""
 
@@ -99,6 +102,8 @@ def route_args(request_id: str, **changes: str) -> list[str]:
         "day": "2026-12-07",
         "candidates": "[]",
         "groups": "{}",
+        "spend_token": "",
+        "spend_verdict": "",
     }
     assert set(changes) <= set(args)
     return list({**args, **changes}.values())
@@ -298,35 +303,36 @@ async def test_decide_no_always(store):
     assert (await store.decide(request.id, approve(always=True))).refused is Refusal.NO_ALWAYS
 
 
-@pytest.mark.parametrize(("field", "value", "what"), [("cost", "inf", "cost"), ("spend", "inf", "spend")])
-async def test_decide_invalid_cost_or_spend(store, redis, field, value, what):
+async def test_decide_invalid_cost(store, redis):
     request = await routed(store, cost=1.0)
-    if field == "cost":
-        await redis.hset(keys.request(request.id), Field.COST, value)
-    else:
-        await redis.set(keys.spend("r", store.today(time.time())), value)
-    reply = await run(
-        redis,
-        decide.DECIDE,
-        keys.script_keys(request.id),
-        request.id,
-        "approved",
-        "U1",
-        "",
-        "",
-        "",
-        repr(time.time()),
-        "approved",
-        "",
-        store.today(time.time()),
-        "1",
-        "0",
-        "",
-        "{}",
-    )
-    assert reply == ["invalid", what]
+    await redis.hset(keys.request(request.id), Field.COST, "inf")
+    day = store.today(time.time())
+    reply = await run(redis, decide.DECIDE, keys.script_keys(request.id), *decide_args(request.id, day))
+    assert reply == ["invalid", "cost"]
     assert (await store.decide(request.id, approve())).refused is Refusal.INVALID
     assert (await store.decide(request.id, Decision(State.DENIED))).won  # it can still be denied
+
+
+async def test_decide_invalid_spend(store, redis):
+    # The counter cannot be added to: RESERVE says so, and the approval is refused before DECIDE.
+    request = await routed(store, cost=1.0)
+    counter = keys.spend("r", store.today(time.time()))
+    await redis.set(counter, "inf")
+    reply = await run(
+        redis, spend.RESERVE, [counter, keys.spend_held(counter)], "t", request.id, "1", "", "1"
+    )
+    assert reply == ["invalid", "spend"]
+    assert (await store.decide(request.id, approve())).refused is Refusal.INVALID
+    assert (await store.decide(request.id, Decision(State.DENIED))).won  # it can still be denied
+
+
+def decide_args(request_id: str, day: str, *spend: str) -> list[str]:
+    """DECIDE's ARGV for U1 approving revision 0, holding ``spend`` (token, counter, cost) if given."""
+    held = list(spend) or ["", "", ""]
+    return [
+        request_id, "approved", "U1", "", "", "", repr(time.time()), "approved", "", day, "1", "0", "", "{}",
+        *held,
+    ]  # fmt: skip
 
 
 async def test_decide_invalid_answers(store):

@@ -73,6 +73,8 @@ class Refusal(StrEnum):
     """Always allow on a request that needs more than one approval."""
     INVALID = "invalid"
     """The request's stored cost cannot be counted against its budget: it can only be denied."""
+    CHANGED = "changed"
+    """The request's cost or route changed twice while an approval was being recorded (``RequestStore.decide``)."""
     OTHER_WORKSPACE = "other_workspace"
     """The person's workspace is not the request's (``NewRequest.team``)."""
 

@@ -2,13 +2,13 @@
 
 Requests are spread over ``SHARDS`` fixed shards (``shard_of``); the keys of one
 request carry its shard's hash tag, so on a Redis Cluster they share one slot
-with each other, with their shard's audit chain and with its decisions channel.
-No script reads a group cache (memberships reach the scripts as ARGV,
-``approvals.groups``) or a thread's keys (tagged by the thread, written from
-Python). The global jobs, deadlines, pending index and spend counters are
-still touched by the same scripts, so today the request scripts need a
-single Redis primary (replicas and Sentinel are fine); the shard tags leave
-room for per-shard copies of them.
+with each other and with their shard's jobs stream, deadlines, pending index,
+audit chain and decisions channel: every script about a request touches that
+one slot, all of it passed in KEYS. Workers cover every shard. What no script
+about a request may touch is global or tagged on its own: group caches (their
+memberships reach the scripts as ARGV, ``approvals.groups``), a thread's root
+and early replies (tagged by the thread), spend counters (tagged by route and
+day, reserved before a script and settled after it, ``approvals.spend``).
 """
 
 import zlib
@@ -132,8 +132,19 @@ SEEN_EVENTS_TTL = 3600
 USER_NAMES = f"{PREFIX}:names"
 """Hash: Slack user id → display name, to write "@alice" for the model."""
 
-SPEND_PREFIX = f"{PREFIX}:spend:"
-"""+ ``rule:YYYY-MM-DD``: dollars approved on a route that day (policy time zone)."""
+SPEND_PREFIX = f"{PREFIX}:{{spend:"
+"""+ ``rule}:YYYY-MM-DD``: dollars approved (or held for an approval) on a route that day, in the
+policy's time zone (``approvals.spend``). Tagged per rule: a day's counter and its ``:held``
+reservations share a slot, and no request script touches them."""
+SPEND_HELD_SUFFIX = ":held"
+"""After a counter: hash of its reservations, token → ``cost request_id at``."""
+SPEND_TTL = 8 * 86400
+"""Seconds a day's counter and reservations are kept: past a week, no message shows them."""
+LEGACY_SPEND_PREFIX = f"{PREFIX}:spend:"
+"""+ ``rule:YYYY-MM-DD``: the counters of the versions before the tags, carried over once per
+counter on a single primary (``SpendLedger.carry_legacy``)."""
+SPEND_CARRIED_SUFFIX = ":carried"
+"""After a counter: set once its legacy counter was added to it (so a restart adds nothing more)."""
 
 DECISIONS_SUFFIX = ":decided"
 """After a shard's ``PREFIX:{tag}``: its decisions channel. Scripts build it from KEYS[1]'s tag."""
@@ -218,9 +229,30 @@ def usergroup_refreshed(group_id: str) -> str:
 
 
 def spend(rule: str, day: str = "") -> str:
-    """The spend counter prefix of a route, or the counter of one ``day``."""
-    prefix = SPEND_PREFIX + rule
-    return f"{prefix}:{day}" if day else prefix
+    """A route's spend prefix (what ROUTE stores as the request's ``spend_key``), or the counter of
+    one ``day`` under it (``spend_counter``)."""
+    prefix = f"{SPEND_PREFIX}{rule}}}"
+    return spend_counter(prefix, day) if day else prefix
+
+
+def spend_counter(spend_key: str, day: str) -> str:
+    """The counter of ``day`` under a request's stored ``spend_key``. DECIDE checks the counter it is
+    handed against this same concatenation, done in Lua."""
+    return f"{spend_key}:{day}"
+
+
+def spend_held(counter: str) -> str:
+    """The reservations of a counter: the same hash tag, so RESERVE, RELEASE and COMMIT touch one slot."""
+    return counter + SPEND_HELD_SUFFIX
+
+
+def legacy_spend(rule: str, day: str) -> str:
+    """The counter the versions before the tags kept for ``rule``'s ``day``."""
+    return f"{LEGACY_SPEND_PREFIX}{rule}:{day}"
+
+
+def spend_carried(counter: str) -> str:
+    return counter + SPEND_CARRIED_SUFFIX
 
 
 def retry(session_id: str, tool_name: str, call_hash: str) -> str:

@@ -120,6 +120,10 @@ class Policy(StrictModel):
             return real
         return written
 
+    def route_names(self) -> list[str]:
+        """The name of every route this policy can pick (what names their spend counters)."""
+        return [name for name, _rule in self._named()]
+
     def _named(self) -> list[tuple[str, Rule]]:
         """Every rule with the name routes carry (``rules[i]`` when it has none), the default last."""
         named: list[tuple[str, Rule]] = [

@@ -70,6 +70,9 @@ class Field(StrEnum):
     EDITED_BY = "edited_by"
     ALWAYS = "always"
     STOP = "stop"
+    SPEND_TOKEN = "spend_token"
+    """The spend reservation the approval used (``approvals.spend``), and its counter."""
+    SPEND_COUNTER = "spend_counter"
 
 
 FLAG = "1"

@@ -26,8 +26,9 @@ from .lua.escalate import ESCALATE, TIMEOUT
 from .lua.post import MARK_POSTED, SET_IF_EXISTS, START_POST
 from .lua.runner import ScriptRunner
 from .model import ApprovalRequest, NewRequest, State, call_hash, mismatch_id, to_json
-from .policy_rule import Route
+from .policy_rule import Action, Route
 from .record import Field
+from .spend import NOTHING, Reservation, SpendLedger, Verdict
 from .store_deadlines import DeadlineStore
 from .store_posts import PostStore
 from .store_threads import ThreadStore
@@ -73,6 +74,7 @@ class RequestStore(DeadlineStore, PostStore, ThreadStore):
         self._may_decide = self._scripts.register(MAY_DECIDE)
         self._set_if_exists = self._scripts.register(SET_IF_EXISTS)
         self._unlock = self._scripts.register(UNLOCK)
+        self.spend = SpendLedger(self._scripts)
         self._reads = Coalescer(self.many)
 
     async def aclose(self) -> None:
@@ -162,11 +164,13 @@ class RequestStore(DeadlineStore, PostStore, ThreadStore):
         longer exists.
         """
         escalation = [{"after": step.after, "approvers": list(step.approvers)} for step in route.escalation]
+        now = time.time()
+        day = self.today(now)
         candidates = [{"rule": grant.rule, "by": grant.by} for grant in team]
         # ROUTE checks each granter against the route's approver groups (no granter, no check).
         granters = [grant["by"] for grant in candidates]
         members = await groups.memberships(self.redis, route.approvers, granters) if granters else {}
-        now = time.time()
+        held = await self._reserve_route(request_id, route, day, now, team=bool(candidates))
         reply = await self._scripts.run(
             self._route,
             keys=keys.script_keys(request_id),
@@ -188,12 +192,16 @@ class RequestStore(DeadlineStore, PostStore, ThreadStore):
                 route.mode.value if route.mode else "",
                 route.action.value,
                 route.message,
-                self.today(now),
+                day,
                 json.dumps(candidates),
-                groups.as_argv(members),  # ARGV[20]: spend arguments follow it
+                groups.as_argv(members),  # ARGV[20]
+                held.token,
+                held.verdict.value,
             ],
         )
+        # An exception above leaves the reservation held: less budget, never more.
         status = text(reply[0])
+        await self.spend.settle(held, used=status == "routed" and text(reply[2]) == record.FLAG)
         if status == "missing":
             return None
         if status == "invalid":
@@ -201,6 +209,23 @@ class RequestStore(DeadlineStore, PostStore, ThreadStore):
         if status == "routed":  # this call routed it ("already": another attempt did, and counted it)
             metrics.request_routed(route.rule)
         return State(text(reply[1]))
+
+    async def _reserve_route(
+        self, request_id: str, route: Route, day: str, now: float, *, team: bool
+    ) -> Reservation:
+        """The reservation ROUTE may approve with: for a route with a cost that allows, or asks with
+        team rules that may stand in (checked against the daily budget, so concurrent routes cannot
+        overspend it together)."""
+        if route.cost is None or not (route.action is Action.ALLOW or (route.action is Action.ASK and team)):
+            return NOTHING
+        budget = record.optional_number(route.daily_budget) if route.action is Action.ASK else ""
+        return await self.spend.reserve(
+            keys.spend(route.rule, day),
+            request_id=request_id,
+            cost=record.optional_number(route.cost),
+            budget=budget,
+            now=now,
+        )
 
     async def decide(self, request_id: str, decision: Decision) -> Transition:
         """Apply ``decision`` if the request is still pending.
@@ -210,13 +235,61 @@ class RequestStore(DeadlineStore, PostStore, ThreadStore):
         one vote until enough approvers agree. On success the workers are told to update the Slack
         message and every waiting agent process is woken. The returned
         request is the state after the attempt, so a loser can say who won.
+
+        An approval with a cost holds it on its route's counter first (counted, never refused by
+        the budget: people may approve past it). If the request's cost or route changed between
+        that read and DECIDE, DECIDE changes nothing and this asks once more; a second change
+        refuses the approval (``Refusal.CHANGED``), never approves it.
         """
         # Only a person's decision is checked against the approvers (``check``).
         members = (
             await groups.for_requests(self.redis, [request_id], decision.actor) if decision.by_person else {}
         )
-        now = time.time()
-        reply = await self._scripts.run(
+        for _attempt in range(2):
+            now = time.time()
+            day = self.today(now)
+            held = await self._reserve_decision(request_id, decision, day, now)
+            if held.verdict is Verdict.INVALID:
+                return Transition(won=False, request=await self.get(request_id), refused=Refusal.INVALID)
+            reply = await self._decide_once(request_id, decision, now, day, held, members)
+            # An exception above leaves the reservation held: less budget, never more.
+            status = text(reply[0])
+            await self.spend.settle(held, used=status == "won")
+            if status != "retry":
+                return await self._transition(request_id, reply)
+            log.info("request %s: its cost or route changed while deciding; reading it again", request_id)
+        return Transition(won=False, request=await self.get(request_id), refused=Refusal.CHANGED)
+
+    async def _reserve_decision(
+        self, request_id: str, decision: Decision, day: str, now: float
+    ) -> Reservation:
+        """The reservation an approval of the pending request needs (its cost on its route's counter
+        for ``day``), read from the request as it is now; DECIDE checks it is still that."""
+        if decision.state is not State.APPROVED:
+            return NOTHING
+        state, cost, spend_key = await self.redis.hmget(
+            keys.request(request_id), [Field.STATE, Field.COST, Field.SPEND_KEY]
+        )
+        if state is None or text(state) != State.PENDING.value or not cost or not spend_key:
+            return NOTHING
+        return await self.spend.reserve(
+            keys.spend_counter(text(spend_key), day),
+            request_id=request_id,
+            cost=text(cost),
+            budget="",
+            now=now,
+        )
+
+    async def _decide_once(
+        self,
+        request_id: str,
+        decision: Decision,
+        now: float,
+        day: str,
+        held: Reservation,
+        members: dict[str, list[str]],
+    ) -> list[bytes]:
+        reply: list[bytes] = await self._scripts.run(
             self._decide,
             keys=keys.script_keys(request_id),
             args=[
@@ -229,13 +302,20 @@ class RequestStore(DeadlineStore, PostStore, ThreadStore):
                 repr(now),
                 decision.audit_event.value,
                 record.flag(decision.always),
-                self.today(now),
+                day,
                 record.flag(decision.by_person),
                 "" if decision.revision is None else str(decision.revision),
                 record.flag(decision.stop),
-                groups.as_argv(members),  # ARGV[14]: spend arguments follow it
+                groups.as_argv(members),  # ARGV[14]
+                held.token,
+                held.counter if held.held else "",
+                held.cost if held.held else "",
             ],
         )
+        return reply
+
+    async def _transition(self, request_id: str, reply: list[bytes]) -> Transition:
+        """What a DECIDE reply (other than ``retry``) means for the decider."""
         status = text(reply[0])
         if status == "missing":
             return Transition(won=False, request=None)
@@ -311,7 +391,8 @@ class RequestStore(DeadlineStore, PostStore, ThreadStore):
         }
 
     async def spent(self, rule: str, now: float) -> float:
-        """Dollars approved on ``rule``'s route on the budget day of ``now``."""
+        """Dollars approved on ``rule``'s route on the budget day of ``now``, the amounts held for
+        approvals in progress included (the higher figure: what is shown is never below what was approved)."""
         value = await self.redis.get(keys.spend(rule, self.today(now)))
         return float(text(value)) if value is not None else 0.0
 

@@ -75,6 +75,8 @@ def refused(transition: Transition) -> str:
             return (
                 "This request's cost cannot be counted against its budget, so it cannot be approved. Deny it."
             )
+        case Refusal.CHANGED:
+            return "This request changed while your approval was being recorded, so nothing was approved. Try again."
         case Refusal.OTHER_WORKSPACE:
             return "This request belongs to another Slack workspace: only its own people can decide it."
         case _:  # Refusal.NOT_APPROVER

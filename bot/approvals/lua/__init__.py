@@ -12,7 +12,9 @@ KEYS of the request scripts are always ``keys.script_keys(id)``:
 5 audit head (hash of the last entry), 6 votes hash, 7 pending index,
 8 audit anchor, 9 pending count per route, 10 audit cap;
 their ARGV[1] is always the request's id. A few keys derived from request
-fields (group caches, spend counters, the thread index) are still named inside
-the scripts: see ``keys`` on Redis Cluster. Every script starts with
+fields (group caches, the thread index) are still named inside the scripts:
+see ``keys`` on Redis Cluster. The routes' spend counters are another slot's:
+only ``spend``'s scripts touch them, and the request scripts get a reservation
+on them in ARGV (``approvals.spend``). Every script starts with
 ``#!lua`` (``fill.SHEBANG``).
 """

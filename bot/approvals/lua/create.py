@@ -65,20 +65,27 @@ ROUTE = script(
 -- Otherwise the rule's timeout starts, capped by the agent's own deadline.
 -- Publishes in every case: a gate hook waits for the route to learn whether
 -- to defer.
+-- An approval with a cost needs it held on the route's counter for ``day``
+-- first (approvals.spend: RESERVE, against the budget for a team rule): the
+-- caller's verdict says whether it is, and the approval records its token.
 -- KEYS: keys.script_keys(id).
 -- ARGV: id, now, rule, channel, approvers, mention, required, allow_self,
 --   timeout, on_timeout, escalation JSON, cost, budget, spend_key, mode,
 --   action, message, day, team candidates JSON ([{rule, by}, ...]), groups
 --   (the candidates' cached memberships in the route's approver groups,
---   JSON: approvals.groups).
--- Results: {'missing'}; {'already', state} (routed before); {'routed', state};
--- {'invalid', what} (what: 'timeout', 'cost', 'budget', 'escalation' or
--- 'candidates'; nothing changes).
+--   JSON: approvals.groups), spend token, spend verdict ('held', 'over',
+--   'invalid'; '' when nothing was reserved).
+-- Results: {'missing'}; {'already', state} (routed before);
+-- {'routed', state, used} (used: '1' when it approved with the spend token,
+-- else ''); {'invalid', what} (what: 'timeout', 'cost', 'budget',
+-- 'escalation' or 'candidates'; nothing changes).
 local now, rule, channel, approvers, mention = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local required, allow_self, timeout, on_timeout = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local escalation_json, cost, budget, spend_key, mode = ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15]
 local action, message, day, candidates_json = ARGV[16], ARGV[17], ARGV[18], ARGV[19]
 local groups_json = ARGV[20]
+local spend_token, spend_verdict = ARGV[21], ARGV[22]
+local held = spend_token ~= '' and spend_verdict == 'held'
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
 if redis.call('HGET', KEYS[1], 'routed') == '1' then return {'already', state} end
@@ -113,7 +120,7 @@ if state == '${state_pending}' and action == 'ask' and #candidates > 0 then
     else
       local verdict = may_decide(KEYS[1], c['by'], true, groups)
       if verdict[1] ~= 'ok' then why = verdict[1]
-      elseif not within_budget(day) then why = 'over_budget' end
+      elseif budget ~= '' and spend_of(day) ~= false and not held then why = 'over_budget' end
     end
     if why == 'ok' then
       action = 'team'
@@ -131,17 +138,17 @@ if state == '${state_pending}' and action ~= 'ask' then
   local spend = false
   local new, event = '${state_denied}', '${event_auto_denied}'
   if action ~= 'deny' then
-    local problem
-    spend, problem = spend_plan(day)
-    if spend == nil then
+    local need, problem = spend_of(day)
+    if need and not held then need, problem = nil, 'spend' end
+    if need == nil then
       new, message = '${state_denied}', 'the stored cost cannot be added to the budget (' .. problem .. ')'
-      spend = false
     else
       new, event = '${state_approved}', '${event_auto_allowed}'
+      if need then spend = {spend_token, need.counter} end
     end
   end
   finish(new, '${actor_policy}', '', message, '', '', spend, event, now, 'rule', rule)
-  return {'routed', new}
+  return {'routed', new, spend and '1' or ''}
 end
 if state == '${state_pending}' and seconds > 0 then
   local due = clock + seconds
@@ -151,6 +158,6 @@ if state == '${state_pending}' and seconds > 0 then
   redis.call('ZADD', KEYS[2], due, request_id)
 end
 announce()
-return {'routed', state}
+return {'routed', state, ''}
 """,
 )

@@ -21,29 +21,37 @@ DECIDE = script(
 -- vote, other answers replace it, reset the votes and count as their
 -- author's; the last of ``required`` agreeing ends the request answered.
 -- KEYS: keys.script_keys(id).
+-- An approval of a request with a cost needs its cost held on its route's
+-- counter for ``day`` first (approvals.spend: RESERVE, never refused here).
+-- KEYS: keys.script_keys(id).
 -- ARGV: id, new_state, actor, actor_name, reason, updated_input, now,
 --   audit event, always, day, check, expected_revision, stop, groups (the
 --   actor's cached memberships in the request's approver groups, JSON:
---   approvals.groups; read only with check = '1').
+--   approvals.groups; read only with check = '1'), spend token, spend
+--   counter, spend cost ('' when nothing is held).
 -- Results: {'missing'}, {'lost'} (no longer pending), {'won'},
 -- {'vote', count, required}, {'stale'}, {'voted'} (the same person approving,
 -- or giving the proposed answers, again), {'self'}, {'not_approver'},
 -- {'unknown_groups', S…}, {'no_always'} (Always allow where more than one
--- approval is needed), {'invalid', what} (what = 'cost' or 'spend': the
--- stored cost cannot be counted; 'answers': an answer without answers).
+-- approval is needed), {'invalid', what} (what = 'cost': the stored cost
+-- cannot be counted; 'answers': an answer without answers), {'retry'} (an
+-- approval whose spend token, counter or cost is not the request's own: it
+-- was routed, or its day turned, since the caller read it).
 -- Only 'won' and 'vote' change anything.
 local new, actor, name, reason, updated, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local event, always, day, check, expected, stop = ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13]
 local groups_json = ARGV[14]
+local spend_token, spend_counter, spend_cost = ARGV[15], ARGV[16], ARGV[17]
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing'} end
 if state ~= '${state_pending}' then return {'lost'} end
 local approving, answering = new == '${state_approved}', new == '${state_answered}'
 local spend = false
 if approving then
-  local problem
-  spend, problem = spend_plan(day)
-  if spend == nil then return {'invalid', problem} end
+  local need, problem = spend_of(day)
+  if need == nil then return {'invalid', problem} end
+  if not spend_matches(need, spend_token, spend_counter, spend_cost) then return {'retry'} end
+  if need then spend = {spend_token, need.counter} end
 end
 local required = tonumber(redis.call('HGET', KEYS[1], 'required') or '1') or 1
 if check == '1' then

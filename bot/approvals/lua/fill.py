@@ -13,6 +13,7 @@ CONSTANTS: dict[str, str | int] = {
     "audit_trim_batch": keys.AUDIT_TRIM_BATCH,
     "audit_trim_max": keys.AUDIT_TRIM_MAX,
     "retention": keys.RETENTION_SECONDS,
+    "spend_ttl": keys.SPEND_TTL,
     "decisions_suffix": keys.DECISIONS_SUFFIX,
     "call_answered": keys.CALL_ANSWERED,
     "escalation_mark": keys.ESCALATION_MARK,

@@ -1,4 +1,4 @@
-"""Lua functions the request scripts share: who may decide, escalation steps, budgets, ending a request."""
+"""Lua functions the request scripts share: who may decide, escalation steps, spend, ending a request."""
 
 from __future__ import annotations
 
@@ -103,27 +103,25 @@ local function steps()
   return decoded
 end
 
--- What approving KEYS[1] adds to its route's spend counter for ``day``:
--- key and amount, nothing (no cost or no route), or nil and a problem.
-local function spend_plan(day)
+-- What approving KEYS[1] must hold on its route's spend counter for ``day``
+-- (``approvals.spend``): {counter = ..., cost = ...}, false when it costs
+-- nothing (no cost or no route), or nil and a problem. The counter is another
+-- slot's key: scripts only compare its name, never touch it.
+local function spend_of(day)
   local r = redis.call('HMGET', KEYS[1], 'cost', 'spend_key')
   if not r[1] or r[1] == '' or not r[2] or r[2] == '' then return false end
   local cost = tonumber(r[1])
   if not finite(cost) or cost < 0 then return nil, 'cost' end
-  local key = r[2] .. ':' .. day
-  local spent = tonumber(redis.call('GET', key) or '0')
-  if not finite(spent) or not finite(spent + cost) then return nil, 'spend' end
-  return {key, r[1]}
+  return {counter = r[2] .. ':' .. day, cost = r[1]}
 end
 
--- Whether approving KEYS[1] keeps its route within its daily budget.
-local function within_budget(day)
-  local budget = tonumber(redis.call('HGET', KEYS[1], 'budget') or '')
-  if not budget then return true end
-  local plan = spend_plan(day)
-  if plan == nil then return false end
-  if not plan then return true end
-  return tonumber(redis.call('GET', plan[1]) or '0') + tonumber(plan[2]) <= budget
+-- Whether the reservation the caller holds (token, counter, cost: ARGV) is
+-- the one approving KEYS[1] needs (``need``, from spend_of): a held token on
+-- the request's own counter for its own cost, or none where it costs nothing.
+-- Anything else means the request changed since the caller read it.
+local function spend_matches(need, token, counter, cost)
+  if not need then return token == '' end
+  return token ~= '' and counter == need.counter and cost == need.cost
 end
 
 -- The pending requests per route ('' while not routed), for the metrics to
@@ -136,7 +134,7 @@ local function count_pending(route, delta)
 end
 
 -- Ends the pending request KEYS[1] as ``new``: the decision's fields, the
--- spend of an approval, its deadlines dropped, its retention started, the
+-- spend reservation of an approval ({token, counter} or false), its deadlines dropped, its retention started, the
 -- workers told to update Slack, the audit entry, the wake-up.
 -- Callers check everything that can fail first: after the first write here
 -- nothing can (Redis does not roll a failed script back).
@@ -147,10 +145,9 @@ local function finish(new, actor, name, reason, updated, always, spend, event, n
     'decided_by_name', name, 'decided_at', now, 'reason', reason)
   if updated ~= '' then redis.call('HSET', KEYS[1], 'updated_input', updated) end
   if always ~= '' then redis.call('HSET', KEYS[1], 'always', always) end
-  if spend then
-    redis.call('INCRBYFLOAT', spend[1], spend[2])
-    redis.call('EXPIRE', spend[1], 8 * 86400)
-  end
+  -- The reservation this approval used: the caller commits it (and a
+  -- sweep could tell a used reservation from a lost one by it).
+  if spend then redis.call('HSET', KEYS[1], 'spend_token', spend[1], 'spend_counter', spend[2]) end
   redis.call('ZREM', KEYS[2], request_id)
   for i = 1, #(steps() or {}) do
     redis.call('ZREM', KEYS[2], request_id .. '${escalation_mark}' .. (i - 1))
