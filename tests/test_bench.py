@@ -162,3 +162,39 @@ async def test_the_stand_in_refuses_calls_past_slacks_rates_as_slack_does():
     assert other_channel["ok"] and other_method["ok"]
     assert stub.limited == {"chat.postMessage": 1}
     assert stub.answered == {"chat.postMessage": POST_PER_CHANNEL.burst + 1, "chat.update": 1}
+
+
+@pytest.mark.slow
+def test_the_cluster_bench_reports_each_cluster_figure_as_a_ratio_to_one_primary(tmp_path):
+    out = tmp_path / "results.json"
+    sizes = ("--decisions", "10", "--rate", "100", "--throughput", "20")
+    run = _bench(tmp_path, "--cluster", "--cluster-replicas", "0", *sizes, "--json", str(out))
+
+    assert run.returncode == 0, run.stderr
+    cluster = json.loads(out.read_text())["cluster"]
+    assert cluster["setup"]["primaries"] == 3 and cluster["setup"]["replicas"] == 0
+    assert cluster["setup"]["cpus"] == os.cpu_count()
+    for workers in ("1", "2", "4"):
+        for topology in ("single", "cluster"):
+            figures = cluster[topology][workers]
+            assert figures["throughput"]["workers"] == int(workers)
+            assert figures["throughput"]["decisions"] == 20 and figures["throughput"]["decisions_per_s"] > 0
+            for kind in ("steady", "burst"):
+                assert figures["click_to_wake"][kind]["n"] == 10
+        ratios = cluster["ratios"][workers]
+        assert ratios["decisions_per_s"] == pytest.approx(
+            cluster["cluster"][workers]["throughput"]["decisions_per_s"]
+            / cluster["single"][workers]["throughput"]["decisions_per_s"],
+            rel=0.01,
+        )
+        for kind in ("steady", "burst"):
+            assert ratios[f"click_to_wake_{kind}"]["p50"] > 0 and ratios[f"click_to_wake_{kind}"]["p99"] > 0
+    assert "cluster ÷ single" in run.stdout and "4 worker(s)" in run.stdout
+    assert "click → wake (steady)" not in run.stdout  # only the comparison ran
+
+
+def test_the_cluster_bench_and_the_phase_under_limits_run_alone_not_together(tmp_path):
+    run = _bench(tmp_path, "--cluster", "--only-limited")
+
+    assert run.returncode == 2 and "choose one" in run.stderr
+    assert not (tmp_path / "bench-results.json").exists()

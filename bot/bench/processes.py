@@ -77,38 +77,45 @@ async def spawn(name: str, argv: list[str], workdir: Path, env: dict[str, str] |
 
 async def start_redis(workdir: Path) -> tuple[Child, str]:
     """A private redis-server with an append-only file fsynced every second, as production runs it."""
+    port = free_port()
+    child = await spawn("redis", redis_server_argv(port, workdir), workdir)
+    url = f"redis://127.0.0.1:{port}/0"
+    await until_pings(child, port)
+    return child, url
+
+
+def redis_server_argv(port: int, home: Path, *extra: str) -> list[str]:
+    """``redis-server`` on loopback ``port``, its files in ``home``, append-only fsynced every second."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    child = await spawn(
-        "redis",
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(workdir),
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-            "--daemonize",
-            "no",
-        ],
-        workdir,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = Redis.from_url(url)
+    return [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(home),
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--daemonize",
+        "no",
+        *extra,
+    ]
+
+
+async def until_pings(child: Child, port: int) -> None:
+    """Until the redis-server ``child`` answers PING on ``port``."""
+    client = Redis(host="127.0.0.1", port=port)
     try:
-        await _until(child, client.ping, (RedisError, OSError))
+        await until(child, client.ping, (RedisError, OSError))
     finally:
         await client.aclose()
-    return child, url
 
 
 def worker_env(settings: dict[str, str]) -> dict[str, str]:
@@ -132,7 +139,7 @@ async def start_worker(name: str, workdir: Path, settings: dict[str, str]) -> tu
             async with session.get(f"{url}/healthz") as response:
                 response.raise_for_status()
 
-        await _until(child, healthy, (aiohttp.ClientError, OSError))
+        await until(child, healthy, (aiohttp.ClientError, OSError))
     return child, url
 
 
@@ -146,7 +153,7 @@ async def start_floor_server(workdir: Path) -> tuple[Child, str]:
             async with session.post(url) as response:
                 response.raise_for_status()
 
-        await _until(child, answers, (aiohttp.ClientError, OSError))
+        await until(child, answers, (aiohttp.ClientError, OSError))
     return child, url
 
 
@@ -193,7 +200,7 @@ class AgentProcess(Child):
         await super().stop()
 
 
-async def _until(
+async def until(
     child: Child, probe: Callable[[], Awaitable[object]], errors: tuple[type[BaseException], ...]
 ) -> None:
     """Call ``probe`` until it succeeds; RuntimeError if the child exits or START_TIMEOUT passes."""

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import scaling
+
 
 def machine(server: dict[str, Any]) -> dict[str, Any]:
     """What the figures were measured on (``server``: Redis's ``INFO server``)."""
@@ -109,9 +111,12 @@ def targets(results: dict[str, Any]) -> list[Target]:
 def table(results: dict[str, Any]) -> str:
     """The human-readable summary printed at the end of a run."""
     lines = _unlimited_table(results) if "floors" in results else []
+    if "cluster" in results:
+        lines += ["", *scaling.table(results)]
     if "slack_limits" in results:
         lines += ["", *_limited_table(results["slack_limits"])]
-    lines += ["", "targets:"]
+    if results["targets"]:
+        lines += ["", "targets:"]
     for target in results["targets"]:
         lines.append(
             f"  {'met   ' if target['met'] else 'MISSED'} {target['name']}: {target['value']:g} "

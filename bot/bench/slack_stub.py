@@ -112,6 +112,12 @@ class SlackStub:
         try:
             async with asyncio.timeout(timeout):
                 await watch[2]
+        except TimeoutError:
+            what = "posted" if seen is self.posted else "updated"
+            raise TimeoutError(
+                f"{len(missing)} of {len(request_ids)} requests not {what} within {timeout:.0f}s, "
+                f"e.g. {min(missing)}"
+            ) from None
         finally:
             self._watches.remove(watch)
 

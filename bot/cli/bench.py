@@ -55,6 +55,22 @@ def add_parser(commands: Subcommands) -> None:
         "SLACK_RATE_SCALE (default 6)",
     )
     limited.add_argument("--only-limited", action="store_true", help="run only this phase")
+    cluster = bench.add_argument_group(
+        "one primary against a cluster (--cluster runs only this comparison)",
+        "click → wake (steady at --rate, and as a burst: --decisions each) and decisions/s (--throughput "
+        "clicks) with 1, 2 and 4 workers, on one primary and on a local cluster of 3 primaries, each cluster "
+        "figure as a ratio to the one-primary figure with as many workers",
+    )
+    cluster.add_argument(
+        "--cluster", action="store_true", help="compare one primary with a local Redis Cluster"
+    )
+    cluster.add_argument(
+        "--cluster-replicas",
+        type=int,
+        default=0,
+        metavar="N",
+        help="replicas per primary of that cluster (default 0: a throughput bench; the bot never reads them)",
+    )
     bench.add_argument(
         "--json",
         default="bench-results.json",
@@ -89,16 +105,23 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.cluster and args.only_limited:
+        print("error: --cluster and --only-limited each run one phase alone: choose one", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.cluster_replicas < 0:
+        print("error: --cluster-replicas must be 0 or more", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         results = asyncio.run(
             run_bench(
                 sizes,
                 progress=lambda line: print(f"… {line}", file=sys.stderr, flush=True),
                 only_limited=args.only_limited,
+                cluster_replicas=args.cluster_replicas if args.cluster else None,
             )
         )
     except (RuntimeError, TimeoutError, OSError) as exc:
-        print(f"bench failed: {exc or type(exc).__name__}", file=sys.stderr)
+        print(f"bench failed: {str(exc) or type(exc).__name__}", file=sys.stderr)
         return 1
     with open(args.json, "w", encoding="utf-8") as out:
         json.dump(results, out, indent=2)
