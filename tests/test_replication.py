@@ -11,6 +11,8 @@ import pytest
 from bot.agent.outcome import outcome_of
 from bot.approvals import keys
 from bot.approvals.model import Decision, NewRequest, request_id_for
+from bot.approvals.policy import Action as RouteAction
+from bot.approvals.policy import Route
 from bot.approvals.replication import Replication
 from bot.approvals.states import State
 from bot.approvals.store import RequestStore
@@ -229,3 +231,50 @@ async def test_a_click_a_failover_lost_that_cannot_count_any_more_is_reported_to
     lost = "Your decision on this request was lost when the approvals database failed over;"
     assert told == [f"{lost} meanwhile the request ended (denied) without it."]
     assert (await asyncio.wait_for(call, 10)).behavior == "deny"
+
+
+async def test_a_vote_lost_with_the_modify_before_it_is_not_taken_for_an_older_vote(
+    replicated_pair: ReplicatedPair, monkeypatch, caplog
+):
+    """Alice voted on the input as asked (replicated); Bob's Modify and Alice's vote on it were
+    lost. Her old vote is no confirmation of the new one: she is told hers did not count."""
+    caplog.set_level(logging.INFO, logger="bot.slack.confirming")
+    monkeypatch.setattr(confirming, "RECONFIRM_PAUSE", 0.2)
+    client = connect(replicated_pair.url, name="tests")
+    store = RequestStore(client, wait_replicas=1)
+    confirmer = ClickConfirmer(store, None)
+    try:
+        request_id = request_id_for("toolu_votes")
+        await store.create(NewRequest(id=request_id, tool_name="Bash", tool_input={"command": "make"}))
+        route = Route(rule="three", action=RouteAction.ASK, required=3)
+        await store.route(request_id, route)
+        first = await store.decide(request_id, Decision(State.APPROVED, actor="U_ALICE", revision=0))
+        assert first.votes is not None
+        assert await client.execute_command("WAIT", 1, 5000) == 1
+        before = await client.hgetall(keys.request(request_id)), await client.hgetall(keys.votes(request_id))
+        edit = {"command": "make -j4"}
+        modify = Decision(State.APPROVED, actor="U_BOB", revision=0, updated_input=edit)
+        assert (await store.decide(request_id, modify)).votes is not None  # revision 1, Bob's vote
+        replicated_pair.processes.pause(replicated_pair.replica)
+        try:
+            again = Decision(State.APPROVED, actor="U_ALICE", revision=1)
+            transition = await store.decide(request_id, again)
+            assert transition.votes == (2, 3)  # Bob's and hers, on revision 1
+            await confirmer.confirm(request_id, again, transition)  # unconfirmed: watched
+            # What the promoted replica holds: the request before Bob's Modify, Alice's first vote.
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.delete(keys.request(request_id), keys.votes(request_id))
+                pipe.hset(keys.request(request_id), mapping=before[0])
+                pipe.hset(keys.votes(request_id), mapping=before[1])
+                await pipe.execute()
+        finally:
+            replicated_pair.processes.resume(replicated_pair.replica)
+        async with within(10, "Alice was never told her vote was lost"):
+            while not any("was lost in a Redis failover" in r.getMessage() for r in caplog.records):
+                await asyncio.sleep(0.1)
+        now = await store.get(request_id)
+        assert now is not None and now.state is State.PENDING and now.revision == 0
+        assert [vote.user for vote in now.votes] == ["U_ALICE"]  # her first vote, on the input as asked
+    finally:
+        await store.aclose()
+        await client.aclose()

@@ -66,7 +66,7 @@ class ClickConfirmer:
         if held is None or recorded is None or not _same_request(held, recorded):
             return False
         if transition.votes is not None:
-            return held.state is State.PENDING and decision.actor in {vote.user for vote in held.votes}
+            return held.state is State.PENDING and _has_vote(held, decision.actor, recorded.revision)
         return held.state is recorded.state
 
     async def _watch(self, request_id: str, decision: Decision, transition: Transition) -> None:
@@ -91,7 +91,7 @@ class ClickConfirmer:
                     # Another decision stands, made after the failover: this one did not count.
                     await self._tell(request_id, decision, text.refusals.lost_in_failover(now.state))
                     return
-                if transition.votes is not None and decision.actor in {vote.user for vote in now.votes}:
+                if transition.votes is not None and _has_vote(now, decision.actor, original.revision):
                     continue  # the vote is there, not confirmed yet
                 # Pending again without it: the failover lost it. Record it again, as the person clicked it.
                 transition = await self.store.decide(request_id, decision)
@@ -126,3 +126,9 @@ def _same_request(now: ApprovalRequest, clicked: ApprovalRequest) -> bool:
     """Whether ``now`` is the request the person clicked, not another one asked later under the
     same id (a replayed call after a failover lost the first): same creation, same call."""
     return now.created_at == clicked.created_at and now.call_hash == clicked.call_hash
+
+
+def _has_vote(request: ApprovalRequest, user: str, revision: int) -> bool:
+    """Whether ``user``'s vote on ``revision`` of the input is counted: a vote on another revision
+    (an earlier one, which a Modify lost in the failover had cleared) is not the one clicked."""
+    return request.revision == revision and user in {vote.user for vote in request.votes}
